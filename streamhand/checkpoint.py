@@ -1,0 +1,92 @@
+"""Checkpoint format: a ``.pt`` dict of plain types and tensors, read with ``weights_only=True``.
+
+Keys: ``format_version``, ``model_config``, ``state_dict``, ``skeleton`` (layout, root, 3D and 2D
+normalisation), ``train_config``, ``metrics``, ``code_version``, ``created``, optional ``optimizer``
+and ``step`` for resuming.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from streamhand import __version__
+from streamhand.models import HandPoseModel, ModelConfig
+from streamhand.skeleton import LAYOUT, NORM_2D, REF_BONE
+
+FORMAT_VERSION = 1
+SKELETON_INFO = {
+    "layout": LAYOUT,
+    "root": "wrist",
+    "norm_3d": "root_rel_div_ref_bone",
+    "ref_bone": list(REF_BONE),
+    "norm_2d": NORM_2D,
+}
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used (missing, unreadable or of another format)."""
+
+
+@dataclass
+class Checkpoint:
+    model: HandPoseModel
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def model_id(self) -> str:
+        return str(self.meta.get("model_id", "unknown"))
+
+
+def save_checkpoint(path: str | Path, model: HandPoseModel, **meta: Any) -> Path:
+    """Write atomically (temporary file, then rename) so an interrupted save never corrupts ``path``."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "model_config": model.cfg.model_dump(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "skeleton": dict(SKELETON_INFO),
+        "code_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **meta,
+    }
+    buf = io.BytesIO()
+    torch.save(payload["state_dict"], buf)
+    payload.setdefault("model_id", "sh-" + hashlib.sha256(buf.getvalue()).hexdigest()[:12])
+    tmp = p.with_name(p.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, p)
+    return p
+
+
+def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -> Checkpoint:
+    """Load a checkpoint (default: the shipped model) and rebuild its :class:`HandPoseModel` in eval mode."""
+    p = Path(path) if path is not None else DEFAULT_WEIGHTS
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    try:
+        data = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for bad files
+        raise CheckpointError(f"{p}: not a readable streamhand checkpoint ({type(e).__name__})") from None
+    if not isinstance(data, dict) or "state_dict" not in data or "model_config" not in data:
+        raise CheckpointError(f"{p}: not a streamhand checkpoint (missing state_dict/model_config)")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{p}: checkpoint format {data.get('format_version')} != {FORMAT_VERSION}")
+    skel = data.get("skeleton", {})
+    if skel.get("layout") != LAYOUT or skel.get("norm_2d") != NORM_2D:
+        raise CheckpointError(f"{p}: skeleton conventions {skel} differ from this streamhand's")
+    model = HandPoseModel(ModelConfig.model_validate(data["model_config"]))
+    model.load_state_dict(data["state_dict"])
+    model.eval()
+    meta = {k: v for k, v in data.items() if k not in ("state_dict", "optimizer")}
+    return Checkpoint(model, meta, p)

@@ -1,0 +1,63 @@
+"""Load pydantic models from YAML with one-line errors (unknown keys get a "did you mean" hint)."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used; the message is one line."""
+
+
+def _fields_at(cls: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the (nested) model at ``loc`` (the location of an unknown key)."""
+    model: Any = cls
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = field.annotation
+    return list(getattr(model, "model_fields", {}).keys())
+
+
+def format_validation_error(err: ValidationError, cls: type[BaseModel], source: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        where = ".".join(str(p) for p in loc) or "(root)"
+        if e["type"] == "extra_forbidden":
+            hint = difflib.get_close_matches(str(loc[-1]), _fields_at(cls, loc), n=1)
+            msg = f"unknown key '{where}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+        else:
+            msg = f"{where}: {e['msg']}"
+        parts.append(msg)
+    return f"{source}: " + "; ".join(parts)
+
+
+def validate(cls: type[M], data: dict, source: str = "config") -> M:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, cls, source)) from None
+
+
+def load_yaml(cls: type[M], path: str | Path, overrides: dict | None = None) -> M:
+    """Read ``path`` as YAML and validate it into ``cls``; raise :class:`ConfigError` on any problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level")
+    data.update(overrides or {})
+    return validate(cls, data, str(p))

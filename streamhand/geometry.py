@@ -1,0 +1,100 @@
+"""Pinhole camera intrinsics (OpenCV convention: x right, y down, z forward), projection, rotations."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics in pixels for an image of ``width`` x ``height``."""
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+    @classmethod
+    def from_fov(cls, width: int, height: int, hfov_deg: float) -> Intrinsics:
+        """Square pixels, principal point at the centre, horizontal field of view in degrees."""
+        if not 1.0 < hfov_deg < 179.0:
+            raise ValueError(f"field of view must be between 1 and 179 degrees, got {hfov_deg}")
+        f = 0.5 * width / math.tan(math.radians(hfov_deg) / 2)
+        return cls(width, height, f, f, (width - 1) / 2, (height - 1) / 2)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Intrinsics:
+        """Read ``{"width", "height", "fx", "fy", "cx", "cy"}`` from JSON or YAML."""
+        text = Path(path).read_text()
+        if str(path).endswith((".yaml", ".yml")):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+        try:
+            return cls(**{k: data[k] for k in ("width", "height", "fx", "fy", "cx", "cy")})
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{path}: intrinsics need width, height, fx, fy, cx, cy ({e})") from None
+
+    def scaled(self, width: int, height: int) -> Intrinsics:
+        sx, sy = width / self.width, height / self.height
+        return Intrinsics(width, height, self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy)
+
+    def mirrored(self) -> Intrinsics:
+        """Intrinsics of the horizontally flipped image."""
+        return Intrinsics(self.width, self.height, self.fx, self.fy, self.width - 1 - self.cx, self.cy)
+
+    def matrix(self) -> np.ndarray:
+        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1.0]])
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def project(points: np.ndarray, k: Intrinsics) -> np.ndarray:
+    """Camera-frame points (..., 3) -> pixels (..., 2)."""
+    p = np.asarray(points, dtype=np.float64)
+    z = np.maximum(p[..., 2], 1e-6)
+    return np.stack([k.fx * p[..., 0] / z + k.cx, k.fy * p[..., 1] / z + k.cy], axis=-1)
+
+
+def deproject(uv: np.ndarray, depth: np.ndarray, k: Intrinsics) -> np.ndarray:
+    """Pixels (..., 2) and depth in metres (...) -> camera-frame points (..., 3)."""
+    uv = np.asarray(uv, dtype=np.float64)
+    z = np.asarray(depth, dtype=np.float64)
+    return np.stack([(uv[..., 0] - k.cx) / k.fx * z, (uv[..., 1] - k.cy) / k.fy * z, z], axis=-1)
+
+
+def axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Rodrigues: axes (..., 3), angles (...) -> rotation matrices (..., 3, 3)."""
+    axis = np.asarray(axis, dtype=np.float64)
+    axis = axis / np.linalg.norm(axis, axis=-1, keepdims=True)
+    a = np.asarray(angle, dtype=np.float64)[..., None, None]
+    x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
+    zero = np.zeros_like(x)
+    kx = np.stack([np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1), np.stack([-y, x, zero], -1)], -2)
+    eye = np.broadcast_to(np.eye(3), kx.shape)
+    return eye + np.sin(a) * kx + (1 - np.cos(a)) * (kx @ kx)
+
+
+def random_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Uniformly distributed rotations (n, 3, 3) from random unit quaternions."""
+    q = rng.normal(size=(n, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    w, x, y, z = q.T
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        -2,
+    )

@@ -1,0 +1,25 @@
+"""Model hyper-parameters (stored inside every checkpoint)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Modality = Literal["2d", "3d", "rgb", "depth"]
+Target = Literal["3d", "2d", "rgb", "depth"]
+
+
+class ModelConfig(BaseModel):
+    """Which encoders and decoders a :class:`HandPoseModel` has, and their sizes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    z_dim: int = Field(64, ge=2, le=1024)
+    hidden: int = Field(512, ge=16, le=4096)
+    hidden_layers: int = Field(2, ge=1, le=8)  # Linear(hidden)+ReLU blocks (supplementary Table 1)
+    encoders: list[Modality] = Field(default_factory=lambda: ["2d", "3d"])
+    decoders: list[Target] = Field(default_factory=lambda: ["3d", "2d"])
+    image_size: int = Field(128, ge=32, le=512)  # square crops for rgb/depth encoders
+    image_decoder_channels: list[int] = Field(default_factory=lambda: [128, 64, 32, 16, 8])
+    num_joints: int = 21

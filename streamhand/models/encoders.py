@@ -1,0 +1,99 @@
+"""Encoders: each maps one modality to a diagonal Gaussian (mean, log-variance) over the latent z.
+
+``MLPEncoder`` is the supplementary Table 1 stack (Linear(512)+ReLU); ``ResNetEncoder`` is a
+ResNet-18 whose ``state_dict`` keys match torchvision's ``resnet18`` so published weights load with
+:func:`load_torchvision_resnet18` (torchvision itself is not needed).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def mlp(in_dim: int, hidden: int, layers: int, out_dim: int) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    d = in_dim
+    for _ in range(layers):
+        mods += [nn.Linear(d, hidden), nn.ReLU(inplace=True)]
+        d = hidden
+    mods.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*mods)
+
+
+class MLPEncoder(nn.Module):
+    """Flat keypoints (B, J, D) -> (mu, logvar), each (B, z)."""
+
+    def __init__(self, in_dim: int, z_dim: int, hidden: int = 512, layers: int = 2):
+        super().__init__()
+        self.net = mlp(in_dim, hidden, layers, 2 * z_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.net(x.flatten(1))
+        mu, logvar = h.chunk(2, dim=-1)
+        return mu, logvar.clamp(-12.0, 8.0)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        idt = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + idt)
+
+
+class ResNetEncoder(nn.Module):
+    """ResNet-18 on a square crop (B, C, H, W) -> (mu, logvar); ``fc`` outputs 2z instead of 1000."""
+
+    def __init__(self, in_channels: int, z_dim: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = nn.Sequential(BasicBlock(64, 64), BasicBlock(64, 64))
+        self.layer2 = nn.Sequential(BasicBlock(64, 128, 2), BasicBlock(128, 128))
+        self.layer3 = nn.Sequential(BasicBlock(128, 256, 2), BasicBlock(256, 256))
+        self.layer4 = nn.Sequential(BasicBlock(256, 512, 2), BasicBlock(512, 512))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512, 2 * z_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        mu, logvar = self.fc(torch.flatten(self.avgpool(x), 1)).chunk(2, dim=-1)
+        return mu, logvar.clamp(-12.0, 8.0)
+
+
+def load_torchvision_resnet18(encoder: ResNetEncoder, state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """Load a torchvision ``resnet18`` state_dict into ``encoder`` (the classifier head is skipped).
+
+    For a 1-channel (depth) encoder the RGB ``conv1`` filters are summed over colour. Returns the
+    keys that were not loaded.
+    """
+    sd = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
+    w = sd.get("conv1.weight")
+    if w is not None and w.shape[1] != encoder.conv1.in_channels:
+        if encoder.conv1.in_channels == 1:
+            sd["conv1.weight"] = w.sum(dim=1, keepdim=True)
+        else:
+            raise ValueError(f"conv1 has {w.shape[1]} input channels, encoder expects {encoder.conv1.in_channels}")
+    missing, unexpected = encoder.load_state_dict(sd, strict=False)
+    if unexpected:
+        raise ValueError(f"unexpected keys in resnet18 weights: {unexpected[:5]}")
+    return list(missing)

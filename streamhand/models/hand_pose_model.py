@@ -1,0 +1,95 @@
+"""HandPoseModel: encoders for any subset of modalities, fused by a product of experts, and decoders.
+
+Inputs (all batched, in the normalised frames of :mod:`streamhand.skeleton`):
+``"2d"`` (B, 21, 2), ``"3d"`` (B, 21, 3), ``"rgb"`` (B, 3, S, S) in [-0.5, 0.5], ``"depth"`` (B, 1, S, S).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from streamhand.models.config import ModelConfig
+from streamhand.models.decoders import ImageDecoder, KeypointDecoder
+from streamhand.models.encoders import MLPEncoder, ResNetEncoder
+from streamhand.models.poe import product_of_experts
+
+_DIMS = {"2d": 2, "3d": 3}
+_CHANNELS = {"rgb": 3, "depth": 1}
+
+
+@dataclass
+class PoseOutput:
+    joints: torch.Tensor  # (B, 21, 3) normalised 3D joints decoded from the fused posterior mean
+    joint_std: torch.Tensor  # (B, 21) spread of each joint over posterior samples (normalised units)
+    mu: torch.Tensor  # (B, Z) fused posterior mean
+    logvar: torch.Tensor  # (B, Z) fused posterior log-variance
+
+
+class HandPoseModel(nn.Module):
+    """Cross-modal VAE (Spurr et al.) with product-of-experts fusion (Yang et al.)."""
+
+    def __init__(self, cfg: ModelConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or ModelConfig()
+        c = self.cfg
+        enc: dict[str, nn.Module] = {}
+        for m in c.encoders:
+            if m in _DIMS:
+                enc[m] = MLPEncoder(c.num_joints * _DIMS[m], c.z_dim, c.hidden, c.hidden_layers)
+            else:
+                enc[m] = ResNetEncoder(_CHANNELS[m], c.z_dim)
+        dec: dict[str, nn.Module] = {}
+        for t in c.decoders:
+            if t in _DIMS:
+                dec[t] = KeypointDecoder(c.z_dim, c.num_joints, _DIMS[t], c.hidden, c.hidden_layers)
+            else:
+                dec[t] = ImageDecoder(c.z_dim, _CHANNELS[t], tuple(c.image_decoder_channels))
+        self.encoders = nn.ModuleDict(enc)
+        self.decoders = nn.ModuleDict(dec)
+        if "3d" not in self.decoders:
+            raise ValueError("a HandPoseModel needs a 3d decoder")
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.encoders.keys())
+
+    def encode_each(self, inputs: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Each given modality's own Gaussian expert (without the prior)."""
+        unknown = set(inputs) - set(self.encoders)
+        if unknown:
+            raise KeyError(f"model has no encoder for {sorted(unknown)}; it has {self.modalities}")
+        return {m: self.encoders[m](x) for m, x in inputs.items()}
+
+    def encode(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused posterior over the given modalities (the N(0, I) prior included once)."""
+        experts = self.encode_each(inputs)
+        if not experts:
+            raise ValueError("encode needs at least one modality")
+        return product_of_experts([e[0] for e in experts.values()], [e[1] for e in experts.values()])
+
+    def decode(self, z: torch.Tensor, target: str = "3d") -> torch.Tensor:
+        return self.decoders[target](z)
+
+    def forward(
+        self, inputs: dict[str, torch.Tensor], n_samples: int = 0, noise: torch.Tensor | None = None
+    ) -> PoseOutput:
+        """Mean 3D joints and per-joint standard deviation from ``n_samples`` posterior samples.
+
+        ``noise`` (K, B, Z) can be given for deterministic sampling; otherwise it is drawn here.
+        """
+        mu, logvar = self.encode(inputs)
+        joints = self.decode(mu, "3d")
+        if noise is None and n_samples > 0:
+            noise = torch.randn(n_samples, *mu.shape, device=mu.device, dtype=mu.dtype)
+        if noise is not None and noise.shape[0] > 0:
+            k, b, zd = noise.shape
+            z = mu.unsqueeze(0) + noise * torch.exp(0.5 * logvar).unsqueeze(0)
+            samples = self.decode(z.reshape(k * b, zd), "3d").view(k, b, -1, 3)
+            var = samples.var(dim=0, unbiased=False).sum(-1)  # (B, J): spread over x, y, z
+            joint_std = var.clamp_min(0).sqrt()
+        else:
+            joint_std = torch.zeros(joints.shape[:2], device=mu.device, dtype=mu.dtype)
+        return PoseOutput(joints, joint_std, mu, logvar)

@@ -1,0 +1,1 @@
+"""Synthetic hands: kinematic model, pose sampler and renderer (RGB, depth, mask)."""

@@ -1,0 +1,1 @@
+"""Offline training and evaluation for streamhand (``python -m train ...``); not installed."""

@@ -1,0 +1,59 @@
+"""Training recipe schema (YAML, validated by pydantic; unknown keys are errors with a suggestion)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from streamhand.models.config import ModelConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoiseConfig(_Strict):
+    """2D keypoint noise shaped like a hand detector's: proportional to the hand's size in pixels."""
+
+    rel_sigma: tuple[float, float] = (0.008, 0.035)  # per-sample sigma as a fraction of the hand extent
+    hidden_extra: float = 1.5  # occluded joints get this much more noise
+    outlier_prob: float = 0.03  # per joint: a large displacement (a detector's wrong finger)
+    outlier_rel: float = 0.15
+    min_px: float = 0.5
+
+
+class DataConfig(_Strict):
+    kind: Literal["synthetic"] = "synthetic"
+    width: int = 640
+    height: int = 480
+    depth_range: tuple[float, float] = (0.25, 0.9)
+    facing_fraction: float = Field(0.7, ge=0, le=1)
+    gesture_fraction: float = Field(0.5, ge=0, le=1)
+    chunk: int = Field(16384, ge=64)  # samples generated at once
+    noise: NoiseConfig = Field(default_factory=NoiseConfig)
+
+
+class LossConfig(_Strict):
+    objective: Literal["poe", "cross"] = "poe"  # poe: unimodal + fused ELBOs (Yang); cross: Spurr
+    beta: float = Field(1e-3, ge=0)
+    warmup_steps: int = Field(2000, ge=0)
+    weight_3d: float = 1.0
+    weight_2d: float = 0.5
+
+
+class TrainConfig(_Strict):
+    name: str = "run"
+    seed: int = 0
+    steps: int = Field(20000, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(1e-4, gt=0)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    weight_decay: float = 0.0
+    eval_every: int = Field(2000, ge=1)
+    eval_n: int = Field(1000, ge=10)
+    checkpoint_every: int = Field(5000, ge=1)
+    out_dir: str = "runs"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)

@@ -1,0 +1,1 @@
+"""Training datasets: synthetic (on the fly); RHD, STB and FreiHAND readers."""

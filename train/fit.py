@@ -1,0 +1,105 @@
+"""The training loop: seeded synthetic batches, Adam, KL warm-up, progress bar, periodic evaluation,
+atomic checkpoints with embedded config and metrics, exact resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from streamhand.checkpoint import load_checkpoint, save_checkpoint
+from streamhand.models import HandPoseModel
+from train.config import TrainConfig
+from train.datasets.synthetic import batches
+from train.evaluate import evaluate_synthetic
+from train.losses import training_loss
+
+log = logging.getLogger(__name__)
+
+
+def _lr_at(cfg: TrainConfig, step: int) -> float:
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / cfg.steps, 1.0))))
+    return cfg.lr
+
+
+def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
+    """Train per ``cfg``; returns the path of the final checkpoint (``<out_dir>/<name>/last.pt``)."""
+    out = Path(cfg.out_dir) / cfg.name
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model = HandPoseModel(cfg.model)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start, history = 0, []
+    if resume is not None:
+        raw = torch.load(resume, map_location="cpu", weights_only=True)
+        model.load_state_dict(raw["state_dict"])
+        if "optimizer" in raw:
+            opt.load_state_dict(raw["optimizer"])
+        start = int(raw.get("step", 0))
+        history = list(raw.get("history", []))
+        if "torch_rng" in raw:
+            torch.set_rng_state(raw["torch_rng"])
+        log.info("resumed from %s at step %d", resume, start)
+    model.train()
+    weights = {"3d": cfg.loss.weight_3d, "2d": cfg.loss.weight_2d}
+    data = batches(cfg.seed, cfg.data, cfg.batch_size, start)
+    metrics: dict = history[-1] if history else {}
+    t0 = time.time()
+
+    def save(path: Path, step: int) -> None:
+        save_checkpoint(
+            path, model, train_config=cfg.model_dump(mode="json"), metrics=metrics, step=step,
+            history=history, optimizer=opt.state_dict(), torch_rng=torch.get_rng_state(),
+            data={"kind": "synthetic", "seed": cfg.seed, "samples_seen": step * cfg.batch_size},
+        )  # fmt: skip
+
+    cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeRemainingColumn()]  # fmt: skip
+    with Progress(*cols, disable=not progress, transient=False) as bar:
+        task = bar.add_task(f"train {cfg.name}", total=cfg.steps, completed=start, info="")
+        running = None
+        for step in range(start, cfg.steps):
+            b = next(data)
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(cfg, step)
+            beta = cfg.loss.beta * min(1.0, (step + 1) / max(cfg.loss.warmup_steps, 1))
+            inputs = {"2d": b.x2d}
+            if "3d" in model.encoders:
+                inputs["3d"] = b.y3d
+            targets = {"3d": b.y3d}
+            if "2d" in model.decoders:
+                targets["2d"] = b.y2d
+            loss, logs = training_loss(model, inputs, targets, beta, weights, cfg.loss.objective)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running = logs["loss"] if running is None else 0.98 * running + 0.02 * logs["loss"]
+            done = step + 1
+            if done % cfg.eval_every == 0 or done == cfg.steps:
+                m = evaluate_synthetic(model, n=cfg.eval_n, seed=10_000 + cfg.seed)
+                metrics = {"step": done, "loss": running, "val_epe_mean_mm": m.epe_mean_mm,
+                           "val_epe_median_mm": m.epe_median_mm, "val_auc_20_50": m.auc_20_50,
+                           "elapsed_s": time.time() - t0}  # fmt: skip
+                history.append(metrics)
+                log.info("step %d loss %.4f val EPE %.2f mm", done, running, m.epe_mean_mm)
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                save(out / "last.pt", done)
+            if done % 50 == 0 or done == cfg.steps:
+                ep = metrics.get("val_epe_mean_mm")
+                info = f"loss {running:.3f}" + (f"  val EPE {ep:.2f} mm" if ep is not None else "")
+                bar.update(task, completed=done, info=info)
+    (out / "history.json").write_text(json.dumps(history, indent=1))
+    return out / "last.pt"
+
+
+def load_for_eval(path: str | Path) -> HandPoseModel:
+    return load_checkpoint(path).model

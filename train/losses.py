@@ -1,0 +1,54 @@
+"""Training objectives: the cross-modal ELBO (Spurr et al.) and the product-of-experts ELBO (Yang et al.)."""
+
+from __future__ import annotations
+
+import torch
+
+from streamhand.models import HandPoseModel, product_of_experts
+from streamhand.models.poe import kl_to_standard_normal
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+
+def elbo_terms(
+    model: HandPoseModel,
+    posterior: tuple[torch.Tensor, torch.Tensor],
+    targets: dict[str, torch.Tensor],
+    weights: dict[str, float],
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Reconstruction of every labelled target from one posterior sample, and its KL to N(0, I)."""
+    mu, logvar = posterior
+    z = reparameterize(mu, logvar)
+    recon = {t: ((model.decode(z, t) - y) ** 2).flatten(1).sum(-1).mean() for t, y in targets.items()}
+    total = sum(weights.get(t, 1.0) * r for t, r in recon.items())
+    return total, kl_to_standard_normal(mu, logvar).mean(), recon
+
+
+def training_loss(
+    model: HandPoseModel,
+    inputs: dict[str, torch.Tensor],
+    targets: dict[str, torch.Tensor],
+    beta: float,
+    weights: dict[str, float],
+    objective: str = "poe",
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """``cross``: one ELBO per source modality, each decoding every target (cross-training).
+    ``poe``: those unimodal ELBOs plus the ELBO of the fused posterior of all sources."""
+    experts = model.encode_each(inputs)
+    posteriors = {m: product_of_experts([mu], [lv]) for m, (mu, lv) in experts.items()}
+    if objective == "poe" and len(experts) > 1:
+        posteriors["+".join(experts)] = product_of_experts(
+            [e[0] for e in experts.values()], [e[1] for e in experts.values()]
+        )
+    loss = torch.zeros(())
+    logs: dict[str, float] = {}
+    for name, post in posteriors.items():
+        rec, kl, parts = elbo_terms(model, post, targets, weights)
+        loss = loss + rec + beta * kl
+        logs[f"kl_{name}"] = float(kl.detach())
+        for t, r in parts.items():
+            logs[f"rec_{name}->{t}"] = float(r.detach())
+    logs["loss"] = float(loss.detach())
+    return loss, logs
