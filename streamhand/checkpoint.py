@@ -19,7 +19,7 @@ import torch
 
 from streamhand import __version__
 from streamhand.models import HandPoseModel, ModelConfig
-from streamhand.skeleton import LAYOUT, NORM_2D, REF_BONE
+from streamhand.skeleton import HANDEDNESS_CANON, LAYOUT, NORM_2D, REF_BONE
 
 FORMAT_VERSION = 1
 SKELETON_INFO = {
@@ -28,6 +28,7 @@ SKELETON_INFO = {
     "norm_3d": "root_rel_div_ref_bone",
     "ref_bone": list(REF_BONE),
     "norm_2d": NORM_2D,
+    "handedness": HANDEDNESS_CANON,
 }
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.pt"
 
@@ -83,7 +84,7 @@ def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -
     if data.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{p}: checkpoint format {data.get('format_version')} != {FORMAT_VERSION}")
     skel = data.get("skeleton", {})
-    if skel.get("layout") != LAYOUT or skel.get("norm_2d") != NORM_2D:
+    if any(skel.get(k) != v for k, v in SKELETON_INFO.items()):
         raise CheckpointError(f"{p}: skeleton conventions {skel} differ from this streamhand's")
     model = HandPoseModel(ModelConfig.model_validate(data["model_config"]))
     model.load_state_dict(data["state_dict"])

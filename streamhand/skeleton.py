@@ -154,6 +154,19 @@ def normalize_2d(kp2d: np.ndarray) -> np.ndarray:
     return (k - k[..., :1, :]) / keypoint_extent(k)[..., None, None]
 
 
+#: left hands are mirrored to right hands (x negated in the root-relative frame) before the model and
+#: mirrored back after it, so the model never meets the right/left depth-flip ambiguity
+HANDEDNESS_CANON = "mirror_left"
+
+
+def canonical_hand(x: np.ndarray, left: np.ndarray | bool) -> np.ndarray:
+    """Negate the x coordinate of root-relative keypoints (2D or 3D) where ``left``; its own inverse."""
+    out = np.array(x, dtype=np.float64, copy=True)
+    sign = np.where(np.asarray(left, dtype=bool), -1.0, 1.0)
+    out[..., 0] *= sign[..., None] if np.ndim(sign) else sign
+    return out
+
+
 def mirror_x(joints: np.ndarray) -> np.ndarray:
     """Mirror a pose across its x = 0 plane (turns a left hand into a right one and back)."""
     j = np.array(joints, dtype=np.float64, copy=True)

@@ -7,7 +7,7 @@ import torch
 
 from streamhand.metrics import PoseMetrics, evaluate_poses
 from streamhand.models import HandPoseModel
-from streamhand.skeleton import denormalize
+from streamhand.codec import decode_3d
 from train.config import DataConfig
 from train.datasets.synthetic import make_pairs
 
@@ -28,6 +28,6 @@ def evaluate_synthetic(
     """EPE of 2D->3D on ``n`` fresh synthetic hands with Gaussian 2D noise of ``noise_px`` pixels."""
     d = data or DataConfig()
     pairs = make_pairs(np.random.default_rng(seed), n, d, noise_px=noise_px)
-    pred = denormalize(lift_2d(model, pairs.x2d), pairs.scale)
+    pred = decode_3d(lift_2d(model, pairs.x2d), pairs.left, pairs.scale)
     gt = pairs.joints_cam - pairs.joints_cam[:, :1]
     return evaluate_poses(pred, gt, align="root")

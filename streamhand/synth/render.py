@@ -46,25 +46,18 @@ class Rendered:
     mask: np.ndarray  # (H, W) uint8: 0 background, i+1 for hand i
 
 
-def hand_primitives(
-    joints: np.ndarray, scale: float = 1.0, forearm: bool = True, forearm_length: float = 0.075
-) -> list[tuple]:
-    """Shapes approximating a hand's surface (camera frame, metres).
+SKIN, NAIL = 1, 2  # materials
 
-    ``("capsule", a, b, r)`` for phalanges, knuckles, wrist and forearm; ``("ellipsoid", c, axes, radii)``
-    for the palm (axes are the columns of a rotation).
+
+def hand_primitives(
+    joints: np.ndarray, scale: float = 1.0, forearm: bool = True, forearm_length: float = 0.075, left: bool = False
+) -> tuple[list[tuple], np.ndarray]:
+    """Shapes approximating a hand's surface (camera frame, metres) and the palm's outward normal.
+
+    ``("capsule", material, a, b, r)`` for phalanges, knuckles, thenar pad and forearm;
+    ``("ellipsoid", material, c, axes, radii)`` for the palm and the nails (axes: rotation columns).
     """
     j = np.asarray(joints, dtype=np.float64)
-    prims: list[tuple] = []
-    for f, chain in enumerate(FINGER_CHAINS):
-        radii = SEGMENT_RADII[f] * scale
-        for k in range(3):
-            a, b = j[chain[k]], j[chain[k + 1]]
-            r = radii[k]
-            if k == 2:  # the surface ends at the fingertip joint
-                d = b - a
-                b = a + d * max(0.35, 1 - r / max(np.linalg.norm(d), 1e-6))
-            prims.append(("capsule", a, b, r))
     w, idx, mid, pky = j[WRIST], j[5], j[MIDDLE_MCP], j[17]
     mcp_mean = (j[5] + j[9] + j[13] + j[17]) / 4
     y = mcp_mean - w
@@ -75,18 +68,42 @@ def hand_primitives(
     lx = np.linalg.norm(x)
     x = x / max(lx, 1e-6)
     z = np.cross(x, y)
+    sgn = -1.0 if left else 1.0
+    palm_normal = sgn * z
+    prims: list[tuple] = []
+    for f, chain in enumerate(FINGER_CHAINS):
+        radii = SEGMENT_RADII[f] * scale
+        for k in range(3):
+            a, b = j[chain[k]], j[chain[k + 1]]
+            r = radii[k]
+            if k == 2:  # the surface ends at the fingertip joint
+                d = b - a
+                length = max(np.linalg.norm(d), 1e-6)
+                b = a + d * max(0.35, 1 - r / length)
+                u = d / length
+                lat = x - np.dot(x, u) * u
+                lat = lat / max(np.linalg.norm(lat), 1e-6)
+                dorsal = sgn * np.cross(u, lat)
+                c = a + 0.62 * d + dorsal * 0.78 * r
+                axes = np.stack([lat, u, dorsal], 1)
+                prims.append(("ellipsoid", NAIL, c, axes, np.array([0.62 * r, 0.3 * length, 0.3 * r])))
+            prims.append(("capsule", SKIN, a, b, r))
     centre = w + 0.55 * (mcp_mean - w)
-    prims.append(("ellipsoid", centre, np.stack([x, y, z], 1),
+    prims.append(("ellipsoid", SKIN, centre, np.stack([x, y, z], 1),
                   np.array([0.5 * lx + PALM_WIDTH_PAD * scale, 0.52 * ly, PALM_HALF_THICKNESS * scale])))  # fmt: skip
     for a, b in ((5, 9), (9, 13), (13, 17)):
-        prims.append(("capsule", j[a], j[b], 0.0105 * scale))
-    prims.append(("capsule", j[1], 0.5 * (j[2] + j[5]), 0.0125 * scale))  # thenar pad
-    prims.append(("capsule", w + 0.012 * scale * x, j[1], 0.013 * scale))
+        prims.append(("capsule", SKIN, j[a], j[b], 0.0105 * scale))
+    across = idx - pky
+    for t, m in zip((0.0, 0.33, 0.67, 1.0), (5, 9, 13, 17)):  # metacarpals: a boxier palm
+        base = w + (0.3 - 0.6 * t) * across
+        prims.append(("capsule", SKIN, base, j[m] - 0.25 * (j[m] - base), PALM_HALF_THICKNESS * scale * 0.85))
+    prims.append(("capsule", SKIN, j[1], 0.5 * (j[2] + j[5]), 0.0125 * scale))  # thenar pad
+    prims.append(("capsule", SKIN, w + 0.012 * scale * x, j[1], 0.013 * scale))
     if forearm:
         d = w - mid
         d = d / max(np.linalg.norm(d), 1e-6)
-        prims.append(("capsule", w + 0.01 * scale * d, w + forearm_length * scale * d, 0.024 * scale))
-    return prims
+        prims.append(("capsule", SKIN, w + 0.01 * scale * d, w + forearm_length * scale * d, 0.027 * scale))
+    return prims, palm_normal
 
 
 def _bbox(points: np.ndarray, r: float, k: Intrinsics) -> tuple[int, int, int, int] | None:
@@ -186,6 +203,7 @@ def render(
     scales: list[float] | None = None,
     cfg: RenderConfig | None = None,
     skin: list[np.ndarray] | None = None,
+    left: list[bool] | None = None,
 ) -> Rendered:
     """Render posed hands (each (21, 3), camera frame, metres) seen through intrinsics ``k``."""
     cfg = cfg or RenderConfig()
@@ -194,27 +212,31 @@ def render(
     zbuf = np.full((h, w), np.inf, np.float32)
     normal = np.zeros((h, w, 3), np.float32)
     owner = np.zeros((h, w), np.uint8)
-    xs = (np.arange(w) - k.cx) / k.fx
-    ys = (np.arange(h) - k.cy) / k.fy
+    xs = ((np.arange(w) - k.cx) / k.fx).astype(np.float32)
+    ys = ((np.arange(h) - k.cy) / k.fy).astype(np.float32)
+    material = np.zeros((h, w), np.uint8)
+    palm_side = np.zeros((h, w), np.float32)
+    lefts = left or [False] * len(hands)
     for i, (joints, s) in enumerate(zip(hands, scales)):
-        for prim in hand_primitives(joints, s, cfg.forearm, cfg.forearm_length_m):
+        prims, palm_normal = hand_primitives(joints, s, cfg.forearm, cfg.forearm_length_m, lefts[i])
+        for prim in prims:
             if prim[0] == "capsule":
-                box = _bbox(np.stack([prim[1], prim[2]]), prim[3], k)
+                box = _bbox(np.stack([prim[2], prim[3]]), prim[4], k)
             else:
-                box = _bbox(prim[1][None], float(prim[3].max()), k)
+                box = _bbox(prim[2][None], float(prim[4].max()), k)
             if box is None:
                 continue
             x0, x1, y0, y1 = box
-            rd = np.empty((y1 - y0, x1 - x0, 3))
+            rd = np.empty((y1 - y0, x1 - x0, 3), np.float32)
             rd[..., 0] = xs[None, x0:x1]
             rd[..., 1] = ys[y0:y1, None]
             rd[..., 2] = 1.0
             norm = np.linalg.norm(rd, axis=-1)
             rd /= norm[..., None]
             if prim[0] == "capsule":
-                t, n = _hit_capsule(rd, prim[1], prim[2], prim[3])
+                t, n = _hit_capsule(rd, *prim[2:])
             else:
-                t, n = _hit_ellipsoid(rd, prim[1], prim[2], prim[3])
+                t, n = _hit_ellipsoid(rd, *prim[2:])
             z = (t / norm).astype(np.float32)  # depth along the optical axis
             zb = zbuf[y0:y1, x0:x1]
             win = z < zb
@@ -223,6 +245,8 @@ def render(
             zb[win] = z[win]
             normal[y0:y1, x0:x1][win] = n[win]
             owner[y0:y1, x0:x1][win] = i + 1
+            material[y0:y1, x0:x1][win] = prim[1]
+            palm_side[y0:y1, x0:x1][win] = (n[win] @ palm_normal).astype(np.float32)
 
     fg = owner > 0
     img = background(rng, h, w, cfg.background)
@@ -230,28 +254,29 @@ def render(
         light = np.array([rng.uniform(-0.6, 0.6), rng.uniform(-0.8, 0.2), -1.0], np.float32)
         light /= np.linalg.norm(light)
         amb, dif, spec = rng.uniform(0.45, 0.6), rng.uniform(0.35, 0.55), rng.uniform(0.0, 0.12)
-        ndl = normal @ light
-        lam = np.clip((ndl + 0.3) / 1.3, 0, 1)  # wrap lighting: soft, skin-like falloff
-        rim = 0.75 + 0.25 * np.abs(normal[..., 2])  # darker toward silhouettes
+        nf = normal[fg]  # shade only the hand's pixels
+        lam = np.clip((nf @ light + 0.3) / 1.3, 0, 1)  # wrap lighting: soft, skin-like falloff
+        rim = 0.75 + 0.25 * np.abs(nf[:, 2])  # darker toward silhouettes
         view_h = light + np.array([0, 0, -1.0], np.float32)
         view_h /= np.linalg.norm(view_h)
-        hl = np.clip(normal @ view_h, 0, 1) ** 24
+        hl = np.clip(nf @ view_h, 0, 1) ** 24
         tones = skin or [SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.85, 1.1) for _ in hands]
-        base = np.zeros((h, w, 3), np.float32)
-        for i, tone in enumerate(tones):
-            base[owner == i + 1] = tone
-        shade = base * ((amb + dif * lam) * rim)[..., None] + 255 * spec * hl[..., None]
-        img[fg] = shade[fg]
+        base = np.asarray(tones, np.float32)[owner[fg] - 1]
+        # palms are lighter than the backs of hands; nails are pale and pinkish
+        base *= (1.0 + 0.12 * np.clip(palm_side[fg], 0, 1))[:, None]
+        nail = material[fg] == NAIL
+        base[nail] = 0.55 * base[nail] + np.array([120, 100, 100], np.float32)
+        img[fg] = base * ((amb + dif * lam) * rim)[:, None] + 255 * spec * hl[:, None]
     if cfg.blur:
         sigma = rng.uniform(0.3, 1.2)
         img = cv2.GaussianBlur(img, (0, 0), sigma)
     if cfg.image_noise:
-        img = img + rng.normal(0, rng.uniform(1, 5), img.shape).astype(np.float32)
+        img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(1, 5))
     rgb = np.clip(img, 0, 255).astype(np.uint8)
 
     depth_m = np.where(fg, zbuf, np.float32(rng.uniform(*cfg.background_depth_m)))
     if cfg.depth_noise:
-        depth_m = depth_m + rng.normal(0, 1, depth_m.shape).astype(np.float32) * 0.0012 * depth_m**2
+        depth_m = depth_m + rng.standard_normal(depth_m.shape, dtype=np.float32) * np.float32(0.0012) * depth_m**2
     depth = np.clip(depth_m * 1000.0, 0, 65535).astype(np.uint16)
     if cfg.depth_holes:
         _punch_holes(rng, depth, fg)
@@ -265,5 +290,5 @@ def _punch_holes(rng: np.random.Generator, depth: np.ndarray, fg: np.ndarray) ->
     for _ in range(int(rng.integers(0, 4))):
         cv2.circle(holes, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(2, 8)), 1, -1)
     edge = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-    holes[edge & (rng.random((h, w)) < 0.5)] = 1
+    holes[edge & (rng.random((h, w), dtype=np.float32) < 0.5)] = 1
     depth[holes > 0] = 0

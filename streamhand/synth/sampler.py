@@ -147,11 +147,39 @@ class SamplerConfig:
     max_tilt_deg: float = 40.0
     max_roll_deg: float = 70.0
     shared_camera: bool = False  # one intrinsics for the whole batch
+    in_frame_margin: float | None = None  # if set: every joint at least this many pixels inside the image
+
+
+def detection_test_config(width: int = 640, height: int = 480) -> SamplerConfig:
+    """Hands reasonably facing the camera (palm or back, tilt <= 30 deg, roll <= 45 deg), 0.3-0.7 m,
+    wholly in the image: the set on which MediaPipe's detection rate is measured."""
+    return SamplerConfig(width=width, height=height, depth_range=(0.3, 0.7), facing_fraction=1.0,
+                         max_tilt_deg=30.0, max_roll_deg=45.0, in_frame_margin=0.05 * width)  # fmt: skip
+
+
+def _take(hs: HandSamples, idx: np.ndarray) -> HandSamples:
+    k = hs.intrinsics
+    ks = IntrinsicsBatch(k.width, k.height, k.fx[idx], k.fy[idx], k.cx[idx], k.cy[idx])
+    return HandSamples(hs.joints_cam[idx], hs.joints_2d[idx], hs.visible[idx], hs.left[idx], hs.angles[idx],
+                       hs.scale[idx], hs.proportions[idx], hs.rotation[idx], ks)  # fmt: skip
 
 
 def sample_hands(rng: np.random.Generator, n: int, cfg: SamplerConfig | None = None) -> HandSamples:
     """Sample ``n`` posed hands with cameras, 2D projections and visibility."""
     cfg = cfg or SamplerConfig()
+    if cfg.in_frame_margin is None:
+        return _sample_hands(rng, n, cfg)
+    m = cfg.in_frame_margin
+    for _ in range(50):
+        hs = _sample_hands(rng, 4 * n, cfg)
+        uv = hs.joints_2d
+        ok = ((uv[..., 0] >= m) & (uv[..., 0] < cfg.width - m) & (uv[..., 1] >= m) & (uv[..., 1] < cfg.height - m)).all(1)
+        if ok.sum() >= n:
+            return _take(hs, np.nonzero(ok)[0][:n])
+    raise ValueError(f"in_frame_margin {m} px leaves too few hands inside a {cfg.width}x{cfg.height} image")
+
+
+def _sample_hands(rng: np.random.Generator, n: int, cfg: SamplerConfig) -> HandSamples:
     angles = sample_articulation(rng, n, cfg.gesture_fraction)
     scale, props = sample_shape(rng, n)
     left = rng.random(n) < cfg.left_fraction

@@ -1,4 +1,7 @@
-"""Synthetic 2D/3D pairs from :mod:`streamhand.synth`, with detector-like 2D noise, generated in seeded chunks."""
+"""Synthetic 2D/3D pairs from :mod:`streamhand.synth`, with detector-like 2D noise, generated in seeded chunks.
+
+Keypoints are in the model's frames: normalised, and left hands mirrored to right ones.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from streamhand.skeleton import keypoint_extent, normalize, normalize_2d
+from streamhand.codec import encode_2d
+from streamhand.skeleton import canonical_hand, keypoint_extent, normalize
 from streamhand.synth.sampler import SamplerConfig, sample_hands
 from train.config import DataConfig, NoiseConfig
 
@@ -20,6 +24,7 @@ class PoseBatch:
     y3d: torch.Tensor  # (B, 21, 3) normalised 3D
     joints_cam: np.ndarray  # (B, 21, 3) metres
     scale: np.ndarray  # (B,) reference bone length (metres)
+    left: np.ndarray  # (B,) bool; x2d/y2d/y3d are mirrored to right hands where True
 
 
 def detector_noise(rng: np.random.Generator, kp: np.ndarray, visible: np.ndarray, cfg: NoiseConfig) -> np.ndarray:
@@ -51,10 +56,13 @@ def make_pairs(
     else:
         kp = hs.joints_2d + rng.normal(0, noise_px, hs.joints_2d.shape)
     y3d, scale = normalize(hs.joints_cam)
-    f = torch.from_numpy
-    return PoseBatch(
-        f(normalize_2d(kp)).float(), f(normalize_2d(hs.joints_2d)).float(), f(y3d).float(), hs.joints_cam, scale
-    )
+    left = hs.left
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(a, dtype=np.float32))
+
+    return PoseBatch(t(encode_2d(kp, left)), t(encode_2d(hs.joints_2d, left)), t(canonical_hand(y3d, left)),
+                     hs.joints_cam, scale, left)  # fmt: skip
 
 
 def batches(seed: int, cfg: DataConfig, batch_size: int, start_step: int = 0) -> Iterator[PoseBatch]:
@@ -66,6 +74,6 @@ def batches(seed: int, cfg: DataConfig, batch_size: int, start_step: int = 0) ->
         data = make_pairs(np.random.default_rng([seed, c]), per_chunk * batch_size, cfg)
         for i in range(skip, per_chunk):
             s = slice(i * batch_size, (i + 1) * batch_size)
-            yield PoseBatch(data.x2d[s], data.y2d[s], data.y3d[s], data.joints_cam[s], data.scale[s])
+            yield PoseBatch(data.x2d[s], data.y2d[s], data.y3d[s], data.joints_cam[s], data.scale[s], data.left[s])
         skip = 0
         c += 1

@@ -1,0 +1,40 @@
+"""Square crops around a hand for the image encoders (RGB and depth), sized from the landmark extent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A square box in pixels: top-left (x0, y0) and side; may extend past the image (padded)."""
+
+    x0: float
+    y0: float
+    side: float
+
+    def to_crop(self, uv: np.ndarray, size: int) -> np.ndarray:
+        """Map image pixels into crop pixels of a ``size`` x ``size`` crop."""
+        return (np.asarray(uv) - np.array([self.x0, self.y0])) * (size / self.side)
+
+
+def square_box(landmarks_px: np.ndarray, width: int, height: int, margin: float = 1.4, min_side: float = 32.0) -> CropBox:
+    """Box centred on the landmarks' bounding box, side = margin x its larger extent.
+
+    The centre is clamped into the image, so the box always covers part of it.
+    """
+    lm = np.asarray(landmarks_px, dtype=np.float64)
+    lo, hi = lm.min(0), lm.max(0)
+    c = np.clip((lo + hi) / 2, [0, 0], [width - 1, height - 1])
+    side = max(float((hi - lo).max()) * margin, min_side)
+    return CropBox(float(c[0] - side / 2), float(c[1] - side / 2), side)
+
+
+def crop_square(image: np.ndarray, box: CropBox, size: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """Resample ``box`` of ``image`` to ``size`` x ``size``; outside the image is zero (no data)."""
+    s = size / box.side
+    m = np.array([[s, 0, -box.x0 * s], [0, s, -box.y0 * s]], dtype=np.float64)
+    return cv2.warpAffine(image, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0)

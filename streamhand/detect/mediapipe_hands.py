@@ -1,0 +1,83 @@
+"""MediaPipe Hands (0.10.21, models bundled in the package) as a typed detector.
+
+Images reaching this module are true (un-mirrored) views: a selfie-mirrored camera is flipped back
+at capture. MediaPipe labels handedness as if the image were mirrored, so its labels are swapped here,
+once, to name the person's real hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Detection:
+    """One detected hand."""
+
+    landmarks_px: np.ndarray  # (21, 2) pixels, mediapipe21 order
+    landmarks_z: np.ndarray  # (21,) MediaPipe's relative depth (image-width units, wrist-relative)
+    world: np.ndarray  # (21, 3) MediaPipe's own metric estimate around the hand centre (metres)
+    handedness: str  # "left" | "right": the person's real hand
+    handedness_score: float
+    score: float  # detector confidence (MediaPipe's classification score)
+
+
+class MediaPipeHands:
+    """MediaPipe Hands; ``tracking=True`` uses its video mode (detection only when a hand is lost)."""
+
+    def __init__(
+        self,
+        max_hands: int = 2,
+        tracking: bool = True,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+        model_complexity: int = 1,
+    ):
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        import mediapipe as mp  # heavy import, only where detection is used
+
+        self.max_hands = max_hands
+        self._hands = mp.solutions.hands.Hands(
+            static_image_mode=not tracking,
+            max_num_hands=max_hands,
+            model_complexity=model_complexity,
+            min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence,
+        )
+
+    def __call__(self, rgb: np.ndarray) -> list[Detection]:
+        """Detect hands in an RGB uint8 image (H, W, 3)."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        h, w = rgb.shape[:2]
+        res = self._hands.process(np.ascontiguousarray(rgb))
+        out: list[Detection] = []
+        if not res.multi_hand_landmarks:
+            return out
+        worlds = res.multi_hand_world_landmarks or [None] * len(res.multi_hand_landmarks)
+        for lms, hd, wl in zip(res.multi_hand_landmarks, res.multi_handedness, worlds):
+            pts = np.array([[p.x * w, p.y * h, p.z * w] for p in lms.landmark], dtype=np.float64)
+            world = (
+                np.array([[p.x, p.y, p.z] for p in wl.landmark], dtype=np.float64)
+                if wl is not None
+                else np.zeros((21, 3))
+            )
+            cls = hd.classification[0]
+            label = "right" if cls.label.lower() == "left" else "left"  # un-mirror MediaPipe's label
+            out.append(Detection(pts[:, :2], pts[:, 2], world, label, float(cls.score), float(cls.score)))
+        return out
+
+    def close(self) -> None:
+        self._hands.close()
+
+    def __enter__(self) -> MediaPipeHands:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,30 @@
+"""The backend interface: batched model inputs (numpy) in, normalised 3D joints and spread out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class BackendOutput:
+    joints: np.ndarray  # (B, 21, 3) normalised, canonical (right-hand) frame
+    joint_std: np.ndarray  # (B, 21) normalised units
+
+
+class Backend(ABC):
+    """One class per runtime (torch, onnxruntime, tensorrt); all take and return numpy arrays."""
+
+    name: str = "base"
+    modalities: tuple[str, ...] = ()  # encoders the loaded model has
+    image_size: int = 0  # side of rgb/depth crops, if the model has image encoders
+    model_id: str = "unknown"
+
+    @abstractmethod
+    def infer(self, inputs: dict[str, np.ndarray]) -> BackendOutput:
+        """``inputs``: "2d" (B, 21, 2) float32; "rgb" (B, 3, S, S), "depth" (B, 1, S, S) in [-0.5, 0.5]."""
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.model_id}, modalities {','.join(self.modalities)})"

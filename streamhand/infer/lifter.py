@@ -1,0 +1,57 @@
+"""Detections -> metric, root-relative 3D joints with per-joint spread, through any backend.
+
+The hand scale (reference bone length, metres) comes from the configured hand length (wrist to middle
+fingertip along the finger) unless a caller supplies one (ground truth in evaluation, depth at runtime).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamhand.codec import decode_3d, encode_2d
+from streamhand.infer.base import Backend
+
+#: adult average hand length, wrist to middle fingertip (metres)
+DEFAULT_HAND_LENGTH_M = 0.185
+_MIDDLE_CHAIN = (0, 9, 10, 11, 12)
+
+
+def chain_length(joints: np.ndarray) -> np.ndarray:
+    """Length along wrist -> middle MCP -> PIP -> DIP -> tip, shape (...)."""
+    j = np.asarray(joints)
+    return sum(np.linalg.norm(j[..., b, :] - j[..., a, :], axis=-1) for a, b in zip(_MIDDLE_CHAIN, _MIDDLE_CHAIN[1:]))
+
+
+@dataclass
+class LiftResult:
+    joints_norm: np.ndarray  # (B, 21, 3) normalised, in the hand's own handedness
+    joints_rel: np.ndarray  # (B, 21, 3) wrist-relative metres
+    joint_std: np.ndarray  # (B, 21) metres
+    scale: np.ndarray  # (B,) reference bone length used (metres)
+
+
+class Lifter:
+    def __init__(self, backend: Backend, hand_length_m: float = DEFAULT_HAND_LENGTH_M):
+        if not 0.05 <= hand_length_m <= 0.4:
+            raise ValueError(f"hand length {hand_length_m} m is outside 0.05-0.4 m")
+        self.backend = backend
+        self.hand_length_m = hand_length_m
+
+    def __call__(
+        self,
+        landmarks_px: np.ndarray,
+        left: np.ndarray,
+        scale: np.ndarray | None = None,
+        images: dict[str, np.ndarray] | None = None,
+    ) -> LiftResult:
+        left = np.asarray(left, dtype=bool)
+        inputs = {"2d": encode_2d(landmarks_px, left)} if "2d" in self.backend.modalities else {}
+        for k, v in (images or {}).items():
+            if k in self.backend.modalities:  # crops of left hands are mirrored like their keypoints
+                inputs[k] = np.where(left[:, None, None, None], v[..., ::-1], v).astype(np.float32)
+        out = self.backend.infer(inputs)
+        norm = decode_3d(out.joints, left, 1.0)
+        s = self.hand_length_m / np.maximum(chain_length(norm), 1e-6) if scale is None else np.asarray(scale, float)
+        return LiftResult(norm, norm * s[:, None, None], out.joint_std * s[:, None], s)

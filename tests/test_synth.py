@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+
+from streamhand.geometry import Intrinsics, project
+from streamhand.skeleton import bone_lengths, reference_length
+from streamhand.synth.hand import ANGLE_LIMITS, NUM_ANGLES, forward_kinematics, reference_pose
+from streamhand.synth.render import RenderConfig, render
+from streamhand.synth.sampler import GESTURES, SamplerConfig, sample_articulation, sample_hands
+
+
+def test_reference_hand_is_adult_sized():
+    j = reference_pose()
+    assert 0.035 < reference_length(j) < 0.05
+    hand_length = np.linalg.norm(j[12] - j[0])
+    assert 0.16 < hand_length < 0.21  # wrist to middle tip, adult range
+    assert j[4, 0] > j[20, 0]  # right hand: thumb toward +x
+
+
+def test_left_hand_is_mirror_of_right():
+    a = np.zeros((1, NUM_ANGLES))
+    r = forward_kinematics(a, left=False)[0]
+    l_ = forward_kinematics(a, left=True)[0]
+    np.testing.assert_allclose(l_[:, 0], -r[:, 0])
+    np.testing.assert_allclose(l_[:, 1:], r[:, 1:])
+
+
+def test_flexion_curls_toward_palm_and_limits_apply():
+    a = np.zeros((1, NUM_ANGLES))
+    a[0, 5 + 4 * 1 + 2] = np.deg2rad(90)  # middle PIP
+    j = forward_kinematics(a)[0]
+    assert j[12, 2] > 0.02  # middle fingertip moved to the palm side (+z)
+    too_far = np.full((1, NUM_ANGLES), 10.0)
+    j2 = forward_kinematics(too_far)
+    np.testing.assert_allclose(j2, forward_kinematics(ANGLE_LIMITS[:, 1][None]))
+
+
+def test_bone_lengths_do_not_depend_on_pose(rng):
+    a = sample_articulation(rng, 50)
+    s = np.full(50, 1.1)
+    bl = bone_lengths(forward_kinematics(a, s))
+    np.testing.assert_allclose(bl, np.broadcast_to(bl[0], bl.shape), atol=1e-12)
+
+
+def test_sampler_ranges_and_projection(rng):
+    hs = sample_hands(rng, 500, SamplerConfig())
+    palm_z = 0.5 * (hs.joints_cam[:, 0, 2] + hs.joints_cam[:, 9, 2])
+    assert palm_z.min() >= 0.25 - 1e-9 and palm_z.max() <= 0.9 + 1e-9
+    assert np.all((hs.angles >= ANGLE_LIMITS[:, 0] - 1e-12) & (hs.angles <= ANGLE_LIMITS[:, 1] + 1e-12))
+    k = hs.intrinsics[7]
+    np.testing.assert_allclose(project(hs.joints_cam[7], k), hs.joints_2d[7])
+    assert 0.6 < hs.visible.mean() < 0.98  # some joints hidden by the hand, most visible
+    assert 0.35 < hs.left.mean() < 0.65
+
+
+def test_sampler_is_seeded():
+    a = sample_hands(np.random.default_rng(5), 20)
+    b = sample_hands(np.random.default_rng(5), 20)
+    np.testing.assert_array_equal(a.joints_2d, b.joints_2d)
+
+
+def test_gestures_named():
+    assert {"open", "fist", "point", "pinch", "thumbs_up", "victory", "grasp"} <= set(GESTURES)
+    fist = forward_kinematics(GESTURES["fist"][None])[0]
+    open_ = forward_kinematics(GESTURES["open"][None])[0]
+    assert np.linalg.norm(fist[12] - fist[0]) < 0.6 * np.linalg.norm(open_[12] - open_[0])
+
+
+def test_render_outputs_and_determinism():
+    hs = sample_hands(np.random.default_rng(3), 1, SamplerConfig(width=256, height=256, facing_fraction=1.0))
+    k = hs.intrinsics[0]
+    a = render(np.random.default_rng(9), [hs.joints_cam[0]], k, [hs.scale[0]])
+    b = render(np.random.default_rng(9), [hs.joints_cam[0]], k, [hs.scale[0]])
+    assert a.rgb.shape == (256, 256, 3) and a.rgb.dtype == np.uint8
+    assert a.depth.shape == (256, 256) and a.depth.dtype == np.uint16
+    np.testing.assert_array_equal(a.rgb, b.rgb)
+    np.testing.assert_array_equal(a.depth, b.depth)
+    fg = a.mask > 0
+    assert 0.01 < fg.mean() < 0.9
+    # depth on the hand is close to the joints' depth (mm), background is far
+    valid = fg & (a.depth > 0)
+    jz = hs.joints_cam[0, :, 2] * 1000
+    assert jz.min() - 60 < np.median(a.depth[valid]) < jz.max() + 30
+    assert np.median(a.depth[~fg & (a.depth > 0)]) >= 1000
+    # the wrist projects onto the hand (or the forearm) in the mask
+    u, v = np.round(hs.joints_2d[0, 9]).astype(int)
+    if 0 <= u < 256 and 0 <= v < 256:
+        assert fg[max(v - 3, 0) : v + 4, max(u - 3, 0) : u + 4].any()
+
+
+def test_render_clean_depth_matches_geometry():
+    k = Intrinsics.from_fov(320, 240, 60)
+    j = reference_pose() @ np.diag([1.0, -1.0, -1.0]).T + np.array([0, 0.05, 0.5])
+    cfg = RenderConfig(depth_noise=False, depth_holes=False, background="plain")
+    r = render(np.random.default_rng(0), [j], k, None, cfg)
+    u, v = np.round(project(j[9], k)).astype(int)  # middle MCP: the palm surface is in front of it
+    assert abs(int(r.depth[v, u]) - 1000 * j[9, 2]) < 25
+
+
+@pytest.mark.parametrize("n_hands", [0, 2])
+def test_render_zero_or_two_hands(n_hands, rng):
+    hs = sample_hands(rng, max(n_hands, 1), SamplerConfig(width=200, height=150, shared_camera=True))
+    r = render(rng, list(hs.joints_cam[:n_hands]), hs.intrinsics[0], list(hs.scale[:n_hands]))
+    assert set(np.unique(r.mask)) <= set(range(n_hands + 1))
+    if n_hands == 0:
+        assert r.mask.max() == 0
