@@ -204,8 +204,12 @@ def render(
     cfg: RenderConfig | None = None,
     skin: list[np.ndarray] | None = None,
     left: list[bool] | None = None,
+    backdrop: np.ndarray | None = None,
 ) -> Rendered:
-    """Render posed hands (each (21, 3), camera frame, metres) seen through intrinsics ``k``."""
+    """Render posed hands (each (21, 3), camera frame, metres) seen through intrinsics ``k``.
+
+    ``backdrop`` (H, W, 3) replaces the random background (a fixed scene for animated clips).
+    """
     cfg = cfg or RenderConfig()
     h, w = k.height, k.width
     scales = scales or [1.0] * len(hands)
@@ -249,7 +253,7 @@ def render(
             palm_side[y0:y1, x0:x1][win] = (n[win] @ palm_normal).astype(np.float32)
 
     fg = owner > 0
-    img = background(rng, h, w, cfg.background)
+    img = background(rng, h, w, cfg.background) if backdrop is None else backdrop.astype(np.float32)
     if fg.any():
         light = np.array([rng.uniform(-0.6, 0.6), rng.uniform(-0.8, 0.2), -1.0], np.float32)
         light /= np.linalg.norm(light)

@@ -1,0 +1,92 @@
+"""The frame type every source produces, and the source interface."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from streamhand.geometry import Intrinsics
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened or read (the message is one line for the user)."""
+
+
+class SourceLost(RuntimeError):
+    """A live source stopped delivering (unplugged); the pipeline retries with backoff."""
+
+
+@dataclass
+class Frame:
+    index: int
+    t_capture: float  # time.monotonic() at capture
+    t_capture_unix: float
+    rgb: np.ndarray  # (H, W, 3) uint8, RGB, a true (un-mirrored) view
+    intrinsics: Intrinsics
+    camera_id: str
+    depth: np.ndarray | None = None  # (H, W) float32 metres, 0 = no data, aligned to rgb
+    truth: dict | None = field(default=None)  # demo: {"joints_cam": [...], "left": [...]}
+
+
+def now() -> tuple[float, float]:
+    return time.monotonic(), time.time()
+
+
+class FrameSource(ABC):
+    """``read()`` returns the next frame, ``None`` at the end of a finite source, raises
+    :class:`SourceLost` when a live device disappears, and skips (and counts) corrupt frames."""
+
+    name: str = "source"
+    live: bool = False  # a camera: frames arrive in real time, retry when lost
+    has_depth: bool = False
+
+    def __init__(self) -> None:
+        self.corrupt_frames = 0
+        self._index = 0
+
+    def open(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    @abstractmethod
+    def read(self) -> Frame | None: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def reopen(self) -> None:
+        """Try to reconnect a lost live source; raises :class:`SourceLost` if it is still gone."""
+        self.close()
+        self.open()
+
+    def _next_index(self) -> int:
+        i = self._index
+        self._index += 1
+        return i
+
+    def __enter__(self) -> FrameSource:
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Pacer:
+    """Sleeps so frames are delivered at ``fps`` (no-op when fps is None)."""
+
+    def __init__(self, fps: float | None):
+        self.period = 1.0 / fps if fps and fps > 0 else 0.0
+        self._next = None
+
+    def wait(self) -> None:
+        if not self.period:
+            return
+        t = time.monotonic()
+        if self._next is None:
+            self._next = t
+        if self._next > t:
+            time.sleep(self._next - t)
+        self._next = max(self._next + self.period, time.monotonic() - self.period)

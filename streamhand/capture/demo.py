@@ -1,0 +1,165 @@
+"""The built-in demo source: an endless, seamlessly looping clip of one or two rendered hands moving
+through gestures, with RGB, depth and ground-truth 3D. The clip is rendered once when opened."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamhand.capture.base import Frame, FrameSource, Pacer, now
+from streamhand.geometry import Intrinsics, axis_angle, project
+from streamhand.synth.hand import forward_kinematics, sample_shape
+from streamhand.synth.render import RenderConfig, background, render
+from streamhand.synth.sampler import GESTURES
+
+log = logging.getLogger(__name__)
+DEMO_VERSION = 2  # bump when the clip's content changes (invalidates cached clips)
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("STREAMHAND_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "streamhand"
+    )
+    return Path(base)
+_SEQUENCES = (
+    ("open", "point", "victory", "fist", "thumbs_up", "relaxed", "pinch", "grasp"),
+    ("relaxed", "open", "grasp", "point", "open", "fist", "victory", "open"),
+)
+
+
+def _ease(t: np.ndarray | float) -> np.ndarray | float:
+    return 0.5 - 0.5 * np.cos(np.pi * t)
+
+
+def _angles_at(seq: tuple[str, ...], phase: float) -> np.ndarray:
+    """Joint angles at ``phase`` in [0, 1): hold each gesture, then blend into the next (loops)."""
+    x = phase * len(seq)
+    i = int(x) % len(seq)
+    f = x - int(x)
+    blend = _ease(np.clip((f - 0.55) / 0.45, 0, 1))
+    a, b = GESTURES[seq[i]], GESTURES[seq[(i + 1) % len(seq)]]
+    return (1 - blend) * a + blend * b
+
+
+def demo_clip(n_frames: int, width: int, height: int, hands: int = 2, seed: int = 0):
+    """Yield (rgb, depth_m, joints_cam list, left list) for each frame of a looping clip."""
+    rng = np.random.default_rng(seed)
+    k = Intrinsics.from_fov(width, height, 60.0)
+    scales, props = sample_shape(rng, 2)
+    backdrop = background(rng, height, width, "random")
+    tone = [np.array([224, 172, 120], np.float32), np.array([214, 165, 118], np.float32)]
+    cfg = RenderConfig(depth_noise=True, depth_holes=True, background_depth_m=(1.6, 1.6))
+    base = np.diag([1.0, -1.0, -1.0])  # palm toward the camera, fingers up
+    for fi in range(n_frames):
+        ph = fi / n_frames
+        joints, lefts = [], []
+        for h in range(hands):
+            if h == 1 and ph < 0.5:  # the second hand joins for the second half of the loop
+                continue
+            left = h == 1
+            angles = _angles_at(_SEQUENCES[h], (ph * (2 if h == 1 else 1)) % 1.0)
+            local = forward_kinematics(angles[None], scales[h : h + 1], props[h : h + 1], left)[0]
+            w = 2 * np.pi * ph
+            roll = axis_angle(np.array([0, 0, 1.0]), np.deg2rad(18 * np.sin(w * 2 + h)))
+            tilt = axis_angle(np.array([1.0, 0, 0]), np.deg2rad(15 * np.sin(w * 3 + 1)))
+            yaw = axis_angle(np.array([0, 1.0, 0]), np.deg2rad(20 * np.sin(w + 2 * h)))
+            r = roll @ tilt @ yaw @ base
+            palm = 0.5 * (local[0] + local[9])
+            side = 1.0 if left else -1.0  # facing us, the person's left hand is on the image's right
+            centre = np.array([side * 0.11 if hands > 1 and ph >= 0.5 else 0.03 * np.sin(w),
+                               0.02 + 0.03 * np.sin(2 * w), 0.45 + 0.07 * np.sin(w + h)])  # fmt: skip
+            joints.append((local - palm) @ r.T + centre)
+            lefts.append(left)
+        out = render(rng, joints, k, [float(scales[i]) for i in range(len(joints))], cfg, skin=tone[: len(joints)],
+                     left=lefts, backdrop=backdrop)  # fmt: skip
+        # a webcam-like MJPEG round trip (also what the on-disk cache stores)
+        jpg = cv2.imdecode(cv2.imencode(".jpg", out.rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])[1], 1)
+        yield np.ascontiguousarray(jpg[:, :, ::-1]), out.depth.astype(np.float32) / 1000.0, joints, lefts, k
+
+
+class DemoSource(FrameSource):
+    name = "demo"
+    has_depth = True
+
+    def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, seconds: float = 4.0,
+                 hands: int = 2, realtime: bool = True, seed: int = 0, loop: bool = True):  # fmt: skip
+        super().__init__()
+        if hands not in (1, 2):
+            raise ValueError("demo hands must be 1 or 2")
+        self.width, self.height, self.fps, self.hands, self.seed = width, height, fps, hands, seed
+        self.n_frames = max(2, int(round(seconds * fps)))
+        self.loop = loop
+        self._pacer = Pacer(fps if realtime else None)
+        self._clip: list = []
+
+    def _cache_path(self) -> Path:
+        key = f"{DEMO_VERSION}-{self.n_frames}-{self.width}x{self.height}-{self.hands}-{self.seed}"
+        return cache_dir() / f"demo-{hashlib.sha1(key.encode()).hexdigest()[:12]}.zip"
+
+    def open(self) -> None:
+        if not self._clip:
+            path = self._cache_path()
+            try:
+                self._clip = _load_clip(path) if path.is_file() else []
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+                log.warning("demo clip cache %s unreadable; rendering again", path)
+                self._clip = []
+            if not self._clip:
+                log.info("rendering the demo clip once (%d frames, %dx%d); cached in %s",
+                         self.n_frames, self.width, self.height, path.parent)  # fmt: skip
+                self._clip = list(demo_clip(self.n_frames, self.width, self.height, self.hands, self.seed))
+                try:
+                    _save_clip(path, self._clip)
+                except OSError as e:  # a read-only home is fine: we just render next time too
+                    log.warning("could not cache the demo clip: %s", e)
+        self._i = 0
+
+    def read(self) -> Frame | None:
+        if not self.loop and self._i >= self.n_frames:
+            return None
+        rgb, depth, joints, lefts, k = self._clip[self._i % self.n_frames]
+        self._i += 1
+        self._pacer.wait()
+        t, tu = now()
+        truth = {"joints_cam": [j.copy() for j in joints], "left": list(lefts),
+                 "joints_2d": [project(j, k) for j in joints]}  # fmt: skip
+        return Frame(self._next_index(), t, tu, rgb, k, "demo", depth=depth, truth=truth)
+
+
+def _save_clip(path: Path, clip: list) -> None:
+    """Frames as PNG (lossless copies of the JPEG-decoded RGB; 16-bit depth in mm) plus truth, in one zip,
+    written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+        for i, (rgb, depth, joints, lefts, k) in enumerate(clip):
+            z.writestr(f"{i:05d}.rgb.png", cv2.imencode(".png", rgb[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes())
+            mm = np.clip(depth * 1000.0, 0, 65535).astype(np.uint16)
+            z.writestr(f"{i:05d}.depth.png", cv2.imencode(".png", mm)[1].tobytes())
+            buf = io.BytesIO()
+            np.savez(buf, joints=np.array(joints).reshape(-1, 21, 3), left=np.array(lefts, bool),
+                     k=np.array([k.width, k.height, k.fx, k.fy, k.cx, k.cy]))  # fmt: skip
+            z.writestr(f"{i:05d}.truth.npz", buf.getvalue())
+    os.replace(tmp, path)
+
+
+def _load_clip(path: Path) -> list:
+    clip = []
+    with zipfile.ZipFile(path) as z:
+        names = sorted({n.split(".")[0] for n in z.namelist()})
+        for n in names:
+            rgb = cv2.imdecode(np.frombuffer(z.read(f"{n}.rgb.png"), np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+            mm = cv2.imdecode(np.frombuffer(z.read(f"{n}.depth.png"), np.uint8), cv2.IMREAD_UNCHANGED)
+            t = np.load(io.BytesIO(z.read(f"{n}.truth.npz")))
+            kk = t["k"]
+            k = Intrinsics(int(kk[0]), int(kk[1]), *map(float, kk[2:]))
+            clip.append((np.ascontiguousarray(rgb), mm.astype(np.float32) / 1000.0, list(t["joints"]),
+                         [bool(v) for v in t["left"]], k))  # fmt: skip
+    return clip

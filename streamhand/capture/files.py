@@ -1,0 +1,120 @@
+"""File sources: a video (paced at its frame rate unless ``realtime=False``) and still-image sequences."""
+
+from __future__ import annotations
+
+import glob
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamhand.capture.base import Frame, FrameSource, Pacer, SourceError, now
+from streamhand.geometry import Intrinsics
+
+log = logging.getLogger(__name__)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def default_intrinsics(width: int, height: int, fov_deg: float, override: Intrinsics | None) -> Intrinsics:
+    if override is not None:
+        return override.scaled(width, height) if (override.width, override.height) != (width, height) else override
+    return Intrinsics.from_fov(width, height, fov_deg)
+
+
+class VideoSource(FrameSource):
+    name = "video"
+
+    def __init__(self, path: str | Path, realtime: bool = True, fov_deg: float = 60.0,
+                 intrinsics: Intrinsics | None = None, mirror: bool = False):  # fmt: skip
+        super().__init__()
+        self.path = Path(path)
+        self.realtime, self.fov, self.override, self.mirror = realtime, fov_deg, intrinsics, mirror
+        self._cap: cv2.VideoCapture | None = None
+        self._k: Intrinsics | None = None
+
+    def open(self) -> None:
+        if not self.path.is_file():
+            raise SourceError(f"video not found: {self.path}")
+        cap = cv2.VideoCapture(str(self.path))
+        ok, first = cap.read() if cap.isOpened() else (False, None)
+        if not ok or first is None:
+            cap.release()
+            raise SourceError(f"cannot read video: {self.path} (not a video, or a codec OpenCV lacks)")
+        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and 1 <= fps <= 240 else 30.0
+        self._pacer = Pacer(self.fps if self.realtime else None)
+        h, w = first.shape[:2]
+        self._k = default_intrinsics(w, h, self.fov, self.override)
+        self._cap = cap
+
+    def read(self) -> Frame | None:
+        assert self._cap is not None, "open() first"
+        while True:
+            ok, bgr = self._cap.read()
+            if not ok:
+                return None
+            if bgr is None or bgr.ndim != 3:
+                self.corrupt_frames += 1
+                continue
+            break
+        self._pacer.wait()
+        t, tu = now()
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if self.mirror:
+            rgb = np.ascontiguousarray(rgb[:, ::-1])
+        return Frame(self._next_index(), t, tu, rgb, self._k, f"video:{self.path.name}")
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class ImageSource(FrameSource):
+    name = "images"
+
+    def __init__(self, spec: str | Path, fps: float | None = None, fov_deg: float = 60.0,
+                 intrinsics: Intrinsics | None = None, mirror: bool = False):  # fmt: skip
+        super().__init__()
+        self.spec = str(spec)
+        self.fov, self.override, self.mirror = fov_deg, intrinsics, mirror
+        self._pacer = Pacer(fps)
+        self.paths: list[Path] = []
+
+    def open(self) -> None:
+        p = Path(self.spec)
+        if p.is_dir():
+            paths = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS)
+            if not paths:
+                raise SourceError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder: {p}")
+        elif any(c in self.spec for c in "*?["):
+            paths = sorted(Path(q) for q in glob.glob(self.spec) if Path(q).suffix.lower() in IMAGE_EXTENSIONS)
+            if not paths:
+                raise SourceError(f"no images match: {self.spec}")
+        elif p.is_file():
+            paths = [p]
+        else:
+            raise SourceError(f"image folder or pattern not found: {self.spec}")
+        self.paths = paths
+        self._i = 0
+
+    def read(self) -> Frame | None:
+        while self._i < len(self.paths):
+            path = self.paths[self._i]
+            self._i += 1
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                self.corrupt_frames += 1
+                log.warning("skipping unreadable image %s", path)
+                continue
+            self._pacer.wait()
+            t, tu = now()
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            if self.mirror:
+                rgb = np.ascontiguousarray(rgb[:, ::-1])
+            h, w = rgb.shape[:2]
+            k = default_intrinsics(w, h, self.fov, self.override)
+            return Frame(self._next_index(), t, tu, rgb, k, f"images:{path.name}")
+        return None

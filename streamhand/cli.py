@@ -1,0 +1,338 @@
+"""The ``streamhand`` command line: run, echo, view, info.
+
+Bad input gives one line on stderr and exit code 2; a clean stop (end of source, ``--frames``,
+Ctrl-C, SIGTERM or the control socket's ``stop``) exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Real-time 3D hand pose from a camera to ZeroMQ topics.")  # fmt: skip
+log = logging.getLogger("streamhand")
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def _setup_logging(verbose: bool) -> None:
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")  # fmt: skip
+
+
+def _build_config(config: Path | None, overrides: dict) -> RunConfig:  # noqa: F821 - imported lazily
+    from streamhand.configio import ConfigError, load_yaml, validate
+    from streamhand.runtime_config import RunConfig
+
+    try:
+        base = load_yaml(RunConfig, config).model_dump() if config else RunConfig().model_dump()
+    except ConfigError as e:
+        _fail(str(e))
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        d = base
+        *path, last = dotted.split(".")
+        for p in path:
+            d = d[p]
+        d[last] = value
+    try:
+        return validate(RunConfig, base, "options")
+    except ConfigError as e:
+        _fail(str(e))
+    raise AssertionError  # unreachable
+
+
+@app.command()
+def run(
+    source: Annotated[str | None, typer.Option(help="demo | camera | video | images | realsense")] = None,
+    camera: Annotated[str | None, typer.Option(help="camera index or device path")] = None,
+    video: Annotated[Path | None, typer.Option(help="video file")] = None,
+    images: Annotated[str | None, typer.Option(help="image folder or glob pattern")] = None,
+    realsense: Annotated[bool, typer.Option("--realsense", help="Intel RealSense colour + depth")] = False,
+    serial: Annotated[str | None, typer.Option(help="RealSense serial number")] = None,
+    width: Annotated[int | None, typer.Option(min=16)] = None,
+    height: Annotated[int | None, typer.Option(min=16)] = None,
+    fps: Annotated[float | None, typer.Option(min=0.1, help="camera fps / image sequence pace")] = None,
+    mirror: Annotated[bool, typer.Option("--mirror", help="the camera delivers a selfie (mirrored) view")] = False,
+    fov: Annotated[float | None, typer.Option(help="assumed horizontal field of view (degrees)")] = None,
+    intrinsics: Annotated[Path | None, typer.Option(help="JSON/YAML with width, height, fx, fy, cx, cy")] = None,
+    no_realtime: Annotated[bool, typer.Option("--no-realtime", help="read files/demo as fast as possible")] = False,
+    demo_hands: Annotated[int | None, typer.Option(min=1, max=2)] = None,
+    max_hands: Annotated[int | None, typer.Option(min=1, max=4)] = None,
+    model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
+    backend: Annotated[str | None, typer.Option(help="auto | torch")] = None,
+    modalities: Annotated[str | None, typer.Option(help="comma list of 2d,rgb,depth")] = None,
+    samples: Annotated[int | None, typer.Option(min=0, help="posterior samples for joint_std")] = None,
+    hand_size: Annotated[float | None, typer.Option(help="hand length, wrist to middle tip (m)")] = None,
+    no_smooth: Annotated[bool, typer.Option("--no-smooth")] = False,
+    smooth_min_cutoff: Annotated[float | None, typer.Option(help="One Euro min cutoff (Hz)")] = None,
+    smooth_beta: Annotated[float | None, typer.Option(help="One Euro beta")] = None,
+    bind: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="PUB port (default 5560)")] = None,
+    control_port: Annotated[int | None, typer.Option(min=1, max=65535, help="control port (default 5561)")] = None,
+    frames: Annotated[int | None, typer.Option(min=1, help="stop after N frames")] = None,
+    report: Annotated[Path | None, typer.Option(help="write a JSON run report here")] = None,
+    show: Annotated[bool, typer.Option("--show", help="preview window with overlay")] = False,
+    compare_mediapipe: Annotated[bool, typer.Option("--compare-mediapipe", help="also time MediaPipe alone")] = False,
+    config: Annotated[Path | None, typer.Option(help="runtime YAML (flags override it)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Stream 3D hand poses from a source to ZeroMQ topics."""
+    _setup_logging(verbose)
+    picked = [k for k, v in {"camera": camera, "video": video, "images": images, "realsense": realsense or serial}.items() if v]
+    if len(picked) > 1 or (picked and source and source != picked[0]):
+        _fail(f"choose one source; got {', '.join(picked + ([source] if source else []))}")
+    kind = source or (picked[0] if picked else None)
+    mods = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
+    cfg = _build_config(config, {
+        "source.kind": kind, "source.camera": camera, "source.video": str(video) if video else None,
+        "source.images": images, "source.realsense_serial": serial, "source.width": width, "source.height": height,
+        "source.fps": fps, "source.mirror": mirror or None, "source.fov_deg": fov,
+        "source.intrinsics": str(intrinsics) if intrinsics else None, "source.realtime": False if no_realtime else None,
+        "source.demo_hands": demo_hands, "detect.max_hands": max_hands, "model.path": str(model) if model else None,
+        "model.backend": backend, "model.modalities": mods, "model.n_samples": samples,
+        "model.hand_length_m": hand_size, "smooth.enabled": False if no_smooth else None,
+        "smooth.min_cutoff": smooth_min_cutoff, "smooth.beta": smooth_beta, "publish.bind": bind,
+        "publish.port": port, "publish.control_port": control_port, "frames": frames,
+        "report": str(report) if report else None, "show": show or None, "compare_mediapipe": compare_mediapipe or None,
+    })  # fmt: skip
+    raise typer.Exit(_run(cfg))
+
+
+def _run(cfg) -> int:
+    from streamhand.capture.base import SourceError
+    from streamhand.capture.factory import make_source
+    from streamhand.checkpoint import CheckpointError
+    from streamhand.detect import MediaPipeHands
+    from streamhand.infer import Lifter
+    from streamhand.infer.select import make_backend
+    from streamhand.pipeline import Pipeline, mediapipe_alone, write_report
+    from streamhand.publish import Publisher, PortInUse, ZmqLogHandler
+    from streamhand.viewer import DisplayError, _require_display
+
+    if cfg.show:
+        try:
+            _require_display()
+        except DisplayError as e:
+            _fail(str(e))
+    try:
+        src = make_source(cfg.source)
+        src.open()
+    except SourceError as e:
+        _fail(str(e))
+    pub = pipe = None
+    holder: dict = {}
+    try:
+        try:  # bind before loading models, so a busy port fails fast
+            pub = Publisher(cfg.publish.bind, cfg.publish.port, cfg.publish.control_port, cfg.publish.sndhwm,
+                            stats=lambda: holder["p"].snapshot() if "p" in holder else {},
+                            config=lambda: cfg.model_dump(mode="json"),
+                            on_stop=lambda: holder["p"].stop() if "p" in holder else None)  # fmt: skip
+        except PortInUse as e:
+            _fail(str(e))
+        try:
+            backend = make_backend(cfg.model.backend, cfg.model.path, cfg.model.n_samples, cfg.model.threads)
+        except (CheckpointError, ValueError) as e:
+            _fail(str(e))
+        supported = {"2d", "rgb"} | ({"depth"} if src.has_depth else set())
+        wanted = cfg.model.modalities or [m for m in backend.modalities if m != "3d"]
+        missing = [m for m in wanted if m not in backend.modalities]
+        if missing:
+            _fail(f"--modalities {','.join(missing)}: the model has encoders for {','.join(backend.modalities)} only")
+        if "depth" in wanted and not src.has_depth and cfg.model.modalities:
+            _fail(f"--modalities depth: the {src.name} source has no depth")
+        mods = tuple(m for m in wanted if m in supported)
+        if not mods:
+            _fail("no usable modality: the model needs inputs this source cannot give")
+        lifter = Lifter(backend, cfg.model.hand_length_m)
+        detector = MediaPipeHands(cfg.detect.max_hands, True, cfg.detect.min_detection_confidence,
+                                  cfg.detect.min_tracking_confidence, cfg.detect.model_complexity)  # fmt: skip
+        pipe = Pipeline(cfg, src, detector, lifter, pub, mods)
+        holder["p"] = pipe
+        handler = ZmqLogHandler(pub)
+        logging.getLogger().addHandler(handler)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: pipe.stop())
+        log.info("publishing on tcp://%s:%d (control %d); source %s; modalities %s",
+                 cfg.publish.bind, cfg.publish.port, cfg.publish.control_port, src.name, ",".join(mods))  # fmt: skip
+        rep = pipe.run()
+        logging.getLogger().removeHandler(handler)
+        detector.close()
+        if cfg.compare_mediapipe and not src.live and rep["frames_processed"]:
+            alone_cfg = cfg.source.model_copy(update={"realtime": False})
+            with MediaPipeHands(cfg.detect.max_hands, True, cfg.detect.min_detection_confidence,
+                                cfg.detect.min_tracking_confidence, cfg.detect.model_complexity) as mp_det:  # fmt: skip
+                alone = mediapipe_alone(make_source(alone_cfg), mp_det, rep["frames_processed"])
+            rep["mediapipe_alone"] = alone
+            if alone.get("fps") and rep["fps"]:
+                rep["ratio_to_mediapipe"] = alone["fps"] / rep["fps"]
+        if cfg.report:
+            write_report(cfg.report, rep)
+        typer.echo(_summary(rep), err=True)
+        return 1 if rep["errors"] else 0
+    finally:
+        if pub is not None:
+            pub.close()
+        src.close()
+
+
+def _summary(rep: dict) -> str:
+    e2e = rep["latency_ms"].get("end_to_end", {})
+    parts = [f"{rep['frames_processed']}/{rep['frames_in']} frames", f"{rep['fps']:.1f} fps",
+             f"e2e p50 {e2e.get('p50', float('nan')):.1f} ms", f"detection {rep['detection_rate']:.2f}"]  # fmt: skip
+    if "epe_mean_mm" in rep:
+        parts.append(f"EPE {rep['epe_mean_mm']:.1f} mm")
+    if "ratio_to_mediapipe" in rep:
+        parts.append(f"x{rep['ratio_to_mediapipe']:.2f} of MediaPipe alone")
+    return "done: " + ", ".join(parts)
+
+
+@app.command()
+def echo(
+    address: Annotated[str | None, typer.Option(help="PUB endpoint (default tcp://127.0.0.1:5560)")] = None,
+    control: Annotated[str | None, typer.Option(help="control endpoint: ask it for the PUB port")] = None,
+    topic: Annotated[list[str] | None, typer.Option(help="topic prefix (repeatable); default: all")] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="stop after N messages")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    timeout: Annotated[float | None, typer.Option(min=0.01, help="give up after this many idle seconds")] = None,
+) -> None:
+    """Print what arrives on the stream."""
+    from streamhand.client import PoseSubscriber
+
+    try:
+        sub = PoseSubscriber(address, topics=tuple(topic or [""]), timeout=timeout, control=control, raw=True)
+    except TimeoutError as e:
+        _fail(str(e), 1)
+    n = 0
+    try:
+        for m in sub:
+            if as_json:
+                typer.echo(json.dumps({"topic": m.topic, **m.data}))
+            else:
+                d = m.data
+                extra = ""
+                if "joints_cam" in d:
+                    w = d["joints_cam"][0]
+                    extra = f" track {d['track_id']} wrist ({w[0]:+.3f}, {w[1]:+.3f}, {w[2]:.3f}) m {d['root_source']}"
+                elif "hands" in d:
+                    extra = f" hands {len(d['hands'])}"
+                typer.echo(f"{m.topic} seq {d.get('seq')} frame {d.get('frame_id', '-')}{extra}")
+            n += 1
+            if count is not None and n >= count:
+                break
+    except TimeoutError as e:
+        _fail(str(e), 1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sub.close()
+
+
+@app.command()
+def view(
+    address: Annotated[str | None, typer.Option(help="PUB endpoint (default tcp://127.0.0.1:5560)")] = None,
+    control: Annotated[str | None, typer.Option(help="control endpoint: ask it for the PUB port")] = None,
+) -> None:
+    """Live 3D skeleton (and the 2D landmarks) from the stream, in a window."""
+    import cv2
+    import numpy as np
+
+    from streamhand.client import PoseSubscriber
+    from streamhand.viewer import DisplayError, _require_display, draw_overlay, draw_skeleton_3d
+
+    try:
+        _require_display()
+    except DisplayError as e:
+        _fail(str(e))
+    sub = PoseSubscriber(address, topics=("hand.pose", "hand.frame"), control=control, raw=True, timeout=0.05)
+    latest: dict[int, dict] = {}
+    yaw = 30.0
+    try:
+        while True:
+            try:
+                m = sub.recv()
+                if m.topic == "hand.frame":
+                    live = {h["track_id"] for h in m.data["hands"]}
+                    latest = {k: v for k, v in latest.items() if k in live}
+                else:
+                    latest[m.data["track_id"]] = m.data
+            except TimeoutError:
+                pass
+            hands3 = [(d["handedness"], np.asarray(d["joints_cam"])) for d in latest.values()]
+            cam = next(iter(latest.values()))["camera"] if latest else {"width": 640, "height": 480}
+            canvas = np.zeros((cam["height"], cam["width"], 3), np.uint8)
+            hands2 = [(d["handedness"], np.asarray(d["joints_2d"]), float(np.mean(d["joint_std"]))) for d in latest.values()]
+            left = draw_overlay(canvas, hands2, "2D landmarks")
+            right = draw_skeleton_3d(hands3, size=cam["height"], yaw_deg=yaw)
+            cv2.imshow("streamhand view", np.concatenate([left, right], axis=1))
+            key = cv2.waitKey(1) & 0xFF
+            if key in (ord("q"), 27):
+                break
+            if key in (ord("a"), ord("d")):
+                yaw += 10 if key == ord("d") else -10
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sub.close()
+        cv2.destroyAllWindows()
+
+
+@app.command()
+def info() -> None:
+    """Versions, available backends and the default model card."""
+    import importlib.metadata as md
+
+    from streamhand import __version__
+
+    def ver(pkg: str) -> str:
+        try:
+            return md.version(pkg)
+        except md.PackageNotFoundError:
+            return "not installed"
+
+    typer.echo(f"streamhand {__version__}  python {sys.version.split()[0]}")
+    for pkg in ("torch", "numpy", "mediapipe", "opencv-contrib-python", "onnx", "onnxruntime", "pyzmq", "msgpack",
+                "pyrealsense2", "tensorrt"):  # fmt: skip
+        typer.echo(f"  {pkg:24s} {ver(pkg)}")
+    try:
+        import torch
+
+        typer.echo(f"  cuda available           {torch.cuda.is_available()}")
+    except ImportError:
+        pass
+    try:
+        import onnxruntime as ort
+
+        typer.echo(f"  onnxruntime providers    {', '.join(ort.get_available_providers())}")
+    except ImportError:
+        pass
+    card = Path(__file__).parent / "weights" / "default.json"
+    if card.is_file():
+        c = json.loads(card.read_text())
+        typer.echo(f"default model {c.get('model_id')}: {c.get('summary', '')}")
+        for k, v in (c.get("metrics") or {}).items():
+            typer.echo(f"  {k:24s} {v}")
+    else:
+        typer.echo("default model: not found (streamhand/weights/default.json)")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,142 @@
+"""Subscribe to streamhand's pose stream: ``PoseSubscriber`` yields typed ``HandPose`` objects.
+
+Imports only numpy, pyzmq and msgpack (through :mod:`streamhand.protocol`): no torch, no MediaPipe.
+
+    from streamhand.client import PoseSubscriber
+    for pose in PoseSubscriber("tcp://127.0.0.1:5560"):
+        print(pose.handedness, pose.joints_cam[8])  # index fingertip, metres, camera frame
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import zmq
+
+from streamhand import protocol
+
+
+@dataclass
+class HandPose:
+    """One hand in one frame (see README for every field)."""
+
+    topic: str
+    seq: int
+    frame_id: int
+    track_id: int
+    handedness: str
+    handedness_score: float
+    score: float
+    joints_cam: np.ndarray  # (21, 3) metres, camera frame (x right, y down, z forward)
+    joints_rel: np.ndarray  # (21, 3) metres, relative to the wrist
+    joints_2d: np.ndarray  # (21, 2) pixels
+    joint_std: np.ndarray  # (21,) metres
+    root_source: str
+    t_capture: float
+    t_capture_unix: float
+    t_publish: float
+    camera: dict
+    modalities: list[str]
+    model: str
+    latency_ms: dict
+    gap: int = 0  # messages of this topic missed just before this one
+    raw: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_message(cls, topic: str, msg: dict, gap: int = 0) -> HandPose:
+        a = np.asarray
+        return cls(
+            topic=topic, seq=int(msg["seq"]), frame_id=int(msg["frame_id"]), track_id=int(msg["track_id"]),
+            handedness=msg["handedness"], handedness_score=float(msg["handedness_score"]),
+            score=float(msg["score"]), joints_cam=a(msg["joints_cam"], float), joints_rel=a(msg["joints_rel"], float),
+            joints_2d=a(msg["joints_2d"], float), joint_std=a(msg["joint_std"], float),
+            root_source=msg["root_source"], t_capture=float(msg["t_capture"]),
+            t_capture_unix=float(msg["t_capture_unix"]), t_publish=float(msg["t_publish"]), camera=msg["camera"],
+            modalities=list(msg["modalities"]), model=str(msg["model"]), latency_ms=dict(msg["latency_ms"]),
+            gap=gap, raw=msg,
+        )  # fmt: skip
+
+
+@dataclass
+class Message:
+    topic: str
+    data: dict
+    gap: int = 0
+
+
+class PoseSubscriber:
+    """Iterate :class:`HandPose` objects (``raw=True``: every :class:`Message` of the subscribed topics).
+
+    ``address`` is the PUB endpoint, or give ``control`` (the REP endpoint) to ask it for the PUB port.
+    ``timeout`` (seconds) raises ``TimeoutError`` when nothing arrives in time.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        topics: tuple[str, ...] | list[str] = (protocol.TOPIC_POSE,),
+        timeout: float | None = None,
+        control: str | None = None,
+        raw: bool = False,
+        context: zmq.Context | None = None,
+    ):
+        self._ctx = context or zmq.Context.instance()
+        if address is None:
+            if control is None:
+                address = f"tcp://127.0.0.1:{protocol.DEFAULT_PUB_PORT}"
+            else:
+                address = self._address_from_control(control, timeout)
+        self.address, self.timeout, self.raw = address, timeout, raw
+        self.topics = tuple(topics)
+        self._sock = self._ctx.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        for t in self.topics:
+            self._sock.setsockopt(zmq.SUBSCRIBE, t.encode())
+        self._sock.connect(address)
+        self._last_seq: dict[str, int] = {}
+        self.gaps = 0
+
+    def _address_from_control(self, control: str, timeout: float | None) -> str:
+        req = self._ctx.socket(zmq.REQ)
+        req.setsockopt(zmq.LINGER, 0)
+        req.setsockopt(zmq.RCVTIMEO, int(1000 * (timeout or 5.0)))
+        req.connect(control)
+        try:
+            req.send(b"PUB_PORT")
+            port = int(req.recv().decode())
+        except zmq.Again:
+            raise TimeoutError(f"no answer from the control socket at {control}") from None
+        finally:
+            req.close(0)
+        host = control.rsplit(":", 1)[0]
+        return f"{host}:{port}"
+
+    def recv(self) -> Message:
+        if self.timeout is not None and not self._sock.poll(int(self.timeout * 1000)):
+            raise TimeoutError(f"nothing received from {self.address} in {self.timeout} s")
+        topic, msg = protocol.decode(self._sock.recv_multipart())
+        seq = int(msg.get("seq", -1))
+        last = self._last_seq.get(topic)
+        gap = max(0, seq - last - 1) if last is not None and seq >= 0 else 0
+        self._last_seq[topic] = seq
+        self.gaps += gap
+        return Message(topic, msg, gap)
+
+    def __iter__(self) -> Iterator[HandPose | Message]:
+        while True:
+            m = self.recv()
+            if self.raw:
+                yield m
+            elif m.topic.startswith(protocol.TOPIC_POSE + "."):
+                yield HandPose.from_message(m.topic, m.data, m.gap)
+
+    def close(self) -> None:
+        self._sock.close(0)
+
+    def __enter__(self) -> PoseSubscriber:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

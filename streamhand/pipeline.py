@@ -1,0 +1,423 @@
+"""The streaming pipeline: capture -> detect -> infer -> place + smooth + publish, each stage on its own
+thread, joined by single-item slots.
+
+Live or real-time-paced sources hand frames on latest-wins (a slow stage drops old frames instead of
+building lag; drops are counted); sources read as fast as possible (``--no-realtime``) hand off
+losslessly and are read on demand (a frame is read when the detector is ready for it), so every frame
+is processed, throughput is set by the slowest stage and no frame ages in a queue. Every stage is
+timed; a run report gathers throughput, latency percentiles, detection rate and, for sources with
+ground truth, the 3D error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamhand import protocol
+from streamhand.capture.base import Frame, FrameSource, SourceError, SourceLost
+from streamhand.detect import Detection, HandTracker, crop_square, square_box
+from streamhand.infer import Lifter, LiftResult
+from streamhand.metrics import joint_errors_mm
+from streamhand.placement import place_hand
+from streamhand.publish import Publisher
+from streamhand.runtime_config import RunConfig
+from streamhand.smoothing import TrackSmoother
+from streamhand.stats import StageStats, log_every_n_seconds
+
+log = logging.getLogger(__name__)
+
+
+class Slot:
+    """A one-item hand-off. ``lossless=False``: put replaces an unread item (counted as a drop)."""
+
+    def __init__(self, lossless: bool):
+        self.lossless = lossless
+        self._cond = threading.Condition()
+        self._item: Any = None
+        self._has = False
+        self._closed = False
+        self._takers = 0  # consumers blocked in get()
+
+    def put(self, item: Any) -> bool:
+        with self._cond:
+            while self.lossless and self._has and not self._closed:
+                self._cond.wait(0.1)
+            if self._closed:
+                return False
+            dropped = self._has
+            self._item, self._has = item, True
+            self._cond.notify_all()
+            return dropped
+
+    def get(self) -> Any:
+        """The next item, or ``None`` once the slot is closed and empty."""
+        with self._cond:
+            self._takers += 1
+            self._cond.notify_all()
+            try:
+                while not self._has:
+                    if self._closed:
+                        return None
+                    self._cond.wait(0.1)
+            finally:
+                self._takers -= 1
+            item, self._item, self._has = self._item, None, False
+            self._cond.notify_all()
+            return item
+
+    def wait_for_taker(self, stop: threading.Event) -> None:
+        """Block until a consumer waits on an empty slot (demand-driven reading: no frame ages in a queue)."""
+        with self._cond:
+            while not (self._takers and not self._has) and not self._closed and not stop.is_set():
+                self._cond.wait(0.05)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+@dataclass
+class _Work:
+    frame: Frame
+    detections: list[Detection] = field(default_factory=list)
+    track_ids: list[int] = field(default_factory=list)
+    ended: list[int] = field(default_factory=list)
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    lift: LiftResult | None = None
+    times: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+
+
+def _image_crops(frame: Frame, dets: list[Detection], modalities: tuple[str, ...], size: int,
+                 margin: float) -> dict[str, np.ndarray]:  # fmt: skip
+    """Square crops per hand for the image encoders, scaled to [-0.5, 0.5]."""
+    out: dict[str, list[np.ndarray]] = {m: [] for m in ("rgb", "depth") if m in modalities}
+    h, w = frame.rgb.shape[:2]
+    for d in dets:
+        box = square_box(d.landmarks_px, w, h, margin)
+        if "rgb" in out:
+            c = crop_square(frame.rgb, box, size).astype(np.float32) / 255.0 - 0.5
+            out["rgb"].append(c.transpose(2, 0, 1))
+        if "depth" in out and frame.depth is not None:
+            c = crop_square(frame.depth, box, size, interpolation=0)
+            valid = c > 0
+            ref = float(np.median(c[valid])) if valid.any() else 0.0
+            dn = np.where(valid, np.clip((c - ref) / 0.3, -0.5, 0.5), 0.5).astype(np.float32)
+            out["depth"].append(dn[None])
+    return {k: np.stack(v) for k, v in out.items() if v}
+
+
+class Pipeline:
+    def __init__(self, cfg: RunConfig, source: FrameSource, detector: Any, lifter: Lifter,
+                 publisher: Publisher | None, modalities: tuple[str, ...] = ("2d",)):  # fmt: skip
+        self.cfg = cfg
+        self.source, self.detector, self.lifter, self.publisher = source, detector, lifter, publisher
+        self.modalities = modalities
+        self.stats = StageStats()
+        lossless = not (source.live or cfg.source.realtime)
+        self._slots = [Slot(lossless) for _ in range(3)]
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._tracker = HandTracker()
+        self._smoother = TrackSmoother(cfg.smooth.min_cutoff, cfg.smooth.beta, cfg.smooth.enabled)
+        self.source_state = "starting"
+        self._errors: list[str] = []
+        self._t_first: float | None = None
+        self._t_last: float | None = None
+        self._epe: list[np.ndarray] = []
+        self._truth_hands = 0
+        self._matched_hands = 0
+        self._display: Slot = Slot(lossless=False)
+        self._last_status = 0.0
+        self._t_start = time.monotonic()
+        self.frames_in = 0
+        self.frames_processed = 0
+
+    # ------------------------------------------------------------------ control
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def snapshot(self) -> dict:
+        """Live statistics (the control socket's ``stats`` and the ``status`` topic)."""
+        el = max(time.monotonic() - self._t_start, 1e-9)
+        span = (self._t_last - self._t_first) if self._t_first is not None and self._t_last is not None else 0.0
+        fps = (self.frames_processed - 1) / span if span > 0 else 0.0
+        c = self.stats.counters
+        return {
+            "uptime_s": el, "source": self.source.name, "source_state": self.source_state,
+            "frames_in": self.frames_in, "frames_processed": self.frames_processed, "fps": fps,
+            "drops": {k[5:]: v for k, v in c.items() if k.startswith("drop_")},
+            "corrupt_frames": self.source.corrupt_frames, "hands_published": c.get("hands", 0),
+            "latency_ms": {k: v["p50"] for k, v in self.stats.summary_ms().items()},
+            "backend": self.lifter.backend.describe(),
+        }  # fmt: skip
+
+    # ------------------------------------------------------------------ stages
+    def _capture(self) -> None:
+        out = self._slots[0]
+        backoff = 0.25
+        try:
+            while not self._stop.is_set():
+                if self.cfg.frames is not None and self.frames_in >= self.cfg.frames:
+                    break
+                if out.lossless:  # read only when the detector is ready: frames never wait in a queue
+                    out.wait_for_taker(self._stop)
+                t0 = time.perf_counter()
+                try:
+                    frame = self.source.read()
+                except SourceLost as e:
+                    self.source_state = f"lost: {e}"
+                    log_every_n_seconds(log, logging.WARNING, "source lost (%s); retrying", e, n=5.0)
+                    self.stats.count("source_lost")
+                    while not self._stop.is_set():
+                        self._stop.wait(backoff)
+                        backoff = min(backoff * 2, 5.0)
+                        try:
+                            self.source.reopen()
+                            break
+                        except (SourceLost, SourceError) as e2:
+                            self.source_state = f"lost: {e2}"
+                    else:
+                        break
+                    self.source_state = "ok"
+                    log.warning("source recovered")
+                    backoff = 0.25
+                    continue
+                if frame is None:
+                    self.source_state = "ended"
+                    break
+                self.source_state = "ok"
+                self.frames_in += 1
+                self.stats.add("capture", time.perf_counter() - t0)
+                if out.put(_Work(frame)):
+                    self.stats.count("drop_capture")
+        except Exception as e:  # keep the process alive and report it
+            self._fail("capture", e)
+        finally:
+            out.close()
+
+    def _detect(self) -> None:
+        src, out = self._slots[0], self._slots[1]
+        try:
+            while (w := src.get()) is not None:
+                t0 = time.perf_counter()
+                dets = self.detector(w.frame.rgb)[: self.cfg.detect.max_hands]
+                upd = self._tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets])
+                w.detections, w.track_ids, w.ended = dets, upd.ids, upd.ended
+                if dets and any(m in self.modalities for m in ("rgb", "depth")):
+                    w.images = _image_crops(w.frame, dets, self.modalities, self.lifter.backend.image_size,
+                                            self.cfg.detect.crop_margin)  # fmt: skip
+                w.times["detect"] = time.perf_counter() - t0
+                self.stats.add("detect", w.times["detect"])
+                if out.put(w):
+                    self.stats.count("drop_detect")
+        except Exception as e:
+            self._fail("detect", e)
+        finally:
+            out.close()
+
+    def _infer(self) -> None:
+        src, out = self._slots[1], self._slots[2]
+        try:
+            while (w := src.get()) is not None:
+                t0 = time.perf_counter()
+                if w.detections:
+                    lm = np.stack([d.landmarks_px for d in w.detections])
+                    left = np.array([d.handedness == "left" for d in w.detections])
+                    w.lift = self.lifter(lm, left, images=w.images)
+                w.times["infer"] = time.perf_counter() - t0
+                self.stats.add("infer", w.times["infer"])
+                if out.put(w):
+                    self.stats.count("drop_infer")
+        except Exception as e:
+            self._fail("infer", e)
+        finally:
+            out.close()
+
+    def _publish_stage(self) -> None:
+        src = self._slots[2]
+        try:
+            while (w := src.get()) is not None:
+                self._emit(w)
+                self._maybe_status()
+        except Exception as e:
+            self._fail("publish", e)
+        finally:
+            self._display.close()
+
+    def _fail(self, stage: str, e: Exception) -> None:
+        msg = f"{stage} stage failed: {type(e).__name__}: {e}"
+        log.error(msg)
+        self._errors.append(msg)
+        self._stop.set()
+
+    # ------------------------------------------------------------------ placement, smoothing, messages
+    def _emit(self, w: _Work) -> None:
+        t0 = time.perf_counter()
+        f = w.frame
+        for tid in w.ended:
+            self._smoother.end(tid)
+        common = {"frame_id": f.index, "t_capture": f.t_capture, "t_capture_unix": f.t_capture_unix,
+                  "camera": protocol.camera_block(f.camera_id, f.intrinsics)}  # fmt: skip
+        hands, poses = [], []
+        for i, d in enumerate(w.detections):
+            assert w.lift is not None
+            tid = w.track_ids[i]
+            joints_cam, root, root_src, s = place_hand(d.landmarks_px, w.lift.joints_norm[i], float(w.lift.scale[i]),
+                                                      f.intrinsics, f.depth)  # fmt: skip
+            joints_cam = self._smoother(tid, joints_cam, f.t_capture)
+            rel = joints_cam - joints_cam[0]
+            std = w.lift.joint_std[i] * (s / float(w.lift.scale[i]))
+            poses.append((d, tid, joints_cam, rel, std, root_src))
+            hands.append({"track_id": tid, "handedness": d.handedness, "score": d.score})
+        w.times["place"] = time.perf_counter() - t0
+        lat = {k: 1000.0 * v for k, v in w.times.items()}
+        for d, tid, joints_cam, rel, std, root_src in poses:
+            msg = {**common, "track_id": tid, "handedness": d.handedness, "handedness_score": d.handedness_score,
+                   "score": d.score, "layout": protocol.LAYOUT, "units": protocol.UNITS, "joints_cam": joints_cam,
+                   "joints_rel": rel, "joints_2d": d.landmarks_px, "joint_std": std, "root_source": root_src,
+                   "modalities": list(self.modalities), "model": self.lifter.backend.model_id,
+                   "latency_ms": {**lat, "total": 1000.0 * (time.monotonic() - f.t_capture)}}  # fmt: skip
+            if self.publisher is not None:
+                self.publisher.publish(protocol.pose_topic(d.handedness), msg)
+        t_done = time.monotonic()
+        lat["total"] = 1000.0 * (t_done - f.t_capture)
+        if self.publisher is not None:
+            self.publisher.publish(protocol.TOPIC_FRAME, {**common, "hands": hands, "latency_ms": lat})
+        self.stats.add("place_publish", time.perf_counter() - t0)
+        self.stats.add("end_to_end", t_done - f.t_capture)
+        self.stats.count("hands", len(poses))
+        self.frames_processed += 1
+        if self._t_first is None:
+            self._t_first = t_done
+        self._t_last = t_done
+        if f.truth is not None:
+            self._score_truth(f, [(p[0], p[3]) for p in poses])
+        if self.cfg.show:
+            self._display.put((f, poses, lat))
+
+    def _score_truth(self, f: Frame, poses: list[tuple[Detection, np.ndarray]]) -> None:
+        truth_2d = f.truth.get("joints_2d", [])
+        self._truth_hands += len(truth_2d)
+        used: set[int] = set()
+        for d, rel in poses:
+            c = d.landmarks_px.mean(0)
+            dist = [np.linalg.norm(np.asarray(t).mean(0) - c) if i not in used else np.inf for i, t in enumerate(truth_2d)]
+            if not dist or min(dist) == np.inf:
+                continue
+            i = int(np.argmin(dist))
+            size = float(np.ptp(np.asarray(truth_2d[i]), axis=0).max())
+            if dist[i] > 0.5 * size:
+                continue
+            used.add(i)
+            self._matched_hands += 1
+            gt = np.asarray(f.truth["joints_cam"][i])
+            self._epe.append(joint_errors_mm(rel[None], (gt - gt[0])[None])[0])
+
+    def _maybe_status(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.publisher is None or (not force and now - self._last_status < 1.0 / self.cfg.publish.status_hz):
+            return
+        self._last_status = now
+        self.publisher.publish(protocol.TOPIC_STATUS, self.snapshot())
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> dict:
+        """Run until the source ends, ``frames`` are done, or :meth:`stop`; returns the report."""
+        self._t_start = time.monotonic()
+        for name, fn in (("capture", self._capture), ("detect", self._detect), ("infer", self._infer),
+                         ("publish", self._publish_stage)):  # fmt: skip
+            t = threading.Thread(target=fn, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        viewer = None
+        if self.cfg.show:
+            from streamhand.viewer import PreviewWindow
+
+            viewer = PreviewWindow()
+        try:
+            while any(t.is_alive() for t in self._threads):
+                if viewer is not None:
+                    item = self._display.get()
+                    if item is not None and not viewer.show(*item, fps=self.snapshot()["fps"]):
+                        self.stop()
+                else:
+                    self._threads[-1].join(0.1)
+        except KeyboardInterrupt:
+            self.stop()
+        finally:
+            self.stop()
+            for t in self._threads:
+                t.join(timeout=5)
+            if viewer is not None:
+                viewer.close()
+        self._maybe_status(force=True)
+        return self.report()
+
+    @property
+    def errors(self) -> list[str]:
+        return list(self._errors)
+
+    def report(self) -> dict:
+        snap = self.snapshot()
+        summ = self.stats.summary_ms()
+        rep: dict[str, Any] = {
+            "source": self.source.name, "frames_in": self.frames_in, "frames_processed": self.frames_processed,
+            "fps": snap["fps"], "latency_ms": summ, "drops": snap["drops"],
+            "corrupt_frames": self.source.corrupt_frames, "hands_published": snap["hands_published"],
+            "backend": snap["backend"], "modalities": list(self.modalities), "errors": self.errors,
+        }  # fmt: skip
+        if self._truth_hands:
+            rep["detection_rate"] = self._matched_hands / self._truth_hands
+            rep["truth_hands"] = self._truth_hands
+        else:
+            rep["detection_rate"] = snap["hands_published"] / max(self.frames_processed, 1) / max(
+                1, self.cfg.detect.max_hands
+            )
+        if self._epe:
+            e = np.stack(self._epe)
+            rep["epe_mean_mm"] = float(e.mean())
+            rep["epe_median_mm"] = float(np.median(e))
+        return rep
+
+
+def write_report(path: str | Path, report: dict) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=float))
+    os.replace(tmp, p)
+
+
+def mediapipe_alone(source: FrameSource, detector: Any, frames: int) -> dict:
+    """MediaPipe by itself on the same frames, one after another (for the speed ratio)."""
+    times = []
+    source.open()
+    try:
+        for _ in range(frames):
+            f = source.read()
+            if f is None:
+                break
+            t0 = time.perf_counter()
+            detector(f.rgb)
+            times.append(time.perf_counter() - t0)
+    finally:
+        source.close()
+    v = np.array(times) * 1000.0
+    if not v.size:
+        return {"frames": 0}
+    return {"frames": int(v.size), "ms_per_frame_mean": float(v.mean()), "ms_per_frame_p50": float(np.median(v)),
+            "fps": float(1000.0 / v.mean())}  # fmt: skip

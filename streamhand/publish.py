@@ -1,0 +1,136 @@
+"""ZeroMQ publisher (PUB) and control socket (REP, like Pupil Remote).
+
+Control commands (plain strings): ``PUB_PORT`` -> the PUB port; ``t`` -> the monotonic clock that
+``t_capture`` uses; ``stats`` / ``config`` -> msgpack maps; ``stop`` -> "ok" and the run stops.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+import zmq
+
+from streamhand import protocol
+
+log = logging.getLogger(__name__)
+
+
+class PortInUse(RuntimeError):
+    pass
+
+
+def _bind(sock: zmq.Socket, bind: str, port: int, flag: str) -> None:
+    try:
+        sock.bind(f"tcp://{bind}:{port}")
+    except zmq.ZMQError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise PortInUse(f"port {port} on {bind} is in use; choose another with {flag}") from None
+        raise PortInUse(f"cannot bind tcp://{bind}:{port} ({e}); check --bind / {flag}") from None
+
+
+class Publisher:
+    def __init__(
+        self,
+        bind: str = "127.0.0.1",
+        port: int = protocol.DEFAULT_PUB_PORT,
+        control_port: int | None = protocol.DEFAULT_CONTROL_PORT,
+        sndhwm: int = 100,
+        stats: Callable[[], dict] | None = None,
+        config: Callable[[], dict] | None = None,
+        on_stop: Callable[[], None] | None = None,
+    ):
+        self.bind, self.port, self.control_port = bind, port, control_port
+        self._ctx = zmq.Context.instance()
+        self._pub = self._ctx.socket(zmq.PUB)
+        self._pub.setsockopt(zmq.SNDHWM, sndhwm)  # a slow subscriber loses messages, never stalls us
+        self._pub.setsockopt(zmq.LINGER, 0)
+        self._rep: zmq.Socket | None = None
+        self._seq: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stats, self._config, self._on_stop = stats, config, on_stop
+        self.sent = 0
+        self.dropped = 0
+        try:
+            _bind(self._pub, bind, port, "--port")
+            if control_port is not None:
+                self._rep = self._ctx.socket(zmq.REP)
+                self._rep.setsockopt(zmq.LINGER, 0)
+                _bind(self._rep, bind, control_port, "--control-port")
+        except PortInUse:
+            self.close()
+            raise
+        if self._rep is not None:
+            self._thread = threading.Thread(target=self._serve, name="control", daemon=True)
+            self._thread.start()
+
+    def publish(self, topic: str, msg: dict[str, Any]) -> None:
+        with self._lock:
+            seq = self._seq.get(topic, 0)
+            self._seq[topic] = seq + 1
+            full = {"topic": topic, "schema": protocol.SCHEMA, "seq": seq, **msg, "t_publish": time.monotonic()}
+            try:
+                self._pub.send_multipart(protocol.encode(topic, full), flags=zmq.NOBLOCK)
+                self.sent += 1
+            except zmq.Again:
+                self.dropped += 1
+
+    def _serve(self) -> None:
+        assert self._rep is not None
+        poller = zmq.Poller()
+        poller.register(self._rep, zmq.POLLIN)
+        while not self._stop.is_set():
+            try:
+                if not dict(poller.poll(100)):
+                    continue
+                cmd = self._rep.recv().decode(errors="replace").strip()
+            except zmq.ZMQError:
+                break
+            self._rep.send(self._answer(cmd))
+
+    def _answer(self, cmd: str) -> bytes:
+        if cmd == "PUB_PORT":
+            return str(self.port).encode()
+        if cmd == "t":
+            return repr(time.monotonic()).encode()
+        if cmd == "stats":
+            return msgpack.packb(protocol.to_wire(self._stats() if self._stats else {}), use_bin_type=True)
+        if cmd == "config":
+            return msgpack.packb(protocol.to_wire(self._config() if self._config else {}), use_bin_type=True)
+        if cmd == "stop":
+            if self._on_stop:
+                self._on_stop()
+            return b"ok"
+        return f"error: unknown command {cmd!r} (PUB_PORT, t, stats, config, stop)".encode()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+        for s in (self._pub, self._rep):
+            if s is not None and not s.closed:
+                s.close(0)
+
+
+class ZmqLogHandler(logging.Handler):
+    """Forwards log records (WARNING and up by default) to ``log.<level>`` topics."""
+
+    def __init__(self, publisher: Publisher, level: int = logging.WARNING):
+        super().__init__(level)
+        self.publisher = publisher
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.publisher.publish(protocol.log_topic(record.levelname),
+                                   {"level": record.levelname.lower(), "message": record.getMessage(),
+                                    "logger": record.name})  # fmt: skip
+        except Exception:  # logging must never raise
+            pass

@@ -1,0 +1,80 @@
+"""Runtime settings for ``streamhand run`` (YAML via ``--config``; command-line flags override)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from streamhand import protocol
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(_Strict):
+    kind: Literal["demo", "camera", "video", "images", "realsense"] = "demo"
+    camera: str = "0"
+    video: str | None = None
+    images: str | None = None
+    realsense_serial: str | None = None
+    width: int | None = Field(None, ge=16, le=8192)
+    height: int | None = Field(None, ge=16, le=8192)
+    fps: float | None = Field(None, gt=0, le=1000)
+    mirror: bool = False
+    fov_deg: float = Field(60.0, gt=1, lt=179)
+    intrinsics: str | None = None
+    realtime: bool = True
+    demo_hands: int = Field(2, ge=1, le=2)
+    demo_seconds: float = Field(4.0, gt=0, le=60)
+
+
+class DetectConfig(_Strict):
+    max_hands: int = Field(2, ge=1, le=4)
+    min_detection_confidence: float = Field(0.5, ge=0, le=1)
+    min_tracking_confidence: float = Field(0.5, ge=0, le=1)
+    model_complexity: int = Field(1, ge=0, le=1)
+    crop_margin: float = Field(1.4, ge=1.0, le=3.0)
+
+
+class ModelSettings(_Strict):
+    path: str | None = None  # default: the shipped model
+    backend: Literal["auto", "torch"] = "auto"
+    modalities: list[Literal["2d", "rgb", "depth"]] | None = None  # None: all the model and source support
+    n_samples: int = Field(16, ge=0, le=256)
+    hand_length_m: float = Field(0.185, ge=0.05, le=0.4)
+    threads: int = Field(1, ge=1, le=64)
+
+
+class SmoothConfig(_Strict):
+    enabled: bool = True
+    min_cutoff: float = Field(1.5, gt=0)
+    beta: float = Field(0.5, ge=0)
+
+
+class PublishConfig(_Strict):
+    bind: str = "127.0.0.1"
+    port: int = Field(protocol.DEFAULT_PUB_PORT, ge=1, le=65535)
+    control_port: int = Field(protocol.DEFAULT_CONTROL_PORT, ge=1, le=65535)
+    sndhwm: int = Field(100, ge=1)
+    status_hz: float = Field(1.0, gt=0, le=50)
+
+    @field_validator("control_port")
+    @classmethod
+    def _distinct(cls, v: int, info) -> int:
+        if info.data.get("port") == v:
+            raise ValueError("control port must differ from the PUB port")
+        return v
+
+
+class RunConfig(_Strict):
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    detect: DetectConfig = Field(default_factory=DetectConfig)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    smooth: SmoothConfig = Field(default_factory=SmoothConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
+    frames: int | None = Field(None, ge=1)
+    report: str | None = None
+    show: bool = False
+    compare_mediapipe: bool = False

@@ -1,0 +1,56 @@
+"""One Euro filter (Casiez et al., CHI 2012), vectorised over joints, one filter per track."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
+    tau = 1.0 / (2 * math.pi * np.asarray(cutoff))
+    return 1.0 / (1.0 + tau / dt)
+
+
+class OneEuro:
+    """Smooths an array signal; ``min_cutoff`` (Hz) trades jitter for lag, ``beta`` speeds it up when moving."""
+
+    def __init__(self, min_cutoff: float = 1.5, beta: float = 0.5, d_cutoff: float = 1.0):
+        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
+            raise ValueError("One Euro needs min_cutoff > 0, d_cutoff > 0 and beta >= 0")
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self._x: np.ndarray | None = None
+        self._dx: np.ndarray | None = None
+        self._t: float | None = None
+
+    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self._x is None or self._t is None or t <= self._t:
+            self._x, self._dx, self._t = x.copy(), np.zeros_like(x), t
+            return x.copy()
+        dt = t - self._t
+        dx = (x - self._x) / dt
+        a_d = _alpha(self.d_cutoff, dt)
+        self._dx = a_d * dx + (1 - a_d) * self._dx
+        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
+        a = _alpha(cutoff, dt)
+        self._x = a * x + (1 - a) * self._x
+        self._t = t
+        return self._x.copy()
+
+
+class TrackSmoother:
+    """One :class:`OneEuro` per track id; ``end`` forgets a track."""
+
+    def __init__(self, min_cutoff: float = 1.5, beta: float = 0.5, enabled: bool = True):
+        self.min_cutoff, self.beta, self.enabled = min_cutoff, beta, enabled
+        self._filters: dict[int, OneEuro] = {}
+
+    def __call__(self, track_id: int, x: np.ndarray, t: float) -> np.ndarray:
+        if not self.enabled:
+            return np.asarray(x, dtype=np.float64)
+        f = self._filters.setdefault(track_id, OneEuro(self.min_cutoff, self.beta))
+        return f(x, t)
+
+    def end(self, track_id: int) -> None:
+        self._filters.pop(track_id, None)

@@ -1,0 +1,57 @@
+"""Timing statistics for hot loops: per-stage latency percentiles, counters, rate-limited logging."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict, deque
+
+import numpy as np
+
+_last_log: dict[tuple, float] = {}
+
+
+def log_every_n_seconds(logger: logging.Logger, level: int, msg: str, *args, n: float = 5.0) -> None:
+    """Log ``msg`` at most once every ``n`` seconds per call site (like detectron2's helper)."""
+    import inspect
+
+    frame = inspect.currentframe()
+    caller = frame.f_back if frame is not None else None
+    key = (caller.f_code.co_filename, caller.f_lineno) if caller is not None else (msg,)
+    now = time.monotonic()
+    if now - _last_log.get(key, -1e9) >= n:
+        _last_log[key] = now
+        logger.log(level, msg, *args)
+
+
+class StageStats:
+    """Thread-safe latency samples (seconds) per stage and named counters."""
+
+    def __init__(self, window: int = 100_000):
+        self._lat: dict[str, deque] = defaultdict(lambda: deque(maxlen=window))
+        self.counters: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self._lat[stage].append(seconds)
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.counters[name] += n
+
+    def percentiles_ms(self, stage: str) -> dict[str, float]:
+        with self._lock:
+            v = np.array(self._lat.get(stage, ()), dtype=np.float64) * 1000.0
+        if v.size == 0:
+            return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "mean": float("nan"), "n": 0}
+        p50, p95, p99 = np.percentile(v, [50, 95, 99])
+        return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "mean": float(v.mean()), "n": int(v.size)}
+
+    def stages(self) -> list[str]:
+        with self._lock:
+            return list(self._lat)
+
+    def summary_ms(self) -> dict[str, dict[str, float]]:
+        return {s: self.percentiles_ms(s) for s in self.stages()}

@@ -1,0 +1,90 @@
+"""Drawing: a 2D overlay on frames and a 3D skeleton view (pure functions returning images), and the
+OpenCV windows used by ``streamhand run --show`` and ``streamhand view``."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import cv2
+import numpy as np
+
+from streamhand.skeleton import BONES, PALM_LINES
+
+COLORS = {"left": (255, 160, 60), "right": (60, 200, 255)}  # BGR
+
+
+class DisplayError(RuntimeError):
+    pass
+
+
+def _line_pairs():
+    return list(BONES) + list(PALM_LINES)
+
+
+def draw_overlay(bgr: np.ndarray, hands: list[tuple[str, np.ndarray, float]], text: str = "") -> np.ndarray:
+    """Draw (handedness, joints_2d (21, 2), mean joint_std m) skeletons and a status line onto ``bgr``."""
+    img = bgr.copy()
+    for handed, uv, std in hands:
+        c = COLORS.get(handed, (0, 255, 0))
+        p = np.round(uv).astype(int)
+        for a, b in _line_pairs():
+            cv2.line(img, tuple(p[a]), tuple(p[b]), c, 2, cv2.LINE_AA)
+        for q in p:
+            cv2.circle(img, tuple(q), 3, (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.putText(img, f"{handed} +-{1000 * std:.0f}mm", tuple(p[0] + [5, 15]), cv2.FONT_HERSHEY_SIMPLEX, 0.5, c, 1)
+    if text:
+        cv2.putText(img, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(img, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+    return img
+
+
+def draw_skeleton_3d(hands: list[tuple[str, np.ndarray]], size: int = 480, yaw_deg: float = 30.0,
+                     pitch_deg: float = 15.0, extent_m: float = 0.5) -> np.ndarray:  # fmt: skip
+    """Render (handedness, joints_cam (21, 3)) hands from a virtual camera orbiting the scene centre."""
+    img = np.full((size, size, 3), 30, np.uint8)
+    if not hands:
+        cv2.putText(img, "no hands", (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (200, 200, 200), 1)
+        return img
+    centre = np.mean([j.mean(0) for _, j in hands], axis=0)
+    y, p = math.radians(yaw_deg), math.radians(pitch_deg)
+    ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
+    r = rx @ ry
+    s = size / extent_m
+    # floor grid for depth cues
+    for g in np.linspace(-extent_m / 2, extent_m / 2, 6):
+        for a, b in (((g, 0.15, -extent_m / 2), (g, 0.15, extent_m / 2)), ((-extent_m / 2, 0.15, g), (extent_m / 2, 0.15, g))):
+            pa, pb = (r @ np.array(a)) * s + size / 2, (r @ np.array(b)) * s + size / 2
+            cv2.line(img, (int(pa[0]), int(pa[1])), (int(pb[0]), int(pb[1])), (60, 60, 60), 1)
+    for handed, j in hands:
+        q = ((j - centre) @ r.T) * s + size / 2
+        c = COLORS.get(handed, (0, 255, 0))
+        for a, b in _line_pairs():
+            cv2.line(img, (int(q[a, 0]), int(q[a, 1])), (int(q[b, 0]), int(q[b, 1])), c, 2, cv2.LINE_AA)
+    return img
+
+
+def _require_display() -> None:
+    import sys
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise DisplayError("no display available (DISPLAY is not set); run without --show or use 'streamhand echo'")
+
+
+class PreviewWindow:
+    """The ``run --show`` window: the frame with the overlay, fps and latency. ``q`` or Esc closes it."""
+
+    def __init__(self, name: str = "streamhand"):
+        _require_display()
+        self.name = name
+
+    def show(self, frame, poses, lat: dict, fps: float = 0.0) -> bool:
+        bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
+        hands = [(p[0].handedness, p[0].landmarks_px, float(np.mean(p[4]))) for p in poses]
+        img = draw_overlay(bgr, hands, f"{fps:.1f} fps  {lat.get('total', 0):.1f} ms")
+        cv2.imshow(self.name, img)
+        return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.name)
