@@ -26,3 +26,22 @@ def free_port() -> int:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """An untrained but valid 2D+3D checkpoint (fast to build and run)."""
+    import torch
+
+    from streamhand.checkpoint import save_checkpoint
+    from streamhand.models import HandPoseModel, ModelConfig
+
+    torch.manual_seed(0)
+    model = HandPoseModel(ModelConfig(z_dim=8, hidden=32))
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", model, metrics={"note": "untrained"})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _demo_cache(tmp_path_factory):
+    """One demo-clip cache for the whole test session (rendered once, reused by every test)."""
+    os.environ.setdefault("STREAMHAND_CACHE", str(tmp_path_factory.mktemp("cache")))

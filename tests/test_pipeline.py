@@ -1,0 +1,168 @@
+"""The pipeline in-process with real components: MediaPipe, the torch backend, ZeroMQ sockets."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from streamhand import protocol
+from streamhand.capture.base import Frame
+from streamhand.capture.demo import DemoSource
+from streamhand.client import PoseSubscriber
+from streamhand.detect import MediaPipeHands
+from streamhand.infer import Lifter, TorchBackend
+from streamhand.pipeline import Pipeline, Slot
+from streamhand.publish import Publisher, PortInUse
+from streamhand.runtime_config import RunConfig
+from tests.conftest import free_port
+from tests.test_sources import FlakySource
+
+
+def test_slot_latest_wins_and_lossless():
+    s = Slot(lossless=False)
+    assert s.put(1) is False and s.put(2) is True  # 1 was dropped
+    assert s.get() == 2
+    s.close()
+    assert s.get() is None
+    q = Slot(lossless=True)
+    q.put(1)
+    t = threading.Thread(target=lambda: q.put(2))
+    t.start()
+    time.sleep(0.2)
+    assert t.is_alive()  # blocked until the consumer takes 1
+    assert q.get() == 1
+    t.join(2)
+    assert q.get() == 2
+
+
+def _pipeline(cfg: RunConfig, source, ckpt, publisher=None):
+    lifter = Lifter(TorchBackend(ckpt, n_samples=4))
+    return Pipeline(cfg, source, MediaPipeHands(max_hands=2), lifter, publisher)
+
+
+def test_control_socket_commands(tiny_checkpoint):
+    port, cport = free_port(), free_port()
+    cfg = RunConfig()
+    cfg.source.realtime = True
+    src = DemoSource(width=320, height=240, seconds=0.5, realtime=True)
+    src.open()
+    holder = {}
+    pub = Publisher("127.0.0.1", port, cport, stats=lambda: holder["p"].snapshot(),
+                    config=lambda: cfg.model_dump(mode="json"), on_stop=lambda: holder["p"].stop())  # fmt: skip
+    pipe = _pipeline(cfg, src, tiny_checkpoint, pub)
+    holder["p"] = pipe
+    runner = threading.Thread(target=pipe.run)
+    runner.start()
+    ctx = zmq.Context.instance()
+    req = ctx.socket(zmq.REQ)
+    req.setsockopt(zmq.RCVTIMEO, 5000)
+    req.connect(f"tcp://127.0.0.1:{cport}")
+    try:
+        req.send(b"PUB_PORT")
+        assert int(req.recv()) == port
+        req.send(b"t")
+        t_remote = float(req.recv())
+        assert abs(t_remote - time.monotonic()) < 1.0  # the same monotonic clock as t_capture
+        time.sleep(1.0)
+        req.send(b"stats")
+        stats = msgpack.unpackb(req.recv())
+        assert stats["frames_in"] > 0 and stats["source"] == "demo"
+        req.send(b"config")
+        assert msgpack.unpackb(req.recv())["publish"]["port"] == 5560  # the config object as given
+        req.send(b"bogus")
+        assert req.recv().startswith(b"error: unknown command")
+        req.send(b"stop")
+        assert req.recv() == b"ok"
+        runner.join(10)
+        assert not runner.is_alive()
+    finally:
+        req.close(0)
+        pipe.stop()
+        runner.join(5)
+        pub.close()
+
+
+def test_port_in_use_is_a_clear_error():
+    port = free_port()
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.PUB)
+    s.bind(f"tcp://127.0.0.1:{port}")
+    try:
+        with pytest.raises(PortInUse, match="--port"):
+            Publisher("127.0.0.1", port, free_port())
+    finally:
+        s.close(0)
+
+
+def test_stalled_subscriber_does_not_slow_the_pipeline(tiny_checkpoint):
+    port = free_port()
+    pub = Publisher("127.0.0.1", port, None, sndhwm=5)
+    stalled = zmq.Context.instance().socket(zmq.SUB)
+    stalled.setsockopt(zmq.RCVHWM, 1)
+    stalled.setsockopt(zmq.SUBSCRIBE, b"")
+    stalled.connect(f"tcp://127.0.0.1:{port}")  # connected, never reads
+    cfg = RunConfig(frames=40)
+    cfg.source.realtime = False
+    src = DemoSource(width=320, height=240, seconds=0.5, realtime=False)
+    src.open()
+    try:
+        pipe = _pipeline(cfg, src, tiny_checkpoint, pub)
+        t0 = time.monotonic()
+        rep = pipe.run()
+        assert rep["frames_processed"] == 40
+        assert time.monotonic() - t0 < 60  # it finished; a blocking send would hang here
+        assert pub.sent > 40
+    finally:
+        stalled.close(0)
+        pub.close()
+
+
+def test_source_lost_and_recovered(tiny_checkpoint):
+    from streamhand.geometry import Intrinsics
+
+    img = np.zeros((120, 160, 3), np.uint8)
+    src = FlakySource(Frame(0, 0.0, 0.0, img, Intrinsics.from_fov(160, 120, 60), "x"), total=10)
+    cfg = RunConfig()
+    pipe = _pipeline(cfg, src, tiny_checkpoint)
+    rep = pipe.run()
+    assert src.reopens == 3
+    assert rep["frames_in"] == 10
+    assert pipe.stats.counters["source_lost"] == 1
+    assert pipe.source_state == "ended"
+
+
+def test_pipeline_publishes_gap_free_valid_messages(tiny_checkpoint):
+    port = free_port()
+    pub = Publisher("127.0.0.1", port, None)
+    sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=("",), raw=True, timeout=20)
+    time.sleep(0.3)  # let the subscription reach the publisher
+    cfg = RunConfig(frames=30)
+    cfg.source.realtime = False
+    src = DemoSource(width=320, height=240, seconds=0.5, realtime=False)
+    src.open()
+    pipe = _pipeline(cfg, src, tiny_checkpoint, pub)
+    rep = pipe.run()
+    msgs = []
+    try:
+        while True:
+            sub.timeout = 1.0
+            msgs.append(sub.recv())
+    except TimeoutError:
+        pass
+    finally:
+        sub.close()
+        pub.close()
+    frames = [m for m in msgs if m.topic == protocol.TOPIC_FRAME]
+    assert len(frames) == rep["frames_processed"] == 30
+    assert [m.data["seq"] for m in frames] == list(range(30))
+    assert sub.gaps == 0
+    for m in msgs:
+        assert protocol.validate(m.topic, m.data) == [], m.topic
+    poses = [m for m in msgs if m.topic.startswith("hand.pose.")]
+    assert poses and all(m.data["root_source"] == "depth" for m in poses)  # the demo has depth
+    assert any(m.topic == protocol.TOPIC_STATUS for m in msgs)

@@ -1,0 +1,145 @@
+"""Placement, smoothing, tracking, crops, protocol: table-driven, with their error cases."""
+
+import msgpack
+import numpy as np
+import pytest
+
+from streamhand import protocol
+from streamhand.detect import HandTracker, crop_square, square_box
+from streamhand.geometry import Intrinsics, project
+from streamhand.placement import depth_at, place_hand, root_depth_from_depth, solve_root
+from streamhand.skeleton import normalize
+from streamhand.smoothing import OneEuro, TrackSmoother
+from streamhand.synth.hand import reference_pose
+
+K = Intrinsics.from_fov(640, 480, 60)
+
+
+def _hand(offset=(0.05, 0.02, 0.5)):
+    return reference_pose() @ np.diag([1.0, -1.0, -1.0]).T + np.array(offset)
+
+
+@pytest.mark.parametrize("offset", [(0.0, 0.0, 0.3), (0.1, -0.05, 0.6), (-0.2, 0.1, 0.9)])
+def test_solve_root_exact_without_noise(offset):
+    j = _hand(offset)
+    np.testing.assert_allclose(solve_root(project(j, K), j - j[0], K), j[0], atol=1e-9)
+
+
+def test_place_hand_with_depth_recovers_scale_and_root():
+    j = _hand()
+    uv = project(j, K)
+    depth = np.zeros((480, 640), np.float32)
+    for p, z in zip(np.round(uv).astype(int), j[:, 2]):
+        depth[p[1] - 4 : p[1] + 5, p[0] - 4 : p[0] + 5] = z - 0.008  # the skin in front of the joint
+    n, s = normalize(j)
+    cam, root, src, scale = place_hand(uv, n, s * 1.3, K, depth)  # wrong prior scale
+    assert src == "depth"
+    assert scale == pytest.approx(s, rel=0.03)
+    np.testing.assert_allclose(root, j[0], atol=0.01)
+    cam2, _, src2, _ = place_hand(uv, n, s, K, None)
+    assert src2 == "estimate"
+    np.testing.assert_allclose(cam2, j, atol=1e-6)
+
+
+def test_depth_holes_ignored():
+    d = np.zeros((20, 20), np.float32)
+    d[5:15, 5:15] = 0.5
+    d[10, 10] = 0  # a hole
+    assert depth_at(d, np.array([[10, 10], [1, 1]]))[0] == pytest.approx(0.5)
+    assert np.isnan(depth_at(d, np.array([[1, 1]]))[0])
+    assert root_depth_from_depth(np.zeros((20, 20)), np.zeros((21, 2)), np.zeros((21, 3))) is None
+
+
+def test_one_euro_reduces_jitter_and_follows_steps():
+    rng = np.random.default_rng(0)
+    f = OneEuro(min_cutoff=1.0, beta=0.0)
+    xs = 1.0 + rng.normal(0, 0.01, 300)
+    out = np.array([f(np.array([x]), t / 30)[0] for t, x in enumerate(xs)])
+    assert out[50:].std() < 0.5 * xs[50:].std()
+    g = OneEuro(min_cutoff=1.0, beta=5.0)
+    ys = [g(np.array([0.0 if t < 30 else 1.0]), t / 30)[0] for t in range(90)]
+    assert ys[-1] == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize(("kwargs"), [{"min_cutoff": 0}, {"beta": -1}, {"d_cutoff": 0}])
+def test_one_euro_bad_params(kwargs):
+    with pytest.raises(ValueError):
+        OneEuro(**kwargs)
+
+
+def test_track_smoother_resets_ended_tracks():
+    s = TrackSmoother(min_cutoff=0.1, beta=0.0)
+    s(1, np.zeros(3), 0.0)
+    assert s(1, np.ones(3), 0.1)[0] < 0.5
+    s.end(1)
+    assert s(1, np.ones(3), 0.2)[0] == 1.0
+    assert TrackSmoother(enabled=False)(1, np.ones(3), 0.0)[0] == 1.0
+
+
+def test_tracker_keeps_ids_when_order_swaps_and_ends_lost_tracks():
+    a, b = np.full((21, 2), 100.0), np.full((21, 2), 400.0)
+    a[:, 0] += np.arange(21)
+    b[:, 0] += np.arange(21)
+    t = HandTracker(max_missed=1)
+    ids0 = t.update([a, b], ["left", "right"]).ids
+    ids1 = t.update([b + 5, a + 5], ["right", "left"]).ids
+    assert ids1 == ids0[::-1]
+    t.update([a], ["left"])
+    upd = t.update([a], ["left"])
+    assert upd.ended == [ids0[1]] and upd.ids == [ids0[0]]
+    new = t.update([a, b], ["left", "right"]).ids
+    assert new[0] == ids0[0] and new[1] not in ids0
+
+
+@pytest.mark.parametrize(("box_centre", "inside"), [((50, 50), True), ((0, 0), True), ((300, 200), True)])
+def test_square_crops(box_centre, inside):
+    img = np.zeros((240, 320, 3), np.uint8)
+    img[40:60, 40:60] = 255
+    lm = np.array(box_centre, float) + np.random.default_rng(0).uniform(-10, 10, (21, 2))
+    box = square_box(lm, 320, 240, margin=1.5)
+    c = crop_square(img, box, 64)
+    assert c.shape == (64, 64, 3)
+    assert box.side >= 32
+    centre_in_crop = box.to_crop(np.array([box_centre]), 64)[0]
+    assert np.all((centre_in_crop > 0) & (centre_in_crop < 64)) == inside
+
+
+def _pose_msg():
+    z = np.zeros
+    return {"topic": "hand.pose.left", "schema": protocol.SCHEMA, "seq": 0, "frame_id": 1, "t_capture": 1.0,
+            "t_capture_unix": 2.0, "t_publish": 1.1, "camera": protocol.camera_block("c", K), "track_id": 1,
+            "handedness": "left", "handedness_score": 0.9, "score": 0.9, "layout": "mediapipe21", "units": "m",
+            "joints_cam": z((21, 3)), "joints_rel": z((21, 3)), "joints_2d": z((21, 2)), "joint_std": z(21),
+            "root_source": "estimate", "modalities": ["2d"], "model": "m", "latency_ms": {}}  # fmt: skip
+
+
+def test_protocol_round_trip_with_plain_msgpack():
+    parts = protocol.encode("hand.pose.left", _pose_msg())
+    raw = msgpack.unpackb(parts[1])  # a plain msgpack decoder, no streamhand
+    assert isinstance(raw["joints_cam"], list) and len(raw["joints_cam"]) == 21
+    topic, msg = protocol.decode(parts)
+    assert topic == "hand.pose.left" and protocol.validate(topic, msg) == []
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem"),
+    [
+        (lambda m: m.pop("joint_std"), "missing joint_std"),
+        (lambda m: m.update(joints_cam=np.zeros((20, 3))), "joints_cam has shape"),
+        (lambda m: m.update(handedness="right"), "handedness does not match"),
+        (lambda m: m.update(schema=99), "schema 99"),
+        (lambda m: m.update(root_source="magic"), "root_source"),
+        (lambda m: m["camera"].pop("fx"), "camera missing fx"),
+    ],
+)
+def test_protocol_validation_errors(mutate, problem):
+    m = _pose_msg()
+    mutate(m)
+    topic, msg = protocol.decode(protocol.encode("hand.pose.left", m))
+    assert any(problem in p for p in protocol.validate(topic, msg))
+
+
+@pytest.mark.parametrize("bad", ["up", "", "LEFT"])
+def test_pose_topic_rejects_bad_handedness(bad):
+    with pytest.raises(ValueError):
+        protocol.pose_topic(bad)

@@ -1,0 +1,215 @@
+"""Frame sources without hardware: mp4 and image folders written here, RealSense via software_device,
+the demo clip, and a live source that is lost and comes back."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from streamhand.capture.base import Frame, FrameSource, SourceError, SourceLost
+from streamhand.capture.files import ImageSource, VideoSource
+from streamhand.geometry import Intrinsics
+from tests.helpers import rendered_frames
+
+
+@pytest.fixture(scope="module")
+def frames():
+    rgbs, depths, hs = rendered_frames(6, 320, 240, seed=3)
+    return rgbs, depths, hs
+
+
+def _write_mp4(path, rgbs, fps=20.0):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (rgbs[0].shape[1], rgbs[0].shape[0]))
+    for f in rgbs:
+        w.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    w.release()
+
+
+def test_video_source_reads_all_frames_paced(tmp_path, frames):
+    rgbs = frames[0]
+    p = tmp_path / "clip.mp4"
+    _write_mp4(p, rgbs, fps=20.0)
+    src = VideoSource(p, realtime=True, fov_deg=70)
+    src.open()
+    t0 = time.monotonic()
+    got = []
+    while (f := src.read()) is not None:
+        got.append(f)
+    elapsed = time.monotonic() - t0
+    src.close()
+    assert len(got) == len(rgbs)
+    assert [f.index for f in got] == list(range(len(rgbs)))
+    assert elapsed >= (len(rgbs) - 1) / 20.0 * 0.8  # paced at the file's rate
+    assert got[0].intrinsics == Intrinsics.from_fov(320, 240, 70)
+    assert np.abs(got[2].rgb.astype(int) - rgbs[2]).mean() < 12  # lossy codec, same picture
+    assert all(b.t_capture >= a.t_capture for a, b in zip(got, got[1:]))
+
+
+def test_video_source_mirror_and_fast(tmp_path, frames):
+    p = tmp_path / "clip.mp4"
+    _write_mp4(p, frames[0])
+    a, b = VideoSource(p, realtime=False), VideoSource(p, realtime=False, mirror=True)
+    a.open()
+    b.open()
+    fa, fb = a.read(), b.read()
+    np.testing.assert_array_equal(fa.rgb[:, ::-1], fb.rgb)
+
+
+def test_image_source_skips_and_counts_corrupt_files(tmp_path, frames):
+    rgbs = frames[0]
+    for i, f in enumerate(rgbs[:3]):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    (tmp_path / "001b.png").write_bytes(b"not an image")
+    (tmp_path / "notes.txt").write_text("ignored")
+    src = ImageSource(tmp_path)
+    src.open()
+    got = []
+    while (f := src.read()) is not None:
+        got.append(f)
+    assert len(got) == 3 and src.corrupt_frames == 1
+    np.testing.assert_array_equal(got[0].rgb, rgbs[0])
+    glob_src = ImageSource(str(tmp_path / "00[02].png"))
+    glob_src.open()
+    assert len(glob_src.paths) == 2
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: VideoSource(d / "missing.mp4"), "video not found"),
+        (lambda d: VideoSource((d / "bad.mp4", (d / "bad.mp4").write_text("junk"))[0]), "cannot read video"),
+        (lambda d: ImageSource(d), "no images"),
+        (lambda d: ImageSource(str(d / "*.jpg")), "no images match"),
+        (lambda d: ImageSource(d / "nowhere"), "not found"),
+    ],
+)
+def test_file_source_errors(tmp_path, make, message):
+    with pytest.raises(SourceError, match=message):
+        make(tmp_path).open()
+
+
+def _software_realsense(rgbs, depths, k):
+    rs = pytest.importorskip("pyrealsense2", reason="needs pyrealsense2 and libusb-1.0")
+    h, w = rgbs[0].shape[:2]
+
+    def intr():
+        i = rs.intrinsics()
+        i.width, i.height, i.ppx, i.ppy, i.fx, i.fy = w, h, k.cx, k.cy, k.fx, k.fy
+        i.model, i.coeffs = rs.distortion.none, [0.0] * 5
+        return i
+
+    dev = rs.software_device()
+    ds, cs = dev.add_sensor("Depth"), dev.add_sensor("Color")
+    streams = []
+    for sensor, typ, uid, bpp, fmt in ((ds, rs.stream.depth, 0, 2, rs.format.z16), (cs, rs.stream.color, 1, 3, rs.format.rgb8)):
+        vs = rs.video_stream()
+        vs.type, vs.index, vs.uid, vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = typ, 0, uid, w, h, 30, bpp, fmt
+        vs.intrinsics = intr()
+        streams.append(sensor.add_video_stream(vs))
+    ds.add_read_only_option(rs.option.depth_units, 0.001)
+    ext = rs.extrinsics()
+    ext.rotation, ext.translation = [1, 0, 0, 0, 1, 0, 0, 0, 1], [0.0, 0.0, 0.0]
+    streams[0].register_extrinsics_to(streams[1], ext)
+    dev.create_matcher(rs.matchers.default)
+    sync = rs.syncer()
+    ds.open(streams[0])
+    cs.open(streams[1])
+    ds.start(sync)
+    cs.start(sync)
+    keep = []
+
+    def feed(i):
+        mm = np.clip(depths[i] * 1000, 0, 65535).astype(np.uint16)
+        for sensor, prof, arr, bpp in ((ds, streams[0], mm, 2), (cs, streams[1], rgbs[i], 3)):
+            f = rs.software_video_frame()
+            a = np.ascontiguousarray(arr)
+            keep.append(a)
+            f.pixels, f.stride, f.bpp = a, w * bpp, bpp
+            f.timestamp, f.domain, f.frame_number = i * 33.3, rs.timestamp_domain.hardware_clock, i
+            f.profile = prof.as_video_stream_profile()
+            sensor.on_video_frame(f)
+
+    return rs, sync, feed, (dev, ds, cs, keep)
+
+
+def test_realsense_source_through_software_device(frames):
+    from streamhand.capture.realsense import RealSenseSource
+
+    rgbs, depths, hs = frames
+    k = hs.intrinsics[0]
+    rs, sync, feed, _keep = _software_realsense(rgbs, depths, k)
+    src = RealSenseSource.from_syncer(sync.wait_for_frames, depth_scale=0.001)
+    src.open()
+    got = None
+    for i in range(4):
+        feed(i)
+        try:
+            f = src.read()
+        except SourceLost:
+            continue
+        if f is not None and i >= 1:
+            got = (i, f)
+    assert got is not None
+    i, f = got
+    assert f.depth is not None and f.depth.dtype == np.float32
+    assert (f.intrinsics.fx, f.intrinsics.cx) == pytest.approx((k.fx, k.cx))
+    valid = depths[i] > 0
+    # aligned depth equals what was fed (identity extrinsics, same intrinsics), in metres
+    assert np.median(np.abs(f.depth[valid] - depths[i][valid])) < 0.002
+    np.testing.assert_array_equal(f.rgb, rgbs[i])
+
+
+def test_realsense_without_device_is_a_clear_error():
+    pytest.importorskip("pyrealsense2", reason="needs pyrealsense2 and libusb-1.0")
+    from streamhand.capture.realsense import RealSenseSource
+
+    with pytest.raises(SourceError, match="no RealSense device found"):
+        RealSenseSource().open()
+
+
+def test_demo_source_has_truth_and_depth():
+    from streamhand.capture.demo import DemoSource
+
+    src = DemoSource(width=320, height=240, seconds=0.2, fps=30, realtime=False, loop=False)
+    src.open()
+    frames = []
+    while (f := src.read()) is not None:
+        frames.append(f)
+    assert len(frames) == 6
+    f = frames[0]
+    assert f.depth is not None and f.truth is not None
+    j = np.asarray(f.truth["joints_cam"][0])
+    u, v = np.round(f.truth["joints_2d"][0][9]).astype(int)
+    assert abs(np.median(f.depth[v - 2 : v + 3, u - 2 : u + 3]) - j[9, 2]) < 0.04
+    again = DemoSource(width=320, height=240, seconds=0.2, fps=30, realtime=False, loop=False)
+    again.open()  # from the cache: identical
+    np.testing.assert_array_equal(again.read().rgb, f.rgb)
+
+
+class FlakySource(FrameSource):
+    """A live source that disappears after a few frames and comes back after two reconnect attempts."""
+
+    name = "flaky"
+    live = True
+
+    def __init__(self, frame: Frame, total: int = 12):
+        super().__init__()
+        self.frame, self.total, self.delivered, self.reopens, self.lost = frame, total, 0, 0, False
+
+    def read(self):
+        if self.delivered >= self.total:
+            return None
+        if self.delivered == 4 and not self.lost and self.reopens == 0:
+            self.lost = True
+            raise SourceLost("unplugged")
+        self.delivered += 1
+        return Frame(self._next_index(), time.monotonic(), time.time(), self.frame.rgb, self.frame.intrinsics, "flaky")
+
+    def reopen(self):
+        self.reopens += 1
+        if self.reopens < 3:
+            raise SourceError("still gone")
+        self.lost = False
