@@ -93,7 +93,11 @@ def run(
 ) -> None:
     """Stream 3D hand poses from a source to ZeroMQ topics."""
     _setup_logging(verbose)
-    picked = [k for k, v in {"camera": camera, "video": video, "images": images, "realsense": realsense or serial}.items() if v]
+    picked = [
+        k
+        for k, v in {"camera": camera, "video": video, "images": images, "realsense": realsense or serial}.items()
+        if v
+    ]
     if len(picked) > 1 or (picked and source and source != picked[0]):
         _fail(f"choose one source; got {', '.join(picked + ([source] if source else []))}")
     kind = source or (picked[0] if picked else None)
@@ -121,7 +125,7 @@ def _run(cfg) -> int:
     from streamhand.infer import Lifter
     from streamhand.infer.select import make_backend
     from streamhand.pipeline import Pipeline, mediapipe_alone, write_report
-    from streamhand.publish import Publisher, PortInUse, ZmqLogHandler
+    from streamhand.publish import PortInUse, Publisher, ZmqLogHandler
     from streamhand.viewer import DisplayError, _require_display
 
     if cfg.show:
@@ -275,7 +279,9 @@ def view(
             hands3 = [(d["handedness"], np.asarray(d["joints_cam"])) for d in latest.values()]
             cam = next(iter(latest.values()))["camera"] if latest else {"width": 640, "height": 480}
             canvas = np.zeros((cam["height"], cam["width"], 3), np.uint8)
-            hands2 = [(d["handedness"], np.asarray(d["joints_2d"]), float(np.mean(d["joint_std"]))) for d in latest.values()]
+            hands2 = [
+                (d["handedness"], np.asarray(d["joints_2d"]), float(np.mean(d["joint_std"]))) for d in latest.values()
+            ]
             left = draw_overlay(canvas, hands2, "2D landmarks")
             right = draw_skeleton_3d(hands3, size=cam["height"], yaw_deg=yaw)
             cv2.imshow("streamhand view", np.concatenate([left, right], axis=1))

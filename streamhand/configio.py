@@ -57,6 +57,8 @@ def load_yaml(cls: type[M], path: str | Path, overrides: dict | None = None) -> 
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    except (UnicodeDecodeError, OSError) as e:
+        raise ConfigError(f"{p}: cannot read as a text file ({type(e).__name__})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level")
     data.update(overrides or {})

@@ -276,7 +276,7 @@ class Pipeline:
         for i, d in enumerate(w.detections):
             assert w.lift is not None
             tid = w.track_ids[i]
-            joints_cam, root, root_src, s = place_hand(d.landmarks_px, w.lift.joints_norm[i], float(w.lift.scale[i]),
+            joints_cam, _root, root_src, s = place_hand(d.landmarks_px, w.lift.joints_norm[i], float(w.lift.scale[i]),
                                                       f.intrinsics, f.depth)  # fmt: skip
             joints_cam = self._smoother(tid, joints_cam, f.t_capture)
             rel = joints_cam - joints_cam[0]
@@ -315,7 +315,9 @@ class Pipeline:
         used: set[int] = set()
         for d, rel in poses:
             c = d.landmarks_px.mean(0)
-            dist = [np.linalg.norm(np.asarray(t).mean(0) - c) if i not in used else np.inf for i, t in enumerate(truth_2d)]
+            dist = [
+                np.linalg.norm(np.asarray(t).mean(0) - c) if i not in used else np.inf for i, t in enumerate(truth_2d)
+            ]
             if not dist or min(dist) == np.inf:
                 continue
             i = int(np.argmin(dist))
@@ -384,8 +386,8 @@ class Pipeline:
             rep["detection_rate"] = self._matched_hands / self._truth_hands
             rep["truth_hands"] = self._truth_hands
         else:
-            rep["detection_rate"] = snap["hands_published"] / max(self.frames_processed, 1) / max(
-                1, self.cfg.detect.max_hands
+            rep["detection_rate"] = (
+                snap["hands_published"] / max(self.frames_processed, 1) / max(1, self.cfg.detect.max_hands)
             )
         if self._epe:
             e = np.stack(self._epe)

@@ -23,7 +23,7 @@ JOINT_NAMES: tuple[str, ...] = (
 #: finger chains, base to tip, without the wrist
 FINGER_CHAINS: tuple[tuple[int, ...], ...] = tuple(tuple(range(1 + 4 * f, 5 + 4 * f)) for f in range(5))
 #: parent of every joint (the wrist has -1)
-PARENTS: tuple[int, ...] = (-1,) + tuple(0 if k == 0 else 1 + 4 * f + k - 1 for f in range(5) for k in range(4))
+PARENTS: tuple[int, ...] = (-1, *tuple(0 if k == 0 else 1 + 4 * f + k - 1 for f in range(5) for k in range(4)))
 #: (parent, child) for the 20 bones
 BONES: tuple[tuple[int, int], ...] = tuple((PARENTS[j], j) for j in range(1, NUM_JOINTS))
 WRIST, MIDDLE_MCP, MIDDLE_PIP = 0, 9, 10

@@ -54,7 +54,10 @@ def draw_skeleton_3d(hands: list[tuple[str, np.ndarray]], size: int = 480, yaw_d
     s = size / extent_m
     # floor grid for depth cues
     for g in np.linspace(-extent_m / 2, extent_m / 2, 6):
-        for a, b in (((g, 0.15, -extent_m / 2), (g, 0.15, extent_m / 2)), ((-extent_m / 2, 0.15, g), (extent_m / 2, 0.15, g))):
+        for a, b in (
+            ((g, 0.15, -extent_m / 2), (g, 0.15, extent_m / 2)),
+            ((-extent_m / 2, 0.15, g), (extent_m / 2, 0.15, g)),
+        ):
             pa, pb = (r @ np.array(a)) * s + size / 2, (r @ np.array(b)) * s + size / 2
             cv2.line(img, (int(pa[0]), int(pa[1])), (int(pb[0]), int(pb[1])), (60, 60, 60), 1)
     for handed, j in hands:

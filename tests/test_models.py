@@ -71,9 +71,7 @@ def test_poe_single_expert_with_prior_is_shrunk():
     torch.testing.assert_close(lv, torch.full((1, 2), -torch.log(torch.tensor(2.0)).item()))
 
 
-@pytest.mark.parametrize(
-    ("mus", "lvs", "prior"), [([], [], False), ([], [], True), ([torch.zeros(1, 2)], [], True)]
-)
+@pytest.mark.parametrize(("mus", "lvs", "prior"), [([], [], False), ([], [], True), ([torch.zeros(1, 2)], [], True)])
 def test_poe_errors(mus, lvs, prior):
     with pytest.raises(ValueError):
         product_of_experts(mus, lvs, include_prior=prior)

@@ -17,7 +17,7 @@ from streamhand.client import PoseSubscriber
 from streamhand.detect import MediaPipeHands
 from streamhand.infer import Lifter, TorchBackend
 from streamhand.pipeline import Pipeline, Slot
-from streamhand.publish import Publisher, PortInUse
+from streamhand.publish import PortInUse, Publisher
 from streamhand.runtime_config import RunConfig
 from tests.conftest import free_port
 from tests.test_sources import FlakySource

@@ -32,7 +32,7 @@ def test_place_hand_with_depth_recovers_scale_and_root():
     for p, z in zip(np.round(uv).astype(int), j[:, 2]):
         depth[p[1] - 4 : p[1] + 5, p[0] - 4 : p[0] + 5] = z - 0.008  # the skin in front of the joint
     n, s = normalize(j)
-    cam, root, src, scale = place_hand(uv, n, s * 1.3, K, depth)  # wrong prior scale
+    _cam, root, src, scale = place_hand(uv, n, s * 1.3, K, depth)  # wrong prior scale
     assert src == "depth"
     assert scale == pytest.approx(s, rel=0.03)
     np.testing.assert_allclose(root, j[0], atol=0.01)

@@ -104,7 +104,10 @@ def _software_realsense(rgbs, depths, k):
     dev = rs.software_device()
     ds, cs = dev.add_sensor("Depth"), dev.add_sensor("Color")
     streams = []
-    for sensor, typ, uid, bpp, fmt in ((ds, rs.stream.depth, 0, 2, rs.format.z16), (cs, rs.stream.color, 1, 3, rs.format.rgb8)):
+    for sensor, typ, uid, bpp, fmt in (
+        (ds, rs.stream.depth, 0, 2, rs.format.z16),
+        (cs, rs.stream.color, 1, 3, rs.format.rgb8),
+    ):
         vs = rs.video_stream()
         vs.type, vs.index, vs.uid, vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = typ, 0, uid, w, h, 30, bpp, fmt
         vs.intrinsics = intr()
@@ -140,7 +143,7 @@ def test_realsense_source_through_software_device(frames):
 
     rgbs, depths, hs = frames
     k = hs.intrinsics[0]
-    rs, sync, feed, _keep = _software_realsense(rgbs, depths, k)
+    _rs, sync, feed, _keep = _software_realsense(rgbs, depths, k)
     src = RealSenseSource.from_syncer(sync.wait_for_frames, depth_scale=0.001)
     src.open()
     got = None

@@ -66,8 +66,7 @@ def evaluate(
     result = {"checkpoint": str(checkpoint), "data": data, "seed": seed, "noise_px": noise_px,
               "model_id": ckpt.model_id, **m.as_dict()}  # fmt: skip
     typer.echo(
-        f"EPE mean {m.epe_mean_mm:.2f} mm  median {m.epe_median_mm:.2f} mm  "
-        f"AUC(20-50) {m.auc_20_50:.3f}  n={m.n}"
+        f"EPE mean {m.epe_mean_mm:.2f} mm  median {m.epe_median_mm:.2f} mm  AUC(20-50) {m.auc_20_50:.3f}  n={m.n}"
     )
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -93,6 +92,29 @@ def synth_report_cmd(
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(rep, indent=1))
+
+
+@app.command()
+def card(
+    checkpoint: Annotated[Path, typer.Option(help="trained checkpoint (.pt)")],
+    out: Annotated[Path, typer.Option(help="shipped weights to write (.pt; the card goes beside it as .json)")],
+    metrics: Annotated[list[Path], typer.Option(help="JSON files of measured metrics to embed (repeatable)")] = [],  # noqa: B006
+    summary: Annotated[str, typer.Option(help="one line describing the model")] = "",
+) -> None:
+    """Package a checkpoint as a shipped model with its model card."""
+    from train.model_card import package
+
+    try:
+        load_checkpoint(checkpoint)
+    except CheckpointError as e:
+        _fail(str(e))
+    merged: dict = {}
+    for m in metrics:
+        if not m.is_file():
+            _fail(f"--metrics: file not found: {m}")
+        merged[m.stem] = json.loads(m.read_text())
+    pt, js = package(checkpoint, out, merged, summary)
+    typer.echo(f"wrote {pt} ({pt.stat().st_size / 1e6:.1f} MB) and {js}")
 
 
 def main() -> None:

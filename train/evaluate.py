@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from streamhand.codec import decode_3d
 from streamhand.metrics import PoseMetrics, evaluate_poses
 from streamhand.models import HandPoseModel
-from streamhand.codec import decode_3d
 from train.config import DataConfig
 from train.datasets.synthetic import make_pairs
 

@@ -28,6 +28,8 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "streamhand"
     )
     return Path(base)
+
+
 _SEQUENCES = (
     ("open", "point", "victory", "fist", "thumbs_up", "relaxed", "pinch", "grasp"),
     ("relaxed", "open", "grasp", "point", "open", "fist", "victory", "open"),
@@ -140,7 +142,9 @@ def _save_clip(path: Path, clip: list) -> None:
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
         for i, (rgb, depth, joints, lefts, k) in enumerate(clip):
-            z.writestr(f"{i:05d}.rgb.png", cv2.imencode(".png", rgb[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes())
+            z.writestr(
+                f"{i:05d}.rgb.png", cv2.imencode(".png", rgb[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
+            )
             mm = np.clip(depth * 1000.0, 0, 65535).astype(np.uint16)
             z.writestr(f"{i:05d}.depth.png", cv2.imencode(".png", mm)[1].tobytes())
             buf = io.BytesIO()

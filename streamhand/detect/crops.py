@@ -21,7 +21,9 @@ class CropBox:
         return (np.asarray(uv) - np.array([self.x0, self.y0])) * (size / self.side)
 
 
-def square_box(landmarks_px: np.ndarray, width: int, height: int, margin: float = 1.4, min_side: float = 32.0) -> CropBox:
+def square_box(
+    landmarks_px: np.ndarray, width: int, height: int, margin: float = 1.4, min_side: float = 32.0
+) -> CropBox:
     """Box centred on the landmarks' bounding box, side = margin x its larger extent.
 
     The centre is clamped into the image, so the box always covers part of it.

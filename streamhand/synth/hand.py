@@ -35,12 +35,8 @@ ANGLE_LIMITS = np.array(
 )  # fmt: skip
 
 # reference adult right hand (metres): wrist->MCP offsets and phalanx lengths (proximal, middle, distal)
-_MCP_OFFSETS = np.array(
-    [[0.024, 0.083, 0.0], [0.003, 0.087, 0.0], [-0.016, 0.081, 0.0], [-0.032, 0.071, 0.0]]
-)
-_PHALANGES = np.array(
-    [[0.040, 0.024, 0.021], [0.044, 0.027, 0.022], [0.041, 0.026, 0.022], [0.032, 0.019, 0.020]]
-)
+_MCP_OFFSETS = np.array([[0.024, 0.083, 0.0], [0.003, 0.087, 0.0], [-0.016, 0.081, 0.0], [-0.032, 0.071, 0.0]])
+_PHALANGES = np.array([[0.040, 0.024, 0.021], [0.044, 0.027, 0.022], [0.041, 0.026, 0.022], [0.032, 0.019, 0.020]])
 _FINGER_DIRS = np.array([[0.10, 1.0, 0.0], [0.0, 1.0, 0.0], [-0.09, 1.0, 0.0], [-0.2, 1.0, 0.0]])
 _THUMB_CMC = np.array([0.022, 0.027, 0.008])
 _THUMB_LENGTHS = np.array([0.040, 0.032, 0.028])  # CMC->MCP, MCP->IP, IP->tip

@@ -173,7 +173,9 @@ def sample_hands(rng: np.random.Generator, n: int, cfg: SamplerConfig | None = N
     for _ in range(50):
         hs = _sample_hands(rng, 4 * n, cfg)
         uv = hs.joints_2d
-        ok = ((uv[..., 0] >= m) & (uv[..., 0] < cfg.width - m) & (uv[..., 1] >= m) & (uv[..., 1] < cfg.height - m)).all(1)
+        ok = ((uv[..., 0] >= m) & (uv[..., 0] < cfg.width - m) & (uv[..., 1] >= m) & (uv[..., 1] < cfg.height - m)).all(
+            1
+        )
         if ok.sum() >= n:
             return _take(hs, np.nonzero(ok)[0][:n])
     raise ValueError(f"in_frame_margin {m} px leaves too few hands inside a {cfg.width}x{cfg.height} image")

@@ -39,9 +39,7 @@ def detector_noise(rng: np.random.Generator, kp: np.ndarray, visible: np.ndarray
     return noisy
 
 
-def make_pairs(
-    rng: np.random.Generator, n: int, cfg: DataConfig, noise_px: float | None = None
-) -> PoseBatch:
+def make_pairs(rng: np.random.Generator, n: int, cfg: DataConfig, noise_px: float | None = None) -> PoseBatch:
     """``n`` samples; ``noise_px`` replaces the detector-like noise by fixed Gaussian pixels (evaluation)."""
     sc = SamplerConfig(
         width=cfg.width,

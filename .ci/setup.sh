@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up streamhand in ./.venv: the system library for pyrealsense2, CPU PyTorch first (so no CUDA
+# build is pulled), then the project with its dev and realsense extras. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! ldconfig -p 2>/dev/null | grep -q "libusb-1.0.so.0"; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null) \
+      || echo "warning: could not install libusb-1.0 (RealSense support will be unavailable)" >&2
+  else
+    echo "warning: libusb-1.0 is missing; install it for RealSense (e.g. apt-get install libusb-1.0-0)" >&2
+  fi
+fi
+pip_install() {
+  local log
+  log=$(mktemp)
+  if ! .venv/bin/python -m pip install -q "$@" >"$log" 2>&1; then
+    grep -v "^WARNING: Location" "$log" >&2
+    rm -f "$log"
+    echo "error: pip install $* failed" >&2
+    exit 1
+  fi
+  rm -f "$log"
+}
+[ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
+pip_install "torch==2.13.0"
+pip_install -e ".[dev,realsense]"
+.venv/bin/python -c "import streamhand, torch, mediapipe, zmq, onnxruntime"

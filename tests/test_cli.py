@@ -1,0 +1,150 @@
+"""The command line through subprocesses: the demo end to end with a subscriber in another process,
+clean shutdown, and every bad-input case giving one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import zmq
+
+from streamhand import protocol
+from tests.conftest import free_port
+from tests.helpers import ROOT, cli
+
+SUBSCRIBER = r"""
+import json, sys
+from streamhand.client import PoseSubscriber
+sub = PoseSubscriber(sys.argv[1], topics=("",), raw=True, timeout=float(sys.argv[3]))
+out = open(sys.argv[2], "w")
+try:
+    for m in sub:
+        out.write(json.dumps({"topic": m.topic, "data": m.data, "gap": m.gap}) + "\n")
+        out.flush()
+except TimeoutError:
+    pass
+"""
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_with_external_subscriber(tmp_path):
+    port, cport = free_port(), free_port()
+    out = tmp_path / "msgs.jsonl"
+    sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, f"tcp://127.0.0.1:{port}", str(out), "60"],
+                           cwd=str(ROOT))  # fmt: skip
+    try:
+        time.sleep(1.0)
+        r = cli("run", "--source", "demo", "--frames", "90", "--no-realtime", "--port", str(port),
+                "--control-port", str(cport), "--report", str(tmp_path / "r.json"))  # fmt: skip
+        assert r.returncode == 0, r.stderr[-2000:]
+    finally:
+        sub.wait(timeout=120)
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["frames_processed"] == 90 and rep["frames_in"] == 90
+    assert rep["detection_rate"] >= 0.8
+    assert rep["epe_mean_mm"] <= 30
+    for k in ("p50", "p95", "p99"):
+        assert rep["latency_ms"]["end_to_end"][k] > 0
+    msgs = [json.loads(line) for line in out.read_text().splitlines()]
+    by_topic: dict[str, list[int]] = {}
+    for m in msgs:
+        assert protocol.validate(m["topic"], m["data"]) == [], m["topic"]
+        by_topic.setdefault(m["topic"], []).append(m["data"]["seq"])
+    assert len(by_topic["hand.frame"]) == 90
+    for topic, seqs in by_topic.items():
+        if topic.startswith("hand."):
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"gap in {topic}"
+    assert "hand.pose.left" in by_topic and "hand.pose.right" in by_topic
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_and_writes_report(tmp_path):
+    port, cport = free_port(), free_port()
+    env = {**os.environ, "GLOG_minloglevel": "2"}
+    p = subprocess.Popen([sys.executable, "-m", "streamhand.cli", "run", "--port", str(port), "--control-port",
+                          str(cport), "--report", str(tmp_path / "r.json")], cwd=str(ROOT), env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.SUB)
+    s.setsockopt(zmq.SUBSCRIBE, b"hand.frame")
+    s.connect(f"tcp://127.0.0.1:{port}")
+    try:
+        assert s.poll(120_000), "no frames published"
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    finally:
+        s.close(0)
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err[-2000:]
+    assert json.loads((tmp_path / "r.json").read_text())["frames_processed"] > 0
+    # the ports are free again
+    t = ctx.socket(zmq.PUB)
+    t.bind(f"tcp://127.0.0.1:{port}")
+    t.close(0)
+
+
+def _busy_port():
+    port = free_port()
+    s = zmq.Context.instance().socket(zmq.PUB)
+    s.bind(f"tcp://127.0.0.1:{port}")
+    return port, s
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--camera", "7"], "camera 7 not available (cameras:"),
+        (["--video", "no/such/file.mp4"], "video not found"),
+        (["--images", "{empty}"], "no images"),
+        (["--realsense"], "RealSense"),
+        (["--source", "webcam"], "source.kind"),
+        (["--camera", "0", "--video", "x.mp4"], "choose one source"),
+        (["--frames", "0"], "Invalid value"),
+        (["--port", "70000"], "Invalid value"),
+        (["--port", "{busy}"], "--port"),
+        (["--port", "5999", "--control-port", "5999"], "control port must differ"),
+        (["--config", "{badkey}"], "did you mean 'detect'"),
+        (["--config", "no/such.yaml"], "config file not found"),
+        (["--model", "{notckpt}"], "not a readable streamhand checkpoint"),
+        (["--model", "missing.pt"], "checkpoint not found"),
+        (["--hand-size", "3"], "hand_length_m"),
+        (["--modalities", "rgb"], "the model has encoders for"),
+        (["--intrinsics", "{badintr}"], "--intrinsics"),
+        (["--show"], "no display"),
+    ],
+)
+def test_bad_input_one_line_exit_2(tmp_path, args, message):
+    busy_port, busy = _busy_port()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.yaml").write_text("detct:\n  max_hands: 2\n")
+    (tmp_path / "notckpt.pt").write_bytes(b"garbage")
+    (tmp_path / "k.json").write_text('{"width": 640}')
+    subs = {"{empty}": str(tmp_path / "empty"), "{busy}": str(busy_port), "{badkey}": str(tmp_path / "bad.yaml"),
+            "{notckpt}": str(tmp_path / "notckpt.pt"), "{badintr}": str(tmp_path / "k.json")}  # fmt: skip
+    args = [subs.get(a, a) for a in args]
+    extra = [] if "--port" in args else ["--port", str(free_port()), "--control-port", str(free_port())]
+    try:
+        frames = [] if "--frames" in args else ["--frames", "1"]
+        r = cli("run", *args, *extra, *frames, timeout=120, env={"DISPLAY": ""})
+    finally:
+        busy.close(0)
+    assert r.returncode == 2, (r.returncode, r.stderr[-1500:])
+    assert "Traceback" not in r.stderr
+    assert message.lower() in r.stderr.lower(), r.stderr[-1500:]
+
+
+def test_echo_times_out_cleanly():
+    r = cli("echo", "--address", f"tcp://127.0.0.1:{free_port()}", "--timeout", "0.3", timeout=60)
+    assert r.returncode == 1 and "nothing received" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_info_lists_versions():
+    r = cli("info", timeout=120)
+    assert r.returncode == 0
+    assert "mediapipe" in r.stdout and "onnxruntime providers" in r.stdout

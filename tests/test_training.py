@@ -1,0 +1,114 @@
+"""Training: the smoke recipe learns (loss falls, EPE beats the untrained model), resume is exact,
+configs fail with one clear line, eval writes its JSON; the shipped model and its card are consistent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from streamhand.checkpoint import DEFAULT_WEIGHTS, CheckpointError, load_checkpoint
+from streamhand.configio import ConfigError, load_yaml
+from streamhand.models import HandPoseModel
+from tests.helpers import ROOT
+from train.config import TrainConfig
+from train.evaluate import evaluate_synthetic
+from train.fit import fit
+
+SMOKE = ROOT / "configs" / "train" / "smoke.yaml"
+
+
+def test_smoke_training_learns(tmp_path):
+    cfg = load_yaml(TrainConfig, SMOKE, {"out_dir": str(tmp_path)})
+    torch.manual_seed(cfg.seed)
+    untrained = evaluate_synthetic(HandPoseModel(cfg.model), n=300, seed=99)
+    path = fit(cfg, progress=False)
+    hist = json.loads((tmp_path / "smoke" / "history.json").read_text())
+    ck = load_checkpoint(path)
+    trained = evaluate_synthetic(ck.model, n=300, seed=99)
+    assert trained.epe_mean_mm < 0.8 * untrained.epe_mean_mm
+    assert hist[-1]["loss"] < 30.0
+    raw = torch.load(path, weights_only=True)
+    assert raw["step"] == cfg.steps and "optimizer" in raw and raw["train_config"]["seed"] == cfg.seed
+
+
+def test_resume_is_exact(tmp_path):
+    base = {"steps": 40, "eval_every": 1000, "checkpoint_every": 20, "out_dir": str(tmp_path)}
+    a = fit(load_yaml(TrainConfig, SMOKE, {**base, "name": "a"}), progress=False)
+    fit(load_yaml(TrainConfig, SMOKE, {**base, "name": "b", "steps": 20}), progress=False)
+    b = fit(load_yaml(TrainConfig, SMOKE, {**base, "name": "b"}), resume=tmp_path / "b" / "last.pt", progress=False)
+    sa, sb = torch.load(a, weights_only=True)["state_dict"], torch.load(b, weights_only=True)["state_dict"]
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], msg=k)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("stepz: 10\n", "did you mean 'steps'"),
+        ("model:\n  z_dimm: 8\n", "did you mean 'z_dim'"),
+        ("lr: -1\n", "lr: Input should be greater than 0"),
+        ("loss:\n  objective: magic\n", "loss.objective"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("a: [\n", "not valid YAML"),
+    ],
+)
+def test_config_errors(tmp_path, text, message):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as e:
+        load_yaml(TrainConfig, p)
+    assert "\n" not in str(e.value)
+
+
+def _train_cli(*args):
+    return subprocess.run([sys.executable, "-m", "train", *args], capture_output=True, text=True, cwd=str(ROOT),
+                          timeout=300)  # fmt: skip
+
+
+def test_eval_cli_writes_json(tmp_path, tiny_checkpoint):
+    out = tmp_path / "out.json"
+    r = _train_cli("eval", "--checkpoint", str(tiny_checkpoint), "--n", "200", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    for k in ("epe_mean_mm", "epe_median_mm", "auc_20_50", "n"):
+        assert k in res
+    assert res["n"] == 200 and res["noise_px"] == 2.0 and res["seed"] == 1234
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval", "--checkpoint", "missing.pt"], "checkpoint not found"),
+        (["eval", "--checkpoint", "{ckpt}", "--data", "rhd"], "only 'synthetic'"),
+        (["fit", "--config", "missing.yaml"], "config file not found"),
+        (["fit", "--config", "{ckpt}"], "cannot read as a text file"),
+        (["fit", "--config", "configs/train/smoke.yaml", "--resume", "nope.pt"], "checkpoint not found"),
+    ],
+)
+def test_train_cli_errors(tiny_checkpoint, args, message):
+    r = _train_cli(*[str(tiny_checkpoint) if a == "{ckpt}" else a for a in args])
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_checkpoint_rejects_foreign_files(tmp_path):
+    p = tmp_path / "x.pt"
+    torch.save({"hello": torch.zeros(1)}, p)
+    with pytest.raises(CheckpointError, match="not a streamhand checkpoint"):
+        load_checkpoint(p)
+
+
+def test_shipped_model_and_card():
+    assert DEFAULT_WEIGHTS.is_file(), "streamhand/weights/default.pt is missing"
+    assert DEFAULT_WEIGHTS.stat().st_size < 20 * 1024 * 1024
+    ck = load_checkpoint()
+    card = json.loads(Path(DEFAULT_WEIGHTS).with_suffix(".json").read_text())
+    assert card["model_id"] == ck.model_id
+    assert card["model_config"] == ck.meta["model_config"]
+    assert card["seed"] == ck.meta["train_config"]["seed"]
+    assert "eval_synthetic" in card["metrics"]
+    assert {"2d", "3d"} <= set(ck.model.modalities)

@@ -1,0 +1,41 @@
+"""Package a trained checkpoint as a shipped model: weights without optimizer state, plus a JSON model
+card (config, seed, data, metrics, code version)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import torch
+
+from streamhand.checkpoint import load_checkpoint, save_checkpoint
+
+CARD_KEYS = ("model_id", "format_version", "model_config", "skeleton", "train_config", "code_version", "created")
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package(checkpoint: str | Path, out: str | Path, metrics: dict, summary: str) -> tuple[Path, Path]:
+    """Write ``out`` (.pt, weights only) and ``out`` with .json (the model card)."""
+    ck = load_checkpoint(checkpoint)
+    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    keep = {k: raw[k] for k in ("train_config", "data", "history", "step") if k in raw}
+    pt = save_checkpoint(out, ck.model, metrics=metrics, source_commit=git_commit(), **keep)
+    final = load_checkpoint(pt)
+    card = {k: final.meta.get(k) for k in CARD_KEYS}
+    card.update({
+        "summary": summary, "seed": (keep.get("train_config") or {}).get("seed"), "data": keep.get("data"),
+        "steps": keep.get("step"), "metrics": metrics, "source_commit": final.meta.get("source_commit"),
+        "size_bytes": Path(pt).stat().st_size,
+        "reproduce": "python -m train fit --config configs/train/default.yaml",
+    })  # fmt: skip
+    jp = Path(out).with_suffix(".json")
+    jp.write_text(json.dumps(card, indent=1, default=str))
+    return Path(pt), jp
