@@ -216,3 +216,33 @@ class FlakySource(FrameSource):
         if self.reopens < 3:
             raise SourceError("still gone")
         self.lost = False
+
+
+def test_camera_source_grabber_with_a_file_device(tmp_path, frames):
+    """OpenCV opens a file like a device: the grabber thread, newest-frame hand-off and loss detection run."""
+    from streamhand.capture.camera import CameraSource
+
+    p = tmp_path / "cam.mp4"
+    _write_mp4(p, frames[0] * 4, fps=30)
+    cam = CameraSource(str(p), mirror=True, fov_deg=65, lost_after_s=0.5)
+    cam.open()
+    try:
+        f = cam.read()
+        assert f.rgb.shape == (240, 320, 3) and f.camera_id.startswith("camera:")
+        assert f.intrinsics == Intrinsics.from_fov(320, 240, 65)
+        time.sleep(0.3)  # the grabber keeps only the newest frame meanwhile
+        g = cam.read()
+        assert g.index == f.index + 1
+        with pytest.raises(SourceLost):
+            for _ in range(100):  # the file ends: the "camera" stops delivering
+                cam.read()
+    finally:
+        cam.close()
+
+
+def test_missing_camera_names_existing_ones():
+    from streamhand.capture.camera import CameraSource, list_cameras
+
+    with pytest.raises(SourceError, match=r"camera 9 not available \(cameras: "):
+        CameraSource(9).open()
+    assert isinstance(list_cameras(), list)
