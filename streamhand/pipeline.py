@@ -209,43 +209,34 @@ class Pipeline:
         finally:
             out.close()
 
-    def _detect(self) -> None:
-        src, out = self._slots[0], self._slots[1]
+    def _stage(self, name: str, src: Slot, out: Slot, work) -> None:
+        """Take items from ``src``, apply ``work`` (timed as ``name``), hand them to ``out``."""
         try:
             while (w := src.get()) is not None:
                 t0 = time.perf_counter()
-                dets = self.detector(w.frame.rgb)[: self.cfg.detect.max_hands]
-                upd = self._tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets])
-                w.detections, w.track_ids, w.ended = dets, upd.ids, upd.ended
-                if dets and any(m in self.modalities for m in ("rgb", "depth")):
-                    w.images = _image_crops(w.frame, dets, self.modalities, self.lifter.backend.image_size,
-                                            self.cfg.detect.crop_margin)  # fmt: skip
-                w.times["detect"] = time.perf_counter() - t0
-                self.stats.add("detect", w.times["detect"])
+                work(w)
+                w.times[name] = time.perf_counter() - t0
+                self.stats.add(name, w.times[name])
                 if out.put(w):
-                    self.stats.count("drop_detect")
+                    self.stats.count(f"drop_{name}")
         except Exception as e:
-            self._fail("detect", e)
+            self._fail(name, e)
         finally:
             out.close()
 
-    def _infer(self) -> None:
-        src, out = self._slots[1], self._slots[2]
-        try:
-            while (w := src.get()) is not None:
-                t0 = time.perf_counter()
-                if w.detections:
-                    lm = np.stack([d.landmarks_px for d in w.detections])
-                    left = np.array([d.handedness == "left" for d in w.detections])
-                    w.lift = self.lifter(lm, left, images=w.images)
-                w.times["infer"] = time.perf_counter() - t0
-                self.stats.add("infer", w.times["infer"])
-                if out.put(w):
-                    self.stats.count("drop_infer")
-        except Exception as e:
-            self._fail("infer", e)
-        finally:
-            out.close()
+    def _detect(self, w: _Work) -> None:
+        dets = self.detector(w.frame.rgb)[: self.cfg.detect.max_hands]
+        upd = self._tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets])
+        w.detections, w.track_ids, w.ended = dets, upd.ids, upd.ended
+        if dets and any(m in self.modalities for m in ("rgb", "depth")):
+            w.images = _image_crops(w.frame, dets, self.modalities, self.lifter.backend.image_size,
+                                    self.cfg.detect.crop_margin)  # fmt: skip
+
+    def _infer(self, w: _Work) -> None:
+        if w.detections:
+            lm = np.stack([d.landmarks_px for d in w.detections])
+            left = np.array([d.handedness == "left" for d in w.detections])
+            w.lift = self.lifter(lm, left, images=w.images)
 
     def _publish_stage(self) -> None:
         src = self._slots[2]
@@ -340,9 +331,15 @@ class Pipeline:
     def run(self) -> dict:
         """Run until the source ends, ``frames`` are done, or :meth:`stop`; returns the report."""
         self._t_start = time.monotonic()
-        for name, fn in (("capture", self._capture), ("detect", self._detect), ("infer", self._infer),
-                         ("publish", self._publish_stage)):  # fmt: skip
-            t = threading.Thread(target=fn, name=name, daemon=True)
+        s = self._slots
+        stages = (
+            ("capture", self._capture, ()),
+            ("detect", self._stage, ("detect", s[0], s[1], self._detect)),
+            ("infer", self._stage, ("infer", s[1], s[2], self._infer)),
+            ("publish", self._publish_stage, ()),
+        )
+        for name, fn, args in stages:
+            t = threading.Thread(target=fn, args=args, name=name, daemon=True)
             t.start()
             self._threads.append(t)
         viewer = None

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from streamhand.capture.base import Frame, FrameSource, SourceError, SourceLost, now
-from streamhand.capture.files import default_intrinsics
+from streamhand.capture.files import default_intrinsics, to_rgb
 from streamhand.geometry import Intrinsics
 
 log = logging.getLogger(__name__)
@@ -97,9 +97,7 @@ class CameraSource(FrameSource):
         if bgr.ndim != 3:
             self.corrupt_frames += 1
             return self.read()
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        if self.mirror:  # selfie view -> true view, once, here
-            rgb = np.ascontiguousarray(rgb[:, ::-1])
+        rgb = to_rgb(bgr, self.mirror)  # selfie view -> true view, once, here
         h, w = rgb.shape[:2]
         k = default_intrinsics(w, h, self.fov, self.override)
         return Frame(self._next_index(), t, tu, rgb, k, f"camera:{self.device}")

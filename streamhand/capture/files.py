@@ -16,6 +16,12 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
+def to_rgb(bgr: np.ndarray, mirror: bool) -> np.ndarray:
+    """OpenCV's BGR -> RGB, flipped back to a true view when the source is mirrored."""
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(rgb[:, ::-1]) if mirror else rgb
+
+
 def default_intrinsics(width: int, height: int, fov_deg: float, override: Intrinsics | None) -> Intrinsics:
     if override is not None:
         return override.scaled(width, height) if (override.width, override.height) != (width, height) else override
@@ -61,10 +67,7 @@ class VideoSource(FrameSource):
             break
         self._pacer.wait()
         t, tu = now()
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        if self.mirror:
-            rgb = np.ascontiguousarray(rgb[:, ::-1])
-        return Frame(self._next_index(), t, tu, rgb, self._k, f"video:{self.path.name}")
+        return Frame(self._next_index(), t, tu, to_rgb(bgr, self.mirror), self._k, f"video:{self.path.name}")
 
     def close(self) -> None:
         if self._cap is not None:
@@ -111,9 +114,7 @@ class ImageSource(FrameSource):
                 continue
             self._pacer.wait()
             t, tu = now()
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            if self.mirror:
-                rgb = np.ascontiguousarray(rgb[:, ::-1])
+            rgb = to_rgb(bgr, self.mirror)
             h, w = rgb.shape[:2]
             k = default_intrinsics(w, h, self.fov, self.override)
             return Frame(self._next_index(), t, tu, rgb, k, f"images:{path.name}")
