@@ -84,7 +84,9 @@ def test_eval_cli_writes_json(tmp_path, tiny_checkpoint):
     ("args", "message"),
     [
         (["eval", "--checkpoint", "missing.pt"], "checkpoint not found"),
-        (["eval", "--checkpoint", "{ckpt}", "--data", "rhd"], "only 'synthetic'"),
+        (["eval", "--checkpoint", "{ckpt}", "--data", "coco"], "choose synthetic"),
+        (["eval", "--checkpoint", "{ckpt}", "--data", "rhd"], "needs --root"),
+        (["eval", "--checkpoint", "{ckpt}", "--data", "rhd", "--root", "nowhere"], "RHD annotations not found"),
         (["fit", "--config", "missing.yaml"], "config file not found"),
         (["fit", "--config", "{ckpt}"], "cannot read as a text file"),
         (["fit", "--config", "configs/train/smoke.yaml", "--resume", "nope.pt"], "checkpoint not found"),

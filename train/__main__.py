@@ -47,22 +47,35 @@ def fit(
 @app.command("eval")
 def evaluate(
     checkpoint: Annotated[Path, typer.Option(help="checkpoint (.pt)")],
-    data: Annotated[str, typer.Option(help="dataset: synthetic")] = "synthetic",
+    data: Annotated[str, typer.Option(help="dataset: synthetic | rhd | stb | freihand")] = "synthetic",
+    root: Annotated[Path | None, typer.Option(help="dataset folder (rhd, stb, freihand)")] = None,
     n: Annotated[int, typer.Option(min=1)] = 2000,
     seed: Annotated[int, typer.Option()] = 1234,
     noise_px: Annotated[float, typer.Option(min=0.0)] = 2.0,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the metrics here")] = None,
 ) -> None:
     """Evaluate the 2D -> 3D path (EPE after wrist alignment, ground-truth scale)."""
-    from train.evaluate import evaluate_synthetic
+    from train.datasets.real import LOADERS
+    from train.evaluate import evaluate_handset, evaluate_synthetic
 
-    if data != "synthetic":
-        _fail(f"--data {data!r}: only 'synthetic' is available here")
+    if data != "synthetic" and data not in LOADERS:
+        _fail(f"--data {data!r}: choose synthetic, {', '.join(LOADERS)}")
+    if data != "synthetic" and root is None:
+        _fail(f"--data {data} needs --root (the dataset folder)")
     try:
         ckpt = load_checkpoint(checkpoint)
     except CheckpointError as e:
         _fail(str(e))
-    m = evaluate_synthetic(ckpt.model, n=n, seed=seed, noise_px=noise_px)
+    if data == "synthetic":
+        m = evaluate_synthetic(ckpt.model, n=n, seed=seed, noise_px=noise_px)
+    else:
+        try:
+            hands = LOADERS[data](root)
+        except (FileNotFoundError, ImportError, KeyError, ValueError) as e:
+            _fail(f"--data {data}: {e}")
+        if len(hands) == 0:
+            _fail(f"--data {data}: no usable hands under {root}")
+        m = evaluate_handset(ckpt.model, hands, noise_px=noise_px, seed=seed)
     result = {"checkpoint": str(checkpoint), "data": data, "seed": seed, "noise_px": noise_px,
               "model_id": ckpt.model_id, **m.as_dict()}  # fmt: skip
     typer.echo(

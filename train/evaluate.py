@@ -31,3 +31,16 @@ def evaluate_synthetic(
     pred = decode_3d(lift_2d(model, pairs.x2d), pairs.left, pairs.scale)
     gt = pairs.joints_cam - pairs.joints_cam[:, :1]
     return evaluate_poses(pred, gt, align="root")
+
+
+def evaluate_handset(model: HandPoseModel, hands, noise_px: float = 0.0, seed: int = 1234) -> PoseMetrics:
+    """2D->3D on a real dataset's ground-truth 2D (optionally with Gaussian pixel noise)."""
+    from streamhand.codec import encode_2d
+    from streamhand.skeleton import reference_length
+
+    rng = np.random.default_rng(seed)
+    kp = hands.joints_2d + rng.normal(0, noise_px, hands.joints_2d.shape) if noise_px else hands.joints_2d
+    x2d = torch.from_numpy(encode_2d(kp, hands.left))
+    pred = decode_3d(lift_2d(model, x2d), hands.left, reference_length(hands.joints_cam))
+    gt = hands.joints_cam - hands.joints_cam[:, :1]
+    return evaluate_poses(pred, gt, align="root")
