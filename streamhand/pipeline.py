@@ -58,16 +58,17 @@ class Slot:
             self._cond.notify_all()
             return dropped
 
-    def get(self) -> Any:
-        """The next item, or ``None`` once the slot is closed and empty."""
+    def get(self, timeout: float | None = None) -> Any:
+        """The next item; ``None`` once the slot is closed and empty (or after ``timeout`` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self._takers += 1
             self._cond.notify_all()
             try:
                 while not self._has:
-                    if self._closed:
+                    if self._closed or (deadline is not None and time.monotonic() >= deadline):
                         return None
-                    self._cond.wait(0.1)
+                    self._cond.wait(0.1 if timeout is None else min(0.1, timeout))
             finally:
                 self._takers -= 1
             item, self._item, self._has = self._item, None, False
@@ -243,7 +244,6 @@ class Pipeline:
         try:
             while (w := src.get()) is not None:
                 self._emit(w)
-                self._maybe_status()
         except Exception as e:
             self._fail("publish", e)
         finally:
@@ -349,8 +349,9 @@ class Pipeline:
             viewer = PreviewWindow()
         try:
             while any(t.is_alive() for t in self._threads):
+                self._maybe_status()  # on a timer: also while a lost camera delivers nothing
                 if viewer is not None:
-                    item = self._display.get()
+                    item = self._display.get(timeout=0.1)
                     if item is not None and not viewer.show(*item, fps=self.snapshot()["fps"]):
                         self.stop()
                 else:

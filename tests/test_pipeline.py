@@ -128,8 +128,23 @@ def test_source_lost_and_recovered(tiny_checkpoint):
     img = np.zeros((120, 160, 3), np.uint8)
     src = FlakySource(Frame(0, 0.0, 0.0, img, Intrinsics.from_fov(160, 120, 60), "x"), total=10)
     cfg = RunConfig()
-    pipe = _pipeline(cfg, src, tiny_checkpoint)
+    cfg.publish.status_hz = 20
+    port = free_port()
+    pub = Publisher("127.0.0.1", port, None)
+    sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=("status",), raw=True, timeout=0.5)
+    time.sleep(0.3)
+    pipe = _pipeline(cfg, src, tiny_checkpoint, pub)
     rep = pipe.run()
+    states = []
+    try:
+        while True:
+            states.append(sub.recv().data["source_state"])
+    except TimeoutError:
+        pass
+    finally:
+        sub.close()
+        pub.close()
+    assert any(s.startswith("lost:") for s in states)  # status said so while the source was gone
     assert src.reopens == 3
     assert rep["frames_in"] == 10
     assert pipe.stats.counters["source_lost"] == 1
