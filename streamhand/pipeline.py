@@ -291,6 +291,7 @@ class Pipeline:
         self.stats.add("place_publish", time.perf_counter() - t0)
         self.stats.add("end_to_end", t_done - f.t_capture)
         self.stats.count("hands", len(poses))
+        self.stats.count("frames_with_hands", int(bool(poses)))
         self.frames_processed += 1
         if self._t_first is None:
             self._t_first = t_done
@@ -380,7 +381,7 @@ class Pipeline:
             "corrupt_frames": self.source.corrupt_frames, "hands_published": snap["hands_published"],
             "backend": snap["backend"], "modalities": list(self.modalities), "errors": self.errors,
         }  # fmt: skip
-        if self._truth_hands:
+        if self._truth_hands:  # ground truth: the share of true hands that were found
             rep["detection_rate"] = self._matched_hands / self._truth_hands
             rep["truth_hands"] = self._truth_hands
         else:
