@@ -66,8 +66,12 @@ def evaluate(
         ckpt = load_checkpoint(checkpoint)
     except CheckpointError as e:
         _fail(str(e))
+    extra = {}
     if data == "synthetic":
         m = evaluate_synthetic(ckpt.model, n=n, seed=seed, noise_px=noise_px)
+        extra["epe_procrustes_mean_mm"] = evaluate_synthetic(
+            ckpt.model, n, seed, noise_px, align="procrustes"
+        ).epe_mean_mm
     else:
         try:
             hands = LOADERS[data](root)
@@ -77,7 +81,7 @@ def evaluate(
             _fail(f"--data {data}: no usable hands under {root}")
         m = evaluate_handset(ckpt.model, hands, noise_px=noise_px, seed=seed)
     result = {"checkpoint": str(checkpoint), "data": data, "seed": seed, "noise_px": noise_px,
-              "model_id": ckpt.model_id, **m.as_dict()}  # fmt: skip
+              "model_id": ckpt.model_id, **m.as_dict(), **extra}  # fmt: skip
     typer.echo(
         f"EPE mean {m.epe_mean_mm:.2f} mm  median {m.epe_median_mm:.2f} mm  AUC(20-50) {m.auc_20_50:.3f}  n={m.n}"
     )

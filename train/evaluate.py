@@ -23,14 +23,19 @@ def lift_2d(model: HandPoseModel, x2d: torch.Tensor, batch: int = 4096) -> np.nd
 
 
 def evaluate_synthetic(
-    model: HandPoseModel, n: int = 2000, seed: int = 1234, noise_px: float = 2.0, data: DataConfig | None = None
+    model: HandPoseModel,
+    n: int = 2000,
+    seed: int = 1234,
+    noise_px: float = 2.0,
+    data: DataConfig | None = None,
+    align: str = "root",
 ) -> PoseMetrics:
     """EPE of 2D->3D on ``n`` fresh synthetic hands with Gaussian 2D noise of ``noise_px`` pixels."""
     d = data or DataConfig()
     pairs = make_pairs(np.random.default_rng(seed), n, d, noise_px=noise_px)
     pred = decode_3d(lift_2d(model, pairs.x2d), pairs.left, pairs.scale)
     gt = pairs.joints_cam - pairs.joints_cam[:, :1]
-    return evaluate_poses(pred, gt, align="root")
+    return evaluate_poses(pred, gt, align=align)
 
 
 def evaluate_handset(model: HandPoseModel, hands, noise_px: float = 0.0, seed: int = 1234) -> PoseMetrics:
