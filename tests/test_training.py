@@ -23,7 +23,7 @@ SMOKE = ROOT / "configs" / "train" / "smoke.yaml"
 
 
 def test_smoke_training_learns(tmp_path):
-    cfg = load_yaml(TrainConfig, SMOKE, {"out_dir": str(tmp_path)})
+    cfg = load_yaml(TrainConfig, SMOKE, {"out_dir": str(tmp_path), "eval_every": 100})
     torch.manual_seed(cfg.seed)
     untrained = evaluate_synthetic(HandPoseModel(cfg.model), n=300, seed=99)
     path = fit(cfg, progress=False)
@@ -31,7 +31,7 @@ def test_smoke_training_learns(tmp_path):
     ck = load_checkpoint(path)
     trained = evaluate_synthetic(ck.model, n=300, seed=99)
     assert trained.epe_mean_mm < 0.8 * untrained.epe_mean_mm
-    assert hist[-1]["loss"] < 30.0
+    assert len(hist) == 3 and hist[-1]["loss"] < 0.8 * hist[0]["loss"]  # the (smoothed) loss falls
     raw = torch.load(path, weights_only=True)
     assert raw["step"] == cfg.steps and "optimizer" in raw and raw["train_config"]["seed"] == cfg.seed
 

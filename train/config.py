@@ -32,6 +32,9 @@ class DataConfig(_Strict):
     gesture_fraction: float = Field(0.5, ge=0, le=1)
     chunk: int = Field(16384, ge=64)  # samples generated at once
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    mediapipe_pairs: int = Field(0, ge=0)  # rendered hands to label with MediaPipe (0: none)
+    mediapipe_fraction: float = Field(0.5, ge=0, le=1)  # share of each batch taken from them
+    mediapipe_seed: int = 4242
 
 
 class LossConfig(_Strict):
@@ -54,6 +57,7 @@ class TrainConfig(_Strict):
     eval_n: int = Field(1000, ge=10)
     checkpoint_every: int = Field(5000, ge=1)
     out_dir: str = "runs"
+    init_from: str | None = None  # start from this checkpoint's weights (a fine-tuning stage)
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     loss: LossConfig = Field(default_factory=LossConfig)

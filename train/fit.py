@@ -37,6 +37,9 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
     np.random.seed(cfg.seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model = HandPoseModel(cfg.model)
+    if cfg.init_from and resume is None:
+        model.load_state_dict(torch.load(cfg.init_from, map_location="cpu", weights_only=True)["state_dict"])
+        log.info("initialised from %s", cfg.init_from)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, history = 0, []
     if resume is not None:
@@ -51,7 +54,13 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
         log.info("resumed from %s at step %d", resume, start)
     model.train()
     weights = {"3d": cfg.loss.weight_3d, "2d": cfg.loss.weight_2d}
-    data = batches(cfg.seed, cfg.data, cfg.batch_size, start)
+    mp = None
+    if cfg.data.mediapipe_pairs:
+        from train.datasets.mediapipe_pairs import load_or_generate
+
+        mp = load_or_generate(Path(cfg.out_dir) / "cache", cfg.data.mediapipe_pairs, cfg.data.mediapipe_seed)
+        log.info("%d MediaPipe-labelled hands in the mix", len(mp["left"]))
+    data = batches(cfg.seed, cfg.data, cfg.batch_size, start, mp)
     metrics: dict = history[-1] if history else {}
     t0 = time.time()
 

@@ -63,13 +63,34 @@ def make_pairs(rng: np.random.Generator, n: int, cfg: DataConfig, noise_px: floa
                      hs.joints_cam, scale, left)  # fmt: skip
 
 
-def batches(seed: int, cfg: DataConfig, batch_size: int, start_step: int = 0) -> Iterator[PoseBatch]:
+def mix_mediapipe(rng: np.random.Generator, data: PoseBatch, mp: dict[str, np.ndarray], fraction: float) -> None:
+    """Replace a ``fraction`` of ``data``'s inputs by MediaPipe-labelled hands (in place)."""
+    n = len(data.scale)
+    k = int(round(fraction * n))
+    if k == 0 or len(mp["left"]) == 0:
+        return
+    dst = rng.choice(n, k, replace=False)
+    src = rng.integers(0, len(mp["left"]), k)
+    left = mp["left"][src]
+    y3d, scale = normalize(mp["joints_cam"][src])
+    data.x2d[dst] = torch.from_numpy(encode_2d(mp["landmarks"][src], left))
+    data.y3d[dst] = torch.from_numpy(canonical_hand(y3d, left).astype(np.float32))
+    data.y2d[dst] = data.x2d[dst]  # MediaPipe's 2D is the 2D target too
+    data.joints_cam[dst], data.scale[dst], data.left[dst] = mp["joints_cam"][src], scale, left
+
+
+def batches(
+    seed: int, cfg: DataConfig, batch_size: int, start_step: int = 0, mediapipe: dict[str, np.ndarray] | None = None
+) -> Iterator[PoseBatch]:
     """Endless batches; chunk ``c`` is drawn from ``default_rng([seed, c])`` so resuming is exact."""
     per_chunk = max(1, cfg.chunk // batch_size)
     c = start_step // per_chunk
     skip = start_step % per_chunk
     while True:
-        data = make_pairs(np.random.default_rng([seed, c]), per_chunk * batch_size, cfg)
+        rng = np.random.default_rng([seed, c])
+        data = make_pairs(rng, per_chunk * batch_size, cfg)
+        if mediapipe is not None:
+            mix_mediapipe(rng, data, mediapipe, cfg.mediapipe_fraction)
         for i in range(skip, per_chunk):
             s = slice(i * batch_size, (i + 1) * batch_size)
             yield PoseBatch(data.x2d[s], data.y2d[s], data.y3d[s], data.joints_cam[s], data.scale[s], data.left[s])

@@ -1,0 +1,56 @@
+"""MediaPipe-shaped 2D: render synthetic hands, run the real MediaPipe detector on them, and keep its
+landmarks paired with the renderer's 3D. Training the 2D path on these teaches the model MediaPipe's own
+landmark convention and noise (where it puts the wrist, the CMC, the fingertips on the skin)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from rich.progress import track
+
+from streamhand.synth.render import render
+from streamhand.synth.sampler import SamplerConfig, sample_hands
+
+log = logging.getLogger(__name__)
+
+
+def generate(n: int, seed: int, width: int = 640, height: int = 480, progress: bool = True) -> dict[str, np.ndarray]:
+    """Render ``n`` hands and keep those MediaPipe finds: ``landmarks`` (M, 21, 2) px, ``joints_cam``
+    (M, 21, 3) m, ``left`` (M,) (the true handedness)."""
+    from streamhand.detect import MediaPipeHands
+
+    rng = np.random.default_rng(seed)
+    cfg = SamplerConfig(width=width, height=height, facing_fraction=0.85, in_frame_margin=8.0)
+    hs = sample_hands(rng, n, cfg)
+    lms, cams, lefts = [], [], []
+    with MediaPipeHands(max_hands=1, tracking=False) as det:
+        for i in track(range(n), description="render + MediaPipe", disable=not progress):
+            r = render(rng, [hs.joints_cam[i]], hs.intrinsics[i], [hs.scale[i]], left=[bool(hs.left[i])])
+            d = det(r.rgb)
+            if not d:
+                continue
+            size = float(np.ptp(hs.joints_2d[i], axis=0).max())
+            if np.linalg.norm(d[0].landmarks_px.mean(0) - hs.joints_2d[i].mean(0)) > 0.5 * size:
+                continue  # found something else
+            lms.append(d[0].landmarks_px)
+            cams.append(hs.joints_cam[i])
+            lefts.append(bool(hs.left[i]))
+    return {"landmarks": np.array(lms).reshape(-1, 21, 2), "joints_cam": np.array(cams).reshape(-1, 21, 3),
+            "left": np.array(lefts, bool)}  # fmt: skip
+
+
+def load_or_generate(cache_dir: str | Path, n: int, seed: int) -> dict[str, np.ndarray]:
+    path = Path(cache_dir) / f"mediapipe_pairs_n{n}_s{seed}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    log.info("generating %d MediaPipe-labelled hands (cached in %s)", n, path)
+    data = generate(n, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **data)
+    os.replace(tmp, path)
+    return data
