@@ -34,7 +34,10 @@ def package(checkpoint: str | Path, out: str | Path, metrics: dict, summary: str
         "summary": summary, "seed": (keep.get("train_config") or {}).get("seed"), "data": keep.get("data"),
         "steps": keep.get("step"), "metrics": metrics, "source_commit": final.meta.get("source_commit"),
         "size_bytes": Path(pt).stat().st_size,
-        "reproduce": "python -m train fit --config configs/train/default.yaml",
+        "reproduce": [
+            "python -m train fit --config configs/train/default.yaml",
+            "python -m train fit --config configs/train/default_mediapipe.yaml",
+        ],
     })  # fmt: skip
     jp = Path(out).with_suffix(".json")
     jp.write_text(json.dumps(card, indent=1, default=str))
