@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from streamhand.checkpoint import load_checkpoint, save_checkpoint
+from streamhand.checkpoint import save_checkpoint
 from streamhand.models import HandPoseModel
 from train.config import TrainConfig
 from train.datasets.synthetic import batches
@@ -108,7 +108,3 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
                 bar.update(task, completed=done, info=info)
     (out / "history.json").write_text(json.dumps(history, indent=1))
     return out / "last.pt"
-
-
-def load_for_eval(path: str | Path) -> HandPoseModel:
-    return load_checkpoint(path).model

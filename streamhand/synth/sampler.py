@@ -9,7 +9,7 @@ import numpy as np
 
 from streamhand.geometry import Intrinsics, axis_angle, random_rotations
 from streamhand.skeleton import FINGER_CHAINS, MIDDLE_MCP, WRIST
-from streamhand.synth.hand import ANGLE_LIMITS, NUM_ANGLES, clamp_angles, forward_kinematics, sample_shape
+from streamhand.synth.hand import NUM_ANGLES, clamp_angles, forward_kinematics, sample_shape
 
 D = np.deg2rad
 
@@ -68,21 +68,6 @@ def sample_articulation(rng: np.random.Generator, n: int, gesture_fraction: floa
         r[:, 4] = tc * D(60) + rng.normal(0, D(8), m)
         angles[~use_gesture] = r
     return clamp_angles(angles)
-
-
-def random_intrinsics(
-    rng: np.random.Generator, width: int, height: int, hfov_range: tuple[float, float] = (50.0, 78.0)
-) -> Intrinsics:
-    hfov = rng.uniform(*hfov_range)
-    base = Intrinsics.from_fov(width, height, hfov)
-    return Intrinsics(
-        width,
-        height,
-        base.fx,
-        base.fx * (1 + rng.normal(0, 0.005)),
-        base.cx + rng.normal(0, 0.01 * width),
-        base.cy + rng.normal(0, 0.01 * height),
-    )
 
 
 def facing_rotations(
@@ -243,7 +228,3 @@ def self_occluded(joints: np.ndarray, scale: np.ndarray | None = None, chunk: in
         hit = (perp2 < (0.85 * r) ** 2) & (along < dist - 1.6 * r)
         out[a : a + chunk] = hit.any(-1)
     return out
-
-
-def angle_limits_deg() -> np.ndarray:
-    return np.rad2deg(ANGLE_LIMITS)
