@@ -330,8 +330,19 @@ def info() -> None:
     if card.is_file():
         c = json.loads(card.read_text())
         typer.echo(f"default model {c.get('model_id')}: {c.get('summary', '')}")
-        for k, v in (c.get("metrics") or {}).items():
-            typer.echo(f"  {k:24s} {v}")
+        for name, m in (c.get("metrics") or {}).items():
+            if not isinstance(m, dict):
+                continue
+            closed = (m.get("closed_loop") or {}).get("mediapipe_handedness", {})
+            shown = {
+                "EPE mean (mm)": m.get("epe_mean_mm"),
+                "EPE median (mm)": m.get("epe_median_mm"),
+                "AUC 20-50": m.get("auc_20_50"),
+                "MediaPipe detection rate": m.get("detection_rate"),
+                "closed-loop EPE mean (mm)": closed.get("epe_mean_mm"),
+            }
+            parts = [f"{k} {v:.3g}" for k, v in shown.items() if isinstance(v, (int, float))]
+            typer.echo(f"  {name:24s} {', '.join(parts)}")
     else:
         typer.echo("default model: not found (streamhand/weights/default.json)")
 
