@@ -121,7 +121,6 @@ def _run(cfg) -> int:
     from streamhand.capture.base import SourceError
     from streamhand.capture.factory import make_source
     from streamhand.checkpoint import CheckpointError
-    from streamhand.detect import MediaPipeHands
     from streamhand.infer import Lifter
     from streamhand.infer.select import make_backend
     from streamhand.pipeline import Pipeline, mediapipe_alone, write_report
@@ -138,7 +137,7 @@ def _run(cfg) -> int:
         src.open()
     except SourceError as e:
         _fail(str(e))
-    pub = pipe = None
+    pub = pipe = detector = None
     holder: dict = {}
     try:
         try:  # bind before loading models, so a busy port fails fast
@@ -163,8 +162,7 @@ def _run(cfg) -> int:
         if not mods:
             _fail("no usable modality: the model needs inputs this source cannot give")
         lifter = Lifter(backend, cfg.model.hand_length_m)
-        detector = MediaPipeHands(cfg.detect.max_hands, True, cfg.detect.min_detection_confidence,
-                                  cfg.detect.min_tracking_confidence, cfg.detect.model_complexity)  # fmt: skip
+        detector = _detector(cfg.detect)
         pipe = Pipeline(cfg, src, detector, lifter, pub, mods)
         holder["p"] = pipe
         handler = ZmqLogHandler(pub)
@@ -176,10 +174,10 @@ def _run(cfg) -> int:
         rep = pipe.run()
         logging.getLogger().removeHandler(handler)
         detector.close()
+        detector = None
         if cfg.compare_mediapipe and not src.live and rep["frames_processed"]:
             alone_cfg = cfg.source.model_copy(update={"realtime": False})
-            with MediaPipeHands(cfg.detect.max_hands, True, cfg.detect.min_detection_confidence,
-                                cfg.detect.min_tracking_confidence, cfg.detect.model_complexity) as mp_det:  # fmt: skip
+            with _detector(cfg.detect) as mp_det:
                 alone = mediapipe_alone(make_source(alone_cfg), mp_det, rep["frames_processed"])
             rep["mediapipe_alone"] = alone
             if alone.get("fps") and rep["fps"]:
@@ -189,9 +187,18 @@ def _run(cfg) -> int:
         typer.echo(_summary(rep), err=True)
         return 1 if rep["errors"] else 0
     finally:
+        if detector is not None:
+            detector.close()
         if pub is not None:
             pub.close()
         src.close()
+
+
+def _detector(d):
+    """MediaPipe in tracking mode with the run's detection settings."""
+    from streamhand.detect import MediaPipeHands
+
+    return MediaPipeHands(d.max_hands, True, d.min_detection_confidence, d.min_tracking_confidence, d.model_complexity)
 
 
 def _summary(rep: dict) -> str:

@@ -7,12 +7,12 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from rich.progress import track
 
 from streamhand.metrics import evaluate_poses
 from streamhand.skeleton import reference_length
 from streamhand.synth.render import render
 from streamhand.synth.sampler import SamplerConfig, detection_test_config, sample_hands
+from train.datasets.mediapipe_pairs import detect_rendered
 
 
 @dataclass
@@ -47,22 +47,16 @@ def bench_render(n: int = 100, size: int = 256, seed: int = 0) -> float:
 
 def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | None = None, progress: bool = True):
     """Render ``n`` 640x480 frames of hands facing the camera, run MediaPipe, lift what it finds."""
-    from streamhand.detect import MediaPipeHands
-
     rng = np.random.default_rng(seed)
     hs = sample_hands(rng, n, detection_test_config())
-    det = MediaPipeHands(max_hands=1, tracking=False)
     found = np.zeros(n, bool)
     hand_ok, lm_err, dets = 0, [], []
-    for i in track(range(n), description="render + MediaPipe", disable=not progress):
-        r = render(rng, [hs.joints_cam[i]], hs.intrinsics[i], [hs.scale[i]], left=[bool(hs.left[i])])
-        d = det(r.rgb)
-        if d:
+    for i, d in detect_rendered(rng, hs, progress):
+        if d is not None:
             found[i] = True
-            hand_ok += d[0].handedness == ("left" if hs.left[i] else "right")
-            lm_err.append(np.median(np.linalg.norm(d[0].landmarks_px - hs.joints_2d[i], axis=1)))
-            dets.append((i, d[0]))
-    det.close()
+            hand_ok += d.handedness == ("left" if hs.left[i] else "right")
+            lm_err.append(np.median(np.linalg.norm(d.landmarks_px - hs.joints_2d[i], axis=1)))
+            dets.append((i, d))
     palm = hs.rotation[:, 2, 2] < 0  # palm normal toward the camera
     rep = dict(
         detection_n=n,

@@ -6,38 +6,49 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from rich.progress import track
 
+from streamhand.detect.mediapipe_hands import Detection
 from streamhand.synth.render import render
-from streamhand.synth.sampler import SamplerConfig, sample_hands
+from streamhand.synth.sampler import HandSamples, SamplerConfig, sample_hands
 
 log = logging.getLogger(__name__)
+
+
+def detect_rendered(
+    rng: np.random.Generator, hs: HandSamples, progress: bool = True
+) -> Iterator[tuple[int, Detection | None]]:
+    """Render each sampled hand alone and run the real MediaPipe (static images, one hand) on it:
+    yields (index, its first detection or None)."""
+    from streamhand.detect import MediaPipeHands
+
+    with MediaPipeHands(max_hands=1, tracking=False) as det:
+        for i in track(range(len(hs)), description="render + MediaPipe", disable=not progress):
+            r = render(rng, [hs.joints_cam[i]], hs.intrinsics[i], [hs.scale[i]], left=[bool(hs.left[i])])
+            d = det(r.rgb)
+            yield i, (d[0] if d else None)
 
 
 def generate(n: int, seed: int, width: int = 640, height: int = 480, progress: bool = True) -> dict[str, np.ndarray]:
     """Render ``n`` hands and keep those MediaPipe finds: ``landmarks`` (M, 21, 2) px, ``joints_cam``
     (M, 21, 3) m, ``left`` (M,) (the true handedness)."""
-    from streamhand.detect import MediaPipeHands
-
     rng = np.random.default_rng(seed)
     cfg = SamplerConfig(width=width, height=height, facing_fraction=0.85, in_frame_margin=8.0)
     hs = sample_hands(rng, n, cfg)
     lms, cams, lefts = [], [], []
-    with MediaPipeHands(max_hands=1, tracking=False) as det:
-        for i in track(range(n), description="render + MediaPipe", disable=not progress):
-            r = render(rng, [hs.joints_cam[i]], hs.intrinsics[i], [hs.scale[i]], left=[bool(hs.left[i])])
-            d = det(r.rgb)
-            if not d:
-                continue
-            size = float(np.ptp(hs.joints_2d[i], axis=0).max())
-            if np.linalg.norm(d[0].landmarks_px.mean(0) - hs.joints_2d[i].mean(0)) > 0.5 * size:
-                continue  # found something else
-            lms.append(d[0].landmarks_px)
-            cams.append(hs.joints_cam[i])
-            lefts.append(bool(hs.left[i]))
+    for i, d in detect_rendered(rng, hs, progress):
+        if d is None:
+            continue
+        size = float(np.ptp(hs.joints_2d[i], axis=0).max())
+        if np.linalg.norm(d.landmarks_px.mean(0) - hs.joints_2d[i].mean(0)) > 0.5 * size:
+            continue  # found something else
+        lms.append(d.landmarks_px)
+        cams.append(hs.joints_cam[i])
+        lefts.append(bool(hs.left[i]))
     return {"landmarks": np.array(lms).reshape(-1, 21, 2), "joints_cam": np.array(cams).reshape(-1, 21, 3),
             "left": np.array(lefts, bool)}  # fmt: skip
 
