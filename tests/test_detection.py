@@ -33,3 +33,14 @@ def test_detector_rejects_bad_images():
         det(np.zeros((10, 10), np.uint8))
     with MediaPipeHands(tracking=False) as det:
         assert det(np.zeros((120, 160, 3), np.uint8)) == []
+
+
+def test_mediapipe_pairs_cache_follows_the_renderer(tmp_path, monkeypatch):
+    from train.datasets import mediapipe_pairs as mpp
+
+    data = {"landmarks": np.zeros((1, 21, 2)), "joints_cam": np.ones((1, 21, 3)), "left": np.array([True])}
+    np.savez(mpp.cache_path(tmp_path, 5, 1), **data)
+    got = mpp.load_or_generate(tmp_path, 5, 1)  # cached: MediaPipe does not run
+    np.testing.assert_array_equal(got["joints_cam"], data["joints_cam"])
+    monkeypatch.setattr(mpp, "RENDER_VERSION", mpp.RENDER_VERSION + 1)
+    assert not mpp.cache_path(tmp_path, 5, 1).exists()  # a new renderer does not reuse old labels

@@ -4,7 +4,7 @@ import pytest
 from streamhand.geometry import Intrinsics, project
 from streamhand.skeleton import bone_lengths, reference_length
 from streamhand.synth.hand import ANGLE_LIMITS, NUM_ANGLES, forward_kinematics, reference_pose
-from streamhand.synth.render import RenderConfig, render
+from streamhand.synth.render import RenderConfig, background, render
 from streamhand.synth.sampler import GESTURES, SamplerConfig, sample_articulation, sample_hands
 
 
@@ -103,3 +103,24 @@ def test_render_zero_or_two_hands(n_hands, rng):
     assert set(np.unique(r.mask)) <= set(range(n_hands + 1))
     if n_hands == 0:
         assert r.mask.max() == 0
+
+
+@pytest.mark.parametrize(("kind", "max_saturation"), [("room", 0.45), ("clutter", 1.0), ("plain", 1.0), ("none", 0.0)])
+def test_backgrounds(kind, max_saturation):
+    a = background(np.random.default_rng(4), 120, 160, kind)
+    b = background(np.random.default_rng(4), 120, 160, kind)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (120, 160, 3) and a.dtype == np.float32 and a.min() >= 0 and a.max() <= 255
+    rgb = a.astype(np.uint8)
+    sat = (rgb.max(-1).astype(float) - rgb.min(-1)) / np.maximum(rgb.max(-1), 1)
+    assert np.median(sat) <= max_saturation  # indoor rooms are muted
+
+
+def test_random_backgrounds_are_mostly_rooms():
+    rng = np.random.default_rng(0)
+    sats = []
+    for _ in range(40):
+        rgb = background(rng, 48, 64, "random").astype(np.uint8)
+        sats.append(np.median((rgb.max(-1).astype(float) - rgb.min(-1)) / np.maximum(rgb.max(-1), 1)))
+    muted = np.mean(np.array(sats) < 0.45)
+    assert 0.55 < muted < 0.95

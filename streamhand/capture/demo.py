@@ -16,11 +16,11 @@ import numpy as np
 from streamhand.capture.base import Frame, FrameSource, Pacer, now
 from streamhand.geometry import Intrinsics, axis_angle, project
 from streamhand.synth.hand import forward_kinematics, sample_shape
-from streamhand.synth.render import RenderConfig, background, render
+from streamhand.synth.render import RENDER_VERSION, RenderConfig, background, render
 from streamhand.synth.sampler import GESTURES
 
 log = logging.getLogger(__name__)
-DEMO_VERSION = 2  # bump when the clip's content changes (invalidates cached clips)
+DEMO_VERSION = 2  # bump when the clip's script changes; renderer changes bump RENDER_VERSION (both key the cache)
 
 
 def cache_dir() -> Path:
@@ -102,7 +102,7 @@ class DemoSource(FrameSource):
         self._clip: list = []
 
     def _cache_path(self) -> Path:
-        key = f"{DEMO_VERSION}-{self.n_frames}-{self.width}x{self.height}-{self.hands}-{self.seed}"
+        key = f"{DEMO_VERSION}-r{RENDER_VERSION}-{self.n_frames}-{self.width}x{self.height}-{self.hands}-{self.seed}"
         return cache_dir() / f"demo-{hashlib.sha1(key.encode()).hexdigest()[:12]}.zip"
 
     def open(self) -> None:

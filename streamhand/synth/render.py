@@ -2,7 +2,8 @@
 
 Hands are built from ray-cast solids (capsules for phalanges, knuckles, thenar pad, wrist and a
 forearm stub; an ellipsoid for the palm) drawn with a z-buffer: each surface hit gives depth and a
-normal for Lambert + specular shading in a skin tone. Backgrounds, lighting, blur, image noise and depth
+normal for Lambert + specular shading in a skin tone. Backgrounds (mostly muted indoor
+scenes: a wall, furniture, doors and windows; some saturated clutter), lighting, blur, image noise and depth
 sensor noise/holes are randomised from the caller's generator, so a seed gives the same frame.
 """
 
@@ -23,13 +24,18 @@ SKIN_TONES = np.array(
 )  # fmt: skip
 
 
-PALM_WIDTH_PAD = 0.016  # metres added to each side of the palm beyond the index/pinky MCPs
+#: bump when rendered images change, so caches built from renders (MediaPipe labels) are rebuilt
+RENDER_VERSION = 2
+# An adult hand at scale 1: 10 cm across the palm at its widest (thenar to hypothenar), 7.8 cm across the
+# knuckles, a 6 cm wrist. Narrower palms and wrists made MediaPipe miss backs of hands and fists.
+PALM_WIDTH_PAD = 0.022  # metres added to each side of the palm beyond the index/pinky MCPs
 PALM_HALF_THICKNESS = 0.0155
+FOREARM_RADIUS = 0.030
 
 
 @dataclass
 class RenderConfig:
-    background: str = "random"  # random | plain | none (black)
+    background: str = "random"  # random (room or clutter) | room | clutter | plain | none (black)
     blur: bool = True
     image_noise: bool = True
     depth_noise: bool = True
@@ -102,7 +108,7 @@ def hand_primitives(
     if forearm:
         d = w - mid
         d = d / max(np.linalg.norm(d), 1e-6)
-        prims.append(("capsule", SKIN, w + 0.01 * scale * d, w + forearm_length * scale * d, 0.027 * scale))
+        prims.append(("capsule", SKIN, w + 0.01 * scale * d, w + forearm_length * scale * d, FOREARM_RADIUS * scale))
     return prims, palm_normal
 
 
@@ -173,10 +179,37 @@ def _hit_ellipsoid(rd: np.ndarray, c: np.ndarray, axes: np.ndarray, radii: np.nd
     return t, n
 
 
+def muted_colors(rng: np.random.Generator, n: int, max_saturation: float = 0.35) -> np.ndarray:
+    """``n`` indoor-looking RGB colours (float32 0-255): any hue, low saturation, mid to high value."""
+    hsv = np.stack([rng.uniform(0, 180, n), rng.uniform(0.02, max_saturation, n) * 255,
+                    rng.uniform(0.25, 0.95, n) * 255], 1)  # fmt: skip
+    return cv2.cvtColor(hsv.astype(np.uint8)[None], cv2.COLOR_HSV2RGB)[0].astype(np.float32)
+
+
+def room_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A muted indoor scene: a lit wall with a soft gradient, furniture/doors/windows as rectangles,
+    faint texture (float32 RGB 0-255)."""
+    c = muted_colors(rng, 8)
+    gy = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    gx = np.linspace(-1, 1, w, dtype=np.float32)[None, :, None]
+    img = (c[0] * (1 + rng.uniform(-0.25, 0.25) * gx) * (1 - rng.uniform(0, 0.2) * gy)).astype(np.float32)
+    for i in range(int(rng.integers(1, 7))):
+        x0, y0 = int(rng.integers(-w // 4, w)), int(rng.integers(-h // 4, h))
+        x1, y1 = x0 + int(rng.integers(w // 10, w)), y0 + int(rng.integers(h // 10, h))
+        cv2.rectangle(img, (x0, y0), (x1, y1), tuple(float(v) for v in c[1 + i]), -1)
+    small = rng.uniform(-1, 1, (max(2, h // 16), max(2, w // 16), 3)).astype(np.float32)
+    img += cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC) * rng.uniform(2, 12)
+    return np.clip(img, 0, 255)
+
+
 def background(rng: np.random.Generator, h: int, w: int, kind: str = "random") -> np.ndarray:
-    """A random background: gradient, blurred noise texture and a few shapes (float32 RGB 0-255)."""
+    """A random background (float32 RGB 0-255): ``random`` is a muted room three times in four, else
+    saturated clutter (gradient, noise texture, shapes); or always ``room``, ``clutter``, ``plain``,
+    ``none`` (black)."""
     if kind == "none":
         return np.zeros((h, w, 3), np.float32)
+    if kind == "room" or (kind == "random" and rng.random() < 0.75):
+        return room_background(rng, h, w)
     c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
     if kind == "plain":
         return np.broadcast_to(c0.astype(np.float32), (h, w, 3)).copy()

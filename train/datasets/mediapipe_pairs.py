@@ -13,7 +13,7 @@ import numpy as np
 from rich.progress import track
 
 from streamhand.detect.mediapipe_hands import Detection
-from streamhand.synth.render import render
+from streamhand.synth.render import RENDER_VERSION, render
 from streamhand.synth.sampler import HandSamples, SamplerConfig, sample_hands
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,13 @@ def generate(n: int, seed: int, width: int = 640, height: int = 480, progress: b
             "left": np.array(lefts, bool)}  # fmt: skip
 
 
+def cache_path(cache_dir: str | Path, n: int, seed: int) -> Path:
+    """Where :func:`load_or_generate` keeps ``n`` labelled renders of ``seed`` from this renderer version."""
+    return Path(cache_dir) / f"mediapipe_pairs_n{n}_s{seed}_r{RENDER_VERSION}.npz"
+
+
 def load_or_generate(cache_dir: str | Path, n: int, seed: int) -> dict[str, np.ndarray]:
-    path = Path(cache_dir) / f"mediapipe_pairs_n{n}_s{seed}.npz"
+    path = cache_path(cache_dir, n, seed)
     if path.is_file():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
