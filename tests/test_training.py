@@ -18,6 +18,7 @@ from tests.helpers import ROOT
 from train.config import TrainConfig
 from train.evaluate import evaluate_synthetic
 from train.fit import fit
+from train.losses import reconstruction
 
 SMOKE = ROOT / "configs" / "train" / "smoke.yaml"
 
@@ -36,6 +37,25 @@ def test_smoke_training_learns(tmp_path):
     assert raw["step"] == cfg.steps and "optimizer" in raw and raw["train_config"]["seed"] == cfg.seed
 
 
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [("squared", 25.0 + 4.0), ("euclidean", 5.0 + 2.0)],  # joint errors (3, 4, 0) and (0, 0, 2)
+)
+def test_reconstruction_terms(kind, expected):
+    target = torch.zeros(2, 2, 3)
+    pred = torch.tensor([[[3.0, 4.0, 0.0], [0.0, 0.0, 2.0]]] * 2)
+    assert float(reconstruction(pred, target, kind)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_bf16_training_keeps_float32_weights(tmp_path):
+    over = {"out_dir": str(tmp_path), "steps": 60, "eval_every": 60, "precision": "bf16"}
+    path = fit(load_yaml(TrainConfig, SMOKE, over), progress=False)
+    raw = torch.load(path, weights_only=True)
+    assert all(v.dtype == torch.float32 for v in raw["state_dict"].values() if v.is_floating_point())
+    hist = raw["history"]
+    assert torch.isfinite(torch.tensor(hist[-1]["loss"])) and hist[-1]["val_epe_mean_mm"] < 200
+
+
 def test_resume_is_exact(tmp_path):
     base = {"steps": 40, "eval_every": 1000, "checkpoint_every": 20, "out_dir": str(tmp_path)}
     a = fit(load_yaml(TrainConfig, SMOKE, {**base, "name": "a"}), progress=False)
@@ -52,6 +72,8 @@ def test_resume_is_exact(tmp_path):
         ("stepz: 10\n", "did you mean 'steps'"),
         ("model:\n  z_dimm: 8\n", "did you mean 'z_dim'"),
         ("lr: -1\n", "lr: Input should be greater than 0"),
+        ("precision: fp8\n", "precision"),
+        ("loss:\n  recon_3d: l1\n", "loss.recon_3d"),
         ("loss:\n  objective: magic\n", "loss.objective"),
         ("- a\n- b\n", "expected a mapping"),
         ("a: [\n", "not valid YAML"),

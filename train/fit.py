@@ -87,7 +87,8 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
             targets = {"3d": b.y3d}
             if "2d" in model.decoders:
                 targets["2d"] = b.y2d
-            loss, logs = training_loss(model, inputs, targets, beta, weights, cfg.loss.objective)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                loss, logs = training_loss(model, inputs, targets, beta, weights, cfg.loss.objective, cfg.loss.recon_3d)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

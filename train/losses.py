@@ -12,16 +12,25 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
 
+def reconstruction(pred: torch.Tensor, target: torch.Tensor, kind: str = "squared") -> torch.Tensor:
+    """Per-sample reconstruction error summed over joints, averaged over the batch."""
+    if kind == "euclidean":
+        return ((pred - target) ** 2).sum(-1).add(1e-6).sqrt().sum(-1).mean()
+    return ((pred - target) ** 2).flatten(1).sum(-1).mean()
+
+
 def elbo_terms(
     model: HandPoseModel,
     posterior: tuple[torch.Tensor, torch.Tensor],
     targets: dict[str, torch.Tensor],
     weights: dict[str, float],
+    recon_3d: str = "squared",
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Reconstruction of every labelled target from one posterior sample, and its KL to N(0, I)."""
     mu, logvar = posterior
     z = reparameterize(mu, logvar)
-    recon = {t: ((model.decode(z, t) - y) ** 2).flatten(1).sum(-1).mean() for t, y in targets.items()}
+    recon = {t: reconstruction(model.decode(z, t), y, recon_3d if t == "3d" else "squared")
+             for t, y in targets.items()}  # fmt: skip
     total = sum(weights.get(t, 1.0) * r for t, r in recon.items())
     return total, kl_to_standard_normal(mu, logvar).mean(), recon
 
@@ -33,6 +42,7 @@ def training_loss(
     beta: float,
     weights: dict[str, float],
     objective: str = "poe",
+    recon_3d: str = "squared",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """``cross``: one ELBO per source modality, each decoding every target (cross-training).
     ``poe``: those unimodal ELBOs plus the ELBO of the fused posterior of all sources."""
@@ -45,7 +55,7 @@ def training_loss(
     loss = torch.zeros(())
     logs: dict[str, float] = {}
     for name, post in posteriors.items():
-        rec, kl, parts = elbo_terms(model, post, targets, weights)
+        rec, kl, parts = elbo_terms(model, post, targets, weights, recon_3d)
         loss = loss + rec + beta * kl
         logs[f"kl_{name}"] = float(kl.detach())
         for t, r in parts.items():
