@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from streamhand import __version__
+from streamhand.codec import VIEW
 from streamhand.models import HandPoseModel, ModelConfig
 from streamhand.skeleton import HANDEDNESS_CANON, LAYOUT, NORM_2D, REF_BONE
 
@@ -29,6 +30,7 @@ SKELETON_INFO = {
     "ref_bone": list(REF_BONE),
     "norm_2d": NORM_2D,
     "handedness": HANDEDNESS_CANON,
+    "view": VIEW,
 }
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.pt"
 

@@ -1,23 +1,72 @@
 """Keypoint encoding for the model and decoding of its output (kept apart from the network, as in mmpose).
 
-Encoding: 2D pixels -> wrist-relative, divided by the keypoints' square extent, left hands mirrored
-to right ones. Decoding: the model's normalised right-hand 3D -> mirrored back for left hands,
-multiplied by the hand scale (reference bone length in metres) -> root-relative metres.
+Encoding: 2D pixels -> the view of a virtual camera turned to look straight at the hand (the ray through
+the palm centre becomes the optical axis: a "perspective crop"), then wrist-relative, divided by the
+keypoints' square extent, left hands mirrored to right ones. Decoding: the model's normalised right-hand
+3D -> mirrored back for left hands, multiplied by the hand scale (reference bone length in metres),
+turned back from the virtual camera to the real one -> root-relative metres in the camera frame.
+
+Without the view rotation a hand near the image border, seen obliquely, looks like a rotated hand at the
+centre, and a lifter that only sees normalised 2D cannot tell which it is.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from streamhand.skeleton import canonical_hand, normalize_2d
+from streamhand.skeleton import MIDDLE_MCP, WRIST, canonical_hand, normalize_2d
+
+#: how the 2D is turned before normalising (stored in checkpoints)
+VIEW = "palm_ray_to_axis"
 
 
-def encode_2d(landmarks_px: np.ndarray, left: np.ndarray | bool) -> np.ndarray:
-    """(B, 21, 2) pixels and handedness -> (B, 21, 2) float32 model input."""
-    return canonical_hand(normalize_2d(landmarks_px), left).astype(np.float32)
+def _rays(px: np.ndarray, k: Any) -> np.ndarray:
+    """Pixels (B, J, 2) -> camera rays (B, J, 3) with z = 1; ``k`` has fx, fy, cx, cy (scalars or (B,))."""
+    f = [np.asarray(getattr(k, a), dtype=np.float64).reshape(-1, 1) for a in ("fx", "fy", "cx", "cy")]
+    return np.stack([(px[..., 0] - f[2]) / f[0], (px[..., 1] - f[3]) / f[1], np.ones(px.shape[:-1])], -1)
 
 
-def decode_3d(pred: np.ndarray, left: np.ndarray | bool, scale: np.ndarray | float) -> np.ndarray:
-    """(B, 21, 3) normalised model output -> (B, 21, 3) wrist-relative metres."""
+def view_rotation(landmarks_px: np.ndarray, k: Any) -> np.ndarray:
+    """(B, 3, 3) rotations taking the ray through each hand's palm centre (wrist/middle-MCP midpoint)
+    onto the optical axis, by the smallest turn."""
+    px = np.asarray(landmarks_px, dtype=np.float64)
+    c = _rays(0.5 * (px[:, WRIST : WRIST + 1] + px[:, MIDDLE_MCP : MIDDLE_MCP + 1]), k)[:, 0]
+    c /= np.linalg.norm(c, axis=-1, keepdims=True)
+    axis = np.cross(c, [0.0, 0.0, 1.0])  # |axis| = sin(angle)
+    sin = np.linalg.norm(axis, axis=-1)
+    cos = c[:, 2]
+    u = axis / np.maximum(sin, 1e-12)[:, None]
+    kx = np.zeros((len(c), 3, 3))
+    kx[:, 0, 1], kx[:, 0, 2], kx[:, 1, 2] = -u[:, 2], u[:, 1], -u[:, 0]
+    kx -= kx.transpose(0, 2, 1)
+    return np.eye(3) + sin[:, None, None] * kx + (1 - cos)[:, None, None] * (kx @ kx)
+
+
+def to_view(landmarks_px: np.ndarray, k: Any, rot: np.ndarray) -> np.ndarray:
+    """Pixels (B, 21, 2) -> the virtual camera's normalised image coordinates (B, 21, 2)."""
+    r = _rays(np.asarray(landmarks_px, dtype=np.float64), k) @ rot.transpose(0, 2, 1)
+    return r[..., :2] / r[..., 2:3]
+
+
+def encode_2d(landmarks_px: np.ndarray, left: np.ndarray | bool, k: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """(B, 21, 2) pixels, handedness and intrinsics ``k`` -> ((B, 21, 2) float32 model input,
+    (B, 3, 3) view rotations for :func:`decode_3d`). Without ``k`` the view is not turned (identity)."""
+    px = np.asarray(landmarks_px, dtype=np.float64)
+    if k is None:
+        rot = np.broadcast_to(np.eye(3), (len(px), 3, 3)).copy()
+        view = px
+    else:
+        rot = view_rotation(px, k)
+        view = to_view(px, k, rot)
+    return canonical_hand(normalize_2d(view), left).astype(np.float32), rot
+
+
+def decode_3d(
+    pred: np.ndarray, left: np.ndarray | bool, scale: np.ndarray | float, rot: np.ndarray | None = None
+) -> np.ndarray:
+    """(B, 21, 3) normalised model output -> (B, 21, 3) wrist-relative metres in the camera frame."""
     s = np.asarray(scale, dtype=np.float64)
-    return canonical_hand(pred, left) * (s[..., None, None] if s.ndim else s)
+    out = canonical_hand(pred, left) * (s[..., None, None] if s.ndim else s)
+    return out if rot is None else out @ rot  # row vectors: R^T v

@@ -237,7 +237,7 @@ class Pipeline:
         if w.detections:
             lm = np.stack([d.landmarks_px for d in w.detections])
             left = np.array([d.handedness == "left" for d in w.detections])
-            w.lift = self.lifter(lm, left, images=w.images)
+            w.lift = self.lifter(lm, left, w.frame.intrinsics, images=w.images)
 
     def _publish_stage(self) -> None:
         src = self._slots[2]

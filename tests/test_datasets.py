@@ -34,6 +34,7 @@ def test_rhd_reader(tmp_path, hands):
     assert len(hs) == 3 and list(hs.left) == [True, False, True]
     np.testing.assert_allclose(hs.joints_cam[1], hands.joints_cam[1], atol=1e-6)
     np.testing.assert_allclose(hs.joints_2d[0], project(hands.joints_cam[0], k), atol=1e-3)
+    np.testing.assert_allclose(hs.intrinsics.fx, k.fx) and np.testing.assert_allclose(hs.intrinsics.cy, k.cy)
 
 
 def test_stb_reader(tmp_path, hands):
@@ -43,7 +44,7 @@ def test_stb_reader(tmp_path, hands):
     for seq in ("B1Counting", "B1Random"):
         scipy_io.savemat(str(tmp_path / "labels" / f"{seq}_SK.mat"), {"handPara": para})
     hs = load_stb(tmp_path)
-    assert len(hs) == 8
+    assert len(hs) == 8 and hs.k.shape == (8, 3, 3)
     np.testing.assert_allclose(hs.joints_cam[:4], hands.joints_cam, atol=1e-9)
 
 
@@ -53,6 +54,7 @@ def test_freihand_reader(tmp_path, hands):
     (tmp_path / "training_K.json").write_text(json.dumps([k.matrix().tolist()] * 4))
     hs = load_freihand(tmp_path)
     np.testing.assert_allclose(hs.joints_2d, project(hands.joints_cam, k), atol=1e-9)
+    assert hs.k.shape == (4, 3, 3) and np.allclose(hs.intrinsics.cx, k.cx)
 
 
 @pytest.mark.parametrize("loader", [load_rhd, load_freihand])

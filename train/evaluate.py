@@ -33,7 +33,7 @@ def evaluate_synthetic(
     """EPE of 2D->3D on ``n`` fresh synthetic hands with Gaussian 2D noise of ``noise_px`` pixels."""
     d = data or DataConfig()
     pairs = make_pairs(np.random.default_rng(seed), n, d, noise_px=noise_px)
-    pred = decode_3d(lift_2d(model, pairs.x2d), pairs.left, pairs.scale)
+    pred = decode_3d(lift_2d(model, pairs.x2d), pairs.left, pairs.scale, pairs.rot)
     gt = pairs.joints_cam - pairs.joints_cam[:, :1]
     return evaluate_poses(pred, gt, align=align)
 
@@ -45,7 +45,7 @@ def evaluate_handset(model: HandPoseModel, hands, noise_px: float = 0.0, seed: i
 
     rng = np.random.default_rng(seed)
     kp = hands.joints_2d + rng.normal(0, noise_px, hands.joints_2d.shape) if noise_px else hands.joints_2d
-    x2d = torch.from_numpy(encode_2d(kp, hands.left))
-    pred = decode_3d(lift_2d(model, x2d), hands.left, reference_length(hands.joints_cam))
+    x2d, rot = encode_2d(kp, hands.left, hands.intrinsics)
+    pred = decode_3d(lift_2d(model, torch.from_numpy(x2d)), hands.left, reference_length(hands.joints_cam), rot)
     gt = hands.joints_cam - hands.joints_cam[:, :1]
     return evaluate_poses(pred, gt, align="root")

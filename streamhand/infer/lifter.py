@@ -7,6 +7,7 @@ fingertip along the finger) unless a caller supplies one (ground truth in evalua
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ def chain_length(joints: np.ndarray) -> np.ndarray:
 
 @dataclass
 class LiftResult:
-    joints_norm: np.ndarray  # (B, 21, 3) normalised, in the hand's own handedness
+    joints_norm: np.ndarray  # (B, 21, 3) normalised, in the hand's own handedness, camera axes
     joints_rel: np.ndarray  # (B, 21, 3) wrist-relative metres
     joint_std: np.ndarray  # (B, 21) metres
     scale: np.ndarray  # (B,) reference bone length used (metres)
@@ -43,15 +44,18 @@ class Lifter:
         self,
         landmarks_px: np.ndarray,
         left: np.ndarray,
+        k: Any,
         scale: np.ndarray | None = None,
         images: dict[str, np.ndarray] | None = None,
     ) -> LiftResult:
+        """``k``: the camera's intrinsics (fx, fy, cx, cy; scalars or one per hand)."""
         left = np.asarray(left, dtype=bool)
-        inputs = {"2d": encode_2d(landmarks_px, left)} if "2d" in self.backend.modalities else {}
+        x2d, rot = encode_2d(landmarks_px, left, k)
+        inputs = {"2d": x2d} if "2d" in self.backend.modalities else {}
         for k, v in (images or {}).items():
             if k in self.backend.modalities:  # crops of left hands are mirrored like their keypoints
                 inputs[k] = np.where(left[:, None, None, None], v[..., ::-1], v).astype(np.float32)
         out = self.backend.infer(inputs)
-        norm = decode_3d(out.joints, left, 1.0)
+        norm = decode_3d(out.joints, left, 1.0, rot)
         s = self.hand_length_m / np.maximum(chain_length(norm), 1e-6) if scale is None else np.asarray(scale, float)
         return LiftResult(norm, norm * s[:, None, None], out.joint_std * s[:, None], s)

@@ -17,6 +17,7 @@ from streamhand.synth.render import RENDER_VERSION, render
 from streamhand.synth.sampler import HandSamples, SamplerConfig, sample_hands
 
 log = logging.getLogger(__name__)
+PAIRS_VERSION = 2  # bump when the stored fields change
 
 
 def detect_rendered(
@@ -35,11 +36,11 @@ def detect_rendered(
 
 def generate(n: int, seed: int, width: int = 640, height: int = 480, progress: bool = True) -> dict[str, np.ndarray]:
     """Render ``n`` hands and keep those MediaPipe finds: ``landmarks`` (M, 21, 2) px, ``joints_cam``
-    (M, 21, 3) m, ``left`` (M,) (the true handedness)."""
+    (M, 21, 3) m, ``left`` (M,) (the true handedness), the camera's ``fx``, ``fy``, ``cx``, ``cy`` (M,)."""
     rng = np.random.default_rng(seed)
     cfg = SamplerConfig(width=width, height=height, facing_fraction=0.85, in_frame_margin=8.0)
     hs = sample_hands(rng, n, cfg)
-    lms, cams, lefts = [], [], []
+    lms, cams, lefts, ks = [], [], [], []
     for i, d in detect_rendered(rng, hs, progress):
         if d is None:
             continue
@@ -49,13 +50,16 @@ def generate(n: int, seed: int, width: int = 640, height: int = 480, progress: b
         lms.append(d.landmarks_px)
         cams.append(hs.joints_cam[i])
         lefts.append(bool(hs.left[i]))
+        k = hs.intrinsics[i]
+        ks.append((k.fx, k.fy, k.cx, k.cy))
+    kk = np.array(ks, np.float64).reshape(-1, 4)
     return {"landmarks": np.array(lms).reshape(-1, 21, 2), "joints_cam": np.array(cams).reshape(-1, 21, 3),
-            "left": np.array(lefts, bool)}  # fmt: skip
+            "left": np.array(lefts, bool), "fx": kk[:, 0], "fy": kk[:, 1], "cx": kk[:, 2], "cy": kk[:, 3]}  # fmt: skip
 
 
 def cache_path(cache_dir: str | Path, n: int, seed: int) -> Path:
     """Where :func:`load_or_generate` keeps ``n`` labelled renders of ``seed`` from this renderer version."""
-    return Path(cache_dir) / f"mediapipe_pairs_n{n}_s{seed}_r{RENDER_VERSION}.npz"
+    return Path(cache_dir) / f"mediapipe_pairs_v{PAIRS_VERSION}_n{n}_s{seed}_r{RENDER_VERSION}.npz"
 
 
 def load_or_generate(cache_dir: str | Path, n: int, seed: int) -> dict[str, np.ndarray]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from streamhand.skeleton import from_rhd, from_stb
+from streamhand.synth.sampler import IntrinsicsBatch
 
 #: STB's SK colour camera intrinsics (from the dataset's documentation)
 STB_SK_COLOR = (607.92271, 607.88192, 314.78337, 236.42484)
@@ -29,9 +30,15 @@ class HandSet:
     joints_2d: np.ndarray  # (N, 21, 2) pixels
     left: np.ndarray  # (N,) bool
     name: str
+    k: np.ndarray  # (N, 3, 3) camera matrices
 
     def __len__(self) -> int:
         return len(self.joints_cam)
+
+    @property
+    def intrinsics(self) -> IntrinsicsBatch:
+        k = self.k
+        return IntrinsicsBatch(0, 0, k[:, 0, 0], k[:, 1, 1], k[:, 0, 2], k[:, 1, 2])
 
 
 def _project(xyz: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -45,7 +52,7 @@ def load_rhd(root: str | Path, split: str = "evaluation") -> HandSet:
         raise FileNotFoundError(f"RHD annotations not found: {path}")
     with path.open("rb") as f:
         anno = pickle.load(f)  # the dataset's own format (a dict of numpy arrays)
-    cams, uvs, lefts = [], [], []
+    cams, uvs, lefts, ks = [], [], [], []
     for key in sorted(anno):
         a = anno[key]
         xyz, uv_vis = np.asarray(a["xyz"], float), np.asarray(a["uv_vis"], float)
@@ -56,7 +63,9 @@ def load_rhd(root: str | Path, split: str = "evaluation") -> HandSet:
                 cams.append(j)
                 uvs.append(_project(j, a["K"]))
                 lefts.append(is_left)
-    return HandSet(np.array(cams).reshape(-1, 21, 3), np.array(uvs).reshape(-1, 21, 2), np.array(lefts, bool), "rhd")
+                ks.append(np.asarray(a["K"], float))
+    return HandSet(np.array(cams).reshape(-1, 21, 3), np.array(uvs).reshape(-1, 21, 2), np.array(lefts, bool), "rhd",
+                   np.array(ks).reshape(-1, 3, 3))  # fmt: skip
 
 
 def load_stb(root: str | Path, sequences: tuple[str, ...] = ("B1Counting", "B1Random")) -> HandSet:
@@ -74,7 +83,7 @@ def load_stb(root: str | Path, sequences: tuple[str, ...] = ("B1Counting", "B1Ra
         para = np.asarray(loadmat(str(path))["handPara"], float)  # (3, 21, N) mm
         cams.append(from_stb(np.transpose(para, (2, 1, 0))))
     j = np.concatenate(cams)
-    return HandSet(j, _project(j, k), np.zeros(len(j), bool), "stb")
+    return HandSet(j, _project(j, k), np.zeros(len(j), bool), "stb", np.broadcast_to(k, (len(j), 3, 3)).copy())
 
 
 def load_freihand(root: str | Path, split: str = "training") -> HandSet:
@@ -86,7 +95,7 @@ def load_freihand(root: str | Path, split: str = "training") -> HandSet:
     xyz = np.array(json.loads(xyz_p.read_text()), float)
     ks = np.array(json.loads(k_p.read_text()), float)
     uv = np.einsum("nij,nkj->nki", ks, xyz)
-    return HandSet(xyz, uv[..., :2] / uv[..., 2:3], np.zeros(len(xyz), bool), "freihand")
+    return HandSet(xyz, uv[..., :2] / uv[..., 2:3], np.zeros(len(xyz), bool), "freihand", ks)
 
 
 LOADERS = {"rhd": load_rhd, "stb": load_stb, "freihand": load_freihand}

@@ -1,6 +1,7 @@
 """Synthetic 2D/3D pairs from :mod:`streamhand.synth`, with detector-like 2D noise, generated in seeded chunks.
 
-Keypoints are in the model's frames: normalised, and left hands mirrored to right ones.
+Keypoints are in the model's frames: seen by a virtual camera turned toward the hand (see
+:mod:`streamhand.codec`), normalised, and left hands mirrored to right ones.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from streamhand.codec import encode_2d
-from streamhand.skeleton import canonical_hand, keypoint_extent, normalize
-from streamhand.synth.sampler import SamplerConfig, sample_hands
+from streamhand.codec import encode_2d, to_view
+from streamhand.skeleton import canonical_hand, keypoint_extent, normalize, normalize_2d
+from streamhand.synth.sampler import IntrinsicsBatch, SamplerConfig, sample_hands
 from train.config import DataConfig, NoiseConfig
 
 
@@ -21,7 +22,8 @@ from train.config import DataConfig, NoiseConfig
 class PoseBatch:
     x2d: torch.Tensor  # (B, 21, 2) normalised noisy 2D (encoder input)
     y2d: torch.Tensor  # (B, 21, 2) normalised clean 2D (decoder target)
-    y3d: torch.Tensor  # (B, 21, 3) normalised 3D
+    y3d: torch.Tensor  # (B, 21, 3) normalised 3D in the virtual camera's frame
+    rot: np.ndarray  # (B, 3, 3) camera -> virtual camera (from the noisy 2D, as at run time)
     joints_cam: np.ndarray  # (B, 21, 3) metres
     scale: np.ndarray  # (B,) reference bone length (metres)
     left: np.ndarray  # (B,) bool; x2d/y2d/y3d are mirrored to right hands where True
@@ -55,11 +57,13 @@ def make_pairs(rng: np.random.Generator, n: int, cfg: DataConfig, noise_px: floa
         kp = hs.joints_2d + rng.normal(0, noise_px, hs.joints_2d.shape)
     y3d, scale = normalize(hs.joints_cam)
     left = hs.left
+    x2d, rot = encode_2d(kp, left, hs.intrinsics)
+    clean = canonical_hand(normalize_2d(to_view(hs.joints_2d, hs.intrinsics, rot)), left)
 
     def t(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.asarray(a, dtype=np.float32))
 
-    return PoseBatch(t(encode_2d(kp, left)), t(encode_2d(hs.joints_2d, left)), t(canonical_hand(y3d, left)),
+    return PoseBatch(t(x2d), t(clean), t(canonical_hand(y3d @ rot.transpose(0, 2, 1), left)), rot,
                      hs.joints_cam, scale, left)  # fmt: skip
 
 
@@ -73,10 +77,12 @@ def mix_mediapipe(rng: np.random.Generator, data: PoseBatch, mp: dict[str, np.nd
     src = rng.integers(0, len(mp["left"]), k)
     left = mp["left"][src]
     y3d, scale = normalize(mp["joints_cam"][src])
-    data.x2d[dst] = torch.from_numpy(encode_2d(mp["landmarks"][src], left))
-    data.y3d[dst] = torch.from_numpy(canonical_hand(y3d, left).astype(np.float32))
+    k = IntrinsicsBatch(0, 0, *(mp[a][src] for a in ("fx", "fy", "cx", "cy")))
+    x2d, rot = encode_2d(mp["landmarks"][src], left, k)
+    data.x2d[dst] = torch.from_numpy(x2d)
+    data.y3d[dst] = torch.from_numpy(canonical_hand(y3d @ rot.transpose(0, 2, 1), left).astype(np.float32))
     data.y2d[dst] = data.x2d[dst]  # MediaPipe's 2D is the 2D target too
-    data.joints_cam[dst], data.scale[dst], data.left[dst] = mp["joints_cam"][src], scale, left
+    data.joints_cam[dst], data.scale[dst], data.left[dst], data.rot[dst] = mp["joints_cam"][src], scale, left, rot
 
 
 def batches(
@@ -93,6 +99,7 @@ def batches(
             mix_mediapipe(rng, data, mediapipe, cfg.mediapipe_fraction)
         for i in range(skip, per_chunk):
             s = slice(i * batch_size, (i + 1) * batch_size)
-            yield PoseBatch(data.x2d[s], data.y2d[s], data.y3d[s], data.joints_cam[s], data.scale[s], data.left[s])
+            yield PoseBatch(data.x2d[s], data.y2d[s], data.y3d[s], data.rot[s], data.joints_cam[s], data.scale[s],
+                            data.left[s])  # fmt: skip
         skip = 0
         c += 1
