@@ -52,9 +52,9 @@ class Lifter:
         left = np.asarray(left, dtype=bool)
         x2d, rot = encode_2d(landmarks_px, left, k)
         inputs = {"2d": x2d} if "2d" in self.backend.modalities else {}
-        for k, v in (images or {}).items():
-            if k in self.backend.modalities:  # crops of left hands are mirrored like their keypoints
-                inputs[k] = np.where(left[:, None, None, None], v[..., ::-1], v).astype(np.float32)
+        for m, v in (images or {}).items():
+            if m in self.backend.modalities:  # crops of left hands are mirrored like their keypoints
+                inputs[m] = np.where(left[:, None, None, None], v[..., ::-1], v).astype(np.float32)
         out = self.backend.infer(inputs)
         norm = decode_3d(out.joints, left, 1.0, rot)
         s = self.hand_length_m / np.maximum(chain_length(norm), 1e-6) if scale is None else np.asarray(scale, float)
