@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from streamhand.skeleton import MIDDLE_MCP, WRIST, canonical_hand, normalize_2d
+from streamhand.skeleton import MIDDLE_MCP, WRIST, canonical_hand, normalize, normalize_2d
 
 #: how the 2D is turned before normalising (stored in checkpoints)
 VIEW = "palm_ray_to_axis"
@@ -61,6 +61,13 @@ def encode_2d(landmarks_px: np.ndarray, left: np.ndarray | bool, k: Any = None) 
         rot = view_rotation(px, k)
         view = to_view(px, k, rot)
     return canonical_hand(normalize_2d(view), left).astype(np.float32), rot
+
+
+def encode_3d(joints_cam: np.ndarray, left: np.ndarray | bool, rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training target, the inverse of :func:`decode_3d`: camera-frame joints (B, 21, 3) metres ->
+    ((B, 21, 3) normalised right-hand 3D in the virtual camera's frame, (B,) scale in metres)."""
+    y3d, scale = normalize(joints_cam)
+    return canonical_hand(y3d @ rot.transpose(0, 2, 1), left), scale
 
 
 def decode_3d(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from streamhand.codec import decode_3d, encode_2d, to_view, view_rotation
+from streamhand.codec import decode_3d, encode_2d, encode_3d, to_view, view_rotation
 from streamhand.geometry import Intrinsics, axis_angle
 from streamhand.skeleton import canonical_hand, normalize
 from streamhand.synth.sampler import SamplerConfig, sample_hands
@@ -34,8 +34,9 @@ def test_view_is_the_projection_of_the_turned_hand(hands):
 
 def test_training_targets_decode_to_the_camera_frame(hands):
     _, rot = encode_2d(hands.joints_2d, hands.left, hands.intrinsics)
-    y3d, scale = normalize(hands.joints_cam)
-    target = canonical_hand(y3d @ rot.transpose(0, 2, 1), hands.left)  # what the model learns to output
+    target, scale = encode_3d(hands.joints_cam, hands.left, rot)  # what the model learns to output
+    np.testing.assert_allclose(scale, normalize(hands.joints_cam)[1])
+    assert not np.allclose(target, canonical_hand(normalize(hands.joints_cam)[0], hands.left))  # turned
     back = decode_3d(target, hands.left, scale, rot)
     np.testing.assert_allclose(back, hands.joints_cam - hands.joints_cam[:, :1], atol=1e-12)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from streamhand.codec import decode_3d
+from streamhand.codec import decode_3d, encode_2d
 from streamhand.metrics import PoseMetrics, evaluate_poses
 from streamhand.models import HandPoseModel
+from streamhand.skeleton import reference_length
 from train.config import DataConfig
 from train.datasets.synthetic import make_pairs
 
@@ -40,9 +41,6 @@ def evaluate_synthetic(
 
 def evaluate_handset(model: HandPoseModel, hands, noise_px: float = 0.0, seed: int = 1234) -> PoseMetrics:
     """2D->3D on a real dataset's ground-truth 2D (optionally with Gaussian pixel noise)."""
-    from streamhand.codec import encode_2d
-    from streamhand.skeleton import reference_length
-
     rng = np.random.default_rng(seed)
     kp = hands.joints_2d + rng.normal(0, noise_px, hands.joints_2d.shape) if noise_px else hands.joints_2d
     x2d, rot = encode_2d(kp, hands.left, hands.intrinsics)

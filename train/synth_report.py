@@ -11,7 +11,7 @@ import numpy as np
 from streamhand.metrics import evaluate_poses
 from streamhand.skeleton import reference_length
 from streamhand.synth.render import render
-from streamhand.synth.sampler import IntrinsicsBatch, SamplerConfig, detection_test_config, sample_hands
+from streamhand.synth.sampler import SamplerConfig, detection_test_config, sample_hands
 from train.datasets.mediapipe_pairs import detect_rendered
 
 
@@ -75,8 +75,7 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
         lm = np.stack([d.landmarks_px for _, d in dets])
         gt = hs.joints_cam[idx] - hs.joints_cam[idx, :1]
         gt_scale = reference_length(hs.joints_cam[idx])
-        k = hs.intrinsics
-        kb = IntrinsicsBatch(k.width, k.height, k.fx[idx], k.fy[idx], k.cx[idx], k.cy[idx])
+        kb = hs.intrinsics.take(idx)
         for name, left in (("mediapipe_handedness", np.array([d.handedness == "left" for _, d in dets])),
                            ("true_handedness", hs.left[idx])):  # fmt: skip
             res = lifter(lm, left, kb, scale=gt_scale)

@@ -101,6 +101,10 @@ class IntrinsicsBatch:
         return Intrinsics(self.width, self.height, float(self.fx[i]), float(self.fy[i]),
                           float(self.cx[i]), float(self.cy[i]))  # fmt: skip
 
+    def take(self, idx: np.ndarray) -> IntrinsicsBatch:
+        """The cameras of the samples ``idx`` (an index array or boolean mask)."""
+        return IntrinsicsBatch(self.width, self.height, self.fx[idx], self.fy[idx], self.cx[idx], self.cy[idx])
+
 
 @dataclass
 class HandSamples:
@@ -143,10 +147,8 @@ def detection_test_config(width: int = 640, height: int = 480) -> SamplerConfig:
 
 
 def _take(hs: HandSamples, idx: np.ndarray) -> HandSamples:
-    k = hs.intrinsics
-    ks = IntrinsicsBatch(k.width, k.height, k.fx[idx], k.fy[idx], k.cx[idx], k.cy[idx])
     return HandSamples(hs.joints_cam[idx], hs.joints_2d[idx], hs.visible[idx], hs.left[idx], hs.angles[idx],
-                       hs.scale[idx], hs.proportions[idx], hs.rotation[idx], ks)  # fmt: skip
+                       hs.scale[idx], hs.proportions[idx], hs.rotation[idx], hs.intrinsics.take(idx))  # fmt: skip
 
 
 def sample_hands(rng: np.random.Generator, n: int, cfg: SamplerConfig | None = None) -> HandSamples:

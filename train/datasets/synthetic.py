@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from streamhand.codec import encode_2d, to_view
-from streamhand.skeleton import canonical_hand, keypoint_extent, normalize, normalize_2d
+from streamhand.codec import encode_2d, encode_3d, to_view
+from streamhand.skeleton import canonical_hand, keypoint_extent, normalize_2d
 from streamhand.synth.sampler import IntrinsicsBatch, SamplerConfig, sample_hands
 from train.config import DataConfig, NoiseConfig
 
@@ -55,16 +55,15 @@ def make_pairs(rng: np.random.Generator, n: int, cfg: DataConfig, noise_px: floa
         kp = detector_noise(rng, hs.joints_2d, hs.visible, cfg.noise)
     else:
         kp = hs.joints_2d + rng.normal(0, noise_px, hs.joints_2d.shape)
-    y3d, scale = normalize(hs.joints_cam)
     left = hs.left
     x2d, rot = encode_2d(kp, left, hs.intrinsics)
+    y3d, scale = encode_3d(hs.joints_cam, left, rot)
     clean = canonical_hand(normalize_2d(to_view(hs.joints_2d, hs.intrinsics, rot)), left)
 
     def t(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.asarray(a, dtype=np.float32))
 
-    return PoseBatch(t(x2d), t(clean), t(canonical_hand(y3d @ rot.transpose(0, 2, 1), left)), rot,
-                     hs.joints_cam, scale, left)  # fmt: skip
+    return PoseBatch(t(x2d), t(clean), t(y3d), rot, hs.joints_cam, scale, left)
 
 
 def mix_mediapipe(rng: np.random.Generator, data: PoseBatch, mp: dict[str, np.ndarray], fraction: float) -> None:
@@ -76,11 +75,11 @@ def mix_mediapipe(rng: np.random.Generator, data: PoseBatch, mp: dict[str, np.nd
     dst = rng.choice(n, k, replace=False)
     src = rng.integers(0, len(mp["left"]), k)
     left = mp["left"][src]
-    y3d, scale = normalize(mp["joints_cam"][src])
     k = IntrinsicsBatch(0, 0, *(mp[a][src] for a in ("fx", "fy", "cx", "cy")))
     x2d, rot = encode_2d(mp["landmarks"][src], left, k)
+    y3d, scale = encode_3d(mp["joints_cam"][src], left, rot)
     data.x2d[dst] = torch.from_numpy(x2d)
-    data.y3d[dst] = torch.from_numpy(canonical_hand(y3d @ rot.transpose(0, 2, 1), left).astype(np.float32))
+    data.y3d[dst] = torch.from_numpy(y3d.astype(np.float32))
     data.y2d[dst] = data.x2d[dst]  # MediaPipe's 2D is the 2D target too
     data.joints_cam[dst], data.scale[dst], data.left[dst], data.rot[dst] = mp["joints_cam"][src], scale, left, rot
 
