@@ -119,6 +119,25 @@ def test_train_cli_errors(tiny_checkpoint, args, message):
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("view", None), ("view", "image"), ("handedness", "none"), ("norm_2d", "pixels")],  # None: a pre-view model
+)
+def test_checkpoint_from_other_conventions_is_refused(tmp_path, tiny_checkpoint, key, value):
+    raw = torch.load(tiny_checkpoint, weights_only=True)
+    if value is None:
+        del raw["skeleton"][key]
+    else:
+        raw["skeleton"][key] = value
+    p = tmp_path / "old.pt"
+    torch.save(raw, p)
+    with pytest.raises(CheckpointError, match="skeleton conventions") as e:
+        load_checkpoint(p)
+    assert "\n" not in str(e.value)
+    r = _train_cli("eval", "--checkpoint", str(p), "--n", "10")
+    assert r.returncode == 2 and "skeleton conventions" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_checkpoint_rejects_foreign_files(tmp_path):
     p = tmp_path / "x.pt"
     torch.save({"hello": torch.zeros(1)}, p)
