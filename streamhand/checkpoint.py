@@ -1,7 +1,7 @@
 """Checkpoint format: a ``.pt`` dict of plain types and tensors, read with ``weights_only=True``.
 
-Keys: ``format_version``, ``model_config``, ``state_dict``, ``skeleton`` (layout, root, 3D and 2D
-normalisation), ``train_config``, ``metrics``, ``code_version``, ``created``, optional ``optimizer``
+Keys: ``format_version``, ``model_config``, ``state_dict``, ``skeleton`` (layout, root, 3D, 2D and
+world-landmark normalisation), ``train_config``, ``metrics``, ``code_version``, ``created``, optional ``optimizer``
 and ``step`` for resuming.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from streamhand import __version__
-from streamhand.codec import VIEW
+from streamhand.codec import VIEW, WORLD_NORM
 from streamhand.models import HandPoseModel, ModelConfig
 from streamhand.skeleton import HANDEDNESS_CANON, LAYOUT, NORM_2D, REF_BONE
 
@@ -58,7 +58,7 @@ def save_checkpoint(path: str | Path, model: HandPoseModel, **meta: Any) -> Path
         "format_version": FORMAT_VERSION,
         "model_config": model.cfg.model_dump(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "skeleton": dict(SKELETON_INFO),
+        "skeleton": {**SKELETON_INFO, "world": WORLD_NORM},
         "code_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **meta,
@@ -88,7 +88,10 @@ def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -
     skel = data.get("skeleton", {})
     if any(skel.get(k) != v for k, v in SKELETON_INFO.items()):
         raise CheckpointError(f"{p}: skeleton conventions {skel} differ from this streamhand's")
-    model = HandPoseModel(ModelConfig.model_validate(data["model_config"]))
+    mcfg = ModelConfig.model_validate(data["model_config"])
+    if "world" in mcfg.encoders and skel.get("world") != WORLD_NORM:
+        raise CheckpointError(f"{p}: world-landmark normalisation {skel.get('world')!r} differs from {WORLD_NORM!r}")
+    model = HandPoseModel(mcfg)
     model.load_state_dict(data["state_dict"])
     model.eval()
     meta = {k: v for k, v in data.items() if k not in ("state_dict", "optimizer")}

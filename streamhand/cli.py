@@ -75,7 +75,7 @@ def run(
     max_hands: Annotated[int | None, typer.Option(min=1, max=4)] = None,
     model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
     backend: Annotated[str | None, typer.Option(help="auto | torch")] = None,
-    modalities: Annotated[str | None, typer.Option(help="comma list of 2d,rgb,depth")] = None,
+    modalities: Annotated[str | None, typer.Option(help="comma list of 2d,world,rgb,depth")] = None,
     samples: Annotated[int | None, typer.Option(min=0, help="posterior samples for joint_std")] = None,
     hand_size: Annotated[float | None, typer.Option(help="hand length, wrist to middle tip (m)")] = None,
     no_smooth: Annotated[bool, typer.Option("--no-smooth")] = False,
@@ -151,7 +151,7 @@ def _run(cfg) -> int:
             backend = make_backend(cfg.model.backend, cfg.model.path, cfg.model.n_samples, cfg.model.threads)
         except (CheckpointError, ValueError) as e:
             _fail(str(e))
-        supported = {"2d", "rgb"} | ({"depth"} if src.has_depth else set())
+        supported = {"2d", "world", "rgb"} | ({"depth"} if src.has_depth else set())
         wanted = cfg.model.modalities or [m for m in backend.modalities if m != "3d"]
         missing = [m for m in wanted if m not in backend.modalities]
         if missing:

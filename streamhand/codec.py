@@ -20,6 +20,9 @@ from streamhand.skeleton import MIDDLE_MCP, WRIST, canonical_hand, normalize, no
 
 #: how the 2D is turned before normalising (stored in checkpoints)
 VIEW = "palm_ray_to_axis"
+#: how a detector's own metric 3D (MediaPipe's world landmarks) is normalised (stored in checkpoints)
+WORLD_NORM = "wrist_rel_palm_mean"
+_PALM_MCPS = (5, 9, 13, 17)
 
 
 def _rays(px: np.ndarray, k: Any) -> np.ndarray:
@@ -68,6 +71,22 @@ def encode_3d(joints_cam: np.ndarray, left: np.ndarray | bool, rot: np.ndarray) 
     ((B, 21, 3) normalised right-hand 3D in the virtual camera's frame, (B,) scale in metres)."""
     y3d, scale = normalize(joints_cam)
     return canonical_hand(y3d @ rot.transpose(0, 2, 1), left), scale
+
+
+def palm_size(joints: np.ndarray) -> np.ndarray:
+    """Mean wrist -> finger-MCP distance (..., ): a robust size of a 3D hand (the palm barely deforms)."""
+    j = np.asarray(joints, dtype=np.float64)
+    return np.linalg.norm(j[..., _PALM_MCPS, :] - j[..., WRIST : WRIST + 1, :], axis=-1).mean(-1)
+
+
+def encode_world(world: np.ndarray, left: np.ndarray | bool, rot: np.ndarray) -> np.ndarray:
+    """A detector's metric 3D landmarks (B, 21, 3), camera axes (MediaPipe's world landmarks: x right, y down,
+    z away from the camera) -> (B, 21, 3) float32 model input: wrist-relative, divided by its own palm size,
+    turned into the virtual camera of :func:`encode_2d` (``rot``), left hands mirrored."""
+    w = np.asarray(world, dtype=np.float64)
+    w = w - w[:, WRIST : WRIST + 1]
+    w = w / np.maximum(palm_size(w), 1e-9)[:, None, None]
+    return canonical_hand(w @ rot.transpose(0, 2, 1), left).astype(np.float32)
 
 
 def decode_3d(

@@ -76,7 +76,13 @@ def auc(errors_mm: np.ndarray, lo: float = 20.0, hi: float = 50.0, step: float =
     """Normalised area under the PCK curve on [lo, hi] (trapezoid rule on a ``step`` grid)."""
     t = np.arange(lo, hi + step / 2, step)
     y = pck_curve(errors_mm, t)
-    return float(np.trapz(y, t) / (hi - lo))
+    return float(trapezoid(y, t) / (hi - lo))
+
+
+def trapezoid(y: np.ndarray, x: np.ndarray) -> float:
+    """Trapezoid-rule integral of ``y`` over ``x`` (``np.trapz`` is gone in numpy 2, ``np.trapezoid`` new in 2.0)."""
+    y, x = np.asarray(y, dtype=np.float64), np.asarray(x, dtype=np.float64)
+    return float(np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(x)))
 
 
 @dataclass

@@ -237,7 +237,9 @@ class Pipeline:
         if w.detections:
             lm = np.stack([d.landmarks_px for d in w.detections])
             left = np.array([d.handedness == "left" for d in w.detections])
-            w.lift = self.lifter(lm, left, w.frame.intrinsics, images=w.images)
+            world = np.stack([d.world for d in w.detections]) if "world" in self.modalities else None
+            w.lift = self.lifter(lm, left, w.frame.intrinsics, images=w.images, world=world,
+                                 modalities=self.modalities)  # fmt: skip
 
     def _publish_stage(self) -> None:
         src = self._slots[2]

@@ -41,7 +41,7 @@ class DetectConfig(_Strict):
 class ModelSettings(_Strict):
     path: str | None = None  # default: the shipped model
     backend: Literal["auto", "torch"] = "auto"
-    modalities: list[Literal["2d", "rgb", "depth"]] | None = None  # None: all the model and source support
+    modalities: list[Literal["2d", "world", "rgb", "depth"]] | None = None  # None: all the model and source support
     n_samples: int = Field(16, ge=0, le=256)
     hand_length_m: float = Field(0.185, ge=0.05, le=0.4)
     threads: int = Field(1, ge=1, le=64)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from streamhand.codec import decode_3d, encode_2d
+from streamhand.codec import decode_3d, encode_2d, encode_world
 from streamhand.infer.base import Backend
 
 #: adult average hand length, wrist to middle fingertip (metres)
@@ -47,13 +47,20 @@ class Lifter:
         k: Any,
         scale: np.ndarray | None = None,
         images: dict[str, np.ndarray] | None = None,
+        world: np.ndarray | None = None,
+        modalities: tuple[str, ...] | None = None,
     ) -> LiftResult:
-        """``k``: the camera's intrinsics (fx, fy, cx, cy; scalars or one per hand)."""
+        """``k``: the camera's intrinsics (fx, fy, cx, cy; scalars or one per hand). ``world``: the detector's
+        metric 3D landmarks (B, 21, 3), used where the model has a ``world`` expert. ``modalities``: the
+        experts to fuse (default: every one the model has and the inputs give)."""
         left = np.asarray(left, dtype=bool)
+        use = set(self.backend.modalities if modalities is None else modalities) & set(self.backend.modalities)
         x2d, rot = encode_2d(landmarks_px, left, k)
-        inputs = {"2d": x2d} if "2d" in self.backend.modalities else {}
+        inputs = {"2d": x2d} if "2d" in use else {}
+        if world is not None and "world" in use:
+            inputs["world"] = encode_world(world, left, rot)
         for m, v in (images or {}).items():
-            if m in self.backend.modalities:  # crops of left hands are mirrored like their keypoints
+            if m in use:  # crops of left hands are mirrored like their keypoints
                 inputs[m] = np.where(left[:, None, None, None], v[..., ::-1], v).astype(np.float32)
         out = self.backend.infer(inputs)
         norm = decode_3d(out.joints, left, 1.0, rot)

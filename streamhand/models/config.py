@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Modality = Literal["2d", "3d", "rgb", "depth"]
+Modality = Literal["2d", "world", "3d", "rgb", "depth"]
 Target = Literal["3d", "2d", "rgb", "depth"]
 
 

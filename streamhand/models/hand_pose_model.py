@@ -1,7 +1,8 @@
 """HandPoseModel: encoders for any subset of modalities, fused by a product of experts, and decoders.
 
 Inputs (all batched, in the normalised frames of :mod:`streamhand.skeleton`):
-``"2d"`` (B, 21, 2), ``"3d"`` (B, 21, 3), ``"rgb"`` (B, 3, S, S) in [-0.5, 0.5], ``"depth"`` (B, 1, S, S).
+``"2d"`` (B, 21, 2), ``"world"`` (B, 21, 3) a detector's own metric 3D (:func:`streamhand.codec.encode_world`),
+``"3d"`` (B, 21, 3), ``"rgb"`` (B, 3, S, S) in [-0.5, 0.5], ``"depth"`` (B, 1, S, S).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from streamhand.models.decoders import ImageDecoder, KeypointDecoder
 from streamhand.models.encoders import MLPEncoder, ResNetEncoder
 from streamhand.models.poe import product_of_experts
 
-_DIMS = {"2d": 2, "3d": 3}
+_DIMS = {"2d": 2, "world": 3, "3d": 3}
 _CHANNELS = {"rgb": 3, "depth": 1}
 
 
