@@ -3,17 +3,62 @@ import pytest
 
 from streamhand.geometry import Intrinsics, project
 from streamhand.skeleton import bone_lengths, reference_length
-from streamhand.synth.hand import ANGLE_LIMITS, NUM_ANGLES, forward_kinematics, reference_pose
+from streamhand.synth.hand import (
+    ANGLE_LIMITS,
+    NUM_ANGLES,
+    REFERENCE_HAND_LENGTH_M,
+    forward_kinematics,
+    reference_pose,
+    thumb_pronation,
+)
 from streamhand.synth.render import RenderConfig, background, render
 from streamhand.synth.sampler import GESTURES, SamplerConfig, sample_articulation, sample_hands
 
 
 def test_reference_hand_is_adult_sized():
     j = reference_pose()
-    assert 0.035 < reference_length(j) < 0.05
     hand_length = np.linalg.norm(j[12] - j[0])
-    assert 0.16 < hand_length < 0.21  # wrist to middle tip, adult range
+    assert hand_length == pytest.approx(REFERENCE_HAND_LENGTH_M, abs=0.002)  # wrist to middle tip
+    # Buchholz et al. (1992): middle proximal phalanx 0.277 of hand length
+    assert reference_length(j) == pytest.approx(0.277 * REFERENCE_HAND_LENGTH_M, rel=1e-6)
     assert j[4, 0] > j[20, 0]  # right hand: thumb toward +x
+
+
+@pytest.mark.parametrize(
+    ("gesture", "a", "b", "lo_mm", "hi_mm"),
+    [
+        ("pinch", 4, 8, 0, 10),  # thumb opposes the index: tips meet
+        ("ok", 4, 8, 0, 10),
+        ("fist", 4, 10, 0, 45),  # the thumb lies over the folded fingers, not in front of the palm
+        ("open", 4, 8, 90, 160),
+        ("spread", 8, 20, 110, 200),  # index and little fingertips far apart
+    ],
+)
+def test_gesture_geometry(gesture, a, b, lo_mm, hi_mm):
+    j = forward_kinematics(GESTURES[gesture][None])[0]
+    assert lo_mm <= 1000 * np.linalg.norm(j[a] - j[b]) <= hi_mm
+
+
+def test_joint_limits_include_hyperextension_and_abduction():
+    assert np.rad2deg(ANGLE_LIMITS[5, 0]) <= -30  # index MCP bends backwards
+    assert np.rad2deg(ANGLE_LIMITS[17, 1] - ANGLE_LIMITS[17, 0]) >= 40  # little finger abduction range
+    hyper = forward_kinematics(GESTURES["hyperextended"][None])[0]
+    assert hyper[8, 2] < -0.01  # the index tip is bent back behind the palm plane (-z)
+    # opposition: the flexed, abducted thumb turns about its axis (pronation) toward the fingers
+    a = np.zeros((1, NUM_ANGLES))
+    a[0, :5] = np.deg2rad([55, 40, 40, 0, 40])
+    assert thumb_pronation(a[0, 0], a[0, 1]) > 0
+    j = forward_kinematics(a)[0]
+    assert np.linalg.norm(j[4] - j[13]) < np.linalg.norm(j[4] - j[5]) + 0.02
+
+
+def test_articulations_cover_open_folded_and_hyperextended_fingers(rng):
+    a = np.rad2deg(sample_articulation(rng, 4000, gesture_fraction=0.0))
+    mcp = a[:, [5, 9, 13, 17]]
+    assert (mcp < -10).mean() > 0.02  # some hyperextension
+    assert (mcp > 60).mean() > 0.2 and (mcp < 15).mean() > 0.2  # folded and extended fingers
+    folded = (a[:, [7, 11, 15, 19]] > 60).sum(1)  # PIPs folded per hand: all counts 0..4 occur
+    assert set(np.unique(folded)) == {0, 1, 2, 3, 4}
 
 
 def test_left_hand_is_mirror_of_right():

@@ -111,6 +111,19 @@ def synth_report_cmd(
         json_out.write_text(json.dumps(rep, indent=1))
 
 
+@app.command("mediapipe-pairs")
+def mediapipe_pairs_cmd(
+    n: Annotated[int, typer.Option(min=1, help="hands to render and label")] = 3000,
+    seed: Annotated[int, typer.Option(help="sampler seed (a recipe's shards use mediapipe_seed + i)")] = 4242,
+    cache: Annotated[Path, typer.Option(help="cache folder (a recipe's out_dir/cache)")] = Path("runs/cache"),
+) -> None:
+    """Render hands, label them with the real MediaPipe (2D and world landmarks), cache the pairs."""
+    from train.datasets.mediapipe_pairs import cache_path, load_or_generate
+
+    data = load_or_generate(cache, n, seed)
+    typer.echo(f"{len(data['left'])} of {n} rendered hands found by MediaPipe: {cache_path(cache, n, seed)}")
+
+
 @app.command()
 def card(
     checkpoint: Annotated[Path, typer.Option(help="trained checkpoint (.pt)")],

@@ -23,6 +23,17 @@ class NoiseConfig(_Strict):
     min_px: float = 0.5
 
 
+class WorldNoiseConfig(_Strict):
+    """Simulated detector 3D (like MediaPipe's world landmarks) for samples without a real detector's output:
+    the true wrist-relative joints turned by a small random rotation, each bone stretched a little, and
+    per-joint noise, larger along the camera's viewing axis (the depth a monocular detector guesses)."""
+
+    rot_deg: float = Field(10.0, ge=0)  # sigma of the global rotation error
+    bone_rel: float = Field(0.08, ge=0)  # sigma of each bone's relative length error
+    joint_rel: float = Field(0.05, ge=0)  # sigma of per-joint noise, as a fraction of the palm size (x, y)
+    depth_extra: float = Field(2.0, ge=1)  # the same along the viewing axis, times this
+
+
 class DataConfig(_Strict):
     kind: Literal["synthetic"] = "synthetic"
     width: int = 640
@@ -32,9 +43,12 @@ class DataConfig(_Strict):
     gesture_fraction: float = Field(0.5, ge=0, le=1)
     chunk: int = Field(16384, ge=64)  # samples generated at once
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    world_noise: WorldNoiseConfig = Field(default_factory=WorldNoiseConfig)
     mediapipe_pairs: int = Field(0, ge=0)  # rendered hands to label with MediaPipe (0: none)
     mediapipe_fraction: float = Field(0.5, ge=0, le=1)  # share of each batch taken from them
     mediapipe_seed: int = 4242
+    mediapipe_shards: int = Field(1, ge=1)  # made as this many caches (seeds mediapipe_seed + i), in parallel
+    mediapipe_augment: bool = True  # turn each labelled render about the optical axis by a random angle
 
 
 class LossConfig(_Strict):

@@ -56,9 +56,10 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
     weights = {"3d": cfg.loss.weight_3d, "2d": cfg.loss.weight_2d}
     mp = None
     if cfg.data.mediapipe_pairs:
-        from train.datasets.mediapipe_pairs import load_or_generate
+        from train.datasets.mediapipe_pairs import load_shards
 
-        mp = load_or_generate(Path(cfg.out_dir) / "cache", cfg.data.mediapipe_pairs, cfg.data.mediapipe_seed)
+        d = cfg.data
+        mp = load_shards(Path(cfg.out_dir) / "cache", d.mediapipe_pairs, d.mediapipe_seed, d.mediapipe_shards)
         log.info("%d MediaPipe-labelled hands in the mix", len(mp["left"]))
     data = batches(cfg.seed, cfg.data, cfg.batch_size, start, mp)
     metrics: dict = history[-1] if history else {}
@@ -82,6 +83,8 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
                 g["lr"] = _lr_at(cfg, step)
             beta = cfg.loss.beta * min(1.0, (step + 1) / max(cfg.loss.warmup_steps, 1))
             inputs = {"2d": b.x2d}
+            if "world" in model.encoders:
+                inputs["world"] = b.xworld
             if "3d" in model.encoders:
                 inputs["3d"] = b.y3d
             targets = {"3d": b.y3d}

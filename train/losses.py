@@ -45,13 +45,15 @@ def training_loss(
     recon_3d: str = "squared",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """``cross``: one ELBO per source modality, each decoding every target (cross-training).
-    ``poe``: those unimodal ELBOs plus the ELBO of the fused posterior of all sources."""
+    ``poe``: those unimodal ELBOs plus the ELBO of the fused posterior of all sources, and of all sources but
+    the 3D one where two or more remain (the fusion used at run time, when no 3D is given)."""
     experts = model.encode_each(inputs)
     posteriors = {m: product_of_experts([mu], [lv]) for m, (mu, lv) in experts.items()}
-    if objective == "poe" and len(experts) > 1:
-        posteriors["+".join(experts)] = product_of_experts(
-            [e[0] for e in experts.values()], [e[1] for e in experts.values()]
-        )
+    if objective == "poe":
+        groups = [list(experts), [m for m in experts if m != "3d"]]
+        for g in groups:
+            if len(g) > 1 and "+".join(g) not in posteriors:
+                posteriors["+".join(g)] = product_of_experts([experts[m][0] for m in g], [experts[m][1] for m in g])
     loss = torch.zeros(())
     logs: dict[str, float] = {}
     for name, post in posteriors.items():

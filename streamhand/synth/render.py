@@ -25,7 +25,7 @@ SKIN_TONES = np.array(
 
 
 #: bump when rendered images change, so caches built from renders (MediaPipe labels) are rebuilt
-RENDER_VERSION = 2
+RENDER_VERSION = 3  # 3: anthropometric bone lengths, thumb opposition, more gestures
 # An adult hand at scale 1: 10 cm across the palm at its widest (thenar to hypothenar), 7.8 cm across the
 # knuckles, a 6 cm wrist. Narrower palms and wrists made MediaPipe miss backs of hands and fists.
 PALM_WIDTH_PAD = 0.022  # metres added to each side of the palm beyond the index/pinky MCPs

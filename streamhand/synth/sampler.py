@@ -9,7 +9,7 @@ import numpy as np
 
 from streamhand.geometry import Intrinsics, axis_angle, random_rotations
 from streamhand.skeleton import FINGER_CHAINS, MIDDLE_MCP, WRIST
-from streamhand.synth.hand import NUM_ANGLES, clamp_angles, forward_kinematics, sample_shape
+from streamhand.synth.hand import ANGLE_LIMITS, NUM_ANGLES, clamp_angles, forward_kinematics, sample_shape
 
 D = np.deg2rad
 
@@ -20,25 +20,45 @@ def _g(thumb: tuple[float, ...], fingers: list[tuple[float, ...]]) -> np.ndarray
 
 _FIST = (85, 0, 100, 65)
 _OPEN = (0, 0, 5, 3)
-#: named gestures as joint angles (thumb 5 values, then 4 per finger), degrees converted to radians
+_CURL = (70, 0, 95, 55)  # folded, but looser than a fist
+_T_FOLD = (40, 5, 45, 0, 50)  # thumb folded over the curled fingers
+_T_PINCH = (26, 21, 14, 0, 43)  # thumb tip on the index tip of the pinch finger pose below
+_PINCH_INDEX = (45, 0, 55, 30)
+#: named gestures as joint angles (thumb 5 values, then 4 per finger), degrees converted to radians:
+#: counting (one to five, both common thumb conventions), pointing, pinching, OK, grasps of several sizes,
+#: fists, relaxed, flat, spread and hyperextended hands, and common signs
 GESTURES: dict[str, np.ndarray] = {
     "open": _g((0, 25, 0, 0, 0), [(0, 12, 3, 2), (0, 0, 3, 2), (0, -8, 3, 2), (0, -18, 3, 2)]),
-    "fist": _g((40, 5, 45, 0, 55), [_FIST, _FIST, _FIST, _FIST]),
-    "point": _g((35, 5, 40, 0, 45), [(0, 5, 0, 0), _FIST, _FIST, _FIST]),
-    "pinch": _g((30, 20, 15, 0, 20), [(45, 0, 55, 30), (20, 0, 25, 15), (15, -5, 20, 10), (10, -10, 15, 8)]),
+    "spread": _g((-10, 40, -5, 0, -10), [(-5, 25, 0, 0), (-5, 3, 0, 0), (-5, -15, 0, 0), (-5, -32, 0, 0)]),
+    "flat": _g((-5, 0, 0, 0, 0), [(0, -2, 0, 0), (0, 0, 0, 0), (0, 2, 0, 0), (0, 6, 0, 0)]),
+    "hyperextended": _g((-15, 35, -15, 0, -20), [(-30, 15, -3, -10), (-30, 0, -3, -10), (-28, -10, -3, -10),
+                                                  (-25, -25, -3, -10)]),
+    "fist": _g((12, 45, 65, 0, 55), [_FIST, _FIST, _FIST, _FIST]),
+    "point": _g(_T_FOLD, [(0, 5, 0, 0), _FIST, _FIST, _FIST]),
+    "victory": _g(_T_FOLD, [(0, 14, 0, 0), (0, -8, 0, 0), _FIST, _FIST]),
+    "three": _g(_T_FOLD, [(0, 14, 0, 0), (0, 0, 0, 0), (0, -12, 0, 0), _FIST]),
+    "three_thumb": _g((-5, 35, 0, 0, 0), [(0, 14, 0, 0), (0, -8, 0, 0), _FIST, _FIST]),
+    "four": _g((45, 10, 45, 0, 45), [(0, 12, 0, 0), (0, 0, 0, 0), (0, -8, 0, 0), (0, -18, 0, 0)]),
+    "pinch": _g(_T_PINCH, [_PINCH_INDEX, (20, 0, 25, 15), (15, -5, 20, 10), (10, -10, 15, 8)]),
+    "ok": _g(_T_PINCH, [_PINCH_INDEX, (5, 0, 8, 4), (8, -8, 10, 5), (12, -18, 12, 6)]),
+    "pinch_closed": _g(_T_PINCH, [_PINCH_INDEX, _CURL, _CURL, _CURL]),
     "thumbs_up": _g((-5, 30, 0, 0, 0), [_FIST, _FIST, _FIST, _FIST]),
-    "victory": _g((40, 5, 45, 0, 50), [(0, 14, 0, 0), (0, -8, 0, 0), _FIST, _FIST]),
-    "grasp": _g((30, 25, 15, 0, 20), [(40, 5, 50, 30), (40, 0, 50, 30), (40, -5, 50, 30), (40, -10, 50, 30)]),
+    "grasp": _g((35, 30, 10, 0, 15), [(40, 5, 50, 30), (40, 0, 50, 30), (40, -5, 50, 30), (40, -10, 50, 30)]),
+    "grasp_large": _g((20, 45, 5, 0, 10), [(25, 10, 30, 20), (25, 0, 30, 20), (25, -8, 30, 20), (25, -15, 30, 20)]),
+    "claw": _g((10, 40, 20, 0, 40), [(10, 12, 80, 60), (10, 0, 80, 60), (10, -8, 80, 60), (10, -16, 80, 60)]),
+    "call": _g((-10, 40, -5, 0, -5), [_FIST, _FIST, _FIST, (0, -20, 0, 0)]),
+    "rock": _g(_T_FOLD, [(0, 10, 0, 0), _FIST, _FIST, (0, -15, 0, 0)]),
     "relaxed": _g((10, 20, 10, 0, 15), [(15, 5, 25, 15), (20, 0, 30, 18), (25, -5, 35, 20), (30, -10, 40, 22)]),
 }
 GESTURE_NAMES = tuple(GESTURES)
 
 
 def sample_articulation(rng: np.random.Generator, n: int, gesture_fraction: float = 0.5) -> np.ndarray:
-    """Joint angles (n, 21): a mix of named gestures (with noise) and coupled random poses.
+    """Joint angles (n, 21): a mix of named gestures (with noise), coupled random poses and poses whose
+    fingers are each extended or folded (the combinations people count and sign with).
 
-    Random poses couple neighbouring fingers through a shared curl, make DIP follow PIP (about 2/3)
-    and spread the fingers together.
+    Coupled poses share a curl between neighbouring fingers (a random walk), make DIP follow PIP (about
+    2/3), spread the fingers together and bend the MCPs backwards now and then (hyperextension).
     """
     angles = np.empty((n, NUM_ANGLES))
     use_gesture = rng.random(n) < gesture_fraction
@@ -48,24 +68,34 @@ def sample_articulation(rng: np.random.Generator, n: int, gesture_fraction: floa
 
     m = int((~use_gesture).sum())
     if m:
+        independent = rng.random(m) < 0.4
         base_curl = rng.beta(0.8, 0.8, m)  # many open and many closed hands
         walk = np.cumsum(rng.normal(0, 0.18, (m, 4)), axis=1)  # neighbours correlate
-        curl = np.clip(base_curl[:, None] + walk - walk.mean(1, keepdims=True) * rng.random((m, 1)), 0, 1)
-        spread = rng.uniform(-0.3, 1.0, m)
+        curl = base_curl[:, None] + walk - walk.mean(1, keepdims=True) * rng.random((m, 1))
+        folded = rng.random((m, 4)) < 0.5
+        curl[independent] = np.where(folded[independent], rng.uniform(0.75, 1.0, (int(independent.sum()), 4)),
+                                     rng.uniform(-0.25, 0.15, (int(independent.sum()), 4)))  # fmt: skip
+        curl = np.clip(curl, -0.3, 1)
+        spread = rng.uniform(-0.3, 1.2, m)
         r = np.zeros((m, NUM_ANGLES))
         for f in range(4):
             c = curl[:, f]
+            cp = np.maximum(c, 0)
             o = 5 + 4 * f
             r[:, o] = c * D(90) * rng.uniform(0.6, 1.1, m) + rng.normal(0, D(6), m)
-            r[:, o + 1] = spread * D((14, 0, -9, -18)[f]) + rng.normal(0, D(4), m)
-            r[:, o + 2] = c * D(105) * rng.uniform(0.7, 1.05, m) + rng.normal(0, D(5), m)
+            r[:, o + 1] = spread * D((14, 0, -9, -18)[f]) * (1 - 0.6 * cp) + rng.normal(0, D(4), m)
+            r[:, o + 2] = cp * D(105) * rng.uniform(0.7, 1.05, m) + rng.normal(0, D(5), m)
             r[:, o + 3] = r[:, o + 2] * rng.uniform(0.55, 0.8, m) + rng.normal(0, D(4), m)
-        tc = np.clip(0.6 * curl.mean(1) + rng.normal(0, 0.25, m), 0, 1)
+        tc = np.clip(0.6 * np.clip(curl, 0, 1).mean(1) + rng.normal(0, 0.25, m), 0, 1)
         r[:, 0] = tc * D(50) + rng.normal(0, D(6), m)
         r[:, 1] = (1 - tc) * D(35) + rng.normal(0, D(6), m)
         r[:, 2] = tc * D(50) + rng.normal(0, D(6), m)
         r[:, 3] = rng.normal(0, D(4), m)
         r[:, 4] = tc * D(60) + rng.normal(0, D(8), m)
+        # a quarter of the thumbs anywhere within their limits (opposed, tucked, out to the side)
+        free = rng.random(m) < 0.25
+        lo, hi = ANGLE_LIMITS[:5, 0], ANGLE_LIMITS[:5, 1]
+        r[free, :5] = rng.uniform(lo, hi, (int(free.sum()), 5))
         angles[~use_gesture] = r
     return clamp_angles(angles)
 

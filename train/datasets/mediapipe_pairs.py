@@ -1,6 +1,7 @@
-"""MediaPipe-shaped 2D: render synthetic hands, run the real MediaPipe detector on them, and keep its
-landmarks paired with the renderer's 3D. Training the 2D path on these teaches the model MediaPipe's own
-landmark convention and noise (where it puts the wrist, the CMC, the fingertips on the skin)."""
+"""MediaPipe-labelled renders: render synthetic hands, run the real MediaPipe detector on them, and keep its
+2D landmarks and its own metric 3D (world landmarks) paired with the renderer's 3D. Training on these teaches
+the 2D path MediaPipe's landmark convention and noise (where it puts the wrist, the CMC, the fingertips on the
+skin) and the world expert how MediaPipe's 3D relates to the truth."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from streamhand.synth.render import RENDER_VERSION, render
 from streamhand.synth.sampler import HandSamples, SamplerConfig, sample_hands
 
 log = logging.getLogger(__name__)
-PAIRS_VERSION = 2  # bump when the stored fields change
+PAIRS_VERSION = 3  # bump when the stored fields change (3: world landmarks)
 
 
 def detect_rendered(
@@ -35,12 +36,13 @@ def detect_rendered(
 
 
 def generate(n: int, seed: int, width: int = 640, height: int = 480, progress: bool = True) -> dict[str, np.ndarray]:
-    """Render ``n`` hands and keep those MediaPipe finds: ``landmarks`` (M, 21, 2) px, ``joints_cam``
-    (M, 21, 3) m, ``left`` (M,) (the true handedness), the camera's ``fx``, ``fy``, ``cx``, ``cy`` (M,)."""
+    """Render ``n`` hands and keep those MediaPipe finds: ``landmarks`` (M, 21, 2) px, ``world`` (M, 21, 3)
+    MediaPipe's world landmarks (m), ``joints_cam`` (M, 21, 3) m, ``left`` (M,) (the true handedness), the
+    camera's ``fx``, ``fy``, ``cx``, ``cy`` (M,)."""
     rng = np.random.default_rng(seed)
     cfg = SamplerConfig(width=width, height=height, facing_fraction=0.85, in_frame_margin=8.0)
     hs = sample_hands(rng, n, cfg)
-    lms, cams, lefts, ks = [], [], [], []
+    lms, worlds, cams, lefts, ks = [], [], [], [], []
     for i, d in detect_rendered(rng, hs, progress):
         if d is None:
             continue
@@ -48,18 +50,27 @@ def generate(n: int, seed: int, width: int = 640, height: int = 480, progress: b
         if np.linalg.norm(d.landmarks_px.mean(0) - hs.joints_2d[i].mean(0)) > 0.5 * size:
             continue  # found something else
         lms.append(d.landmarks_px)
+        worlds.append(d.world)
         cams.append(hs.joints_cam[i])
         lefts.append(bool(hs.left[i]))
         k = hs.intrinsics[i]
         ks.append((k.fx, k.fy, k.cx, k.cy))
     kk = np.array(ks, np.float64).reshape(-1, 4)
-    return {"landmarks": np.array(lms).reshape(-1, 21, 2), "joints_cam": np.array(cams).reshape(-1, 21, 3),
+    return {"landmarks": np.array(lms).reshape(-1, 21, 2), "world": np.array(worlds).reshape(-1, 21, 3),
+            "joints_cam": np.array(cams).reshape(-1, 21, 3),
             "left": np.array(lefts, bool), "fx": kk[:, 0], "fy": kk[:, 1], "cx": kk[:, 2], "cy": kk[:, 3]}  # fmt: skip
 
 
 def cache_path(cache_dir: str | Path, n: int, seed: int) -> Path:
     """Where :func:`load_or_generate` keeps ``n`` labelled renders of ``seed`` from this renderer version."""
     return Path(cache_dir) / f"mediapipe_pairs_v{PAIRS_VERSION}_n{n}_s{seed}_r{RENDER_VERSION}.npz"
+
+
+def load_shards(cache_dir: str | Path, n: int, seed: int, shards: int = 1) -> dict[str, np.ndarray]:
+    """``n`` labelled renders made as ``shards`` caches of ``n // shards`` (seeds ``seed``, ``seed + 1``, ...;
+    generate them in parallel with ``python -m train mediapipe-pairs``), concatenated."""
+    parts = [load_or_generate(cache_dir, n // shards, seed + i) for i in range(shards)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def load_or_generate(cache_dir: str | Path, n: int, seed: int) -> dict[str, np.ndarray]:

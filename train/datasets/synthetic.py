@@ -12,15 +12,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from streamhand.codec import encode_2d, encode_3d, to_view
-from streamhand.skeleton import canonical_hand, keypoint_extent, normalize_2d
+from streamhand.codec import encode_2d, encode_3d, encode_world, palm_size, to_view
+from streamhand.geometry import axis_angle
+from streamhand.skeleton import PARENTS, canonical_hand, keypoint_extent, normalize_2d
 from streamhand.synth.sampler import IntrinsicsBatch, SamplerConfig, sample_hands
-from train.config import DataConfig, NoiseConfig
+from train.config import DataConfig, NoiseConfig, WorldNoiseConfig
 
 
 @dataclass
 class PoseBatch:
     x2d: torch.Tensor  # (B, 21, 2) normalised noisy 2D (encoder input)
+    xworld: torch.Tensor  # (B, 21, 3) a detector's 3D (simulated or MediaPipe's), encoded (encoder input)
     y2d: torch.Tensor  # (B, 21, 2) normalised clean 2D (decoder target)
     y3d: torch.Tensor  # (B, 21, 3) normalised 3D in the virtual camera's frame
     rot: np.ndarray  # (B, 3, 3) camera -> virtual camera (from the noisy 2D, as at run time)
@@ -41,6 +43,24 @@ def detector_noise(rng: np.random.Generator, kp: np.ndarray, visible: np.ndarray
     return noisy
 
 
+def simulated_world(rng: np.random.Generator, joints_cam: np.ndarray, cfg: WorldNoiseConfig) -> np.ndarray:
+    """(n, 21, 3) metres -> a monocular detector's wrist-relative metric 3D guess, camera axes (see
+    :class:`train.config.WorldNoiseConfig`)."""
+    n = len(joints_cam)
+    rel = joints_cam - joints_cam[:, :1]
+    bones = rel - rel[:, [max(p, 0) for p in PARENTS]]  # child minus parent (the wrist's own: 0)
+    bones = bones * (1 + rng.normal(0, cfg.bone_rel, (n, 21, 1)))
+    out = np.zeros_like(rel)
+    for j in range(1, 21):
+        out[:, j] = out[:, PARENTS[j]] + bones[:, j]
+    axes = rng.normal(size=(n, 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    turn = np.stack([axis_angle(a, t) for a, t in zip(axes, np.deg2rad(rng.normal(0, cfg.rot_deg, n)))])
+    out = out @ turn.transpose(0, 2, 1)
+    sigma = cfg.joint_rel * palm_size(rel)[:, None, None] * np.array([1.0, 1.0, cfg.depth_extra])
+    return out + rng.normal(size=out.shape) * sigma
+
+
 def make_pairs(rng: np.random.Generator, n: int, cfg: DataConfig, noise_px: float | None = None) -> PoseBatch:
     """``n`` samples; ``noise_px`` replaces the detector-like noise by fixed Gaussian pixels (evaluation)."""
     sc = SamplerConfig(
@@ -59,29 +79,50 @@ def make_pairs(rng: np.random.Generator, n: int, cfg: DataConfig, noise_px: floa
     x2d, rot = encode_2d(kp, left, hs.intrinsics)
     y3d, scale = encode_3d(hs.joints_cam, left, rot)
     clean = canonical_hand(normalize_2d(to_view(hs.joints_2d, hs.intrinsics, rot)), left)
+    xw = encode_world(simulated_world(rng, hs.joints_cam, cfg.world_noise), left, rot)
 
     def t(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.asarray(a, dtype=np.float32))
 
-    return PoseBatch(t(x2d), t(clean), t(y3d), rot, hs.joints_cam, scale, left)
+    return PoseBatch(t(x2d), t(xw), t(clean), t(y3d), rot, hs.joints_cam, scale, left)
 
 
-def mix_mediapipe(rng: np.random.Generator, data: PoseBatch, mp: dict[str, np.ndarray], fraction: float) -> None:
-    """Replace a ``fraction`` of ``data``'s inputs by MediaPipe-labelled hands (in place)."""
+def turn_about_axis(mp: dict[str, np.ndarray], idx: np.ndarray, angle: np.ndarray) -> dict[str, np.ndarray]:
+    """Labelled renders ``idx`` as seen by their camera turned about its optical axis by ``angle`` (radians):
+    landmarks turn about the principal point, 3D (truth and world landmarks) about the z axis."""
+    c, s = np.cos(angle), np.sin(angle)
+    rz = np.zeros((len(idx), 3, 3))
+    rz[:, 0, 0], rz[:, 0, 1], rz[:, 1, 0], rz[:, 1, 1], rz[:, 2, 2] = c, -s, s, c, 1.0
+    f = {a: mp[a][idx] for a in ("fx", "fy", "cx", "cy")}
+    focal = np.stack([f["fx"], f["fy"]], -1)[:, None]
+    centre = np.stack([f["cx"], f["cy"]], -1)[:, None]
+    rays = (mp["landmarks"][idx] - centre) / focal
+    px = (rays @ rz[:, :2, :2].transpose(0, 2, 1)) * focal + centre
+    return {"landmarks": px, "joints_cam": mp["joints_cam"][idx] @ rz.transpose(0, 2, 1),
+            "world": mp["world"][idx] @ rz.transpose(0, 2, 1), "left": mp["left"][idx], **f}  # fmt: skip
+
+
+def mix_mediapipe(
+    rng: np.random.Generator, data: PoseBatch, mp: dict[str, np.ndarray], fraction: float, augment: bool = True
+) -> None:
+    """Replace a ``fraction`` of ``data``'s inputs by MediaPipe-labelled hands (in place), each turned about
+    the optical axis by a random angle when ``augment``."""
     n = len(data.scale)
     k = int(round(fraction * n))
     if k == 0 or len(mp["left"]) == 0:
         return
     dst = rng.choice(n, k, replace=False)
     src = rng.integers(0, len(mp["left"]), k)
-    left = mp["left"][src]
-    k = IntrinsicsBatch(0, 0, *(mp[a][src] for a in ("fx", "fy", "cx", "cy")))
-    x2d, rot = encode_2d(mp["landmarks"][src], left, k)
-    y3d, scale = encode_3d(mp["joints_cam"][src], left, rot)
+    m = turn_about_axis(mp, src, rng.uniform(-np.pi, np.pi, k) if augment else np.zeros(k))
+    left = m["left"]
+    ks = IntrinsicsBatch(0, 0, m["fx"], m["fy"], m["cx"], m["cy"])
+    x2d, rot = encode_2d(m["landmarks"], left, ks)
+    y3d, scale = encode_3d(m["joints_cam"], left, rot)
     data.x2d[dst] = torch.from_numpy(x2d)
+    data.xworld[dst] = torch.from_numpy(encode_world(m["world"], left, rot))
     data.y3d[dst] = torch.from_numpy(y3d.astype(np.float32))
     data.y2d[dst] = data.x2d[dst]  # MediaPipe's 2D is the 2D target too
-    data.joints_cam[dst], data.scale[dst], data.left[dst], data.rot[dst] = mp["joints_cam"][src], scale, left, rot
+    data.joints_cam[dst], data.scale[dst], data.left[dst], data.rot[dst] = m["joints_cam"], scale, left, rot
 
 
 def batches(
@@ -95,10 +136,10 @@ def batches(
         rng = np.random.default_rng([seed, c])
         data = make_pairs(rng, per_chunk * batch_size, cfg)
         if mediapipe is not None:
-            mix_mediapipe(rng, data, mediapipe, cfg.mediapipe_fraction)
+            mix_mediapipe(rng, data, mediapipe, cfg.mediapipe_fraction, cfg.mediapipe_augment)
         for i in range(skip, per_chunk):
             s = slice(i * batch_size, (i + 1) * batch_size)
-            yield PoseBatch(data.x2d[s], data.y2d[s], data.y3d[s], data.rot[s], data.joints_cam[s], data.scale[s],
-                            data.left[s])  # fmt: skip
+            yield PoseBatch(data.x2d[s], data.xworld[s], data.y2d[s], data.y3d[s], data.rot[s], data.joints_cam[s],
+                            data.scale[s], data.left[s])  # fmt: skip
         skip = 0
         c += 1
