@@ -12,17 +12,10 @@ from typing import Any
 import numpy as np
 
 from streamhand.codec import decode_3d, encode_2d, encode_world
+from streamhand.hand_size import DEFAULT_HAND_LENGTH_M, chain_length
 from streamhand.infer.base import Backend
 
-#: adult average hand length, wrist to middle fingertip (metres)
-DEFAULT_HAND_LENGTH_M = 0.185
-_MIDDLE_CHAIN = (0, 9, 10, 11, 12)
-
-
-def chain_length(joints: np.ndarray) -> np.ndarray:
-    """Length along wrist -> middle MCP -> PIP -> DIP -> tip, shape (...)."""
-    j = np.asarray(joints)
-    return sum(np.linalg.norm(j[..., b, :] - j[..., a, :], axis=-1) for a, b in zip(_MIDDLE_CHAIN, _MIDDLE_CHAIN[1:]))
+__all__ = ["DEFAULT_HAND_LENGTH_M", "LiftResult", "Lifter", "chain_length"]
 
 
 @dataclass

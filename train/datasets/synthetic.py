@@ -103,10 +103,15 @@ def turn_about_axis(mp: dict[str, np.ndarray], idx: np.ndarray, angle: np.ndarra
 
 
 def mix_mediapipe(
-    rng: np.random.Generator, data: PoseBatch, mp: dict[str, np.ndarray], fraction: float, augment: bool = True
+    rng: np.random.Generator,
+    data: PoseBatch,
+    mp: dict[str, np.ndarray],
+    cfg: DataConfig,
 ) -> None:
-    """Replace a ``fraction`` of ``data``'s inputs by MediaPipe-labelled hands (in place), each turned about
-    the optical axis by a random angle when ``augment``."""
+    """Replace a share (``cfg.mediapipe_fraction``) of ``data``'s inputs by MediaPipe-labelled hands (in place),
+    each turned about the optical axis by a random angle (``cfg.mediapipe_augment``); the world input is
+    MediaPipe's own for ``cfg.mediapipe_world_fraction`` of them, simulated from the truth for the rest."""
+    fraction, augment = cfg.mediapipe_fraction, cfg.mediapipe_augment
     n = len(data.scale)
     k = int(round(fraction * n))
     if k == 0 or len(mp["left"]) == 0:
@@ -119,7 +124,9 @@ def mix_mediapipe(
     x2d, rot = encode_2d(m["landmarks"], left, ks)
     y3d, scale = encode_3d(m["joints_cam"], left, rot)
     data.x2d[dst] = torch.from_numpy(x2d)
-    data.xworld[dst] = torch.from_numpy(encode_world(m["world"], left, rot))
+    own = rng.random(k) < cfg.mediapipe_world_fraction
+    world = np.where(own[:, None, None], m["world"], simulated_world(rng, m["joints_cam"], cfg.world_noise))
+    data.xworld[dst] = torch.from_numpy(encode_world(world, left, rot))
     data.y3d[dst] = torch.from_numpy(y3d.astype(np.float32))
     data.y2d[dst] = data.x2d[dst]  # MediaPipe's 2D is the 2D target too
     data.joints_cam[dst], data.scale[dst], data.left[dst], data.rot[dst] = m["joints_cam"], scale, left, rot
@@ -136,7 +143,7 @@ def batches(
         rng = np.random.default_rng([seed, c])
         data = make_pairs(rng, per_chunk * batch_size, cfg)
         if mediapipe is not None:
-            mix_mediapipe(rng, data, mediapipe, cfg.mediapipe_fraction, cfg.mediapipe_augment)
+            mix_mediapipe(rng, data, mediapipe, cfg)
         for i in range(skip, per_chunk):
             s = slice(i * batch_size, (i + 1) * batch_size)
             yield PoseBatch(data.x2d[s], data.xworld[s], data.y2d[s], data.y3d[s], data.rot[s], data.joints_cam[s],

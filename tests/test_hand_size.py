@@ -1,0 +1,96 @@
+"""The hand-size calibration: stored once, read by every run, validated; measured from depth as a robust median."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streamhand.hand_size import (
+    DEFAULT_HAND_LENGTH_M,
+    CalibrationError,
+    HandLengthEstimate,
+    calibration_path,
+    chain_length,
+    load_hand_length,
+    resolve_hand_length,
+    save_hand_length,
+)
+from streamhand.placement import place_hand
+from streamhand.synth.hand import forward_kinematics
+from streamhand.synth.sampler import GESTURES
+
+
+@pytest.fixture(autouse=True)
+def config_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMHAND_CONFIG", str(tmp_path / "cfg"))
+    return tmp_path / "cfg"
+
+
+def test_round_trip_and_resolution_order(config_dir):
+    assert load_hand_length() is None
+    assert resolve_hand_length(None) == (DEFAULT_HAND_LENGTH_M, "adult average")
+    p = save_hand_length(0.171, "manual")
+    assert p == calibration_path() and p.parent == config_dir
+    assert load_hand_length() == pytest.approx(0.171)
+    assert resolve_hand_length(None)[0] == pytest.approx(0.171)
+    assert resolve_hand_length(0.2) == (0.2, "configured")  # a flag or config file wins
+    assert not list(config_dir.glob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("hand_length_m: [", "not a hand calibration"),
+        ("other: 1", "not a hand calibration"),
+        ("hand_length_m: 3.0", "outside"),
+        ("hand_length_m: abc", "not a hand calibration"),
+    ],
+)
+def test_broken_calibration_file_is_one_line(config_dir, text, message):
+    config_dir.mkdir(parents=True)
+    (config_dir / "hand.yaml").write_text(text)
+    with pytest.raises(CalibrationError, match=message) as e:
+        load_hand_length()
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("bad", [0.05, 0.4, float("nan"), -0.18])
+def test_implausible_lengths_are_refused(bad):
+    with pytest.raises(CalibrationError, match="outside"):
+        save_hand_length(bad, "manual")
+    assert load_hand_length() is None  # nothing half-written
+
+
+def test_depth_measurement_recovers_the_hand_length():
+    """A hand of known length placed with exact depth: the fitted scale gives its length back."""
+    from streamhand.geometry import Intrinsics, project
+
+    k = Intrinsics(640, 480, 600.0, 600.0, 319.5, 239.5)
+    rng = np.random.default_rng(0)
+    est = HandLengthEstimate()
+    true_scale = 0.93
+    for _ in range(20):
+        local = forward_kinematics(GESTURES["open"][None] + rng.normal(0, 0.05, (1, 21)), true_scale)[0]
+        joints = local @ np.diag([1.0, -1.0, -1.0]).T + np.array(
+            [rng.uniform(-0.05, 0.05), 0.0, rng.uniform(0.35, 0.6)]
+        )
+        uv = project(joints, k)
+        depth = np.zeros((480, 640), np.float32)
+        for (u, v), z in zip(np.round(uv).astype(int), joints[:, 2]):
+            if 0 <= v < 480 and 0 <= u < 640:
+                depth[max(v - 4, 0) : v + 5, max(u - 4, 0) : u + 5] = z - 0.008  # the skin in front of the joint
+        rel = joints - joints[0]
+        norm = rel / np.linalg.norm(rel[10] - rel[9])
+        _, _, src, s = place_hand(uv, norm, 0.05, k, depth)
+        assert src == "depth"
+        est.add(norm, s)
+    length, spread = est.result()
+    assert length == pytest.approx(float(chain_length(local)), rel=0.03)
+    assert spread < 0.01
+
+
+def test_too_few_depth_frames_says_what_to_do():
+    est = HandLengthEstimate()
+    est.add(np.zeros((21, 3)), 1.0)  # a degenerate hand is ignored
+    with pytest.raises(CalibrationError, match="hold one hand"):
+        est.result()
