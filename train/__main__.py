@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from streamhand.checkpoint import CheckpointError, load_checkpoint
@@ -122,6 +123,31 @@ def mediapipe_pairs_cmd(
 
     data = load_or_generate(cache, n, seed)
     typer.echo(f"{len(data['left'])} of {n} rendered hands found by MediaPipe: {cache_path(cache, n, seed)}")
+
+
+@app.command("calibrate-std")
+def calibrate_std_cmd(
+    checkpoint: Annotated[Path, typer.Option(help="trained checkpoint (.pt), updated in place")],
+    n: Annotated[int, typer.Option(min=10, help="held-out rendered hands to label with MediaPipe")] = 1500,
+    seed: Annotated[int, typer.Option(help="their seed (keep it apart from the recipe's mediapipe_seed)")] = 9100,
+    cache: Annotated[Path, typer.Option(help="cache folder for the labelled renders")] = Path("runs/cache"),
+) -> None:
+    """Fit the joint_std calibration (per joint, per fused expert set) and store it in the checkpoint."""
+    from train.calibrate_std import calibrate, write_calibration
+    from train.datasets.mediapipe_pairs import load_or_generate
+
+    try:
+        load_checkpoint(checkpoint)
+    except CheckpointError as e:
+        _fail(str(e))
+    pairs = load_or_generate(cache, n, seed)
+    if len(pairs["left"]) < 10:
+        _fail(f"only {len(pairs['left'])} of {n} renders were found by MediaPipe; use a larger --n")
+    cal = calibrate(checkpoint, pairs)
+    write_calibration(checkpoint, cal)
+    for key, c in cal.items():
+        typer.echo(f"{key}: a {np.mean(c['a'][1:]):.2f} (mean over joints), b {np.mean(c['b'][1:]):.3f} bone lengths")
+    typer.echo(f"calibration stored in {checkpoint}")
 
 
 @app.command()

@@ -21,6 +21,8 @@ class Backend(ABC):
     modalities: tuple[str, ...] = ()  # encoders the loaded model has
     image_size: int = 0  # side of rgb/depth crops, if the model has image encoders
     model_id: str = "unknown"
+    #: per fused-expert set, the joint_std calibration stored with the model (:mod:`streamhand.uncertainty`)
+    std_calibration: dict | None = None
 
     @abstractmethod
     def infer(self, inputs: dict[str, np.ndarray]) -> BackendOutput:

@@ -14,6 +14,7 @@ import numpy as np
 from streamhand.codec import decode_3d, encode_2d, encode_world
 from streamhand.hand_size import DEFAULT_HAND_LENGTH_M, chain_length
 from streamhand.infer.base import Backend
+from streamhand.uncertainty import apply_calibration, modality_key
 
 __all__ = ["DEFAULT_HAND_LENGTH_M", "LiftResult", "Lifter", "chain_length"]
 
@@ -58,4 +59,6 @@ class Lifter:
         out = self.backend.infer(inputs)
         norm = decode_3d(out.joints, left, 1.0, rot)
         s = self.hand_length_m / np.maximum(chain_length(norm), 1e-6) if scale is None else np.asarray(scale, float)
-        return LiftResult(norm, norm * s[:, None, None], out.joint_std * s[:, None], s)
+        cal = (self.backend.std_calibration or {}).get(modality_key(inputs))
+        std = apply_calibration(out.joint_std, cal)
+        return LiftResult(norm, norm * s[:, None, None], std * s[:, None], s)

@@ -30,6 +30,7 @@ class TorchBackend(Backend):
         self.modalities = tuple(self.model.modalities)
         self.image_size = self.model.cfg.image_size
         self.model_id = ckpt.model_id
+        self.std_calibration = ckpt.meta.get("std_calibration")
         if threads is not None:
             torch.set_num_threads(threads)
         g = torch.Generator().manual_seed(seed)

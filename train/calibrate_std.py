@@ -1,0 +1,68 @@
+"""Fit the joint_std calibration of a trained checkpoint (:mod:`streamhand.uncertainty`) on held-out renders
+labelled by the real MediaPipe, for each set of experts the run time may fuse, and store it in the checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from streamhand.checkpoint import load_checkpoint, save_checkpoint
+from streamhand.infer.lifter import Lifter
+from streamhand.infer.torch_backend import TorchBackend
+from streamhand.skeleton import reference_length
+from streamhand.synth.sampler import IntrinsicsBatch
+from streamhand.uncertainty import fit_calibration, modality_key
+
+log = logging.getLogger(__name__)
+
+
+def expert_sets(modalities: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The run-time fusions of a model's 2D and world experts: each alone and both."""
+    have = [m for m in ("2d", "world") if m in modalities]
+    sets = [(m,) for m in have]
+    return sets + ([tuple(have)] if len(have) > 1 else [])
+
+
+def spread_and_error(
+    lifter: Lifter, pairs: dict[str, np.ndarray], mods: tuple[str, ...], batch: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 21) posterior spread and actual joint error, both in units of the hand's reference bone."""
+    spread, error = [], []
+    for a in range(0, len(pairs["left"]), batch):
+        s = slice(a, a + batch)
+        truth = pairs["joints_cam"][s]
+        ref = reference_length(truth)
+        k = IntrinsicsBatch(0, 0, *(pairs[q][s] for q in ("fx", "fy", "cx", "cy")))
+        out = lifter(pairs["landmarks"][s], pairs["left"][s], k, scale=ref, world=pairs["world"][s], modalities=mods)
+        err = np.linalg.norm(out.joints_rel - (truth - truth[:, :1]), axis=-1)
+        spread.append(out.joint_std / ref[:, None])
+        error.append(err / ref[:, None])
+    return np.concatenate(spread), np.concatenate(error)
+
+
+def calibrate(checkpoint: str | Path, pairs: dict[str, np.ndarray], n_samples: int = 16) -> dict:
+    """The calibration for every expert set of ``checkpoint``'s model (the checkpoint is not changed)."""
+    ck = load_checkpoint(checkpoint)
+    ck.meta.pop("std_calibration", None)  # fit on the raw spread
+    backend = TorchBackend(ck, n_samples=n_samples, max_batch=256)
+    backend.std_calibration = None
+    lifter = Lifter(backend)
+    out = {}
+    for mods in expert_sets(backend.modalities):
+        spread, error = spread_and_error(lifter, pairs, mods)
+        out[modality_key(mods)] = fit_calibration(spread, error)
+        log.info("calibrated %s on %d hands", modality_key(mods), len(spread))
+    return out
+
+
+def write_calibration(checkpoint: str | Path, calibration: dict) -> Path:
+    """Store ``calibration`` in ``checkpoint`` (atomically), keeping everything else."""
+    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    ck = load_checkpoint(checkpoint)
+    meta = {k: v for k, v in raw.items() if k not in ("format_version", "model_config", "state_dict", "skeleton",
+                                                      "code_version", "created")}  # fmt: skip
+    meta["std_calibration"] = calibration
+    return save_checkpoint(checkpoint, ck.model, **meta)
