@@ -156,7 +156,7 @@ class Pipeline:
         el = max(time.monotonic() - self._t_start, 1e-9)
         span = (self._t_last - self._t_first) if self._t_first is not None and self._t_last is not None else 0.0
         fps = (self.frames_processed - 1) / span if span > 0 else 0.0
-        c = self.stats.counters
+        c = self.stats.counters_snapshot()
         return {
             "uptime_s": el, "source": self.source.name, "source_state": self.source_state,
             "frames_in": self.frames_in, "frames_processed": self.frames_processed, "fps": fps,
@@ -386,10 +386,9 @@ class Pipeline:
         if self._truth_hands:  # ground truth: the share of true hands that were found
             rep["detection_rate"] = self._matched_hands / self._truth_hands
             rep["truth_hands"] = self._truth_hands
-        else:
-            rep["detection_rate"] = (
-                snap["hands_published"] / max(self.frames_processed, 1) / max(1, self.cfg.detect.max_hands)
-            )
+        else:  # the share of processed frames with at least one hand
+            with_hands = self.stats.counters_snapshot().get("frames_with_hands", 0)
+            rep["detection_rate"] = with_hands / self.frames_processed if self.frames_processed else 0.0
         if self._epe:
             e = np.stack(self._epe)
             rep["epe_mean_mm"] = float(e.mean())

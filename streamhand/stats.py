@@ -41,6 +41,11 @@ class StageStats:
         with self._lock:
             self.counters[name] += n
 
+    def counters_snapshot(self) -> dict[str, int]:
+        """A consistent copy of the counters (safe to iterate while stages keep counting)."""
+        with self._lock:
+            return dict(self.counters)
+
     def percentiles_ms(self, stage: str) -> dict[str, float]:
         with self._lock:
             v = np.array(self._lat.get(stage, ()), dtype=np.float64) * 1000.0
