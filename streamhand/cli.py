@@ -73,6 +73,7 @@ def run(
     no_realtime: Annotated[bool, typer.Option("--no-realtime", help="read files/demo as fast as possible")] = False,
     demo_hands: Annotated[int | None, typer.Option(min=1, max=2)] = None,
     max_hands: Annotated[int | None, typer.Option(min=1, max=4)] = None,
+    tracking: Annotated[str | None, typer.Option(help="auto | on | off (auto: off for images, else on)")] = None,
     model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
     backend: Annotated[str | None, typer.Option(help="auto | torch")] = None,
     modalities: Annotated[str | None, typer.Option(help="comma list of 2d,world,rgb,depth")] = None,
@@ -107,8 +108,9 @@ def run(
         "source.images": images, "source.realsense_serial": serial, "source.width": width, "source.height": height,
         "source.fps": fps, "source.mirror": mirror or None, "source.fov_deg": fov,
         "source.intrinsics": str(intrinsics) if intrinsics else None, "source.realtime": False if no_realtime else None,
-        "source.demo_hands": demo_hands, "detect.max_hands": max_hands, "model.path": str(model) if model else None,
-        "model.backend": backend, "model.modalities": mods, "model.n_samples": samples,
+        "source.demo_hands": demo_hands, "detect.max_hands": max_hands, "detect.tracking": tracking,
+        "model.path": str(model) if model else None, "model.backend": backend, "model.modalities": mods,
+        "model.n_samples": samples,
         "model.hand_length_m": hand_size, "smooth.enabled": False if no_smooth else None,
         "smooth.min_cutoff": smooth_min_cutoff, "smooth.beta": smooth_beta, "publish.bind": bind,
         "publish.port": port, "publish.control_port": control_port, "frames": frames,
@@ -162,22 +164,24 @@ def _run(cfg) -> int:
         if not mods:
             _fail("no usable modality: the model needs inputs this source cannot give")
         lifter = Lifter(backend, cfg.model.hand_length_m)
-        detector = _detector(cfg.detect)
+        tracking = cfg.detect.tracking_for(src.stills)
+        detector = _detector(cfg.detect, tracking)
         pipe = Pipeline(cfg, src, detector, lifter, pub, mods)
         holder["p"] = pipe
         handler = ZmqLogHandler(pub)
         logging.getLogger().addHandler(handler)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: pipe.stop())
-        log.info("publishing on tcp://%s:%d (control %d); source %s; modalities %s",
-                 cfg.publish.bind, cfg.publish.port, cfg.publish.control_port, src.name, ",".join(mods))  # fmt: skip
+        log.info("publishing on tcp://%s:%d (control %d); source %s; modalities %s; %s",
+                 cfg.publish.bind, cfg.publish.port, cfg.publish.control_port, src.name, ",".join(mods),
+                 "tracking across frames" if tracking else "each frame detected on its own")  # fmt: skip
         rep = pipe.run()
         logging.getLogger().removeHandler(handler)
         detector.close()
         detector = None
         if cfg.compare_mediapipe and not src.live and rep["frames_processed"]:
             alone_cfg = cfg.source.model_copy(update={"realtime": False})
-            with _detector(cfg.detect) as mp_det:
+            with _detector(cfg.detect, tracking) as mp_det:
                 alone = mediapipe_alone(make_source(alone_cfg), mp_det, rep["frames_processed"])
             rep["mediapipe_alone"] = alone
             if alone.get("fps") and rep["fps"]:
@@ -194,11 +198,12 @@ def _run(cfg) -> int:
         src.close()
 
 
-def _detector(d):
-    """MediaPipe in tracking mode with the run's detection settings."""
+def _detector(d, tracking: bool):
+    """MediaPipe with the run's detection settings: tracking (video) mode, or static image mode."""
     from streamhand.detect import MediaPipeHands
 
-    return MediaPipeHands(d.max_hands, True, d.min_detection_confidence, d.min_tracking_confidence, d.model_complexity)
+    return MediaPipeHands(d.max_hands, tracking, d.min_detection_confidence, d.min_tracking_confidence,
+                          d.model_complexity)  # fmt: skip
 
 
 def _summary(rep: dict) -> str:

@@ -2,9 +2,11 @@
 thread, joined by single-item slots.
 
 Live or real-time-paced sources hand frames on latest-wins (a slow stage drops old frames instead of
-building lag; drops are counted); sources read as fast as possible (``--no-realtime``) hand off
-losslessly and are read on demand (a frame is read when the detector is ready for it), so every frame
-is processed, throughput is set by the slowest stage and no frame ages in a queue. Every stage is
+building lag; drops are counted); sources read as fast as possible (``--no-realtime``) and still-image
+sets (paced or not: they are not a camera) hand off losslessly and are read on demand (a frame is read
+when the detector is ready for it), so every frame is processed, throughput is set by the slowest stage
+and no frame ages in a queue. Track ids link hands across the frames of a sequence; the images of a
+still set are unrelated unless tracking is turned on, so each gets its own ids. Every stage is
 timed; a run report gathers throughput, latency percentiles, detection rate and, for sources with
 ground truth, the 3D error.
 """
@@ -124,11 +126,12 @@ class Pipeline:
         self.source, self.detector, self.lifter, self.publisher = source, detector, lifter, publisher
         self.modalities = modalities
         self.stats = StageStats()
-        lossless = not (source.live or cfg.source.realtime)
-        self._slots = [Slot(lossless) for _ in range(3)]
+        self.lossless = source.stills or not (source.live or cfg.source.realtime)
+        self._slots = [Slot(self.lossless) for _ in range(3)]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._tracker = HandTracker()
+        self.tracking = cfg.detect.tracking_for(source.stills)  # the detector is made with the same choice
+        self._tracker = HandTracker(link=self.tracking or not source.stills)
         self._smoother = TrackSmoother(cfg.smooth.min_cutoff, cfg.smooth.beta, cfg.smooth.enabled)
         self.source_state = "starting"
         self._errors: list[str] = []
@@ -381,7 +384,8 @@ class Pipeline:
             "source": self.source.name, "frames_in": self.frames_in, "frames_processed": self.frames_processed,
             "fps": snap["fps"], "latency_ms": summ, "drops": snap["drops"],
             "corrupt_frames": self.source.corrupt_frames, "hands_published": snap["hands_published"],
-            "backend": snap["backend"], "modalities": list(self.modalities), "errors": self.errors,
+            "backend": snap["backend"], "modalities": list(self.modalities), "tracking": self.tracking,
+            "errors": self.errors,
         }  # fmt: skip
         if self._truth_hands:  # ground truth: the share of true hands that were found
             rep["detection_rate"] = self._matched_hands / self._truth_hands

@@ -36,6 +36,19 @@ class DetectConfig(_Strict):
     min_tracking_confidence: float = Field(0.5, ge=0, le=1)
     model_complexity: int = Field(1, ge=0, le=1)
     crop_margin: float = Field(1.4, ge=1.0, le=3.0)
+    # MediaPipe's tracking (video) mode: "auto" = off for unrelated stills (an image folder), on for a
+    # sequence (camera, video, RealSense, demo); "off" detects every frame on its own (static image mode)
+    tracking: Literal["auto", "on", "off"] = "auto"
+
+    @field_validator("tracking", mode="before")
+    @classmethod
+    def _yaml_bool(cls, v: object) -> object:
+        """YAML reads a bare ``on``/``off`` as a boolean."""
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
+    def tracking_for(self, stills: bool) -> bool:
+        """Whether to track across frames for a source of unrelated ``stills`` or of a sequence."""
+        return self.tracking == "on" or (self.tracking == "auto" and not stills)
 
 
 class ModelSettings(_Strict):

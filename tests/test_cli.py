@@ -139,6 +139,12 @@ def test_bad_input_one_line_exit_2(tmp_path, args, message):
     assert message.lower() in r.stderr.lower(), r.stderr[-1500:]
 
 
+def test_bad_tracking_value_is_one_line_exit_2(tmp_path):
+    r = cli("run", "--images", str(tmp_path), "--tracking", "sometimes", timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["error: options: detect.tracking: Input should be 'auto', 'on' or 'off'"]
+
+
 def test_echo_times_out_cleanly():
     r = cli("echo", "--address", f"tcp://127.0.0.1:{free_port()}", "--timeout", "0.3", timeout=60)
     assert r.returncode == 1 and "nothing received" in r.stderr and "Traceback" not in r.stderr

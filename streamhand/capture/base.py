@@ -41,6 +41,7 @@ class FrameSource(ABC):
 
     name: str = "source"
     live: bool = False  # a camera: frames arrive in real time, retry when lost
+    stills: bool = False  # unrelated still images: each is processed (never dropped) and detected on its own
     has_depth: bool = False
 
     def __init__(self) -> None:

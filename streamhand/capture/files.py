@@ -1,4 +1,9 @@
-"""File sources: a video (paced at its frame rate unless ``realtime=False``) and still-image sequences."""
+"""File sources: a video (paced at its frame rate unless ``realtime=False``) and still-image sets.
+
+A still-image set is not a live camera: every image is processed exactly once, also when paced with
+``fps`` (pacing waits between images, nothing is dropped), and by default each image is detected on its
+own (no tracking across images).
+"""
 
 from __future__ import annotations
 
@@ -77,6 +82,7 @@ class VideoSource(FrameSource):
 
 class ImageSource(FrameSource):
     name = "images"
+    stills = True
 
     def __init__(self, spec: str | Path, fps: float | None = None, fov_deg: float = 60.0,
                  intrinsics: Intrinsics | None = None, mirror: bool = False):  # fmt: skip

@@ -2,6 +2,8 @@
 
 Greedy matching on the distance between landmark centroids, normalised by hand size, with handedness
 as a strong prior. A track unseen for more than ``max_missed`` frames ends and is reported once.
+With ``link=False`` (unrelated still images) nothing is matched across frames: every detection gets a
+new id, and the previous frame's tracks end at the next update.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ class TrackUpdate:
 
 
 class HandTracker:
-    def __init__(self, max_missed: int = 3, max_jump: float = 1.5):
+    def __init__(self, max_missed: int = 3, max_jump: float = 1.5, link: bool = True):
         self.max_missed = max_missed
         self.max_jump = max_jump  # in hand sizes
+        self.link = link
         self._tracks: list[_Track] = []
         self._next = 1
 
@@ -40,6 +43,10 @@ class HandTracker:
     def update(self, landmarks: list[np.ndarray], handedness: list[str]) -> TrackUpdate:
         centres = [np.asarray(lm, dtype=np.float64).mean(0) for lm in landmarks]
         sizes = [max(float(np.ptp(np.asarray(lm), axis=0).max()), 1.0) for lm in landmarks]
+        ended: list[int] = []
+        if not self.link:  # each frame on its own: the previous frame's hands are gone
+            ended = [t.track_id for t in self._tracks]
+            self._tracks = []
         pairs = []
         for di, (c, s, h) in enumerate(zip(centres, sizes, handedness)):
             for ti, t in enumerate(self._tracks):
@@ -55,7 +62,6 @@ class HandTracker:
                 used.add(ti)
                 t = self._tracks[ti]
                 t.centre, t.size, t.missed, t.handedness = centres[di], sizes[di], 0, handedness[di]
-        ended = []
         keep = []
         for ti, t in enumerate(self._tracks):
             if ti not in used:
