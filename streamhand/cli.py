@@ -1,4 +1,4 @@
-"""The ``streamhand`` command line: run, echo, view, info.
+"""The ``streamhand`` command line: run, echo, view, calibrate-hand, info.
 
 Bad input gives one line on stderr and exit code 2; a clean stop (end of source, ``--frames``,
 Ctrl-C, SIGTERM or the control socket's ``stop``) exits 0.
@@ -123,6 +123,7 @@ def _run(cfg) -> int:
     from streamhand.capture.base import SourceError
     from streamhand.capture.factory import make_source
     from streamhand.checkpoint import CheckpointError
+    from streamhand.hand_size import CalibrationError, resolve_hand_length
     from streamhand.infer import Lifter
     from streamhand.infer.select import make_backend
     from streamhand.pipeline import Pipeline, mediapipe_alone, write_report
@@ -163,7 +164,12 @@ def _run(cfg) -> int:
         mods = tuple(m for m in wanted if m in supported)
         if not mods:
             _fail("no usable modality: the model needs inputs this source cannot give")
-        lifter = Lifter(backend, cfg.model.hand_length_m)
+        try:
+            hand_length, why = resolve_hand_length(cfg.model.hand_length_m)
+        except CalibrationError as e:
+            _fail(str(e))
+        log.info("hand length %.3f m (%s)", hand_length, why)
+        lifter = Lifter(backend, hand_length)
         tracking = cfg.detect.tracking_for(src.stills)
         detector = _detector(cfg.detect, tracking)
         pipe = Pipeline(cfg, src, detector, lifter, pub, mods)
@@ -307,6 +313,82 @@ def view(
     finally:
         sub.close()
         cv2.destroyAllWindows()
+
+
+@app.command("calibrate-hand")
+def calibrate_hand(
+    length: Annotated[float | None, typer.Option(help="your hand length (m), wrist crease to middle fingertip")] = None,
+    realsense: Annotated[bool, typer.Option("--realsense", help="measure it with an Intel RealSense (depth)")] = False,
+    serial: Annotated[str | None, typer.Option(help="RealSense serial number")] = None,
+    source: Annotated[str | None, typer.Option(help="another source with depth (demo)")] = None,
+    frames: Annotated[int, typer.Option(min=10, help="frames to measure over")] = 90,
+    model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
+    show_only: Annotated[bool, typer.Option("--show-only", help="print the stored calibration and exit")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Store your own hand length once; every run then uses it (unless --hand-size says otherwise)."""
+    _setup_logging(verbose)
+    from streamhand.hand_size import (
+        CalibrationError,
+        calibration_path,
+        check_length,
+        load_hand_length,
+        save_hand_length,
+    )
+
+    try:
+        if show_only:
+            cal = load_hand_length()
+            typer.echo(f"{calibration_path()}: " + (f"{cal:.3f} m" if cal else "no calibration (0.185 m is used)"))
+            return
+        if length is not None:
+            if realsense or source:
+                _fail("give either --length or a depth source, not both")
+            p = save_hand_length(check_length(length), "manual")
+            typer.echo(f"hand length {length:.3f} m stored in {p}")
+            return
+        kind = "realsense" if (realsense or serial) else source
+        if kind is None:
+            _fail("give --length M (measured: wrist crease to middle fingertip) or measure with --realsense")
+    except CalibrationError as e:
+        _fail(str(e))
+    cfg = _build_config(None, {"source.kind": kind, "source.realsense_serial": serial, "source.realtime": True,
+                               "model.path": str(model) if model else None})  # fmt: skip
+    raise typer.Exit(_measure_hand(cfg, frames))
+
+
+def _measure_hand(cfg, frames: int) -> int:
+    from rich.progress import Progress
+
+    from streamhand.capture.base import SourceError
+    from streamhand.capture.factory import make_source
+    from streamhand.checkpoint import CheckpointError
+    from streamhand.hand_size import CalibrationError, measure_hand_length, save_hand_length
+    from streamhand.infer import Lifter
+    from streamhand.infer.select import make_backend
+
+    try:
+        src = make_source(cfg.source)
+        src.open()
+    except SourceError as e:
+        _fail(str(e))
+    try:
+        try:
+            backend = make_backend(cfg.model.backend, cfg.model.path, 0, cfg.model.threads)
+        except (CheckpointError, ValueError) as e:
+            _fail(str(e))
+        typer.echo("hold one hand open, palm to the camera, 0.3-0.8 m away", err=True)
+        with _detector(cfg.detect, True) as det, Progress(transient=True) as bar:
+            task = bar.add_task("measuring", total=frames)
+            est = measure_hand_length(src, det, Lifter(backend), frames, lambda i: bar.update(task, completed=i + 1))
+        length, spread = est.result()
+        p = save_hand_length(length, "depth", len(est.values), spread)
+    except CalibrationError as e:
+        _fail(str(e))
+    finally:
+        src.close()
+    typer.echo(f"hand length {length:.3f} m (+-{spread:.3f}, median of {len(est.values)} frames) stored in {p}")
+    return 0
 
 
 @app.command()

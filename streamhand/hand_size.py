@@ -114,3 +114,32 @@ class HandLengthEstimate:
         v = np.array(self.values)
         med = float(np.median(v))
         return med, float(np.median(np.abs(v - med)))
+
+
+def measure_hand_length(source, detector, lifter, frames: int, on_frame=None) -> HandLengthEstimate:
+    """Read up to ``frames`` frames of a depth ``source`` (opened), and for each with exactly one hand add the
+    length of that hand scaled to fit its 2D landmarks at the measured depth. ``on_frame(i)`` reports progress."""
+    from streamhand.placement import place_hand
+
+    if not source.has_depth:
+        raise CalibrationError(f"the {source.name} source has no depth; measure with --realsense, or give --length")
+    est = HandLengthEstimate()
+    for i in range(frames):
+        f = source.read()
+        if f is None:
+            break
+        if on_frame is not None:
+            on_frame(i)
+        if f.depth is None:
+            continue
+        dets = detector(f.rgb)
+        if len(dets) != 1:
+            continue
+        d = dets[0]
+        left = np.array([d.handedness == "left"])
+        lift = lifter(d.landmarks_px[None], left, f.intrinsics, world=d.world[None])
+        _, _, how, s = place_hand(d.landmarks_px, lift.joints_norm[0], float(lift.scale[0]), f.intrinsics, f.depth,
+                                  scale_range=(0.5, 2.0))  # fmt: skip
+        if how == "depth":
+            est.add(lift.joints_norm[0], s)
+    return est

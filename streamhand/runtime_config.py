@@ -56,7 +56,8 @@ class ModelSettings(_Strict):
     backend: Literal["auto", "torch"] = "auto"
     modalities: list[Literal["2d", "world", "rgb", "depth"]] | None = None  # None: all the model and source support
     n_samples: int = Field(16, ge=0, le=256)
-    hand_length_m: float = Field(0.185, ge=0.05, le=0.4)
+    #: wrist crease to middle fingertip (m); None: the user's calibration (streamhand calibrate-hand), else 0.185
+    hand_length_m: float | None = Field(None, ge=0.05, le=0.4)
     threads: int = Field(1, ge=1, le=64)
 
 

@@ -50,6 +50,15 @@ def _angles_at(seq: tuple[str, ...], phase: float) -> np.ndarray:
     return (1 - blend) * a + blend * b
 
 
+def demo_hand_lengths(seed: int = 0) -> list[float]:
+    """The true lengths (wrist to middle fingertip along the finger, metres) of the demo's two hands."""
+    from streamhand.hand_size import chain_length
+    from streamhand.synth.hand import NUM_ANGLES
+
+    scales, props = sample_shape(np.random.default_rng(seed), 2)
+    return [float(v) for v in chain_length(forward_kinematics(np.zeros((2, NUM_ANGLES)), scales, props))]
+
+
 def demo_clip(n_frames: int, width: int, height: int, hands: int = 2, seed: int = 0):
     """Yield (rgb, depth_m, joints_cam list, left list) for each frame of a looping clip."""
     rng = np.random.default_rng(seed)
