@@ -35,8 +35,9 @@ def package(checkpoint: str | Path, out: str | Path, metrics: dict, summary: str
         "steps": keep.get("step"), "metrics": metrics, "source_commit": final.meta.get("source_commit"),
         "size_bytes": Path(pt).stat().st_size,
         "reproduce": [
+            "python -m train mediapipe-pairs --n 5000 --seed 4242  # and --seed 4243, in parallel",
             "python -m train fit --config configs/train/default.yaml",
-            "python -m train fit --config configs/train/default_mediapipe.yaml",
+            "python -m train calibrate-std --checkpoint runs/default/last.pt",
         ],
     })  # fmt: skip
     jp = Path(out).with_suffix(".json")

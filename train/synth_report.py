@@ -73,15 +73,23 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
         lifter = Lifter(TorchBackend(checkpoint))
         idx = np.array([i for i, _ in dets])
         lm = np.stack([d.landmarks_px for _, d in dets])
+        world = np.stack([d.world for _, d in dets])
         gt = hs.joints_cam[idx] - hs.joints_cam[idx, :1]
         gt_scale = reference_length(hs.joints_cam[idx])
         kb = hs.intrinsics.take(idx)
-        for name, left in (("mediapipe_handedness", np.array([d.handedness == "left" for _, d in dets])),
-                           ("true_handedness", hs.left[idx])):  # fmt: skip
-            res = lifter(lm, left, kb, scale=gt_scale)
+        mp_left = np.array([d.handedness == "left" for _, d in dets])
+        for name, left in (("mediapipe_handedness", mp_left), ("true_handedness", hs.left[idx])):
+            res = lifter(lm, left, kb, scale=gt_scale, world=world)
             m = evaluate_poses(res.joints_rel, gt, "root")
             closed[name] = {"epe_mean_mm": m.epe_mean_mm, "epe_median_mm": m.epe_median_mm,
                             "auc_20_50": m.auc_20_50, "n": m.n}  # fmt: skip
+        from train.calibrate_std import expert_sets
+
+        closed["experts"] = {}  # ablation: each expert alone and fused, MediaPipe's handedness
+        for mods in expert_sets(lifter.backend.modalities):
+            res = lifter(lm, mp_left, kb, scale=gt_scale, world=world, modalities=mods)
+            m = evaluate_poses(res.joints_rel, gt, "root")
+            closed["experts"]["+".join(mods)] = {"epe_mean_mm": m.epe_mean_mm, "epe_median_mm": m.epe_median_mm}
         res = lifter(hs.joints_2d[idx], hs.left[idx], kb, scale=gt_scale)
         m = evaluate_poses(res.joints_rel, gt, "root")
         closed["renderer_2d_reference"] = {"epe_mean_mm": m.epe_mean_mm, "epe_median_mm": m.epe_median_mm, "n": m.n}
