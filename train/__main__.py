@@ -14,6 +14,7 @@ import typer
 from streamhand.checkpoint import CheckpointError, load_checkpoint
 from streamhand.configio import ConfigError, load_yaml
 
+log = logging.getLogger(__name__)
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="streamhand offline training")
 
 
@@ -48,28 +49,45 @@ def fit(
 @app.command("eval")
 def evaluate(
     checkpoint: Annotated[Path, typer.Option(help="checkpoint (.pt)")],
-    data: Annotated[str, typer.Option(help="dataset: synthetic | rhd | stb | freihand")] = "synthetic",
-    root: Annotated[Path | None, typer.Option(help="dataset folder (rhd, stb, freihand)")] = None,
+    data: Annotated[str, typer.Option(help="dataset: synthetic | rhd | stb | freihand | frames")] = "synthetic",
+    root: Annotated[Path | None, typer.Option(help="dataset folder (rhd, stb, freihand, frames)")] = None,
     n: Annotated[int, typer.Option(min=1)] = 2000,
     seed: Annotated[int, typer.Option()] = 1234,
     noise_px: Annotated[float, typer.Option(min=0.0)] = 2.0,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the metrics here")] = None,
+    keypoints: Annotated[
+        str | None, typer.Option(help="frames: 2D from mediapipe (default, the real detector) or the truth's exact 2D")
+    ] = None,
+    modalities: Annotated[str | None, typer.Option(help="frames: comma list of 2d,world (default: all it has)")] = None,
+    hand_size: Annotated[float | None, typer.Option(help="frames: hand length, wrist to middle tip (m)")] = None,
+    pck_png: Annotated[Path | None, typer.Option(help="frames: draw the PCK curves into this PNG")] = None,
 ) -> None:
-    """Evaluate the 2D -> 3D path (EPE after wrist alignment, ground-truth scale)."""
+    """Evaluate the 2D -> 3D path (EPE after wrist alignment, ground-truth scale), or with --data frames the
+    runtime's whole path on a folder of your own frames with 3D truth."""
     from train.datasets.real import LOADERS
     from train.evaluate import evaluate_handset, evaluate_synthetic
 
-    if data != "synthetic" and data not in LOADERS:
-        _fail(f"--data {data!r}: choose synthetic, {', '.join(LOADERS)}")
+    if data != "synthetic" and data != "frames" and data not in LOADERS:
+        _fail(f"--data {data!r}: choose synthetic, {', '.join(LOADERS)}, frames")
     if data != "synthetic" and root is None:
         _fail(f"--data {data} needs --root (the dataset folder)")
+    if data == "frames":
+        assert root is not None
+        _eval_frames(checkpoint, root, keypoints or "mediapipe", modalities, hand_size, json_out, pck_png)
+        return
+    given = [f for f, v in (("--keypoints", keypoints), ("--modalities", modalities), ("--hand-size", hand_size),
+                            ("--pck-png", pck_png)) if v is not None]  # fmt: skip
+    if given:
+        _fail(f"{', '.join(given)}: for --data frames only")
     try:
         ckpt = load_checkpoint(checkpoint)
     except CheckpointError as e:
         _fail(str(e))
-    extra = {}
+    extra, cal = {}, None
     if data == "synthetic":
-        m = evaluate_synthetic(ckpt.model, n=n, seed=seed, noise_px=noise_px)
+        cal = (ckpt.meta.get("std_calibration") or {}).get("2d")
+        m = evaluate_synthetic(ckpt.model, n=n, seed=seed, noise_px=noise_px, uncertainty_samples=16,
+                               std_calibration=cal)  # fmt: skip
         extra["epe_procrustes_mean_mm"] = evaluate_synthetic(
             ckpt.model, n, seed, noise_px, align="procrustes"
         ).epe_mean_mm
@@ -86,9 +104,70 @@ def evaluate(
     typer.echo(
         f"EPE mean {m.epe_mean_mm:.2f} mm  median {m.epe_median_mm:.2f} mm  AUC(20-50) {m.auc_20_50:.3f}  n={m.n}"
     )
+    if m.uncertainty is not None:
+        u = m.uncertainty
+        typer.echo(
+            f"joint_std ({'calibrated' if cal else 'raw spread'}, 16 samples) vs error, wrist left out: "
+            f"Spearman {u.spearman:.2f}; within 1 std {u.within_1std:.2f}, within 2 std {u.within_2std:.2f} "
+            f"(a calibrated Gaussian: {u.gaussian_within_1std:.2f}, {u.gaussian_within_2std:.2f})"
+        )
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=1))
+
+
+def _eval_frames(
+    checkpoint: Path,
+    root: Path,
+    keypoints: str,
+    modalities: str | None,
+    hand_size: float | None,
+    json_out: Path | None,
+    pck_png: Path | None,
+) -> None:
+    """``eval --data frames``: load the folder, the model and the detector, measure, print, write."""
+    from streamhand.hand_size import CalibrationError, check_length, resolve_hand_length
+    from streamhand.infer import Lifter
+    from streamhand.infer.select import make_backend
+    from train.datasets.frames import FrameDataError, load_frames
+    from train.evaluate import evaluate_frames, frames_modalities, frames_report_lines, write_pck_png
+
+    try:
+        frames = load_frames(root)
+    except FrameDataError as e:
+        _fail(f"--data frames: {e}")
+    try:
+        configured = check_length(hand_size) if hand_size is not None else None
+    except CalibrationError as e:
+        _fail(f"--hand-size: {e}")
+    try:
+        length, source = resolve_hand_length(configured)
+    except CalibrationError as e:  # a broken calibration file
+        _fail(str(e))
+    try:
+        backend = make_backend("torch", str(checkpoint), 16, 1)
+    except (CheckpointError, ValueError) as e:
+        _fail(str(e))
+    requested = tuple(m.strip() for m in modalities.split(",") if m.strip()) if modalities is not None else None
+    try:
+        mods = frames_modalities(tuple(backend.modalities), keypoints, requested)
+    except ValueError as e:
+        _fail(str(e))
+    log.info("%d frames from %s; %s keypoints; modalities %s; hand length %.3f m (%s)",
+             len(frames), root, keypoints, ",".join(mods), length, source)  # fmt: skip
+    try:
+        result = evaluate_frames(frames, Lifter(backend, length), keypoints, mods)
+    except FrameDataError as e:
+        _fail(f"--data frames: {e}")
+    result = {"checkpoint": str(checkpoint), "data": "frames", "root": str(root), "model_id": backend.model_id,
+              "hand_length_source": source, **result}  # fmt: skip
+    for line in frames_report_lines(result):
+        typer.echo(line)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=1))
+    if pck_png is not None:
+        typer.echo(f"PCK curves: {write_pck_png(result, pck_png)}")
 
 
 @app.command("synth-report")

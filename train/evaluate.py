@@ -1,16 +1,37 @@
-"""Evaluation of the 2D -> 3D path on a held-out synthetic set (ground-truth scale, wrist root)."""
+"""Evaluation of the 2D -> 3D path on a held-out synthetic set (ground-truth scale, wrist root), on public
+datasets' ground-truth 2D, and of the whole runtime path (detector, lifter, placement) on a folder of real
+frames with 3D truth (:mod:`train.datasets.frames`)."""
 
 from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from streamhand.codec import decode_3d, encode_2d
-from streamhand.metrics import PoseMetrics, evaluate_poses
+from streamhand.infer import Lifter
+from streamhand.metrics import (
+    PCK_THRESHOLDS_MM,
+    PoseMetrics,
+    auc,
+    camera_errors_mm,
+    evaluate_poses,
+    evaluate_uncertainty,
+    joint_errors_mm,
+    pck_curve,
+)
 from streamhand.models import HandPoseModel
-from streamhand.skeleton import reference_length
+from streamhand.placement import place_hand, solve_root
+from streamhand.skeleton import JOINT_NAMES, reference_length
+from streamhand.uncertainty import apply_calibration
 from train.config import DataConfig
+from train.datasets.frames import FrameSet
 from train.datasets.synthetic import make_pairs
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -23,6 +44,26 @@ def lift_2d(model: HandPoseModel, x2d: torch.Tensor, batch: int = 4096) -> np.nd
     return torch.cat(out).numpy().astype(np.float64)
 
 
+@torch.no_grad()
+def lift_2d_std(
+    model: HandPoseModel, x2d: torch.Tensor, n_samples: int = 16, seed: int = 0, batch: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`lift_2d` (the same posterior-mean joints), plus each joint's spread over ``n_samples``
+    posterior samples (N, 21), normalised units; the samples are seeded, so the spread is repeatable."""
+    was_training = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    joints, std = [], []
+    for i in range(0, len(x2d), batch):
+        x = x2d[i : i + batch]
+        noise = torch.randn(n_samples, len(x), model.cfg.z_dim, generator=g, dtype=x.dtype)
+        out = model({"2d": x}, noise=noise)
+        joints.append(out.joints)
+        std.append(out.joint_std)
+    model.train(was_training)
+    return torch.cat(joints).numpy().astype(np.float64), torch.cat(std).numpy().astype(np.float64)
+
+
 def evaluate_synthetic(
     model: HandPoseModel,
     n: int = 2000,
@@ -30,13 +71,27 @@ def evaluate_synthetic(
     noise_px: float = 2.0,
     data: DataConfig | None = None,
     align: str = "root",
+    uncertainty_samples: int = 0,
+    std_calibration: dict | None = None,
 ) -> PoseMetrics:
-    """EPE of 2D->3D on ``n`` fresh synthetic hands with Gaussian 2D noise of ``noise_px`` pixels."""
+    """EPE of 2D->3D on ``n`` fresh synthetic hands with Gaussian 2D noise of ``noise_px`` pixels.
+
+    With ``uncertainty_samples`` > 0 the metrics also say how well ``joint_std`` (that many posterior samples,
+    times the hand's scale, through the checkpoint's ``std_calibration`` for the 2d expert where given, as the
+    runtime publishes it) ranks and bounds the per-joint errors (``PoseMetrics.uncertainty``)."""
     d = data or DataConfig()
     pairs = make_pairs(np.random.default_rng(seed), n, d, noise_px=noise_px)
-    pred = decode_3d(lift_2d(model, pairs.x2d), pairs.left, pairs.scale, pairs.rot)
+    if uncertainty_samples > 0:
+        joints, spread = lift_2d_std(model, pairs.x2d, uncertainty_samples, seed)
+    else:
+        joints, spread = lift_2d(model, pairs.x2d), None
+    pred = decode_3d(joints, pairs.left, pairs.scale, pairs.rot)
     gt = pairs.joints_cam - pairs.joints_cam[:, :1]
-    return evaluate_poses(pred, gt, align=align)
+    m = evaluate_poses(pred, gt, align=align)
+    if spread is not None:
+        std_m = apply_calibration(spread, std_calibration) * np.asarray(pairs.scale, np.float64).reshape(-1, 1)
+        m.uncertainty = evaluate_uncertainty(std_m, joint_errors_mm(pred, gt, align))
+    return m
 
 
 def evaluate_handset(model: HandPoseModel, hands, noise_px: float = 0.0, seed: int = 1234) -> PoseMetrics:
@@ -47,3 +102,209 @@ def evaluate_handset(model: HandPoseModel, hands, noise_px: float = 0.0, seed: i
     pred = decode_3d(lift_2d(model, torch.from_numpy(x2d)), hands.left, reference_length(hands.joints_cam), rot)
     gt = hands.joints_cam - hands.joints_cam[:, :1]
     return evaluate_poses(pred, gt, align="root")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# real frames: the runtime's own path (detector, lifter, placement) against 3D truth
+
+KEYPOINTS = ("mediapipe", "truth")
+#: inputs this evaluation can give the lifter: the detector's 2D and its world landmarks (no image crops)
+FRAME_MODALITIES = ("2d", "world")
+FIGURES = ("rel", "gt_bone", "pa", "root", "abs", "px")
+SYSTEM_NAMES = {"streamhand": "streamhand", "mediapipe_world": "mediapipe world + placement"}
+
+
+def frames_modalities(
+    model_modalities: tuple[str, ...], keypoints: str, requested: tuple[str, ...] | None
+) -> tuple[str, ...]:
+    """The experts to fuse; a ValueError (one line) names a choice that cannot be honoured."""
+    if keypoints not in KEYPOINTS:
+        raise ValueError(f"--keypoints {keypoints!r}: choose {' or '.join(KEYPOINTS)}")
+    if "2d" not in model_modalities:
+        raise ValueError(f"the model has no 2d expert (it has {','.join(model_modalities)})")
+    if keypoints == "truth":  # no detector: its world landmarks do not exist
+        if requested is not None and tuple(requested) != ("2d",):
+            raise ValueError("--keypoints truth feeds the exact 2D only: use --modalities 2d (or leave it out)")
+        return ("2d",)
+    if requested is None:
+        return tuple(m for m in FRAME_MODALITIES if m in model_modalities)
+    bad = [m for m in requested if m not in FRAME_MODALITIES]
+    if bad:
+        raise ValueError(f"--modalities {','.join(bad)}: this evaluation gives {' and '.join(FRAME_MODALITIES)} only")
+    missing = [m for m in requested if m not in model_modalities]
+    if missing:
+        raise ValueError(f"--modalities {','.join(missing)}: the model has {','.join(model_modalities)} only")
+    if not requested:
+        raise ValueError("--modalities: name at least one of 2d, world")
+    return tuple(m for m in FRAME_MODALITIES if m in requested)
+
+
+def _stat(v: np.ndarray) -> dict[str, float] | None:
+    return {"mean": float(np.mean(v)), "median": float(np.median(v))} if len(v) else None
+
+
+def _system_summary(n: int, pred: list, gt: list, px: list, std: list | None) -> dict[str, Any]:
+    """Figures over the frames where the system gave a hand (means and medians), PCK, AUC, per joint."""
+    out: dict[str, Any] = {"det": len(pred) / max(n, 1), "n_frames": len(pred)}
+    if not pred:
+        out.update({k: None for k in FIGURES})
+        return out
+    p, g = np.stack(pred), np.stack(gt)
+    per_frame = {**camera_errors_mm(p, g), "px": np.asarray(px)}
+    out.update({k: _stat(per_frame[k]) for k in FIGURES})
+    e = joint_errors_mm(p, g, "root")  # (N, 21) wrist-relative, own scale
+    out["pck_rel"] = [float(v) for v in pck_curve(e, PCK_THRESHOLDS_MM)]
+    out["auc_20_50"], out["auc_0_50"] = auc(e, 20, 50, 5), auc(e, 0, 50, 1)
+    out["per_joint_rel_mm"] = {name: float(v) for name, v in zip(JOINT_NAMES, e.mean(0))}
+    if std is not None:
+        u = evaluate_uncertainty(np.stack(std), e)
+        out["uncertainty"] = u.as_dict()
+        out["std_r"] = u.spearman
+    out["_per_frame"] = per_frame
+    return out
+
+
+def evaluate_frames(
+    frames: FrameSet,
+    lifter: Lifter,
+    keypoints: str = "mediapipe",
+    modalities: tuple[str, ...] = ("2d",),
+    detector: Any = None,
+) -> dict[str, Any]:
+    """Every frame through the runtime's path: keypoints (MediaPipe's, the detection nearest the truth's
+    projection; or the truth's exact projection), the lifter, metric placement without depth. With MediaPipe,
+    its world landmarks placed by least-squares reprojection onto its 2D are measured beside (the peer).
+
+    Handedness: the frame's label, else the detector's, else (``truth``) a right hand."""
+    if keypoints not in KEYPOINTS:
+        raise ValueError(f"keypoints {keypoints!r}: choose {' or '.join(KEYPOINTS)}")
+    own = None
+    if keypoints == "mediapipe" and detector is None:
+        from streamhand.detect import MediaPipeHands
+
+        detector = own = MediaPipeHands(max_hands=2, tracking=False)
+    k = frames.intrinsics
+    ours: dict[str, list] = {"pred": [], "gt": [], "px": [], "std": [], "row": []}
+    peer: dict[str, list] = {"pred": [], "gt": [], "px": [], "row": []}
+    rows: list[dict[str, Any]] = []
+    disagree = labelled = 0
+    try:
+        for fr in frames:
+            row: dict[str, Any] = {"image": fr.name, "detected": True}
+            rows.append(row)
+            det = None
+            if keypoints == "truth":
+                uv, hand = fr.joints_2d, fr.handedness or "right"
+            else:
+                dets = detector(fr.rgb)
+                if not dets:
+                    row["detected"] = False
+                    continue
+                det = min(dets, key=lambda d: float(np.linalg.norm(d.landmarks_px - fr.joints_2d, axis=1).mean()))
+                uv, hand = det.landmarks_px, fr.handedness or det.handedness
+                if fr.handedness is not None:
+                    labelled += 1
+                    disagree += det.handedness != fr.handedness
+            world = det.world[None] if det is not None and "world" in modalities else None
+            lift = lifter(uv[None], np.array([hand == "left"]), k, world=world, modalities=modalities)
+            joints_cam, _root, _src, s = place_hand(uv, lift.joints_norm[0], float(lift.scale[0]), k)
+            px = float(np.linalg.norm(uv - fr.joints_2d, axis=1).mean())
+            ours["pred"].append(joints_cam)
+            ours["gt"].append(fr.joints_cam)
+            ours["px"].append(px)
+            ours["std"].append(lift.joint_std[0] * (s / float(lift.scale[0])))
+            ours["row"].append(row)
+            row["handedness"] = hand
+            if det is not None and np.any(det.world):
+                w = np.asarray(det.world, np.float64)
+                peer["pred"].append(w + solve_root(uv, w, k))
+                peer["gt"].append(fr.joints_cam)
+                peer["px"].append(px)
+                peer["row"].append(row)
+            if (fr.index + 1) % 50 == 0:
+                log.info("%d of %d frames", fr.index + 1, len(frames))
+    finally:
+        if own is not None:
+            own.close()
+    n = len(frames)
+    systems = {"streamhand": _system_summary(n, ours["pred"], ours["gt"], ours["px"], ours["std"])}
+    if keypoints == "mediapipe":
+        systems["mediapipe_world"] = _system_summary(n, peer["pred"], peer["gt"], peer["px"], None)
+    for name, got in (("streamhand", ours), ("mediapipe_world", peer)):  # per-frame figures go into the rows
+        per = systems[name].pop("_per_frame", None) if name in systems else None
+        for i, r in enumerate(got["row"] if per is not None else []):
+            r[name] = {f: float(per[f][i]) for f in FIGURES}
+    out: dict[str, Any] = {"n": n, "keypoints": keypoints, "modalities": list(modalities),
+                           "hand_length_m": lifter.hand_length_m, "pck_thresholds_mm": PCK_THRESHOLDS_MM.tolist(),
+                           "systems": systems, "frames": rows}  # fmt: skip
+    if keypoints == "mediapipe":
+        out["handedness"] = {"labelled_and_detected": labelled, "detector_disagrees": disagree}
+    return out
+
+
+def _f(v: dict | None, key: str = "mean") -> str:
+    return "n/a" if v is None else f"{v[key]:.1f}"
+
+
+def frames_report_lines(result: dict[str, Any]) -> list[str]:
+    """The printed report: one line per system (means, mm), the PCK table, AUCs, per-joint errors,
+    and the joint_std check."""
+    systems = result["systems"]
+    order = [s for s in ("mediapipe_world", "streamhand") if s in systems]
+    lines = []
+    for s in order:
+        d = systems[s]
+        label = SYSTEM_NAMES[s] + (f" ({result['keypoints']} 2D, {'+'.join(result['modalities'])})"
+                                   if s == "streamhand" else "")  # fmt: skip
+        figs = " ".join(f"{k}={_f(d[k])}" for k in FIGURES)
+        r = f" std_r={d['std_r']:.2f}" if d.get("std_r") is not None and np.isfinite(d["std_r"]) else ""
+        lines.append(f"{label}: det={d['det']:.3f} {figs}{r}")
+    have = [s for s in order if systems[s].get("pck_rel")]
+    if not have:
+        return [*lines, "no hand was found in any frame: no PCK, AUC or per-joint figures"]
+    short = {"streamhand": "streamhand", "mediapipe_world": "mediapipe world"}
+    t = result["pck_thresholds_mm"]
+    lines.append("PCK of rel (share of joints within T mm):")
+    lines.append(f"  {'T mm':<16}" + "".join(f"{v:>6.0f}" for v in t))
+    for s in have:
+        lines.append(f"  {short[s]:<16}" + "".join(f"{v:>6.2f}" for v in systems[s]["pck_rel"]))
+    lines.append("AUC of rel: " + "; ".join(
+        f"{short[s]} {systems[s]['auc_20_50']:.3f} (20-50 mm), {systems[s]['auc_0_50']:.3f} (0-50 mm)" for s in have
+    ))  # fmt: skip
+    lines.append("per-joint mean rel error (mm):")
+    lines.append(f"  {'joint':<12}" + "".join(f"{short[s]:>17}" for s in have))
+    for j in JOINT_NAMES:
+        lines.append(f"  {j:<12}" + "".join(f"{systems[s]['per_joint_rel_mm'][j]:>17.1f}" for s in have))
+    u = systems["streamhand"].get("uncertainty")
+    if u is not None:
+        lines.append(
+            f"joint_std vs rel error (wrist left out, {u['n_joints']} joints): Spearman {u['spearman']:.2f}; "
+            f"within 1 std {u['within_1std']:.2f}, within 2 std {u['within_2std']:.2f} "
+            f"(a calibrated Gaussian: {u['gaussian_within_1std']:.2f}, {u['gaussian_within_2std']:.2f}); "
+            f"mean std {u['mean_std_mm']:.1f} mm, mean error {u['mean_error_mm']:.1f} mm"
+        )
+    return lines
+
+
+def write_pck_png(result: dict[str, Any], path: str | Path) -> Path:
+    """The PCK curves of rel as a PNG (matplotlib, imported here, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    t = result["pck_thresholds_mm"]
+    for s, d in result["systems"].items():
+        if d.get("pck_rel"):
+            ax.plot(t, d["pck_rel"], marker="o", label=f"{SYSTEM_NAMES[s]} (AUC 20-50 {d['auc_20_50']:.3f})")
+    ax.set(xlabel="threshold (mm)", ylabel="share of joints within threshold", ylim=(0, 1), xlim=(t[0], t[-1]),
+           title=f"3D PCK, wrist-relative, own scale ({result['keypoints']} 2D)")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
