@@ -200,12 +200,12 @@ class _FakeDetector:
     """Frame 0: no hand. Others: a far-away hand and, second, the exact projection with the exact 3D shape as
     world landmarks (centred like MediaPipe's), labelled as a left hand."""
 
-    def __init__(self, fs):
-        self.fs, self.i = fs, 0
+    def __init__(self, fs, miss_first: bool = True):
+        self.fs, self.i, self.miss_first = fs, 0, miss_first
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
         i, self.i = self.i, self.i + 1
-        if i == 0:
+        if i == 0 and self.miss_first:
             return []
         uv, j = self.fs.joints_2d[i], self.fs.joints_cam[i]
         z = np.zeros(21)
@@ -234,6 +234,18 @@ def test_evaluate_frames_picks_the_nearest_detection_and_places_the_peer(dataset
     lines = frames_report_lines(res)
     assert lines[0].startswith("mediapipe world + placement: det=0.750 rel=0.0")
     assert lines[1].startswith("streamhand (mediapipe 2D, 2d): det=0.750") and "std_r=" in lines[1]
+
+
+def test_a_handedness_label_wins_over_the_detector(dataset, tiny_checkpoint):
+    from train.evaluate import evaluate_frames, frames_report_lines
+
+    root, lab = dataset
+    fs = load_frames(root)
+    assert lab["frames"][0]["handedness"] == "right"  # the detector says "left" for every hand
+    res = evaluate_frames(fs, _lifter(tiny_checkpoint), "mediapipe", ("2d",), detector=_FakeDetector(fs, False))
+    assert [r["handedness"] for r in res["frames"]] == ["right", "left", "left", "left"]
+    assert res["handedness"] == {"labelled_and_detected": 1, "detector_disagrees": 1}
+    assert frames_report_lines(res)[2].startswith("note: MediaPipe's handedness differs from the label on 1 of 1")
 
 
 def test_evaluate_frames_with_no_hand_found(dataset, tiny_checkpoint):
@@ -323,13 +335,16 @@ def test_cli_frames_exact_2d_end_to_end(tmp_path, dataset):
     lines = r.stdout.splitlines()
     assert lines[0].startswith("streamhand (truth 2D, 2d): det=1.000 rel=") and "px=0.0" in lines[0]
     assert "mediapipe world" not in r.stdout  # no detector, no peer
-    assert lines[1].startswith("PCK of rel") and any(s.startswith("AUC of rel: streamhand") for s in lines)
+    assert lines[1] == ("note: 3 of 4 frames have no handedness label and were lifted as right hands (label them, "
+                        "or use --keypoints mediapipe for the detector's)")  # fmt: skip
+    assert lines[2].startswith("PCK of rel") and any(s.startswith("AUC of rel: streamhand") for s in lines)
     assert sum(any(s.split() and s.split()[0] == j for s in lines) for j in JOINT_NAMES) == 21
     assert any(s.startswith("joint_std vs rel error") for s in lines)
     res = json.loads(out.read_text())
     s = res["systems"]["streamhand"]
     assert res["keypoints"] == "truth" and res["modalities"] == ["2d"] and res["n"] == 4
     assert res["hand_length_source"] == "adult average" and res["hand_length_m"] == 0.185
+    assert res["handedness"] == {"assumed_right": 3}
     assert s["px"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert s["rel"]["mean"] < 40 and s["pa"]["mean"] < s["gt_bone"]["mean"] + 1e-9  # renders: a trained model
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

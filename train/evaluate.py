@@ -187,7 +187,7 @@ def evaluate_frames(
     ours: dict[str, list] = {"pred": [], "gt": [], "px": [], "std": [], "row": []}
     peer: dict[str, list] = {"pred": [], "gt": [], "px": [], "row": []}
     rows: list[dict[str, Any]] = []
-    disagree = labelled = 0
+    disagree = labelled = assumed_right = 0
     try:
         for fr in frames:
             row: dict[str, Any] = {"image": fr.name, "detected": True}
@@ -195,6 +195,7 @@ def evaluate_frames(
             det = None
             if keypoints == "truth":
                 uv, hand = fr.joints_2d, fr.handedness or "right"
+                assumed_right += fr.handedness is None
             else:
                 dets = detector(fr.rgb)
                 if not dets:
@@ -239,6 +240,10 @@ def evaluate_frames(
                            "systems": systems, "frames": rows}  # fmt: skip
     if keypoints == "mediapipe":
         out["handedness"] = {"labelled_and_detected": labelled, "detector_disagrees": disagree}
+    else:
+        out["handedness"] = {"assumed_right": assumed_right}
+        if assumed_right:
+            log.warning("%d of %d frames have no handedness label and were lifted as right hands", assumed_right, n)
     return out
 
 
@@ -259,6 +264,13 @@ def frames_report_lines(result: dict[str, Any]) -> list[str]:
         figs = " ".join(f"{k}={_f(d[k])}" for k in FIGURES)
         r = f" std_r={d['std_r']:.2f}" if d.get("std_r") is not None and np.isfinite(d["std_r"]) else ""
         lines.append(f"{label}: det={d['det']:.3f} {figs}{r}")
+    hands = result.get("handedness", {})
+    if hands.get("assumed_right"):
+        lines.append(f"note: {hands['assumed_right']} of {result['n']} frames have no handedness label and were "
+                     "lifted as right hands (label them, or use --keypoints mediapipe for the detector's)")  # fmt: skip
+    if hands.get("detector_disagrees"):
+        lines.append(f"note: MediaPipe's handedness differs from the label on {hands['detector_disagrees']} of "
+                     f"{hands['labelled_and_detected']} labelled frames (the label is used)")  # fmt: skip
     have = [s for s in order if systems[s].get("pck_rel")]
     if not have:
         return [*lines, "no hand was found in any frame: no PCK, AUC or per-joint figures"]
