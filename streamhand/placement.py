@@ -1,9 +1,11 @@
 """Metric placement of root-relative 3D hands in the camera frame.
 
 Without depth: the root (wrist) position that best reprojects the 3D joints onto the 2D landmarks
-(a linear least-squares solve of the pinhole equations). With depth: the root depth is a robust
-median of valid depth around the palm landmarks (holes ignored); the hand scale is then fitted to the
-2D landmarks too, so the hand is metric without assuming its size.
+(a linear least-squares solve of the pinhole equations). With depth: each landmark's valid depth (holes
+ignored) plus how far that joint lies behind the skin gives a vote for the root depth; the median of the
+votes is robust to landmarks hidden behind fingers (a fist seen palm-on) and to votes off the hand. The
+hand scale and the wrist's X, Y then follow from one linear solve of the pinhole equations at that depth,
+so the hand is metric without assuming its size.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ import numpy as np
 from streamhand.geometry import Intrinsics
 
 PALM_LANDMARKS = (0, 5, 9, 13, 17)
-SURFACE_TO_JOINT_M = 0.008  # joints lie about this far behind the visible skin
+#: how far each joint centre lies behind the skin seen by a depth camera (metres, an adult hand): half the
+#: wrist's and the palm's thickness, then half of each finger's thickness, thinning to the fingertip
+JOINT_BELOW_SKIN_M = np.array(
+    [0.018, 0.014, 0.012, 0.010, 0.006] + [0.012, 0.009, 0.008, 0.006] * 4
+)  # fmt: skip
+#: votes further than this from the palm's median are off the hand (background, the other hand)
+_VOTE_WINDOW_M = 0.08
 
 
 def solve_root(uv: np.ndarray, rel: np.ndarray, k: Intrinsics, z_root: float | None = None) -> np.ndarray:
@@ -54,21 +62,36 @@ def depth_at(depth: np.ndarray, uv: np.ndarray, radius: int = 3) -> np.ndarray:
 
 
 def root_depth_from_depth(depth: np.ndarray, uv: np.ndarray, rel: np.ndarray) -> float | None:
-    """Robust root depth: for each palm landmark, measured depth + skin offset - its relative depth."""
-    idx = np.array(PALM_LANDMARKS)
-    d = depth_at(depth, uv[idx])
-    cand = d + SURFACE_TO_JOINT_M - rel[idx, 2]
-    cand = cand[np.isfinite(cand) & (d > 0.1) & (d < 10.0)]
-    if cand.size < 2:
+    """Robust root depth from every landmark's measured depth + its depth behind the skin - its relative depth.
+
+    Landmarks hidden behind the hand's own fingers vote too close, those off the hand's silhouette too far:
+    votes far from the palm's median are dropped, and the median of the rest is kept.
+    """
+    d = depth_at(depth, uv)
+    votes = d + JOINT_BELOW_SKIN_M - rel[:, 2]
+    ok = np.isfinite(votes) & (d > 0.1) & (d < 10.0)
+    palm = np.zeros(len(uv), bool)
+    palm[list(PALM_LANDMARKS)] = True
+    if (ok & palm).sum() < 2:
         return None
-    return float(np.median(cand))
+    centre = np.median(votes[ok & palm])
+    keep = ok & (np.abs(votes - centre) < _VOTE_WINDOW_M)
+    return float(np.median(votes[keep]))
 
 
 def fit_scale(uv: np.ndarray, rel_norm: np.ndarray, k: Intrinsics, z_root: float) -> float:
-    """Scale s with R + s*rel_norm best matching the 2D landmarks at a known root depth (weak perspective)."""
-    d = (uv - uv[:1]) * (z_root / np.array([k.fx, k.fy]))
-    r = rel_norm[:, :2] - rel_norm[:1, :2]
-    return float(np.sum(d * r) / max(np.sum(r * r), 1e-9))
+    """Scale s with R + s*rel_norm best reprojecting onto the 2D landmarks at a known root depth.
+
+    Per joint, fx*(X + s*x) = (u-cx)*(z_root + s*z): linear in (X, Y, s), solved by least squares.
+    """
+    u, v = uv[:, 0], uv[:, 1]
+    x, y, z = rel_norm[:, 0], rel_norm[:, 1], rel_norm[:, 2]
+    n = len(u)
+    a = np.zeros((2 * n, 3))
+    b = np.zeros(2 * n)
+    a[:n, 0], a[:n, 2], b[:n] = k.fx, k.fx * x - (u - k.cx) * z, (u - k.cx) * z_root
+    a[n:, 1], a[n:, 2], b[n:] = k.fy, k.fy * y - (v - k.cy) * z, (v - k.cy) * z_root
+    return float(np.linalg.lstsq(a, b, rcond=None)[0][2])
 
 
 def place_hand(
@@ -83,8 +106,9 @@ def place_hand(
     if depth is not None:
         z = root_depth_from_depth(depth, uv, rel_norm * scale)
         if z is not None:
-            s = float(np.clip(fit_scale(uv, rel_norm, k, z), scale * scale_range[0], scale * scale_range[1]))
-            z = root_depth_from_depth(depth, uv, rel_norm * s) or z
+            for _ in range(2):  # the votes depend a little on the scale
+                s = float(np.clip(fit_scale(uv, rel_norm, k, z), scale * scale_range[0], scale * scale_range[1]))
+                z = root_depth_from_depth(depth, uv, rel_norm * s) or z
             rel = rel_norm * s
             root = solve_root(uv, rel, k, z_root=z)
             return root + rel, root, "depth", s

@@ -15,7 +15,7 @@ from streamhand.hand_size import (
     resolve_hand_length,
     save_hand_length,
 )
-from streamhand.placement import place_hand
+from streamhand.placement import JOINT_BELOW_SKIN_M, place_hand
 from streamhand.synth.hand import forward_kinematics
 from streamhand.synth.sampler import GESTURES
 
@@ -76,9 +76,9 @@ def test_depth_measurement_recovers_the_hand_length():
         )
         uv = project(joints, k)
         depth = np.zeros((480, 640), np.float32)
-        for (u, v), z in zip(np.round(uv).astype(int), joints[:, 2]):
+        for i, ((u, v), z) in enumerate(zip(np.round(uv).astype(int), joints[:, 2])):
             if 0 <= v < 480 and 0 <= u < 640:
-                depth[max(v - 4, 0) : v + 5, max(u - 4, 0) : u + 5] = z - 0.008  # the skin in front of the joint
+                depth[max(v - 4, 0) : v + 5, max(u - 4, 0) : u + 5] = z - JOINT_BELOW_SKIN_M[i]  # skin over the joint
         rel = joints - joints[0]
         norm = rel / np.linalg.norm(rel[10] - rel[9])
         _, _, src, s = place_hand(uv, norm, 0.05, k, depth)

@@ -7,7 +7,7 @@ import pytest
 from streamhand import protocol
 from streamhand.detect import HandTracker, crop_square, square_box
 from streamhand.geometry import Intrinsics, project
-from streamhand.placement import depth_at, place_hand, root_depth_from_depth, solve_root
+from streamhand.placement import JOINT_BELOW_SKIN_M, depth_at, place_hand, root_depth_from_depth, solve_root
 from streamhand.skeleton import normalize
 from streamhand.smoothing import OneEuro, TrackSmoother
 from streamhand.synth.hand import reference_pose
@@ -29,8 +29,8 @@ def test_place_hand_with_depth_recovers_scale_and_root():
     j = _hand()
     uv = project(j, K)
     depth = np.zeros((480, 640), np.float32)
-    for p, z in zip(np.round(uv).astype(int), j[:, 2]):
-        depth[p[1] - 4 : p[1] + 5, p[0] - 4 : p[0] + 5] = z - 0.008  # the skin in front of the joint
+    for i, (p, z) in enumerate(zip(np.round(uv).astype(int), j[:, 2])):
+        depth[p[1] - 4 : p[1] + 5, p[0] - 4 : p[0] + 5] = z - JOINT_BELOW_SKIN_M[i]  # the skin in front of the joint
     n, s = normalize(j)
     _cam, root, src, scale = place_hand(uv, n, s * 1.3, K, depth)  # wrong prior scale
     assert src == "depth"
