@@ -26,6 +26,41 @@ def test_fit_recovers_the_coefficients(a, b):
     assert np.mean(err**2) == pytest.approx(np.mean(out**2), rel=0.05)
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "c"),
+    [(1.0, 0.1, 2.0), (0.0, 0.2, 1.5), (1.5, 0.1, 0.0)],  # all three, no spread term, no disagreement term
+)
+def test_fit_recovers_the_disagreement_term(a, b, c):
+    rng = np.random.default_rng(1)
+    spread = rng.uniform(0.05, 0.3, (20000, 21))
+    dis = rng.uniform(0.0, 0.5, (20000, 21))
+    sigma = np.sqrt((a * spread) ** 2 + (c * dis) ** 2 + b**2)
+    err = np.linalg.norm(rng.normal(size=(20000, 21, 3)) * (sigma / np.sqrt(3))[..., None], axis=-1)
+    cal = fit_calibration(spread, err, dis)
+    np.testing.assert_allclose(cal["c"], c, atol=0.12)
+    np.testing.assert_allclose(apply_calibration(spread, cal, dis), sigma, rtol=0.08)
+    # a calibration without the disagreement term ignores it; one with it needs it to add anything
+    assert "c" not in fit_calibration(spread, err)
+    np.testing.assert_allclose(apply_calibration(spread, cal, None), np.sqrt((np.array(cal["a"]) * spread) ** 2
+                                                                            + np.array(cal["b"]) ** 2))  # fmt: skip
+
+
+def test_model_disagreement_is_zero_for_one_expert_and_grows_when_experts_differ():
+    from streamhand.models import HandPoseModel, ModelConfig
+
+    torch.manual_seed(0)
+    model = HandPoseModel(ModelConfig(z_dim=8, hidden=32, encoders=["2d", "world", "3d"], decoders=["3d"])).eval()
+    x2d, w = torch.randn(4, 21, 2), torch.randn(4, 21, 3)
+    assert model({"2d": x2d}).disagreement.abs().max() == 0
+    both = model({"2d": x2d, "world": w})
+    assert both.disagreement.shape == (4, 21) and (both.disagreement > 0).all()
+    mu2, lv2 = model.encoders["2d"](x2d)
+    from streamhand.models import product_of_experts
+
+    own = model.decode(product_of_experts([mu2], [lv2])[0])  # the 2D expert's own answer
+    assert torch.linalg.norm(own - both.joints, dim=-1).max() <= both.disagreement.max() * np.sqrt(2) + 1e-6
+
+
 def test_apply_without_calibration_is_identity():
     s = np.random.default_rng(1).uniform(size=(3, 21))
     assert apply_calibration(s, None) is s
@@ -59,3 +94,34 @@ def test_lifter_applies_the_stored_calibration(tmp_path):
     fused_cal = calibrated(hs.joints_2d, hs.left, k, world=hs.joints_cam).joint_std
     fused_raw = raw(hs.joints_2d, hs.left, k, world=hs.joints_cam).joint_std
     np.testing.assert_allclose(fused_cal, fused_raw)  # no calibration stored for 2d+world: the raw spread
+
+
+def test_calibrate_std_fits_every_expert_set_and_stores_it(tmp_path):
+    """train.calibrate_std on labelled hands: one calibration per run-time fusion, the disagreement term only
+    for the fused one, stored in the checkpoint and used by a fresh Lifter."""
+    from streamhand.checkpoint import load_checkpoint, save_checkpoint
+    from streamhand.geometry import Intrinsics
+    from streamhand.infer.lifter import Lifter
+    from streamhand.infer.torch_backend import TorchBackend
+    from streamhand.models import HandPoseModel, ModelConfig
+    from streamhand.synth.sampler import SamplerConfig, sample_hands
+    from train.calibrate_std import calibrate, with_simulated_world, write_calibration
+
+    torch.manual_seed(0)
+    model = HandPoseModel(ModelConfig(z_dim=8, hidden=32, encoders=["2d", "world", "3d"], decoders=["3d"]))
+    path = save_checkpoint(tmp_path / "m.pt", model)
+    hs = sample_hands(np.random.default_rng(3), 64, SamplerConfig())
+    cam = {q: np.full(64, v, np.float32) for q, v in zip(("fx", "fy", "cx", "cy"), (500, 500, 320, 240))}
+    pairs = {"landmarks": hs.joints_2d.astype(np.float32), "left": hs.left, "joints_cam": hs.joints_cam,
+             "world": np.zeros_like(hs.joints_cam, np.float32), **cam}  # fmt: skip
+    sim = with_simulated_world(pairs, seed=1)
+    assert np.abs(sim["world"]).max() > 0 and sim["world"].shape == hs.joints_cam.shape
+    np.testing.assert_array_equal(with_simulated_world(pairs, seed=1)["world"], sim["world"])  # seeded
+    cal = calibrate(path, sim, n_samples=4)
+    assert set(cal) == {"2d", "world", "2d+world"}
+    assert "c" in cal["2d+world"] and "c" not in cal["2d"]
+    write_calibration(path, cal)
+    assert load_checkpoint(path).meta["std_calibration"] == cal
+    k = Intrinsics(640, 480, 500.0, 500.0, 320.0, 240.0)
+    out = Lifter(TorchBackend(path, n_samples=4))(hs.joints_2d[:4], hs.left[:4], k, world=hs.joints_cam[:4])
+    assert np.isfinite(out.joint_std).all() and (out.joint_std[:, 1:] > 0).all()

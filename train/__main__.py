@@ -204,28 +204,36 @@ def mediapipe_pairs_cmd(
     typer.echo(f"{len(data['left'])} of {n} rendered hands found by MediaPipe: {cache_path(cache, n, seed)}")
 
 
+_WORLD_HELP = "world input: simulated (at MediaPipe's level on real photographs) or mediapipe (its own on the renders)"
+
+
 @app.command("calibrate-std")
 def calibrate_std_cmd(
     checkpoint: Annotated[Path, typer.Option(help="trained checkpoint (.pt), updated in place")],
     n: Annotated[int, typer.Option(min=10, help="held-out rendered hands to label with MediaPipe")] = 1500,
     seed: Annotated[int, typer.Option(help="their seed (keep it apart from the recipe's mediapipe_seed)")] = 9100,
     cache: Annotated[Path, typer.Option(help="cache folder for the labelled renders")] = Path("runs/cache"),
+    world: Annotated[str, typer.Option(help=_WORLD_HELP)] = "simulated",
 ) -> None:
     """Fit the joint_std calibration (per joint, per fused expert set) and store it in the checkpoint."""
-    from train.calibrate_std import calibrate, write_calibration
+    from train.calibrate_std import calibrate, with_simulated_world, write_calibration
     from train.datasets.mediapipe_pairs import load_or_generate
 
     try:
         load_checkpoint(checkpoint)
     except CheckpointError as e:
         _fail(str(e))
+    if world not in ("simulated", "mediapipe"):
+        _fail(f"--world must be simulated or mediapipe, not {world!r}")
     pairs = load_or_generate(cache, n, seed)
     if len(pairs["left"]) < 10:
         _fail(f"only {len(pairs['left'])} of {n} renders were found by MediaPipe; use a larger --n")
-    cal = calibrate(checkpoint, pairs)
+    cal = calibrate(checkpoint, with_simulated_world(pairs, seed) if world == "simulated" else pairs)
     write_calibration(checkpoint, cal)
     for key, c in cal.items():
-        typer.echo(f"{key}: a {np.mean(c['a'][1:]):.2f} (mean over joints), b {np.mean(c['b'][1:]):.3f} bone lengths")
+        dis = f", c {np.mean(c['c'][1:]):.2f}" if "c" in c else ""
+        b = np.mean(c["b"][1:])
+        typer.echo(f"{key}: a {np.mean(c['a'][1:]):.2f}{dis} (means over joints), b {b:.3f} bone lengths")
     typer.echo(f"calibration stored in {checkpoint}")
 
 

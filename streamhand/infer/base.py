@@ -12,6 +12,8 @@ import numpy as np
 class BackendOutput:
     joints: np.ndarray  # (B, 21, 3) normalised, canonical (right-hand) frame
     joint_std: np.ndarray  # (B, 21) normalised units
+    #: (B, 21) how far the fused experts' own answers lie from the fused one (normalised units), or None
+    disagreement: np.ndarray | None = None
 
 
 class Backend(ABC):

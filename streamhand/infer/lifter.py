@@ -23,8 +23,9 @@ __all__ = ["DEFAULT_HAND_LENGTH_M", "LiftResult", "Lifter", "chain_length"]
 class LiftResult:
     joints_norm: np.ndarray  # (B, 21, 3) normalised, in the hand's own handedness, camera axes
     joints_rel: np.ndarray  # (B, 21, 3) wrist-relative metres
-    joint_std: np.ndarray  # (B, 21) metres
+    joint_std: np.ndarray  # (B, 21) metres, calibrated where the model carries a calibration
     scale: np.ndarray  # (B,) reference bone length used (metres)
+    disagreement: np.ndarray | None = None  # (B, 21) metres: the fused experts' distance from the fused answer
 
 
 class Lifter:
@@ -60,5 +61,6 @@ class Lifter:
         norm = decode_3d(out.joints, left, 1.0, rot)
         s = self.hand_length_m / np.maximum(chain_length(norm), 1e-6) if scale is None else np.asarray(scale, float)
         cal = (self.backend.std_calibration or {}).get(modality_key(inputs))
-        std = apply_calibration(out.joint_std, cal)
-        return LiftResult(norm, norm * s[:, None, None], std * s[:, None], s)
+        std = apply_calibration(out.joint_std, cal, out.disagreement)
+        dis = None if out.disagreement is None else out.disagreement * s[:, None]
+        return LiftResult(norm, norm * s[:, None, None], std * s[:, None], s, dis)

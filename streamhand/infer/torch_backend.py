@@ -49,4 +49,4 @@ class TorchBackend(Backend):
         t = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(self.device) for k, v in inputs.items()}
         b = next(iter(t.values())).shape[0]
         out = self.model(t, noise=self._noise_for(b))
-        return BackendOutput(out.joints.cpu().numpy(), out.joint_std.cpu().numpy())
+        return BackendOutput(out.joints.cpu().numpy(), out.joint_std.cpu().numpy(), out.disagreement.cpu().numpy())

@@ -27,6 +27,9 @@ class PoseOutput:
     joint_std: torch.Tensor  # (B, 21) spread of each joint over posterior samples (normalised units)
     mu: torch.Tensor  # (B, Z) fused posterior mean
     logvar: torch.Tensor  # (B, Z) fused posterior log-variance
+    #: (B, 21) root-mean-square distance of each expert's own decoded joints from the fused ones (normalised
+    #: units); zeros with one expert. Experts that disagree on a joint flag it as likely wrong.
+    disagreement: torch.Tensor | None = None
 
 
 class HandPoseModel(nn.Module):
@@ -81,8 +84,17 @@ class HandPoseModel(nn.Module):
 
         ``noise`` (K, B, Z) can be given for deterministic sampling; otherwise it is drawn here.
         """
-        mu, logvar = self.encode(inputs)
+        experts = self.encode_each(inputs)
+        if not experts:
+            raise ValueError("forward needs at least one modality")
+        mus, logvars = [e[0] for e in experts.values()], [e[1] for e in experts.values()]
+        mu, logvar = product_of_experts(mus, logvars)
         joints = self.decode(mu, "3d")
+        disagreement = torch.zeros(joints.shape[:2], device=mu.device, dtype=mu.dtype)
+        if len(experts) > 1:  # each expert with the prior, decoded at its mean, in one batch
+            own = torch.cat([product_of_experts([m], [lv])[0] for m, lv in zip(mus, logvars)])
+            each = self.decode(own, "3d").view(len(mus), *joints.shape)
+            disagreement = ((each - joints.unsqueeze(0)) ** 2).sum(-1).mean(0).sqrt()
         if noise is None and n_samples > 0:
             noise = torch.randn(n_samples, *mu.shape, device=mu.device, dtype=mu.dtype)
         if noise is not None and noise.shape[0] > 0:
@@ -93,4 +105,4 @@ class HandPoseModel(nn.Module):
             joint_std = var.clamp_min(0).sqrt()
         else:
             joint_std = torch.zeros(joints.shape[:2], device=mu.device, dtype=mu.dtype)
-        return PoseOutput(joints, joint_std, mu, logvar)
+        return PoseOutput(joints, joint_std, mu, logvar, disagreement)
