@@ -88,6 +88,10 @@ class Slot:
             self._closed = True
             self._cond.notify_all()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
 
 @dataclass
 class _Work:
@@ -255,10 +259,13 @@ class Pipeline:
             self._display.close()
 
     def _fail(self, stage: str, e: Exception) -> None:
+        """A stage died: stop the whole pipeline. Every hand-off is closed, so no other stage waits for it."""
         msg = f"{stage} stage failed: {type(e).__name__}: {e}"
         log.error(msg)
         self._errors.append(msg)
         self._stop.set()
+        for slot in (*self._slots, self._display):
+            slot.close()
 
     # ------------------------------------------------------------------ placement, smoothing, messages
     def _emit(self, w: _Work) -> None:
@@ -354,14 +361,14 @@ class Pipeline:
 
             viewer = PreviewWindow()
         try:
-            while any(t.is_alive() for t in self._threads):
+            while alive := [t for t in self._threads if t.is_alive()]:
                 self._maybe_status()  # on a timer: also while a lost camera delivers nothing
-                if viewer is not None:
+                if viewer is not None and not self._display.closed:
                     item = self._display.get(timeout=0.1)
                     if item is not None and not viewer.show(*item, fps=self.snapshot()["fps"]):
                         self.stop()
                 else:
-                    self._threads[-1].join(0.1)
+                    alive[-1].join(0.1)  # never a busy loop: the last stage still running
         except KeyboardInterrupt:
             self.stop()
         finally:

@@ -181,3 +181,44 @@ def test_pipeline_publishes_gap_free_valid_messages(tiny_checkpoint):
     poses = [m for m in msgs if m.topic.startswith("hand.pose.")]
     assert poses and all(m.data["root_source"] == "depth" for m in poses)  # the demo has depth
     assert any(m.topic == protocol.TOPIC_STATUS for m in msgs)
+
+
+class _Broken:
+    """A stage's work that raises on its n-th call, slowly, so that the stages before it fill their hand-offs."""
+
+    def __init__(self, inner, n: int):
+        self.inner, self.n, self.calls = inner, n, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __call__(self, *a, **k):
+        self.calls += 1
+        if self.calls >= self.n:
+            time.sleep(0.5)
+            raise ValueError("bad intrinsics")
+        return self.inner(*a, **k)
+
+
+@pytest.mark.parametrize("stage", ["detect", "infer"])
+@pytest.mark.parametrize("realtime", [False, True])  # lossless hand-offs (files) and latest-wins (live)
+def test_a_failed_stage_stops_the_whole_pipeline_promptly(tiny_checkpoint, stage, realtime):
+    cfg = RunConfig()
+    cfg.source.realtime = realtime
+    src = DemoSource(width=320, height=240, seconds=3.0, realtime=realtime)
+    src.open()
+    pipe = _pipeline(cfg, src, tiny_checkpoint)
+    if stage == "detect":
+        pipe.detector = _Broken(pipe.detector, 3)
+    else:
+        pipe.lifter = _Broken(pipe.lifter, 2)
+    out: dict = {}
+    runner = threading.Thread(target=lambda: out.update(pipe.run()), daemon=True)
+    t0 = time.monotonic()
+    runner.start()
+    runner.join(20)
+    assert not runner.is_alive(), "the pipeline hung after a stage failed"
+    assert time.monotonic() - t0 < 15
+    assert any(f"{stage} stage failed: ValueError: bad intrinsics" in e for e in pipe.errors)
+    assert out["frames_in"] < 90  # stopped, not run to the end of the 3 s clip
+    assert not [t.name for t in pipe._threads if t.is_alive()]
