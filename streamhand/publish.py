@@ -2,6 +2,8 @@
 
 Control commands (plain strings): ``PUB_PORT`` -> the PUB port; ``t`` -> the monotonic clock that
 ``t_capture`` uses; ``stats`` / ``config`` -> msgpack maps; ``stop`` -> "ok" and the run stops.
+Anything else (several parts, not UTF-8, an unknown command) is answered ``error: ...`` and the socket keeps
+serving; a request over ``MAX_REQUEST_BYTES`` is dropped by ZeroMQ itself (its peer is disconnected).
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ import zmq
 from streamhand import protocol
 
 log = logging.getLogger(__name__)
+
+
+#: the longest control request accepted (the commands are a few bytes)
+MAX_REQUEST_BYTES = 1024
+_COMMANDS = "PUB_PORT, t, stats, config, stop"
 
 
 class PortInUse(RuntimeError):
@@ -63,6 +70,7 @@ class Publisher:
             if control_port is not None:
                 self._rep = self._ctx.socket(zmq.REP)
                 self._rep.setsockopt(zmq.LINGER, 0)
+                self._rep.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
                 _bind(self._rep, bind, control_port, "--control-port")
         except PortInUse:
             self.close()
@@ -90,10 +98,27 @@ class Publisher:
             try:
                 if not dict(poller.poll(100)):
                     continue
-                cmd = self._rep.recv().decode(errors="replace").strip()
-            except zmq.ZMQError:
-                break
-            self._rep.send(self._answer(cmd))
+                parts = self._rep.recv_multipart()
+                self._rep.send(self._reply(parts))
+            except zmq.ZMQError as e:
+                if self._stop.is_set() or self._rep.closed or e.errno == zmq.ETERM:
+                    break
+                log.warning("control socket: %s", e)  # the peer went away mid-request; keep serving
+                time.sleep(0.01)
+
+    def _reply(self, parts: list[bytes]) -> bytes:
+        """The answer to one request; never raises."""
+        if len(parts) != 1:
+            return f"error: send one-part requests ({_COMMANDS})".encode()
+        try:
+            cmd = parts[0].decode("utf-8").strip()
+        except UnicodeDecodeError:
+            return f"error: not a UTF-8 command ({_COMMANDS})".encode()
+        try:
+            return self._answer(cmd)
+        except Exception as e:  # a failing stats/config callback must not kill the control thread
+            log.warning("control command %r failed: %s: %s", cmd[:40], type(e).__name__, e)
+            return f"error: {cmd[:40]!r} failed: {type(e).__name__}".encode()
 
     def _answer(self, cmd: str) -> bytes:
         if cmd == "PUB_PORT":
@@ -108,7 +133,7 @@ class Publisher:
             if self._on_stop:
                 self._on_stop()
             return b"ok"
-        return f"error: unknown command {cmd!r} (PUB_PORT, t, stats, config, stop)".encode()
+        return f"error: unknown command {cmd[:40]!r} ({_COMMANDS})".encode()
 
     def close(self) -> None:
         self._stop.set()

@@ -99,6 +99,60 @@ def test_port_in_use_is_a_clear_error():
         s.close(0)
 
 
+def _req(cport: int, timeout_ms: int = 3000) -> zmq.Socket:
+    req = zmq.Context.instance().socket(zmq.REQ)
+    req.setsockopt(zmq.RCVTIMEO, timeout_ms)
+    req.setsockopt(zmq.LINGER, 0)
+    req.connect(f"tcp://127.0.0.1:{cport}")
+    return req
+
+
+@pytest.mark.parametrize(
+    ("request_parts", "answer"),
+    [
+        ([b"t", b"extra"], b"error: send one-part requests"),
+        ([b"stats", b"", b"x" * 100], b"error: send one-part requests"),
+        ([b"\xff\xfe\x00"], b"error: not a UTF-8 command"),
+        ([b"rm -rf /" + b"z" * 500], b"error: unknown command 'rm -rf /zzz"),
+        ([b"stats"], b"error: 'stats' failed: ZeroDivisionError"),  # a failing callback
+        ([b""], b"error: unknown command ''"),
+    ],
+)
+def test_control_socket_survives_malformed_requests(request_parts, answer):
+    cport = free_port()
+    pub = Publisher("127.0.0.1", free_port(), cport, stats=lambda: {"x": 1 / 0})
+    try:
+        req = _req(cport)
+        req.send_multipart(request_parts)
+        reply = req.recv()
+        assert reply.startswith(answer), reply
+        assert len(reply) < 200
+        req.send(b"t")  # still serving
+        assert float(req.recv()) > 0
+        req.close()
+    finally:
+        pub.close()
+
+
+def test_control_socket_drops_oversized_requests_and_keeps_serving():
+    from streamhand.publish import MAX_REQUEST_BYTES
+
+    cport = free_port()
+    pub = Publisher("127.0.0.1", free_port(), cport)
+    try:
+        big = _req(cport, timeout_ms=500)
+        big.send(b"t" * (MAX_REQUEST_BYTES + 1))
+        with pytest.raises(zmq.Again):  # ZeroMQ disconnects the peer: no answer
+            big.recv()
+        big.close()
+        req = _req(cport)
+        req.send(b"PUB_PORT")
+        assert int(req.recv()) == pub.port
+        req.close()
+    finally:
+        pub.close()
+
+
 def test_stalled_subscriber_does_not_slow_the_pipeline(tiny_checkpoint):
     port = free_port()
     pub = Publisher("127.0.0.1", port, None, sndhwm=5)
