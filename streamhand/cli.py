@@ -34,6 +34,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _build_config(config: Path | None, overrides: dict) -> RunConfig:  # noqa: F821 - imported lazily
+    """The config file (or the defaults) with the command line's options on top. ``overrides``: dotted
+    config key -> value, or -> (option name, value) so that an invalid value is reported by its option."""
     from streamhand.configio import ConfigError, load_yaml, validate
     from streamhand.runtime_config import RunConfig
 
@@ -41,7 +43,10 @@ def _build_config(config: Path | None, overrides: dict) -> RunConfig:  # noqa: F
         base = load_yaml(RunConfig, config).model_dump() if config else RunConfig().model_dump()
     except ConfigError as e:
         _fail(str(e))
+    flags = {}
     for dotted, value in overrides.items():
+        if isinstance(value, tuple):
+            flags[dotted], value = value
         if value is None:
             continue
         d = base
@@ -52,7 +57,11 @@ def _build_config(config: Path | None, overrides: dict) -> RunConfig:  # noqa: F
     try:
         return validate(RunConfig, base, "options")
     except ConfigError as e:
-        _fail(str(e))
+        msg = str(e)
+        for dotted, flag in flags.items():
+            if overrides[dotted][1] is not None and f"options: {dotted}:" in msg:
+                msg = msg.replace(f"options: {dotted}:", f"{flag}:")
+        _fail(msg)
     raise AssertionError  # unreachable
 
 
@@ -104,17 +113,23 @@ def run(
     kind = source or (picked[0] if picked else None)
     mods = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
     cfg = _build_config(config, {
-        "source.kind": kind, "source.camera": camera, "source.video": str(video) if video else None,
-        "source.images": images, "source.realsense_serial": serial, "source.width": width, "source.height": height,
-        "source.fps": fps, "source.mirror": mirror or None, "source.fov_deg": fov,
-        "source.intrinsics": str(intrinsics) if intrinsics else None, "source.realtime": False if no_realtime else None,
-        "source.demo_hands": demo_hands, "detect.max_hands": max_hands, "detect.tracking": tracking,
-        "model.path": str(model) if model else None, "model.backend": backend, "model.modalities": mods,
-        "model.n_samples": samples,
-        "model.hand_length_m": hand_size, "smooth.enabled": False if no_smooth else None,
-        "smooth.min_cutoff": smooth_min_cutoff, "smooth.beta": smooth_beta, "publish.bind": bind,
-        "publish.port": port, "publish.control_port": control_port, "frames": frames,
-        "report": str(report) if report else None, "show": show or None, "compare_mediapipe": compare_mediapipe or None,
+        "source.kind": ("--source", kind), "source.camera": ("--camera", camera),
+        "source.video": ("--video", str(video) if video else None), "source.images": ("--images", images),
+        "source.realsense_serial": ("--serial", serial), "source.width": ("--width", width),
+        "source.height": ("--height", height), "source.fps": ("--fps", fps),
+        "source.mirror": ("--mirror", mirror or None), "source.fov_deg": ("--fov", fov),
+        "source.intrinsics": ("--intrinsics", str(intrinsics) if intrinsics else None),
+        "source.realtime": ("--no-realtime", False if no_realtime else None),
+        "source.demo_hands": ("--demo-hands", demo_hands), "detect.max_hands": ("--max-hands", max_hands),
+        "detect.tracking": ("--tracking", tracking), "model.path": ("--model", str(model) if model else None),
+        "model.backend": ("--backend", backend), "model.modalities": ("--modalities", mods),
+        "model.n_samples": ("--samples", samples), "model.hand_length_m": ("--hand-size", hand_size),
+        "smooth.enabled": ("--no-smooth", False if no_smooth else None),
+        "smooth.min_cutoff": ("--smooth-min-cutoff", smooth_min_cutoff), "smooth.beta": ("--smooth-beta", smooth_beta),
+        "publish.bind": ("--bind", bind), "publish.port": ("--port", port),
+        "publish.control_port": ("--control-port", control_port), "frames": ("--frames", frames),
+        "report": ("--report", str(report) if report else None), "show": ("--show", show or None),
+        "compare_mediapipe": ("--compare-mediapipe", compare_mediapipe or None),
     })  # fmt: skip
     raise typer.Exit(_run(cfg))
 

@@ -31,18 +31,38 @@ class Intrinsics:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Intrinsics:
-        """Read ``{"width", "height", "fx", "fy", "cx", "cy"}`` from JSON or YAML."""
+        """Read ``{"width", "height", "fx", "fy", "cx", "cy"}`` from JSON or YAML; a ValueError (one line) names
+        what is wrong: unreadable syntax, a missing field, a value that is not a number or out of range."""
         text = Path(path).read_text()
-        if str(path).endswith((".yaml", ".yml")):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
         try:
-            return cls(**{k: data[k] for k in ("width", "height", "fx", "fy", "cx", "cy")})
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"{path}: intrinsics need width, height, fx, fy, cx, cy ({e})") from None
+            if str(path).endswith((".yaml", ".yml")):
+                import yaml
+
+                try:
+                    data = yaml.safe_load(text)
+                except yaml.YAMLError as e:
+                    raise ValueError(str(e).replace("\n", " ")) from None
+            else:
+                data = json.loads(text)
+        except ValueError as e:
+            kind = "YAML" if str(path).endswith((".yaml", ".yml")) else "JSON"
+            raise ValueError(f"{path}: not valid {kind} ({e})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: intrinsics need a map of width, height, fx, fy, cx, cy")
+        missing = [k for k in ("width", "height", "fx", "fy", "cx", "cy") if k not in data]
+        if missing:
+            raise ValueError(f"{path}: intrinsics need width, height, fx, fy, cx, cy ({', '.join(missing)} missing)")
+        vals = {}
+        for k in ("width", "height", "fx", "fy", "cx", "cy"):
+            v = data[k]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{path}: {k} must be a number, got {v!r}")
+            if k in ("width", "height") and (v != int(v) or v < 1):
+                raise ValueError(f"{path}: {k} must be a positive whole number of pixels, got {v!r}")
+            if k in ("fx", "fy") and v <= 0:
+                raise ValueError(f"{path}: {k} must be positive (pixels), got {v!r}")
+            vals[k] = v
+        return cls(int(vals["width"]), int(vals["height"]), *(float(vals[k]) for k in ("fx", "fy", "cx", "cy")))
 
     def scaled(self, width: int, height: int) -> Intrinsics:
         sx, sy = width / self.width, height / self.height

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def _busy_port():
         (["--video", "no/such/file.mp4"], "video not found"),
         (["--images", "{empty}"], "no images"),
         (["--realsense"], "RealSense"),
-        (["--source", "webcam"], "source.kind"),
+        (["--source", "webcam"], "error: --source: Input should be"),
         (["--camera", "0", "--video", "x.mp4"], "choose one source"),
         (["--frames", "0"], "Invalid value"),
         (["--port", "70000"], "Invalid value"),
@@ -113,9 +114,13 @@ def _busy_port():
         (["--config", "no/such.yaml"], "config file not found"),
         (["--model", "{notckpt}"], "not a readable streamhand checkpoint"),
         (["--model", "missing.pt"], "checkpoint not found"),
-        (["--hand-size", "3"], "hand_length_m"),
+        (["--hand-size", "3"], "error: --hand-size:"),
+        (["--fov", "0"], "error: --fov: Input should be greater than 1"),
         (["--modalities", "rgb"], "the model has encoders for"),
         (["--intrinsics", "{badintr}"], "--intrinsics"),
+        (["--video", "{video}", "--intrinsics", "{intr_abc}"], "--intrinsics: {intr_abc}: fx must be a number"),
+        (["--video", "{video}", "--intrinsics", "{intr_neg}"], "fx must be positive"),
+        (["--video", "{video}", "--intrinsics", "{intr_yaml}"], "not valid YAML"),
         (["--show"], "no display"),
     ],
 )
@@ -125,9 +130,17 @@ def test_bad_input_one_line_exit_2(tmp_path, args, message):
     (tmp_path / "bad.yaml").write_text("detct:\n  max_hands: 2\n")
     (tmp_path / "notckpt.pt").write_bytes(b"garbage")
     (tmp_path / "k.json").write_text('{"width": 640}')
+    k = '{"width": 320, "height": 240, "fx": FX, "fy": 300, "cx": 160, "cy": 120}'
+    (tmp_path / "abc.json").write_text(k.replace("FX", '"abc"'))
+    (tmp_path / "neg.json").write_text(k.replace("FX", "-300"))
+    (tmp_path / "k.yaml").write_text("width: 320\nheight: [240\n")
+    (tmp_path / "v.mp4").write_bytes(b"")  # never opened: the intrinsics are checked first
     subs = {"{empty}": str(tmp_path / "empty"), "{busy}": str(busy_port), "{badkey}": str(tmp_path / "bad.yaml"),
-            "{notckpt}": str(tmp_path / "notckpt.pt"), "{badintr}": str(tmp_path / "k.json")}  # fmt: skip
+            "{notckpt}": str(tmp_path / "notckpt.pt"), "{badintr}": str(tmp_path / "k.json"),
+            "{intr_abc}": str(tmp_path / "abc.json"), "{intr_neg}": str(tmp_path / "neg.json"),
+            "{intr_yaml}": str(tmp_path / "k.yaml"), "{video}": str(tmp_path / "v.mp4")}  # fmt: skip
     args = [subs.get(a, a) for a in args]
+    message = "".join(subs.get(p, p) for p in re.split(r"(\{\w+\})", message))
     extra = [] if "--port" in args else ["--port", str(free_port()), "--control-port", str(free_port())]
     try:
         frames = [] if "--frames" in args else ["--frames", "1"]
@@ -142,7 +155,7 @@ def test_bad_input_one_line_exit_2(tmp_path, args, message):
 def test_bad_tracking_value_is_one_line_exit_2(tmp_path):
     r = cli("run", "--images", str(tmp_path), "--tracking", "sometimes", timeout=60)
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == ["error: options: detect.tracking: Input should be 'auto', 'on' or 'off'"]
+    assert r.stderr.strip().splitlines() == ["error: --tracking: Input should be 'auto', 'on' or 'off'"]
 
 
 def test_echo_times_out_cleanly():

@@ -143,3 +143,36 @@ def test_protocol_validation_errors(mutate, problem):
 def test_pose_topic_rejects_bad_handedness(bad):
     with pytest.raises(ValueError):
         protocol.pose_topic(bad)
+
+
+_GOOD_K = '{"width": 1280, "height": 720, "fx": 900.5, "fy": 900, "cx": 640, "cy": 360}'
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        ("k.json", _GOOD_K, None),
+        ("k.yaml", "width: 1280\nheight: 720\nfx: 900.5\nfy: 900\ncx: 640\ncy: 360\n", None),
+        ("k.yaml", "width: 1280\nheight: [720\n", "not valid YAML"),
+        ("k.json", "{width: 1}", "not valid JSON"),
+        ("k.json", "[1, 2]", "need a map"),
+        ("k.json", '{"width": 1280, "height": 720, "fx": 900}', "fy, cx, cy missing"),
+        ("k.json", _GOOD_K.replace("900.5", '"abc"'), "fx must be a number, got 'abc'"),
+        ("k.json", _GOOD_K.replace("900.5", "-900"), "fx must be positive"),
+        ("k.json", _GOOD_K.replace('"fy": 900', '"fy": 0'), "fy must be positive"),
+        ("k.json", _GOOD_K.replace("1280", "12.5"), "width must be a positive whole number"),
+        ("k.json", _GOOD_K.replace("360", "true"), "cy must be a number, got True"),
+        ("k.json", _GOOD_K.replace("360", "NaN"), "cy must be a number"),
+    ],
+)
+def test_intrinsics_files(tmp_path, name, text, problem):
+    from streamhand.geometry import Intrinsics
+
+    p = tmp_path / name
+    p.write_text(text)
+    if problem is None:
+        assert Intrinsics.from_file(p) == Intrinsics(1280, 720, 900.5, 900.0, 640.0, 360.0)
+        return
+    with pytest.raises(ValueError, match=problem) as e:
+        Intrinsics.from_file(p)
+    assert "\n" not in str(e.value)
