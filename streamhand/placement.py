@@ -61,13 +61,15 @@ def depth_at(depth: np.ndarray, uv: np.ndarray, radius: int = 3) -> np.ndarray:
     return out
 
 
-def root_depth_from_depth(depth: np.ndarray, uv: np.ndarray, rel: np.ndarray) -> float | None:
+def root_depth_from_depth(depth: np.ndarray, uv: np.ndarray, rel: np.ndarray, measured: np.ndarray | None = None
+                          ) -> float | None:  # fmt: skip
     """Robust root depth from every landmark's measured depth + its depth behind the skin - its relative depth.
 
     Landmarks hidden behind the hand's own fingers vote too close, those off the hand's silhouette too far:
-    votes far from the palm's median are dropped, and the median of the rest is kept.
+    votes far from the palm's median are dropped, and the median of the rest is kept. ``measured``: the
+    landmarks' :func:`depth_at`, when already known.
     """
-    d = depth_at(depth, uv)
+    d = depth_at(depth, uv) if measured is None else measured
     votes = d + JOINT_BELOW_SKIN_M - rel[:, 2]
     ok = np.isfinite(votes) & (d > 0.1) & (d < 10.0)
     palm = np.zeros(len(uv), bool)
@@ -104,11 +106,12 @@ def place_hand(
 ) -> tuple[np.ndarray, np.ndarray, str, float]:
     """-> (joints_cam (21, 3), root (3,), root_source "depth"|"estimate", scale used)."""
     if depth is not None:
-        z = root_depth_from_depth(depth, uv, rel_norm * scale)
+        measured = depth_at(depth, uv)
+        z = root_depth_from_depth(depth, uv, rel_norm * scale, measured)
         if z is not None:
             for _ in range(2):  # the votes depend a little on the scale
                 s = float(np.clip(fit_scale(uv, rel_norm, k, z), scale * scale_range[0], scale * scale_range[1]))
-                z = root_depth_from_depth(depth, uv, rel_norm * s) or z
+                z = root_depth_from_depth(depth, uv, rel_norm * s, measured) or z
             rel = rel_norm * s
             root = solve_root(uv, rel, k, z_root=z)
             return root + rel, root, "depth", s
