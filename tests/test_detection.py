@@ -44,3 +44,33 @@ def test_mediapipe_pairs_cache_follows_the_renderer(tmp_path, monkeypatch):
     np.testing.assert_array_equal(got["joints_cam"], data["joints_cam"])
     monkeypatch.setattr(mpp, "RENDER_VERSION", mpp.RENDER_VERSION + 1)
     assert not mpp.cache_path(tmp_path, 5, 1).exists()  # a new renderer does not reuse old labels
+
+
+def _det(landmarks, score):
+    from streamhand.detect.mediapipe_hands import Detection
+
+    return Detection(np.asarray(landmarks, float), np.zeros(21), np.zeros((21, 3)), "right", score, score)
+
+
+_X = np.array([1.0, 0.0])
+_HAND = np.stack([np.linspace(100, 180, 21), 200 + 40 * np.sin(np.linspace(0, 3, 21))], 1)  # ~80 px across
+
+
+@pytest.mark.parametrize(
+    ("others", "kept"),
+    [
+        ([], [0.9]),
+        ([(_HAND + 3, 0.8)], [0.9]),  # the same hand, 3 px off: one
+        ([(_HAND + 3, 0.95)], [0.95]),  # ... the more confident one is kept
+        ([(_HAND + 10, 0.8)], [0.9]),  # 14 px mean distance, under a fifth of the 80 px hand: still one
+        ([(_HAND + 14, 0.8)], [0.9, 0.8]),  # 20 px: over a fifth, two hands
+        ([(_HAND + _X * 200, 0.8)], [0.9, 0.8]),  # another hand beside it: two
+        ([(_HAND[::-1], 0.8)], [0.9, 0.8]),  # a hand over the same box, landmarks reversed (clasped): two
+        ([(_HAND + 2, 0.8), (_HAND + _X * 300, 0.7), (_HAND + _X * 300 + 1, 0.75)], [0.9, 0.75]),  # two pairs
+    ],
+)
+def test_duplicate_detections_of_one_hand_are_merged(others, kept):
+    from streamhand.detect.dedup import merge_duplicates
+
+    dets = [_det(_HAND, 0.9)] + [_det(lm, s) for lm, s in others]
+    assert [d.score for d in merge_duplicates(dets)] == kept

@@ -2,7 +2,7 @@
 
 Images reaching this module are true (un-mirrored) views: a selfie-mirrored camera is flipped back
 at capture. MediaPipe labels handedness as if the image were mirrored, so its labels are swapped here,
-once, to name the person's real hand.
+once, to name the person's real hand. One hand reported twice is reported once (:mod:`streamhand.detect.dedup`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from streamhand.detect.dedup import merge_duplicates
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,10 @@ class MediaPipeHands:
             cls = hd.classification[0]
             label = "right" if cls.label.lower() == "left" else "left"  # un-mirror MediaPipe's label
             out.append(Detection(pts[:, :2], pts[:, 2], world, label, float(cls.score), float(cls.score)))
-        return out
+        merged = merge_duplicates(out)
+        if len(merged) < len(out):
+            log.debug("merged %d duplicate detection(s) of one hand", len(out) - len(merged))
+        return merged
 
     def close(self) -> None:
         self._hands.close()
