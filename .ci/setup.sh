@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Set up streamhand in ./.venv: the system library for pyrealsense2, CPU PyTorch first (so no CUDA
-# build is pulled), then the project with its dev and realsense extras. Safe to run again.
+# Set up streamhand in ./.venv: the system library for pyrealsense2, PyTorch first (the CPU build from
+# PyTorch's CPU index on a machine without an NVIDIA GPU, so no CUDA libraries are pulled; the default
+# index's build where there is one, or where the CPU index cannot be reached), then the project with its
+# dev and realsense extras. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! ldconfig -p 2>/dev/null | grep -q "libusb-1.0.so.0"; then
@@ -23,6 +25,12 @@ pip_install() {
   rm -f "$log"
 }
 [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
-pip_install "torch==2.13.0"
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  pip_install "torch==2.13.0"  # the default index's build, with CUDA
+elif ! .venv/bin/python -m pip install -q --timeout 15 --retries 1 --index-url https://download.pytorch.org/whl/cpu \
+    "torch==2.13.0" >/dev/null 2>&1; then
+  echo "note: PyTorch's CPU index could not be reached; installing torch from the default index" >&2
+  pip_install "torch==2.13.0"
+fi
 pip_install -e ".[dev,realsense]"
 .venv/bin/python -c "import streamhand, torch, mediapipe, zmq, onnxruntime"
