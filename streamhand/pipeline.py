@@ -146,6 +146,8 @@ class Pipeline:
         self._matched_hands = 0
         self._display: Slot = Slot(lossless=False)
         self._last_status = 0.0
+        #: the common fields of the latest processed frame, which ``status`` maps carry too
+        self._last_common: dict | None = None
         self._t_start = time.monotonic()
         self.frames_in = 0
         self.frames_processed = 0
@@ -183,7 +185,6 @@ class Pipeline:
                     break
                 if out.lossless:  # read only when the detector is ready: frames never wait in a queue
                     out.wait_for_taker(self._stop)
-                t0 = time.perf_counter()
                 try:
                     frame = self.source.read()
                 except SourceLost as e:
@@ -209,7 +210,8 @@ class Pipeline:
                     break
                 self.source_state = "ok"
                 self.frames_in += 1
-                self.stats.add("capture", time.perf_counter() - t0)
+                # capture latency: from the frame's capture to its hand-off (not the wait for the next frame)
+                self.stats.add("capture", max(time.monotonic() - frame.t_capture, 0.0))
                 if out.put(_Work(frame)):
                     self.stats.count("drop_capture")
         except Exception as e:  # keep the process alive and report it
@@ -275,6 +277,7 @@ class Pipeline:
             self._smoother.end(tid)
         common = {"frame_id": f.index, "t_capture": f.t_capture, "t_capture_unix": f.t_capture_unix,
                   "camera": protocol.camera_block(f.camera_id, f.intrinsics)}  # fmt: skip
+        self._last_common = common
         hands, poses = [], []
         for i, d in enumerate(w.detections):
             assert w.lift is not None
@@ -338,7 +341,11 @@ class Pipeline:
         if self.publisher is None or (not force and now - self._last_status < 1.0 / self.cfg.publish.status_hz):
             return
         self._last_status = now
-        self.publisher.publish(protocol.TOPIC_STATUS, self.snapshot())
+        common = self._last_common or {  # before the first frame: no frame, the camera not yet known
+            "frame_id": -1, "t_capture": time.monotonic(), "t_capture_unix": time.time(),
+            "camera": {"id": self.source.name, "width": 0, "height": 0, "fx": 0.0, "fy": 0.0, "cx": 0.0, "cy": 0.0},
+        }  # fmt: skip
+        self.publisher.publish(protocol.TOPIC_STATUS, {**common, **self.snapshot()})
 
     # ------------------------------------------------------------------ running
     def run(self) -> dict:

@@ -83,7 +83,7 @@ def validate(topic: str, msg: dict) -> list[str]:
         need += POSE_FIELDS
     elif topic == TOPIC_FRAME:
         need += FRAME_FIELDS
-    elif topic == TOPIC_STATUS or topic.startswith(TOPIC_LOG + "."):
+    elif topic.startswith(TOPIC_LOG + "."):
         need = ["topic", "schema", "seq", "t_publish"]
     for f in need:
         if f not in msg:

@@ -72,6 +72,8 @@ def test_control_socket_commands(tiny_checkpoint):
         req.send(b"stats")
         stats = msgpack.unpackb(req.recv())
         assert stats["frames_in"] > 0 and stats["source"] == "demo"
+        # a live source's wait for its next frame is not capture latency
+        assert stats["latency_ms"]["capture"] <= stats["latency_ms"]["end_to_end"]
         req.send(b"config")
         assert msgpack.unpackb(req.recv())["publish"]["port"] == 5560  # the config object as given
         req.send(b"bogus")
@@ -234,7 +236,11 @@ def test_pipeline_publishes_gap_free_valid_messages(tiny_checkpoint):
         assert protocol.validate(m.topic, m.data) == [], m.topic
     poses = [m for m in msgs if m.topic.startswith("hand.pose.")]
     assert poses and all(m.data["root_source"] == "depth" for m in poses)  # the demo has depth
-    assert any(m.topic == protocol.TOPIC_STATUS for m in msgs)
+    statuses = [m.data for m in msgs if m.topic == protocol.TOPIC_STATUS]
+    last = statuses[-1]  # the final status, after the last frame: that frame's common fields
+    assert last["frame_id"] == frames[-1].data["frame_id"] and last["camera"] == frames[-1].data["camera"]
+    assert last["t_capture"] == frames[-1].data["t_capture"]
+    assert last["latency_ms"]["capture"] <= last["latency_ms"]["end_to_end"]
 
 
 class _Broken:
