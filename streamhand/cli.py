@@ -245,15 +245,19 @@ def echo(
     topic: Annotated[list[str] | None, typer.Option(help="topic prefix (repeatable); default: all")] = None,
     count: Annotated[int | None, typer.Option(min=1, help="stop after N messages")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
-    timeout: Annotated[float | None, typer.Option(min=0.01, help="give up after this many idle seconds")] = None,
+    timeout: Annotated[float, typer.Option(min=0, help="give up after this many idle seconds (0: never)")] = 30.0,
 ) -> None:
     """Print what arrives on the stream."""
     from streamhand.client import PoseSubscriber
 
+    hint = "is `streamhand run` running, with this --port (or --control)? --timeout 0 waits forever"
     try:
-        sub = PoseSubscriber(address, topics=tuple(topic or [""]), timeout=timeout, control=control, raw=True)
+        sub = PoseSubscriber(address, topics=tuple(topic or [""]), timeout=timeout or None, control=control, raw=True)
     except TimeoutError as e:
-        _fail(str(e), 1)
+        _fail(f"{e}: {hint}", 1)
+    topics = ", ".join(topic) if topic else "all topics"
+    limit = f"; giving up after {timeout:g} s without a message" if timeout else ""
+    typer.echo(f"waiting for {topics} on {sub.address}{limit} (Ctrl-C stops)", err=True)
     n = 0
     try:
         for m in sub:
@@ -272,7 +276,7 @@ def echo(
             if count is not None and n >= count:
                 break
     except TimeoutError as e:
-        _fail(str(e), 1)
+        _fail(f"{e}: {hint}" if n == 0 else f"{e} (after {n} messages)", 1)
     except KeyboardInterrupt:
         pass
     finally:

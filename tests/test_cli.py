@@ -158,9 +158,23 @@ def test_bad_tracking_value_is_one_line_exit_2(tmp_path):
     assert r.stderr.strip().splitlines() == ["error: --tracking: Input should be 'auto', 'on' or 'off'"]
 
 
-def test_echo_times_out_cleanly():
-    r = cli("echo", "--address", f"tcp://127.0.0.1:{free_port()}", "--timeout", "0.3", timeout=60)
-    assert r.returncode == 1 and "nothing received" in r.stderr and "Traceback" not in r.stderr
+def test_echo_says_what_it_waits_for_and_times_out_with_a_hint():
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    r = cli("echo", "--address", addr, "--topic", "hand.pose", "--timeout", "0.3", timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines[0] == f"waiting for hand.pose on {addr}; giving up after 0.3 s without a message (Ctrl-C stops)"
+    assert lines[1].startswith(f"error: nothing received from {addr} in 0.3 s: is `streamhand run` running")
+    assert len(lines) == 2
+
+
+def test_echo_default_timeout_is_finite():
+    from typer.main import get_command
+
+    from streamhand.cli import app
+
+    opts = {p.name: p for p in get_command(app).commands["echo"].params}
+    assert opts["timeout"].default == 30.0
 
 
 def test_info_lists_versions():
