@@ -181,3 +181,33 @@ def test_info_lists_versions():
     r = cli("info", timeout=120)
     assert r.returncode == 0
     assert "mediapipe" in r.stdout and "onnxruntime providers" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--camera", "7"], "error: camera 7 not available"),
+        (["--video", "{bad}"], "error: cannot read video"),
+    ],
+)
+def test_failures_print_our_one_line_alone(tmp_path, args, message):
+    """OpenCV's and FFmpeg's own warnings are not shown (a user would take them for the error)."""
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    args = [str(tmp_path / "bad.mp4") if a == "{bad}" else a for a in args]
+    r = cli("run", *args, "--frames", "1", timeout=120)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), r.stderr
+
+
+def test_a_run_shows_no_native_log_lines_unless_verbose():
+    from streamhand.quiet import NATIVE_NOISE
+
+    ports = ["--port", str(free_port()), "--control-port", str(free_port())]
+    r = cli("run", "--source", "demo", "--frames", "3", "--no-realtime", *ports, timeout=300)
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert not [ln for ln in r.stderr.splitlines() if NATIVE_NOISE.match(ln)], r.stderr
+    v = cli("run", "-v", "--source", "demo", "--frames", "3", "--no-realtime", *ports, timeout=300)
+    assert v.returncode == 0
+    assert "DEBUG streamhand.native: " in v.stderr  # -v shows them, as debug lines
+    assert "DEBUG matplotlib" not in v.stderr

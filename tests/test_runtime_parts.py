@@ -176,3 +176,18 @@ def test_intrinsics_files(tmp_path, name, text, problem):
     with pytest.raises(ValueError, match=problem) as e:
         Intrinsics.from_file(p)
     assert "\n" not in str(e.value)
+
+
+def test_native_stderr_filter_drops_noise_and_keeps_the_rest(capfd):
+    import os
+
+    from streamhand.quiet import native_stderr_filtered
+
+    with native_stderr_filtered():
+        os.write(2, b"W0000 00:00:1796136578.449710    9841 inference_feedback_manager.cc:114] Feedback\n")
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(2, b"[ WARN:0@0.053] global cap_v4l.cpp:913 open VIDEOIO(V4L2:/dev/video7)\n")
+        os.write(2, b"[mov,mp4,m4a,3gp,3g2,mj2 @ 0x5634545d5680] moov atom not found\n")
+        os.write(2, b"error: ours, kept\n")
+    err = capfd.readouterr().err
+    assert err == "error: ours, kept\n"

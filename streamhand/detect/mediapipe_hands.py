@@ -8,11 +8,11 @@ once, to name the person's real hand. One hand reported twice is reported once (
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from streamhand import quiet
 from streamhand.detect.dedup import merge_duplicates
 
 log = logging.getLogger(__name__)
@@ -41,24 +41,34 @@ class MediaPipeHands:
         min_tracking_confidence: float = 0.5,
         model_complexity: int = 1,
     ):
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        import mediapipe as mp  # heavy import, only where detection is used
-
+        quiet.configure(verbose=False)  # environment defaults only: a verbose CLI has set its own first
         self.max_hands = max_hands
-        self._hands = mp.solutions.hands.Hands(
-            static_image_mode=not tracking,
-            max_num_hands=max_hands,
-            model_complexity=model_complexity,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence,
-        )
+        self._noisy_calls = 0  # MediaPipe's native start-up lines come until its landmark model has run twice
+        with quiet.native_stderr_filtered():
+            import mediapipe as mp  # heavy import, only where detection is used
+
+            self._hands = mp.solutions.hands.Hands(
+                static_image_mode=not tracking,
+                max_num_hands=max_hands,
+                model_complexity=model_complexity,
+                min_detection_confidence=min_detection_confidence,
+                min_tracking_confidence=min_tracking_confidence,
+            )
+            # the graph starts its inference engines on the first frame, in its own threads: one blank frame
+            # here, so that their start-up lines are caught now (no hand: no tracking state is left behind)
+            self._hands.process(np.zeros((64, 64, 3), np.uint8))
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
         """Detect hands in an RGB uint8 image (H, W, 3)."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
         h, w = rgb.shape[:2]
-        res = self._hands.process(np.ascontiguousarray(rgb))
+        if self._noisy_calls < 2:
+            with quiet.native_stderr_filtered():
+                res = self._hands.process(np.ascontiguousarray(rgb))
+            self._noisy_calls += bool(res.multi_hand_landmarks)
+        else:
+            res = self._hands.process(np.ascontiguousarray(rgb))
         out: list[Detection] = []
         if not res.multi_hand_landmarks:
             return out

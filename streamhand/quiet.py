@@ -1,0 +1,77 @@
+"""Third-party log noise, off by default: OpenCV's and FFmpeg's native warnings (a missing camera, a broken
+video), TensorFlow Lite's and absl's start-up lines from MediaPipe, matplotlib's and PIL's debug chatter.
+Our own one-line errors stay alone on stderr; ``-v`` shows the native lines again (at DEBUG level).
+
+MediaPipe's C++ writes straight to file descriptor 2 while its graph starts and on its first frames, where
+no environment variable reaches. :func:`native_stderr_filtered` catches that descriptor for such a stretch
+and writes back whatever is not native noise (so nothing of ours is lost, only delayed)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+
+log = logging.getLogger("streamhand.native")
+
+#: lines that native libraries print on their own: glog/absl (``W0000 00:00:...``), TensorFlow Lite's
+#: delegate notice, absl's pre-initialisation warning, OpenCV's ``[ WARN:...]``, FFmpeg's ``[mov,... @ 0x...]``
+NATIVE_NOISE = re.compile(
+    r"^([IWEF]\d{4} \d\d:\d\d:\d\d|INFO: Created TensorFlow Lite|WARNING: All log messages before absl::"
+    r"|\[ ?(WARN|ERROR|INFO):\d|\[[\w,]+ @ 0x[0-9a-f]+\])"
+)
+_lock = threading.Lock()
+
+
+def configure(verbose: bool) -> None:
+    """Set the native libraries' own log levels (before they are imported) and quiet chatty Python loggers."""
+    os.environ.setdefault("GLOG_minloglevel", "0" if verbose else "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+    if not verbose:
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    for name in ("matplotlib", "PIL", "absl"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def native_stderr_filtered() -> Iterator[None]:
+    """Catch file descriptor 2 for the block; afterwards write back every line that is not native noise (those
+    go to the DEBUG log). Re-entrant calls from other threads do nothing extra."""
+    if not _lock.acquire(blocking=False):
+        yield
+        return
+    try:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no usable descriptor 2 (embedded interpreters): nothing to filter
+            yield
+            return
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                tmp.seek(0)
+                _replay(tmp.read().decode(errors="replace"))
+    finally:
+        _lock.release()
+
+
+def _replay(text: str) -> None:
+    for line in text.splitlines():
+        if NATIVE_NOISE.match(line):
+            log.debug("%s", line)
+        elif line.strip():
+            sys.stderr.write(line + "\n")
+    sys.stderr.flush()
