@@ -9,6 +9,8 @@ Imports only numpy, pyzmq and msgpack (through :mod:`streamhand.protocol`): no t
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -16,6 +18,8 @@ import numpy as np
 import zmq
 
 from streamhand import protocol
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -71,6 +75,9 @@ class PoseSubscriber:
 
     ``address`` is the PUB endpoint, or give ``control`` (the REP endpoint) to ask it for the PUB port.
     ``timeout`` (seconds) raises ``TimeoutError`` when nothing arrives in time.
+
+    Bytes from the network are decoded within bounds (:func:`streamhand.protocol.decode`); a message that is
+    not one of ours (malformed, or a pose missing fields) is logged, counted in ``malformed`` and skipped.
     """
 
     def __init__(
@@ -92,11 +99,14 @@ class PoseSubscriber:
         self.topics = tuple(topics)
         self._sock = self._ctx.socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES + 4096)
         for t in self.topics:
             self._sock.setsockopt(zmq.SUBSCRIBE, t.encode())
         self._sock.connect(address)
         self._last_seq: dict[str, int] = {}
         self.gaps = 0
+        self.malformed = 0
+        self._last_warning = 0.0
 
     def _address_from_control(self, control: str, timeout: float | None) -> str:
         req = self._ctx.socket(zmq.REQ)
@@ -114,15 +124,32 @@ class PoseSubscriber:
         return f"{host}:{port}"
 
     def recv(self) -> Message:
-        if self.timeout is not None and not self._sock.poll(int(self.timeout * 1000)):
-            raise TimeoutError(f"nothing received from {self.address} in {self.timeout} s")
-        topic, msg = protocol.decode(self._sock.recv_multipart())
-        seq = int(msg.get("seq", -1))
-        last = self._last_seq.get(topic)
-        gap = max(0, seq - last - 1) if last is not None and seq >= 0 else 0
-        self._last_seq[topic] = seq
-        self.gaps += gap
-        return Message(topic, msg, gap)
+        """The next well-formed message of the subscribed topics (malformed ones are skipped)."""
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while True:
+            if deadline is not None and not self._sock.poll(max(int((deadline - time.monotonic()) * 1000), 0)):
+                raise TimeoutError(f"nothing received from {self.address} in {self.timeout} s")
+            parts = self._sock.recv_multipart()
+            try:
+                topic, msg = protocol.decode(parts)
+                seq = msg.get("seq", -1)
+                if isinstance(seq, bool) or not isinstance(seq, int):
+                    raise protocol.MalformedMessage(f"seq {str(seq)[:20]!r} is not an integer")
+            except protocol.MalformedMessage as e:
+                self._skip(e)
+                continue
+            last = self._last_seq.get(topic)
+            gap = max(0, seq - last - 1) if last is not None and seq >= 0 else 0
+            self._last_seq[topic] = seq
+            self.gaps += gap
+            return Message(topic, msg, gap)
+
+    def _skip(self, why: Exception) -> None:
+        self.malformed += 1
+        now = time.monotonic()
+        if now - self._last_warning > 5.0:  # a flood of garbage must not flood the log
+            self._last_warning = now
+            log.warning("skipped a malformed message from %s (%s; %d so far)", self.address, why, self.malformed)
 
     def __iter__(self) -> Iterator[HandPose | Message]:
         while True:
@@ -130,7 +157,16 @@ class PoseSubscriber:
             if self.raw:
                 yield m
             elif m.topic.startswith(protocol.TOPIC_POSE + "."):
-                yield HandPose.from_message(m.topic, m.data, m.gap)
+                problems = protocol.validate(m.topic, m.data)
+                if problems:
+                    self._skip(protocol.MalformedMessage("; ".join(problems[:3])))
+                    continue
+                try:
+                    pose = HandPose.from_message(m.topic, m.data, m.gap)
+                except (KeyError, TypeError, ValueError, OverflowError) as e:
+                    self._skip(e)
+                    continue
+                yield pose
 
     def close(self) -> None:
         self._sock.close(0)

@@ -60,13 +60,35 @@ def encode(topic: str, msg: dict) -> list[bytes]:
     return [topic.encode(), msgpack.packb(to_wire(msg), use_bin_type=True)]
 
 
+#: the largest payload a subscriber accepts (ours are a few kilobytes); ZeroMQ drops bigger ones unread
+MAX_MESSAGE_BYTES = 1 << 20
+#: bounds on what msgpack may build from untrusted bytes
+_UNPACK_LIMITS = {"max_str_len": 1 << 16, "max_bin_len": 1 << 20, "max_array_len": 10_000, "max_map_len": 1_000,
+                  "max_ext_len": 0}  # fmt: skip
+
+
+class MalformedMessage(ValueError):
+    """Bytes that are not a streamhand message (wrong parts, not msgpack, too big, not a map)."""
+
+
 def decode(parts: list[bytes]) -> tuple[str, dict]:
+    """``[topic, msgpack map]`` -> (topic, map), bounded; anything else raises :class:`MalformedMessage`.
+    Nothing is executed or unpickled: msgpack builds only plain values, within :data:`_UNPACK_LIMITS`."""
     if len(parts) != 2:
-        raise ValueError(f"expected [topic, payload], got {len(parts)} parts")
-    msg = msgpack.unpackb(parts[1], raw=False)
+        raise MalformedMessage(f"expected [topic, payload], got {len(parts)} parts")
+    if len(parts[1]) > MAX_MESSAGE_BYTES:
+        raise MalformedMessage(f"payload of {len(parts[1])} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        topic = bytes(parts[0]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedMessage("topic is not UTF-8") from None
+    try:
+        msg = msgpack.unpackb(parts[1], raw=False, strict_map_key=True, **_UNPACK_LIMITS)
+    except Exception as e:  # msgpack raises several kinds (ExtraData, StackError, FormatError, ValueError...)
+        raise MalformedMessage(f"payload is not msgpack ({type(e).__name__})") from None
     if not isinstance(msg, dict):
-        raise ValueError("payload is not a map")
-    return parts[0].decode(), msg
+        raise MalformedMessage("payload is not a map")
+    return topic, msg
 
 
 def camera_block(camera_id: str, intrinsics: Any) -> dict:
@@ -89,14 +111,18 @@ def validate(topic: str, msg: dict) -> list[str]:
         if f not in msg:
             problems.append(f"missing {f}")
     if msg.get("topic") != topic:
-        problems.append(f"topic field {msg.get('topic')!r} != {topic!r}")
+        problems.append(f"topic field {str(msg.get('topic'))[:40]!r} != {topic[:40]!r}")
     if msg.get("schema") != SCHEMA:
-        problems.append(f"schema {msg.get('schema')} != {SCHEMA}")
+        problems.append(f"schema {str(msg.get('schema'))[:20]} != {SCHEMA}")
     if "camera" in msg and isinstance(msg["camera"], dict):
         problems += [f"camera missing {f}" for f in CAMERA_FIELDS if f not in msg["camera"]]
     for f, shape in _SHAPES.items():
         if f in msg:
-            arr = np.asarray(msg[f], dtype=np.float64)
+            try:
+                arr = np.asarray(msg[f], dtype=np.float64)
+            except (ValueError, TypeError, OverflowError):
+                problems.append(f"{f} is not an array of numbers")
+                continue
             if arr.shape != shape:
                 problems.append(f"{f} has shape {arr.shape}, expected {shape}")
     if topic.startswith(TOPIC_POSE + "."):
@@ -105,5 +131,5 @@ def validate(topic: str, msg: dict) -> list[str]:
         if msg.get("layout") != LAYOUT or msg.get("units") != UNITS:
             problems.append("layout/units differ from mediapipe21/m")
         if msg.get("root_source") not in ("depth", "estimate"):
-            problems.append(f"root_source {msg.get('root_source')!r}")
+            problems.append(f"root_source {str(msg.get('root_source'))[:20]!r}")
     return problems
