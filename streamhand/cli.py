@@ -296,7 +296,7 @@ def view(
     from streamhand.viewer import DisplayError, _require_display, draw_overlay, draw_skeleton_3d
 
     try:
-        _require_display()
+        _require_display("use 'streamhand echo' to see the stream as text")
     except DisplayError as e:
         _fail(str(e))
     sub = PoseSubscriber(address, topics=("hand.pose", "hand.frame"), control=control, raw=True, timeout=0.05)

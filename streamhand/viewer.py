@@ -68,11 +68,27 @@ def draw_skeleton_3d(hands: list[tuple[str, np.ndarray]], size: int = 480, yaw_d
     return img
 
 
-def _require_display() -> None:
+_PROBE = "import cv2; cv2.namedWindow('probe'); cv2.waitKey(1); cv2.destroyAllWindows()"
+
+
+def _require_display(hint: str = "run without --show, or use 'streamhand echo'") -> None:
+    """Raise :class:`DisplayError` (one line, with ``hint``) unless a window can really be opened.
+
+    OpenCV's Qt backend aborts the whole process when the display cannot be reached (a stale ``DISPLAY``), so
+    a child process tries first."""
+    import subprocess
     import sys
 
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise DisplayError("no display available (DISPLAY is not set); run without --show or use 'streamhand echo'")
+        raise DisplayError(f"no display available (DISPLAY is not set); {hint}")
+    try:
+        r = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        raise DisplayError(f"the display does not answer (DISPLAY={os.environ.get('DISPLAY', '')}); {hint}") from None
+    if r.returncode != 0:
+        why = next((ln for ln in r.stderr.splitlines() if "could not connect" in ln or "cannot" in ln.lower()), "")
+        why = why.split(": ", 1)[-1].strip() if why else f"a window could not be opened (exit {r.returncode})"
+        raise DisplayError(f"no usable display ({why}); {hint}")
 
 
 class PreviewWindow:
