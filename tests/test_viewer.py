@@ -16,7 +16,6 @@ def test_overlay_and_3d_view_draw_something():
     assert draw_skeleton_3d([], size=100).shape == (100, 100, 3)
 
 
-
 @pytest.mark.parametrize(
     ("args", "display", "message"),
     [
