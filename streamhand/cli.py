@@ -193,6 +193,10 @@ def _run(cfg) -> int:
         logging.getLogger().addHandler(handler)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: pipe.stop())
+        if cfg.publish.bind not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("--bind %s: the stream and the control socket (which can stop this run) are open to every "
+                        "machine that can reach this one, without authentication; bind 127.0.0.1 unless you need "
+                        "that, on a network you trust", cfg.publish.bind)  # fmt: skip
         log.info("publishing on tcp://%s:%d (control %d); source %s; modalities %s; %s",
                  cfg.publish.bind, cfg.publish.port, cfg.publish.control_port, src.name, ",".join(mods),
                  "tracking across frames" if tracking else "each frame detected on its own")  # fmt: skip

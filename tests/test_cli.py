@@ -211,3 +211,11 @@ def test_a_run_shows_no_native_log_lines_unless_verbose():
     assert v.returncode == 0
     assert "DEBUG streamhand.native: " in v.stderr  # -v shows them, as debug lines
     assert "DEBUG matplotlib" not in v.stderr
+
+
+@pytest.mark.parametrize(("bind", "warned"), [("0.0.0.0", True), ("127.0.0.1", False)])
+def test_binding_beyond_this_machine_warns(bind, warned):
+    ports = ["--port", str(free_port()), "--control-port", str(free_port())]
+    r = cli("run", "--source", "demo", "--frames", "1", "--no-realtime", "--bind", bind, *ports, timeout=300)
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert ("without authentication" in r.stderr) == warned
