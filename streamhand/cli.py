@@ -200,12 +200,23 @@ def _run(cfg) -> int:
         log.info("publishing on tcp://%s:%d (control %d); source %s; modalities %s; %s",
                  cfg.publish.bind, cfg.publish.port, cfg.publish.control_port, src.name, ",".join(mods),
                  "tracking across frames" if tracking else "each frame detected on its own")  # fmt: skip
-        rep = pipe.run()
+        from streamhand import live_line
+
+        live = None
+        if live_line.wanted():
+            live = live_line.LiveLine(cfg.frames if cfg.frames is not None else src.length)
+            live.attach_logging()
+        try:
+            rep = pipe.run(on_tick=live.update if live is not None else None)
+        finally:
+            if live is not None:
+                live.close()
         logging.getLogger().removeHandler(handler)
         detector.close()
         detector = None
         if cfg.compare_mediapipe and not src.live and rep["frames_processed"]:
             alone_cfg = cfg.source.model_copy(update={"realtime": False})
+            log.info("--compare-mediapipe: timing MediaPipe alone on the same %d frames", rep["frames_processed"])
             with _detector(cfg.detect, tracking) as mp_det:
                 alone = mediapipe_alone(make_source(alone_cfg), mp_det, rep["frames_processed"])
             rep["mediapipe_alone"] = alone

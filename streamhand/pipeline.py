@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -348,9 +349,11 @@ class Pipeline:
         self.publisher.publish(protocol.TOPIC_STATUS, {**common, **self.snapshot()})
 
     # ------------------------------------------------------------------ running
-    def run(self) -> dict:
-        """Run until the source ends, ``frames`` are done, or :meth:`stop`; returns the report."""
+    def run(self, on_tick: Callable[[dict], None] | None = None, tick_s: float = 0.5) -> dict:
+        """Run until the source ends, ``frames`` are done, or :meth:`stop`; returns the report. ``on_tick`` gets a
+        :meth:`snapshot` every ``tick_s`` seconds (a live status line)."""
         self._t_start = time.monotonic()
+        last_tick = self._t_start
         s = self._slots
         stages = (
             ("capture", self._capture, ()),
@@ -370,6 +373,9 @@ class Pipeline:
         try:
             while alive := [t for t in self._threads if t.is_alive()]:
                 self._maybe_status()  # on a timer: also while a lost camera delivers nothing
+                if on_tick is not None and time.monotonic() - last_tick >= tick_s:
+                    last_tick = time.monotonic()
+                    on_tick(self.snapshot())
                 if viewer is not None and not self._display.closed:
                     item = self._display.get(timeout=0.1)
                     if item is not None and not viewer.show(*item, fps=self.snapshot()["fps"]):

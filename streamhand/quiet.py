@@ -69,9 +69,16 @@ def native_stderr_filtered() -> Iterator[None]:
 
 
 def _replay(text: str) -> None:
-    for line in text.splitlines():
-        if NATIVE_NOISE.match(line):
-            log.debug("%s", line)
-        elif line.strip():
-            sys.stderr.write(line + "\n")
+    for line in text.split("\n"):
+        # a line redrawn in place (a live status line) may run straight into a native line: judge each piece
+        pieces = re.split(r"(\r|\x1b\[K)", line)
+        kept = []
+        for piece in pieces:
+            if NATIVE_NOISE.match(piece):
+                log.debug("%s", piece)
+            else:
+                kept.append(piece)
+        out = "".join(kept)
+        if out.strip("\r\x1b[K \t"):
+            sys.stderr.write(out + "\n")
     sys.stderr.flush()

@@ -219,3 +219,15 @@ def test_binding_beyond_this_machine_warns(bind, warned):
     r = cli("run", "--source", "demo", "--frames", "1", "--no-realtime", "--bind", bind, *ports, timeout=300)
     assert r.returncode == 0, r.stderr[-1500:]
     assert ("without authentication" in r.stderr) == warned
+
+
+@pytest.mark.parametrize("live", ["1", "0"])
+def test_live_status_line_on_a_terminal_only(live):
+    ports = ["--port", str(free_port()), "--control-port", str(free_port())]
+    r = cli("run", "--source", "demo", "--frames", "40", "--no-realtime", "--compare-mediapipe", *ports, timeout=300,
+            env={"STREAMHAND_LIVE": live})  # fmt: skip
+    assert r.returncode == 0, r.stderr[-1500:]
+    shown = re.search(r"\[#*-*\] \d+/40 frames  [\d.]+ fps  \d+ hands  e2e", r.stderr)  # (\r read as a newline)
+    assert bool(shown) == (live == "1")
+    assert "--compare-mediapipe: timing MediaPipe alone on the same 40 frames" in r.stderr
+    assert r.stderr.rstrip().splitlines()[-1].startswith("done: 40/40 frames")  # the live line is gone

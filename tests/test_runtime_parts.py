@@ -191,3 +191,54 @@ def test_native_stderr_filter_drops_noise_and_keeps_the_rest(capfd):
         os.write(2, b"error: ours, kept\n")
     err = capfd.readouterr().err
     assert err == "error: ours, kept\n"
+
+
+def test_native_filter_keeps_a_live_line_that_runs_into_a_native_one(capfd):
+    import os
+
+    from streamhand.quiet import native_stderr_filtered
+
+    with native_stderr_filtered():
+        os.write(2, b"\r[---] 0/60 frames\x1b[KW0000 00:00:1796137198.045200   11804 landmark_projection_calc\n")
+    assert capfd.readouterr().err == "\r[---] 0/60 frames\x1b[K\n"
+
+
+@pytest.mark.parametrize(
+    ("snap", "total", "text"),
+    [
+        ({}, None, "0 frames  0.0 fps  0 hands  e2e -"),
+        ({"frames_processed": 30, "fps": 29.96, "hands_published": 31, "latency_ms": {"end_to_end": 40.4}}, 60,
+         "[############------------] 30/60 frames  30.0 fps  31 hands  e2e 40 ms"),
+        ({"frames_processed": 7, "source_state": "lost: unplugged"}, None, "7 frames  0.0 fps  0 hands  e2e -  lost: "
+                                                                           "unplugged"),
+        ({"frames_processed": 90}, 60, "[########################] 90/60 frames  0.0 fps  0 hands  e2e -"),
+    ],
+)  # fmt: skip
+def test_live_status_text(snap, total, text):
+    from streamhand.live_line import status_text
+
+    assert status_text(snap, total) == text
+
+
+def test_source_lengths_for_the_progress_bar(tmp_path):
+    import cv2
+
+    from streamhand.capture.demo import DemoSource
+    from streamhand.capture.files import ImageSource, VideoSource
+
+    img = np.zeros((48, 64, 3), np.uint8)
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), img)
+    src = ImageSource(tmp_path)
+    src.open()
+    assert src.length == 3
+    w = cv2.VideoWriter(str(tmp_path / "v.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for _ in range(7):
+        w.write(img)
+    w.release()
+    v = VideoSource(tmp_path / "v.mp4", realtime=False)
+    v.open()
+    assert v.length == 7
+    v.close()
+    assert DemoSource(seconds=1.0, loop=True).length is None  # endless
+    assert DemoSource(seconds=1.0, fps=30, loop=False).length == 30

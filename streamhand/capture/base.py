@@ -57,6 +57,11 @@ class FrameSource(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
+    @property
+    def length(self) -> int | None:
+        """Frames a finite source will deliver, when known after ``open()`` (None: live, endless or unknown)."""
+        return None
+
     def reopen(self) -> None:
         """Try to reconnect a lost live source; raises :class:`SourceLost` if it is still gone."""
         self.close()

@@ -132,6 +132,10 @@ class DemoSource(FrameSource):
                     log.warning("could not cache the demo clip: %s", e)
         self._i = 0
 
+    @property
+    def length(self) -> int | None:
+        return None if self.loop else self.n_frames
+
     def read(self) -> Frame | None:
         if not self.loop and self._i >= self.n_frames:
             return None

@@ -58,7 +58,13 @@ class VideoSource(FrameSource):
         self._pacer = Pacer(self.fps if self.realtime else None)
         h, w = first.shape[:2]
         self._k = default_intrinsics(w, h, self.fov, self.override)
+        n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        self._length = int(n) if n and n > 0 else None
         self._cap = cap
+
+    @property
+    def length(self) -> int | None:
+        return getattr(self, "_length", None)
 
     def read(self) -> Frame | None:
         assert self._cap is not None, "open() first"
@@ -108,6 +114,10 @@ class ImageSource(FrameSource):
             raise SourceError(f"image folder or pattern not found: {self.spec}")
         self.paths = paths
         self._i = 0
+
+    @property
+    def length(self) -> int | None:
+        return len(self.paths) or None
 
     def read(self) -> Frame | None:
         while self._i < len(self.paths):
