@@ -147,6 +147,9 @@ class Pipeline:
         self._matched_hands = 0
         self._display: Slot = Slot(lossless=False)
         self._last_status = 0.0
+        #: stage -> monotonic time it took its current frame (absent while it waits for one): the watchdog's input
+        self._busy_since: dict[str, float] = {}
+        self._stalled_reported: set[str] = set()
         #: the common fields of the latest processed frame, which ``status`` maps carry too
         self._last_common: dict | None = None
         self._t_start = time.monotonic()
@@ -173,8 +176,26 @@ class Pipeline:
             "drops": {k[5:]: v for k, v in c.items() if k.startswith("drop_")},
             "corrupt_frames": self.source.corrupt_frames, "hands_published": c.get("hands", 0),
             "latency_ms": {k: v["p50"] for k, v in self.stats.summary_ms().items()},
-            "backend": self.lifter.backend.describe(),
+            "backend": self.lifter.backend.describe(), "stalled": self.stalled(),
         }  # fmt: skip
+
+    def stalled(self) -> dict[str, float]:
+        """Stages busy with one frame for longer than ``watchdog_s``: stage -> seconds so far."""
+        now = time.monotonic()
+        busy = dict(self._busy_since)
+        return {k: round(now - t, 1) for k, t in busy.items() if now - t > self.cfg.watchdog_s}
+
+    def _watchdog(self) -> None:
+        """Log each newly stalled stage once (an error), and its recovery."""
+        stalled = self.stalled()
+        for stage, secs in stalled.items():
+            if stage not in self._stalled_reported:
+                self._stalled_reported.add(stage)
+                log.error("%s stage stalled: one frame for %.0f s (watchdog %.0f s)", stage, secs, self.cfg.watchdog_s)
+                self.stats.count("stalls")
+        for stage in self._stalled_reported - set(stalled):
+            self._stalled_reported.discard(stage)
+            log.warning("%s stage running again", stage)
 
     # ------------------------------------------------------------------ stages
     def _capture(self) -> None:
@@ -225,7 +246,9 @@ class Pipeline:
         try:
             while (w := src.get()) is not None:
                 t0 = time.perf_counter()
+                self._busy_since[name] = time.monotonic()
                 work(w)
+                self._busy_since.pop(name, None)
                 w.times[name] = time.perf_counter() - t0
                 self.stats.add(name, w.times[name])
                 if out.put(w):
@@ -255,7 +278,9 @@ class Pipeline:
         src = self._slots[2]
         try:
             while (w := src.get()) is not None:
+                self._busy_since["publish"] = time.monotonic()
                 self._emit(w)
+                self._busy_since.pop("publish", None)
         except Exception as e:
             self._fail("publish", e)
         finally:
@@ -372,6 +397,7 @@ class Pipeline:
             viewer = PreviewWindow()
         try:
             while alive := [t for t in self._threads if t.is_alive()]:
+                self._watchdog()
                 self._maybe_status()  # on a timer: also while a lost camera delivers nothing
                 if on_tick is not None and time.monotonic() - last_tick >= tick_s:
                     last_tick = time.monotonic()
@@ -405,7 +431,7 @@ class Pipeline:
             "fps": snap["fps"], "latency_ms": summ, "drops": snap["drops"],
             "corrupt_frames": self.source.corrupt_frames, "hands_published": snap["hands_published"],
             "backend": snap["backend"], "modalities": list(self.modalities), "tracking": self.tracking,
-            "errors": self.errors,
+            "errors": self.errors, "stalls": self.stats.counters_snapshot().get("stalls", 0),
         }  # fmt: skip
         if self._truth_hands:  # ground truth: the share of true hands that were found
             rep["detection_rate"] = self._matched_hands / self._truth_hands

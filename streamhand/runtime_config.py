@@ -92,3 +92,5 @@ class RunConfig(_Strict):
     report: str | None = None
     show: bool = False
     compare_mediapipe: bool = False
+    #: a stage busy with one frame for longer than this is reported as stalled (``status`` and the error log)
+    watchdog_s: float = Field(10.0, gt=0)

@@ -282,3 +282,49 @@ def test_a_failed_stage_stops_the_whole_pipeline_promptly(tiny_checkpoint, stage
     assert any(f"{stage} stage failed: ValueError: bad intrinsics" in e for e in pipe.errors)
     assert out["frames_in"] < 90  # stopped, not run to the end of the 3 s clip
     assert not [t.name for t in pipe._threads if t.is_alive()]
+
+
+class _Slow:
+    """A detector that hangs on its n-th call for ``secs`` seconds."""
+
+    def __init__(self, inner, n: int, secs: float):
+        self.inner, self.n, self.secs, self.calls = inner, n, secs, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __call__(self, *a, **k):
+        self.calls += 1
+        if self.calls == self.n:
+            time.sleep(self.secs)
+        return self.inner(*a, **k)
+
+
+def test_watchdog_reports_a_stalled_stage_and_its_recovery(tiny_checkpoint, caplog):
+    cfg = RunConfig(frames=12, watchdog_s=0.6)
+    cfg.source.realtime = False
+    cfg.publish.status_hz = 20
+    port = free_port()
+    pub = Publisher("127.0.0.1", port, None)
+    sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=("status",), raw=True, timeout=0.5)
+    time.sleep(0.3)
+    src = DemoSource(width=320, height=240, seconds=1.0, realtime=False)
+    src.open()
+    pipe = _pipeline(cfg, src, tiny_checkpoint, pub)
+    pipe.detector = _Slow(pipe.detector, 3, 2.0)
+    with caplog.at_level("WARNING", logger="streamhand.pipeline"):
+        rep = pipe.run()
+    stalled = []
+    try:
+        while True:
+            stalled.append(sub.recv().data["stalled"])
+    except TimeoutError:
+        pass
+    finally:
+        sub.close()
+        pub.close()
+    assert any("detect" in s for s in stalled)  # status said so while it lasted
+    assert stalled[-1] == {}  # and no more once it ran again
+    assert rep["stalls"] == 1 and rep["frames_processed"] == 12
+    text = caplog.text
+    assert "detect stage stalled" in text and "detect stage running again" in text
