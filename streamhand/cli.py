@@ -1,4 +1,4 @@
-"""The ``streamhand`` command line: run, echo, view, calibrate-hand, info.
+"""The ``streamhand`` command line: run, echo, view, calibrate-hand, proxy, info.
 
 Bad input gives one line on stderr and exit code 2; a clean stop (end of source, ``--frames``,
 Ctrl-C, SIGTERM or the control socket's ``stop``) exits 0.
@@ -94,6 +94,8 @@ def run(
     bind: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="PUB port (default 5560)")] = None,
     control_port: Annotated[int | None, typer.Option(min=1, max=65535, help="control port (default 5561)")] = None,
+    connect: Annotated[str | None, typer.Option(help="publish through a `streamhand proxy` at tcp://HOST:PORT")] = None,
+    camera_id: Annotated[str | None, typer.Option(help="camera.id in every message (one per process)")] = None,
     frames: Annotated[int | None, typer.Option(min=1, help="stop after N frames")] = None,
     report: Annotated[Path | None, typer.Option(help="write a JSON run report here")] = None,
     show: Annotated[bool, typer.Option("--show", help="preview window with overlay")] = False,
@@ -128,6 +130,7 @@ def run(
         "smooth.min_cutoff": ("--smooth-min-cutoff", smooth_min_cutoff), "smooth.beta": ("--smooth-beta", smooth_beta),
         "publish.bind": ("--bind", bind), "publish.port": ("--port", port),
         "publish.control_port": ("--control-port", control_port), "frames": ("--frames", frames),
+        "publish.connect": ("--connect", connect), "publish.camera_id": ("--camera-id", camera_id),
         "report": ("--report", str(report) if report else None), "show": ("--show", show or None),
         "compare_mediapipe": ("--compare-mediapipe", compare_mediapipe or None),
     })  # fmt: skip
@@ -162,7 +165,8 @@ def _run(cfg) -> int:
             pub = Publisher(cfg.publish.bind, cfg.publish.port, cfg.publish.control_port, cfg.publish.sndhwm,
                             stats=lambda: holder["p"].snapshot() if "p" in holder else {},
                             config=lambda: cfg.model_dump(mode="json"),
-                            on_stop=lambda: holder["p"].stop() if "p" in holder else None)  # fmt: skip
+                            on_stop=lambda: holder["p"].stop() if "p" in holder else None,
+                            connect=cfg.publish.connect)  # fmt: skip
         except PortInUse as e:
             _fail(str(e))
         try:
@@ -193,6 +197,9 @@ def _run(cfg) -> int:
         logging.getLogger().addHandler(handler)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: pipe.stop())
+        if cfg.publish.connect:
+            log.info("publishing through the proxy at %s as camera %s", cfg.publish.connect,
+                     cfg.publish.camera_id or src.name)  # fmt: skip
         if cfg.publish.bind not in ("127.0.0.1", "localhost", "::1"):
             log.warning("--bind %s: the stream and the control socket (which can stop this run) are open to every "
                         "machine that can reach this one, without authentication; bind 127.0.0.1 unless you need "
@@ -423,6 +430,32 @@ def _measure_hand(cfg, frames: int) -> int:
         src.close()
     typer.echo(f"hand length {length:.3f} m (+-{spread:.3f}, median of {len(est.values)} frames) stored in {p}")
     return 0
+
+
+@app.command()
+def proxy(
+    frontend_port: Annotated[int, typer.Option(min=1, max=65535, help="where `run --connect` connects")] = 5570,
+    backend_port: Annotated[int, typer.Option(min=1, max=65535, help="where subscribers connect")] = 5560,
+    bind: Annotated[str, typer.Option(help="address to bind both ports")] = "127.0.0.1",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Forward several `streamhand run --connect` publishers (one per camera) to subscribers at one address."""
+    _setup_logging(verbose)
+    import threading
+
+    from streamhand.publish import PortInUse, run_proxy
+
+    if frontend_port == backend_port:
+        _fail("--frontend-port and --backend-port must differ")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    typer.echo(f"proxy: publishers connect to tcp://{bind}:{frontend_port}, subscribers to tcp://{bind}:{backend_port}"
+               " (Ctrl-C stops)", err=True)  # fmt: skip
+    try:
+        run_proxy(bind, frontend_port, backend_port, stop)
+    except PortInUse as e:
+        _fail(str(e))
 
 
 @app.command()

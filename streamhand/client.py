@@ -103,7 +103,7 @@ class PoseSubscriber:
         for t in self.topics:
             self._sock.setsockopt(zmq.SUBSCRIBE, t.encode())
         self._sock.connect(address)
-        self._last_seq: dict[str, int] = {}
+        self._last_seq: dict[tuple[str, str], int] = {}
         self.gaps = 0
         self.malformed = 0
         self._last_warning = 0.0
@@ -138,9 +138,11 @@ class PoseSubscriber:
             except protocol.MalformedMessage as e:
                 self._skip(e)
                 continue
-            last = self._last_seq.get(topic)
+            cam = msg.get("camera")
+            key = (topic, str(cam.get("id", ""))[:64] if isinstance(cam, dict) else "")  # per publisher (camera)
+            last = self._last_seq.get(key)
             gap = max(0, seq - last - 1) if last is not None and seq >= 0 else 0
-            self._last_seq[topic] = seq
+            self._last_seq[key] = seq
             self.gaps += gap
             return Message(topic, msg, gap)
 

@@ -302,7 +302,7 @@ class Pipeline:
         for tid in w.ended:
             self._smoother.end(tid)
         common = {"frame_id": f.index, "t_capture": f.t_capture, "t_capture_unix": f.t_capture_unix,
-                  "camera": protocol.camera_block(f.camera_id, f.intrinsics)}  # fmt: skip
+                  "camera": protocol.camera_block(self.cfg.publish.camera_id or f.camera_id, f.intrinsics)}  # fmt: skip
         self._last_common = common
         hands, poses = [], []
         for i, d in enumerate(w.detections):
@@ -369,7 +369,8 @@ class Pipeline:
         self._last_status = now
         common = self._last_common or {  # before the first frame: no frame, the camera not yet known
             "frame_id": -1, "t_capture": time.monotonic(), "t_capture_unix": time.time(),
-            "camera": {"id": self.source.name, "width": 0, "height": 0, "fx": 0.0, "fy": 0.0, "cx": 0.0, "cy": 0.0},
+            "camera": {"id": self.cfg.publish.camera_id or self.source.name, "width": 0, "height": 0,
+                       "fx": 0.0, "fy": 0.0, "cx": 0.0, "cy": 0.0},
         }  # fmt: skip
         self.publisher.publish(protocol.TOPIC_STATUS, {**common, **self.snapshot()})
 

@@ -51,7 +51,10 @@ class Publisher:
         stats: Callable[[], dict] | None = None,
         config: Callable[[], dict] | None = None,
         on_stop: Callable[[], None] | None = None,
+        connect: str | None = None,
     ):
+        """Bind the PUB socket on ``bind:port``, or with ``connect`` (``tcp://host:port``) connect it to a
+        :func:`run_proxy` instead (the control socket still binds locally)."""
         self.bind, self.port, self.control_port = bind, port, control_port
         self._ctx = zmq.Context.instance()
         self._pub = self._ctx.socket(zmq.PUB)
@@ -66,7 +69,10 @@ class Publisher:
         self.sent = 0
         self.dropped = 0
         try:
-            _bind(self._pub, bind, port, "--port")
+            if connect is not None:
+                self._pub.connect(connect)
+            else:
+                _bind(self._pub, bind, port, "--port")
             if control_port is not None:
                 self._rep = self._ctx.socket(zmq.REP)
                 self._rep.setsockopt(zmq.LINGER, 0)
@@ -143,6 +149,31 @@ class Publisher:
         for s in (self._pub, self._rep):
             if s is not None and not s.closed:
                 s.close(0)
+
+
+def run_proxy(bind: str, frontend_port: int, backend_port: int, stop: threading.Event | None = None) -> None:
+    """Forward every message from publishers connected to ``frontend_port`` (XSUB) to subscribers connected to
+    ``backend_port`` (XPUB), subscriptions flowing back, until ``stop`` is set. Raises :class:`PortInUse`."""
+    ctx = zmq.Context.instance()
+    xsub, xpub = ctx.socket(zmq.XSUB), ctx.socket(zmq.XPUB)
+    for sock in (xsub, xpub):
+        sock.setsockopt(zmq.LINGER, 0)
+    xpub.setsockopt(zmq.SNDHWM, 1000)  # a slow subscriber loses messages, never stalls the others
+    try:
+        _bind(xsub, bind, frontend_port, "--frontend-port")
+        _bind(xpub, bind, backend_port, "--backend-port")
+        poller = zmq.Poller()
+        poller.register(xsub, zmq.POLLIN)
+        poller.register(xpub, zmq.POLLIN)
+        while stop is None or not stop.is_set():
+            ready = dict(poller.poll(100))
+            if xsub in ready:
+                xpub.send_multipart(xsub.recv_multipart())  # XPUB drops for a full subscriber, never blocks
+            if xpub in ready:
+                xsub.send_multipart(xpub.recv_multipart())  # (un)subscriptions upstream
+    finally:
+        xsub.close(0)
+        xpub.close(0)
 
 
 class ZmqLogHandler(logging.Handler):

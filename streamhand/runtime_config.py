@@ -73,6 +73,10 @@ class PublishConfig(_Strict):
     control_port: int = Field(protocol.DEFAULT_CONTROL_PORT, ge=1, le=65535)
     sndhwm: int = Field(100, ge=1)
     status_hz: float = Field(1.0, gt=0, le=50)
+    #: publish by connecting to a ``streamhand proxy`` (``tcp://host:port``) instead of binding ``port``
+    connect: str | None = Field(None, pattern=r"^(tcp|ipc)://\S+$")
+    #: the ``camera.id`` every message carries (default: the source's own, e.g. ``demo``, ``camera:0``)
+    camera_id: str | None = Field(None, min_length=1, max_length=64)
 
     @field_validator("control_port")
     @classmethod
