@@ -1,5 +1,6 @@
-"""Many cameras behind one address: `streamhand proxy` forwards two `streamhand run --connect` publishers (each
-with its own --camera-id) to one subscriber; every publisher's seq arrives gap-free."""
+"""Processes coming and going: `streamhand proxy` forwards two `streamhand run --connect` publishers (each with
+its own --camera-id) to one subscriber, every publisher's seq gap-free; kill -9 of a subscriber or of the
+publisher, and the publisher's restart, leave the other side working."""
 
 from __future__ import annotations
 
@@ -67,3 +68,48 @@ def test_proxy_bad_ports_are_one_line_exit_2():
     assert r.returncode == 2 and last.startswith("error: ") and "--frontend-port" in last
     r = cli("proxy", "--frontend-port", "5999", "--backend-port", "5999", timeout=60)
     assert r.returncode == 2 and "must differ" in r.stderr
+
+
+SUBSCRIBER = """
+import sys
+from streamhand.client import PoseSubscriber
+for m in PoseSubscriber(sys.argv[1], topics=("hand.frame",), raw=True):
+    print(m.data["seq"], flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_of_either_side_and_restart_recover():
+    port, cport = free_port(), free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    run_args = ("run", "--source", "demo", "--frames", "900", "--port", str(port), "--control-port", str(cport))
+    pub = _start(*run_args)
+    doomed = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, addr], cwd=str(ROOT), env=ENV,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    sub = PoseSubscriber(addr, topics=("hand.frame",), raw=True, timeout=90)
+    try:
+        assert doomed.stdout.readline().strip().isdigit()  # the other subscriber receives ...
+        doomed.kill()  # ... and dies without a word: the publisher must not care
+        doomed.wait(timeout=10)
+        first = sub.recv().data["seq"]
+        time.sleep(0.5)
+        last = sub.recv().data["seq"]
+        assert last > first  # still publishing
+        pub.kill()  # the publisher dies (kill -9)
+        pub.wait(timeout=10)
+        pub = _start(*run_args)  # and comes back on the same ports
+        # the same subscriber, never reconnected by hand, receives from the new one: its seq starts again
+        deadline = time.monotonic() + 90
+        restarted = False
+        while not restarted and time.monotonic() < deadline:
+            seq = sub.recv().data["seq"]
+            restarted, last = seq < last, seq
+        assert restarted
+        assert sub.recv().data["seq"] == last + 1  # and keeps receiving
+        assert pub.poll() is None
+    finally:
+        sub.close()
+        for p in (pub, doomed):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=30)
