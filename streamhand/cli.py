@@ -96,6 +96,8 @@ def run(
     control_port: Annotated[int | None, typer.Option(min=1, max=65535, help="control port (default 5561)")] = None,
     connect: Annotated[str | None, typer.Option(help="publish through a `streamhand proxy` at tcp://HOST:PORT")] = None,
     camera_id: Annotated[str | None, typer.Option(help="camera.id in every message (one per process)")] = None,
+    curve_server_key: Annotated[Path | None, typer.Option(help="CurveZMQ: this server's .key_secret")] = None,
+    curve_allowed: Annotated[Path | None, typer.Option(help="CurveZMQ: folder of allowed clients' .key")] = None,
     frames: Annotated[int | None, typer.Option(min=1, help="stop after N frames")] = None,
     report: Annotated[Path | None, typer.Option(help="write a JSON run report here")] = None,
     show: Annotated[bool, typer.Option("--show", help="preview window with overlay")] = False,
@@ -131,6 +133,8 @@ def run(
         "publish.bind": ("--bind", bind), "publish.port": ("--port", port),
         "publish.control_port": ("--control-port", control_port), "frames": ("--frames", frames),
         "publish.connect": ("--connect", connect), "publish.camera_id": ("--camera-id", camera_id),
+        "publish.curve_server_key": ("--curve-server-key", str(curve_server_key) if curve_server_key else None),
+        "publish.curve_allowed": ("--curve-allowed", str(curve_allowed) if curve_allowed else None),
         "report": ("--report", str(report) if report else None), "show": ("--show", show or None),
         "compare_mediapipe": ("--compare-mediapipe", compare_mediapipe or None),
     })  # fmt: skip
@@ -146,6 +150,7 @@ def _run(cfg) -> int:
     from streamhand.infer.select import make_backend
     from streamhand.pipeline import Pipeline, mediapipe_alone, write_report
     from streamhand.publish import PortInUse, Publisher, ZmqLogHandler
+    from streamhand.security import SecurityError
     from streamhand.viewer import DisplayError, _require_display
 
     if cfg.show:
@@ -166,8 +171,8 @@ def _run(cfg) -> int:
                             stats=lambda: holder["p"].snapshot() if "p" in holder else {},
                             config=lambda: cfg.model_dump(mode="json"),
                             on_stop=lambda: holder["p"].stop() if "p" in holder else None,
-                            connect=cfg.publish.connect)  # fmt: skip
-        except PortInUse as e:
+                            connect=cfg.publish.connect, curve=cfg.publish.curve())  # fmt: skip
+        except (PortInUse, SecurityError) as e:
             _fail(str(e))
         try:
             backend = make_backend(cfg.model.backend, cfg.model.path, cfg.model.n_samples, cfg.model.threads)
@@ -200,7 +205,7 @@ def _run(cfg) -> int:
         if cfg.publish.connect:
             log.info("publishing through the proxy at %s as camera %s", cfg.publish.connect,
                      cfg.publish.camera_id or src.name)  # fmt: skip
-        if cfg.publish.bind not in ("127.0.0.1", "localhost", "::1"):
+        if cfg.publish.bind not in ("127.0.0.1", "localhost", "::1") and cfg.publish.curve() is None:
             log.warning("--bind %s: the stream and the control socket (which can stop this run) are open to every "
                         "machine that can reach this one, without authentication; bind 127.0.0.1 unless you need "
                         "that, on a network you trust", cfg.publish.bind)  # fmt: skip
@@ -249,6 +254,10 @@ def _detector(d, tracking: bool):
                           d.model_complexity)  # fmt: skip
 
 
+def _opt(p: Path | None) -> str | None:
+    return str(p) if p is not None else None
+
+
 def _summary(rep: dict) -> str:
     e2e = rep["latency_ms"].get("end_to_end", {})
     parts = [f"{rep['frames_processed']}/{rep['frames_in']} frames", f"{rep['fps']:.1f} fps",
@@ -268,15 +277,22 @@ def echo(
     count: Annotated[int | None, typer.Option(min=1, help="stop after N messages")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
     timeout: Annotated[float, typer.Option(min=0, help="give up after this many idle seconds (0: never)")] = 30.0,
+    curve_server_key: Annotated[Path | None, typer.Option(help="CurveZMQ: the server's .key")] = None,
+    curve_client_key: Annotated[Path | None, typer.Option(help="CurveZMQ: this client's .key_secret")] = None,
 ) -> None:
     """Print what arrives on the stream."""
     from streamhand.client import PoseSubscriber
+    from streamhand.security import SecurityError
 
     hint = "is `streamhand run` running, with this --port (or --control)? --timeout 0 waits forever"
     try:
-        sub = PoseSubscriber(address, topics=tuple(topic or [""]), timeout=timeout or None, control=control, raw=True)
+        keys = {"curve_server_key": _opt(curve_server_key), "curve_client_key": _opt(curve_client_key)}
+        sub = PoseSubscriber(address, topics=tuple(topic or [""]), timeout=timeout or None, control=control, raw=True,
+                             **keys)  # fmt: skip
     except TimeoutError as e:
         _fail(f"{e}: {hint}", 1)
+    except (SecurityError, ValueError) as e:
+        _fail(str(e))
     topics = ", ".join(topic) if topic else "all topics"
     limit = f"; giving up after {timeout:g} s without a message" if timeout else ""
     typer.echo(f"waiting for {topics} on {sub.address}{limit} (Ctrl-C stops)", err=True)
@@ -309,6 +325,8 @@ def echo(
 def view(
     address: Annotated[str | None, typer.Option(help="PUB endpoint (default tcp://127.0.0.1:5560)")] = None,
     control: Annotated[str | None, typer.Option(help="control endpoint: ask it for the PUB port")] = None,
+    curve_server_key: Annotated[Path | None, typer.Option(help="CurveZMQ: the server's .key")] = None,
+    curve_client_key: Annotated[Path | None, typer.Option(help="CurveZMQ: this client's .key_secret")] = None,
 ) -> None:
     """Live 3D skeleton (and the 2D landmarks) from the stream, in a window."""
     import cv2
@@ -321,7 +339,14 @@ def view(
         _require_display("use 'streamhand echo' to see the stream as text")
     except DisplayError as e:
         _fail(str(e))
-    sub = PoseSubscriber(address, topics=("hand.pose", "hand.frame"), control=control, raw=True, timeout=0.05)
+    from streamhand.security import SecurityError
+
+    try:
+        keys = {"curve_server_key": _opt(curve_server_key), "curve_client_key": _opt(curve_client_key)}
+        sub = PoseSubscriber(address, topics=("hand.pose", "hand.frame"), control=control, raw=True, timeout=0.05,
+                             **keys)  # fmt: skip
+    except (SecurityError, ValueError, TimeoutError) as e:
+        _fail(str(e))
     latest: dict[int, dict] = {}
     yaw = 30.0
     try:
@@ -430,6 +455,21 @@ def _measure_hand(cfg, frames: int) -> int:
         src.close()
     typer.echo(f"hand length {length:.3f} m (+-{spread:.3f}, median of {len(est.values)} frames) stored in {p}")
     return 0
+
+
+@app.command()
+def keys(
+    out: Annotated[Path, typer.Option(help="folder to write the pair into")] = Path("keys"),
+    name: Annotated[str, typer.Option(help="the pair's name: NAME.key (public), NAME.key_secret")] = "server",
+) -> None:
+    """Make a CurveZMQ key pair for --curve-server-key (the server) or a client's --curve-client-key."""
+    from streamhand.security import SecurityError, make_keys
+
+    try:
+        pub, sec = make_keys(out, name)
+    except SecurityError as e:
+        _fail(str(e))
+    typer.echo(f"public key {pub} (give it to the other side), secret key {sec} (keep it)")
 
 
 @app.command()

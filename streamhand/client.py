@@ -74,7 +74,9 @@ class PoseSubscriber:
     """Iterate :class:`HandPose` objects (``raw=True``: every :class:`Message` of the subscribed topics).
 
     ``address`` is the PUB endpoint, or give ``control`` (the REP endpoint) to ask it for the PUB port.
-    ``timeout`` (seconds) raises ``TimeoutError`` when nothing arrives in time.
+    ``timeout`` (seconds) raises ``TimeoutError`` when nothing arrives in time. A server with CurveZMQ needs
+    ``curve_server_key`` (its ``.key`` file) and ``curve_client_key`` (this client's ``.key_secret``, whose
+    public half the server allows).
 
     Bytes from the network are decoded within bounds (:func:`streamhand.protocol.decode`); a message that is
     not one of ours (malformed, or a pose missing fields) is logged, counted in ``malformed`` and skipped.
@@ -88,8 +90,15 @@ class PoseSubscriber:
         control: str | None = None,
         raw: bool = False,
         context: zmq.Context | None = None,
+        curve_server_key: str | None = None,
+        curve_client_key: str | None = None,
     ):
         self._ctx = context or zmq.Context.instance()
+        self._curve = None
+        if (curve_server_key is None) != (curve_client_key is None):
+            raise ValueError("CurveZMQ needs both the server's public key and this client's secret key file")
+        if curve_server_key is not None:
+            self._curve = (curve_server_key, curve_client_key)
         if address is None:
             if control is None:
                 address = f"tcp://127.0.0.1:{protocol.DEFAULT_PUB_PORT}"
@@ -98,6 +107,7 @@ class PoseSubscriber:
         self.address, self.timeout, self.raw = address, timeout, raw
         self.topics = tuple(topics)
         self._sock = self._ctx.socket(zmq.SUB)
+        self._secure(self._sock)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES + 4096)
         for t in self.topics:
@@ -108,8 +118,15 @@ class PoseSubscriber:
         self.malformed = 0
         self._last_warning = 0.0
 
+    def _secure(self, sock: zmq.Socket) -> None:
+        if self._curve is not None:
+            from streamhand.security import apply_client
+
+            apply_client(sock, *self._curve)
+
     def _address_from_control(self, control: str, timeout: float | None) -> str:
         req = self._ctx.socket(zmq.REQ)
+        self._secure(req)
         req.setsockopt(zmq.LINGER, 0)
         req.setsockopt(zmq.RCVTIMEO, int(1000 * (timeout or 5.0)))
         req.connect(control)

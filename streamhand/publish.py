@@ -52,12 +52,24 @@ class Publisher:
         config: Callable[[], dict] | None = None,
         on_stop: Callable[[], None] | None = None,
         connect: str | None = None,
+        curve: tuple[str, str] | None = None,
     ):
         """Bind the PUB socket on ``bind:port``, or with ``connect`` (``tcp://host:port``) connect it to a
-        :func:`run_proxy` instead (the control socket still binds locally)."""
+        :func:`run_proxy` instead (the control socket still binds locally). ``curve``: (the server's
+        ``.key_secret`` file, the folder of allowed clients' ``.key`` files) encrypts both sockets and admits
+        only those clients (:mod:`streamhand.security`); raises :class:`~streamhand.security.SecurityError`."""
         self.bind, self.port, self.control_port = bind, port, control_port
-        self._ctx = zmq.Context.instance()
+        self._curve = None
+        if curve is not None:
+            from streamhand.security import CurveServer
+
+            self._ctx = zmq.Context()  # its own: one authenticator per context
+            self._curve = CurveServer(curve[0], curve[1], self._ctx)
+        else:
+            self._ctx = zmq.Context.instance()
         self._pub = self._ctx.socket(zmq.PUB)
+        if self._curve is not None:
+            self._curve.apply(self._pub)
         self._pub.setsockopt(zmq.SNDHWM, sndhwm)  # a slow subscriber loses messages, never stalls us
         self._pub.setsockopt(zmq.LINGER, 0)
         self._rep: zmq.Socket | None = None
@@ -75,6 +87,8 @@ class Publisher:
                 _bind(self._pub, bind, port, "--port")
             if control_port is not None:
                 self._rep = self._ctx.socket(zmq.REP)
+                if self._curve is not None:
+                    self._curve.apply(self._rep)
                 self._rep.setsockopt(zmq.LINGER, 0)
                 self._rep.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
                 _bind(self._rep, bind, control_port, "--control-port")
@@ -149,6 +163,10 @@ class Publisher:
         for s in (self._pub, self._rep):
             if s is not None and not s.closed:
                 s.close(0)
+        if self._curve is not None:
+            self._curve.stop()
+            self._curve = None
+            self._ctx.term()
 
 
 def run_proxy(bind: str, frontend_port: int, backend_port: int, stop: threading.Event | None = None) -> None:

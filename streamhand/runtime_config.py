@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streamhand import protocol
 
@@ -77,6 +77,18 @@ class PublishConfig(_Strict):
     connect: str | None = Field(None, pattern=r"^(tcp|ipc)://\S+$")
     #: the ``camera.id`` every message carries (default: the source's own, e.g. ``demo``, ``camera:0``)
     camera_id: str | None = Field(None, min_length=1, max_length=64)
+    #: CurveZMQ (both or neither): this server's ``.key_secret`` and the folder of allowed clients' ``.key`` files
+    curve_server_key: str | None = None
+    curve_allowed: str | None = None
+
+    @model_validator(mode="after")
+    def _curve_pair(self) -> PublishConfig:
+        if (self.curve_server_key is None) != (self.curve_allowed is None):
+            raise ValueError("--curve-server-key and --curve-allowed go together")
+        return self
+
+    def curve(self) -> tuple[str, str] | None:
+        return (self.curve_server_key, self.curve_allowed) if self.curve_server_key and self.curve_allowed else None
 
     @field_validator("control_port")
     @classmethod
