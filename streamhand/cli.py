@@ -1,4 +1,4 @@
-"""The ``streamhand`` command line: run, echo, view, calibrate-hand, proxy, info.
+"""The ``streamhand`` command line: run, echo, view, calibrate-hand, bench, keys, proxy, info.
 
 Bad input gives one line on stderr and exit code 2; a clean stop (end of source, ``--frames``,
 Ctrl-C, SIGTERM or the control socket's ``stop``) exits 0.
@@ -455,6 +455,29 @@ def _measure_hand(cfg, frames: int) -> int:
         src.close()
     typer.echo(f"hand length {length:.3f} m (+-{spread:.3f}, median of {len(est.values)} frames) stored in {p}")
     return 0
+
+
+@app.command()
+def bench(
+    soak: Annotated[float, typer.Option(min=0.1, help="minutes of the whole pipeline on the demo, watched for leaks")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
+    model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Soak: the demo through the whole pipeline with a fast and a stalling subscriber; memory, threads, fds."""
+    _setup_logging(verbose)
+    from streamhand.soak import soak as run_soak
+
+    def show(s: dict) -> None:
+        typer.echo(f"{s['t_s'] / 60:5.1f} min  rss {s['rss_mb']:.1f} MB  threads {s['threads']}  fds {s['fds']}  "
+                   f"frames {s['frames']}  fast-subscriber gaps {s['fast_gaps']}", err=True)  # fmt: skip
+
+    res = run_soak(soak, sample_s=min(30.0, max(soak * 60 / 20, 2.0)), on_sample=show,
+                   model=str(model) if model else None)  # fmt: skip
+    typer.echo(json.dumps(res, indent=1))
+    if json_out is not None:
+        json_out.write_text(json.dumps(res, indent=1))
+    raise typer.Exit(1 if res["errors"] else 0)
 
 
 @app.command()
