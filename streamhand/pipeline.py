@@ -28,6 +28,7 @@ import numpy as np
 from streamhand import protocol
 from streamhand.capture.base import Frame, FrameSource, SourceError, SourceLost
 from streamhand.detect import Detection, HandTracker, crop_square, square_box
+from streamhand.frame_guard import FrameGuard
 from streamhand.infer import Lifter, LiftResult
 from streamhand.metrics import joint_errors_mm
 from streamhand.placement import place_hand
@@ -139,6 +140,7 @@ class Pipeline:
         self._tracker = HandTracker(link=self.tracking or not source.stills)
         self._smoother = TrackSmoother(cfg.smooth.min_cutoff, cfg.smooth.beta, cfg.smooth.enabled)
         self.source_state = "starting"
+        self._guard = FrameGuard(live=source.live)
         self._errors: list[str] = []
         self._t_first: float | None = None
         self._t_last: float | None = None
@@ -174,7 +176,8 @@ class Pipeline:
             "uptime_s": el, "source": self.source.name, "source_state": self.source_state,
             "frames_in": self.frames_in, "frames_processed": self.frames_processed, "fps": fps,
             "drops": {k[5:]: v for k, v in c.items() if k.startswith("drop_")},
-            "corrupt_frames": self.source.corrupt_frames, "hands_published": c.get("hands", 0),
+            "corrupt_frames": self.source.corrupt_frames + self._guard.bad_frames,
+            "hands_published": c.get("hands", 0),
             "latency_ms": {k: v["p50"] for k, v in self.stats.summary_ms().items()},
             "backend": self.lifter.backend.describe(), "stalled": self.stalled(),
         }  # fmt: skip
@@ -230,7 +233,10 @@ class Pipeline:
                 if frame is None:
                     self.source_state = "ended"
                     break
-                self.source_state = "ok"
+                frame = self._guard.check(frame)
+                if frame is None:
+                    continue
+                self.source_state = self._guard.state or "ok"
                 self.frames_in += 1
                 # capture latency: from the frame's capture to its hand-off (not the wait for the next frame)
                 self.stats.add("capture", max(time.monotonic() - frame.t_capture, 0.0))
@@ -430,7 +436,8 @@ class Pipeline:
         rep: dict[str, Any] = {
             "source": self.source.name, "frames_in": self.frames_in, "frames_processed": self.frames_processed,
             "fps": snap["fps"], "latency_ms": summ, "drops": snap["drops"],
-            "corrupt_frames": self.source.corrupt_frames, "hands_published": snap["hands_published"],
+            "corrupt_frames": snap["corrupt_frames"], "hands_published": snap["hands_published"],
+            "frozen_episodes": self._guard.frozen_episodes, "resized_frames": self._guard.resized,
             "backend": snap["backend"], "modalities": list(self.modalities), "tracking": self.tracking,
             "errors": self.errors, "stalls": self.stats.counters_snapshot().get("stalls", 0),
         }  # fmt: skip

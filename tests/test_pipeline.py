@@ -11,7 +11,7 @@ import pytest
 import zmq
 
 from streamhand import protocol
-from streamhand.capture.base import Frame
+from streamhand.capture.base import Frame, FrameSource
 from streamhand.capture.demo import DemoSource
 from streamhand.client import PoseSubscriber
 from streamhand.detect import MediaPipeHands
@@ -328,3 +328,62 @@ def test_watchdog_reports_a_stalled_stage_and_its_recovery(tiny_checkpoint, capl
     assert rep["stalls"] == 1 and rep["frames_processed"] == 12
     text = caplog.text
     assert "detect stage stalled" in text and "detect stage running again" in text
+
+
+class _OddCamera(FrameSource):
+    """A live camera that does what cameras do: a grey frame, a frame at another size, then one frozen image
+    for ``frozen_s`` seconds, then moving again."""
+
+    name = "odd"
+    live = True
+
+    def __init__(self, frozen_s: float):
+        super().__init__()
+        from streamhand.geometry import Intrinsics
+
+        self.k = Intrinsics.from_fov(160, 120, 60)
+        self.frozen_s, self.t_frozen = frozen_s, None
+        self.step = 0
+
+    def read(self):
+        time.sleep(0.02)
+        self.step += 1
+        rng = np.random.default_rng(self.step)
+        img = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+        if self.step == 2:
+            img = img[..., 0]  # grey
+        elif self.step == 3:
+            img = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)  # the camera changed resolution
+        elif self.step > 4:
+            self.t_frozen = self.t_frozen or time.monotonic()
+            if time.monotonic() - self.t_frozen < self.frozen_s:
+                img = np.full((120, 160, 3), 77, np.uint8)  # the same image again and again
+            elif time.monotonic() - self.t_frozen > self.frozen_s + 0.5:
+                return None
+        return Frame(self._next_index(), time.monotonic(), time.time(), img, self.k, "odd")
+
+
+def test_a_camera_that_misbehaves_is_reported_and_the_run_goes_on(tiny_checkpoint):
+    cfg = RunConfig()
+    cfg.publish.status_hz = 20
+    port = free_port()
+    pub = Publisher("127.0.0.1", port, None)
+    sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=("status",), raw=True, timeout=0.5)
+    time.sleep(0.3)
+    pipe = _pipeline(cfg, _OddCamera(frozen_s=2.6), tiny_checkpoint, pub)
+    rep = pipe.run()
+    states = []
+    try:
+        while True:
+            states.append(sub.recv().data["source_state"])
+    except TimeoutError:
+        pass
+    finally:
+        sub.close()
+        pub.close()
+    assert rep["errors"] == []
+    assert rep["corrupt_frames"] == 1 and rep["resized_frames"] == 1
+    assert rep["frozen_episodes"] == 1
+    assert any(s.startswith("frozen: the same image for") for s in states)
+    assert "ok" in states[states.index(next(s for s in states if s.startswith("frozen"))):]  # moving again
+    assert 0 < rep["frames_processed"] <= rep["frames_in"] - 1  # live: the newest frames, never the grey one

@@ -242,3 +242,23 @@ def test_source_lengths_for_the_progress_bar(tmp_path):
     v.close()
     assert DemoSource(seconds=1.0, loop=True).length is None  # endless
     assert DemoSource(seconds=1.0, fps=30, loop=False).length == 30
+
+
+def test_frame_guard_cases():
+    from streamhand.capture.base import Frame
+    from streamhand.frame_guard import FrameGuard
+
+    k = Intrinsics.from_fov(160, 120, 60)
+    g = FrameGuard(live=False)
+
+    def frame(img):
+        return Frame(0, 0.0, 0.0, img, k, "x")
+
+    assert g.check(frame(np.zeros((120, 160, 3), np.uint8))).intrinsics == k
+    for bad in (np.zeros((120, 160), np.uint8), np.zeros((120, 160, 3), np.float32), np.zeros((8, 8, 3), np.uint8),
+                np.zeros((120, 160, 4), np.uint8)):  # fmt: skip
+        assert g.check(frame(bad)) is None
+    assert g.bad_frames == 4
+    big = g.check(frame(np.zeros((240, 320, 3), np.uint8)))
+    assert (big.intrinsics.width, big.intrinsics.fx) == (320, pytest.approx(2 * k.fx))
+    assert g.state == ""  # not live: a still image repeated is no frozen camera
