@@ -246,3 +246,18 @@ def test_missing_camera_names_existing_ones():
     with pytest.raises(SourceError, match=r"camera 9 not available \(cameras: "):
         CameraSource(9).open()
     assert isinstance(list_cameras(), list)
+
+
+def test_realsense_frame_timeout_is_a_lost_source(frames):
+    """No frameset within the timeout: SourceLost, which the pipeline reports and retries."""
+    from streamhand.capture.realsense import RealSenseSource
+
+    rgbs, depths, hs = frames
+    _rs, sync, _feed, _keep = _software_realsense(rgbs, depths, hs.intrinsics[0])
+    src = RealSenseSource.from_syncer(sync.wait_for_frames, depth_scale=0.001)
+    src.timeout_ms = 200
+    src.open()
+    t0 = time.monotonic()
+    with pytest.raises(SourceLost, match="stopped delivering frames"):
+        src.read()  # nothing fed
+    assert time.monotonic() - t0 < 5
