@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 
 import numpy as np
 
@@ -25,17 +25,45 @@ def log_every_n_seconds(logger: logging.Logger, level: int, msg: str, *args, n: 
         logger.log(level, msg, *args)
 
 
-class StageStats:
-    """Thread-safe latency samples (seconds) per stage and named counters."""
+class Ring:
+    """The last ``capacity`` values (float64), in memory allocated and touched up front: a long run's memory stays
+    flat. ``values()`` returns them (oldest first is not kept: order does not matter for percentiles)."""
 
-    def __init__(self, window: int = 100_000):
-        self._lat: dict[str, deque] = defaultdict(lambda: deque(maxlen=window))
+    def __init__(self, capacity: int, width: int = 0):
+        shape = (capacity, width) if width else (capacity,)
+        self._buf = np.full(shape, np.nan)
+        self._n = 0  # values ever added
+
+    def add(self, value) -> None:
+        self._buf[self._n % len(self._buf)] = value
+        self._n += 1
+
+    def values(self) -> np.ndarray:
+        return self._buf[: min(self._n, len(self._buf))].copy()
+
+    def __len__(self) -> int:
+        return min(self._n, len(self._buf))
+
+    @property
+    def total(self) -> int:
+        return self._n
+
+
+class StageStats:
+    """Thread-safe latency samples (seconds) per stage, the last ``window`` of each, and named counters."""
+
+    def __init__(self, window: int = 20_000):
+        self._window = window
+        self._lat: dict[str, Ring] = {}
         self.counters: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
 
     def add(self, stage: str, seconds: float) -> None:
         with self._lock:
-            self._lat[stage].append(seconds)
+            ring = self._lat.get(stage)
+            if ring is None:
+                ring = self._lat[stage] = Ring(self._window)
+            ring.add(seconds)
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -48,7 +76,8 @@ class StageStats:
 
     def percentiles_ms(self, stage: str) -> dict[str, float]:
         with self._lock:
-            v = np.array(self._lat.get(stage, ()), dtype=np.float64) * 1000.0
+            ring = self._lat.get(stage)
+            v = ring.values() * 1000.0 if ring is not None else np.zeros(0)
         if v.size == 0:
             return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "mean": float("nan"), "n": 0}
         p50, p95, p99 = np.percentile(v, [50, 95, 99])

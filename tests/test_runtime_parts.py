@@ -262,3 +262,25 @@ def test_frame_guard_cases():
     big = g.check(frame(np.zeros((240, 320, 3), np.uint8)))
     assert (big.intrinsics.width, big.intrinsics.fx) == (320, pytest.approx(2 * k.fx))
     assert g.state == ""  # not live: a still image repeated is no frozen camera
+
+
+def test_ring_keeps_the_last_values_in_fixed_memory():
+    from streamhand.stats import Ring, StageStats
+
+    r = Ring(4)
+    assert len(r) == 0 and r.values().size == 0
+    for v in range(10):
+        r.add(float(v))
+    assert sorted(r.values()) == [6.0, 7.0, 8.0, 9.0] and r.total == 10
+    nbytes = r._buf.nbytes
+    for v in range(1000):
+        r.add(float(v))
+    assert r._buf.nbytes == nbytes  # no growth
+    rows = Ring(3, width=2)
+    rows.add([1.0, 2.0])
+    assert rows.values().tolist() == [[1.0, 2.0]]
+    st = StageStats(window=100)
+    for i in range(1000):
+        st.add("detect", i / 1000)
+    p = st.percentiles_ms("detect")
+    assert p["n"] == 100 and p["p50"] == pytest.approx(949.5)  # over the last 100 samples
