@@ -385,5 +385,5 @@ def test_a_camera_that_misbehaves_is_reported_and_the_run_goes_on(tiny_checkpoin
     assert rep["corrupt_frames"] == 1 and rep["resized_frames"] == 1
     assert rep["frozen_episodes"] == 1
     assert any(s.startswith("frozen: the same image for") for s in states)
-    assert "ok" in states[states.index(next(s for s in states if s.startswith("frozen"))):]  # moving again
+    assert "ok" in states[states.index(next(s for s in states if s.startswith("frozen"))) :]  # moving again
     assert 0 < rep["frames_processed"] <= rep["frames_in"] - 1  # live: the newest frames, never the grey one
