@@ -178,28 +178,36 @@ def test_stalled_subscriber_does_not_slow_the_pipeline(tiny_checkpoint):
         pub.close()
 
 
-def test_source_lost_and_recovered(tiny_checkpoint):
-    from streamhand.geometry import Intrinsics
-
-    img = np.zeros((120, 160, 3), np.uint8)
-    src = FlakySource(Frame(0, 0.0, 0.0, img, Intrinsics.from_fov(160, 120, 60), "x"), total=10)
-    cfg = RunConfig()
+def _run_watching_status(cfg: RunConfig, source, ckpt, field: str, prepare=None) -> tuple[Pipeline, dict, list]:
+    """Run a pipeline publishing ``status`` at 20 Hz; returns it, its report and ``field`` of every status seen.
+    ``prepare(pipe)`` may swap its parts before the run."""
     cfg.publish.status_hz = 20
     port = free_port()
     pub = Publisher("127.0.0.1", port, None)
     sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=("status",), raw=True, timeout=0.5)
     time.sleep(0.3)
-    pipe = _pipeline(cfg, src, tiny_checkpoint, pub)
+    pipe = _pipeline(cfg, source, ckpt, pub)
+    if prepare is not None:
+        prepare(pipe)
     rep = pipe.run()
-    states = []
+    seen = []
     try:
         while True:
-            states.append(sub.recv().data["source_state"])
+            seen.append(sub.recv().data[field])
     except TimeoutError:
         pass
     finally:
         sub.close()
         pub.close()
+    return pipe, rep, seen
+
+
+def test_source_lost_and_recovered(tiny_checkpoint):
+    from streamhand.geometry import Intrinsics
+
+    img = np.zeros((120, 160, 3), np.uint8)
+    src = FlakySource(Frame(0, 0.0, 0.0, img, Intrinsics.from_fov(160, 120, 60), "x"), total=10)
+    pipe, rep, states = _run_watching_status(RunConfig(), src, tiny_checkpoint, "source_state")
     assert any(s.startswith("lost:") for s in states)  # status said so while the source was gone
     assert src.reopens == 3
     assert rep["frames_in"] == 10
@@ -243,14 +251,18 @@ def test_pipeline_publishes_gap_free_valid_messages(tiny_checkpoint):
     assert last["latency_ms"]["capture"] <= last["latency_ms"]["end_to_end"]
 
 
-class _Broken:
-    """A stage's work that raises on its n-th call, slowly, so that the stages before it fill their hand-offs."""
+class _Wrapped:
+    """A stage's component (detector, lifter) with every attribute but its call passed through."""
 
     def __init__(self, inner, n: int):
         self.inner, self.n, self.calls = inner, n, 0
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
+
+
+class _Broken(_Wrapped):
+    """A stage's work that raises on its n-th call, slowly, so that the stages before it fill their hand-offs."""
 
     def __call__(self, *a, **k):
         self.calls += 1
@@ -284,14 +296,12 @@ def test_a_failed_stage_stops_the_whole_pipeline_promptly(tiny_checkpoint, stage
     assert not [t.name for t in pipe._threads if t.is_alive()]
 
 
-class _Slow:
+class _Slow(_Wrapped):
     """A detector that hangs on its n-th call for ``secs`` seconds."""
 
     def __init__(self, inner, n: int, secs: float):
-        self.inner, self.n, self.secs, self.calls = inner, n, secs, 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
+        super().__init__(inner, n)
+        self.secs = secs
 
     def __call__(self, *a, **k):
         self.calls += 1
@@ -303,26 +313,14 @@ class _Slow:
 def test_watchdog_reports_a_stalled_stage_and_its_recovery(tiny_checkpoint, caplog):
     cfg = RunConfig(frames=12, watchdog_s=0.6)
     cfg.source.realtime = False
-    cfg.publish.status_hz = 20
-    port = free_port()
-    pub = Publisher("127.0.0.1", port, None)
-    sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=("status",), raw=True, timeout=0.5)
-    time.sleep(0.3)
     src = DemoSource(width=320, height=240, seconds=1.0, realtime=False)
     src.open()
-    pipe = _pipeline(cfg, src, tiny_checkpoint, pub)
-    pipe.detector = _Slow(pipe.detector, 3, 2.0)
+
+    def slow_detector(pipe):
+        pipe.detector = _Slow(pipe.detector, 3, 2.0)
+
     with caplog.at_level("WARNING", logger="streamhand.pipeline"):
-        rep = pipe.run()
-    stalled = []
-    try:
-        while True:
-            stalled.append(sub.recv().data["stalled"])
-    except TimeoutError:
-        pass
-    finally:
-        sub.close()
-        pub.close()
+        _, rep, stalled = _run_watching_status(cfg, src, tiny_checkpoint, "stalled", slow_detector)
     assert any("detect" in s for s in stalled)  # status said so while it lasted
     assert stalled[-1] == {}  # and no more once it ran again
     assert rep["stalls"] == 1 and rep["frames_processed"] == 12
@@ -364,23 +362,7 @@ class _OddCamera(FrameSource):
 
 
 def test_a_camera_that_misbehaves_is_reported_and_the_run_goes_on(tiny_checkpoint):
-    cfg = RunConfig()
-    cfg.publish.status_hz = 20
-    port = free_port()
-    pub = Publisher("127.0.0.1", port, None)
-    sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=("status",), raw=True, timeout=0.5)
-    time.sleep(0.3)
-    pipe = _pipeline(cfg, _OddCamera(frozen_s=2.6), tiny_checkpoint, pub)
-    rep = pipe.run()
-    states = []
-    try:
-        while True:
-            states.append(sub.recv().data["source_state"])
-    except TimeoutError:
-        pass
-    finally:
-        sub.close()
-        pub.close()
+    _, rep, states = _run_watching_status(RunConfig(), _OddCamera(frozen_s=2.6), tiny_checkpoint, "source_state")
     assert rep["errors"] == []
     assert rep["corrupt_frames"] == 1 and rep["resized_frames"] == 1
     assert rep["frozen_episodes"] == 1
