@@ -84,7 +84,8 @@ def run(
     max_hands: Annotated[int | None, typer.Option(min=1, max=4)] = None,
     tracking: Annotated[str | None, typer.Option(help="auto | on | off (auto: off for images, else on)")] = None,
     model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
-    backend: Annotated[str | None, typer.Option(help="auto | torch")] = None,
+    backend: Annotated[str | None, typer.Option(help="auto | tensorrt | onnxruntime | torch")] = None,
+    engines: Annotated[Path | None, typer.Option(help="TensorRT engines folder (default engines/)")] = None,
     modalities: Annotated[str | None, typer.Option(help="comma list of 2d,world,rgb,depth")] = None,
     samples: Annotated[int | None, typer.Option(min=0, help="posterior samples for joint_std")] = None,
     hand_size: Annotated[float | None, typer.Option(help="hand length, wrist to middle tip (m)")] = None,
@@ -127,6 +128,7 @@ def run(
         "source.demo_hands": ("--demo-hands", demo_hands), "detect.max_hands": ("--max-hands", max_hands),
         "detect.tracking": ("--tracking", tracking), "model.path": ("--model", str(model) if model else None),
         "model.backend": ("--backend", backend), "model.modalities": ("--modalities", mods),
+        "model.engine_dir": ("--engines", str(engines) if engines else None),
         "model.n_samples": ("--samples", samples), "model.hand_length_m": ("--hand-size", hand_size),
         "smooth.enabled": ("--no-smooth", False if no_smooth else None),
         "smooth.min_cutoff": ("--smooth-min-cutoff", smooth_min_cutoff), "smooth.beta": ("--smooth-beta", smooth_beta),
@@ -144,7 +146,7 @@ def run(
 def _run(cfg) -> int:
     from streamhand.capture.base import SourceError
     from streamhand.capture.factory import make_source
-    from streamhand.checkpoint import CheckpointError
+    from streamhand.checkpoint import CheckpointError, load_checkpoint
     from streamhand.hand_size import CalibrationError, resolve_hand_length
     from streamhand.infer import Lifter
     from streamhand.infer.select import make_backend
@@ -175,19 +177,25 @@ def _run(cfg) -> int:
         except (PortInUse, SecurityError) as e:
             _fail(str(e))
         try:
-            backend = make_backend(cfg.model.backend, cfg.model.path, cfg.model.n_samples, cfg.model.threads)
-        except (CheckpointError, ValueError) as e:
+            ckpt = load_checkpoint(cfg.model.path)
+        except CheckpointError as e:
             _fail(str(e))
         supported = {"2d", "world", "rgb"} | ({"depth"} if src.has_depth else set())
-        wanted = cfg.model.modalities or [m for m in backend.modalities if m != "3d"]
-        missing = [m for m in wanted if m not in backend.modalities]
+        have = ckpt.model.modalities
+        wanted = cfg.model.modalities or [m for m in have if m != "3d"]
+        missing = [m for m in wanted if m not in have]
         if missing:
-            _fail(f"--modalities {','.join(missing)}: the model has encoders for {','.join(backend.modalities)} only")
+            _fail(f"--modalities {','.join(missing)}: the model has encoders for {','.join(have)} only")
         if "depth" in wanted and not src.has_depth and cfg.model.modalities:
             _fail(f"--modalities depth: the {src.name} source has no depth")
         mods = tuple(m for m in wanted if m in supported)
         if not mods:
             _fail("no usable modality: the model needs inputs this source cannot give")
+        try:
+            backend = make_backend(cfg.model.backend, ckpt, cfg.model.n_samples, cfg.model.threads, mods,
+                                   Path(cfg.model.engine_dir))  # fmt: skip
+        except (CheckpointError, ValueError) as e:
+            _fail(str(e))
         try:
             hand_length, why = resolve_hand_length(cfg.model.hand_length_m)
         except CalibrationError as e:
@@ -478,6 +486,50 @@ def bench(
     if json_out is not None:
         json_out.write_text(json.dumps(res, indent=1))
     raise typer.Exit(1 if res["errors"] else 0)
+
+
+@app.command("build-engine")
+def build_engine(
+    model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
+    modalities: Annotated[str | None, typer.Option(help="comma list of 2d,world,rgb,depth (default: all)")] = None,
+    precision: Annotated[str, typer.Option(help="fp32 | fp16 | int8")] = "fp16",
+    batch: Annotated[str, typer.Option(help="MIN,OPT,MAX hands per call")] = "1,2,8",
+    workspace: Annotated[int, typer.Option(min=16, help="TensorRT workspace (MiB)")] = 1024,
+    timing_cache: Annotated[Path | None, typer.Option(help="default: OUT/timing.cache")] = None,
+    samples: Annotated[int, typer.Option(min=0, max=256, help="posterior samples for joint_std")] = 16,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("engines"),
+    require_engine: Annotated[bool, typer.Option("--require-engine", help="exit 1 if no engine is built")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Export the model to ONNX and, with TensorRT and an NVIDIA GPU, build a TensorRT engine and its sidecar."""
+    _setup_logging(verbose)
+    from streamhand.checkpoint import CheckpointError
+    from streamhand.export.engine_build import build
+    from streamhand.export.onnx_export import ExportError
+    from streamhand.export.tensorrt_build import EngineBuildError, EngineOptions
+
+    if precision not in ("fp32", "fp16", "int8"):
+        _fail(f"--precision {precision!r}: choose fp32, fp16 or int8")
+    try:
+        lo, opt, hi = (int(v) for v in batch.split(","))
+    except ValueError:
+        _fail(f"--batch {batch!r}: give MIN,OPT,MAX, e.g. 1,2,8")
+    mods = tuple(m.strip() for m in modalities.split(",") if m.strip()) if modalities else None
+    opts = EngineOptions(precision, (lo, opt, hi), workspace, timing_cache or out / "timing.cache")
+    try:
+        res = build(str(model) if model else None, mods, opts, out, samples)
+    except (CheckpointError, ExportError, ValueError) as e:
+        _fail(str(e))
+    except EngineBuildError as e:
+        for line in str(e).splitlines():
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(1) from None
+    for p in res.onnx:
+        typer.echo(f"onnx    {p}")
+    if res.engine is None:
+        typer.echo(f"no engine: {res.missing}", err=True)
+        raise typer.Exit(1 if require_engine else 0)
+    typer.echo(f"engine  {res.engine}\nsidecar {res.sidecar}")
 
 
 @app.command()

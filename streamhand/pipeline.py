@@ -181,7 +181,8 @@ class Pipeline:
             "corrupt_frames": self.source.corrupt_frames + self._guard.bad_frames,
             "hands_published": c.get("hands", 0),
             "latency_ms": {k: v["p50"] for k, v in self.stats.summary_ms().items()},
-            "backend": self.lifter.backend.describe(), "stalled": self.stalled(),
+            "backend": self.lifter.backend.describe(), "backend_reason": self.lifter.backend.reason,
+            "stalled": self.stalled(),
         }  # fmt: skip
 
     def stalled(self) -> dict[str, float]:
@@ -442,7 +443,8 @@ class Pipeline:
             "fps": snap["fps"], "latency_ms": summ, "drops": snap["drops"],
             "corrupt_frames": snap["corrupt_frames"], "hands_published": snap["hands_published"],
             "frozen_episodes": self._guard.frozen_episodes, "resized_frames": self._guard.resized,
-            "backend": snap["backend"], "modalities": list(self.modalities), "tracking": self.tracking,
+            "backend": snap["backend"], "backend_reason": snap["backend_reason"], "modalities": list(self.modalities),
+            "tracking": self.tracking,
             "errors": self.errors, "stalls": self.stats.counters_snapshot().get("stalls", 0),
         }  # fmt: skip
         if self._truth_hands:  # ground truth: the share of true hands that were found

@@ -53,7 +53,8 @@ class DetectConfig(_Strict):
 
 class ModelSettings(_Strict):
     path: str | None = None  # default: the shipped model
-    backend: Literal["auto", "torch"] = "auto"
+    backend: Literal["auto", "tensorrt", "onnxruntime", "torch"] = "auto"
+    engine_dir: str = "engines"  # where `streamhand build-engine` writes; searched by the tensorrt backend
     modalities: list[Literal["2d", "world", "rgb", "depth"]] | None = None  # None: all the model and source support
     n_samples: int = Field(16, ge=0, le=256)
     #: wrist crease to middle fingertip (m); None: the user's calibration (streamhand calibrate-hand), else 0.185

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streamhand.cache import cache_dir
 from streamhand.capture.base import Frame, FrameSource, Pacer, now
 from streamhand.geometry import Intrinsics, axis_angle, project
 from streamhand.synth.hand import forward_kinematics, sample_shape
@@ -21,13 +22,6 @@ from streamhand.synth.sampler import GESTURES
 
 log = logging.getLogger(__name__)
 DEMO_VERSION = 2  # bump when the clip's script changes; renderer changes bump RENDER_VERSION (both key the cache)
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("STREAMHAND_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "streamhand"
-    )
-    return Path(base)
 
 
 _SEQUENCES = (

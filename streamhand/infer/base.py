@@ -25,6 +25,8 @@ class Backend(ABC):
     model_id: str = "unknown"
     #: per fused-expert set, the joint_std calibration stored with the model (:mod:`streamhand.uncertainty`)
     std_calibration: dict | None = None
+    #: why this backend was chosen (set by :func:`streamhand.infer.select.make_backend`)
+    reason: str = ""
 
     @abstractmethod
     def infer(self, inputs: dict[str, np.ndarray]) -> BackendOutput:

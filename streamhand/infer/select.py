@@ -1,26 +1,157 @@
-"""Backend choice. ``auto`` picks the best backend this machine has and logs why (PyTorch for now:
-the engines work adds ONNX Runtime and TensorRT ahead of it)."""
+"""Backend choice: ``auto`` takes the fastest backend this machine can run and says why.
+
+``auto``'s order: a TensorRT engine (from ``streamhand build-engine``) whose sidecar matches this model, the
+run's modality set, this GPU and this TensorRT; ONNX Runtime with a GPU provider; PyTorch on CUDA (CUDA
+graphs); ONNX Runtime on the CPU (about twice PyTorch eager for these models); PyTorch on the CPU.
+A requested backend that cannot run here is an error, except ``tensorrt`` without a usable engine, which says
+why and falls back to ``auto``'s next choice. The reason is logged, and kept as ``backend.reason`` for the
+status topic and the run report.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from streamhand.checkpoint import Checkpoint, load_checkpoint
+from streamhand.export.graph import INPUT_NAMES, ordered
+from streamhand.export.sidecar import Machine, SidecarError, compatibility_problems, read_sidecar, this_machine
 from streamhand.infer.base import Backend
-from streamhand.infer.torch_backend import TorchBackend
 
 log = logging.getLogger(__name__)
-BACKENDS = ("auto", "torch")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+PRECISION_PREFERENCE = ("fp16", "int8", "fp32")
 
 
-def make_backend(name: str = "auto", checkpoint: str | None = None, n_samples: int = 16, threads: int = 1) -> Backend:
+@dataclass
+class Installed:
+    """What this machine has, as far as backend choice goes."""
+
+    machine: Machine
+    ort_providers: list[str] = field(default_factory=list)  # empty: onnxruntime is not installed
+    engine: Path | None = None  # a usable engine for this model and modality set
+    engine_note: str = ""  # why there is none
+
+
+@dataclass
+class Choice:
+    backend: str  # tensorrt | onnxruntime | torch
+    device: str  # cuda | cpu
+    provider: str | None
+    reason: str
+
+
+def choose(requested: str, have: Installed) -> Choice:
+    """The backend to make for ``requested`` given what is installed (pure: table-tested)."""
+    if requested not in BACKENDS:
+        raise ValueError(f"unknown backend {requested!r}; choose from {', '.join(BACKENDS)}")
+    gpu = have.machine.gpu is not None
+    gpu_ep = next((p for p in have.ort_providers if p != "CPUExecutionProvider"), None) if gpu else None
+    if requested == "torch":
+        return Choice("torch", "cuda" if gpu else "cpu", None, "requested")
+    if requested == "onnxruntime":
+        if not have.ort_providers:
+            raise ValueError("--backend onnxruntime: onnxruntime is not installed (pip install onnxruntime)")
+        return Choice("onnxruntime", "cuda" if gpu_ep else "cpu", gpu_ep or "CPUExecutionProvider", "requested")
+    notes = []
+    if have.engine is not None:
+        return Choice("tensorrt", "cuda", None, f"TensorRT engine {have.engine.name} matches this GPU and TensorRT")
+    notes.append(have.engine_note or "no TensorRT engine")
+    if requested == "tensorrt":
+        log.warning("--backend tensorrt: %s; falling back", notes[0])
+    if gpu_ep:
+        return Choice("onnxruntime", "cuda", gpu_ep, "; ".join([*notes, f"ONNX Runtime has {gpu_ep}"]))
+    if gpu:
+        return Choice("torch", "cuda", None, "; ".join([*notes, f"PyTorch on {have.machine.gpu} with CUDA graphs"]))
+    notes.append("no CUDA GPU")
+    if have.ort_providers:
+        why = "ONNX Runtime runs these models about 2x faster than PyTorch on a CPU"
+        return Choice("onnxruntime", "cpu", "CPUExecutionProvider", "; ".join([*notes, why]))
+    return Choice("torch", "cpu", None, "; ".join([*notes, "onnxruntime is not installed"]))
+
+
+def find_engine(engine_dir: Path, model_id: str, modalities: tuple[str, ...], here: Machine,
+                n_samples: int | None = None) -> tuple[Path | None, str]:  # fmt: skip
+    """The preferred usable engine in ``engine_dir`` for this model and modality set, or why there is none."""
+    if not engine_dir.is_dir():
+        return None, f"no engines folder {engine_dir}"
+    mods, found, problems = ordered(modalities), [], []
+    for p in sorted(engine_dir.glob("*.engine")):
+        try:
+            side = read_sidecar(p)
+        except SidecarError as e:
+            problems.append(str(e))
+            continue
+        if side["model_id"] != model_id or ordered(tuple(side["modalities"])) != mods:
+            continue
+        k = side.get("options", {}).get("n_samples")
+        if n_samples is not None and k != n_samples:
+            problems.append(f"{p.name}: built with {k} posterior samples, the run uses {n_samples}")
+            continue
+        why = compatibility_problems(side, here)
+        if why:
+            problems.append(f"{p.name}: {'; '.join(why)}")
+        else:
+            found.append((PRECISION_PREFERENCE.index(side["precision"]) if side["precision"] in PRECISION_PREFERENCE
+                          else 9, p))  # fmt: skip
+    if found:
+        return min(found)[1], ""
+    if problems:
+        return None, "no usable TensorRT engine (" + " | ".join(problems) + ")"
+    return None, f"no TensorRT engine for {model_id} {'+'.join(mods)} in {engine_dir}"
+
+
+def installed(engine_dir: Path | None, model_id: str, modalities: tuple[str, ...],
+              n_samples: int | None = None) -> Installed:  # fmt: skip
+    here = this_machine()
+    try:
+        from streamhand.infer.onnxruntime_backend import available_providers
+
+        providers = available_providers()
+    except ImportError:
+        providers = []
+    engine, note = find_engine(engine_dir or Path("engines"), model_id, modalities, here, n_samples)
+    return Installed(here, providers, engine, note)
+
+
+def make_backend(
+    name: str = "auto",
+    checkpoint: str | Path | Checkpoint | None = None,
+    n_samples: int = 16,
+    threads: int = 1,
+    modalities: tuple[str, ...] | None = None,
+    engine_dir: Path | None = None,
+) -> Backend:
+    """Make the backend ``name`` (or ``auto``'s choice) for the run's ``modalities``; ``backend.reason`` says why."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
-    ckpt: Checkpoint = load_checkpoint(checkpoint)
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    backend = TorchBackend(ckpt, device=device, n_samples=n_samples, threads=threads)
-    log.info("backend: %s on %s (%s)", backend.describe(), device,
-             "auto: PyTorch is the only backend built so far" if name == "auto" else "requested")  # fmt: skip
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    mods = ordered(modalities or tuple(m for m in ckpt.model.modalities if m in INPUT_NAMES))
+    choice = choose(name, installed(engine_dir, ckpt.model_id, mods, n_samples))
+    backend = _make(choice, ckpt, n_samples, threads, mods, engine_dir)
+    backend.reason = choice.reason
+    log.info("backend: %s (%s: %s)", backend.describe(), name, choice.reason)
     return backend
+
+
+def _make(c: Choice, ckpt: Checkpoint, n_samples: int, threads: int, mods: tuple[str, ...],
+          engine_dir: Path | None) -> Backend:  # fmt: skip
+    from streamhand.infer.torch_backend import TorchBackend
+
+    if c.backend == "torch":
+        return TorchBackend(ckpt, device=c.device, n_samples=n_samples, threads=threads)
+    from streamhand.infer.onnxruntime_backend import OnnxRuntimeBackend
+
+    if c.backend == "onnxruntime":
+        return OnnxRuntimeBackend(ckpt, mods, n_samples, threads, providers=[c.provider or "CPUExecutionProvider"])
+    from streamhand.infer.tensorrt_backend import EngineUnusable, TensorRTBackend
+
+    fallback = TorchBackend(ckpt, device="cuda", n_samples=n_samples, threads=threads)
+    have = installed(engine_dir, ckpt.model_id, mods, n_samples)
+    try:
+        return TensorRTBackend(have.engine, fallback=fallback)  # type: ignore[arg-type]
+    except EngineUnusable as e:
+        log.warning("tensorrt: %s; using PyTorch on CUDA", e)
+        fallback.reason = str(e)
+        return fallback

@@ -1,0 +1,101 @@
+"""``streamhand build-engine``: the ONNX export, then (where TensorRT and a GPU are present) the engine and
+its sidecar. Without TensorRT or a GPU the ONNX is still written and the result says what is missing."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from streamhand.checkpoint import Checkpoint, load_checkpoint
+from streamhand.export.calibration_data import model_inputs
+from streamhand.export.graph import INPUT_NAMES, ordered
+from streamhand.export.onnx_export import default_onnx_name, export_onnx
+from streamhand.export.sidecar import this_machine, write_sidecar
+from streamhand.export.tensorrt_build import EngineOptions, build_engine, check_precision, needs_half_onnx
+
+log = logging.getLogger(__name__)
+TENSORRT_HINT = "pip install 'streamhand[tensorrt]' (NVIDIA's TensorRT 10 or 11 wheels) on a machine with an NVIDIA GPU"
+
+
+@dataclass
+class BuildResult:
+    onnx: list[Path] = field(default_factory=list)
+    engine: Path | None = None
+    sidecar: Path | None = None
+    missing: str | None = None  # why no engine was built (None when one was)
+
+
+def engine_name(model_id: str, modalities: tuple[str, ...], precision: str) -> str:
+    return default_onnx_name(model_id, modalities, precision).removesuffix(".onnx") + ".engine"
+
+
+def build(
+    checkpoint: str | Path | Checkpoint | None,
+    modalities: tuple[str, ...] | None,
+    opts: EngineOptions,
+    out_dir: Path,
+    n_samples: int = 16,
+) -> BuildResult:
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    mods = ordered(modalities or tuple(m for m in ckpt.model.modalities if m in INPUT_NAMES))
+    lo, opt, hi = opts.batch
+    if not 1 <= lo <= opt <= hi:
+        raise ValueError(f"--batch {lo},{opt},{hi}: needs 1 <= MIN <= OPT <= MAX")
+    max_batch = max(256, hi)
+    res = BuildResult()
+    fp32 = export_onnx(ckpt, mods, out_dir / default_onnx_name(ckpt.model_id, mods), n_samples, max_batch)
+    res.onnx.append(fp32.path)
+    here = this_machine()
+    if here.tensorrt is None:
+        res.missing = f"TensorRT is not installed: {TENSORRT_HINT}"
+    elif here.gpu is None:
+        res.missing = "no CUDA GPU is visible to PyTorch (TensorRT engines are built on the GPU that runs them)"
+    if res.missing:
+        return res
+    import tensorrt as trt
+
+    major = int(str(trt.__version__).split(".")[0])
+    check_precision(major, opts.precision)
+    src = fp32
+    if needs_half_onnx(major, opts.precision):
+        src = export_onnx(ckpt, mods, out_dir / default_onnx_name(ckpt.model_id, mods, "fp16"), n_samples, max_batch,
+                          precision="fp16")  # fmt: skip
+        res.onnx.append(src.path)
+    engine = out_dir / engine_name(ckpt.model_id, mods, opts.precision)
+    size = ckpt.model.cfg.image_size
+
+    def calibration(i: int) -> dict:
+        x = model_inputs(mods, hi, size, seed=1000 + i)
+        return {INPUT_NAMES[m]: v for m, v in x.items()}
+
+    facts = build_engine(src.path, engine, opts, calibration)
+    res.engine = engine
+    res.sidecar = write_sidecar(
+        engine,
+        {
+            **facts,
+            "model_id": ckpt.model_id,
+            "checkpoint_sha256": fp32.metadata["checkpoint_sha256"],
+            "modalities": list(mods),
+            "gpu": here.gpu,
+            "compute_capability": here.compute_capability,
+            "cuda": torch.version.cuda,
+            "torch": torch.__version__,
+            "precision": opts.precision,
+            "batch": list(opts.batch),
+            "onnx": src.path.name,
+            "onnx_sha256": src.sha256,
+            "onnx_metadata": fp32.metadata,
+            "options": {
+                "workspace_mb": opts.workspace_mb,
+                "timing_cache": str(opts.timing_cache or ""),
+                "n_samples": n_samples,
+            },
+            "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
+    return res

@@ -1,0 +1,169 @@
+"""ONNX export of the inference graph (:mod:`streamhand.export.graph`) for one modality set.
+
+Dynamic batch (1 to the graph's ``max_batch``), opset 17 or newer, named inputs and outputs, and metadata
+embedded in the file (``streamhand.*`` keys: model id, checkpoint sha256, layout, z size, input shapes,
+conventions, joint_std calibration) so that a backend can run the file alone and check what it loads.
+``precision="fp16"`` writes a half-precision graph with fp32 inputs and outputs (TensorRT 11's strongly typed
+networks take their precision from the ONNX).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from streamhand import __version__
+from streamhand.checkpoint import SKELETON_INFO, Checkpoint, load_checkpoint
+from streamhand.export.graph import INPUT_NAMES, OUTPUT_NAMES, InferenceGraph, input_shape, ordered
+from streamhand.infer.noise import DEFAULT_SEED, posterior_noise
+
+log = logging.getLogger(__name__)
+FORMAT = "streamhand-onnx/1"
+MIN_OPSET = 17
+PRECISIONS = ("fp32", "fp16")
+
+
+class ExportError(ValueError):
+    """An export that cannot be made or an exported file that cannot be used."""
+
+
+@dataclass
+class OnnxArtifact:
+    path: Path
+    sha256: str
+    metadata: dict[str, Any]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i["name"] for i in self.metadata["inputs"]]
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def modality_tag(modalities: tuple[str, ...] | list[str]) -> str:
+    return "+".join(ordered(tuple(modalities)))
+
+
+def default_onnx_name(model_id: str, modalities: tuple[str, ...] | list[str], precision: str = "fp32") -> str:
+    return f"{model_id}_{modality_tag(modalities).replace('+', '-')}_{precision}.onnx"
+
+
+def export_onnx(
+    checkpoint: str | Path | Checkpoint | None,
+    modalities: tuple[str, ...] | list[str],
+    out: str | Path,
+    n_samples: int = 16,
+    max_batch: int = 256,
+    precision: str = "fp32",
+    opset: int = MIN_OPSET,
+    seed: int = DEFAULT_SEED,
+) -> OnnxArtifact:
+    """Write the graph for ``modalities`` to ``out`` atomically and check it with ``onnx.checker``."""
+    import onnx
+
+    if precision not in PRECISIONS:
+        raise ExportError(f"ONNX precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+    if opset < MIN_OPSET:
+        raise ExportError(f"opset {opset} is below {MIN_OPSET}")
+    if not 1 <= max_batch <= 4096:
+        raise ExportError(f"max batch {max_batch} is outside 1-4096")
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    model = ckpt.model
+    mods = ordered(tuple(modalities))
+    noise = posterior_noise(n_samples, max_batch, model.cfg.z_dim, seed)
+    # a copy of the model, so that fp16 export leaves the caller's fp32 model alone
+    clone = type(model)(model.cfg)
+    clone.load_state_dict(model.state_dict())
+    try:
+        graph = InferenceGraph(clone, mods, noise, half=precision == "fp16").eval()
+    except ValueError as e:
+        raise ExportError(str(e)) from None
+    examples = tuple(torch.zeros(input_shape(model, m, 2)) for m in mods)
+    in_names = [INPUT_NAMES[m] for m in mods]
+    dyn = {n: {0: "batch"} for n in (*in_names, *OUTPUT_NAMES)}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    t0 = time.perf_counter()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # K and the modality set are fixed per graph
+        torch.onnx.export(graph, examples, str(tmp), input_names=in_names, output_names=list(OUTPUT_NAMES),
+                          dynamic_axes=dyn, opset_version=opset, dynamo=False, do_constant_folding=True)  # fmt: skip
+    proto = onnx.load(str(tmp))
+    ckpt_sha = file_sha256(ckpt.path) if ckpt.path is not None else "unsaved"
+    meta = {
+        "format": FORMAT,
+        "model_id": ckpt.model_id,
+        "checkpoint_sha256": ckpt_sha,
+        "modalities": list(mods),
+        "inputs": [
+            {"name": INPUT_NAMES[m], "modality": m, "shape": list(input_shape(model, m)), "dtype": "float32"}
+            for m in mods
+        ],
+        "outputs": [
+            {"name": "joints", "shape": ["B", model.cfg.num_joints, 3], "dtype": "float32"},
+            {"name": "joint_std", "shape": ["B", model.cfg.num_joints], "dtype": "float32"},
+            {"name": "disagreement", "shape": ["B", model.cfg.num_joints], "dtype": "float32"},
+        ],
+        "layout": SKELETON_INFO["layout"],
+        "conventions": {k: v for k, v in SKELETON_INFO.items() if k != "layout"},
+        "z_dim": model.cfg.z_dim,
+        "image_size": model.cfg.image_size,
+        "n_samples": n_samples,
+        "noise_seed": seed,
+        "max_batch": max_batch,
+        "precision": precision,
+        "opset": opset,
+        "std_calibration": ckpt.meta.get("std_calibration"),
+        "torch": torch.__version__,
+        "streamhand": __version__,
+    }
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        p = proto.metadata_props.add()
+        p.key, p.value = f"streamhand.{k}", json.dumps(v)
+    proto.doc_string = f"streamhand {ckpt.model_id}: {modality_tag(mods)} -> 3D joints with spread"
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+    tmp.replace(out)
+    log.info("exported %s (%s, %s) in %.1f s", out, modality_tag(mods), precision, time.perf_counter() - t0)
+    return OnnxArtifact(out, file_sha256(out), meta)
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``streamhand.*`` metadata of an exported file (ExportError if it is not one of ours)."""
+    import onnx
+
+    p = Path(path)
+    if not p.is_file():
+        raise ExportError(f"ONNX file not found: {p}")
+    try:
+        proto = onnx.load(str(p), load_external_data=False)
+    except Exception as e:
+        raise ExportError(f"{p}: not a readable ONNX file ({type(e).__name__})") from None
+    meta: dict[str, Any] = {}
+    for prop in proto.metadata_props:
+        if prop.key.startswith("streamhand."):
+            try:
+                meta[prop.key[len("streamhand.") :]] = json.loads(prop.value)
+            except json.JSONDecodeError:
+                raise ExportError(f"{p}: metadata {prop.key} is not JSON") from None
+    if meta.get("format") != FORMAT:
+        raise ExportError(f"{p}: not a streamhand export (format {meta.get('format')!r}, expected {FORMAT!r})")
+    if meta.get("layout") != SKELETON_INFO["layout"]:
+        raise ExportError(f"{p}: joint layout differs from this streamhand's")
+    return meta

@@ -1,0 +1,150 @@
+"""ONNX export of the inference graph: parity with PyTorch through real ONNX Runtime, metadata, errors."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from streamhand.checkpoint import load_checkpoint, save_checkpoint
+from streamhand.export import ExportError, export_onnx, read_onnx_metadata
+from streamhand.export.graph import INPUT_NAMES
+from streamhand.infer.onnxruntime_backend import OnnxRuntimeBackend
+from streamhand.infer.torch_backend import TorchBackend
+from streamhand.models import HandPoseModel, ModelConfig
+
+MODS = ("2d", "world", "rgb", "depth")
+SETS = [c for r in range(1, 5) for c in itertools.combinations(MODS, r)]
+
+
+@pytest.fixture(scope="module")
+def four_expert_ckpt(tmp_path_factory):
+    torch.manual_seed(3)
+    enc = ["2d", "world", "rgb", "depth", "3d"]
+    cfg = ModelConfig(z_dim=8, hidden=32, encoders=enc, decoders=["3d"], image_size=32)
+    cal = {"2d": {"a": 1.0, "b": 0.0}}
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "four.pt", HandPoseModel(cfg), std_calibration=cal)
+
+
+def _inputs(mods, b, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    shapes = {"2d": (b, 21, 2), "world": (b, 21, 3), "rgb": (b, 3, size, size), "depth": (b, 1, size, size)}
+    return {m: rng.uniform(-0.5, 0.5, shapes[m]).astype(np.float32) for m in mods}
+
+
+@pytest.mark.parametrize("mods", SETS, ids=["+".join(s) for s in SETS])
+def test_onnxruntime_equals_pytorch_for_every_modality_set(four_expert_ckpt, tmp_path, mods):
+    import onnxruntime as ort
+
+    art = export_onnx(four_expert_ckpt, mods, tmp_path / "m.onnx", n_samples=4)
+    sess = ort.InferenceSession(str(art.path), providers=["CPUExecutionProvider"])
+    tb = TorchBackend(four_expert_ckpt, n_samples=4)
+    for b in (1, 8):
+        x = _inputs(mods, b, seed=b)
+        got = sess.run(None, {INPUT_NAMES[m]: x[m] for m in mods})
+        want = tb.infer(x)
+        for g, w in zip(got, (want.joints, want.joint_std, want.disagreement)):
+            assert g.shape == w.shape
+            np.testing.assert_allclose(g, w, atol=1e-4, rtol=0)
+        assert (got[1] > 0).all()  # the spread is computed in the graph
+        if len(mods) > 1:
+            assert (got[2] > 0).all()
+
+
+def test_graph_is_valid_with_named_io_dynamic_batch_and_metadata(four_expert_ckpt, tmp_path):
+    art = export_onnx(four_expert_ckpt, ("world", "2d"), tmp_path / "m.onnx", opset=18)
+    proto = onnx.load(str(art.path))
+    onnx.checker.check_model(proto)
+    assert proto.opset_import[0].version >= 17
+    assert [i.name for i in proto.graph.input] == ["keypoints_2d", "world_landmarks"]  # fixed order
+    assert [o.name for o in proto.graph.output] == ["joints", "joint_std", "disagreement"]
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    meta = read_onnx_metadata(art.path)
+    ck = load_checkpoint(four_expert_ckpt)
+    assert meta["model_id"] == ck.model_id and meta["z_dim"] == 8 and meta["image_size"] == 32
+    assert meta["modalities"] == ["2d", "world"] and meta["n_samples"] == 16 and meta["opset"] == 18
+    assert meta["layout"] == "mediapipe21" and meta["conventions"]["root"] == "wrist"
+    assert meta["std_calibration"] == {"2d": {"a": 1.0, "b": 0.0}}
+    assert len(meta["checkpoint_sha256"]) == 64 and meta["inputs"][1]["shape"] == ["B", 21, 3]
+
+
+def test_fp16_graph_keeps_fp32_io(four_expert_ckpt, tmp_path):
+    import onnxruntime as ort
+
+    art = export_onnx(four_expert_ckpt, ("2d",), tmp_path / "h.onnx", n_samples=4, precision="fp16")
+    proto = onnx.load(str(art.path))
+    f32 = onnx.TensorProto.FLOAT
+    assert all(v.type.tensor_type.elem_type == f32 for v in [*proto.graph.input, *proto.graph.output])
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
+    x = _inputs(("2d",), 2)
+    got = ort.InferenceSession(str(art.path), providers=["CPUExecutionProvider"]).run(None, {"keypoints_2d": x["2d"]})
+    want = TorchBackend(four_expert_ckpt, n_samples=4).infer(x)
+    np.testing.assert_allclose(got[0], want.joints, atol=2e-2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"modalities": ("3d",)}, "no runtime input"),
+        ({"modalities": ("2d", "depth")}, "no encoder"),
+        ({"modalities": ("2d",), "precision": "int8"}, "ONNX precision"),
+        ({"modalities": ("2d",), "opset": 13}, "below 17"),
+        ({"modalities": ("2d",), "max_batch": 0}, "max batch"),
+    ],
+)
+def test_export_refuses_bad_requests(tiny_checkpoint, tmp_path, kwargs, message):
+    with pytest.raises((ExportError, ValueError), match=message):
+        export_onnx(tiny_checkpoint, out=tmp_path / "x.onnx", **kwargs)
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_metadata_reader_names_what_is_wrong(tmp_path):
+    with pytest.raises(ExportError, match="not found"):
+        read_onnx_metadata(tmp_path / "none.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00\x01not onnx at all" * 10)
+    with pytest.raises(ExportError, match=r"not a readable ONNX|not a streamhand export"):
+        read_onnx_metadata(junk)
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])  # fmt: skip
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(g), str(foreign))
+    with pytest.raises(ExportError, match="not a streamhand export"):
+        read_onnx_metadata(foreign)
+
+
+def test_onnxruntime_backend_caches_exports_and_matches_torch(four_expert_ckpt, tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMHAND_CACHE", str(tmp_path))
+    be = OnnxRuntimeBackend(four_expert_ckpt, ("2d", "world"), n_samples=4)
+    files = sorted(tmp_path.rglob("*.onnx"))
+    assert len(files) == 3  # 2d+world, 2d, world
+    stamps = [f.stat().st_mtime_ns for f in files]
+    be2 = OnnxRuntimeBackend(four_expert_ckpt, ("2d", "world"), n_samples=4)
+    assert [f.stat().st_mtime_ns for f in files] == stamps  # reused, not exported again
+    OnnxRuntimeBackend(four_expert_ckpt, ("2d",), n_samples=8)  # another sample count: its own file
+    assert len(list(tmp_path.rglob("*.onnx"))) == 4
+    tb = TorchBackend(four_expert_ckpt, n_samples=4)
+    for mods in (("2d", "world"), ("2d",), ("world",)):
+        x = _inputs(mods, 3)
+        got, want = be2.infer(x), tb.infer(x)
+        np.testing.assert_allclose(got.joints, want.joints, atol=1e-4)
+        np.testing.assert_allclose(got.joint_std, want.joint_std, atol=1e-4)
+    assert be.std_calibration == {"2d": {"a": 1.0, "b": 0.0}} and "onnxruntime[CPUExecutionProvider]" in be.describe()
+    with pytest.raises(KeyError, match="no ONNX graph for modalities rgb"):
+        be.infer(_inputs(("rgb",), 1))
+
+
+def test_onnxruntime_backend_runs_from_files_alone(four_expert_ckpt, tmp_path):
+    art = export_onnx(four_expert_ckpt, ("2d",), tmp_path / "only2d.onnx", n_samples=4)
+    be = OnnxRuntimeBackend(files=[art.path])
+    assert be.modalities == ("2d",) and be.image_size == 32
+    x = _inputs(("2d",), 300)  # more hands than the graph's noise table: split into calls
+    assert be.infer(x).joints.shape == (300, 21, 3)
+    with pytest.raises(ValueError, match="providers"):
+        OnnxRuntimeBackend(files=[art.path], providers=["NoSuchExecutionProvider"])
