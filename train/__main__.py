@@ -42,7 +42,10 @@ def fit(
         _fail(str(e))
     if resume is not None and not resume.is_file():
         _fail(f"--resume: checkpoint not found: {resume}")
-    path = run_fit(cfg, resume=resume, progress=not no_progress)
+    try:
+        path = run_fit(cfg, resume=resume, progress=not no_progress)
+    except ValueError as e:  # a device this machine does not have
+        _fail(str(e))
     typer.echo(f"checkpoint: {path}")
 
 

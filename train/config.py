@@ -79,6 +79,11 @@ class TrainConfig(_Strict):
     #: matrix products in bfloat16 (autocast; weights, optimiser and evaluation stay float32): about
     #: twice the steps per second on CPUs with AVX512-BF16 and on GPUs
     precision: Literal["fp32", "bf16"] = "fp32"
+    #: where to train: "auto" takes a CUDA GPU when there is one. Under torchrun each process takes the GPU of
+    #: its LOCAL_RANK and the model is wrapped in DistributedDataParallel (batch_size is per process)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: processes that make synthetic batches ahead of the training loop (0: made in the loop)
+    workers: int = Field(0, ge=0, le=64)
     eval_every: int = Field(2000, ge=1)
     eval_n: int = Field(1000, ge=10)
     checkpoint_every: int = Field(5000, ge=1)

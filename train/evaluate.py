@@ -39,7 +39,8 @@ def lift_2d(model: HandPoseModel, x2d: torch.Tensor, batch: int = 4096) -> np.nd
     """Normalised 2D (N, 21, 2) -> normalised 3D (N, 21, 3) from the posterior mean."""
     was_training = model.training
     model.eval()
-    out = [model({"2d": x2d[i : i + batch]}).joints for i in range(0, len(x2d), batch)]
+    dev = next(model.parameters()).device
+    out = [model({"2d": x2d[i : i + batch].to(dev)}).joints.cpu() for i in range(0, len(x2d), batch)]
     model.train(was_training)
     return torch.cat(out).numpy().astype(np.float64)
 
@@ -53,13 +54,14 @@ def lift_2d_std(
     was_training = model.training
     model.eval()
     g = torch.Generator().manual_seed(seed)
+    dev = next(model.parameters()).device
     joints, std = [], []
     for i in range(0, len(x2d), batch):
         x = x2d[i : i + batch]
         noise = torch.randn(n_samples, len(x), model.cfg.z_dim, generator=g, dtype=x.dtype)
-        out = model({"2d": x}, noise=noise)
-        joints.append(out.joints)
-        std.append(out.joint_std)
+        out = model({"2d": x.to(dev)}, noise=noise.to(dev))
+        joints.append(out.joints.cpu())
+        std.append(out.joint_std.cpu())
     model.train(was_training)
     return torch.cat(joints).numpy().astype(np.float64), torch.cat(std).numpy().astype(np.float64)
 

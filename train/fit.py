@@ -1,5 +1,9 @@
-"""The training loop: seeded synthetic batches, Adam, KL warm-up, progress bar, periodic evaluation,
-atomic checkpoints with embedded config and metrics, exact resume."""
+"""The training loop: seeded synthetic batches (optionally made by worker processes), Adam, KL warm-up,
+progress bar, periodic evaluation, atomic checkpoints with embedded config and metrics, exact resume.
+
+On CPU or one CUDA GPU (bf16 autocast on either with ``precision: bf16``); under ``torchrun`` one process per
+GPU with DistributedDataParallel. Checkpoints hold CPU tensors, so they load on any device.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from streamhand.checkpoint import save_checkpoint
 from streamhand.models import HandPoseModel
 from train.config import TrainConfig
-from train.datasets.synthetic import batches
+from train.datasets.synthetic import PoseBatch, batches
+from train.distributed import Placement, leave, place
 from train.evaluate import evaluate_synthetic
 from train.losses import training_loss
 
@@ -29,8 +34,40 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr
 
 
+class TrainStep(torch.nn.Module):
+    """The loss as a module's forward, so that DistributedDataParallel sees (and synchronises) every step."""
+
+    def __init__(self, model: HandPoseModel, cfg: TrainConfig):
+        super().__init__()
+        self.model, self.cfg = model, cfg
+        self.weights = {"3d": cfg.loss.weight_3d, "2d": cfg.loss.weight_2d}
+
+    def forward(self, b: PoseBatch, beta: float) -> tuple[torch.Tensor, dict[str, float]]:
+        dev = next(self.model.parameters()).device
+        inputs = {"2d": b.x2d.to(dev, non_blocking=True)}
+        if "world" in self.model.encoders:
+            inputs["world"] = b.xworld.to(dev, non_blocking=True)
+        y3d = b.y3d.to(dev, non_blocking=True)
+        if "3d" in self.model.encoders:
+            inputs["3d"] = y3d
+        targets = {"3d": y3d}
+        if "2d" in self.model.decoders:
+            targets["2d"] = b.y2d.to(dev, non_blocking=True)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+            return training_loss(self.model, inputs, targets, beta, self.weights, self.cfg.loss.objective,
+                                 self.cfg.loss.recon_3d)  # fmt: skip
+
+
 def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
     """Train per ``cfg``; returns the path of the final checkpoint (``<out_dir>/<name>/last.pt``)."""
+    where = place(cfg.device)
+    try:
+        return _fit(cfg, where, resume, progress and where.main)
+    finally:
+        leave()
+
+
+def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress: bool) -> Path:
     out = Path(cfg.out_dir) / cfg.name
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -40,6 +77,13 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
     if cfg.init_from and resume is None:
         model.load_state_dict(torch.load(cfg.init_from, map_location="cpu", weights_only=True)["state_dict"])
         log.info("initialised from %s", cfg.init_from)
+    model.to(where.device)
+    step_fn: torch.nn.Module = TrainStep(model, cfg)
+    if where.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [where.device.index] if where.device.type == "cuda" else None
+        step_fn = DistributedDataParallel(step_fn, device_ids=ids, find_unused_parameters=True)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, history = 0, []
     if resume is not None:
@@ -53,7 +97,6 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
             torch.set_rng_state(raw["torch_rng"])
         log.info("resumed from %s at step %d", resume, start)
     model.train()
-    weights = {"3d": cfg.loss.weight_3d, "2d": cfg.loss.weight_2d}
     mp = None
     if cfg.data.mediapipe_pairs:
         from train.datasets.mediapipe_pairs import load_shards
@@ -61,9 +104,11 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
         d = cfg.data
         mp = load_shards(Path(cfg.out_dir) / "cache", d.mediapipe_pairs, d.mediapipe_seed, d.mediapipe_shards)
         log.info("%d MediaPipe-labelled hands in the mix", len(mp["left"]))
-    data = batches(cfg.seed, cfg.data, cfg.batch_size, start, mp)
+    data = batches(cfg.seed, cfg.data, cfg.batch_size, start, mp, cfg.workers, where.rank)
     metrics: dict = history[-1] if history else {}
     t0 = time.time()
+    log.info("training on %s%s, %s, %d data worker(s)", where.device,
+             f" x{where.world} processes" if where.world > 1 else "", cfg.precision, cfg.workers)  # fmt: skip
 
     def save(path: Path, step: int) -> None:
         save_checkpoint(
@@ -77,38 +122,38 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
     with Progress(*cols, disable=not progress, transient=False) as bar:
         task = bar.add_task(f"train {cfg.name}", total=cfg.steps, completed=start, info="")
         running = None
+        train_s, rate = 0.0, 0.0  # seconds spent on batches and steps (not evaluation or saving)
         for step in range(start, cfg.steps):
+            t_step = time.perf_counter()
             b = next(data)
             for g in opt.param_groups:
                 g["lr"] = _lr_at(cfg, step)
             beta = cfg.loss.beta * min(1.0, (step + 1) / max(cfg.loss.warmup_steps, 1))
-            inputs = {"2d": b.x2d}
-            if "world" in model.encoders:
-                inputs["world"] = b.xworld
-            if "3d" in model.encoders:
-                inputs["3d"] = b.y3d
-            targets = {"3d": b.y3d}
-            if "2d" in model.decoders:
-                targets["2d"] = b.y2d
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                loss, logs = training_loss(model, inputs, targets, beta, weights, cfg.loss.objective, cfg.loss.recon_3d)
+            loss, logs = step_fn(b, beta)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             running = logs["loss"] if running is None else 0.98 * running + 0.02 * logs["loss"]
             done = step + 1
+            train_s += time.perf_counter() - t_step
+            rate = (done - start) * cfg.batch_size * where.world / max(train_s, 1e-9)
+            if not where.main:
+                continue
             if done % cfg.eval_every == 0 or done == cfg.steps:
                 m = evaluate_synthetic(model, n=cfg.eval_n, seed=10_000 + cfg.seed)
                 metrics = {"step": done, "loss": running, "val_epe_mean_mm": m.epe_mean_mm,
                            "val_epe_median_mm": m.epe_median_mm, "val_auc_20_50": m.auc_20_50,
-                           "elapsed_s": time.time() - t0}  # fmt: skip
+                           "elapsed_s": time.time() - t0, "samples_per_s": rate, "device": str(where.device),
+                           "processes": where.world}  # fmt: skip
                 history.append(metrics)
                 log.info("step %d loss %.4f val EPE %.2f mm", done, running, m.epe_mean_mm)
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 save(out / "last.pt", done)
             if done % 50 == 0 or done == cfg.steps:
                 ep = metrics.get("val_epe_mean_mm")
-                info = f"loss {running:.3f}" + (f"  val EPE {ep:.2f} mm" if ep is not None else "")
+                info = f"loss {running:.3f}  {rate:,.0f} samples/s" + (f"  val EPE {ep:.2f} mm" if ep else "")
                 bar.update(task, completed=done, info=info)
-    (out / "history.json").write_text(json.dumps(history, indent=1))
+    data.close()  # stops the data workers
+    if where.main:
+        (out / "history.json").write_text(json.dumps(history, indent=1))
     return out / "last.pt"

@@ -54,7 +54,7 @@ def training_loss(
         for g in groups:
             if len(g) > 1 and "+".join(g) not in posteriors:
                 posteriors["+".join(g)] = product_of_experts([experts[m][0] for m in g], [experts[m][1] for m in g])
-    loss = torch.zeros(())
+    loss = torch.zeros((), device=next(iter(inputs.values())).device)
     logs: dict[str, float] = {}
     for name, post in posteriors.items():
         rec, kl, parts = elbo_terms(model, post, targets, weights, recon_3d)

@@ -132,21 +132,69 @@ def mix_mediapipe(
     data.joints_cam[dst], data.scale[dst], data.left[dst], data.rot[dst] = m["joints_cam"], scale, left, rot
 
 
+def chunk_data(
+    seed: int, c: int, cfg: DataConfig, n: int, mediapipe: dict[str, np.ndarray] | None = None, rank: int = 0
+) -> PoseBatch:
+    """Chunk ``c`` of the stream of ``rank`` (one process of a multi-GPU run): ``default_rng([seed, c])`` for
+    rank 0, so a single-process run's data does not depend on how it is made."""
+    rng = np.random.default_rng([seed, c] if rank == 0 else [seed, c, rank])
+    data = make_pairs(rng, n, cfg)
+    if mediapipe is not None:
+        mix_mediapipe(rng, data, mediapipe, cfg)
+    return data
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(cfg: DataConfig, mediapipe: dict[str, np.ndarray] | None) -> None:
+    torch.set_num_threads(1)
+    _WORKER.update(cfg=cfg, mediapipe=mediapipe)
+
+
+def _worker_chunk(seed: int, c: int, n: int, rank: int) -> PoseBatch:
+    return chunk_data(seed, c, _WORKER["cfg"], n, _WORKER["mediapipe"], rank)
+
+
 def batches(
-    seed: int, cfg: DataConfig, batch_size: int, start_step: int = 0, mediapipe: dict[str, np.ndarray] | None = None
+    seed: int,
+    cfg: DataConfig,
+    batch_size: int,
+    start_step: int = 0,
+    mediapipe: dict[str, np.ndarray] | None = None,
+    workers: int = 0,
+    rank: int = 0,
 ) -> Iterator[PoseBatch]:
-    """Endless batches; chunk ``c`` is drawn from ``default_rng([seed, c])`` so resuming is exact."""
+    """Endless batches; chunk ``c`` is drawn from its own seeded generator, so resuming is exact and the data
+    are the same whether chunks are made here or by ``workers`` processes (made ahead, in order)."""
     per_chunk = max(1, cfg.chunk // batch_size)
+    n = per_chunk * batch_size
     c = start_step // per_chunk
     skip = start_step % per_chunk
-    while True:
-        rng = np.random.default_rng([seed, c])
-        data = make_pairs(rng, per_chunk * batch_size, cfg)
-        if mediapipe is not None:
-            mix_mediapipe(rng, data, mediapipe, cfg)
-        for i in range(skip, per_chunk):
-            s = slice(i * batch_size, (i + 1) * batch_size)
-            yield PoseBatch(data.x2d[s], data.xworld[s], data.y2d[s], data.y3d[s], data.rot[s], data.joints_cam[s],
-                            data.scale[s], data.left[s])  # fmt: skip
-        skip = 0
-        c += 1
+    pool = None
+    if workers > 0:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), initializer=_worker_init,
+                                   initargs=(cfg, mediapipe))  # fmt: skip
+    ahead: list = []
+    try:
+        while True:
+            if pool is not None:
+                while len(ahead) < 2 * workers:
+                    ahead.append(pool.submit(_worker_chunk, seed, c + len(ahead), n, rank))
+                data = ahead.pop(0).result()
+            else:
+                data = chunk_data(seed, c, cfg, n, mediapipe, rank)
+            for i in range(skip, per_chunk):
+                s = slice(i * batch_size, (i + 1) * batch_size)
+                yield PoseBatch(data.x2d[s], data.xworld[s], data.y2d[s], data.y3d[s], data.rot[s],
+                                data.joints_cam[s], data.scale[s], data.left[s])  # fmt: skip
+            skip = 0
+            c += 1
+    finally:
+        if pool is not None:
+            for f in ahead:
+                f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
