@@ -467,69 +467,87 @@ def _measure_hand(cfg, frames: int) -> int:
 
 @app.command()
 def bench(
-    soak: Annotated[float, typer.Option(min=0.1, help="minutes of the whole pipeline on the demo, watched for leaks")],
+    backends: Annotated[
+        str, typer.Option(help="comma list of torch,onnxruntime,tensorrt")
+    ] = "torch,onnxruntime,tensorrt",
+    modalities: Annotated[str, typer.Option(help="modality sets, ';' between sets")] = "2d;world;2d,world;rgb",
+    batch: Annotated[str, typer.Option(help="batch sizes")] = "1,2,8",
+    detectors: Annotated[str, typer.Option(help="mediapipe,network-onnxruntime,network-torch[-cuda]; '' for none")] = (
+        "mediapipe,network-onnxruntime"
+    ),
+    iters: Annotated[int, typer.Option(min=5, help="timed calls per row")] = 100,
+    threads: Annotated[int, typer.Option(min=1, max=64, help="CPU threads per backend")] = 1,
+    samples: Annotated[int, typer.Option(min=0, max=256, help="posterior samples for joint_std")] = 16,
+    image_size: Annotated[int, typer.Option(min=32, max=512, help="RGB crop side for the rgb path")] = 256,
+    soak: Annotated[
+        float | None, typer.Option(min=0.1, help="instead: minutes of the whole pipeline, for leaks")
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
     model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Soak: the demo through the whole pipeline with a fast and a stalling subscriber; memory, threads, fds."""
+    """Latency and throughput per backend, modality set, batch size and detector, side by side (or --soak)."""
     _setup_logging(verbose)
+    if soak is not None:
+        raise typer.Exit(_soak(soak, json_out, model))
+    from rich.console import Console
+    from rich.table import Table
+
+    from streamhand.bench import as_dicts, bench_detectors, bench_models
+    from streamhand.checkpoint import CheckpointError
+
+    try:
+        sizes = [int(b) for b in batch.split(",") if b.strip()]
+        if not sizes or min(sizes) < 1:
+            raise ValueError
+    except ValueError:
+        _fail(f"--batch {batch!r}: give positive batch sizes, e.g. 1,2,8")
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    bad = [b for b in names if b not in ("torch", "onnxruntime", "tensorrt")]
+    if bad:
+        _fail(f"--backends {','.join(bad)}: choose from torch, onnxruntime, tensorrt")
+    sets = [tuple(m.strip() for m in s.split(",") if m.strip()) for s in modalities.split(";") if s.strip()]
+    unknown = sorted({m for s in sets for m in s} - {"2d", "world", "rgb", "depth"})
+    if unknown:
+        _fail(f"--modalities {','.join(unknown)}: choose from 2d, world, rgb, depth")
+    err = Console(stderr=True)
+    show = lambda r: err.print(f"  {r.what} {r.backend} {r.modalities} b{r.batch}: p50 {r.p50_ms:.3f} ms")  # noqa: E731
+    try:
+        rows = bench_models(names, sets, sizes, str(model) if model else None, iters, max(3, iters // 10), threads,
+                            samples, image_size, show)  # fmt: skip
+    except CheckpointError as e:
+        _fail(str(e))
+    dets = [d.strip() for d in detectors.split(",") if d.strip()]
+    if dets:
+        try:
+            rows += bench_detectors(dets, max(20, iters), show)
+        except ValueError as e:
+            _fail(str(e))
+    table = Table(title=f"streamhand bench ({threads} CPU thread(s); latency per call)")
+    for col in ("what", "backend", "modalities", "batch", "p50 ms", "p95 ms", "p99 ms", "per s"):
+        table.add_column(col, justify="right" if col not in ("what", "backend", "modalities") else "left")
+    for r in rows:
+        table.add_row(r.what, r.backend, r.modalities, str(r.batch), f"{r.p50_ms:.3f}", f"{r.p95_ms:.3f}",
+                      f"{r.p99_ms:.3f}", f"{r.per_s:,.0f}")  # fmt: skip
+    Console(width=max(120, Console().width)).print(table)
+    if json_out is not None:
+        json_out.write_text(json.dumps({"rows": as_dicts(rows), "threads": threads, "samples": samples}, indent=1))
+
+
+def _soak(minutes: float, json_out: Path | None, model: Path | None) -> int:
+    """Soak: the demo through the whole pipeline with a fast and a stalling subscriber; memory, threads, fds."""
     from streamhand.soak import soak as run_soak
 
     def show(s: dict) -> None:
         typer.echo(f"{s['t_s'] / 60:5.1f} min  rss {s['rss_mb']:.1f} MB  threads {s['threads']}  fds {s['fds']}  "
                    f"frames {s['frames']}  fast-subscriber gaps {s['fast_gaps']}", err=True)  # fmt: skip
 
-    res = run_soak(soak, sample_s=min(30.0, max(soak * 60 / 20, 2.0)), on_sample=show,
+    res = run_soak(minutes, sample_s=min(30.0, max(minutes * 60 / 20, 2.0)), on_sample=show,
                    model=str(model) if model else None)  # fmt: skip
     typer.echo(json.dumps(res, indent=1))
     if json_out is not None:
         json_out.write_text(json.dumps(res, indent=1))
-    raise typer.Exit(1 if res["errors"] else 0)
-
-
-@app.command("build-engine")
-def build_engine(
-    model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
-    modalities: Annotated[str | None, typer.Option(help="comma list of 2d,world,rgb,depth (default: all)")] = None,
-    precision: Annotated[str, typer.Option(help="fp32 | fp16 | int8")] = "fp16",
-    batch: Annotated[str, typer.Option(help="MIN,OPT,MAX hands per call")] = "1,2,8",
-    workspace: Annotated[int, typer.Option(min=16, help="TensorRT workspace (MiB)")] = 1024,
-    timing_cache: Annotated[Path | None, typer.Option(help="default: OUT/timing.cache")] = None,
-    samples: Annotated[int, typer.Option(min=0, max=256, help="posterior samples for joint_std")] = 16,
-    out: Annotated[Path, typer.Option(help="output folder")] = Path("engines"),
-    require_engine: Annotated[bool, typer.Option("--require-engine", help="exit 1 if no engine is built")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
-) -> None:
-    """Export the model to ONNX and, with TensorRT and an NVIDIA GPU, build a TensorRT engine and its sidecar."""
-    _setup_logging(verbose)
-    from streamhand.checkpoint import CheckpointError
-    from streamhand.export.engine_build import build
-    from streamhand.export.onnx_export import ExportError
-    from streamhand.export.tensorrt_build import EngineBuildError, EngineOptions
-
-    if precision not in ("fp32", "fp16", "int8"):
-        _fail(f"--precision {precision!r}: choose fp32, fp16 or int8")
-    try:
-        lo, opt, hi = (int(v) for v in batch.split(","))
-    except ValueError:
-        _fail(f"--batch {batch!r}: give MIN,OPT,MAX, e.g. 1,2,8")
-    mods = tuple(m.strip() for m in modalities.split(",") if m.strip()) if modalities else None
-    opts = EngineOptions(precision, (lo, opt, hi), workspace, timing_cache or out / "timing.cache")
-    try:
-        res = build(str(model) if model else None, mods, opts, out, samples)
-    except (CheckpointError, ExportError, ValueError) as e:
-        _fail(str(e))
-    except EngineBuildError as e:
-        for line in str(e).splitlines():
-            typer.echo(f"error: {line}", err=True)
-        raise typer.Exit(1) from None
-    for p in res.onnx:
-        typer.echo(f"onnx    {p}")
-    if res.engine is None:
-        typer.echo(f"no engine: {res.missing}", err=True)
-        raise typer.Exit(1 if require_engine else 0)
-    typer.echo(f"engine  {res.engine}\nsidecar {res.sidecar}")
+    return 1 if res["errors"] else 0
 
 
 @app.command()

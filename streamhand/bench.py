@@ -1,0 +1,188 @@
+"""``streamhand bench``: latency (p50/p95/p99) and throughput of the inference graph per backend, modality set
+and batch size, and of the hand detector options per frame, side by side in one run.
+
+Model inputs are rendered synthetic hands (:mod:`streamhand.export.calibration_data`). The RGB path uses a
+model of the image encoder's architecture (ResNet-18) with untrained weights: speed does not depend on them.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from streamhand.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+DEFAULT_SETS = (("2d",), ("world",), ("2d", "world"), ("rgb",))
+
+
+@dataclass
+class Row:
+    what: str  # "model" | "detector"
+    backend: str  # the backend's own description (runtime, device or provider)
+    modalities: str
+    batch: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    per_s: float  # hands (model) or frames (detector) per second
+    n: int
+
+
+def _time(fn: Callable[[], object], iters: int, warmup: int) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    out = np.empty(iters)
+    for i in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        out[i] = time.perf_counter() - t0
+    return out * 1e3
+
+
+def _row(what: str, backend: str, mods: str, batch: int, ms: np.ndarray) -> Row:
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    return Row(what, backend, mods, batch, float(p50), float(p95), float(p99), float(batch * 1e3 / ms.mean()), len(ms))
+
+
+def rgb_checkpoint(folder: Path, image_size: int = 256) -> Path:
+    """A checkpoint with the RGB expert's architecture (untrained), for timing the image path."""
+    import torch
+
+    from streamhand.models import HandPoseModel, ModelConfig
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(encoders=["rgb", "3d"], decoders=["3d"], hidden=1024, image_size=image_size)
+    return save_checkpoint(folder / f"rgb{image_size}.pt", HandPoseModel(cfg), model_id=f"rgb-untrained-{image_size}")
+
+
+def bench_models(
+    backends: list[str],
+    sets: list[tuple[str, ...]],
+    batches: list[int],
+    checkpoint: str | None = None,
+    iters: int = 100,
+    warmup: int = 10,
+    threads: int = 1,
+    n_samples: int = 16,
+    image_size: int = 256,
+    on_row: Callable[[Row], None] | None = None,
+) -> list[Row]:
+    from streamhand.export.calibration_data import model_inputs
+    from streamhand.infer.select import make_backend
+
+    rows: list[Row] = []
+    tmp = Path(tempfile.mkdtemp(prefix="streamhand-bench-"))
+    main = load_checkpoint(checkpoint)
+    rgb: Checkpoint | None = None
+    for mods in sets:
+        ck = main
+        if any(m in ("rgb", "depth") for m in mods) and not all(m in main.model.encoders for m in mods):
+            rgb = rgb or load_checkpoint(rgb_checkpoint(tmp, image_size))
+            ck = rgb
+        if not all(m in ck.model.encoders for m in mods):
+            log.warning("bench: the model has no encoder for %s; skipped", "+".join(mods))
+            continue
+        data = model_inputs(mods, max(batches), ck.model.cfg.image_size, seed=5)
+        for name in backends:
+            if name == "tensorrt":
+                _engine_for(ck, mods, batches, n_samples, tmp / "engines")
+            try:
+                be = make_backend(name, ck, n_samples, threads, mods, tmp / "engines")
+            except (ValueError, ImportError) as e:
+                log.warning("bench: backend %s unavailable: %s", name, e)
+                continue
+            if be.name != name:  # tensorrt without a usable engine falls back: not timed twice
+                log.warning("bench: backend %s unavailable here (%s)", name, be.reason)
+                continue
+            for b in batches:
+                x = {m: v[:b] for m, v in data.items()}
+                ms = _time(lambda be=be, x=x: be.infer(x), iters if "rgb" not in mods else max(10, iters // 4), warmup)
+                row = _row("model", be.describe().split(" (")[0], "+".join(mods), b, ms)
+                rows.append(row)
+                if on_row:
+                    on_row(row)
+    return rows
+
+
+def _engine_for(ck: Checkpoint, mods: tuple[str, ...], batches: list[int], n_samples: int, out: Path) -> None:
+    """Build an fp16 engine for the timing where TensorRT and a GPU are here (else ``make_backend`` says why)."""
+    from streamhand.export.engine_build import build
+    from streamhand.export.sidecar import this_machine
+    from streamhand.export.tensorrt_build import EngineBuildError, EngineOptions
+
+    here = this_machine()
+    if here.tensorrt is None or here.gpu is None:
+        return
+    try:
+        build(ck, mods, EngineOptions("fp16", (1, min(batches), max(batches))), out, n_samples)
+    except EngineBuildError as e:
+        log.warning("bench: no engine for %s: %s", "+".join(mods), e)
+
+
+def bench_detectors(detectors: list[str], frames: int = 100, on_row: Callable[[Row], None] | None = None) -> list[Row]:
+    """Per-frame latency of each detector option on the demo clip (tracking on, as in a live run)."""
+    from streamhand.capture.demo import DemoSource
+
+    for name in detectors:
+        parse_detector(name)
+    src = DemoSource(realtime=False)
+    src.open()
+    clip = []
+    try:
+        while len(clip) < frames:
+            f = src.read()
+            if f is None:
+                break
+            clip.append(f.rgb)
+    finally:
+        src.close()
+    rows = []
+    for name in detectors:
+        try:
+            det = make_detector(name)
+        except (ImportError, ValueError, RuntimeError) as e:
+            log.warning("bench: detector %s unavailable: %s", name, e)
+            continue
+        with det:
+            it = iter(range(10**9))
+            ms = _time(lambda det=det, it=it: det(clip[next(it) % len(clip)]), len(clip), 5)
+        row = _row("detector", name, "-", 1, ms)
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    return rows
+
+
+def parse_detector(name: str) -> tuple[str, str, str]:
+    """``mediapipe`` (MediaPipe's own graph) or ``network[-RUNTIME[-DEVICE]]`` (its networks, our tracking)."""
+    parts = name.split("-")
+    if name == "mediapipe":
+        return "mediapipe", "", ""
+    if parts[0] == "network" and len(parts) <= 3:
+        runtime = parts[1] if len(parts) > 1 else "onnxruntime"
+        device = parts[2] if len(parts) > 2 else "cpu"
+        if runtime in ("torch", "onnxruntime") and device in ("cpu", "cuda"):
+            return "network", runtime, device
+    raise ValueError(f"unknown detector {name!r}: mediapipe or network[-torch|-onnxruntime[-cpu|-cuda]]")
+
+
+def make_detector(name: str):
+    kind, runtime, device = parse_detector(name)
+    if kind == "mediapipe":
+        from streamhand.detect import MediaPipeHands
+
+        return MediaPipeHands(2, True)
+    from streamhand.detect.gpu_hands import NetworkHands
+
+    return NetworkHands(max_hands=2, tracking=True, runtime=runtime, device=device)
+
+
+def as_dicts(rows: list[Row]) -> list[dict]:
+    return [asdict(r) for r in rows]

@@ -1,0 +1,43 @@
+"""``streamhand bench``: one run times every backend, modality set and batch size, and the detector, side by
+side; the table and the JSON agree; bad options are one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from streamhand.cli import app
+
+
+def test_bench_rows_for_each_backend_set_and_batch(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMHAND_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "b.json"
+    r = CliRunner().invoke(app, ["bench", "--model", str(tiny_checkpoint), "--iters", "5", "--batch", "1,2",
+                                 "--modalities", "2d;rgb", "--detectors", "mediapipe", "--image-size", "32",
+                                 "--json", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rows = json.loads(out.read_text())["rows"]
+    models = [x for x in rows if x["what"] == "model"]
+    got = {(x["backend"].split("[")[0], x["modalities"], x["batch"]) for x in models}
+    want = {(b, m, n) for b in ("torch", "onnxruntime") for m in ("2d", "rgb") for n in (1, 2)}
+    assert want <= got
+    assert all(x["p50_ms"] <= x["p95_ms"] <= x["p99_ms"] and x["per_s"] > 0 for x in rows)
+    det = [x for x in rows if x["what"] == "detector"]
+    assert [d["backend"] for d in det] == ["mediapipe"] and det[0]["n"] >= 20
+    assert "streamhand bench" in r.stdout and "p99 ms" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch", "0"], "--batch"),
+        (["--backends", "openvino"], "--backends openvino"),
+        (["--modalities", "2d;heat"], "--modalities heat"),
+        (["--detectors", "yolo", "--modalities", "2d", "--backends", "torch", "--iters", "5"], "unknown detector"),
+    ],
+)
+def test_bench_bad_options(tiny_checkpoint, args, message):
+    r = CliRunner().invoke(app, ["bench", "--model", str(tiny_checkpoint), *args])
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
