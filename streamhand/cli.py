@@ -620,6 +620,13 @@ def info() -> None:
         typer.echo(f"  onnxruntime providers    {', '.join(ort.get_available_providers())}")
     except ImportError:
         pass
+    from streamhand.checkpoint import load_checkpoint
+    from streamhand.infer.select import choose, installed
+
+    ck = load_checkpoint()
+    mods = tuple(m for m in ck.model.modalities if m != "3d")
+    c = choose("auto", installed(Path("engines"), ck.model_id, mods, 16))
+    typer.echo(f"  backend (auto)           {c.backend} on {c.device}: {c.reason}")
     card = Path(__file__).parent / "weights" / "default.json"
     if card.is_file():
         c = json.loads(card.read_text())
