@@ -83,6 +83,7 @@ def run(
     demo_hands: Annotated[int | None, typer.Option(min=1, max=2)] = None,
     max_hands: Annotated[int | None, typer.Option(min=1, max=4)] = None,
     tracking: Annotated[str | None, typer.Option(help="auto | on | off (auto: off for images, else on)")] = None,
+    detector: Annotated[str | None, typer.Option(help="auto | mediapipe | network (MediaPipe's networks, GPU)")] = None,
     model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
     backend: Annotated[str | None, typer.Option(help="auto | tensorrt | onnxruntime | torch")] = None,
     engines: Annotated[Path | None, typer.Option(help="TensorRT engines folder (default engines/)")] = None,
@@ -126,7 +127,8 @@ def run(
         "source.intrinsics": ("--intrinsics", str(intrinsics) if intrinsics else None),
         "source.realtime": ("--no-realtime", False if no_realtime else None),
         "source.demo_hands": ("--demo-hands", demo_hands), "detect.max_hands": ("--max-hands", max_hands),
-        "detect.tracking": ("--tracking", tracking), "model.path": ("--model", str(model) if model else None),
+        "detect.tracking": ("--tracking", tracking), "detect.detector": ("--detector", detector),
+        "model.path": ("--model", str(model) if model else None),
         "model.backend": ("--backend", backend), "model.modalities": ("--modalities", mods),
         "model.engine_dir": ("--engines", str(engines) if engines else None),
         "model.n_samples": ("--samples", samples), "model.hand_length_m": ("--hand-size", hand_size),
@@ -237,7 +239,7 @@ def _run(cfg) -> int:
         if cfg.compare_mediapipe and not src.live and rep["frames_processed"]:
             alone_cfg = cfg.source.model_copy(update={"realtime": False})
             log.info("--compare-mediapipe: timing MediaPipe alone on the same %d frames", rep["frames_processed"])
-            with _detector(cfg.detect, tracking) as mp_det:
+            with _detector(cfg.detect, tracking, "mediapipe") as mp_det:
                 alone = mediapipe_alone(make_source(alone_cfg), mp_det, rep["frames_processed"])
             rep["mediapipe_alone"] = alone
             if alone.get("fps") and rep["fps"]:
@@ -254,12 +256,14 @@ def _run(cfg) -> int:
         src.close()
 
 
-def _detector(d, tracking: bool):
-    """MediaPipe with the run's detection settings: tracking (video) mode, or static image mode."""
-    from streamhand.detect import MediaPipeHands
+def _detector(d, tracking: bool, kind: str | None = None):
+    """The run's detector (``kind`` overrides ``detect.detector``): tracking (video) mode, or static image mode."""
+    from streamhand.detect.select import make_detector
 
-    return MediaPipeHands(d.max_hands, tracking, d.min_detection_confidence, d.min_tracking_confidence,
-                          d.model_complexity)  # fmt: skip
+    try:
+        return make_detector(d, tracking, kind)[0]
+    except (ValueError, ImportError, RuntimeError) as e:
+        _fail(f"detector: {e}")
 
 
 def _opt(p: Path | None) -> str | None:

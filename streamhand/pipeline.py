@@ -182,7 +182,7 @@ class Pipeline:
             "hands_published": c.get("hands", 0),
             "latency_ms": {k: v["p50"] for k, v in self.stats.summary_ms().items()},
             "backend": self.lifter.backend.describe(), "backend_reason": self.lifter.backend.reason,
-            "stalled": self.stalled(),
+            "detector": getattr(self.detector, "label", "mediapipe"), "stalled": self.stalled(),
         }  # fmt: skip
 
     def stalled(self) -> dict[str, float]:
@@ -444,6 +444,7 @@ class Pipeline:
             "corrupt_frames": snap["corrupt_frames"], "hands_published": snap["hands_published"],
             "frozen_episodes": self._guard.frozen_episodes, "resized_frames": self._guard.resized,
             "backend": snap["backend"], "backend_reason": snap["backend_reason"], "modalities": list(self.modalities),
+            "detector": snap["detector"], "detector_reason": getattr(self.detector, "reason", ""),
             "tracking": self.tracking,
             "errors": self.errors, "stalls": self.stats.counters_snapshot().get("stalls", 0),
         }  # fmt: skip

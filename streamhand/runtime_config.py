@@ -36,6 +36,10 @@ class DetectConfig(_Strict):
     min_tracking_confidence: float = Field(0.5, ge=0, le=1)
     model_complexity: int = Field(1, ge=0, le=1)
     crop_margin: float = Field(1.4, ge=1.0, le=3.0)
+    #: "mediapipe": MediaPipe's own graph; "network": its palm and landmark networks run by our tracking on
+    #: PyTorch or ONNX Runtime (a GPU path); "auto": the networks where there is a CUDA GPU, else MediaPipe
+    detector: Literal["auto", "mediapipe", "network"] = "auto"
+    network_runtime: Literal["auto", "torch", "onnxruntime"] = "auto"
     # MediaPipe's tracking (video) mode: "auto" = off for unrelated stills (an image folder), on for a
     # sequence (camera, video, RealSense, demo); "off" detects every frame on its own (static image mode)
     tracking: Literal["auto", "on", "off"] = "auto"

@@ -1,0 +1,297 @@
+"""MediaPipe's hand networks on PyTorch (CPU or CUDA) or ONNX Runtime, with our own tracking logic.
+
+:class:`NetworkHands` is a drop-in for :class:`streamhand.detect.mediapipe_hands.MediaPipeHands` (same
+:class:`~streamhand.detect.mediapipe_hands.Detection` out, the same knobs) that runs the palm detector and the
+hand landmark network of the installed mediapipe package, converted once
+(:mod:`streamhand.export.hand_networks`, cached in :func:`default_models_dir`). The graph logic
+follows MediaPipe's hand tracking graph: palm detection only while fewer than ``max_hands`` hands are tracked
+(every frame in static mode), the next region from the landmarks, all hands of a frame in one batched landmark
+call. Handedness is un-mirrored exactly as in :mod:`streamhand.detect.mediapipe_hands`, and one hand reported
+twice is reported once (:mod:`streamhand.detect.dedup`).
+
+:func:`compare_with_reference` and :func:`time_per_frame` measure agreement and latency against another detector.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamhand.cache import cache_dir
+from streamhand.detect import palm as P
+from streamhand.detect.dedup import merge_duplicates
+from streamhand.detect.mediapipe_hands import Detection
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("torch", "onnxruntime")
+DEVICES = ("cpu", "cuda")
+PALM_MODEL = "palm_detection_full"
+LANDMARK_MODEL = "hand_landmark_full"
+#: MediaPipe's handedness labels (modules/hand_landmark/handedness.txt): the network's score is for "Left"
+#: in MediaPipe's mirrored convention, which is the person's right hand in a true (un-mirrored) image
+_MP_FIRST_LABEL_IS_PERSON = "right"
+
+
+def default_models_dir() -> Path:
+    """Where converted hand networks are cached: the cache folder's ``hand_networks/<mediapipe version>``
+    (:func:`streamhand.cache.cache_dir`), so that another mediapipe release is converted afresh."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("mediapipe")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return cache_dir("hand_networks", f"mediapipe-{version}")
+
+
+def ensure_models(models_dir: str | Path | None = None) -> Path:
+    """``models_dir`` with both converted networks in it, converting them (once) where they are missing."""
+    d = Path(models_dir) if models_dir is not None else default_models_dir()
+    need = [f"{n}.{ext}" for n in (PALM_MODEL, LANDMARK_MODEL) for ext in ("pt", "onnx")]
+    if not all((d / f).is_file() for f in need):
+        from streamhand.export.hand_networks import convert_hand_networks  # build-time tool, only when needed
+
+        log.info("converting MediaPipe's hand networks into %s (once)", d)
+        convert_hand_networks(d)
+    return d
+
+
+class _TorchRunner:
+    def __init__(self, path: Path, device: str, threads: int | None):
+        import torch
+
+        from streamhand.detect.tflite_net import TFLiteNet
+
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' asked for, but torch sees no CUDA device")
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self.device = torch.device(device)
+        self.net = TFLiteNet.load(path).eval().to(self.device)
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            outs = self.net(torch.from_numpy(x).to(self.device, non_blocking=True))
+        return [o.float().cpu().numpy() for o in outs]
+
+
+class _OrtRunner:
+    def __init__(self, path: Path, device: str, threads: int | None):
+        import onnxruntime as ort
+
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ValueError("device 'cuda' asked for, but ONNX Runtime has no CUDAExecutionProvider")
+            providers.insert(0, "CUDAExecutionProvider")
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+        self.sess = ort.InferenceSession(str(path), so, providers=providers)
+        self.input = self.sess.get_inputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        return list(self.sess.run(None, {self.input: x}))
+
+
+class NetworkHands:
+    """MediaPipe's hand networks with our tracking; ``tracking=True`` detects palms only when a hand is missing.
+
+    ``runtime`` "torch" runs the converted ``.pt`` networks, "onnxruntime" the ``.onnx`` files; ``device`` "cuda"
+    needs a CUDA build of that runtime. ``threads`` (optional) sets the runtime's CPU threads (for torch: the
+    process-wide ``torch.set_num_threads``). As in :class:`MediaPipeHands`, ``Detection.score`` is MediaPipe's
+    handedness classification score; a hand whose presence score is under ``min_tracking_confidence`` is dropped.
+    """
+
+    def __init__(
+        self,
+        max_hands: int = 2,
+        tracking: bool = True,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+        runtime: str = "torch",
+        device: str = "cpu",
+        models_dir: str | Path | None = None,
+        threads: int | None = None,
+    ):
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+        if not (isinstance(max_hands, int) and max_hands >= 1):
+            raise ValueError(f"max_hands must be a positive integer, got {max_hands!r}")
+        for knob, v in (("min_detection_confidence", min_detection_confidence),
+                        ("min_tracking_confidence", min_tracking_confidence)):  # fmt: skip
+            if not 0.0 <= float(v) <= 1.0:
+                raise ValueError(f"{knob} must be in [0, 1], got {v!r}")
+        self.max_hands = max_hands
+        self.tracking = tracking
+        self.min_detection_confidence = float(min_detection_confidence)
+        self.min_tracking_confidence = float(min_tracking_confidence)
+        self.runtime, self.device = runtime, device
+        d = ensure_models(models_dir)
+        runner = _TorchRunner if runtime == "torch" else _OrtRunner
+        ext = "pt" if runtime == "torch" else "onnx"
+        self._palm = runner(d / f"{PALM_MODEL}.{ext}", device, threads)
+        self._landmark = runner(d / f"{LANDMARK_MODEL}.{ext}", device, threads)
+        self._anchors = P.ssd_anchors()
+        self._tracked: list[P.Region] = []
+        self.last_regions: list[P.Region] = []  # the regions the landmark network saw on the last frame
+
+    def reset(self) -> None:
+        """Forget tracked hands (the next frame starts with palm detection)."""
+        self._tracked = []
+
+    def detect_palms(self, rgb: np.ndarray) -> list[P.PalmDetection]:
+        """Palms in ``rgb`` (pixels, best first), before the ``max_hands`` limit."""
+        h, w = rgb.shape[:2]
+        m = P.letterbox_matrix(w, h)
+        x = P.warp(rgb, m, P.PALM_INPUT, zero_border=True).astype(np.float32)[None] / 255.0
+        boxes, scores = self._palm(x)
+        return P.palms_from_outputs(boxes[0], scores[0], self._anchors, m, self.min_detection_confidence)
+
+    def __call__(self, rgb: np.ndarray) -> list[Detection]:
+        """Detect hands in an RGB uint8 image (H, W, 3)."""
+        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            got = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
+            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {got}")
+        if min(rgb.shape[:2]) < 2:
+            raise ValueError(f"image too small: {rgb.shape}")
+        rgb = np.ascontiguousarray(rgb)
+        tracked = self._tracked if self.tracking else []
+        regions = list(tracked)
+        if len(tracked) < self.max_hands:
+            palms = self.detect_palms(rgb)[: self.max_hands]
+            regions = P.associate([P.palm_to_region(p) for p in palms], tracked)
+        self.last_regions = regions
+        if not regions:
+            self._tracked = []
+            return []
+        mats = [P.region_matrix(r, P.LANDMARK_INPUT) for r in regions]
+        batch = np.stack([P.warp(rgb, m, P.LANDMARK_INPUT, zero_border=False) for m in mats])
+        lms, presence, handed, world = self._landmark(batch.astype(np.float32) / 255.0)
+        dets: list[Detection] = []
+        next_regions: list[P.Region] = []
+        for i, (r, m) in enumerate(zip(regions, mats)):
+            if float(presence[i, 0]) < self.min_tracking_confidence:
+                continue
+            raw = lms[i].reshape(21, 3).astype(np.float64)
+            px = P.apply_matrix(m, raw[:, :2])
+            z = raw[:, 2] / P.LANDMARK_INPUT / P.NORMALIZE_Z * r.width  # MediaPipe's z (normalised) times width
+            c, s = math.cos(r.rotation), math.sin(r.rotation)
+            wl = world[i].reshape(21, 3).astype(np.float64)
+            wr = np.stack([c * wl[:, 0] - s * wl[:, 1], s * wl[:, 0] + c * wl[:, 1], wl[:, 2]], -1)
+            p_first = float(handed[i, 0])  # MediaPipe: "Left" (its first label) with this score, else "Right"
+            if p_first >= 0.5:
+                label, hscore = _MP_FIRST_LABEL_IS_PERSON, p_first
+            else:
+                label, hscore = ("left" if _MP_FIRST_LABEL_IS_PERSON == "right" else "right"), 1.0 - p_first
+            dets.append(Detection(px, z, wr, label, hscore, hscore))
+            next_regions.append(P.landmarks_to_region(px))
+        merged = merge_duplicates(dets)
+        if len(merged) < len(dets):
+            log.debug("merged %d duplicate detection(s) of one hand", len(dets) - len(merged))
+            keep = {id(d) for d in merged}
+            next_regions = [r for d, r in zip(dets, next_regions) if id(d) in keep]
+        self._tracked = next_regions[: self.max_hands]
+        return merged
+
+    def close(self) -> None:
+        self._tracked = []
+
+    def __enter__(self) -> NetworkHands:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _match(ours: Sequence[Detection], ref: Sequence[Detection]) -> list[tuple[int, int, float]]:
+    """Greedy pairs (i ours, j ref, mean landmark distance px), closest first, each hand used once."""
+    pairs = sorted(
+        (float(np.linalg.norm(a.landmarks_px - b.landmarks_px, axis=1).mean()), i, j)
+        for i, a in enumerate(ours)
+        for j, b in enumerate(ref)
+    )
+    used_i: set[int] = set()
+    used_j: set[int] = set()
+    out = []
+    for d, i, j in pairs:
+        if i not in used_i and j not in used_j:
+            used_i.add(i)
+            used_j.add(j)
+            out.append((i, j, d))
+    return out
+
+
+def compare_with_reference(
+    ours: Callable[[np.ndarray], list[Detection]],
+    reference: Callable[[np.ndarray], list[Detection]],
+    frames: Iterable[np.ndarray],
+) -> dict[str, float]:
+    """Run both detectors on ``frames``: hands found by each, hands paired (same hand: mean landmark distance
+    under half the hand's size), per-landmark pixel differences of the pairs (median, mean, 95th percentile),
+    the share of pairs with the same handedness, and the pairs' mean z (image-width units) and world (mm)
+    differences."""
+    n = found_ours = found_ref = frames_both = frames_any_ours = frames_any_ref = 0
+    diffs: list[np.ndarray] = []
+    z_diffs: list[np.ndarray] = []
+    world_diffs: list[np.ndarray] = []
+    same_hand = paired = 0
+    for rgb in frames:
+        a, b = ours(rgb), reference(rgb)
+        n += 1
+        found_ours += len(a)
+        found_ref += len(b)
+        frames_any_ours += bool(a)
+        frames_any_ref += bool(b)
+        frames_both += bool(a) and bool(b)
+        for i, j, d in _match(a, b):
+            size = max(np.ptp(b[j].landmarks_px, axis=0).max(), 1.0)
+            if d > 0.5 * size:
+                continue
+            paired += 1
+            diffs.append(np.linalg.norm(a[i].landmarks_px - b[j].landmarks_px, axis=1))
+            z_diffs.append(np.abs(a[i].landmarks_z - b[j].landmarks_z))
+            world_diffs.append(np.linalg.norm(a[i].world - b[j].world, axis=1))
+            same_hand += a[i].handedness == b[j].handedness
+    all_d = np.concatenate(diffs) if diffs else np.zeros(0)
+    return {
+        "frames": n,
+        "hands_ours": found_ours,
+        "hands_reference": found_ref,
+        "frames_with_hand_ours": frames_any_ours,
+        "frames_with_hand_reference": frames_any_ref,
+        "frames_with_hand_both": frames_both,
+        "pairs": paired,
+        "median_px": float(np.median(all_d)) if all_d.size else float("nan"),
+        "mean_px": float(all_d.mean()) if all_d.size else float("nan"),
+        "p95_px": float(np.percentile(all_d, 95)) if all_d.size else float("nan"),
+        "handedness_agreement": same_hand / paired if paired else float("nan"),
+        "z_mean_abs": float(np.concatenate(z_diffs).mean()) if z_diffs else float("nan"),
+        "world_mean_mm": float(np.concatenate(world_diffs).mean() * 1e3) if world_diffs else float("nan"),
+    }
+
+
+def time_per_frame(detector: Callable[[np.ndarray], Any], frames: Sequence[np.ndarray], warmup: int = 3) -> dict:
+    """Per-frame latency of ``detector`` over ``frames`` (ms: median, mean, 90th percentile)."""
+    for rgb in frames[:warmup]:
+        detector(rgb)
+    t = []
+    for rgb in frames:
+        t0 = time.perf_counter()
+        detector(rgb)
+        t.append((time.perf_counter() - t0) * 1e3)
+    a = np.asarray(t)
+    return {"median_ms": float(np.median(a)), "mean_ms": float(a.mean()), "p90_ms": float(np.percentile(a, 90))}

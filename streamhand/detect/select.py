@@ -1,0 +1,68 @@
+"""Detector choice: MediaPipe's own graph, or MediaPipe's networks run by our tracking logic
+(:class:`streamhand.detect.gpu_hands.NetworkHands`) on PyTorch (CPU or CUDA) or ONNX Runtime.
+
+``auto`` takes the networks on PyTorch CUDA where PyTorch sees a GPU (MediaPipe's Python package has no GPU
+path on Linux), and MediaPipe's graph on a CPU-only machine, where it is the faster of the two (see README,
+"Measured figures").
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+DETECTORS = ("auto", "mediapipe", "network")
+RUNTIMES = ("auto", "torch", "onnxruntime")
+
+
+@dataclass
+class DetectorChoice:
+    kind: str  # mediapipe | network
+    runtime: str  # "" for mediapipe; torch | onnxruntime
+    device: str  # cpu | cuda
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return "mediapipe" if self.kind == "mediapipe" else f"network-{self.runtime}-{self.device}"
+
+
+def choose_detector(kind: str, runtime: str, cuda: bool) -> DetectorChoice:
+    """Pure: what to make for ``kind`` / ``runtime`` on a machine with or without a CUDA GPU."""
+    if kind not in DETECTORS:
+        raise ValueError(f"unknown detector {kind!r}; choose from {', '.join(DETECTORS)}")
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown detector runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    if kind == "mediapipe" or (kind == "auto" and not cuda):
+        why = "requested" if kind == "mediapipe" else "no CUDA GPU: MediaPipe's graph is the faster on a CPU"
+        return DetectorChoice("mediapipe", "", "cpu", why)
+    rt = runtime if runtime != "auto" else "torch" if cuda else "onnxruntime"
+    device = "cuda" if cuda and rt == "torch" else "cpu"
+    why = "requested" if kind == "network" else "a CUDA GPU: MediaPipe's networks run there with our tracking"
+    return DetectorChoice("network", rt, device, why)
+
+
+def make_detector(d: Any, tracking: bool, kind: str | None = None) -> tuple[Any, DetectorChoice]:
+    """The detector for the run's ``DetectConfig`` ``d`` (``kind`` overrides ``d.detector``)."""
+    try:
+        import torch
+
+        cuda = bool(torch.cuda.is_available())
+    except ImportError:
+        cuda = False
+    c = choose_detector(kind or d.detector, d.network_runtime, cuda)
+    if c.kind == "mediapipe":
+        from streamhand.detect.mediapipe_hands import MediaPipeHands
+
+        det: Any = MediaPipeHands(d.max_hands, tracking, d.min_detection_confidence, d.min_tracking_confidence,
+                                  d.model_complexity)  # fmt: skip
+    else:
+        from streamhand.detect.gpu_hands import NetworkHands
+
+        det = NetworkHands(d.max_hands, tracking, d.min_detection_confidence, d.min_tracking_confidence,
+                           runtime=c.runtime, device=c.device)  # fmt: skip
+    det.label, det.reason = c.label, c.reason  # for the status topic and the run report
+    log.info("detector: %s (%s: %s)", c.label, kind or d.detector, c.reason)
+    return det, c

@@ -1,0 +1,52 @@
+"""Detector choice (MediaPipe's graph or its networks with our tracking) and a whole run with the networks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streamhand.detect.select import choose_detector
+from tests.conftest import free_port
+from tests.helpers import cli
+
+
+@pytest.mark.parametrize(
+    ("kind", "runtime", "cuda", "label"),
+    [
+        ("auto", "auto", False, "mediapipe"),
+        ("auto", "auto", True, "network-torch-cuda"),
+        ("auto", "onnxruntime", True, "network-onnxruntime-cpu"),
+        ("mediapipe", "auto", True, "mediapipe"),
+        ("network", "auto", False, "network-onnxruntime-cpu"),
+        ("network", "torch", False, "network-torch-cpu"),
+        ("network", "torch", True, "network-torch-cuda"),
+    ],
+)
+def test_detector_choice(kind, runtime, cuda, label):
+    c = choose_detector(kind, runtime, cuda)
+    assert c.label == label and c.reason
+
+
+@pytest.mark.parametrize(
+    ("kind", "runtime", "message"),
+    [("yolo", "auto", "unknown detector"), ("network", "tflite", "unknown detector runtime")],
+)
+def test_unknown_detector_is_an_error(kind, runtime, message):
+    with pytest.raises(ValueError, match=message):
+        choose_detector(kind, runtime, False)
+
+
+@pytest.mark.slow
+def test_demo_run_with_the_network_detector(tmp_path):
+    r = cli("run", "--source", "demo", "--detector", "network", "--frames", "60", "--no-realtime", "--port",
+            str(free_port()), "--control-port", str(free_port()), "--report", str(tmp_path / "r.json"))  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["detector"] == "network-onnxruntime-cpu" and rep["detector_reason"] == "requested"
+    assert rep["frames_processed"] == 60 and rep["detection_rate"] >= 0.8 and rep["epe_mean_mm"] <= 30
+
+
+def test_bad_detector_flag_is_one_line():
+    r = cli("run", "--source", "demo", "--detector", "yolo", "--frames", "1")
+    assert r.returncode == 2 and "--detector" in r.stderr and "Traceback" not in r.stderr
