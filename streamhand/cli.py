@@ -554,6 +554,50 @@ def _soak(minutes: float, json_out: Path | None, model: Path | None) -> int:
     return 1 if res["errors"] else 0
 
 
+@app.command("build-engine")
+def build_engine(
+    model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
+    modalities: Annotated[str | None, typer.Option(help="comma list of 2d,world,rgb,depth (default: all)")] = None,
+    precision: Annotated[str, typer.Option(help="fp32 | fp16 | int8")] = "fp16",
+    batch: Annotated[str, typer.Option(help="MIN,OPT,MAX hands per call")] = "1,2,8",
+    workspace: Annotated[int, typer.Option(min=16, help="TensorRT workspace (MiB)")] = 1024,
+    timing_cache: Annotated[Path | None, typer.Option(help="default: OUT/timing.cache")] = None,
+    samples: Annotated[int, typer.Option(min=0, max=256, help="posterior samples for joint_std")] = 16,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("engines"),
+    require_engine: Annotated[bool, typer.Option("--require-engine", help="exit 1 if no engine is built")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Export the model to ONNX and, with TensorRT and an NVIDIA GPU, build a TensorRT engine and its sidecar."""
+    _setup_logging(verbose)
+    from streamhand.checkpoint import CheckpointError
+    from streamhand.export.engine_build import build
+    from streamhand.export.onnx_export import ExportError
+    from streamhand.export.tensorrt_build import EngineBuildError, EngineOptions
+
+    if precision not in ("fp32", "fp16", "int8"):
+        _fail(f"--precision {precision!r}: choose fp32, fp16 or int8")
+    try:
+        lo, opt, hi = (int(v) for v in batch.split(","))
+    except ValueError:
+        _fail(f"--batch {batch!r}: give MIN,OPT,MAX, e.g. 1,2,8")
+    mods = tuple(m.strip() for m in modalities.split(",") if m.strip()) if modalities else None
+    opts = EngineOptions(precision, (lo, opt, hi), workspace, timing_cache or out / "timing.cache")
+    try:
+        res = build(str(model) if model else None, mods, opts, out, samples)
+    except (CheckpointError, ExportError, ValueError) as e:
+        _fail(str(e))
+    except EngineBuildError as e:
+        for line in str(e).splitlines():
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(1) from None
+    for p in res.onnx:
+        typer.echo(f"onnx    {p}")
+    if res.engine is None:
+        typer.echo(f"no engine: {res.missing}", err=True)
+        raise typer.Exit(1 if require_engine else 0)
+    typer.echo(f"engine  {res.engine}\nsidecar {res.sidecar}")
+
+
 @app.command()
 def keys(
     out: Annotated[Path, typer.Option(help="folder to write the pair into")] = Path("keys"),
