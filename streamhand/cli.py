@@ -84,6 +84,7 @@ def run(
     max_hands: Annotated[int | None, typer.Option(min=1, max=4)] = None,
     tracking: Annotated[str | None, typer.Option(help="auto | on | off (auto: off for images, else on)")] = None,
     detector: Annotated[str | None, typer.Option(help="auto | mediapipe | network (MediaPipe's networks, GPU)")] = None,
+    detector_runtime: Annotated[str | None, typer.Option(help="network: auto | torch | onnxruntime | tensorrt")] = None,
     model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
     backend: Annotated[str | None, typer.Option(help="auto | tensorrt | onnxruntime | torch")] = None,
     engines: Annotated[Path | None, typer.Option(help="TensorRT engines folder (default engines/)")] = None,
@@ -128,6 +129,7 @@ def run(
         "source.realtime": ("--no-realtime", False if no_realtime else None),
         "source.demo_hands": ("--demo-hands", demo_hands), "detect.max_hands": ("--max-hands", max_hands),
         "detect.tracking": ("--tracking", tracking), "detect.detector": ("--detector", detector),
+        "detect.network_runtime": ("--detector-runtime", detector_runtime),
         "model.path": ("--model", str(model) if model else None),
         "model.backend": ("--backend", backend), "model.modalities": ("--modalities", mods),
         "model.engine_dir": ("--engines", str(engines) if engines else None),
@@ -205,7 +207,7 @@ def _run(cfg) -> int:
         log.info("hand length %.3f m (%s)", hand_length, why)
         lifter = Lifter(backend, hand_length)
         tracking = cfg.detect.tracking_for(src.stills)
-        detector = _detector(cfg.detect, tracking)
+        detector = _detector(cfg.detect, tracking, engines_dir=cfg.model.engine_dir)
         pipe = Pipeline(cfg, src, detector, lifter, pub, mods)
         holder["p"] = pipe
         handler = ZmqLogHandler(pub)
@@ -256,12 +258,12 @@ def _run(cfg) -> int:
         src.close()
 
 
-def _detector(d, tracking: bool, kind: str | None = None):
+def _detector(d, tracking: bool, kind: str | None = None, engines_dir: str = "engines"):
     """The run's detector (``kind`` overrides ``detect.detector``): tracking (video) mode, or static image mode."""
     from streamhand.detect.select import make_detector
 
     try:
-        return make_detector(d, tracking, kind)[0]
+        return make_detector(d, tracking, kind, engines_dir)[0]
     except (ValueError, ImportError, RuntimeError) as e:
         _fail(f"detector: {e}")
 
@@ -565,12 +567,13 @@ def build_engine(
     samples: Annotated[int, typer.Option(min=0, max=256, help="posterior samples for joint_std")] = 16,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("engines"),
     require_engine: Annotated[bool, typer.Option("--require-engine", help="exit 1 if no engine is built")] = False,
+    hand_networks: Annotated[bool, typer.Option("--hand-networks", help="also MediaPipe's hand networks")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Export the model to ONNX and, with TensorRT and an NVIDIA GPU, build a TensorRT engine and its sidecar."""
     _setup_logging(verbose)
     from streamhand.checkpoint import CheckpointError
-    from streamhand.export.engine_build import build
+    from streamhand.export.engine_build import build, build_hand_networks
     from streamhand.export.onnx_export import ExportError
     from streamhand.export.tensorrt_build import EngineBuildError, EngineOptions
 
@@ -584,6 +587,9 @@ def build_engine(
     opts = EngineOptions(precision, (lo, opt, hi), workspace, timing_cache or out / "timing.cache")
     try:
         res = build(str(model) if model else None, mods, opts, out, samples)
+        if hand_networks:
+            hands = build_hand_networks(opts, out)
+            res.onnx += hands.onnx
     except (CheckpointError, ExportError, ValueError) as e:
         _fail(str(e))
     except EngineBuildError as e:

@@ -39,7 +39,8 @@ class DetectConfig(_Strict):
     #: "mediapipe": MediaPipe's own graph; "network": its palm and landmark networks run by our tracking on
     #: PyTorch or ONNX Runtime (a GPU path); "auto": the networks where there is a CUDA GPU, else MediaPipe
     detector: Literal["auto", "mediapipe", "network"] = "auto"
-    network_runtime: Literal["auto", "torch", "onnxruntime"] = "auto"
+    #: "auto": PyTorch (CUDA graphs) on a GPU, ONNX Runtime on a CPU; "tensorrt": `build-engine --hand-networks`
+    network_runtime: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
     # MediaPipe's tracking (video) mode: "auto" = off for unrelated stills (an image folder), on for a
     # sequence (camera, video, RealSense, demo); "off" detects every frame on its own (static image mode)
     tracking: Literal["auto", "on", "off"] = "auto"

@@ -258,3 +258,26 @@ def test_tensorrt_engine_build_and_parity(tiny_checkpoint, tmp_path):
     be, tb = TensorRTBackend(res.engine), TorchBackend(str(tiny_checkpoint), "cpu", 16)
     x = {"2d": np.random.default_rng(0).normal(size=(8, 21, 2)).astype(np.float32)}
     np.testing.assert_allclose(be.infer(x).joints, tb.infer(x).joints, atol=1e-3)
+
+
+def test_build_engine_hand_networks_without_tensorrt(tiny_checkpoint, tmp_path):
+    from streamhand.export.sidecar import this_machine
+
+    if this_machine().tensorrt is not None:
+        pytest.skip("TensorRT is installed here")
+    r = CliRunner().invoke(app, ["build-engine", "--model", str(tiny_checkpoint), "--out", str(tmp_path),
+                                 "--hand-networks"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "palm_detection_full.onnx" in r.output and "hand_landmark_full.onnx" in r.output
+    assert "no engine: TensorRT is not installed" in r.output
+
+
+@pytest.mark.parametrize(
+    ("device", "message"), [("cpu", "runs on device 'cuda' only"), ("cuda", "no TensorRT engine for palm_detection")]
+)
+def test_network_detector_on_tensorrt_needs_a_gpu_and_engines(tmp_path, device, message):
+    from streamhand.detect.gpu_hands import NetworkHands
+
+    (tmp_path / "palm_detection_full_fp16.engine").write_bytes(b"x") if device == "cpu" else None
+    with pytest.raises(ValueError, match=message):
+        NetworkHands(runtime="tensorrt", device=device, engines_dir=tmp_path)

@@ -21,6 +21,7 @@ from tests.helpers import cli
         ("network", "auto", False, "network-onnxruntime-cpu"),
         ("network", "torch", False, "network-torch-cpu"),
         ("network", "torch", True, "network-torch-cuda"),
+        ("network", "tensorrt", True, "network-tensorrt-cuda"),
     ],
 )
 def test_detector_choice(kind, runtime, cuda, label):

@@ -30,7 +30,7 @@ from streamhand.detect.mediapipe_hands import Detection
 
 log = logging.getLogger(__name__)
 
-RUNTIMES = ("torch", "onnxruntime")
+RUNTIMES = ("torch", "onnxruntime", "tensorrt")
 DEVICES = ("cpu", "cuda")
 PALM_MODEL = "palm_detection_full"
 LANDMARK_MODEL = "hand_landmark_full"
@@ -76,12 +76,61 @@ class _TorchRunner:
         self._torch = torch
         self.device = torch.device(device)
         self.net = TFLiteNet.load(path).eval().to(self.device)
+        self._graphs: dict[int, tuple] = {}
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         torch = self._torch
         with torch.inference_mode():
-            outs = self.net(torch.from_numpy(x).to(self.device, non_blocking=True))
-        return [o.float().cpu().numpy() for o in outs]
+            t = torch.from_numpy(x).to(self.device, non_blocking=True)
+            outs = self._graphed(t) if self.device.type == "cuda" else self.net(t)
+            return [o.float().cpu().numpy() for o in outs]
+
+    def _graphed(self, t):
+        """On CUDA: each batch size is captured once as a CUDA graph and replayed (the networks are small)."""
+        torch = self._torch
+        entry = self._graphs.get(t.shape[0])
+        if entry is None:
+            static = t.clone()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    self.net(static)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                outs = self.net(static)
+            entry = self._graphs[t.shape[0]] = (graph, static, outs)
+        graph, static, outs = entry
+        static.copy_(t)
+        graph.replay()
+        return outs
+
+
+class _TrtRunner:
+    """A TensorRT engine of one network (``streamhand build-engine --hand-networks``), checked against its sidecar."""
+
+    def __init__(self, path: Path, device: str, threads: int | None):
+        from streamhand.export.sidecar import SidecarError, compatibility_problems, read_sidecar, this_machine
+        from streamhand.infer.tensorrt_runner import TensorRTRunner
+
+        if device != "cuda":
+            raise ValueError("runtime 'tensorrt' runs on device 'cuda' only")
+        try:
+            side = read_sidecar(path)
+        except SidecarError as e:
+            raise ValueError(f"{e} (build it with `streamhand build-engine --hand-networks`)") from None
+        problems = compatibility_problems(side, this_machine())
+        if problems:
+            raise ValueError(f"{path.name}: {'; '.join(problems)}")
+        shapes = {t["name"]: t["shape"] for t in side["inputs"] + side["outputs"]}
+        self.input = side["inputs"][0]["name"]
+        self.outputs = [t["name"] for t in side["outputs"]]
+        self.runner = TensorRTRunner(path, int(side["batch"][2]), shapes)
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        out = self.runner({self.input: x})
+        return [out[n] for n in self.outputs]
 
 
 class _OrtRunner:
@@ -105,11 +154,21 @@ class _OrtRunner:
         return list(self.sess.run(None, {self.input: x}))
 
 
+def _engine(engines_dir: str | Path, network: str) -> Path:
+    """The engine of ``network`` in ``engines_dir`` (fp16 preferred), or ValueError saying how to build one."""
+    for precision in ("fp16", "fp32"):
+        p = Path(engines_dir) / f"{network}_{precision}.engine"
+        if p.is_file():
+            return p
+    raise ValueError(f"no TensorRT engine for {network} in {engines_dir} (`streamhand build-engine --hand-networks`)")
+
+
 class NetworkHands:
     """MediaPipe's hand networks with our tracking; ``tracking=True`` detects palms only when a hand is missing.
 
-    ``runtime`` "torch" runs the converted ``.pt`` networks, "onnxruntime" the ``.onnx`` files; ``device`` "cuda"
-    needs a CUDA build of that runtime. ``threads`` (optional) sets the runtime's CPU threads (for torch: the
+    ``runtime`` "torch" runs the converted ``.pt`` networks (on CUDA as CUDA graphs), "onnxruntime" the ``.onnx``
+    files, "tensorrt" the engines ``streamhand build-engine --hand-networks`` wrote to ``engines_dir``; ``device``
+    "cuda" needs a CUDA build of that runtime. ``threads`` (optional) sets the runtime's CPU threads (for torch: the
     process-wide ``torch.set_num_threads``). As in :class:`MediaPipeHands`, ``Detection.score`` is MediaPipe's
     handedness classification score; a hand whose presence score is under ``min_tracking_confidence`` is dropped.
     """
@@ -124,6 +183,7 @@ class NetworkHands:
         device: str = "cpu",
         models_dir: str | Path | None = None,
         threads: int | None = None,
+        engines_dir: str | Path = "engines",
     ):
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
@@ -140,11 +200,15 @@ class NetworkHands:
         self.min_detection_confidence = float(min_detection_confidence)
         self.min_tracking_confidence = float(min_tracking_confidence)
         self.runtime, self.device = runtime, device
-        d = ensure_models(models_dir)
-        runner = _TorchRunner if runtime == "torch" else _OrtRunner
-        ext = "pt" if runtime == "torch" else "onnx"
-        self._palm = runner(d / f"{PALM_MODEL}.{ext}", device, threads)
-        self._landmark = runner(d / f"{LANDMARK_MODEL}.{ext}", device, threads)
+        if runtime == "tensorrt":
+            self._palm = _TrtRunner(_engine(engines_dir, PALM_MODEL), device, threads)
+            self._landmark = _TrtRunner(_engine(engines_dir, LANDMARK_MODEL), device, threads)
+        else:
+            d = ensure_models(models_dir)
+            runner = _TorchRunner if runtime == "torch" else _OrtRunner
+            ext = "pt" if runtime == "torch" else "onnx"
+            self._palm = runner(d / f"{PALM_MODEL}.{ext}", device, threads)
+            self._landmark = runner(d / f"{LANDMARK_MODEL}.{ext}", device, threads)
         self._anchors = P.ssd_anchors()
         self._tracked: list[P.Region] = []
         self.last_regions: list[P.Region] = []  # the regions the landmark network saw on the last frame

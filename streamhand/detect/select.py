@@ -1,5 +1,5 @@
 """Detector choice: MediaPipe's own graph, or MediaPipe's networks run by our tracking logic
-(:class:`streamhand.detect.gpu_hands.NetworkHands`) on PyTorch (CPU or CUDA) or ONNX Runtime.
+(:class:`streamhand.detect.gpu_hands.NetworkHands`) on PyTorch (CPU or CUDA), ONNX Runtime or TensorRT.
 
 ``auto`` takes the networks on PyTorch CUDA where PyTorch sees a GPU (MediaPipe's Python package has no GPU
 path on Linux), and MediaPipe's graph on a CPU-only machine, where it is the faster of the two (see README,
@@ -14,7 +14,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 DETECTORS = ("auto", "mediapipe", "network")
-RUNTIMES = ("auto", "torch", "onnxruntime")
+RUNTIMES = ("auto", "torch", "onnxruntime", "tensorrt")
 
 
 @dataclass
@@ -39,12 +39,14 @@ def choose_detector(kind: str, runtime: str, cuda: bool) -> DetectorChoice:
         why = "requested" if kind == "mediapipe" else "no CUDA GPU: MediaPipe's graph is the faster on a CPU"
         return DetectorChoice("mediapipe", "", "cpu", why)
     rt = runtime if runtime != "auto" else "torch" if cuda else "onnxruntime"
-    device = "cuda" if cuda and rt == "torch" else "cpu"
+    device = "cuda" if cuda and rt in ("torch", "tensorrt") else "cpu"
     why = "requested" if kind == "network" else "a CUDA GPU: MediaPipe's networks run there with our tracking"
     return DetectorChoice("network", rt, device, why)
 
 
-def make_detector(d: Any, tracking: bool, kind: str | None = None) -> tuple[Any, DetectorChoice]:
+def make_detector(
+    d: Any, tracking: bool, kind: str | None = None, engines_dir: str = "engines"
+) -> tuple[Any, DetectorChoice]:
     """The detector for the run's ``DetectConfig`` ``d`` (``kind`` overrides ``d.detector``)."""
     try:
         import torch
@@ -62,7 +64,7 @@ def make_detector(d: Any, tracking: bool, kind: str | None = None) -> tuple[Any,
         from streamhand.detect.gpu_hands import NetworkHands
 
         det = NetworkHands(d.max_hands, tracking, d.min_detection_confidence, d.min_tracking_confidence,
-                           runtime=c.runtime, device=c.device)  # fmt: skip
+                           runtime=c.runtime, device=c.device, engines_dir=engines_dir)  # fmt: skip
     det.label, det.reason = c.label, c.reason  # for the status topic and the run report
     log.info("detector: %s (%s: %s)", c.label, kind or d.detector, c.reason)
     return det, c

@@ -13,7 +13,7 @@ import torch
 from streamhand.checkpoint import Checkpoint, load_checkpoint
 from streamhand.export.calibration_data import model_inputs
 from streamhand.export.graph import INPUT_NAMES, ordered
-from streamhand.export.onnx_export import default_onnx_name, export_onnx
+from streamhand.export.onnx_export import default_onnx_name, export_onnx, file_sha256
 from streamhand.export.sidecar import this_machine, write_sidecar
 from streamhand.export.tensorrt_build import EngineOptions, build_engine, check_precision, needs_half_onnx
 
@@ -98,4 +98,46 @@ def build(
             "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
         },
     )
+    return res
+
+
+def hand_engine_name(network: str, precision: str) -> str:
+    return f"{network}_{precision}.engine"
+
+
+def build_hand_networks(opts: EngineOptions, out_dir: Path, max_hands: int = 4) -> BuildResult:
+    """MediaPipe's palm detector and hand landmark network: converted (cached), then TensorRT engines in
+    ``out_dir`` where TensorRT and a GPU are present (palm at batch 1; landmarks at 1..``max_hands``)."""
+    from streamhand.detect.gpu_hands import LANDMARK_MODEL, PALM_MODEL, ensure_models
+
+    models = ensure_models()
+    res = BuildResult(onnx=[models / f"{PALM_MODEL}.onnx", models / f"{LANDMARK_MODEL}.onnx"])
+    here = this_machine()
+    if here.tensorrt is None:
+        res.missing = f"TensorRT is not installed: {TENSORRT_HINT}"
+    elif here.gpu is None:
+        res.missing = "no CUDA GPU is visible to PyTorch (TensorRT engines are built on the GPU that runs them)"
+    if res.missing:
+        return res
+    import tensorrt as trt
+
+    major = int(str(trt.__version__).split(".")[0])
+    precision = opts.precision
+    if major >= 11 and precision != "fp32":  # strongly typed: the converted graphs are fp32
+        log.warning("TensorRT %s: the hand networks are built fp32 (their ONNX is fp32)", trt.__version__)
+        precision = "fp32"
+    if precision == "int8":
+        raise ValueError("int8 is not offered for the hand networks; use fp16 or fp32")
+    for net, batch in ((PALM_MODEL, (1, 1, 1)), (LANDMARK_MODEL, (1, min(2, max_hands), max_hands))):
+        onnx_path = models / f"{net}.onnx"
+        engine = out_dir / hand_engine_name(net, precision)
+        o = EngineOptions(precision, batch, opts.workspace_mb, opts.timing_cache)
+        facts = build_engine(onnx_path, engine, o)
+        write_sidecar(engine, {
+            **facts, "model_id": net, "modalities": ["image"], "gpu": here.gpu,
+            "compute_capability": here.compute_capability, "cuda": torch.version.cuda, "torch": torch.__version__,
+            "precision": precision, "batch": list(batch), "onnx": onnx_path.name, "onnx_sha256": file_sha256(onnx_path),
+            "options": {"workspace_mb": opts.workspace_mb}, "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        })  # fmt: skip
+        res.engine = res.engine or engine
     return res
