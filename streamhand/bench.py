@@ -168,9 +168,9 @@ def parse_detector(name: str) -> tuple[str, str, str]:
     if parts[0] == "network" and len(parts) <= 3:
         runtime = parts[1] if len(parts) > 1 else "onnxruntime"
         device = parts[2] if len(parts) > 2 else "cpu"
-        if runtime in ("torch", "onnxruntime") and device in ("cpu", "cuda"):
+        if runtime in ("torch", "onnxruntime", "tensorrt") and device in ("cpu", "cuda"):
             return "network", runtime, device
-    raise ValueError(f"unknown detector {name!r}: mediapipe or network[-torch|-onnxruntime[-cpu|-cuda]]")
+    raise ValueError(f"unknown detector {name!r}: mediapipe or network[-torch|-onnxruntime|-tensorrt[-cpu|-cuda]]")
 
 
 def make_detector(name: str):
