@@ -45,6 +45,8 @@ def test_demo_run_with_the_network_detector(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["detector"] == "network-onnxruntime-cpu" and rep["detector_reason"] == "requested"
+    assert rep["backend"].startswith(("onnxruntime", "torch", "tensorrt")) and "auto" not in rep["backend_reason"]
+    assert rep["backend_reason"]  # why auto chose it, as in the log and on the status topic
     assert rep["frames_processed"] == 60 and rep["detection_rate"] >= 0.8 and rep["epe_mean_mm"] <= 30
 
 

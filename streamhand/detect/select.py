@@ -56,7 +56,7 @@ def make_detector(
         cuda = False
     c = choose_detector(kind or d.detector, d.network_runtime, cuda)
     if c.kind == "mediapipe":
-        from streamhand.detect.mediapipe_hands import MediaPipeHands
+        from streamhand.detect import MediaPipeHands
 
         det: Any = MediaPipeHands(d.max_hands, tracking, d.min_detection_confidence, d.min_tracking_confidence,
                                   d.model_complexity)  # fmt: skip
