@@ -55,7 +55,7 @@ def simulated_world(rng: np.random.Generator, joints_cam: np.ndarray, cfg: World
         out[:, j] = out[:, PARENTS[j]] + bones[:, j]
     axes = rng.normal(size=(n, 3))
     axes /= np.linalg.norm(axes, axis=1, keepdims=True)
-    turn = np.stack([axis_angle(a, t) for a, t in zip(axes, np.deg2rad(rng.normal(0, cfg.rot_deg, n)))])
+    turn = axis_angle(axes, np.deg2rad(rng.normal(0, cfg.rot_deg, n)))  # (n, 3, 3), one batched call
     out = out @ turn.transpose(0, 2, 1)
     sigma = cfg.joint_rel * palm_size(rel)[:, None, None] * np.array([1.0, 1.0, cfg.depth_extra])
     return out + rng.normal(size=out.shape) * sigma
