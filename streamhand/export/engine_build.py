@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -14,7 +15,7 @@ from streamhand.checkpoint import Checkpoint, load_checkpoint
 from streamhand.export.calibration_data import model_inputs
 from streamhand.export.graph import INPUT_NAMES, ordered
 from streamhand.export.onnx_export import default_onnx_name, export_onnx, file_sha256
-from streamhand.export.sidecar import this_machine, write_sidecar
+from streamhand.export.sidecar import Machine, this_machine, write_sidecar
 from streamhand.export.tensorrt_build import EngineOptions, build_engine, check_precision, needs_half_onnx
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,21 @@ class BuildResult:
     engine: Path | None = None
     sidecar: Path | None = None
     missing: str | None = None  # why no engine was built (None when one was)
+
+
+def missing_for_engines(here: Machine) -> str | None:
+    """What this machine lacks to build TensorRT engines (None: nothing)."""
+    if here.tensorrt is None:
+        return f"TensorRT is not installed: {TENSORRT_HINT}"
+    if here.gpu is None:
+        return "no CUDA GPU is visible to PyTorch (TensorRT engines are built on the GPU that runs them)"
+    return None
+
+
+def _tensorrt() -> tuple[Any, int]:
+    import tensorrt as trt
+
+    return trt, int(str(trt.__version__).split(".")[0])
 
 
 def engine_name(model_id: str, modalities: tuple[str, ...], precision: str) -> str:
@@ -50,15 +66,10 @@ def build(
     fp32 = export_onnx(ckpt, mods, out_dir / default_onnx_name(ckpt.model_id, mods), n_samples, max_batch)
     res.onnx.append(fp32.path)
     here = this_machine()
-    if here.tensorrt is None:
-        res.missing = f"TensorRT is not installed: {TENSORRT_HINT}"
-    elif here.gpu is None:
-        res.missing = "no CUDA GPU is visible to PyTorch (TensorRT engines are built on the GPU that runs them)"
+    res.missing = missing_for_engines(here)
     if res.missing:
         return res
-    import tensorrt as trt
-
-    major = int(str(trt.__version__).split(".")[0])
+    _, major = _tensorrt()
     check_precision(major, opts.precision)
     src = fp32
     if needs_half_onnx(major, opts.precision):
@@ -113,15 +124,10 @@ def build_hand_networks(opts: EngineOptions, out_dir: Path, max_hands: int = 4) 
     models = ensure_models()
     res = BuildResult(onnx=[models / f"{PALM_MODEL}.onnx", models / f"{LANDMARK_MODEL}.onnx"])
     here = this_machine()
-    if here.tensorrt is None:
-        res.missing = f"TensorRT is not installed: {TENSORRT_HINT}"
-    elif here.gpu is None:
-        res.missing = "no CUDA GPU is visible to PyTorch (TensorRT engines are built on the GPU that runs them)"
+    res.missing = missing_for_engines(here)
     if res.missing:
         return res
-    import tensorrt as trt
-
-    major = int(str(trt.__version__).split(".")[0])
+    trt, major = _tensorrt()
     precision = opts.precision
     if major >= 11 and precision != "fp32":  # strongly typed: the converted graphs are fp32
         log.warning("TensorRT %s: the hand networks are built fp32 (their ONNX is fp32)", trt.__version__)
