@@ -155,3 +155,17 @@ def test_shipped_model_and_card():
     assert card["seed"] == ck.meta["train_config"]["seed"]
     assert "eval_synthetic" in card["metrics"]
     assert {"2d", "3d"} <= set(ck.model.modalities)
+    fused = [m for m in ck.model.modalities if m != "3d"]
+    assert set(ck.meta["std_calibration"]) == {"2d", "world", "2d+world"} == {"2d", *fused[1:], "+".join(fused)}
+
+
+def test_packaging_keeps_the_calibration(tmp_path, tiny_checkpoint):
+    """``train card`` writes the weights with the joint_std calibration the checkpoint carries."""
+    from streamhand.checkpoint import save_checkpoint
+    from train.model_card import package
+
+    ck = load_checkpoint(tiny_checkpoint)
+    cal = {"2d": {"a": [1.0] * 21, "b": [0.01] * 21}}
+    src = save_checkpoint(tmp_path / "trained.pt", ck.model, std_calibration=cal, step=3)
+    pt, _ = package(src, tmp_path / "shipped.pt", {"eval_synthetic": {}}, "tiny")
+    assert load_checkpoint(pt).meta["std_calibration"] == cal

@@ -26,7 +26,7 @@ def package(checkpoint: str | Path, out: str | Path, metrics: dict, summary: str
     """Write ``out`` (.pt, weights only) and ``out`` with .json (the model card)."""
     ck = load_checkpoint(checkpoint)
     raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    keep = {k: raw[k] for k in ("train_config", "data", "history", "step") if k in raw}
+    keep = {k: raw[k] for k in ("train_config", "data", "history", "step", "std_calibration") if k in raw}
     pt = save_checkpoint(out, ck.model, metrics=metrics, source_commit=git_commit(), **keep)
     final = load_checkpoint(pt)
     card = {k: final.meta.get(k) for k in CARD_KEYS}
