@@ -6,7 +6,7 @@ Inputs are (N, J, 3) arrays in metres; reported distances are millimetres.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from math import erf, exp, pi, sqrt
 from typing import Literal
 
@@ -119,6 +119,8 @@ class PoseMetrics:
     per_joint_mm: list[float]
     alignment: str
     uncertainty: UncertaintyMetrics | None = None  # when the evaluation also measured joint_std
+    pck_thresholds_mm: list[float] = field(default_factory=list)  # PCK_THRESHOLDS_MM: 0-50 mm, 5 mm apart
+    pck: list[float] = field(default_factory=list)  # share of joints within each threshold
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -138,6 +140,8 @@ def evaluate_poses(pred: np.ndarray, gt: np.ndarray, align: Alignment = "root", 
         n=int(e.shape[0]),
         per_joint_mm=[float(v) for v in e.mean(0)] if e.size else [],
         alignment=align,
+        pck_thresholds_mm=[float(t) for t in PCK_THRESHOLDS_MM],
+        pck=[float(v) for v in pck_curve(e, PCK_THRESHOLDS_MM)] if e.size else [],
     )
 
 

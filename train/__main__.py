@@ -63,12 +63,13 @@ def evaluate(
     ] = None,
     modalities: Annotated[str | None, typer.Option(help="frames: comma list of 2d,world (default: all it has)")] = None,
     hand_size: Annotated[float | None, typer.Option(help="frames: hand length, wrist to middle tip (m)")] = None,
-    pck_png: Annotated[Path | None, typer.Option(help="frames: draw the PCK curves into this PNG")] = None,
+    pck_png: Annotated[Path | None, typer.Option(help="draw the PCK curve(s) into this PNG")] = None,
 ) -> None:
     """Evaluate the 2D -> 3D path (EPE after wrist alignment, ground-truth scale), or with --data frames the
     runtime's whole path on a folder of your own frames with 3D truth."""
     from train.datasets.real import LOADERS
-    from train.evaluate import evaluate_handset, evaluate_synthetic
+    from train.evaluate import evaluate_handset, evaluate_synthetic, write_pose_pck_png
+    from train.published import comparison_lines
 
     if data != "synthetic" and data != "frames" and data not in LOADERS:
         _fail(f"--data {data!r}: choose synthetic, {', '.join(LOADERS)}, frames")
@@ -78,8 +79,8 @@ def evaluate(
         assert root is not None
         _eval_frames(checkpoint, root, keypoints or "mediapipe", modalities, hand_size, json_out, pck_png)
         return
-    given = [f for f, v in (("--keypoints", keypoints), ("--modalities", modalities), ("--hand-size", hand_size),
-                            ("--pck-png", pck_png)) if v is not None]  # fmt: skip
+    given = [f for f, v in (("--keypoints", keypoints), ("--modalities", modalities), ("--hand-size", hand_size))
+             if v is not None]  # fmt: skip
     if given:
         _fail(f"{', '.join(given)}: for --data frames only")
     try:
@@ -104,9 +105,16 @@ def evaluate(
         m = evaluate_handset(ckpt.model, hands, noise_px=noise_px, seed=seed)
     result = {"checkpoint": str(checkpoint), "data": data, "seed": seed, "noise_px": noise_px,
               "model_id": ckpt.model_id, **m.as_dict(), **extra}  # fmt: skip
-    typer.echo(
-        f"EPE mean {m.epe_mean_mm:.2f} mm  median {m.epe_median_mm:.2f} mm  AUC(20-50) {m.auc_20_50:.3f}  n={m.n}"
-    )
+    typer.echo(f"EPE mean {m.epe_mean_mm:.2f} mm  median {m.epe_median_mm:.2f} mm  AUC(20-50) {m.auc_20_50:.3f}  "
+               f"AUC(0-50) {m.auc_0_50:.3f}  n={m.n}")  # fmt: skip
+    typer.echo("per joint (mm): " + " ".join(f"{v:.1f}" for v in m.per_joint_mm))
+    for line in comparison_lines(data, "2D -> 3D", m.epe_mean_mm, m.auc_20_50):
+        typer.echo(line)
+    if pck_png is not None:
+        from train.published import PUBLISHED
+
+        png = write_pose_pck_png(m.pck_thresholds_mm, m.pck, f"{data}, {ckpt.model_id}", pck_png, PUBLISHED.get(data))
+        result["pck_png"] = str(png)
     if m.uncertainty is not None:
         u = m.uncertainty
         typer.echo(

@@ -22,6 +22,7 @@ from streamhand.metrics import (
     evaluate_uncertainty,
     joint_errors_mm,
     pck_curve,
+    trapezoid,
 )
 from streamhand.models import HandPoseModel
 from streamhand.placement import place_hand, solve_root
@@ -316,6 +317,34 @@ def write_pck_png(result: dict[str, Any], path: str | Path) -> Path:
             ax.plot(t, d["pck_rel"], marker="o", label=f"{SYSTEM_NAMES[s]} (AUC 20-50 {d['auc_20_50']:.3f})")
     ax.set(xlabel="threshold (mm)", ylabel="share of joints within threshold", ylim=(0, 1), xlim=(t[0], t[-1]),
            title=f"3D PCK, wrist-relative, own scale ({result['keypoints']} 2D)")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_pose_pck_png(thresholds_mm: list[float], pck: list[float], title: str, path: str | Path,
+                       published: list | None = None) -> Path:  # fmt: skip
+    """One 3D PCK curve (0-50 mm) as a PNG, with the published AUCs in the legend where given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    t, y = np.asarray(thresholds_mm), np.asarray(pck)
+    lo = (t >= 20) & (t <= 50)
+    ax.plot(t, y, label=f"ours (AUC 20-50 {trapezoid(y[lo], t[lo]) / 30:.3f})")
+    for p in published or []:
+        if p.auc_20_50 is not None:
+            ax.axhline(p.auc_20_50, ls=":", lw=1, color="grey")
+            ax.text(1, p.auc_20_50 + 0.01, f"{p.method} {p.task}: AUC {p.auc_20_50:.3f}", fontsize=6, color="grey")
+    ax.set(xlabel="threshold (mm)", ylabel="share of joints within threshold", ylim=(0, 1), xlim=(0, 50),
+           title=f"3D PCK, root-aligned: {title}")  # fmt: skip
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
