@@ -271,6 +271,45 @@ def card(
     typer.echo(f"wrote {pt} ({pt.stat().st_size / 1e6:.1f} MB) and {js}")
 
 
+@app.command("latent-walk")
+def latent_walk_cmd(
+    checkpoint: Annotated[Path, typer.Option(help="checkpoint (.pt)")],
+    out: Annotated[Path, typer.Option(help="PNG to write")] = Path("latent_walk.png"),
+    modality: Annotated[str, typer.Option(help="encoder the two hands go through: 2d | world | 3d")] = "2d",
+    steps: Annotated[int, typer.Option(min=2, max=32)] = 8,
+    seed: Annotated[int, typer.Option(help="which two synthetic hands")] = 0,
+) -> None:
+    """Decode a straight walk between two encoded hands to 3D skeletons (and images, with an image decoder)."""
+    from train.latent import latent_walk, write_walk_png
+
+    try:
+        ck = load_checkpoint(checkpoint)
+        walk = latent_walk(ck.model, modality, steps, seed)
+    except (CheckpointError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(f"latent walk: {write_walk_png(walk, out)}")
+
+
+@app.command()
+def embed(
+    checkpoint: Annotated[Path, typer.Option(help="checkpoint (.pt)")],
+    out: Annotated[Path, typer.Option(help="PNG to write")] = Path("latent_embed.png"),
+    n: Annotated[int, typer.Option(min=10, max=20000, help="hands")] = 300,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """A 2D embedding (PCA) of each expert's latent for the same hands, coloured by modality."""
+    from train.latent import embed as run_embed
+    from train.latent import write_embed_png
+
+    try:
+        emb = run_embed(load_checkpoint(checkpoint).model, n, seed)
+    except CheckpointError as e:
+        _fail(str(e))
+    typer.echo(f"mean latent distance: two experts of one hand {emb['same_hand']:.3f}, "
+               f"one expert of two hands {emb['other_hand']:.3f}")  # fmt: skip
+    typer.echo(f"embedding: {write_embed_png(emb, out)}")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     app()
