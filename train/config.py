@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from streamhand.models.config import ModelConfig
 
@@ -84,6 +84,16 @@ class TrainConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     #: processes that make synthetic batches ahead of the training loop (0: made in the loop)
     workers: int = Field(0, ge=0, le=64)
+    #: semi-supervision: the share of each batch that keeps its 3D labels; the rest train through the 2D
+    #: reconstruction only (their 3D is neither encoded nor decoded), which needs a "2d" decoder
+    labelled_fraction: float = Field(1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _semi_needs_a_2d_target(self) -> TrainConfig:
+        if self.labelled_fraction < 1.0 and "2d" not in self.model.decoders:
+            raise ValueError("labelled_fraction < 1 needs a 2d decoder (model.decoders) for the unlabelled samples")
+        return self
+
     eval_every: int = Field(2000, ge=1)
     eval_n: int = Field(1000, ge=10)
     checkpoint_every: int = Field(5000, ge=1)

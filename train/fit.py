@@ -43,16 +43,33 @@ class TrainStep(torch.nn.Module):
         self.weights = {"3d": cfg.loss.weight_3d, "2d": cfg.loss.weight_2d}
 
     def forward(self, b: PoseBatch, beta: float) -> tuple[torch.Tensor, dict[str, float]]:
+        n = len(b.x2d)
+        k = n if self.cfg.labelled_fraction >= 1.0 else round(self.cfg.labelled_fraction * n)
+        parts = [(slice(0, k), True), (slice(k, n), False)]  # the first k samples keep their 3D labels
+        loss, logs = None, {}
+        for s, labelled in parts:
+            if s.stop - s.start == 0:
+                continue
+            part_loss, part_logs = self._loss(b, s, labelled, beta)
+            w = (s.stop - s.start) / n
+            loss = part_loss * w if loss is None else loss + part_loss * w
+            logs.update({k2 if labelled else f"unlabelled_{k2}": v for k2, v in part_logs.items()})
+        logs["loss"] = float(loss.detach())
+        return loss, logs
+
+    def _loss(self, b: PoseBatch, s: slice, labelled: bool, beta: float) -> tuple[torch.Tensor, dict[str, float]]:
         dev = next(self.model.parameters()).device
-        inputs = {"2d": b.x2d.to(dev, non_blocking=True)}
+        inputs = {"2d": b.x2d[s].to(dev, non_blocking=True)}
         if "world" in self.model.encoders:
-            inputs["world"] = b.xworld.to(dev, non_blocking=True)
-        y3d = b.y3d.to(dev, non_blocking=True)
-        if "3d" in self.model.encoders:
-            inputs["3d"] = y3d
-        targets = {"3d": y3d}
+            inputs["world"] = b.xworld[s].to(dev, non_blocking=True)
+        targets = {}
+        if labelled:
+            y3d = b.y3d[s].to(dev, non_blocking=True)
+            targets["3d"] = y3d
+            if "3d" in self.model.encoders:
+                inputs["3d"] = y3d
         if "2d" in self.model.decoders:
-            targets["2d"] = b.y2d.to(dev, non_blocking=True)
+            targets["2d"] = b.y2d[s].to(dev, non_blocking=True)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
             return training_loss(self.model, inputs, targets, beta, self.weights, self.cfg.loss.objective,
                                  self.cfg.loss.recon_3d)  # fmt: skip
