@@ -1,0 +1,114 @@
+"""Published datasets' images as Spurr's protocol, on a tiny RHD v2 (and FreiHAND, STB) written here in the
+on-disk format: depth from the PNG's red and green channels, hand side by mask area, the crop, augmentation
+that keeps 2D, 3D and handedness consistent, and errors that name the missing file."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import cv2
+import numpy as np
+import pytest
+
+from streamhand.geometry import Intrinsics, project
+from streamhand.skeleton import to_rhd
+from streamhand.synth.sampler import SamplerConfig, sample_hands
+from train.datasets.images import (
+    AugmentConfig,
+    ImageDataError,
+    crop_transform,
+    image_sample,
+    load_freihand_images,
+    load_rhd_images,
+    read_rhd_depth,
+    rhd_hand_side,
+)
+
+W = H = 320
+
+
+@pytest.fixture
+def rhd(tmp_path):
+    hands = sample_hands(np.random.default_rng(5), 4, SamplerConfig(width=W, height=H, facing_fraction=1.0,
+                                                                      in_frame_margin=60))  # fmt: skip
+    k = Intrinsics(W, H, 280.0, 280.0, 160.0, 160.0)
+    base = tmp_path / "RHD_published_v2" / "training"
+    for d in ("color", "depth", "mask"):
+        (base / d).mkdir(parents=True)
+    anno = {}
+    for i in range(2):
+        left, right = hands.joints_cam[2 * i], hands.joints_cam[2 * i + 1]
+        xyz = to_rhd(left, right)
+        anno[i] = {"xyz": xyz.astype(np.float32), "uv_vis": np.concatenate([project(xyz, k), np.ones((42, 1))], 1),
+                   "K": k.matrix()}  # fmt: skip
+        img = np.zeros((H, W, 3), np.uint8)
+        hand = left if i == 0 else right
+        wx, wy = project(hand, k)[0].round().astype(int)
+        cv2.circle(img, (int(wx), int(wy)), 3, (255, 255, 255), -1)  # the chosen hand's wrist, to follow
+        cv2.imwrite(str(base / "color" / f"{i:05d}.png"), img)
+        mask = np.zeros((H, W), np.uint8)
+        mask[:40, :40] = 5 if i == 0 else 20  # sample 0: more left-hand pixels; sample 1: more right-hand
+        mask[:10, 300:] = 20 if i == 0 else 5
+        cv2.imwrite(str(base / "mask" / f"{i:05d}.png"), mask)
+        v = round(0.75 / 5.0 * 65535)
+        depth = np.zeros((H, W, 3), np.uint8)
+        depth[..., 2], depth[..., 1] = v >> 8, v & 255  # BGR: red holds the top bits, green the bottom
+        cv2.imwrite(str(base / "depth" / f"{i:05d}.png"), depth)
+    with (base / "anno_training.pickle").open("wb") as f:
+        pickle.dump(anno, f)
+    return tmp_path / "RHD_published_v2", hands
+
+
+def test_rhd_depth_and_hand_side(rhd):
+    root, hands = rhd
+    d = read_rhd_depth(root / "training" / "depth" / "00000.png")
+    assert d.shape == (H, W) and d[5, 5] == pytest.approx(0.75, abs=1e-4)
+    ds = load_rhd_images(root)
+    assert list(ds.hands.left) == [True, False]
+    np.testing.assert_allclose(ds.hands.joints_cam[0], hands.joints_cam[0], atol=1e-6)
+    np.testing.assert_allclose(ds.hands.joints_cam[1], hands.joints_cam[3], atol=1e-6)
+    assert rhd_hand_side(np.full((4, 4), 17)) and not rhd_hand_side(np.full((4, 4), 18))
+
+
+def test_crop_is_centred_twice_the_extent_and_inside_the_image():
+    kp = np.array([[100.0, 100.0], [140.0, 120.0]])
+    m = crop_transform(kp, 640, 480, 256)
+    c = kp @ m[:, :2].T + m[:, 2]
+    assert m[0, 0] == pytest.approx(256 / 80) and np.allclose(c.mean(0), 128)
+    m = crop_transform(np.array([[5.0, 5.0], [45.0, 25.0]]), 640, 480, 256)  # near the corner: shifted inside
+    assert m[0, 2] == 0 and m[1, 2] == 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_augmentation_keeps_2d_3d_and_handedness_together(rhd, seed):
+    root, _ = rhd
+    ds = load_rhd_images(root)
+    rng = np.random.default_rng(seed)
+    s = image_sample(ds, 0, rng, AugmentConfig(brightness=0, contrast=0, saturation=0, hue_deg=0))
+    assert s["rgb"].shape == (3, 256, 256) and s["rgb"].min() >= -0.5 and s["rgb"].max() <= 0.5
+    assert s["depth"].shape == (1, 256, 256)
+    bright = np.unravel_index(np.argmax(s["rgb"].sum(0)), (256, 256))[::-1]  # the drawn wrist, (x, y)
+    assert np.linalg.norm(np.array(bright) - s["kp2d"][0]) < 6
+    flipped = bool(s["left"]) is not bool(ds.hands.left[0])
+    # the wrist -> middle knuckle direction agrees in 2D (crop) and 3D (x, y) after the same turn and flip
+    d2 = s["kp2d"][9] - s["kp2d"][0]
+    d3 = (s["joints_cam"][9] - s["joints_cam"][0])[:2]
+    cos = d2 @ d3 / np.linalg.norm(d2) / np.linalg.norm(d3)
+    assert cos > 0.9, (seed, flipped)
+
+
+def test_freihand_images_and_missing_files(tmp_path):
+    hands = sample_hands(np.random.default_rng(1), 2, SamplerConfig(facing_fraction=1.0, in_frame_margin=40))
+    k = Intrinsics.from_fov(224, 224, 60).matrix()
+    (tmp_path / "training_xyz.json").write_text(json.dumps(hands.joints_cam.tolist()))
+    (tmp_path / "training_K.json").write_text(json.dumps([k.tolist()] * 2))
+    with pytest.raises(ImageDataError, match=r"training/rgb/00000000\.jpg"):
+        load_freihand_images(tmp_path)
+    (tmp_path / "training" / "rgb").mkdir(parents=True)
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / "training" / "rgb" / f"{i:08d}.jpg"), np.full((224, 224, 3), 128, np.uint8))
+    ds = load_freihand_images(tmp_path)
+    assert len(ds) == 2 and image_sample(ds, 1)["rgb"].shape == (3, 256, 256)
+    with pytest.raises(ImageDataError, match=r"anno_training\.pickle"):
+        load_rhd_images(tmp_path / "nowhere")
