@@ -32,7 +32,26 @@ SKELETON_INFO = {
     "handedness": HANDEDNESS_CANON,
     "view": VIEW,
 }
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.pt"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.pt"
+
+
+def shipped_models() -> dict[str, Path]:
+    """The models shipped with the package, by name (``default``, ...): ``streamhand/weights/<name>.pt``."""
+    return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.pt"))}
+
+
+def resolve_model(name_or_path: str | Path | None) -> Path:
+    """A shipped model's name or a checkpoint path -> the file (a path that exists wins over a name)."""
+    if name_or_path is None:
+        return DEFAULT_WEIGHTS
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    shipped = shipped_models()
+    if str(name_or_path) in shipped:
+        return shipped[str(name_or_path)]
+    raise CheckpointError(f"checkpoint not found: {p} (shipped models by name: {', '.join(shipped) or 'none'})")
 
 
 class CheckpointError(ValueError):
@@ -73,10 +92,9 @@ def save_checkpoint(path: str | Path, model: HandPoseModel, **meta: Any) -> Path
 
 
 def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -> Checkpoint:
-    """Load a checkpoint (default: the shipped model) and rebuild its :class:`HandPoseModel` in eval mode."""
-    p = Path(path) if path is not None else DEFAULT_WEIGHTS
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint not found: {p}")
+    """Load a checkpoint — a path, or a shipped model's name (default: ``default``) — and rebuild its
+    :class:`HandPoseModel` in eval mode."""
+    p = resolve_model(path)
     try:
         data = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for bad files

@@ -85,7 +85,7 @@ def run(
     tracking: Annotated[str | None, typer.Option(help="auto | on | off (auto: off for images, else on)")] = None,
     detector: Annotated[str | None, typer.Option(help="auto | mediapipe | network (MediaPipe's networks, GPU)")] = None,
     detector_runtime: Annotated[str | None, typer.Option(help="network: auto | torch | onnxruntime | tensorrt")] = None,
-    model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
+    model: Annotated[Path | None, typer.Option(help="checkpoint (.pt) or a shipped model's name (`info`)")] = None,
     backend: Annotated[str | None, typer.Option(help="auto | tensorrt | onnxruntime | torch")] = None,
     engines: Annotated[Path | None, typer.Option(help="TensorRT engines folder (default engines/)")] = None,
     modalities: Annotated[str | None, typer.Option(help="comma list of 2d,world,rgb,depth")] = None,
@@ -402,7 +402,7 @@ def calibrate_hand(
     serial: Annotated[str | None, typer.Option(help="RealSense serial number")] = None,
     source: Annotated[str | None, typer.Option(help="another source with depth (demo)")] = None,
     frames: Annotated[int, typer.Option(min=10, help="frames to measure over")] = 90,
-    model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
+    model: Annotated[Path | None, typer.Option(help="checkpoint (.pt) or a shipped model's name (`info`)")] = None,
     show_only: Annotated[bool, typer.Option("--show-only", help="print the stored calibration and exit")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -489,7 +489,7 @@ def bench(
         float | None, typer.Option(min=0.1, help="instead: minutes of the whole pipeline, for leaks")
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
-    model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
+    model: Annotated[Path | None, typer.Option(help="checkpoint (.pt) or a shipped model's name (`info`)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Latency and throughput per backend, modality set, batch size and detector, side by side (or --soak)."""
@@ -558,7 +558,7 @@ def _soak(minutes: float, json_out: Path | None, model: Path | None) -> int:
 
 @app.command("build-engine")
 def build_engine(
-    model: Annotated[Path | None, typer.Option(help="checkpoint (.pt); default: the shipped model")] = None,
+    model: Annotated[Path | None, typer.Option(help="checkpoint (.pt) or a shipped model's name (`info`)")] = None,
     modalities: Annotated[str | None, typer.Option(help="comma list of 2d,world,rgb,depth (default: all)")] = None,
     precision: Annotated[str, typer.Option(help="fp32 | fp16 | int8")] = "fp16",
     batch: Annotated[str, typer.Option(help="MIN,OPT,MAX hands per call")] = "1,2,8",
@@ -681,11 +681,13 @@ def info() -> None:
     mods = tuple(m for m in ck.model.modalities if m != "3d")
     c = choose("auto", installed(Path("engines"), ck.model_id, mods, 16))
     typer.echo(f"  backend (auto)           {c.backend} on {c.device}: {c.reason}")
-    card = Path(__file__).parent / "weights" / "default.json"
-    if card.is_file():
-        c = json.loads(card.read_text())
-        typer.echo(f"default model {c.get('model_id')}: {c.get('summary', '')}")
-        for name, m in (c.get("metrics") or {}).items():
+    from streamhand.checkpoint import shipped_models
+
+    for name, pt in shipped_models().items():
+        card_p = pt.with_suffix(".json")
+        c = json.loads(card_p.read_text()) if card_p.is_file() else {}
+        typer.echo(f"model {name!r} ({c.get('model_id', '?')}): {c.get('summary', 'no model card')}")
+        for key, m in (c.get("metrics") or {}).items():
             if not isinstance(m, dict):
                 continue
             closed = (m.get("closed_loop") or {}).get("mediapipe_handedness", {})
@@ -697,9 +699,7 @@ def info() -> None:
                 "closed-loop EPE mean (mm)": closed.get("epe_mean_mm"),
             }
             parts = [f"{k} {v:.3g}" for k, v in shown.items() if isinstance(v, (int, float))]
-            typer.echo(f"  {name:24s} {', '.join(parts)}")
-    else:
-        typer.echo("default model: not found (streamhand/weights/default.json)")
+            typer.echo(f"  {key:24s} {', '.join(parts)}")
 
 
 def main() -> None:  # pragma: no cover

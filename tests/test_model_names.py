@@ -1,0 +1,26 @@
+"""Shipped models by name: ``--model default`` (and every ``streamhand/weights/<name>.pt``), a path that exists
+wins over a name, an unknown name lists the names, and ``streamhand info`` lists them."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from streamhand.checkpoint import DEFAULT_WEIGHTS, CheckpointError, load_checkpoint, resolve_model, shipped_models
+from streamhand.cli import app
+
+
+def test_names_and_paths(tmp_path, monkeypatch, tiny_checkpoint):
+    assert shipped_models()["default"] == DEFAULT_WEIGHTS
+    assert resolve_model(None) == resolve_model("default") == DEFAULT_WEIGHTS
+    assert load_checkpoint("default").model_id == load_checkpoint().model_id
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default").write_bytes(tiny_checkpoint.read_bytes())  # a file called "default" here wins
+    assert load_checkpoint("default").model_id == load_checkpoint(tiny_checkpoint).model_id
+    with pytest.raises(CheckpointError, match=r"checkpoint not found: nosuch \(shipped models by name: default"):
+        resolve_model("nosuch")
+
+
+def test_info_lists_the_shipped_models():
+    r = CliRunner().invoke(app, ["info"])
+    assert r.exit_code == 0 and "model 'default' (sh-" in r.output and "backend (auto)" in r.output
