@@ -44,7 +44,7 @@ def fit(
         _fail(f"--resume: checkpoint not found: {resume}")
     try:
         path = run_fit(cfg, resume=resume, progress=not no_progress)
-    except ValueError as e:  # a device this machine does not have
+    except (ValueError, FileNotFoundError) as e:  # a device this machine lacks, a dataset file that is missing
         _fail(str(e))
     typer.echo(f"checkpoint: {path}")
 

@@ -37,7 +37,12 @@ class WorldNoiseConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    kind: Literal["synthetic"] = "synthetic"
+    #: "synthetic": hands from streamhand.synth; "rhd", "stb", "rhd+stb": the published datasets' 3D labels and
+    #: 2D keypoints (2D -> 3D; train on RHD's training split and STB's B2-B6, evaluate on RHD's evaluation
+    #: split and STB's B1), read from ``rhd_root`` / ``stb_root``
+    kind: Literal["synthetic", "rhd", "stb", "rhd+stb"] = "synthetic"
+    rhd_root: str = "data/RHD_published_v2"
+    stb_root: str = "data/STB"
     width: int = 640
     height: int = 480
     depth_range: tuple[float, float] = (0.25, 0.9)

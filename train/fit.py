@@ -75,6 +75,16 @@ class TrainStep(torch.nn.Module):
                                  self.cfg.loss.recon_3d)  # fmt: skip
 
 
+def _validate(model: HandPoseModel, cfg: TrainConfig):
+    """Synthetic validation hands, or the published setting's test split (its true 2D)."""
+    if cfg.data.kind == "synthetic":
+        return evaluate_synthetic(model, n=cfg.eval_n, seed=10_000 + cfg.seed)
+    from train.datasets.published import published_hands
+    from train.evaluate import evaluate_handset
+
+    return evaluate_handset(model, published_hands(cfg.data, "test"))
+
+
 def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
     """Train per ``cfg``; returns the path of the final checkpoint (``<out_dir>/<name>/last.pt``)."""
     where = place(cfg.device)
@@ -157,7 +167,7 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
             if not where.main:
                 continue
             if done % cfg.eval_every == 0 or done == cfg.steps:
-                m = evaluate_synthetic(model, n=cfg.eval_n, seed=10_000 + cfg.seed)
+                m = _validate(model, cfg)
                 metrics = {"step": done, "loss": running, "val_epe_mean_mm": m.epe_mean_mm,
                            "val_epe_median_mm": m.epe_median_mm, "val_auc_20_50": m.auc_20_50,
                            "elapsed_s": time.time() - t0, "samples_per_s": rate, "device": str(where.device),

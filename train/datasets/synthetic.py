@@ -71,20 +71,34 @@ def make_pairs(rng: np.random.Generator, n: int, cfg: DataConfig, noise_px: floa
         gesture_fraction=cfg.gesture_fraction,
     )
     hs = sample_hands(rng, n, sc)
+    return encode_pairs(rng, hs.joints_cam, hs.joints_2d, hs.visible, hs.left, hs.intrinsics, cfg, noise_px)
+
+
+def encode_pairs(
+    rng: np.random.Generator,
+    joints_cam: np.ndarray,
+    joints_2d: np.ndarray,
+    visible: np.ndarray,
+    left: np.ndarray,
+    intrinsics: IntrinsicsBatch,
+    cfg: DataConfig,
+    noise_px: float | None = None,
+) -> PoseBatch:
+    """Hands with their 2D (synthetic or a dataset's) -> model inputs and targets, with detector-like 2D noise
+    (or ``noise_px`` Gaussian pixels) and simulated world landmarks."""
     if noise_px is None:
-        kp = detector_noise(rng, hs.joints_2d, hs.visible, cfg.noise)
+        kp = detector_noise(rng, joints_2d, visible, cfg.noise)
     else:
-        kp = hs.joints_2d + rng.normal(0, noise_px, hs.joints_2d.shape)
-    left = hs.left
-    x2d, rot = encode_2d(kp, left, hs.intrinsics)
-    y3d, scale = encode_3d(hs.joints_cam, left, rot)
-    clean = canonical_hand(normalize_2d(to_view(hs.joints_2d, hs.intrinsics, rot)), left)
-    xw = encode_world(simulated_world(rng, hs.joints_cam, cfg.world_noise), left, rot)
+        kp = joints_2d + rng.normal(0, noise_px, joints_2d.shape)
+    x2d, rot = encode_2d(kp, left, intrinsics)
+    y3d, scale = encode_3d(joints_cam, left, rot)
+    clean = canonical_hand(normalize_2d(to_view(joints_2d, intrinsics, rot)), left)
+    xw = encode_world(simulated_world(rng, joints_cam, cfg.world_noise), left, rot)
 
     def t(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.asarray(a, dtype=np.float32))
 
-    return PoseBatch(t(x2d), t(xw), t(clean), t(y3d), rot, hs.joints_cam, scale, left)
+    return PoseBatch(t(x2d), t(xw), t(clean), t(y3d), rot, joints_cam, scale, left)
 
 
 def turn_about_axis(mp: dict[str, np.ndarray], idx: np.ndarray, angle: np.ndarray) -> dict[str, np.ndarray]:
@@ -138,6 +152,13 @@ def chunk_data(
     """Chunk ``c`` of the stream of ``rank`` (one process of a multi-GPU run): ``default_rng([seed, c])`` for
     rank 0, so a single-process run's data does not depend on how it is made."""
     rng = np.random.default_rng([seed, c] if rank == 0 else [seed, c, rank])
+    if cfg.kind != "synthetic":  # a published dataset's hands, drawn with replacement
+        from train.datasets.published import published_hands
+
+        hands = published_hands(cfg, "train")
+        i = rng.integers(0, len(hands), n)
+        return encode_pairs(rng, hands.joints_cam[i], hands.joints_2d[i], np.ones((n, 21), bool), hands.left[i],
+                            hands.intrinsics.take(i), cfg)  # fmt: skip
     data = make_pairs(rng, n, cfg)
     if mediapipe is not None:
         mix_mediapipe(rng, data, mediapipe, cfg)

@@ -1,0 +1,31 @@
+"""Training and test hands of the published settings (RHD, STB, RHD+STB) for the 2D -> 3D path: RHD's
+training / evaluation splits, STB's B2-B6 / B1 (Counting and Random each), loaded once per process."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from train.config import DataConfig
+from train.datasets.real import HandSet, load_rhd, load_stb
+
+STB_TRAIN = tuple(f"B{i}{kind}" for i in range(2, 7) for kind in ("Counting", "Random"))
+STB_TEST = ("B1Counting", "B1Random")
+_CACHE: dict[tuple, HandSet] = {}
+
+
+def _concat(sets: list[HandSet], name: str) -> HandSet:
+    return HandSet(np.concatenate([s.joints_cam for s in sets]), np.concatenate([s.joints_2d for s in sets]),
+                   np.concatenate([s.left for s in sets]), name, np.concatenate([s.k for s in sets]))  # fmt: skip
+
+
+def published_hands(cfg: DataConfig, split: str) -> HandSet:
+    """``split`` "train" or "test" of ``cfg.kind``; FileNotFoundError names the file that was expected."""
+    key = (cfg.kind, cfg.rhd_root, cfg.stb_root, split)
+    if key not in _CACHE:
+        sets = []
+        if "rhd" in cfg.kind:
+            sets.append(load_rhd(cfg.rhd_root, "training" if split == "train" else "evaluation"))
+        if "stb" in cfg.kind:
+            sets.append(load_stb(cfg.stb_root, STB_TRAIN if split == "train" else STB_TEST))
+        _CACHE[key] = _concat(sets, cfg.kind)
+    return _CACHE[key]
