@@ -28,6 +28,7 @@ import numpy as np
 from streamhand import protocol
 from streamhand.capture.base import Frame, FrameSource, SourceError, SourceLost
 from streamhand.detect import Detection, HandTracker, crop_square, square_box
+from streamhand.detect.crops import normalise_depth, normalise_rgb
 from streamhand.frame_guard import FrameGuard
 from streamhand.infer import Lifter, LiftResult
 from streamhand.metrics import joint_errors_mm
@@ -114,14 +115,9 @@ def _image_crops(frame: Frame, dets: list[Detection], modalities: tuple[str, ...
     for d in dets:
         box = square_box(d.landmarks_px, w, h, margin)
         if "rgb" in out:
-            c = crop_square(frame.rgb, box, size).astype(np.float32) / 255.0 - 0.5
-            out["rgb"].append(c.transpose(2, 0, 1))
+            out["rgb"].append(normalise_rgb(crop_square(frame.rgb, box, size)))
         if "depth" in out and frame.depth is not None:
-            c = crop_square(frame.depth, box, size, interpolation=0)
-            valid = c > 0
-            ref = float(np.median(c[valid])) if valid.any() else 0.0
-            dn = np.where(valid, np.clip((c - ref) / 0.3, -0.5, 0.5), 0.5).astype(np.float32)
-            out["depth"].append(dn[None])
+            out["depth"].append(normalise_depth(crop_square(frame.depth, box, size, interpolation=0)))
     return {k: np.stack(v) for k, v in out.items() if v}
 
 

@@ -61,7 +61,9 @@ def evaluate(
     keypoints: Annotated[
         str | None, typer.Option(help="frames: 2D from mediapipe (default, the real detector) or the truth's exact 2D")
     ] = None,
-    modalities: Annotated[str | None, typer.Option(help="frames: comma list of 2d,world (default: all it has)")] = None,
+    modalities: Annotated[
+        str | None, typer.Option(help="frames, synthetic: experts to fuse, comma list of 2d,world,rgb,depth")
+    ] = None,
     hand_size: Annotated[float | None, typer.Option(help="frames: hand length, wrist to middle tip (m)")] = None,
     pck_png: Annotated[Path | None, typer.Option(help="draw the PCK curve(s) into this PNG")] = None,
 ) -> None:
@@ -79,8 +81,9 @@ def evaluate(
         assert root is not None
         _eval_frames(checkpoint, root, keypoints or "mediapipe", modalities, hand_size, json_out, pck_png)
         return
-    given = [f for f, v in (("--keypoints", keypoints), ("--modalities", modalities), ("--hand-size", hand_size))
-             if v is not None]  # fmt: skip
+    given = [f for f, v in (("--keypoints", keypoints), ("--hand-size", hand_size)) if v is not None]
+    if modalities is not None and data != "synthetic":
+        given.append("--modalities")
     if given:
         _fail(f"{', '.join(given)}: for --data frames only")
     try:
@@ -88,7 +91,18 @@ def evaluate(
     except CheckpointError as e:
         _fail(str(e))
     extra, cal = {}, None
-    if data == "synthetic":
+    if data == "synthetic" and (modalities or any(m in ckpt.model.encoders for m in ("rgb", "depth"))):
+        from train.config import DataConfig
+        from train.evaluate import evaluate_fused
+
+        mods = tuple(m.strip() for m in modalities.split(",")) if modalities else None
+        bad = [m for m in mods or () if m not in ckpt.model.encoders or m == "3d"]
+        if bad:
+            _fail(f"--modalities {','.join(bad)}: the model's run-time encoders are "
+                  f"{','.join(m for m in ckpt.model.modalities if m != '3d')}")  # fmt: skip
+        m = evaluate_fused(ckpt.model, DataConfig(), n=n, seed=seed, noise_px=noise_px, modalities=mods)
+        extra["modalities"] = list(mods or [x for x in ckpt.model.modalities if x != "3d"])
+    elif data == "synthetic":
         cal = (ckpt.meta.get("std_calibration") or {}).get("2d")
         m = evaluate_synthetic(ckpt.model, n=n, seed=seed, noise_px=noise_px, uncertainty_samples=16,
                                std_calibration=cal)  # fmt: skip

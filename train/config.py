@@ -43,6 +43,11 @@ class DataConfig(_Strict):
     kind: Literal["synthetic", "rhd", "stb", "rhd+stb"] = "synthetic"
     rhd_root: str = "data/RHD_published_v2"
     stb_root: str = "data/STB"
+    #: rendered crops for the image experts (set by the trainer from the model's encoders), their side in
+    #: pixels (the model's image_size) and the box margin (the runtime's detect.crop_margin)
+    crops: list[Literal["rgb", "depth"]] = Field(default_factory=list)
+    crop_size: int = Field(128, ge=16, le=512)
+    crop_margin: float = Field(1.4, ge=1.0, le=3.0)
     width: int = 640
     height: int = 480
     depth_range: tuple[float, float] = (0.25, 0.9)
@@ -92,6 +97,14 @@ class TrainConfig(_Strict):
     #: semi-supervision: the share of each batch that keeps its 3D labels; the rest train through the 2D
     #: reconstruction only (their 3D is neither encoded nor decoded), which needs a "2d" decoder
     labelled_fraction: float = Field(1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _image_experts_on_renders(self) -> TrainConfig:
+        images = [m for m in ("rgb", "depth") if m in self.model.encoders]
+        if images and (self.data.kind != "synthetic" or self.data.mediapipe_pairs):
+            raise ValueError("image experts (rgb, depth) train on synthetic renders only, without mediapipe_pairs")
+        self.data.crops, self.data.crop_size = images, self.model.image_size
+        return self
 
     @model_validator(mode="after")
     def _semi_needs_a_2d_target(self) -> TrainConfig:

@@ -70,6 +70,12 @@ class TrainStep(torch.nn.Module):
                 inputs["3d"] = y3d
         if "2d" in self.model.decoders:
             targets["2d"] = b.y2d[s].to(dev, non_blocking=True)
+        for m, img in b.images.items():  # the image experts' crops; their reconstruction where it has a decoder
+            x = img[s].to(dev, non_blocking=True)
+            if m in self.model.encoders:
+                inputs[m] = x
+            if m in self.model.decoders:
+                targets[m] = x
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
             return training_loss(self.model, inputs, targets, beta, self.weights, self.cfg.loss.objective,
                                  self.cfg.loss.recon_3d)  # fmt: skip
@@ -77,6 +83,10 @@ class TrainStep(torch.nn.Module):
 
 def _validate(model: HandPoseModel, cfg: TrainConfig):
     """Synthetic validation hands, or the published setting's test split (its true 2D)."""
+    if cfg.data.crops:  # image experts: the fused run-time experts on rendered crops
+        from train.evaluate import evaluate_fused
+
+        return evaluate_fused(model, cfg.data, n=cfg.eval_n, seed=10_000 + cfg.seed)
     if cfg.data.kind == "synthetic":
         return evaluate_synthetic(model, n=cfg.eval_n, seed=10_000 + cfg.seed)
     from train.datasets.published import published_hands

@@ -40,3 +40,19 @@ def crop_square(image: np.ndarray, box: CropBox, size: int, interpolation: int =
     s = size / box.side
     m = np.array([[s, 0, -box.x0 * s], [0, s, -box.y0 * s]], dtype=np.float64)
     return cv2.warpAffine(image, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def normalise_rgb(crop: np.ndarray) -> np.ndarray:
+    """An RGB uint8 crop (S, S, 3) -> the image encoders' input (3, S, S) float32 in [-0.5, 0.5]."""
+    return (crop.astype(np.float32) / 255.0 - 0.5).transpose(2, 0, 1)
+
+
+def normalise_depth(crop_m: np.ndarray, span_m: float = 0.3, behind_m: float = 0.05) -> np.ndarray:
+    """A depth crop in metres (S, S; 0 = no data) -> (1, S, S) float32 in [-0.5, 0.5]: depth relative to the
+    hand, divided by ``span_m``; no data reads as 0.5 (far). The hand is the nearest thing in its crop, so the
+    reference is ``behind_m`` behind the crop's 5th-percentile depth (its nearest surface, past flying pixels),
+    not the crop's median, which is mostly background: the hand's own relief keeps its range and the scene
+    behind it saturates at 0.5."""
+    valid = crop_m > 0
+    ref = float(np.percentile(crop_m[valid], 5)) + behind_m if valid.any() else 0.0
+    return np.where(valid, np.clip((crop_m - ref) / span_m, -0.5, 0.5), 0.5).astype(np.float32)[None]

@@ -30,7 +30,7 @@ def model_inputs(modalities: tuple[str, ...], n: int, image_size: int = 128, see
 
 
 def _image_inputs(rng: np.random.Generator, hs, modalities: tuple[str, ...], size: int) -> dict[str, np.ndarray]:
-    from streamhand.detect.crops import crop_square, square_box
+    from streamhand.detect.crops import crop_square, normalise_depth, normalise_rgb, square_box
     from streamhand.synth.render import render
 
     rgb, depth = [], []
@@ -38,14 +38,10 @@ def _image_inputs(rng: np.random.Generator, hs, modalities: tuple[str, ...], siz
         k = hs.intrinsics[i]
         r = render(rng, [hs.joints_cam[i]], k, left=[bool(hs.left[i])])
         box = square_box(hs.joints_2d[i], k.width, k.height)
-        c = crop_square(r.rgb, box, size).astype(np.float32) / 255.0 - 0.5
-        c = c[:, ::-1] if hs.left[i] else c  # left hands are mirrored like their keypoints
-        rgb.append(c.transpose(2, 0, 1))
-        d = crop_square(r.depth, box, size, interpolation=0)
-        valid = d > 0
-        ref = float(np.median(d[valid])) if valid.any() else 0.0
-        dn = np.where(valid, np.clip((d - ref) / 0.3, -0.5, 0.5), 0.5).astype(np.float32)
-        depth.append((dn[:, ::-1] if hs.left[i] else dn)[None])
+        c = normalise_rgb(crop_square(r.rgb, box, size))
+        rgb.append(c[..., ::-1] if hs.left[i] else c)  # left hands are mirrored like their keypoints
+        d = normalise_depth(crop_square(r.depth.astype(np.float32) / 1000.0, box, size, interpolation=0))
+        depth.append(d[..., ::-1] if hs.left[i] else d)
     out = {}
     if "rgb" in modalities:
         out["rgb"] = np.ascontiguousarray(np.stack(rgb), dtype=np.float32)

@@ -7,7 +7,7 @@ Keypoints are in the model's frames: seen by a virtual camera turned toward the 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -29,6 +29,12 @@ class PoseBatch:
     joints_cam: np.ndarray  # (B, 21, 3) metres
     scale: np.ndarray  # (B,) reference bone length (metres)
     left: np.ndarray  # (B,) bool; x2d/y2d/y3d are mirrored to right hands where True
+    #: "rgb" (B, 3, S, S) / "depth" (B, 1, S, S) crops as the runtime makes them (``DataConfig.crops``)
+    images: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def take(self, s: slice) -> PoseBatch:
+        return PoseBatch(self.x2d[s], self.xworld[s], self.y2d[s], self.y3d[s], self.rot[s], self.joints_cam[s],
+                         self.scale[s], self.left[s], {k: v[s] for k, v in self.images.items()})  # fmt: skip
 
 
 def detector_noise(rng: np.random.Generator, kp: np.ndarray, visible: np.ndarray, cfg: NoiseConfig) -> np.ndarray:
@@ -98,7 +104,14 @@ def encode_pairs(
     def t(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.asarray(a, dtype=np.float32))
 
-    return PoseBatch(t(x2d), t(xw), t(clean), t(y3d), rot, joints_cam, scale, left)
+    images = {}
+    if cfg.crops:
+        from train.datasets.rendered_crops import render_crops
+
+        crops = render_crops(rng, joints_cam, kp, left, intrinsics, cfg.width, cfg.height, list(cfg.crops),
+                             cfg.crop_size, cfg.crop_margin)  # fmt: skip
+        images = {k: torch.from_numpy(v) for k, v in crops.items()}
+    return PoseBatch(t(x2d), t(xw), t(clean), t(y3d), rot, joints_cam, scale, left, images)
 
 
 def turn_about_axis(mp: dict[str, np.ndarray], idx: np.ndarray, angle: np.ndarray) -> dict[str, np.ndarray]:
@@ -210,8 +223,7 @@ def batches(
                 data = chunk_data(seed, c, cfg, n, mediapipe, rank)
             for i in range(skip, per_chunk):
                 s = slice(i * batch_size, (i + 1) * batch_size)
-                yield PoseBatch(data.x2d[s], data.xworld[s], data.y2d[s], data.y3d[s], data.rot[s],
-                                data.joints_cam[s], data.scale[s], data.left[s])  # fmt: skip
+                yield data.take(s)
             skip = 0
             c += 1
     finally:

@@ -1,0 +1,71 @@
+"""Image experts trained on rendered crops made as the runtime makes them: the crops, the recipes, a smoke run
+of a depth + 2D model with falling loss whose checkpoint the runtime takes with its depth crops."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from streamhand.checkpoint import load_checkpoint
+from streamhand.configio import ConfigError, load_yaml
+from streamhand.detect.crops import normalise_depth
+from streamhand.synth.sampler import SamplerConfig, sample_hands
+from tests.helpers import ROOT
+from train.config import TrainConfig
+from train.datasets.rendered_crops import render_crops
+from train.fit import fit
+
+RECIPES = ROOT / "configs" / "train"
+
+
+def test_crops_show_the_hand_in_front_with_its_relief():
+    rng = np.random.default_rng(2)
+    hs = sample_hands(rng, 6, SamplerConfig(facing_fraction=1.0, in_frame_margin=40))
+    out = render_crops(rng, hs.joints_cam, hs.joints_2d, hs.left, hs.intrinsics, 640, 480, ["rgb", "depth"], 48)
+    assert out["rgb"].shape == (6, 3, 48, 48) and out["depth"].shape == (6, 1, 48, 48)
+    centre = out["depth"][:, 0, 18:30, 18:30]
+    assert (np.median(centre, axis=(1, 2)) < 0.4).mean() >= 0.8  # the hand at the centre (or between fingers)
+    assert (out["depth"].min(axis=(1, 2, 3)) < 0).all()  # in front of the reference: the hand's near surface
+    assert (out["depth"][:, 0] >= 0.5).mean() > 0.1  # the scene behind it reads as far
+    assert np.std(centre[centre < 0.5]) > 0.01  # the hand keeps its relief
+
+
+@pytest.mark.parametrize(
+    ("depth_m", "want"),
+    [
+        (np.array([[0.5, 0.5], [1.5, 0.0]]), [[-1 / 6, -1 / 6], [0.5, 0.5]]),  # hand at 0.5 m, scene, no data
+        (np.zeros((2, 2)), [[0.5, 0.5], [0.5, 0.5]]),
+    ],
+)
+def test_depth_normalisation(depth_m, want):
+    np.testing.assert_allclose(normalise_depth(depth_m)[0], want, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["depth", "rgb"])
+def test_recipes_validate(name):
+    cfg = load_yaml(TrainConfig, RECIPES / f"{name}.yaml")
+    assert cfg.data.crops == [name] and cfg.data.crop_size == cfg.model.image_size == 64
+
+
+def test_image_experts_refuse_other_data(tmp_path):
+    p = tmp_path / "r.yaml"
+    p.write_text((RECIPES / "depth.yaml").read_text().replace("  chunk: 2048", "  chunk: 2048\n  mediapipe_pairs: 10"))
+    with pytest.raises(ConfigError, match="synthetic renders only"):
+        load_yaml(TrainConfig, p)
+
+
+def test_depth_model_smoke_training(tmp_path):
+    over = {"out_dir": str(tmp_path), "steps": 40, "eval_every": 20, "eval_n": 50, "checkpoint_every": 40,
+            "batch_size": 16, "workers": 0, "precision": "fp32"}  # fmt: skip
+    cfg = load_yaml(TrainConfig, RECIPES / "depth.yaml", over)
+    cfg.model.image_size = cfg.data.crop_size = 32
+    cfg.model.hidden, cfg.data.chunk, cfg.lr = 64, 64, 1e-3
+    torch.manual_seed(0)
+    path = fit(cfg, progress=False)
+    hist = json.loads((tmp_path / "depth" / "history.json").read_text())
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    ck = load_checkpoint(path)
+    assert ck.model.modalities == ["2d", "world", "depth", "3d"] and ck.model.cfg.image_size == 32
