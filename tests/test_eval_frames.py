@@ -316,7 +316,7 @@ def test_cli_frames_errors(tmp_path, dataset, tiny_checkpoint, edit, extra, mess
     [
         (["--data", "frames"], "--data frames needs --root"),
         (["--data", "coco"], "choose synthetic, rhd, stb, freihand, frames"),
-        (["--pck-png", "x.png"], "--pck-png: for --data frames only"),
+        (["--data", "rhd", "--root", "x", "--modalities", "2d"], "--modalities: for --data frames or synthetic only"),
         (["--keypoints", "truth", "--hand-size", "0.18"], "--keypoints, --hand-size: for --data frames only"),
     ],
 )
@@ -392,6 +392,7 @@ def test_synthetic_cli_prints_the_uncertainty_line(tiny_checkpoint, tmp_path):
     code, text = _invoke("eval", "--checkpoint", str(tiny_checkpoint), "--n", "50", "--json", str(out))
     assert code == 0, text
     lines = text.splitlines()
-    assert lines[0].startswith("EPE mean ") and lines[1].startswith("joint_std (raw spread, 16 samples) vs error")
+    assert lines[0].startswith("EPE mean ") and lines[1].startswith("per joint (mm): 0.0 ")
+    assert any(x.startswith("joint_std (raw spread, 16 samples) vs error") for x in lines)
     res = json.loads(out.read_text())
     assert set(res["uncertainty"]) >= {"spearman", "within_1std", "within_2std"} and "epe_procrustes_mean_mm" in res

@@ -83,7 +83,7 @@ def evaluate(
         return
     given = [f for f, v in (("--keypoints", keypoints), ("--hand-size", hand_size)) if v is not None]
     if modalities is not None and data != "synthetic":
-        given.append("--modalities")
+        _fail("--modalities: for --data frames or synthetic only")
     if given:
         _fail(f"{', '.join(given)}: for --data frames only")
     try:

@@ -31,6 +31,7 @@ from streamhand.uncertainty import apply_calibration
 from train.config import DataConfig
 from train.datasets.frames import FrameSet
 from train.datasets.synthetic import make_pairs
+from train.plots import finish_pck, pyplot, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -325,11 +326,7 @@ def frames_report_lines(result: dict[str, Any]) -> list[str]:
 
 def write_pck_png(result: dict[str, Any], path: str | Path) -> Path:
     """The PCK curves of rel as a PNG (matplotlib, imported here, Agg backend)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
@@ -337,24 +334,14 @@ def write_pck_png(result: dict[str, Any], path: str | Path) -> Path:
     for s, d in result["systems"].items():
         if d.get("pck_rel"):
             ax.plot(t, d["pck_rel"], marker="o", label=f"{SYSTEM_NAMES[s]} (AUC 20-50 {d['auc_20_50']:.3f})")
-    ax.set(xlabel="threshold (mm)", ylabel="share of joints within threshold", ylim=(0, 1), xlim=(t[0], t[-1]),
-           title=f"3D PCK, wrist-relative, own scale ({result['keypoints']} 2D)")  # fmt: skip
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    finish_pck(ax, (t[0], t[-1]), f"3D PCK, wrist-relative, own scale ({result['keypoints']} 2D)")
+    return save_figure(fig, path)
 
 
 def write_pose_pck_png(thresholds_mm: list[float], pck: list[float], title: str, path: str | Path,
                        published: list | None = None) -> Path:  # fmt: skip
     """One 3D PCK curve (0-50 mm) as a PNG, with the published AUCs in the legend where given."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
@@ -365,11 +352,5 @@ def write_pose_pck_png(thresholds_mm: list[float], pck: list[float], title: str,
         if p.auc_20_50 is not None:
             ax.axhline(p.auc_20_50, ls=":", lw=1, color="grey")
             ax.text(1, p.auc_20_50 + 0.01, f"{p.method} {p.task}: AUC {p.auc_20_50:.3f}", fontsize=6, color="grey")
-    ax.set(xlabel="threshold (mm)", ylabel="share of joints within threshold", ylim=(0, 1), xlim=(0, 50),
-           title=f"3D PCK, root-aligned: {title}")  # fmt: skip
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    finish_pck(ax, (0, 50), f"3D PCK, root-aligned: {title}")
+    return save_figure(fig, path)

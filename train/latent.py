@@ -17,6 +17,7 @@ from streamhand.models import HandPoseModel
 from streamhand.skeleton import BONES
 from train.config import DataConfig
 from train.datasets.synthetic import make_pairs
+from train.plots import pyplot, save_figure
 
 KEYPOINT_MODALITIES = ("2d", "world", "3d")
 COLOURS = {"2d": "tab:blue", "world": "tab:green", "3d": "tab:red", "rgb": "tab:orange", "depth": "tab:purple"}
@@ -81,11 +82,7 @@ def _draw_skeleton(ax, joints: np.ndarray) -> None:
 
 
 def write_walk_png(walk: dict[str, np.ndarray], path: str | Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     images = [k for k in ("rgb", "depth") if k in walk]
     steps = len(walk["t"])
     fig, axes = plt.subplots(1 + len(images), steps, figsize=(1.6 * steps, 1.8 * (1 + len(images))), squeeze=False)
@@ -97,20 +94,11 @@ def write_walk_png(walk: dict[str, np.ndarray], path: str | Path) -> Path:
             axes[r, i].imshow(np.clip(img.transpose(1, 2, 0) + 0.5, 0, 1) if k == "rgb" else img[0] + 0.5, cmap="gray")
             axes[r, i].axis("off")
     fig.suptitle("latent walk: decoded 3D (x, y) between two encoded hands", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_embed_png(emb: dict, path: str | Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4.5))
     for m in dict.fromkeys(emb["labels"].tolist()):
         sel = emb["labels"] == m
@@ -119,9 +107,4 @@ def write_embed_png(emb: dict, path: str | Path) -> Path:
     ax.set(xlabel="principal axis 1", ylabel="principal axis 2", title=title)
     ax.title.set_fontsize(9)
     ax.legend(markerscale=2)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
