@@ -30,70 +30,16 @@ from streamhand.capture.base import Frame, FrameSource, SourceError, SourceLost
 from streamhand.detect import Detection, HandTracker, crop_square, square_box
 from streamhand.detect.crops import normalise_depth, normalise_rgb
 from streamhand.frame_guard import FrameGuard
+from streamhand.handoff import Slot
 from streamhand.infer import Lifter, LiftResult
-from streamhand.metrics import joint_errors_mm
 from streamhand.placement import place_hand
 from streamhand.publish import Publisher
 from streamhand.runtime_config import RunConfig
 from streamhand.smoothing import TrackSmoother
-from streamhand.stats import Ring, StageStats, log_every_n_seconds
+from streamhand.stats import StageStats, log_every_n_seconds
+from streamhand.truth_score import TruthScore
 
 log = logging.getLogger(__name__)
-
-
-class Slot:
-    """A one-item hand-off. ``lossless=False``: put replaces an unread item (counted as a drop)."""
-
-    def __init__(self, lossless: bool):
-        self.lossless = lossless
-        self._cond = threading.Condition()
-        self._item: Any = None
-        self._has = False
-        self._closed = False
-        self._takers = 0  # consumers blocked in get()
-
-    def put(self, item: Any) -> bool:
-        with self._cond:
-            while self.lossless and self._has and not self._closed:
-                self._cond.wait(0.1)
-            if self._closed:
-                return False
-            dropped = self._has
-            self._item, self._has = item, True
-            self._cond.notify_all()
-            return dropped
-
-    def get(self, timeout: float | None = None) -> Any:
-        """The next item; ``None`` once the slot is closed and empty (or after ``timeout`` seconds)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            self._takers += 1
-            self._cond.notify_all()
-            try:
-                while not self._has:
-                    if self._closed or (deadline is not None and time.monotonic() >= deadline):
-                        return None
-                    self._cond.wait(0.1 if timeout is None else min(0.1, timeout))
-            finally:
-                self._takers -= 1
-            item, self._item, self._has = self._item, None, False
-            self._cond.notify_all()
-            return item
-
-    def wait_for_taker(self, stop: threading.Event) -> None:
-        """Block until a consumer waits on an empty slot (demand-driven reading: no frame ages in a queue)."""
-        with self._cond:
-            while not (self._takers and not self._has) and not self._closed and not stop.is_set():
-                self._cond.wait(0.05)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
 
 @dataclass
@@ -140,11 +86,7 @@ class Pipeline:
         self._errors: list[str] = []
         self._t_first: float | None = None
         self._t_last: float | None = None
-        # per-joint errors against ground truth (the demo): exact running mean, the last 20 000 hands for the median
-        self._epe = Ring(20_000, width=21)
-        self._epe_sum, self._epe_joints = 0.0, 0
-        self._truth_hands = 0
-        self._matched_hands = 0
+        self._truth = TruthScore()  # sources with ground truth (the demo): detection rate and 3D error
         self._display: Slot = Slot(lossless=False)
         self._last_status = 0.0
         #: stage -> monotonic time it took its current frame (absent while it waits for one): the watchdog's input
@@ -343,31 +285,9 @@ class Pipeline:
             self._t_first = t_done
         self._t_last = t_done
         if f.truth is not None:
-            self._score_truth(f, [(p[0], p[3]) for p in poses])
+            self._truth.add(f.truth, [(p[0].landmarks_px, p[3]) for p in poses])
         if self.cfg.show:
             self._display.put((f, poses, lat))
-
-    def _score_truth(self, f: Frame, poses: list[tuple[Detection, np.ndarray]]) -> None:
-        truth_2d = f.truth.get("joints_2d", [])
-        self._truth_hands += len(truth_2d)
-        used: set[int] = set()
-        for d, rel in poses:
-            c = d.landmarks_px.mean(0)
-            dist = [
-                np.linalg.norm(np.asarray(t).mean(0) - c) if i not in used else np.inf for i, t in enumerate(truth_2d)
-            ]
-            if not dist or min(dist) == np.inf:
-                continue
-            i = int(np.argmin(dist))
-            size = float(np.ptp(np.asarray(truth_2d[i]), axis=0).max())
-            if dist[i] > 0.5 * size:
-                continue
-            used.add(i)
-            self._matched_hands += 1
-            gt = np.asarray(f.truth["joints_cam"][i])
-            e = joint_errors_mm(rel[None], (gt - gt[0])[None])[0]
-            self._epe.add(e)
-            self._epe_sum, self._epe_joints = self._epe_sum + float(e.sum()), self._epe_joints + e.size
 
     def _maybe_status(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -444,15 +364,11 @@ class Pipeline:
             "tracking": self.tracking,
             "errors": self.errors, "stalls": self.stats.counters_snapshot().get("stalls", 0),
         }  # fmt: skip
-        if self._truth_hands:  # ground truth: the share of true hands that were found
-            rep["detection_rate"] = self._matched_hands / self._truth_hands
-            rep["truth_hands"] = self._truth_hands
+        if self._truth.truth_hands:  # ground truth: the share of true hands that were found
+            rep.update(self._truth.report())
         else:  # the share of processed frames with at least one hand
             with_hands = self.stats.counters_snapshot().get("frames_with_hands", 0)
             rep["detection_rate"] = with_hands / self.frames_processed if self.frames_processed else 0.0
-        if self._epe_joints:
-            rep["epe_mean_mm"] = self._epe_sum / self._epe_joints
-            rep["epe_median_mm"] = float(np.median(self._epe.values()))
         return rep
 
 

@@ -15,8 +15,9 @@ from streamhand.capture.base import Frame, FrameSource
 from streamhand.capture.demo import DemoSource
 from streamhand.client import PoseSubscriber
 from streamhand.detect import MediaPipeHands
+from streamhand.handoff import Slot
 from streamhand.infer import Lifter, TorchBackend
-from streamhand.pipeline import Pipeline, Slot
+from streamhand.pipeline import Pipeline
 from streamhand.publish import PortInUse, Publisher
 from streamhand.runtime_config import RunConfig
 from tests.conftest import free_port
