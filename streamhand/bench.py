@@ -19,7 +19,6 @@ import numpy as np
 from streamhand.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
-DEFAULT_SETS = (("2d",), ("world",), ("2d", "world"), ("rgb",))
 
 
 @dataclass
@@ -113,12 +112,11 @@ def bench_models(
 
 def _engine_for(ck: Checkpoint, mods: tuple[str, ...], batches: list[int], n_samples: int, out: Path) -> None:
     """Build an fp16 engine for the timing where TensorRT and a GPU are here (else ``make_backend`` says why)."""
-    from streamhand.export.engine_build import build
+    from streamhand.export.engine_build import build, missing_for_engines
     from streamhand.export.sidecar import this_machine
     from streamhand.export.tensorrt_build import EngineBuildError, EngineOptions
 
-    here = this_machine()
-    if here.tensorrt is None or here.gpu is None:
+    if missing_for_engines(this_machine()):
         return
     try:
         build(ck, mods, EngineOptions("fp16", (1, min(batches), max(batches))), out, n_samples)

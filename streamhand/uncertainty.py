@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
+#: the canonical order of the experts: names of fused sets, and the order they enter a product of experts
+MODALITY_ORDER = ("2d", "world", "rgb", "depth", "3d")
+
 
 def modality_key(modalities) -> str:
     """Canonical name of a set of fused experts, e.g. ``"2d+world"``."""
-    order = ("2d", "world", "rgb", "depth", "3d")
-    return "+".join(m for m in order if m in set(modalities))
+    return "+".join(m for m in MODALITY_ORDER if m in set(modalities))
 
 
 def _nnls(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -12,10 +12,10 @@ import torch
 from streamhand.checkpoint import load_checkpoint
 from streamhand.configio import ConfigError, load_yaml
 from streamhand.detect.crops import normalise_depth
+from streamhand.synth.crops import render_crops
 from streamhand.synth.sampler import SamplerConfig, sample_hands
 from tests.helpers import ROOT
 from train.config import TrainConfig
-from train.datasets.rendered_crops import render_crops
 from train.fit import fit
 
 RECIPES = ROOT / "configs" / "train"

@@ -334,12 +334,17 @@ def test_onnxruntime_runtime_matches_torch(models_dir, frames):
 
     with (NetworkHands(tracking=False, models_dir=models_dir) as a,
           NetworkHands(tracking=False, runtime="onnxruntime", models_dir=models_dir) as b):  # fmt: skip
-        for rgb in frames[:4]:
-            da, db = a(rgb), b(rgb)
-            assert len(da) == len(db)
-            for x, y in zip(da, db):
-                assert np.abs(x.landmarks_px - y.landmarks_px).max() < 0.25  # sub-pixel
-                assert x.handedness == y.handedness
+        _assert_same_hands(a, b, frames[:4], max_px=0.25)  # sub-pixel
+
+
+def _assert_same_hands(a, b, frames, max_px: float) -> None:
+    """Two detectors find the same hands in ``frames``: landmarks within ``max_px``, the same handedness."""
+    for rgb in frames:
+        da, db = a(rgb), b(rgb)
+        assert len(da) == len(db)
+        for x, y in zip(da, db):
+            assert np.abs(x.landmarks_px - y.landmarks_px).max() < max_px
+            assert x.handedness == y.handedness
 
 
 @pytest.mark.cuda
@@ -351,8 +356,4 @@ def test_cuda_matches_cpu(models_dir, frames):
 
     with (NetworkHands(tracking=False, models_dir=models_dir) as a,
           NetworkHands(tracking=False, device="cuda", models_dir=models_dir) as b):  # fmt: skip
-        for rgb in frames[:4]:
-            da, db = a(rgb), b(rgb)
-            assert len(da) == len(db)
-            for x, y in zip(da, db):
-                assert np.abs(x.landmarks_px - y.landmarks_px).max() < 0.5
+        _assert_same_hands(a, b, frames[:4], max_px=0.5)

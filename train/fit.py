@@ -45,33 +45,35 @@ class TrainStep(torch.nn.Module):
     def forward(self, b: PoseBatch, beta: float) -> tuple[torch.Tensor, dict[str, float]]:
         n = len(b.x2d)
         k = n if self.cfg.labelled_fraction >= 1.0 else round(self.cfg.labelled_fraction * n)
-        parts = [(slice(0, k), True), (slice(k, n), False)]  # the first k samples keep their 3D labels
         loss, logs = None, {}
-        for s, labelled in parts:
-            if s.stop - s.start == 0:
+        for s, labelled in ((slice(0, k), True), (slice(k, n), False)):  # the first k keep their 3D labels
+            if s.stop == s.start:
                 continue
-            part_loss, part_logs = self._loss(b, s, labelled, beta)
+            part_loss, part_logs = self._loss(b.take(s), labelled, beta)
             w = (s.stop - s.start) / n
             loss = part_loss * w if loss is None else loss + part_loss * w
             logs.update({k2 if labelled else f"unlabelled_{k2}": v for k2, v in part_logs.items()})
         logs["loss"] = float(loss.detach())
         return loss, logs
 
-    def _loss(self, b: PoseBatch, s: slice, labelled: bool, beta: float) -> tuple[torch.Tensor, dict[str, float]]:
+    def _loss(self, b: PoseBatch, labelled: bool, beta: float) -> tuple[torch.Tensor, dict[str, float]]:
         dev = next(self.model.parameters()).device
-        inputs = {"2d": b.x2d[s].to(dev, non_blocking=True)}
+
+        def put(x: torch.Tensor) -> torch.Tensor:
+            return x.to(dev, non_blocking=True)
+
+        inputs = {"2d": put(b.x2d)}
         if "world" in self.model.encoders:
-            inputs["world"] = b.xworld[s].to(dev, non_blocking=True)
+            inputs["world"] = put(b.xworld)
         targets = {}
         if labelled:
-            y3d = b.y3d[s].to(dev, non_blocking=True)
-            targets["3d"] = y3d
+            targets["3d"] = put(b.y3d)
             if "3d" in self.model.encoders:
-                inputs["3d"] = y3d
+                inputs["3d"] = targets["3d"]
         if "2d" in self.model.decoders:
-            targets["2d"] = b.y2d[s].to(dev, non_blocking=True)
+            targets["2d"] = put(b.y2d)
         for m, img in b.images.items():  # the image experts' crops; their reconstruction where it has a decoder
-            x = img[s].to(dev, non_blocking=True)
+            x = put(img)
             if m in self.model.encoders:
                 inputs[m] = x
             if m in self.model.decoders:

@@ -68,6 +68,7 @@ class _TorchRunner:
         import torch
 
         from streamhand.detect.tflite_net import TFLiteNet
+        from streamhand.infer.cuda_graphs import GraphReplay
 
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' asked for, but torch sees no CUDA device")
@@ -76,35 +77,15 @@ class _TorchRunner:
         self._torch = torch
         self.device = torch.device(device)
         self.net = TFLiteNet.load(path).eval().to(self.device)
-        self._graphs: dict[int, tuple] = {}
+        self._graphs = GraphReplay()
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         torch = self._torch
         with torch.inference_mode():
             t = torch.from_numpy(x).to(self.device, non_blocking=True)
-            outs = self._graphed(t) if self.device.type == "cuda" else self.net(t)
+            # on CUDA each batch size is captured once as a CUDA graph and replayed (the networks are small)
+            outs = self._graphs(t.shape[0], lambda: self.net, t) if self.device.type == "cuda" else self.net(t)
             return [o.float().cpu().numpy() for o in outs]
-
-    def _graphed(self, t):
-        """On CUDA: each batch size is captured once as a CUDA graph and replayed (the networks are small)."""
-        torch = self._torch
-        entry = self._graphs.get(t.shape[0])
-        if entry is None:
-            static = t.clone()
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(3):
-                    self.net(static)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                outs = self.net(static)
-            entry = self._graphs[t.shape[0]] = (graph, static, outs)
-        graph, static, outs = entry
-        static.copy_(t)
-        graph.replay()
-        return outs
 
 
 class _TrtRunner:

@@ -1,7 +1,8 @@
 """Model inputs made from rendered synthetic hands: INT8 calibration batches and benchmark inputs.
 
 Keypoint inputs go through the same encoding as at run time (:func:`streamhand.codec.encode_2d`,
-:func:`~streamhand.codec.encode_world`); image crops come from the renderer through the run-time crop.
+:func:`~streamhand.codec.encode_world`); image crops are rendered as the runtime crops
+(:func:`streamhand.synth.crops.render_crops`).
 """
 
 from __future__ import annotations
@@ -30,21 +31,8 @@ def model_inputs(modalities: tuple[str, ...], n: int, image_size: int = 128, see
 
 
 def _image_inputs(rng: np.random.Generator, hs, modalities: tuple[str, ...], size: int) -> dict[str, np.ndarray]:
-    from streamhand.detect.crops import crop_square, normalise_depth, normalise_rgb, square_box
-    from streamhand.synth.render import render
+    from streamhand.synth.crops import render_crops
 
-    rgb, depth = [], []
-    for i in range(len(hs)):
-        k = hs.intrinsics[i]
-        r = render(rng, [hs.joints_cam[i]], k, left=[bool(hs.left[i])])
-        box = square_box(hs.joints_2d[i], k.width, k.height)
-        c = normalise_rgb(crop_square(r.rgb, box, size))
-        rgb.append(c[..., ::-1] if hs.left[i] else c)  # left hands are mirrored like their keypoints
-        d = normalise_depth(crop_square(r.depth.astype(np.float32) / 1000.0, box, size, interpolation=0))
-        depth.append(d[..., ::-1] if hs.left[i] else d)
-    out = {}
-    if "rgb" in modalities:
-        out["rgb"] = np.ascontiguousarray(np.stack(rgb), dtype=np.float32)
-    if "depth" in modalities:
-        out["depth"] = np.ascontiguousarray(np.stack(depth), dtype=np.float32)
-    return out
+    mods = [m for m in ("rgb", "depth") if m in modalities]
+    cam = hs.intrinsics
+    return render_crops(rng, hs.joints_cam, hs.joints_2d, hs.left, cam, cam.width, cam.height, mods, size)

@@ -39,6 +39,12 @@ def missing_for_engines(here: Machine) -> str | None:
     return None
 
 
+def _machine_facts(here: Machine) -> dict[str, Any]:
+    """What every sidecar records of the machine that built the engine, and when."""
+    return {"gpu": here.gpu, "compute_capability": here.compute_capability, "cuda": torch.version.cuda,
+            "torch": torch.__version__, "built": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
+
+
 def _tensorrt() -> tuple[Any, int]:
     import tensorrt as trt
 
@@ -92,10 +98,7 @@ def build(
             "model_id": ckpt.model_id,
             "checkpoint_sha256": fp32.metadata["checkpoint_sha256"],
             "modalities": list(mods),
-            "gpu": here.gpu,
-            "compute_capability": here.compute_capability,
-            "cuda": torch.version.cuda,
-            "torch": torch.__version__,
+            **_machine_facts(here),
             "precision": opts.precision,
             "batch": list(opts.batch),
             "onnx": src.path.name,
@@ -106,7 +109,6 @@ def build(
                 "timing_cache": str(opts.timing_cache or ""),
                 "n_samples": n_samples,
             },
-            "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
         },
     )
     return res
@@ -140,10 +142,9 @@ def build_hand_networks(opts: EngineOptions, out_dir: Path, max_hands: int = 4) 
         o = EngineOptions(precision, batch, opts.workspace_mb, opts.timing_cache)
         facts = build_engine(onnx_path, engine, o)
         write_sidecar(engine, {
-            **facts, "model_id": net, "modalities": ["image"], "gpu": here.gpu,
-            "compute_capability": here.compute_capability, "cuda": torch.version.cuda, "torch": torch.__version__,
-            "precision": precision, "batch": list(batch), "onnx": onnx_path.name, "onnx_sha256": file_sha256(onnx_path),
-            "options": {"workspace_mb": opts.workspace_mb}, "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **facts, **_machine_facts(here), "model_id": net, "modalities": ["image"], "precision": precision,
+            "batch": list(batch), "onnx": onnx_path.name, "onnx_sha256": file_sha256(onnx_path),
+            "options": {"workspace_mb": opts.workspace_mb},
         })  # fmt: skip
         res.engine = res.engine or engine
     return res

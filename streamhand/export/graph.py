@@ -14,11 +14,12 @@ import torch
 from torch import nn
 
 from streamhand.models import HandPoseModel
+from streamhand.uncertainty import MODALITY_ORDER as EXPERT_ORDER
 
 INPUT_NAMES = {"2d": "keypoints_2d", "world": "world_landmarks", "rgb": "rgb_crop", "depth": "depth_crop"}
 OUTPUT_NAMES = ("joints", "joint_std", "disagreement")
-#: the order experts enter the product (fixed, so an exported graph and PyTorch fuse alike)
-MODALITY_ORDER = ("2d", "world", "rgb", "depth")
+#: the run-time experts in the order they enter the product (fixed, so an exported graph and PyTorch fuse alike)
+MODALITY_ORDER = tuple(m for m in EXPERT_ORDER if m != "3d")
 
 
 def ordered(modalities: tuple[str, ...] | list[str]) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from streamhand import __version__
 from streamhand.checkpoint import SKELETON_INFO, Checkpoint, load_checkpoint
 from streamhand.export.graph import INPUT_NAMES, OUTPUT_NAMES, InferenceGraph, input_shape, ordered
 from streamhand.infer.noise import DEFAULT_SEED, posterior_noise
+from streamhand.uncertainty import modality_key
 
 log = logging.getLogger(__name__)
 FORMAT = "streamhand-onnx/1"
@@ -55,7 +56,8 @@ def file_sha256(path: str | Path) -> str:
 
 
 def modality_tag(modalities: tuple[str, ...] | list[str]) -> str:
-    return "+".join(ordered(tuple(modalities)))
+    """The name of a run-time modality set (as the joint_std calibration names it), e.g. ``2d+world``."""
+    return modality_key(ordered(tuple(modalities)))
 
 
 def default_onnx_name(model_id: str, modalities: tuple[str, ...] | list[str], precision: str = "fp32") -> str:

@@ -69,9 +69,10 @@ class OnnxRuntimeBackend(Backend):
         self._opts.log_severity_level = 3
         self._sessions: dict[tuple[str, ...], tuple[object, list[str]]] = {}
         if files:
-            for f in files:
-                self._load(Path(f), read_onnx_metadata(f))
-            meta = read_onnx_metadata(files[0])
+            metas = [read_onnx_metadata(f) for f in files]
+            for f, m in zip(files, metas):
+                self._load(Path(f), m)
+            meta = metas[0]
             self.model_id, self.image_size = meta["model_id"], int(meta["image_size"])
             self.std_calibration = meta.get("std_calibration")
             self.modalities = tuple(sorted({m for s in self._sessions for m in s}))

@@ -40,6 +40,7 @@ class Choice:
     device: str  # cuda | cpu
     provider: str | None
     reason: str
+    engine: Path | None = None  # the TensorRT engine, for "tensorrt"
 
 
 def choose(requested: str, have: Installed) -> Choice:
@@ -56,7 +57,8 @@ def choose(requested: str, have: Installed) -> Choice:
         return Choice("onnxruntime", "cuda" if gpu_ep else "cpu", gpu_ep or "CPUExecutionProvider", "requested")
     notes = []
     if have.engine is not None:
-        return Choice("tensorrt", "cuda", None, f"TensorRT engine {have.engine.name} matches this GPU and TensorRT")
+        why = f"TensorRT engine {have.engine.name} matches this GPU and TensorRT"
+        return Choice("tensorrt", "cuda", None, why, have.engine)
     notes.append(have.engine_note or "no TensorRT engine")
     if requested == "tensorrt":
         log.warning("--backend tensorrt: %s; falling back", notes[0])
@@ -129,14 +131,13 @@ def make_backend(
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     mods = ordered(modalities or tuple(m for m in ckpt.model.modalities if m in INPUT_NAMES))
     choice = choose(name, installed(engine_dir, ckpt.model_id, mods, n_samples))
-    backend = _make(choice, ckpt, n_samples, threads, mods, engine_dir)
-    backend.reason = choice.reason
-    log.info("backend: %s (%s: %s)", backend.describe(), name, choice.reason)
+    backend = _make(choice, ckpt, n_samples, threads, mods)
+    backend.reason = backend.reason or choice.reason  # a fallback at load keeps its own
+    log.info("backend: %s (%s: %s)", backend.describe(), name, backend.reason)
     return backend
 
 
-def _make(c: Choice, ckpt: Checkpoint, n_samples: int, threads: int, mods: tuple[str, ...],
-          engine_dir: Path | None) -> Backend:  # fmt: skip
+def _make(c: Choice, ckpt: Checkpoint, n_samples: int, threads: int, mods: tuple[str, ...]) -> Backend:
     from streamhand.infer.torch_backend import TorchBackend
 
     if c.backend == "torch":
@@ -148,10 +149,9 @@ def _make(c: Choice, ckpt: Checkpoint, n_samples: int, threads: int, mods: tuple
     from streamhand.infer.tensorrt_backend import EngineUnusable, TensorRTBackend
 
     fallback = TorchBackend(ckpt, device="cuda", n_samples=n_samples, threads=threads)
-    have = installed(engine_dir, ckpt.model_id, mods, n_samples)
     try:
-        return TensorRTBackend(have.engine, fallback=fallback)  # type: ignore[arg-type]
+        return TensorRTBackend(c.engine, fallback=fallback)  # type: ignore[arg-type]
     except EngineUnusable as e:
         log.warning("tensorrt: %s; using PyTorch on CUDA", e)
-        fallback.reason = str(e)
+        fallback.reason = f"{e}; PyTorch on CUDA with CUDA graphs"
         return fallback

@@ -50,8 +50,7 @@ class TensorRTBackend(Backend):
         self.modalities = tuple(fallback.modalities) if fallback is not None else self.engine_modalities
         shapes = {t["name"]: t["shape"] for t in side["inputs"] + side["outputs"]}
         self._names = [t["name"] for t in side["inputs"]]  # in the modalities' order
-        self._max = int(side["batch"][2])
-        self._runner = TensorRTRunner(path, self._max, shapes)
+        self._runner = TensorRTRunner(path, int(side["batch"][2]), shapes)
         self._run({m: np.zeros((1, *shapes[n][1:]), np.float32) for m, n in zip(self.engine_modalities, self._names)})
         log.info("tensorrt: %s loaded and warmed up (%s, batch %s)", path.name, side["precision"], side["batch"])
 

@@ -13,6 +13,7 @@ import torch
 
 from streamhand.checkpoint import Checkpoint, load_checkpoint
 from streamhand.infer.base import Backend, BackendOutput
+from streamhand.infer.cuda_graphs import GraphReplay
 from streamhand.infer.noise import DEFAULT_SEED, posterior_noise
 
 
@@ -41,7 +42,7 @@ class TorchBackend(Backend):
             torch.set_num_threads(threads)
         self.n_samples, self.seed = n_samples, seed
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
-        self._graphs: dict[tuple, tuple] = {}
+        self._graphs = GraphReplay()
         self._noise = posterior_noise(n_samples, max_batch, self.model.cfg.z_dim, seed).to(self.device)
 
     def _noise_for(self, b: int) -> torch.Tensor:
@@ -61,23 +62,10 @@ class TorchBackend(Backend):
         return f"{self.name}[{where}] ({self.model_id}, modalities {','.join(self.modalities)})"
 
     def _graphed(self, t: dict[str, torch.Tensor], b: int):
-        key = (tuple(sorted(t)), b)
-        entry = self._graphs.get(key)
-        if entry is None:  # capture: warm up on a side stream, then record one forward pass
-            static = {m: v.clone() for m, v in t.items()}
-            noise = self._noise_for(b).clone()  # the graph keeps reading this very tensor
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(3):
-                    self.model(static, noise=noise)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                out = self.model(static, noise=noise)
-            entry = self._graphs[key] = (graph, static, noise, out)
-        graph, static, _, out = entry
-        for m, v in t.items():
-            static[m].copy_(v)
-        graph.replay()
-        return out
+        mods = tuple(sorted(t))
+
+        def make_forward():
+            noise = self._noise_for(b).clone()  # the graph keeps reading the tensor it was captured with
+            return lambda *xs: self.model(dict(zip(mods, xs)), noise=noise)
+
+        return self._graphs((mods, b), make_forward, *(t[m] for m in mods))

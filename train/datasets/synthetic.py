@@ -106,7 +106,7 @@ def encode_pairs(
 
     images = {}
     if cfg.crops:
-        from train.datasets.rendered_crops import render_crops
+        from streamhand.synth.crops import render_crops
 
         crops = render_crops(rng, joints_cam, kp, left, intrinsics, cfg.width, cfg.height, list(cfg.crops),
                              cfg.crop_size, cfg.crop_margin)  # fmt: skip

@@ -1,4 +1,5 @@
-"""Rendered image crops for training the RGB and depth experts, made as the runtime makes its crops.
+"""Rendered image crops for the RGB and depth experts (training, INT8 calibration, benchmarks), made as the
+runtime makes its crops.
 
 At run time a crop is the square box around the detector's landmarks (``detect.crop_margin`` x their extent,
 :func:`streamhand.detect.crops.square_box`) resampled to S x S. Here the renderer draws that box directly:
