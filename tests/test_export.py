@@ -148,3 +148,19 @@ def test_onnxruntime_backend_runs_from_files_alone(four_expert_ckpt, tmp_path):
     assert be.infer(x).joints.shape == (300, 21, 3)
     with pytest.raises(ValueError, match="providers"):
         OnnxRuntimeBackend(files=[art.path], providers=["NoSuchExecutionProvider"])
+
+
+def test_compact_image_encoder_exports_with_parity(tmp_path):
+    import onnxruntime as ort
+
+    torch.manual_seed(4)
+    cfg = ModelConfig(z_dim=8, hidden=32, encoders=["2d", "depth", "3d"], decoders=["3d"], image_size=32,
+                      image_encoder="compact")  # fmt: skip
+    ck = save_checkpoint(tmp_path / "compact.pt", HandPoseModel(cfg))
+    art = export_onnx(ck, ("2d", "depth"), tmp_path / "m.onnx", n_samples=4)
+    sess = ort.InferenceSession(str(art.path), providers=["CPUExecutionProvider"])
+    x = _inputs(("2d", "depth"), 3)
+    got = sess.run(None, {INPUT_NAMES[m]: x[m] for m in ("2d", "depth")})
+    want = TorchBackend(ck, n_samples=4).infer(x)
+    for g, w in zip(got, (want.joints, want.joint_std, want.disagreement)):
+        np.testing.assert_allclose(g, w, atol=1e-4, rtol=0)

@@ -12,11 +12,12 @@ import torch
 from streamhand.checkpoint import load_checkpoint
 from streamhand.configio import ConfigError, load_yaml
 from streamhand.detect.crops import normalise_depth
+from streamhand.models import HandPoseModel, ModelConfig
 from streamhand.synth.crops import render_crops
 from streamhand.synth.sampler import SamplerConfig, sample_hands
 from tests.helpers import ROOT
 from train.config import TrainConfig
-from train.fit import fit
+from train.fit import fit, freeze, init_from
 
 RECIPES = ROOT / "configs" / "train"
 
@@ -47,19 +48,68 @@ def test_depth_normalisation(depth_m, want):
 @pytest.mark.parametrize("name", ["depth", "rgb"])
 def test_recipes_validate(name):
     cfg = load_yaml(TrainConfig, RECIPES / f"{name}.yaml")
-    assert cfg.data.crops == [name] and cfg.data.crop_size == cfg.model.image_size == 64
+    assert cfg.data.crops == [name] and cfg.data.crop_size == cfg.model.image_size
+    assert cfg.model.image_encoder == "compact" and cfg.init_from == "default"
+    model = HandPoseModel(cfg.model)
+    assert init_from(model, cfg.init_from) == [f"encoders.{name}"]  # the shipped model's experts fit
+    freeze(model, cfg.frozen)
+    assert {n.split(".")[1] for n, p in model.named_parameters() if p.requires_grad} == {name}
 
 
 def test_image_experts_refuse_other_data(tmp_path):
     p = tmp_path / "r.yaml"
-    p.write_text((RECIPES / "depth.yaml").read_text().replace("  chunk: 2048", "  chunk: 2048\n  mediapipe_pairs: 10"))
+    p.write_text((RECIPES / "depth.yaml").read_text().replace("data:\n", "data:\n  mediapipe_pairs: 10\n"))
     with pytest.raises(ConfigError, match="synthetic renders only"):
         load_yaml(TrainConfig, p)
 
 
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        ({"hidden": 64}, "do not fit this model"),  # the shipped model's layers are 1024 wide
+        ({"encoders": ["2d", "world", "3d"], "decoders": ["3d", "2d"], "hidden": 1024}, None),  # a new decoder
+        ({"encoders": ["2d", "3d"], "decoders": ["3d"], "hidden": 1024}, "encoders.world"),  # a part it lacks
+    ],
+)
+def test_init_from_takes_what_fits_and_names_what_does_not(cfg, message):
+    model = HandPoseModel(ModelConfig(**cfg))
+    if message is None:
+        assert init_from(model, "default") == ["decoders.2d"]
+    else:
+        with pytest.raises(ValueError, match=message):
+            init_from(model, "default")
+
+
+@pytest.mark.parametrize("path", ["no-such-model", "README.md"])
+def test_init_from_refuses_what_is_not_a_checkpoint(path):
+    with pytest.raises(ValueError, match=r"not found|not a streamhand checkpoint"):
+        init_from(HandPoseModel(ModelConfig(hidden=1024, encoders=["2d", "3d"], decoders=["3d"])), ROOT / path)
+
+
+def test_freeze_names_an_unknown_part():
+    with pytest.raises(ValueError, match=r"names no part of this model.*encoders\.2d"):
+        freeze(HandPoseModel(ModelConfig(hidden=32)), ["encoders.depth"])
+
+
+def test_frozen_experts_do_not_move_and_the_new_one_learns(tmp_path):
+    over = {"out_dir": str(tmp_path), "steps": 6, "eval_every": 6, "eval_n": 20, "checkpoint_every": 6,
+            "batch_size": 8, "workers": 0, "precision": "fp32"}  # fmt: skip
+    cfg = load_yaml(TrainConfig, RECIPES / "depth.yaml", over)
+    cfg.data.chunk = 64
+    path = fit(cfg, progress=False)
+    after = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    before = torch.load(ROOT / "streamhand" / "weights" / "default.pt", map_location="cpu")["state_dict"]
+    for k, v in before.items():
+        assert torch.equal(after[k], v.float()), k  # the shipped experts and decoder, unchanged
+    torch.manual_seed(cfg.seed)  # the depth expert's weights at the start of fit
+    start = HandPoseModel(cfg.model).state_dict()
+    learnt = [k for k in start if k.startswith("encoders.depth.") and "running" not in k and "batches" not in k]
+    assert learnt and all(not torch.equal(after[k], start[k]) for k in learnt)
+
+
 def test_depth_model_smoke_training(tmp_path):
     over = {"out_dir": str(tmp_path), "steps": 40, "eval_every": 20, "eval_n": 50, "checkpoint_every": 40,
-            "batch_size": 16, "workers": 0, "precision": "fp32"}  # fmt: skip
+            "batch_size": 16, "workers": 0, "precision": "fp32", "init_from": None, "frozen": []}  # fmt: skip
     cfg = load_yaml(TrainConfig, RECIPES / "depth.yaml", over)
     cfg.model.image_size = cfg.data.crop_size = 32
     cfg.model.hidden, cfg.data.chunk, cfg.lr = 64, 64, 1e-3

@@ -116,7 +116,12 @@ class TrainConfig(_Strict):
     eval_n: int = Field(1000, ge=10)
     checkpoint_every: int = Field(5000, ge=1)
     out_dir: str = "runs"
-    init_from: str | None = None  # start from this checkpoint's weights (a fine-tuning stage)
+    #: start from this checkpoint's weights (a path or a shipped model's name: a fine-tuning stage); experts
+    #: the checkpoint lacks start fresh
+    init_from: str | None = None
+    #: parts kept as they are (parameter-name prefixes: "encoders.2d", "decoders.3d", ...), e.g. to teach a new
+    #: image expert the latent space of a trained model without moving it
+    frozen: list[str] = Field(default_factory=list)
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     loss: LossConfig = Field(default_factory=LossConfig)

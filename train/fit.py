@@ -97,6 +97,43 @@ def _validate(model: HandPoseModel, cfg: TrainConfig):
     return evaluate_handset(model, published_hands(cfg.data, "test"))
 
 
+def init_from(model: HandPoseModel, path: str | Path) -> list[str]:
+    """Start ``model`` from a checkpoint's weights (a path or a shipped model's name). Experts or decoders the
+    checkpoint lacks (a new image expert beside trained keypoint ones) keep their fresh initialisation; any other
+    difference is an error. Returns the modules that were not in the checkpoint."""
+    from streamhand.checkpoint import resolve_model
+
+    path = resolve_model(path)
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a file of another kind: pickle, zip and weights-only errors alike
+        raise ValueError(f"{path}: not a streamhand checkpoint ({type(e).__name__})") from None
+    state = raw.get("state_dict") if isinstance(raw, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a streamhand checkpoint (no state_dict)")
+    own = model.state_dict()
+    wrong = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+    if wrong:
+        raise ValueError(f"{path}: its weights do not fit this model ({', '.join(wrong[:3])}); "
+                         "z_dim, hidden and hidden_layers must match")  # fmt: skip
+    missing = model.load_state_dict(state, strict=False).missing_keys
+    new = sorted({".".join(k.split(".")[:2]) for k in missing})
+    log.info("initialised from %s%s", path, f" (new: {', '.join(new)})" if new else "")
+    return new
+
+
+def freeze(model: HandPoseModel, prefixes: list[str]) -> None:
+    """Stop training the parameters whose names start with one of ``prefixes`` (e.g. ``encoders.2d``)."""
+    names = [n for n, _ in model.named_parameters()]
+    for p in prefixes:
+        if not any(n == p or n.startswith(p + ".") for n in names):
+            mods = sorted({".".join(n.split(".")[:2]) for n in names})
+            raise ValueError(f"frozen: {p!r} names no part of this model (it has {', '.join(mods)})")
+    for n, param in model.named_parameters():
+        if any(n == p or n.startswith(p + ".") for p in prefixes):
+            param.requires_grad_(False)
+
+
 def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
     """Train per ``cfg``; returns the path of the final checkpoint (``<out_dir>/<name>/last.pt``)."""
     where = place(cfg.device)
@@ -114,8 +151,8 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model = HandPoseModel(cfg.model)
     if cfg.init_from and resume is None:
-        model.load_state_dict(torch.load(cfg.init_from, map_location="cpu", weights_only=True)["state_dict"])
-        log.info("initialised from %s", cfg.init_from)
+        init_from(model, cfg.init_from)
+    freeze(model, cfg.frozen)
     model.to(where.device)
     step_fn: torch.nn.Module = TrainStep(model, cfg)
     if where.world > 1:
@@ -123,7 +160,8 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
 
         ids = [where.device.index] if where.device.type == "cuda" else None
         step_fn = DistributedDataParallel(step_fn, device_ids=ids, find_unused_parameters=True)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, history = 0, []
     if resume is not None:
         raw = torch.load(resume, map_location="cpu", weights_only=True)

@@ -21,5 +21,7 @@ class ModelConfig(BaseModel):
     encoders: list[Modality] = Field(default_factory=lambda: ["2d", "3d"])
     decoders: list[Target] = Field(default_factory=lambda: ["3d", "2d"])
     image_size: int = Field(128, ge=32, le=512)  # square crops for rgb/depth encoders
+    #: the rgb/depth encoders: "resnet18" (the papers') or "compact" (a small strided CNN; power-of-two crops)
+    image_encoder: Literal["resnet18", "compact"] = "resnet18"
     image_decoder_channels: list[int] = Field(default_factory=lambda: [128, 64, 32, 16, 8])
     num_joints: int = 21

@@ -2,7 +2,8 @@
 
 ``MLPEncoder`` is the supplementary Table 1 stack (Linear(512)+ReLU); ``ResNetEncoder`` is a
 ResNet-18 whose ``state_dict`` keys match torchvision's ``resnet18`` so published weights load with
-:func:`load_torchvision_resnet18` (torchvision itself is not needed).
+:func:`load_torchvision_resnet18` (torchvision itself is not needed); ``CompactEncoder`` is a small strided
+CNN for low-resolution crops (a depth crop of 32-64 pixels), fast enough to train and run on a CPU.
 """
 
 from __future__ import annotations
@@ -75,6 +76,31 @@ class ResNetEncoder(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         mu, logvar = self.fc(torch.flatten(self.avgpool(x), 1)).chunk(2, dim=-1)
+        return mu, logvar.clamp(-12.0, 8.0)
+
+
+class CompactEncoder(nn.Module):
+    """Strided 3x3 convolutions (with batch norm) down to a 4x4 map, then two fully connected layers: a square
+    crop (B, C, S, S), S a power of two >= 8, -> (mu, logvar). Keeps where things are in the crop (no global
+    pooling), which a depth crop's geometry needs."""
+
+    def __init__(self, in_channels: int, z_dim: int, size: int, width: int = 16, hidden: int = 512):
+        super().__init__()
+        stages = max(1, (size // 4).bit_length() - 1)  # halvings from S down to 4
+        if size != 4 << stages:
+            raise ValueError(f"compact image encoder needs a power-of-two crop side >= 8, got {size}")
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
+                                   nn.ReLU(inplace=True)]  # fmt: skip
+        c = width
+        for i in range(stages):
+            out = min(width * 2 ** (i + 1), 256)
+            layers += [nn.Conv2d(c, out, 3, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            c = out
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(c * 16, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2 * z_dim))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(torch.flatten(self.features(x), 1)).chunk(2, dim=-1)
         return mu, logvar.clamp(-12.0, 8.0)
 
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from streamhand.models.config import ModelConfig
 from streamhand.models.decoders import ImageDecoder, KeypointDecoder
-from streamhand.models.encoders import MLPEncoder, ResNetEncoder
+from streamhand.models.encoders import CompactEncoder, MLPEncoder, ResNetEncoder
 from streamhand.models.poe import product_of_experts
 
 _DIMS = {"2d": 2, "world": 3, "3d": 3}
@@ -43,6 +43,8 @@ class HandPoseModel(nn.Module):
         for m in c.encoders:
             if m in _DIMS:
                 enc[m] = MLPEncoder(c.num_joints * _DIMS[m], c.z_dim, c.hidden, c.hidden_layers)
+            elif c.image_encoder == "compact":
+                enc[m] = CompactEncoder(_CHANNELS[m], c.z_dim, c.image_size)
             else:
                 enc[m] = ResNetEncoder(_CHANNELS[m], c.z_dim)
         dec: dict[str, nn.Module] = {}
