@@ -27,8 +27,8 @@ import numpy as np
 
 from streamhand import protocol
 from streamhand.capture.base import Frame, FrameSource, SourceError, SourceLost
-from streamhand.detect import Detection, HandTracker, crop_square, square_box
-from streamhand.detect.crops import normalise_depth, normalise_rgb
+from streamhand.detect import Detection, HandTracker
+from streamhand.detect.crops import hand_crops
 from streamhand.frame_guard import FrameGuard
 from streamhand.handoff import Slot
 from streamhand.infer import Lifter, LiftResult
@@ -51,20 +51,6 @@ class _Work:
     images: dict[str, np.ndarray] = field(default_factory=dict)
     lift: LiftResult | None = None
     times: dict[str, float] = field(default_factory=dict)  # stage -> seconds
-
-
-def _image_crops(frame: Frame, dets: list[Detection], modalities: tuple[str, ...], size: int,
-                 margin: float) -> dict[str, np.ndarray]:  # fmt: skip
-    """Square crops per hand for the image encoders, scaled to [-0.5, 0.5]."""
-    out: dict[str, list[np.ndarray]] = {m: [] for m in ("rgb", "depth") if m in modalities}
-    h, w = frame.rgb.shape[:2]
-    for d in dets:
-        box = square_box(d.landmarks_px, w, h, margin)
-        if "rgb" in out:
-            out["rgb"].append(normalise_rgb(crop_square(frame.rgb, box, size)))
-        if "depth" in out and frame.depth is not None:
-            out["depth"].append(normalise_depth(crop_square(frame.depth, box, size, interpolation=0)))
-    return {k: np.stack(v) for k, v in out.items() if v}
 
 
 class Pipeline:
@@ -210,8 +196,9 @@ class Pipeline:
         upd = self._tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets])
         w.detections, w.track_ids, w.ended = dets, upd.ids, upd.ended
         if dets and any(m in self.modalities for m in ("rgb", "depth")):
-            w.images = _image_crops(w.frame, dets, self.modalities, self.lifter.backend.image_size,
-                                    self.cfg.detect.crop_margin)  # fmt: skip
+            lms = [d.landmarks_px for d in dets]
+            size, margin = self.lifter.backend.image_size, self.cfg.detect.crop_margin
+            w.images = hand_crops(w.frame.rgb, w.frame.depth, lms, self.modalities, size, margin)
 
     def _infer(self, w: _Work) -> None:
         if w.detections:

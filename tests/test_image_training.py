@@ -119,3 +119,19 @@ def test_depth_model_smoke_training(tmp_path):
     assert hist[-1]["loss"] < hist[0]["loss"]
     ck = load_checkpoint(path)
     assert ck.model.modalities == ["2d", "world", "depth", "3d"] and ck.model.cfg.image_size == 32
+
+
+def test_closed_loop_feeds_the_image_expert_crops_of_the_rendered_frame(tmp_path):
+    """Render -> the real MediaPipe -> lift with a depth model: its depth expert gets the frame's crops."""
+    from streamhand.checkpoint import save_checkpoint
+    from train.synth_report import detection_and_closed_loop
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(z_dim=8, hidden=32, encoders=["2d", "world", "depth", "3d"], decoders=["3d"], image_size=32,
+                      image_encoder="compact")  # fmt: skip
+    path = save_checkpoint(tmp_path / "m.pt", HandPoseModel(cfg))
+    det, closed = detection_and_closed_loop(8, checkpoint=str(path), progress=False)
+    assert det["detection_rate"] > 0.5
+    assert set(closed["experts"]) == {"2d", "world", "2d+world", "depth", "2d+depth", "2d+world+depth"}
+    alone = closed["experts"]["depth"]["epe_mean_mm"]
+    assert np.isfinite(alone) and alone != closed["experts"]["2d"]["epe_mean_mm"]

@@ -125,3 +125,40 @@ def test_calibrate_std_fits_every_expert_set_and_stores_it(tmp_path):
     k = Intrinsics(640, 480, 500.0, 500.0, 320.0, 240.0)
     out = Lifter(TorchBackend(path, n_samples=4))(hs.joints_2d[:4], hs.left[:4], k, world=hs.joints_cam[:4])
     assert np.isfinite(out.joint_std).all() and (out.joint_std[:, 1:] > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("modalities", "sets"),
+    [
+        (("2d", "3d"), ["2d"]),
+        (("2d", "world", "3d"), ["2d", "world", "2d+world"]),
+        (("2d", "rgb", "3d"), ["2d", "rgb", "2d+rgb"]),
+        (("2d", "world", "depth", "3d"), ["2d", "world", "2d+world", "depth", "2d+depth", "2d+world+depth"]),
+    ],
+)
+def test_expert_sets_are_the_run_time_fusions(modalities, sets):
+    from streamhand.uncertainty import modality_key
+    from train.calibrate_std import expert_sets
+
+    assert [modality_key(s) for s in expert_sets(modalities)] == sets
+
+
+def test_calibrate_std_renders_crops_for_an_image_expert(tmp_path):
+    from streamhand.checkpoint import save_checkpoint
+    from streamhand.models import HandPoseModel, ModelConfig
+    from streamhand.synth.sampler import SamplerConfig, sample_hands
+    from train.calibrate_std import calibrate, pair_crops
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(z_dim=8, hidden=32, encoders=["2d", "depth", "3d"], decoders=["3d"], image_size=32,
+                      image_encoder="compact")  # fmt: skip
+    path = save_checkpoint(tmp_path / "m.pt", HandPoseModel(cfg))
+    hs = sample_hands(np.random.default_rng(3), 24, SamplerConfig(in_frame_margin=20))
+    k = hs.intrinsics
+    pairs = {"landmarks": hs.joints_2d.astype(np.float32), "left": hs.left, "joints_cam": hs.joints_cam,
+             "world": np.zeros_like(hs.joints_cam, np.float32), "fx": k.fx, "fy": k.fy, "cx": k.cx,
+             "cy": k.cy}  # fmt: skip
+    crops = pair_crops(pairs, ["depth"], 32)
+    assert crops["depth"].shape == (24, 1, 32, 32) and (crops["depth"].min(axis=(1, 2, 3)) < 0).all()  # hands
+    cal = calibrate(path, pairs, n_samples=4)
+    assert set(cal) == {"2d", "depth", "2d+depth"} and "c" in cal["2d+depth"]

@@ -27,10 +27,15 @@ log = logging.getLogger(__name__)
 
 
 def expert_sets(modalities: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """The run-time fusions of a model's 2D and world experts: each alone and both."""
+    """The run-time fusions of a model's experts: the 2D and world experts each alone and both; each image
+    expert alone, with the 2D, and with both."""
     have = [m for m in ("2d", "world") if m in modalities]
-    sets = [(m,) for m in have]
-    return sets + ([tuple(have)] if len(have) > 1 else [])
+    keypoints = [(m,) for m in have] + ([tuple(have)] if len(have) > 1 else [])
+    sets = list(keypoints)
+    for m in ("rgb", "depth"):
+        if m in modalities:
+            sets += [(m,)] + [(*s, m) for s in keypoints if "2d" in s]
+    return sets
 
 
 def spread_and_error(
@@ -44,7 +49,9 @@ def spread_and_error(
         truth = pairs["joints_cam"][s]
         ref = reference_length(truth)
         k = IntrinsicsBatch(0, 0, *(pairs[q][s] for q in ("fx", "fy", "cx", "cy")))
-        out = lifter(pairs["landmarks"][s], pairs["left"][s], k, scale=ref, world=pairs["world"][s], modalities=mods)
+        images = {m: v[s] for m, v in pairs.get("images", {}).items()}
+        out = lifter(pairs["landmarks"][s], pairs["left"][s], k, scale=ref, images=images, world=pairs["world"][s],
+                     modalities=mods)  # fmt: skip
         err = np.linalg.norm(out.joints_rel - (truth - truth[:, :1]), axis=-1)
         spread.append(out.joint_std / ref[:, None])
         error.append(err / ref[:, None])
@@ -59,6 +66,17 @@ def with_simulated_world(pairs: dict[str, np.ndarray], seed: int) -> dict[str, n
     return {**pairs, "world": simulated_world(rng, pairs["joints_cam"], WorldNoiseConfig()).astype(np.float32)}
 
 
+def pair_crops(pairs: dict[str, np.ndarray], modalities: list[str], size: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Crops of the labelled hands for the image experts, rendered as the runtime crops them around MediaPipe's
+    landmarks (the pairs are 640 x 480 renders)."""
+    from streamhand.synth.crops import render_crops
+
+    k = IntrinsicsBatch(640, 480, *(pairs[q] for q in ("fx", "fy", "cx", "cy")))
+    crops = render_crops(np.random.default_rng(seed), pairs["joints_cam"], pairs["landmarks"], pairs["left"], k,
+                         640, 480, modalities, size)  # fmt: skip
+    return {m: crops[m] for m in modalities}
+
+
 def calibrate(checkpoint: str | Path, pairs: dict[str, np.ndarray], n_samples: int = 16) -> dict:
     """The calibration for every expert set of ``checkpoint``'s model (the checkpoint is not changed)."""
     ck = load_checkpoint(checkpoint)
@@ -66,6 +84,9 @@ def calibrate(checkpoint: str | Path, pairs: dict[str, np.ndarray], n_samples: i
     backend = TorchBackend(ck, n_samples=n_samples, max_batch=256)
     backend.std_calibration = None
     lifter = Lifter(backend)
+    image_mods = [m for m in ("rgb", "depth") if m in backend.modalities]
+    if image_mods and "images" not in pairs:
+        pairs = {**pairs, "images": pair_crops(pairs, image_mods, backend.image_size)}
     out = {}
     for mods in expert_sets(backend.modalities):
         spread, dis, error = spread_and_error(lifter, pairs, mods)

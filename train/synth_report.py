@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from streamhand.detect.crops import hand_crops
 from streamhand.metrics import evaluate_poses
 from streamhand.skeleton import reference_length
 from streamhand.synth.render import render
@@ -46,17 +47,29 @@ def bench_render(n: int = 100, size: int = 256, seed: int = 0) -> float:
 
 
 def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | None = None, progress: bool = True):
-    """Render ``n`` 640x480 frames of hands facing the camera, run MediaPipe, lift what it finds."""
+    """Render ``n`` 640x480 frames of hands facing the camera, run MediaPipe, lift what it finds (with the
+    model's image experts fed crops of the rendered frame, boxed around MediaPipe's landmarks as at run time)."""
     rng = np.random.default_rng(seed)
     hs = sample_hands(rng, n, detection_test_config())
     found = np.zeros(n, bool)
     hand_ok, lm_err, dets = 0, [], []
-    for i, d in detect_rendered(rng, hs, progress):
+    lifter = None
+    if checkpoint is not None:
+        from streamhand.infer import Lifter, TorchBackend
+
+        lifter = Lifter(TorchBackend(checkpoint))
+    image_mods = tuple(m for m in ("rgb", "depth") if lifter is not None and m in lifter.backend.modalities)
+    crops: dict[str, list[np.ndarray]] = {m: [] for m in image_mods}
+    for i, d, r in detect_rendered(rng, hs, progress):
         if d is not None:
             found[i] = True
             hand_ok += d.handedness == ("left" if hs.left[i] else "right")
             lm_err.append(np.median(np.linalg.norm(d.landmarks_px - hs.joints_2d[i], axis=1)))
             dets.append((i, d))
+            if image_mods:
+                size = lifter.backend.image_size
+                for m, v in hand_crops(r.rgb, r.depth / 1000.0, [d.landmarks_px], image_mods, size).items():
+                    crops[m].append(v[0])
     palm = hs.rotation[:, 2, 2] < 0  # palm normal toward the camera
     rep = dict(
         detection_n=n,
@@ -67,10 +80,8 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
         landmark_error_px_median=float(np.median(lm_err)) if lm_err else float("nan"),
     )
     closed = {}
-    if checkpoint is not None and dets:
-        from streamhand.infer import Lifter, TorchBackend
-
-        lifter = Lifter(TorchBackend(checkpoint))
+    if lifter is not None and dets:
+        images = {m: np.stack(v) for m, v in crops.items()}
         idx = np.array([i for i, _ in dets])
         lm = np.stack([d.landmarks_px for _, d in dets])
         world = np.stack([d.world for _, d in dets])
@@ -79,7 +90,7 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
         kb = hs.intrinsics.take(idx)
         mp_left = np.array([d.handedness == "left" for _, d in dets])
         for name, left in (("mediapipe_handedness", mp_left), ("true_handedness", hs.left[idx])):
-            res = lifter(lm, left, kb, scale=gt_scale, world=world)
+            res = lifter(lm, left, kb, scale=gt_scale, images=images, world=world)
             m = evaluate_poses(res.joints_rel, gt, "root")
             closed[name] = {"epe_mean_mm": m.epe_mean_mm, "epe_median_mm": m.epe_median_mm,
                             "auc_20_50": m.auc_20_50, "n": m.n}  # fmt: skip
@@ -87,7 +98,7 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
 
         closed["experts"] = {}  # ablation: each expert alone and fused, MediaPipe's handedness
         for mods in expert_sets(lifter.backend.modalities):
-            res = lifter(lm, mp_left, kb, scale=gt_scale, world=world, modalities=mods)
+            res = lifter(lm, mp_left, kb, scale=gt_scale, images=images, world=world, modalities=mods)
             m = evaluate_poses(res.joints_rel, gt, "root")
             closed["experts"]["+".join(mods)] = {"epe_mean_mm": m.epe_mean_mm, "epe_median_mm": m.epe_median_mm}
         res = lifter(hs.joints_2d[idx], hs.left[idx], kb, scale=gt_scale)

@@ -56,3 +56,19 @@ def normalise_depth(crop_m: np.ndarray, span_m: float = 0.3, behind_m: float = 0
     valid = crop_m > 0
     ref = float(np.percentile(crop_m[valid], 5)) + behind_m if valid.any() else 0.0
     return np.where(valid, np.clip((crop_m - ref) / span_m, -0.5, 0.5), 0.5).astype(np.float32)[None]
+
+
+def hand_crops(rgb: np.ndarray, depth: np.ndarray | None, landmarks_px: list[np.ndarray], modalities: tuple[str, ...],
+               size: int, margin: float = 1.4) -> dict[str, np.ndarray]:  # fmt: skip
+    """The image encoders' inputs for each hand of a frame, boxed around its landmarks: ``rgb`` (n, 3, S, S) and
+    ``depth`` (n, 1, S, S, from ``depth`` in metres, resampled nearest so holes stay holes) for those of
+    ``modalities`` the frame has."""
+    out: dict[str, list[np.ndarray]] = {m: [] for m in ("rgb", "depth") if m in modalities}
+    h, w = rgb.shape[:2]
+    for lm in landmarks_px:
+        box = square_box(lm, w, h, margin)
+        if "rgb" in out:
+            out["rgb"].append(normalise_rgb(crop_square(rgb, box, size)))
+        if "depth" in out and depth is not None:
+            out["depth"].append(normalise_depth(crop_square(depth, box, size, interpolation=cv2.INTER_NEAREST)))
+    return {k: np.stack(v) for k, v in out.items() if v}

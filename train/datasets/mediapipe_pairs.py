@@ -14,7 +14,7 @@ import numpy as np
 from rich.progress import track
 
 from streamhand.detect.mediapipe_hands import Detection
-from streamhand.synth.render import RENDER_VERSION, render
+from streamhand.synth.render import RENDER_VERSION, Rendered, render
 from streamhand.synth.sampler import HandSamples, SamplerConfig, sample_hands
 
 log = logging.getLogger(__name__)
@@ -23,16 +23,16 @@ PAIRS_VERSION = 3  # bump when the stored fields change (3: world landmarks)
 
 def detect_rendered(
     rng: np.random.Generator, hs: HandSamples, progress: bool = True
-) -> Iterator[tuple[int, Detection | None]]:
+) -> Iterator[tuple[int, Detection | None, Rendered]]:
     """Render each sampled hand alone and run the real MediaPipe (static images, one hand) on it:
-    yields (index, its first detection or None)."""
+    yields (index, its first detection or None, the rendered frame)."""
     from streamhand.detect import MediaPipeHands
 
     with MediaPipeHands(max_hands=1, tracking=False) as det:
         for i in track(range(len(hs)), description="render + MediaPipe", disable=not progress):
             r = render(rng, [hs.joints_cam[i]], hs.intrinsics[i], [hs.scale[i]], left=[bool(hs.left[i])])
             d = det(r.rgb)
-            yield i, (d[0] if d else None)
+            yield i, (d[0] if d else None), r
 
 
 def generate(n: int, seed: int, width: int = 640, height: int = 480, progress: bool = True) -> dict[str, np.ndarray]:
@@ -43,7 +43,7 @@ def generate(n: int, seed: int, width: int = 640, height: int = 480, progress: b
     cfg = SamplerConfig(width=width, height=height, facing_fraction=0.85, in_frame_margin=8.0)
     hs = sample_hands(rng, n, cfg)
     lms, worlds, cams, lefts, ks = [], [], [], [], []
-    for i, d in detect_rendered(rng, hs, progress):
+    for i, d, _ in detect_rendered(rng, hs, progress):
         if d is None:
             continue
         size = float(np.ptp(hs.joints_2d[i], axis=0).max())
