@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -169,3 +170,24 @@ def test_packaging_keeps_the_calibration(tmp_path, tiny_checkpoint):
     src = save_checkpoint(tmp_path / "trained.pt", ck.model, std_calibration=cal, step=3)
     pt, _ = package(src, tmp_path / "shipped.pt", {"eval_synthetic": {}}, "tiny")
     assert load_checkpoint(pt).meta["std_calibration"] == cal
+
+
+def test_packaging_in_half_precision_halves_the_file_and_loads_as_float32(tmp_path):
+    from streamhand.checkpoint import save_checkpoint
+    from streamhand.models import HandPoseModel, ModelConfig
+    from train.model_card import package
+
+    torch.manual_seed(0)
+    model = HandPoseModel(ModelConfig(hidden=256, encoders=["2d", "3d"], decoders=["3d"]))
+    src = save_checkpoint(tmp_path / "trained.pt", model, train_config={"name": "depth", "seed": 1, "data": {}})
+    full, _ = package(src, tmp_path / "full.pt", {}, "x")
+    half, card_path = package(src, tmp_path / "half.pt", {}, "x", half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    ck = load_checkpoint(half)
+    assert all(p.dtype == torch.float32 for p in ck.model.parameters())
+    x = {"2d": torch.randn(4, 21, 2)}
+    want = load_checkpoint(full).model(x).joints
+    np.testing.assert_allclose(ck.model(x).joints.detach(), want.detach(), atol=2e-2 * float(want.abs().max()))
+    card = json.loads(card_path.read_text())
+    assert card["weights"] == "float16"
+    assert card["reproduce"][0] == "python -m train fit --config configs/train/depth.yaml"

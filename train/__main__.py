@@ -268,6 +268,7 @@ def card(
     out: Annotated[Path, typer.Option(help="shipped weights to write (.pt; the card goes beside it as .json)")],
     metrics: Annotated[list[Path], typer.Option(help="JSON files of measured metrics to embed (repeatable)")] = [],  # noqa: B006
     summary: Annotated[str, typer.Option(help="one line describing the model")] = "",
+    half: Annotated[bool, typer.Option("--half", help="store the weights in float16 (half the file)")] = False,
 ) -> None:
     """Package a checkpoint as a shipped model with its model card."""
     from train.model_card import package
@@ -281,7 +282,7 @@ def card(
         if not m.is_file():
             _fail(f"--metrics: file not found: {m}")
         merged[m.stem] = json.loads(m.read_text())
-    pt, js = package(checkpoint, out, merged, summary)
+    pt, js = package(checkpoint, out, merged, summary, half)
     typer.echo(f"wrote {pt} ({pt.stat().st_size / 1e6:.1f} MB) and {js}")
 
 

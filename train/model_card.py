@@ -22,23 +22,35 @@ def git_commit() -> str:
         return "unknown"
 
 
-def package(checkpoint: str | Path, out: str | Path, metrics: dict, summary: str) -> tuple[Path, Path]:
-    """Write ``out`` (.pt, weights only) and ``out`` with .json (the model card)."""
+def reproduce(train_config: dict | None) -> list[str]:
+    """The commands that remake a model from its recipe."""
+    tc = train_config or {}
+    name = tc.get("name", "default")
+    steps = []
+    if (tc.get("data") or {}).get("mediapipe_pairs"):
+        steps.append("python -m train mediapipe-pairs --n 5000 --seed 4242  # and --seed 4243, in parallel")
+    steps.append(f"python -m train fit --config configs/train/{name}.yaml")
+    return [*steps, f"python -m train calibrate-std --checkpoint runs/{name}/last.pt"]
+
+
+def package(
+    checkpoint: str | Path, out: str | Path, metrics: dict, summary: str, half: bool = False
+) -> tuple[Path, Path]:
+    """Write ``out`` (.pt, weights only; in float16 with ``half``, loaded back as float32) and ``out`` with
+    .json (the model card)."""
     ck = load_checkpoint(checkpoint)
     raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
     keep = {k: raw[k] for k in ("train_config", "data", "history", "step", "std_calibration") if k in raw}
-    pt = save_checkpoint(out, ck.model, metrics=metrics, source_commit=git_commit(), **keep)
+    model = ck.model.half() if half else ck.model
+    pt = save_checkpoint(out, model, metrics=metrics, source_commit=git_commit(), weights="float16" if half
+                         else "float32", **keep)  # fmt: skip
     final = load_checkpoint(pt)
     card = {k: final.meta.get(k) for k in CARD_KEYS}
     card.update({
         "summary": summary, "seed": (keep.get("train_config") or {}).get("seed"), "data": keep.get("data"),
         "steps": keep.get("step"), "metrics": metrics, "source_commit": final.meta.get("source_commit"),
         "size_bytes": Path(pt).stat().st_size,
-        "reproduce": [
-            "python -m train mediapipe-pairs --n 5000 --seed 4242  # and --seed 4243, in parallel",
-            "python -m train fit --config configs/train/default.yaml",
-            "python -m train calibrate-std --checkpoint runs/default/last.pt",
-        ],
+        "weights": final.meta.get("weights", "float32"), "reproduce": reproduce(keep.get("train_config")),
     })  # fmt: skip
     jp = Path(out).with_suffix(".json")
     jp.write_text(json.dumps(card, indent=1, default=str))
