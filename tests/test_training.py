@@ -187,7 +187,7 @@ def test_packaging_in_half_precision_halves_the_file_and_loads_as_float32(tmp_pa
     assert all(p.dtype == torch.float32 for p in ck.model.parameters())
     x = {"2d": torch.randn(4, 21, 2)}
     want = load_checkpoint(full).model(x).joints
-    np.testing.assert_allclose(ck.model(x).joints.detach(), want.detach(), atol=2e-2 * float(want.abs().max()))
+    np.testing.assert_allclose(ck.model(x).joints.detach(), want.detach(), atol=2e-2 * float(want.detach().abs().max()))
     card = json.loads(card_path.read_text())
     assert card["weights"] == "float16"
     assert card["reproduce"][0] == "python -m train fit --config configs/train/depth.yaml"
