@@ -89,6 +89,20 @@ def encode_world(world: np.ndarray, left: np.ndarray | bool, rot: np.ndarray) ->
     return canonical_hand(w @ rot.transpose(0, 2, 1), left).astype(np.float32)
 
 
+#: the cloud expert's unit: clouds are centred on their centroid and divided by this (metres), so they keep
+#: their metric size
+CLOUD_SCALE_M = 0.1
+
+
+def encode_cloud(points: np.ndarray, left: np.ndarray | bool, rot: np.ndarray) -> np.ndarray:
+    """Camera-frame points of the hand (B, N, 3) metres -> (B, N, 3) float32 model input: turned into the
+    virtual camera of :func:`encode_2d` (``rot``), centred on their centroid, divided by
+    :data:`CLOUD_SCALE_M`, left hands mirrored."""
+    p = np.asarray(points, dtype=np.float64) @ rot.transpose(0, 2, 1)
+    p = (p - p.mean(1, keepdims=True)) / CLOUD_SCALE_M
+    return canonical_hand(p, left).astype(np.float32)
+
+
 def decode_3d(
     pred: np.ndarray, left: np.ndarray | bool, scale: np.ndarray | float, rot: np.ndarray | None = None
 ) -> np.ndarray:

@@ -43,11 +43,15 @@ class DataConfig(_Strict):
     kind: Literal["synthetic", "rhd", "stb", "rhd+stb"] = "synthetic"
     rhd_root: str = "data/RHD_published_v2"
     stb_root: str = "data/STB"
-    #: rendered crops for the image experts (set by the trainer from the model's encoders), their side in
-    #: pixels (the model's image_size) and the box margin (the runtime's detect.crop_margin)
-    crops: list[Literal["rgb", "depth"]] = Field(default_factory=list)
+    #: rendered crops for the image experts and decoders (set by the trainer from the model's encoders and
+    #: decoders: rgb / depth crops, the depth crop's point cloud, the keypoints' heatmaps), the crops' side in
+    #: pixels (the model's image_size), the box margin (the runtime's detect.crop_margin), the heatmaps' side
+    #: and the cloud's points (the model's heatmap_size and cloud_points)
+    crops: list[Literal["rgb", "depth", "cloud", "heatmap"]] = Field(default_factory=list)
     crop_size: int = Field(128, ge=16, le=512)
     crop_margin: float = Field(1.4, ge=1.0, le=3.0)
+    heatmap_size: int = Field(32, ge=8, le=256)
+    cloud_points: int = Field(256, ge=16, le=4096)
     width: int = 640
     height: int = 480
     depth_range: tuple[float, float] = (0.25, 0.9)
@@ -73,6 +77,8 @@ class LossConfig(_Strict):
     warmup_steps: int = Field(2000, ge=0)
     weight_3d: float = 1.0
     weight_2d: float = 0.5
+    weight_heatmap: float = 0.01  # Yang et al.'s lambda_heat
+    weight_cloud: float = 1.0  # Yang et al.'s lambda_cloud (Chamfer + Earth Mover's distance)
     #: 3D reconstruction term: "squared" (Gaussian likelihood, the papers') or "euclidean" (per-joint
     #: distance, the EPE itself: a conditional median rather than a mean where 2D is ambiguous)
     recon_3d: Literal["squared", "euclidean"] = "squared"
@@ -100,10 +106,13 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _image_experts_on_renders(self) -> TrainConfig:
-        images = [m for m in ("rgb", "depth") if m in self.model.encoders]
+        m = self.model
+        images = [x for x in ("rgb", "depth", "cloud", "heatmap") if x in m.encoders or x in m.decoders]
         if images and (self.data.kind != "synthetic" or self.data.mediapipe_pairs):
-            raise ValueError("image experts (rgb, depth) train on synthetic renders only, without mediapipe_pairs")
-        self.data.crops, self.data.crop_size = images, self.model.image_size
+            raise ValueError("image experts and decoders (rgb, depth, cloud, heatmap) train on synthetic renders "
+                             "only, without mediapipe_pairs")  # fmt: skip
+        self.data.crops, self.data.crop_size = images, m.image_size
+        self.data.heatmap_size, self.data.cloud_points = m.heatmap_size, m.cloud_points
         return self
 
     @model_validator(mode="after")

@@ -40,7 +40,8 @@ class TrainStep(torch.nn.Module):
     def __init__(self, model: HandPoseModel, cfg: TrainConfig):
         super().__init__()
         self.model, self.cfg = model, cfg
-        self.weights = {"3d": cfg.loss.weight_3d, "2d": cfg.loss.weight_2d}
+        lc = cfg.loss
+        self.weights = {"3d": lc.weight_3d, "2d": lc.weight_2d, "heatmap": lc.weight_heatmap, "cloud": lc.weight_cloud}
 
     def forward(self, b: PoseBatch, beta: float) -> tuple[torch.Tensor, dict[str, float]]:
         n = len(b.x2d)
@@ -62,7 +63,7 @@ class TrainStep(torch.nn.Module):
         def put(x: torch.Tensor) -> torch.Tensor:
             return x.to(dev, non_blocking=True)
 
-        inputs = {"2d": put(b.x2d)}
+        inputs = {"2d": put(b.x2d)} if "2d" in self.model.encoders else {}
         if "world" in self.model.encoders:
             inputs["world"] = put(b.xworld)
         targets = {}

@@ -6,6 +6,7 @@ import torch
 
 from streamhand.models import HandPoseModel, product_of_experts
 from streamhand.models.poe import kl_to_standard_normal
+from train.point_losses import chamfer, emd
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -13,7 +14,14 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def reconstruction(pred: torch.Tensor, target: torch.Tensor, kind: str = "squared") -> torch.Tensor:
-    """Per-sample reconstruction error summed over joints, averaged over the batch."""
+    """Per-sample reconstruction error, averaged over the batch: summed over joints (``squared``, ``euclidean``),
+    the L2 norm of each joint's heatmap error summed over joints (``heatmap``, Yang et al. Eq. 7), or the
+    Chamfer plus Earth Mover's distance of two point clouds (``cloud``, Eqs. 8-9)."""
+    if kind == "cloud":
+        pred = pred.float()
+        return (chamfer(pred, target) + emd(pred, target)).mean()
+    if kind == "heatmap":
+        return (pred - target).flatten(2).pow(2).sum(-1).add(1e-12).sqrt().sum(-1).mean()
     if kind == "euclidean":
         return ((pred - target) ** 2).sum(-1).add(1e-6).sqrt().sum(-1).mean()
     return ((pred - target) ** 2).flatten(1).sum(-1).mean()
@@ -29,8 +37,8 @@ def elbo_terms(
     """Reconstruction of every labelled target from one posterior sample, and its KL to N(0, I)."""
     mu, logvar = posterior
     z = reparameterize(mu, logvar)
-    recon = {t: reconstruction(model.decode(z, t), y, recon_3d if t == "3d" else "squared")
-             for t, y in targets.items()}  # fmt: skip
+    kinds = {"3d": recon_3d, "cloud": "cloud", "heatmap": "heatmap"}
+    recon = {t: reconstruction(model.decode(z, t), y, kinds.get(t, "squared")) for t, y in targets.items()}
     total = sum(weights.get(t, 1.0) * r for t, r in recon.items())
     return total, kl_to_standard_normal(mu, logvar).mean(), recon
 

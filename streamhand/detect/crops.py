@@ -1,4 +1,5 @@
-"""Square crops around a hand for the image encoders (RGB and depth), sized from the landmark extent."""
+"""Square crops around a hand for the image encoders (RGB and depth), sized from the landmark extent, and the
+point cloud of the hand seen in a depth crop (the cloud expert's input)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,43 @@ def crop_square(image: np.ndarray, box: CropBox, size: int, interpolation: int =
     s = size / box.side
     m = np.array([[s, 0, -box.x0 * s], [0, s, -box.y0 * s]], dtype=np.float64)
     return cv2.warpAffine(image, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def crop_intrinsics(box: CropBox, size: int, fx: float, fy: float, cx: float, cy: float) -> tuple[float, ...]:
+    """The pinhole intrinsics (fx, fy, cx, cy) of a ``size`` x ``size`` crop of ``box`` from an image with
+    intrinsics (fx, fy, cx, cy)."""
+    s = size / box.side
+    return fx * s, fy * s, (cx - box.x0) * s, (cy - box.y0) * s
+
+
+#: side of the depth crop a point cloud is taken from (about 1 000 pixels of hand at the runtime's margin)
+CLOUD_CROP = 48
+#: depth behind the hand's nearest surface (its crop's 5th percentile) that still counts as hand
+CLOUD_DEPTH_SPAN_M = 0.15
+
+
+def depth_cloud(depth_m: np.ndarray, k: tuple[float, ...], n: int = 256) -> np.ndarray:
+    """The hand's points in a depth crop (S, S metres, 0 = no data) with intrinsics ``k`` (fx, fy, cx, cy) ->
+    (n, 3) camera-frame metres: pixels within :data:`CLOUD_DEPTH_SPAN_M` of the nearest surface, back-projected,
+    ``n`` of them evenly spaced in pixel order (repeated when fewer; zeros when there are none), so the same
+    crop always gives the same cloud."""
+    valid = depth_m > 0
+    if not valid.any():
+        return np.zeros((n, 3), np.float32)
+    near = float(np.percentile(depth_m[valid], 5))
+    v, u = np.nonzero(valid & (depth_m <= near + CLOUD_DEPTH_SPAN_M))
+    pick = np.linspace(0, len(v) - 1, n).round().astype(np.int64) if len(v) >= n else np.resize(np.arange(len(v)), n)
+    z = depth_m[v[pick], u[pick]].astype(np.float64)
+    fx, fy, cx, cy = k
+    return np.stack([(u[pick] - cx) / fx * z, (v[pick] - cy) / fy * z, z], -1).astype(np.float32)
+
+
+def keypoint_heatmaps(kp_crop: np.ndarray, size: int, sigma: float = 1.0) -> np.ndarray:
+    """Keypoints (J, 2) in crop pixels of a ``size`` x ``size`` map -> (J, size, size) Gaussian maps, peak 1."""
+    g = np.arange(size, dtype=np.float32)
+    dx = (g[None, :] - kp_crop[:, :1]) ** 2  # (J, S)
+    dy = (g[None, :] - kp_crop[:, 1:2]) ** 2
+    return np.exp(-(dy[:, :, None] + dx[:, None, :]) / (2 * sigma**2)).astype(np.float32)
 
 
 def normalise_rgb(crop: np.ndarray) -> np.ndarray:

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Modality = Literal["2d", "world", "3d", "rgb", "depth"]
-Target = Literal["3d", "2d", "rgb", "depth"]
+Modality = Literal["2d", "world", "3d", "rgb", "depth", "cloud"]
+Target = Literal["3d", "2d", "rgb", "depth", "cloud", "heatmap"]
 
 
 class ModelConfig(BaseModel):
@@ -24,4 +24,6 @@ class ModelConfig(BaseModel):
     #: the rgb/depth encoders: "resnet18" (the papers') or "compact" (a small strided CNN; power-of-two crops)
     image_encoder: Literal["resnet18", "compact"] = "resnet18"
     image_decoder_channels: list[int] = Field(default_factory=lambda: [128, 64, 32, 16, 8])
+    cloud_points: int = Field(256, ge=16, le=4096)  # points sampled from the depth crop (the cloud expert's input)
+    heatmap_size: int = Field(32, ge=8, le=256)  # side of the heatmap decoder's maps
     num_joints: int = 21

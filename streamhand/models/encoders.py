@@ -3,7 +3,8 @@
 ``MLPEncoder`` is the supplementary Table 1 stack (Linear(512)+ReLU); ``ResNetEncoder`` is a
 ResNet-18 whose ``state_dict`` keys match torchvision's ``resnet18`` so published weights load with
 :func:`load_torchvision_resnet18` (torchvision itself is not needed); ``CompactEncoder`` is a small strided
-CNN for low-resolution crops (a depth crop of 32-64 pixels), fast enough to train and run on a CPU.
+CNN for low-resolution crops (a depth crop of 32-64 pixels), fast enough to train and run on a CPU;
+``PointCloudEncoder`` is a residual PointNet (Yang et al.'s point-cloud encoder) on points from the depth crop.
 """
 
 from __future__ import annotations
@@ -101,6 +102,35 @@ class CompactEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.head(torch.flatten(self.features(x), 1)).chunk(2, dim=-1)
+        return mu, logvar.clamp(-12.0, 8.0)
+
+
+class _PointBlock(nn.Module):
+    """A residual per-point block that also sees the cloud's max-pooled feature (its context)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2 * width, width), nn.ReLU(inplace=True), nn.Linear(width, width))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        ctx = h.max(dim=1, keepdim=True).values.expand_as(h)
+        return torch.relu(h + self.net(torch.cat([h, ctx], -1)))
+
+
+class PointCloudEncoder(nn.Module):
+    """A point cloud (B, N, 3) -> (mu, logvar): per-point features through residual blocks that each see the
+    cloud's max-pooled context (Yang et al.'s residual PointNet, hidden units halved), max-pooled over the
+    points (order-free), then two fully connected layers."""
+
+    def __init__(self, z_dim: int, width: int = 128, blocks: int = 4):
+        super().__init__()
+        self.embed = nn.Sequential(nn.Linear(3, width), nn.ReLU(inplace=True))
+        self.blocks = nn.Sequential(*[_PointBlock(width) for _ in range(blocks)])
+        self.head = nn.Sequential(nn.Linear(width, 256), nn.ReLU(inplace=True), nn.Linear(256, 2 * z_dim))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.blocks(self.embed(x)).max(dim=1).values
+        mu, logvar = self.head(h).chunk(2, dim=-1)
         return mu, logvar.clamp(-12.0, 8.0)
 
 

@@ -2,7 +2,9 @@
 
 Inputs (all batched, in the normalised frames of :mod:`streamhand.skeleton`):
 ``"2d"`` (B, 21, 2), ``"world"`` (B, 21, 3) a detector's own metric 3D (:func:`streamhand.codec.encode_world`),
-``"3d"`` (B, 21, 3), ``"rgb"`` (B, 3, S, S) in [-0.5, 0.5], ``"depth"`` (B, 1, S, S).
+``"3d"`` (B, 21, 3), ``"rgb"`` (B, 3, S, S) in [-0.5, 0.5], ``"depth"`` (B, 1, S, S), ``"cloud"`` (B, N, 3) points of
+the depth crop (:func:`streamhand.codec.encode_cloud`). Decoders also make ``"heatmap"`` (B, 21, H, H) maps of the
+2D keypoints in the crop (a training target).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import torch
 from torch import nn
 
 from streamhand.models.config import ModelConfig
-from streamhand.models.decoders import ImageDecoder, KeypointDecoder
-from streamhand.models.encoders import CompactEncoder, MLPEncoder, ResNetEncoder
+from streamhand.models.decoders import FoldingDecoder, HeatmapDecoder, ImageDecoder, KeypointDecoder
+from streamhand.models.encoders import CompactEncoder, MLPEncoder, PointCloudEncoder, ResNetEncoder
 from streamhand.models.poe import product_of_experts
 
 _DIMS = {"2d": 2, "world": 3, "3d": 3}
@@ -43,6 +45,8 @@ class HandPoseModel(nn.Module):
         for m in c.encoders:
             if m in _DIMS:
                 enc[m] = MLPEncoder(c.num_joints * _DIMS[m], c.z_dim, c.hidden, c.hidden_layers)
+            elif m == "cloud":
+                enc[m] = PointCloudEncoder(c.z_dim)
             elif c.image_encoder == "compact":
                 enc[m] = CompactEncoder(_CHANNELS[m], c.z_dim, c.image_size)
             else:
@@ -51,6 +55,10 @@ class HandPoseModel(nn.Module):
         for t in c.decoders:
             if t in _DIMS:
                 dec[t] = KeypointDecoder(c.z_dim, c.num_joints, _DIMS[t], c.hidden, c.hidden_layers)
+            elif t == "cloud":
+                dec[t] = FoldingDecoder(c.z_dim, c.cloud_points)
+            elif t == "heatmap":
+                dec[t] = HeatmapDecoder(c.z_dim, c.num_joints, c.heatmap_size)
             else:
                 dec[t] = ImageDecoder(c.z_dim, _CHANNELS[t], tuple(c.image_decoder_channels))
         self.encoders = nn.ModuleDict(enc)

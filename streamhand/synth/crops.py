@@ -7,14 +7,24 @@ a camera whose intrinsics map the box onto an S x S image (focal lengths and pri
 shifted), so a crop costs an S x S render instead of a full frame. The box comes from the noisy 2D keypoints,
 so crops jitter as they do behind a real detector. Depth has the renderer's RealSense-like noise, holes and
 edge artefacts. Both are normalised by the runtime's own functions and left hands are mirrored like their
-keypoints. (Unlike the runtime, a box reaching past the image edge shows scene instead of no data.)
+keypoints. (Unlike the runtime, a box reaching past the image edge shows scene instead of no data.) The same
+boxes give the point-cloud expert its cloud (:func:`streamhand.detect.crops.depth_cloud`, camera-frame metres,
+from a :data:`~streamhand.detect.crops.CLOUD_CROP` render) and the heatmap decoder its targets (the true 2D).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from streamhand.detect.crops import normalise_depth, normalise_rgb, square_box
+from streamhand.detect.crops import (
+    CLOUD_CROP,
+    crop_intrinsics,
+    depth_cloud,
+    keypoint_heatmaps,
+    normalise_depth,
+    normalise_rgb,
+    square_box,
+)
 from streamhand.geometry import Intrinsics
 from streamhand.synth.render import RenderConfig, render
 from streamhand.synth.sampler import IntrinsicsBatch
@@ -33,23 +43,36 @@ def render_crops(
     modalities: list[str],
     size: int,
     margin: float = 1.4,
+    truth_2d: np.ndarray | None = None,
+    heatmap_size: int = 32,
+    cloud_points: int = 256,
 ) -> dict[str, np.ndarray]:
-    """(n, 3, S, S) ``rgb`` and/or (n, 1, S, S) ``depth`` for ``n`` hands."""
-    rgb, depth = [], []
+    """For ``n`` hands, those of ``modalities`` asked for: (n, 3, S, S) ``rgb``, (n, 1, S, S) ``depth``,
+    (n, P, 3) ``cloud`` (camera frame, metres; not mirrored) and (n, 21, H, H) ``heatmap`` of ``truth_2d``."""
+    out: dict[str, list[np.ndarray]] = {m: [] for m in ("rgb", "depth", "cloud", "heatmap") if m in modalities}
     for i in range(len(joints_cam)):
         box = square_box(kp2d[i], width, height, margin)
-        s = size / box.side
-        k = Intrinsics(size, size, float(cams.fx[i]) * s, float(cams.fy[i]) * s, (float(cams.cx[i]) - box.x0) * s,
-                       (float(cams.cy[i]) - box.y0) * s)  # fmt: skip
-        r = render(rng, [joints_cam[i]], k, cfg=CROP_RENDER, left=[bool(left[i])])
+        cam = (float(cams.fx[i]), float(cams.fy[i]), float(cams.cx[i]), float(cams.cy[i]))
         flip = (lambda a: a[..., ::-1]) if left[i] else (lambda a: a)
-        if "rgb" in modalities:
-            rgb.append(flip(normalise_rgb(r.rgb)))
-        if "depth" in modalities:
-            depth.append(flip(normalise_depth(r.depth.astype(np.float32) / 1000.0)))
-    out = {}
-    if rgb:
-        out["rgb"] = np.ascontiguousarray(np.stack(rgb), dtype=np.float32)
-    if depth:
-        out["depth"] = np.ascontiguousarray(np.stack(depth), dtype=np.float32)
-    return out
+        r = None
+        if "rgb" in out or "depth" in out:
+            r = render(rng, [joints_cam[i]], Intrinsics(size, size, *crop_intrinsics(box, size, *cam)), cfg=CROP_RENDER,
+                       left=[bool(left[i])])  # fmt: skip
+        if "rgb" in out:
+            out["rgb"].append(flip(normalise_rgb(r.rgb)))
+        if "depth" in out:
+            out["depth"].append(flip(normalise_depth(r.depth.astype(np.float32) / 1000.0)))
+        if "cloud" in out:
+            kc = crop_intrinsics(box, CLOUD_CROP, *cam)
+            if r is None or size != CLOUD_CROP:
+                r = render(rng, [joints_cam[i]], Intrinsics(CLOUD_CROP, CLOUD_CROP, *kc), cfg=CROP_RENDER,
+                           left=[bool(left[i])])  # fmt: skip
+            out["cloud"].append(depth_cloud(r.depth.astype(np.float32) / 1000.0, kc, cloud_points))
+        if "heatmap" in out:
+            if truth_2d is None:
+                raise ValueError("heatmap targets need the true 2D keypoints (truth_2d)")
+            uv = box.to_crop(truth_2d[i], heatmap_size)
+            if left[i]:
+                uv = np.stack([heatmap_size - 1 - uv[:, 0], uv[:, 1]], -1)
+            out["heatmap"].append(keypoint_heatmaps(uv, heatmap_size))
+    return {m: np.ascontiguousarray(np.stack(v), dtype=np.float32) for m, v in out.items()}

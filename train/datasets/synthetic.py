@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from streamhand.codec import encode_2d, encode_3d, encode_world, palm_size, to_view
+from streamhand.codec import encode_2d, encode_3d, encode_cloud, encode_world, palm_size, to_view
 from streamhand.geometry import axis_angle
 from streamhand.skeleton import PARENTS, canonical_hand, keypoint_extent, normalize_2d
 from streamhand.synth.sampler import IntrinsicsBatch, SamplerConfig, sample_hands
@@ -29,7 +29,8 @@ class PoseBatch:
     joints_cam: np.ndarray  # (B, 21, 3) metres
     scale: np.ndarray  # (B,) reference bone length (metres)
     left: np.ndarray  # (B,) bool; x2d/y2d/y3d are mirrored to right hands where True
-    #: "rgb" (B, 3, S, S) / "depth" (B, 1, S, S) crops as the runtime makes them (``DataConfig.crops``)
+    #: "rgb" (B, 3, S, S) / "depth" (B, 1, S, S) crops as the runtime makes them, "cloud" (B, P, 3) the depth
+    #: crop's points (encoded), "heatmap" (B, 21, H, H) the true 2D's maps (``DataConfig.crops``)
     images: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def take(self, s: slice) -> PoseBatch:
@@ -109,7 +110,9 @@ def encode_pairs(
         from streamhand.synth.crops import render_crops
 
         crops = render_crops(rng, joints_cam, kp, left, intrinsics, cfg.width, cfg.height, list(cfg.crops),
-                             cfg.crop_size, cfg.crop_margin)  # fmt: skip
+                             cfg.crop_size, cfg.crop_margin, joints_2d, cfg.heatmap_size, cfg.cloud_points)  # fmt: skip
+        if "cloud" in crops:
+            crops["cloud"] = encode_cloud(crops["cloud"], left, rot)
         images = {k: torch.from_numpy(v) for k, v in crops.items()}
     return PoseBatch(t(x2d), t(xw), t(clean), t(y3d), rot, joints_cam, scale, left, images)
 

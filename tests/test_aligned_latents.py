@@ -1,0 +1,109 @@
+"""Yang et al.'s parts: the point cloud of a depth crop, keypoint heatmaps, the point-cloud encoder, the folding
+and heatmap decoders, their losses in the ELBO, and smoke trainings of strategies S1, S2 and S4."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from streamhand.codec import CLOUD_SCALE_M, encode_cloud
+from streamhand.detect.crops import depth_cloud, keypoint_heatmaps
+from streamhand.models import HandPoseModel, ModelConfig
+from streamhand.models.decoders import FoldingDecoder, HeatmapDecoder
+from streamhand.models.encoders import PointCloudEncoder
+from streamhand.synth.crops import render_crops
+from streamhand.synth.sampler import SamplerConfig, sample_hands
+from train.config import TrainConfig
+from train.fit import fit
+
+
+def test_depth_cloud_back_projects_the_near_surface():
+    d = np.zeros((4, 4), np.float32)
+    d[1, 2] = 0.5  # a hand pixel at u=2, v=1
+    d[2, 1] = 0.55
+    d[3, 3] = 1.5  # the scene behind: beyond the span, left out
+    k = (100.0, 100.0, 2.0, 2.0)
+    pts = depth_cloud(d, k, n=4)
+    want = {(0.0, -0.005, 0.5), (-0.0055, 0.0, 0.55)}
+    assert {tuple(np.round(p, 6)) for p in pts.astype(np.float64)} == want  # repeated to n points
+    np.testing.assert_array_equal(depth_cloud(d, k, n=4), pts)  # the same crop gives the same cloud
+    assert not depth_cloud(np.zeros((4, 4)), k, n=3).any()
+
+
+def test_heatmaps_peak_on_their_keypoints():
+    hm = keypoint_heatmaps(np.array([[3.0, 5.0], [0.0, 0.0]]), 8)
+    assert hm.shape == (2, 8, 8) and hm[0, 5, 3] == pytest.approx(1.0) and hm[1, 0, 0] == pytest.approx(1.0)
+    assert np.unravel_index(hm[0].argmax(), (8, 8)) == (5, 3) and hm[0, 5, 4] == pytest.approx(np.exp(-0.5))
+
+
+def test_clouds_are_centred_metric_and_mirrored_for_left_hands():
+    rng = np.random.default_rng(0)
+    pts = rng.normal(0, 0.03, (2, 50, 3)) + np.array([0.1, 0.0, 0.5])
+    rot = np.broadcast_to(np.eye(3), (2, 3, 3))
+    right = encode_cloud(pts, np.array([False, False]), rot)
+    left = encode_cloud(pts, np.array([False, True]), rot)
+    np.testing.assert_allclose(right.mean(1), 0, atol=1e-6)
+    np.testing.assert_allclose(right[0] * CLOUD_SCALE_M, pts[0] - pts[0].mean(0), atol=1e-6)
+    np.testing.assert_allclose(left[1, :, 0], -right[1, :, 0], atol=1e-6)
+
+
+def test_rendered_clouds_lie_on_the_hand_and_heatmaps_on_its_keypoints():
+    rng = np.random.default_rng(4)
+    hs = sample_hands(rng, 6, SamplerConfig(facing_fraction=1.0, in_frame_margin=40))
+    out = render_crops(rng, hs.joints_cam, hs.joints_2d, hs.left, hs.intrinsics, 640, 480, ["cloud", "heatmap"], 32,
+                       truth_2d=hs.joints_2d, heatmap_size=16, cloud_points=64)  # fmt: skip
+    assert out["cloud"].shape == (6, 64, 3) and out["heatmap"].shape == (6, 21, 16, 16)
+    near = np.linalg.norm(out["cloud"][:, :, None] - hs.joints_cam[:, None], axis=-1).min(-1)
+    assert np.median(near) < 0.03  # skin within 3 cm of a joint centre
+    assert (out["heatmap"].max(axis=(2, 3)) > 0.3).mean() > 0.9  # each joint's peak inside its map
+
+
+def test_point_cloud_encoder_ignores_point_order():
+    enc = PointCloudEncoder(8, width=16, blocks=2).eval()
+    x = torch.randn(3, 40, 3)
+    mu, lv = enc(x)
+    mu2, lv2 = enc(x[:, torch.randperm(40)])
+    assert mu.shape == (3, 8) and torch.allclose(mu, mu2, atol=1e-5) and torch.allclose(lv, lv2, atol=1e-5)
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "message"), [
+    (FoldingDecoder, {"points": 50}, "square grid"),
+    (HeatmapDecoder, {"size": 24}, "power of two"),
+])  # fmt: skip
+def test_decoders_refuse_sizes_they_cannot_make(cls, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        cls(8, **kwargs)
+
+
+def test_decoders_make_clouds_and_heatmaps():
+    m = HandPoseModel(ModelConfig(z_dim=8, hidden=32, encoders=["cloud", "3d"], decoders=["3d", "cloud", "heatmap"],
+                                  cloud_points=64, heatmap_size=16))  # fmt: skip
+    z = torch.randn(2, 8)
+    assert m.decode(z, "cloud").shape == (2, 64, 3) and m.decode(z, "heatmap").shape == (2, 21, 16, 16)
+
+
+STRATEGIES = {
+    "S1": (["rgb", "3d"], ["3d"], "cross"),
+    "S2": (["rgb", "3d"], ["3d", "cloud", "heatmap"], "cross"),
+    "S4": (["rgb", "cloud", "3d"], ["3d", "cloud", "heatmap"], "poe"),
+}
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_strategy_smoke_training_lowers_the_loss(tmp_path, name):
+    enc, dec, objective = STRATEGIES[name]
+    cfg = TrainConfig(
+        name=name, steps=40, batch_size=8, lr=1e-3, eval_every=20, eval_n=16, checkpoint_every=40, device="cpu",
+        out_dir=str(tmp_path),
+        model={"z_dim": 16, "hidden": 64, "encoders": enc, "decoders": dec, "image_size": 32,
+               "image_encoder": "compact", "cloud_points": 64, "heatmap_size": 16},
+        data={"chunk": 64}, loss={"objective": objective, "warmup_steps": 1},
+    )  # fmt: skip
+    assert set(cfg.data.crops) == {"rgb", *({"cloud", "heatmap"} & set(dec)), *({"cloud"} & set(enc))}
+    torch.manual_seed(0)
+    fit(cfg, progress=False)
+    hist = json.loads((tmp_path / name / "history.json").read_text())
+    assert len(hist) == 2 and hist[-1]["loss"] < hist[0]["loss"]
