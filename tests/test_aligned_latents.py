@@ -88,6 +88,7 @@ def test_decoders_make_clouds_and_heatmaps():
 STRATEGIES = {
     "S1": (["rgb", "3d"], ["3d"], "cross"),
     "S2": (["rgb", "3d"], ["3d", "cloud", "heatmap"], "cross"),
+    "S3": (["rgb", "rgb+cloud", "3d"], ["3d", "cloud", "heatmap"], "align"),
     "S4": (["rgb", "cloud", "3d"], ["3d", "cloud", "heatmap"], "poe"),
 }
 
@@ -102,8 +103,49 @@ def test_strategy_smoke_training_lowers_the_loss(tmp_path, name):
                "image_encoder": "compact", "cloud_points": 64, "heatmap_size": 16},
         data={"chunk": 64}, loss={"objective": objective, "warmup_steps": 1},
     )  # fmt: skip
-    assert set(cfg.data.crops) == {"rgb", *({"cloud", "heatmap"} & set(dec)), *({"cloud"} & set(enc))}
+    assert set(cfg.data.crops) == {
+        "rgb",
+        *({"cloud", "heatmap"} & set(dec)),
+        *({"cloud"} & set("+".join(enc).split("+"))),
+    }
     torch.manual_seed(0)
     fit(cfg, progress=False)
     hist = json.loads((tmp_path / name / "history.json").read_text())
     assert len(hist) == 2 and hist[-1]["loss"] < hist[0]["loss"]
+
+
+def test_a_joint_encoder_stands_in_for_the_rgb_expert_given_both_inputs():
+    torch.manual_seed(0)
+    m = HandPoseModel(ModelConfig(z_dim=8, hidden=32, encoders=["rgb", "rgb+cloud", "3d"], decoders=["3d"],
+                                  image_size=32, image_encoder="compact")).eval()  # fmt: skip
+    assert m.modalities == ["rgb", "3d", "cloud"]
+    rgb, cloud = torch.randn(2, 3, 32, 32), torch.randn(2, 256, 3)
+    assert set(m.encode_each({"rgb": rgb})) == {"rgb"}
+    assert set(m.encode_each({"rgb": rgb, "cloud": cloud})) == {"rgb+cloud"}
+    with pytest.raises(KeyError, match="no encoder for"):
+        m.encode_each({"depth": torch.randn(2, 1, 32, 32)})
+
+
+@pytest.mark.parametrize("fused_kl", [True, False])
+def test_the_fused_kl_term_is_optional(fused_kl):
+    from train.losses import training_loss
+
+    torch.manual_seed(0)
+    m = HandPoseModel(ModelConfig(z_dim=8, hidden=32, encoders=["2d", "world"], decoders=["3d"]))
+    x = {"2d": torch.randn(4, 21, 2), "world": torch.randn(4, 21, 3)}
+    torch.manual_seed(1)
+    _, logs = training_loss(m, x, {"3d": torch.randn(4, 21, 3)}, 1.0, {}, "poe", fused_kl=fused_kl)
+    rec = sum(v for k, v in logs.items() if k.startswith("rec_"))
+    kls = [logs["kl_2d"], logs["kl_world"]] + ([logs["kl_2d+world"]] if fused_kl else [])
+    assert logs["loss"] == pytest.approx(rec + sum(kls), rel=1e-5)
+
+
+def test_kl_between_gaussians():
+    from streamhand.models.poe import kl_gaussians, kl_to_standard_normal
+
+    mu, lv = torch.randn(3, 5), torch.randn(3, 5)
+    assert torch.allclose(kl_gaussians(mu, lv, torch.zeros(3, 5), torch.zeros(3, 5)), kl_to_standard_normal(mu, lv))
+    assert torch.allclose(kl_gaussians(mu, lv, mu, lv), torch.zeros(3), atol=1e-6)
+    # 1-D by hand: N(1, 1) against N(0, 4): log 2 + (1 + 1) / 8 - 1/2
+    one = kl_gaussians(torch.ones(1, 1), torch.zeros(1, 1), torch.zeros(1, 1), torch.log(torch.full((1, 1), 4.0)))
+    assert float(one) == pytest.approx(np.log(2) + 2 / 8 - 0.5)

@@ -72,7 +72,10 @@ class DataConfig(_Strict):
 
 
 class LossConfig(_Strict):
-    objective: Literal["poe", "cross"] = "poe"  # poe: unimodal + fused ELBOs (Yang); cross: Spurr
+    #: poe: unimodal + fused ELBOs (Yang et al. S4); cross: one ELBO per encoder (Spurr et al.; Yang's S1/S2 by
+    #: the decoders); align: a joint rgb+cloud encoder's and the RGB encoder's ELBOs + their KL (Yang's S3)
+    objective: Literal["poe", "cross", "align"] = "poe"
+    fused_kl: bool = True  # the fused posteriors' KL to the prior (Yang et al.'s Eq. 4 leaves it out)
     beta: float = Field(1e-3, ge=0)
     warmup_steps: int = Field(2000, ge=0)
     weight_3d: float = 1.0
@@ -107,7 +110,8 @@ class TrainConfig(_Strict):
     @model_validator(mode="after")
     def _image_experts_on_renders(self) -> TrainConfig:
         m = self.model
-        images = [x for x in ("rgb", "depth", "cloud", "heatmap") if x in m.encoders or x in m.decoders]
+        takes = {part for e in m.encoders for part in e.split("+")} | set(m.decoders)  # a joint encoder's two
+        images = [x for x in ("rgb", "depth", "cloud", "heatmap") if x in takes]
         if images and (self.data.kind != "synthetic" or self.data.mediapipe_pairs):
             raise ValueError("image experts and decoders (rgb, depth, cloud, heatmap) train on synthetic renders "
                              "only, without mediapipe_pairs")  # fmt: skip

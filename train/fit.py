@@ -75,13 +75,14 @@ class TrainStep(torch.nn.Module):
             targets["2d"] = put(b.y2d)
         for m, img in b.images.items():  # the image experts' crops; their reconstruction where it has a decoder
             x = put(img)
-            if m in self.model.encoders:
+            if m in self.model.modalities:
                 inputs[m] = x
             if m in self.model.decoders:
                 targets[m] = x
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
-            return training_loss(self.model, inputs, targets, beta, self.weights, self.cfg.loss.objective,
-                                 self.cfg.loss.recon_3d)  # fmt: skip
+            lc = self.cfg.loss
+            return training_loss(self.model, inputs, targets, beta, self.weights, lc.objective, lc.recon_3d,
+                                 lc.fused_kl)  # fmt: skip
 
 
 def _validate(model: HandPoseModel, cfg: TrainConfig):

@@ -1,11 +1,13 @@
-"""Training objectives: the cross-modal ELBO (Spurr et al.) and the product-of-experts ELBO (Yang et al.)."""
+"""Training objectives: the cross-modal ELBO (Spurr et al.), the product-of-experts ELBO and the KL alignment of
+a joint encoder (Yang et al.)."""
 
 from __future__ import annotations
 
 import torch
 
 from streamhand.models import HandPoseModel, product_of_experts
-from streamhand.models.poe import kl_to_standard_normal
+from streamhand.models.hand_pose_model import JOINT
+from streamhand.models.poe import kl_gaussians, kl_to_standard_normal
 from train.point_losses import chamfer, emd
 
 
@@ -51,24 +53,40 @@ def training_loss(
     weights: dict[str, float],
     objective: str = "poe",
     recon_3d: str = "squared",
+    fused_kl: bool = True,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """``cross``: one ELBO per source modality, each decoding every target (cross-training).
     ``poe``: those unimodal ELBOs plus the ELBO of the fused posterior of all sources, and of all sources but
-    the 3D one where two or more remain (the fusion used at run time, when no 3D is given)."""
-    experts = model.encode_each(inputs)
+    the 3D one where two or more remain (the fusion used at run time, when no 3D is given); without
+    ``fused_kl`` the fused posteriors' KL terms are left out (Yang et al. Eq. 4: only the unimodal KLs).
+    ``align`` (Yang et al. Eq. 3, strategy S3): the ELBOs of the joint ``rgb+cloud`` encoder and of the RGB
+    encoder, plus beta x KL(joint posterior || RGB posterior)."""
+    if objective == "align":
+        if JOINT not in model.encoders or "rgb" not in model.encoders:
+            raise ValueError("the align objective needs an rgb encoder and a joint rgb+cloud encoder")
+        experts = {m: model.encoders[m](x) for m, x in inputs.items() if m in model.encoders and m != "cloud"}
+        experts[JOINT] = model.encoders[JOINT](inputs["rgb"], inputs["cloud"])
+    else:
+        experts = model.encode_each(inputs)
     posteriors = {m: product_of_experts([mu], [lv]) for m, (mu, lv) in experts.items()}
+    fused: set[str] = set()
     if objective == "poe":
         groups = [list(experts), [m for m in experts if m != "3d"]]
         for g in groups:
             if len(g) > 1 and "+".join(g) not in posteriors:
                 posteriors["+".join(g)] = product_of_experts([experts[m][0] for m in g], [experts[m][1] for m in g])
+                fused.add("+".join(g))
     loss = torch.zeros((), device=next(iter(inputs.values())).device)
     logs: dict[str, float] = {}
     for name, post in posteriors.items():
         rec, kl, parts = elbo_terms(model, post, targets, weights, recon_3d)
-        loss = loss + rec + beta * kl
+        loss = loss + rec + (beta * kl if fused_kl or name not in fused else 0.0)
         logs[f"kl_{name}"] = float(kl.detach())
         for t, r in parts.items():
             logs[f"rec_{name}->{t}"] = float(r.detach())
+    if objective == "align":
+        align = kl_gaussians(*posteriors[JOINT], *posteriors["rgb"]).mean()
+        loss = loss + beta * align
+        logs["kl_align"] = float(align.detach())
     logs["loss"] = float(loss.detach())
     return loss, logs

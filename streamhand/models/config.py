@@ -7,6 +7,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Modality = Literal["2d", "world", "3d", "rgb", "depth", "cloud"]
+#: encoders: one per modality, or "rgb+cloud", one joint encoder of the RGB crop and the depth crop's point cloud
+#: (Yang et al.'s strategy S3), which stands in for the RGB expert when both inputs are given
+Encoder = Literal["2d", "world", "3d", "rgb", "depth", "cloud", "rgb+cloud"]
 Target = Literal["3d", "2d", "rgb", "depth", "cloud", "heatmap"]
 
 
@@ -18,7 +21,7 @@ class ModelConfig(BaseModel):
     z_dim: int = Field(64, ge=2, le=1024)
     hidden: int = Field(512, ge=16, le=4096)
     hidden_layers: int = Field(2, ge=1, le=8)  # Linear(hidden)+ReLU blocks (supplementary Table 1)
-    encoders: list[Modality] = Field(default_factory=lambda: ["2d", "3d"])
+    encoders: list[Encoder] = Field(default_factory=lambda: ["2d", "3d"])
     decoders: list[Target] = Field(default_factory=lambda: ["3d", "2d"])
     image_size: int = Field(128, ge=32, le=512)  # square crops for rgb/depth encoders
     #: the rgb/depth encoders: "resnet18" (the papers') or "compact" (a small strided CNN; power-of-two crops)

@@ -134,6 +134,21 @@ class PointCloudEncoder(nn.Module):
         return mu, logvar.clamp(-12.0, 8.0)
 
 
+class JointEncoder(nn.Module):
+    """One encoder of two inputs (Yang et al.'s joint encoder q(z | x, w), strategy S3): each input through its
+    own trunk to a 2z feature, both concatenated, then a fully connected layer to (mu, logvar)."""
+
+    def __init__(self, first: nn.Module, second: nn.Module, z_dim: int, hidden: int = 256):
+        super().__init__()
+        self.first, self.second = first, second
+        self.head = mlp(4 * z_dim, hidden, 1, 2 * z_dim)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.cat([torch.cat(self.first(a), -1), torch.cat(self.second(b), -1)], -1)
+        mu, logvar = self.head(h).chunk(2, dim=-1)
+        return mu, logvar.clamp(-12.0, 8.0)
+
+
 def load_torchvision_resnet18(encoder: ResNetEncoder, state_dict: dict[str, torch.Tensor]) -> list[str]:
     """Load a torchvision ``resnet18`` state_dict into ``encoder`` (the classifier head is skipped).
 

@@ -16,10 +16,11 @@ from torch import nn
 
 from streamhand.models.config import ModelConfig
 from streamhand.models.decoders import FoldingDecoder, HeatmapDecoder, ImageDecoder, KeypointDecoder
-from streamhand.models.encoders import CompactEncoder, MLPEncoder, PointCloudEncoder, ResNetEncoder
+from streamhand.models.encoders import CompactEncoder, JointEncoder, MLPEncoder, PointCloudEncoder, ResNetEncoder
 from streamhand.models.poe import product_of_experts
 
 _DIMS = {"2d": 2, "world": 3, "3d": 3}
+JOINT = "rgb+cloud"
 _CHANNELS = {"rgb": 3, "depth": 1}
 
 
@@ -47,10 +48,10 @@ class HandPoseModel(nn.Module):
                 enc[m] = MLPEncoder(c.num_joints * _DIMS[m], c.z_dim, c.hidden, c.hidden_layers)
             elif m == "cloud":
                 enc[m] = PointCloudEncoder(c.z_dim)
-            elif c.image_encoder == "compact":
-                enc[m] = CompactEncoder(_CHANNELS[m], c.z_dim, c.image_size)
+            elif m == JOINT:
+                enc[m] = JointEncoder(self._image_encoder("rgb"), PointCloudEncoder(c.z_dim), c.z_dim)
             else:
-                enc[m] = ResNetEncoder(_CHANNELS[m], c.z_dim)
+                enc[m] = self._image_encoder(m)
         dec: dict[str, nn.Module] = {}
         for t in c.decoders:
             if t in _DIMS:
@@ -66,16 +67,29 @@ class HandPoseModel(nn.Module):
         if "3d" not in self.decoders:
             raise ValueError("a HandPoseModel needs a 3d decoder")
 
+    def _image_encoder(self, m: str) -> nn.Module:
+        c = self.cfg
+        if c.image_encoder == "compact":
+            return CompactEncoder(_CHANNELS[m], c.z_dim, c.image_size)
+        return ResNetEncoder(_CHANNELS[m], c.z_dim)
+
     @property
     def modalities(self) -> list[str]:
-        return list(self.encoders.keys())
+        """The inputs the model takes (a joint encoder's two count as theirs)."""
+        out = [m for m in self.encoders if m != JOINT]
+        return out + [m for m in JOINT.split("+") if JOINT in self.encoders and m not in out]
 
     def encode_each(self, inputs: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Each given modality's own Gaussian expert (without the prior)."""
-        unknown = set(inputs) - set(self.encoders)
+        """Each given modality's own Gaussian expert (without the prior). Given both the RGB crop and the point
+        cloud, a joint ``rgb+cloud`` encoder gives one expert for the pair instead of the RGB expert."""
+        unknown = set(inputs) - set(self.modalities)
         if unknown:
             raise KeyError(f"model has no encoder for {sorted(unknown)}; it has {self.modalities}")
-        return {m: self.encoders[m](x) for m, x in inputs.items()}
+        joint = JOINT in self.encoders and all(m in inputs for m in JOINT.split("+"))
+        out = {m: self.encoders[m](x) for m, x in inputs.items() if m in self.encoders and not (joint and m == "rgb")}
+        if joint:
+            out[JOINT] = self.encoders[JOINT](inputs["rgb"], inputs["cloud"])
+        return out
 
     def encode(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Fused posterior over the given modalities (the N(0, I) prior included once)."""

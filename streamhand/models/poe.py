@@ -35,3 +35,8 @@ def product_of_experts(
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)) summed over the latent, per sample (B,)."""
     return 0.5 * torch.sum(mu.pow(2) + logvar.exp() - 1.0 - logvar, dim=-1)
+
+
+def kl_gaussians(mu1: torch.Tensor, logvar1: torch.Tensor, mu2: torch.Tensor, logvar2: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu1, exp(logvar1)) || N(mu2, exp(logvar2))) of diagonal Gaussians, summed over the latent (B,)."""
+    return 0.5 * torch.sum(logvar2 - logvar1 + (logvar1.exp() + (mu1 - mu2).pow(2)) / logvar2.exp() - 1.0, dim=-1)
