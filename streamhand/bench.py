@@ -88,7 +88,7 @@ def bench_models(
         if not all(m in ck.model.encoders for m in mods):
             log.warning("bench: the model has no encoder for %s; skipped", "+".join(mods))
             continue
-        data = model_inputs(mods, max(batches), ck.model.cfg.image_size, seed=5)
+        data = model_inputs(mods, max(batches), ck.model.cfg.image_size, seed=5, cloud_points=ck.model.cfg.cloud_points)
         for name in backends:
             if name == "tensorrt":
                 _engine_for(ck, mods, batches, n_samples, tmp / "engines")

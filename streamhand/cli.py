@@ -88,7 +88,7 @@ def run(
     model: Annotated[Path | None, typer.Option(help="checkpoint (.pt) or a shipped model's name (`info`)")] = None,
     backend: Annotated[str | None, typer.Option(help="auto | tensorrt | onnxruntime | torch")] = None,
     engines: Annotated[Path | None, typer.Option(help="TensorRT engines folder (default engines/)")] = None,
-    modalities: Annotated[str | None, typer.Option(help="comma list of 2d,world,rgb,depth")] = None,
+    modalities: Annotated[str | None, typer.Option(help="comma list of 2d,world,rgb,depth,cloud")] = None,
     samples: Annotated[int | None, typer.Option(min=0, help="posterior samples for joint_std")] = None,
     hand_size: Annotated[float | None, typer.Option(help="hand length, wrist to middle tip (m)")] = None,
     no_smooth: Annotated[bool, typer.Option("--no-smooth")] = False,
@@ -184,14 +184,15 @@ def _run(cfg) -> int:
             ckpt = load_checkpoint(cfg.model.path)
         except CheckpointError as e:
             _fail(str(e))
-        supported = {"2d", "world", "rgb"} | ({"depth"} if src.has_depth else set())
+        supported = {"2d", "world", "rgb"} | ({"depth", "cloud"} if src.has_depth else set())
         have = ckpt.model.modalities
         wanted = cfg.model.modalities or [m for m in have if m != "3d"]
         missing = [m for m in wanted if m not in have]
         if missing:
             _fail(f"--modalities {','.join(missing)}: the model has encoders for {','.join(have)} only")
-        if "depth" in wanted and not src.has_depth and cfg.model.modalities:
-            _fail(f"--modalities depth: the {src.name} source has no depth")
+        for m in ("depth", "cloud"):
+            if m in wanted and not src.has_depth and cfg.model.modalities:
+                _fail(f"--modalities {m}: the {src.name} source has no depth")
         mods = tuple(m for m in wanted if m in supported)
         if not mods:
             _fail("no usable modality: the model needs inputs this source cannot give")
@@ -513,9 +514,9 @@ def bench(
     if bad:
         _fail(f"--backends {','.join(bad)}: choose from torch, onnxruntime, tensorrt")
     sets = [tuple(m.strip() for m in s.split(",") if m.strip()) for s in modalities.split(";") if s.strip()]
-    unknown = sorted({m for s in sets for m in s} - {"2d", "world", "rgb", "depth"})
+    unknown = sorted({m for s in sets for m in s} - {"2d", "world", "rgb", "depth", "cloud"})
     if unknown:
-        _fail(f"--modalities {','.join(unknown)}: choose from 2d, world, rgb, depth")
+        _fail(f"--modalities {','.join(unknown)}: choose from 2d, world, rgb, depth, cloud")
     err = Console(stderr=True)
     show = lambda r: err.print(f"  {r.what} {r.backend} {r.modalities} b{r.batch}: p50 {r.p50_ms:.3f} ms")  # noqa: E731
     try:
@@ -559,7 +560,9 @@ def _soak(minutes: float, json_out: Path | None, model: Path | None) -> int:
 @app.command("build-engine")
 def build_engine(
     model: Annotated[Path | None, typer.Option(help="checkpoint (.pt) or a shipped model's name (`info`)")] = None,
-    modalities: Annotated[str | None, typer.Option(help="comma list of 2d,world,rgb,depth (default: all)")] = None,
+    modalities: Annotated[
+        str | None, typer.Option(help="comma list of 2d,world,rgb,depth,cloud (default: all)")
+    ] = None,
     precision: Annotated[str, typer.Option(help="fp32 | fp16 | int8")] = "fp16",
     batch: Annotated[str, typer.Option(help="MIN,OPT,MAX hands per call")] = "1,2,8",
     workspace: Annotated[int, typer.Option(min=16, help="TensorRT workspace (MiB)")] = 1024,

@@ -195,10 +195,12 @@ class Pipeline:
         dets = self.detector(w.frame.rgb)[: self.cfg.detect.max_hands]
         upd = self._tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets])
         w.detections, w.track_ids, w.ended = dets, upd.ids, upd.ended
-        if dets and any(m in self.modalities for m in ("rgb", "depth")):
+        if dets and any(m in self.modalities for m in ("rgb", "depth", "cloud")):
             lms = [d.landmarks_px for d in dets]
-            size, margin = self.lifter.backend.image_size, self.cfg.detect.crop_margin
-            w.images = hand_crops(w.frame.rgb, w.frame.depth, lms, self.modalities, size, margin)
+            be, k = self.lifter.backend, w.frame.intrinsics
+            cam = (k.fx, k.fy, k.cx, k.cy)
+            w.images = hand_crops(w.frame.rgb, w.frame.depth, lms, self.modalities, be.image_size,
+                                  self.cfg.detect.crop_margin, cam, be.cloud_points)  # fmt: skip
 
     def _infer(self, w: _Work) -> None:
         if w.detections:

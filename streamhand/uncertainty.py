@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 #: the canonical order of the experts: names of fused sets, and the order they enter a product of experts
-MODALITY_ORDER = ("2d", "world", "rgb", "depth", "3d")
+MODALITY_ORDER = ("2d", "world", "rgb", "depth", "cloud", "3d")
 
 
 def modality_key(modalities) -> str:

@@ -97,11 +97,13 @@ def normalise_depth(crop_m: np.ndarray, span_m: float = 0.3, behind_m: float = 0
 
 
 def hand_crops(rgb: np.ndarray, depth: np.ndarray | None, landmarks_px: list[np.ndarray], modalities: tuple[str, ...],
-               size: int, margin: float = 1.4) -> dict[str, np.ndarray]:  # fmt: skip
-    """The image encoders' inputs for each hand of a frame, boxed around its landmarks: ``rgb`` (n, 3, S, S) and
-    ``depth`` (n, 1, S, S, from ``depth`` in metres, resampled nearest so holes stay holes) for those of
-    ``modalities`` the frame has."""
-    out: dict[str, list[np.ndarray]] = {m: [] for m in ("rgb", "depth") if m in modalities}
+               size: int, margin: float = 1.4, k: tuple[float, ...] | None = None,
+               cloud_points: int = 256) -> dict[str, np.ndarray]:  # fmt: skip
+    """The image encoders' inputs for each hand of a frame, boxed around its landmarks: ``rgb`` (n, 3, S, S),
+    ``depth`` (n, 1, S, S, from ``depth`` in metres, resampled nearest so holes stay holes) and ``cloud`` (n, P, 3
+    camera-frame metres from a :data:`CLOUD_CROP` depth crop; needs the frame's intrinsics ``k``: fx, fy, cx,
+    cy) for those of ``modalities`` the frame has."""
+    out: dict[str, list[np.ndarray]] = {m: [] for m in ("rgb", "depth", "cloud") if m in modalities}
     h, w = rgb.shape[:2]
     for lm in landmarks_px:
         box = square_box(lm, w, h, margin)
@@ -109,4 +111,7 @@ def hand_crops(rgb: np.ndarray, depth: np.ndarray | None, landmarks_px: list[np.
             out["rgb"].append(normalise_rgb(crop_square(rgb, box, size)))
         if "depth" in out and depth is not None:
             out["depth"].append(normalise_depth(crop_square(depth, box, size, interpolation=cv2.INTER_NEAREST)))
+        if "cloud" in out and depth is not None and k is not None:
+            near = crop_square(depth, box, CLOUD_CROP, interpolation=cv2.INTER_NEAREST)
+            out["cloud"].append(depth_cloud(near, crop_intrinsics(box, CLOUD_CROP, *k), cloud_points))
     return {k: np.stack(v) for k, v in out.items() if v}

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamhand.codec import encode_2d, encode_world
+from streamhand.codec import encode_2d, encode_cloud, encode_world
 
 
-def model_inputs(modalities: tuple[str, ...], n: int, image_size: int = 128, seed: int = 0) -> dict[str, np.ndarray]:
+def model_inputs(modalities: tuple[str, ...], n: int, image_size: int = 128, seed: int = 0,
+                 cloud_points: int = 256) -> dict[str, np.ndarray]:  # fmt: skip
     """``n`` hands' inputs for each modality (float32, batch first)."""
     from streamhand.synth.sampler import SamplerConfig, sample_hands
 
@@ -25,14 +26,18 @@ def model_inputs(modalities: tuple[str, ...], n: int, image_size: int = 128, see
     if "world" in modalities:
         centre = hs.joints_cam.mean(1, keepdims=True)
         out["world"] = encode_world(hs.joints_cam - centre, hs.left, rot)
-    if "rgb" in modalities or "depth" in modalities:
-        out.update(_image_inputs(rng, hs, modalities, image_size))
+    if any(m in modalities for m in ("rgb", "depth", "cloud")):
+        out.update(_image_inputs(rng, hs, modalities, image_size, cloud_points))
+        if "cloud" in out:
+            out["cloud"] = encode_cloud(out["cloud"], hs.left, rot)
     return out
 
 
-def _image_inputs(rng: np.random.Generator, hs, modalities: tuple[str, ...], size: int) -> dict[str, np.ndarray]:
+def _image_inputs(rng: np.random.Generator, hs, modalities: tuple[str, ...], size: int,
+                  cloud_points: int) -> dict[str, np.ndarray]:  # fmt: skip
     from streamhand.synth.crops import render_crops
 
-    mods = [m for m in ("rgb", "depth") if m in modalities]
+    mods = [m for m in ("rgb", "depth", "cloud") if m in modalities]
     cam = hs.intrinsics
-    return render_crops(rng, hs.joints_cam, hs.joints_2d, hs.left, cam, cam.width, cam.height, mods, size)
+    return render_crops(rng, hs.joints_cam, hs.joints_2d, hs.left, cam, cam.width, cam.height, mods, size,
+                        cloud_points=cloud_points)  # fmt: skip

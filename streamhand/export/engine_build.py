@@ -86,7 +86,7 @@ def build(
     size = ckpt.model.cfg.image_size
 
     def calibration(i: int) -> dict:
-        x = model_inputs(mods, hi, size, seed=1000 + i)
+        x = model_inputs(mods, hi, size, seed=1000 + i, cloud_points=ckpt.model.cfg.cloud_points)
         return {INPUT_NAMES[m]: v for m, v in x.items()}
 
     facts = build_engine(src.path, engine, opts, calibration)

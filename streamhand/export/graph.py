@@ -16,7 +16,8 @@ from torch import nn
 from streamhand.models import HandPoseModel
 from streamhand.uncertainty import MODALITY_ORDER as EXPERT_ORDER
 
-INPUT_NAMES = {"2d": "keypoints_2d", "world": "world_landmarks", "rgb": "rgb_crop", "depth": "depth_crop"}
+INPUT_NAMES = {"2d": "keypoints_2d", "world": "world_landmarks", "rgb": "rgb_crop", "depth": "depth_crop",
+               "cloud": "point_cloud"}  # fmt: skip
 OUTPUT_NAMES = ("joints", "joint_std", "disagreement")
 #: the run-time experts in the order they enter the product (fixed, so an exported graph and PyTorch fuse alike)
 MODALITY_ORDER = tuple(m for m in EXPERT_ORDER if m != "3d")
@@ -30,8 +31,15 @@ def ordered(modalities: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 
 def input_shape(model: HandPoseModel, modality: str, batch: int | str = "B") -> tuple:
-    s, j = model.cfg.image_size, model.cfg.num_joints
-    return {"2d": (batch, j, 2), "world": (batch, j, 3), "rgb": (batch, 3, s, s), "depth": (batch, 1, s, s)}[modality]
+    s, j, p = model.cfg.image_size, model.cfg.num_joints, model.cfg.cloud_points
+    return {"2d": (batch, j, 2), "world": (batch, j, 3), "rgb": (batch, 3, s, s), "depth": (batch, 1, s, s),
+            "cloud": (batch, p, 3)}[modality]  # fmt: skip
+
+
+def has_expert(model: HandPoseModel, modalities: tuple[str, ...]) -> bool:
+    """Whether the model gives at least one expert for these inputs (a joint encoder's second input alone
+    gives none)."""
+    return any(m in model.encoders for m in modalities) or all(m in modalities for m in ("rgb", "cloud"))
 
 
 class InferenceGraph(nn.Module):
@@ -40,8 +48,8 @@ class InferenceGraph(nn.Module):
     def __init__(self, model: HandPoseModel, modalities: tuple[str, ...], noise: torch.Tensor, half: bool = False):
         super().__init__()
         self.modalities = ordered(modalities)
-        missing = [m for m in self.modalities if m not in model.encoders]
-        if missing or not self.modalities:
+        missing = [m for m in self.modalities if m not in model.modalities]
+        if missing or not self.modalities or not has_expert(model, self.modalities):
             raise ValueError(f"model has no encoder for {missing or 'an empty set'}; it has {model.modalities}")
         self.model = model.eval()
         self.half = half

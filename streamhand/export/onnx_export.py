@@ -125,6 +125,7 @@ def export_onnx(
         "conventions": {k: v for k, v in SKELETON_INFO.items() if k != "layout"},
         "z_dim": model.cfg.z_dim,
         "image_size": model.cfg.image_size,
+        "cloud_points": model.cfg.cloud_points,
         "n_samples": n_samples,
         "noise_seed": seed,
         "max_batch": max_batch,

@@ -22,6 +22,7 @@ class Backend(ABC):
     name: str = "base"
     modalities: tuple[str, ...] = ()  # encoders the loaded model has
     image_size: int = 0  # side of rgb/depth crops, if the model has image encoders
+    cloud_points: int = 256  # points of the depth crop's cloud, if the model has a cloud expert
     model_id: str = "unknown"
     #: per fused-expert set, the joint_std calibration stored with the model (:mod:`streamhand.uncertainty`)
     std_calibration: dict | None = None
@@ -30,7 +31,8 @@ class Backend(ABC):
 
     @abstractmethod
     def infer(self, inputs: dict[str, np.ndarray]) -> BackendOutput:
-        """``inputs``: "2d" (B, 21, 2) float32; "rgb" (B, 3, S, S), "depth" (B, 1, S, S) in [-0.5, 0.5]."""
+        """``inputs``: "2d" (B, 21, 2) float32; "rgb" (B, 3, S, S), "depth" (B, 1, S, S) in [-0.5, 0.5]; "cloud"
+        (B, P, 3) (:func:`streamhand.codec.encode_cloud`)."""
 
     def describe(self) -> str:
         return f"{self.name} ({self.model_id}, modalities {','.join(self.modalities)})"

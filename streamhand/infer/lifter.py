@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from streamhand.codec import decode_3d, encode_2d, encode_world
+from streamhand.codec import decode_3d, encode_2d, encode_cloud, encode_world
 from streamhand.hand_size import DEFAULT_HAND_LENGTH_M, chain_length
 from streamhand.infer.base import Backend
 from streamhand.uncertainty import apply_calibration, modality_key
@@ -55,7 +55,9 @@ class Lifter:
         if world is not None and "world" in use:
             inputs["world"] = encode_world(world, left, rot)
         for m, v in (images or {}).items():
-            if m in use:  # crops of left hands are mirrored like their keypoints
+            if m == "cloud" and m in use:  # camera-frame points, turned and mirrored like the keypoints
+                inputs[m] = encode_cloud(v, left, rot)
+            elif m in use:  # crops of left hands are mirrored like their keypoints
                 inputs[m] = np.where(left[:, None, None, None], v[..., ::-1], v).astype(np.float32)
         out = self.backend.infer(inputs)
         norm = decode_3d(out.joints, left, 1.0, rot)

@@ -16,7 +16,7 @@ import numpy as np
 
 from streamhand.cache import cache_dir
 from streamhand.checkpoint import Checkpoint, load_checkpoint
-from streamhand.export.graph import INPUT_NAMES, ordered
+from streamhand.export.graph import INPUT_NAMES, has_expert, ordered
 from streamhand.export.onnx_export import (
     ExportError,
     default_onnx_name,
@@ -74,16 +74,18 @@ class OnnxRuntimeBackend(Backend):
                 self._load(Path(f), m)
             meta = metas[0]
             self.model_id, self.image_size = meta["model_id"], int(meta["image_size"])
+            self.cloud_points = int(meta.get("cloud_points", 256))
             self.std_calibration = meta.get("std_calibration")
             self.modalities = tuple(sorted({m for s in self._sessions for m in s}))
             return
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         self.model_id, self.image_size = ckpt.model_id, ckpt.model.cfg.image_size
+        self.cloud_points = ckpt.model.cfg.cloud_points
         self.std_calibration = ckpt.meta.get("std_calibration")
         self.modalities = tuple(ckpt.model.modalities)
         mods = ordered(modalities or tuple(m for m in ckpt.model.modalities if m in INPUT_NAMES))
         sha = file_sha256(ckpt.path) if ckpt.path is not None else None
-        for s in subsets(mods):
+        for s in (s for s in subsets(mods) if has_expert(ckpt.model, s)):
             self._load(*self._graph(ckpt, s, sha, n_samples))
 
     def _graph(self, ckpt: Checkpoint, mods: tuple[str, ...], sha: str | None, n_samples: int):

@@ -45,6 +45,7 @@ class TensorRTBackend(Backend):
         self.sidecar, self.fallback, self.path = side, fallback, path
         self.model_id = side["model_id"]
         self.image_size = int(meta.get("image_size", 0))
+        self.cloud_points = int(meta.get("cloud_points", 256))
         self.std_calibration = meta.get("std_calibration")
         self.engine_modalities = ordered(tuple(side["modalities"]))
         self.modalities = tuple(fallback.modalities) if fallback is not None else self.engine_modalities

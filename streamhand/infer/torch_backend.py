@@ -35,7 +35,7 @@ class TorchBackend(Backend):
         self.device = torch.device(device)
         self.model = ckpt.model.to(self.device).eval()
         self.modalities = tuple(self.model.modalities)
-        self.image_size = self.model.cfg.image_size
+        self.image_size, self.cloud_points = self.model.cfg.image_size, self.model.cfg.cloud_points
         self.model_id = ckpt.model_id
         self.std_calibration = ckpt.meta.get("std_calibration")
         if threads is not None:
