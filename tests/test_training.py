@@ -191,3 +191,18 @@ def test_packaging_in_half_precision_halves_the_file_and_loads_as_float32(tmp_pa
     card = json.loads(card_path.read_text())
     assert card["weights"] == "float16"
     assert card["reproduce"][0] == "python -m train fit --config configs/train/depth.yaml"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in DEFAULT_WEIGHTS.parent.glob("*.pt")))
+def test_every_shipped_model_has_its_card_and_calibration(name):
+    from streamhand.checkpoint import shipped_models
+    from streamhand.uncertainty import modality_key
+    from train.calibrate_std import expert_sets
+
+    pt = shipped_models()[name]
+    ck = load_checkpoint(name)
+    card = json.loads(pt.with_suffix(".json").read_text())
+    assert card["model_id"] == ck.model_id and pt.stat().st_size < 20 * 1024 * 1024
+    assert {"eval_synthetic", "synth_report"} <= set(card["metrics"])
+    runtime = tuple(m for m in ck.model.modalities if m != "3d")
+    assert set(ck.meta["std_calibration"]) == {modality_key(s) for s in expert_sets(runtime)}
