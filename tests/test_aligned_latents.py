@@ -207,3 +207,11 @@ def test_a_cloud_model_runs_on_the_demo(cloud_checkpoint, tmp_path):
     report = json.loads(rep.read_text())
     assert report["modalities"] == ["rgb", "cloud"] and report["frames_processed"] == 20
     assert report["detection_rate"] > 0.5 and np.isfinite(report["epe_mean_mm"])
+
+
+def test_weak_supervision_through_the_cloud_validates():
+    model = {"encoders": ["rgb", "cloud", "3d"], "decoders": ["3d", "cloud"], "image_size": 32,
+             "image_encoder": "compact"}  # fmt: skip
+    assert TrainConfig(labelled_fraction=0.3, model=model).labelled_fraction == 0.3
+    with pytest.raises(ValueError, match="needs a 2d decoder"):
+        TrainConfig(labelled_fraction=0.3, model={**model, "decoders": ["3d"]})

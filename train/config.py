@@ -104,7 +104,7 @@ class TrainConfig(_Strict):
     #: processes that make synthetic batches ahead of the training loop (0: made in the loop)
     workers: int = Field(0, ge=0, le=64)
     #: semi-supervision: the share of each batch that keeps its 3D labels; the rest train through the 2D
-    #: reconstruction only (their 3D is neither encoded nor decoded), which needs a "2d" decoder
+    #: reconstruction (or the cloud, heatmap and image ones) only (their 3D is neither encoded nor decoded)
     labelled_fraction: float = Field(1.0, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
@@ -121,8 +121,9 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _semi_needs_a_2d_target(self) -> TrainConfig:
-        if self.labelled_fraction < 1.0 and "2d" not in self.model.decoders:
-            raise ValueError("labelled_fraction < 1 needs a 2d decoder (model.decoders) for the unlabelled samples")
+        if self.labelled_fraction < 1.0 and not set(self.model.decoders) - {"3d"}:
+            raise ValueError("labelled_fraction < 1 needs a 2d decoder (or a cloud, heatmap or image decoder: "
+                             "model.decoders) for the unlabelled samples")  # fmt: skip
         return self
 
     eval_every: int = Field(2000, ge=1)
