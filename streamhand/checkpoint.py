@@ -19,7 +19,7 @@ import torch
 
 from streamhand import __version__
 from streamhand.codec import VIEW, WORLD_NORM
-from streamhand.models import HandPoseModel, ModelConfig
+from streamhand.models import HandPoseModel, ModelConfig, build_model
 from streamhand.skeleton import HANDEDNESS_CANON, LAYOUT, NORM_2D, REF_BONE
 
 FORMAT_VERSION = 1
@@ -109,7 +109,7 @@ def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -
     mcfg = ModelConfig.model_validate(data["model_config"])
     if "world" in mcfg.encoders and skel.get("world") != WORLD_NORM:
         raise CheckpointError(f"{p}: world-landmark normalisation {skel.get('world')!r} differs from {WORLD_NORM!r}")
-    model = HandPoseModel(mcfg)
+    model = build_model(mcfg)
     model.load_state_dict(data["state_dict"])
     model.eval()
     meta = {k: v for k, v in data.items() if k not in ("state_dict", "optimizer")}

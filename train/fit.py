@@ -18,9 +18,10 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from streamhand.checkpoint import save_checkpoint
-from streamhand.models import HandPoseModel
+from streamhand.models import HandPoseModel, build_model
 from train.config import TrainConfig
 from train.datasets.synthetic import PoseBatch, batches
+from train.dcmls import DiscriminatorStep, dcmls_loss
 from train.distributed import Placement, leave, place
 from train.evaluate import evaluate_synthetic
 from train.losses import training_loss
@@ -57,7 +58,8 @@ class TrainStep(torch.nn.Module):
         logs["loss"] = float(loss.detach())
         return loss, logs
 
-    def _loss(self, b: PoseBatch, labelled: bool, beta: float) -> tuple[torch.Tensor, dict[str, float]]:
+    def tensors(self, b: PoseBatch, labelled: bool = True) -> tuple[dict, dict]:
+        """A batch's encoder inputs and decoder targets on the model's device."""
         dev = next(self.model.parameters()).device
 
         def put(x: torch.Tensor) -> torch.Tensor:
@@ -79,8 +81,15 @@ class TrainStep(torch.nn.Module):
                 inputs[m] = x
             if m in self.model.decoders:
                 targets[m] = x
+        return inputs, targets
+
+    def _loss(self, b: PoseBatch, labelled: bool, beta: float) -> tuple[torch.Tensor, dict[str, float]]:
+        inputs, targets = self.tensors(b, labelled)
+        dev = next(self.model.parameters()).device
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
             lc = self.cfg.loss
+            if self.cfg.model.architecture == "dcmls":
+                return dcmls_loss(self.model, inputs, targets, beta, self.weights, lc.recon_3d)
             return training_loss(self.model, inputs, targets, beta, self.weights, lc.objective, lc.recon_3d,
                                  lc.fused_kl)  # fmt: skip
 
@@ -151,7 +160,7 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    model = HandPoseModel(cfg.model)
+    model = build_model(cfg.model)
     if cfg.init_from and resume is None:
         init_from(model, cfg.init_from)
     freeze(model, cfg.frozen)
@@ -162,7 +171,11 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
 
         ids = [where.device.index] if where.device.type == "cuda" else None
         step_fn = DistributedDataParallel(step_fn, device_ids=ids, find_unused_parameters=True)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    disc = DiscriminatorStep(model, cfg.lr) if cfg.model.architecture == "dcmls" else None
+    if disc is not None and where.world > 1:
+        raise ValueError("dcmls trains in one process (its discriminators are updated outside the model's step)")
+    own = {id(p) for p in disc.parameters} if disc is not None else set()
+    trainable = [p for p in model.parameters() if p.requires_grad and id(p) not in own]
     opt = torch.optim.Adam(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, history = 0, []
     if resume is not None:
@@ -208,6 +221,8 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
             for g in opt.param_groups:
                 g["lr"] = _lr_at(cfg, step)
             beta = cfg.loss.beta * min(1.0, (step + 1) / max(cfg.loss.warmup_steps, 1))
+            if disc is not None:  # the min-max of DCMLS: the discriminators' step, then the rest's
+                disc(*step_fn.tensors(b))
             loss, logs = step_fn(b, beta)
             opt.zero_grad(set_to_none=True)
             loss.backward()

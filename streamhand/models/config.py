@@ -30,3 +30,10 @@ class ModelConfig(BaseModel):
     cloud_points: int = Field(256, ge=16, le=4096)  # points sampled from the depth crop (the cloud expert's input)
     heatmap_size: int = Field(32, ge=8, le=256)  # side of the heatmap decoder's maps
     num_joints: int = 21
+    #: "poe": the cross-modal VAE with a product of experts (Spurr et al., Yang et al.); "dcmls": the
+    #: disentangled cross-modal latent space (Gu et al.; streamhand/models/dcmls.py)
+    architecture: Literal["poe", "dcmls"] = "poe"
+    pose_ratio: float = Field(0.5, gt=0.0, lt=1.0)  # dcmls: the hand-pose part's share of z (gamma_z)
+    disentangle: bool = True  # dcmls: split z into pose and context (off: z is all pose, no translator)
+    pose_discriminator: bool = True  # dcmls: D_h aligns the two pose parts
+    context_discriminator: bool = True  # dcmls: D_c judges the translated context
