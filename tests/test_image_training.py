@@ -107,18 +107,25 @@ def test_frozen_experts_do_not_move_and_the_new_one_learns(tmp_path):
     assert learnt and all(not torch.equal(after[k], start[k]) for k in learnt)
 
 
-def test_depth_model_smoke_training(tmp_path):
+@pytest.mark.parametrize("decoders", [["3d"], ["3d", "depth"]], ids=["without", "with_image_reconstruction"])
+def test_depth_model_smoke_training(tmp_path, decoders):
     over = {"out_dir": str(tmp_path), "steps": 40, "eval_every": 20, "eval_n": 50, "checkpoint_every": 40,
             "batch_size": 16, "workers": 0, "precision": "fp32", "init_from": None, "frozen": []}  # fmt: skip
     cfg = load_yaml(TrainConfig, RECIPES / "depth.yaml", over)
-    cfg.model.image_size = cfg.data.crop_size = 32
     cfg.model.hidden, cfg.data.chunk, cfg.lr = 64, 64, 1e-3
+    cfg.model.decoders, cfg.model.image_decoder_channels = decoders, [32, 16]  # 4 x 2^3 = the 32x32 crop
     torch.manual_seed(0)
     path = fit(cfg, progress=False)
     hist = json.loads((tmp_path / "depth" / "history.json").read_text())
     assert hist[-1]["loss"] < hist[0]["loss"]
     ck = load_checkpoint(path)
     assert ck.model.modalities == ["2d", "world", "depth", "3d"] and ck.model.cfg.image_size == 32
+    assert list(ck.model.decoders) == decoders
+
+
+def test_an_image_decoder_must_make_the_crop_size():
+    with pytest.raises(ValueError, match="make 256x256 images but crops are 32x32"):
+        ModelConfig(decoders=["3d", "depth"], image_size=32)
 
 
 def test_closed_loop_feeds_the_image_expert_crops_of_the_rendered_frame(tmp_path):

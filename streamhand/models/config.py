@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Modality = Literal["2d", "world", "3d", "rgb", "depth", "cloud"]
 #: encoders: one per modality, or "rgb+cloud", one joint encoder of the RGB crop and the depth crop's point cloud
@@ -37,3 +37,12 @@ class ModelConfig(BaseModel):
     disentangle: bool = True  # dcmls: split z into pose and context (off: z is all pose, no translator)
     pose_discriminator: bool = True  # dcmls: D_h aligns the two pose parts
     context_discriminator: bool = True  # dcmls: D_c judges the translated context
+
+    @model_validator(mode="after")
+    def _image_decoders_make_the_crop_size(self) -> ModelConfig:
+        made = 4 * 2 ** (len(self.image_decoder_channels) + 1)
+        if any(t in ("rgb", "depth") for t in self.decoders) and made != self.image_size:
+            n = (self.image_size // 4).bit_length() - 2
+            raise ValueError(f"image decoders make {made}x{made} images but crops are {self.image_size}x"
+                             f"{self.image_size}: give image_decoder_channels {n} entries")  # fmt: skip
+        return self
