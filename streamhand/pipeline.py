@@ -246,7 +246,7 @@ class Pipeline:
             tid = w.track_ids[i]
             joints_cam, _root, root_src, s = place_hand(d.landmarks_px, w.lift.joints_norm[i], float(w.lift.scale[i]),
                                                       f.intrinsics, f.depth)  # fmt: skip
-            joints_cam = self._smoother(tid, joints_cam, f.t_capture)
+            joints_cam = self._smoother(tid, joints_cam, f.t_capture if f.t_media is None else f.t_media)
             rel = joints_cam - joints_cam[0]
             std = w.lift.joint_std[i] * (s / float(w.lift.scale[i]))
             poses.append((d, tid, joints_cam, rel, std, root_src))

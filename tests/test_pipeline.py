@@ -370,3 +370,18 @@ def test_a_camera_that_misbehaves_is_reported_and_the_run_goes_on(tiny_checkpoin
     assert any(s.startswith("frozen: the same image for") for s in states)
     assert "ok" in states[states.index(next(s for s in states if s.startswith("frozen"))) :]  # moving again
     assert 0 < rep["frames_processed"] <= rep["frames_in"]  # live: the newest frames (the grey one is not counted in)
+
+
+def test_recordings_are_smoothed_on_their_own_clock(tiny_checkpoint):
+    """The demo read as fast as it goes: the motion filter sees the clip's frame times (index / fps), not how
+    long this machine took, so a recording gives the same poses on any machine."""
+    cfg = RunConfig(frames=12)
+    cfg.source.realtime = False
+    src = DemoSource(width=320, height=240, seconds=0.5, fps=30.0, realtime=False)
+    src.open()
+    pipe = _pipeline(cfg, src, tiny_checkpoint)
+    seen = []
+    inner = pipe._smoother.__call__
+    pipe._smoother = lambda tid, x, t: (seen.append(t), inner(tid, x, t))[1]
+    pipe.run()
+    assert seen and all(abs(t * 30.0 - round(t * 30.0)) < 1e-9 and t < 1.0 for t in seen)

@@ -46,6 +46,7 @@ def test_video_source_reads_all_frames_paced(tmp_path, frames):
     assert got[0].intrinsics == Intrinsics.from_fov(320, 240, 70)
     assert np.abs(got[2].rgb.astype(int) - rgbs[2]).mean() < 12  # lossy codec, same picture
     assert all(b.t_capture >= a.t_capture for a, b in zip(got, got[1:]))
+    assert [f.t_media for f in got] == [i / 20.0 for i in range(len(rgbs))]  # the file's own clock
 
 
 def test_video_source_mirror_and_fast(tmp_path, frames):

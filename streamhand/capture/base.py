@@ -29,6 +29,9 @@ class Frame:
     camera_id: str
     depth: np.ndarray | None = None  # (H, W) float32 metres, 0 = no data, aligned to rgb
     truth: dict | None = field(default=None)  # demo: {"joints_cam": [...], "left": [...]}
+    #: the frame's time in its recording (seconds: a video file, the demo clip), None for live sources. Motion
+    #: smoothing follows it, so a recording gives the same poses however fast this machine reads it.
+    t_media: float | None = None
 
 
 def now() -> tuple[float, float]:

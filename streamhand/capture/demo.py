@@ -139,7 +139,8 @@ class DemoSource(FrameSource):
         t, tu = now()
         truth = {"joints_cam": [j.copy() for j in joints], "left": list(lefts),
                  "joints_2d": [project(j, k) for j in joints]}  # fmt: skip
-        return Frame(self._next_index(), t, tu, rgb, k, "demo", depth=depth, truth=truth)
+        i = self._next_index()
+        return Frame(i, t, tu, rgb, k, "demo", depth=depth, truth=truth, t_media=i / self.fps)
 
 
 def _save_clip(path: Path, clip: list) -> None:

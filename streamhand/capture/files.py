@@ -78,7 +78,9 @@ class VideoSource(FrameSource):
             break
         self._pacer.wait()
         t, tu = now()
-        return Frame(self._next_index(), t, tu, to_rgb(bgr, self.mirror), self._k, f"video:{self.path.name}")
+        i = self._next_index()
+        return Frame(i, t, tu, to_rgb(bgr, self.mirror), self._k, f"video:{self.path.name}",
+                     t_media=i / self.fps)  # fmt: skip
 
     def close(self) -> None:
         if self._cap is not None:
