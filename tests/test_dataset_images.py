@@ -96,6 +96,10 @@ def test_augmentation_keeps_2d_3d_and_handedness_together(rhd, seed):
     d3 = (s["joints_cam"][9] - s["joints_cam"][0])[:2]
     cos = d2 @ d3 / np.linalg.norm(d2) / np.linalg.norm(d3)
     assert cos > 0.9, (seed, flipped)
+    fx, fy, cx, cy = s["k"]  # the crop is a pinhole camera: the turned, mirrored 3D projects onto the crop's 2D
+    j = s["joints_cam"]
+    np.testing.assert_allclose(np.stack([fx * j[:, 0] / j[:, 2] + cx, fy * j[:, 1] / j[:, 2] + cy], -1), s["kp2d"],
+                               atol=1e-6)  # fmt: skip
 
 
 def test_freihand_images_and_missing_files(tmp_path):
@@ -112,3 +116,55 @@ def test_freihand_images_and_missing_files(tmp_path):
     assert len(ds) == 2 and image_sample(ds, 1)["rgb"].shape == (3, 256, 256)
     with pytest.raises(ImageDataError, match=r"anno_training\.pickle"):
         load_rhd_images(tmp_path / "nowhere")
+
+
+def _with_evaluation_split(root):
+    """The tiny RHD's training split, also as its evaluation split."""
+    import shutil
+
+    shutil.copytree(root / "training", root / "evaluation")
+    (root / "evaluation" / "anno_training.pickle").rename(root / "evaluation" / "anno_evaluation.pickle")
+
+
+def test_an_rgb_expert_trains_on_rhd_images_and_evaluates_on_its_test_split(rhd, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from streamhand.checkpoint import load_checkpoint
+    from tests.helpers import ROOT
+    from train.config import TrainConfig
+    from train.datasets.published_images import image_pairs
+    from train.fit import fit
+
+    root, _ = rhd
+    _with_evaluation_split(root)
+    cfg = TrainConfig(name="rhd_rgb", steps=6, batch_size=4, eval_every=3, eval_n=10, checkpoint_every=6,
+                      device="cpu", out_dir=str(tmp_path / "runs"),
+                      model={"z_dim": 8, "hidden": 32, "encoders": ["2d", "rgb", "3d"], "decoders": ["3d"],
+                             "image_size": 32, "image_encoder": "compact"},
+                      data={"kind": "rhd", "rhd_root": str(root), "chunk": 64})  # fmt: skip
+    b = image_pairs(np.random.default_rng(0), cfg.data, 5)
+    assert b.images["rgb"].shape == (5, 3, 32, 32) and b.x2d.shape == (5, 21, 2) and b.y3d.shape == (5, 21, 3)
+    path = fit(cfg, progress=False)
+    hist = json.loads((tmp_path / "runs" / "rhd_rgb" / "history.json").read_text())
+    assert len(hist) == 2 and all(np.isfinite(h["val_epe_mean_mm"]) for h in hist)
+    assert load_checkpoint(path).model.modalities == ["2d", "rgb", "3d"]
+
+    from tests.helpers import cli as _  # noqa: F401  (the eval command below runs in-process)
+
+    r = subprocess.run([sys.executable, "-m", "train", "eval", "--checkpoint", str(path), "--data", "rhd", "--root",
+                        str(root), "--n", "2"], capture_output=True, text=True, cwd=str(ROOT), timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert "RGB -> 3D" in r.stdout and "Yang" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("kind", "encoders", "message"),
+    [("stb", ["2d", "depth", "3d"], "STB has no depth"), ("rhd", ["2d", "cloud", "3d"], "cloud: trains on synthetic")],
+)
+def test_published_image_training_refuses_what_the_data_lacks(kind, encoders, message):
+    from train.config import TrainConfig
+
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(model={"encoders": encoders, "decoders": ["3d"], "image_size": 32}, data={"kind": kind})

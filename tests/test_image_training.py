@@ -59,7 +59,7 @@ def test_recipes_validate(name):
 def test_image_experts_refuse_other_data(tmp_path):
     p = tmp_path / "r.yaml"
     p.write_text((RECIPES / "depth.yaml").read_text().replace("data:\n", "data:\n  mediapipe_pairs: 10\n"))
-    with pytest.raises(ConfigError, match="synthetic renders only"):
+    with pytest.raises(ConfigError, match="without mediapipe_pairs"):
         load_yaml(TrainConfig, p)
 
 

@@ -29,6 +29,13 @@ def test_recipes_validate(name, kind):
     assert cfg.data.kind == kind and cfg.loss.objective == "cross" and cfg.model.decoders == ["3d", "2d"]
 
 
+@pytest.mark.parametrize(("name", "kind"), [("rhd_rgb", "rhd"), ("stb_rgb", "stb"), ("rhd_stb_rgb", "rhd+stb")])
+def test_rgb_recipes_validate(name, kind):
+    cfg = load_yaml(TrainConfig, RECIPES / f"{name}.yaml")
+    assert cfg.data.kind == kind and cfg.data.crops == ["rgb"] and cfg.data.crop_size == 256
+    assert cfg.model.encoders == ["rgb", "2d", "3d"] and cfg.loss.objective == "cross"
+
+
 def test_stb_splits_are_the_papers():
     assert STB_TEST == ("B1Counting", "B1Random") and len(STB_TRAIN) == 10 and "B6Random" in STB_TRAIN
 

@@ -82,26 +82,34 @@ def evaluate(
         _eval_frames(checkpoint, root, keypoints or "mediapipe", modalities, hand_size, json_out, pck_png)
         return
     given = [f for f, v in (("--keypoints", keypoints), ("--hand-size", hand_size)) if v is not None]
-    if modalities is not None and data != "synthetic":
-        _fail("--modalities: for --data frames or synthetic only")
+    if modalities is not None and data not in ("synthetic", "rhd", "stb"):
+        _fail("--modalities: for --data frames, synthetic, rhd or stb only")
     if given:
         _fail(f"{', '.join(given)}: for --data frames only")
     try:
         ckpt = load_checkpoint(checkpoint)
     except CheckpointError as e:
         _fail(str(e))
-    extra, cal = {}, None
-    if data == "synthetic" and (modalities or any(m in ckpt.model.encoders for m in ("rgb", "depth"))):
+    extra, cal, task = {}, None, "2D -> 3D"
+    images = any(m in ckpt.model.encoders for m in ("rgb", "depth"))
+    if data in ("synthetic", "rhd", "stb") and (modalities or images):
         from train.config import DataConfig
+        from train.datasets.images import ImageDataError
         from train.evaluate import evaluate_fused
 
         mods = tuple(m.strip() for m in modalities.split(",")) if modalities else None
-        bad = [m for m in mods or () if m not in ckpt.model.encoders or m == "3d"]
+        bad = [m for m in mods or () if m not in ckpt.model.modalities or m == "3d"]
         if bad:
             _fail(f"--modalities {','.join(bad)}: the model's run-time encoders are "
                   f"{','.join(m for m in ckpt.model.modalities if m != '3d')}")  # fmt: skip
-        m = evaluate_fused(ckpt.model, DataConfig(), n=n, seed=seed, noise_px=noise_px, modalities=mods)
+        where = {} if data == "synthetic" else {"kind": data, f"{data}_root": str(root)}
+        try:
+            m = evaluate_fused(ckpt.model, DataConfig(**where), n=n, seed=seed, noise_px=noise_px, modalities=mods)
+        except (ImageDataError, FileNotFoundError, ValueError) as e:
+            _fail(f"--data {data}: {e}")
         extra["modalities"] = list(mods or [x for x in ckpt.model.modalities if x != "3d"])
+        if "rgb" in extra["modalities"]:
+            task = "RGB -> 3D"
     elif data == "synthetic":
         cal = (ckpt.meta.get("std_calibration") or {}).get("2d")
         m = evaluate_synthetic(ckpt.model, n=n, seed=seed, noise_px=noise_px, uncertainty_samples=16,
@@ -122,7 +130,7 @@ def evaluate(
     typer.echo(f"EPE mean {m.epe_mean_mm:.2f} mm  median {m.epe_median_mm:.2f} mm  AUC(20-50) {m.auc_20_50:.3f}  "
                f"AUC(0-50) {m.auc_0_50:.3f}  n={m.n}")  # fmt: skip
     typer.echo("per joint (mm): " + " ".join(f"{v:.1f}" for v in m.per_joint_mm))
-    for line in comparison_lines(data, "2D -> 3D", m.epe_mean_mm, m.auc_20_50):
+    for line in comparison_lines(data, task, m.epe_mean_mm, m.auc_20_50):
         typer.echo(line)
     if pck_png is not None:
         from train.published import PUBLISHED

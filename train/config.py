@@ -112,9 +112,14 @@ class TrainConfig(_Strict):
         m = self.model
         takes = {part for e in m.encoders for part in e.split("+")} | set(m.decoders)  # a joint encoder's two
         images = [x for x in ("rgb", "depth", "cloud", "heatmap") if x in takes]
-        if images and (self.data.kind != "synthetic" or self.data.mediapipe_pairs):
+        if images and self.data.mediapipe_pairs:
             raise ValueError("image experts and decoders (rgb, depth, cloud, heatmap) train on synthetic renders "
-                             "only, without mediapipe_pairs")  # fmt: skip
+                             "or a published dataset's images, without mediapipe_pairs")  # fmt: skip
+        if self.data.kind != "synthetic" and set(images) - {"rgb", "depth"}:
+            raise ValueError(f"{', '.join(sorted(set(images) - {'rgb', 'depth'}))}: trains on synthetic renders "
+                             "only; a published dataset gives rgb (and RHD depth) crops")  # fmt: skip
+        if "stb" in self.data.kind and "depth" in images:
+            raise ValueError("STB has no depth images: a depth expert trains on RHD or synthetic renders")
         self.data.crops, self.data.crop_size = images, m.image_size
         self.data.heatmap_size, self.data.cloud_points = m.heatmap_size, m.cloud_points
         return self

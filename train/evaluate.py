@@ -102,12 +102,19 @@ def evaluate_synthetic(
 def evaluate_fused(model: HandPoseModel, data: DataConfig, n: int = 500, seed: int = 1234, noise_px: float = 2.0,
                    modalities: tuple[str, ...] | None = None) -> PoseMetrics:  # fmt: skip
     """EPE of the fused experts ``modalities`` (default: every run-time encoder the model has: 2d, world, rgb,
-    depth, cloud) on ``n`` fresh synthetic hands, image crops rendered as the runtime crops them."""
+    depth, cloud) on ``n`` fresh synthetic hands, image crops rendered as the runtime crops them; for a published
+    dataset (``data.kind``), on its test split's first ``n`` images."""
     mods = modalities or tuple(m for m in model.modalities if m != "3d")
     crops = [m for m in ("rgb", "depth", "cloud") if m in mods]
     cfg = data.model_copy(update={"crops": crops, "crop_size": model.cfg.image_size,
                                   "cloud_points": model.cfg.cloud_points})  # fmt: skip
-    pairs = make_pairs(np.random.default_rng(seed), n, cfg, noise_px=noise_px)
+    if cfg.kind != "synthetic":  # the published test split's images, true 2D, no augmentation
+        from train.datasets.published_images import image_pairs
+
+        pairs = image_pairs(np.random.default_rng(seed), cfg, n, "test", augment=False, noise_px=0.0)
+    else:
+        pairs = make_pairs(np.random.default_rng(seed), n, cfg, noise_px=noise_px)
+    n = len(pairs.scale)
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device

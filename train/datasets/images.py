@@ -158,7 +158,8 @@ def image_sample(ds: ImageHandSet, i: int, rng: np.random.Generator | None = Non
                  aug: AugmentConfig | None = None, size: int = CROP_SIZE) -> dict[str, np.ndarray]:  # fmt: skip
     """Sample ``i``: ``rgb`` (3, S, S) in [-0.5, 0.5], ``depth`` (1, S, S) in metres or absent, ``kp2d`` (21, 2) in
     crop pixels, ``joints_cam`` (21, 3) (turned with the crop's rotation about the optical axis and mirrored
-    with a flip), ``left`` (after a flip)."""
+    with a flip), ``left`` (after a flip), ``k`` the crop's intrinsics (fx, fy, cx, cy): ``joints_cam`` seen
+    through them is ``kp2d``."""
     bgr = cv2.imread(str(ds.images[i]), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ImageDataError(f"unreadable image {ds.images[i]}")
@@ -180,8 +181,12 @@ def image_sample(ds: ImageHandSet, i: int, rng: np.random.Generator | None = Non
     if flip:
         joints[:, 0] *= -1
         left = not left
+    k = ds.hands.k[i]
+    s = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))  # the crop's uniform scale (a flip changes the sign only)
+    c = m @ np.array([k[0, 2], k[1, 2], 1.0])  # the principal point in the crop
     out = {"rgb": (np.clip(out_rgb, 0, 1) - 0.5).transpose(2, 0, 1).astype(np.float32), "kp2d": kp_c,
-           "joints_cam": joints, "left": np.array(left)}  # fmt: skip
+           "joints_cam": joints, "left": np.array(left),
+           "k": np.array([s * k[0, 0], s * k[1, 1], c[0], c[1]])}  # fmt: skip
     if ds.depths and ds.depths[i] is not None:
         d = read_rhd_depth(ds.depths[i])
         out["depth"] = cv2.warpAffine(d, m, (size, size), flags=cv2.INTER_NEAREST)[None].astype(np.float32)

@@ -168,6 +168,10 @@ def chunk_data(
     """Chunk ``c`` of the stream of ``rank`` (one process of a multi-GPU run): ``default_rng([seed, c])`` for
     rank 0, so a single-process run's data does not depend on how it is made."""
     rng = np.random.default_rng([seed, c] if rank == 0 else [seed, c, rank])
+    if cfg.kind != "synthetic" and cfg.crops:  # a published dataset's images for the image experts
+        from train.datasets.published_images import image_pairs
+
+        return image_pairs(rng, cfg, n)
     if cfg.kind != "synthetic":  # a published dataset's hands, drawn with replacement
         from train.datasets.published import published_hands
 
