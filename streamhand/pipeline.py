@@ -200,7 +200,7 @@ class Pipeline:
             be, k = self.lifter.backend, w.frame.intrinsics
             cam = (k.fx, k.fy, k.cx, k.cy)
             w.images = hand_crops(w.frame.rgb, w.frame.depth, lms, self.modalities, be.image_size,
-                                  self.cfg.detect.crop_margin, cam, be.cloud_points)  # fmt: skip
+                                  self.cfg.detect.crop_margin, cam, be.cloud_points, be.crop_view)  # fmt: skip
 
     def _infer(self, w: _Work) -> None:
         if w.detections:

@@ -142,3 +142,53 @@ def test_closed_loop_feeds_the_image_expert_crops_of_the_rendered_frame(tmp_path
     assert set(closed["experts"]) == {"2d", "world", "2d+world", "depth", "2d+depth", "2d+world+depth"}
     alone = closed["experts"]["depth"]["epe_mean_mm"]
     assert np.isfinite(alone) and alone != closed["experts"]["2d"]["epe_mean_mm"]
+
+
+def test_turned_crops_centre_the_palm_and_keep_true_depths():
+    from streamhand.detect.crops import view_crop, warp_view
+    from streamhand.skeleton import MIDDLE_MCP, WRIST
+
+    rng = np.random.default_rng(1)
+    hs = sample_hands(rng, 1, SamplerConfig(in_frame_margin=40))
+    k = hs.intrinsics[0]
+    cam = (k.fx, k.fy, k.cx, k.cy)
+    vc = view_crop(hs.joints_2d[0], cam, 32)
+    u, v = 0.5 * (hs.joints_2d[0, WRIST] + hs.joints_2d[0, MIDDLE_MCP])  # the palm centre's ray
+    ray = vc.rot @ np.array([(u - k.cx) / k.fx, (v - k.cy) / k.fy, 1.0])
+    np.testing.assert_allclose(vc.f * ray[:2] / ray[2] + vc.c, vc.c, atol=1e-9)  # on the turned optical axis
+    plane = np.full((k.height, k.width), 0.6, np.float32)  # a wall 0.6 m away along the camera's axis
+    d = warp_view(plane, vc, cam, depth=True)
+    g = (np.arange(32) - vc.c) / vc.f
+    rays = np.stack([*np.meshgrid(g, g), np.ones((32, 32))], -1)
+    points = (rays * d[..., None]) @ vc.rot  # back to the camera frame
+    np.testing.assert_allclose(points[..., 2][d > 0], 0.6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("view", ["box", "turned"])
+def test_crops_rendered_for_training_match_the_runtime_crops(view):
+    """The training renderer draws each crop directly at low resolution; the runtime crops (or warps) the full
+    frame: the same hand, the same relief, holes of the same size on it."""
+    from streamhand.detect.crops import hand_crops
+    from tests.helpers import rendered_frames
+
+    rgbs, depths, hs = rendered_frames(6, 640, 480, seed=4)
+    for i in range(6):
+        k = hs.intrinsics[i]
+        cam = (k.fx, k.fy, k.cx, k.cy)
+        run = hand_crops(rgbs[i], depths[i], [hs.joints_2d[i]], ("depth",), 32, 1.4, cam, view=view)["depth"][0, 0]
+        drawn = render_crops(np.random.default_rng(i), hs.joints_cam[i : i + 1], hs.joints_2d[i : i + 1],
+                             hs.left[i : i + 1], hs.intrinsics.take(np.array([i])), 640, 480, ["depth"], 32,
+                             view=view)["depth"][0, 0]  # fmt: skip
+        drawn = drawn[:, ::-1] if hs.left[i] else drawn  # training crops of left hands come mirrored
+        a, b = run < 0.3, drawn < 0.3
+        assert (a & b).sum() / (a | b).sum() > 0.75, i
+        assert np.median(np.abs(run - drawn)[a & b]) < 0.02, i  # within 6 mm of relief
+
+
+def test_turned_crops_are_a_model_option_for_renders_only():
+    cfg = TrainConfig(model={"encoders": ["2d", "depth", "3d"], "decoders": ["3d"], "image_size": 32,
+                             "image_encoder": "compact", "crop_view": "turned"})  # fmt: skip
+    assert cfg.data.crop_view == "turned"
+    with pytest.raises(ValueError, match="turned crops train on renders"):
+        TrainConfig(model={"encoders": ["2d", "rgb", "3d"], "decoders": ["3d"], "image_size": 32,
+                           "crop_view": "turned"}, data={"kind": "rhd"})  # fmt: skip

@@ -66,14 +66,15 @@ def with_simulated_world(pairs: dict[str, np.ndarray], seed: int) -> dict[str, n
     return {**pairs, "world": simulated_world(rng, pairs["joints_cam"], WorldNoiseConfig()).astype(np.float32)}
 
 
-def pair_crops(pairs: dict[str, np.ndarray], modalities: list[str], size: int, seed: int = 0) -> dict[str, np.ndarray]:
+def pair_crops(pairs: dict[str, np.ndarray], modalities: list[str], size: int, seed: int = 0,
+               view: str = "box") -> dict[str, np.ndarray]:  # fmt: skip
     """Crops of the labelled hands for the image experts, rendered as the runtime crops them around MediaPipe's
     landmarks (the pairs are 640 x 480 renders)."""
     from streamhand.synth.crops import render_crops
 
     k = IntrinsicsBatch(640, 480, *(pairs[q] for q in ("fx", "fy", "cx", "cy")))
     crops = render_crops(np.random.default_rng(seed), pairs["joints_cam"], pairs["landmarks"], pairs["left"], k,
-                         640, 480, modalities, size)  # fmt: skip
+                         640, 480, modalities, size, view=view)  # fmt: skip
     return {m: crops[m] for m in modalities}
 
 
@@ -86,7 +87,7 @@ def calibrate(checkpoint: str | Path, pairs: dict[str, np.ndarray], n_samples: i
     lifter = Lifter(backend)
     image_mods = [m for m in ("rgb", "depth") if m in backend.modalities]
     if image_mods and "images" not in pairs:
-        pairs = {**pairs, "images": pair_crops(pairs, image_mods, backend.image_size)}
+        pairs = {**pairs, "images": pair_crops(pairs, image_mods, backend.image_size, view=backend.crop_view)}
     out = {}
     for mods in expert_sets(backend.modalities):
         spread, dis, error = spread_and_error(lifter, pairs, mods)

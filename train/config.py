@@ -52,6 +52,7 @@ class DataConfig(_Strict):
     crop_margin: float = Field(1.4, ge=1.0, le=3.0)
     heatmap_size: int = Field(32, ge=8, le=256)
     cloud_points: int = Field(256, ge=16, le=4096)
+    crop_view: Literal["box", "turned"] = "box"  # set from the model's crop_view
     width: int = 640
     height: int = 480
     depth_range: tuple[float, float] = (0.25, 0.9)
@@ -122,6 +123,9 @@ class TrainConfig(_Strict):
             raise ValueError("STB has no depth images: a depth expert trains on RHD or synthetic renders")
         self.data.crops, self.data.crop_size = images, m.image_size
         self.data.heatmap_size, self.data.cloud_points = m.heatmap_size, m.cloud_points
+        self.data.crop_view = m.crop_view
+        if self.data.kind != "synthetic" and images and m.crop_view == "turned":
+            raise ValueError("turned crops train on renders: a published dataset's crops are Spurr's boxes")
         return self
 
     @model_validator(mode="after")

@@ -106,8 +106,9 @@ def evaluate_fused(model: HandPoseModel, data: DataConfig, n: int = 500, seed: i
     dataset (``data.kind``), on its test split's first ``n`` images."""
     mods = modalities or tuple(m for m in model.modalities if m != "3d")
     crops = [m for m in ("rgb", "depth", "cloud") if m in mods]
-    cfg = data.model_copy(update={"crops": crops, "crop_size": model.cfg.image_size,
-                                  "cloud_points": model.cfg.cloud_points})  # fmt: skip
+    c = model.cfg
+    cfg = data.model_copy(update={"crops": crops, "crop_size": c.image_size, "cloud_points": c.cloud_points,
+                                  "crop_view": c.crop_view})  # fmt: skip
     if cfg.kind != "synthetic":  # the published test split's images, true 2D, no augmentation
         from train.datasets.published_images import image_pairs
 

@@ -68,7 +68,11 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
             dets.append((i, d))
             if image_mods:
                 size = lifter.backend.image_size
-                for m, v in hand_crops(r.rgb, r.depth / 1000.0, [d.landmarks_px], image_mods, size).items():
+                k = hs.intrinsics[i]
+                cam = (k.fx, k.fy, k.cx, k.cy)
+                got = hand_crops(r.rgb, r.depth / 1000.0, [d.landmarks_px], image_mods, size, 1.4, cam,
+                                 view=lifter.backend.crop_view)  # fmt: skip
+                for m, v in got.items():
                     crops[m].append(v[0])
     palm = hs.rotation[:, 2, 2] < 0  # palm normal toward the camera
     rep = dict(

@@ -1,5 +1,10 @@
 """Square crops around a hand for the image encoders (RGB and depth), sized from the landmark extent, and the
-point cloud of the hand seen in a depth crop (the cloud expert's input)."""
+point cloud of the hand seen in a depth crop (the cloud expert's input).
+
+Two crop views (a model records which it was trained on, ``ModelConfig.crop_view``): ``box``, the image's
+square box around the landmarks; ``turned``, the hand seen by the virtual camera the 2D keypoints are encoded in
+(:func:`streamhand.codec.view_rotation`: its optical axis through the palm centre), a perspective warp of the
+image whose depth is measured along the turned axis, so image, 2D and 3D share one view."""
 
 from __future__ import annotations
 
@@ -41,6 +46,53 @@ def crop_square(image: np.ndarray, box: CropBox, size: int, interpolation: int =
     s = size / box.side
     m = np.array([[s, 0, -box.x0 * s], [0, s, -box.y0 * s]], dtype=np.float64)
     return cv2.warpAffine(image, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+@dataclass(frozen=True)
+class ViewCrop:
+    """The turned view of one hand: rotation ``rot`` (camera -> virtual camera), focal length ``f`` and principal
+    point ``c`` (both axes, the crop's centre) of a ``size`` x ``size`` crop."""
+
+    rot: np.ndarray
+    f: float
+    c: float
+    size: int
+
+
+def view_crop(landmarks_px: np.ndarray, k: tuple[float, ...], size: int, margin: float = 1.4) -> ViewCrop:
+    """The turned crop of a hand with landmarks (21, 2) seen through intrinsics ``k`` (fx, fy, cx, cy): centred
+    on the palm centre's ray, wide enough for ``margin`` x the landmarks' largest offset from it."""
+    from streamhand.codec import to_view, view_rotation
+
+    cam = _Cam(*k)
+    lm = np.asarray(landmarks_px, dtype=np.float64)[None]
+    rot = view_rotation(lm, cam)
+    h = max(float(np.abs(to_view(lm, cam, rot)).max()), 1e-3)
+    return ViewCrop(rot[0], size / (2.0 * h * margin), (size - 1) / 2.0, size)
+
+
+@dataclass(frozen=True)
+class _Cam:
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+
+def warp_view(image: np.ndarray, vc: ViewCrop, k: tuple[float, ...], depth: bool = False) -> np.ndarray:
+    """``image`` seen in the turned crop ``vc`` (a homography; outside the image is zero). With ``depth`` the
+    values (metres along the camera's axis, resampled nearest) become depths along the turned axis."""
+    fx, fy, cx, cy = k
+    kin = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]])
+    kv = np.array([[vc.f, 0, vc.c], [0, vc.f, vc.c], [0, 0, 1.0]])
+    h = kv @ vc.rot @ np.linalg.inv(kin)
+    flags = cv2.INTER_NEAREST if depth else cv2.INTER_LINEAR
+    out = cv2.warpPerspective(image, h, (vc.size, vc.size), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if depth:  # a point at camera depth Z on the crop ray r_v (z_v = 1) lies at Z / (R^T r_v)_z along the turned axis
+        g = np.arange(vc.size, dtype=np.float64)
+        rv = np.stack([*np.meshgrid((g - vc.c) / vc.f, (g - vc.c) / vc.f), np.ones((vc.size, vc.size))], -1)
+        out = (out / (rv @ vc.rot)[..., 2]).astype(np.float32)
+    return out
 
 
 def crop_intrinsics(box: CropBox, size: int, fx: float, fy: float, cx: float, cy: float) -> tuple[float, ...]:
@@ -98,19 +150,23 @@ def normalise_depth(crop_m: np.ndarray, span_m: float = 0.3, behind_m: float = 0
 
 def hand_crops(rgb: np.ndarray, depth: np.ndarray | None, landmarks_px: list[np.ndarray], modalities: tuple[str, ...],
                size: int, margin: float = 1.4, k: tuple[float, ...] | None = None,
-               cloud_points: int = 256) -> dict[str, np.ndarray]:  # fmt: skip
+               cloud_points: int = 256, view: str = "box") -> dict[str, np.ndarray]:  # fmt: skip
     """The image encoders' inputs for each hand of a frame, boxed around its landmarks: ``rgb`` (n, 3, S, S),
     ``depth`` (n, 1, S, S, from ``depth`` in metres, resampled nearest so holes stay holes) and ``cloud`` (n, P, 3
     camera-frame metres from a :data:`CLOUD_CROP` depth crop; needs the frame's intrinsics ``k``: fx, fy, cx,
-    cy) for those of ``modalities`` the frame has."""
+    cy) for those of ``modalities`` the frame has. ``view``: the crops' view, ``box`` or ``turned`` (needs ``k``)."""
+    if view == "turned" and k is None:
+        raise ValueError("turned crops need the camera's intrinsics")
     out: dict[str, list[np.ndarray]] = {m: [] for m in ("rgb", "depth", "cloud") if m in modalities}
     h, w = rgb.shape[:2]
     for lm in landmarks_px:
         box = square_box(lm, w, h, margin)
+        vc = view_crop(lm, k, size, margin) if view == "turned" and k is not None else None
         if "rgb" in out:
-            out["rgb"].append(normalise_rgb(crop_square(rgb, box, size)))
+            out["rgb"].append(normalise_rgb(crop_square(rgb, box, size) if vc is None else warp_view(rgb, vc, k)))
         if "depth" in out and depth is not None:
-            out["depth"].append(normalise_depth(crop_square(depth, box, size, interpolation=cv2.INTER_NEAREST)))
+            d = crop_square(depth, box, size, cv2.INTER_NEAREST) if vc is None else warp_view(depth, vc, k, True)
+            out["depth"].append(normalise_depth(d))
         if "cloud" in out and depth is not None and k is not None:
             near = crop_square(depth, box, CLOUD_CROP, interpolation=cv2.INTER_NEAREST)
             out["cloud"].append(depth_cloud(near, crop_intrinsics(box, CLOUD_CROP, *k), cloud_points))

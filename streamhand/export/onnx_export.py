@@ -126,6 +126,7 @@ def export_onnx(
         "z_dim": model.cfg.z_dim,
         "image_size": model.cfg.image_size,
         "cloud_points": model.cfg.cloud_points,
+        "crop_view": model.cfg.crop_view,
         "n_samples": n_samples,
         "noise_seed": seed,
         "max_batch": max_batch,

@@ -23,6 +23,7 @@ class Backend(ABC):
     modalities: tuple[str, ...] = ()  # encoders the loaded model has
     image_size: int = 0  # side of rgb/depth crops, if the model has image encoders
     cloud_points: int = 256  # points of the depth crop's cloud, if the model has a cloud expert
+    crop_view: str = "box"  # the rgb/depth crops' view the model was trained on (streamhand/detect/crops.py)
     model_id: str = "unknown"
     #: per fused-expert set, the joint_std calibration stored with the model (:mod:`streamhand.uncertainty`)
     std_calibration: dict | None = None

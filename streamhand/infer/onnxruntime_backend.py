@@ -75,12 +75,13 @@ class OnnxRuntimeBackend(Backend):
             meta = metas[0]
             self.model_id, self.image_size = meta["model_id"], int(meta["image_size"])
             self.cloud_points = int(meta.get("cloud_points", 256))
+            self.crop_view = str(meta.get("crop_view", "box"))
             self.std_calibration = meta.get("std_calibration")
             self.modalities = tuple(sorted({m for s in self._sessions for m in s}))
             return
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         self.model_id, self.image_size = ckpt.model_id, ckpt.model.cfg.image_size
-        self.cloud_points = ckpt.model.cfg.cloud_points
+        self.cloud_points, self.crop_view = ckpt.model.cfg.cloud_points, ckpt.model.cfg.crop_view
         self.std_calibration = ckpt.meta.get("std_calibration")
         self.modalities = tuple(ckpt.model.modalities)
         mods = ordered(modalities or tuple(m for m in ckpt.model.modalities if m in INPUT_NAMES))

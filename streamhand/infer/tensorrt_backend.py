@@ -46,6 +46,7 @@ class TensorRTBackend(Backend):
         self.model_id = side["model_id"]
         self.image_size = int(meta.get("image_size", 0))
         self.cloud_points = int(meta.get("cloud_points", 256))
+        self.crop_view = str(meta.get("crop_view", "box"))
         self.std_calibration = meta.get("std_calibration")
         self.engine_modalities = ordered(tuple(side["modalities"]))
         self.modalities = tuple(fallback.modalities) if fallback is not None else self.engine_modalities

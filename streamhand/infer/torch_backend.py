@@ -36,6 +36,7 @@ class TorchBackend(Backend):
         self.model = ckpt.model.to(self.device).eval()
         self.modalities = tuple(self.model.modalities)
         self.image_size, self.cloud_points = self.model.cfg.image_size, self.model.cfg.cloud_points
+        self.crop_view = self.model.cfg.crop_view
         self.model_id = ckpt.model_id
         self.std_calibration = ckpt.meta.get("std_calibration")
         if threads is not None:

@@ -26,6 +26,9 @@ class ModelConfig(BaseModel):
     image_size: int = Field(128, ge=32, le=512)  # square crops for rgb/depth encoders
     #: the rgb/depth encoders: "resnet18" (the papers') or "compact" (a small strided CNN; power-of-two crops)
     image_encoder: Literal["resnet18", "compact"] = "resnet18"
+    #: the rgb/depth crops' view: "box" (the image's square box around the hand) or "turned" (the virtual camera the
+    #: 2D is encoded in; streamhand/detect/crops.py). The runtime crops as the model was trained.
+    crop_view: Literal["box", "turned"] = "box"
     image_decoder_channels: list[int] = Field(default_factory=lambda: [128, 64, 32, 16, 8])
     cloud_points: int = Field(256, ge=16, le=4096)  # points sampled from the depth crop (the cloud expert's input)
     heatmap_size: int = Field(32, ge=8, le=256)  # side of the heatmap decoder's maps

@@ -14,6 +14,8 @@ from a :data:`~streamhand.detect.crops.CLOUD_CROP` render) and the heatmap decod
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from streamhand.detect.crops import (
@@ -24,6 +26,7 @@ from streamhand.detect.crops import (
     normalise_depth,
     normalise_rgb,
     square_box,
+    view_crop,
 )
 from streamhand.geometry import Intrinsics
 from streamhand.synth.render import RenderConfig, render
@@ -46,17 +49,26 @@ def render_crops(
     truth_2d: np.ndarray | None = None,
     heatmap_size: int = 32,
     cloud_points: int = 256,
+    view: str = "box",
 ) -> dict[str, np.ndarray]:
     """For ``n`` hands, those of ``modalities`` asked for: (n, 3, S, S) ``rgb``, (n, 1, S, S) ``depth``,
-    (n, P, 3) ``cloud`` (camera frame, metres; not mirrored) and (n, 21, H, H) ``heatmap`` of ``truth_2d``."""
+    (n, P, 3) ``cloud`` (camera frame, metres; not mirrored) and (n, 21, H, H) ``heatmap`` of ``truth_2d``.
+    ``view="turned"``: the rgb / depth crops are rendered by the virtual camera the 2D is encoded in
+    (:func:`streamhand.detect.crops.view_crop`), as the runtime warps them."""
     out: dict[str, list[np.ndarray]] = {m: [] for m in ("rgb", "depth", "cloud", "heatmap") if m in modalities}
     for i in range(len(joints_cam)):
         box = square_box(kp2d[i], width, height, margin)
         cam = (float(cams.fx[i]), float(cams.fy[i]), float(cams.cx[i]), float(cams.cy[i]))
         flip = (lambda a: a[..., ::-1]) if left[i] else (lambda a: a)
         r = None
-        if "rgb" in out or "depth" in out:
-            r = render(rng, [joints_cam[i]], Intrinsics(size, size, *crop_intrinsics(box, size, *cam)), cfg=CROP_RENDER,
+        if ("rgb" in out or "depth" in out) and view == "turned":
+            vc = view_crop(kp2d[i], cam, size, margin)  # the hand turned into the virtual camera, rendered there
+            rc = replace(CROP_RENDER, hole_scale=vc.f / cam[0])
+            r = render(rng, [joints_cam[i] @ vc.rot.T], Intrinsics(size, size, vc.f, vc.f, vc.c, vc.c), cfg=rc,
+                       left=[bool(left[i])])  # fmt: skip
+        elif "rgb" in out or "depth" in out:
+            rc = replace(CROP_RENDER, hole_scale=size / box.side)
+            r = render(rng, [joints_cam[i]], Intrinsics(size, size, *crop_intrinsics(box, size, *cam)), cfg=rc,
                        left=[bool(left[i])])  # fmt: skip
         if "rgb" in out:
             out["rgb"].append(flip(normalise_rgb(r.rgb)))
@@ -64,8 +76,9 @@ def render_crops(
             out["depth"].append(flip(normalise_depth(r.depth.astype(np.float32) / 1000.0)))
         if "cloud" in out:
             kc = crop_intrinsics(box, CLOUD_CROP, *cam)
-            if r is None or size != CLOUD_CROP:
-                r = render(rng, [joints_cam[i]], Intrinsics(CLOUD_CROP, CLOUD_CROP, *kc), cfg=CROP_RENDER,
+            if r is None or size != CLOUD_CROP or view == "turned":
+                rc = replace(CROP_RENDER, hole_scale=CLOUD_CROP / box.side)
+                r = render(rng, [joints_cam[i]], Intrinsics(CLOUD_CROP, CLOUD_CROP, *kc), cfg=rc,
                            left=[bool(left[i])])  # fmt: skip
             out["cloud"].append(depth_cloud(r.depth.astype(np.float32) / 1000.0, kc, cloud_points))
         if "heatmap" in out:

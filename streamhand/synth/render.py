@@ -43,6 +43,9 @@ class RenderConfig:
     forearm: bool = True
     forearm_length_m: float = 0.25
     background_depth_m: tuple[float, float] = (1.0, 3.0)
+    #: this image's pixels per pixel of the sensor whose holes are simulated (a crop drawn directly at low
+    #: resolution: crop side / box side), so holes and edge dropouts keep their size on the hand
+    hole_scale: float = 1.0
 
 
 @dataclass
@@ -316,16 +319,22 @@ def render(
         depth_m = depth_m + rng.standard_normal(depth_m.shape, dtype=np.float32) * np.float32(0.0012) * depth_m**2
     depth = np.clip(depth_m * 1000.0, 0, 65535).astype(np.uint16)
     if cfg.depth_holes:
-        _punch_holes(rng, depth, fg)
+        _punch_holes(rng, depth, fg, cfg.hole_scale)
     return Rendered(rgb, depth, owner)
 
 
-def _punch_holes(rng: np.random.Generator, depth: np.ndarray, fg: np.ndarray) -> None:
-    """Zero out sensor-like holes: a few blobs and pixels along depth edges."""
+def _punch_holes(rng: np.random.Generator, depth: np.ndarray, fg: np.ndarray, scale: float = 1.0) -> None:
+    """Zero out sensor-like holes: a few blobs and pixels along depth edges (sized in sensor pixels: ``scale``
+    of this image's pixels each)."""
     h, w = depth.shape
     holes = np.zeros((h, w), np.uint8)
     for _ in range(int(rng.integers(0, 4))):
-        cv2.circle(holes, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(2, 8)), 1, -1)
+        r = int(rng.integers(2, 8))
+        if scale != 1.0:  # at a lower resolution a hole covers the same part of the scene
+            r = int(round(r * scale))
+            if r < 1:
+                continue
+        cv2.circle(holes, (int(rng.integers(0, w)), int(rng.integers(0, h))), r, 1, -1)
     edge = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-    holes[edge & (rng.random((h, w), dtype=np.float32) < 0.5)] = 1
+    holes[edge & (rng.random((h, w), dtype=np.float32) < 0.5 * min(scale, 1.0))] = 1
     depth[holes > 0] = 0

@@ -110,7 +110,8 @@ def encode_pairs(
         from streamhand.synth.crops import render_crops
 
         crops = render_crops(rng, joints_cam, kp, left, intrinsics, cfg.width, cfg.height, list(cfg.crops),
-                             cfg.crop_size, cfg.crop_margin, joints_2d, cfg.heatmap_size, cfg.cloud_points)  # fmt: skip
+                             cfg.crop_size, cfg.crop_margin, joints_2d, cfg.heatmap_size, cfg.cloud_points,
+                             cfg.crop_view)  # fmt: skip
         if "cloud" in crops:
             crops["cloud"] = encode_cloud(crops["cloud"], left, rot)
         images = {k: torch.from_numpy(v) for k, v in crops.items()}
