@@ -236,6 +236,29 @@ def test_evaluate_frames_picks_the_nearest_detection_and_places_the_peer(dataset
     assert lines[1].startswith("streamhand (mediapipe 2D, 2d): det=0.750") and "std_r=" in lines[1]
 
 
+def test_an_rgb_model_gets_the_crops_of_the_frames(dataset, tmp_path):
+    """An RGB expert on real frames: the crop around each hand's keypoints, as the runtime makes it."""
+    import torch
+
+    from streamhand.checkpoint import save_checkpoint
+    from streamhand.models import HandPoseModel, ModelConfig
+    from train.evaluate import evaluate_frames
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(z_dim=8, hidden=32, encoders=["rgb", "3d"], decoders=["3d"], image_size=32,
+                      image_encoder="compact")  # fmt: skip
+    ck = save_checkpoint(tmp_path / "rgb.pt", HandPoseModel(cfg))
+    fs = load_frames(dataset[0])
+    lifter = _lifter(ck)
+    seen = []
+    inner = lifter.backend.infer
+    lifter.backend.infer = lambda x: (seen.append({k: v.shape for k, v in x.items()}), inner(x))[1]
+    res = evaluate_frames(fs, lifter, "mediapipe", ("rgb",), detector=_FakeDetector(fs))
+    assert seen and all(s == {"rgb": (1, 3, 32, 32)} for s in seen)
+    assert res["systems"]["streamhand"]["det"] == pytest.approx(3 / 4)
+    assert np.isfinite(res["systems"]["streamhand"]["rel"]["mean"])
+
+
 def test_a_handedness_label_wins_over_the_detector(dataset, tiny_checkpoint):
     from train.evaluate import evaluate_frames, frames_report_lines
 
@@ -267,7 +290,9 @@ def test_evaluate_frames_with_no_hand_found(dataset, tiny_checkpoint):
         (("2d", "world", "3d"), "truth", None, ("2d",)),
         (("2d", "world", "3d"), "truth", ("2d",), ("2d",)),
         (("2d", "3d"), "mediapipe", ("world",), "the model has 2d,3d only"),
-        (("2d", "rgb", "3d"), "mediapipe", ("rgb",), "this evaluation gives 2d and world only"),
+        (("2d", "rgb", "3d"), "mediapipe", ("rgb",), ("rgb",)),
+        (("rgb", "3d"), "mediapipe", None, ("rgb",)),
+        (("2d", "depth", "3d"), "mediapipe", ("depth",), "this evaluation gives 2d, world, rgb only"),
         (("2d", "world", "3d"), "truth", ("2d", "world"), "--keypoints truth feeds the exact 2D only"),
         (("2d", "3d"), "detector", None, "choose mediapipe or truth"),
         (("rgb", "3d"), "truth", None, "the model has no 2d expert"),
@@ -316,7 +341,8 @@ def test_cli_frames_errors(tmp_path, dataset, tiny_checkpoint, edit, extra, mess
     [
         (["--data", "frames"], "--data frames needs --root"),
         (["--data", "coco"], "choose synthetic, rhd, stb, freihand, frames"),
-        (["--data", "rhd", "--root", "x", "--modalities", "2d"], "--modalities: for --data frames or synthetic only"),
+        (["--data", "freihand", "--root", "x", "--modalities", "2d"], "--modalities: for --data frames, synthetic"),
+        (["--data", "rhd", "--root", "x", "--modalities", "2d"], "--data rhd: expected x/evaluation/anno_evaluation"),
         (["--keypoints", "truth", "--hand-size", "0.18"], "--keypoints, --hand-size: for --data frames only"),
     ],
 )

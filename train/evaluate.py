@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from streamhand.codec import decode_3d, encode_2d
+from streamhand.detect.crops import hand_crops
 from streamhand.infer import Lifter
 from streamhand.metrics import (
     PCK_THRESHOLDS_MM,
@@ -143,8 +144,8 @@ def evaluate_handset(model: HandPoseModel, hands, noise_px: float = 0.0, seed: i
 # real frames: the runtime's own path (detector, lifter, placement) against 3D truth
 
 KEYPOINTS = ("mediapipe", "truth")
-#: inputs this evaluation can give the lifter: the detector's 2D and its world landmarks (no image crops)
-FRAME_MODALITIES = ("2d", "world")
+#: inputs this evaluation can give the lifter: the detector's 2D, its world landmarks and the RGB crop (no depth)
+FRAME_MODALITIES = ("2d", "world", "rgb")
 FIGURES = ("rel", "gt_bone", "pa", "root", "abs", "px")
 SYSTEM_NAMES = {"streamhand": "streamhand", "mediapipe_world": "mediapipe world + placement"}
 
@@ -155,7 +156,7 @@ def frames_modalities(
     """The experts to fuse; a ValueError (one line) names a choice that cannot be honoured."""
     if keypoints not in KEYPOINTS:
         raise ValueError(f"--keypoints {keypoints!r}: choose {' or '.join(KEYPOINTS)}")
-    if "2d" not in model_modalities:
+    if "2d" not in model_modalities and (keypoints == "truth" or not set(FRAME_MODALITIES) & set(model_modalities)):
         raise ValueError(f"the model has no 2d expert (it has {','.join(model_modalities)})")
     if keypoints == "truth":  # no detector: its world landmarks do not exist
         if requested is not None and tuple(requested) != ("2d",):
@@ -165,12 +166,12 @@ def frames_modalities(
         return tuple(m for m in FRAME_MODALITIES if m in model_modalities)
     bad = [m for m in requested if m not in FRAME_MODALITIES]
     if bad:
-        raise ValueError(f"--modalities {','.join(bad)}: this evaluation gives {' and '.join(FRAME_MODALITIES)} only")
+        raise ValueError(f"--modalities {','.join(bad)}: this evaluation gives {', '.join(FRAME_MODALITIES)} only")
     missing = [m for m in requested if m not in model_modalities]
     if missing:
         raise ValueError(f"--modalities {','.join(missing)}: the model has {','.join(model_modalities)} only")
     if not requested:
-        raise ValueError("--modalities: name at least one of 2d, world")
+        raise ValueError("--modalities: name at least one of 2d, world, rgb")
     return tuple(m for m in FRAME_MODALITIES if m in requested)
 
 
@@ -242,7 +243,12 @@ def evaluate_frames(
                     labelled += 1
                     disagree += det.handedness != fr.handedness
             world = det.world[None] if det is not None and "world" in modalities else None
-            lift = lifter(uv[None], np.array([hand == "left"]), k, world=world, modalities=modalities)
+            images = None
+            if "rgb" in modalities:  # the crop around the keypoints, as the runtime makes it
+                be = lifter.backend
+                images = hand_crops(fr.rgb, None, [uv], ("rgb",), be.image_size, 1.4, (k.fx, k.fy, k.cx, k.cy),
+                                    view=be.crop_view)  # fmt: skip
+            lift = lifter(uv[None], np.array([hand == "left"]), k, images=images, world=world, modalities=modalities)
             joints_cam, _root, _src, s = place_hand(uv, lift.joints_norm[0], float(lift.scale[0]), k)
             px = float(np.linalg.norm(uv - fr.joints_2d, axis=1).mean())
             ours["pred"].append(joints_cam)
