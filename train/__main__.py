@@ -333,6 +333,45 @@ def embed(
     typer.echo(f"embedding: {write_embed_png(emb, out)}")
 
 
+@app.command()
+def compare(
+    steps: Annotated[int, typer.Option(min=1, help="training steps of each model")] = 1000,
+    out: Annotated[Path, typer.Option(help="where the models are written")] = Path("runs/compare"),
+    only: Annotated[str | None, typer.Option(help="comma list of models (default: all)")] = None,
+    image_size: Annotated[int, typer.Option(help="RGB crop side (a power of two)")] = 32,
+    batch_size: Annotated[int, typer.Option(min=2)] = 32,
+    n_test: Annotated[int, typer.Option(min=10, help="synthetic test hands")] = 300,
+    frames: Annotated[Path | None, typer.Option(help="a folder of real frames with 3D truth (see eval)")] = None,
+    rhd_root: Annotated[Path | None, typer.Option(help="RHD v2, to measure each model on its test split")] = None,
+    stb_root: Annotated[Path | None, typer.Option(help="STB, to measure each model on B1")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the table's figures here")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+) -> None:
+    """Train the seed models (cross-modal VAE, Yang et al.'s S1-S4, DCMLS) at one small budget on the same
+    synthetic renders and print one table of their errors beside the papers'."""
+    from dataclasses import asdict
+
+    from train.compare import SEED_MODELS, table_lines
+    from train.compare import compare as run_compare
+
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    bad = [n for n in names or [] if n not in SEED_MODELS]
+    if bad:
+        _fail(f"--only {','.join(bad)}: choose from {', '.join(SEED_MODELS)}")
+    if frames is not None and not frames.is_dir():
+        _fail(f"--frames: no folder {frames}")
+    roots = {k: str(v) for k, v in (("rhd", rhd_root), ("stb", stb_root)) if v is not None}
+    try:
+        rows = run_compare(steps, out, names, image_size, batch_size, n_test, frames, roots, not no_progress)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    for line in table_lines(rows):
+        typer.echo(line)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps([asdict(r) for r in rows], indent=1))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     app()
