@@ -3,6 +3,8 @@ training / evaluation splits, STB's B2-B6 / B1 (Counting and Random each), loade
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from train.config import DataConfig
@@ -13,19 +15,25 @@ STB_TEST = ("B1Counting", "B1Random")
 _CACHE: dict[tuple, HandSet] = {}
 
 
-def _concat(sets: list[HandSet], name: str) -> HandSet:
+def concat_hands(sets: list[HandSet], name: str) -> HandSet:
     return HandSet(np.concatenate([s.joints_cam for s in sets]), np.concatenate([s.joints_2d for s in sets]),
                    np.concatenate([s.left for s in sets]), name, np.concatenate([s.k for s in sets]))  # fmt: skip
+
+
+def split_parts(cfg: DataConfig, split: str, rhd: Callable, stb: Callable) -> list:
+    """The parts of ``cfg.kind``'s ``split`` ("train" or "test"), each read by ``rhd(root, "training" |
+    "evaluation")`` or ``stb(root, sequences)``."""
+    parts = []
+    if "rhd" in cfg.kind:
+        parts.append(rhd(cfg.rhd_root, "training" if split == "train" else "evaluation"))
+    if "stb" in cfg.kind:
+        parts.append(stb(cfg.stb_root, STB_TRAIN if split == "train" else STB_TEST))
+    return parts
 
 
 def published_hands(cfg: DataConfig, split: str) -> HandSet:
     """``split`` "train" or "test" of ``cfg.kind``; FileNotFoundError names the file that was expected."""
     key = (cfg.kind, cfg.rhd_root, cfg.stb_root, split)
     if key not in _CACHE:
-        sets = []
-        if "rhd" in cfg.kind:
-            sets.append(load_rhd(cfg.rhd_root, "training" if split == "train" else "evaluation"))
-        if "stb" in cfg.kind:
-            sets.append(load_stb(cfg.stb_root, STB_TRAIN if split == "train" else STB_TEST))
-        _CACHE[key] = _concat(sets, cfg.kind)
+        _CACHE[key] = concat_hands(split_parts(cfg, split, load_rhd, load_stb), cfg.kind)
     return _CACHE[key]

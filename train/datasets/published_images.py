@@ -13,8 +13,7 @@ from streamhand.detect.crops import normalise_depth
 from streamhand.synth.sampler import IntrinsicsBatch
 from train.config import DataConfig
 from train.datasets.images import AugmentConfig, ImageHandSet, image_sample, load_rhd_images, load_stb_images
-from train.datasets.published import STB_TEST, STB_TRAIN
-from train.datasets.real import HandSet
+from train.datasets.published import concat_hands, split_parts
 from train.datasets.synthetic import PoseBatch, encode_pairs
 
 _CACHE: dict[tuple, ImageHandSet] = {}
@@ -24,13 +23,8 @@ def published_images(cfg: DataConfig, split: str) -> ImageHandSet:
     """``split`` "train" or "test" of ``cfg.kind``'s images; a missing file is named (ImageDataError)."""
     key = (cfg.kind, cfg.rhd_root, cfg.stb_root, split)
     if key not in _CACHE:
-        sets = []
-        if "rhd" in cfg.kind:
-            sets.append(load_rhd_images(cfg.rhd_root, "training" if split == "train" else "evaluation"))
-        if "stb" in cfg.kind:
-            sets.append(load_stb_images(cfg.stb_root, STB_TRAIN if split == "train" else STB_TEST))
-        hands = HandSet(*(np.concatenate([getattr(s.hands, f) for s in sets]) for f in ("joints_cam", "joints_2d",
-                        "left")), cfg.kind, np.concatenate([s.hands.k for s in sets]))  # fmt: skip
+        sets = split_parts(cfg, split, load_rhd_images, load_stb_images)
+        hands = concat_hands([s.hands for s in sets], cfg.kind)
         _CACHE[key] = ImageHandSet(hands, [p for s in sets for p in s.images], [p for s in sets for p in s.depths])
     return _CACHE[key]
 
