@@ -103,21 +103,13 @@ class DisentangledModel(nn.Module):
 
     def forward(self, inputs: dict[str, torch.Tensor], n_samples: int = 0, noise: torch.Tensor | None = None):
         """3D joints from x (or from 3D, when x is not given) and their spread over ``noise`` (K, B, Z) samples."""
-        from streamhand.models.hand_pose_model import PoseOutput
+        from streamhand.models.hand_pose_model import PoseOutput, posterior_spread
 
         posts = self.encode_each(inputs)
         if not posts:
             raise ValueError("forward needs at least one modality")
         mu, logvar = posts.get(self.x, posts.get("3d"))
         joints = self.decode(mu)
-        if noise is None and n_samples > 0:
-            noise = torch.randn(n_samples, *mu.shape, device=mu.device, dtype=mu.dtype)
-        if noise is not None and noise.shape[0] > 0:
-            k, b, zd = noise.shape
-            z = mu.unsqueeze(0) + noise * torch.exp(0.5 * logvar).unsqueeze(0)
-            samples = self.decode(z.reshape(k * b, zd)).view(k, b, -1, 3)
-            joint_std = samples.var(dim=0, unbiased=False).sum(-1).clamp_min(0).sqrt()
-        else:
-            joint_std = torch.zeros(joints.shape[:2], device=mu.device, dtype=mu.dtype)
+        joint_std = posterior_spread(self.decode, mu, logvar, joints, n_samples, noise)
         zeros = torch.zeros(joints.shape[:2], device=mu.device, dtype=mu.dtype)
         return PoseOutput(joints, joint_std, mu, logvar, zeros)

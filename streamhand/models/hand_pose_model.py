@@ -35,6 +35,20 @@ class PoseOutput:
     disagreement: torch.Tensor | None = None
 
 
+def posterior_spread(decode, mu: torch.Tensor, logvar: torch.Tensor, joints: torch.Tensor, n_samples: int = 0,
+                     noise: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """(B, J) spread of the 3D decoded from posterior samples (``noise`` (K, B, Z), or ``n_samples`` drawn here)
+    over x, y, z; zeros without samples."""
+    if noise is None and n_samples > 0:
+        noise = torch.randn(n_samples, *mu.shape, device=mu.device, dtype=mu.dtype)
+    if noise is None or noise.shape[0] == 0:
+        return torch.zeros(joints.shape[:2], device=mu.device, dtype=mu.dtype)
+    k, b, zd = noise.shape
+    z = mu.unsqueeze(0) + noise * torch.exp(0.5 * logvar).unsqueeze(0)
+    samples = decode(z.reshape(k * b, zd), "3d").view(k, b, -1, 3)
+    return samples.var(dim=0, unbiased=False).sum(-1).clamp_min(0).sqrt()
+
+
 class HandPoseModel(nn.Module):
     """Cross-modal VAE (Spurr et al.) with product-of-experts fusion (Yang et al.)."""
 
@@ -119,14 +133,5 @@ class HandPoseModel(nn.Module):
             own = torch.cat([product_of_experts([m], [lv])[0] for m, lv in zip(mus, logvars)])
             each = self.decode(own, "3d").view(len(mus), *joints.shape)
             disagreement = ((each - joints.unsqueeze(0)) ** 2).sum(-1).mean(0).sqrt()
-        if noise is None and n_samples > 0:
-            noise = torch.randn(n_samples, *mu.shape, device=mu.device, dtype=mu.dtype)
-        if noise is not None and noise.shape[0] > 0:
-            k, b, zd = noise.shape
-            z = mu.unsqueeze(0) + noise * torch.exp(0.5 * logvar).unsqueeze(0)
-            samples = self.decode(z.reshape(k * b, zd), "3d").view(k, b, -1, 3)
-            var = samples.var(dim=0, unbiased=False).sum(-1)  # (B, J): spread over x, y, z
-            joint_std = var.clamp_min(0).sqrt()
-        else:
-            joint_std = torch.zeros(joints.shape[:2], device=mu.device, dtype=mu.dtype)
+        joint_std = posterior_spread(self.decode, mu, logvar, joints, n_samples, noise)
         return PoseOutput(joints, joint_std, mu, logvar, disagreement)
