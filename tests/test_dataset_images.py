@@ -161,10 +161,78 @@ def test_an_rgb_expert_trains_on_rhd_images_and_evaluates_on_its_test_split(rhd,
 
 @pytest.mark.parametrize(
     ("kind", "encoders", "message"),
-    [("stb", ["2d", "depth", "3d"], "STB has no depth"), ("rhd", ["2d", "cloud", "3d"], "cloud: trains on synthetic")],
+    [("stb", ["2d", "depth", "3d"], "STB has no depth"), ("rhd+stb", ["rgb", "cloud", "3d"], "STB has no depth")],
 )
 def test_published_image_training_refuses_what_the_data_lacks(kind, encoders, message):
     from train.config import TrainConfig
 
     with pytest.raises(ValueError, match=message):
         TrainConfig(model={"encoders": encoders, "decoders": ["3d"], "image_size": 32}, data={"kind": kind})
+
+
+@pytest.mark.parametrize(("name", "max_deg", "flips"), [("spurr", 45.0, True), ("yang", 180.0, False)])
+def test_the_papers_augmentations(name, max_deg, flips):
+    from train.datasets.images import AUGMENTATIONS, augmentation
+
+    rng = np.random.default_rng(0)
+    got = [augmentation(rng, AUGMENTATIONS[name], 64) for _ in range(300)]
+    angles = np.array([g[2] for g in got])
+    assert np.abs(angles).max() <= max_deg and np.abs(angles).max() > 0.8 * max_deg
+    assert any(g[1] for g in got) is flips
+    if not flips:  # shift: +-20 px of a 256 crop, so +-5 px of a 64 crop (the centre moves by the shift only)
+        centre = np.array([g[0][:, :2] @ [32, 32] + g[0][:, 2] for g in got])
+        assert np.abs(centre - 32).max() <= 5.0 + 1e-9 and np.abs(centre - 32).max() > 4.0
+
+
+def test_yang_targets_from_rhd_crops_point_cloud_and_heatmaps(rhd):
+    """RHD's depth crop gives the cloud expert the depth plane it holds (turned into the 2D's virtual camera,
+    mirrored for left hands, as at run time); the heatmaps peak on the crop's keypoints."""
+    from streamhand.skeleton import canonical_hand
+    from train.config import DataConfig
+    from train.datasets.published_images import image_pairs
+
+    root, _ = rhd
+    cfg = DataConfig(kind="rhd", rhd_root=str(root), crops=["rgb", "cloud", "heatmap"], crop_size=64,
+                     heatmap_size=16, cloud_points=64)  # fmt: skip
+    b = image_pairs(np.random.default_rng(0), cfg, 2, augment=False)
+    assert b.images["cloud"].shape == (2, 64, 3) and b.images["heatmap"].shape == (2, 21, 16, 16)
+    ds = load_rhd_images(root)
+    for i in range(2):
+        p = b.images["cloud"][i].numpy().astype(np.float64)
+        np.testing.assert_allclose(p.mean(0), 0, atol=1e-5)
+        normal = np.linalg.svd(p)[2][-1]  # the fixture's depth is a wall 0.75 m away: one plane
+        want = canonical_hand((b.rot[i] @ [0.0, 0.0, 1.0])[None, None], bool(b.left[i]))[0, 0]
+        assert abs(normal @ want) > 0.999 and np.linalg.svd(p)[1][-1] < 1e-3
+        kp = image_sample(ds, i, None, None, 64)["kp2d"]
+        uv = (kp + 0.5) * 16 / 64 - 0.5
+        if b.left[i]:
+            uv[:, 0] = 15 - uv[:, 0]
+        maps = b.images["heatmap"][i].numpy()
+        peak = np.array([np.unravel_index(np.argmax(m), m.shape)[::-1] for m in maps])
+        assert np.abs(peak - uv).max() <= 0.5 + 1e-6
+
+
+@pytest.mark.parametrize("name", ["rhd_yang_s4", "rhd_dcmls"])
+def test_yang_and_dcmls_recipes_train_on_rhd_images(rhd, tmp_path, name):
+    """The published recipes of the follow-up papers, at tiny sizes, train on a tiny RHD and validate on its
+    evaluation split."""
+    from streamhand.checkpoint import load_checkpoint
+    from streamhand.configio import load_yaml
+    from tests.helpers import ROOT
+    from train.config import TrainConfig
+    from train.fit import fit
+
+    root, _ = rhd
+    _with_evaluation_split(root)
+    full = load_yaml(TrainConfig, ROOT / "configs" / "train" / f"{name}.yaml")
+    d = full.model_dump()
+    d.update(steps=4, batch_size=4, eval_every=2, eval_n=10, checkpoint_every=4, device="cpu",
+             out_dir=str(tmp_path / "runs"))  # fmt: skip
+    d["model"].update(image_size=32, image_encoder="compact", hidden=32, heatmap_size=8, cloud_points=36)
+    d["data"].update(rhd_root=str(root), chunk=64)
+    cfg = TrainConfig(**d)
+    assert cfg.model.encoders == full.model.encoders and cfg.data.augment == full.data.augment
+    path = fit(cfg, progress=False)
+    hist = json.loads((tmp_path / "runs" / name / "history.json").read_text())
+    assert len(hist) == 2 and all(np.isfinite(h["loss"]) and np.isfinite(h["val_epe_mean_mm"]) for h in hist)
+    assert load_checkpoint(path).model.modalities == [m for m in full.model.encoders]

@@ -123,9 +123,14 @@ def test_depth_model_smoke_training(tmp_path, decoders):
     assert list(ck.model.decoders) == decoders
 
 
-def test_an_image_decoder_must_make_the_crop_size():
-    with pytest.raises(ValueError, match="make 256x256 images but crops are 32x32"):
-        ModelConfig(decoders=["3d", "depth"], image_size=32)
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"decoders": ["3d", "depth"], "image_size": 32}, "make 256x256 images but crops are 32x32"),
+     ({"decoders": ["3d", "cloud"], "cloud_points": 200}, r"cloud_points must be a square \(e.g. 196 or 225\)")],
+)  # fmt: skip
+def test_a_decoder_must_make_its_target_size(options, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(**options)
 
 
 def test_closed_loop_feeds_the_image_expert_crops_of_the_rendered_frame(tmp_path):

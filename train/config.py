@@ -53,6 +53,9 @@ class DataConfig(_Strict):
     heatmap_size: int = Field(32, ge=8, le=256)
     cloud_points: int = Field(256, ge=16, le=4096)
     crop_view: Literal["box", "turned"] = "box"  # set from the model's crop_view
+    #: a published dataset's crop augmentation: "spurr" (shift, rotation +-45 degrees, scale, flips, colour
+    #: jitter) or "yang" (Yang et al.: scale 1-1.2, shift +-20 px, rotation +-180 degrees, hue +-0.1)
+    augment: Literal["spurr", "yang"] = "spurr"
     width: int = 640
     height: int = 480
     depth_range: tuple[float, float] = (0.25, 0.9)
@@ -116,11 +119,9 @@ class TrainConfig(_Strict):
         if images and self.data.mediapipe_pairs:
             raise ValueError("image experts and decoders (rgb, depth, cloud, heatmap) train on synthetic renders "
                              "or a published dataset's images, without mediapipe_pairs")  # fmt: skip
-        if self.data.kind != "synthetic" and set(images) - {"rgb", "depth"}:
-            raise ValueError(f"{', '.join(sorted(set(images) - {'rgb', 'depth'}))}: trains on synthetic renders "
-                             "only; a published dataset gives rgb (and RHD depth) crops")  # fmt: skip
-        if "stb" in self.data.kind and "depth" in images:
-            raise ValueError("STB has no depth images: a depth expert trains on RHD or synthetic renders")
+        if "stb" in self.data.kind and {"depth", "cloud"} & set(images):
+            raise ValueError("STB has no depth images: depth and point-cloud experts train on RHD or synthetic "
+                             "renders")  # fmt: skip
         self.data.crops, self.data.crop_size = images, m.image_size
         self.data.heatmap_size, self.data.cloud_points = m.heatmap_size, m.cloud_points
         self.data.crop_view = m.crop_view

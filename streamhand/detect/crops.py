@@ -111,14 +111,18 @@ CLOUD_DEPTH_SPAN_M = 0.15
 def depth_cloud(depth_m: np.ndarray, k: tuple[float, ...], n: int = 256) -> np.ndarray:
     """The hand's points in a depth crop (S, S metres, 0 = no data) with intrinsics ``k`` (fx, fy, cx, cy) ->
     (n, 3) camera-frame metres: pixels within :data:`CLOUD_DEPTH_SPAN_M` of the nearest surface, back-projected,
-    ``n`` of them evenly spaced in pixel order (repeated when fewer; zeros when there are none), so the same
-    crop always gives the same cloud."""
+    ``n`` of them drawn without replacement by a fixed-seed generator (all of them, repeated, when fewer; zeros
+    when there are none), so the same crop always gives the same cloud. (Evenly spaced picks in pixel order
+    alias with the crop's rows: a stride equal to the crop's width is a single column.)"""
     valid = depth_m > 0
     if not valid.any():
         return np.zeros((n, 3), np.float32)
     near = float(np.percentile(depth_m[valid], 5))
     v, u = np.nonzero(valid & (depth_m <= near + CLOUD_DEPTH_SPAN_M))
-    pick = np.linspace(0, len(v) - 1, n).round().astype(np.int64) if len(v) >= n else np.resize(np.arange(len(v)), n)
+    if len(v) >= n:
+        pick = np.sort(np.random.default_rng(0).choice(len(v), n, replace=False))
+    else:
+        pick = np.resize(np.arange(len(v)), n)
     z = depth_m[v[pick], u[pick]].astype(np.float64)
     fx, fy, cx, cy = k
     return np.stack([(u[pick] - cx) / fx * z, (v[pick] - cy) / fy * z, z], -1).astype(np.float32)

@@ -48,4 +48,8 @@ class ModelConfig(BaseModel):
             n = (self.image_size // 4).bit_length() - 2
             raise ValueError(f"image decoders make {made}x{made} images but crops are {self.image_size}x"
                              f"{self.image_size}: give image_decoder_channels {n} entries")  # fmt: skip
+        side = round(self.cloud_points**0.5)
+        if "cloud" in self.decoders and side * side != self.cloud_points:
+            raise ValueError(f"the cloud decoder folds a square grid: cloud_points must be a square (e.g. "
+                             f"{side * side} or {(side + 1) ** 2}), got {self.cloud_points}")  # fmt: skip
         return self

@@ -116,7 +116,7 @@ def crop_transform(kp2d: np.ndarray, width: int, height: int, size: int = CROP_S
 
 @dataclass
 class AugmentConfig:
-    shift_px: float = 20.0  # in crop pixels
+    shift_px: float = 20.0  # in pixels of a 256x256 crop (scaled with the crop's side)
     rotation_deg: float = 45.0
     scale: tuple[float, float] = (1.0, 1.2)
     flip: bool = True
@@ -126,13 +126,22 @@ class AugmentConfig:
     hue_deg: float = 10.0
 
 
+#: the papers' augmentations by name (``DataConfig.augment``): Spurr et al.'s, and Yang et al.'s (hue +-0.1 of
+#: the colour circle, no other colour change, no flips)
+AUGMENTATIONS = {
+    "spurr": AugmentConfig(),
+    "yang": AugmentConfig(rotation_deg=180.0, flip=False, brightness=0.0, contrast=0.0, saturation=0.0, hue_deg=36.0),
+}
+
+
 def augmentation(rng: np.random.Generator, cfg: AugmentConfig, size: int = CROP_SIZE) -> tuple[np.ndarray, bool, float]:
     """A random 2x3 affine about the crop centre (shift, rotation, scale, flip), whether it flips, its angle."""
     ang = rng.uniform(-cfg.rotation_deg, cfg.rotation_deg)
     sc = rng.uniform(*cfg.scale)
     flip = bool(cfg.flip and rng.random() < 0.5)
     m = cv2.getRotationMatrix2D((size / 2, size / 2), ang, sc)
-    m[:, 2] += rng.uniform(-cfg.shift_px, cfg.shift_px, 2)
+    shift = cfg.shift_px * size / CROP_SIZE
+    m[:, 2] += rng.uniform(-shift, shift, 2)
     if flip:
         m = np.array([[-1, 0, size], [0, 1, 0]]) @ np.vstack([m, [0, 0, 1]])
     return m, flip, float(ang)
