@@ -16,6 +16,8 @@ def test_every_seed_model_has_a_valid_recipe():
         assert "rgb" in cfg.data.crops and cfg.model.image_size == 32
     assert recipe("S4", 10, "runs").loss.fused_kl is False and recipe("S3", 10, "runs").loss.objective == "align"
     assert recipe("DCMLS", 10, "runs").model.architecture == "dcmls"
+    a, b = recipe("S4", 10, "runs"), recipe("S4", 10, "runs", workers=2)  # workers change the speed only
+    assert b.workers == 2 and a.model_copy(update={"workers": 2}) == b
 
 
 def test_compare_trains_and_measures_side_by_side(tmp_path):

@@ -345,6 +345,7 @@ def compare(
     rhd_root: Annotated[Path | None, typer.Option(help="RHD v2, to measure each model on its test split")] = None,
     stb_root: Annotated[Path | None, typer.Option(help="STB, to measure each model on B1")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the table's figures here")] = None,
+    workers: Annotated[int, typer.Option(min=0, max=64, help="processes rendering batches ahead")] = 2,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
 ) -> None:
     """Train the seed models (cross-modal VAE, Yang et al.'s S1-S4, DCMLS) at one small budget on the same
@@ -362,7 +363,7 @@ def compare(
         _fail(f"--frames: no folder {frames}")
     roots = {k: str(v) for k, v in (("rhd", rhd_root), ("stb", stb_root)) if v is not None}
     try:
-        rows = run_compare(steps, out, names, image_size, batch_size, n_test, frames, roots, not no_progress)
+        rows = run_compare(steps, out, names, image_size, batch_size, n_test, frames, roots, not no_progress, workers)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     for line in table_lines(rows):

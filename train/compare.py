@@ -44,12 +44,13 @@ class Row:
 
 
 def recipe(
-    name: str, steps: int, out_dir: str, image_size: int = 32, batch_size: int = 32, seed: int = 0
+    name: str, steps: int, out_dir: str, image_size: int = 32, batch_size: int = 32, seed: int = 0, workers: int = 0
 ) -> TrainConfig:
-    """The small-budget recipe of one seed model (all share the data, sizes and schedule)."""
+    """The small-budget recipe of one seed model (all share the data, sizes and schedule; ``workers`` render
+    batches ahead of the training loop and change nothing but the speed)."""
     model, loss, _ = SEED_MODELS[name]
     return TrainConfig(
-        name=name.replace(" ", "_").lower(), seed=seed, steps=steps, batch_size=batch_size, lr=1e-3,
+        name=name.replace(" ", "_").lower(), seed=seed, steps=steps, batch_size=batch_size, lr=1e-3, workers=workers,
         lr_schedule="cosine", eval_every=steps, eval_n=100, checkpoint_every=steps, out_dir=out_dir,
         model={"z_dim": 64, "hidden": 256, "image_size": image_size, "image_encoder": "compact", **model},
         data={"chunk": 256}, loss={"beta": 1e-3, "warmup_steps": max(1, steps // 4), "recon_3d": "euclidean", **loss},
@@ -62,7 +63,8 @@ def _measure(metrics) -> dict:
 
 def compare(steps: int, out_dir: str | Path, names: list[str] | None = None, image_size: int = 32,
             batch_size: int = 32, n_test: int = 300, frames: str | Path | None = None,
-            published_roots: dict[str, str] | None = None, progress: bool = True) -> list[Row]:  # fmt: skip
+            published_roots: dict[str, str] | None = None, progress: bool = True,
+            workers: int = 0) -> list[Row]:  # fmt: skip
     """Train each of ``names`` (default: all the seed models) and measure it."""
     from streamhand.checkpoint import load_checkpoint
     from train.evaluate import evaluate_fused
@@ -72,7 +74,7 @@ def compare(steps: int, out_dir: str | Path, names: list[str] | None = None, ima
     for name in names or list(SEED_MODELS):
         if name not in SEED_MODELS:
             raise ValueError(f"no seed model {name!r}; choose from {', '.join(SEED_MODELS)}")
-        cfg = recipe(name, steps, str(out_dir), image_size, batch_size)
+        cfg = recipe(name, steps, str(out_dir), image_size, batch_size, workers=workers)
         log.info("training %s (%d steps)", name, steps)
         path = fit(cfg, progress=progress)
         model = load_checkpoint(path).model
