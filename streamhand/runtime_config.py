@@ -35,7 +35,7 @@ class DetectConfig(_Strict):
     min_detection_confidence: float = Field(0.5, ge=0, le=1)
     min_tracking_confidence: float = Field(0.5, ge=0, le=1)
     model_complexity: int = Field(1, ge=0, le=1)
-    crop_margin: float = Field(1.4, ge=1.0, le=3.0)
+    crop_margin: float = Field(1.4, ge=1.0, le=3.0)  # streamhand.detect.crops.CROP_MARGIN
     #: "mediapipe": MediaPipe's own graph; "network": its palm and landmark networks run by our tracking on
     #: PyTorch or ONNX Runtime (a GPU path); "auto": the networks where there is a CUDA GPU, else MediaPipe
     detector: Literal["auto", "mediapipe", "network"] = "auto"

@@ -104,6 +104,14 @@ def test_square_crops(box_centre, inside):
     assert np.all((centre_in_crop > 0) & (centre_in_crop < 64)) == inside
 
 
+def test_the_runtime_and_training_crop_with_one_margin():
+    from streamhand.detect.crops import CROP_MARGIN
+    from streamhand.runtime_config import DetectConfig
+    from train.config import DataConfig
+
+    assert DetectConfig().crop_margin == DataConfig().crop_margin == CROP_MARGIN
+
+
 def _pose_msg():
     z = np.zeros
     return {"topic": "hand.pose.left", "schema": protocol.SCHEMA, "seq": 0, "frame_id": 1, "t_capture": 1.0,

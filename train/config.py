@@ -49,7 +49,7 @@ class DataConfig(_Strict):
     #: and the cloud's points (the model's heatmap_size and cloud_points)
     crops: list[Literal["rgb", "depth", "cloud", "heatmap"]] = Field(default_factory=list)
     crop_size: int = Field(128, ge=16, le=512)
-    crop_margin: float = Field(1.4, ge=1.0, le=3.0)
+    crop_margin: float = Field(1.4, ge=1.0, le=3.0)  # streamhand.detect.crops.CROP_MARGIN
     heatmap_size: int = Field(32, ge=8, le=256)
     cloud_points: int = Field(256, ge=16, le=4096)
     crop_view: Literal["box", "turned"] = "box"  # set from the model's crop_view

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from streamhand.codec import decode_3d, encode_2d
-from streamhand.detect.crops import hand_crops
+from streamhand.detect.crops import CROP_MARGIN, hand_crops
 from streamhand.infer import Lifter
 from streamhand.metrics import (
     PCK_THRESHOLDS_MM,
@@ -246,7 +246,7 @@ def evaluate_frames(
             images = None
             if "rgb" in modalities:  # the crop around the keypoints, as the runtime makes it
                 be = lifter.backend
-                images = hand_crops(fr.rgb, None, [uv], ("rgb",), be.image_size, 1.4, (k.fx, k.fy, k.cx, k.cy),
+                images = hand_crops(fr.rgb, None, [uv], ("rgb",), be.image_size, CROP_MARGIN, (k.fx, k.fy, k.cx, k.cy),
                                     view=be.crop_view)  # fmt: skip
             lift = lifter(uv[None], np.array([hand == "left"]), k, images=images, world=world, modalities=modalities)
             joints_cam, _root, _src, s = place_hand(uv, lift.joints_norm[0], float(lift.scale[0]), k)

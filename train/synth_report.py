@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from streamhand.detect.crops import hand_crops
+from streamhand.detect.crops import CROP_MARGIN, hand_crops
 from streamhand.metrics import evaluate_poses
 from streamhand.skeleton import reference_length
 from streamhand.synth.render import render
@@ -70,7 +70,7 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
                 size = lifter.backend.image_size
                 k = hs.intrinsics[i]
                 cam = (k.fx, k.fy, k.cx, k.cy)
-                got = hand_crops(r.rgb, r.depth / 1000.0, [d.landmarks_px], image_mods, size, 1.4, cam,
+                got = hand_crops(r.rgb, r.depth / 1000.0, [d.landmarks_px], image_mods, size, CROP_MARGIN, cam,
                                  view=lifter.backend.crop_view)  # fmt: skip
                 for m, v in got.items():
                     crops[m].append(v[0])

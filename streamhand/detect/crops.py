@@ -13,6 +13,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+#: a crop's side over the landmarks' larger extent (the runtime's ``detect.crop_margin`` and the training
+#: recipes' ``data.crop_margin`` default to it)
+CROP_MARGIN = 1.4
+
 
 @dataclass(frozen=True)
 class CropBox:
@@ -28,7 +32,7 @@ class CropBox:
 
 
 def square_box(
-    landmarks_px: np.ndarray, width: int, height: int, margin: float = 1.4, min_side: float = 32.0
+    landmarks_px: np.ndarray, width: int, height: int, margin: float = CROP_MARGIN, min_side: float = 32.0
 ) -> CropBox:
     """Box centred on the landmarks' bounding box, side = margin x its larger extent.
 
@@ -59,7 +63,7 @@ class ViewCrop:
     size: int
 
 
-def view_crop(landmarks_px: np.ndarray, k: tuple[float, ...], size: int, margin: float = 1.4) -> ViewCrop:
+def view_crop(landmarks_px: np.ndarray, k: tuple[float, ...], size: int, margin: float = CROP_MARGIN) -> ViewCrop:
     """The turned crop of a hand with landmarks (21, 2) seen through intrinsics ``k`` (fx, fy, cx, cy): centred
     on the palm centre's ray, wide enough for ``margin`` x the landmarks' largest offset from it."""
     from streamhand.codec import to_view, view_rotation
@@ -153,7 +157,7 @@ def normalise_depth(crop_m: np.ndarray, span_m: float = 0.3, behind_m: float = 0
 
 
 def hand_crops(rgb: np.ndarray, depth: np.ndarray | None, landmarks_px: list[np.ndarray], modalities: tuple[str, ...],
-               size: int, margin: float = 1.4, k: tuple[float, ...] | None = None,
+               size: int, margin: float = CROP_MARGIN, k: tuple[float, ...] | None = None,
                cloud_points: int = 256, view: str = "box") -> dict[str, np.ndarray]:  # fmt: skip
     """The image encoders' inputs for each hand of a frame, boxed around its landmarks: ``rgb`` (n, 3, S, S),
     ``depth`` (n, 1, S, S, from ``depth`` in metres, resampled nearest so holes stay holes) and ``cloud`` (n, P, 3
