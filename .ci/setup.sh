@@ -5,12 +5,18 @@
 # dev and realsense extras. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! ldconfig -p 2>/dev/null | grep -q "libusb-1.0.so.0"; then
+# system libraries: libusb-1.0 (pyrealsense2) and Mesa's OpenGL with EGL (the synthetic hands' renderer, headless)
+missing=()
+ldconfig -p 2>/dev/null | grep -q "libusb-1.0.so.0" || missing+=(libusb-1.0-0)
+ldconfig -p 2>/dev/null | grep -q "libEGL.so.1" || missing+=(libegl1)
+ldconfig -p 2>/dev/null | grep -q "libEGL_mesa.so.0" || missing+=(libegl-mesa0)
+ldconfig -p 2>/dev/null | grep -q "libGL.so.1" || missing+=(libgl1)
+if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null) \
-      || echo "warning: could not install libusb-1.0 (RealSense support will be unavailable)" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
+      || echo "warning: could not install ${missing[*]} (RealSense or the demo's renderer may be unavailable)" >&2
   else
-    echo "warning: libusb-1.0 is missing; install it for RealSense (e.g. apt-get install libusb-1.0-0)" >&2
+    echo "warning: missing system libraries: ${missing[*]} (apt-get install ${missing[*]})" >&2
   fi
 fi
 pip_install() {
@@ -33,4 +39,4 @@ elif ! .venv/bin/python -m pip install -q --timeout 15 --retries 1 --index-url h
   pip_install "torch==2.13.0"
 fi
 pip_install -e ".[dev,realsense]"
-.venv/bin/python -c "import streamhand, torch, mediapipe, zmq, onnxruntime"
+.venv/bin/python -c "import streamhand, torch, mediapipe, zmq, onnxruntime, moderngl"

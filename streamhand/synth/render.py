@@ -1,10 +1,9 @@
 """Renderer: posed hands -> RGB image, aligned depth (uint16 millimetres) and a hand mask.
 
-Hands are built from ray-cast solids (capsules for phalanges, knuckles, thenar pad, wrist and a
-forearm stub; an ellipsoid for the palm) drawn with a z-buffer: each surface hit gives depth and a
-normal for Lambert + specular shading in a skin tone. Backgrounds (mostly muted indoor
-scenes: a wall, furniture, doors and windows; some saturated clutter), lighting, blur, image noise and depth
-sensor noise/holes are randomised from the caller's generator, so a seed gives the same frame.
+Each hand is one smooth skinned surface (:mod:`streamhand.synth.hand_mesh`) drawn by OpenGL
+(:mod:`streamhand.synth.gl_render`: skin shading, shadows, creases, nails, sleeves, watches, rings) over a
+background; skin tone, accessories, lights, blur, image noise and depth sensor noise/holes are randomised from
+the caller's generator, so a seed gives the same frame.
 """
 
 from __future__ import annotations
@@ -15,22 +14,19 @@ import cv2
 import numpy as np
 
 from streamhand.geometry import Intrinsics
-from streamhand.skeleton import FINGER_CHAINS, MIDDLE_MCP, WRIST
-from streamhand.synth.hand import SEGMENT_RADII
+from streamhand.synth.gl_render import HandLook, Lighting, renderer
+from streamhand.synth.hand_mesh import pose_mesh
 
+#: skin tones (sRGB) across the range of people, very light to very dark
 SKIN_TONES = np.array(
-    [[255, 224, 196], [241, 194, 125], [224, 172, 105], [198, 134, 66], [141, 85, 36], [92, 59, 37],
-     [232, 190, 172], [250, 210, 180], [210, 160, 130]], dtype=np.float32
+    [[255, 224, 196], [250, 210, 180], [241, 194, 165], [232, 190, 172], [224, 172, 140], [210, 160, 130],
+     [241, 194, 125], [224, 172, 105], [198, 134, 90], [198, 134, 66], [165, 110, 75], [141, 85, 36],
+     [120, 75, 50], [92, 59, 37], [70, 45, 32]], dtype=np.float32
 )  # fmt: skip
 
 
 #: bump when rendered images change, so caches built from renders (MediaPipe labels) are rebuilt
-RENDER_VERSION = 3  # 3: anthropometric bone lengths, thumb opposition, more gestures
-# An adult hand at scale 1: 10 cm across the palm at its widest (thenar to hypothenar), 7.8 cm across the
-# knuckles, a 6 cm wrist. Narrower palms and wrists made MediaPipe miss backs of hands and fists.
-PALM_WIDTH_PAD = 0.022  # metres added to each side of the palm beyond the index/pinky MCPs
-PALM_HALF_THICKNESS = 0.0155
-FOREARM_RADIUS = 0.030
+RENDER_VERSION = 4  # 4: a skinned mesh drawn by OpenGL with skin shading and shadows
 
 
 @dataclass
@@ -53,133 +49,6 @@ class Rendered:
     rgb: np.ndarray  # (H, W, 3) uint8, RGB order
     depth: np.ndarray  # (H, W) uint16 millimetres, 0 = no data
     mask: np.ndarray  # (H, W) uint8: 0 background, i+1 for hand i
-
-
-SKIN, NAIL = 1, 2  # materials
-
-
-def hand_primitives(
-    joints: np.ndarray, scale: float = 1.0, forearm: bool = True, forearm_length: float = 0.075, left: bool = False
-) -> tuple[list[tuple], np.ndarray]:
-    """Shapes approximating a hand's surface (camera frame, metres) and the palm's outward normal.
-
-    ``("capsule", material, a, b, r)`` for phalanges, knuckles, thenar pad and forearm;
-    ``("ellipsoid", material, c, axes, radii)`` for the palm and the nails (axes: rotation columns).
-    """
-    j = np.asarray(joints, dtype=np.float64)
-    w, idx, mid, pky = j[WRIST], j[5], j[MIDDLE_MCP], j[17]
-    mcp_mean = (j[5] + j[9] + j[13] + j[17]) / 4
-    y = mcp_mean - w
-    ly = np.linalg.norm(y)
-    y = y / max(ly, 1e-6)
-    x = idx - pky
-    x = x - np.dot(x, y) * y
-    lx = np.linalg.norm(x)
-    x = x / max(lx, 1e-6)
-    z = np.cross(x, y)
-    sgn = -1.0 if left else 1.0
-    palm_normal = sgn * z
-    prims: list[tuple] = []
-    for f, chain in enumerate(FINGER_CHAINS):
-        radii = SEGMENT_RADII[f] * scale
-        for k in range(3):
-            a, b = j[chain[k]], j[chain[k + 1]]
-            r = radii[k]
-            if k == 2:  # the surface ends at the fingertip joint
-                d = b - a
-                length = max(np.linalg.norm(d), 1e-6)
-                b = a + d * max(0.35, 1 - r / length)
-                u = d / length
-                lat = x - np.dot(x, u) * u
-                lat = lat / max(np.linalg.norm(lat), 1e-6)
-                dorsal = sgn * np.cross(u, lat)
-                c = a + 0.62 * d + dorsal * 0.78 * r
-                axes = np.stack([lat, u, dorsal], 1)
-                prims.append(("ellipsoid", NAIL, c, axes, np.array([0.62 * r, 0.3 * length, 0.3 * r])))
-            prims.append(("capsule", SKIN, a, b, r))
-    centre = w + 0.55 * (mcp_mean - w)
-    prims.append(("ellipsoid", SKIN, centre, np.stack([x, y, z], 1),
-                  np.array([0.5 * lx + PALM_WIDTH_PAD * scale, 0.52 * ly, PALM_HALF_THICKNESS * scale])))  # fmt: skip
-    for a, b in ((5, 9), (9, 13), (13, 17)):
-        prims.append(("capsule", SKIN, j[a], j[b], 0.0105 * scale))
-    across = idx - pky
-    for t, m in zip((0.0, 0.33, 0.67, 1.0), (5, 9, 13, 17)):  # metacarpals: a boxier palm
-        base = w + (0.3 - 0.6 * t) * across
-        prims.append(("capsule", SKIN, base, j[m] - 0.25 * (j[m] - base), PALM_HALF_THICKNESS * scale * 0.85))
-    prims.append(("capsule", SKIN, j[1], 0.5 * (j[2] + j[5]), 0.0125 * scale))  # thenar pad
-    prims.append(("capsule", SKIN, w + 0.012 * scale * x, j[1], 0.013 * scale))
-    if forearm:
-        d = w - mid
-        d = d / max(np.linalg.norm(d), 1e-6)
-        prims.append(("capsule", SKIN, w + 0.01 * scale * d, w + forearm_length * scale * d, FOREARM_RADIUS * scale))
-    return prims, palm_normal
-
-
-def _bbox(points: np.ndarray, r: float, k: Intrinsics) -> tuple[int, int, int, int] | None:
-    """Pixel box (x0, x1, y0, y1) covering spheres of radius ``r`` around ``points`` (N, 3)."""
-    z = points[:, 2]
-    if np.any(z <= r + 1e-3):
-        return None
-    u = k.fx * points[:, 0] / z + k.cx
-    v = k.fy * points[:, 1] / z + k.cy
-    rp = k.fx * r / (z - r) * 1.1 + 1
-    x0, x1 = max(int(np.min(u - rp)), 0), min(int(np.max(u + rp)) + 2, k.width)
-    y0, y1 = max(int(np.min(v - rp)), 0), min(int(np.max(v + rp)) + 2, k.height)
-    if x0 >= x1 or y0 >= y1:
-        return None
-    return x0, x1, y0, y1
-
-
-def _hit_capsule(rd: np.ndarray, a: np.ndarray, b: np.ndarray, r: float):
-    """Ray (from the origin, unit directions rd (..., 3)) against a capsule: (t, normal), t=inf on miss."""
-    ba = b - a
-    oa = -a
-    baba = ba @ ba
-    bard = rd @ ba
-    baoa = oa @ ba
-    rdoa = rd @ oa
-    oaoa = oa @ oa
-    aa = baba - bard * bard
-    bb = baba * rdoa - baoa * bard
-    cc = baba * oaoa - baoa * baoa - r * r * baba
-    h = bb * bb - aa * cc
-    t = np.full(rd.shape[:-1], np.inf)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tb = (-bb - np.sqrt(np.maximum(h, 0))) / aa
-        yb = baoa + tb * bard
-        body = (h >= 0) & (yb > 0) & (yb < baba)
-        t = np.where(body, tb, t)
-        # caps
-        for centre in (a, b):
-            oc = -centre
-            b2 = rd @ oc
-            c2 = oc @ oc - r * r
-            h2 = b2 * b2 - c2
-            tc = -b2 - np.sqrt(np.maximum(h2, 0))
-            t = np.where((h2 >= 0) & (tc < t) & (tc > 0), tc, t)
-    p = rd * np.where(np.isfinite(t), t, 0)[..., None]
-    pa = p - a
-    hh = np.clip((pa @ ba) / baba, 0, 1)
-    n = (pa - hh[..., None] * ba) / r
-    return t, n
-
-
-def _hit_ellipsoid(rd: np.ndarray, c: np.ndarray, axes: np.ndarray, radii: np.ndarray):
-    """Ray against an ellipsoid (centre c, rotation ``axes`` with the semi-axes as columns)."""
-    to_local = axes.T / radii[:, None]
-    o = to_local @ (-c)
-    d = rd @ to_local.T
-    aa = np.sum(d * d, -1)
-    bb = d @ o
-    cc = o @ o - 1.0
-    h = bb * bb - aa * cc
-    with np.errstate(invalid="ignore"):
-        t = np.where(h >= 0, (-bb - np.sqrt(np.maximum(h, 0))) / aa, np.inf)
-    t = np.where(t > 0, t, np.inf)
-    pl = o + d * np.where(np.isfinite(t), t, 0)[..., None]
-    n = (pl / radii) @ axes.T
-    n = n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-9)
-    return t, n
 
 
 def muted_colors(rng: np.random.Generator, n: int, max_saturation: float = 0.35) -> np.ndarray:
@@ -232,6 +101,52 @@ def background(rng: np.random.Generator, h: int, w: int, kind: str = "random") -
     return np.clip(img, 0, 255)
 
 
+def random_look(rng: np.random.Generator, skin: np.ndarray | None = None) -> HandLook:
+    """A hand's skin tone (one of :data:`SKIN_TONES`, varied) unless given, and now and then a sleeve, a watch
+    or a ring."""
+    tone = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.88, 1.08) if skin is None else skin
+    look = HandLook(skin=np.clip(np.asarray(tone, np.float64), 0, 255), detail=float(rng.uniform(0.4, 1.0)))
+    if rng.random() < 0.35:
+        look.sleeve_start = float(rng.uniform(0.02, 0.12))
+        look.sleeve_col = muted_colors(rng, 1, 0.6)[0].astype(np.float64)
+    look.watch = bool(rng.random() < 0.15)
+    look.strap_col = muted_colors(rng, 1, 0.3)[0].astype(np.float64) * 0.5
+    look.ring = bool(rng.random() < 0.15)
+    look.metal_col = np.array([230.0, 190, 120]) if rng.random() < 0.5 else np.array([210.0, 210, 215])
+    return look
+
+
+def random_lighting(rng: np.random.Generator) -> Lighting:
+    """Indoor light: a key light mostly in front of the hand (from above, the side, now and then behind it),
+    warm to cool, hard or soft shadows; a dimmer fill light; a tinted hemisphere."""
+    key = np.array([rng.uniform(-1, 1), rng.uniform(-1.2, 0.4), -rng.uniform(0.15, 1.2)])
+    if rng.random() < 0.1:  # back light
+        key[2] = rng.uniform(0.2, 0.8)
+    warmth = rng.uniform(-1, 1)
+    tint = np.array([1.0 + 0.12 * warmth, 1.0, 1.0 - 0.18 * warmth])
+    key_col = tint * rng.uniform(0.9, 2.0)
+    fill = np.array([-key[0] + rng.normal(0, 0.3), rng.uniform(-0.3, 0.5), -rng.uniform(0.3, 1.0)])
+    fill_col = tint * rng.uniform(0.08, 0.45) * rng.uniform(0.9, 1.1, 3)
+    amb = rng.uniform(0.08, 0.35)
+    sky = amb * rng.uniform(0.85, 1.15, 3)
+    ground = amb * rng.uniform(0.3, 0.7) * rng.uniform(0.8, 1.2, 3)
+    return Lighting(key, key_col, fill, fill_col, sky, ground, shadow_soft=float(rng.uniform(0.6, 3.5)),
+                    sss=float(rng.uniform(0.35, 0.85)), gloss=float(rng.uniform(0.02, 0.12)))  # fmt: skip
+
+
+def posed_mesh(joints: np.ndarray, scale: float, left: bool, forearm_length: float) -> tuple[np.ndarray, np.ndarray]:
+    """The skinned hand surface (vertices, normals) of camera-frame joints; a left hand is a right hand's
+    mirror image (mirrored joints skinned, the surface mirrored back)."""
+    j = np.array(joints, dtype=np.float64)
+    if left:
+        j[:, 0] *= -1
+    v, n = pose_mesh(j, scale, forearm_length)
+    if left:
+        v[:, 0] *= -1
+        n[:, 0] *= -1
+    return v, n
+
+
 def render(
     rng: np.random.Generator,
     hands: list[np.ndarray],
@@ -249,64 +164,26 @@ def render(
     cfg = cfg or RenderConfig()
     h, w = k.height, k.width
     scales = scales or [1.0] * len(hands)
-    zbuf = np.full((h, w), np.inf, np.float32)
-    normal = np.zeros((h, w, 3), np.float32)
-    owner = np.zeros((h, w), np.uint8)
-    xs = ((np.arange(w) - k.cx) / k.fx).astype(np.float32)
-    ys = ((np.arange(h) - k.cy) / k.fy).astype(np.float32)
-    material = np.zeros((h, w), np.uint8)
-    palm_side = np.zeros((h, w), np.float32)
     lefts = left or [False] * len(hands)
-    for i, (joints, s) in enumerate(zip(hands, scales)):
-        prims, palm_normal = hand_primitives(joints, s, cfg.forearm, cfg.forearm_length_m, lefts[i])
-        for prim in prims:
-            if prim[0] == "capsule":
-                box = _bbox(np.stack([prim[2], prim[3]]), prim[4], k)
-            else:
-                box = _bbox(prim[2][None], float(prim[4].max()), k)
-            if box is None:
-                continue
-            x0, x1, y0, y1 = box
-            rd = np.empty((y1 - y0, x1 - x0, 3), np.float32)
-            rd[..., 0] = xs[None, x0:x1]
-            rd[..., 1] = ys[y0:y1, None]
-            rd[..., 2] = 1.0
-            norm = np.linalg.norm(rd, axis=-1)
-            rd /= norm[..., None]
-            if prim[0] == "capsule":
-                t, n = _hit_capsule(rd, *prim[2:])
-            else:
-                t, n = _hit_ellipsoid(rd, *prim[2:])
-            z = (t / norm).astype(np.float32)  # depth along the optical axis
-            zb = zbuf[y0:y1, x0:x1]
-            win = z < zb
-            if not win.any():
-                continue
-            zb[win] = z[win]
-            normal[y0:y1, x0:x1][win] = n[win]
-            owner[y0:y1, x0:x1][win] = i + 1
-            material[y0:y1, x0:x1][win] = prim[1]
-            palm_side[y0:y1, x0:x1][win] = (n[win] @ palm_normal).astype(np.float32)
-
-    fg = owner > 0
     img = background(rng, h, w, cfg.background) if backdrop is None else backdrop.astype(np.float32)
-    if fg.any():
-        light = np.array([rng.uniform(-0.6, 0.6), rng.uniform(-0.8, 0.2), -1.0], np.float32)
-        light /= np.linalg.norm(light)
-        amb, dif, spec = rng.uniform(0.45, 0.6), rng.uniform(0.35, 0.55), rng.uniform(0.0, 0.12)
-        nf = normal[fg]  # shade only the hand's pixels
-        lam = np.clip((nf @ light + 0.3) / 1.3, 0, 1)  # wrap lighting: soft, skin-like falloff
-        rim = 0.75 + 0.25 * np.abs(nf[:, 2])  # darker toward silhouettes
-        view_h = light + np.array([0, 0, -1.0], np.float32)
-        view_h /= np.linalg.norm(view_h)
-        hl = np.clip(nf @ view_h, 0, 1) ** 24
-        tones = skin or [SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.85, 1.1) for _ in hands]
-        base = np.asarray(tones, np.float32)[owner[fg] - 1]
-        # palms are lighter than the backs of hands; nails are pale and pinkish
-        base *= (1.0 + 0.12 * np.clip(palm_side[fg], 0, 1))[:, None]
-        nail = material[fg] == NAIL
-        base[nail] = 0.55 * base[nail] + np.array([120, 100, 100], np.float32)
-        img[fg] = base * ((amb + dif * lam) * rim)[:, None] + 255 * spec * hl[:, None]
+    owner = np.zeros((h, w), np.uint8)
+    zbuf = np.full((h, w), np.inf, np.float32)
+    meshes, looks, drawn = [], [], []
+    forearm = cfg.forearm_length_m if cfg.forearm else 0.03
+    for i, joints in enumerate(hands):
+        if np.max(np.asarray(joints)[:, 2]) <= 0.02:  # behind the camera
+            continue
+        meshes.append(posed_mesh(joints, float(scales[i]), bool(lefts[i]), forearm))
+        looks.append(random_look(rng, None if skin is None else skin[i]))
+        drawn.append(i + 1)
+    if meshes:
+        light = random_lighting(rng)
+        ras = renderer().draw(k, meshes, looks, light)
+        img = ras.color + (1.0 - ras.coverage[..., None]) * img
+        index = np.array([0, *drawn], np.uint8)
+        owner = index[ras.hand]
+        zbuf = ras.z
+    fg = owner > 0
     if cfg.blur:
         sigma = rng.uniform(0.3, 1.2)
         img = cv2.GaussianBlur(img, (0, 0), sigma)

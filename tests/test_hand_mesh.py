@@ -1,0 +1,191 @@
+"""The skinned hand surface: the shipped template, skinning to poses, and the OpenGL raster of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streamhand.geometry import Intrinsics
+from streamhand.synth import gl_render
+from streamhand.synth.hand import ANGLE_LIMITS, NUM_ANGLES, forward_kinematics
+from streamhand.synth.hand_mesh import (
+    MESH_VERSION,
+    build_template,
+    pose_mesh,
+    template,
+    template_angles,
+    template_joints,
+)
+from streamhand.synth.render import RenderConfig, posed_mesh, render
+from streamhand.synth.sampler import SamplerConfig, sample_hands
+
+
+def _rot(axis: np.ndarray, angle: float) -> np.ndarray:
+    a = axis / np.linalg.norm(axis)
+    k = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+
+
+def _in_front(j: np.ndarray, z: float = 0.4) -> np.ndarray:
+    """Palm toward the camera, fingers up, the palm centre ``z`` metres ahead."""
+    palm = 0.5 * (j[0] + j[9])
+    return (j - palm) @ np.diag([1.0, -1.0, -1.0]).T + np.array([0.0, 0.0, z])
+
+
+def _winding(v: np.ndarray, faces: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Generalised winding number of closed mesh (v, faces) at points q: 1 inside, 0 outside."""
+    a, b, c = (v[faces[:, i]][None].astype(np.float64) - q[:, None] for i in range(3))
+    la, lb, lc = (np.linalg.norm(x, axis=2) for x in (a, b, c))
+    det = np.einsum("pfi,pfi->pf", a, np.cross(b, c))
+    den = la * lb * lc + np.einsum("pfi,pfi->pf", a, b) * lc + np.einsum("pfi,pfi->pf", b, c) * la
+    den += np.einsum("pfi,pfi->pf", c, a) * lb
+    return 2 * np.arctan2(det, den).sum(1) / (4 * np.pi)
+
+
+def test_template_is_one_closed_surface():
+    t = template()
+    assert len(t.vertices) > 3000 and t.faces.max() < len(t.vertices) and t.faces.min() >= 0
+    edges = np.sort(np.concatenate([t.faces[:, [0, 1]], t.faces[:, [1, 2]], t.faces[:, [2, 0]]]), axis=1)
+    _, counts = np.unique(edges, axis=0, return_counts=True)
+    assert np.all(counts == 2)  # every edge between exactly two triangles: watertight, no seams
+    assert len(t.vertices) - len(counts) + len(t.faces) == 2  # Euler: one closed surface, no handles
+    np.testing.assert_allclose(t.weights.sum(1), 1.0, atol=1e-5)
+    assert {0, *range(1, 16)} <= set(np.unique(t.part).astype(int))  # palm and every phalanx own vertices
+    assert 0 < (t.nail > 0.5).sum() < 0.05 * len(t.vertices)
+
+
+def test_shipped_template_matches_the_code():
+    """The shipped file is what build_template makes (coarser here: the same surface within a few mm)."""
+    pytest.importorskip("skimage")
+    pytest.importorskip("fast_simplification")
+    coarse = build_template(voxel=0.003, target_faces=0)
+    shipped = template()
+    from scipy.spatial import cKDTree
+
+    d_ab, _ = cKDTree(coarse.vertices).query(shipped.vertices)
+    d_ba, _ = cKDTree(shipped.vertices).query(coarse.vertices)
+    assert max(np.percentile(d_ab, 99), np.percentile(d_ba, 99)) < 0.004
+    np.testing.assert_allclose(shipped.rest_joints, template_joints(), atol=1e-6)
+    assert MESH_VERSION >= 1
+
+
+def test_rest_pose_skins_to_the_template_and_motion_is_rigid():
+    t = template()
+    j = template_joints()
+    v, n = pose_mesh(j, 1.0, forearm_length=0.12)
+    np.testing.assert_allclose(v, t.vertices, atol=1e-5)
+    r, shift = _rot(np.array([0.3, -1.0, 0.5]), 1.1), np.array([0.1, -0.05, 0.6])
+    v2, n2 = pose_mesh(j @ r.T + shift, 1.0, forearm_length=0.12)
+    np.testing.assert_allclose(v2, v @ r.T + shift, atol=1e-5)
+    np.testing.assert_allclose(n2, n @ r.T, atol=1e-4)
+
+
+def test_skinned_hand_wraps_its_joints_in_many_poses():
+    rng = np.random.default_rng(1)
+    lo, hi = ANGLE_LIMITS[:, 0], ANGLE_LIMITS[:, 1]
+    for _ in range(20):
+        a = rng.uniform(lo, hi)
+        scale = float(rng.uniform(0.85, 1.15))
+        j = forward_kinematics(a[None], np.array([scale]))[0]
+        v, n = pose_mesh(j, scale)
+        assert np.all(np.isfinite(v)) and np.allclose(np.linalg.norm(n, axis=1), 1, atol=1e-4)
+        d = np.linalg.norm(v[None] - j[:, None], axis=2).min(1)
+        assert d[[4, 8, 12, 16, 20]].max() < 0.006  # fingertips on the skin
+        inner = [0, 1, 2, 3, 5, 6, 7, 9, 10, 11, 13, 14, 15, 17, 18, 19]
+        assert _winding(v, template().faces, j[inner]).min() > 0.95  # the rest inside (2 where fingers cross)
+
+
+def test_a_finger_moves_alone():
+    t = template()
+    a = template_angles()
+    j0 = forward_kinematics(a[None])[0]
+    b = a.copy()
+    b[5], b[7] = np.deg2rad(70), np.deg2rad(80)  # index MCP and PIP flex
+    v0, _ = pose_mesh(j0, 1.0)
+    v1, _ = pose_mesh(forward_kinematics(b[None])[0], 1.0)
+    moved = np.linalg.norm(v1 - v0, axis=1)
+    part = t.part.astype(int)
+    assert moved[np.isin(part, [4, 5, 6])].mean() > 0.02  # the index finger's phalanges
+    assert moved[np.isin(part, [13, 14, 15])].max() < 1e-6  # the pinky's do not move
+    assert moved[np.isin(part, [10, 11, 12])].max() < 1e-6  # nor the ring finger's
+
+
+def test_raster_lands_on_the_mesh():
+    """Every hand pixel, back-projected with its depth through off-centre intrinsics, lies on the surface."""
+    j = _in_front(forward_kinematics(np.zeros((1, NUM_ANGLES)))[0], 0.35) + np.array([0.03, 0.02, 0])
+    k = Intrinsics(200, 160, 180.0, 175.0, 83.0, 91.0)
+    v, n = posed_mesh(j, 1.0, False, 0.25)
+    look = gl_render.HandLook(skin=np.array([200.0, 150, 120]))
+    light = gl_render.Lighting(np.array([0, -0.5, -1.0]), np.ones(3), np.array([0, 0, -1.0]), 0.2 * np.ones(3),
+                               0.2 * np.ones(3), 0.1 * np.ones(3))  # fmt: skip
+    ras = gl_render.renderer().draw(k, [(v, n)], [look], light)
+    ys, xs = np.nonzero(ras.hand)
+    assert len(xs) > 500
+    z = ras.z[ys, xs]
+    pts = np.stack([(xs - k.cx) / k.fx * z, (ys - k.cy) / k.fy * z, z], 1)
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(v).query(pts)
+    assert np.percentile(d, 95) < 0.003
+    # and every visible vertex facing the camera projects onto a hand pixel
+    u = np.round(k.fx * v[:, 0] / v[:, 2] + k.cx).astype(int)
+    w = np.round(k.fy * v[:, 1] / v[:, 2] + k.cy).astype(int)
+    inside = (u >= 0) & (u < k.width) & (w >= 0) & (w < k.height) & (n[:, 2] < -0.5)
+    assert ras.hand[w[inside], u[inside]].mean() > 0.97
+    # coverage is 1 inside, fractional only along the silhouette
+    assert np.median(ras.coverage[ras.hand > 0]) == pytest.approx(1.0)
+    assert 0 < ((ras.coverage > 0.05) & (ras.coverage < 0.95)).sum() < 0.5 * len(xs)
+
+
+def test_left_hand_is_the_mirror_image():
+    j = _in_front(forward_kinematics(template_angles()[None])[0], 0.4)
+    jl = j * np.array([-1.0, 1, 1])
+    k = Intrinsics(160, 160, 200.0, 200.0, 79.5, 79.5)
+    cfg = RenderConfig(blur=False, image_noise=False, depth_noise=False, depth_holes=False, background="plain")
+    right = render(np.random.default_rng(4), [j], k, cfg=cfg)
+    left = render(np.random.default_rng(4), [jl], k, cfg=cfg, left=[True])
+    a, b = right.mask > 0, left.mask[:, ::-1] > 0
+    assert (a & b).sum() / (a | b).sum() > 0.97
+    both = a & b
+    assert np.abs(right.depth.astype(int) - left.depth[:, ::-1].astype(int))[both].mean() < 1.0  # mm
+
+
+def test_light_from_one_side_lights_that_side():
+    j = _in_front(forward_kinematics(np.zeros((1, NUM_ANGLES)))[0], 0.4)
+    k = Intrinsics(160, 160, 200.0, 200.0, 79.5, 79.5)
+    v, n = posed_mesh(j, 1.0, False, 0.25)
+    look = gl_render.HandLook(skin=np.array([200.0, 150, 120]))
+
+    def lit(x: float) -> np.ndarray:
+        light = gl_render.Lighting(np.array([x, 0, -0.3]), np.ones(3) * 1.5, np.array([0, 0, -1.0]), np.zeros(3),
+                                   0.05 * np.ones(3), 0.05 * np.ones(3))  # fmt: skip
+        return gl_render.renderer().draw(k, [(v, n)], [look], light)
+
+    left_lit, right_lit = lit(-1.0), lit(1.0)
+    xs = np.nonzero(left_lit.hand)[1]
+    mid = np.median(xs)
+    m = left_lit.hand > 0
+    cols = np.arange(k.width)[None, :].repeat(k.height, 0)
+    lum_l = left_lit.color.mean(-1)
+    lum_r = right_lit.color.mean(-1)
+    assert lum_l[m & (cols < mid)].mean() > lum_l[m & (cols > mid)].mean() + 4
+    assert lum_r[m & (cols > mid)].mean() > lum_r[m & (cols < mid)].mean() + 4
+
+
+def test_two_hands_and_none():
+    hs = sample_hands(np.random.default_rng(2), 2, SamplerConfig(width=320, height=240, shared_camera=True))
+    r = render(np.random.default_rng(0), list(hs.joints_cam), hs.intrinsics[0], list(hs.scale), left=[False, True])
+    assert set(np.unique(r.mask)) <= {0, 1, 2}
+    empty = gl_render.renderer().draw(hs.intrinsics[0], [], [], gl_render.Lighting(*[np.ones(3)] * 6))
+    assert empty.hand.max() == 0 and np.isinf(empty.z).all()
+
+
+def test_no_opengl_is_one_clear_error(monkeypatch):
+    import moderngl
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("no display")
+
+    monkeypatch.setattr(moderngl, "create_standalone_context", refuse)
+    with pytest.raises(RuntimeError, match=r"needs OpenGL 3\.3.*EGL"):
+        gl_render._context(moderngl)
