@@ -208,20 +208,69 @@ def synth_report_cmd(
     n: Annotated[int, typer.Option(min=1, help="rendered 640x480 frames for the detection check")] = 200,
     checkpoint: Annotated[Path | None, typer.Option(help="lift MediaPipe's 2D with this model")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the report here")] = None,
+    frames: Annotated[
+        Path | None, typer.Option(help="real frames with 3D truth (eval --data frames' folder): the same figures")
+    ] = None,
 ) -> None:
-    """Sampler/renderer speed, MediaPipe detection rate on rendered hands, closed-loop EPE."""
-    from train.synth_report import as_dict, synth_report
+    """Sampler/renderer speed, MediaPipe detection rate on rendered hands, closed-loop EPE; with --frames the same
+    figures on real frames beside the renders'."""
+    from train.datasets.frames import FrameDataError, load_frames
+    from train.synth_report import as_dict, report_lines, synth_report
 
+    fs = None
+    if frames is not None:
+        try:
+            fs = load_frames(frames)
+        except FrameDataError as e:
+            _fail(f"--frames: {e}")
     if checkpoint is not None:
         try:
             load_checkpoint(checkpoint)
         except CheckpointError as e:
             _fail(str(e))
-    rep = as_dict(synth_report(n, str(checkpoint) if checkpoint else None))
-    typer.echo(json.dumps(rep, indent=1))
+    try:  # progress bars write to stdout: only where it is a terminal
+        rep = as_dict(synth_report(n, str(checkpoint) if checkpoint else None, sys.stdout.isatty(), fs))
+    except FrameDataError as e:  # an image that cannot be read
+        _fail(f"--frames: {e}")
+    for line in report_lines(rep):
+        typer.echo(line)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(rep, indent=1))
+
+
+@app.command("render-sheet")
+def render_sheet_cmd(
+    out: Annotated[Path, typer.Option(help="PNG to write")] = Path("sheet.png"),
+    n: Annotated[int, typer.Option(min=1, max=1000, help="rendered hands")] = 24,
+    seed: Annotated[int, typer.Option(help="sampler and renderer seed")] = 0,
+    size: Annotated[int, typer.Option(min=16, max=1024, help="tile side (pixels)")] = 256,
+    cols: Annotated[int, typer.Option(min=1, max=100, help="tiles a row")] = 6,
+    depth: Annotated[bool, typer.Option("--depth", help="a row of depth crops under each row of colour")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+) -> None:
+    """A contact sheet of rendered hands (poses, skin, handedness, backgrounds), each cropped around the hand."""
+    import os
+
+    from train.synth_report import render_sheet, sheet_shape, write_png
+
+    if out.is_dir():
+        _fail(f"--out {out}: is a folder; name a .png file")
+    if out.suffix.lower() != ".png":
+        _fail(f"--out {out}: the sheet is a PNG; name a .png file")
+    if not out.parent.is_dir():
+        _fail(f"--out {out}: no folder {out.parent}")
+    if not os.access(out.parent, os.W_OK):
+        _fail(f"--out {out}: folder {out.parent} is not writable")
+    h, w = sheet_shape(n, size, cols, depth)
+    if h * w > 100_000_000:
+        _fail(f"--n {n} --size {size} --cols {cols}: a {w}x{h} sheet is too large")
+    sheet = render_sheet(n, seed, size, cols, depth, progress=not no_progress)
+    try:
+        path = write_png(sheet, out)
+    except OSError as e:
+        _fail(f"--out {out}: {e.strerror or e}")
+    typer.echo(f"render sheet ({n} hands, {w}x{h}): {path}")
 
 
 @app.command("mediapipe-pairs")

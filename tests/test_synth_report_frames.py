@@ -1,0 +1,138 @@
+"""``python -m train synth-report --frames DIR`` (the renders' figures on a folder of real frames, beside the
+renders') and ``python -m train render-sheet``.
+
+The "real" frames here are rendered by ``streamhand.synth`` and written in the frames-folder format."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tests.test_eval_frames import DEFAULT_CKPT, _FakeDetector, write_frames_dataset
+
+RENDERS_EXPERTS = {"2d", "world", "2d+world"}  # the shipped model's expert sets
+
+
+@pytest.fixture(scope="module")
+def frames_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("frames") / "set"
+    write_frames_dataset(root)  # 4 hands: three 256x256 crops with their boxes, one full frame
+    return root
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    from train.__main__ import app
+
+    r = CliRunner().invoke(app, list(args))
+    return r.exit_code, r.output  # stdout and stderr together
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, float | int) and math.isfinite(v)
+
+
+def test_synth_report_with_frames_end_to_end(frames_dir, tmp_path):
+    """Renders and real frames through the real MediaPipe and the shipped model: both columns, the JSON."""
+    out = tmp_path / "r.json"
+    code, text = _invoke("synth-report", "--n", "2", "--checkpoint", str(DEFAULT_CKPT), "--frames", str(frames_dir),
+                         "--json", str(out))  # fmt: skip
+    assert code == 0, text
+    lines = text.splitlines()
+    assert lines[0].split() == ["figure", "renders", "real", "frames"]
+    closed = next(i for i, s in enumerate(lines) if s.startswith("closed loop"))
+    assert "renders: the rendered frames" in lines[closed + 1] and "real frames: the real frames" in lines[closed + 1]
+    assert any(s.startswith("  world, MediaPipe's handedness") for s in lines)
+    assert any(s.startswith("real frames at the run-time scale") for s in lines)
+    rep = json.loads(out.read_text())
+    real = rep["real_frames"]
+    assert set(real) == {"root", "detection_n", "detection_rate", "handedness_labelled", "handedness_accuracy",
+                         "landmark_error_px_median", "closed_loop"}  # fmt: skip
+    assert real["detection_n"] == 4 and 0.5 <= real["detection_rate"] <= 1
+    assert _finite(real["landmark_error_px_median"]) and real["landmark_error_px_median"] < 20
+    assert real["handedness_labelled"] <= 1  # only frame 0 is labelled
+    rc = real["closed_loop"]
+    assert set(rc) == {"hand_length_m", "model_id", "mediapipe_handedness", "true_handedness", "experts",
+                       "truth_2d_reference"}  # fmt: skip
+    assert rc["true_handedness"] is None  # not every frame is labelled
+    assert set(rc["experts"]) == set(rep["closed_loop"]["experts"]) == RENDERS_EXPERTS
+    for entry in [*rc["experts"].values(), rc["mediapipe_handedness"], rc["truth_2d_reference"]]:
+        assert set(entry) == {"epe_mean_mm", "epe_runtime_scale_mean_mm", "n", "modalities"}
+        assert _finite(entry["epe_mean_mm"]) and _finite(entry["epe_runtime_scale_mean_mm"])
+        assert 0 < entry["epe_mean_mm"] < 80 and entry["n"] == round(4 * real["detection_rate"])
+    assert rc["mediapipe_handedness"]["modalities"] == ["2d", "world"]
+
+
+def test_real_frames_are_lifted_at_the_truths_scale_as_renders_are(frames_dir):
+    """With exact detections (the truth's projection, labelled left), the 2d expert's figure is the renders' own
+    definition: the lifter at the truth's reference bone, wrist-relative mean EPE; the exact-2D reference agrees."""
+    from streamhand.infer import Lifter, TorchBackend
+    from streamhand.metrics import evaluate_poses
+    from streamhand.skeleton import reference_length
+    from train.datasets.frames import load_frames
+    from train.synth_report import frames_figures, report_lines
+
+    fs = load_frames(frames_dir)
+    res = frames_figures(fs, str(DEFAULT_CKPT), progress=False, detector=_FakeDetector(fs))
+    assert res["detection_rate"] == pytest.approx(3 / 4)  # frame 0 is missed
+    assert res["landmark_error_px_median"] == pytest.approx(0.0, abs=1e-9)  # the exact one, not the far one
+    assert res["handedness_labelled"] == 0 and res["handedness_accuracy"] is None
+    j, k = fs.joints_cam[1:], fs.intrinsics
+    lift = Lifter(TorchBackend(str(DEFAULT_CKPT)))(fs.joints_2d[1:], np.ones(3, bool), k, scale=reference_length(j))
+    expected = evaluate_poses(lift.joints_rel, j - j[:, :1], "root").epe_mean_mm
+    rc = res["closed_loop"]
+    assert rc["experts"]["2d"]["epe_mean_mm"] == pytest.approx(expected, rel=1e-6)
+    assert rc["truth_2d_reference"]["epe_mean_mm"] == pytest.approx(expected, rel=1e-6)
+    assert rc["experts"]["world"]["epe_mean_mm"] != pytest.approx(expected)
+    rep = {"pose_samples_per_s": 1.0, "render_256_per_s": 1.0, "detection_n": 10, "detection_rate": 0.5,
+           "detection_rate_palm": float("nan"), "detection_rate_back": 0.5, "handedness_accuracy": 0.9,
+           "landmark_error_px_median": 7.0, "closed_loop": {}, "real_frames": res}  # fmt: skip
+    lines = report_lines(rep)
+    assert any(s.startswith("MediaPipe handedness correct") and s.endswith("n/a (not labelled)") for s in lines)
+    assert any(s.startswith("  2d, MediaPipe's handedness") and s.split()[-1] == f"{expected:.1f}" for s in lines)
+
+
+@pytest.mark.parametrize("case", ["missing", "no_labels", "bad_json"])
+def test_synth_report_bad_frames_folder(tmp_path, frames_dir, case):
+    root = tmp_path / "frames"
+    if case != "missing":
+        (root / "images").mkdir(parents=True)
+    if case == "bad_json":
+        (root / "labels.json").write_text("{not json")
+    code, out = _invoke("synth-report", "--n", "1", "--frames", str(root))
+    expected = {"missing": f"frames folder not found: {root}", "no_labels": "labels not found",
+                "bad_json": "not valid JSON"}[case]  # fmt: skip
+    assert code == 2 and len(out.strip().splitlines()) == 1, out
+    assert out.startswith("error: --frames: ") and expected in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("depth", [False, True])
+def test_render_sheet_writes_a_png_of_the_expected_size(tmp_path, depth):
+    from train.synth_report import sheet_shape
+
+    out = tmp_path / "sheet.png"
+    args = ["render-sheet", "--out", str(out), "--n", "4", "--size", "64", "--cols", "3", "--no-progress"]
+    code, text = _invoke(*args, *(["--depth"] if depth else []))
+    assert code == 0, text
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert img.shape == ((256 if depth else 128), 192, 3) == (*sheet_shape(4, 64, 3, depth), 3)
+    assert img[:64, :64].std() > 5  # a rendered tile, not the blank background
+    assert (img[64 * (2 if depth else 1) :, 64:] == 40).all()  # two of the last row's three cells stay empty
+    assert text.strip() == f"render sheet (4 hands, 192x{256 if depth else 128}): {out}"
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [("dir", "is a folder"), ("nowhere/sheet.png", "no folder"), ("sheet.jpg", "the sheet is a PNG")],
+)
+def test_render_sheet_bad_out(tmp_path, where, message):
+    out = tmp_path if where == "dir" else tmp_path / where
+    code, text = _invoke("render-sheet", "--out", str(out), "--n", "2")
+    assert code == 2 and len(text.strip().splitlines()) == 1, text
+    assert text.startswith(f"error: --out {out}: ") and message in text
