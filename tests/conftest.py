@@ -43,5 +43,10 @@ def tiny_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="session", autouse=True)
 def _demo_cache(tmp_path_factory):
-    """One demo-clip cache for the whole test session (rendered once, reused by every test)."""
+    """One demo-clip cache for the whole test session, the default clip rendered into it up front: the tests that
+    start several `streamhand run --source demo` processes at once then find it there instead of each rendering
+    it while a subscriber waits."""
     os.environ.setdefault("STREAMHAND_CACHE", str(tmp_path_factory.mktemp("cache")))
+    from streamhand.capture.demo import DemoSource
+
+    DemoSource(realtime=False).open()

@@ -299,7 +299,7 @@ def _skin_weights(p: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return cand.astype(np.int32), wts.astype(np.float32), part, al.astype(np.float32)
 
 
-def build_template(voxel: float = 0.0015, target_faces: int = 16000) -> HandTemplate:
+def build_template(voxel: float = 0.0015, target_faces: int = 6000) -> HandTemplate:
     """Polygonise :func:`hand_sdf` around the template joints (marching cubes, scikit-image), simplify it to
     about ``target_faces`` triangles (quadric decimation, fast-simplification; 0 keeps every one) and compute
     the skinning weights and shading attributes. About 20-30 s; the result ships as :data:`MESH_FILE`."""
