@@ -121,8 +121,13 @@ def test_render_outputs_and_determinism():
     np.testing.assert_array_equal(a.depth, b.depth)
     fg = a.mask > 0
     assert 0.01 < fg.mean() < 0.9
-    # depth on the hand is close to the joints' depth (mm), background is far
-    valid = fg & (a.depth > 0)
+    # depth on the hand (within its joints' box: the forearm reaches further back) is close to the joints' depth
+    # (mm), background is far
+    x0, y0 = np.floor(hs.joints_2d[0].min(0)).astype(int)
+    x1, y1 = np.ceil(hs.joints_2d[0].max(0)).astype(int)
+    box = np.zeros_like(fg)
+    box[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1] = True
+    valid = fg & box & (a.depth > 0)
     jz = hs.joints_cam[0, :, 2] * 1000
     assert jz.min() - 60 < np.median(a.depth[valid]) < jz.max() + 30
     assert np.median(a.depth[~fg & (a.depth > 0)]) >= 1000

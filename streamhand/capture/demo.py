@@ -17,11 +17,12 @@ from streamhand.cache import cache_dir
 from streamhand.capture.base import Frame, FrameSource, Pacer, now
 from streamhand.geometry import Intrinsics, axis_angle, project
 from streamhand.synth.hand import forward_kinematics, sample_shape
-from streamhand.synth.render import RENDER_VERSION, RenderConfig, background, render
+from streamhand.synth.render import RENDER_VERSION, RenderConfig, render
 from streamhand.synth.sampler import GESTURES
+from streamhand.synth.scene import scene_background
 
 log = logging.getLogger(__name__)
-DEMO_VERSION = 2  # bump when the clip's script changes; renderer changes bump RENDER_VERSION (both key the cache)
+DEMO_VERSION = 3  # bump when the clip's script changes; renderer changes bump RENDER_VERSION (both key the cache)
 
 
 _SEQUENCES = (
@@ -58,9 +59,10 @@ def demo_clip(n_frames: int, width: int, height: int, hands: int = 2, seed: int 
     rng = np.random.default_rng(seed)
     k = Intrinsics.from_fov(width, height, 60.0)
     scales, props = sample_shape(rng, 2)
-    backdrop = background(rng, height, width, "random")
+    backdrop, backdrop_depth = scene_background(rng, height, width, k.fx)
+    backdrop_depth += max(0.0, 1.0 - float(backdrop_depth.min()))  # the scene stays behind the arms, every frame
     tone = [np.array([224, 172, 120], np.float32), np.array([214, 165, 118], np.float32)]
-    cfg = RenderConfig(depth_noise=True, depth_holes=True, background_depth_m=(1.6, 1.6))
+    cfg = RenderConfig(depth_noise=True, depth_holes=True, motion_blur=0.0)
     base = np.diag([1.0, -1.0, -1.0])  # palm toward the camera, fingers up
     for fi in range(n_frames):
         ph = fi / n_frames
@@ -83,7 +85,7 @@ def demo_clip(n_frames: int, width: int, height: int, hands: int = 2, seed: int 
             joints.append((local - palm) @ r.T + centre)
             lefts.append(left)
         out = render(rng, joints, k, [float(scales[i]) for i in range(len(joints))], cfg, skin=tone[: len(joints)],
-                     left=lefts, backdrop=backdrop)  # fmt: skip
+                     left=lefts, backdrop=backdrop, backdrop_depth=backdrop_depth)  # fmt: skip
         # a webcam-like MJPEG round trip (also what the on-disk cache stores)
         jpg = cv2.imdecode(cv2.imencode(".jpg", out.rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])[1], 1)
         yield np.ascontiguousarray(jpg[:, :, ::-1]), out.depth.astype(np.float32) / 1000.0, joints, lefts, k

@@ -188,7 +188,7 @@ def hand_sdf(p: np.ndarray, j: np.ndarray) -> np.ndarray:
     fa = np.stack([x * 1.0, y, z * 1.38], 1)  # squash z so a circle becomes an ellipse
     q = (p - w) @ fa
     dq, t = _seg(q, np.array([0.0, -0.004, 0.0]), np.array([0.0, -TEMPLATE_FOREARM, 0.0]))
-    d = _smin(d, (dq - (0.0285 + 0.006 * t)) / 1.2, 0.014)
+    d = _smin(d, (dq - (0.0285 + 0.012 * t)) / 1.2, 0.014)
     # fingers: tapered capsules, palmar pads, dorsal knuckles, nails
     for f, chain in enumerate(FINGER_CHAINS):
         r = _finger_radii(f)

@@ -1,9 +1,11 @@
 """Renderer: posed hands -> RGB image, aligned depth (uint16 millimetres) and a hand mask.
 
 Each hand is one smooth skinned surface (:mod:`streamhand.synth.hand_mesh`) drawn by OpenGL
-(:mod:`streamhand.synth.gl_render`: skin shading, shadows, creases, nails, sleeves, watches, rings) over a
-background; skin tone, accessories, lights, blur, image noise and depth sensor noise/holes are randomised from
-the caller's generator, so a seed gives the same frame.
+(:mod:`streamhand.synth.gl_render`: skin shading, shadows, creases, nails, sleeves, watches, rings) over an indoor
+scene with depth and people in it (:mod:`streamhand.synth.scene`), now and then behind an object in front of the
+hand; then a webcam's optics and sensor and a RealSense's depth artefacts (:mod:`streamhand.synth.sensor`). Skin
+tone, accessories, lights, scene, blur, noise and depth artefacts are randomised from the caller's generator, so a
+seed gives the same frame.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import numpy as np
 from streamhand.geometry import Intrinsics
 from streamhand.synth.gl_render import HandLook, Lighting, renderer
 from streamhand.synth.hand_mesh import pose_mesh
+from streamhand.synth.scene import add_occluder, scene_background
+from streamhand.synth.sensor import apply_webcam, realsense_depth
 
 #: skin tones (sRGB) across the range of people, very light to very dark
 SKIN_TONES = np.array(
@@ -26,18 +30,28 @@ SKIN_TONES = np.array(
 
 
 #: bump when rendered images change, so caches built from renders (MediaPipe labels) are rebuilt
-RENDER_VERSION = 4  # 4: a skinned mesh drawn by OpenGL with skin shading and shadows
+RENDER_VERSION = 5  # 5: a skinned mesh drawn by OpenGL, indoor scenes with depth, webcam and RealSense models
 
 
 @dataclass
 class RenderConfig:
-    background: str = "random"  # random (room or clutter) | room | clutter | plain | none (black)
-    blur: bool = True
-    image_noise: bool = True
-    depth_noise: bool = True
+    #: random (a 3D indoor scene with depth four times in five, else a flat room or clutter) | scene | room |
+    #: clutter | plain | none (black)
+    background: str = "random"
+    blur: bool = True  # the webcam's optics: defocus, motion blur (with image_noise False: these alone)
+    image_noise: bool = True  # the webcam's sensor and encoder: exposure, white balance, noise, tone, JPEG
+    depth_noise: bool = True  # a RealSense D4xx's depth: disparity noise, flying pixels (with its holes)
     depth_holes: bool = True
+    #: chance of an object in front of part of a hand or held in it
+    occluders: float = 0.15
+    #: chance of motion blur from the hand's movement during the exposure
+    motion_blur: float = 0.2
+    #: how strong the webcam's effects are (1: the whole range of :func:`~streamhand.synth.sensor.apply_webcam`,
+    #: dim rooms included; 0.6: most webcams in a lit room)
+    camera_strength: float = 0.6
     forearm: bool = True
-    forearm_length_m: float = 0.25
+    #: wrist to where the arm leaves the picture (a straight forearm and upper arm: no stump in the frame)
+    forearm_length_m: float = 0.45
     background_depth_m: tuple[float, float] = (1.0, 3.0)
     #: this image's pixels per pixel of the sensor whose holes are simulated (a crop drawn directly at low
     #: resolution: crop side / box side), so holes and edge dropouts keep their size on the hand
@@ -156,18 +170,31 @@ def render(
     skin: list[np.ndarray] | None = None,
     left: list[bool] | None = None,
     backdrop: np.ndarray | None = None,
+    backdrop_depth: np.ndarray | None = None,
 ) -> Rendered:
     """Render posed hands (each (21, 3), camera frame, metres) seen through intrinsics ``k``.
 
-    ``backdrop`` (H, W, 3) replaces the random background (a fixed scene for animated clips).
+    ``backdrop`` (H, W, 3) replaces the random background (a fixed scene for animated clips), ``backdrop_depth``
+    (H, W, metres) its depth (else a plane at ``cfg.background_depth_m``); with a backdrop nothing occludes the
+    hands.
     """
     cfg = cfg or RenderConfig()
     h, w = k.height, k.width
     scales = scales or [1.0] * len(hands)
     lefts = left or [False] * len(hands)
-    img = background(rng, h, w, cfg.background) if backdrop is None else backdrop.astype(np.float32)
+    bg_depth = None if backdrop_depth is None else np.asarray(backdrop_depth, np.float32)
+    if backdrop is not None:
+        img = backdrop.astype(np.float32)
+    elif cfg.background == "scene" or (cfg.background == "random" and rng.random() < 0.8):
+        img, bg_depth = scene_background(rng, h, w, k.fx)
+    else:
+        img = background(rng, h, w, cfg.background)
+    if bg_depth is None:
+        bg_depth = np.full((h, w), rng.uniform(*cfg.background_depth_m), np.float32)
+    occlude = backdrop is None
     owner = np.zeros((h, w), np.uint8)
     zbuf = np.full((h, w), np.inf, np.float32)
+    normal = np.zeros((h, w, 3), np.float32)
     meshes, looks, drawn = [], [], []
     forearm = cfg.forearm_length_m if cfg.forearm else 0.03
     for i, joints in enumerate(hands):
@@ -182,36 +209,32 @@ def render(
         img = ras.color + (1.0 - ras.coverage[..., None]) * img
         index = np.array([0, *drawn], np.uint8)
         owner = index[ras.hand]
-        zbuf = ras.z
+        zbuf, normal = ras.z, ras.normal
+        # the scene stays behind the hands (its depth moved back as a whole where it would cut into them)
+        near = float(bg_depth.min())
+        far_hand = float(np.max(zbuf[owner > 0])) if (owner > 0).any() else 0.0
+        if near < far_hand + 0.05:
+            bg_depth = bg_depth + np.float32(far_hand + 0.05 - near)
+    if occlude and meshes and rng.random() < cfg.occluders:
+        i = int(rng.integers(len(drawn)))  # in front of one hand (its joints' box: not the forearm)
+        j = np.asarray(hands[drawn[i] - 1], np.float64)
+        if j[:, 2].min() > 0.02 and (owner == drawn[i]).any():
+            u, v = k.fx * j[:, 0] / j[:, 2] + k.cx, k.fy * j[:, 1] / j[:, 2] + k.cy
+            box = (max(int(u.min()), 0), max(int(v.min()), 0), min(int(u.max()) + 1, w), min(int(v.max()) + 1, h))
+            if box[0] < box[2] and box[1] < box[3]:
+                z = float(np.median(zbuf[owner == drawn[i]]))
+                add_occluder(rng, img, bg_depth, owner, box, z, probability=1.0, max_cover=0.2)
     fg = owner > 0
-    if cfg.blur:
-        sigma = rng.uniform(0.3, 1.2)
-        img = cv2.GaussianBlur(img, (0, 0), sigma)
-    if cfg.image_noise:
-        img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(1, 5))
-    rgb = np.clip(img, 0, 255).astype(np.uint8)
-
-    depth_m = np.where(fg, zbuf, np.float32(rng.uniform(*cfg.background_depth_m)))
-    if cfg.depth_noise:
-        depth_m = depth_m + rng.standard_normal(depth_m.shape, dtype=np.float32) * np.float32(0.0012) * depth_m**2
-    depth = np.clip(depth_m * 1000.0, 0, 65535).astype(np.uint16)
-    if cfg.depth_holes:
-        _punch_holes(rng, depth, fg, cfg.hole_scale)
+    depth_true = np.where(fg, zbuf, bg_depth).astype(np.float32)
+    motion = None
+    if meshes and cfg.blur and rng.random() < cfg.motion_blur:
+        # the hand's displacement during the exposure: a few pixels, now and then many
+        motion = rng.normal(0, 1, 2) * rng.gamma(1.5, 2.5) * cfg.hole_scale
+    strength = cfg.camera_strength * float(cfg.blur or cfg.image_noise)
+    rgb = apply_webcam(rng, img, fg.astype(np.uint8), motion, strength=strength, pixel_scale=cfg.hole_scale)
+    if cfg.depth_noise or cfg.depth_holes:
+        depth = realsense_depth(rng, depth_true, owner, normal, k.fx, pixel_scale=cfg.hole_scale,
+                                principal=(k.cx, k.cy))  # fmt: skip
+    else:
+        depth = np.clip(depth_true * 1000.0, 0, 65535).astype(np.uint16)
     return Rendered(rgb, depth, owner)
-
-
-def _punch_holes(rng: np.random.Generator, depth: np.ndarray, fg: np.ndarray, scale: float = 1.0) -> None:
-    """Zero out sensor-like holes: a few blobs and pixels along depth edges (sized in sensor pixels: ``scale``
-    of this image's pixels each)."""
-    h, w = depth.shape
-    holes = np.zeros((h, w), np.uint8)
-    for _ in range(int(rng.integers(0, 4))):
-        r = int(rng.integers(2, 8))
-        if scale != 1.0:  # at a lower resolution a hole covers the same part of the scene
-            r = int(round(r * scale))
-            if r < 1:
-                continue
-        cv2.circle(holes, (int(rng.integers(0, w)), int(rng.integers(0, h))), r, 1, -1)
-    edge = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-    holes[edge & (rng.random((h, w), dtype=np.float32) < 0.5 * min(scale, 1.0))] = 1
-    depth[holes > 0] = 0
