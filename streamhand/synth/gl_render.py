@@ -111,9 +111,13 @@ void main() {
     float part = v_attr.x, along = v_attr.y, nail = v_attr.z, side = v_attr.w;
     vec3 rp = v_rest;
     vec3 base = skin;
-    // palms and finger pads are lighter and less saturated, the backs of joints redder and darker
-    float palmar = clamp(side, 0.0, 1.0);
-    base = mix(base, base * vec3(1.12, 1.02, 0.96) + vec3(0.03, 0.02, 0.02), 0.55 * palmar);
+    // palms and finger pads are lighter, pinker and less saturated than the back (far lighter on dark skin, which
+    // holds its melanin on the back), the backs of joints redder and darker
+    float palmar = smoothstep(-0.15, 0.6, side);
+    float dark_skin = clamp(1.0 - dot(skin, vec3(0.3, 0.59, 0.11)) / 0.45, 0.0, 1.0);
+    vec3 palm_col = base * vec3(1.15, 1.0, 0.92) + vec3(0.03, 0.02, 0.02);
+    palm_col = mix(palm_col, vec3(0.55, 0.33, 0.25), 0.55 * dark_skin);
+    base = mix(base, palm_col, 0.8 * palmar);
     float mott = vnoise(rp * 260.0) * 0.6 + vnoise(rp * 70.0) * 0.4;
     base *= 0.93 + 0.14 * mott;
     float fingertip = (part > 0.5 && mod(part - 1.0, 3.0) > 1.5) ? clamp((along - 0.45) / 0.5, 0.0, 1.0) : 0.0;
