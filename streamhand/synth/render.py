@@ -17,7 +17,7 @@ import numpy as np
 
 from streamhand.geometry import Intrinsics
 from streamhand.synth.gl_render import HandLook, Lighting, renderer
-from streamhand.synth.hand_mesh import pose_mesh
+from streamhand.synth.hand_mesh import palm_frame, pose_mesh
 from streamhand.synth.scene import add_occluder, scene_background
 from streamhand.synth.sensor import apply_webcam, realsense_depth
 
@@ -30,7 +30,7 @@ SKIN_TONES = np.array(
 
 
 #: bump when rendered images change, so caches built from renders (MediaPipe labels) are rebuilt
-RENDER_VERSION = 5  # 5: a skinned mesh drawn by OpenGL, indoor scenes with depth, webcam and RealSense models
+RENDER_VERSION = 6  # 6: a skinned mesh drawn by OpenGL, indoor scenes with depth, webcam and RealSense models
 
 
 @dataclass
@@ -161,6 +161,17 @@ def posed_mesh(joints: np.ndarray, scale: float, left: bool, forearm_length: flo
     return v, n
 
 
+def _forearm_length(joints: np.ndarray, length: float, nearest: float = 0.15) -> float:
+    """``length``, or less where the forearm points at the camera: an arm does not reach past the lens, and its
+    end stays at least ``nearest`` metres (or half the wrist's depth) in front of the camera."""
+    j = np.asarray(joints, np.float64)
+    d = -palm_frame(j)[:, 1]  # from the wrist toward the elbow
+    if d[2] >= 0:
+        return length
+    z_end = min(nearest, 0.5 * j[0, 2])
+    return float(np.clip((j[0, 2] - z_end) / -d[2], 0.03, length))
+
+
 def render(
     rng: np.random.Generator,
     hands: list[np.ndarray],
@@ -200,7 +211,7 @@ def render(
     for i, joints in enumerate(hands):
         if np.max(np.asarray(joints)[:, 2]) <= 0.02:  # behind the camera
             continue
-        meshes.append(posed_mesh(joints, float(scales[i]), bool(lefts[i]), forearm))
+        meshes.append(posed_mesh(joints, float(scales[i]), bool(lefts[i]), _forearm_length(joints, forearm)))
         looks.append(random_look(rng, None if skin is None else skin[i]))
         drawn.append(i + 1)
     if meshes:
