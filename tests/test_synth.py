@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -174,3 +176,38 @@ def test_random_backgrounds_are_mostly_rooms():
         sats.append(np.median((rgb.max(-1).astype(float) - rgb.min(-1)) / np.maximum(rgb.max(-1), 1)))
     muted = np.mean(np.array(sats) < 0.45)
     assert 0.55 < muted < 0.95
+
+
+def test_render_scene_stays_behind_the_hand_and_occluders_cover_it():
+    hs = sample_hands(np.random.default_rng(6), 6, SamplerConfig(width=320, height=240, facing_fraction=1.0,
+                                                                 in_frame_margin=10.0))  # fmt: skip
+    covered = 0
+    for i in range(6):
+        args = ([hs.joints_cam[i]], hs.intrinsics[i], [hs.scale[i]])
+        cfg = RenderConfig(occluders=0.0, depth_noise=False, depth_holes=False, background="scene")
+        clear = render(np.random.default_rng(i), *args, cfg)
+        held = render(np.random.default_rng(i), *args, replace(cfg, occluders=1.0))
+        fg = clear.mask > 0
+        # the scene is behind the whole arm
+        assert np.median(clear.depth[~fg]) > clear.depth[fg].max()
+        # an occluder only ever hides hand pixels, and what hides them is nearer than the hand
+        assert not np.any(held.mask[~fg])
+        hidden = fg & (held.mask == 0)
+        if hidden.any():
+            covered += 1
+            assert np.median(held.depth[hidden]) < np.median(clear.depth[hidden])
+            assert hidden.sum() < 0.6 * fg.sum()
+    assert covered >= 3
+
+
+def test_render_clean_camera_is_the_raster():
+    """With the webcam and depth models off, the colour is the raster composited over the scene, unchanged."""
+    hs = sample_hands(np.random.default_rng(8), 1, SamplerConfig(width=160, height=120, facing_fraction=1.0))
+    cfg = RenderConfig(blur=False, image_noise=False, depth_noise=False, depth_holes=False, occluders=0.0,
+                       background="plain")  # fmt: skip
+    a = render(np.random.default_rng(1), [hs.joints_cam[0]], hs.intrinsics[0], None, cfg)
+    import cv2
+
+    near_hand = cv2.dilate((a.mask > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # edges blend
+    plain = a.rgb[~near_hand].reshape(-1, 3)
+    assert np.ptp(plain, axis=0).max() <= 1  # the plain background untouched by noise or blur
