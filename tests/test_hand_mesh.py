@@ -197,3 +197,24 @@ def test_no_opengl_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(moderngl, "create_standalone_context", refuse)
     with pytest.raises(RuntimeError, match=r"needs OpenGL 3\.3.*EGL"):
         gl_render._context(moderngl)
+
+
+def test_demo_without_opengl_is_one_line_exit_2(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from streamhand.cli import app
+
+    def refuse(moderngl):
+        raise gl_render.RendererUnavailable("the hand renderer needs OpenGL 3.3 (EGL); no display")
+
+    monkeypatch.setattr(gl_render, "_context", refuse)
+    monkeypatch.setattr(gl_render, "_RENDERER", None)
+    monkeypatch.setenv("STREAMHAND_CACHE", str(tmp_path))  # no cached clip: the demo must render
+    from tests.conftest import free_port
+
+    res = CliRunner().invoke(app, ["run", "--source", "demo", "--frames", "2", "--no-realtime",
+                                   "--port", str(free_port()), "--control-port", str(free_port())])  # fmt: skip
+    assert res.exit_code == 2, res.output
+    out = res.output  # stdout and stderr together
+    lines = [ln for ln in out.strip().splitlines() if ln.startswith("error")]
+    assert len(lines) == 1 and "OpenGL" in lines[0] and "Traceback" not in out, out

@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 
 from streamhand.cache import cache_dir
-from streamhand.capture.base import Frame, FrameSource, Pacer, now
+from streamhand.capture.base import Frame, FrameSource, Pacer, SourceError, now
 from streamhand.geometry import Intrinsics, axis_angle, project
+from streamhand.synth.gl_render import RendererUnavailable
 from streamhand.synth.hand import forward_kinematics, sample_shape
 from streamhand.synth.render import RENDER_VERSION, RenderConfig, render
 from streamhand.synth.sampler import GESTURES
@@ -121,7 +122,10 @@ class DemoSource(FrameSource):
             if not self._clip:
                 log.info("rendering the demo clip once (%d frames, %dx%d); cached in %s",
                          self.n_frames, self.width, self.height, path.parent)  # fmt: skip
-                self._clip = list(demo_clip(self.n_frames, self.width, self.height, self.hands, self.seed))
+                try:
+                    self._clip = list(demo_clip(self.n_frames, self.width, self.height, self.hands, self.seed))
+                except RendererUnavailable as e:
+                    raise SourceError(f"demo: {e}") from None
                 try:
                     _save_clip(path, self._clip)
                 except OSError as e:  # a read-only home is fine: we just render next time too

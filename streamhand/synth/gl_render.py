@@ -463,6 +463,10 @@ def _pixel_box(verts: np.ndarray, k: Intrinsics, pad: int = 2) -> tuple[int, int
     return x0, y0, x1, y1
 
 
+class RendererUnavailable(RuntimeError):
+    """No OpenGL 3.3 context could be made (no driver, no EGL)."""
+
+
 def _context(moderngl):
     """A headless context: the platform's default, else EGL (Linux without a display)."""
     errors = []
@@ -471,7 +475,7 @@ def _context(moderngl):
             return moderngl.create_standalone_context(require=330, **kw)
         except Exception as e:  # each backend fails in its own way; all are reported
             errors.append(f"{kw.get('backend', 'default')}: {e}")
-    raise RuntimeError(
+    raise RendererUnavailable(
         "the hand renderer needs OpenGL 3.3 (on Linux without a display: EGL with Mesa, e.g. apt-get install "
         "libegl1 libgl1 libegl-mesa0); " + "; ".join(errors)
     )
