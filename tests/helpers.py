@@ -18,9 +18,10 @@ def cli(*args: str, timeout: float = 240, env: dict | None = None) -> subprocess
                           timeout=timeout, env=e, cwd=str(ROOT))  # fmt: skip
 
 
-def rendered_frames(n: int, width: int = 320, height: int = 240, seed: int = 0):
-    """(rgb list, depth list in metres, hands samples) of hands facing the camera."""
-    from streamhand.synth.render import render
+def rendered_frames(n: int, width: int = 320, height: int = 240, seed: int = 0, occluders: float | None = None):
+    """(rgb list, depth list in metres, hands samples) of hands facing the camera; ``occluders``: the chance of an
+    object in front of a hand (None: the renderer's default)."""
+    from streamhand.synth.render import RenderConfig, render
     from streamhand.synth.sampler import SamplerConfig, sample_hands
 
     rng = np.random.default_rng(seed)
@@ -29,7 +30,8 @@ def rendered_frames(n: int, width: int = 320, height: int = 240, seed: int = 0):
     hs = sample_hands(rng, n, cfg)
     rgbs, depths = [], []
     for i in range(n):
-        r = render(rng, [hs.joints_cam[i]], hs.intrinsics[i], [hs.scale[i]], left=[bool(hs.left[i])])
+        rc = RenderConfig() if occluders is None else RenderConfig(occluders=occluders)
+        r = render(rng, [hs.joints_cam[i]], hs.intrinsics[i], [hs.scale[i]], rc, left=[bool(hs.left[i])])
         rgbs.append(r.rgb)
         depths.append(r.depth.astype(np.float32) / 1000.0)
     return rgbs, depths, hs

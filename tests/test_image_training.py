@@ -170,13 +170,19 @@ def test_turned_crops_centre_the_palm_and_keep_true_depths():
 
 
 @pytest.mark.parametrize("view", ["box", "turned"])
-def test_crops_rendered_for_training_match_the_runtime_crops(view):
+def test_crops_rendered_for_training_match_the_runtime_crops(view, monkeypatch):
     """The training renderer draws each crop directly at low resolution; the runtime crops (or warps) the full
-    frame: the same hand, the same relief, holes of the same size on it."""
+    frame: the same hand, the same relief, holes of the same size on it (objects in front of the hand, drawn at
+    random in each, are left out of both)."""
+    from dataclasses import replace
+
+    import streamhand.synth.crops as synth_crops
     from streamhand.detect.crops import hand_crops
     from tests.helpers import rendered_frames
 
-    rgbs, depths, hs = rendered_frames(6, 640, 480, seed=4)
+    monkeypatch.setattr(synth_crops, "CROP_RENDER", replace(synth_crops.CROP_RENDER, occluders=0.0))
+    rgbs, depths, hs = rendered_frames(6, 640, 480, seed=4, occluders=0.0)
+    compared = 0
     for i in range(6):
         k = hs.intrinsics[i]
         cam = (k.fx, k.fy, k.cx, k.cy)
@@ -185,9 +191,17 @@ def test_crops_rendered_for_training_match_the_runtime_crops(view):
                              hs.left[i : i + 1], hs.intrinsics.take(np.array([i])), 640, 480, ["depth"], 32,
                              view=view)["depth"][0, 0]  # fmt: skip
         drawn = drawn[:, ::-1] if hs.left[i] else drawn  # training crops of left hands come mirrored
+        # where the crop reaches past the frame the runtime has no data and the training render draws on (the
+        # forearm leaving the picture), which also moves the depth reference: those hands are not comparable
+        flat = np.ones_like(depths[i])
+        inside = hand_crops(rgbs[i], flat, [hs.joints_2d[i]], ("depth",), 32, 1.4, cam, view=view)["depth"][0, 0] < 0.5
         a, b = run < 0.3, drawn < 0.3
+        if (b & ~inside).any():
+            continue
+        compared += 1
         assert (a & b).sum() / (a | b).sum() > 0.75, i
         assert np.median(np.abs(run - drawn)[a & b]) < 0.02, i  # within 6 mm of relief
+    assert compared >= 4
 
 
 def test_turned_crops_are_a_model_option_for_renders_only():

@@ -163,13 +163,15 @@ def posed_mesh(joints: np.ndarray, scale: float, left: bool, forearm_length: flo
 
 def _forearm_length(joints: np.ndarray, length: float, nearest: float = 0.15) -> float:
     """``length``, or less where the forearm points at the camera: an arm does not reach past the lens, and its
-    end stays at least ``nearest`` metres (or half the wrist's depth) in front of the camera."""
+    end stays at least ``nearest`` metres (or half the wrist's distance) from the camera, measured along the
+    wrist's ray (so a camera turned about its centre, as for turned crops, gives the same arm)."""
     j = np.asarray(joints, np.float64)
     d = -palm_frame(j)[:, 1]  # from the wrist toward the elbow
-    if d[2] >= 0:
+    dist = float(np.linalg.norm(j[0]))
+    toward = float(d @ j[0]) / max(dist, 1e-9)
+    if toward >= 0:
         return length
-    z_end = min(nearest, 0.5 * j[0, 2])
-    return float(np.clip((j[0, 2] - z_end) / -d[2], 0.03, length))
+    return float(np.clip((dist - min(nearest, 0.5 * dist)) / -toward, 0.03, length))
 
 
 def render(
