@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamhand.geometry import Intrinsics
+from streamhand.geometry import Intrinsics, axis_angle, deproject, project
 from streamhand.synth import gl_render
 from streamhand.synth.hand import ANGLE_LIMITS, NUM_ANGLES, forward_kinematics
 from streamhand.synth.hand_mesh import (
@@ -18,12 +18,6 @@ from streamhand.synth.hand_mesh import (
 )
 from streamhand.synth.render import RenderConfig, posed_mesh, render
 from streamhand.synth.sampler import SamplerConfig, sample_hands
-
-
-def _rot(axis: np.ndarray, angle: float) -> np.ndarray:
-    a = axis / np.linalg.norm(axis)
-    k = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
-    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
 
 
 def _in_front(j: np.ndarray, z: float = 0.4) -> np.ndarray:
@@ -82,7 +76,7 @@ def test_rest_pose_skins_to_the_template_and_motion_is_rigid():
     j = template_joints()
     v, n = pose_mesh(j, 1.0, forearm_length=0.12)
     np.testing.assert_allclose(v, t.vertices, atol=1e-5)
-    r, shift = _rot(np.array([0.3, -1.0, 0.5]), 1.1), np.array([0.1, -0.05, 0.6])
+    r, shift = axis_angle(np.array([0.3, -1.0, 0.5]), 1.1), np.array([0.1, -0.05, 0.6])
     v2, n2 = pose_mesh(j @ r.T + shift, 1.0, forearm_length=0.12)
     np.testing.assert_allclose(v2, v @ r.T + shift, atol=1e-5)
     np.testing.assert_allclose(n2, n @ r.T, atol=1e-4)
@@ -130,14 +124,13 @@ def test_raster_lands_on_the_mesh():
     ys, xs = np.nonzero(ras.hand)
     assert len(xs) > 500
     z = ras.z[ys, xs]
-    pts = np.stack([(xs - k.cx) / k.fx * z, (ys - k.cy) / k.fy * z, z], 1)
+    pts = deproject(np.stack([xs, ys], 1), z, k)
     from scipy.spatial import cKDTree
 
     d, _ = cKDTree(_surface(v, template().faces)).query(pts)
     assert np.percentile(d, 95) < 0.002
     # and every visible vertex facing the camera projects onto a hand pixel
-    u = np.round(k.fx * v[:, 0] / v[:, 2] + k.cx).astype(int)
-    w = np.round(k.fy * v[:, 1] / v[:, 2] + k.cy).astype(int)
+    u, w = np.round(project(v, k)).astype(int).T
     inside = (u >= 0) & (u < k.width) & (w >= 0) & (w < k.height) & (n[:, 2] < -0.5)
     assert ras.hand[w[inside], u[inside]].mean() > 0.97
     # coverage is 1 inside, fractional only along the silhouette

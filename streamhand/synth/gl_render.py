@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from streamhand.geometry import Intrinsics
+from streamhand.geometry import Intrinsics, project
 from streamhand.synth.hand_mesh import template
 
 _VS = """
@@ -389,8 +389,9 @@ class GLRenderer:
         shadow_fbo.use()
         shadow_fbo.clear(depth=1.0)
         self.shadow_prog["light_vp"].write(lvp.T.astype("f4").tobytes())
-        for verts, nrm in meshes:
-            self.dynamic.write(np.concatenate([verts, nrm], 1).astype("f4").tobytes())
+        data = [np.concatenate([verts, nrm], 1).astype("f4").tobytes() for verts, nrm in meshes]
+        for d in data:
+            self.dynamic.write(d)
             self.shadow_vao.render(moderngl.TRIANGLES)
         # main pass into the box
         fbo, *texs = self._targets("main", w, h, True)[:4]
@@ -411,8 +412,8 @@ class GLRenderer:
         p["shadow_soft"].value = float(light.shadow_soft)
         p["sss"].value = float(light.sss)
         p["gloss"].value = float(light.gloss)
-        for i, ((verts, nrm), look) in enumerate(zip(meshes, looks)):
-            self.dynamic.write(np.concatenate([verts, nrm], 1).astype("f4").tobytes())
+        for i, (d, look) in enumerate(zip(data, looks)):
+            self.dynamic.write(d)
             p["skin"].value = tuple(float(x) for x in _srgb_to_linear(look.skin))
             p["hand_id"].value = float(i + 1)
             p["sleeve_start"].value = float(look.sleeve_start)
@@ -454,8 +455,7 @@ def _pixel_box(verts: np.ndarray, k: Intrinsics, pad: int = 2) -> tuple[int, int
         return None
     if verts[:, 2].min() <= 0.01:
         return 0, 0, k.width, k.height
-    u = k.fx * verts[:, 0] / verts[:, 2] + k.cx
-    v = k.fy * verts[:, 1] / verts[:, 2] + k.cy
+    u, v = project(verts, k).T
     x0, x1 = max(int(np.floor(u.min())) - pad, 0), min(int(np.ceil(u.max())) + pad + 1, k.width)
     y0, y1 = max(int(np.floor(v.min())) - pad, 0), min(int(np.ceil(v.max())) + pad + 1, k.height)
     if x0 >= x1 or y0 >= y1:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from streamhand.geometry import Intrinsics
+from streamhand.geometry import Intrinsics, project
 from streamhand.synth.gl_render import HandLook, Lighting, renderer
 from streamhand.synth.hand_mesh import palm_frame, pose_mesh
 from streamhand.synth.scene import add_occluder, scene_background
@@ -232,7 +232,7 @@ def render(
         i = int(rng.integers(len(drawn)))  # in front of one hand (its joints' box: not the forearm)
         j = np.asarray(hands[drawn[i] - 1], np.float64)
         if j[:, 2].min() > 0.02 and (owner == drawn[i]).any():
-            u, v = k.fx * j[:, 0] / j[:, 2] + k.cx, k.fy * j[:, 1] / j[:, 2] + k.cy
+            u, v = project(j, k).T
             box = (max(int(u.min()), 0), max(int(v.min()), 0), min(int(u.max()) + 1, w), min(int(v.max()) + 1, h))
             if box[0] < box[2] and box[1] < box[3]:
                 z = float(np.median(zbuf[owner == drawn[i]]))
