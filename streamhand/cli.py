@@ -118,7 +118,7 @@ def run(
     if len(picked) > 1 or (picked and source and source != picked[0]):
         _fail(f"choose one source; got {', '.join(picked + ([source] if source else []))}")
     kind = source or (picked[0] if picked else None)
-    mods = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
+    mods = _modalities(modalities)
     cfg = _build_config(config, {
         "source.kind": ("--source", kind), "source.camera": ("--camera", camera),
         "source.video": ("--video", str(video) if video else None), "source.images": ("--images", images),
@@ -148,70 +148,18 @@ def run(
 
 
 def _run(cfg) -> int:
-    from streamhand.capture.base import SourceError
-    from streamhand.capture.factory import make_source
-    from streamhand.checkpoint import CheckpointError, load_checkpoint
-    from streamhand.hand_size import CalibrationError, resolve_hand_length
-    from streamhand.infer import Lifter
-    from streamhand.infer.select import make_backend
-    from streamhand.pipeline import Pipeline, mediapipe_alone, write_report
-    from streamhand.publish import PortInUse, Publisher, ZmqLogHandler
-    from streamhand.security import SecurityError
-    from streamhand.viewer import DisplayError, _require_display
+    from streamhand import live_line
+    from streamhand.app import RunError, build_run
+    from streamhand.pipeline import write_report
+    from streamhand.publish import ZmqLogHandler
 
-    if cfg.show:
-        try:
-            _require_display()
-        except DisplayError as e:
-            _fail(str(e))
     try:
-        src = make_source(cfg.source)
-        src.open()
-    except SourceError as e:
+        run = build_run(cfg)
+    except RunError as e:
         _fail(str(e))
-    pub = pipe = detector = None
-    holder: dict = {}
-    try:
-        try:  # bind before loading models, so a busy port fails fast
-            pub = Publisher(cfg.publish.bind, cfg.publish.port, cfg.publish.control_port, cfg.publish.sndhwm,
-                            stats=lambda: holder["p"].snapshot() if "p" in holder else {},
-                            config=lambda: cfg.model_dump(mode="json"),
-                            on_stop=lambda: holder["p"].stop() if "p" in holder else None,
-                            connect=cfg.publish.connect, curve=cfg.publish.curve())  # fmt: skip
-        except (PortInUse, SecurityError) as e:
-            _fail(str(e))
-        try:
-            ckpt = load_checkpoint(cfg.model.path)
-        except CheckpointError as e:
-            _fail(str(e))
-        supported = {"2d", "world", "rgb"} | ({"depth", "cloud"} if src.has_depth else set())
-        have = ckpt.model.modalities
-        wanted = cfg.model.modalities or [m for m in have if m != "3d"]
-        missing = [m for m in wanted if m not in have]
-        if missing:
-            _fail(f"--modalities {','.join(missing)}: the model has encoders for {','.join(have)} only")
-        for m in ("depth", "cloud"):
-            if m in wanted and not src.has_depth and cfg.model.modalities:
-                _fail(f"--modalities {m}: the {src.name} source has no depth")
-        mods = tuple(m for m in wanted if m in supported)
-        if not mods:
-            _fail("no usable modality: the model needs inputs this source cannot give")
-        try:
-            backend = make_backend(cfg.model.backend, ckpt, cfg.model.n_samples, cfg.model.threads, mods,
-                                   Path(cfg.model.engine_dir))  # fmt: skip
-        except (CheckpointError, ValueError) as e:
-            _fail(str(e))
-        try:
-            hand_length, why = resolve_hand_length(cfg.model.hand_length_m)
-        except CalibrationError as e:
-            _fail(str(e))
-        log.info("hand length %.3f m (%s)", hand_length, why)
-        lifter = Lifter(backend, hand_length)
-        tracking = cfg.detect.tracking_for(src.stills)
-        detector = _detector(cfg.detect, tracking, engines_dir=cfg.model.engine_dir)
-        pipe = Pipeline(cfg, src, detector, lifter, pub, mods)
-        holder["p"] = pipe
-        handler = ZmqLogHandler(pub)
+    with run:
+        src, pipe = run.source, run.pipeline
+        handler = ZmqLogHandler(run.publisher)
         logging.getLogger().addHandler(handler)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: pipe.stop())
@@ -223,27 +171,25 @@ def _run(cfg) -> int:
                         "machine that can reach this one, without authentication; bind 127.0.0.1 unless you need "
                         "that, on a network you trust", cfg.publish.bind)  # fmt: skip
         log.info("publishing on tcp://%s:%d (control %d); source %s; modalities %s; %s",
-                 cfg.publish.bind, cfg.publish.port, cfg.publish.control_port, src.name, ",".join(mods),
-                 "tracking across frames" if tracking else "each frame detected on its own")  # fmt: skip
-        from streamhand import live_line
-
+                 cfg.publish.bind, cfg.publish.port, cfg.publish.control_port, src.name, ",".join(run.modalities),
+                 "tracking across frames" if run.tracking else "each frame detected on its own")  # fmt: skip
         live = None
         if live_line.wanted():
             live = live_line.LiveLine(cfg.frames if cfg.frames is not None else src.length)
             live.attach_logging()
         try:
-            rep = pipe.run(on_tick=live.update if live is not None else None)
+            rep = run.run(on_tick=live.update if live is not None else None)
         finally:
             if live is not None:
                 live.close()
-        logging.getLogger().removeHandler(handler)
-        detector.close()
-        detector = None
+            logging.getLogger().removeHandler(handler)
+        run.detector.close()
         if cfg.compare_mediapipe and not src.live and rep["frames_processed"]:
-            alone_cfg = cfg.source.model_copy(update={"realtime": False})
             log.info("--compare-mediapipe: timing MediaPipe alone on the same %d frames", rep["frames_processed"])
-            with _detector(cfg.detect, tracking, "mediapipe") as mp_det:
-                alone = mediapipe_alone(make_source(alone_cfg), mp_det, rep["frames_processed"])
+            try:
+                alone = run.compare_mediapipe(rep["frames_processed"])
+            except RunError as e:
+                _fail(str(e))
             rep["mediapipe_alone"] = alone
             if alone.get("fps") and rep["fps"]:
                 rep["ratio_to_mediapipe"] = alone["fps"] / rep["fps"]
@@ -251,22 +197,17 @@ def _run(cfg) -> int:
             write_report(cfg.report, rep)
         typer.echo(_summary(rep), err=True)
         return 1 if rep["errors"] else 0
-    finally:
-        if detector is not None:
-            detector.close()
-        if pub is not None:
-            pub.close()
-        src.close()
 
 
-def _detector(d, tracking: bool, kind: str | None = None, engines_dir: str = "engines"):
-    """The run's detector (``kind`` overrides ``detect.detector``): tracking (video) mode, or static image mode."""
-    from streamhand.detect.select import make_detector
+def _modalities(text: str | None) -> list[str] | None:
+    """``--modalities`` as a list (None: not given); an unknown name is one line and exit 2."""
+    from streamhand.modalities import ModalityError, parse
 
     try:
-        return make_detector(d, tracking, kind, engines_dir)[0]
-    except (ValueError, ImportError, RuntimeError) as e:
-        _fail(f"detector: {e}")
+        return parse(text)
+    except ModalityError as e:
+        _fail(str(e))
+    return None
 
 
 def _opt(p: Path | None) -> str | None:
@@ -441,12 +382,10 @@ def calibrate_hand(
 def _measure_hand(cfg, frames: int) -> int:
     from rich.progress import Progress
 
+    from streamhand.app import RunError, make_detector, make_lifter
     from streamhand.capture.base import SourceError
     from streamhand.capture.factory import make_source
-    from streamhand.checkpoint import CheckpointError
     from streamhand.hand_size import CalibrationError, measure_hand_length, save_hand_length
-    from streamhand.infer import Lifter
-    from streamhand.infer.select import make_backend
 
     try:
         src = make_source(cfg.source)
@@ -454,17 +393,14 @@ def _measure_hand(cfg, frames: int) -> int:
     except SourceError as e:
         _fail(str(e))
     try:
-        try:
-            backend = make_backend(cfg.model.backend, cfg.model.path, 0, cfg.model.threads)
-        except (CheckpointError, ValueError) as e:
-            _fail(str(e))
+        lifter = make_lifter(cfg, src.has_depth, src.name, n_samples=0)[0]
         typer.echo("hold one hand open, palm to the camera, 0.3-0.8 m away", err=True)
-        with _detector(cfg.detect, True) as det, Progress(transient=True) as bar:
+        with make_detector(cfg, True) as det, Progress(transient=True) as bar:
             task = bar.add_task("measuring", total=frames)
-            est = measure_hand_length(src, det, Lifter(backend), frames, lambda i: bar.update(task, completed=i + 1))
+            est = measure_hand_length(src, det, lifter, frames, lambda i: bar.update(task, completed=i + 1))
         length, spread = est.result()
         p = save_hand_length(length, "depth", len(est.values), spread)
-    except CalibrationError as e:
+    except (CalibrationError, RunError) as e:
         _fail(str(e))
     finally:
         src.close()
@@ -513,10 +449,7 @@ def bench(
     bad = [b for b in names if b not in ("torch", "onnxruntime", "tensorrt")]
     if bad:
         _fail(f"--backends {','.join(bad)}: choose from torch, onnxruntime, tensorrt")
-    sets = [tuple(m.strip() for m in s.split(",") if m.strip()) for s in modalities.split(";") if s.strip()]
-    unknown = sorted({m for s in sets for m in s} - {"2d", "world", "rgb", "depth", "cloud"})
-    if unknown:
-        _fail(f"--modalities {','.join(unknown)}: choose from 2d, world, rgb, depth, cloud")
+    sets = [tuple(_modalities(s) or ()) for s in modalities.split(";") if s.strip()]
     err = Console(stderr=True)
     show = lambda r: err.print(f"  {r.what} {r.backend} {r.modalities} b{r.batch}: p50 {r.p50_ms:.3f} ms")  # noqa: E731
     try:
@@ -549,8 +482,13 @@ def _soak(minutes: float, json_out: Path | None, model: Path | None) -> int:
         typer.echo(f"{s['t_s'] / 60:5.1f} min  rss {s['rss_mb']:.1f} MB  threads {s['threads']}  fds {s['fds']}  "
                    f"frames {s['frames']}  fast-subscriber gaps {s['fast_gaps']}", err=True)  # fmt: skip
 
-    res = run_soak(minutes, sample_s=min(30.0, max(minutes * 60 / 20, 2.0)), on_sample=show,
-                   model=str(model) if model else None)  # fmt: skip
+    from streamhand.app import RunError
+
+    try:
+        res = run_soak(minutes, sample_s=min(30.0, max(minutes * 60 / 20, 2.0)), on_sample=show,
+                       model=str(model) if model else None)  # fmt: skip
+    except RunError as e:
+        _fail(str(e))
     typer.echo(json.dumps(res, indent=1))
     if json_out is not None:
         json_out.write_text(json.dumps(res, indent=1))
@@ -586,7 +524,7 @@ def build_engine(
         lo, opt, hi = (int(v) for v in batch.split(","))
     except ValueError:
         _fail(f"--batch {batch!r}: give MIN,OPT,MAX, e.g. 1,2,8")
-    mods = tuple(m.strip() for m in modalities.split(",") if m.strip()) if modalities else None
+    mods = tuple(_modalities(modalities) or ()) or None
     opts = EngineOptions(precision, (lo, opt, hi), workspace, timing_cache or out / "timing.cache")
     try:
         res = build(str(model) if model else None, mods, opts, out, samples)

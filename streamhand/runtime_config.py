@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streamhand import protocol
+from streamhand.modalities import InputModality
 
 
 class _Strict(BaseModel):
@@ -60,7 +61,7 @@ class ModelSettings(_Strict):
     path: str | None = None  # default: the shipped model
     backend: Literal["auto", "tensorrt", "onnxruntime", "torch"] = "auto"
     engine_dir: str = "engines"  # where `streamhand build-engine` writes; searched by the tensorrt backend
-    modalities: list[Literal["2d", "world", "rgb", "depth"]] | None = None  # None: all the model and source support
+    modalities: list[InputModality] | None = None  # None: all the model and source support
     n_samples: int = Field(16, ge=0, le=256)
     #: wrist crease to middle fingertip (m); None: the user's calibration (streamhand calibrate-hand), else 0.185
     hand_length_m: float | None = Field(None, ge=0.05, le=0.4)

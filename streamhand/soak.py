@@ -73,22 +73,14 @@ class _Sub:
 def soak(minutes: float, sample_s: float = 5.0, on_sample: Callable[[dict], None] | None = None,
          model: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Run for ``minutes``; returns the figures (see the module docstring)."""
-    from streamhand.capture.factory import make_source
-    from streamhand.detect import MediaPipeHands
-    from streamhand.infer import Lifter
-    from streamhand.infer.select import make_backend
-    from streamhand.pipeline import Pipeline
-    from streamhand.publish import Publisher
+    from streamhand.app import build_run
     from streamhand.runtime_config import RunConfig
 
-    cfg = RunConfig.model_validate({"source": {"kind": "demo", "realtime": True}})
     port, cport = _free_port(), _free_port()
-    pub = Publisher("127.0.0.1", port, cport, cfg.publish.sndhwm)
-    src = make_source(cfg.source)
-    src.open()
-    backend = make_backend("auto", model, cfg.model.n_samples, cfg.model.threads)
-    detector = MediaPipeHands(cfg.detect.max_hands, True)
-    pipe = Pipeline(cfg, src, detector, Lifter(backend), pub, tuple(m for m in backend.modalities if m != "3d"))
+    cfg = RunConfig.model_validate({"source": {"kind": "demo", "realtime": True}, "detect": {"detector": "mediapipe"},
+                                    "model": {"path": model}, "publish": {"port": port, "control_port": cport}})
+    run = build_run(cfg)
+    pipe = run.pipeline
     addr = f"tcp://127.0.0.1:{port}"
     fast, slow = _Sub(addr), _Sub(addr, stall=3.0, every=5.0)
     threads = [threading.Thread(target=s.run, daemon=True) for s in (fast, slow)]
@@ -114,9 +106,7 @@ def soak(minutes: float, sample_s: float = 5.0, on_sample: Callable[[dict], None
             sub._stop.set()
         for t in threads:
             t.join(5)
-        detector.close()
-        src.close()
-        pub.close()
+        run.close()
     return summarise(samples, fast, slow, pipe.errors, minutes)
 
 

@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-#: the canonical order of the experts: names of fused sets, and the order they enter a product of experts
-MODALITY_ORDER = ("2d", "world", "rgb", "depth", "cloud", "3d")
+from streamhand.modalities import ORDER as MODALITY_ORDER
+from streamhand.modalities import key as modality_key
 
-
-def modality_key(modalities) -> str:
-    """Canonical name of a set of fused experts, e.g. ``"2d+world"``."""
-    return "+".join(m for m in MODALITY_ORDER if m in set(modalities))
+__all__ = ["MODALITY_ORDER", "apply_calibration", "modality_key"]
 
 
 def _nnls(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:

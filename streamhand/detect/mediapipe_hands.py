@@ -89,7 +89,10 @@ class MediaPipeHands:
         return merged
 
     def close(self) -> None:
-        self._hands.close()
+        """Free MediaPipe's graph (once; closing again does nothing)."""
+        hands, self._hands = self._hands, None
+        if hands is not None:
+            hands.close()
 
     def __enter__(self) -> MediaPipeHands:
         return self

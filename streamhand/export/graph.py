@@ -13,21 +13,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from streamhand.modalities import INPUTS as MODALITY_ORDER
+from streamhand.modalities import has_expert as _has_expert
+from streamhand.modalities import ordered
 from streamhand.models import HandPoseModel
-from streamhand.uncertainty import MODALITY_ORDER as EXPERT_ORDER
 
 INPUT_NAMES = {"2d": "keypoints_2d", "world": "world_landmarks", "rgb": "rgb_crop", "depth": "depth_crop",
                "cloud": "point_cloud"}  # fmt: skip
 OUTPUT_NAMES = ("joints", "joint_std", "disagreement")
-#: the run-time experts in the order they enter the product (fixed, so an exported graph and PyTorch fuse alike)
-MODALITY_ORDER = tuple(m for m in EXPERT_ORDER if m != "3d")
-
-
-def ordered(modalities: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    unknown = set(modalities) - set(MODALITY_ORDER)
-    if unknown:
-        raise ValueError(f"no runtime input for modalities {sorted(unknown)}; choose from {', '.join(MODALITY_ORDER)}")
-    return tuple(m for m in MODALITY_ORDER if m in modalities)
+__all__ = ["INPUT_NAMES", "MODALITY_ORDER", "OUTPUT_NAMES", "InferenceGraph", "has_expert", "input_shape", "ordered"]
 
 
 def input_shape(model: HandPoseModel, modality: str, batch: int | str = "B") -> tuple:
@@ -39,7 +33,7 @@ def input_shape(model: HandPoseModel, modality: str, batch: int | str = "B") -> 
 def has_expert(model: HandPoseModel, modalities: tuple[str, ...]) -> bool:
     """Whether the model gives at least one expert for these inputs (a joint encoder's second input alone
     gives none)."""
-    return any(m in model.encoders for m in modalities) or all(m in modalities for m in ("rgb", "cloud"))
+    return _has_expert(list(model.encoders), modalities)
 
 
 class InferenceGraph(nn.Module):

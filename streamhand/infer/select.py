@@ -117,6 +117,20 @@ def installed(engine_dir: Path | None, model_id: str, modalities: tuple[str, ...
     return Installed(here, providers, engine, note)
 
 
+@dataclass
+class ModelEncoders:
+    """A model's encoders, read before any backend is made; ``handle`` is what :func:`make_backend` takes."""
+
+    encoders: list[str]
+    handle: str | Path | Checkpoint | None
+
+
+def model_encoders(name_or_path: str | Path | None) -> ModelEncoders:
+    """The encoders of a shipped model's name or a checkpoint path (CheckpointError if it cannot be read)."""
+    ckpt = load_checkpoint(name_or_path)
+    return ModelEncoders(list(ckpt.model.cfg.encoders), ckpt)
+
+
 def make_backend(
     name: str = "auto",
     checkpoint: str | Path | Checkpoint | None = None,

@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Modality = Literal["2d", "world", "3d", "rgb", "depth", "cloud"]
+from streamhand.modalities import Modality
+
+__all__ = ["Encoder", "Modality", "ModelConfig", "Target"]
 #: encoders: one per modality, or "rgb+cloud", one joint encoder of the RGB crop and the depth crop's point cloud
 #: (Yang et al.'s strategy S3), which stands in for the RGB expert when both inputs are given
 Encoder = Literal["2d", "world", "3d", "rgb", "depth", "cloud", "rgb+cloud"]

@@ -1,0 +1,148 @@
+"""One place that builds a run from its settings: source, publisher, model backend, hand size, lifter,
+detector and pipeline, opened in that order (a busy port fails before any model loads) and closed in reverse.
+
+``streamhand run``, ``bench --soak``, ``calibrate-hand``, the in-process API and the tests all build through
+:func:`build_run`. Anything the user can fix (a missing file, a busy port, a model without the asked-for expert,
+no display) raises :class:`RunError`, whose message is one line naming the option or file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streamhand.runtime_config import RunConfig
+
+log = logging.getLogger(__name__)
+
+
+class RunError(Exception):
+    """Something the user can fix; ``str(e)`` is one line (the CLI prints it and exits 2)."""
+
+
+@dataclass
+class Run:
+    """The parts of one run, built and owned together; ``close()`` (or leaving the ``with`` block) frees them."""
+
+    cfg: RunConfig
+    source: Any
+    detector: Any = None
+    lifter: Any = None
+    publisher: Any = None
+    pipeline: Any = None
+    modalities: tuple[str, ...] = ()
+    tracking: bool = True
+    hand_length_why: str = ""
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        while self._closers:
+            try:
+                self._closers.pop()()
+            except Exception as e:  # a part that fails to close must not keep the others open
+                log.debug("closing: %s", e)
+
+    def run(self, on_tick: Callable[[dict], None] | None = None) -> dict:
+        """Stream until the source ends, ``frames`` are done or :meth:`stop`; the run report."""
+        return self.pipeline.run(on_tick=on_tick)
+
+    def stop(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.stop()
+
+    def compare_mediapipe(self, frames: int) -> dict:
+        """MediaPipe alone on the same ``frames`` (a fresh, unpaced copy of the source), for the speed ratio."""
+        from streamhand.capture.factory import make_source
+        from streamhand.pipeline import mediapipe_alone
+
+        with make_detector(self.cfg, self.tracking, "mediapipe") as det:
+            return mediapipe_alone(make_source(self.cfg.source.model_copy(update={"realtime": False})), det, frames)
+
+
+def make_detector(cfg: RunConfig, tracking: bool, kind: str | None = None) -> Any:
+    """The run's detector (``kind`` overrides ``detect.detector``); :class:`RunError` if it cannot be made."""
+    from streamhand.detect.select import make_detector as make
+
+    try:
+        return make(cfg.detect, tracking, kind, cfg.model.engine_dir)[0]
+    except (ValueError, ImportError, RuntimeError) as e:
+        raise RunError(f"detector: {e}") from None
+
+
+def make_lifter(cfg: RunConfig, has_depth: bool, source_name: str, n_samples: int | None = None):
+    """The model's backend and lifter for this source: (lifter, modalities, why the hand length)."""
+    from streamhand.checkpoint import CheckpointError
+    from streamhand.hand_size import CalibrationError, resolve_hand_length
+    from streamhand.infer.lifter import Lifter
+    from streamhand.infer.select import make_backend, model_encoders
+    from streamhand.modalities import ModalityError, settle
+
+    try:
+        model = model_encoders(cfg.model.path)
+        mods = settle(model.encoders, cfg.model.modalities, has_depth, source_name)
+        backend = make_backend(cfg.model.backend, model.handle, cfg.model.n_samples if n_samples is None else n_samples,
+                               cfg.model.threads, mods, Path(cfg.model.engine_dir))  # fmt: skip
+        hand_length, why = resolve_hand_length(cfg.model.hand_length_m)
+    except (CheckpointError, ModalityError, CalibrationError, ValueError) as e:
+        raise RunError(str(e)) from None
+    return Lifter(backend, hand_length), mods, why
+
+
+def build_run(cfg: RunConfig, publish: bool = True) -> Run:
+    """Open everything a run needs, or close what was opened and raise :class:`RunError`. ``publish=False``
+    makes a run without sockets (the in-process API)."""
+    from streamhand.capture.base import SourceError
+    from streamhand.capture.factory import make_source
+    from streamhand.pipeline import Pipeline
+
+    if cfg.show:
+        from streamhand.viewer import DisplayError, _require_display
+
+        try:
+            _require_display()
+        except DisplayError as e:
+            raise RunError(str(e)) from None
+    try:
+        src = make_source(cfg.source)
+        src.open()
+    except SourceError as e:
+        raise RunError(str(e)) from None
+    run = Run(cfg, src)
+    run._closers.append(src.close)
+    try:
+        if publish:  # bind before loading models, so that a busy port fails fast
+            run.publisher = _publisher(cfg, run)
+            run._closers.append(run.publisher.close)
+        run.lifter, run.modalities, run.hand_length_why = make_lifter(cfg, src.has_depth, src.name)
+        log.info("hand length %.3f m (%s)", run.lifter.hand_length_m, run.hand_length_why)
+        run.tracking = cfg.detect.tracking_for(src.stills)
+        run.detector = make_detector(cfg, run.tracking)
+        run._closers.append(run.detector.close)
+        run.pipeline = Pipeline(cfg, src, run.detector, run.lifter, run.publisher, run.modalities)
+    except BaseException:
+        run.close()
+        raise
+    return run
+
+
+def _publisher(cfg: RunConfig, run: Run) -> Any:
+    from streamhand.publish import PortInUse, Publisher
+    from streamhand.security import SecurityError
+
+    p = cfg.publish
+    try:
+        return Publisher(p.bind, p.port, p.control_port, p.sndhwm,
+                         stats=lambda: run.pipeline.snapshot() if run.pipeline is not None else {},
+                         config=lambda: cfg.model_dump(mode="json"), on_stop=run.stop,
+                         connect=p.connect, curve=p.curve())  # fmt: skip
+    except (PortInUse, SecurityError) as e:
+        raise RunError(str(e)) from None
