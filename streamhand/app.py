@@ -70,26 +70,33 @@ class Run:
 
 def make_detector(cfg: RunConfig, tracking: bool, kind: str | None = None) -> Any:
     """The run's detector (``kind`` overrides ``detect.detector``); :class:`RunError` if it cannot be made."""
+    from streamhand.detect.gpu_hands import HandNetworksMissing
     from streamhand.detect.select import make_detector as make
 
     try:
-        return make(cfg.detect, tracking, kind, cfg.model.engine_dir)[0]
+        try:
+            return make(cfg.detect, tracking, kind, cfg.model.engine_dir)[0]
+        except HandNetworksMissing:  # the network detector's first use: convert MediaPipe's networks (build step)
+            from streamhand.export.hand_networks import prepare_hand_networks
+
+            prepare_hand_networks()
+            return make(cfg.detect, tracking, kind, cfg.model.engine_dir)[0]
     except (ValueError, ImportError, RuntimeError) as e:
         raise RunError(f"detector: {e}") from None
 
 
 def make_lifter(cfg: RunConfig, has_depth: bool, source_name: str, n_samples: int | None = None):
     """The model's backend and lifter for this source: (lifter, modalities, why the hand length)."""
-    from streamhand.checkpoint import CheckpointError
     from streamhand.hand_size import CalibrationError, resolve_hand_length
     from streamhand.infer.lifter import Lifter
     from streamhand.infer.select import make_backend, model_encoders
     from streamhand.modalities import ModalityError, settle
+    from streamhand.model_files import CheckpointError
 
     try:
         model = model_encoders(cfg.model.path)
         mods = settle(model.encoders, cfg.model.modalities, has_depth, source_name)
-        backend = make_backend(cfg.model.backend, model.handle, cfg.model.n_samples if n_samples is None else n_samples,
+        backend = make_backend(cfg.model.backend, model, cfg.model.n_samples if n_samples is None else n_samples,
                                cfg.model.threads, mods, Path(cfg.model.engine_dir))  # fmt: skip
         hand_length, why = resolve_hand_length(cfg.model.hand_length_m)
     except (CheckpointError, ModalityError, CalibrationError, ValueError) as e:

@@ -113,8 +113,8 @@ def bench_models(
 def _engine_for(ck: Checkpoint, mods: tuple[str, ...], batches: list[int], n_samples: int, out: Path) -> None:
     """Build an fp16 engine for the timing where TensorRT and a GPU are here (else ``make_backend`` says why)."""
     from streamhand.export.engine_build import build, missing_for_engines
-    from streamhand.export.sidecar import this_machine
     from streamhand.export.tensorrt_build import EngineBuildError, EngineOptions
+    from streamhand.sidecar import this_machine
 
     if missing_for_engines(this_machine()):
         return
@@ -178,8 +178,10 @@ def make_detector(name: str):
 
         return MediaPipeHands(2, True)
     from streamhand.detect.gpu_hands import NetworkHands
+    from streamhand.export.hand_networks import prepare_hand_networks
 
-    return NetworkHands(max_hands=2, tracking=True, runtime=runtime, device=device)
+    models = prepare_hand_networks() if runtime != "tensorrt" else None
+    return NetworkHands(max_hands=2, tracking=True, runtime=runtime, device=device, models_dir=models)
 
 
 def as_dicts(rows: list[Row]) -> list[dict]:

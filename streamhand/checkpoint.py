@@ -18,44 +18,20 @@ from typing import Any
 import torch
 
 from streamhand import __version__
-from streamhand.codec import VIEW, WORLD_NORM
+from streamhand.codec import WORLD_NORM
+from streamhand.model_files import (
+    DEFAULT_WEIGHTS,
+    FORMAT_VERSION,
+    SKELETON_INFO,
+    WEIGHTS_DIR,
+    CheckpointError,
+    resolve_model,
+    shipped_models,
+)
 from streamhand.models import HandPoseModel, ModelConfig, build_model
-from streamhand.skeleton import HANDEDNESS_CANON, LAYOUT, NORM_2D, REF_BONE
 
-FORMAT_VERSION = 1
-SKELETON_INFO = {
-    "layout": LAYOUT,
-    "root": "wrist",
-    "norm_3d": "root_rel_div_ref_bone",
-    "ref_bone": list(REF_BONE),
-    "norm_2d": NORM_2D,
-    "handedness": HANDEDNESS_CANON,
-    "view": VIEW,
-}
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.pt"
-
-
-def shipped_models() -> dict[str, Path]:
-    """The models shipped with the package, by name (``default``, ...): ``streamhand/weights/<name>.pt``."""
-    return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.pt"))}
-
-
-def resolve_model(name_or_path: str | Path | None) -> Path:
-    """A shipped model's name or a checkpoint path -> the file (a path that exists wins over a name)."""
-    if name_or_path is None:
-        return DEFAULT_WEIGHTS
-    p = Path(name_or_path)
-    if p.is_file():
-        return p
-    shipped = shipped_models()
-    if str(name_or_path) in shipped:
-        return shipped[str(name_or_path)]
-    raise CheckpointError(f"checkpoint not found: {p} (shipped models by name: {', '.join(shipped) or 'none'})")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used (missing, unreadable or of another format)."""
+__all__ = ["DEFAULT_WEIGHTS", "FORMAT_VERSION", "SKELETON_INFO", "WEIGHTS_DIR", "Checkpoint", "CheckpointError",
+           "load_checkpoint", "resolve_model", "save_checkpoint", "shipped_models"]
 
 
 @dataclass

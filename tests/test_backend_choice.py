@@ -11,7 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from streamhand.cli import app
-from streamhand.export.sidecar import (
+from streamhand.export.tensorrt_build import EngineBuildError, check_precision, needs_half_onnx
+from streamhand.infer.select import Installed, choose, find_engine, make_backend
+from streamhand.sidecar import (
     SIDECAR_FORMAT,
     Machine,
     SidecarError,
@@ -19,8 +21,6 @@ from streamhand.export.sidecar import (
     read_sidecar,
     write_sidecar,
 )
-from streamhand.export.tensorrt_build import EngineBuildError, check_precision, needs_half_onnx
-from streamhand.infer.select import Installed, choose, find_engine, make_backend
 
 H100 = Machine("NVIDIA H100 80GB HBM3", "9.0", "10.13.0.35")
 CPU_ONLY = Machine(None, None, None)
@@ -182,7 +182,7 @@ def test_precision_per_tensorrt_major(major, precision, error):
 
 def test_build_engine_without_tensorrt_writes_the_onnx_and_says_what_is_missing(tiny_checkpoint, tmp_path):
     pytest.importorskip("onnxruntime")
-    from streamhand.export.sidecar import this_machine
+    from streamhand.sidecar import this_machine
 
     if this_machine().tensorrt is not None:
         pytest.skip("TensorRT is installed here: the engine test below covers it")
@@ -261,7 +261,7 @@ def test_tensorrt_engine_build_and_parity(tiny_checkpoint, tmp_path):
 
 
 def test_build_engine_hand_networks_without_tensorrt(tiny_checkpoint, tmp_path):
-    from streamhand.export.sidecar import this_machine
+    from streamhand.sidecar import this_machine
 
     if this_machine().tensorrt is not None:
         pytest.skip("TensorRT is installed here")

@@ -15,9 +15,9 @@ from streamhand.detect import palm as P
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
     """Both networks converted once for this module (the conversion's own parity self-check runs too)."""
-    from streamhand.detect.gpu_hands import ensure_models
+    from streamhand.export.hand_networks import prepare_hand_networks
 
-    return ensure_models(tmp_path_factory.mktemp("hand_networks"))
+    return prepare_hand_networks(tmp_path_factory.mktemp("hand_networks"))
 
 
 # --- the reader -------------------------------------------------------------------------------------------

@@ -51,15 +51,17 @@ def default_models_dir() -> Path:
     return cache_dir("hand_networks", f"mediapipe-{version}")
 
 
-def ensure_models(models_dir: str | Path | None = None) -> Path:
-    """``models_dir`` with both converted networks in it, converting them (once) where they are missing."""
+class HandNetworksMissing(ValueError):
+    """MediaPipe's hand networks are not converted yet (``streamhand.export.hand_networks`` converts them)."""
+
+
+def require_models(models_dir: str | Path | None = None) -> Path:
+    """``models_dir`` (default: the cache's) if both converted networks are in it, else :class:`HandNetworksMissing`."""
     d = Path(models_dir) if models_dir is not None else default_models_dir()
     need = [f"{n}.{ext}" for n in (PALM_MODEL, LANDMARK_MODEL) for ext in ("pt", "onnx")]
     if not all((d / f).is_file() for f in need):
-        from streamhand.export.hand_networks import convert_hand_networks  # build-time tool, only when needed
-
-        log.info("converting MediaPipe's hand networks into %s (once)", d)
-        convert_hand_networks(d)
+        raise HandNetworksMissing(f"MediaPipe's hand networks are not converted in {d} "
+                                  "(streamhand build-engine --hand-networks converts them)")  # fmt: skip
     return d
 
 
@@ -92,8 +94,8 @@ class _TrtRunner:
     """A TensorRT engine of one network (``streamhand build-engine --hand-networks``), checked against its sidecar."""
 
     def __init__(self, path: Path, device: str, threads: int | None):
-        from streamhand.export.sidecar import SidecarError, compatibility_problems, read_sidecar, this_machine
         from streamhand.infer.tensorrt_runner import TensorRTRunner
+        from streamhand.sidecar import SidecarError, compatibility_problems, read_sidecar, this_machine
 
         if device != "cuda":
             raise ValueError("runtime 'tensorrt' runs on device 'cuda' only")
@@ -185,7 +187,7 @@ class NetworkHands:
             self._palm = _TrtRunner(_engine(engines_dir, PALM_MODEL), device, threads)
             self._landmark = _TrtRunner(_engine(engines_dir, LANDMARK_MODEL), device, threads)
         else:
-            d = ensure_models(models_dir)
+            d = require_models(models_dir)
             runner = _TorchRunner if runtime == "torch" else _OrtRunner
             ext = "pt" if runtime == "torch" else "onnx"
             self._palm = runner(d / f"{PALM_MODEL}.{ext}", device, threads)

@@ -48,12 +48,9 @@ def make_detector(
     d: Any, tracking: bool, kind: str | None = None, engines_dir: str = "engines"
 ) -> tuple[Any, DetectorChoice]:
     """The detector for the run's ``DetectConfig`` ``d`` (``kind`` overrides ``d.detector``)."""
-    try:
-        import torch
+    from streamhand.sidecar import cuda_available
 
-        cuda = bool(torch.cuda.is_available())
-    except ImportError:
-        cuda = False
+    cuda = cuda_available()
     c = choose_detector(kind or d.detector, d.network_runtime, cuda)
     if c.kind == "mediapipe":
         from streamhand.detect import MediaPipeHands

@@ -15,8 +15,8 @@ from streamhand.checkpoint import Checkpoint, load_checkpoint
 from streamhand.export.calibration_data import model_inputs
 from streamhand.export.graph import INPUT_NAMES, ordered
 from streamhand.export.onnx_export import default_onnx_name, export_onnx, file_sha256
-from streamhand.export.sidecar import Machine, this_machine, write_sidecar
 from streamhand.export.tensorrt_build import EngineOptions, build_engine, check_precision, needs_half_onnx
+from streamhand.sidecar import Machine, this_machine, write_sidecar
 
 log = logging.getLogger(__name__)
 TENSORRT_HINT = "pip install 'streamhand[tensorrt]' (NVIDIA's TensorRT 10 or 11 wheels) on a machine with an NVIDIA GPU"
@@ -121,9 +121,10 @@ def hand_engine_name(network: str, precision: str) -> str:
 def build_hand_networks(opts: EngineOptions, out_dir: Path, max_hands: int = 4) -> BuildResult:
     """MediaPipe's palm detector and hand landmark network: converted (cached), then TensorRT engines in
     ``out_dir`` where TensorRT and a GPU are present (palm at batch 1; landmarks at 1..``max_hands``)."""
-    from streamhand.detect.gpu_hands import LANDMARK_MODEL, PALM_MODEL, ensure_models
+    from streamhand.detect.gpu_hands import LANDMARK_MODEL, PALM_MODEL
+    from streamhand.export.hand_networks import prepare_hand_networks
 
-    models = ensure_models()
+    models = prepare_hand_networks()
     res = BuildResult(onnx=[models / f"{PALM_MODEL}.onnx", models / f"{LANDMARK_MODEL}.onnx"])
     here = this_machine()
     res.missing = missing_for_engines(here)

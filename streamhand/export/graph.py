@@ -16,11 +16,9 @@ from torch import nn
 from streamhand.modalities import INPUTS as MODALITY_ORDER
 from streamhand.modalities import has_expert as _has_expert
 from streamhand.modalities import ordered
+from streamhand.model_files import INPUT_NAMES, OUTPUT_NAMES
 from streamhand.models import HandPoseModel
 
-INPUT_NAMES = {"2d": "keypoints_2d", "world": "world_landmarks", "rgb": "rgb_crop", "depth": "depth_crop",
-               "cloud": "point_cloud"}  # fmt: skip
-OUTPUT_NAMES = ("joints", "joint_std", "disagreement")
 __all__ = ["INPUT_NAMES", "MODALITY_ORDER", "OUTPUT_NAMES", "InferenceGraph", "has_expert", "input_shape", "ordered"]
 
 

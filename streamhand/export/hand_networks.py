@@ -312,3 +312,17 @@ def convert_hand_networks(out_dir: str | Path, check: bool = True) -> dict[str, 
         log.info("converted %s (%d ops: %s) in %.1f s; torch vs ONNX Runtime max diff %.1e", src.name,
                  len(model.ops), model.op_counts(), time.perf_counter() - t0, diff)  # fmt: skip
     return paths
+
+
+def prepare_hand_networks(models_dir: str | Path | None = None) -> Path:
+    """``models_dir`` (default: the cache's, per mediapipe release) with both networks converted, converting them
+    once where they are missing; the runtime's :class:`~streamhand.detect.gpu_hands.NetworkHands` reads them."""
+    from streamhand.detect.gpu_hands import HandNetworksMissing, default_models_dir, require_models
+
+    d = Path(models_dir) if models_dir is not None else default_models_dir()
+    try:
+        return require_models(d)
+    except HandNetworksMissing:
+        log.info("converting MediaPipe's hand networks into %s (once; cached for later runs)", d)
+        convert_hand_networks(d)
+    return require_models(d)

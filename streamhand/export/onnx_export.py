@@ -9,7 +9,6 @@ networks take their precision from the ONNX).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -22,18 +21,26 @@ import torch
 
 from streamhand import __version__
 from streamhand.checkpoint import SKELETON_INFO, Checkpoint, load_checkpoint
-from streamhand.export.graph import INPUT_NAMES, OUTPUT_NAMES, InferenceGraph, input_shape, ordered
+from streamhand.export.graph import InferenceGraph, input_shape
 from streamhand.infer.noise import DEFAULT_SEED, posterior_noise
-from streamhand.uncertainty import modality_key
+from streamhand.modalities import ordered
+from streamhand.model_files import (
+    INPUT_NAMES,
+    ONNX_FORMAT,
+    OUTPUT_NAMES,
+    ExportError,
+    default_onnx_name,
+    file_sha256,
+    modality_tag,
+    read_onnx_metadata,
+)
 
+__all__ = ["FORMAT", "ExportError", "OnnxArtifact", "default_onnx_name", "export_onnx", "file_sha256", "modality_tag",
+           "read_onnx_metadata"]
 log = logging.getLogger(__name__)
-FORMAT = "streamhand-onnx/1"
+FORMAT = ONNX_FORMAT
 MIN_OPSET = 17
 PRECISIONS = ("fp32", "fp16")
-
-
-class ExportError(ValueError):
-    """An export that cannot be made or an exported file that cannot be used."""
 
 
 @dataclass
@@ -45,23 +52,6 @@ class OnnxArtifact:
     @property
     def input_names(self) -> list[str]:
         return [i["name"] for i in self.metadata["inputs"]]
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def modality_tag(modalities: tuple[str, ...] | list[str]) -> str:
-    """The name of a run-time modality set (as the joint_std calibration names it), e.g. ``2d+world``."""
-    return modality_key(ordered(tuple(modalities)))
-
-
-def default_onnx_name(model_id: str, modalities: tuple[str, ...] | list[str], precision: str = "fp32") -> str:
-    return f"{model_id}_{modality_tag(modalities).replace('+', '-')}_{precision}.onnx"
 
 
 def export_onnx(
@@ -112,6 +102,7 @@ def export_onnx(
         "model_id": ckpt.model_id,
         "checkpoint_sha256": ckpt_sha,
         "modalities": list(mods),
+        "encoders": list(model.cfg.encoders),
         "inputs": [
             {"name": INPUT_NAMES[m], "modality": m, "shape": list(input_shape(model, m)), "dtype": "float32"}
             for m in mods
@@ -146,28 +137,3 @@ def export_onnx(
     tmp.replace(out)
     log.info("exported %s (%s, %s) in %.1f s", out, modality_tag(mods), precision, time.perf_counter() - t0)
     return OnnxArtifact(out, file_sha256(out), meta)
-
-
-def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
-    """The ``streamhand.*`` metadata of an exported file (ExportError if it is not one of ours)."""
-    import onnx
-
-    p = Path(path)
-    if not p.is_file():
-        raise ExportError(f"ONNX file not found: {p}")
-    try:
-        proto = onnx.load(str(p), load_external_data=False)
-    except Exception as e:
-        raise ExportError(f"{p}: not a readable ONNX file ({type(e).__name__})") from None
-    meta: dict[str, Any] = {}
-    for prop in proto.metadata_props:
-        if prop.key.startswith("streamhand."):
-            try:
-                meta[prop.key[len("streamhand.") :]] = json.loads(prop.value)
-            except json.JSONDecodeError:
-                raise ExportError(f"{p}: metadata {prop.key} is not JSON") from None
-    if meta.get("format") != FORMAT:
-        raise ExportError(f"{p}: not a streamhand export (format {meta.get('format')!r}, expected {FORMAT!r})")
-    if meta.get("layout") != SKELETON_INFO["layout"]:
-        raise ExportError(f"{p}: joint layout differs from this streamhand's")
-    return meta

@@ -1,9 +1,10 @@
 """ONNX Runtime backend: one exported graph per modality set, on the best provider installed.
 
-Graphs come from :func:`streamhand.export.export_onnx`, made on first use and cached by the checkpoint's
-sha256 (in :func:`streamhand.cache.cache_dir`), or from files given explicitly. Each file's embedded metadata
-is checked at load (format, layout, checkpoint, sample count). Providers are tried in the order TensorRT,
-CUDA, CPU, filtered by what this onnxruntime build has.
+Graphs are found by the checkpoint's sha256 — shipped beside the package's models, or prepared by an earlier run
+in the cache (:mod:`streamhand.model_files`) — or given explicitly. Running them needs no PyTorch; a graph not
+prepared yet is exported at first use (:func:`streamhand.export.export_onnx`, which needs PyTorch) and cached.
+Each file's embedded metadata is checked at load (format, layout, checkpoint, sample count). Providers are tried
+in the order TensorRT, CUDA, CPU, filtered by what this onnxruntime build has.
 """
 
 from __future__ import annotations
@@ -11,21 +12,27 @@ from __future__ import annotations
 import itertools
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from streamhand.cache import cache_dir
-from streamhand.checkpoint import Checkpoint, load_checkpoint
-from streamhand.export.graph import INPUT_NAMES, has_expert, ordered
-from streamhand.export.onnx_export import (
+from streamhand.infer.base import Backend, BackendOutput
+from streamhand.modalities import has_expert, ordered
+from streamhand.model_files import (
+    INPUT_NAMES,
+    CheckpointError,
     ExportError,
-    default_onnx_name,
-    export_onnx,
+    cached_graph_path,
     file_sha256,
+    find_graph,
     modality_tag,
     read_onnx_metadata,
+    resolve_model,
+    summary_for_sha,
 )
-from streamhand.infer.base import Backend, BackendOutput
+
+if TYPE_CHECKING:
+    from streamhand.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -72,33 +79,82 @@ class OnnxRuntimeBackend(Backend):
             metas = [read_onnx_metadata(f) for f in files]
             for f, m in zip(files, metas):
                 self._load(Path(f), m)
-            meta = metas[0]
-            self.model_id, self.image_size = meta["model_id"], int(meta["image_size"])
-            self.cloud_points = int(meta.get("cloud_points", 256))
-            self.crop_view = str(meta.get("crop_view", "box"))
-            self.std_calibration = meta.get("std_calibration")
-            self.modalities = tuple(sorted({m for s in self._sessions for m in s}))
+            self._describe_model({k: v for k, v in metas[0].items() if k != "encoders"})  # serves these sets only
             return
-        ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-        self.model_id, self.image_size = ckpt.model_id, ckpt.model.cfg.image_size
-        self.cloud_points, self.crop_view = ckpt.model.cfg.cloud_points, ckpt.model.cfg.crop_view
-        self.std_calibration = ckpt.meta.get("std_calibration")
-        self.modalities = tuple(ckpt.model.modalities)
-        mods = ordered(modalities or tuple(m for m in ckpt.model.modalities if m in INPUT_NAMES))
-        sha = file_sha256(ckpt.path) if ckpt.path is not None else None
-        for s in (s for s in subsets(mods) if has_expert(ckpt.model, s)):
-            self._load(*self._graph(ckpt, s, sha, n_samples))
+        if checkpoint is not None and not isinstance(checkpoint, (str, Path)):  # a Checkpoint object in memory
+            self._from_checkpoint(checkpoint, modalities, n_samples, None)
+            return
+        path = resolve_model(checkpoint)
+        sha = file_sha256(path)
+        if not self._prepared(sha, modalities, n_samples):
+            self._from_checkpoint(path, modalities, n_samples, sha)
 
-    def _graph(self, ckpt: Checkpoint, mods: tuple[str, ...], sha: str | None, n_samples: int):
-        """The cached export of ``mods`` if its metadata matches, else a fresh export."""
+    def _prepared(self, sha: str, modalities: tuple[str, ...] | None, n_samples: int) -> bool:
+        """Load every graph of the checkpoint with this ``sha`` from prepared files; False if one is missing."""
+        full = None
+        if modalities is None:  # every run-time encoder: learnt from any prepared graph's metadata
+            info = summary_for_sha(sha)
+            if info is None:
+                return False
+            full = ordered(m for e in info["encoders"] for m in e.split("+") if m in INPUT_NAMES)
+        mods = ordered(modalities or full or ())
+        graphs = []
+        for s in subsets(mods):
+            hit = find_graph(sha, s, n_samples)
+            if hit is None:
+                if graphs and not has_expert(graphs[0][1]["encoders"], s):  # no expert for this subset
+                    continue
+                return False
+            graphs.append(hit)
+        if not graphs:
+            return False
+        for p, meta in graphs:
+            self._load(p, meta)
+        self._describe_model(graphs[0][1])
+        return True
+
+    def _describe_model(self, meta: dict) -> None:
+        self.model_id, self.image_size = meta["model_id"], int(meta["image_size"])
+        self.cloud_points = int(meta.get("cloud_points", 256))
+        self.crop_view = str(meta.get("crop_view", "box"))
+        self.std_calibration = meta.get("std_calibration")
+        enc = meta.get("encoders")
+        self.modalities = (tuple(m for e in enc for m in e.split("+")) if enc
+                           else tuple(sorted({m for s in self._sessions for m in s})))  # fmt: skip
+
+    def _from_checkpoint(self, checkpoint, modalities, n_samples: int, sha: str | None) -> None:
+        """Export (PyTorch) the graphs not prepared yet, cache them, load them."""
+        try:
+            from streamhand.checkpoint import Checkpoint, load_checkpoint
+        except ImportError:
+            what = "the shipped model" if sha is None else f"{checkpoint}"
+            raise CheckpointError(f"{what}: its ONNX graph for {modality_tag(modalities or ('2d',))} with "
+                                  f"{n_samples} posterior samples is not prepared, and preparing it needs PyTorch "
+                                  "(pip install 'streamhand[torch]')") from None  # fmt: skip
+        ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+        mods = ordered(modalities or tuple(m for m in ckpt.model.modalities if m in INPUT_NAMES))
+        if sha is None and ckpt.path is not None:
+            sha = file_sha256(ckpt.path)
+        first = True
+        for s in (s for s in subsets(mods) if has_expert(list(ckpt.model.encoders), s)):
+            hit = find_graph(sha, s, n_samples) if sha is not None else None
+            if hit is None:
+                if first:
+                    log.info("preparing ONNX graphs for %s (first use; exported once and cached)", ckpt.model_id)
+                    first = False
+                hit = self._export(ckpt, s, sha, n_samples)
+            self._load(*hit)
+        self._describe_model({"model_id": ckpt.model_id, "image_size": ckpt.model.cfg.image_size,
+                              "cloud_points": ckpt.model.cfg.cloud_points, "crop_view": ckpt.model.cfg.crop_view,
+                              "std_calibration": ckpt.meta.get("std_calibration"),
+                              "encoders": list(ckpt.model.cfg.encoders)})  # fmt: skip
+
+    @staticmethod
+    def _export(ckpt, mods: tuple[str, ...], sha: str | None, n_samples: int) -> tuple[Path, dict]:
+        from streamhand.export.onnx_export import default_onnx_name, export_onnx
+
         if sha is not None:
-            path = cache_dir("onnx", sha[:16]) / f"k{n_samples}_{default_onnx_name(ckpt.model_id, mods)}"
-            try:
-                meta = read_onnx_metadata(path)
-                if meta["checkpoint_sha256"] == sha and meta["n_samples"] == n_samples:
-                    return path, meta
-            except (ExportError, KeyError):
-                pass  # missing or stale: export again
+            path = cached_graph_path(sha, ckpt.model_id, mods, n_samples)
         else:  # an unsaved checkpoint: a private temporary export
             import tempfile
 

@@ -13,11 +13,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from streamhand.checkpoint import Checkpoint, load_checkpoint
-from streamhand.export.graph import INPUT_NAMES, ordered
-from streamhand.export.sidecar import Machine, SidecarError, compatibility_problems, read_sidecar, this_machine
 from streamhand.infer.base import Backend
+from streamhand.modalities import ordered
+from streamhand.model_files import INPUT_NAMES, CheckpointError, model_summary
+from streamhand.sidecar import Machine, SidecarError, compatibility_problems, read_sidecar, this_machine
+
+if TYPE_CHECKING:
+    from streamhand.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
@@ -123,17 +127,31 @@ class ModelEncoders:
 
     encoders: list[str]
     handle: str | Path | Checkpoint | None
+    model_id: str = "unknown"
 
 
 def model_encoders(name_or_path: str | Path | None) -> ModelEncoders:
-    """The encoders of a shipped model's name or a checkpoint path (CheckpointError if it cannot be read)."""
-    ckpt = load_checkpoint(name_or_path)
-    return ModelEncoders(list(ckpt.model.cfg.encoders), ckpt)
+    """The encoders of a shipped model's name or a checkpoint path (CheckpointError if it cannot be read): from
+    its prepared ONNX graphs where there are some (no PyTorch), else from the checkpoint itself."""
+    info = model_summary(name_or_path)
+    if info is not None:
+        return ModelEncoders(list(info["encoders"]), info["path"], info["model_id"])
+    ckpt = _load(name_or_path)
+    return ModelEncoders(list(ckpt.model.cfg.encoders), ckpt, ckpt.model_id)
+
+
+def _load(name_or_path: str | Path | None) -> Checkpoint:
+    try:
+        from streamhand.checkpoint import load_checkpoint
+    except ImportError:
+        raise CheckpointError(f"{name_or_path or 'default'}: no prepared ONNX graph of this checkpoint, and reading "
+                              "it needs PyTorch (pip install 'streamhand[torch]')") from None  # fmt: skip
+    return load_checkpoint(name_or_path)
 
 
 def make_backend(
     name: str = "auto",
-    checkpoint: str | Path | Checkpoint | None = None,
+    checkpoint: str | Path | Checkpoint | ModelEncoders | None = None,
     n_samples: int = 16,
     threads: int = 1,
     modalities: tuple[str, ...] | None = None,
@@ -142,24 +160,34 @@ def make_backend(
     """Make the backend ``name`` (or ``auto``'s choice) for the run's ``modalities``; ``backend.reason`` says why."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
-    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    mods = ordered(modalities or tuple(m for m in ckpt.model.modalities if m in INPUT_NAMES))
-    choice = choose(name, installed(engine_dir, ckpt.model_id, mods, n_samples))
-    backend = _make(choice, ckpt, n_samples, threads, mods)
+    model = checkpoint if isinstance(checkpoint, ModelEncoders) else None
+    if model is None:
+        model = (ModelEncoders(list(checkpoint.model.cfg.encoders), checkpoint, checkpoint.model_id)
+                 if checkpoint is not None and not isinstance(checkpoint, (str, Path))
+                 else model_encoders(checkpoint))  # fmt: skip
+    runtime = [m for e in model.encoders for m in e.split("+") if m in INPUT_NAMES]
+    mods = ordered(modalities or runtime)
+    choice = choose(name, installed(engine_dir, model.model_id, mods, n_samples))
+    backend = _make(choice, model.handle, n_samples, threads, mods)
     backend.reason = backend.reason or choice.reason  # a fallback at load keeps its own
     log.info("backend: %s (%s: %s)", backend.describe(), name, backend.reason)
     return backend
 
 
-def _make(c: Choice, ckpt: Checkpoint, n_samples: int, threads: int, mods: tuple[str, ...]) -> Backend:
-    from streamhand.infer.torch_backend import TorchBackend
+def _make(c: Choice, handle: str | Path | Checkpoint | None, n_samples: int, threads: int,
+          mods: tuple[str, ...]) -> Backend:  # fmt: skip
+    if c.backend == "onnxruntime":
+        from streamhand.infer.onnxruntime_backend import OnnxRuntimeBackend
 
+        return OnnxRuntimeBackend(handle, mods, n_samples, threads, providers=[c.provider or "CPUExecutionProvider"])
+    try:
+        from streamhand.infer.torch_backend import TorchBackend
+    except ImportError:
+        raise ValueError(f"--backend {c.backend}: needs PyTorch (pip install 'streamhand[torch]'); "
+                         "--backend onnxruntime runs without it") from None  # fmt: skip
+    ckpt = handle if handle is not None and not isinstance(handle, (str, Path)) else _load(handle)
     if c.backend == "torch":
         return TorchBackend(ckpt, device=c.device, n_samples=n_samples, threads=threads)
-    from streamhand.infer.onnxruntime_backend import OnnxRuntimeBackend
-
-    if c.backend == "onnxruntime":
-        return OnnxRuntimeBackend(ckpt, mods, n_samples, threads, providers=[c.provider or "CPUExecutionProvider"])
     from streamhand.infer.tensorrt_backend import EngineUnusable, TensorRTBackend
 
     fallback = TorchBackend(ckpt, device="cuda", n_samples=n_samples, threads=threads)

@@ -1,6 +1,6 @@
 """TensorRT backend: a serialized engine from ``streamhand build-engine``, checked against its sidecar.
 
-The sidecar must match this GPU and TensorRT version (:func:`streamhand.export.sidecar.compatibility_problems`),
+The sidecar must match this GPU and TensorRT version (:func:`streamhand.sidecar.compatibility_problems`),
 else :class:`EngineUnusable` says why and the caller falls back. The engine runs through
 :class:`streamhand.infer.tensorrt_runner.TensorRTRunner` (preallocated CUDA buffers, ``execute_async_v3``);
 one warm-up call runs at load. An engine serves its own
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from streamhand.export.graph import ordered
-from streamhand.export.sidecar import SidecarError, compatibility_problems, read_sidecar, this_machine
 from streamhand.infer.base import Backend, BackendOutput
 from streamhand.infer.tensorrt_runner import TensorRTRunner
+from streamhand.sidecar import SidecarError, compatibility_problems, read_sidecar, this_machine
 
 log = logging.getLogger(__name__)
 

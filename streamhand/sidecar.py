@@ -1,4 +1,5 @@
-"""The JSON sidecar written beside every TensorRT engine, and the check that an engine suits this machine.
+"""The JSON sidecar written beside every TensorRT engine, and the check that an engine suits this machine
+(torch-free: the runtime reads what ``streamhand build-engine`` writes).
 
 An engine runs only on the GPU model and TensorRT version it was built with; the sidecar records both
 (plus CUDA/torch versions, precision, I/O names, shapes and dtypes, the ONNX sha256, the build options and
@@ -86,6 +87,8 @@ def this_machine() -> Machine:
     """The GPU (through torch) and TensorRT version here, without importing TensorRT's libraries eagerly."""
     gpu = cc = trt = None
     try:
+        if not _nvidia_device():  # no driver node: no CUDA GPU, and no reason to import torch to ask
+            raise ImportError
         import torch
 
         if torch.cuda.is_available():
@@ -96,6 +99,18 @@ def this_machine() -> Machine:
         gpu = cc = None
     trt = tensorrt_version()
     return Machine(gpu, cc, trt)
+
+
+def cuda_available() -> bool:
+    """Whether PyTorch sees a CUDA GPU here; False without torch or without an NVIDIA device (torch not imported)."""
+    return this_machine().gpu is not None
+
+
+def _nvidia_device() -> bool:
+    """Whether an NVIDIA driver exposes a device here (Linux: /dev/nvidia0; elsewhere: assume it may)."""
+    import sys
+
+    return not sys.platform.startswith("linux") or os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvidiactl")
 
 
 def tensorrt_version() -> str | None:

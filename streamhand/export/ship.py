@@ -1,0 +1,93 @@
+"""Prepare a model's runtime graphs to ship beside its checkpoint: every modality subset's ONNX export, their
+weights stored once in one shared file (the subsets' encoders and decoder are the same tensors), each graph
+a small file that points into it. The runtime then runs the model with ONNX Runtime alone, no PyTorch.
+
+``python -m streamhand.export.ship default rgb depth`` rewrites ``streamhand/weights/onnx/<name>/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from streamhand.model_files import SHIPPED_GRAPHS, modality_tag, resolve_model
+
+log = logging.getLogger(__name__)
+WEIGHTS_FILE = "weights.bin"
+_MIN_EXTERNAL = 1024  # bytes: smaller tensors stay inside their graph
+_ALIGN = 64
+
+
+def pack(graphs: list[Path], out_dir: Path) -> list[Path]:
+    """Write ``graphs`` into ``out_dir`` with their large initializers moved into one deduplicated weights file."""
+    import onnx
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    blob = bytearray()
+    where: dict[bytes, tuple[int, int]] = {}
+    written = []
+    for g in graphs:
+        proto = onnx.load(str(g))
+        for t in proto.graph.initializer:
+            raw = t.raw_data
+            if len(raw) < _MIN_EXTERNAL:
+                continue
+            digest = hashlib.sha256(raw).digest()
+            if digest not in where:
+                blob.extend(b"\0" * (-len(blob) % _ALIGN))
+                where[digest] = (len(blob), len(raw))
+                blob.extend(raw)
+            offset, length = where[digest]
+            t.ClearField("raw_data")
+            t.data_location = onnx.TensorProto.EXTERNAL
+            del t.external_data[:]
+            for k, v in (("location", WEIGHTS_FILE), ("offset", str(offset)), ("length", str(length))):
+                e = t.external_data.add()
+                e.key, e.value = k, v
+        dst = out_dir / g.name
+        onnx.save(proto, str(dst))
+        written.append(dst)
+    (out_dir / WEIGHTS_FILE).write_bytes(bytes(blob))
+    return written
+
+
+def ship(name: str, n_samples: int = 16, root: Path = SHIPPED_GRAPHS) -> Path:
+    """Export every subset of the model's run-time experts and pack them into ``root/<name>/``."""
+    from streamhand.checkpoint import load_checkpoint
+    from streamhand.export.onnx_export import export_onnx
+    from streamhand.infer.onnxruntime_backend import subsets
+    from streamhand.modalities import has_expert, ordered
+    from streamhand.model_files import INPUT_NAMES
+
+    ckpt = load_checkpoint(resolve_model(name))
+    mods = ordered(m for m in ckpt.model.modalities if m in INPUT_NAMES)
+    with tempfile.TemporaryDirectory(prefix="streamhand-ship-") as tmp:
+        graphs = []
+        for s in subsets(mods):
+            if has_expert(list(ckpt.model.encoders), s):
+                graphs.append(export_onnx(ckpt, s, Path(tmp) / f"{modality_tag(s).replace('+', '-')}.onnx",
+                                          n_samples=n_samples).path)  # fmt: skip
+        out = root / name
+        staging = root / f".{name}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        pack(graphs, staging)
+        shutil.rmtree(out, ignore_errors=True)
+        staging.rename(out)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for name in argv or ["default"]:
+        out = ship(name)
+        size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
+        print(f"{name}: {len(list(out.glob('*.onnx')))} graphs in {out} ({size:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main(sys.argv[1:]))

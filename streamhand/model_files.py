@@ -1,0 +1,163 @@
+"""The torch-free contract between a model's files and the runtime: where the shipped models live, which
+checkpoint a name means, the conventions every artifact must carry, and the exported ONNX graphs' names,
+inputs, embedded metadata and where prepared graphs are found.
+
+A checkpoint (``.pt``) is what training writes; the runtime runs ONNX graphs exported from it (one per
+modality set), found beside the shipped checkpoint (``weights/onnx/<name>/``) or in the cache where the first
+use of another checkpoint prepares them. Reading either needs no PyTorch; making a graph does
+(:mod:`streamhand.export.onnx_export`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from streamhand.codec import VIEW, WORLD_NORM
+from streamhand.modalities import INPUTS, key, ordered
+from streamhand.skeleton import HANDEDNESS_CANON, LAYOUT, NORM_2D, REF_BONE
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1  # of checkpoints
+ONNX_FORMAT = "streamhand-onnx/1"
+SKELETON_INFO = {
+    "layout": LAYOUT,
+    "root": "wrist",
+    "norm_3d": "root_rel_div_ref_bone",
+    "ref_bone": list(REF_BONE),
+    "norm_2d": NORM_2D,
+    "handedness": HANDEDNESS_CANON,
+    "view": VIEW,
+}
+WORLD_CONVENTION = WORLD_NORM
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.pt"
+#: the shipped models' runtime graphs: ``SHIPPED_GRAPHS / <name> / <set>.onnx`` (+ one shared weights file)
+SHIPPED_GRAPHS = WEIGHTS_DIR / "onnx"
+INPUT_NAMES = {"2d": "keypoints_2d", "world": "world_landmarks", "rgb": "rgb_crop", "depth": "depth_crop",
+               "cloud": "point_cloud"}  # fmt: skip
+OUTPUT_NAMES = ("joints", "joint_std", "disagreement")
+assert tuple(INPUT_NAMES) == INPUTS
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used (missing, unreadable or of another format)."""
+
+
+class ExportError(ValueError):
+    """An export that cannot be made or an exported file that cannot be used."""
+
+
+def shipped_models() -> dict[str, Path]:
+    """The models shipped with the package, by name (``default``, ...): ``streamhand/weights/<name>.pt``."""
+    return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.pt"))}
+
+
+def resolve_model(name_or_path: str | Path | None) -> Path:
+    """A shipped model's name or a checkpoint path -> the file (a path that exists wins over a name)."""
+    if name_or_path is None:
+        return DEFAULT_WEIGHTS
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    shipped = shipped_models()
+    if str(name_or_path) in shipped:
+        return shipped[str(name_or_path)]
+    raise CheckpointError(f"checkpoint not found: {p} (shipped models by name: {', '.join(shipped) or 'none'})")
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def modality_tag(modalities: Iterable[str]) -> str:
+    """The name of a run-time modality set (as the joint_std calibration names it), e.g. ``2d+world``."""
+    return key(ordered(modalities))
+
+
+def default_onnx_name(model_id: str, modalities: Iterable[str], precision: str = "fp32") -> str:
+    return f"{model_id}_{modality_tag(modalities).replace('+', '-')}_{precision}.onnx"
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``streamhand.*`` metadata of an exported file (ExportError if it is not one of ours)."""
+    import onnx
+
+    p = Path(path)
+    if not p.is_file():
+        raise ExportError(f"ONNX file not found: {p}")
+    try:
+        proto = onnx.load(str(p), load_external_data=False)
+    except Exception as e:
+        raise ExportError(f"{p}: not a readable ONNX file ({type(e).__name__})") from None
+    meta: dict[str, Any] = {}
+    for prop in proto.metadata_props:
+        if prop.key.startswith("streamhand."):
+            try:
+                meta[prop.key[len("streamhand.") :]] = json.loads(prop.value)
+            except json.JSONDecodeError:
+                raise ExportError(f"{p}: metadata {prop.key} is not JSON") from None
+    if meta.get("format") != ONNX_FORMAT:
+        raise ExportError(f"{p}: not a streamhand export (format {meta.get('format')!r}, expected {ONNX_FORMAT!r})")
+    if meta.get("layout") != SKELETON_INFO["layout"]:
+        raise ExportError(f"{p}: joint layout differs from this streamhand's")
+    return meta
+
+
+def _graph_folders(sha: str) -> Iterator[Path]:
+    """Where graphs exported from the checkpoint with this sha256 may be: the shipped folders, then the cache."""
+    from streamhand.cache import cache_dir
+
+    if SHIPPED_GRAPHS.is_dir():
+        yield from sorted(p for p in SHIPPED_GRAPHS.iterdir() if p.is_dir())
+    yield cache_dir("onnx", sha[:16])
+
+
+def find_graph(sha: str, modalities: Iterable[str], n_samples: int) -> tuple[Path, dict] | None:
+    """A prepared fp32 graph of this checkpoint for exactly this modality set and sample count, with its metadata."""
+    mods = list(ordered(modalities))
+    for folder in _graph_folders(sha):
+        for p in sorted(folder.glob("*.onnx")):
+            try:
+                meta = read_onnx_metadata(p)
+            except ExportError:
+                continue
+            if (meta.get("checkpoint_sha256") == sha and meta.get("modalities") == mods and "encoders" in meta
+                    and meta.get("n_samples") == n_samples and meta.get("precision", "fp32") == "fp32"):  # fmt: skip
+                return p, meta
+    return None
+
+
+def cached_graph_path(sha: str, model_id: str, modalities: Iterable[str], n_samples: int) -> Path:
+    """Where the first use of a checkpoint writes its graph for a modality set."""
+    from streamhand.cache import cache_dir
+
+    return cache_dir("onnx", sha[:16]) / f"k{n_samples}_{default_onnx_name(model_id, modalities)}"
+
+
+def summary_for_sha(sha: str) -> dict[str, Any] | None:
+    """The id and encoders of the checkpoint with this sha256, from any prepared graph of it (None: none)."""
+    for folder in _graph_folders(sha):
+        for p in sorted(folder.glob("*.onnx")):
+            try:
+                meta = read_onnx_metadata(p)
+            except ExportError:
+                continue
+            if meta.get("checkpoint_sha256") == sha and "encoders" in meta:
+                return {"sha256": sha, "model_id": meta["model_id"], "encoders": meta["encoders"]}
+    return None
+
+
+def model_summary(name_or_path: str | Path | None) -> dict[str, Any] | None:
+    """A model's file, id, encoders and sha256 without PyTorch, where a graph of it is prepared (else None)."""
+    path = resolve_model(name_or_path)
+    info = summary_for_sha(file_sha256(path))
+    return None if info is None else {**info, "path": path}
