@@ -1,10 +1,11 @@
-"""Test helpers: running the CLI, rendering small frames, a tiny checkpoint."""
+"""Test helpers: running the CLI (as a process, or in this process), rendering small frames."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,55 @@ def cli(*args: str, timeout: float = 240, env: dict | None = None) -> subprocess
     e = {**os.environ, "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run([sys.executable, "-m", "streamhand.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=e, cwd=str(ROOT))  # fmt: skip
+
+
+@dataclass
+class Ran:
+    """What a command did: exit code, stdout and stderr apart (as from a process)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def invoke(*args: str, env: dict[str, str] | None = None, app=None) -> Ran:
+    """``streamhand ARGS`` (or another typer ``app``, e.g. ``train.__main__.app``) in this process, through
+    typer's CliRunner, from the repository root: no interpreter and no torch/MediaPipe import to pay for. An
+    exception that escapes the command is appended to stderr as its traceback, as the process would print it.
+    What a command may change for the whole process is put back afterwards: the environment (``quiet.configure``
+    sets native log levels), the working directory, the SIGINT/SIGTERM handlers (``run`` and ``proxy`` install
+    theirs), the root logger's handlers and level (``logging.basicConfig``) and the levels of the loggers that
+    ``quiet`` turns down."""
+    import logging
+    import signal
+    import traceback
+
+    from typer.testing import CliRunner
+
+    if app is None:
+        from streamhand.cli import app
+    saved_env, cwd = dict(os.environ), os.getcwd()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    root = logging.getLogger()
+    root_handlers, root_level = root.handlers[:], root.level
+    levels = {n: logging.getLogger(n).level for n in ("matplotlib", "PIL", "absl", "streamhand")}
+    try:
+        os.chdir(ROOT)
+        r = CliRunner().invoke(app, list(args), env=env)
+    finally:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for s, h in handlers.items():
+            signal.signal(s, h)
+        root.handlers[:] = root_handlers
+        root.setLevel(root_level)
+        for n, level in levels.items():
+            logging.getLogger(n).setLevel(level)
+    err = r.stderr
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        err += "".join(traceback.format_exception(r.exception))
+    return Ran(r.exit_code, r.stdout, err)
 
 
 def rendered_frames(n: int, width: int = 320, height: int = 240, seed: int = 0, occluders: float | None = None):

@@ -1,5 +1,6 @@
-"""The command line through subprocesses: the demo end to end with a subscriber in another process,
-clean shutdown, and every bad-input case giving one line and exit code 2."""
+"""The command line: as processes, the demo end to end with a subscriber in another process, clean shutdown on
+SIGTERM and what a run's own stderr shows (native log lines, warnings, the live line); in this process (typer's
+CliRunner), every bad-input case giving one line and exit code 2."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import zmq
 
 from streamhand import protocol
 from tests.conftest import free_port
-from tests.helpers import ROOT, cli
+from tests.helpers import ROOT, cli, invoke
 
 SUBSCRIBER = r"""
 import json, sys
@@ -127,6 +128,8 @@ def _busy_port():
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path, args, message):
+    """In this process (the table is long; the process's own stderr is checked below, in
+    test_failures_print_our_one_line_alone)."""
     busy_port, busy = _busy_port()
     (tmp_path / "empty").mkdir()
     (tmp_path / "bad.yaml").write_text("detct:\n  max_hands: 2\n")
@@ -146,7 +149,7 @@ def test_bad_input_one_line_exit_2(tmp_path, args, message):
     extra = [] if "--port" in args else ["--port", str(free_port()), "--control-port", str(free_port())]
     try:
         frames = [] if "--frames" in args else ["--frames", "1"]
-        r = cli("run", *args, *extra, *frames, timeout=120, env={"DISPLAY": ""})
+        r = invoke("run", *args, *extra, *frames, env={"DISPLAY": ""})
     finally:
         busy.close(0)
     assert r.returncode == 2, (r.returncode, r.stderr[-1500:])
@@ -155,14 +158,14 @@ def test_bad_input_one_line_exit_2(tmp_path, args, message):
 
 
 def test_bad_tracking_value_is_one_line_exit_2(tmp_path):
-    r = cli("run", "--images", str(tmp_path), "--tracking", "sometimes", timeout=60)
+    r = invoke("run", "--images", str(tmp_path), "--tracking", "sometimes")
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == ["error: --tracking: Input should be 'auto', 'on' or 'off'"]
 
 
 def test_echo_says_what_it_waits_for_and_times_out_with_a_hint():
     addr = f"tcp://127.0.0.1:{free_port()}"
-    r = cli("echo", "--address", addr, "--topic", "hand.pose", "--timeout", "0.3", timeout=60)
+    r = invoke("echo", "--address", addr, "--topic", "hand.pose", "--timeout", "0.3")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert lines[0] == f"waiting for hand.pose on {addr}; giving up after 0.3 s without a message (Ctrl-C stops)"
@@ -180,7 +183,7 @@ def test_echo_default_timeout_is_finite():
 
 
 def test_info_lists_versions():
-    r = cli("info", timeout=120)
+    r = invoke("info")
     assert r.returncode == 0
     assert "mediapipe" in r.stdout and "onnxruntime providers" in r.stdout
 
@@ -202,34 +205,50 @@ def test_failures_print_our_one_line_alone(tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith(message), r.stderr
 
 
-def test_a_run_shows_no_native_log_lines_unless_verbose():
+def _demo_run(*args: str, env: dict | None = None):
+    ports = ["--port", str(free_port()), "--control-port", str(free_port())]
+    r = cli("run", *args, "--source", "demo", "--no-realtime", *ports, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-1500:]
+    return r
+
+
+# Three `streamhand run` processes on the demo, each checked below for several things its stderr must (not) show.
+@pytest.fixture(scope="module")
+def quiet_run():
+    """Bound to this machine, no live line (as when piped), --compare-mediapipe."""
+    return _demo_run("--frames", "40", "--bind", "127.0.0.1", "--compare-mediapipe", env={"STREAMHAND_LIVE": "0"})
+
+
+@pytest.fixture(scope="module")
+def live_run():
+    """The live status line as on a terminal, --compare-mediapipe."""
+    return _demo_run("--frames", "40", "--compare-mediapipe", env={"STREAMHAND_LIVE": "1"})
+
+
+@pytest.fixture(scope="module")
+def verbose_run():
+    """-v, bound beyond this machine."""
+    return _demo_run("-v", "--frames", "3", "--bind", "0.0.0.0")
+
+
+def test_a_run_shows_no_native_log_lines_unless_verbose(quiet_run, verbose_run):
     from streamhand.quiet import NATIVE_NOISE
 
-    ports = ["--port", str(free_port()), "--control-port", str(free_port())]
-    r = cli("run", "--source", "demo", "--frames", "3", "--no-realtime", *ports, timeout=300)
-    assert r.returncode == 0, r.stderr[-1500:]
-    assert not [ln for ln in r.stderr.splitlines() if NATIVE_NOISE.match(ln)], r.stderr
-    v = cli("run", "-v", "--source", "demo", "--frames", "3", "--no-realtime", *ports, timeout=300)
-    assert v.returncode == 0
-    assert "DEBUG streamhand.native: " in v.stderr  # -v shows them, as debug lines
-    assert "DEBUG matplotlib" not in v.stderr
+    assert not [ln for ln in quiet_run.stderr.splitlines() if NATIVE_NOISE.match(ln)], quiet_run.stderr
+    assert "DEBUG streamhand.native: " in verbose_run.stderr  # -v shows them, as debug lines
+    assert "DEBUG matplotlib" not in verbose_run.stderr
 
 
-@pytest.mark.parametrize(("bind", "warned"), [("0.0.0.0", True), ("127.0.0.1", False)])
-def test_binding_beyond_this_machine_warns(bind, warned):
-    ports = ["--port", str(free_port()), "--control-port", str(free_port())]
-    r = cli("run", "--source", "demo", "--frames", "1", "--no-realtime", "--bind", bind, *ports, timeout=300)
-    assert r.returncode == 0, r.stderr[-1500:]
+@pytest.mark.parametrize(("run", "warned"), [("verbose_run", True), ("quiet_run", False)], ids=["0.0.0.0", "127.0.0.1"])
+def test_binding_beyond_this_machine_warns(request, run, warned):
+    r = request.getfixturevalue(run)
     assert ("without authentication" in r.stderr) == warned
 
 
-@pytest.mark.parametrize("live", ["1", "0"])
-def test_live_status_line_on_a_terminal_only(live):
-    ports = ["--port", str(free_port()), "--control-port", str(free_port())]
-    r = cli("run", "--source", "demo", "--frames", "40", "--no-realtime", "--compare-mediapipe", *ports, timeout=300,
-            env={"STREAMHAND_LIVE": live})  # fmt: skip
-    assert r.returncode == 0, r.stderr[-1500:]
+@pytest.mark.parametrize(("run", "live"), [("live_run", True), ("quiet_run", False)], ids=["1", "0"])
+def test_live_status_line_on_a_terminal_only(request, run, live):
+    r = request.getfixturevalue(run)
     shown = re.search(r"\[#*-*\] \d+/40 frames  [\d.]+ fps  \d+ hands  e2e", r.stderr)  # (\r read as a newline)
-    assert bool(shown) == (live == "1")
+    assert bool(shown) == live
     assert "--compare-mediapipe: timing MediaPipe alone on the same 40 frames" in r.stderr
     assert r.stderr.rstrip().splitlines()[-1].startswith("done: 40/40 frames")  # the live line is gone
