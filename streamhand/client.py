@@ -1,6 +1,6 @@
 """Subscribe to streamhand's pose stream: ``PoseSubscriber`` yields typed ``HandPose`` objects.
 
-Imports only numpy, pyzmq and msgpack (through :mod:`streamhand.protocol`): no torch, no MediaPipe.
+Imports only numpy, pyzmq, msgpack and msgspec (through :mod:`streamhand.protocol`): no torch, no MediaPipe.
 
     from streamhand.client import PoseSubscriber
     for pose in PoseSubscriber("tcp://127.0.0.1:5560"):
@@ -14,17 +14,23 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import msgspec
 import numpy as np
 import zmq
 
 from streamhand import protocol
+from streamhand.schema import HandPoseMsg
 
 log = logging.getLogger(__name__)
+
+#: the fields a :class:`HandPose` holds as numpy arrays (float64)
+_ARRAYS = ("joints_cam", "joints_rel", "joints_2d", "joint_std")
 
 
 @dataclass
 class HandPose:
-    """One hand in one frame (see README for every field)."""
+    """One hand in one frame: the fields of :class:`streamhand.schema.HandPoseMsg` (docs/protocol_fields.md),
+    its arrays as numpy arrays, ``camera`` as a dict; ``gap`` and the decoded map ``raw`` besides."""
 
     topic: str
     seq: int
@@ -49,18 +55,21 @@ class HandPose:
     raw: dict = field(default_factory=dict, repr=False)
 
     @classmethod
+    def from_struct(cls, m: HandPoseMsg, gap: int = 0, raw: dict | None = None) -> HandPose:
+        """The one place a pose message becomes a :class:`HandPose`."""
+        kw = {f: getattr(m, f) for f in cls.__dataclass_fields__ if f not in ("gap", "raw")}
+        for f in _ARRAYS:
+            kw[f] = np.asarray(kw[f], dtype=float)
+        kw["camera"] = msgspec.structs.asdict(m.camera)
+        return cls(**kw, gap=gap, raw=msgspec.to_builtins(m) if raw is None else raw)
+
+    @classmethod
     def from_message(cls, topic: str, msg: dict, gap: int = 0) -> HandPose:
-        a = np.asarray
-        return cls(
-            topic=topic, seq=int(msg["seq"]), frame_id=int(msg["frame_id"]), track_id=int(msg["track_id"]),
-            handedness=msg["handedness"], handedness_score=float(msg["handedness_score"]),
-            score=float(msg["score"]), joints_cam=a(msg["joints_cam"], float), joints_rel=a(msg["joints_rel"], float),
-            joints_2d=a(msg["joints_2d"], float), joint_std=a(msg["joint_std"], float),
-            root_source=msg["root_source"], t_capture=float(msg["t_capture"]),
-            t_capture_unix=float(msg["t_capture_unix"]), t_publish=float(msg["t_publish"]), camera=msg["camera"],
-            modalities=list(msg["modalities"]), model=str(msg["model"]), latency_ms=dict(msg["latency_ms"]),
-            gap=gap, raw=msg,
-        )  # fmt: skip
+        """A decoded pose map -> :class:`HandPose`; raises ``ValueError`` when it does not follow the schema."""
+        m, problems = protocol.parse(topic, msg)
+        if not isinstance(m, HandPoseMsg):
+            raise ValueError("; ".join(problems[:3]) or f"{topic[:40]!r} is not a pose topic")
+        return cls.from_struct(m, gap, raw=msg)
 
 
 @dataclass
@@ -78,8 +87,9 @@ class PoseSubscriber:
     ``curve_server_key`` (its ``.key`` file) and ``curve_client_key`` (this client's ``.key_secret``, whose
     public half the server allows).
 
-    Bytes from the network are decoded within bounds (:func:`streamhand.protocol.decode`); a message that is
-    not one of ours (malformed, or a pose missing fields) is logged, counted in ``malformed`` and skipped.
+    Bytes from the network are decoded within bounds (:func:`streamhand.protocol.decode`), then a pose into
+    :class:`streamhand.schema.HandPoseMsg` with strict types; a message that is not one of ours (malformed, or a
+    pose with missing fields or wrong types or shapes) is logged, counted in ``malformed`` and skipped.
     """
 
     def __init__(
@@ -176,16 +186,11 @@ class PoseSubscriber:
             if self.raw:
                 yield m
             elif m.topic.startswith(protocol.TOPIC_POSE + "."):
-                problems = protocol.validate(m.topic, m.data)
-                if problems:
+                msg, problems = protocol.parse(m.topic, m.data)  # into schema.HandPoseMsg, every type checked
+                if not isinstance(msg, HandPoseMsg):
                     self._skip(protocol.MalformedMessage("; ".join(problems[:3])))
                     continue
-                try:
-                    pose = HandPose.from_message(m.topic, m.data, m.gap)
-                except (KeyError, TypeError, ValueError, OverflowError) as e:
-                    self._skip(e)
-                    continue
-                yield pose
+                yield HandPose.from_struct(msg, m.gap, raw=m.data)
 
     def close(self) -> None:
         self._sock.close(0)

@@ -235,10 +235,11 @@ class Pipeline:
     def _emit(self, w: _Work) -> None:
         t0 = time.perf_counter()
         f = w.frame
+        sch = protocol.schema  # the messages' Structs (streamhand.schema)
         for tid in w.ended:
             self._smoother.end(tid)
-        common = {"frame_id": f.index, "t_capture": f.t_capture, "t_capture_unix": f.t_capture_unix,
-                  "camera": protocol.camera_block(self.cfg.publish.camera_id or f.camera_id, f.intrinsics)}  # fmt: skip
+        common = {"frame_id": int(f.index), "t_capture": float(f.t_capture), "t_capture_unix": float(f.t_capture_unix),
+                  "camera": sch.camera(self.cfg.publish.camera_id or f.camera_id, f.intrinsics)}  # fmt: skip
         self._last_common = common
         hands, poses = [], []
         for i, d in enumerate(w.detections):
@@ -250,21 +251,26 @@ class Pipeline:
             rel = joints_cam - joints_cam[0]
             std = w.lift.joint_std[i] * (s / float(w.lift.scale[i]))
             poses.append((d, tid, joints_cam, rel, std, root_src))
-            hands.append({"track_id": tid, "handedness": d.handedness, "score": d.score})
+            hands.append(sch.HandSummary(track_id=int(tid), handedness=d.handedness, score=float(d.score)))
         w.times["place"] = time.perf_counter() - t0
         lat = {k: 1000.0 * v for k, v in w.times.items()}
-        for d, tid, joints_cam, rel, std, root_src in poses:
-            msg = {**common, "track_id": tid, "handedness": d.handedness, "handedness_score": d.handedness_score,
-                   "score": d.score, "layout": protocol.LAYOUT, "units": protocol.UNITS, "joints_cam": joints_cam,
-                   "joints_rel": rel, "joints_2d": d.landmarks_px, "joint_std": std, "root_source": root_src,
-                   "modalities": list(self.modalities), "model": self.lifter.backend.model_id,
-                   "latency_ms": {**lat, "total": 1000.0 * (time.monotonic() - f.t_capture)}}  # fmt: skip
-            if self.publisher is not None:
-                self.publisher.publish(protocol.pose_topic(d.handedness), msg)
+        pub = self.publisher
+        for d, tid, joints_cam, rel, std, root_src in poses if pub is not None else ():
+            topic = protocol.pose_topic(d.handedness)
+            pose = sch.HandPoseMsg(
+                topic=topic, **common, track_id=int(tid), handedness=d.handedness,
+                handedness_score=float(d.handedness_score), score=float(d.score), layout=sch.LAYOUT, units=sch.UNITS,
+                joints_cam=sch.floats(joints_cam), joints_rel=sch.floats(rel), joints_2d=sch.floats(d.landmarks_px),
+                joint_std=sch.floats(std), root_source=root_src, modalities=list(self.modalities),
+                model=self.lifter.backend.model_id,
+                latency_ms={**lat, "total": 1000.0 * (time.monotonic() - f.t_capture)},
+            )  # fmt: skip
+            pub.publish(topic, sch.body(pose))  # the publisher adds topic, schema, seq and t_publish
         t_done = time.monotonic()
         lat["total"] = 1000.0 * (t_done - f.t_capture)
-        if self.publisher is not None:
-            self.publisher.publish(protocol.TOPIC_FRAME, {**common, "hands": hands, "latency_ms": lat})
+        if pub is not None:
+            frame = sch.FrameMsg(topic=protocol.TOPIC_FRAME, **common, hands=hands, latency_ms=lat)
+            pub.publish(protocol.TOPIC_FRAME, sch.body(frame))
         self.stats.add("place_publish", time.perf_counter() - t0)
         self.stats.add("end_to_end", t_done - f.t_capture)
         self.stats.count("hands", len(poses))
@@ -283,12 +289,18 @@ class Pipeline:
         if self.publisher is None or (not force and now - self._last_status < 1.0 / self.cfg.publish.status_hz):
             return
         self._last_status = now
+        sch = protocol.schema
         common = self._last_common or {  # before the first frame: no frame, the camera not yet known
             "frame_id": -1, "t_capture": time.monotonic(), "t_capture_unix": time.time(),
-            "camera": {"id": self.cfg.publish.camera_id or self.source.name, "width": 0, "height": 0,
-                       "fx": 0.0, "fy": 0.0, "cx": 0.0, "cy": 0.0},
+            "camera": sch.Camera(id=self.cfg.publish.camera_id or self.source.name, width=0, height=0,
+                                 fx=0.0, fy=0.0, cx=0.0, cy=0.0),
         }  # fmt: skip
-        self.publisher.publish(protocol.TOPIC_STATUS, {**common, **self.snapshot()})
+        try:
+            status = sch.from_fields(sch.StatusMsg, {"topic": protocol.TOPIC_STATUS, **common, **self.snapshot()})
+        except ValueError as e:  # a snapshot that left the schema (tests/test_schema.py catches it first)
+            log_every_n_seconds(log, logging.ERROR, "status not published: %s", e, n=60.0)
+            return
+        self.publisher.publish(protocol.TOPIC_STATUS, sch.body(status))
 
     # ------------------------------------------------------------------ running
     def run(self, on_tick: Callable[[dict], None] | None = None, tick_s: float = 0.5) -> dict:

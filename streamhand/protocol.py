@@ -1,19 +1,23 @@
-"""The message schema, in one place: topics, fields, msgpack encoding and validation.
+"""The transport of the messages: topics, ports, msgpack encoding, bounded decoding and validation.
 
-Messages are ZeroMQ multipart ``[topic, msgpack map]``. Arrays are nested lists of floats, so any
-msgpack library in any language decodes them. Imports only numpy and msgpack.
+Messages are ZeroMQ multipart ``[topic, msgpack map]``. What the maps hold (fields, types, units, array shapes,
+the schema version) is defined once, in :mod:`streamhand.schema` (msgspec Structs); the field lists and
+:func:`validate` here are derived from it. Arrays are nested lists of floats, so any msgpack library in any
+language decodes them. Imports only numpy, msgpack and msgspec.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgpack
+import msgspec
 import numpy as np
 
-SCHEMA = 1
-LAYOUT = "mediapipe21"
-UNITS = "m"
+from streamhand import schema
+from streamhand.schema import LAYOUT, SCHEMA, UNITS  # the schema's constants, here as before
+
 TOPIC_POSE = "hand.pose"  # + ".left" / ".right"
 TOPIC_FRAME = "hand.frame"
 TOPIC_STATUS = "status"
@@ -21,16 +25,27 @@ TOPIC_LOG = "log"  # + ".<level>"
 DEFAULT_PUB_PORT = 5560
 DEFAULT_CONTROL_PORT = 5561
 
-#: fields every message carries
-COMMON_FIELDS = ("topic", "schema", "seq", "frame_id", "t_capture", "t_capture_unix", "t_publish", "camera")
-CAMERA_FIELDS = ("id", "width", "height", "fx", "fy", "cx", "cy")
+#: fields every message but ``log.*`` carries (the publisher's envelope and the frame's fields)
+COMMON_FIELDS = schema.fields(schema.FrameFields)
+CAMERA_FIELDS = schema.fields(schema.Camera)
 #: fields of a hand.pose.* message, beyond the common ones
-POSE_FIELDS = (
-    "track_id", "handedness", "handedness_score", "score", "layout", "units", "joints_cam", "joints_rel",
-    "joints_2d", "joint_std", "root_source", "modalities", "model", "latency_ms",
-)  # fmt: skip
-FRAME_FIELDS = ("hands", "latency_ms")
-_SHAPES = {"joints_cam": (21, 3), "joints_rel": (21, 3), "joints_2d": (21, 2), "joint_std": (21,)}
+POSE_FIELDS = tuple(f for f in schema.fields(schema.HandPoseMsg) if f not in COMMON_FIELDS)
+FRAME_FIELDS = tuple(f for f in schema.fields(schema.FrameMsg) if f not in COMMON_FIELDS)
+STATUS_FIELDS = tuple(f for f in schema.fields(schema.StatusMsg) if f not in COMMON_FIELDS)
+_SHAPES = schema.array_shapes(schema.HandPoseMsg)  # joints_cam (21, 3), joints_rel (21, 3), joints_2d (21, 2), ...
+
+
+def struct_for(topic: str) -> type[msgspec.Struct] | None:
+    """The :mod:`streamhand.schema` Struct of a topic's messages (None for a topic that is not ours)."""
+    if topic.startswith(TOPIC_POSE + "."):
+        return schema.HandPoseMsg
+    if topic == TOPIC_FRAME:
+        return schema.FrameMsg
+    if topic == TOPIC_STATUS:
+        return schema.StatusMsg
+    if topic.startswith(TOPIC_LOG + "."):
+        return schema.LogMsg
+    return None
 
 
 def pose_topic(handedness: str) -> str:
@@ -44,7 +59,7 @@ def log_topic(level: str) -> str:
 
 
 def to_wire(value: Any) -> Any:
-    """numpy arrays/scalars -> lists/floats (recursively) for msgpack."""
+    """numpy arrays/scalars -> lists/floats (recursively) for msgpack; float arrays rounded to 6 decimals."""
     if isinstance(value, np.ndarray):
         return value.astype(np.float64).round(6).tolist() if value.dtype.kind == "f" else value.tolist()
     if isinstance(value, np.generic):
@@ -56,8 +71,20 @@ def to_wire(value: Any) -> Any:
     return value
 
 
-def encode(topic: str, msg: dict) -> list[bytes]:
-    return [topic.encode(), msgpack.packb(to_wire(msg), use_bin_type=True)]
+def _enc_hook(value: Any) -> Any:
+    """What msgspec cannot write by itself: numpy arrays and scalars, as :func:`to_wire` converts them."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return to_wire(value)
+    raise TypeError(f"cannot encode {type(value).__name__} in a message")
+
+
+_ENCODER = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
+
+
+def encode(topic: str, msg: msgspec.Struct | Mapping[str, Any]) -> list[bytes]:
+    """``[topic, msgpack map]`` of a :mod:`streamhand.schema` Struct or a map (whose values may hold Structs
+    and numpy arrays: arrays become nested lists of floats rounded to 6 decimals, as :func:`to_wire`)."""
+    return [topic.encode(), _ENCODER.encode(msg)]
 
 
 #: the largest payload a subscriber accepts (ours are a few kilobytes); ZeroMQ drops bigger ones unread
@@ -92,21 +119,16 @@ def decode(parts: list[bytes]) -> tuple[str, dict]:
 
 
 def camera_block(camera_id: str, intrinsics: Any) -> dict:
-    k = intrinsics
-    return {"id": camera_id, "width": int(k.width), "height": int(k.height), "fx": float(k.fx),
-            "fy": float(k.fy), "cx": float(k.cx), "cy": float(k.cy)}  # fmt: skip
+    """The ``camera`` map (:class:`streamhand.schema.Camera`) as a dict."""
+    return msgspec.structs.asdict(schema.camera(camera_id, intrinsics))
 
 
-def validate(topic: str, msg: dict) -> list[str]:
-    """Problems with a message (empty when it follows the schema)."""
+def parse(topic: str, msg: dict) -> tuple[msgspec.Struct | None, list[str]]:
+    """A decoded map as its topic's Struct, with strict types: ``(struct, [])``, or ``(None, problems)`` when it
+    does not follow the schema (``(None, [])`` for a well-formed map of a topic without a Struct)."""
+    cls = struct_for(topic)
     problems = []
-    need = list(COMMON_FIELDS)
-    if topic.startswith(TOPIC_POSE + "."):
-        need += POSE_FIELDS
-    elif topic == TOPIC_FRAME:
-        need += FRAME_FIELDS
-    elif topic.startswith(TOPIC_LOG + "."):
-        need = ["topic", "schema", "seq", "t_publish"]
+    need = schema.fields(cls) if cls is not None else COMMON_FIELDS
     for f in need:
         if f not in msg:
             problems.append(f"missing {f}")
@@ -132,4 +154,14 @@ def validate(topic: str, msg: dict) -> list[str]:
             problems.append("layout/units differ from mediapipe21/m")
         if msg.get("root_source") not in ("depth", "estimate"):
             problems.append(f"root_source {str(msg.get('root_source'))[:20]!r}")
-    return problems
+    if problems or cls is None:
+        return None, problems
+    try:  # every field's type, nested maps and lengths included; unknown fields are ignored
+        return msgspec.convert(msg, cls, strict=True), []
+    except msgspec.ValidationError as e:
+        return None, [str(e)[:200]]
+
+
+def validate(topic: str, msg: dict) -> list[str]:
+    """Problems with a message (empty when it follows the schema)."""
+    return parse(topic, msg)[1]
