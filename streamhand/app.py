@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streamhand.model_files import CheckpointError
 from streamhand.runtime_config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -97,11 +98,21 @@ def make_lifter(cfg: RunConfig, has_depth: bool, source_name: str, n_samples: in
         model = model_encoders(cfg.model.path)
         mods = settle(model.encoders, cfg.model.modalities, has_depth, source_name)
         backend = make_backend(cfg.model.backend, model, cfg.model.n_samples if n_samples is None else n_samples,
-                               cfg.model.threads, mods, Path(cfg.model.engine_dir))  # fmt: skip
+                               cfg.model.threads, mods, Path(cfg.model.engine_dir), prepare_graph)  # fmt: skip
         hand_length, why = resolve_hand_length(cfg.model.hand_length_m)
     except (CheckpointError, ModalityError, CalibrationError, ValueError) as e:
         raise RunError(str(e)) from None
     return Lifter(backend, hand_length), mods, why
+
+
+def prepare_graph(*args: Any) -> tuple[Path, dict]:
+    """A checkpoint's first run on ONNX Runtime: export its graph (the build step; it needs PyTorch)."""
+    try:
+        from streamhand.export.onnx_export import prepare_graph as export
+    except ImportError:
+        raise CheckpointError("this checkpoint's ONNX graph is not prepared, and preparing it needs PyTorch "
+                              "(pip install 'streamhand[torch]')") from None  # fmt: skip
+    return export(*args)
 
 
 def build_run(cfg: RunConfig, publish: bool = True) -> Run:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from streamhand.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from streamhand.export.onnx_export import prepare_graph
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def bench_models(
             if name == "tensorrt":
                 _engine_for(ck, mods, batches, n_samples, tmp / "engines")
             try:
-                be = make_backend(name, ck, n_samples, threads, mods, tmp / "engines")
+                be = make_backend(name, ck, n_samples, threads, mods, tmp / "engines", prepare_graph)
             except (ValueError, ImportError) as e:
                 log.warning("bench: backend %s unavailable: %s", name, e)
                 continue

@@ -12,12 +12,15 @@ from typing import IO, Any
 _BAR = 24
 
 
-def wanted(stream: IO[str] = sys.stderr) -> bool:
-    """On a terminal (``STREAMHAND_LIVE=1`` forces it, ``0`` turns it off)."""
+def wanted(stream: IO[str] | None = None) -> bool:
+    """On a terminal (``STREAMHAND_LIVE=1`` forces it, ``0`` turns it off); ``stream``: default the current stderr."""
     forced = os.environ.get("STREAMHAND_LIVE")
     if forced in ("0", "1"):
         return forced == "1"
-    return bool(getattr(stream, "isatty", lambda: False)())
+    try:
+        return bool(getattr(stream or sys.stderr, "isatty", lambda: False)())
+    except ValueError:  # a closed stream is no terminal
+        return False
 
 
 def status_text(snap: dict[str, Any], total: int | None) -> str:
@@ -43,8 +46,8 @@ def status_text(snap: dict[str, Any], total: int | None) -> str:
 class LiveLine:
     """Redraws one status line in place on ``stream``; :meth:`attach_logging` keeps log lines off it."""
 
-    def __init__(self, total: int | None, stream: IO[str] = sys.stderr):
-        self.total, self.stream, self.shown = total, stream, False
+    def __init__(self, total: int | None, stream: IO[str] | None = None):
+        self.total, self.stream, self.shown = total, stream or sys.stderr, False
         self._patched: list[tuple[logging.StreamHandler, IO[str]]] = []
 
     def update(self, snap: dict[str, Any]) -> None:

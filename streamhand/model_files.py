@@ -48,6 +48,11 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used (missing, unreadable or of another format)."""
 
 
+class GraphsNotPrepared(CheckpointError):
+    """A checkpoint whose ONNX graph for a modality set and sample count is not prepared (the runtime does not
+    export; :func:`streamhand.export.onnx_export.prepare_graph` does, and ``streamhand run`` calls it at first use)."""
+
+
 class ExportError(ValueError):
     """An export that cannot be made or an exported file that cannot be used."""
 

@@ -16,14 +16,15 @@ import msgspec
 import numpy as np
 
 from streamhand import schema
-from streamhand.schema import LAYOUT, SCHEMA, UNITS  # the schema's constants, here as before
-
-TOPIC_POSE = "hand.pose"  # + ".left" / ".right"
-TOPIC_FRAME = "hand.frame"
-TOPIC_STATUS = "status"
-TOPIC_LOG = "log"  # + ".<level>"
-DEFAULT_PUB_PORT = 5560
-DEFAULT_CONTROL_PORT = 5561
+from streamhand.schema import DEFAULT_CONTROL_PORT as DEFAULT_CONTROL_PORT  # the schema's constants, here too
+from streamhand.schema import DEFAULT_PUB_PORT as DEFAULT_PUB_PORT
+from streamhand.schema import LAYOUT as LAYOUT
+from streamhand.schema import SCHEMA as SCHEMA
+from streamhand.schema import TOPIC_FRAME as TOPIC_FRAME
+from streamhand.schema import TOPIC_LOG as TOPIC_LOG
+from streamhand.schema import TOPIC_POSE as TOPIC_POSE
+from streamhand.schema import TOPIC_STATUS as TOPIC_STATUS
+from streamhand.schema import UNITS as UNITS
 
 #: fields every message but ``log.*`` carries (the publisher's envelope and the frame's fields)
 COMMON_FIELDS = schema.fields(schema.FrameFields)

@@ -27,6 +27,12 @@ import msgspec
 import numpy as np
 from msgspec import Meta, Struct
 
+TOPIC_POSE = "hand.pose"  # + ".left" / ".right"
+TOPIC_FRAME = "hand.frame"
+TOPIC_STATUS = "status"
+TOPIC_LOG = "log"  # + ".<level>"
+DEFAULT_PUB_PORT = 5560
+DEFAULT_CONTROL_PORT = 5561
 #: the schema version every message carries in ``schema`` (re-exported as ``streamhand.protocol.SCHEMA``)
 SCHEMA = 1
 #: joint order of every array of joints (``layout``)
@@ -271,8 +277,6 @@ def _doc_title(cls: type[Struct]) -> str:
 
 def markdown() -> str:
     """docs/protocol_fields.md: one table per message, the nested maps after them."""
-    from streamhand import protocol  # the transport's topics and encoding (protocol imports this module)
-
     out = [
         "# Message fields (generated)",
         "",
@@ -280,7 +284,7 @@ def markdown() -> str:
         "docs/protocol_fields.md --json-schema docs/streamhand.schema.json`; do not edit by hand. -->",
         "",
         f"Schema version {SCHEMA}. Every message is ZeroMQ multipart `[topic, msgpack map]` on "
-        f"`tcp://127.0.0.1:{protocol.DEFAULT_PUB_PORT}`; the map's keys are the fields below, all present. Arrays "
+        f"`tcp://127.0.0.1:{DEFAULT_PUB_PORT}`; the map's keys are the fields below, all present. Arrays "
         f"are nested lists of floats ({DECIMALS} decimals); `float[21×3]` is 21 lists of 3. The typed client "
         "(`streamhand.client`) ignores fields it does not know. The same schema as JSON Schema: "
         "[streamhand.schema.json](streamhand.schema.json). Sockets, limits and examples: [protocol.md](protocol.md).",

@@ -21,7 +21,7 @@ from streamhand.skeleton import reference_length
 from streamhand.synth.sampler import IntrinsicsBatch
 from streamhand.uncertainty import fit_calibration, modality_key
 from train.config import WorldNoiseConfig
-from train.datasets.synthetic import simulated_world
+from train.datasets.pairs import simulated_world
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from streamhand.checkpoint import save_checkpoint
 from streamhand.models import HandPoseModel, build_model
 from train.config import TrainConfig
-from train.datasets.synthetic import PoseBatch, batches
+from train.datasets.pairs import PoseBatch
+from train.datasets.synthetic import batches
 from train.dcmls import DiscriminatorStep, dcmls_loss
 from train.distributed import Placement, leave, place
 from train.evaluate import evaluate_synthetic

@@ -36,7 +36,7 @@ from streamhand.model_files import (
 )
 
 __all__ = ["FORMAT", "ExportError", "OnnxArtifact", "default_onnx_name", "export_onnx", "file_sha256", "modality_tag",
-           "read_onnx_metadata"]
+           "prepare_graph", "read_onnx_metadata"]
 log = logging.getLogger(__name__)
 FORMAT = ONNX_FORMAT
 MIN_OPSET = 17
@@ -137,3 +137,20 @@ def export_onnx(
     tmp.replace(out)
     log.info("exported %s (%s, %s) in %.1f s", out, modality_tag(mods), precision, time.perf_counter() - t0)
     return OnnxArtifact(out, file_sha256(out), meta)
+
+
+def prepare_graph(ckpt: Checkpoint, mods: tuple[str, ...], sha: str | None, n_samples: int) -> tuple[Path, dict]:
+    """The build step behind a checkpoint's first run on ONNX Runtime: export the graph for ``mods`` into the
+    cache (by the checkpoint's sha256; an unsaved checkpoint into a private temporary folder)."""
+    from streamhand.model_files import cached_graph_path
+
+    if sha is not None:
+        path = cached_graph_path(sha, ckpt.model_id, mods, n_samples)
+    else:
+        import tempfile
+
+        path = Path(tempfile.mkdtemp(prefix="streamhand-onnx-")) / default_onnx_name(ckpt.model_id, mods)
+    log.info("preparing the ONNX graph of %s for %s (first use; cached in %s)", ckpt.model_id, modality_tag(mods),
+             path.parent)  # fmt: skip
+    art = export_onnx(ckpt, mods, path, n_samples=n_samples)
+    return art.path, art.metadata

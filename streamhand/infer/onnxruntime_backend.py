@@ -2,7 +2,8 @@
 
 Graphs are found by the checkpoint's sha256 — shipped beside the package's models, or prepared by an earlier run
 in the cache (:mod:`streamhand.model_files`) — or given explicitly. Running them needs no PyTorch; a graph not
-prepared yet is exported at first use (:func:`streamhand.export.export_onnx`, which needs PyTorch) and cached.
+prepared yet is made by the ``prepare`` build step the caller passes (``streamhand run`` passes
+:func:`streamhand.export.onnx_export.prepare_graph`, which needs PyTorch, at first use; cached).
 Each file's embedded metadata is checked at load (format, layout, checkpoint, sample count). Providers are tried
 in the order TensorRT, CUDA, CPU, filtered by what this onnxruntime build has.
 """
@@ -22,7 +23,7 @@ from streamhand.model_files import (
     INPUT_NAMES,
     CheckpointError,
     ExportError,
-    cached_graph_path,
+    GraphsNotPrepared,
     file_sha256,
     find_graph,
     modality_tag,
@@ -32,7 +33,12 @@ from streamhand.model_files import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from streamhand.checkpoint import Checkpoint
+
+    #: (checkpoint, modality set, its file's sha256 or None, posterior samples) -> (graph file, its metadata)
+    Prepare = Callable[[Checkpoint, tuple[str, ...], str | None, int], tuple[Path, dict]]
 
 log = logging.getLogger(__name__)
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -61,9 +67,13 @@ class OnnxRuntimeBackend(Backend):
         threads: int = 1,
         providers: list[str] | None = None,
         files: list[str | Path] | None = None,
+        prepare: Prepare | None = None,
     ):
         """Serve every non-empty subset of ``modalities`` (default: the model's run-time encoders), or exactly
-        the graphs in ``files``."""
+        the graphs in ``files``. ``prepare`` makes a graph that is not prepared yet (a build step:
+        :func:`streamhand.export.onnx_export.prepare_graph`); without it a missing graph is
+        :class:`~streamhand.model_files.GraphsNotPrepared`."""
+        self._prepare = prepare
         import onnxruntime as ort
 
         have = available_providers()
@@ -123,7 +133,7 @@ class OnnxRuntimeBackend(Backend):
                            else tuple(sorted({m for s in self._sessions for m in s})))  # fmt: skip
 
     def _from_checkpoint(self, checkpoint, modalities, n_samples: int, sha: str | None) -> None:
-        """Export (PyTorch) the graphs not prepared yet, cache them, load them."""
+        """Load the graphs of a checkpoint (PyTorch reads it), preparing those not prepared yet."""
         try:
             from streamhand.checkpoint import Checkpoint, load_checkpoint
         except ImportError:
@@ -135,32 +145,18 @@ class OnnxRuntimeBackend(Backend):
         mods = ordered(modalities or tuple(m for m in ckpt.model.modalities if m in INPUT_NAMES))
         if sha is None and ckpt.path is not None:
             sha = file_sha256(ckpt.path)
-        first = True
         for s in (s for s in subsets(mods) if has_expert(list(ckpt.model.encoders), s)):
             hit = find_graph(sha, s, n_samples) if sha is not None else None
             if hit is None:
-                if first:
-                    log.info("preparing ONNX graphs for %s (first use; exported once and cached)", ckpt.model_id)
-                    first = False
-                hit = self._export(ckpt, s, sha, n_samples)
+                if self._prepare is None:
+                    raise GraphsNotPrepared(f"{ckpt.path or ckpt.model_id}: its ONNX graph for {modality_tag(s)} with "
+                                            f"{n_samples} posterior samples is not prepared")  # fmt: skip
+                hit = self._prepare(ckpt, s, sha, n_samples)
             self._load(*hit)
         self._describe_model({"model_id": ckpt.model_id, "image_size": ckpt.model.cfg.image_size,
                               "cloud_points": ckpt.model.cfg.cloud_points, "crop_view": ckpt.model.cfg.crop_view,
                               "std_calibration": ckpt.meta.get("std_calibration"),
                               "encoders": list(ckpt.model.cfg.encoders)})  # fmt: skip
-
-    @staticmethod
-    def _export(ckpt, mods: tuple[str, ...], sha: str | None, n_samples: int) -> tuple[Path, dict]:
-        from streamhand.export.onnx_export import default_onnx_name, export_onnx
-
-        if sha is not None:
-            path = cached_graph_path(sha, ckpt.model_id, mods, n_samples)
-        else:  # an unsaved checkpoint: a private temporary export
-            import tempfile
-
-            path = Path(tempfile.mkdtemp(prefix="streamhand-onnx-")) / default_onnx_name(ckpt.model_id, mods)
-        art = export_onnx(ckpt, mods, path, n_samples=n_samples)
-        return art.path, art.metadata
 
     def _load(self, path: Path, meta: dict) -> None:
         import onnxruntime as ort

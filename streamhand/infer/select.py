@@ -22,6 +22,7 @@ from streamhand.sidecar import Machine, SidecarError, compatibility_problems, re
 
 if TYPE_CHECKING:
     from streamhand.checkpoint import Checkpoint
+    from streamhand.infer.onnxruntime_backend import Prepare
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
@@ -156,8 +157,10 @@ def make_backend(
     threads: int = 1,
     modalities: tuple[str, ...] | None = None,
     engine_dir: Path | None = None,
+    prepare: Prepare | None = None,
 ) -> Backend:
-    """Make the backend ``name`` (or ``auto``'s choice) for the run's ``modalities``; ``backend.reason`` says why."""
+    """Make the backend ``name`` (or ``auto``'s choice) for the run's ``modalities``; ``backend.reason`` says why.
+    ``prepare``: the build step that makes an ONNX graph not prepared yet (ONNX Runtime only)."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     model = checkpoint if isinstance(checkpoint, ModelEncoders) else None
@@ -168,18 +171,19 @@ def make_backend(
     runtime = [m for e in model.encoders for m in e.split("+") if m in INPUT_NAMES]
     mods = ordered(modalities or runtime)
     choice = choose(name, installed(engine_dir, model.model_id, mods, n_samples))
-    backend = _make(choice, model.handle, n_samples, threads, mods)
+    backend = _make(choice, model.handle, n_samples, threads, mods, prepare)
     backend.reason = backend.reason or choice.reason  # a fallback at load keeps its own
     log.info("backend: %s (%s: %s)", backend.describe(), name, backend.reason)
     return backend
 
 
-def _make(c: Choice, handle: str | Path | Checkpoint | None, n_samples: int, threads: int,
-          mods: tuple[str, ...]) -> Backend:  # fmt: skip
+def _make(c: Choice, handle: str | Path | Checkpoint | None, n_samples: int, threads: int, mods: tuple[str, ...],
+          prepare: Prepare | None) -> Backend:  # fmt: skip
     if c.backend == "onnxruntime":
         from streamhand.infer.onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(handle, mods, n_samples, threads, providers=[c.provider or "CPUExecutionProvider"])
+        return OnnxRuntimeBackend(handle, mods, n_samples, threads, providers=[c.provider or "CPUExecutionProvider"],
+                                  prepare=prepare)  # fmt: skip
     try:
         from streamhand.infer.torch_backend import TorchBackend
     except ImportError:

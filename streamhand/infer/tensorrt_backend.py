@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from streamhand.export.graph import ordered
 from streamhand.infer.base import Backend, BackendOutput
 from streamhand.infer.tensorrt_runner import TensorRTRunner
+from streamhand.modalities import ordered
 from streamhand.sidecar import SidecarError, compatibility_problems, read_sidecar, this_machine
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from streamhand.detect.crops import depth_cloud, keypoint_heatmaps, normalise_de
 from streamhand.synth.sampler import IntrinsicsBatch
 from train.config import DataConfig
 from train.datasets.images import AUGMENTATIONS, ImageHandSet, image_sample, load_rhd_images, load_stb_images
+from train.datasets.pairs import PoseBatch, encode_pairs
 from train.datasets.published import concat_hands, split_parts
-from train.datasets.synthetic import PoseBatch, encode_pairs
 
 _CACHE: dict[tuple, ImageHandSet] = {}
 
