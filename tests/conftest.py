@@ -12,6 +12,17 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """What a test's in-process command sets in os.environ (``quiet.configure`` quiets OpenCV and FFmpeg there)
+    does not reach later tests, nor the processes they start (whose own quieting they check)."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)

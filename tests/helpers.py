@@ -34,8 +34,8 @@ def invoke(*args: str, env: dict[str, str] | None = None, app=None) -> Ran:
     exception that escapes the command is appended to stderr as its traceback, as the process would print it.
     What a command may change for the whole process is put back afterwards: the environment (``quiet.configure``
     sets native log levels), the working directory, the SIGINT/SIGTERM handlers (``run`` and ``proxy`` install
-    theirs), the root logger's handlers and level (``logging.basicConfig``) and the levels of the loggers that
-    ``quiet`` turns down."""
+    theirs), the root logger's handlers and level (``logging.basicConfig``), the levels of the loggers that
+    ``quiet`` turns down, and torch's and NumPy's global random state and torch's thread count (training seeds)."""
     import logging
     import signal
     import traceback
@@ -49,6 +49,9 @@ def invoke(*args: str, env: dict[str, str] | None = None, app=None) -> Ran:
     root = logging.getLogger()
     root_handlers, root_level = root.handlers[:], root.level
     levels = {n: logging.getLogger(n).level for n in ("matplotlib", "PIL", "absl", "streamhand")}
+    np_state = np.random.get_state()
+    torch = sys.modules.get("torch")
+    torch_state = (torch.random.get_rng_state(), torch.get_num_threads()) if torch is not None else None
     try:
         os.chdir(ROOT)
         r = CliRunner().invoke(app, list(args), env=env)
@@ -62,10 +65,21 @@ def invoke(*args: str, env: dict[str, str] | None = None, app=None) -> Ran:
         root.setLevel(root_level)
         for n, level in levels.items():
             logging.getLogger(n).setLevel(level)
+        np.random.set_state(np_state)
+        if torch_state is not None:
+            torch.random.set_rng_state(torch_state[0])
+            torch.set_num_threads(torch_state[1])
     err = r.stderr
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         err += "".join(traceback.format_exception(r.exception))
     return Ran(r.exit_code, r.stdout, err)
+
+
+def train_cli(*args: str, env: dict[str, str] | None = None) -> Ran:
+    """``python -m train ARGS`` in this process (see :func:`invoke`)."""
+    from train.__main__ import app
+
+    return invoke(*args, env=env, app=app)
 
 
 def rendered_frames(n: int, width: int = 320, height: int = 240, seed: int = 0, occluders: float | None = None):

@@ -197,12 +197,12 @@ def test_runtime_crops_give_each_hand_its_cloud():
 
 def test_a_cloud_model_runs_on_the_demo(cloud_checkpoint, tmp_path):
     from tests.conftest import free_port
-    from tests.helpers import cli
+    from tests.helpers import invoke
 
     rep, port = tmp_path / "r.json", free_port()
-    r = cli("run", "--source", "demo", "--model", str(cloud_checkpoint), "--frames", "20", "--no-realtime",
-            "--backend", "torch", "--port", str(port), "--control-port", str(free_port()),
-            "--report", str(rep))  # fmt: skip
+    r = invoke("run", "--source", "demo", "--model", str(cloud_checkpoint), "--frames", "20", "--no-realtime",
+               "--backend", "torch", "--port", str(port), "--control-port", str(free_port()),
+               "--report", str(rep))  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads(rep.read_text())
     assert report["modalities"] == ["rgb", "cloud"] and report["frames_processed"] == 20

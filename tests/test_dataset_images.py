@@ -128,11 +128,9 @@ def _with_evaluation_split(root):
 
 def test_an_rgb_expert_trains_on_rhd_images_and_evaluates_on_its_test_split(rhd, tmp_path):
     import json
-    import subprocess
-    import sys
 
     from streamhand.checkpoint import load_checkpoint
-    from tests.helpers import ROOT
+    from tests.helpers import train_cli
     from train.config import TrainConfig
     from train.datasets.published_images import image_pairs
     from train.fit import fit
@@ -151,10 +149,7 @@ def test_an_rgb_expert_trains_on_rhd_images_and_evaluates_on_its_test_split(rhd,
     assert len(hist) == 2 and all(np.isfinite(h["val_epe_mean_mm"]) for h in hist)
     assert load_checkpoint(path).model.modalities == ["2d", "rgb", "3d"]
 
-    from tests.helpers import cli as _  # noqa: F401  (the eval command below runs in-process)
-
-    r = subprocess.run([sys.executable, "-m", "train", "eval", "--checkpoint", str(path), "--data", "rhd", "--root",
-                        str(root), "--n", "2"], capture_output=True, text=True, cwd=str(ROOT), timeout=300)  # fmt: skip
+    r = train_cli("eval", "--checkpoint", str(path), "--data", "rhd", "--root", str(root), "--n", "2")
     assert r.returncode == 0, r.stderr[-1500:]
     assert "RGB -> 3D" in r.stdout and "Yang" in r.stdout
 

@@ -122,12 +122,12 @@ def test_a_dcmls_checkpoint_runs_the_same_in_onnxruntime(dcmls_run):
 
 def test_a_dcmls_model_runs_on_the_demo(dcmls_run, tmp_path):
     from tests.conftest import free_port
-    from tests.helpers import cli
+    from tests.helpers import invoke
 
     path, _ = dcmls_run
     rep = tmp_path / "r.json"
-    r = cli("run", "--source", "demo", "--model", str(path), "--frames", "15", "--no-realtime", "--port",
-            str(free_port()), "--control-port", str(free_port()), "--report", str(rep))  # fmt: skip
+    r = invoke("run", "--source", "demo", "--model", str(path), "--frames", "15", "--no-realtime", "--port",
+               str(free_port()), "--control-port", str(free_port()), "--report", str(rep))  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads(rep.read_text())
     assert report["modalities"] == ["2d"] and report["frames_processed"] == 15 and np.isfinite(report["epe_mean_mm"])

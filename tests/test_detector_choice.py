@@ -8,7 +8,7 @@ import pytest
 
 from streamhand.detect.select import choose_detector
 from tests.conftest import free_port
-from tests.helpers import cli
+from tests.helpers import invoke
 
 
 @pytest.mark.parametrize(
@@ -40,8 +40,8 @@ def test_unknown_detector_is_an_error(kind, runtime, message):
 
 @pytest.mark.slow
 def test_demo_run_with_the_network_detector(tmp_path):
-    r = cli("run", "--source", "demo", "--detector", "network", "--frames", "60", "--no-realtime", "--port",
-            str(free_port()), "--control-port", str(free_port()), "--report", str(tmp_path / "r.json"))  # fmt: skip
+    r = invoke("run", "--source", "demo", "--detector", "network", "--frames", "60", "--no-realtime", "--port",
+               str(free_port()), "--control-port", str(free_port()), "--report", str(tmp_path / "r.json"))  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["detector"] == "network-onnxruntime-cpu" and rep["detector_reason"] == "requested"
@@ -51,5 +51,5 @@ def test_demo_run_with_the_network_detector(tmp_path):
 
 
 def test_bad_detector_flag_is_one_line():
-    r = cli("run", "--source", "demo", "--detector", "yolo", "--frames", "1")
+    r = invoke("run", "--source", "demo", "--detector", "yolo", "--frames", "1")
     assert r.returncode == 2 and "--detector" in r.stderr and "Traceback" not in r.stderr

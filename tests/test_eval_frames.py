@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from streamhand.detect.mediapipe_hands import Detection
 from streamhand.geometry import Intrinsics
 from streamhand.skeleton import JOINT_NAMES
+from tests.helpers import train_cli
 from train.datasets.frames import FrameDataError, load_frames, project
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -311,10 +309,8 @@ def test_frames_modalities(model, keypoints, requested, expected):
 
 
 def _invoke(*args: str):
-    from train.__main__ import app
-
-    r = CliRunner().invoke(app, list(args))
-    return r.exit_code, r.output  # stdout and stderr together
+    r = train_cli(*args)
+    return r.returncode, r.stdout + r.stderr
 
 
 @pytest.mark.parametrize(
@@ -354,9 +350,8 @@ def test_cli_eval_argument_errors(tiny_checkpoint, args, message):
 def test_cli_frames_exact_2d_end_to_end(tmp_path, dataset):
     """The shipped model on the truth's exact 2D, through `python -m train eval` itself."""
     out, png = tmp_path / "r.json", tmp_path / "pck.png"
-    r = subprocess.run([sys.executable, "-m", "train", "eval", "--data", "frames", "--root", str(dataset[0]),
-                        "--checkpoint", str(DEFAULT_CKPT), "--keypoints", "truth", "--json", str(out),
-                        "--pck-png", str(png)], capture_output=True, text=True, cwd=str(ROOT), timeout=300)  # fmt: skip
+    r = train_cli("eval", "--data", "frames", "--root", str(dataset[0]), "--checkpoint", str(DEFAULT_CKPT),
+                  "--keypoints", "truth", "--json", str(out), "--pck-png", str(png))  # fmt: skip
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith("streamhand (truth 2D, 2d): det=1.000 rel=") and "px=0.0" in lines[0]

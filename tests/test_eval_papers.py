@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from streamhand.geometry import Intrinsics, project
 from streamhand.metrics import evaluate_poses
 from streamhand.skeleton import to_rhd
 from streamhand.synth.sampler import SamplerConfig, sample_hands
-from tests.helpers import ROOT
+from tests.helpers import train_cli
 from train.published import PUBLISHED, comparison_lines
 
 
@@ -36,9 +34,8 @@ def tiny_rhd(tmp_path):
 
 def test_eval_rhd_prints_and_writes_the_papers_figures(tiny_rhd, tiny_checkpoint, tmp_path):
     png, js = tmp_path / "pck.png", tmp_path / "m.json"
-    r = subprocess.run([sys.executable, "-m", "train", "eval", "--checkpoint", str(tiny_checkpoint), "--data", "rhd",
-                        "--root", str(tiny_rhd), "--noise-px", "0", "--pck-png", str(png), "--json", str(js)],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    r = train_cli("eval", "--checkpoint", str(tiny_checkpoint), "--data", "rhd", "--root", str(tiny_rhd),
+                  "--noise-px", "0", "--pck-png", str(png), "--json", str(js))  # fmt: skip
     assert r.returncode == 0, r.stderr
     m = json.loads(js.read_text())
     assert m["n"] == 6 and len(m["per_joint_mm"]) == 21 and 0 <= m["auc_0_50"] <= 1

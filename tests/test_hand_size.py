@@ -106,21 +106,21 @@ def test_too_few_depth_frames_says_what_to_do():
     ],
 )
 def test_calibrate_hand_bad_input_one_line_exit_2(config_dir, args, message):
-    from tests.helpers import cli
+    from tests.helpers import invoke
 
-    r = cli("calibrate-hand", *args, timeout=120, env={"STREAMHAND_CONFIG": str(config_dir)})
+    r = invoke("calibrate-hand", *args, env={"STREAMHAND_CONFIG": str(config_dir)})
     assert r.returncode == 2, r.stderr[-800:]
     assert "Traceback" not in r.stderr and message in r.stderr
     assert not (config_dir / "hand.yaml").exists()
 
 
 def test_calibrate_hand_typed_in_then_used_by_run(config_dir):
-    from tests.helpers import cli
+    from tests.helpers import invoke
 
     env = {"STREAMHAND_CONFIG": str(config_dir)}
-    r = cli("calibrate-hand", "--length", "0.172", timeout=60, env=env)
+    r = invoke("calibrate-hand", "--length", "0.172", env=env)
     assert r.returncode == 0 and "0.172" in r.stdout
-    r = cli("calibrate-hand", "--show-only", timeout=60, env=env)
+    r = invoke("calibrate-hand", "--show-only", env=env)
     assert "0.172 m" in r.stdout
 
 
@@ -128,10 +128,9 @@ def test_calibrate_hand_typed_in_then_used_by_run(config_dir):
 def test_calibrate_hand_measured_with_depth_on_the_demo(config_dir):
     """The demo has depth and a known hand: the measured length is within 8 % of the truth."""
     from streamhand.capture.demo import demo_hand_lengths
-    from tests.helpers import cli
+    from tests.helpers import invoke
 
-    r = cli("calibrate-hand", "--source", "demo", "--frames", "40", timeout=300,
-            env={"STREAMHAND_CONFIG": str(config_dir)})  # fmt: skip
+    r = invoke("calibrate-hand", "--source", "demo", "--frames", "40", env={"STREAMHAND_CONFIG": str(config_dir)})
     assert r.returncode == 0, r.stderr[-1500:]
     measured = load_hand_length()
     assert measured == pytest.approx(demo_hand_lengths()[0], rel=0.08)

@@ -23,7 +23,7 @@ from streamhand.pipeline import Pipeline
 from streamhand.publish import Publisher
 from streamhand.runtime_config import RunConfig
 from tests.conftest import free_port
-from tests.helpers import cli, rendered_frames
+from tests.helpers import invoke, rendered_frames
 
 N_HANDS = 6
 
@@ -104,8 +104,8 @@ def test_image_folder_cli_detection_rate_is_share_of_images_with_a_hand(tmp_path
     port, cport = free_port(), free_port()
     sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=("hand.frame",), raw=True, timeout=1.0)
     try:
-        r = cli("run", "--images", str(folder), "--port", str(port), "--control-port", str(cport),
-                "--report", str(tmp_path / "r.json"), timeout=120)  # fmt: skip
+        r = invoke("run", "--images", str(folder), "--port", str(port), "--control-port", str(cport),
+                   "--report", str(tmp_path / "r.json"))  # fmt: skip
         msgs = _drain(sub)
     finally:
         sub.close()

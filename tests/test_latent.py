@@ -3,15 +3,12 @@ together (the shipped model's latent space is shared across modalities), the com
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 
 from streamhand.checkpoint import load_checkpoint
-from tests.helpers import ROOT
+from tests.helpers import train_cli
 from train.latent import _inputs, embed, latent_walk
 
 
@@ -42,14 +39,12 @@ def test_shipped_model_puts_one_hands_experts_together():
 @pytest.mark.parametrize("command", ["latent-walk", "embed"])
 def test_commands_write_pngs(tiny_checkpoint, tmp_path, command):
     out = tmp_path / f"{command}.png"
-    cmd = [sys.executable, "-m", "train", command, "--checkpoint", str(tiny_checkpoint), "--out", str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = train_cli(command, "--checkpoint", str(tiny_checkpoint), "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert out.read_bytes()[:4] == b"\x89PNG" and str(out) in r.stdout
 
 
 def test_walk_command_names_a_missing_encoder(tiny_checkpoint, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "train", "latent-walk", "--checkpoint", str(tiny_checkpoint),
-                        "--modality", "world", "--out", str(tmp_path / "w.png")],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    r = train_cli("latent-walk", "--checkpoint", str(tiny_checkpoint), "--modality", "world",
+                  "--out", str(tmp_path / "w.png"))  # fmt: skip
     assert r.returncode == 2 and "no 'world' encoder" in r.stderr and "Traceback" not in r.stderr

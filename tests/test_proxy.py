@@ -14,7 +14,7 @@ import pytest
 
 from streamhand.client import PoseSubscriber
 from tests.conftest import free_port
-from tests.helpers import ROOT, cli
+from tests.helpers import ROOT, invoke
 
 ENV = {**os.environ, "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -64,12 +64,12 @@ def test_proxy_bad_ports_are_one_line_exit_2():
     s = zmq.Context.instance().socket(zmq.PUB)
     s.bind(f"tcp://127.0.0.1:{busy}")
     try:
-        r = cli("proxy", "--frontend-port", str(busy), "--backend-port", str(free_port()), timeout=60)
+        r = invoke("proxy", "--frontend-port", str(busy), "--backend-port", str(free_port()))
     finally:
         s.close(0)
     last = r.stderr.strip().splitlines()[-1]
     assert r.returncode == 2 and last.startswith("error: ") and "--frontend-port" in last
-    r = cli("proxy", "--frontend-port", "5999", "--backend-port", "5999", timeout=60)
+    r = invoke("proxy", "--frontend-port", "5999", "--backend-port", "5999")
     assert r.returncode == 2 and "must differ" in r.stderr
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,7 +14,7 @@ from streamhand.configio import load_yaml
 from streamhand.geometry import Intrinsics, project
 from streamhand.skeleton import to_rhd
 from streamhand.synth.sampler import SamplerConfig, sample_hands
-from tests.helpers import ROOT
+from tests.helpers import ROOT, train_cli
 from train.config import TrainConfig
 from train.datasets.published import STB_TEST, STB_TRAIN
 
@@ -66,9 +64,8 @@ def _recipe(tmp_path, rhd_root):
 
 def test_training_on_a_tiny_rhd(tmp_path):
     _write_rhd(tmp_path / "RHD", 3)
-    cmd = [sys.executable, "-m", "train", "fit", "--config", str(_recipe(tmp_path, tmp_path / "RHD")), "--out-dir",
-           str(tmp_path / "runs"), "--no-progress"]  # fmt: skip
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = train_cli("fit", "--config", str(_recipe(tmp_path, tmp_path / "RHD")), "--out-dir", str(tmp_path / "runs"),
+                  "--no-progress")  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     hist = json.loads((tmp_path / "runs" / "rhd" / "history.json").read_text())
     assert len(hist) == 2 and hist[-1]["loss"] < hist[0]["loss"]
@@ -76,7 +73,6 @@ def test_training_on_a_tiny_rhd(tmp_path):
 
 
 def test_a_wrong_root_names_the_expected_file(tmp_path):
-    cmd = [sys.executable, "-m", "train", "fit", "--config", str(_recipe(tmp_path, tmp_path / "missing")),
-           "--out-dir", str(tmp_path / "runs"), "--no-progress"]  # fmt: skip
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = train_cli("fit", "--config", str(_recipe(tmp_path, tmp_path / "missing")), "--out-dir",
+                  str(tmp_path / "runs"), "--no-progress")  # fmt: skip
     assert r.returncode == 2 and "missing/training/anno_training.pickle" in r.stderr and "Traceback" not in r.stderr

@@ -3,6 +3,7 @@ plaintext one receive nothing; bad key files are one-line errors."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -12,7 +13,7 @@ from streamhand.client import PoseSubscriber
 from streamhand.publish import Publisher
 from streamhand.security import SecurityError, make_keys
 from tests.conftest import free_port
-from tests.helpers import cli
+from tests.helpers import invoke
 
 
 @pytest.fixture
@@ -98,19 +99,20 @@ def test_bad_keys_are_one_line_errors(keys, secret, allowed, message):
         Publisher("127.0.0.1", free_port(), None, curve=(str(keys / secret), str(keys / allowed)))
 
 
-def test_keys_command_and_run_with_curve(tmp_path):
-    r = cli("keys", "--out", str(tmp_path / "k"), "--name", "server", timeout=60)
+def test_keys_command_and_run_with_curve(tmp_path, caplog):
+    r = invoke("keys", "--out", str(tmp_path / "k"), "--name", "server")
     assert r.returncode == 0 and (tmp_path / "k/server.key_secret").is_file()
     assert (tmp_path / "k/server.key_secret").stat().st_mode & 0o077 == 0  # secret: owner only
-    r = cli("keys", "--out", str(tmp_path / "k"), "--name", "server", timeout=60)
+    r = invoke("keys", "--out", str(tmp_path / "k"), "--name", "server")
     assert r.returncode == 2 and "exists" in r.stderr  # never overwritten
     make_keys(tmp_path / "allowed", "alice")
     ports = ["--port", str(free_port()), "--control-port", str(free_port())]
-    r = cli("run", "--source", "demo", "--frames", "2", "--no-realtime", "--bind", "0.0.0.0", *ports,
-            "--curve-server-key", str(tmp_path / "k/server.key_secret"), "--curve-allowed", str(tmp_path / "allowed"),
-            timeout=300)  # fmt: skip
+    caplog.set_level(logging.INFO, logger="streamhand")  # in this process the run's log lines come here
+    r = invoke("run", "--source", "demo", "--frames", "2", "--no-realtime", "--bind", "0.0.0.0", *ports,
+               "--curve-server-key", str(tmp_path / "k/server.key_secret"),
+               "--curve-allowed", str(tmp_path / "allowed"))  # fmt: skip
     assert r.returncode == 0, r.stderr[-1500:]
-    assert "without authentication" not in r.stderr  # bound beyond localhost, but authenticated
-    r = cli("run", "--source", "demo", "--frames", "2", *ports, "--curve-allowed", str(tmp_path / "allowed"),
-            timeout=120)  # fmt: skip
+    assert "publishing on tcp://0.0.0.0:" in caplog.text
+    assert "without authentication" not in caplog.text + r.stderr  # bound beyond localhost, but authenticated
+    r = invoke("run", "--source", "demo", "--frames", "2", *ports, "--curve-allowed", str(tmp_path / "allowed"))
     assert r.returncode == 2 and "--curve-server-key and --curve-allowed go together" in r.stderr

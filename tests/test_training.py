@@ -4,8 +4,6 @@ configs fail with one clear line, eval writes its JSON; the shipped model and it
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import torch
 from streamhand.checkpoint import DEFAULT_WEIGHTS, CheckpointError, load_checkpoint
 from streamhand.configio import ConfigError, load_yaml
 from streamhand.models import HandPoseModel
-from tests.helpers import ROOT
+from tests.helpers import ROOT, train_cli
 from train.config import TrainConfig
 from train.evaluate import evaluate_synthetic
 from train.fit import fit
@@ -88,14 +86,9 @@ def test_config_errors(tmp_path, text, message):
     assert "\n" not in str(e.value)
 
 
-def _train_cli(*args):
-    return subprocess.run([sys.executable, "-m", "train", *args], capture_output=True, text=True, cwd=str(ROOT),
-                          timeout=300)  # fmt: skip
-
-
 def test_eval_cli_writes_json(tmp_path, tiny_checkpoint):
     out = tmp_path / "out.json"
-    r = _train_cli("eval", "--checkpoint", str(tiny_checkpoint), "--n", "200", "--json", str(out))
+    r = train_cli("eval", "--checkpoint", str(tiny_checkpoint), "--n", "200", "--json", str(out))
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
     for k in ("epe_mean_mm", "epe_median_mm", "auc_20_50", "n"):
@@ -116,7 +109,7 @@ def test_eval_cli_writes_json(tmp_path, tiny_checkpoint):
     ],
 )
 def test_train_cli_errors(tiny_checkpoint, args, message):
-    r = _train_cli(*[str(tiny_checkpoint) if a == "{ckpt}" else a for a in args])
+    r = train_cli(*[str(tiny_checkpoint) if a == "{ckpt}" else a for a in args])
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
@@ -135,7 +128,7 @@ def test_checkpoint_from_other_conventions_is_refused(tmp_path, tiny_checkpoint,
     with pytest.raises(CheckpointError, match="skeleton conventions") as e:
         load_checkpoint(p)
     assert "\n" not in str(e.value)
-    r = _train_cli("eval", "--checkpoint", str(p), "--n", "10")
+    r = train_cli("eval", "--checkpoint", str(p), "--n", "10")
     assert r.returncode == 2 and "skeleton conventions" in r.stderr and "Traceback" not in r.stderr
 
 

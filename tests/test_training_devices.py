@@ -15,7 +15,7 @@ import torch
 from streamhand.checkpoint import load_checkpoint
 from streamhand.configio import load_yaml
 from tests.conftest import free_port
-from tests.helpers import ROOT
+from tests.helpers import ROOT, train_cli
 from train.config import DataConfig, TrainConfig
 from train.datasets.synthetic import batches
 from train.distributed import resolve_device
@@ -49,14 +49,11 @@ def test_device_resolution(name, ok):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 def test_train_cli_names_a_missing_gpu(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "train", "fit", "--config", str(SMOKE), "--steps", "2", "--out-dir",
-                        str(tmp_path), "--no-progress"], capture_output=True, text=True, cwd=ROOT,
-                        timeout=120)  # fmt: skip
+    r = train_cli("fit", "--config", str(SMOKE), "--steps", "2", "--out-dir", str(tmp_path), "--no-progress")
     assert r.returncode == 0  # auto: the CPU
     recipe = tmp_path / "gpu.yaml"
     recipe.write_text(SMOKE.read_text() + "device: cuda\n")
-    cmd = [sys.executable, "-m", "train", "fit", "--config", str(recipe), "--steps", "2", "--out-dir", str(tmp_path)]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = train_cli("fit", "--config", str(recipe), "--steps", "2", "--out-dir", str(tmp_path))
     assert r.returncode == 2 and "no CUDA GPU" in r.stderr and "Traceback" not in r.stderr
 
 
