@@ -63,7 +63,7 @@ class Run:
     def compare_mediapipe(self, frames: int) -> dict:
         """MediaPipe alone on the same ``frames`` (a fresh, unpaced copy of the source), for the speed ratio."""
         from streamhand.capture.factory import make_source
-        from streamhand.pipeline import mediapipe_alone
+        from streamhand.run_report import mediapipe_alone
 
         with make_detector(self.cfg, self.tracking, "mediapipe") as det:
             return mediapipe_alone(make_source(self.cfg.source.model_copy(update={"realtime": False})), det, frames)

@@ -150,8 +150,8 @@ def run(
 def _run(cfg) -> int:
     from streamhand import live_line
     from streamhand.app import RunError, build_run
-    from streamhand.pipeline import write_report
     from streamhand.publish import ZmqLogHandler
+    from streamhand.run_report import write_report
 
     try:
         run = build_run(cfg)

@@ -1,0 +1,72 @@
+"""The pipeline's first stage: frames read from the source (on demand where hand-offs are lossless), checked by the
+frame guard (corrupt, frozen, resized), counted and handed on; a lost source reopened with growing pauses."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from streamhand.capture.base import Frame, FrameSource, SourceError, SourceLost
+from streamhand.frame_guard import FrameGuard
+from streamhand.handoff import Slot
+from streamhand.stats import StageStats, log_every_n_seconds
+
+log = logging.getLogger(__name__)
+
+
+class CaptureStage:
+    def __init__(self, source: FrameSource, frames: int | None, stop: threading.Event, stats: StageStats,
+                 out: Slot) -> None:  # fmt: skip
+        self.source, self.frames, self._stop, self.stats, self._out = source, frames, stop, stats, out
+        self.guard = FrameGuard(live=source.live)
+        self.state = "starting"  # ok | ended | lost: why | the guard's state (frozen, ...)
+        self.frames_in = 0
+
+    def run(self, hand_on: Callable[[Frame], Any]) -> None:
+        """Read until the source ends, ``frames`` are read or the run stops; ``hand_on(frame)`` returns whether the
+        hand-off dropped an older frame."""
+        while not self._stop.is_set():
+            if self.frames is not None and self.frames_in >= self.frames:
+                break
+            if self._out.lossless:  # read only when the detector is ready: frames never wait in a queue
+                self._out.wait_for_taker(self._stop)
+            try:
+                frame = self.source.read()
+            except SourceLost as e:
+                if not self._reconnect(e):
+                    break
+                continue
+            if frame is None:
+                self.state = "ended"
+                break
+            frame = self.guard.check(frame)
+            if frame is None:
+                continue
+            self.state = self.guard.state or "ok"
+            self.frames_in += 1
+            # capture latency: from the frame's capture to its hand-off (not the wait for the next frame)
+            self.stats.add("capture", max(time.monotonic() - frame.t_capture, 0.0))
+            if hand_on(frame):
+                self.stats.count("drop_capture")
+
+    def _reconnect(self, e: Exception) -> bool:
+        """Reopen a lost source with growing pauses until it answers (True) or the run stops (False)."""
+        self.state = f"lost: {e}"
+        log_every_n_seconds(log, logging.WARNING, "source lost (%s); retrying", e, n=5.0)
+        self.stats.count("source_lost")
+        backoff = 0.25
+        while not self._stop.is_set():
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, 5.0)
+            try:
+                self.source.reopen()
+            except (SourceLost, SourceError) as e2:
+                self.state = f"lost: {e2}"
+                continue
+            self.state = "ok"
+            log.warning("source recovered")
+            return True
+        return False

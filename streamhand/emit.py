@@ -1,0 +1,118 @@
+"""The pipeline's last stage: each frame's hands placed in metres (perspective solve or depth), smoothed per
+track, turned into ``hand.pose.*`` and ``hand.frame`` messages (:mod:`streamhand.schema`) and published; plus the
+``status`` message, scoring against ground truth where the source has it, and the counters the report reads."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from streamhand import protocol
+from streamhand import schema as sch
+from streamhand.handoff import Slot
+from streamhand.placement import place_hand
+from streamhand.runtime_config import RunConfig
+from streamhand.smoothing import TrackSmoother
+from streamhand.stats import StageStats, log_every_n_seconds
+from streamhand.truth_score import TruthScore
+
+log = logging.getLogger(__name__)
+
+
+class Emitter:
+    """Places, smooths and publishes the hands of processed frames, in order (one thread calls :meth:`emit`)."""
+
+    def __init__(self, cfg: RunConfig, publisher: Any, stats: StageStats, modalities: tuple[str, ...],
+                 model_id: str, source_name: str) -> None:  # fmt: skip
+        self.cfg, self.publisher, self.stats = cfg, publisher, stats
+        self.modalities, self.model_id, self.source_name = modalities, model_id, source_name
+        self.smoother = TrackSmoother(cfg.smooth.min_cutoff, cfg.smooth.beta, cfg.smooth.enabled)
+        self.truth = TruthScore()  # sources with ground truth (the demo): detection rate and 3D error
+        #: (frame, poses, latency) of each frame for the preview window, latest wins
+        self.display: Slot = Slot(lossless=False)
+        self.frames_processed = 0
+        self.t_first: float | None = None
+        self.t_last: float | None = None
+        #: the common fields of the latest processed frame, which ``status`` maps carry too
+        self._last_common: dict | None = None
+        self._last_status = 0.0
+
+    def fps(self) -> float:
+        span = (self.t_last - self.t_first) if self.t_first is not None and self.t_last is not None else 0.0
+        return (self.frames_processed - 1) / span if span > 0 else 0.0
+
+    def emit(self, w: Any) -> None:
+        """One processed frame (``w``: the pipeline's work item with detections, track ids and the lift)."""
+        t0 = time.perf_counter()
+        f = w.frame
+        for tid in w.ended:
+            self.smoother.end(tid)
+        common = {"frame_id": int(f.index), "t_capture": float(f.t_capture), "t_capture_unix": float(f.t_capture_unix),
+                  "camera": sch.camera(self.cfg.publish.camera_id or f.camera_id, f.intrinsics)}  # fmt: skip
+        self._last_common = common
+        poses = self._place(w)
+        w.times["place"] = time.perf_counter() - t0
+        lat = {k: 1000.0 * v for k, v in w.times.items()}
+        if self.publisher is not None:
+            self._publish(poses, common, lat, f.t_capture)
+        t_done = time.monotonic()
+        lat["total"] = 1000.0 * (t_done - f.t_capture)
+        if self.publisher is not None:
+            hands = [sch.HandSummary(track_id=int(p[1]), handedness=p[0].handedness, score=float(p[0].score))
+                     for p in poses]  # fmt: skip
+            frame = sch.FrameMsg(topic=protocol.TOPIC_FRAME, **common, hands=hands, latency_ms=lat)
+            self.publisher.publish(protocol.TOPIC_FRAME, sch.body(frame))
+        self.stats.add("place_publish", time.perf_counter() - t0)
+        self.stats.add("end_to_end", t_done - f.t_capture)
+        self.stats.count("hands", len(poses))
+        self.stats.count("frames_with_hands", int(bool(poses)))
+        self.frames_processed += 1
+        self.t_first = t_done if self.t_first is None else self.t_first
+        self.t_last = t_done
+        if f.truth is not None:
+            self.truth.add(f.truth, [(p[0].landmarks_px, p[3]) for p in poses])
+        if self.cfg.show:
+            self.display.put((f, poses, lat))
+
+    def _place(self, w: Any) -> list[tuple]:
+        """(detection, track id, joints in the camera frame, wrist-relative joints, joint_std, root source) per hand."""
+        f, poses = w.frame, []
+        for i, d in enumerate(w.detections):
+            tid, scale = w.track_ids[i], float(w.lift.scale[i])
+            joints_cam, _root, root_src, s = place_hand(d.landmarks_px, w.lift.joints_norm[i], scale, f.intrinsics,
+                                                        f.depth)  # fmt: skip
+            joints_cam = self.smoother(tid, joints_cam, f.t_capture if f.t_media is None else f.t_media)
+            std = w.lift.joint_std[i] * (s / scale)
+            poses.append((d, tid, joints_cam, joints_cam - joints_cam[0], std, root_src))
+        return poses
+
+    def _publish(self, poses: list[tuple], common: dict, lat: dict, t_capture: float) -> None:
+        for d, tid, joints_cam, rel, std, root_src in poses:
+            topic = protocol.pose_topic(d.handedness)
+            pose = sch.HandPoseMsg(
+                topic=topic, **common, track_id=int(tid), handedness=d.handedness,
+                handedness_score=float(d.handedness_score), score=float(d.score), layout=sch.LAYOUT, units=sch.UNITS,
+                joints_cam=sch.floats(joints_cam), joints_rel=sch.floats(rel), joints_2d=sch.floats(d.landmarks_px),
+                joint_std=sch.floats(std), root_source=root_src, modalities=list(self.modalities),
+                model=self.model_id, latency_ms={**lat, "total": 1000.0 * (time.monotonic() - t_capture)},
+            )  # fmt: skip
+            self.publisher.publish(topic, sch.body(pose))  # the publisher adds topic, schema, seq and t_publish
+
+    def status(self, snapshot: dict, force: bool = False) -> None:
+        """Publish ``status`` (the run's live figures) at ``publish.status_hz``, or now with ``force``."""
+        now = time.monotonic()
+        if self.publisher is None or (not force and now - self._last_status < 1.0 / self.cfg.publish.status_hz):
+            return
+        self._last_status = now
+        common = self._last_common or {  # before the first frame: no frame, the camera not yet known
+            "frame_id": -1, "t_capture": time.monotonic(), "t_capture_unix": time.time(),
+            "camera": sch.Camera(id=self.cfg.publish.camera_id or self.source_name, width=0, height=0,
+                                 fx=0.0, fy=0.0, cx=0.0, cy=0.0),
+        }  # fmt: skip
+        try:
+            status = sch.from_fields(sch.StatusMsg, {"topic": protocol.TOPIC_STATUS, **common, **snapshot})
+        except ValueError as e:  # a snapshot that left the schema (tests/test_schema.py catches it first)
+            log_every_n_seconds(log, logging.ERROR, "status not published: %s", e, n=60.0)
+            return
+        self.publisher.publish(protocol.TOPIC_STATUS, sch.body(status))
