@@ -285,11 +285,8 @@ def view(
     curve_client_key: Annotated[Path | None, typer.Option(help="CurveZMQ: this client's .key_secret")] = None,
 ) -> None:
     """Live 3D skeleton (and the 2D landmarks) from the stream, in a window."""
-    import cv2
-    import numpy as np
-
     from streamhand.client import PoseSubscriber
-    from streamhand.viewer import DisplayError, _require_display, draw_overlay, draw_skeleton_3d
+    from streamhand.viewer import DisplayError, _require_display, view_stream
 
     try:
         _require_display("use 'streamhand echo' to see the stream as text")
@@ -303,38 +300,12 @@ def view(
                              **keys)  # fmt: skip
     except (SecurityError, ValueError, TimeoutError) as e:
         _fail(str(e))
-    latest: dict[int, dict] = {}
-    yaw = 30.0
     try:
-        while True:
-            try:
-                m = sub.recv()
-                if m.topic == "hand.frame":
-                    live = {h["track_id"] for h in m.data["hands"]}
-                    latest = {k: v for k, v in latest.items() if k in live}
-                else:
-                    latest[m.data["track_id"]] = m.data
-            except TimeoutError:
-                pass
-            hands3 = [(d["handedness"], np.asarray(d["joints_cam"])) for d in latest.values()]
-            cam = next(iter(latest.values()))["camera"] if latest else {"width": 640, "height": 480}
-            canvas = np.zeros((cam["height"], cam["width"], 3), np.uint8)
-            hands2 = [
-                (d["handedness"], np.asarray(d["joints_2d"]), float(np.mean(d["joint_std"]))) for d in latest.values()
-            ]
-            left = draw_overlay(canvas, hands2, "2D landmarks")
-            right = draw_skeleton_3d(hands3, size=cam["height"], yaw_deg=yaw)
-            cv2.imshow("streamhand view", np.concatenate([left, right], axis=1))
-            key = cv2.waitKey(1) & 0xFF
-            if key in (ord("q"), 27):
-                break
-            if key in (ord("a"), ord("d")):
-                yaw += 10 if key == ord("d") else -10
+        view_stream(sub)
     except KeyboardInterrupt:
         pass
     finally:
         sub.close()
-        cv2.destroyAllWindows()
 
 
 @app.command("calibrate-hand")
@@ -588,59 +559,11 @@ def proxy(
 
 @app.command()
 def info() -> None:
-    """Versions, available backends and the default model card."""
-    import importlib.metadata as md
+    """Versions, available backends and the shipped models' cards."""
+    from streamhand.about import describe
 
-    from streamhand import __version__
-
-    def ver(pkg: str) -> str:
-        try:
-            return md.version(pkg)
-        except md.PackageNotFoundError:
-            return "not installed"
-
-    typer.echo(f"streamhand {__version__}  python {sys.version.split()[0]}")
-    for pkg in ("torch", "numpy", "mediapipe", "opencv-contrib-python", "onnx", "onnxruntime", "pyzmq", "msgpack",
-                "pyrealsense2", "tensorrt"):  # fmt: skip
-        typer.echo(f"  {pkg:24s} {ver(pkg)}")
-    try:
-        import torch
-
-        typer.echo(f"  cuda available           {torch.cuda.is_available()}")
-    except ImportError:
-        pass
-    try:
-        import onnxruntime as ort
-
-        typer.echo(f"  onnxruntime providers    {', '.join(ort.get_available_providers())}")
-    except ImportError:
-        pass
-    from streamhand.checkpoint import load_checkpoint
-    from streamhand.infer.select import choose, installed
-
-    ck = load_checkpoint()
-    mods = tuple(m for m in ck.model.modalities if m != "3d")
-    c = choose("auto", installed(Path("engines"), ck.model_id, mods, 16))
-    typer.echo(f"  backend (auto)           {c.backend} on {c.device}: {c.reason}")
-    from streamhand.checkpoint import shipped_models
-
-    for name, pt in shipped_models().items():
-        card_p = pt.with_suffix(".json")
-        c = json.loads(card_p.read_text()) if card_p.is_file() else {}
-        typer.echo(f"model {name!r} ({c.get('model_id', '?')}): {c.get('summary', 'no model card')}")
-        for key, m in (c.get("metrics") or {}).items():
-            if not isinstance(m, dict):
-                continue
-            closed = (m.get("closed_loop") or {}).get("mediapipe_handedness", {})
-            shown = {
-                "EPE mean (mm)": m.get("epe_mean_mm"),
-                "EPE median (mm)": m.get("epe_median_mm"),
-                "AUC 20-50": m.get("auc_20_50"),
-                "MediaPipe detection rate": m.get("detection_rate"),
-                "closed-loop EPE mean (mm)": closed.get("epe_mean_mm"),
-            }
-            parts = [f"{k} {v:.3g}" for k, v in shown.items() if isinstance(v, (int, float))]
-            typer.echo(f"  {key:24s} {', '.join(parts)}")
+    for line in describe():
+        typer.echo(line)
 
 
 def main() -> None:  # pragma: no cover

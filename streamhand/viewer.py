@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import cv2
 import numpy as np
@@ -107,3 +108,37 @@ class PreviewWindow:
 
     def close(self) -> None:
         cv2.destroyWindow(self.name)
+
+
+def view_stream(sub: Any) -> None:
+    """``streamhand view``'s window: the latest pose of each live track, its 2D landmarks beside its 3D skeleton
+    (``a``/``d`` turn the view, ``q`` or Esc closes it). ``sub``: a raw :class:`~streamhand.client.PoseSubscriber`
+    with a short timeout, so the window stays responsive between messages."""
+    latest: dict[int, dict] = {}
+    yaw = 30.0
+    try:
+        while True:
+            try:
+                m = sub.recv()
+                if m.topic == "hand.frame":
+                    live = {h["track_id"] for h in m.data["hands"]}
+                    latest = {k: v for k, v in latest.items() if k in live}
+                else:
+                    latest[m.data["track_id"]] = m.data
+            except TimeoutError:
+                pass
+            cam = next(iter(latest.values()))["camera"] if latest else {"width": 640, "height": 480}
+            canvas = np.zeros((cam["height"], cam["width"], 3), np.uint8)
+            hands2 = [(d["handedness"], np.asarray(d["joints_2d"]), float(np.mean(d["joint_std"])))
+                      for d in latest.values()]  # fmt: skip
+            hands3 = [(d["handedness"], np.asarray(d["joints_cam"])) for d in latest.values()]
+            left = draw_overlay(canvas, hands2, "2D landmarks")
+            right = draw_skeleton_3d(hands3, size=cam["height"], yaw_deg=yaw)
+            cv2.imshow("streamhand view", np.concatenate([left, right], axis=1))
+            key = cv2.waitKey(1) & 0xFF
+            if key in (ord("q"), 27):
+                break
+            if key in (ord("a"), ord("d")):
+                yaw += 10 if key == ord("d") else -10
+    finally:
+        cv2.destroyAllWindows()

@@ -1,0 +1,59 @@
+"""What ``streamhand info`` prints: versions of what the runtime uses, the backend ``auto`` picks here and why,
+and each shipped model's card (its summary and headline figures). Needs no PyTorch."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+PACKAGES = ("torch", "numpy", "mediapipe", "opencv-contrib-python", "onnx", "onnxruntime", "pyzmq", "msgpack",
+            "msgspec", "pyrealsense2", "tensorrt")  # fmt: skip
+CARD_FIGURES = {"EPE mean (mm)": "epe_mean_mm", "EPE median (mm)": "epe_median_mm", "AUC 20-50": "auc_20_50",
+                "MediaPipe detection rate": "detection_rate"}  # fmt: skip
+
+
+def _version(pkg: str) -> str:
+    try:
+        return md.version(pkg)
+    except md.PackageNotFoundError:
+        return "not installed"
+
+
+def describe() -> Iterator[str]:
+    from streamhand import __version__
+    from streamhand.infer.select import choose, installed, model_encoders
+    from streamhand.model_files import INPUT_NAMES, shipped_models
+    from streamhand.sidecar import this_machine
+
+    yield f"streamhand {__version__}  python {sys.version.split()[0]}"
+    for pkg in PACKAGES:
+        yield f"  {pkg:24s} {_version(pkg)}"
+    yield f"  CUDA GPU                 {this_machine().gpu or 'none'}"
+    try:
+        import onnxruntime as ort
+
+        yield f"  onnxruntime providers    {', '.join(ort.get_available_providers())}"
+    except ImportError:
+        pass
+    model = model_encoders(None)
+    mods = tuple(m for m in model.encoders if m in INPUT_NAMES)
+    c = choose("auto", installed(Path("engines"), model.model_id, mods, 16))
+    yield f"  backend (auto)           {c.backend} on {c.device}: {c.reason}"
+    for name, pt in shipped_models().items():
+        yield from _card(name, pt.with_suffix(".json"))
+
+
+def _card(name: str, path: Path) -> Iterator[str]:
+    card = json.loads(path.read_text()) if path.is_file() else {}
+    yield f"model {name!r} ({card.get('model_id', '?')}): {card.get('summary', 'no model card')}"
+    for key, m in (card.get("metrics") or {}).items():
+        if not isinstance(m, dict):
+            continue
+        shown = {label: m.get(k) for label, k in CARD_FIGURES.items()}
+        shown["closed-loop EPE mean (mm)"] = (m.get("closed_loop") or {}).get("mediapipe_handedness", {}).get(
+            "epe_mean_mm")
+        parts = [f"{k} {v:.3g}" for k, v in shown.items() if isinstance(v, (int, float))]
+        yield f"  {key:24s} {', '.join(parts)}"
