@@ -169,10 +169,12 @@ def cloud_checkpoint(request, tmp_path_factory):
 
 def test_cloud_models_run_the_same_in_onnxruntime_and_pytorch(cloud_checkpoint):
     from streamhand.export.calibration_data import model_inputs
+    from streamhand.export.onnx_export import prepare_graph
     from streamhand.infer.onnxruntime_backend import OnnxRuntimeBackend
     from streamhand.infer.torch_backend import TorchBackend
 
-    ort_be, torch_be = OnnxRuntimeBackend(cloud_checkpoint, n_samples=4), TorchBackend(cloud_checkpoint, n_samples=4)
+    ort_be = OnnxRuntimeBackend(cloud_checkpoint, n_samples=4, prepare=prepare_graph)
+    torch_be = TorchBackend(cloud_checkpoint, n_samples=4)
     assert ort_be.cloud_points == 64 and set(ort_be.modalities) == {"rgb", "cloud", "3d"}
     x = model_inputs(("rgb", "cloud"), 3, 32, seed=2, cloud_points=64)
     assert x["cloud"].shape == (3, 64, 3)

@@ -109,12 +109,14 @@ def test_dcmls_smoke_training_lowers_the_loss_and_the_error(dcmls_run):
 
 
 def test_a_dcmls_checkpoint_runs_the_same_in_onnxruntime(dcmls_run):
+    from streamhand.export.onnx_export import prepare_graph
     from streamhand.infer.onnxruntime_backend import OnnxRuntimeBackend
     from streamhand.infer.torch_backend import TorchBackend
 
     path, _ = dcmls_run
     x = {"2d": np.random.default_rng(0).uniform(-0.5, 0.5, (3, 21, 2)).astype(np.float32)}
-    got, want = OnnxRuntimeBackend(path, n_samples=4).infer(x), TorchBackend(path, n_samples=4).infer(x)
+    got = OnnxRuntimeBackend(path, n_samples=4, prepare=prepare_graph).infer(x)
+    want = TorchBackend(path, n_samples=4).infer(x)
     np.testing.assert_allclose(got.joints, want.joints, atol=1e-4)
     np.testing.assert_allclose(got.joint_std, want.joint_std, atol=1e-4)
     assert (got.joint_std > 0).all()

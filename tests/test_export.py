@@ -12,6 +12,7 @@ import torch
 from streamhand.checkpoint import load_checkpoint, save_checkpoint
 from streamhand.export import ExportError, export_onnx, read_onnx_metadata
 from streamhand.export.graph import INPUT_NAMES
+from streamhand.export.onnx_export import prepare_graph
 from streamhand.infer.onnxruntime_backend import OnnxRuntimeBackend
 from streamhand.infer.torch_backend import TorchBackend
 from streamhand.models import HandPoseModel, ModelConfig
@@ -121,13 +122,14 @@ def test_metadata_reader_names_what_is_wrong(tmp_path):
 
 def test_onnxruntime_backend_caches_exports_and_matches_torch(four_expert_ckpt, tmp_path, monkeypatch):
     monkeypatch.setenv("STREAMHAND_CACHE", str(tmp_path))
-    be = OnnxRuntimeBackend(four_expert_ckpt, ("2d", "world"), n_samples=4)
+    be = OnnxRuntimeBackend(four_expert_ckpt, ("2d", "world"), n_samples=4, prepare=prepare_graph)
     files = sorted(tmp_path.rglob("*.onnx"))
     assert len(files) == 3  # 2d+world, 2d, world
     stamps = [f.stat().st_mtime_ns for f in files]
-    be2 = OnnxRuntimeBackend(four_expert_ckpt, ("2d", "world"), n_samples=4)
+    be2 = OnnxRuntimeBackend(four_expert_ckpt, ("2d", "world"), n_samples=4, prepare=prepare_graph)
     assert [f.stat().st_mtime_ns for f in files] == stamps  # reused, not exported again
-    OnnxRuntimeBackend(four_expert_ckpt, ("2d",), n_samples=8)  # another sample count: its own file
+    # another sample count: its own file
+    OnnxRuntimeBackend(four_expert_ckpt, ("2d",), n_samples=8, prepare=prepare_graph)
     assert len(list(tmp_path.rglob("*.onnx"))) == 4
     tb = TorchBackend(four_expert_ckpt, n_samples=4)
     for mods in (("2d", "world"), ("2d",), ("world",)):
