@@ -144,14 +144,36 @@ def run(
         "report": ("--report", str(report) if report else None), "show": ("--show", show or None),
         "compare_mediapipe": ("--compare-mediapipe", compare_mediapipe or None),
     })  # fmt: skip
+    _check_output(cfg.report, "--report")
     raise typer.Exit(_run(cfg))
+
+
+def _check_output(path: str | Path | None, option: str) -> None:
+    """One line and exit 2, before any work, if a file cannot be written at ``path``."""
+    from streamhand.outputs import OutputError, check_output
+
+    try:
+        check_output(path, option)
+    except OutputError as e:
+        _fail(str(e))
+
+
+def _write_at_end(path: Path | str, text: str, option: str) -> int:
+    """Write a result file after the work; a failure is one line (the work's summary is already out): exit 1."""
+    from streamhand.outputs import OutputError, write_text_atomic
+
+    try:
+        write_text_atomic(path, text, option)
+    except OutputError as e:
+        typer.echo(f"error: {e}", err=True)
+        return 1
+    return 0
 
 
 def _run(cfg) -> int:
     from streamhand import live_line
     from streamhand.app import RunError, build_run
     from streamhand.publish import ZmqLogHandler
-    from streamhand.run_report import write_report
 
     try:
         run = build_run(cfg)
@@ -193,10 +215,11 @@ def _run(cfg) -> int:
             rep["mediapipe_alone"] = alone
             if alone.get("fps") and rep["fps"]:
                 rep["ratio_to_mediapipe"] = alone["fps"] / rep["fps"]
-        if cfg.report:
-            write_report(cfg.report, rep)
         typer.echo(_summary(rep), err=True)
-        return 1 if rep["errors"] else 0
+        failed = 1 if rep["errors"] else 0
+        if cfg.report:
+            failed |= _write_at_end(cfg.report, json.dumps(rep, indent=1, default=float), "--report")
+        return failed
 
 
 def _modalities(text: str | None) -> list[str] | None:
@@ -402,6 +425,7 @@ def bench(
 ) -> None:
     """Latency and throughput per backend, modality set, batch size and detector, side by side (or --soak)."""
     _setup_logging(verbose)
+    _check_output(json_out, "--json")
     if soak is not None:
         raise typer.Exit(_soak(soak, json_out, model))
     from rich.console import Console
@@ -442,7 +466,8 @@ def bench(
                       f"{r.p99_ms:.3f}", f"{r.per_s:,.0f}")  # fmt: skip
     Console(width=max(120, Console().width)).print(table)
     if json_out is not None:
-        json_out.write_text(json.dumps({"rows": as_dicts(rows), "threads": threads, "samples": samples}, indent=1))
+        doc = {"rows": as_dicts(rows), "threads": threads, "samples": samples}
+        raise typer.Exit(_write_at_end(json_out, json.dumps(doc, indent=1), "--json"))
 
 
 def _soak(minutes: float, json_out: Path | None, model: Path | None) -> int:
@@ -460,10 +485,23 @@ def _soak(minutes: float, json_out: Path | None, model: Path | None) -> int:
                        model=str(model) if model else None)  # fmt: skip
     except RunError as e:
         _fail(str(e))
-    typer.echo(json.dumps(res, indent=1))
+    text = json.dumps(_finite(res), indent=1)
+    typer.echo(text)
+    failed = 1 if res["errors"] else 0
     if json_out is not None:
-        json_out.write_text(json.dumps(res, indent=1))
-    return 1 if res["errors"] else 0
+        failed |= _write_at_end(json_out, text, "--json")
+    return failed
+
+
+def _finite(v: object) -> object:
+    """JSON has no NaN or infinity: a figure that could not be measured is written as null."""
+    if isinstance(v, float):
+        return v if v == v and abs(v) != float("inf") else None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
 
 
 @app.command("build-engine")
@@ -522,11 +560,13 @@ def keys(
     name: Annotated[str, typer.Option(help="the pair's name: NAME.key (public), NAME.key_secret")] = "server",
 ) -> None:
     """Make a CurveZMQ key pair for --curve-server-key (the server) or a client's --curve-client-key."""
+    from streamhand.outputs import OutputError, check_output_dir
     from streamhand.security import SecurityError, make_keys
 
     try:
+        check_output_dir(out, "--out")
         pub, sec = make_keys(out, name)
-    except SecurityError as e:
+    except (SecurityError, OutputError) as e:
         _fail(str(e))
     typer.echo(f"public key {pub} (give it to the other side), secret key {sec} (keep it)")
 

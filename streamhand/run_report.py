@@ -4,7 +4,6 @@ baseline it is compared with: MediaPipe alone on the same frames."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from streamhand.capture.base import FrameSource
+from streamhand.outputs import write_text_atomic
 
 
 def run_report(pipe: Any) -> dict:
@@ -37,12 +37,9 @@ def run_report(pipe: Any) -> dict:
     return rep
 
 
-def write_report(path: str | Path, report: dict) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1, default=float))
-    os.replace(tmp, p)
+def write_report(path: str | Path, report: dict) -> Path:
+    """The report as JSON, atomically (:class:`streamhand.outputs.OutputError` if it cannot be written)."""
+    return write_text_atomic(path, json.dumps(report, indent=1, default=float), "--report")
 
 
 def mediapipe_alone(source: FrameSource, detector: Any, frames: int) -> dict:

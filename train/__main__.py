@@ -23,6 +23,26 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _check_output(path: Path | None, option: str) -> None:
+    """One line and exit 2, before any work, if a file cannot be written at ``path``."""
+    from streamhand.outputs import OutputError, check_output
+
+    try:
+        check_output(path, option)
+    except OutputError as e:
+        _fail(str(e))
+
+
+def _write_at_end(path: Path, text: str) -> None:
+    """Write a result after the work (already printed); a failure is one line and exit 1."""
+    from streamhand.outputs import OutputError, write_text_atomic
+
+    try:
+        write_text_atomic(path, text, "--json")
+    except OutputError as e:
+        _fail(str(e), 1)
+
+
 @app.command()
 def fit(
     config: Annotated[Path, typer.Option(help="training recipe (YAML)")],
@@ -73,6 +93,8 @@ def evaluate(
     from train.evaluate import evaluate_handset, evaluate_synthetic, write_pose_pck_png
     from train.published import comparison_lines
 
+    _check_output(json_out, "--json")
+    _check_output(pck_png, "--pck-png")
     if data != "synthetic" and data != "frames" and data not in LOADERS:
         _fail(f"--data {data!r}: choose synthetic, {', '.join(LOADERS)}, frames")
     if data != "synthetic" and root is None:
@@ -145,8 +167,7 @@ def evaluate(
             f"(a calibrated Gaussian: {u.gaussian_within_1std:.2f}, {u.gaussian_within_2std:.2f})"
         )
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=1))
+        _write_at_end(json_out, json.dumps(result, indent=1))
 
 
 def _eval_frames(
@@ -197,8 +218,7 @@ def _eval_frames(
     for line in frames_report_lines(result):
         typer.echo(line)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=1))
+        _write_at_end(json_out, json.dumps(result, indent=1))
     if pck_png is not None:
         typer.echo(f"PCK curves: {write_pck_png(result, pck_png)}")
 
@@ -217,6 +237,7 @@ def synth_report_cmd(
     from train.datasets.frames import FrameDataError, load_frames
     from train.synth_report import as_dict, report_lines, synth_report
 
+    _check_output(json_out, "--json")
     fs = None
     if frames is not None:
         try:
@@ -235,8 +256,7 @@ def synth_report_cmd(
     for line in report_lines(rep):
         typer.echo(line)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(rep, indent=1))
+        _write_at_end(json_out, json.dumps(rep, indent=1))
 
 
 @app.command("render-sheet")

@@ -1,0 +1,72 @@
+"""Files a command writes (reports, JSON figures, keys): checked before any work starts, written atomically at the
+end, so that a bad path costs one line and no computed result is lost.
+
+:func:`check_output` says in one line (naming the option) why a path cannot be written: a folder where a file is
+meant, a parent that is missing, not a folder or not writable. Commands call it when they parse their options.
+:func:`write_text_atomic` writes through a temporary file beside the target and renames it; if the write still
+fails (the disk filled, the folder vanished), the temporary file is removed and :class:`OutputError` says why.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class OutputError(ValueError):
+    """A path a command cannot write (the message is one line, naming the option)."""
+
+
+def check_output(path: str | Path | None, option: str) -> Path | None:
+    """``path`` if a file can be written there, else :class:`OutputError`; its parent folder is created where it is
+    missing, and a probe file beside the target proves the folder takes files. None passes through (the option
+    was not given)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"{option} {p}: is a folder; give a file name, e.g. {p / 'out.json'}")
+    blocker = next((a for a in (p.parent, *p.parent.parents) if a.exists() and not a.is_dir()), None)
+    if blocker is not None:
+        raise OutputError(f"{option} {p}: {blocker} is a file, not a folder")
+    probe = p.with_name(f".{p.name}.probe")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"{option} {p}: cannot write there ({e.strerror or type(e).__name__})") from None
+    if p.exists() and not os.access(p, os.W_OK):
+        raise OutputError(f"{option} {p}: the file is not writable")
+    return p
+
+
+def check_output_dir(path: str | Path, option: str) -> Path:
+    """A folder a command will write files into (created if missing): not a file, writable."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"{option} {p}: is a file; give a folder")
+    if p.is_dir():
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise OutputError(f"{option} {p}: folder is not writable")
+        return p
+    check_output(p / "x", option)
+    return p
+
+
+def write_text_atomic(path: str | Path, text: str, option: str = "") -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename; :class:`OutputError` if it fails."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, p)
+    except OSError as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        where = f"{option} {p}" if option else str(p)
+        raise OutputError(f"{where}: could not be written ({e.strerror or type(e).__name__})") from None
+    return p

@@ -1,0 +1,85 @@
+"""Output paths: checked before any work (one line naming the option, exit 2), written atomically at the end; a
+write that still fails after the work prints the summary first, then one line, exit 1, and leaves no temporary
+file behind."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streamhand.outputs import OutputError, check_output, check_output_dir, write_text_atomic
+from tests.conftest import free_port
+from tests.helpers import invoke
+
+
+def _file(folder):
+    (folder / "f").write_text("x")
+    return folder / "f"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda t: t, "is a folder; give a file name"),
+        (lambda t: _file(t) / "r.json", "is a file, not a folder"),
+        (lambda t: _file(t) / "deeper" / "r.json", "is a file, not a folder"),
+        (lambda t: "/proc/streamhand-nope/r.json", "cannot write there"),
+    ],
+)
+def test_check_output_refuses_in_one_line(tmp_path, make, message):
+    with pytest.raises(OutputError, match=message) as e:
+        check_output(make(tmp_path), "--report")
+    assert str(e.value).startswith("--report ") and "\n" not in str(e.value)
+
+
+def test_check_output_makes_the_folder_and_leaves_nothing_else(tmp_path):
+    p = check_output(tmp_path / "a" / "b" / "r.json", "--report")
+    assert p is not None and p.parent.is_dir() and list(p.parent.iterdir()) == []
+    assert check_output(None, "--report") is None
+    (p.parent / "x").write_text("")
+    with pytest.raises(OutputError, match="is a file; give a folder"):
+        check_output_dir(p.parent / "x", "--out")
+    assert check_output_dir(tmp_path / "new", "--out") == tmp_path / "new"
+
+
+def test_a_failed_final_write_removes_its_temporary_file(tmp_path):
+    target = tmp_path / "gone" / "r.json"
+    (tmp_path / "gone").write_text("a file where the folder should be")
+    with pytest.raises(OutputError, match="could not be written"):
+        write_text_atomic(target, "{}", "--json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gone"]
+    ok = write_text_atomic(tmp_path / "ok.json", '{"a": 1}')
+    assert json.loads(ok.read_text()) == {"a": 1} and not (tmp_path / "ok.json.tmp").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--source", "demo", "--report", "{dir}"], "--report {dir}: is a folder"),
+        (["run", "--source", "demo", "--report", "/proc/streamhand-nope/r.json"], "--report /proc/streamhand-nope"),
+        (["bench", "--json", "{dir}"], "--json {dir}: is a folder"),
+        (["bench", "--soak", "1", "--json", "{file}/x.json"], "is a file, not a folder"),
+        (["keys", "--out", "{file}"], "--out {file}: is a file; give a folder"),
+    ],
+)
+def test_commands_check_their_outputs_before_any_work(tmp_path, args, message):
+    (tmp_path / "f.txt").write_text("x")
+    subs = {"{dir}": str(tmp_path), "{file}": str(tmp_path / "f.txt")}
+    args = [a.replace("{dir}", subs["{dir}"]).replace("{file}", subs["{file}"]) for a in args]
+    if args[0] == "run":
+        args += ["--frames", "5", "--no-realtime", "--port", str(free_port()), "--control-port", str(free_port())]
+    r = invoke(*args)
+    assert r.returncode == 2, r.stderr[-1500:]
+    lines = r.stderr.strip().splitlines()
+    assert lines == [lines[-1]] and lines[-1].startswith("error: "), r.stderr[-1500:]  # one line, nothing ran
+    assert message.replace("{dir}", subs["{dir}"]).replace("{file}", subs["{file}"]) in lines[-1]
+
+
+def test_train_eval_checks_its_json_before_evaluating(tmp_path):
+    from train.__main__ import app as train_app
+
+    r = invoke("eval", "--checkpoint", "default", "--json", str(tmp_path), app=train_app)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"error: --json {tmp_path}: is a folder; give a file name, e.g. {tmp_path / 'out.json'}"
+    ]
