@@ -25,6 +25,10 @@ def make_source(cfg: SourceConfig) -> FrameSource:
         from streamhand.capture.camera import CameraSource
 
         return CameraSource(cfg.camera, cfg.width, cfg.height, cfg.fps, cfg.mirror, cfg.fov_deg, override)
+    if cfg.kind == "video" and not cfg.video:
+        raise SourceError("--source video needs --video FILE")
+    if cfg.kind == "images" and not cfg.images:
+        raise SourceError("--source images needs --images FOLDER, PATTERN or FILE")
     if cfg.kind == "video":
         from streamhand.capture.files import VideoSource
 

@@ -47,6 +47,8 @@ class VideoSource(FrameSource):
     def open(self) -> None:
         if not self.path.is_file():
             raise SourceError(f"video not found: {self.path}")
+        if self.path.suffix.lower() in IMAGE_EXTENSIONS:
+            raise SourceError(f"--video {self.path}: an image, not a video (use --images for pictures)")
         cap = cv2.VideoCapture(str(self.path))
         ok, first = cap.read() if cap.isOpened() else (False, None)
         if not ok or first is None:
@@ -88,6 +90,23 @@ class VideoSource(FrameSource):
             self._cap = None
 
 
+def _complete(path: Path) -> bool:
+    """False for a JPEG cut short (no end-of-image marker): it would decode half grey, and libjpeg would print its
+    own warning; such a file is counted as corrupt instead."""
+    if path.suffix.lower() not in (".jpg", ".jpeg"):
+        return True
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(path.stat().st_size - 64, 0))
+            return b"\xff\xd9" in f.read()
+    except OSError:
+        return False
+
+
+def _decodable(path: Path) -> bool:
+    return _complete(path) and cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None
+
+
 class ImageSource(FrameSource):
     name = "images"
     stills = True
@@ -114,6 +133,9 @@ class ImageSource(FrameSource):
             paths = [p]
         else:
             raise SourceError(f"image folder or pattern not found: {self.spec}")
+        if not any(_decodable(q) for q in paths):
+            what = f"{paths[0]} is not" if len(paths) == 1 else f"none of the {len(paths)} files in {self.spec} is"
+            raise SourceError(f"--images: {what} a readable image ({', '.join(IMAGE_EXTENSIONS)})")
         self.paths = paths
         self._i = 0
 
@@ -125,7 +147,7 @@ class ImageSource(FrameSource):
         while self._i < len(self.paths):
             path = self.paths[self._i]
             self._i += 1
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR) if _complete(path) else None
             if bgr is None:
                 self.corrupt_frames += 1
                 log.warning("skipping unreadable image %s", path)
