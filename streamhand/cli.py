@@ -192,8 +192,10 @@ def _run(cfg) -> int:
             log.warning("--bind %s: the stream and the control socket (which can stop this run) are open to every "
                         "machine that can reach this one, without authentication; bind 127.0.0.1 unless you need "
                         "that, on a network you trust", cfg.publish.bind)  # fmt: skip
-        log.info("publishing on tcp://%s:%d (control %d); source %s; modalities %s; %s",
-                 cfg.publish.bind, cfg.publish.port, cfg.publish.control_port, src.name, ",".join(run.modalities),
+        where = (f"through the proxy at {cfg.publish.connect}" if cfg.publish.connect
+                 else f"on tcp://{cfg.publish.bind}:{cfg.publish.port}")  # fmt: skip
+        log.info("publishing %s (control %d); source %s; modalities %s; %s", where, cfg.publish.control_port,
+                 src.name, ",".join(run.modalities),
                  "tracking across frames" if run.tracking else "each frame detected on its own")  # fmt: skip
         live = None
         if live_line.wanted():
@@ -263,7 +265,8 @@ def echo(
     from streamhand.client import PoseSubscriber
     from streamhand.security import SecurityError
 
-    hint = "is `streamhand run` running, with this --port (or --control)? --timeout 0 waits forever"
+    hint = ("is `streamhand run` running, publishing where --address points (its --port), or give --control? "
+            "--timeout 0 waits forever")  # fmt: skip
     try:
         keys = {"curve_server_key": _opt(curve_server_key), "curve_client_key": _opt(curve_client_key)}
         sub = PoseSubscriber(address, topics=tuple(topic or [""]), timeout=timeout or None, control=control, raw=True,

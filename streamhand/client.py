@@ -79,6 +79,16 @@ class Message:
     gap: int = 0
 
 
+def _connect(sock: zmq.Socket, endpoint: str, what: str) -> None:
+    """Connect, or a ValueError in one line naming the endpoint (ZeroMQ says only "Invalid argument")."""
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as e:
+        sock.close(0)
+        raise ValueError(f"{what} {endpoint!r}: not a ZeroMQ endpoint ({e}); give tcp://HOST:PORT, "
+                         f"e.g. tcp://127.0.0.1:{protocol.DEFAULT_PUB_PORT}") from None  # fmt: skip
+
+
 class PoseSubscriber:
     """Iterate :class:`HandPose` objects (``raw=True``: every :class:`Message` of the subscribed topics).
 
@@ -122,7 +132,7 @@ class PoseSubscriber:
         self._sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES + 4096)
         for t in self.topics:
             self._sock.setsockopt(zmq.SUBSCRIBE, t.encode())
-        self._sock.connect(address)
+        _connect(self._sock, address, "address")
         self._last_seq: dict[tuple[str, str], int] = {}
         self.gaps = 0
         self.malformed = 0
@@ -139,7 +149,7 @@ class PoseSubscriber:
         self._secure(req)
         req.setsockopt(zmq.LINGER, 0)
         req.setsockopt(zmq.RCVTIMEO, int(1000 * (timeout or 5.0)))
-        req.connect(control)
+        _connect(req, control, "control")
         try:
             req.send(b"PUB_PORT")
             port = int(req.recv().decode())

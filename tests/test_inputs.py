@@ -56,3 +56,17 @@ def test_a_truncated_jpeg_is_counted_as_corrupt_and_skipped(tmp_path, capfd):
     report = json.loads(rep.read_text())
     assert report["frames_in"] == 1 and report["corrupt_frames"] == 1
     assert "Premature end of JPEG" not in capfd.readouterr().err + r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["echo", "--address", "127.0.0.1:5560"], "error: address '127.0.0.1:5560': not a ZeroMQ endpoint"),
+        (["echo", "--control", "localhost"], "error: control 'localhost': not a ZeroMQ endpoint"),
+    ],
+)
+def test_malformed_addresses_are_one_line(args, message):
+    r = invoke(*args, "--timeout", "1")
+    assert r.returncode == 2, r.stderr[-1500:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), r.stderr[-1500:]
