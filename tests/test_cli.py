@@ -19,6 +19,7 @@ from streamhand import protocol
 from tests.conftest import free_port
 from tests.helpers import ROOT, cli, invoke
 
+# waits up to argv[3] s for the first message, then stops when the stream has been quiet for argv[4] s
 SUBSCRIBER = r"""
 import json, sys
 from streamhand.client import PoseSubscriber
@@ -26,6 +27,7 @@ sub = PoseSubscriber(sys.argv[1], topics=("",), raw=True, timeout=float(sys.argv
 out = open(sys.argv[2], "w")
 try:
     for m in sub:
+        sub.timeout = float(sys.argv[4])
         out.write(json.dumps({"topic": m.topic, "data": m.data, "gap": m.gap}) + "\n")
         out.flush()
 except TimeoutError:
@@ -37,7 +39,7 @@ except TimeoutError:
 def test_demo_end_to_end_with_external_subscriber(tmp_path):
     port, cport = free_port(), free_port()
     out = tmp_path / "msgs.jsonl"
-    sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, f"tcp://127.0.0.1:{port}", str(out), "60"],
+    sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, f"tcp://127.0.0.1:{port}", str(out), "60", "10"],
                            cwd=str(ROOT))  # fmt: skip
     try:
         time.sleep(1.0)
