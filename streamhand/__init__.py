@@ -1,3 +1,21 @@
-"""streamhand: real-time 3D hand pose from a camera to ZeroMQ topics."""
+"""streamhand: real-time 3D hand pose from a camera to ZeroMQ topics.
+
+The package follows the data's path: ``capture/`` (sources) -> ``detect/`` (MediaPipe) -> ``infer/`` (the model's
+backends and the lifter) -> ``place/`` (metres, hand size, smoothing) -> ``stream/`` (schema, sockets, the typed
+subscriber), with ``run/`` (the pipeline and its stages), ``app.py`` (one builder of a run) and ``cli.py`` on top;
+``export/`` holds the build steps (ONNX, TensorRT, MediaPipe's networks), ``synth/`` the synthetic hands.
+Subscribers need only ``from streamhand import PoseSubscriber``.
+"""
+
+from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["HandPose", "PoseSubscriber", "__version__"]
+
+
+def __getattr__(name: str) -> Any:  # the client's imports (pyzmq, msgspec) only when it is used
+    if name in ("HandPose", "PoseSubscriber"):
+        from streamhand.stream import client
+
+        return getattr(client, name)
+    raise AttributeError(name)

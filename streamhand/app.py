@@ -63,7 +63,7 @@ class Run:
     def compare_mediapipe(self, frames: int) -> dict:
         """MediaPipe alone on the same ``frames`` (a fresh, unpaced copy of the source), for the speed ratio."""
         from streamhand.capture.factory import make_source
-        from streamhand.run_report import mediapipe_alone
+        from streamhand.run.report import mediapipe_alone
 
         with make_detector(self.cfg, self.tracking, "mediapipe") as det:
             return mediapipe_alone(make_source(self.cfg.source.model_copy(update={"realtime": False})), det, frames)
@@ -88,11 +88,11 @@ def make_detector(cfg: RunConfig, tracking: bool, kind: str | None = None) -> An
 
 def make_lifter(cfg: RunConfig, has_depth: bool, source_name: str, n_samples: int | None = None):
     """The model's backend and lifter for this source: (lifter, modalities, why the hand length)."""
-    from streamhand.hand_size import CalibrationError, resolve_hand_length
     from streamhand.infer.lifter import Lifter
     from streamhand.infer.select import make_backend, model_encoders
     from streamhand.modalities import ModalityError, settle
     from streamhand.model_files import CheckpointError
+    from streamhand.place.hand_size import CalibrationError, resolve_hand_length
 
     try:
         model = model_encoders(cfg.model.path)
@@ -120,10 +120,10 @@ def build_run(cfg: RunConfig, publish: bool = True) -> Run:
     makes a run without sockets (the in-process API)."""
     from streamhand.capture.base import SourceError
     from streamhand.capture.factory import make_source
-    from streamhand.pipeline import Pipeline
+    from streamhand.run.pipeline import Pipeline
 
     if cfg.show:
-        from streamhand.viewer import DisplayError, _require_display
+        from streamhand.viz.viewer import DisplayError, _require_display
 
         try:
             _require_display()
@@ -153,8 +153,8 @@ def build_run(cfg: RunConfig, publish: bool = True) -> Run:
 
 
 def _publisher(cfg: RunConfig, run: Run) -> Any:
-    from streamhand.publish import PortInUse, Publisher
-    from streamhand.security import SecurityError
+    from streamhand.stream.publish import PortInUse, Publisher
+    from streamhand.stream.security import SecurityError
 
     p = cfg.publish
     try:

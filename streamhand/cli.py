@@ -171,9 +171,9 @@ def _write_at_end(path: Path | str, text: str, option: str) -> int:
 
 
 def _run(cfg) -> int:
-    from streamhand import live_line
     from streamhand.app import RunError, build_run
-    from streamhand.publish import ZmqLogHandler
+    from streamhand.run import live_line
+    from streamhand.stream.publish import ZmqLogHandler
 
     try:
         run = build_run(cfg)
@@ -262,8 +262,8 @@ def echo(
     curve_client_key: Annotated[Path | None, typer.Option(help="CurveZMQ: this client's .key_secret")] = None,
 ) -> None:
     """Print what arrives on the stream."""
-    from streamhand.client import PoseSubscriber
-    from streamhand.security import SecurityError
+    from streamhand.stream.client import PoseSubscriber
+    from streamhand.stream.security import SecurityError
 
     hint = ("is `streamhand run` running, publishing where --address points (its --port), or give --control? "
             "--timeout 0 waits forever")  # fmt: skip
@@ -311,14 +311,14 @@ def view(
     curve_client_key: Annotated[Path | None, typer.Option(help="CurveZMQ: this client's .key_secret")] = None,
 ) -> None:
     """Live 3D skeleton (and the 2D landmarks) from the stream, in a window."""
-    from streamhand.client import PoseSubscriber
-    from streamhand.viewer import DisplayError, _require_display, view_stream
+    from streamhand.stream.client import PoseSubscriber
+    from streamhand.viz.viewer import DisplayError, _require_display, view_stream
 
     try:
         _require_display("use 'streamhand echo' to see the stream as text")
     except DisplayError as e:
         _fail(str(e))
-    from streamhand.security import SecurityError
+    from streamhand.stream.security import SecurityError
 
     try:
         keys = {"curve_server_key": _opt(curve_server_key), "curve_client_key": _opt(curve_client_key)}
@@ -347,7 +347,7 @@ def calibrate_hand(
 ) -> None:
     """Store your own hand length once; every run then uses it (unless --hand-size says otherwise)."""
     _setup_logging(verbose)
-    from streamhand.hand_size import (
+    from streamhand.place.hand_size import (
         CalibrationError,
         calibration_path,
         check_length,
@@ -369,6 +369,8 @@ def calibrate_hand(
         kind = "realsense" if (realsense or serial) else source
         if kind is None:
             _fail("give --length M (measured: wrist crease to middle fingertip) or measure with --realsense")
+        if kind not in ("realsense", "demo"):
+            _fail(f"--source {kind}: the hand is measured with depth; use --realsense (or --source demo to try it)")
     except CalibrationError as e:
         _fail(str(e))
     cfg = _build_config(None, {"source.kind": kind, "source.realsense_serial": serial, "source.realtime": True,
@@ -382,7 +384,7 @@ def _measure_hand(cfg, frames: int) -> int:
     from streamhand.app import RunError, make_detector, make_lifter
     from streamhand.capture.base import SourceError
     from streamhand.capture.factory import make_source
-    from streamhand.hand_size import CalibrationError, measure_hand_length, save_hand_length
+    from streamhand.place.hand_size import CalibrationError, measure_hand_length, save_hand_length
 
     try:
         src = make_source(cfg.source)
@@ -434,8 +436,8 @@ def bench(
     from rich.console import Console
     from rich.table import Table
 
-    from streamhand.bench import as_dicts, bench_detectors, bench_models
     from streamhand.checkpoint import CheckpointError
+    from streamhand.tools.bench import as_dicts, bench_detectors, bench_models
 
     try:
         sizes = [int(b) for b in batch.split(",") if b.strip()]
@@ -475,7 +477,7 @@ def bench(
 
 def _soak(minutes: float, json_out: Path | None, model: Path | None) -> int:
     """Soak: the demo through the whole pipeline with a fast and a stalling subscriber; memory, threads, fds."""
-    from streamhand.soak import soak as run_soak
+    from streamhand.tools.soak import soak as run_soak
 
     def show(s: dict) -> None:
         typer.echo(f"{s['t_s'] / 60:5.1f} min  rss {s['rss_mb']:.1f} MB  threads {s['threads']}  fds {s['fds']}  "
@@ -564,7 +566,7 @@ def keys(
 ) -> None:
     """Make a CurveZMQ key pair for --curve-server-key (the server) or a client's --curve-client-key."""
     from streamhand.outputs import OutputError, check_output_dir
-    from streamhand.security import SecurityError, make_keys
+    from streamhand.stream.security import SecurityError, make_keys
 
     try:
         check_output_dir(out, "--out")
@@ -585,7 +587,7 @@ def proxy(
     _setup_logging(verbose)
     import threading
 
-    from streamhand.publish import PortInUse, run_proxy
+    from streamhand.stream.publish import PortInUse, run_proxy
 
     if frontend_port == backend_port:
         _fail("--frontend-port and --backend-port must differ")
@@ -603,7 +605,7 @@ def proxy(
 @app.command()
 def info() -> None:
     """Versions, available backends and the shipped models' cards."""
-    from streamhand.about import describe
+    from streamhand.tools.about import describe
 
     for line in describe():
         typer.echo(line)

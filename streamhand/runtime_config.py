@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from streamhand import protocol
 from streamhand.modalities import InputModality
+from streamhand.stream import protocol
 
 
 class _Strict(BaseModel):

@@ -153,7 +153,9 @@ def test_make_backend_auto_on_this_machine_says_why(tiny_checkpoint, tmp_path, m
 
     monkeypatch.setenv("STREAMHAND_CACHE", str(tmp_path))
     caplog.set_level("INFO")
-    be = make_backend("auto", str(tiny_checkpoint), 4, 1, ("2d",), tmp_path / "engines")
+    from streamhand.export.onnx_export import prepare_graph
+
+    be = make_backend("auto", str(tiny_checkpoint), 4, 1, ("2d",), tmp_path / "engines", prepare_graph)
     if torch.cuda.is_available():
         assert be.name in ("torch", "onnxruntime", "tensorrt")
     else:

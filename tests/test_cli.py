@@ -15,14 +15,14 @@ import time
 import pytest
 import zmq
 
-from streamhand import protocol
+from streamhand.stream import protocol
 from tests.conftest import free_port
 from tests.helpers import ROOT, cli, invoke
 
 # waits up to argv[3] s for the first message, then stops when the stream has been quiet for argv[4] s
 SUBSCRIBER = r"""
 import json, sys
-from streamhand.client import PoseSubscriber
+from streamhand.stream.client import PoseSubscriber
 sub = PoseSubscriber(sys.argv[1], topics=("",), raw=True, timeout=float(sys.argv[3]))
 out = open(sys.argv[2], "w")
 try:

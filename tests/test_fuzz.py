@@ -13,9 +13,9 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamhand import protocol
-from streamhand.client import PoseSubscriber
-from streamhand.publish import Publisher
+from streamhand.stream import protocol
+from streamhand.stream.client import PoseSubscriber
+from streamhand.stream.publish import Publisher
 from tests.conftest import free_port
 
 N = 10_000
@@ -57,7 +57,7 @@ def test_decode_random_bytes(parts):
 def test_decode_validate_and_read_generated_maps(topic, msg):
     """Well-formed msgpack of the wrong content: decode gives the map; validate lists problems; reading a pose
     raises only the errors the subscriber skips on."""
-    from streamhand.client import HandPose
+    from streamhand.stream.client import HandPose
 
     got_topic, got = protocol.decode([topic.encode(), msgpack.packb(msg, use_bin_type=True)])
     assert got_topic == topic

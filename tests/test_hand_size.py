@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamhand.hand_size import (
+from streamhand.place.hand_size import (
     DEFAULT_HAND_LENGTH_M,
     CalibrationError,
     HandLengthEstimate,
@@ -15,7 +15,7 @@ from streamhand.hand_size import (
     resolve_hand_length,
     save_hand_length,
 )
-from streamhand.placement import JOINT_BELOW_SKIN_M, place_hand
+from streamhand.place.placement import JOINT_BELOW_SKIN_M, place_hand
 from streamhand.synth.hand import forward_kinematics
 from streamhand.synth.sampler import GESTURES
 
@@ -102,7 +102,7 @@ def test_too_few_depth_frames_says_what_to_do():
         ([], "give --length"),
         (["--length", "0.5"], "outside"),
         (["--length", "0.18", "--source", "demo"], "not both"),
-        (["--source", "images"], "no images"),  # the current folder holds no images (and stills have no depth)
+        (["--source", "images"], "--source images: the hand is measured with depth"),
     ],
 )
 def test_calibrate_hand_bad_input_one_line_exit_2(config_dir, args, message):

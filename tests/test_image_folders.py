@@ -13,15 +13,15 @@ import cv2
 import numpy as np
 import pytest
 
-from streamhand import protocol
 from streamhand.capture.factory import make_source
 from streamhand.capture.files import VideoSource
-from streamhand.client import PoseSubscriber
 from streamhand.detect import HandTracker, MediaPipeHands
 from streamhand.infer import Lifter, TorchBackend
-from streamhand.pipeline import Pipeline
-from streamhand.publish import Publisher
+from streamhand.run.pipeline import Pipeline
 from streamhand.runtime_config import RunConfig
+from streamhand.stream import protocol
+from streamhand.stream.client import PoseSubscriber
+from streamhand.stream.publish import Publisher
 from tests.conftest import free_port
 from tests.helpers import invoke, rendered_frames
 

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the only runtime modules that may start a build step (a missing ONNX graph or converted network, at first use)
-MAY_IMPORT_BUILD_STEPS = {"streamhand.app", "streamhand.bench", "streamhand.cli"}
+MAY_IMPORT_BUILD_STEPS = {"streamhand.app", "streamhand.tools.bench", "streamhand.cli"}
 
 
 def _modules() -> dict[str, Path]:

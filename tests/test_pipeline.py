@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import zmq
 
-from streamhand import protocol
 from streamhand.capture.base import Frame, FrameSource
 from streamhand.capture.demo import DemoSource
-from streamhand.client import PoseSubscriber
 from streamhand.detect import MediaPipeHands
-from streamhand.handoff import Slot
 from streamhand.infer import Lifter, TorchBackend
-from streamhand.pipeline import Pipeline
-from streamhand.publish import PortInUse, Publisher
+from streamhand.run.handoff import Slot
+from streamhand.run.pipeline import Pipeline
 from streamhand.runtime_config import RunConfig
+from streamhand.stream import protocol
+from streamhand.stream.client import PoseSubscriber
+from streamhand.stream.publish import PortInUse, Publisher
 from tests.conftest import free_port
 from tests.test_sources import FlakySource
 
@@ -138,7 +138,7 @@ def test_control_socket_survives_malformed_requests(request_parts, answer):
 
 
 def test_control_socket_drops_oversized_requests_and_keeps_serving():
-    from streamhand.publish import MAX_REQUEST_BYTES
+    from streamhand.stream.publish import MAX_REQUEST_BYTES
 
     cport = free_port()
     pub = Publisher("127.0.0.1", free_port(), cport)
@@ -320,7 +320,7 @@ def test_watchdog_reports_a_stalled_stage_and_its_recovery(tiny_checkpoint, capl
     def slow_detector(pipe):
         pipe.detector = _Slow(pipe.detector, 3, 2.0)
 
-    with caplog.at_level("WARNING", logger="streamhand.pipeline"):
+    with caplog.at_level("WARNING", logger="streamhand.run.pipeline"):
         _, rep, stalled = _run_watching_status(cfg, src, tiny_checkpoint, "stalled", slow_detector)
     assert any("detect" in s for s in stalled)  # status said so while it lasted
     assert stalled[-1] == {}  # and no more once it ran again

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from streamhand.client import PoseSubscriber
+from streamhand.stream.client import PoseSubscriber
 from tests.conftest import free_port
 from tests.helpers import ROOT, invoke
 
@@ -75,7 +75,7 @@ def test_proxy_bad_ports_are_one_line_exit_2():
 
 SUBSCRIBER = """
 import sys
-from streamhand.client import PoseSubscriber
+from streamhand.stream.client import PoseSubscriber
 for m in PoseSubscriber(sys.argv[1], topics=("hand.frame",), raw=True):
     print(m.data["seq"], flush=True)
 """

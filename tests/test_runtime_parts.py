@@ -4,12 +4,12 @@ import msgpack
 import numpy as np
 import pytest
 
-from streamhand import protocol
 from streamhand.detect import HandTracker, crop_square, square_box
 from streamhand.geometry import Intrinsics, project
-from streamhand.placement import JOINT_BELOW_SKIN_M, depth_at, place_hand, root_depth_from_depth, solve_root
+from streamhand.place.placement import JOINT_BELOW_SKIN_M, depth_at, place_hand, root_depth_from_depth, solve_root
+from streamhand.place.smoothing import OneEuro, TrackSmoother
 from streamhand.skeleton import normalize
-from streamhand.smoothing import OneEuro, TrackSmoother
+from streamhand.stream import protocol
 from streamhand.synth.hand import reference_pose
 
 K = Intrinsics.from_fov(640, 480, 60)
@@ -223,7 +223,7 @@ def test_native_filter_keeps_a_live_line_that_runs_into_a_native_one(capfd):
     ],
 )  # fmt: skip
 def test_live_status_text(snap, total, text):
-    from streamhand.live_line import status_text
+    from streamhand.run.live_line import status_text
 
     assert status_text(snap, total) == text
 
@@ -254,7 +254,7 @@ def test_source_lengths_for_the_progress_bar(tmp_path):
 
 def test_frame_guard_cases():
     from streamhand.capture.base import Frame
-    from streamhand.frame_guard import FrameGuard
+    from streamhand.run.frame_guard import FrameGuard
 
     k = Intrinsics.from_fov(160, 120, 60)
     g = FrameGuard(live=False)
@@ -273,7 +273,7 @@ def test_frame_guard_cases():
 
 
 def test_ring_keeps_the_last_values_in_fixed_memory():
-    from streamhand.stats import Ring, StageStats
+    from streamhand.run.stats import Ring, StageStats
 
     r = Ring(4)
     assert len(r) == 0 and r.values().size == 0

@@ -1,5 +1,5 @@
-"""The message schema (streamhand.schema): the generated docs are current, real messages round-trip through msgpack
-and validate, wrong types and shapes are rejected, and every field the pipeline publishes is documented."""
+"""The message schema (streamhand.stream.schema): the generated docs are current, real messages round-trip through
+msgpack and validate, wrong types and shapes are rejected, and every field the pipeline publishes is documented."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import msgspec
 import numpy as np
 import pytest
 
-from streamhand import protocol, schema
-from streamhand.client import HandPose
 from streamhand.geometry import Intrinsics
+from streamhand.stream import protocol, schema
+from streamhand.stream.client import HandPose
 
 K = Intrinsics(640, 480, 600.0, 601.0, 319.5, 239.5)
 
@@ -219,9 +219,9 @@ def published(tmp_path_factory) -> list[tuple[str, dict]]:
     from streamhand.detect import MediaPipeHands
     from streamhand.infer import Lifter, TorchBackend
     from streamhand.models import HandPoseModel, ModelConfig
-    from streamhand.pipeline import Pipeline
-    from streamhand.publish import Publisher, ZmqLogHandler
+    from streamhand.run.pipeline import Pipeline
     from streamhand.runtime_config import RunConfig
+    from streamhand.stream.publish import Publisher, ZmqLogHandler
     from tests.conftest import free_port
 
     torch.manual_seed(0)

@@ -9,9 +9,9 @@ import time
 import pytest
 import zmq
 
-from streamhand.client import PoseSubscriber
-from streamhand.publish import Publisher
-from streamhand.security import SecurityError, make_keys
+from streamhand.stream.client import PoseSubscriber
+from streamhand.stream.publish import Publisher
+from streamhand.stream.security import SecurityError, make_keys
 from tests.conftest import free_port
 from tests.helpers import invoke
 
@@ -65,7 +65,7 @@ def test_allowed_client_receives_strangers_and_plaintext_do_not(keys):
             req.setsockopt(zmq.RCVTIMEO, 1500)
             req.setsockopt(zmq.LINGER, 0)
             if secure:
-                from streamhand.security import apply_client
+                from streamhand.stream.security import apply_client
 
                 apply_client(req, server_key, keys / "allowed/alice.key_secret")
             req.connect(f"tcp://127.0.0.1:{cport}")

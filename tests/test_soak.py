@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from streamhand.soak import summarise
+from streamhand.tools.soak import summarise
 
 SOAK_TIMEOUT_S = 300  # a minute of soak plus model/detector start-up and teardown; under pytest-timeout's 600 s
 

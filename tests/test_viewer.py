@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from streamhand.synth.hand import reference_pose
-from streamhand.viewer import draw_overlay, draw_skeleton_3d
+from streamhand.viz.viewer import draw_overlay, draw_skeleton_3d
 from tests.helpers import cli, invoke
 
 

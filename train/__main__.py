@@ -180,9 +180,9 @@ def _eval_frames(
     pck_png: Path | None,
 ) -> None:
     """``eval --data frames``: load the folder, the model and the detector, measure, print, write."""
-    from streamhand.hand_size import CalibrationError, check_length, resolve_hand_length
     from streamhand.infer import Lifter
     from streamhand.infer.select import make_backend
+    from streamhand.place.hand_size import CalibrationError, check_length, resolve_hand_length
     from train.datasets.frames import FrameDataError, load_frames
     from train.evaluate import evaluate_frames, frames_modalities, frames_report_lines, write_pck_png
 

@@ -26,7 +26,7 @@ from streamhand.metrics import (
     trapezoid,
 )
 from streamhand.models import HandPoseModel
-from streamhand.placement import place_hand, solve_root
+from streamhand.place.placement import place_hand, solve_root
 from streamhand.skeleton import JOINT_NAMES, reference_length
 from streamhand.uncertainty import apply_calibration
 from train.config import DataConfig

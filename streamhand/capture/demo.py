@@ -48,7 +48,7 @@ def _angles_at(seq: tuple[str, ...], phase: float) -> np.ndarray:
 
 def demo_hand_lengths(seed: int = 0) -> list[float]:
     """The true lengths (wrist to middle fingertip along the finger, metres) of the demo's two hands."""
-    from streamhand.hand_size import chain_length
+    from streamhand.place.hand_size import chain_length
     from streamhand.synth.hand import NUM_ANGLES
 
     scales, props = sample_shape(np.random.default_rng(seed), 2)

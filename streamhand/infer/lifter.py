@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from streamhand.codec import decode_3d, encode_2d, encode_cloud, encode_world
-from streamhand.hand_size import DEFAULT_HAND_LENGTH_M, chain_length
 from streamhand.infer.base import Backend
+from streamhand.place.hand_size import DEFAULT_HAND_LENGTH_M, chain_length
 from streamhand.uncertainty import apply_calibration, modality_key
 
 __all__ = ["DEFAULT_HAND_LENGTH_M", "LiftResult", "Lifter", "chain_length"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from streamhand.metrics import joint_errors_mm
-from streamhand.stats import Ring
+from streamhand.run.stats import Ring
 
 
 class TruthScore:

@@ -24,7 +24,7 @@ def wanted(stream: IO[str] | None = None) -> bool:
 
 
 def status_text(snap: dict[str, Any], total: int | None) -> str:
-    """``snap``: :meth:`streamhand.pipeline.Pipeline.snapshot`."""
+    """``snap``: :meth:`streamhand.run.pipeline.Pipeline.snapshot`."""
     done = int(snap.get("frames_processed", 0))
     e2e = snap.get("latency_ms", {}).get("end_to_end")
     parts = [

@@ -1,7 +1,7 @@
 """The transport of the messages: topics, ports, msgpack encoding, bounded decoding and validation.
 
 Messages are ZeroMQ multipart ``[topic, msgpack map]``. What the maps hold (fields, types, units, array shapes,
-the schema version) is defined once, in :mod:`streamhand.schema` (msgspec Structs); the field lists and
+the schema version) is defined once, in :mod:`streamhand.stream.schema` (msgspec Structs); the field lists and
 :func:`validate` here are derived from it. Arrays are nested lists of floats, so any msgpack library in any
 language decodes them. Imports only numpy, msgpack and msgspec.
 """
@@ -15,16 +15,16 @@ import msgpack
 import msgspec
 import numpy as np
 
-from streamhand import schema
-from streamhand.schema import DEFAULT_CONTROL_PORT as DEFAULT_CONTROL_PORT  # the schema's constants, here too
-from streamhand.schema import DEFAULT_PUB_PORT as DEFAULT_PUB_PORT
-from streamhand.schema import LAYOUT as LAYOUT
-from streamhand.schema import SCHEMA as SCHEMA
-from streamhand.schema import TOPIC_FRAME as TOPIC_FRAME
-from streamhand.schema import TOPIC_LOG as TOPIC_LOG
-from streamhand.schema import TOPIC_POSE as TOPIC_POSE
-from streamhand.schema import TOPIC_STATUS as TOPIC_STATUS
-from streamhand.schema import UNITS as UNITS
+from streamhand.stream import schema
+from streamhand.stream.schema import DEFAULT_CONTROL_PORT as DEFAULT_CONTROL_PORT  # the schema's constants, here too
+from streamhand.stream.schema import DEFAULT_PUB_PORT as DEFAULT_PUB_PORT
+from streamhand.stream.schema import LAYOUT as LAYOUT
+from streamhand.stream.schema import SCHEMA as SCHEMA
+from streamhand.stream.schema import TOPIC_FRAME as TOPIC_FRAME
+from streamhand.stream.schema import TOPIC_LOG as TOPIC_LOG
+from streamhand.stream.schema import TOPIC_POSE as TOPIC_POSE
+from streamhand.stream.schema import TOPIC_STATUS as TOPIC_STATUS
+from streamhand.stream.schema import UNITS as UNITS
 
 #: fields every message but ``log.*`` carries (the publisher's envelope and the frame's fields)
 COMMON_FIELDS = schema.fields(schema.FrameFields)
@@ -37,7 +37,7 @@ _SHAPES = schema.array_shapes(schema.HandPoseMsg)  # joints_cam (21, 3), joints_
 
 
 def struct_for(topic: str) -> type[msgspec.Struct] | None:
-    """The :mod:`streamhand.schema` Struct of a topic's messages (None for a topic that is not ours)."""
+    """The :mod:`streamhand.stream.schema` Struct of a topic's messages (None for a topic that is not ours)."""
     if topic.startswith(TOPIC_POSE + "."):
         return schema.HandPoseMsg
     if topic == TOPIC_FRAME:
@@ -83,7 +83,7 @@ _ENCODER = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
 
 
 def encode(topic: str, msg: msgspec.Struct | Mapping[str, Any]) -> list[bytes]:
-    """``[topic, msgpack map]`` of a :mod:`streamhand.schema` Struct or a map (whose values may hold Structs
+    """``[topic, msgpack map]`` of a :mod:`streamhand.stream.schema` Struct or a map (whose values may hold Structs
     and numpy arrays: arrays become nested lists of floats rounded to 6 decimals, as :func:`to_wire`)."""
     return [topic.encode(), _ENCODER.encode(msg)]
 
@@ -120,7 +120,7 @@ def decode(parts: list[bytes]) -> tuple[str, dict]:
 
 
 def camera_block(camera_id: str, intrinsics: Any) -> dict:
-    """The ``camera`` map (:class:`streamhand.schema.Camera`) as a dict."""
+    """The ``camera`` map (:class:`streamhand.stream.schema.Camera`) as a dict."""
     return msgspec.structs.asdict(schema.camera(camera_id, intrinsics))
 
 

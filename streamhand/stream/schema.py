@@ -3,12 +3,12 @@ and a one-line description.
 
 This module owns the messages' *content*: field names, types, fixed array shapes, units, the schema version
 (:data:`SCHEMA`) and the constants ``layout`` / ``units`` carry. Everything else is derived from it:
-:mod:`streamhand.protocol` (the transport: topics, ports, bounded msgpack encode/decode) takes its field lists
-and its validation from these Structs, :class:`streamhand.pipeline.Pipeline` builds them, the typed client
-(:mod:`streamhand.client`) reads into them, and the reference docs are generated from them::
+:mod:`streamhand.stream.protocol` (the transport: topics, ports, bounded msgpack encode/decode) takes its field lists
+and its validation from these Structs, :class:`streamhand.run.pipeline.Pipeline` builds them, the typed client
+(:mod:`streamhand.stream.client`) reads into them, and the reference docs are generated from them::
 
-    python -m streamhand.schema --markdown docs/protocol_fields.md --json-schema docs/streamhand.schema.json
-    python -m streamhand.schema --check   # exit 1, naming the stale file, when the docs differ from the code
+    python -m streamhand.stream.schema --markdown docs/protocol_fields.md --json-schema docs/streamhand.schema.json
+    python -m streamhand.stream.schema --check   # exit 1, naming the stale file, when the docs differ from the code
 
 On the wire every message is a plain msgpack map with these field names (any msgpack library decodes it);
 arrays are nested lists of floats, rounded to 6 decimals (:func:`floats`). Imports only msgspec and numpy.
@@ -33,7 +33,7 @@ TOPIC_STATUS = "status"
 TOPIC_LOG = "log"  # + ".<level>"
 DEFAULT_PUB_PORT = 5560
 DEFAULT_CONTROL_PORT = 5561
-#: the schema version every message carries in ``schema`` (re-exported as ``streamhand.protocol.SCHEMA``)
+#: the schema version every message carries in ``schema`` (re-exported as ``streamhand.stream.protocol.SCHEMA``)
 SCHEMA = 1
 #: joint order of every array of joints (``layout``)
 LAYOUT = "mediapipe21"
@@ -162,7 +162,7 @@ class LogMsg(Envelope, kw_only=True):
 
 #: every message type, in the docs' order
 MESSAGES: tuple[type[Struct], ...] = (HandPoseMsg, FrameMsg, StatusMsg, LogMsg)
-#: the fields the publisher sets (``streamhand.publish.Publisher.publish``); a producer hands over the rest
+#: the fields the publisher sets (``streamhand.stream.publish.Publisher.publish``); a producer hands over the rest
 ENVELOPE_FIELDS: tuple[str, ...] = Envelope.__struct_fields__
 
 
@@ -201,7 +201,8 @@ def from_fields(cls: type[S], values: Mapping[str, Any]) -> S:
 
 def body(msg: Struct) -> dict[str, Any]:
     """A message's fields without those the publisher sets (:data:`ENVELOPE_FIELDS`): what a producer hands to
-    ``Publisher.publish``. Nested Structs stay Structs (:func:`streamhand.protocol.encode` writes them as maps)."""
+    ``Publisher.publish``. Nested Structs stay Structs (:func:`streamhand.stream.protocol.encode` writes them as
+    maps)."""
     return {f: getattr(msg, f) for f in msg.__struct_fields__ if f not in ENVELOPE_FIELDS}
 
 
@@ -280,14 +281,15 @@ def markdown() -> str:
     out = [
         "# Message fields (generated)",
         "",
-        "<!-- Generated from streamhand/schema.py by `python -m streamhand.schema --markdown "
+        "<!-- Generated from streamhand/stream/schema.py by `python -m streamhand.stream.schema --markdown "
         "docs/protocol_fields.md --json-schema docs/streamhand.schema.json`; do not edit by hand. -->",
         "",
         f"Schema version {SCHEMA}. Every message is ZeroMQ multipart `[topic, msgpack map]` on "
         f"`tcp://127.0.0.1:{DEFAULT_PUB_PORT}`; the map's keys are the fields below, all present. Arrays "
         f"are nested lists of floats ({DECIMALS} decimals); `float[21×3]` is 21 lists of 3. The typed client "
-        "(`streamhand.client`) ignores fields it does not know. The same schema as JSON Schema: "
-        "[streamhand.schema.json](streamhand.schema.json). Sockets, limits and examples: [protocol.md](protocol.md).",
+        "(`streamhand.stream.client`) ignores fields it does not know. The same schema as JSON Schema: "
+        "[streamhand.schema.json](streamhand.schema.json). Sockets, limits and examples: "
+        "[protocol.md](protocol.md).",
         "",
     ]
     for cls in MESSAGES:
@@ -309,14 +311,15 @@ def json_schema() -> str:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "streamhand.schema.json",
         "title": f"streamhand messages, schema {SCHEMA}",
-        "description": "The msgpack maps streamhand publishes, one per topic (generated from streamhand/schema.py).",
+        "description": "The msgpack maps streamhand publishes, one per topic (generated from "
+        "streamhand/stream/schema.py).",
         "oneOf": list(refs),
         "$defs": dict(sorted(defs.items())),
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
-_DOCS = Path(__file__).resolve().parents[1] / "docs"
+_DOCS = Path(__file__).resolve().parents[2] / "docs"
 DEFAULT_MARKDOWN = _DOCS / "protocol_fields.md"
 DEFAULT_JSON_SCHEMA = _DOCS / "streamhand.schema.json"
 
@@ -339,7 +342,7 @@ def _shown(path: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m streamhand.schema", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m streamhand.stream.schema", description=__doc__.split("\n\n")[0])
     ap.add_argument("--markdown", type=Path, help="write the field tables (Markdown) here")
     ap.add_argument("--json-schema", type=Path, help="write the JSON Schema here")
     ap.add_argument("--check", action="store_true", help="exit 1 if the docs differ from the code (writes nothing)")
@@ -348,8 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.check:
         bad = stale(md, js)
         if bad:
-            print(f"{' and '.join(map(_shown, bad))} stale: regenerate with python -m streamhand.schema --markdown "
-                  f"{_shown(md)} --json-schema {_shown(js)}", file=sys.stderr)  # fmt: skip
+            print(f"{' and '.join(map(_shown, bad))} stale: regenerate with python -m streamhand.stream.schema "
+                  f"--markdown {_shown(md)} --json-schema {_shown(js)}", file=sys.stderr)  # fmt: skip
             return 1
         return 0
     if a.markdown is None and a.json_schema is None:

@@ -18,7 +18,7 @@ from typing import Any
 import msgpack
 import zmq
 
-from streamhand import protocol
+from streamhand.stream import protocol
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,12 @@ class Publisher:
         """Bind the PUB socket on ``bind:port``, or with ``connect`` (``tcp://host:port``) connect it to a
         :func:`run_proxy` instead (the control socket still binds locally). ``curve``: (the server's
         ``.key_secret`` file, the folder of allowed clients' ``.key`` files) encrypts both sockets and admits
-        only those clients (:mod:`streamhand.security`); raises :class:`~streamhand.security.SecurityError`."""
+        only those clients (:mod:`streamhand.stream.security`); raises
+        :class:`~streamhand.stream.security.SecurityError`."""
         self.bind, self.port, self.control_port = bind, port, control_port
         self._curve = None
         if curve is not None:
-            from streamhand.security import CurveServer
+            from streamhand.stream.security import CurveServer
 
             self._ctx = zmq.Context()  # its own: one authenticator per context
             self._curve = CurveServer(curve[0], curve[1], self._ctx)

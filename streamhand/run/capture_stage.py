@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from streamhand.capture.base import Frame, FrameSource, SourceError, SourceLost
-from streamhand.frame_guard import FrameGuard
-from streamhand.handoff import Slot
-from streamhand.stats import StageStats, log_every_n_seconds
+from streamhand.run.frame_guard import FrameGuard
+from streamhand.run.handoff import Slot
+from streamhand.run.stats import StageStats, log_every_n_seconds
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Subscribe to streamhand's pose stream: ``PoseSubscriber`` yields typed ``HandPose`` objects.
 
-Imports only numpy, pyzmq, msgpack and msgspec (through :mod:`streamhand.protocol`): no torch, no MediaPipe.
+Imports only numpy, pyzmq, msgpack and msgspec (through :mod:`streamhand.stream.protocol`): no torch, no MediaPipe.
 
-    from streamhand.client import PoseSubscriber
+    from streamhand.stream.client import PoseSubscriber
     for pose in PoseSubscriber("tcp://127.0.0.1:5560"):
         print(pose.handedness, pose.joints_cam[8])  # index fingertip, metres, camera frame
 """
@@ -18,8 +18,8 @@ import msgspec
 import numpy as np
 import zmq
 
-from streamhand import protocol
-from streamhand.schema import HandPoseMsg
+from streamhand.stream import protocol
+from streamhand.stream.schema import HandPoseMsg
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ _ARRAYS = ("joints_cam", "joints_rel", "joints_2d", "joint_std")
 
 @dataclass
 class HandPose:
-    """One hand in one frame: the fields of :class:`streamhand.schema.HandPoseMsg` (docs/protocol_fields.md),
+    """One hand in one frame: the fields of :class:`streamhand.stream.schema.HandPoseMsg` (docs/protocol_fields.md),
     its arrays as numpy arrays, ``camera`` as a dict; ``gap`` and the decoded map ``raw`` besides."""
 
     topic: str
@@ -97,8 +97,8 @@ class PoseSubscriber:
     ``curve_server_key`` (its ``.key`` file) and ``curve_client_key`` (this client's ``.key_secret``, whose
     public half the server allows).
 
-    Bytes from the network are decoded within bounds (:func:`streamhand.protocol.decode`), then a pose into
-    :class:`streamhand.schema.HandPoseMsg` with strict types; a message that is not one of ours (malformed, or a
+    Bytes from the network are decoded within bounds (:func:`streamhand.stream.protocol.decode`), then a pose into
+    :class:`streamhand.stream.schema.HandPoseMsg` with strict types; a message that is not one of ours (malformed, or a
     pose with missing fields or wrong types or shapes) is logged, counted in ``malformed`` and skipped.
     """
 
@@ -140,7 +140,7 @@ class PoseSubscriber:
 
     def _secure(self, sock: zmq.Socket) -> None:
         if self._curve is not None:
-            from streamhand.security import apply_client
+            from streamhand.stream.security import apply_client
 
             apply_client(sock, *self._curve)
 

@@ -48,7 +48,7 @@ class _Sub:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        from streamhand.client import PoseSubscriber
+        from streamhand.stream.client import PoseSubscriber
 
         sub = PoseSubscriber(self.address, topics=("hand.frame",), raw=True, timeout=0.5)
         last_stall = time.monotonic()

@@ -23,16 +23,16 @@ from typing import Any
 import numpy as np
 
 from streamhand.capture.base import Frame, FrameSource
-from streamhand.capture_stage import CaptureStage
 from streamhand.detect import Detection, HandTracker
 from streamhand.detect.crops import hand_crops
-from streamhand.emit import Emitter
-from streamhand.handoff import Slot
 from streamhand.infer import Lifter, LiftResult
-from streamhand.publish import Publisher
+from streamhand.run.capture_stage import CaptureStage
+from streamhand.run.emit import Emitter
+from streamhand.run.handoff import Slot
+from streamhand.run.stats import StageStats
+from streamhand.run.watchdog import Watchdog
 from streamhand.runtime_config import RunConfig
-from streamhand.stats import StageStats
-from streamhand.watchdog import Watchdog
+from streamhand.stream.publish import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class Pipeline:
             self._threads.append(t)
         viewer = None
         if self.cfg.show:
-            from streamhand.viewer import PreviewWindow
+            from streamhand.viz.viewer import PreviewWindow
 
             viewer = PreviewWindow()
         try:
@@ -214,6 +214,6 @@ class Pipeline:
         return list(self._errors)
 
     def report(self) -> dict:
-        from streamhand.run_report import run_report
+        from streamhand.run.report import run_report
 
         return run_report(self)

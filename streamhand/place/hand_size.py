@@ -119,7 +119,7 @@ class HandLengthEstimate:
 def measure_hand_length(source, detector, lifter, frames: int, on_frame=None) -> HandLengthEstimate:
     """Read up to ``frames`` frames of a depth ``source`` (opened), and for each with exactly one hand add the
     length of that hand scaled to fit its 2D landmarks at the measured depth. ``on_frame(i)`` reports progress."""
-    from streamhand.placement import place_hand
+    from streamhand.place.placement import place_hand
 
     if not source.has_depth:
         raise CalibrationError(f"the {source.name} source has no depth; measure with --realsense, or give --length")

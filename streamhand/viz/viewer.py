@@ -112,8 +112,9 @@ class PreviewWindow:
 
 def view_stream(sub: Any) -> None:
     """``streamhand view``'s window: the latest pose of each live track, its 2D landmarks beside its 3D skeleton
-    (``a``/``d`` turn the view, ``q`` or Esc closes it). ``sub``: a raw :class:`~streamhand.client.PoseSubscriber`
-    with a short timeout, so the window stays responsive between messages."""
+    (``a``/``d`` turn the view, ``q`` or Esc closes it). ``sub``: a raw
+    :class:`~streamhand.stream.client.PoseSubscriber` with a short timeout, so the window stays responsive between
+    messages."""
     latest: dict[int, dict] = {}
     yaw = 30.0
     try:

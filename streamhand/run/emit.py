@@ -1,5 +1,5 @@
 """The pipeline's last stage: each frame's hands placed in metres (perspective solve or depth), smoothed per
-track, turned into ``hand.pose.*`` and ``hand.frame`` messages (:mod:`streamhand.schema`) and published; plus the
+track, turned into ``hand.pose.*`` and ``hand.frame`` messages (:mod:`streamhand.stream.schema`) and published; plus the
 ``status`` message, scoring against ground truth where the source has it, and the counters the report reads."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ import logging
 import time
 from typing import Any
 
-from streamhand import protocol
-from streamhand import schema as sch
-from streamhand.handoff import Slot
-from streamhand.placement import place_hand
+from streamhand.place.placement import place_hand
+from streamhand.place.smoothing import TrackSmoother
+from streamhand.run.handoff import Slot
+from streamhand.run.stats import StageStats, log_every_n_seconds
+from streamhand.run.truth_score import TruthScore
 from streamhand.runtime_config import RunConfig
-from streamhand.smoothing import TrackSmoother
-from streamhand.stats import StageStats, log_every_n_seconds
-from streamhand.truth_score import TruthScore
+from streamhand.stream import protocol
+from streamhand.stream import schema as sch
 
 log = logging.getLogger(__name__)
 

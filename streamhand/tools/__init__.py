@@ -1,0 +1,1 @@
+"""Tools around a run: latency benchmarks, the soak test, and what `streamhand info` prints."""

@@ -1,0 +1,1 @@
+"""Drawing: the overlay and 3D skeleton views and the OpenCV windows of `run --show` and `streamhand view`."""
