@@ -30,6 +30,12 @@ def four_expert_ckpt(tmp_path_factory):
     return save_checkpoint(tmp_path_factory.mktemp("ck") / "four.pt", HandPoseModel(cfg), std_calibration=cal)
 
 
+@pytest.fixture(scope="module")
+def four_expert_torch(four_expert_ckpt):
+    """The reference, loaded once for the module (the checkpoint with two image experts takes ~0.6 s to load)."""
+    return TorchBackend(four_expert_ckpt, n_samples=4)
+
+
 def _inputs(mods, b, size=32, seed=0):
     rng = np.random.default_rng(seed)
     shapes = {"2d": (b, 21, 2), "world": (b, 21, 3), "rgb": (b, 3, size, size), "depth": (b, 1, size, size)}
@@ -37,12 +43,12 @@ def _inputs(mods, b, size=32, seed=0):
 
 
 @pytest.mark.parametrize("mods", SETS, ids=["+".join(s) for s in SETS])
-def test_onnxruntime_equals_pytorch_for_every_modality_set(four_expert_ckpt, tmp_path, mods):
+def test_onnxruntime_equals_pytorch_for_every_modality_set(four_expert_ckpt, four_expert_torch, tmp_path, mods):
     import onnxruntime as ort
 
     art = export_onnx(four_expert_ckpt, mods, tmp_path / "m.onnx", n_samples=4)
     sess = ort.InferenceSession(str(art.path), providers=["CPUExecutionProvider"])
-    tb = TorchBackend(four_expert_ckpt, n_samples=4)
+    tb = four_expert_torch
     for b in (1, 8):
         x = _inputs(mods, b, seed=b)
         got = sess.run(None, {INPUT_NAMES[m]: x[m] for m in mods})
