@@ -93,6 +93,7 @@ STRATEGIES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_strategy_smoke_training_lowers_the_loss(tmp_path, name):
     enc, dec, objective = STRATEGIES[name]

@@ -228,6 +228,7 @@ def verbose_run():
     return _demo_run("-v", "--frames", "40", "--bind", "0.0.0.0", "--compare-mediapipe", env={"STREAMHAND_LIVE": "1"})
 
 
+@pytest.mark.slow
 def test_a_run_shows_no_native_log_lines_unless_verbose(quiet_run, verbose_run):
     from streamhand.quiet import NATIVE_NOISE
 
@@ -236,12 +237,14 @@ def test_a_run_shows_no_native_log_lines_unless_verbose(quiet_run, verbose_run):
     assert "DEBUG matplotlib" not in verbose_run.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("run", "warned"), [("verbose_run", True), ("quiet_run", False)], ids=["0.0.0.0", "127.0.0.1"])
 def test_binding_beyond_this_machine_warns(request, run, warned):
     r = request.getfixturevalue(run)
     assert ("without authentication" in r.stderr) == warned
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("run", "live"), [("verbose_run", True), ("quiet_run", False)], ids=["1", "0"])
 def test_live_status_line_on_a_terminal_only(request, run, live):
     r = request.getfixturevalue(run)

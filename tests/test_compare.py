@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from tests.test_eval_frames import write_frames_dataset
@@ -20,6 +21,7 @@ def test_every_seed_model_has_a_valid_recipe():
     assert b.workers == 2 and a.model_copy(update={"workers": 2}) == b
 
 
+@pytest.mark.slow  # three seed models trained and measured (the fixed 256-sample chunk and 100-hand eval each)
 def test_compare_trains_and_measures_side_by_side(tmp_path):
     frames = tmp_path / "frames"
     write_frames_dataset(frames)

@@ -42,6 +42,7 @@ def _good_pose(seq: int) -> dict:
             "latency_ms": {}}  # fmt: skip
 
 
+@pytest.mark.slow  # 10 000 examples
 @_FUZZ
 @given(parts=st.lists(st.binary(max_size=64), max_size=4))
 def test_decode_random_bytes(parts):
@@ -52,6 +53,7 @@ def test_decode_random_bytes(parts):
     assert isinstance(topic, str) and isinstance(msg, dict)
 
 
+@pytest.mark.slow  # 1000 examples
 @settings(max_examples=1000, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(topic=st.sampled_from(["hand.pose.left", "hand.pose.right", "hand.frame", "status", "x"]), msg=_maps)
 def test_decode_validate_and_read_generated_maps(topic, msg):

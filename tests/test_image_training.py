@@ -107,6 +107,7 @@ def test_frozen_experts_do_not_move_and_the_new_one_learns(tmp_path):
     assert learnt and all(not torch.equal(after[k], start[k]) for k in learnt)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("decoders", [["3d"], ["3d", "depth"]], ids=["without", "with_image_reconstruction"])
 def test_depth_model_smoke_training(tmp_path, decoders):
     over = {"out_dir": str(tmp_path), "steps": 40, "eval_every": 20, "eval_n": 50, "checkpoint_every": 40,
