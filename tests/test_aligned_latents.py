@@ -168,6 +168,7 @@ def cloud_checkpoint(request, tmp_path_factory):
     return save_checkpoint(tmp_path_factory.mktemp("ck") / f"{request.param}.pt", HandPoseModel(cfg))
 
 
+@pytest.mark.slow
 def test_cloud_models_run_the_same_in_onnxruntime_and_pytorch(cloud_checkpoint):
     from streamhand.export.calibration_data import model_inputs
     from streamhand.export.onnx_export import prepare_graph
@@ -198,6 +199,7 @@ def test_runtime_crops_give_each_hand_its_cloud():
     assert "cloud" not in hand_crops(rgbs[0], None, [hs.joints_2d[0]], ("cloud",), 32)  # no depth, no cloud
 
 
+@pytest.mark.slow
 def test_a_cloud_model_runs_on_the_demo(cloud_checkpoint, tmp_path):
     from tests.conftest import free_port
     from tests.helpers import invoke

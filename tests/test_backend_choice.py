@@ -262,6 +262,7 @@ def test_tensorrt_engine_build_and_parity(tiny_checkpoint, tmp_path):
     np.testing.assert_allclose(be.infer(x).joints, tb.infer(x).joints, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_build_engine_hand_networks_without_tensorrt(tiny_checkpoint, tmp_path):
     from streamhand.sidecar import this_machine
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from streamhand.cli import app
 
 
+@pytest.mark.slow
 def test_bench_rows_for_each_backend_set_and_batch(tiny_checkpoint, tmp_path, monkeypatch):
     cache = tmp_path / "cache"  # a cache of its own (the exports are made here) with the session's demo clip in it:
     cache.mkdir()  # the detector rows time MediaPipe on the demo's frames, which need not be rendered again

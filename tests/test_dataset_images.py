@@ -126,6 +126,7 @@ def _with_evaluation_split(root):
     (root / "evaluation" / "anno_training.pickle").rename(root / "evaluation" / "anno_evaluation.pickle")
 
 
+@pytest.mark.slow
 def test_an_rgb_expert_trains_on_rhd_images_and_evaluates_on_its_test_split(rhd, tmp_path):
     import json
 
@@ -207,6 +208,7 @@ def test_yang_targets_from_rhd_crops_point_cloud_and_heatmaps(rhd):
         assert np.abs(peak - uv).max() <= 0.5 + 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["rhd_yang_s4", "rhd_dcmls"])
 def test_yang_and_dcmls_recipes_train_on_rhd_images(rhd, tmp_path, name):
     """The published recipes of the follow-up papers, at tiny sizes, train on a tiny RHD and validate on its

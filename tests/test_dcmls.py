@@ -122,6 +122,7 @@ def test_a_dcmls_checkpoint_runs_the_same_in_onnxruntime(dcmls_run):
     assert (got.joint_std > 0).all()
 
 
+@pytest.mark.slow
 def test_a_dcmls_model_runs_on_the_demo(dcmls_run, tmp_path):
     from tests.conftest import free_port
     from tests.helpers import invoke

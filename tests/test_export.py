@@ -19,6 +19,8 @@ from streamhand.models import HandPoseModel, ModelConfig
 
 MODS = ("2d", "world", "rgb", "depth")
 SETS = [c for r in range(1, 5) for c in itertools.combinations(MODS, r)]
+# each expert alone and the shipped models' pair in the quick run; the other combinations in the full one
+QUICK_SETS = [*[(m,) for m in MODS], ("2d", "world")]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,9 @@ def _inputs(mods, b, size=32, seed=0):
     return {m: rng.uniform(-0.5, 0.5, shapes[m]).astype(np.float32) for m in mods}
 
 
-@pytest.mark.parametrize("mods", SETS, ids=["+".join(s) for s in SETS])
+@pytest.mark.parametrize(
+    "mods", [pytest.param(s, id="+".join(s), marks=() if s in QUICK_SETS else pytest.mark.slow) for s in SETS]
+)
 def test_onnxruntime_equals_pytorch_for_every_modality_set(four_expert_ckpt, four_expert_torch, tmp_path, mods):
     import onnxruntime as ort
 

@@ -56,6 +56,7 @@ def test_template_is_one_closed_surface():
     assert 0 < (t.nail > 0.5).sum() < 0.05 * len(t.vertices)
 
 
+@pytest.mark.slow
 def test_shipped_template_matches_the_code():
     """The shipped file is what build_template makes (coarser here: the same surface within a few mm)."""
     pytest.importorskip("skimage")

@@ -91,6 +91,7 @@ def test_freeze_names_an_unknown_part():
         freeze(HandPoseModel(ModelConfig(hidden=32)), ["encoders.depth"])
 
 
+@pytest.mark.slow
 def test_frozen_experts_do_not_move_and_the_new_one_learns(tmp_path):
     over = {"out_dir": str(tmp_path), "steps": 6, "eval_every": 6, "eval_n": 20, "checkpoint_every": 6,
             "batch_size": 8, "workers": 0, "precision": "fp32"}  # fmt: skip
@@ -134,6 +135,7 @@ def test_a_decoder_must_make_its_target_size(options, message):
         ModelConfig(**options)
 
 
+@pytest.mark.slow
 def test_closed_loop_feeds_the_image_expert_crops_of_the_rendered_frame(tmp_path):
     """Render -> the real MediaPipe -> lift with a depth model: its depth expert gets the frame's crops."""
     from streamhand.checkpoint import save_checkpoint

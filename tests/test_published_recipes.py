@@ -62,6 +62,7 @@ def _recipe(tmp_path, rhd_root):
     return p
 
 
+@pytest.mark.slow
 def test_training_on_a_tiny_rhd(tmp_path):
     _write_rhd(tmp_path / "RHD", 3)
     r = train_cli("fit", "--config", str(_recipe(tmp_path, tmp_path / "RHD")), "--out-dir", str(tmp_path / "runs"),

@@ -20,6 +20,7 @@ from train.fit import TrainStep, fit
 SMOKE = ROOT / "configs" / "train" / "smoke.yaml"
 
 
+@pytest.mark.slow
 def test_a_quarter_of_the_labels_still_teaches_3d(tmp_path):
     cfg = load_yaml(TrainConfig, SMOKE, {"out_dir": str(tmp_path), "labelled_fraction": 0.25, "eval_every": 150})
     torch.manual_seed(cfg.seed)

@@ -37,6 +37,7 @@ def _finite(v: object) -> bool:
     return isinstance(v, float | int) and math.isfinite(v)
 
 
+@pytest.mark.slow
 def test_synth_report_with_frames_end_to_end(frames_dir, tmp_path):
     """Renders and real frames through the real MediaPipe and the shipped model: both columns, the JSON."""
     out = tmp_path / "r.json"

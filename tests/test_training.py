@@ -22,6 +22,7 @@ from train.losses import reconstruction
 SMOKE = ROOT / "configs" / "train" / "smoke.yaml"
 
 
+@pytest.mark.slow
 def test_smoke_training_learns(tmp_path):
     cfg = load_yaml(TrainConfig, SMOKE, {"out_dir": str(tmp_path), "eval_every": 100})
     torch.manual_seed(cfg.seed)
@@ -46,6 +47,7 @@ def test_reconstruction_terms(kind, expected):
     assert float(reconstruction(pred, target, kind)) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_bf16_training_keeps_float32_weights(tmp_path):
     over = {"out_dir": str(tmp_path), "steps": 60, "eval_every": 60, "precision": "bf16"}
     path = fit(load_yaml(TrainConfig, SMOKE, over), progress=False)

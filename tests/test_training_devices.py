@@ -23,6 +23,7 @@ from train.distributed import resolve_device
 SMOKE = ROOT / "configs" / "train" / "smoke.yaml"
 
 
+@pytest.mark.slow
 def test_worker_processes_make_the_same_batches():
     cfg = DataConfig(chunk=256)
     serial = batches(7, cfg, 64, start_step=3)
