@@ -177,18 +177,18 @@ def test_realsense_without_device_is_a_clear_error():
 def test_demo_source_has_truth_and_depth():
     from streamhand.capture.demo import DemoSource
 
-    src = DemoSource(width=320, height=240, seconds=0.2, fps=30, realtime=False, loop=False)
+    src = DemoSource(width=320, height=240, seconds=0.5, fps=30, realtime=False, loop=False)  # the pipeline tests' clip
     src.open()
     frames = []
     while (f := src.read()) is not None:
         frames.append(f)
-    assert len(frames) == 6
+    assert len(frames) == 15
     f = frames[0]
     assert f.depth is not None and f.truth is not None
     j = np.asarray(f.truth["joints_cam"][0])
     u, v = np.round(f.truth["joints_2d"][0][9]).astype(int)
     assert abs(np.median(f.depth[v - 2 : v + 3, u - 2 : u + 3]) - j[9, 2]) < 0.04
-    again = DemoSource(width=320, height=240, seconds=0.2, fps=30, realtime=False, loop=False)
+    again = DemoSource(width=320, height=240, seconds=0.5, fps=30, realtime=False, loop=False)
     again.open()  # from the cache: identical
     np.testing.assert_array_equal(again.read().rgb, f.rgb)
 
