@@ -111,8 +111,8 @@ def test_frozen_experts_do_not_move_and_the_new_one_learns(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("decoders", [["3d"], ["3d", "depth"]], ids=["without", "with_image_reconstruction"])
 def test_depth_model_smoke_training(tmp_path, decoders):
-    over = {"out_dir": str(tmp_path), "steps": 40, "eval_every": 20, "eval_n": 50, "checkpoint_every": 40,
-            "batch_size": 16, "workers": 0, "precision": "fp32", "init_from": None, "frozen": []}  # fmt: skip
+    over = {"out_dir": str(tmp_path), "steps": 40, "eval_every": 20, "eval_n": 10, "checkpoint_every": 40,
+            "batch_size": 8, "workers": 0, "precision": "fp32", "init_from": None, "frozen": []}  # fmt: skip
     cfg = load_yaml(TrainConfig, RECIPES / "depth.yaml", over)
     cfg.model.hidden, cfg.data.chunk, cfg.lr = 64, 64, 1e-3
     cfg.model.decoders, cfg.model.image_decoder_channels = decoders, [32, 16]  # 4 x 2^3 = the 32x32 crop
