@@ -19,15 +19,18 @@ from streamhand.stream import protocol
 from tests.conftest import free_port
 from tests.helpers import ROOT, cli, invoke
 
-# waits up to argv[3] s for the first message, then stops when the stream has been quiet for argv[4] s
+# waits up to argv[3] s for the first message, then stops when the stream has been quiet for argv[4] s, or 2 s
+# after the argv[5]-th hand.frame (what the last frame's other topics need to arrive)
 SUBSCRIBER = r"""
 import json, sys
 from streamhand.stream.client import PoseSubscriber
 sub = PoseSubscriber(sys.argv[1], topics=("",), raw=True, timeout=float(sys.argv[3]))
 out = open(sys.argv[2], "w")
+frames = 0
 try:
     for m in sub:
-        sub.timeout = float(sys.argv[4])
+        frames += m.topic == "hand.frame"
+        sub.timeout = 2.0 if frames >= int(sys.argv[5]) else float(sys.argv[4])
         out.write(json.dumps({"topic": m.topic, "data": m.data, "gap": m.gap}) + "\n")
         out.flush()
 except TimeoutError:
@@ -39,7 +42,7 @@ except TimeoutError:
 def test_demo_end_to_end_with_external_subscriber(tmp_path):
     port, cport = free_port(), free_port()
     out = tmp_path / "msgs.jsonl"
-    sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, f"tcp://127.0.0.1:{port}", str(out), "60", "10"],
+    sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER, f"tcp://127.0.0.1:{port}", str(out), "60", "10", "90"],
                            cwd=str(ROOT))  # fmt: skip
     try:
         time.sleep(1.0)
