@@ -10,9 +10,11 @@ use of another checkpoint prepares them. Reading either needs no PyTorch; making
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,14 @@ def resolve_model(name_or_path: str | Path | None) -> Path:
 
 
 def file_sha256(path: str | Path) -> str:
+    """The file's sha256, hashed once per version of the file (its size and modification time) in a process: the
+    model's choice and its backend both identify a checkpoint by it at start-up."""
+    st = os.stat(path)
+    return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -126,19 +136,27 @@ def _graph_folders(sha: str) -> Iterator[Path]:
     yield cache_dir("onnx", sha[:16])
 
 
-def find_graph(sha: str, modalities: Iterable[str], n_samples: int) -> tuple[Path, dict] | None:
-    """A prepared fp32 graph of this checkpoint for exactly this modality set and sample count, with its metadata."""
-    mods = list(ordered(modalities))
+def prepared_graphs(sha: str) -> list[tuple[Path, dict]]:
+    """Every prepared graph of the checkpoint with this sha256 (shipped, then cached) with its metadata, each file
+    read once; graphs of other checkpoints, unreadable files and exports older than the ``encoders`` key are left
+    out."""
+    out = []
     for folder in _graph_folders(sha):
         for p in sorted(folder.glob("*.onnx")):
             try:
                 meta = read_onnx_metadata(p)
             except ExportError:
                 continue
-            if (meta.get("checkpoint_sha256") == sha and meta.get("modalities") == mods and "encoders" in meta
-                    and meta.get("n_samples") == n_samples and meta.get("precision", "fp32") == "fp32"):  # fmt: skip
-                return p, meta
-    return None
+            if meta.get("checkpoint_sha256") == sha and "encoders" in meta:
+                out.append((p, meta))
+    return out
+
+
+def pick_graph(graphs: list[tuple[Path, dict]], modalities: Iterable[str], n_samples: int) -> tuple[Path, dict] | None:
+    """Of :func:`prepared_graphs`, the fp32 graph for exactly this modality set and sample count (None: none)."""
+    mods = list(ordered(modalities))
+    return next(((p, m) for p, m in graphs if m.get("modalities") == mods and m.get("n_samples") == n_samples
+                 and m.get("precision", "fp32") == "fp32"), None)  # fmt: skip
 
 
 def cached_graph_path(sha: str, model_id: str, modalities: Iterable[str], n_samples: int) -> Path:
@@ -148,21 +166,12 @@ def cached_graph_path(sha: str, model_id: str, modalities: Iterable[str], n_samp
     return cache_dir("onnx", sha[:16]) / f"k{n_samples}_{default_onnx_name(model_id, modalities)}"
 
 
-def summary_for_sha(sha: str) -> dict[str, Any] | None:
-    """The id and encoders of the checkpoint with this sha256, from any prepared graph of it (None: none)."""
-    for folder in _graph_folders(sha):
-        for p in sorted(folder.glob("*.onnx")):
-            try:
-                meta = read_onnx_metadata(p)
-            except ExportError:
-                continue
-            if meta.get("checkpoint_sha256") == sha and "encoders" in meta:
-                return {"sha256": sha, "model_id": meta["model_id"], "encoders": meta["encoders"]}
-    return None
-
-
 def model_summary(name_or_path: str | Path | None) -> dict[str, Any] | None:
     """A model's file, id, encoders and sha256 without PyTorch, where a graph of it is prepared (else None)."""
     path = resolve_model(name_or_path)
-    info = summary_for_sha(file_sha256(path))
-    return None if info is None else {**info, "path": path}
+    sha = file_sha256(path)
+    graphs = prepared_graphs(sha)
+    if not graphs:
+        return None
+    meta = graphs[0][1]
+    return {"path": path, "sha256": sha, "model_id": meta["model_id"], "encoders": meta["encoders"]}

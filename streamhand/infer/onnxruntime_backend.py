@@ -25,11 +25,11 @@ from streamhand.model_files import (
     ExportError,
     GraphsNotPrepared,
     file_sha256,
-    find_graph,
     modality_tag,
+    pick_graph,
+    prepared_graphs,
     read_onnx_metadata,
     resolve_model,
-    summary_for_sha,
 )
 
 if TYPE_CHECKING:
@@ -101,26 +101,24 @@ class OnnxRuntimeBackend(Backend):
 
     def _prepared(self, sha: str, modalities: tuple[str, ...] | None, n_samples: int) -> bool:
         """Load every graph of the checkpoint with this ``sha`` from prepared files; False if one is missing."""
-        full = None
-        if modalities is None:  # every run-time encoder: learnt from any prepared graph's metadata
-            info = summary_for_sha(sha)
-            if info is None:
-                return False
-            full = ordered(m for e in info["encoders"] for m in e.split("+") if m in INPUT_NAMES)
-        mods = ordered(modalities or full or ())
-        graphs = []
-        for s in subsets(mods):
-            hit = find_graph(sha, s, n_samples)
-            if hit is None:
-                if graphs and not has_expert(graphs[0][1]["encoders"], s):  # no expert for this subset
-                    continue
-                return False
-            graphs.append(hit)
+        graphs = prepared_graphs(sha)
         if not graphs:
             return False
-        for p, meta in graphs:
+        encoders = graphs[0][1]["encoders"]
+        mods = ordered(modalities or (m for e in encoders for m in e.split("+") if m in INPUT_NAMES))
+        chosen = []
+        for s in subsets(mods):
+            hit = pick_graph(graphs, s, n_samples)
+            if hit is None:
+                if not has_expert(encoders, s):  # no expert for this subset: no graph either
+                    continue
+                return False
+            chosen.append(hit)
+        if not chosen:
+            return False
+        for p, meta in chosen:
             self._load(p, meta)
-        self._describe_model(graphs[0][1])
+        self._describe_model(chosen[0][1])
         return True
 
     def _describe_model(self, meta: dict) -> None:
@@ -145,8 +143,9 @@ class OnnxRuntimeBackend(Backend):
         mods = ordered(modalities or tuple(m for m in ckpt.model.modalities if m in INPUT_NAMES))
         if sha is None and ckpt.path is not None:
             sha = file_sha256(ckpt.path)
+        known = prepared_graphs(sha) if sha is not None else []
         for s in (s for s in subsets(mods) if has_expert(list(ckpt.model.encoders), s)):
-            hit = find_graph(sha, s, n_samples) if sha is not None else None
+            hit = pick_graph(known, s, n_samples)
             if hit is None:
                 if self._prepare is None:
                     raise GraphsNotPrepared(f"{ckpt.path or ckpt.model_id}: its ONNX graph for {modality_tag(s)} with "
