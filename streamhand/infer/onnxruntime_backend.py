@@ -135,10 +135,10 @@ class OnnxRuntimeBackend(Backend):
         try:
             from streamhand.checkpoint import Checkpoint, load_checkpoint
         except ImportError:
-            what = "the shipped model" if sha is None else f"{checkpoint}"
-            raise CheckpointError(f"{what}: its ONNX graph for {modality_tag(modalities or ('2d',))} with "
-                                  f"{n_samples} posterior samples is not prepared, and preparing it needs PyTorch "
-                                  "(pip install 'streamhand[torch]')") from None  # fmt: skip
+            wanted = f" for {modality_tag(modalities)}" if modalities else ""
+            raise CheckpointError(f"{checkpoint}: no prepared ONNX graph{wanted} with {n_samples} posterior samples, "
+                                  "and reading the checkpoint needs PyTorch (pip install 'streamhand[torch]')"
+                                  ) from None  # fmt: skip
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         mods = ordered(modalities or tuple(m for m in ckpt.model.modalities if m in INPUT_NAMES))
         if sha is None and ckpt.path is not None:
