@@ -15,6 +15,9 @@ from typing import Annotated
 
 import typer
 
+from streamhand.options import with_options
+from streamhand.runtime_config import RunConfig
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Real-time 3D hand pose from a camera to ZeroMQ topics.")  # fmt: skip
 log = logging.getLogger("streamhand")
@@ -33,11 +36,10 @@ def _setup_logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")  # fmt: skip
 
 
-def _build_config(config: Path | None, overrides: dict) -> RunConfig:  # noqa: F821 - imported lazily
+def _build_config(config: Path | None, overrides: dict) -> RunConfig:
     """The config file (or the defaults) with the command line's options on top. ``overrides``: dotted
     config key -> value, or -> (option name, value) so that an invalid value is reported by its option."""
     from streamhand.configio import ConfigError, load_yaml, validate
-    from streamhand.runtime_config import RunConfig
 
     try:
         base = load_yaml(RunConfig, config).model_dump() if config else RunConfig().model_dump()
@@ -66,84 +68,24 @@ def _build_config(config: Path | None, overrides: dict) -> RunConfig:  # noqa: F
 
 
 @app.command()
+@with_options(RunConfig)
 def run(
-    source: Annotated[str | None, typer.Option(help="demo | camera | video | images | realsense")] = None,
-    camera: Annotated[str | None, typer.Option(help="camera index or device path")] = None,
-    video: Annotated[Path | None, typer.Option(help="video file")] = None,
-    images: Annotated[str | None, typer.Option(help="image folder or glob pattern")] = None,
+    overrides: dict,
     realsense: Annotated[bool, typer.Option("--realsense", help="Intel RealSense colour + depth")] = False,
-    serial: Annotated[str | None, typer.Option(help="RealSense serial number")] = None,
-    width: Annotated[int | None, typer.Option(min=16)] = None,
-    height: Annotated[int | None, typer.Option(min=16)] = None,
-    fps: Annotated[float | None, typer.Option(min=0.1, help="camera fps / image sequence pace")] = None,
-    mirror: Annotated[bool, typer.Option("--mirror", help="the camera delivers a selfie (mirrored) view")] = False,
-    fov: Annotated[float | None, typer.Option(help="assumed horizontal field of view (degrees)")] = None,
-    intrinsics: Annotated[Path | None, typer.Option(help="JSON/YAML with width, height, fx, fy, cx, cy")] = None,
-    no_realtime: Annotated[bool, typer.Option("--no-realtime", help="read files/demo as fast as possible")] = False,
-    demo_hands: Annotated[int | None, typer.Option(min=1, max=2)] = None,
-    max_hands: Annotated[int | None, typer.Option(min=1, max=4)] = None,
-    tracking: Annotated[str | None, typer.Option(help="auto | on | off (auto: off for images, else on)")] = None,
-    detector: Annotated[str | None, typer.Option(help="auto | mediapipe | network (MediaPipe's networks, GPU)")] = None,
-    detector_runtime: Annotated[str | None, typer.Option(help="network: auto | torch | onnxruntime | tensorrt")] = None,
-    model: Annotated[Path | None, typer.Option(help="checkpoint (.pt) or a shipped model's name (`info`)")] = None,
-    backend: Annotated[str | None, typer.Option(help="auto | tensorrt | onnxruntime | torch")] = None,
-    engines: Annotated[Path | None, typer.Option(help="TensorRT engines folder (default engines/)")] = None,
-    modalities: Annotated[str | None, typer.Option(help="comma list of 2d,world,rgb,depth,cloud")] = None,
-    samples: Annotated[int | None, typer.Option(min=0, help="posterior samples for joint_std")] = None,
-    hand_size: Annotated[float | None, typer.Option(help="hand length, wrist to middle tip (m)")] = None,
-    no_smooth: Annotated[bool, typer.Option("--no-smooth")] = False,
-    smooth_min_cutoff: Annotated[float | None, typer.Option(help="One Euro min cutoff (Hz)")] = None,
-    smooth_beta: Annotated[float | None, typer.Option(help="One Euro beta")] = None,
-    bind: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="PUB port (default 5560)")] = None,
-    control_port: Annotated[int | None, typer.Option(min=1, max=65535, help="control port (default 5561)")] = None,
-    connect: Annotated[str | None, typer.Option(help="publish through a `streamhand proxy` at tcp://HOST:PORT")] = None,
-    camera_id: Annotated[str | None, typer.Option(help="camera.id in every message (one per process)")] = None,
-    curve_server_key: Annotated[Path | None, typer.Option(help="CurveZMQ: this server's .key_secret")] = None,
-    curve_allowed: Annotated[Path | None, typer.Option(help="CurveZMQ: folder of allowed clients' .key")] = None,
-    frames: Annotated[int | None, typer.Option(min=1, help="stop after N frames")] = None,
-    report: Annotated[Path | None, typer.Option(help="write a JSON run report here")] = None,
-    show: Annotated[bool, typer.Option("--show", help="preview window with overlay")] = False,
-    compare_mediapipe: Annotated[bool, typer.Option("--compare-mediapipe", help="also time MediaPipe alone")] = False,
-    config: Annotated[Path | None, typer.Option(help="runtime YAML (flags override it)")] = None,
+    config: Annotated[Path | None, typer.Option(help="runtime YAML (options override it)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Stream 3D hand poses from a source to ZeroMQ topics."""
     _setup_logging(verbose)
-    picked = [
-        k
-        for k, v in {"camera": camera, "video": video, "images": images, "realsense": realsense or serial}.items()
-        if v
-    ]
+    given = {k: v for k, (_, v) in overrides.items() if v is not None}
+    picked = [k for k in ("camera", "video", "images") if f"source.{k}" in given]
+    picked += ["realsense"] if realsense or "source.realsense_serial" in given else []
+    source = given.get("source.kind")
     if len(picked) > 1 or (picked and source and source != picked[0]):
         _fail(f"choose one source; got {', '.join(picked + ([source] if source else []))}")
-    kind = source or (picked[0] if picked else None)
-    mods = _modalities(modalities)
-    cfg = _build_config(config, {
-        "source.kind": ("--source", kind), "source.camera": ("--camera", camera),
-        "source.video": ("--video", str(video) if video else None), "source.images": ("--images", images),
-        "source.realsense_serial": ("--serial", serial), "source.width": ("--width", width),
-        "source.height": ("--height", height), "source.fps": ("--fps", fps),
-        "source.mirror": ("--mirror", mirror or None), "source.fov_deg": ("--fov", fov),
-        "source.intrinsics": ("--intrinsics", str(intrinsics) if intrinsics else None),
-        "source.realtime": ("--no-realtime", False if no_realtime else None),
-        "source.demo_hands": ("--demo-hands", demo_hands), "detect.max_hands": ("--max-hands", max_hands),
-        "detect.tracking": ("--tracking", tracking), "detect.detector": ("--detector", detector),
-        "detect.network_runtime": ("--detector-runtime", detector_runtime),
-        "model.path": ("--model", str(model) if model else None),
-        "model.backend": ("--backend", backend), "model.modalities": ("--modalities", mods),
-        "model.engine_dir": ("--engines", str(engines) if engines else None),
-        "model.n_samples": ("--samples", samples), "model.hand_length_m": ("--hand-size", hand_size),
-        "smooth.enabled": ("--no-smooth", False if no_smooth else None),
-        "smooth.min_cutoff": ("--smooth-min-cutoff", smooth_min_cutoff), "smooth.beta": ("--smooth-beta", smooth_beta),
-        "publish.bind": ("--bind", bind), "publish.port": ("--port", port),
-        "publish.control_port": ("--control-port", control_port), "frames": ("--frames", frames),
-        "publish.connect": ("--connect", connect), "publish.camera_id": ("--camera-id", camera_id),
-        "publish.curve_server_key": ("--curve-server-key", str(curve_server_key) if curve_server_key else None),
-        "publish.curve_allowed": ("--curve-allowed", str(curve_allowed) if curve_allowed else None),
-        "report": ("--report", str(report) if report else None), "show": ("--show", show or None),
-        "compare_mediapipe": ("--compare-mediapipe", compare_mediapipe or None),
-    })  # fmt: skip
+    if picked:
+        overrides["source.kind"] = ("--source", picked[0])
+    cfg = _build_config(config, overrides)
     _check_output(cfg.report, "--report")
     raise typer.Exit(_run(cfg))
 

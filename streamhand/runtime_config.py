@@ -1,12 +1,17 @@
-"""Runtime settings for ``streamhand run`` (YAML via ``--config``; command-line flags override)."""
+"""Runtime settings for ``streamhand run`` (YAML via ``--config``; command-line flags override).
+
+Each setting is written once, here: a field with its type, default and range, and, where the command line may
+set it, its option (:class:`streamhand.options.Flag`); ``streamhand run``'s options are made from these fields."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streamhand.modalities import InputModality
+from streamhand.modalities import parse as parse_modalities
+from streamhand.options import Flag
 from streamhand.stream import protocol
 
 
@@ -15,36 +20,46 @@ class _Strict(BaseModel):
 
 
 class SourceConfig(_Strict):
-    kind: Literal["demo", "camera", "video", "images", "realsense"] = "demo"
-    camera: str = "0"
-    video: str | None = None
-    images: str | None = None
-    realsense_serial: str | None = None
-    width: int | None = Field(None, ge=16, le=8192)
-    height: int | None = Field(None, ge=16, le=8192)
-    fps: float | None = Field(None, gt=0, le=1000)
-    mirror: bool = False
-    fov_deg: float = Field(60.0, gt=1, lt=179)
-    intrinsics: str | None = None
-    realtime: bool = True
-    demo_hands: int = Field(2, ge=1, le=2)
+    kind: Annotated[Literal["demo", "camera", "video", "images", "realsense"], Flag("--source")] = "demo"
+    camera: Annotated[str, Flag("--camera", "camera index or device path (default 0)")] = "0"
+    video: Annotated[str | None, Flag("--video", "video file")] = None
+    images: Annotated[str | None, Flag("--images", "image folder or glob pattern")] = None
+    realsense_serial: Annotated[str | None, Flag("--serial", "RealSense serial number")] = None
+    width: Annotated[int | None, Flag("--width", "frame width (pixels)")] = Field(None, ge=16, le=8192)
+    height: Annotated[int | None, Flag("--height", "frame height (pixels)")] = Field(None, ge=16, le=8192)
+    fps: Annotated[float | None, Flag("--fps", "camera fps / image sequence pace")] = Field(None, gt=0, le=1000)
+    mirror: Annotated[bool, Flag("--mirror", "the camera delivers a selfie (mirrored) view", switch=True)] = False
+    fov_deg: Annotated[float, Flag("--fov", "assumed horizontal field of view (degrees) (default 60)")] = Field(
+        60.0, gt=1, lt=179
+    )
+    intrinsics: Annotated[str | None, Flag("--intrinsics", "JSON/YAML with width, height, fx, fy, cx, cy")] = None
+    realtime: Annotated[bool, Flag("--no-realtime", "read files/demo as fast as possible", switch=False)] = True
+    demo_hands: Annotated[int, Flag("--demo-hands", "hands in the demo clip (1-2)")] = Field(2, ge=1, le=2)
     demo_seconds: float = Field(4.0, gt=0, le=60)
 
 
 class DetectConfig(_Strict):
-    max_hands: int = Field(2, ge=1, le=4)
+    max_hands: Annotated[int, Flag("--max-hands", "hands to track (1-4)")] = Field(2, ge=1, le=4)
     min_detection_confidence: float = Field(0.5, ge=0, le=1)
     min_tracking_confidence: float = Field(0.5, ge=0, le=1)
     model_complexity: int = Field(1, ge=0, le=1)
     crop_margin: float = Field(1.4, ge=1.0, le=3.0)  # streamhand.detect.crops.CROP_MARGIN
     #: "mediapipe": MediaPipe's own graph; "network": its palm and landmark networks run by our tracking on
     #: PyTorch or ONNX Runtime (a GPU path); "auto": the networks where there is a CUDA GPU, else MediaPipe
-    detector: Literal["auto", "mediapipe", "network"] = "auto"
+    detector: Annotated[
+        Literal["auto", "mediapipe", "network"],
+        Flag("--detector", "auto | mediapipe | network (MediaPipe's networks, GPU)"),
+    ] = "auto"
     #: "auto": PyTorch (CUDA graphs) on a GPU, ONNX Runtime on a CPU; "tensorrt": `build-engine --hand-networks`
-    network_runtime: Literal["auto", "torch", "onnxruntime", "tensorrt"] = "auto"
+    network_runtime: Annotated[
+        Literal["auto", "torch", "onnxruntime", "tensorrt"],
+        Flag("--detector-runtime", "network: auto | torch | onnxruntime | tensorrt"),
+    ] = "auto"
     # MediaPipe's tracking (video) mode: "auto" = off for unrelated stills (an image folder), on for a
     # sequence (camera, video, RealSense, demo); "off" detects every frame on its own (static image mode)
-    tracking: Literal["auto", "on", "off"] = "auto"
+    tracking: Annotated[
+        Literal["auto", "on", "off"], Flag("--tracking", "auto | on | off (auto: off for images, else on)")
+    ] = "auto"
 
     @field_validator("tracking", mode="before")
     @classmethod
@@ -58,35 +73,50 @@ class DetectConfig(_Strict):
 
 
 class ModelSettings(_Strict):
-    path: str | None = None  # default: the shipped model
-    backend: Literal["auto", "tensorrt", "onnxruntime", "torch"] = "auto"
-    engine_dir: str = "engines"  # where `streamhand build-engine` writes; searched by the tensorrt backend
-    modalities: list[InputModality] | None = None  # None: all the model and source support
-    n_samples: int = Field(16, ge=0, le=256)
+    path: Annotated[
+        str | None, Flag("--model", "checkpoint (.pt) or a shipped model's name (`info`) (default: default)")
+    ] = None
+    backend: Annotated[Literal["auto", "tensorrt", "onnxruntime", "torch"], Flag("--backend")] = "auto"
+    #: where `streamhand build-engine` writes; searched by the tensorrt backend
+    engine_dir: Annotated[str, Flag("--engines", "TensorRT engines folder (default engines)")] = "engines"
+    #: None: all the model and source support
+    modalities: Annotated[
+        list[InputModality] | None,
+        Flag("--modalities", "comma list of 2d,world,rgb,depth,cloud", parse=parse_modalities),
+    ] = None
+    n_samples: Annotated[int, Flag("--samples", "posterior samples for joint_std (0-256)")] = Field(16, ge=0, le=256)
     #: wrist crease to middle fingertip (m); None: the user's calibration (streamhand calibrate-hand), else 0.185
-    hand_length_m: float | None = Field(None, ge=0.05, le=0.4)
+    hand_length_m: Annotated[float | None, Flag("--hand-size", "hand length, wrist to middle tip (m)")] = Field(
+        None, ge=0.05, le=0.4
+    )
     threads: int = Field(1, ge=1, le=64)
 
 
 class SmoothConfig(_Strict):
-    enabled: bool = True
-    min_cutoff: float = Field(1.5, gt=0)
-    beta: float = Field(0.5, ge=0)
+    enabled: Annotated[bool, Flag("--no-smooth", "publish the unsmoothed poses", switch=False)] = True
+    min_cutoff: Annotated[float, Flag("--smooth-min-cutoff", "One Euro min cutoff (Hz)")] = Field(1.5, gt=0)
+    beta: Annotated[float, Flag("--smooth-beta", "One Euro beta")] = Field(0.5, ge=0)
 
 
 class PublishConfig(_Strict):
-    bind: str = "127.0.0.1"
-    port: int = Field(protocol.DEFAULT_PUB_PORT, ge=1, le=65535)
-    control_port: int = Field(protocol.DEFAULT_CONTROL_PORT, ge=1, le=65535)
+    bind: Annotated[str, Flag("--bind", "address to bind")] = "127.0.0.1"
+    port: Annotated[int, Flag("--port", "PUB port")] = Field(protocol.DEFAULT_PUB_PORT, ge=1, le=65535)
+    control_port: Annotated[int, Flag("--control-port", "control port")] = Field(
+        protocol.DEFAULT_CONTROL_PORT, ge=1, le=65535
+    )
     sndhwm: int = Field(100, ge=1)
     status_hz: float = Field(1.0, gt=0, le=50)
     #: publish by connecting to a ``streamhand proxy`` (``tcp://host:port``) instead of binding ``port``
-    connect: str | None = Field(None, pattern=r"^(tcp|ipc)://\S+$")
+    connect: Annotated[str | None, Flag("--connect", "publish through a `streamhand proxy` at tcp://HOST:PORT")] = (
+        Field(None, pattern=r"^(tcp|ipc)://\S+$")
+    )
     #: the ``camera.id`` every message carries (default: the source's own, e.g. ``demo``, ``camera:0``)
-    camera_id: str | None = Field(None, min_length=1, max_length=64)
+    camera_id: Annotated[str | None, Flag("--camera-id", "camera.id in every message (one per process)")] = Field(
+        None, min_length=1, max_length=64
+    )
     #: CurveZMQ (both or neither): this server's ``.key_secret`` and the folder of allowed clients' ``.key`` files
-    curve_server_key: str | None = None
-    curve_allowed: str | None = None
+    curve_server_key: Annotated[str | None, Flag("--curve-server-key", "CurveZMQ: this server's .key_secret")] = None
+    curve_allowed: Annotated[str | None, Flag("--curve-allowed", "CurveZMQ: folder of allowed clients' .key")] = None
 
     @model_validator(mode="after")
     def _curve_pair(self) -> PublishConfig:
@@ -111,9 +141,9 @@ class RunConfig(_Strict):
     model: ModelSettings = Field(default_factory=ModelSettings)
     smooth: SmoothConfig = Field(default_factory=SmoothConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
-    frames: int | None = Field(None, ge=1)
-    report: str | None = None
-    show: bool = False
-    compare_mediapipe: bool = False
+    frames: Annotated[int | None, Flag("--frames", "stop after N frames")] = Field(None, ge=1)
+    report: Annotated[str | None, Flag("--report", "write a JSON run report here")] = None
+    show: Annotated[bool, Flag("--show", "preview window with overlay", switch=True)] = False
+    compare_mediapipe: Annotated[bool, Flag("--compare-mediapipe", "also time MediaPipe alone", switch=True)] = False
     #: a stage busy with one frame for longer than this is reported as stalled (``status`` and the error log)
     watchdog_s: float = Field(10.0, gt=0)

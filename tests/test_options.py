@@ -1,0 +1,135 @@
+"""`streamhand run`'s options are made from the settings model: every flagged field is an option, an option's value
+lands in its field, and a bad value is one line naming the option (exit 2), generated from each field's type and
+range."""
+
+from __future__ import annotations
+
+import typing
+from typing import Literal
+
+import pytest
+import typer
+from annotated_types import Ge, Gt, Le, Lt
+
+from streamhand.cli import _build_config
+from streamhand.options import flagged_fields, with_options
+from streamhand.runtime_config import RunConfig
+from tests.helpers import invoke
+
+FIELDS = list(flagged_fields(RunConfig))
+#: values a pattern or a pair of fields constrains, beyond what the type says
+SPECIAL = {"publish.connect": "tcp://127.0.0.1:5999", "model.modalities": "2d,world",
+           "publish.curve_server_key": "s.key_secret", "publish.curve_allowed": "clients"}  # fmt: skip
+PAIRED = {"publish.curve_server_key": "publish.curve_allowed", "publish.curve_allowed": "publish.curve_server_key"}
+
+
+def _bounds(info) -> tuple[float | None, float | None, bool]:
+    lo = hi = None
+    strict = False
+    for m in info.metadata:
+        if isinstance(m, Ge | Gt):
+            lo, strict = (m.ge, False) if isinstance(m, Ge) else (m.gt, True)
+        if isinstance(m, Le | Lt):
+            hi = m.le if isinstance(m, Le) else m.lt
+    return lo, hi, strict
+
+
+def _base(annotation):
+    if typing.get_origin(annotation) is Literal:
+        return annotation
+    return next((a for a in typing.get_args(annotation) if a is not type(None)), annotation)
+
+
+def _good(dotted: str, info) -> tuple[list[str], object]:
+    """Command-line words that set the field to something other than its default, and the value expected."""
+    flag = next(f for d, f, _ in FIELDS if d == dotted)
+    if flag.switch is not None:
+        return [flag.name], flag.switch
+    if dotted in SPECIAL:
+        text = SPECIAL[dotted]
+        return [flag.name, text], flag.parse(text) if flag.parse else text
+    base = _base(info.annotation)
+    if typing.get_origin(base) is Literal:
+        choice = [c for c in typing.get_args(base) if c != info.default][-1]
+        return [flag.name, choice], choice
+    if base in (int, float):
+        lo, hi, _ = _bounds(info)
+        lo = 0 if lo is None else lo
+        value = base((lo + hi) / 2) if hi is not None else base(lo + 1)
+        if value == info.default:
+            value = base(value + 1)
+        if dotted == "publish.control_port":
+            value = 6001
+        return [flag.name, str(base(value))], base(value)
+    return [flag.name, "some-value"], "some-value"
+
+
+def _bad(info) -> list[str]:
+    """Values the option must refuse: wrong type, and each side of its range."""
+    base = _base(info.annotation)
+    if base not in (int, float):
+        return []
+    lo, hi, strict = _bounds(info)
+    bad = ["abc", "1e999x", "", "1.5" if base is int else "nan"]
+    if lo is not None:
+        bad.append(str(base(lo) if strict else base(lo - 1)))
+    if hi is not None:
+        bad.append(str(base(hi + 1)))
+    return bad
+
+
+probe = typer.Typer()
+seen: dict = {}
+
+
+@probe.command()
+@with_options(RunConfig)
+def capture(overrides: dict) -> None:
+    seen["cfg"] = _build_config(None, overrides)
+
+
+@probe.command()
+def other() -> None:  # a second command keeps typer from folding the app into its only command
+    pass
+
+
+def test_every_flagged_field_is_a_run_option():
+    helptext = invoke("run", "--help", env={"COLUMNS": "200"}).stdout
+    for _, flag, _ in FIELDS:
+        assert flag.name in helptext, flag.name
+    assert len(FIELDS) >= 35
+
+
+@pytest.mark.parametrize("dotted", [d for d, _, _ in FIELDS])
+def test_option_sets_its_field(dotted):
+    info = next(i for d, _, i in FIELDS if d == dotted)
+    words, expected = _good(dotted, info)
+    if dotted in PAIRED:
+        other_words, _ = _good(PAIRED[dotted], next(i for d, _, i in FIELDS if d == PAIRED[dotted]))
+        words += other_words
+    seen.clear()
+    r = invoke("capture", *words, app=probe)
+    assert r.returncode == 0, r.stderr
+    value = seen["cfg"]
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    assert value == expected, (dotted, value, expected)
+
+
+NUMERIC = [(d, f, i, v) for d, f, i in FIELDS for v in _bad(i)]
+
+
+@pytest.mark.parametrize(("dotted", "value"), [(d, v) for d, _, _, v in NUMERIC])
+def test_bad_number_is_one_line_naming_the_option(dotted, value):
+    flag = next(f for d, f, _ in FIELDS if d == dotted)
+    r = invoke("run", flag.name, value)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert flag.name in r.stderr, r.stderr
+
+
+def test_numeric_options_have_five_bad_values_each():
+    counts = {}
+    for d, _, _, _ in NUMERIC:
+        counts[d] = counts.get(d, 0) + 1
+    assert counts and all(n >= 5 for n in counts.values()), counts
