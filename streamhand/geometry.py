@@ -62,7 +62,41 @@ class Intrinsics:
             if k in ("fx", "fy") and v <= 0:
                 raise ValueError(f"{path}: {k} must be positive (pixels), got {v!r}")
             vals[k] = v
-        return cls(int(vals["width"]), int(vals["height"]), *(float(vals[k]) for k in ("fx", "fy", "cx", "cy")))
+        k = cls(int(vals["width"]), int(vals["height"]), *(float(vals[k]) for k in ("fx", "fy", "cx", "cy")))
+        k.check_plausible(str(path))
+        return k
+
+    def fov_deg(self) -> tuple[float, float]:
+        """Horizontal and vertical field of view (degrees)."""
+        return (math.degrees(2 * math.atan(self.width / (2 * self.fx))),
+                math.degrees(2 * math.atan(self.height / (2 * self.fy))))  # fmt: skip
+
+    def check_plausible(self, where: str) -> None:
+        """A ValueError (one line, starting with ``where``) for intrinsics no camera has: the principal point
+        outside the image, a field of view under 10 or over 170 degrees, or pixels more than 1.5x taller than
+        wide (or the other way)."""
+        if not (0 <= self.cx <= self.width and 0 <= self.cy <= self.height):
+            raise ValueError(f"{where}: the principal point ({self.cx:g}, {self.cy:g}) lies outside the "
+                             f"{self.width}x{self.height} image")  # fmt: skip
+        hfov, vfov = self.fov_deg()
+        if not (10 <= hfov <= 170 and 10 <= vfov <= 170):
+            raise ValueError(f"{where}: a field of view of {hfov:.1f} x {vfov:.1f} degrees (fx {self.fx:g}, "
+                             f"fy {self.fy:g} on {self.width}x{self.height}) is not a camera's; "
+                             "fx and fy are in pixels")  # fmt: skip
+        if not 1 / 1.5 <= self.fx / self.fy <= 1.5:
+            raise ValueError(f"{where}: fx {self.fx:g} and fy {self.fy:g} differ by more than 1.5x (pixels are "
+                             "square on webcams: fx and fy are nearly equal)")  # fmt: skip
+
+    def for_frame(self, width: int, height: int) -> Intrinsics:
+        """These intrinsics for frames of ``width`` x ``height``: as they are, or scaled where only the resolution
+        differs; frames of another aspect ratio (a crop, not a scale) raise a ValueError naming both sizes."""
+        if (width, height) == (self.width, self.height):
+            return self
+        if abs(width * self.height - height * self.width) > 0.01 * width * self.height:
+            raise ValueError(f"the intrinsics are for {self.width}x{self.height} but the frames are "
+                             f"{width}x{height}, another aspect ratio; calibrate at this resolution "
+                             "(or set --width/--height to match)")  # fmt: skip
+        return self.scaled(width, height)
 
     def scaled(self, width: int, height: int) -> Intrinsics:
         sx, sy = width / self.width, height / self.height

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+import cv2
+import numpy as np
 import pytest
 import zmq
 
@@ -129,6 +131,8 @@ def _busy_port():
         (["--video", "{video}", "--intrinsics", "{intr_abc}"], "--intrinsics: {intr_abc}: fx must be a number"),
         (["--video", "{video}", "--intrinsics", "{intr_neg}"], "fx must be positive"),
         (["--video", "{video}", "--intrinsics", "{intr_yaml}"], "not valid YAML"),
+        (["--video", "{video}", "--intrinsics", "{intr_cx}"], "principal point (5000, 120) lies outside the 320x240"),
+        (["--images", "{pic}", "--intrinsics", "{intr_wide}"], "are for 1280x720 but the frames are 320x240"),
         (["--show"], "no display"),
     ],
 )
@@ -144,11 +148,17 @@ def test_bad_input_one_line_exit_2(tmp_path, args, message):
     (tmp_path / "abc.json").write_text(k.replace("FX", '"abc"'))
     (tmp_path / "neg.json").write_text(k.replace("FX", "-300"))
     (tmp_path / "k.yaml").write_text("width: 320\nheight: [240\n")
+    (tmp_path / "cx.json").write_text(k.replace("FX", "300").replace('"cx": 160', '"cx": 5000'))
+    (tmp_path / "wide.json").write_text('{"width": 1280, "height": 720, "fx": 900, "fy": 900, "cx": 640, "cy": 360}')
+    (tmp_path / "pics").mkdir()
+    cv2.imwrite(str(tmp_path / "pics" / "a.png"), np.zeros((240, 320, 3), np.uint8))
     (tmp_path / "v.mp4").write_bytes(b"")  # never opened: the intrinsics are checked first
     subs = {"{empty}": str(tmp_path / "empty"), "{busy}": str(busy_port), "{badkey}": str(tmp_path / "bad.yaml"),
             "{notckpt}": str(tmp_path / "notckpt.pt"), "{badintr}": str(tmp_path / "k.json"),
             "{intr_abc}": str(tmp_path / "abc.json"), "{intr_neg}": str(tmp_path / "neg.json"),
-            "{intr_yaml}": str(tmp_path / "k.yaml"), "{video}": str(tmp_path / "v.mp4")}  # fmt: skip
+            "{intr_yaml}": str(tmp_path / "k.yaml"), "{video}": str(tmp_path / "v.mp4"),
+            "{intr_cx}": str(tmp_path / "cx.json"), "{intr_wide}": str(tmp_path / "wide.json"),
+            "{pic}": str(tmp_path / "pics")}  # fmt: skip
     args = [subs.get(a, a) for a in args]
     message = "".join(subs.get(p, p) for p in re.split(r"(\{\w+\})", message))
     extra = [] if "--port" in args else ["--port", str(free_port()), "--control-port", str(free_port())]

@@ -171,6 +171,11 @@ _GOOD_K = '{"width": 1280, "height": 720, "fx": 900.5, "fy": 900, "cx": 640, "cy
         ("k.json", _GOOD_K.replace("1280", "12.5"), "width must be a positive whole number"),
         ("k.json", _GOOD_K.replace("360", "true"), "cy must be a number, got True"),
         ("k.json", _GOOD_K.replace("360", "NaN"), "cy must be a number"),
+        ("k.json", _GOOD_K.replace('"cx": 640', '"cx": 5000'), r"principal point \(5000, 360\) lies outside"),
+        ("k.json", _GOOD_K.replace("360", "-3"), "principal point"),
+        ("k.json", _GOOD_K.replace("900.5", "9").replace('"fy": 900', '"fy": 9'), "not a camera's"),
+        ("k.json", _GOOD_K.replace("900.5", "90000").replace('"fy": 900', '"fy": 90000'), "field of view of 0.8"),
+        ("k.json", _GOOD_K.replace('"fy": 900', '"fy": 450'), "differ by more than 1.5x"),
     ],
 )
 def test_intrinsics_files(tmp_path, name, text, problem):
@@ -184,6 +189,29 @@ def test_intrinsics_files(tmp_path, name, text, problem):
     with pytest.raises(ValueError, match=problem) as e:
         Intrinsics.from_file(p)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ((1280, 720), (900.5, 900.0, 640.0, 360.0)),  # as it is
+        ((640, 360), (450.25, 450.0, 320.0, 180.0)),  # the same aspect ratio: scaled
+        ((640, 480), None),  # 4:3 frames, 16:9 intrinsics: refused, naming both sizes
+        ((720, 1280), None),
+    ],
+)
+def test_intrinsics_fit_the_frame_or_name_the_mismatch(size, expected):
+    from streamhand.capture.base import SourceError
+    from streamhand.capture.files import default_intrinsics
+    from streamhand.geometry import Intrinsics
+
+    k = Intrinsics(1280, 720, 900.5, 900.0, 640.0, 360.0)
+    if expected is None:
+        with pytest.raises(SourceError, match=f"for 1280x720 but the frames are {size[0]}x{size[1]}"):
+            default_intrinsics(*size, 60.0, k)
+        return
+    got = default_intrinsics(*size, 60.0, k)
+    assert (got.fx, got.fy, got.cx, got.cy) == pytest.approx(expected)
 
 
 def test_native_stderr_filter_drops_noise_and_keeps_the_rest(capfd):

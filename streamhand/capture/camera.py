@@ -67,6 +67,13 @@ class CameraSource(FrameSource):
         if self.fps:
             cap.set(cv2.CAP_PROP_FPS, self.fps)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if self.override is not None and w > 0 and h > 0:  # the intrinsics must fit the size the camera gives
+            try:
+                default_intrinsics(w, h, self.fov, self.override)
+            except SourceError:
+                cap.release()
+                raise
         self._cap = cap
         self._stop.clear()
         self._last_ok = time.monotonic()

@@ -28,8 +28,13 @@ def to_rgb(bgr: np.ndarray, mirror: bool) -> np.ndarray:
 
 
 def default_intrinsics(width: int, height: int, fov_deg: float, override: Intrinsics | None) -> Intrinsics:
+    """The ``--intrinsics`` file's intrinsics fitted to the frame (a :class:`SourceError` where the aspect ratio
+    differs), else square pixels with ``fov_deg`` across."""
     if override is not None:
-        return override.scaled(width, height) if (override.width, override.height) != (width, height) else override
+        try:
+            return override.for_frame(width, height)
+        except ValueError as e:
+            raise SourceError(f"--intrinsics: {e}") from None
     return Intrinsics.from_fov(width, height, fov_deg)
 
 
@@ -133,9 +138,13 @@ class ImageSource(FrameSource):
             paths = [p]
         else:
             raise SourceError(f"image folder or pattern not found: {self.spec}")
-        if not any(_decodable(q) for q in paths):
+        first = next((q for q in paths if _decodable(q)), None)
+        if first is None:
             what = f"{paths[0]} is not" if len(paths) == 1 else f"none of the {len(paths)} files in {self.spec} is"
             raise SourceError(f"--images: {what} a readable image ({', '.join(IMAGE_EXTENSIONS)})")
+        if self.override is not None:  # the intrinsics must fit the pictures: checked on the first, before the run
+            h, w = cv2.imread(str(first), cv2.IMREAD_COLOR).shape[:2]
+            default_intrinsics(w, h, self.fov, self.override)
         self.paths = paths
         self._i = 0
 
@@ -156,6 +165,11 @@ class ImageSource(FrameSource):
             t, tu = now()
             rgb = to_rgb(bgr, self.mirror)
             h, w = rgb.shape[:2]
-            k = default_intrinsics(w, h, self.fov, self.override)
+            try:
+                k = default_intrinsics(w, h, self.fov, self.override)
+            except SourceError as e:
+                self.corrupt_frames += 1
+                log.warning("skipping %s: %s", path, e)
+                continue
             return Frame(self._next_index(), t, tu, rgb, k, f"images:{path.name}")
         return None
