@@ -108,11 +108,47 @@ def test_eval_cli_writes_json(tmp_path, tiny_checkpoint):
         (["fit", "--config", "missing.yaml"], "config file not found"),
         (["fit", "--config", "{ckpt}"], "cannot read as a text file"),
         (["fit", "--config", "configs/train/smoke.yaml", "--resume", "nope.pt"], "checkpoint not found"),
+        (["card", "--checkpoint", "{ckpt}", "--out", "never.pt", "--metrics", "pyproject.toml"],
+         "--metrics pyproject.toml: not a readable JSON file (JSONDecodeError)"),
     ],
 )
 def test_train_cli_errors(tiny_checkpoint, args, message):
     r = train_cli(*[str(tiny_checkpoint) if a == "{ckpt}" else a for a in args])
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        ("jpg", "not a readable training checkpoint (UnpicklingError)"),
+        ("weights", "not a training checkpoint (no state_dict and step)"),
+        ("other_model", "its model differs from the recipe's (z_dim: 999 there, "),
+        ("finished", "that run already finished its 100000 steps"),
+        ("empty_recipe", "an empty recipe"),
+    ],
+)
+def test_fit_refuses_what_it_cannot_resume_in_one_line(tmp_path, tiny_checkpoint, make, message):
+    """Before any training: a picture, a model's weights without training state, a run of another model, a run
+    already at its last step, an empty recipe."""
+    smoke = load_yaml(TrainConfig, SMOKE)
+    model = smoke.model.model_dump(mode="json")
+    p = tmp_path / "last.pt"
+    if make == "jpg":
+        p.write_bytes(b"\xff\xd8\xff\xe0" + bytes(200))
+    elif make == "weights":
+        p = tiny_checkpoint
+    else:
+        saved = {**model, "z_dim": 999} if make == "other_model" else model
+        step = 100_000 if make == "finished" else 1
+        torch.save({"state_dict": {}, "step": step, "train_config": {"model": saved}}, p)
+    args = ["fit", "--config", str(SMOKE), "--resume", str(p), "--out-dir", str(tmp_path)]
+    if make == "empty_recipe":
+        (tmp_path / "empty.yaml").write_text("# nothing yet\n")
+        args = ["fit", "--config", str(tmp_path / "empty.yaml"), "--out-dir", str(tmp_path)]
+    r = train_cli(*args)
+    assert r.returncode == 2, (r.returncode, r.stderr[-800:])
+    assert message in r.stderr and "Traceback" not in r.stderr, r.stderr[-800:]
+    assert not (tmp_path / "smoke" / "last.pt").exists()
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,13 @@ def _write_at_end(path: Path, text: str) -> None:
         _fail(str(e), 1)
 
 
+def _has_keys(path: Path) -> bool:
+    """Whether a (valid) YAML file holds at least one key."""
+    import yaml
+
+    return bool(yaml.safe_load(path.read_text()))
+
+
 @app.command()
 def fit(
     config: Annotated[Path, typer.Option(help="training recipe (YAML)")],
@@ -58,6 +65,9 @@ def fit(
     overrides = {k: v for k, v in {"steps": steps, "out_dir": out_dir}.items() if v is not None}
     try:
         cfg = load_yaml(TrainConfig, config, overrides)
+        if not _has_keys(config):
+            raise ConfigError(f"{config}: an empty recipe; start from one in configs/train/ (every key has a default, "
+                              "but a recipe says at least its name)")  # fmt: skip
     except ConfigError as e:
         _fail(str(e))
     if resume is not None and not resume.is_file():
@@ -297,7 +307,7 @@ def render_sheet_cmd(
 def mediapipe_pairs_cmd(
     n: Annotated[int, typer.Option(min=1, help="hands to render and label")] = 3000,
     seed: Annotated[int, typer.Option(help="sampler seed (a recipe's shards use mediapipe_seed + i)")] = 4242,
-    cache: Annotated[Path, typer.Option(help="cache folder (a recipe's out_dir/cache)")] = Path("runs/cache"),
+    cache: Annotated[Path, typer.Option(help="cache folder (a recipe's data.mediapipe_cache)")] = Path("runs/cache"),
 ) -> None:
     """Render hands, label them with the real MediaPipe (2D and world landmarks), cache the pairs."""
     from train.datasets.mediapipe_pairs import cache_path, load_or_generate
@@ -358,7 +368,10 @@ def card(
     for m in metrics:
         if not m.is_file():
             _fail(f"--metrics: file not found: {m}")
-        merged[m.stem] = json.loads(m.read_text())
+        try:
+            merged[m.stem] = json.loads(m.read_text())
+        except (ValueError, OSError) as e:  # not JSON, not text, a folder, unreadable
+            _fail(f"--metrics {m}: not a readable JSON file ({type(e).__name__})")
     pt, js = package(checkpoint, out, merged, summary, half)
     typer.echo(f"wrote {pt} ({pt.stat().st_size / 1e6:.1f} MB) and {js}")
 

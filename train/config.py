@@ -68,6 +68,9 @@ class DataConfig(_Strict):
     mediapipe_fraction: float = Field(0.5, ge=0, le=1)  # share of each batch taken from them
     mediapipe_seed: int = 4242
     mediapipe_shards: int = Field(1, ge=1)  # made as this many caches (seeds mediapipe_seed + i), in parallel
+    #: where the labelled renders are cached (``python -m train mediapipe-pairs --cache``'s default; ``--out-dir``
+    #: does not move it, so a run elsewhere reuses the pairs already made)
+    mediapipe_cache: str = "runs/cache"
     mediapipe_augment: bool = True  # turn each labelled render about the optical axis by a random angle
     #: share of MediaPipe-labelled samples whose world input is MediaPipe's own (the rest: simulated from the
     #: truth), since MediaPipe's 3D on renders is worse than on real hands and would teach the world expert

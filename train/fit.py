@@ -155,6 +155,29 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
         leave()
 
 
+def _resume_state(path: str | Path, cfg: TrainConfig) -> dict:
+    """The training state saved in ``path``, checked against the recipe before any of it is used: a ValueError
+    (one line naming ``--resume``) for a file that is not a training checkpoint, one whose model differs from the
+    recipe's, or one whose run already reached the recipe's steps."""
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a file that is not its own
+        raise ValueError(f"--resume {path}: not a readable training checkpoint ({type(e).__name__})") from None
+    if not isinstance(raw, dict) or "state_dict" not in raw or "step" not in raw:
+        raise ValueError(f"--resume {path}: not a training checkpoint (no state_dict and step); "
+                         "resume from a run's last.pt")  # fmt: skip
+    saved = (raw.get("train_config") or {}).get("model") or raw.get("model_config") or {}
+    want = cfg.model.model_dump(mode="json")
+    differ = sorted(k for k in want if k in saved and saved[k] != want[k])
+    if differ:
+        shown = ", ".join(f"{k}: {saved[k]!r} there, {want[k]!r} here" for k in differ[:3])
+        raise ValueError(f"--resume {path}: its model differs from the recipe's ({shown})")
+    if int(raw["step"]) >= cfg.steps:
+        raise ValueError(f"--resume {path}: that run already finished its {int(raw['step'])} steps (the recipe "
+                         f"has {cfg.steps}); give --steps N above {int(raw['step'])} to train it further")  # fmt: skip
+    return raw
+
+
 def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress: bool) -> Path:
     out = Path(cfg.out_dir) / cfg.name
     out.mkdir(parents=True, exist_ok=True)
@@ -180,7 +203,7 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
     opt = torch.optim.Adam(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, history = 0, []
     if resume is not None:
-        raw = torch.load(resume, map_location="cpu", weights_only=True)
+        raw = _resume_state(resume, cfg)
         model.load_state_dict(raw["state_dict"])
         if "optimizer" in raw:
             opt.load_state_dict(raw["optimizer"])
@@ -195,7 +218,7 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
         from train.datasets.mediapipe_pairs import load_shards
 
         d = cfg.data
-        mp = load_shards(Path(cfg.out_dir) / "cache", d.mediapipe_pairs, d.mediapipe_seed, d.mediapipe_shards)
+        mp = load_shards(d.mediapipe_cache, d.mediapipe_pairs, d.mediapipe_seed, d.mediapipe_shards)
         log.info("%d MediaPipe-labelled hands in the mix", len(mp["left"]))
     data = batches(cfg.seed, cfg.data, cfg.batch_size, start, mp, cfg.workers, where.rank)
     metrics: dict = history[-1] if history else {}
