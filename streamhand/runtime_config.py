@@ -84,12 +84,23 @@ class ModelSettings(_Strict):
         list[InputModality] | None,
         Flag("--modalities", "comma list of 2d,world,rgb,depth,cloud", parse=parse_modalities),
     ] = None
-    n_samples: Annotated[int, Flag("--samples", "posterior samples for joint_std (0-256)")] = Field(16, ge=0, le=256)
+    #: posterior samples for joint_std's spread term; 0: none (joint_std is then the calibrated floor and the
+    #: experts' disagreement alone, or zeros for an uncalibrated model); one sample has no spread, so 1 is refused
+    n_samples: Annotated[int, Flag("--samples", "posterior samples for joint_std's spread (0 or 2-256; 0: none)")] = (
+        Field(16, ge=0, le=256)
+    )
     #: wrist crease to middle fingertip (m); None: the user's calibration (streamhand calibrate-hand), else 0.185
     hand_length_m: Annotated[float | None, Flag("--hand-size", "hand length, wrist to middle tip (m)")] = Field(
         None, ge=0.05, le=0.4
     )
     threads: int = Field(1, ge=1, le=64)
+
+    @field_validator("n_samples")
+    @classmethod
+    def _not_one(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("one posterior sample has no spread; give 0 (no sampling) or 2 or more")
+        return v
 
 
 class SmoothConfig(_Strict):

@@ -124,6 +124,7 @@ def _busy_port():
         (["--model", "missing.pt"], "checkpoint not found"),
         (["--hand-size", "3"], "error: --hand-size:"),
         (["--fov", "0"], "error: --fov: Input should be greater than 1"),
+        (["--samples", "1"], "error: --samples: Value error, one posterior sample has no spread"),
         (["--modalities", "rgb"], "--modalities rgb: the model has no rgb expert (it reads 2d, world)"),
         (["--modalities", "cloud"], "--modalities cloud: the model has no cloud expert"),
         (["--modalities", "bogus"], "--modalities bogus: choose from 2d, world, rgb, depth, cloud"),

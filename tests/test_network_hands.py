@@ -337,6 +337,27 @@ def test_onnxruntime_runtime_matches_torch(models_dir, frames):
         _assert_same_hands(a, b, frames[:4], max_px=0.25)  # sub-pixel
 
 
+def test_score_is_the_landmark_networks_presence(models_dir, frames):
+    """``score`` is the hand-presence output, not a copy of the handedness score."""
+    from streamhand.detect.gpu_hands import NetworkHands
+
+    with NetworkHands(tracking=False, runtime="onnxruntime", models_dir=models_dir) as det:
+        landmark, seen = det._landmark, []
+
+        def recording(batch):
+            out = landmark(batch)
+            seen.append(np.asarray(out[1])[:, 0].astype(float))
+            return out
+
+        det._landmark = recording
+        dets = [d for rgb in frames[:4] for d in det(rgb)]
+    assert dets
+    presence = np.concatenate(seen)
+    for d in dets:
+        assert np.isclose(presence, d.score).any(), (d.score, presence)
+    assert any(abs(d.score - d.handedness_score) > 1e-6 for d in dets)
+
+
 def _assert_same_hands(a, b, frames, max_px: float) -> None:
     """Two detectors find the same hands in ``frames``: landmarks within ``max_px``, the same handedness."""
     for rgb in frames:

@@ -152,8 +152,9 @@ class NetworkHands:
     ``runtime`` "torch" runs the converted ``.pt`` networks (on CUDA as CUDA graphs), "onnxruntime" the ``.onnx``
     files, "tensorrt" the engines ``streamhand build-engine --hand-networks`` wrote to ``engines_dir``; ``device``
     "cuda" needs a CUDA build of that runtime. ``threads`` (optional) sets the runtime's CPU threads (for torch: the
-    process-wide ``torch.set_num_threads``). As in :class:`MediaPipeHands`, ``Detection.score`` is MediaPipe's
-    handedness classification score; a hand whose presence score is under ``min_tracking_confidence`` is dropped.
+    process-wide ``torch.set_num_threads``). ``Detection.score`` is the landmark network's hand-presence score
+    (MediaPipe's graph does not expose it: there ``score`` repeats the handedness score); a hand whose presence
+    score is under ``min_tracking_confidence`` is dropped.
     """
 
     def __init__(
@@ -244,7 +245,7 @@ class NetworkHands:
                 label, hscore = _MP_FIRST_LABEL_IS_PERSON, p_first
             else:
                 label, hscore = ("left" if _MP_FIRST_LABEL_IS_PERSON == "right" else "right"), 1.0 - p_first
-            dets.append(Detection(px, z, wr, label, hscore, hscore))
+            dets.append(Detection(px, z, wr, label, hscore, float(presence[i, 0])))
             next_regions.append(P.landmarks_to_region(px))
         merged = merge_duplicates(dets)
         if len(merged) < len(dets):

@@ -27,7 +27,9 @@ class Detection:
     world: np.ndarray  # (21, 3) MediaPipe's own metric estimate around the hand centre (metres)
     handedness: str  # "left" | "right": the person's real hand
     handedness_score: float
-    score: float  # detector confidence (MediaPipe's classification score)
+    #: the detector's confidence that this is a hand: the landmark network's presence score where it is known
+    #: (the network detector); MediaPipe's graph does not expose it, so there it repeats ``handedness_score``
+    score: float
 
 
 class MediaPipeHands:

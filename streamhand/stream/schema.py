@@ -74,6 +74,12 @@ class Camera(Struct, kw_only=True):
     cy: Annotated[float, _doc("principal point y, pixels")]
 
 
+_SCORE_DOC = (
+    "the detector's confidence that this is a hand, 0..1: the landmark network's presence score with `--detector "
+    "network`; MediaPipe's graph does not expose it, so with `--detector mediapipe` it repeats `handedness_score`"
+)
+
+
 class Envelope(Struct, kw_only=True):
     """What every message carries, set by the publisher: topic, version, counter, send time."""
 
@@ -98,7 +104,10 @@ class HandPoseMsg(FrameFields, kw_only=True):
     track_id: Annotated[int, _doc("id of this hand, stable while it stays in view")]
     handedness: Annotated[Handedness, _doc("the person's real hand; matches the topic")]
     handedness_score: Annotated[float, _doc("confidence of `handedness`, 0..1")]
-    score: Annotated[float, _doc("detector confidence, 0..1")]
+    score: Annotated[
+        float,
+        _doc(_SCORE_DOC),
+    ]
     layout: Annotated[Literal["mediapipe21"], _doc(
         "joint order: 0 wrist; thumb 1-4, index 5-8, middle 9-12, ring 13-16, pinky 17-20 (base to tip)")]  # fmt: skip
     units: Annotated[Literal["m"], _doc("unit of the 3D fields: metres")]
@@ -120,7 +129,10 @@ class HandSummary(Struct, kw_only=True):
 
     track_id: Annotated[int, _doc("id of the hand, as in its `hand.pose.*` message")]
     handedness: Annotated[Handedness, _doc("the person's real hand")]
-    score: Annotated[float, _doc("detector confidence, 0..1")]
+    score: Annotated[
+        float,
+        _doc(_SCORE_DOC),
+    ]
 
 
 class FrameMsg(FrameFields, kw_only=True):
