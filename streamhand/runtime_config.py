@@ -90,9 +90,10 @@ class ModelSettings(_Strict):
         Field(16, ge=0, le=256)
     )
     #: wrist crease to middle fingertip (m); None: the user's calibration (streamhand calibrate-hand), else 0.185
-    hand_length_m: Annotated[float | None, Flag("--hand-size", "hand length, wrist to middle tip (m)")] = Field(
-        None, ge=0.05, le=0.4
-    )
+    #: the range is place.hand_size.HAND_LENGTH_RANGE_M (calibrate-hand --length takes the same)
+    hand_length_m: Annotated[
+        float | None, Flag("--hand-size", "your hand's length, wrist crease to middle fingertip (0.12-0.25 m)")
+    ] = Field(None, ge=0.12, le=0.25)
     threads: int = Field(1, ge=1, le=64)
 
     @field_validator("n_samples")

@@ -33,8 +33,19 @@ def test_round_trip_and_resolution_order(config_dir):
     assert p == calibration_path() and p.parent == config_dir
     assert load_hand_length() == pytest.approx(0.171)
     assert resolve_hand_length(None)[0] == pytest.approx(0.171)
-    assert resolve_hand_length(0.2) == (0.2, "configured")  # a flag or config file wins
+    assert resolve_hand_length(0.2) == (0.2, "set by --hand-size or model.hand_length_m")  # a flag or config wins
     assert not list(config_dir.glob("*.tmp"))
+
+
+def test_run_and_calibration_take_the_same_hand_lengths():
+    from streamhand.place.hand_size import HAND_LENGTH_RANGE_M
+    from streamhand.runtime_config import ModelSettings
+
+    lo, hi = HAND_LENGTH_RANGE_M
+    assert ModelSettings(hand_length_m=lo).hand_length_m == lo and ModelSettings(hand_length_m=hi).hand_length_m == hi
+    for bad in (lo - 0.001, hi + 0.001):
+        with pytest.raises(ValueError):
+            ModelSettings(hand_length_m=bad)
 
 
 @pytest.mark.parametrize(

@@ -85,7 +85,7 @@ def load_hand_length(path: Path | None = None) -> float | None:
 def resolve_hand_length(configured: float | None, path: Path | None = None) -> tuple[float, str]:
     """(hand length, where it came from): the configured value, else the calibration, else the average."""
     if configured is not None:
-        return float(configured), "configured"
+        return float(configured), "set by --hand-size or model.hand_length_m"
     cal = load_hand_length(path)
     if cal is not None:
         return cal, f"calibrated ({path or calibration_path()})"
