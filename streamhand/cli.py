@@ -183,7 +183,8 @@ def _opt(p: Path | None) -> str | None:
 
 def _summary(rep: dict) -> str:
     e2e = rep["latency_ms"].get("end_to_end", {})
-    parts = [f"{rep['frames_processed']}/{rep['frames_in']} frames", f"{rep['fps']:.1f} fps",
+    fps = f"{rep['fps']:.1f} fps" if rep["fps"] is not None else "no frame rate (one frame)"
+    parts = [f"{rep['frames_processed']}/{rep['frames_in']} frames", fps,
              f"e2e p50 {e2e.get('p50', float('nan')):.1f} ms", f"detection {rep['detection_rate']:.2f}"]  # fmt: skip
     if "epe_mean_mm" in rep:
         parts.append(f"EPE {rep['epe_mean_mm']:.1f} mm")

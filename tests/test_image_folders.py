@@ -119,6 +119,17 @@ def test_image_folder_cli_detection_rate_is_share_of_images_with_a_hand(tmp_path
     assert [len(m.data["hands"]) for m in msgs] == [1, 0] * N_HANDS  # one hand.frame per image, in order
 
 
+def test_one_image_reports_no_frame_rate_rather_than_zero(tmp_path, stills):
+    """A rate needs two frames: a one-image run says so (report ``fps`` null), instead of ``0.0 fps``."""
+    folder = _write(tmp_path / "one", stills[0][:1])
+    r = invoke("run", "--images", str(folder), "--port", str(free_port()), "--control-port", str(free_port()),
+               "--report", str(tmp_path / "r.json"))  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["frames_processed"] == 1 and rep["fps"] is None
+    assert "done: 1/1 frames, no frame rate (one frame)" in r.stderr and "0.0 fps" not in r.stderr
+
+
 @pytest.mark.parametrize(
     ("kind", "option", "expected"),
     [("images", "auto", False), ("images", "on", True), ("images", "off", False), ("video", "auto", True),
