@@ -15,10 +15,11 @@ from typing import Annotated
 
 import typer
 
+from streamhand.errors import Commands
 from streamhand.options import with_options
 from streamhand.runtime_config import RunConfig
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Real-time 3D hand pose from a camera to ZeroMQ topics.")  # fmt: skip
 log = logging.getLogger("streamhand")
 

@@ -13,9 +13,11 @@ import typer
 
 from streamhand.checkpoint import CheckpointError, load_checkpoint
 from streamhand.configio import ConfigError, load_yaml
+from streamhand.errors import commands
 
 log = logging.getLogger(__name__)
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="streamhand offline training")
+app = typer.Typer(cls=commands("python -m train"), add_completion=False, no_args_is_help=True,
+                  pretty_exceptions_enable=False, help="streamhand offline training")  # fmt: skip
 
 
 def _fail(msg: str, code: int = 2) -> None:

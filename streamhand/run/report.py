@@ -22,7 +22,8 @@ def run_report(pipe: Any) -> dict:
     rep: dict[str, Any] = {
         "source": pipe.source.name, "frames_in": pipe.frames_in, "frames_processed": pipe.frames_processed,
         # a rate needs two frames: null for a run of one (one image), not 0.0
-        "fps": snap["fps"] if pipe.frames_processed >= 2 else None, "latency_ms": pipe.stats.summary_ms(), "drops": snap["drops"],
+        "fps": snap["fps"] if pipe.frames_processed >= 2 else None,
+        "latency_ms": pipe.stats.summary_ms(), "drops": snap["drops"],
         "corrupt_frames": snap["corrupt_frames"], "hands_published": snap["hands_published"],
         "frozen_episodes": guard.frozen_episodes, "resized_frames": guard.resized,
         "backend": snap["backend"], "backend_reason": snap["backend_reason"], "modalities": list(pipe.modalities),

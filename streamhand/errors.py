@@ -1,0 +1,75 @@
+"""The one error convention of ``streamhand`` and ``python -m train``.
+
+A user's mistake (a bad option, a file that is not what it claims) is one line on stderr, ``error: ...``, naming
+the option or file, and exit code 2; the commands raise ``typer.Exit(2)`` for those themselves. Anything else
+that escapes a command is a defect: :class:`Commands` (the typer group class both command lines use) writes its
+full traceback to a log file, prints one line that says what failed and where the traceback is, and exits 1.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import typer
+from typer.core import TyperGroup
+
+from streamhand.cache import cache_dir
+
+
+def crash_log(exc: BaseException, command: str) -> Path | None:
+    """Write ``exc``'s traceback (with the command line) to ``<cache>/logs/``; the file, or None if it could not be
+    written."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        folder = cache_dir("logs")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"crash-{stamp}-{os.getpid()}.log"
+        text = f"command: {command}\nargv: {sys.argv!r}\n\n" + "".join(traceback.format_exception(exc))
+        path.write_text(text)
+    except OSError:
+        return None
+    return path
+
+
+def unexpected(exc: BaseException, command: str) -> str:
+    """The one line for a failure no check foresaw; the traceback goes to a log file."""
+    path = crash_log(exc, command)
+    what = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    where = f"the traceback is in {path}" if path else "the traceback could not be written; rerun with -v"
+    return f"error: {command} failed unexpectedly: {type(exc).__name__}{': ' + what if what else ''} ({where})"
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush does not fail on the closed pipe."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a test runner's buffer)
+        pass
+
+
+class Commands(TyperGroup):
+    """A typer command group whose unexpected failures follow the convention above (exit 1, one line, a log);
+    :func:`commands` names the program."""
+
+    program = "streamhand"
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except Exception as e:  # the one place that catches what nothing else did
+            if type(e).__module__.startswith(("click", "typer")):  # exits, usage errors, aborts: click's own
+                raise
+            if isinstance(e, BrokenPipeError):  # the reader went away (`streamhand info | head`): not a failure
+                _quiet_stdout()
+                raise typer.Exit(0) from None
+            typer.echo(unexpected(e, f"{self.program} {ctx.invoked_subcommand or ''}".strip()), err=True)
+            raise typer.Exit(1) from None
+
+
+def commands(program: str) -> type[Commands]:
+    """The :class:`Commands` of ``program`` (``streamhand``, ``python -m train``), for ``typer.Typer(cls=...)``."""
+    return type("Commands", (Commands,), {"program": program})

@@ -1,0 +1,63 @@
+"""The one error convention: a failure no check foresaw is one line naming the command and the log file that holds
+its traceback, exit 1, in both command lines; user errors stay one line and exit 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import invoke, train_cli
+
+
+@pytest.fixture
+def logs(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMHAND_CACHE", str(tmp_path))
+    return tmp_path / "logs"
+
+
+def _boom(*_a, **_k):
+    raise RuntimeError("boom\nsecond line")
+
+
+def _check_one_line_and_log(r, logs, command: str) -> None:
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert lines[0].startswith(f"error: {command} failed unexpectedly: RuntimeError: boom (the traceback is in ")
+    (log,) = logs.glob("crash-*.log")
+    assert str(log) in lines[0]
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "second line" in text and "_boom" in text
+
+
+def test_streamhand_command_failing_unexpectedly(logs, monkeypatch):
+    import streamhand.tools.about as about
+
+    monkeypatch.setattr(about, "describe", _boom)
+    _check_one_line_and_log(invoke("info"), logs, "streamhand info")
+
+
+def test_train_command_failing_unexpectedly(logs, monkeypatch, tiny_checkpoint):
+    import train.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "evaluate_synthetic", _boom)
+    r = train_cli("eval", "--checkpoint", str(tiny_checkpoint), "--n", "5")
+    _check_one_line_and_log(r, logs, "python -m train eval")
+
+
+def test_user_errors_and_clean_exits_are_left_alone(logs):
+    r = invoke("run", "--port", "0")
+    assert r.returncode == 2 and r.stderr.startswith("error: --port:")
+    assert invoke("run", "--help").returncode == 0
+    assert invoke("run", "--no-such-option").returncode == 2
+    assert not logs.exists()
+
+
+def test_a_closed_pipe_is_not_a_failure(logs, monkeypatch):
+    import streamhand.tools.about as about
+
+    def closed(*_a, **_k):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(about, "describe", closed)
+    r = invoke("info")
+    assert r.returncode == 0 and r.stderr == "" and not logs.exists()
