@@ -1,5 +1,6 @@
-"""One place that builds a run from its settings: source, publisher, model backend, hand size, lifter,
-detector and pipeline, opened in that order (a busy port fails before any model loads) and closed in reverse.
+"""One place that builds a run from its settings: the model read, the publisher bound, the source opened, then
+backend, hand size, lifter, detector and pipeline, in that order (a file that is not a model or a busy port fails
+before a camera starts or the demo clip loads), and closed in reverse.
 
 ``streamhand run``, ``bench --soak``, ``calibrate-hand``, the in-process API and the tests all build through
 :func:`build_run`. Anything the user can fix (a missing file, a busy port, a model without the asked-for expert,
@@ -86,8 +87,21 @@ def make_detector(cfg: RunConfig, tracking: bool, kind: str | None = None) -> An
         raise RunError(f"detector: {e}") from None
 
 
-def make_lifter(cfg: RunConfig, has_depth: bool, source_name: str, n_samples: int | None = None):
-    """The model's backend and lifter for this source: (lifter, modalities, why the hand length)."""
+def read_model(cfg: RunConfig) -> Any:
+    """The run's model, read (its encoders and where its weights are), or :class:`RunError`: done before the source
+    opens, so that a file that is not a model costs no camera start or demo clip."""
+    from streamhand.infer.select import model_encoders
+
+    try:
+        return model_encoders(cfg.model.path)
+    except CheckpointError as e:
+        raise RunError(str(e)) from None
+
+
+def make_lifter(cfg: RunConfig, has_depth: bool, source_name: str, n_samples: int | None = None,
+                model: Any = None):  # fmt: skip
+    """The model's backend and lifter for this source: (lifter, modalities, why the hand length); ``model``: the
+    run's model as :func:`read_model` gave it (read here if not given)."""
     from streamhand.infer.lifter import Lifter
     from streamhand.infer.select import make_backend, model_encoders
     from streamhand.modalities import ModalityError, settle
@@ -95,7 +109,7 @@ def make_lifter(cfg: RunConfig, has_depth: bool, source_name: str, n_samples: in
     from streamhand.place.hand_size import CalibrationError, resolve_hand_length
 
     try:
-        model = model_encoders(cfg.model.path)
+        model = model if model is not None else model_encoders(cfg.model.path)
         mods = settle(model.encoders, cfg.model.modalities, has_depth, source_name)
         backend = make_backend(cfg.model.backend, model, cfg.model.n_samples if n_samples is None else n_samples,
                                cfg.model.threads, mods, Path(cfg.model.engine_dir), prepare_graph)  # fmt: skip
@@ -129,18 +143,19 @@ def build_run(cfg: RunConfig, publish: bool = True) -> Run:
             _require_display()
         except DisplayError as e:
             raise RunError(str(e)) from None
+    model = read_model(cfg)  # a file that is not a model, a port in use: found before the source opens
+    run = Run(cfg, None)
     try:
-        src = make_source(cfg.source)
-        src.open()
-    except SourceError as e:
-        raise RunError(str(e)) from None
-    run = Run(cfg, src)
-    run._closers.append(src.close)
-    try:
-        if publish:  # bind before loading models, so that a busy port fails fast
+        if publish:
             run.publisher = _publisher(cfg, run)
             run._closers.append(run.publisher.close)
-        run.lifter, run.modalities, run.hand_length_why = make_lifter(cfg, src.has_depth, src.name)
+        try:
+            src = run.source = make_source(cfg.source)
+            src.open()
+        except SourceError as e:
+            raise RunError(str(e)) from None
+        run._closers.append(src.close)
+        run.lifter, run.modalities, run.hand_length_why = make_lifter(cfg, src.has_depth, src.name, model=model)
         log.info("hand length %.3f m (%s)", run.lifter.hand_length_m, run.hand_length_why)
         run.tracking = cfg.detect.tracking_for(src.stills)
         run.detector = make_detector(cfg, run.tracking)

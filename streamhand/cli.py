@@ -43,7 +43,10 @@ def _build_config(config: Path | None, overrides: dict) -> RunConfig:
     from streamhand.configio import ConfigError, load_yaml, validate
 
     try:
-        base = load_yaml(RunConfig, config).model_dump() if config else RunConfig().model_dump()
+        # only what the file sets: a setting left at its default is not validated again as if it were given
+        base = load_yaml(RunConfig, config).model_dump(exclude_unset=True) if config else {}
+        if config and not base:
+            raise ConfigError(f"--config {config}: the file sets nothing (see configs/runtime.yaml)")
     except ConfigError as e:
         _fail(str(e))
     flags = {}
@@ -55,7 +58,7 @@ def _build_config(config: Path | None, overrides: dict) -> RunConfig:
         d = base
         *path, last = dotted.split(".")
         for p in path:
-            d = d[p]
+            d = d.setdefault(p, {})
         d[last] = value
     try:
         return validate(RunConfig, base, "options")
@@ -97,6 +100,16 @@ def _check_output(path: str | Path | None, option: str) -> None:
 
     try:
         check_output(path, option)
+    except OutputError as e:
+        _fail(str(e))
+
+
+def _check_output_dir(path: str | Path, option: str) -> None:
+    """One line and exit 2, before any work, if ``path`` cannot be a folder to write into."""
+    from streamhand.outputs import OutputError, check_output_dir
+
+    try:
+        check_output_dir(path, option)
     except OutputError as e:
         _fail(str(e))
 
@@ -256,19 +269,19 @@ def view(
 ) -> None:
     """Live 3D skeleton (and the 2D landmarks) from the stream, in a window."""
     from streamhand.stream.client import PoseSubscriber
+    from streamhand.stream.security import SecurityError
     from streamhand.viz.viewer import DisplayError, _require_display, view_stream
 
-    try:
-        _require_display("use 'streamhand echo' to see the stream as text")
-    except DisplayError as e:
-        _fail(str(e))
-    from streamhand.stream.security import SecurityError
-
-    try:
+    try:  # the stream's options are checked first, then the display
         keys = {"curve_server_key": _opt(curve_server_key), "curve_client_key": _opt(curve_client_key)}
         sub = PoseSubscriber(address, topics=("hand.pose", "hand.frame"), control=control, raw=True, timeout=0.05,
                              **keys)  # fmt: skip
     except (SecurityError, ValueError, TimeoutError) as e:
+        _fail(str(e))
+    try:
+        _require_display("use 'streamhand echo' to see the stream as text")
+    except DisplayError as e:
+        sub.close()
         _fail(str(e))
     try:
         view_stream(sub)
@@ -310,7 +323,9 @@ def calibrate_hand(
             p = save_hand_length(check_length(length), "manual")
             typer.echo(f"hand length {length:.3f} m stored in {p}")
             return
-        kind = "realsense" if (realsense or serial) else source
+        kind = "realsense" if (realsense or serial is not None) else source
+        if kind == "realsense" and source not in (None, "realsense"):
+            _fail(f"--source {source} and --realsense/--serial: choose one source")
         if kind is None:
             _fail("give --length M (measured: wrist crease to middle fingertip) or measure with --realsense")
         if kind not in ("realsense", "demo"):
@@ -325,18 +340,19 @@ def calibrate_hand(
 def _measure_hand(cfg, frames: int) -> int:
     from rich.progress import Progress
 
-    from streamhand.app import RunError, make_detector, make_lifter
+    from streamhand.app import RunError, make_detector, make_lifter, read_model
     from streamhand.capture.base import SourceError
     from streamhand.capture.factory import make_source
     from streamhand.place.hand_size import CalibrationError, measure_hand_length, save_hand_length
 
     try:
+        model = read_model(cfg)
         src = make_source(cfg.source)
         src.open()
-    except SourceError as e:
+    except (SourceError, RunError) as e:
         _fail(str(e))
     try:
-        lifter = make_lifter(cfg, src.has_depth, src.name, n_samples=0)[0]
+        lifter = make_lifter(cfg, src.has_depth, src.name, n_samples=0, model=model)[0]
         typer.echo("hold one hand open, palm to the camera, 0.3-0.8 m away", err=True)
         with make_detector(cfg, True) as det, Progress(transient=True) as bar:
             task = bar.add_task("measuring", total=frames)
@@ -389,11 +405,21 @@ def bench(
             raise ValueError
     except ValueError:
         _fail(f"--batch {batch!r}: give positive batch sizes, e.g. 1,2,8")
-    names = [b.strip() for b in backends.split(",") if b.strip()]
+    names = [b.strip() for b in backends.split(",")]
     bad = [b for b in names if b not in ("torch", "onnxruntime", "tensorrt")]
     if bad:
-        _fail(f"--backends {','.join(bad)}: choose from torch, onnxruntime, tensorrt")
+        _fail(f"--backends {backends!r}: choose from torch, onnxruntime, tensorrt")
     sets = [tuple(_modalities(s) or ()) for s in modalities.split(";") if s.strip()]
+    if not sets:
+        _fail(f"--modalities {modalities!r}: give one or more sets, e.g. '2d;2d,world'")
+    from streamhand.tools.bench import parse_detector
+
+    dets = [d.strip() for d in detectors.split(",")] if detectors.strip() else []
+    try:
+        for d in dets:
+            parse_detector(d)
+    except ValueError as e:
+        _fail(f"--detectors {detectors!r}: {e}")
     err = Console(stderr=True)
     show = lambda r: err.print(f"  {r.what} {r.backend} {r.modalities} b{r.batch}: p50 {r.p50_ms:.3f} ms")  # noqa: E731
     try:
@@ -401,7 +427,6 @@ def bench(
                             samples, image_size, show)  # fmt: skip
     except CheckpointError as e:
         _fail(str(e))
-    dets = [d.strip() for d in detectors.split(",") if d.strip()]
     if dets:
         try:
             rows += bench_detectors(dets, max(20, iters), show)
@@ -483,6 +508,8 @@ def build_engine(
     except ValueError:
         _fail(f"--batch {batch!r}: give MIN,OPT,MAX, e.g. 1,2,8")
     mods = tuple(_modalities(modalities) or ()) or None
+    _check_output_dir(out, "--out")
+    _check_output(timing_cache, "--timing-cache")
     opts = EngineOptions(precision, (lo, opt, hi), workspace, timing_cache or out / "timing.cache")
     try:
         res = build(str(model) if model else None, mods, opts, out, samples)

@@ -1,9 +1,11 @@
 """The one error convention of ``streamhand`` and ``python -m train``.
 
 A user's mistake (a bad option, a file that is not what it claims) is one line on stderr, ``error: ...``, naming
-the option or file, and exit code 2; the commands raise ``typer.Exit(2)`` for those themselves. Anything else
-that escapes a command is a defect: :class:`Commands` (the typer group class both command lines use) writes its
-full traceback to a log file, prints one line that says what failed and where the traceback is, and exits 1.
+the option or file, and exit code 2; the commands raise ``typer.Exit(2)`` for those themselves, and the usage
+errors of the command-line parser (a value of the wrong type, an unknown option) are put on one line here too.
+Anything else that escapes a command is a defect: :class:`Commands` (the typer group class both command lines
+use) writes its full traceback to a log file, prints one line that says what failed and where the traceback is,
+and exits 1.
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ class Commands(TyperGroup):
             return super().invoke(ctx)
         except Exception as e:  # the one place that catches what nothing else did
             if type(e).__module__.startswith(("click", "typer")):  # exits, usage errors, aborts: click's own
+                if getattr(e, "exit_code", None) == 2 and hasattr(e, "format_message"):  # a usage error: one line
+                    where = f"{self.program} {ctx.invoked_subcommand or ''}".strip()
+                    typer.echo(f"error: {' '.join(e.format_message().split())} (see {where} --help)", err=True)
+                    raise typer.Exit(2) from None
                 raise
             if isinstance(e, BrokenPipeError):  # the reader went away (`streamhand info | head`): not a failure
                 _quiet_stdout()

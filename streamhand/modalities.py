@@ -45,6 +45,8 @@ def parse(text: str | None, option: str = "--modalities") -> list[str] | None:
     if text is None or not text.strip():
         return None
     names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise ModalityError(f"{option} {text!r}: name at least one of {', '.join(INPUTS)}")
     bad = [m for m in names if m not in INPUTS]
     if bad:
         raise ModalityError(f"{option} {','.join(bad)}: choose from {', '.join(INPUTS)}")

@@ -5,6 +5,7 @@ set it, its option (:class:`streamhand.options.Flag`); ``streamhand run``'s opti
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -96,6 +97,14 @@ class ModelSettings(_Strict):
     ] = Field(None, ge=0.12, le=0.25)
     threads: int = Field(1, ge=1, le=64)
 
+    @field_validator("engine_dir")
+    @classmethod
+    def _engines_folder(cls, v: str) -> str:
+        """A folder of engines that was named (a default is not validated) must be one."""
+        if not Path(v).is_dir():
+            raise ValueError(f"{v!r} is not a folder (streamhand build-engine --out writes engines into one)")
+        return v
+
     @field_validator("n_samples")
     @classmethod
     def _not_one(cls, v: int) -> int:
@@ -123,12 +132,20 @@ class PublishConfig(_Strict):
         Field(None, pattern=r"^(tcp|ipc)://\S+$")
     )
     #: the ``camera.id`` every message carries (default: the source's own, e.g. ``demo``, ``camera:0``)
+    #: printable, without spaces at either end
     camera_id: Annotated[str | None, Flag("--camera-id", "camera.id in every message (one per process)")] = Field(
         None, min_length=1, max_length=64
     )
     #: CurveZMQ (both or neither): this server's ``.key_secret`` and the folder of allowed clients' ``.key`` files
     curve_server_key: Annotated[str | None, Flag("--curve-server-key", "CurveZMQ: this server's .key_secret")] = None
     curve_allowed: Annotated[str | None, Flag("--curve-allowed", "CurveZMQ: folder of allowed clients' .key")] = None
+
+    @field_validator("camera_id")
+    @classmethod
+    def _printable(cls, v: str | None) -> str | None:
+        if v is not None and (v != v.strip() or not v.isprintable()):
+            raise ValueError(f"{v!r}: printable characters, without spaces at either end")
+        return v
 
     @model_validator(mode="after")
     def _curve_pair(self) -> PublishConfig:

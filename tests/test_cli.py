@@ -108,7 +108,7 @@ def _busy_port():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--camera", "7"], "camera 7 not available (cameras:"),
+        (["--camera", "7"], "--camera '7': not available (cameras:"),
         (["--video", "no/such/file.mp4"], "video not found"),
         (["--images", "{empty}"], "no images"),
         (["--realsense"], "RealSense"),
@@ -207,7 +207,7 @@ def test_info_lists_versions():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--camera", "7"], "error: camera 7 not available"),
+        (["--camera", "7"], "error: --camera '7': not available"),
         (["--video", "{bad}"], "error: cannot read video"),
     ],
 )

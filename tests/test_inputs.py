@@ -61,8 +61,8 @@ def test_a_truncated_jpeg_is_counted_as_corrupt_and_skipped(tmp_path, capfd):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["echo", "--address", "127.0.0.1:5560"], "error: address '127.0.0.1:5560': not a ZeroMQ endpoint"),
-        (["echo", "--control", "localhost"], "error: control 'localhost': not a ZeroMQ endpoint"),
+        (["echo", "--address", "127.0.0.1:5560"], "error: --address '127.0.0.1:5560': not a ZeroMQ endpoint"),
+        (["echo", "--control", "localhost"], "error: --control 'localhost': not a ZeroMQ endpoint"),
     ],
 )
 def test_malformed_addresses_are_one_line(args, message):

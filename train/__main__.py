@@ -35,6 +35,23 @@ def _check_output(path: Path | None, option: str) -> None:
         _fail(str(e))
 
 
+def _check_output_dir(path: Path | str, option: str) -> None:
+    """One line and exit 2, before any work, if ``path`` cannot be a folder to write into."""
+    from streamhand.outputs import OutputError, check_output_dir
+
+    try:
+        check_output_dir(path, option)
+    except OutputError as e:
+        _fail(str(e))
+
+
+def _check_folder(path: Path | None, option: str) -> None:
+    """One line and exit 2 if a folder to read from is not one."""
+    if path is not None and not path.is_dir():
+        what = "is a file" if path.exists() else "does not exist"
+        _fail(f"{option} {path}: not a folder ({what})")
+
+
 def _write_at_end(path: Path, text: str) -> None:
     """Write a result after the work (already printed); a failure is one line and exit 1."""
     from streamhand.outputs import OutputError, write_text_atomic
@@ -74,6 +91,7 @@ def fit(
         _fail(str(e))
     if resume is not None and not resume.is_file():
         _fail(f"--resume: checkpoint not found: {resume}")
+    _check_output_dir(cfg.out_dir, "--out-dir" if out_dir is not None else f"{config}: out_dir")
     try:
         path = run_fit(cfg, resume=resume, progress=not no_progress)
     except (ValueError, FileNotFoundError) as e:  # a device this machine lacks, a dataset file that is missing
@@ -111,6 +129,9 @@ def evaluate(
         _fail(f"--data {data!r}: choose synthetic, {', '.join(LOADERS)}, frames")
     if data != "synthetic" and root is None:
         _fail(f"--data {data} needs --root (the dataset folder)")
+    if data == "synthetic" and root is not None:
+        _fail(f"--root {root}: --data synthetic reads no folder (--root is for {', '.join(LOADERS)}, frames)")
+    _check_folder(root, "--root")
     if data == "frames":
         assert root is not None
         _eval_frames(checkpoint, root, keypoints or "mediapipe", modalities, hand_size, json_out, pck_png)
@@ -250,6 +271,7 @@ def synth_report_cmd(
     from train.synth_report import as_dict, report_lines, synth_report
 
     _check_output(json_out, "--json")
+    _check_folder(frames, "--frames")
     fs = None
     if frames is not None:
         try:
@@ -314,6 +336,7 @@ def mediapipe_pairs_cmd(
     """Render hands, label them with the real MediaPipe (2D and world landmarks), cache the pairs."""
     from train.datasets.mediapipe_pairs import cache_path, load_or_generate
 
+    _check_output_dir(cache, "--cache")
     data = load_or_generate(cache, n, seed)
     typer.echo(f"{len(data['left'])} of {n} rendered hands found by MediaPipe: {cache_path(cache, n, seed)}")
 
@@ -339,6 +362,7 @@ def calibrate_std_cmd(
         _fail(str(e))
     if world not in ("simulated", "mediapipe"):
         _fail(f"--world must be simulated or mediapipe, not {world!r}")
+    _check_output_dir(cache, "--cache")
     pairs = load_or_generate(cache, n, seed)
     if len(pairs["left"]) < 10:
         _fail(f"only {len(pairs['left'])} of {n} renders were found by MediaPipe; use a larger --n")
@@ -362,6 +386,8 @@ def card(
     """Package a checkpoint as a shipped model with its model card."""
     from train.model_card import package
 
+    _check_output(out, "--out")
+    _check_output(out.with_suffix(".json"), "--out")
     try:
         load_checkpoint(checkpoint)
     except CheckpointError as e:
@@ -389,6 +415,7 @@ def latent_walk_cmd(
     """Decode a straight walk between two encoded hands to 3D skeletons (and images, with an image decoder)."""
     from train.latent import latent_walk, write_walk_png
 
+    _check_output(out, "--out")
     try:
         ck = load_checkpoint(checkpoint)
         walk = latent_walk(ck.model, modality, steps, seed)
@@ -408,6 +435,7 @@ def embed(
     from train.latent import embed as run_embed
     from train.latent import write_embed_png
 
+    _check_output(out, "--out")
     try:
         emb = run_embed(load_checkpoint(checkpoint).model, n, seed)
     except CheckpointError as e:
@@ -439,12 +467,21 @@ def compare(
     from train.compare import SEED_MODELS, table_lines
     from train.compare import compare as run_compare
 
-    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    names = [n.strip() for n in only.split(",")] if only is not None else None
     bad = [n for n in names or [] if n not in SEED_MODELS]
     if bad:
-        _fail(f"--only {','.join(bad)}: choose from {', '.join(SEED_MODELS)}")
-    if frames is not None and not frames.is_dir():
-        _fail(f"--frames: no folder {frames}")
+        _fail(f"--only {only!r}: choose from {', '.join(SEED_MODELS)}")
+    _check_output_dir(out, "--out")
+    _check_output(json_out, "--json")
+    for option, folder in (("--frames", frames), ("--rhd-root", rhd_root), ("--stb-root", stb_root)):
+        _check_folder(folder, option)
+    if frames is not None:
+        from train.datasets.frames import FrameDataError, load_frames
+
+        try:
+            load_frames(frames)
+        except FrameDataError as e:
+            _fail(f"--frames: {e}")
     roots = {k: str(v) for k, v in (("rhd", rhd_root), ("stb", stb_root)) if v is not None}
     try:
         rows = run_compare(steps, out, names, image_size, batch_size, n_test, frames, roots, not no_progress, workers)
@@ -453,8 +490,7 @@ def compare(
     for line in table_lines(rows):
         typer.echo(line)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps([asdict(r) for r in rows], indent=1))
+        _write_at_end(json_out, json.dumps([asdict(r) for r in rows], indent=1))
 
 
 def main() -> None:

@@ -30,9 +30,11 @@ def _inputs(n: int, seed: int, modalities: tuple[str, ...]) -> dict[str, torch.T
 
 def _check(model: HandPoseModel, modality: str) -> None:
     if modality not in model.encoders:
-        raise ValueError(f"the model has no {modality!r} encoder; it has {', '.join(model.modalities)}")
+        raise ValueError(f"--modality {modality!r}: the model has no such encoder; it has "
+                         f"{', '.join(model.modalities)}")  # fmt: skip
     if modality not in KEYPOINT_MODALITIES:
-        raise ValueError(f"{modality!r}: walks and embeddings start from keypoints ({', '.join(KEYPOINT_MODALITIES)})")
+        raise ValueError(f"--modality {modality!r}: walks and embeddings start from keypoints "
+                         f"({', '.join(KEYPOINT_MODALITIES)})")  # fmt: skip
 
 
 @torch.no_grad()

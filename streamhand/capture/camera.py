@@ -59,7 +59,7 @@ class CameraSource(FrameSource):
             cap.release()
             cams = list_cameras()
             have = ", ".join(cams) if cams else "none found"
-            raise SourceError(f"camera {self.device} not available (cameras: {have})")
+            raise SourceError(f"--camera {self.device!r}: not available (cameras: {have})")
         if self.width:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
         if self.height:

@@ -59,10 +59,11 @@ class RealSenseSource(FrameSource):
         rs = import_rs()
         devices = rs.context().query_devices()
         serials = [d.get_info(rs.camera_info.serial_number) for d in devices]
+        asked = f"--serial {self.serial!r}: " if self.serial is not None else ""
         if not serials:
-            raise SourceError("no RealSense device found (is it plugged in, and is libusb-1.0 installed?)")
-        if self.serial and self.serial not in serials:
-            raise SourceError(f"RealSense {self.serial} not found (connected: {', '.join(serials)})")
+            raise SourceError(f"{asked}no RealSense device found (is it plugged in, and is libusb-1.0 installed?)")
+        if self.serial is not None and self.serial not in serials:
+            raise SourceError(f"{asked}no such RealSense (connected: {', '.join(serials)})")
         cfg = rs.config()
         if self.serial:
             cfg.enable_device(self.serial)

@@ -116,7 +116,8 @@ class PoseSubscriber:
         self._ctx = context or zmq.Context.instance()
         self._curve = None
         if (curve_server_key is None) != (curve_client_key is None):
-            raise ValueError("CurveZMQ needs both the server's public key and this client's secret key file")
+            raise ValueError("--curve-server-key and --curve-client-key go together (CurveZMQ needs the server's "
+                             "public key and this client's secret key file)")
         if curve_server_key is not None:
             self._curve = (curve_server_key, curve_client_key)
         if address is None:
@@ -132,7 +133,7 @@ class PoseSubscriber:
         self._sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES + 4096)
         for t in self.topics:
             self._sock.setsockopt(zmq.SUBSCRIBE, t.encode())
-        _connect(self._sock, address, "address")
+        _connect(self._sock, address, "--address")
         self._last_seq: dict[tuple[str, str], int] = {}
         self.gaps = 0
         self.malformed = 0
@@ -149,7 +150,7 @@ class PoseSubscriber:
         self._secure(req)
         req.setsockopt(zmq.LINGER, 0)
         req.setsockopt(zmq.RCVTIMEO, int(1000 * (timeout or 5.0)))
-        _connect(req, control, "control")
+        _connect(req, control, "--control")
         try:
             req.send(b"PUB_PORT")
             port = int(req.recv().decode())

@@ -83,7 +83,10 @@ class Publisher:
         self.dropped = 0
         try:
             if connect is not None:
-                self._pub.connect(connect)
+                try:
+                    self._pub.connect(connect)
+                except zmq.ZMQError as e:
+                    raise PortInUse(f"--connect {connect}: not a ZeroMQ endpoint ({e}); give tcp://HOST:PORT") from None
             else:
                 _bind(self._pub, bind, port, "--port")
             if control_port is not None:

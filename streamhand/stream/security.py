@@ -24,7 +24,7 @@ def make_keys(out_dir: str | Path, name: str) -> tuple[Path, Path]:
     import zmq.auth
 
     if not name or any(c in name for c in "/\\") or name.startswith("."):
-        raise SecurityError(f"key name {name!r}: use a plain file name")
+        raise SecurityError(f"--name {name!r}: use a plain file name")
     out = Path(out_dir)
     if (out / f"{name}.key_secret").exists() or (out / f"{name}.key").exists():
         raise SecurityError(f"{out / name}.key(_secret) exists; choose another --name or folder")
