@@ -394,10 +394,28 @@ def bench(
     if soak is not None:
         raise typer.Exit(_soak(soak, json_out, model))
     from rich.console import Console
-    from rich.table import Table
 
     from streamhand.checkpoint import CheckpointError
-    from streamhand.tools.bench import as_dicts, bench_detectors, bench_models
+    from streamhand.tools.bench import as_dicts, bench_detectors, bench_models, table
+
+    names, sets, sizes, dets = _bench_plan(backends, modalities, batch, detectors)
+    err = Console(stderr=True)
+    show = lambda r: err.print(f"  {r.what} {r.backend} {r.modalities} b{r.batch}: p50 {r.p50_ms:.3f} ms")  # noqa: E731
+    try:
+        rows = bench_models(names, sets, sizes, str(model) if model else None, iters, max(3, iters // 10), threads,
+                            samples, image_size, show)  # fmt: skip
+        rows += bench_detectors(dets, max(20, iters), show) if dets else []
+    except (CheckpointError, ValueError) as e:
+        _fail(str(e))
+    Console(width=max(120, Console().width)).print(table(rows, threads))
+    if json_out is not None:
+        doc = {"rows": as_dicts(rows), "threads": threads, "samples": samples}
+        raise typer.Exit(_write_at_end(json_out, json.dumps(doc, indent=1), "--json"))
+
+
+def _bench_plan(backends: str, modalities: str, batch: str, detectors: str) -> tuple[list, list, list, list]:
+    """bench's lists, each checked before anything is timed: backends, modality sets, batch sizes, detectors."""
+    from streamhand.tools.bench import parse_detector
 
     try:
         sizes = [int(b) for b in batch.split(",") if b.strip()]
@@ -406,42 +424,18 @@ def bench(
     except ValueError:
         _fail(f"--batch {batch!r}: give positive batch sizes, e.g. 1,2,8")
     names = [b.strip() for b in backends.split(",")]
-    bad = [b for b in names if b not in ("torch", "onnxruntime", "tensorrt")]
-    if bad:
+    if any(b not in ("torch", "onnxruntime", "tensorrt") for b in names):
         _fail(f"--backends {backends!r}: choose from torch, onnxruntime, tensorrt")
     sets = [tuple(_modalities(s) or ()) for s in modalities.split(";") if s.strip()]
     if not sets:
         _fail(f"--modalities {modalities!r}: give one or more sets, e.g. '2d;2d,world'")
-    from streamhand.tools.bench import parse_detector
-
     dets = [d.strip() for d in detectors.split(",")] if detectors.strip() else []
     try:
         for d in dets:
             parse_detector(d)
     except ValueError as e:
         _fail(f"--detectors {detectors!r}: {e}")
-    err = Console(stderr=True)
-    show = lambda r: err.print(f"  {r.what} {r.backend} {r.modalities} b{r.batch}: p50 {r.p50_ms:.3f} ms")  # noqa: E731
-    try:
-        rows = bench_models(names, sets, sizes, str(model) if model else None, iters, max(3, iters // 10), threads,
-                            samples, image_size, show)  # fmt: skip
-    except CheckpointError as e:
-        _fail(str(e))
-    if dets:
-        try:
-            rows += bench_detectors(dets, max(20, iters), show)
-        except ValueError as e:
-            _fail(str(e))
-    table = Table(title=f"streamhand bench ({threads} CPU thread(s); latency per call)")
-    for col in ("what", "backend", "modalities", "batch", "p50 ms", "p95 ms", "p99 ms", "per s"):
-        table.add_column(col, justify="right" if col not in ("what", "backend", "modalities") else "left")
-    for r in rows:
-        table.add_row(r.what, r.backend, r.modalities, str(r.batch), f"{r.p50_ms:.3f}", f"{r.p95_ms:.3f}",
-                      f"{r.p99_ms:.3f}", f"{r.per_s:,.0f}")  # fmt: skip
-    Console(width=max(120, Console().width)).print(table)
-    if json_out is not None:
-        doc = {"rows": as_dicts(rows), "threads": threads, "samples": samples}
-        raise typer.Exit(_write_at_end(json_out, json.dumps(doc, indent=1), "--json"))
+    return names, sets, sizes, dets
 
 
 def _soak(minutes: float, json_out: Path | None, model: Path | None) -> int:

@@ -41,7 +41,7 @@ def test_bench_rows_for_each_backend_set_and_batch(tiny_checkpoint, tmp_path, mo
     ("args", "message"),
     [
         (["--batch", "0"], "--batch"),
-        (["--backends", "openvino"], "--backends openvino"),
+        (["--backends", "openvino"], "--backends 'openvino': choose from torch, onnxruntime, tensorrt"),
         (["--modalities", "2d;heat"], "--modalities heat"),
         (["--detectors", "yolo", "--modalities", "2d", "--backends", "torch", "--iters", "5"], "unknown detector"),
     ],

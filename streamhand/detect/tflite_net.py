@@ -22,6 +22,11 @@ from torch import nn
 FORMAT = "streamhand-tflite-net/1"
 
 
+#: TFLite's element-wise binary ops
+_BINARY = {"add": torch.add, "mul": torch.mul, "sub": torch.sub, "div": torch.div, "maximum": torch.maximum,
+           "minimum": torch.minimum}  # fmt: skip
+
+
 def _act(x: torch.Tensor, act: str) -> torch.Tensor:
     if act == "NONE":
         return x
@@ -90,25 +95,11 @@ class TFLiteNet(nn.Module):
                 y = _act(y, op["act"])
             elif kind == "pad":
                 y = F.pad(self._get(env, op["x"]), op["pad"], value=float(op.get("value", 0.0)))
-            elif kind in ("add", "mul", "sub", "div", "maximum", "minimum"):
-                a, b = self._get(env, op["a"]), self._get(env, op["b"])
-                if kind == "add":
-                    y = a + b
-                elif kind == "mul":
-                    y = a * b
-                elif kind == "sub":
-                    y = a - b
-                elif kind == "div":
-                    y = a / b
-                elif kind == "maximum":
-                    y = torch.maximum(a, b)
-                else:
-                    y = torch.minimum(a, b)
-                y = _act(y, op.get("act", "NONE"))
+            elif kind in _BINARY:
+                y = _act(_BINARY[kind](self._get(env, op["a"]), self._get(env, op["b"])), op.get("act", "NONE"))
             elif kind == "prelu":
                 x_in = self._get(env, op["x"])
-                alpha = self._get(env, op["alpha"])
-                y = F.relu(x_in) - alpha * F.relu(-x_in)
+                y = F.relu(x_in) - self._get(env, op["alpha"]) * F.relu(-x_in)
             elif kind == "act":
                 y = _act(self._get(env, op["x"]), op["act"])
             elif kind == "sigmoid":

@@ -17,35 +17,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from streamhand.capture.base import Frame, FrameSource
-from streamhand.detect import Detection, HandTracker
-from streamhand.detect.crops import hand_crops
-from streamhand.infer import Lifter, LiftResult
+from streamhand.capture.base import FrameSource
+from streamhand.detect import HandTracker
+from streamhand.infer import Lifter
 from streamhand.run.capture_stage import CaptureStage
 from streamhand.run.emit import Emitter
 from streamhand.run.handoff import Slot
 from streamhand.run.stats import StageStats
 from streamhand.run.watchdog import Watchdog
+from streamhand.run.work import DetectStep, InferStep, Work
 from streamhand.runtime_config import RunConfig
 from streamhand.stream.publish import Publisher
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Work:
-    frame: Frame
-    detections: list[Detection] = field(default_factory=list)
-    track_ids: list[int] = field(default_factory=list)
-    ended: list[int] = field(default_factory=list)
-    images: dict[str, np.ndarray] = field(default_factory=dict)
-    lift: LiftResult | None = None
-    times: dict[str, float] = field(default_factory=dict)  # stage -> seconds
 
 
 class Pipeline:
@@ -107,13 +93,13 @@ class Pipeline:
     # ------------------------------------------------------------------ stages
     def _capture(self) -> None:
         try:
-            self.capture.run(lambda frame: self._slots[0].put(_Work(frame)))
+            self.capture.run(lambda frame: self._slots[0].put(Work(frame)))
         except Exception as e:  # keep the process alive and report it
             self._fail("capture", e)
         finally:
             self._slots[0].close()
 
-    def _stage(self, name: str, src: Slot, out: Slot, work: Callable[[_Work], None], last: bool = False) -> None:
+    def _stage(self, name: str, src: Slot, out: Slot, work: Callable[[Work], None], last: bool = False) -> None:
         """Take items from ``src``, apply ``work`` (timed as ``name``), hand them to ``out``. The ``last`` stage times
         itself and hands nothing on (``out``, the preview's slot, is only closed at the end)."""
         try:
@@ -131,25 +117,6 @@ class Pipeline:
             self._fail(name, e)
         finally:
             out.close()
-
-    def _detect(self, w: _Work) -> None:
-        dets = self.detector(w.frame.rgb)[: self.cfg.detect.max_hands]
-        upd = self._tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets])
-        w.detections, w.track_ids, w.ended = dets, upd.ids, upd.ended
-        if dets and any(m in self.modalities for m in ("rgb", "depth", "cloud")):
-            lms = [d.landmarks_px for d in dets]
-            be, k = self.lifter.backend, w.frame.intrinsics
-            cam = (k.fx, k.fy, k.cx, k.cy)
-            w.images = hand_crops(w.frame.rgb, w.frame.depth, lms, self.modalities, be.image_size,
-                                  self.cfg.detect.crop_margin, cam, be.cloud_points, be.crop_view)  # fmt: skip
-
-    def _infer(self, w: _Work) -> None:
-        if w.detections:
-            lm = np.stack([d.landmarks_px for d in w.detections])
-            left = np.array([d.handedness == "left" for d in w.detections])
-            world = np.stack([d.world for d in w.detections]) if "world" in self.modalities else None
-            w.lift = self.lifter(lm, left, w.frame.intrinsics, images=w.images, world=world,
-                                 modalities=self.modalities)  # fmt: skip
 
     def _fail(self, stage: str, e: Exception) -> None:
         """A stage died: stop the whole pipeline. Every hand-off is closed, so no other stage waits for it."""
@@ -172,8 +139,9 @@ class Pipeline:
         s = self._slots
         stages = (
             ("capture", self._capture, ()),
-            ("detect", self._stage, ("detect", s[0], s[1], self._detect)),
-            ("infer", self._stage, ("infer", s[1], s[2], self._infer)),
+            ("detect", self._stage, ("detect", s[0], s[1], DetectStep(self.detector, self._tracker, self.lifter,
+                                      self.modalities, self.cfg.detect.max_hands, self.cfg.detect.crop_margin))),
+            ("infer", self._stage, ("infer", s[1], s[2], InferStep(self.lifter, self.modalities))),
             ("publish", self._stage, ("publish", s[2], self.emitter.display, self.emitter.emit, True)),
         )
         for name, fn, args in stages:

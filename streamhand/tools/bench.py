@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -187,3 +188,16 @@ def make_detector(name: str):
 
 def as_dicts(rows: list[Row]) -> list[dict]:
     return [asdict(r) for r in rows]
+
+
+def table(rows: list[Row], threads: int) -> Any:
+    """The rows as one rich table (latency percentiles and calls per second)."""
+    from rich.table import Table
+
+    t = Table(title=f"streamhand bench ({threads} CPU thread(s); latency per call)")
+    for col in ("what", "backend", "modalities", "batch", "p50 ms", "p95 ms", "p99 ms", "per s"):
+        t.add_column(col, justify="right" if col not in ("what", "backend", "modalities") else "left")
+    for r in rows:
+        t.add_row(r.what, r.backend, r.modalities, str(r.batch), f"{r.p50_ms:.3f}", f"{r.p95_ms:.3f}",
+                  f"{r.p99_ms:.3f}", f"{r.per_s:,.0f}")  # fmt: skip
+    return t

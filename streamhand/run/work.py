@@ -1,0 +1,65 @@
+"""What travels down the pipeline for one frame (:class:`Work`), and the work of the two middle stages: detecting
+and tracking the hands and cutting their crops (:class:`DetectStep`), lifting them to 3D (:class:`InferStep`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from streamhand.capture.base import Frame
+from streamhand.detect import Detection, HandTracker
+from streamhand.detect.crops import hand_crops
+from streamhand.infer import Lifter, LiftResult
+
+#: the inputs cut from the frame around each hand (the others come from the detector)
+IMAGE_INPUTS = ("rgb", "depth", "cloud")
+
+
+@dataclass
+class Work:
+    """One frame and what the stages found in it."""
+
+    frame: Frame
+    detections: list[Detection] = field(default_factory=list)
+    track_ids: list[int] = field(default_factory=list)
+    ended: list[int] = field(default_factory=list)
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    lift: LiftResult | None = None
+    times: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+
+
+class DetectStep:
+    """Detect the hands (at most ``max_hands``), give them track ids, and cut the crops the model's image experts
+    read."""
+
+    def __init__(self, detector: Any, tracker: HandTracker, lifter: Lifter, modalities: tuple[str, ...],
+                 max_hands: int, crop_margin: float):  # fmt: skip
+        self.detector, self.tracker, self.lifter = detector, tracker, lifter
+        self.modalities, self.max_hands, self.crop_margin = modalities, max_hands, crop_margin
+
+    def __call__(self, w: Work) -> None:
+        dets = self.detector(w.frame.rgb)[: self.max_hands]
+        upd = self.tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets])
+        w.detections, w.track_ids, w.ended = dets, upd.ids, upd.ended
+        if dets and any(m in self.modalities for m in IMAGE_INPUTS):
+            be, k = self.lifter.backend, w.frame.intrinsics
+            w.images = hand_crops(w.frame.rgb, w.frame.depth, [d.landmarks_px for d in dets], self.modalities,
+                                  be.image_size, self.crop_margin, (k.fx, k.fy, k.cx, k.cy), be.cloud_points,
+                                  be.crop_view)  # fmt: skip
+
+
+class InferStep:
+    """Lift the detected hands to 3D with the run's experts."""
+
+    def __init__(self, lifter: Lifter, modalities: tuple[str, ...]):
+        self.lifter, self.modalities = lifter, modalities
+
+    def __call__(self, w: Work) -> None:
+        if w.detections:
+            lm = np.stack([d.landmarks_px for d in w.detections])
+            left = np.array([d.handedness == "left" for d in w.detections])
+            world = np.stack([d.world for d in w.detections]) if "world" in self.modalities else None
+            w.lift = self.lifter(lm, left, w.frame.intrinsics, images=w.images, world=world,
+                                 modalities=self.modalities)  # fmt: skip
