@@ -70,7 +70,7 @@ class _TorchRunner:
         import torch
 
         from streamhand.detect.tflite_net import TFLiteNet
-        from streamhand.infer.cuda_graphs import GraphReplay
+        from streamhand.gpu.cuda_graphs import GraphReplay
 
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' asked for, but torch sees no CUDA device")
@@ -94,7 +94,7 @@ class _TrtRunner:
     """A TensorRT engine of one network (``streamhand build-engine --hand-networks``), checked against its sidecar."""
 
     def __init__(self, path: Path, device: str, threads: int | None):
-        from streamhand.infer.tensorrt_runner import TensorRTRunner
+        from streamhand.gpu.tensorrt_runner import TensorRTRunner
         from streamhand.sidecar import SidecarError, compatibility_problems, read_sidecar, this_machine
 
         if device != "cuda":

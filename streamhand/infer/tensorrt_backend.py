@@ -2,7 +2,7 @@
 
 The sidecar must match this GPU and TensorRT version (:func:`streamhand.sidecar.compatibility_problems`),
 else :class:`EngineUnusable` says why and the caller falls back. The engine runs through
-:class:`streamhand.infer.tensorrt_runner.TensorRTRunner` (preallocated CUDA buffers, ``execute_async_v3``);
+:class:`streamhand.gpu.tensorrt_runner.TensorRTRunner` (preallocated CUDA buffers, ``execute_async_v3``);
 one warm-up call runs at load. An engine serves its own
 modality set; other sets (a frame without world landmarks, say) go to the ``fallback`` backend.
 TensorRT is imported here only, lazily.
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from streamhand.gpu.tensorrt_runner import TensorRTRunner
 from streamhand.infer.base import Backend, BackendOutput
-from streamhand.infer.tensorrt_runner import TensorRTRunner
 from streamhand.modalities import ordered
 from streamhand.sidecar import SidecarError, compatibility_problems, read_sidecar, this_machine
 

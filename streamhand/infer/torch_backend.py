@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from streamhand.checkpoint import Checkpoint, load_checkpoint
+from streamhand.gpu.cuda_graphs import GraphReplay
 from streamhand.infer.base import Backend, BackendOutput
-from streamhand.infer.cuda_graphs import GraphReplay
 from streamhand.infer.noise import DEFAULT_SEED, posterior_noise
 
 
