@@ -39,6 +39,6 @@ def test_compare_command_refuses_unknown_models(tmp_path):
     from train.__main__ import app
 
     r = CliRunner().invoke(app, ["compare", "--only", "S9", "--out", str(tmp_path)])
-    assert r.exit_code == 2 and "--only S9: choose from cross-modal VAE, S1" in r.output
+    assert r.exit_code == 2 and "--only 'S9': choose from cross-modal VAE, S1" in r.output
     r = CliRunner().invoke(app, ["compare", "--frames", str(tmp_path / "none"), "--out", str(tmp_path)])
-    assert r.exit_code == 2 and "--frames: no folder" in r.output
+    assert r.exit_code == 2 and "none is not a folder (does not exist)" in r.output

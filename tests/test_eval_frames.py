@@ -337,8 +337,10 @@ def test_cli_frames_errors(tmp_path, dataset, tiny_checkpoint, edit, extra, mess
     [
         (["--data", "frames"], "--data frames needs --root"),
         (["--data", "coco"], "choose synthetic, rhd, stb, freihand, frames"),
-        (["--data", "freihand", "--root", "x", "--modalities", "2d"], "--modalities: for --data frames, synthetic"),
-        (["--data", "rhd", "--root", "x", "--modalities", "2d"], "--data rhd: expected x/evaluation/anno_evaluation"),
+        (["--data", "freihand", "--root", "configs", "--modalities", "2d"], "--modalities: for --data frames, synth"),
+        (["--data", "rhd", "--root", "configs", "--modalities", "2d"], "--data rhd: expected configs/evaluation/anno_"),
+        (["--data", "rhd", "--root", "x"], "--root: x is not a folder (does not exist)"),
+        (["--root", "configs"], "--root configs: --data synthetic reads no folder"),
         (["--keypoints", "truth", "--hand-size", "0.18"], "--keypoints, --hand-size: for --data frames only"),
     ],
 )

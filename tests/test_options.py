@@ -19,7 +19,8 @@ from tests.helpers import invoke
 FIELDS = list(flagged_fields(RunConfig))
 #: values a pattern or a pair of fields constrains, beyond what the type says
 SPECIAL = {"publish.connect": "tcp://127.0.0.1:5999", "model.modalities": "2d,world",
-           "publish.curve_server_key": "s.key_secret", "publish.curve_allowed": "clients"}  # fmt: skip
+           "publish.curve_server_key": "s.key_secret", "publish.curve_allowed": "clients",
+           "model.engine_dir": "docs"}  # fmt: skip
 PAIRED = {"publish.curve_server_key": "publish.curve_allowed", "publish.curve_allowed": "publish.curve_server_key"}
 
 

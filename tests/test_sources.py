@@ -244,7 +244,7 @@ def test_camera_source_grabber_with_a_file_device(tmp_path, frames):
 def test_missing_camera_names_existing_ones():
     from streamhand.capture.camera import CameraSource, list_cameras
 
-    with pytest.raises(SourceError, match=r"--camera '9': not available \(cameras: "):
+    with pytest.raises(SourceError, match=r"--camera 9: not available \(cameras: "):
         CameraSource(9).open()
     assert isinstance(list_cameras(), list)
 

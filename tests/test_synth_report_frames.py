@@ -106,7 +106,7 @@ def test_synth_report_bad_frames_folder(tmp_path, frames_dir, case):
     if case == "bad_json":
         (root / "labels.json").write_text("{not json")
     code, out = _invoke("synth-report", "--n", "1", "--frames", str(root))
-    expected = {"missing": f"frames folder not found: {root}", "no_labels": "labels not found",
+    expected = {"missing": f"{root} is not a folder (does not exist)", "no_labels": "labels not found",
                 "bad_json": "not valid JSON"}[case]  # fmt: skip
     assert code == 2 and len(out.strip().splitlines()) == 1, out
     assert out.startswith("error: --frames: ") and expected in out and "Traceback" not in out

@@ -49,7 +49,7 @@ def _check_folder(path: Path | None, option: str) -> None:
     """One line and exit 2 if a folder to read from is not one."""
     if path is not None and not path.is_dir():
         what = "is a file" if path.exists() else "does not exist"
-        _fail(f"{option} {path}: not a folder ({what})")
+        _fail(f"{option}: {path} is not a folder ({what})")
 
 
 def _write_at_end(path: Path, text: str) -> None:
