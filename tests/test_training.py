@@ -238,3 +238,14 @@ def test_every_shipped_model_has_its_card_and_calibration(name):
     assert {"eval_synthetic", "synth_report"} <= set(card["metrics"])
     runtime = tuple(m for m in ck.model.modalities if m != "3d")
     assert set(ck.meta["std_calibration"]) == {modality_key(s) for s in expert_sets(runtime)}
+
+
+def test_out_dir_does_not_move_the_mediapipe_pairs_cache():
+    """The labelled renders are cached where ``mediapipe-pairs`` makes them, whatever the run's --out-dir."""
+    import inspect
+
+    from train import fit as fit_module
+
+    cfg = load_yaml(TrainConfig, ROOT / "configs" / "train" / "default.yaml", {"out_dir": "/elsewhere"})
+    assert cfg.data.mediapipe_cache == "runs/cache"
+    assert "mediapipe_cache" in inspect.getsource(fit_module._fit) and '"cache"' not in inspect.getsource(fit_module)
