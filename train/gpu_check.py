@@ -1,0 +1,235 @@
+"""The GPU check, one command: ``python -m train.gpu_check --json gpu.json`` (from a checkout: it runs the tests and
+trains, so it lives with the offline tools).
+
+On a machine with an NVIDIA GPU it runs the CUDA-marked tests and measures, into one JSON file: the lifter at
+batch 1 with uncertainty (PyTorch, CUDA graphs), the RGB expert on 256x256 crops, MediaPipe's hand networks on
+CUDA against MediaPipe's own graph (detections, landmark pixels, handedness), the demo through the whole pipeline
+with the network detector (frames/s and the ratio to MediaPipe alone), and a training step's samples/s in bf16.
+Built to fit one 10-minute command. Where there is no GPU, the same parts run on the CPU where they can (the
+RGB expert, the networks on ONNX Runtime, the demo with MediaPipe's graph, an fp32 training step) and the JSON
+says which part ran where, so CI runs this file too. Each part is timed and its failure recorded, not raised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def environment() -> dict:
+    """Versions and the device, so that a figure can be read with what made it."""
+    import numpy as np
+
+    env: dict[str, Any] = {"python": platform.python_version(), "numpy": np.__version__, "cuda": _cuda()}
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+        if env["cuda"]:
+            env["gpu"] = torch.cuda.get_device_name(0)
+            env["torch_cuda"] = torch.version.cuda
+    except ImportError:
+        env["torch"] = None
+    try:
+        import onnxruntime as ort
+
+        env["onnxruntime"] = ort.__version__
+        env["onnxruntime_providers"] = ort.get_available_providers()
+    except ImportError:
+        env["onnxruntime"] = None
+    try:
+        import mediapipe
+
+        env["mediapipe"] = mediapipe.__version__
+    except ImportError:
+        env["mediapipe"] = None
+    try:
+        import tensorrt
+
+        env["tensorrt"] = tensorrt.__version__
+    except ImportError:
+        env["tensorrt"] = None
+    return env
+
+
+def cuda_tests(timeout_s: float) -> dict:
+    """The tests marked ``cuda`` (they skip without a GPU), in a process of their own."""
+    if not (ROOT / "tests").is_dir():
+        return {"skipped": "no tests folder (an installed package): run this from a checkout"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests"]
+    try:
+        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"error": f"the CUDA tests took over {timeout_s:.0f} s"}
+    tail = [ln for ln in p.stdout.strip().splitlines() if ln.strip()][-1:] or [""]
+    return {"returncode": p.returncode, "summary": tail[0], "failures": _failed_lines(p.stdout)}
+
+
+def _failed_lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln.startswith(("FAILED", "ERROR"))][:20]
+
+
+def lifter(iters: int) -> dict:
+    """The shipped default model (2D + world) at batch 1 with 16 posterior samples, on PyTorch (CUDA graphs on a
+    GPU) and on ONNX Runtime."""
+    from streamhand.tools.bench import bench_models
+
+    rows = bench_models(["torch", "onnxruntime"], [("2d", "world")], [1], None, iters, max(3, iters // 10), 1, 16)
+    return {r.backend: {"p50_ms": r.p50_ms, "p95_ms": r.p95_ms} for r in rows}
+
+
+def rgb_expert(iters: int) -> dict:
+    """An RGB expert (ResNet-sized input: 256x256 crops) at batch 1, on PyTorch."""
+    from streamhand.tools.bench import bench_models
+
+    rows = bench_models(["torch"], [("rgb",)], [1], None, iters, max(3, iters // 10), 1, 16, 256)
+    return {r.backend: {"p50_ms": r.p50_ms, "p95_ms": r.p95_ms} for r in rows}
+
+
+def hand_networks(frames: int) -> dict:
+    """MediaPipe's palm and landmark networks run by our tracking (PyTorch on CUDA; ONNX Runtime on a CPU)
+    against MediaPipe's own graph on the demo clip: detections, landmark pixels, handedness."""
+    from streamhand.capture.demo import demo_clip
+    from streamhand.detect.gpu_hands import NetworkHands, compare_with_reference
+    from streamhand.detect.mediapipe_hands import MediaPipeHands
+    from streamhand.export.hand_networks import prepare_hand_networks
+
+    models = prepare_hand_networks()
+    clip = [f[0] for f in demo_clip(frames, 640, 480, hands=2)]
+    runtime, device = ("torch", "cuda") if _cuda() else ("onnxruntime", "cpu")
+    with NetworkHands(tracking=True, runtime=runtime, device=device, models_dir=models) as ours, \
+            MediaPipeHands(tracking=True) as ref:  # fmt: skip
+        got = compare_with_reference(ours, ref, clip)
+        t0 = time.perf_counter()
+        for rgb in clip:
+            ours(rgb)
+        per_frame_ms = 1000 * (time.perf_counter() - t0) / max(len(clip), 1)
+    return {"runtime": f"{runtime}-{device}", "frames": len(clip), "ms_per_frame": per_frame_ms, **got}
+
+
+def demo(frames: int) -> dict:
+    """The demo through the whole pipeline, unpaced, with the detector ``auto`` picks (MediaPipe's networks on a
+    GPU, its graph on a CPU), then MediaPipe alone on the same frames for the ratio."""
+    from streamhand.app import build_run
+    from streamhand.runtime_config import RunConfig
+
+    cfg = RunConfig.model_validate({"source": {"kind": "demo", "realtime": False}, "frames": frames})
+    with build_run(cfg, publish=False) as run:
+        rep = run.run()
+        run.detector.close()
+        alone = run.compare_mediapipe(rep["frames_processed"])
+    out = {k: rep.get(k) for k in ("frames_processed", "fps", "detection_rate", "epe_mean_mm", "detector", "backend")}
+    out["latency_p50_ms"] = {k: v["p50"] for k, v in rep["latency_ms"].items()}
+    out["mediapipe_alone_fps"] = alone.get("fps")
+    if alone.get("fps") and rep.get("fps"):
+        out["ratio_to_mediapipe"] = alone["fps"] / rep["fps"]
+    return out
+
+
+def training(steps: int) -> dict:
+    """Training steps of the smoke recipe (bf16 on a GPU, fp32 on a CPU): samples per second."""
+    from streamhand.configio import load_yaml
+    from train.config import TrainConfig
+    from train.fit import fit
+
+    cuda = _cuda()
+    with tempfile.TemporaryDirectory(prefix="streamhand-gpu-check-") as tmp:
+        cfg = load_yaml(TrainConfig, ROOT / "configs" / "train" / "smoke.yaml",
+                        {"steps": steps, "eval_every": steps, "eval_n": 50, "checkpoint_every": steps, "out_dir": tmp,
+                         "device": "cuda" if cuda else "cpu", "precision": "bf16" if cuda else "fp32",
+                         "workers": 0})  # fmt: skip
+        t0 = time.perf_counter()
+        path = fit(cfg, progress=False)
+        import torch
+
+        hist = torch.load(path, map_location="cpu", weights_only=True)["history"]
+    last = hist[-1] if hist else {}
+    return {"device": last.get("device"), "precision": cfg.precision, "steps": steps,
+            "samples_per_s": last.get("samples_per_s"), "val_epe_mean_mm": last.get("val_epe_mean_mm"),
+            "wall_s": time.perf_counter() - t0}  # fmt: skip
+
+
+def _part(name: str, fn: Callable[[], dict], needs_cuda: bool = False) -> dict:
+    if needs_cuda and not _cuda():
+        return {"skipped": "no CUDA device"}
+    log.info("gpu check: %s", name)
+    t0 = time.perf_counter()
+    try:
+        res = fn()
+    except Exception as e:  # one part failing must not hide the others' figures
+        res = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:]}
+    res["seconds"] = round(time.perf_counter() - t0, 2)
+    return res
+
+
+def check(frames: int = 300, iters: int = 200, steps: int = 200, tests: bool = True,
+          tests_timeout_s: float = 240) -> dict:  # fmt: skip
+    """Every part, in order; the figures in one dict (see the module's docstring)."""
+    out: dict[str, Any] = {"environment": environment()}
+    out["cuda_tests"] = (
+        _part("CUDA tests", lambda: cuda_tests(tests_timeout_s), needs_cuda=True)
+        if tests
+        else {"skipped": "--no-tests"}
+    )
+    out["lifter_b1"] = _part("lifter, batch 1", lambda: lifter(iters))
+    out["rgb_expert_256"] = _part("RGB expert, 256x256", lambda: rgb_expert(max(10, iters // 4)))
+    out["hand_networks"] = _part("MediaPipe's networks", lambda: hand_networks(min(frames, 120)))
+    out["demo"] = _part("demo, whole pipeline", lambda: demo(frames))
+    out["training"] = _part("training step", lambda: training(steps))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m train.gpu_check", description=__doc__.split("\n")[0])
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--frames", type=int, default=300, help="demo frames (default 300)")
+    ap.add_argument("--iters", type=int, default=200, help="timed calls per model figure (default 200)")
+    ap.add_argument("--steps", type=int, default=200, help="training steps (default 200)")
+    ap.add_argument("--no-tests", action="store_true", help="do not run the CUDA-marked tests")
+    a = ap.parse_args(argv)
+    if min(a.frames, a.iters, a.steps) < 1:
+        ap.error("--frames, --iters and --steps take positive numbers")
+    if a.json is not None:
+        from streamhand.outputs import OutputError, check_output
+
+        try:
+            check_output(a.json, "--json")
+        except OutputError as e:
+            ap.error(str(e))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    res = check(a.frames, a.iters, a.steps, not a.no_tests)
+    text = json.dumps(res, indent=1, default=float)
+    if a.json is not None:
+        from streamhand.outputs import write_text_atomic
+
+        write_text_atomic(a.json, text, "--json")
+    print(text)
+    failed = [k for k, v in res.items() if isinstance(v, dict) and "error" in v]
+    if failed:
+        print(f"error: parts failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
