@@ -94,8 +94,11 @@ def test_no_loop_between_sub_packages():
     [
         ("the runtime never imports training code", "streamhand.", "train."),
         ("only a run's builder and the tools start a build step", "streamhand.", "streamhand.export."),
-        ("the detector does not reach into the model's backends (shared runners are in gpu/)", "streamhand.detect.",
-         "streamhand.infer."),
+        (
+            "the detector does not reach into the model's backends (shared runners are in gpu/)",
+            "streamhand.detect.",
+            "streamhand.infer.",
+        ),
     ],
 )
 def test_layers(rule, importer, imported):

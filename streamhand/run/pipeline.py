@@ -139,8 +139,23 @@ class Pipeline:
         s = self._slots
         stages = (
             ("capture", self._capture, ()),
-            ("detect", self._stage, ("detect", s[0], s[1], DetectStep(self.detector, self._tracker, self.lifter,
-                                      self.modalities, self.cfg.detect.max_hands, self.cfg.detect.crop_margin))),
+            (
+                "detect",
+                self._stage,
+                (
+                    "detect",
+                    s[0],
+                    s[1],
+                    DetectStep(
+                        self.detector,
+                        self._tracker,
+                        self.lifter,
+                        self.modalities,
+                        self.cfg.detect.max_hands,
+                        self.cfg.detect.crop_margin,
+                    ),
+                ),
+            ),
             ("infer", self._stage, ("infer", s[1], s[2], InferStep(self.lifter, self.modalities))),
             ("publish", self._stage, ("publish", s[2], self.emitter.display, self.emitter.emit, True)),
         )

@@ -116,8 +116,10 @@ class PoseSubscriber:
         self._ctx = context or zmq.Context.instance()
         self._curve = None
         if (curve_server_key is None) != (curve_client_key is None):
-            raise ValueError("--curve-server-key and --curve-client-key go together (CurveZMQ needs the server's "
-                             "public key and this client's secret key file)")
+            raise ValueError(
+                "--curve-server-key and --curve-client-key go together (CurveZMQ needs the server's "
+                "public key and this client's secret key file)"
+            )
         if curve_server_key is not None:
             self._curve = (curve_server_key, curve_client_key)
         if address is None:
