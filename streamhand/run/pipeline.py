@@ -137,25 +137,11 @@ class Pipeline:
         self._t_start = time.monotonic()
         last_tick = self._t_start
         s = self._slots
+        cfg = self.cfg.detect
+        detect = DetectStep(self.detector, self._tracker, self.lifter, self.modalities, cfg.max_hands, cfg.crop_margin)
         stages = (
             ("capture", self._capture, ()),
-            (
-                "detect",
-                self._stage,
-                (
-                    "detect",
-                    s[0],
-                    s[1],
-                    DetectStep(
-                        self.detector,
-                        self._tracker,
-                        self.lifter,
-                        self.modalities,
-                        self.cfg.detect.max_hands,
-                        self.cfg.detect.crop_margin,
-                    ),
-                ),
-            ),
+            ("detect", self._stage, ("detect", s[0], s[1], detect)),
             ("infer", self._stage, ("infer", s[1], s[2], InferStep(self.lifter, self.modalities))),
             ("publish", self._stage, ("publish", s[2], self.emitter.display, self.emitter.emit, True)),
         )
