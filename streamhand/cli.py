@@ -15,18 +15,13 @@ from typing import Annotated
 
 import typer
 
-from streamhand.errors import Commands
+from streamhand.errors import Commands, check_output_or_fail, fail
 from streamhand.options import with_options
 from streamhand.runtime_config import RunConfig
 
 app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Real-time 3D hand pose from a camera to ZeroMQ topics.")  # fmt: skip
 log = logging.getLogger("streamhand")
-
-
-def _fail(msg: str, code: int = 2) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(code)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -48,7 +43,7 @@ def _build_config(config: Path | None, overrides: dict) -> RunConfig:
         if config and not base:
             raise ConfigError(f"--config {config}: the file sets nothing (see configs/runtime.yaml)")
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     flags = {}
     for dotted, value in overrides.items():
         if isinstance(value, tuple):
@@ -67,7 +62,7 @@ def _build_config(config: Path | None, overrides: dict) -> RunConfig:
         for dotted, flag in flags.items():
             if overrides[dotted][1] is not None and f"options: {dotted}:" in msg:
                 msg = msg.replace(f"options: {dotted}:", f"{flag}:")
-        _fail(msg)
+        fail(msg)
     raise AssertionError  # unreachable
 
 
@@ -86,32 +81,12 @@ def run(
     picked += ["realsense"] if realsense or "source.realsense_serial" in given else []
     source = given.get("source.kind")
     if len(picked) > 1 or (picked and source and source != picked[0]):
-        _fail(f"choose one source; got {', '.join(picked + ([source] if source else []))}")
+        fail(f"choose one source; got {', '.join(picked + ([source] if source else []))}")
     if picked:
         overrides["source.kind"] = ("--source", picked[0])
     cfg = _build_config(config, overrides)
-    _check_output(cfg.report, "--report")
+    check_output_or_fail(cfg.report, "--report")
     raise typer.Exit(_run(cfg))
-
-
-def _check_output(path: str | Path | None, option: str) -> None:
-    """One line and exit 2, before any work, if a file cannot be written at ``path``."""
-    from streamhand.outputs import OutputError, check_output
-
-    try:
-        check_output(path, option)
-    except OutputError as e:
-        _fail(str(e))
-
-
-def _check_output_dir(path: str | Path, option: str) -> None:
-    """One line and exit 2, before any work, if ``path`` cannot be a folder to write into."""
-    from streamhand.outputs import OutputError, check_output_dir
-
-    try:
-        check_output_dir(path, option)
-    except OutputError as e:
-        _fail(str(e))
 
 
 def _write_at_end(path: Path | str, text: str, option: str) -> int:
@@ -134,7 +109,7 @@ def _run(cfg) -> int:
     try:
         run = build_run(cfg)
     except RunError as e:
-        _fail(str(e))
+        fail(str(e))
     with run:
         src, pipe = run.source, run.pipeline
         handler = ZmqLogHandler(run.publisher)
@@ -169,7 +144,7 @@ def _run(cfg) -> int:
             try:
                 alone = run.compare_mediapipe(rep["frames_processed"])
             except RunError as e:
-                _fail(str(e))
+                fail(str(e))
             rep["mediapipe_alone"] = alone
             if alone.get("fps") and rep["fps"]:
                 rep["ratio_to_mediapipe"] = alone["fps"] / rep["fps"]
@@ -187,7 +162,7 @@ def _modalities(text: str | None) -> list[str] | None:
     try:
         return parse(text)
     except ModalityError as e:
-        _fail(str(e))
+        fail(str(e))
     return None
 
 
@@ -229,9 +204,9 @@ def echo(
         sub = PoseSubscriber(address, topics=tuple(topic or [""]), timeout=timeout or None, control=control, raw=True,
                              **keys)  # fmt: skip
     except TimeoutError as e:
-        _fail(f"{e}: {hint}", 1)
+        fail(f"{e}: {hint}", 1)
     except (SecurityError, ValueError) as e:
-        _fail(str(e))
+        fail(str(e))
     topics = ", ".join(topic) if topic else "all topics"
     limit = f"; giving up after {timeout:g} s without a message" if timeout else ""
     typer.echo(f"waiting for {topics} on {sub.address}{limit} (Ctrl-C stops)", err=True)
@@ -253,7 +228,7 @@ def echo(
             if count is not None and n >= count:
                 break
     except TimeoutError as e:
-        _fail(f"{e}: {hint}" if n == 0 else f"{e} (after {n} messages)", 1)
+        fail(f"{e}: {hint}" if n == 0 else f"{e} (after {n} messages)", 1)
     except KeyboardInterrupt:
         pass
     finally:
@@ -277,12 +252,12 @@ def view(
         sub = PoseSubscriber(address, topics=("hand.pose", "hand.frame"), control=control, raw=True, timeout=0.05,
                              **keys)  # fmt: skip
     except (SecurityError, ValueError, TimeoutError) as e:
-        _fail(str(e))
+        fail(str(e))
     try:
         _require_display("use 'streamhand echo' to see the stream as text")
     except DisplayError as e:
         sub.close()
-        _fail(str(e))
+        fail(str(e))
     try:
         view_stream(sub)
     except KeyboardInterrupt:
@@ -319,19 +294,19 @@ def calibrate_hand(
             return
         if length is not None:
             if realsense or source:
-                _fail("give either --length or a depth source, not both")
+                fail("give either --length or a depth source, not both")
             p = save_hand_length(check_length(length), "manual")
             typer.echo(f"hand length {length:.3f} m stored in {p}")
             return
         kind = "realsense" if (realsense or serial is not None) else source
         if kind == "realsense" and source not in (None, "realsense"):
-            _fail(f"--source {source} and --realsense/--serial: choose one source")
+            fail(f"--source {source} and --realsense/--serial: choose one source")
         if kind is None:
-            _fail("give --length M (measured: wrist crease to middle fingertip) or measure with --realsense")
+            fail("give --length M (measured: wrist crease to middle fingertip) or measure with --realsense")
         if kind not in ("realsense", "demo"):
-            _fail(f"--source {kind}: the hand is measured with depth; use --realsense (or --source demo to try it)")
+            fail(f"--source {kind}: the hand is measured with depth; use --realsense (or --source demo to try it)")
     except CalibrationError as e:
-        _fail(str(e))
+        fail(str(e))
     cfg = _build_config(None, {"source.kind": kind, "source.realsense_serial": serial, "source.realtime": True,
                                "model.path": str(model) if model else None})  # fmt: skip
     raise typer.Exit(_measure_hand(cfg, frames))
@@ -350,7 +325,7 @@ def _measure_hand(cfg, frames: int) -> int:
         src = make_source(cfg.source)
         src.open()
     except (SourceError, RunError) as e:
-        _fail(str(e))
+        fail(str(e))
     try:
         lifter = make_lifter(cfg, src.has_depth, src.name, n_samples=0, model=model)[0]
         typer.echo("hold one hand open, palm to the camera, 0.3-0.8 m away", err=True)
@@ -360,7 +335,7 @@ def _measure_hand(cfg, frames: int) -> int:
         length, spread = est.result()
         p = save_hand_length(length, "depth", len(est.values), spread)
     except (CalibrationError, RunError) as e:
-        _fail(str(e))
+        fail(str(e))
     finally:
         src.close()
     typer.echo(f"hand length {length:.3f} m (+-{spread:.3f}, median of {len(est.values)} frames) stored in {p}")
@@ -390,7 +365,7 @@ def bench(
 ) -> None:
     """Latency and throughput per backend, modality set, batch size and detector, side by side (or --soak)."""
     _setup_logging(verbose)
-    _check_output(json_out, "--json")
+    check_output_or_fail(json_out, "--json")
     if soak is not None:
         raise typer.Exit(_soak(soak, json_out, model))
     from rich.console import Console
@@ -406,7 +381,7 @@ def bench(
                             samples, image_size, show)  # fmt: skip
         rows += bench_detectors(dets, max(20, iters), show) if dets else []
     except (CheckpointError, ValueError) as e:
-        _fail(str(e))
+        fail(str(e))
     Console(width=max(120, Console().width)).print(table(rows, threads))
     if json_out is not None:
         doc = {"rows": as_dicts(rows), "threads": threads, "samples": samples}
@@ -422,19 +397,19 @@ def _bench_plan(backends: str, modalities: str, batch: str, detectors: str) -> t
         if not sizes or min(sizes) < 1:
             raise ValueError
     except ValueError:
-        _fail(f"--batch {batch!r}: give positive batch sizes, e.g. 1,2,8")
+        fail(f"--batch {batch!r}: give positive batch sizes, e.g. 1,2,8")
     names = [b.strip() for b in backends.split(",")]
     if any(b not in ("torch", "onnxruntime", "tensorrt") for b in names):
-        _fail(f"--backends {backends!r}: choose from torch, onnxruntime, tensorrt")
+        fail(f"--backends {backends!r}: choose from torch, onnxruntime, tensorrt")
     sets = [tuple(_modalities(s) or ()) for s in modalities.split(";") if s.strip()]
     if not sets:
-        _fail(f"--modalities {modalities!r}: give one or more sets, e.g. '2d;2d,world'")
+        fail(f"--modalities {modalities!r}: give one or more sets, e.g. '2d;2d,world'")
     dets = [d.strip() for d in detectors.split(",")] if detectors.strip() else []
     try:
         for d in dets:
             parse_detector(d)
     except ValueError as e:
-        _fail(f"--detectors {detectors!r}: {e}")
+        fail(f"--detectors {detectors!r}: {e}")
     return names, sets, sizes, dets
 
 
@@ -452,7 +427,7 @@ def _soak(minutes: float, json_out: Path | None, model: Path | None) -> int:
         res = run_soak(minutes, sample_s=min(30.0, max(minutes * 60 / 20, 2.0)), on_sample=show,
                        model=str(model) if model else None)  # fmt: skip
     except RunError as e:
-        _fail(str(e))
+        fail(str(e))
     text = json.dumps(_finite(res), indent=1)
     typer.echo(text)
     failed = 1 if res["errors"] else 0
@@ -496,14 +471,14 @@ def build_engine(
     from streamhand.export.tensorrt_build import EngineBuildError, EngineOptions
 
     if precision not in ("fp32", "fp16", "int8"):
-        _fail(f"--precision {precision!r}: choose fp32, fp16 or int8")
+        fail(f"--precision {precision!r}: choose fp32, fp16 or int8")
     try:
         lo, opt, hi = (int(v) for v in batch.split(","))
     except ValueError:
-        _fail(f"--batch {batch!r}: give MIN,OPT,MAX, e.g. 1,2,8")
+        fail(f"--batch {batch!r}: give MIN,OPT,MAX, e.g. 1,2,8")
     mods = tuple(_modalities(modalities) or ()) or None
-    _check_output_dir(out, "--out")
-    _check_output(timing_cache, "--timing-cache")
+    check_output_or_fail(out, "--out", folder=True)
+    check_output_or_fail(timing_cache, "--timing-cache")
     opts = EngineOptions(precision, (lo, opt, hi), workspace, timing_cache or out / "timing.cache")
     try:
         res = build(str(model) if model else None, mods, opts, out, samples)
@@ -511,7 +486,7 @@ def build_engine(
             hands = build_hand_networks(opts, out)
             res.onnx += hands.onnx
     except (CheckpointError, ExportError, ValueError) as e:
-        _fail(str(e))
+        fail(str(e))
     except EngineBuildError as e:
         for line in str(e).splitlines():
             typer.echo(f"error: {line}", err=True)
@@ -537,7 +512,7 @@ def keys(
         check_output_dir(out, "--out")
         pub, sec = make_keys(out, name)
     except (SecurityError, OutputError) as e:
-        _fail(str(e))
+        fail(str(e))
     typer.echo(f"public key {pub} (give it to the other side), secret key {sec} (keep it)")
 
 
@@ -555,7 +530,7 @@ def proxy(
     from streamhand.stream.publish import PortInUse, run_proxy
 
     if frontend_port == backend_port:
-        _fail("--frontend-port and --backend-port must differ")
+        fail("--frontend-port and --backend-port must differ")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -564,7 +539,7 @@ def proxy(
     try:
         run_proxy(bind, frontend_port, backend_port, stop)
     except PortInUse as e:
-        _fail(str(e))
+        fail(str(e))
 
 
 @app.command()

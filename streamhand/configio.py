@@ -48,8 +48,9 @@ def validate(cls: type[M], data: dict, source: str = "config") -> M:
         raise ConfigError(format_validation_error(e, cls, source)) from None
 
 
-def load_yaml(cls: type[M], path: str | Path, overrides: dict | None = None) -> M:
-    """Read ``path`` as YAML and validate it into ``cls``; raise :class:`ConfigError` on any problem."""
+def load_yaml(cls: type[M], path: str | Path, overrides: dict | None = None, empty: str | None = None) -> M:
+    """Read ``path`` as YAML and validate it into ``cls``; raise :class:`ConfigError` on any problem. ``empty``: a
+    file without a key is refused with this reason (after the overrides are validated)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
@@ -61,5 +62,9 @@ def load_yaml(cls: type[M], path: str | Path, overrides: dict | None = None) -> 
         raise ConfigError(f"{p}: cannot read as a text file ({type(e).__name__})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level")
+    given = bool(data)
     data.update(overrides or {})
-    return validate(cls, data, str(p))
+    model = validate(cls, data, str(p))
+    if empty is not None and not given:
+        raise ConfigError(f"{p}: {empty}")
+    return model

@@ -15,11 +15,31 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from typer.core import TyperGroup
 
 from streamhand.cache import cache_dir
+
+
+def fail(msg: str, code: int = 2) -> NoReturn:
+    """The convention's one line for a user's mistake (``error: msg`` on stderr), and its exit code."""
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def check_output_or_fail(path: str | Path | None, option: str, folder: bool = False) -> None:
+    """One line and exit 2, before any work, if ``path`` cannot take a command's output: a file to write, or with
+    ``folder`` a folder to write into (``None``: the option was not given)."""
+    from streamhand.outputs import OutputError, check_output, check_output_dir
+
+    if path is None:
+        return
+    try:
+        (check_output_dir if folder else check_output)(path, option)
+    except OutputError as e:
+        fail(str(e))
 
 
 def crash_log(exc: BaseException, command: str) -> Path | None:
@@ -63,16 +83,15 @@ class Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except Exception as e:  # the one place that catches what nothing else did
+            where = f"{self.program} {ctx.invoked_subcommand or ''}".strip()
             if type(e).__module__.startswith(("click", "typer")):  # exits, usage errors, aborts: click's own
                 if getattr(e, "exit_code", None) == 2 and hasattr(e, "format_message"):  # a usage error: one line
-                    where = f"{self.program} {ctx.invoked_subcommand or ''}".strip()
-                    typer.echo(f"error: {' '.join(e.format_message().split())} (see {where} --help)", err=True)
-                    raise typer.Exit(2) from None
+                    fail(f"{' '.join(e.format_message().split())} (see {where} --help)")
                 raise
             if isinstance(e, BrokenPipeError):  # the reader went away (`streamhand info | head`): not a failure
                 _quiet_stdout()
                 raise typer.Exit(0) from None
-            typer.echo(unexpected(e, f"{self.program} {ctx.invoked_subcommand or ''}".strip()), err=True)
+            typer.echo(unexpected(e, where), err=True)
             raise typer.Exit(1) from None
 
 

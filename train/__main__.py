@@ -13,43 +13,18 @@ import typer
 
 from streamhand.checkpoint import CheckpointError, load_checkpoint
 from streamhand.configio import ConfigError, load_yaml
-from streamhand.errors import commands
+from streamhand.errors import check_output_or_fail, commands, fail
 
 log = logging.getLogger(__name__)
 app = typer.Typer(cls=commands("python -m train"), add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False, help="streamhand offline training")  # fmt: skip
 
 
-def _fail(msg: str, code: int = 2) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(code)
-
-
-def _check_output(path: Path | None, option: str) -> None:
-    """One line and exit 2, before any work, if a file cannot be written at ``path``."""
-    from streamhand.outputs import OutputError, check_output
-
-    try:
-        check_output(path, option)
-    except OutputError as e:
-        _fail(str(e))
-
-
-def _check_output_dir(path: Path | str, option: str) -> None:
-    """One line and exit 2, before any work, if ``path`` cannot be a folder to write into."""
-    from streamhand.outputs import OutputError, check_output_dir
-
-    try:
-        check_output_dir(path, option)
-    except OutputError as e:
-        _fail(str(e))
-
-
 def _check_folder(path: Path | None, option: str) -> None:
     """One line and exit 2 if a folder to read from is not one."""
     if path is not None and not path.is_dir():
         what = "is a file" if path.exists() else "does not exist"
-        _fail(f"{option}: {path} is not a folder ({what})")
+        fail(f"{option}: {path} is not a folder ({what})")
 
 
 def _write_at_end(path: Path, text: str) -> None:
@@ -59,14 +34,7 @@ def _write_at_end(path: Path, text: str) -> None:
     try:
         write_text_atomic(path, text, "--json")
     except OutputError as e:
-        _fail(str(e), 1)
-
-
-def _has_keys(path: Path) -> bool:
-    """Whether a (valid) YAML file holds at least one key."""
-    import yaml
-
-    return bool(yaml.safe_load(path.read_text()))
+        fail(str(e), 1)
 
 
 @app.command()
@@ -83,19 +51,17 @@ def fit(
 
     overrides = {k: v for k, v in {"steps": steps, "out_dir": out_dir}.items() if v is not None}
     try:
-        cfg = load_yaml(TrainConfig, config, overrides)
-        if not _has_keys(config):
-            raise ConfigError(f"{config}: an empty recipe; start from one in configs/train/ (every key has a default, "
-                              "but a recipe says at least its name)")  # fmt: skip
+        cfg = load_yaml(TrainConfig, config, overrides, empty="an empty recipe; start from one in configs/train/ "
+                        "(every key has a default, but a recipe says at least its name)")  # fmt: skip
     except ConfigError as e:
-        _fail(str(e))
+        fail(str(e))
     if resume is not None and not resume.is_file():
-        _fail(f"--resume: checkpoint not found: {resume}")
-    _check_output_dir(cfg.out_dir, "--out-dir" if out_dir is not None else f"{config}: out_dir")
+        fail(f"--resume: checkpoint not found: {resume}")
+    check_output_or_fail(cfg.out_dir, "--out-dir" if out_dir is not None else f"{config}: out_dir", folder=True)
     try:
         path = run_fit(cfg, resume=resume, progress=not no_progress)
     except (ValueError, FileNotFoundError) as e:  # a device this machine lacks, a dataset file that is missing
-        _fail(str(e))
+        fail(str(e))
     typer.echo(f"checkpoint: {path}")
 
 
@@ -123,14 +89,14 @@ def evaluate(
     from train.evaluate import evaluate_handset, evaluate_synthetic, write_pose_pck_png
     from train.published import comparison_lines
 
-    _check_output(json_out, "--json")
-    _check_output(pck_png, "--pck-png")
+    check_output_or_fail(json_out, "--json")
+    check_output_or_fail(pck_png, "--pck-png")
     if data != "synthetic" and data != "frames" and data not in LOADERS:
-        _fail(f"--data {data!r}: choose synthetic, {', '.join(LOADERS)}, frames")
+        fail(f"--data {data!r}: choose synthetic, {', '.join(LOADERS)}, frames")
     if data != "synthetic" and root is None:
-        _fail(f"--data {data} needs --root (the dataset folder)")
+        fail(f"--data {data} needs --root (the dataset folder)")
     if data == "synthetic" and root is not None:
-        _fail(f"--root {root}: --data synthetic reads no folder (--root is for {', '.join(LOADERS)}, frames)")
+        fail(f"--root {root}: --data synthetic reads no folder (--root is for {', '.join(LOADERS)}, frames)")
     _check_folder(root, "--root")
     if data == "frames":
         assert root is not None
@@ -138,13 +104,13 @@ def evaluate(
         return
     given = [f for f, v in (("--keypoints", keypoints), ("--hand-size", hand_size)) if v is not None]
     if modalities is not None and data not in ("synthetic", "rhd", "stb"):
-        _fail("--modalities: for --data frames, synthetic, rhd or stb only")
+        fail("--modalities: for --data frames, synthetic, rhd or stb only")
     if given:
-        _fail(f"{', '.join(given)}: for --data frames only")
+        fail(f"{', '.join(given)}: for --data frames only")
     try:
         ckpt = load_checkpoint(checkpoint)
     except CheckpointError as e:
-        _fail(str(e))
+        fail(str(e))
     extra, cal, task = {}, None, "2D -> 3D"
     images = any(m in ckpt.model.encoders for m in ("rgb", "depth"))
     if data in ("synthetic", "rhd", "stb") and (modalities or images):
@@ -155,13 +121,13 @@ def evaluate(
         mods = tuple(m.strip() for m in modalities.split(",")) if modalities else None
         bad = [m for m in mods or () if m not in ckpt.model.modalities or m == "3d"]
         if bad:
-            _fail(f"--modalities {','.join(bad)}: the model's run-time encoders are "
+            fail(f"--modalities {','.join(bad)}: the model's run-time encoders are "
                   f"{','.join(m for m in ckpt.model.modalities if m != '3d')}")  # fmt: skip
         where = {} if data == "synthetic" else {"kind": data, f"{data}_root": str(root)}
         try:
             m = evaluate_fused(ckpt.model, DataConfig(**where), n=n, seed=seed, noise_px=noise_px, modalities=mods)
         except (ImageDataError, FileNotFoundError, ValueError) as e:
-            _fail(f"--data {data}: {e}")
+            fail(f"--data {data}: {e}")
         extra["modalities"] = list(mods or [x for x in ckpt.model.modalities if x != "3d"])
         if "rgb" in extra["modalities"]:
             task = "RGB -> 3D"
@@ -176,9 +142,9 @@ def evaluate(
         try:
             hands = LOADERS[data](root)
         except (FileNotFoundError, ImportError, KeyError, ValueError) as e:
-            _fail(f"--data {data}: {e}")
+            fail(f"--data {data}: {e}")
         if len(hands) == 0:
-            _fail(f"--data {data}: no usable hands under {root}")
+            fail(f"--data {data}: no usable hands under {root}")
         m = evaluate_handset(ckpt.model, hands, noise_px=noise_px, seed=seed)
     result = {"checkpoint": str(checkpoint), "data": data, "seed": seed, "noise_px": noise_px,
               "model_id": ckpt.model_id, **m.as_dict(), **extra}  # fmt: skip
@@ -222,30 +188,30 @@ def _eval_frames(
     try:
         frames = load_frames(root)
     except FrameDataError as e:
-        _fail(f"--data frames: {e}")
+        fail(f"--data frames: {e}")
     try:
         configured = check_length(hand_size) if hand_size is not None else None
     except CalibrationError as e:
-        _fail(f"--hand-size: {e}")
+        fail(f"--hand-size: {e}")
     try:
         length, source = resolve_hand_length(configured)
     except CalibrationError as e:  # a broken calibration file
-        _fail(str(e))
+        fail(str(e))
     try:
         backend = make_backend("torch", str(checkpoint), 16, 1)
     except (CheckpointError, ValueError) as e:
-        _fail(str(e))
+        fail(str(e))
     requested = tuple(m.strip() for m in modalities.split(",") if m.strip()) if modalities is not None else None
     try:
         mods = frames_modalities(tuple(backend.modalities), keypoints, requested)
     except ValueError as e:
-        _fail(str(e))
+        fail(str(e))
     log.info("%d frames from %s; %s keypoints; modalities %s; hand length %.3f m (%s)",
              len(frames), root, keypoints, ",".join(mods), length, source)  # fmt: skip
     try:
         result = evaluate_frames(frames, Lifter(backend, length), keypoints, mods)
     except FrameDataError as e:
-        _fail(f"--data frames: {e}")
+        fail(f"--data frames: {e}")
     result = {"checkpoint": str(checkpoint), "data": "frames", "root": str(root), "model_id": backend.model_id,
               "hand_length_source": source, **result}  # fmt: skip
     for line in frames_report_lines(result):
@@ -270,23 +236,23 @@ def synth_report_cmd(
     from train.datasets.frames import FrameDataError, load_frames
     from train.synth_report import as_dict, report_lines, synth_report
 
-    _check_output(json_out, "--json")
+    check_output_or_fail(json_out, "--json")
     _check_folder(frames, "--frames")
     fs = None
     if frames is not None:
         try:
             fs = load_frames(frames)
         except FrameDataError as e:
-            _fail(f"--frames: {e}")
+            fail(f"--frames: {e}")
     if checkpoint is not None:
         try:
             load_checkpoint(checkpoint)
         except CheckpointError as e:
-            _fail(str(e))
+            fail(str(e))
     try:  # progress bars write to stdout: only where it is a terminal
         rep = as_dict(synth_report(n, str(checkpoint) if checkpoint else None, sys.stdout.isatty(), fs))
     except FrameDataError as e:  # an image that cannot be read
-        _fail(f"--frames: {e}")
+        fail(f"--frames: {e}")
     for line in report_lines(rep):
         typer.echo(line)
     if json_out is not None:
@@ -309,21 +275,21 @@ def render_sheet_cmd(
     from train.synth_report import render_sheet, sheet_shape, write_png
 
     if out.is_dir():
-        _fail(f"--out {out}: is a folder; name a .png file")
+        fail(f"--out {out}: is a folder; name a .png file")
     if out.suffix.lower() != ".png":
-        _fail(f"--out {out}: the sheet is a PNG; name a .png file")
+        fail(f"--out {out}: the sheet is a PNG; name a .png file")
     if not out.parent.is_dir():
-        _fail(f"--out {out}: no folder {out.parent}")
+        fail(f"--out {out}: no folder {out.parent}")
     if not os.access(out.parent, os.W_OK):
-        _fail(f"--out {out}: folder {out.parent} is not writable")
+        fail(f"--out {out}: folder {out.parent} is not writable")
     h, w = sheet_shape(n, size, cols, depth)
     if h * w > 100_000_000:
-        _fail(f"--n {n} --size {size} --cols {cols}: a {w}x{h} sheet is too large")
+        fail(f"--n {n} --size {size} --cols {cols}: a {w}x{h} sheet is too large")
     sheet = render_sheet(n, seed, size, cols, depth, progress=not no_progress)
     try:
         path = write_png(sheet, out)
     except OSError as e:
-        _fail(f"--out {out}: {e.strerror or e}")
+        fail(f"--out {out}: {e.strerror or e}")
     typer.echo(f"render sheet ({n} hands, {w}x{h}): {path}")
 
 
@@ -336,7 +302,7 @@ def mediapipe_pairs_cmd(
     """Render hands, label them with the real MediaPipe (2D and world landmarks), cache the pairs."""
     from train.datasets.mediapipe_pairs import cache_path, load_or_generate
 
-    _check_output_dir(cache, "--cache")
+    check_output_or_fail(cache, "--cache", folder=True)
     data = load_or_generate(cache, n, seed)
     typer.echo(f"{len(data['left'])} of {n} rendered hands found by MediaPipe: {cache_path(cache, n, seed)}")
 
@@ -359,13 +325,13 @@ def calibrate_std_cmd(
     try:
         load_checkpoint(checkpoint)
     except CheckpointError as e:
-        _fail(str(e))
+        fail(str(e))
     if world not in ("simulated", "mediapipe"):
-        _fail(f"--world must be simulated or mediapipe, not {world!r}")
-    _check_output_dir(cache, "--cache")
+        fail(f"--world must be simulated or mediapipe, not {world!r}")
+    check_output_or_fail(cache, "--cache", folder=True)
     pairs = load_or_generate(cache, n, seed)
     if len(pairs["left"]) < 10:
-        _fail(f"only {len(pairs['left'])} of {n} renders were found by MediaPipe; use a larger --n")
+        fail(f"only {len(pairs['left'])} of {n} renders were found by MediaPipe; use a larger --n")
     cal = calibrate(checkpoint, with_simulated_world(pairs, seed) if world == "simulated" else pairs)
     write_calibration(checkpoint, cal)
     for key, c in cal.items():
@@ -386,20 +352,20 @@ def card(
     """Package a checkpoint as a shipped model with its model card."""
     from train.model_card import package
 
-    _check_output(out, "--out")
-    _check_output(out.with_suffix(".json"), "--out")
+    check_output_or_fail(out, "--out")
+    check_output_or_fail(out.with_suffix(".json"), "--out")
     try:
         load_checkpoint(checkpoint)
     except CheckpointError as e:
-        _fail(str(e))
+        fail(str(e))
     merged: dict = {}
     for m in metrics:
         if not m.is_file():
-            _fail(f"--metrics: file not found: {m}")
+            fail(f"--metrics: file not found: {m}")
         try:
             merged[m.stem] = json.loads(m.read_text())
         except (ValueError, OSError) as e:  # not JSON, not text, a folder, unreadable
-            _fail(f"--metrics {m}: not a readable JSON file ({type(e).__name__})")
+            fail(f"--metrics {m}: not a readable JSON file ({type(e).__name__})")
     pt, js = package(checkpoint, out, merged, summary, half)
     typer.echo(f"wrote {pt} ({pt.stat().st_size / 1e6:.1f} MB) and {js}")
 
@@ -415,12 +381,12 @@ def latent_walk_cmd(
     """Decode a straight walk between two encoded hands to 3D skeletons (and images, with an image decoder)."""
     from train.latent import latent_walk, write_walk_png
 
-    _check_output(out, "--out")
+    check_output_or_fail(out, "--out")
     try:
         ck = load_checkpoint(checkpoint)
         walk = latent_walk(ck.model, modality, steps, seed)
     except (CheckpointError, ValueError) as e:
-        _fail(str(e))
+        fail(str(e))
     typer.echo(f"latent walk: {write_walk_png(walk, out)}")
 
 
@@ -435,11 +401,11 @@ def embed(
     from train.latent import embed as run_embed
     from train.latent import write_embed_png
 
-    _check_output(out, "--out")
+    check_output_or_fail(out, "--out")
     try:
         emb = run_embed(load_checkpoint(checkpoint).model, n, seed)
     except CheckpointError as e:
-        _fail(str(e))
+        fail(str(e))
     typer.echo(f"mean latent distance: two experts of one hand {emb['same_hand']:.3f}, "
                f"one expert of two hands {emb['other_hand']:.3f}")  # fmt: skip
     typer.echo(f"embedding: {write_embed_png(emb, out)}")
@@ -470,9 +436,9 @@ def compare(
     names = [n.strip() for n in only.split(",")] if only is not None else None
     bad = [n for n in names or [] if n not in SEED_MODELS]
     if bad:
-        _fail(f"--only {only!r}: choose from {', '.join(SEED_MODELS)}")
-    _check_output_dir(out, "--out")
-    _check_output(json_out, "--json")
+        fail(f"--only {only!r}: choose from {', '.join(SEED_MODELS)}")
+    check_output_or_fail(out, "--out", folder=True)
+    check_output_or_fail(json_out, "--json")
     for option, folder in (("--frames", frames), ("--rhd-root", rhd_root), ("--stb-root", stb_root)):
         _check_folder(folder, option)
     if frames is not None:
@@ -481,12 +447,12 @@ def compare(
         try:
             load_frames(frames)
         except FrameDataError as e:
-            _fail(f"--frames: {e}")
+            fail(f"--frames: {e}")
     roots = {k: str(v) for k, v in (("rhd", rhd_root), ("stb", stb_root)) if v is not None}
     try:
         rows = run_compare(steps, out, names, image_size, batch_size, n_test, frames, roots, not no_progress, workers)
     except (ValueError, FileNotFoundError) as e:
-        _fail(str(e))
+        fail(str(e))
     for line in table_lines(rows):
         typer.echo(line)
     if json_out is not None:

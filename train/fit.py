@@ -215,17 +215,15 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
     model.train()
     mp = None
     if cfg.data.mediapipe_pairs:
-        from train.datasets.mediapipe_pairs import cache_path, load_shards
+        from train.datasets.mediapipe_pairs import cache_path, load_shards, shards_of
 
         d = cfg.data
-        missing = [cache_path(d.mediapipe_cache, d.mediapipe_pairs // d.mediapipe_shards, d.mediapipe_seed + i)
-                   for i in range(d.mediapipe_shards)]  # fmt: skip
-        missing = [p for p in missing if not p.is_file()]
+        missing = [k for k, s in shards_of(d.mediapipe_pairs, d.mediapipe_seed, d.mediapipe_shards)
+                   if not cache_path(d.mediapipe_cache, k, s).is_file()]  # fmt: skip
         if missing:
             log.info("before step 1: rendering %d hands and labelling them with MediaPipe (about 8-10 per second "
                      "on one core; cached in %s for the next run; `python -m train mediapipe-pairs` makes the "
-                     "shards in parallel)", d.mediapipe_pairs // d.mediapipe_shards * len(missing),
-                     missing[0].parent)  # fmt: skip
+                     "shards in parallel)", sum(missing), d.mediapipe_cache)  # fmt: skip
         mp = load_shards(d.mediapipe_cache, d.mediapipe_pairs, d.mediapipe_seed, d.mediapipe_shards)
         log.info("%d MediaPipe-labelled hands in the mix", len(mp["left"]))
     data = batches(cfg.seed, cfg.data, cfg.batch_size, start, mp, cfg.workers, where.rank)

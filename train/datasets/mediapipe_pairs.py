@@ -66,10 +66,16 @@ def cache_path(cache_dir: str | Path, n: int, seed: int) -> Path:
     return Path(cache_dir) / f"mediapipe_pairs_v{PAIRS_VERSION}_n{n}_s{seed}_r{RENDER_VERSION}.npz"
 
 
+def shards_of(n: int, seed: int, shards: int = 1) -> list[tuple[int, int]]:
+    """``(n, seed)`` of each cache that ``n`` labelled renders made as ``shards`` caches consist of: ``n // shards``
+    each, seeds ``seed``, ``seed + 1``, ..."""
+    return [(n // shards, seed + i) for i in range(shards)]
+
+
 def load_shards(cache_dir: str | Path, n: int, seed: int, shards: int = 1) -> dict[str, np.ndarray]:
-    """``n`` labelled renders made as ``shards`` caches of ``n // shards`` (seeds ``seed``, ``seed + 1``, ...;
-    generate them in parallel with ``python -m train mediapipe-pairs``), concatenated."""
-    parts = [load_or_generate(cache_dir, n // shards, seed + i) for i in range(shards)]
+    """``n`` labelled renders made as ``shards`` caches (:func:`shards_of`; generate them in parallel with
+    ``python -m train mediapipe-pairs``), concatenated."""
+    parts = [load_or_generate(cache_dir, k, s) for k, s in shards_of(n, seed, shards)]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
