@@ -61,13 +61,18 @@ class Run:
         if self.pipeline is not None:
             self.pipeline.stop()
 
-    def compare_mediapipe(self, frames: int) -> dict:
-        """MediaPipe alone on the same ``frames`` (a fresh, unpaced copy of the source), for the speed ratio."""
+    def compare_mediapipe(self, rep: dict) -> dict:
+        """MediaPipe alone on the frames the run report ``rep`` processed (a fresh, unpaced copy of the source):
+        adds ``mediapipe_alone`` and, where both rates exist, ``ratio_to_mediapipe`` to ``rep``, and returns it."""
         from streamhand.capture.factory import make_source
         from streamhand.run.report import mediapipe_alone
 
         with make_detector(self.cfg, self.tracking, "mediapipe") as det:
-            return mediapipe_alone(make_source(self.cfg.source.model_copy(update={"realtime": False})), det, frames)
+            source = make_source(self.cfg.source.model_copy(update={"realtime": False}))
+            alone = rep["mediapipe_alone"] = mediapipe_alone(source, det, rep["frames_processed"])
+        if alone.get("fps") and rep["fps"]:
+            rep["ratio_to_mediapipe"] = alone["fps"] / rep["fps"]
+        return rep
 
 
 def make_detector(cfg: RunConfig, tracking: bool, kind: str | None = None) -> Any:
