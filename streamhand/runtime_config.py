@@ -22,7 +22,7 @@ class _Strict(BaseModel):
 
 class SourceConfig(_Strict):
     kind: Annotated[Literal["demo", "camera", "video", "images", "realsense"], Flag("--source")] = "demo"
-    camera: Annotated[str, Flag("--camera", "camera index or device path (default 0)")] = "0"
+    camera: Annotated[str, Flag("--camera", "camera index or device path")] = "0"
     video: Annotated[str | None, Flag("--video", "video file")] = None
     images: Annotated[str | None, Flag("--images", "image folder or glob pattern")] = None
     realsense_serial: Annotated[str | None, Flag("--serial", "RealSense serial number")] = None
@@ -30,9 +30,7 @@ class SourceConfig(_Strict):
     height: Annotated[int | None, Flag("--height", "frame height (pixels)")] = Field(None, ge=16, le=8192)
     fps: Annotated[float | None, Flag("--fps", "camera fps / image sequence pace")] = Field(None, gt=0, le=1000)
     mirror: Annotated[bool, Flag("--mirror", "the camera delivers a selfie (mirrored) view", switch=True)] = False
-    fov_deg: Annotated[float, Flag("--fov", "assumed horizontal field of view (degrees) (default 60)")] = Field(
-        60.0, gt=1, lt=179
-    )
+    fov_deg: Annotated[float, Flag("--fov", "assumed horizontal field of view (degrees)")] = Field(60.0, gt=1, lt=179)
     intrinsics: Annotated[str | None, Flag("--intrinsics", "JSON/YAML with width, height, fx, fy, cx, cy")] = None
     realtime: Annotated[bool, Flag("--no-realtime", "read files/demo as fast as possible", switch=False)] = True
     demo_hands: Annotated[int, Flag("--demo-hands", "hands in the demo clip (1-2)")] = Field(2, ge=1, le=2)
@@ -79,7 +77,7 @@ class ModelSettings(_Strict):
     ] = None
     backend: Annotated[Literal["auto", "tensorrt", "onnxruntime", "torch"], Flag("--backend")] = "auto"
     #: where `streamhand build-engine` writes; searched by the tensorrt backend
-    engine_dir: Annotated[str, Flag("--engines", "TensorRT engines folder (default engines)")] = "engines"
+    engine_dir: Annotated[str, Flag("--engines", "TensorRT engines folder")] = "engines"
     #: None: all the model and source support
     modalities: Annotated[
         list[InputModality] | None,
