@@ -112,9 +112,15 @@ class ModelSettings(_Strict):
 
 
 class SmoothConfig(_Strict):
+    """One Euro per joint per track. The defaults were chosen on rendered clips other than the demo's for the least
+    jitter with no measurable lag (docs/usage.md, "Smoothing")."""
+
     enabled: Annotated[bool, Flag("--no-smooth", "publish the unsmoothed poses", switch=False)] = True
-    min_cutoff: Annotated[float, Flag("--smooth-min-cutoff", "One Euro min cutoff (Hz)")] = Field(1.5, gt=0)
-    beta: Annotated[float, Flag("--smooth-beta", "One Euro beta")] = Field(0.5, ge=0)
+    min_cutoff: Annotated[float, Flag("--smooth-min-cutoff", "One Euro cutoff at rest (Hz)")] = Field(1.5, gt=0)
+    beta: Annotated[float, Flag("--smooth-beta", "One Euro cutoff added per m/s of joint speed (Hz)")] = Field(
+        15.0, ge=0
+    )
+    d_cutoff: Annotated[float, Flag("--smooth-d-cutoff", "One Euro speed estimate's cutoff (Hz)")] = Field(2.0, gt=0)
 
 
 class PublishConfig(_Strict):

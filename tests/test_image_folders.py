@@ -15,7 +15,7 @@ import pytest
 
 from streamhand.capture.factory import make_source
 from streamhand.capture.files import VideoSource
-from streamhand.detect import HandTracker, MediaPipeHands
+from streamhand.detect import MediaPipeHands, TrackLinker
 from streamhand.infer import Lifter, TorchBackend
 from streamhand.run.pipeline import Pipeline
 from streamhand.runtime_config import RunConfig
@@ -198,7 +198,7 @@ def test_only_stills_and_unpaced_files_hand_off_losslessly(tmp_path, stills):
 
 def test_tracker_without_linking_gives_each_still_its_own_ids():
     a = np.full((21, 2), 100.0) + np.arange(21)[:, None]
-    linked, single = HandTracker(), HandTracker(link=False)
+    linked, single = TrackLinker(), TrackLinker(link=False)
     assert linked.update([a], ["left"]).ids == linked.update([a + 2], ["left"]).ids == [1]
     first = single.update([a], ["left"])
     second = single.update([a + 2], ["left"])

@@ -4,7 +4,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from streamhand.detect import HandTracker, crop_square, square_box
+from streamhand.detect import TrackLinker, crop_square, square_box
 from streamhand.geometry import Intrinsics, project
 from streamhand.place.placement import JOINT_BELOW_SKIN_M, depth_at, place_hand, root_depth_from_depth, solve_root
 from streamhand.place.smoothing import OneEuro, TrackSmoother
@@ -80,7 +80,7 @@ def test_tracker_keeps_ids_when_order_swaps_and_ends_lost_tracks():
     a, b = np.full((21, 2), 100.0), np.full((21, 2), 400.0)
     a[:, 0] += np.arange(21)
     b[:, 0] += np.arange(21)
-    t = HandTracker(max_missed=1)
+    t = TrackLinker(max_missed=1)
     ids0 = t.update([a, b], ["left", "right"]).ids
     ids1 = t.update([b + 5, a + 5], ["right", "left"]).ids
     assert ids1 == ids0[::-1]

@@ -2,6 +2,6 @@
 
 from streamhand.detect.crops import CropBox, crop_square, square_box
 from streamhand.detect.mediapipe_hands import Detection, MediaPipeHands
-from streamhand.detect.tracker import HandTracker
+from streamhand.detect.tracker import HandednessVote, TrackLinker
 
-__all__ = ["CropBox", "Detection", "HandTracker", "MediaPipeHands", "crop_square", "square_box"]
+__all__ = ["CropBox", "Detection", "HandednessVote", "MediaPipeHands", "TrackLinker", "crop_square", "square_box"]

@@ -27,7 +27,7 @@ class Emitter:
                  model_id: str, source_name: str) -> None:  # fmt: skip
         self.cfg, self.publisher, self.stats = cfg, publisher, stats
         self.modalities, self.model_id, self.source_name = modalities, model_id, source_name
-        self.smoother = TrackSmoother(cfg.smooth.min_cutoff, cfg.smooth.beta, cfg.smooth.enabled)
+        self.smoother = TrackSmoother(cfg.smooth.min_cutoff, cfg.smooth.beta, cfg.smooth.enabled, cfg.smooth.d_cutoff)
         self.truth = TruthScore()  # sources with ground truth (the demo): detection rate and 3D error
         #: (frame, poses, latency) of each frame for the preview window, latest wins
         self.display: Slot = Slot(lossless=False)
@@ -48,6 +48,7 @@ class Emitter:
         f = w.frame
         for tid in w.ended:
             self.smoother.end(tid)
+            self.truth.end(tid)
         common = {"frame_id": int(f.index), "t_capture": float(f.t_capture), "t_capture_unix": float(f.t_capture_unix),
                   "camera": sch.camera(self.cfg.publish.camera_id or f.camera_id, f.intrinsics)}  # fmt: skip
         self._last_common = common
@@ -71,7 +72,8 @@ class Emitter:
         self.t_first = t_done if self.t_first is None else self.t_first
         self.t_last = t_done
         if f.truth is not None:
-            self.truth.add(f.truth, [(p[0].landmarks_px, p[3]) for p in poses])
+            hands = [(p[0].landmarks_px, p[3], p[2], p[1], p[0].handedness == "left") for p in poses]
+            self.truth.add(f.truth, hands, f.index, f.t_capture if f.t_media is None else f.t_media)
         if self.cfg.show:
             self.display.put((f, poses, lat))
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streamhand.capture.base import FrameSource
-from streamhand.detect import HandTracker
+from streamhand.detect import TrackLinker
 from streamhand.infer import Lifter
 from streamhand.run.capture_stage import CaptureStage
 from streamhand.run.emit import Emitter
@@ -48,7 +48,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.tracking = cfg.detect.tracking_for(source.stills)  # the detector is made with the same choice
-        self._tracker = HandTracker(link=self.tracking or not source.stills)
+        self.linker = TrackLinker(link=self.tracking or not source.stills)
         model_id = lifter.backend.model_id if lifter is not None else "unknown"
         self.emitter = Emitter(cfg, publisher, self.stats, modalities, model_id, source.name)
         self.watchdog = Watchdog(cfg.watchdog_s, on_stall=lambda: self.stats.count("stalls"))
@@ -138,7 +138,7 @@ class Pipeline:
         last_tick = self._t_start
         s = self._slots
         cfg = self.cfg.detect
-        detect = DetectStep(self.detector, self._tracker, self.lifter, self.modalities, cfg.max_hands, cfg.crop_margin)
+        detect = DetectStep(self.detector, self.linker, self.lifter, self.modalities, cfg.max_hands, cfg.crop_margin)
         stages = (
             ("capture", self._capture, ()),
             ("detect", self._stage, ("detect", s[0], s[1], detect)),

@@ -29,6 +29,11 @@ def run_report(pipe: Any) -> dict:
         "backend": snap["backend"], "backend_reason": snap["backend_reason"], "modalities": list(pipe.modalities),
         "detector": snap["detector"], "detector_reason": getattr(pipe.detector, "reason", ""),
         "tracking": pipe.tracking, "errors": pipe.errors, "stalls": counters.get("stalls", 0),
+        # handedness is the track's (a vote over its frames): how often a track's label changed, and on how many
+        # hands the detector's own label of the frame was overruled by the track's
+        "handedness_switches": sum(pipe.linker.switches.values()),
+        "handedness_switches_by_track": {str(k): v for k, v in sorted(pipe.linker.switches.items())},
+        "handedness_overruled": pipe.linker.overruled,
     }  # fmt: skip
     truth = pipe.emitter.truth
     if truth.truth_hands:  # ground truth: the share of true hands that were found

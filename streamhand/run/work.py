@@ -3,13 +3,13 @@ and tracking the hands and cutting their crops (:class:`DetectStep`), lifting th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from streamhand.capture.base import Frame
-from streamhand.detect import Detection, HandTracker
+from streamhand.detect import Detection, TrackLinker
 from streamhand.detect.crops import hand_crops
 from streamhand.infer import Lifter, LiftResult
 
@@ -31,17 +31,21 @@ class Work:
 
 
 class DetectStep:
-    """Detect the hands (at most ``max_hands``), give them track ids, and cut the crops the model's image experts
-    read."""
+    """Detect the hands (at most ``max_hands``), give them track ids and their track's handedness, and cut the crops
+    the model's image experts read."""
 
-    def __init__(self, detector: Any, tracker: HandTracker, lifter: Lifter, modalities: tuple[str, ...],
+    def __init__(self, detector: Any, tracker: TrackLinker, lifter: Lifter, modalities: tuple[str, ...],
                  max_hands: int, crop_margin: float):  # fmt: skip
         self.detector, self.tracker, self.lifter = detector, tracker, lifter
         self.modalities, self.max_hands, self.crop_margin = modalities, max_hands, crop_margin
 
     def __call__(self, w: Work) -> None:
         dets = self.detector(w.frame.rgb)[: self.max_hands]
-        upd = self.tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets])
+        upd = self.tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets],
+                                  [d.handedness_score for d in dets])  # fmt: skip
+        # the track's handedness, not this frame's: it picks the lifter's mirroring and the hand's topic
+        dets = [replace(d, handedness=h, handedness_score=s) for d, h, s in
+                zip(dets, upd.handedness, upd.handedness_score)]  # fmt: skip
         w.detections, w.track_ids, w.ended = dets, upd.ids, upd.ended
         if dets and any(m in self.modalities for m in IMAGE_INPUTS):
             be, k = self.lifter.backend, w.frame.intrinsics

@@ -76,7 +76,7 @@ class Camera(Struct, kw_only=True):
 
 _SCORE_DOC = (
     "the detector's confidence that this is a hand, 0..1: the landmark network's presence score with `--detector "
-    "network`; MediaPipe's graph does not expose it, so with `--detector mediapipe` it repeats `handedness_score`"
+    "network`; MediaPipe's graph does not expose it, so with `--detector mediapipe` it repeats that frame's handedness score"
 )
 
 
@@ -102,8 +102,12 @@ class HandPoseMsg(FrameFields, kw_only=True):
     """``hand.pose.left`` / ``hand.pose.right``: one hand in one frame."""
 
     track_id: Annotated[int, _doc("id of this hand, stable while it stays in view")]
-    handedness: Annotated[Handedness, _doc("the person's real hand; matches the topic")]
-    handedness_score: Annotated[float, _doc("confidence of `handedness`, 0..1")]
+    handedness: Annotated[
+        Handedness,
+        _doc("the person's real hand, voted over the track's frames (a one-frame slip does not change it); matches "
+             "the topic"),
+    ]
+    handedness_score: Annotated[float, _doc("the track's confidence in `handedness`, 0.5..1")]
     score: Annotated[
         float,
         _doc(_SCORE_DOC),
