@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from streamhand.detect import HandednessVote, TrackLinker
-from streamhand.run.truth_score import TemporalScore, TruthScore
+from streamhand.run.temporal import StillJitter, TemporalScore
+from streamhand.run.truth_score import TruthScore
 
 
 def _labels(seq: str) -> list[tuple[str, float]]:
@@ -113,3 +114,17 @@ def test_truth_score_counts_handedness_against_the_truth():
     s.add(truth, [(square, np.zeros((21, 3)), np.zeros((21, 3)), 1, False),
                   (square + 500, np.zeros((21, 3)), np.zeros((21, 3)), 2, False)], 0, 0.0)  # fmt: skip
     assert s.report()["handedness_accuracy"] == 0.5
+
+
+def test_still_jitter_counts_only_hands_that_hold_still():
+    lm = np.full((21, 2), 300.0) + np.arange(21)[:, None] * 5  # a hand 100 px across
+    rng = np.random.default_rng(3)
+    still = StillJitter()
+    for i in range(60):
+        moving = 20 <= i < 40  # 10 px a frame: not still
+        px = lm + (10.0 * i if moving else 0.0) + rng.normal(0, 0.2, lm.shape)
+        still.add(1, i, px, np.full((21, 3), 0.4) + rng.normal(0, 0.002, (21, 3)))
+    rep = still.report()
+    assert rep["still_frames"] == 60 - 2 - 20 - 2  # the first two frames of each still stretch have no history
+    assert rep["jitter_still_mm"] == pytest.approx(1000 * np.sqrt(18) * 0.002, rel=0.15)
+    assert StillJitter().report() == {"still_frames": 0}

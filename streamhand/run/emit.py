@@ -12,6 +12,7 @@ from streamhand.place.placement import place_hand
 from streamhand.place.smoothing import TrackSmoother
 from streamhand.run.handoff import Slot
 from streamhand.run.stats import StageStats, log_every_n_seconds
+from streamhand.run.temporal import StillJitter
 from streamhand.run.truth_score import TruthScore
 from streamhand.runtime_config import RunConfig
 from streamhand.stream import protocol
@@ -29,6 +30,7 @@ class Emitter:
         self.modalities, self.model_id, self.source_name = modalities, model_id, source_name
         self.smoother = TrackSmoother(cfg.smooth.min_cutoff, cfg.smooth.beta, cfg.smooth.enabled, cfg.smooth.d_cutoff)
         self.truth = TruthScore()  # sources with ground truth (the demo): detection rate and 3D error
+        self.still = StillJitter()  # every source: the wobble of hands that hold still
         #: (frame, poses, latency) of each frame for the preview window, latest wins
         self.display: Slot = Slot(lossless=False)
         self.frames_processed = 0
@@ -49,6 +51,7 @@ class Emitter:
         for tid in w.ended:
             self.smoother.end(tid)
             self.truth.end(tid)
+            self.still.end(tid)
         common = {"frame_id": int(f.index), "t_capture": float(f.t_capture), "t_capture_unix": float(f.t_capture_unix),
                   "camera": sch.camera(self.cfg.publish.camera_id or f.camera_id, f.intrinsics)}  # fmt: skip
         self._last_common = common
@@ -71,6 +74,8 @@ class Emitter:
         self.frames_processed += 1
         self.t_first = t_done if self.t_first is None else self.t_first
         self.t_last = t_done
+        for p in poses:
+            self.still.add(p[1], f.index, p[0].landmarks_px, p[2])
         if f.truth is not None:
             hands = [(p[0].landmarks_px, p[3], p[2], p[1], p[0].handedness == "left") for p in poses]
             self.truth.add(f.truth, hands, f.index, f.t_capture if f.t_media is None else f.t_media)

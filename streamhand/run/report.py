@@ -41,6 +41,7 @@ def run_report(pipe: Any) -> dict:
     else:  # the share of processed frames with at least one hand
         n = pipe.frames_processed
         rep["detection_rate"] = counters.get("frames_with_hands", 0) / n if n else 0.0
+    rep.update(pipe.emitter.still.report())
     return rep
 
 

@@ -1,72 +1,16 @@
 """Scoring a run against ground truth (sources that carry it, such as the demo): each true hand is matched to
 the published hand nearest its 2D centre (within half its size), which gives the detection rate (found / true
 hands) and the wrist-relative 3D error per joint (an exact running mean; the median of the last 20 000 hands,
-so a long run's memory stays flat); and, along each track, how smooth and how late the published joints are
-(:class:`TemporalScore`)."""
+so a long run's memory stays flat), the handedness, and, along each track, how smooth and how late the published
+joints are (:class:`streamhand.run.temporal.TemporalScore`)."""
 
 from __future__ import annotations
-
-from collections import deque
 
 import numpy as np
 
 from streamhand.metrics import joint_errors_mm
 from streamhand.run.stats import Ring
-
-#: the longest delay (frames) the lag estimate considers
-MAX_LAG_FRAMES = 6
-
-
-class TemporalScore:
-    """Jitter and lag of published joints (camera frame) against the truth, along each track, in constant memory.
-
-    ``jitter_mm``: the RMS over joints and frames of the second difference of (published - truth), i.e. the
-    frame-to-frame wobble the truth's own motion does not explain. ``lag_ms``: the delay that best aligns the
-    published joints with the true ones — the shift k (0 to :data:`MAX_LAG_FRAMES` frames, refined between
-    frames by a parabola) minimising the mean squared distance between published(t) and truth(t - k), times the
-    median frame interval. Only runs of consecutive frames count."""
-
-    def __init__(self, max_lag: int = MAX_LAG_FRAMES):
-        self.max_lag = max_lag
-        self._hist: dict[int, deque] = {}  # track -> (frame, t, published, truth) of its latest frames
-        self._d2_sum, self._d2_n = 0.0, 0
-        self._lag_sums = np.zeros(max_lag + 1)
-        self._lag_n = 0
-        self._dts: deque[float] = deque(maxlen=2000)
-
-    def add(self, track_id: int, frame: int, t: float, published: np.ndarray, truth: np.ndarray) -> None:
-        h = self._hist.setdefault(track_id, deque(maxlen=self.max_lag + 1))
-        if h and h[-1][0] != frame - 1:  # a gap: start the track's run again
-            h.clear()
-        if h and t > h[-1][1]:
-            self._dts.append(t - h[-1][1])
-        h.append((frame, t, np.asarray(published, np.float64), np.asarray(truth, np.float64)))
-        if len(h) >= 3:
-            r = [p - g for _, _, p, g in list(h)[-3:]]
-            d2 = r[2] - 2.0 * r[1] + r[0]
-            self._d2_sum += float((d2 * d2).sum(-1).sum())
-            self._d2_n += d2.shape[0]
-        if len(h) == self.max_lag + 1:
-            pub = h[-1][2]
-            self._lag_sums += [float(((pub - h[-1 - k][3]) ** 2).sum(-1).mean()) for k in range(self.max_lag + 1)]
-            self._lag_n += 1
-
-    def end(self, track_id: int) -> None:
-        self._hist.pop(track_id, None)
-
-    def report(self) -> dict:
-        rep: dict = {}
-        if self._d2_n:
-            rep["jitter_mm"] = 1000.0 * float(np.sqrt(self._d2_sum / self._d2_n))
-        if self._lag_n and self._dts:
-            e = self._lag_sums / self._lag_n
-            k = int(np.argmin(e))
-            shift = 0.0
-            if 0 < k < len(e) - 1:  # the parabola through the minimum and its neighbours
-                den = e[k - 1] - 2.0 * e[k] + e[k + 1]
-                shift = 0.5 * (e[k - 1] - e[k + 1]) / den if den > 0 else 0.0
-            rep["lag_ms"] = 1000.0 * (k + shift) * float(np.median(self._dts))
-        return rep
+from streamhand.run.temporal import TemporalScore
 
 
 class TruthScore:
