@@ -1,4 +1,4 @@
-"""The ``streamhand`` command line: run, echo, view, calibrate-hand, bench, keys, proxy, info.
+"""The ``streamhand`` command line: run, echo, view, record, replay, calibrate-hand, bench, keys, proxy, info.
 
 Bad input gives one line on stderr and exit code 2; a clean stop (end of source, ``--frames``,
 Ctrl-C, SIGTERM or the control socket's ``stop``) exits 0.
@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from streamhand import cli_record
 from streamhand.errors import Commands, check_output_or_fail, fail
 from streamhand.options import with_options
 from streamhand.runtime_config import RunConfig
@@ -261,6 +262,10 @@ def view(
         pass
     finally:
         sub.close()
+
+
+app.command()(cli_record.record)
+app.command()(cli_record.replay)
 
 
 @app.command("calibrate-hand")

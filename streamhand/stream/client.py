@@ -77,6 +77,7 @@ class Message:
     topic: str
     data: dict
     gap: int = 0
+    payload: bytes = field(default=b"", repr=False)  # the msgpack map as received (what a recording keeps)
 
 
 def _connect(sock: zmq.Socket, endpoint: str, what: str) -> None:
@@ -184,7 +185,7 @@ class PoseSubscriber:
             gap = max(0, seq - last - 1) if last is not None and seq >= 0 else 0
             self._last_seq[key] = seq
             self.gaps += gap
-            return Message(topic, msg, gap)
+            return Message(topic, msg, gap, bytes(parts[1]))
 
     def _skip(self, why: Exception) -> None:
         self.malformed += 1

@@ -114,6 +114,15 @@ class Publisher:
             except zmq.Again:
                 self.dropped += 1
 
+    def send_raw(self, topic: str, payload: bytes) -> None:
+        """Send a message as it is (a replayed recording: its own ``seq`` and times, the same bytes)."""
+        with self._lock:
+            try:
+                self._pub.send_multipart([topic.encode(), payload], flags=zmq.NOBLOCK)
+                self.sent += 1
+            except zmq.Again:
+                self.dropped += 1
+
     def _serve(self) -> None:
         assert self._rep is not None
         poller = zmq.Poller()

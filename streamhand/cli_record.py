@@ -1,0 +1,136 @@
+"""``streamhand record`` and ``streamhand replay``: the stream to an MCAP file and back (:mod:`streamhand.stream.recording`).
+
+Registered on the ``streamhand`` command line by :mod:`streamhand.cli`; same conventions (one line and exit 2 for
+bad input, exit 0 on a clean stop).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streamhand.errors import check_output_or_fail, fail
+from streamhand.stream import protocol
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+
+def record(
+    out: Annotated[Path, typer.Argument(help="the recording to write (.mcap)")],
+    address: Annotated[str | None, typer.Option(help="PUB endpoint (default tcp://127.0.0.1:5560)")] = None,
+    control: Annotated[str | None, typer.Option(help="control endpoint: ask it for the PUB port")] = None,
+    topic: Annotated[list[str] | None, typer.Option(help="topic prefix (repeatable); default: all")] = None,
+    duration: Annotated[float | None, typer.Option(min=0.001, help="stop after this many seconds")] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="stop after N messages")] = None,
+    timeout: Annotated[float, typer.Option(min=0, help="give up after this many idle seconds (0: never)")] = 30.0,
+    curve_server_key: Annotated[Path | None, typer.Option(help="CurveZMQ: the server's .key")] = None,
+    curve_client_key: Annotated[Path | None, typer.Option(help="CurveZMQ: this client's .key_secret")] = None,
+) -> None:
+    """Record the stream to an MCAP file (every message as received, with its topic, receive time and schema).
+
+    Stops on Ctrl-C, SIGTERM, --duration, --count or --timeout seconds without a message; what was received is
+    always kept (the file appears under its name when it is complete)."""
+    from streamhand.stream.client import PoseSubscriber
+    from streamhand.stream.recording import McapRecorder
+    from streamhand.stream.security import SecurityError
+
+    if out.suffix.lower() != ".mcap":
+        fail(f"OUT {str(out)!r}: a recording is an .mcap file; give a name ending in .mcap")
+    check_output_or_fail(out, "OUT")
+    try:
+        keys = {"curve_server_key": _opt(curve_server_key), "curve_client_key": _opt(curve_client_key)}
+        sub = PoseSubscriber(address, topics=tuple(topic or [""]), timeout=0.1, control=control, raw=True, **keys)
+    except TimeoutError as e:
+        fail(f"{e}: is `streamhand run` running where --control points?", 1)
+    except (SecurityError, ValueError) as e:
+        fail(str(e))
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    rec = McapRecorder(out, source=sub.address)
+    typer.echo(f"recording {', '.join(topic) if topic else 'all topics'} from {sub.address} to {out} "
+               "(Ctrl-C stops)", err=True)  # fmt: skip
+    t_start = t_last = time.monotonic()
+    why = "stopped"
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            if duration is not None and now - t_start >= duration:
+                why = f"{duration:g} s"
+                break
+            if timeout and now - t_last >= timeout:
+                why = f"nothing for {timeout:g} s"
+                break
+            try:
+                m = sub.recv()
+            except TimeoutError:
+                continue
+            t_last = time.monotonic()
+            rec.write(m.topic, m.payload, m.data.get("seq", 0))
+            if count is not None and rec.count >= count:
+                why = f"{count} messages"
+                break
+    finally:
+        sub.close()
+        path = rec.close()
+    typer.echo(f"recorded {rec.count} messages to {path} ({why})", err=True)
+    if rec.count == 0 and why.startswith("nothing"):
+        fail(f"nothing arrived from {sub.address} in {timeout:g} s; is `streamhand run` publishing there?", 1)
+
+
+def replay(
+    file: Annotated[Path, typer.Argument(help="a recording made by `streamhand record` or `run --save X.mcap`")],
+    port: Annotated[int, typer.Option(min=1, max=65535, help="PUB port")] = protocol.DEFAULT_PUB_PORT,
+    control_port: Annotated[int, typer.Option(min=1, max=65535, help="control (REP) port")] = (
+        protocol.DEFAULT_CONTROL_PORT
+    ),
+    bind: Annotated[str, typer.Option(help="address to bind both ports")] = "127.0.0.1",
+    speed: Annotated[str, typer.Option(help="1: the recorded pace; N: N times faster; max: as fast as possible")] = "1",
+    loop: Annotated[bool, typer.Option("--loop", help="start again at the end, until stopped")] = False,
+    delay: Annotated[float, typer.Option(min=0, help="seconds to wait before the first message (subscribers "
+                                                     "connect)")] = 1.0,  # fmt: skip
+) -> None:
+    """Republish a recording: the same bytes on the same topics, at the recorded pace (or faster), with a control
+    socket like `run`'s (PUB_PORT, t, stats, stop)."""
+    from streamhand.stream.publish import PortInUse, Publisher
+    from streamhand.stream.recording import RecordingError, check_recording, describe, parse_speed
+    from streamhand.stream.recording import replay as play
+
+    try:
+        factor = parse_speed(speed)
+        info = check_recording(file)
+    except (ValueError, RecordingError) as e:
+        fail(str(e))
+    if port == control_port:
+        fail("--port and --control-port must differ")
+    stop = threading.Event()
+    progress = {"messages": 0, "of": info.messages}
+    try:
+        pub = Publisher(bind, port, control_port, sndhwm=100_000, stats=lambda: dict(progress),
+                        config=lambda: {"file": str(file), "speed": speed, "loop": loop}, on_stop=stop.set)  # fmt: skip
+    except PortInUse as e:
+        fail(str(e))
+    _stop_on_signals(stop)
+    typer.echo(f"replaying {file}: {describe(info)}; on tcp://{bind}:{port} (control {control_port}) "
+               f"at {'max speed' if factor is None else f'{factor:g}x'}{', looping' if loop else ''} (Ctrl-C stops)",
+               err=True)  # fmt: skip
+    try:
+        if stop.wait(delay):
+            return
+        sent = play(file, pub.send_raw, factor, loop, stop.is_set, lambda n: progress.__setitem__("messages", n))
+        time.sleep(0.2)  # let the last messages leave before the socket closes
+    finally:
+        pub.close()
+    typer.echo(f"replayed {sent} messages" + (f" ({pub.dropped} dropped by slow subscribers)" if pub.dropped else ""),
+               err=True)  # fmt: skip
+
+
+def _opt(p: Path | None) -> str | None:
+    return None if p is None else str(p)

@@ -1,0 +1,218 @@
+"""Recording the stream to MCAP and playing it back.
+
+A recording holds every message as it arrived: its topic as the channel, the msgpack payload byte for byte
+(channel ``message_encoding`` ``msgpack``), the receive time (``log_time``, ns since the Unix epoch), the message's
+own ``seq`` as MCAP's sequence number, and per channel our JSON Schema of that topic's map (schema encoding
+``jsonschema``, from :mod:`streamhand.stream.schema`). The header's profile is ``streamhand``; a metadata record
+``streamhand`` says where it was recorded from. Rerun, Foxglove and the ``mcap`` CLI open it as it is.
+
+:class:`McapRecorder` writes (to ``OUT.mcap.part``, renamed when it finishes, so a file at the final name is
+always complete); :func:`check_recording` reads a file through once and names, in one line, what is wrong with
+it (not MCAP, truncated, not ours); :func:`replay` republishes the same bytes on the same topics at the recorded
+pace, N times faster or as fast as possible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from streamhand.stream import protocol
+
+PROFILE = "streamhand"
+MESSAGE_ENCODING = "msgpack"
+
+
+class RecordingError(ValueError):
+    """A file that cannot be replayed; ``str(e)`` is one line."""
+
+
+def _schema_for(topic: str) -> tuple[str, bytes]:
+    """(name, JSON Schema) of a topic's maps; a topic that is not ours gets an empty schema."""
+    cls = protocol.struct_for(topic)
+    if cls is None:
+        return "unknown", b"{}"
+    return f"streamhand.{cls.__name__}", msgspec.json.encode(msgspec.json.schema(cls))
+
+
+class McapRecorder:
+    """Appends raw messages to an MCAP file; :meth:`close` finishes it (summary, index) and puts it in place."""
+
+    def __init__(self, path: str | Path, source: str = "", chunk_size: int = 256 * 1024):
+        from mcap.writer import Writer
+
+        from streamhand import __version__
+
+        self.path = Path(path)
+        self._part = self.path.with_name(self.path.name + ".part")
+        self._file = open(self._part, "wb")  # noqa: SIM115 (closed in close())
+        self._writer = Writer(self._file, chunk_size=chunk_size)
+        self._writer.start(profile=PROFILE, library=f"streamhand {__version__}")
+        self._writer.add_metadata(PROFILE, {"source": source, "started_unix": f"{time.time():.3f}",
+                                            "schema": str(protocol.SCHEMA)})  # fmt: skip
+        self._schemas: dict[str, int] = {}
+        self._channels: dict[str, int] = {}
+        self.count = 0
+        self.closed = False
+
+    def _channel(self, topic: str) -> int:
+        cid = self._channels.get(topic)
+        if cid is None:
+            name, data = _schema_for(topic)
+            sid = self._schemas.get(name)
+            if sid is None:
+                sid = self._schemas[name] = self._writer.register_schema(name, "jsonschema", data)
+            cid = self._channels[topic] = self._writer.register_channel(topic, MESSAGE_ENCODING, sid)
+        return cid
+
+    def write(self, topic: str, payload: bytes, seq: int = 0, t_ns: int | None = None) -> None:
+        """One message as received (``t_ns``: the receive time, now if not given)."""
+        t = time.time_ns() if t_ns is None else t_ns
+        self._writer.add_message(self._channel(topic), log_time=t, data=bytes(payload), publish_time=t,
+                                 sequence=max(int(seq), 0) & 0xFFFFFFFF)  # fmt: skip
+        self.count += 1
+
+    def close(self) -> Path:
+        """Finish the file and move it to its name; safe to call twice."""
+        if not self.closed:
+            self.closed = True
+            try:
+                self._writer.finish()
+            finally:
+                self._file.close()
+            os.replace(self._part, self.path)
+        return self.path
+
+
+@dataclass
+class RecordingInfo:
+    """What :func:`check_recording` found."""
+
+    messages: int = 0
+    topics: dict[str, int] = field(default_factory=dict)  # topic -> messages
+    start_ns: int = 0
+    end_ns: int = 0
+    source: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return max(self.end_ns - self.start_ns, 0) / 1e9
+
+
+def _records(path: Path) -> Iterator:
+    from mcap.stream_reader import StreamReader
+
+    with open(path, "rb") as f:
+        yield from StreamReader(f, record_size_limit=1 << 28).records
+
+
+def check_recording(path: str | Path) -> RecordingInfo:
+    """Read the whole file once: a :class:`RecordingInfo`, or :class:`RecordingError` in one line."""
+    from mcap.exceptions import McapError
+    from mcap.records import Channel, Footer, Header, Message, Metadata
+
+    p = Path(path)
+    if not p.is_file():
+        raise RecordingError(f"{p}: no such file")
+    info, channels, header, footer = RecordingInfo(), {}, None, False
+    try:
+        for rec in _records(p):
+            if isinstance(rec, Header):
+                header = rec
+            elif isinstance(rec, Channel):
+                channels[rec.id] = rec
+            elif isinstance(rec, Message):
+                topic = channels[rec.channel_id].topic if rec.channel_id in channels else None
+                if topic is None or channels[rec.channel_id].message_encoding != MESSAGE_ENCODING:
+                    raise RecordingError(f"{p}: a message on a channel that is not a streamhand topic")
+                info.topics[topic] = info.topics.get(topic, 0) + 1
+                info.messages += 1
+                info.start_ns = rec.log_time if info.messages == 1 else min(info.start_ns, rec.log_time)
+                info.end_ns = max(info.end_ns, rec.log_time)
+            elif isinstance(rec, Metadata) and rec.name == PROFILE:
+                info.source = rec.metadata.get("source", "")
+            elif isinstance(rec, Footer):
+                footer = True
+    except RecordingError:
+        raise
+    except (McapError, EOFError, struct.error, ValueError, KeyError) as e:
+        if header is None:
+            raise RecordingError(f"{p}: not an MCAP file ({type(e).__name__})") from None
+        raise RecordingError(f"{p}: truncated or damaged after {info.messages} messages ({type(e).__name__})") from None
+    except OSError as e:
+        raise RecordingError(f"{p}: cannot read it ({e.strerror or e})") from None
+    if header is None:
+        raise RecordingError(f"{p}: not an MCAP file")
+    if header.profile != PROFILE:
+        raise RecordingError(f"{p}: an MCAP file, but not a streamhand recording (profile {header.profile!r})")
+    if not footer:
+        raise RecordingError(f"{p}: truncated after {info.messages} messages (no footer)")
+    return info
+
+
+def messages(path: str | Path) -> Iterator[tuple[str, bytes, int]]:
+    """(topic, payload, log_time ns) of every message, in file order (check the file first)."""
+    from mcap.records import Channel, Message
+
+    topics: dict[int, str] = {}
+    for rec in _records(Path(path)):
+        if isinstance(rec, Channel):
+            topics[rec.id] = rec.topic
+        elif isinstance(rec, Message):
+            yield topics[rec.channel_id], rec.data, rec.log_time
+
+
+def parse_speed(text: str) -> float | None:
+    """``--speed``: ``max`` (None: as fast as possible) or a factor > 0 (1: the recorded pace)."""
+    if text.strip().lower() == "max":
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise ValueError(f"--speed {text!r}: give a factor such as 1 or 4, or max") from None
+    if not v > 0 or v == float("inf"):
+        raise ValueError(f"--speed {text!r}: the factor must be above 0 (or max)")
+    return v
+
+
+def replay(path: str | Path, send: Callable[[str, bytes], None], speed: float | None = 1.0, loop: bool = False,
+           stop: Callable[[], bool] = lambda: False, on_message: Callable[[int], None] | None = None) -> int:  # fmt: skip
+    """Send every message of a checked recording through ``send(topic, payload)`` at the recorded pace divided by
+    ``speed`` (None: no waiting); with ``loop``, again from the start until ``stop()``. The number sent."""
+    sent = 0
+    while True:
+        t0_wall, t0_rec = time.monotonic(), None
+        for topic, payload, t_ns in messages(path):
+            if stop():
+                return sent
+            if speed is not None:
+                t0_rec = t_ns if t0_rec is None else t0_rec
+                due = t0_wall + (t_ns - t0_rec) / 1e9 / speed
+                while (wait := due - time.monotonic()) > 0:
+                    if stop():
+                        return sent
+                    time.sleep(min(wait, 0.05))
+            send(topic, payload)
+            sent += 1
+            if on_message is not None:
+                on_message(sent)
+        if not loop or stop():
+            return sent
+
+
+def describe(info: RecordingInfo) -> str:
+    """One line about a recording."""
+    poses = sum(n for t, n in info.topics.items() if t.startswith(protocol.TOPIC_POSE + "."))
+    return (f"{info.messages} messages ({poses} poses) on {len(info.topics)} topics over {info.seconds:.1f} s"
+            + (f" from {info.source}" if info.source else ""))  # fmt: skip
+
+
+def topics_json(info: RecordingInfo) -> str:
+    return json.dumps(info.topics, sort_keys=True)

@@ -1,0 +1,263 @@
+"""Recording the stream to MCAP and replaying it: real sockets, the real ``mcap`` library, the real commands."""
+
+from __future__ import annotations
+
+import io
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import msgpack
+import pytest
+import zmq
+
+from streamhand.stream import protocol
+from streamhand.stream.client import PoseSubscriber
+from streamhand.stream.publish import Publisher
+from streamhand.stream.recording import (
+    McapRecorder,
+    RecordingError,
+    check_recording,
+    messages,
+    parse_speed,
+    replay,
+)
+from tests.conftest import free_port
+from tests.helpers import ROOT, cli, invoke
+
+
+def _write(path: Path, n: int = 10, span_s: float = 0.5) -> list[tuple[str, bytes]]:
+    """A recording of ``n`` small messages over ``span_s`` seconds, on two topics; the (topic, payload) sent."""
+    rec, sent = McapRecorder(path, source="test"), []
+    t0 = time.time_ns()
+    for i in range(n):
+        topic = "hand.frame" if i % 2 else "hand.pose.left"
+        payload = msgpack.packb({"topic": topic, "seq": i // 2, "frame_id": i})
+        rec.write(topic, payload, i // 2, t0 + int(i * span_s / max(n - 1, 1) * 1e9))
+        sent.append((topic, payload))
+    rec.close()
+    return sent
+
+
+def test_a_recording_reads_back_with_the_mcap_library(tmp_path):
+    from mcap.reader import make_reader
+
+    sent = _write(tmp_path / "a.mcap")
+    with open(tmp_path / "a.mcap", "rb") as f:
+        r = make_reader(f)
+        assert r.get_header().profile == "streamhand"
+        got = [(ch.topic, m.data, ch.message_encoding, s.encoding) for s, ch, m in r.iter_messages()]
+    assert [(t, p) for t, p, *_ in got] == sent
+    assert {e for *_, e, _ in got} == {"msgpack"} and {s for *_, s in got} == {"jsonschema"}
+    info = check_recording(tmp_path / "a.mcap")
+    assert info.messages == 10 and info.topics == {"hand.frame": 5, "hand.pose.left": 5} and info.source == "test"
+    assert not (tmp_path / "a.mcap.part").exists()
+
+
+def _foreign(path: Path) -> None:
+    from mcap.writer import Writer
+
+    with open(path, "wb") as f:
+        w = Writer(f)
+        w.start(profile="ros2", library="x")
+        w.finish()
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_text("not a recording at all, just text " * 20), "not an MCAP file"),
+        (lambda p: p.write_bytes(b""), "not an MCAP file"),
+        (lambda p: p.write_bytes(_bytes_of_recording(p)[:3000]), "truncated"),
+        (lambda p: p.write_bytes(_bytes_of_recording(p)[:-40]), "truncated"),
+        (_foreign, "not a streamhand recording"),
+    ],
+)
+def test_files_that_cannot_be_replayed_say_why_in_one_line(tmp_path, make, says):
+    p = tmp_path / "bad.mcap"
+    make(p)
+    with pytest.raises(RecordingError, match=says) as e:
+        check_recording(p)
+    assert "\n" not in str(e.value)
+    r = invoke("replay", str(p), "--port", str(free_port()), "--control-port", str(free_port()))
+    assert r.returncode == 2 and says in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def _bytes_of_recording(p: Path) -> bytes:
+    good = p.with_name("good.mcap")
+    _write(good, n=400)
+    return good.read_bytes()
+
+
+@pytest.mark.parametrize(("text", "value"), [("1", 1.0), ("4", 4.0), ("0.5", 0.5), ("max", None), ("MAX", None)])
+def test_speed(text, value):
+    assert parse_speed(text) == value
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "fast", "", "inf", "nan"])
+def test_bad_speed(text):
+    with pytest.raises(ValueError, match="--speed"):
+        parse_speed(text)
+
+
+@pytest.mark.parametrize(("speed", "low", "high"), [(1.0, 0.45, 0.9), (4.0, 0.1, 0.35), (None, 0.0, 0.1)])
+def test_replay_keeps_the_recorded_pace(tmp_path, speed, low, high):
+    sent = _write(tmp_path / "a.mcap", n=11, span_s=0.5)
+    out: list[tuple[str, bytes]] = []
+    t0 = time.monotonic()
+    assert replay(tmp_path / "a.mcap", lambda t, p: out.append((t, p)), speed) == 11
+    assert low <= time.monotonic() - t0 <= high and out == sent
+
+
+def test_replay_loops_until_stopped(tmp_path):
+    _write(tmp_path / "a.mcap", n=4, span_s=0.0)
+    out: list = []
+    assert replay(tmp_path / "a.mcap", lambda t, p: out.append(t), None, loop=True, stop=lambda: len(out) >= 10) == 10
+
+
+def test_record_keeps_what_it_received_on_sigterm(tmp_path):
+    port, out = free_port(), tmp_path / "r.mcap"
+    pub = Publisher(port=port, control_port=None)
+    proc = subprocess.Popen([sys.executable, "-m", "streamhand.cli", "record", str(out), "--address",
+                             f"tcp://127.0.0.1:{port}", "--timeout", "0"], cwd=ROOT, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=("",), raw=True, timeout=0.05)
+        deadline = time.monotonic() + 30  # the recorder has connected when a second subscriber could too
+        n = 0
+        while time.monotonic() < deadline and n < 50:
+            pub.publish(protocol.TOPIC_LOG + ".info", {"level": "info", "msg": f"m{n}"})
+            n += 1
+            time.sleep(0.05 if n < 20 else 0.01)
+        sub.close()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        pub.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    info = check_recording(out)
+    assert info.messages > 0 and f"recorded {info.messages} messages" in err
+    seqs = [msgpack.unpackb(p)["seq"] for _, p, _ in messages(out)]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # every message after the first, in order
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["record", "{tmp}/out.json"], "give a name ending in .mcap"),
+        (["record", "{tmp}"], "give a name ending in .mcap"),
+        (["record", "{tmp}/file.txt/out.mcap"], "is a file, not a folder"),
+        (["record", "{tmp}/out.mcap", "--address", "nonsense"], "not a ZeroMQ endpoint"),
+        (["replay", "{tmp}/missing.mcap"], "no such file"),
+        (["replay", "{tmp}/good.mcap", "--speed", "zero"], "--speed"),
+        (["replay", "{tmp}/good.mcap", "--port", "6100", "--control-port", "6100"], "must differ"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, says):
+    (tmp_path / "file.txt").write_text("x")
+    _write(tmp_path / "good.mcap", n=2)
+    r = invoke(*[a.format(tmp=tmp_path) for a in args])
+    assert r.returncode == 2 and says in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_replay_on_a_busy_port_is_one_line(tmp_path):
+    _write(tmp_path / "good.mcap", n=2)
+    busy = zmq.Context.instance().socket(zmq.PUB)
+    port = busy.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        r = invoke("replay", str(tmp_path / "good.mcap"), "--port", str(port), "--control-port", str(free_port()))
+    finally:
+        busy.close(0)
+    assert r.returncode == 2 and "in use" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def _subscribe(address: str, out: list, stop: threading.Event) -> threading.Thread:
+    """A plain pyzmq subscriber: every [topic, payload] as it arrives."""
+    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.setsockopt(zmq.RCVHWM, 0)
+    sock.connect(address)
+
+    def loop() -> None:
+        try:
+            while not stop.is_set():
+                if sock.poll(50):
+                    out.append(tuple(sock.recv_multipart()))
+        finally:
+            sock.close(0)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.slow
+def test_a_demo_run_recorded_and_replayed_byte_for_byte(tmp_path):
+    port, rec_path = free_port(), tmp_path / "demo.mcap"
+    recorder = subprocess.Popen([sys.executable, "-m", "streamhand.cli", "record", str(rec_path), "--address",
+                                 f"tcp://127.0.0.1:{port}", "--topic", "hand.", "--timeout", "120"], cwd=ROOT,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        time.sleep(1.0)
+        r = cli("run", "--source", "demo", "--frames", "60", "--no-realtime", "--port", str(port),
+                "--control-port", str(free_port()))  # fmt: skip
+        assert r.returncode == 0, r.stderr[-2000:]
+        time.sleep(1.0)
+        recorder.send_signal(signal.SIGINT)  # as Ctrl-C
+        _, err = recorder.communicate(timeout=60)
+    finally:
+        if recorder.poll() is None:
+            recorder.kill()
+    assert recorder.returncode == 0, err
+    info = check_recording(rec_path)
+    poses = sum(n for t, n in info.topics.items() if t.startswith("hand.pose."))
+    assert poses >= 60 and info.topics["hand.frame"] == 60
+    recorded = [(t.encode(), p) for t, p, _ in messages(rec_path)]
+    for _topic, payload in recorded:  # what was recorded is what was published: our maps, valid
+        m = msgpack.unpackb(payload, raw=False)
+        assert protocol.validate(m["topic"], m) == []
+
+    got: list = []
+    stop = threading.Event()
+    play_port = free_port()
+    t = _subscribe(f"tcp://127.0.0.1:{play_port}", got, stop)
+    try:
+        r = invoke("replay", str(rec_path), "--port", str(play_port), "--control-port", str(free_port()),
+                   "--speed", "max", "--delay", "1")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 10
+        while len(got) < len(recorded) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        t.join(5)
+    assert got == recorded  # byte for byte, same count, same order
+
+
+def test_the_stream_recorded_in_process(tmp_path):
+    """PoseSubscriber hands the recorder the payload as it arrived."""
+    port = free_port()
+    pub = Publisher(port=port, control_port=None)
+    sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=("",), raw=True, timeout=5)
+    rec = McapRecorder(tmp_path / "x.mcap")
+    try:
+        time.sleep(0.3)
+        for i in range(5):
+            pub.publish("log.info", {"level": "info", "msg": str(i)})
+        for _ in range(5):
+            m = sub.recv()
+            rec.write(m.topic, m.payload, m.data["seq"])
+    finally:
+        sub.close()
+        pub.close()
+        rec.close()
+    got = [msgpack.unpackb(p)["msg"] for _, p, _ in messages(tmp_path / "x.mcap")]
+    assert got == ["0", "1", "2", "3", "4"]
+    assert io.BytesIO((tmp_path / "x.mcap").read_bytes()).read(8).startswith(b"\x89MCAP")
