@@ -4,18 +4,23 @@ The package follows the data's path: ``capture/`` (sources) -> ``detect/`` (Medi
 backends and the lifter) -> ``place/`` (metres, hand size, smoothing) -> ``stream/`` (schema, sockets, the typed
 subscriber), with ``run/`` (the pipeline and its stages), ``app.py`` (one builder of a run) and ``cli.py`` on top;
 ``export/`` holds the build steps (ONNX, TensorRT, MediaPipe's networks), ``synth/`` the synthetic hands.
-Subscribers need only ``from streamhand import PoseSubscriber``.
+Subscribers need only ``from streamhand import PoseSubscriber``; poses in one's own loop, without a process or a
+socket: ``from streamhand import HandTracker`` (:mod:`streamhand.hand_tracker`).
 """
 
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["HandPose", "PoseSubscriber", "__version__"]
+__all__ = ["Hand", "HandPose", "HandTracker", "PoseSubscriber", "__version__"]
 
 
-def __getattr__(name: str) -> Any:  # the client's imports (pyzmq, msgspec) only when it is used
-    if name in ("HandPose", "PoseSubscriber"):
+def __getattr__(name: str) -> Any:  # each part's imports only when it is used
+    if name in ("HandPose", "PoseSubscriber"):  # the client: pyzmq, msgspec
         from streamhand.stream import client
 
         return getattr(client, name)
+    if name in ("Hand", "HandTracker"):  # the in-process tracker: MediaPipe and a model backend
+        from streamhand import hand_tracker
+
+        return getattr(hand_tracker, name)
     raise AttributeError(name)

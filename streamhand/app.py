@@ -134,6 +134,25 @@ def prepare_graph(*args: Any) -> tuple[Path, dict]:
     return export(*args)
 
 
+@dataclass
+class Parts:
+    """What turns frames into hands, for a run or :class:`streamhand.HandTracker`: one way to make them."""
+
+    lifter: Any
+    modalities: tuple[str, ...]
+    hand_length_why: str
+    tracking: bool
+    detector: Any
+
+
+def build_parts(cfg: RunConfig, has_depth: bool, source_name: str, stills: bool, model: Any = None) -> Parts:
+    """The lifter (and the modalities it settles on) and the detector for frames of this kind; :class:`RunError`."""
+    lifter, modalities, why = make_lifter(cfg, has_depth, source_name, model=model)
+    log.info("hand length %.3f m (%s)", lifter.hand_length_m, why)
+    tracking = cfg.detect.tracking_for(stills)
+    return Parts(lifter, tuple(modalities), why, tracking, make_detector(cfg, tracking))
+
+
 def build_run(cfg: RunConfig, publish: bool = True) -> Run:
     """Open everything a run needs, or close what was opened and raise :class:`RunError`. ``publish=False``
     makes a run without sockets (the in-process API)."""
@@ -160,10 +179,9 @@ def build_run(cfg: RunConfig, publish: bool = True) -> Run:
         except SourceError as e:
             raise RunError(str(e)) from None
         run._closers.append(src.close)
-        run.lifter, run.modalities, run.hand_length_why = make_lifter(cfg, src.has_depth, src.name, model=model)
-        log.info("hand length %.3f m (%s)", run.lifter.hand_length_m, run.hand_length_why)
-        run.tracking = cfg.detect.tracking_for(src.stills)
-        run.detector = make_detector(cfg, run.tracking)
+        parts = build_parts(cfg, src.has_depth, src.name, src.stills, model)
+        run.lifter, run.modalities, run.hand_length_why = parts.lifter, parts.modalities, parts.hand_length_why
+        run.tracking, run.detector = parts.tracking, parts.detector
         run._closers.append(run.detector.close)
         run.pipeline = Pipeline(cfg, src, run.detector, run.lifter, run.publisher, run.modalities)
     except BaseException:

@@ -1,4 +1,5 @@
-"""``streamhand record`` and ``streamhand replay``: the stream to an MCAP file and back (:mod:`streamhand.stream.recording`).
+"""``streamhand record`` and ``streamhand replay``: the stream to an MCAP file and back
+(:mod:`streamhand.stream.recording`).
 
 Registered on the ``streamhand`` command line by :mod:`streamhand.cli`; same conventions (one line and exit 2 for
 bad input, exit 0 on a clean stop).
@@ -94,8 +95,7 @@ def replay(
     bind: Annotated[str, typer.Option(help="address to bind both ports")] = "127.0.0.1",
     speed: Annotated[str, typer.Option(help="1: the recorded pace; N: N times faster; max: as fast as possible")] = "1",
     loop: Annotated[bool, typer.Option("--loop", help="start again at the end, until stopped")] = False,
-    delay: Annotated[float, typer.Option(min=0, help="seconds to wait before the first message (subscribers "
-                                                     "connect)")] = 1.0,  # fmt: skip
+    delay: Annotated[float, typer.Option(min=0, help="seconds before the first message (subscribers connect)")] = 1.0,
 ) -> None:
     """Republish a recording: the same bytes on the same topics, at the recorded pace (or faster), with a control
     socket like `run`'s (PUB_PORT, t, stats, stop)."""

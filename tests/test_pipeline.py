@@ -381,7 +381,7 @@ def test_recordings_are_smoothed_on_their_own_clock(tiny_checkpoint):
     src.open()
     pipe = _pipeline(cfg, src, tiny_checkpoint)
     seen = []
-    inner = pipe.emitter.smoother.__call__
-    pipe.emitter.smoother = lambda tid, x, t: (seen.append(t), inner(tid, x, t))[1]
+    inner = pipe.emitter.place.smoother.__call__
+    pipe.emitter.place.smoother = lambda tid, x, t: (seen.append(t), inner(tid, x, t))[1]
     pipe.run()
     assert seen and all(abs(t * 30.0 - round(t * 30.0)) < 1e-9 and t < 1.0 for t in seen)

@@ -8,9 +8,8 @@ import logging
 import time
 from typing import Any
 
-from streamhand.place.placement import place_hand
-from streamhand.place.smoothing import TrackSmoother
 from streamhand.run.handoff import Slot
+from streamhand.run.place_step import PlacedHand, PlaceStep
 from streamhand.run.stats import StageStats, log_every_n_seconds
 from streamhand.run.temporal import StillJitter
 from streamhand.run.truth_score import TruthScore
@@ -28,7 +27,7 @@ class Emitter:
                  model_id: str, source_name: str) -> None:  # fmt: skip
         self.cfg, self.publisher, self.stats = cfg, publisher, stats
         self.modalities, self.model_id, self.source_name = modalities, model_id, source_name
-        self.smoother = TrackSmoother(cfg.smooth.min_cutoff, cfg.smooth.beta, cfg.smooth.enabled, cfg.smooth.d_cutoff)
+        self.place = PlaceStep(cfg.smooth)
         self.truth = TruthScore()  # sources with ground truth (the demo): detection rate and 3D error
         self.still = StillJitter()  # every source: the wobble of hands that hold still
         #: (frame, poses, latency) of each frame for the preview window, latest wins
@@ -49,13 +48,13 @@ class Emitter:
         t0 = time.perf_counter()
         f = w.frame
         for tid in w.ended:
-            self.smoother.end(tid)
+            self.place.end(tid)
             self.truth.end(tid)
             self.still.end(tid)
         common = {"frame_id": int(f.index), "t_capture": float(f.t_capture), "t_capture_unix": float(f.t_capture_unix),
                   "camera": sch.camera(self.cfg.publish.camera_id or f.camera_id, f.intrinsics)}  # fmt: skip
         self._last_common = common
-        poses = self._place(w)
+        poses = self.place(w)
         w.times["place"] = time.perf_counter() - t0
         lat = {k: 1000.0 * v for k, v in w.times.items()}
         if self.publisher is not None:
@@ -63,8 +62,8 @@ class Emitter:
         t_done = time.monotonic()
         lat["total"] = 1000.0 * (t_done - f.t_capture)
         if self.publisher is not None:
-            hands = [sch.HandSummary(track_id=int(p[1]), handedness=p[0].handedness, score=float(p[0].score))
-                     for p in poses]  # fmt: skip
+            hands = [sch.HandSummary(track_id=int(p.track_id), handedness=p.detection.handedness,
+                                     score=float(p.detection.score)) for p in poses]  # fmt: skip
             frame = sch.FrameMsg(topic=protocol.TOPIC_FRAME, **common, hands=hands, latency_ms=lat)
             self.publisher.publish(protocol.TOPIC_FRAME, sch.body(frame))
         self.stats.add("place_publish", time.perf_counter() - t0)
@@ -75,26 +74,15 @@ class Emitter:
         self.t_first = t_done if self.t_first is None else self.t_first
         self.t_last = t_done
         for p in poses:
-            self.still.add(p[1], f.index, p[0].landmarks_px, p[2])
+            self.still.add(p.track_id, f.index, p.detection.landmarks_px, p.joints_cam)
         if f.truth is not None:
-            hands = [(p[0].landmarks_px, p[3], p[2], p[1], p[0].handedness == "left") for p in poses]
+            hands = [(p.detection.landmarks_px, p.joints_rel, p.joints_cam, p.track_id,
+                      p.detection.handedness == "left") for p in poses]  # fmt: skip
             self.truth.add(f.truth, hands, f.index, f.t_capture if f.t_media is None else f.t_media)
         if self.cfg.show:
             self.display.put((f, poses, lat))
 
-    def _place(self, w: Any) -> list[tuple]:
-        """(detection, track id, joints in the camera frame, wrist-relative joints, joint_std, root source) per hand."""
-        f, poses = w.frame, []
-        for i, d in enumerate(w.detections):
-            tid, scale = w.track_ids[i], float(w.lift.scale[i])
-            joints_cam, _root, root_src, s = place_hand(d.landmarks_px, w.lift.joints_norm[i], scale, f.intrinsics,
-                                                        f.depth)  # fmt: skip
-            joints_cam = self.smoother(tid, joints_cam, f.t_capture if f.t_media is None else f.t_media)
-            std = w.lift.joint_std[i] * (s / scale)
-            poses.append((d, tid, joints_cam, joints_cam - joints_cam[0], std, root_src))
-        return poses
-
-    def _publish(self, poses: list[tuple], common: dict, lat: dict, t_capture: float) -> None:
+    def _publish(self, poses: list[PlacedHand], common: dict, lat: dict, t_capture: float) -> None:
         for d, tid, joints_cam, rel, std, root_src in poses:
             topic = protocol.pose_topic(d.handedness)
             pose = sch.HandPoseMsg(

@@ -14,7 +14,6 @@ pace, N times faster or as fast as possible.
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import time
@@ -182,8 +181,14 @@ def parse_speed(text: str) -> float | None:
     return v
 
 
-def replay(path: str | Path, send: Callable[[str, bytes], None], speed: float | None = 1.0, loop: bool = False,
-           stop: Callable[[], bool] = lambda: False, on_message: Callable[[int], None] | None = None) -> int:  # fmt: skip
+def replay(
+    path: str | Path,
+    send: Callable[[str, bytes], None],
+    speed: float | None = 1.0,
+    loop: bool = False,
+    stop: Callable[[], bool] = lambda: False,
+    on_message: Callable[[int], None] | None = None,
+) -> int:
     """Send every message of a checked recording through ``send(topic, payload)`` at the recorded pace divided by
     ``speed`` (None: no waiting); with ``loop``, again from the start until ``stop()``. The number sent."""
     sent = 0
@@ -213,6 +218,3 @@ def describe(info: RecordingInfo) -> str:
     return (f"{info.messages} messages ({poses} poses) on {len(info.topics)} topics over {info.seconds:.1f} s"
             + (f" from {info.source}" if info.source else ""))  # fmt: skip
 
-
-def topics_json(info: RecordingInfo) -> str:
-    return json.dumps(info.topics, sort_keys=True)

@@ -1,0 +1,183 @@
+"""3D hands in your own Python loop, no process or socket: :class:`HandTracker` and its typed result :class:`Hand`.
+
+    from streamhand import HandTracker
+
+    with HandTracker() as tracker:               # the default model; intrinsics from a 60-degree field of view
+        for hand in tracker.process(rgb):        # rgb: (H, W, 3) uint8, RGB
+            print(hand.handedness, hand.joints_cam[8])  # index fingertip, metres, camera frame
+
+    for hands in HandTracker.stream("demo"):     # or a video file, an image folder, a camera index
+        ...
+
+The frames go through the same steps as ``streamhand run`` — parts made by :func:`streamhand.app.build_parts`,
+then :class:`~streamhand.run.work.DetectStep`, :class:`~streamhand.run.work.InferStep` and
+:class:`~streamhand.run.place_step.PlaceStep` — one after another in the caller's thread instead of on the
+pipeline's threads, so a hand here is the hand ``run`` publishes for the same frame and settings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamhand.geometry import Intrinsics
+from streamhand.runtime_config import RunConfig
+
+
+@dataclass
+class Hand:
+    """One hand in one frame (the fields of a ``hand.pose.*`` message that describe the hand)."""
+
+    track_id: int
+    handedness: str  # "left" | "right": the person's real hand, voted over the track
+    handedness_score: float  # the track's confidence in it, 0.5-1
+    score: float  # the detector's confidence that this is a hand
+    joints_cam: np.ndarray  # (21, 3) metres, camera frame (x right, y down, z forward), mediapipe21 order
+    joints_rel: np.ndarray  # (21, 3) metres, relative to the wrist
+    joints_2d: np.ndarray  # (21, 2) pixels
+    joint_std: np.ndarray  # (21,) metres: the expected error of each wrist-relative joint
+    root_source: str  # "depth" (placed by the depth image) | "estimate" (by the hand's size)
+    frame_index: int = 0
+
+    @property
+    def quality(self) -> float:
+        """The expected mean joint error in metres (today: the mean of ``joint_std``; see docs/usage.md on how far
+        to trust it)."""
+        return float(np.mean(self.joint_std))
+
+
+def _intrinsics(k: Intrinsics | dict | str | Path | None) -> Intrinsics | None:
+    if k is None or isinstance(k, Intrinsics):
+        return k
+    if isinstance(k, dict):
+        return Intrinsics(int(k["width"]), int(k["height"]), float(k["fx"]), float(k["fy"]), float(k["cx"]),
+                          float(k["cy"]))  # fmt: skip
+    return Intrinsics.from_file(str(k))
+
+
+class HandTracker:
+    """Frames in, :class:`Hand` lists out, in this process.
+
+    ``model``: a shipped model's name or a checkpoint (None: the default); ``intrinsics``: an
+    :class:`~streamhand.geometry.Intrinsics`, a dict or a JSON/YAML file (None: square pixels, ``fov_deg`` across,
+    fitted to each frame); ``smooth``: One Euro along each track (off by default: each call's hands are that
+    frame's); ``tracking``: frames are a sequence (MediaPipe's video mode, track ids and handedness across calls)
+    rather than unrelated photos; ``modalities``: the experts to use (None: all the model and a colour image
+    support); ``config``: a full :class:`~streamhand.runtime_config.RunConfig` instead (the arguments above then
+    override it only where given). Raises :class:`streamhand.app.RunError` (one line) for what a user can fix."""
+
+    def __init__(self, model: str | None = None, intrinsics: Intrinsics | dict | str | Path | None = None,
+                 smooth: bool = False, tracking: bool = True, max_hands: int = 2,
+                 modalities: Sequence[str] | None = None, fov_deg: float = 60.0, hand_length_m: float | None = None,
+                 backend: str = "auto", with_depth: bool = False, config: RunConfig | None = None):  # fmt: skip
+        from streamhand.app import build_parts
+        from streamhand.detect import TrackLinker
+        from streamhand.run.place_step import PlaceStep
+        from streamhand.run.work import DetectStep, InferStep
+
+        base = config.model_dump() if config is not None else {}
+        over = {"model": {"path": model, "backend": backend, "hand_length_m": hand_length_m,
+                          "modalities": list(modalities) if modalities is not None else None},
+                "smooth": {"enabled": smooth}, "source": {"fov_deg": fov_deg},
+                "detect": {"max_hands": max_hands, "tracking": "on" if tracking else "off"}}  # fmt: skip
+        for section, values in over.items():
+            base.setdefault(section, {}).update(values if config is None else _given(values, section, config))
+        self.cfg = RunConfig.model_validate(base)
+        self.intrinsics = _intrinsics(intrinsics)
+        parts = build_parts(self.cfg, with_depth, "frames", stills=not tracking)
+        self.lifter, self.modalities, self.detector = parts.lifter, parts.modalities, parts.detector
+        self.tracking = parts.tracking
+        d = self.cfg.detect
+        self._detect = DetectStep(self.detector, TrackLinker(link=tracking), self.lifter, self.modalities, d.max_hands,
+                                  d.crop_margin)  # fmt: skip
+        self._infer = InferStep(self.lifter, self.modalities)
+        self._place = PlaceStep(self.cfg.smooth)
+        self._index = 0
+        self._t0 = time.monotonic()
+
+    def process(self, rgb: np.ndarray, t: float | None = None, depth: np.ndarray | None = None,
+                intrinsics: Intrinsics | None = None) -> list[Hand]:  # fmt: skip
+        """The hands in one RGB frame (``(H, W, 3)`` uint8); ``t``: its time in seconds (for smoothing; default:
+        now); ``depth``: metres, aligned to ``rgb``, for a tracker made ``with_depth``."""
+        from streamhand.capture.base import Frame
+
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"process() takes an (H, W, 3) uint8 RGB image, not {rgb.dtype} {rgb.shape}")
+        h, w = rgb.shape[:2]
+        k = intrinsics or self.intrinsics
+        k = k.for_frame(w, h) if k is not None else Intrinsics.from_fov(w, h, self.cfg.source.fov_deg)
+        now = time.monotonic()
+        frame = Frame(self._index, now, time.time(), np.ascontiguousarray(rgb), k, "frames", depth=depth,
+                      t_media=now - self._t0 if t is None else float(t))  # fmt: skip
+        self._index += 1
+        return self.process_frame(frame)
+
+    def process_frame(self, frame: Any) -> list[Hand]:
+        """The hands in a :class:`streamhand.capture.base.Frame` (what a source reads)."""
+        from streamhand.run.work import Work
+
+        w = Work(frame)
+        self._detect(w)
+        for tid in w.ended:
+            self._place.end(tid)
+        self._infer(w)
+        return [Hand(p.track_id, p.detection.handedness, float(p.detection.handedness_score),
+                     float(p.detection.score), p.joints_cam, p.joints_rel, np.asarray(p.detection.landmarks_px, float),
+                     np.asarray(p.joint_std, float), p.root_source, frame.index) for p in self._place(w)]  # fmt: skip
+
+    @classmethod
+    def stream(cls, source: Any, **options: Any) -> Iterator[list[Hand]]:
+        """The hands of every frame of ``source``: ``"demo"``, a camera index (int), a video file, an image folder or
+        glob, or a :class:`streamhand.capture.base.FrameSource`; ``options`` as for :class:`HandTracker`. Frames
+        are read as fast as they come (a file: as fast as possible)."""
+        from streamhand.capture.base import FrameSource
+        from streamhand.capture.factory import make_source
+
+        if isinstance(source, FrameSource):
+            src = source
+        else:
+            src = make_source(_source_config(source, options.get("fov_deg", 60.0)))
+        src.open()
+        try:
+            options.setdefault("tracking", not src.stills)
+            options.setdefault("with_depth", src.has_depth)
+            with cls(**options) as tracker:
+                while (frame := src.read()) is not None:
+                    yield tracker.process_frame(frame)
+        finally:
+            src.close()
+
+    def close(self) -> None:
+        self.detector.close()
+
+    def __enter__(self) -> HandTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _given(values: dict, section: str, config: RunConfig) -> dict:
+    """With a ``config``, the constructor's arguments override it only where they differ from their defaults."""
+    defaults = RunConfig().model_dump()[section]
+    return {k: v for k, v in values.items() if v != defaults.get(k) and not (k == "path" and v is None)}
+
+
+def _source_config(source: Any, fov_deg: float) -> Any:
+    from streamhand.runtime_config import SourceConfig
+
+    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+        return SourceConfig(kind="camera", camera=str(source), fov_deg=fov_deg)
+    text = str(source)
+    if text == "demo":
+        return SourceConfig(kind="demo", realtime=False, fov_deg=fov_deg)
+    p = Path(text)
+    if p.is_dir() or any(c in text for c in "*?["):
+        return SourceConfig(kind="images", images=text, realtime=False, fov_deg=fov_deg)
+    return SourceConfig(kind="video", video=text, realtime=False, fov_deg=fov_deg)

@@ -1,0 +1,117 @@
+"""The in-process tracker: the hands ``streamhand run`` publishes, without a process or a socket (real MediaPipe,
+the shipped default model on ONNX Runtime, real sockets for the comparison)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from streamhand import Hand, HandTracker
+from streamhand.app import RunError
+from streamhand.geometry import Intrinsics
+from streamhand.stream.client import PoseSubscriber
+from tests.conftest import free_port
+from tests.helpers import invoke, rendered_frames
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Three rendered 640x480 photos of one hand each, as PNG files, and their RGB arrays."""
+    d = tmp_path_factory.mktemp("photos")
+    rgbs, _, _ = rendered_frames(3, 640, 480, seed=5, occluders=0.0)
+    for i, rgb in enumerate(rgbs):
+        cv2.imwrite(str(d / f"{i}.png"), rgb[:, :, ::-1])
+    return d, rgbs
+
+
+def _published(args: list[str]) -> dict[int, list[dict]]:
+    """``streamhand run ARGS`` (in this process) and the poses a subscriber received, by frame."""
+    port = free_port()
+    got: dict[int, list[dict]] = {}
+    sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=("hand.pose",), raw=True, timeout=0.2)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                m = sub.recv()
+            except TimeoutError:
+                continue
+            got.setdefault(m.data["frame_id"], []).append(m.data)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        time.sleep(0.3)
+        r = invoke("run", *args, "--port", str(port), "--control-port", str(free_port()), "--no-realtime")
+        assert r.returncode == 0, r.stderr[-1500:]
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join(5)
+        sub.close()
+    return got
+
+
+@pytest.mark.parametrize("tracking", [False, True])
+def test_process_gives_the_joints_run_publishes(photos, tracking):
+    folder, rgbs = photos
+    published = _published(["--images", str(folder / "0.png"), "--no-smooth"])
+    assert len(published[0]) == 1
+    with HandTracker(tracking=tracking) as tracker:
+        hands = tracker.process(rgbs[0])
+    assert len(hands) == 1 and isinstance(hands[0], Hand)
+    h, p = hands[0], published[0][0]
+    assert np.abs(h.joints_cam - np.array(p["joints_cam"])).max() < 1e-4
+    assert np.abs(h.joints_rel - np.array(p["joints_rel"])).max() < 1e-4
+    assert np.abs(h.joints_2d - np.array(p["joints_2d"])).max() < 1e-3
+    assert h.handedness == p["handedness"] and h.root_source == p["root_source"] == "estimate"
+    assert h.joint_std.shape == (21,) and h.quality == pytest.approx(float(np.mean(p["joint_std"])), rel=0.5)
+
+
+def test_stream_over_an_image_folder_and_tracks_across_calls(photos):
+    folder, rgbs = photos
+    per_frame = list(HandTracker.stream(folder))
+    assert len(per_frame) == 3 and all(len(h) <= 1 for h in per_frame) and sum(map(len, per_frame)) >= 2
+    ids = [h[0].track_id for h in per_frame if h]
+    assert len(set(ids)) == len(ids)  # unrelated photos: a track each
+    with HandTracker(intrinsics={"width": 640, "height": 480, "fx": 500, "fy": 500, "cx": 320, "cy": 240}) as t:
+        ids = [t.process(rgbs[0], t=i / 30)[0].track_id for i in range(3)]  # one hand held still: one track
+        assert ids == [ids[0]] * 3
+        small = t.process(cv2.resize(rgbs[0], (320, 240)))  # the intrinsics follow the frame's size
+        assert len(small) == 1 and 0.2 < small[0].joints_cam[0, 2] < 0.8
+
+
+@pytest.mark.parametrize(
+    ("image", "says"),
+    [
+        (np.zeros((10, 10), np.uint8), "(H, W, 3) uint8"),
+        (np.zeros((10, 10, 3), np.float32), "(H, W, 3) uint8"),
+        (np.zeros((10, 10, 4), np.uint8), "(H, W, 3) uint8"),
+    ],
+)
+def test_process_refuses_what_is_not_an_rgb_image(image, says):
+    with HandTracker() as t, pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
+        t.process(image)
+
+
+def test_a_bad_model_is_one_line():
+    with pytest.raises(RunError) as e:
+        HandTracker(model="no-such-model")
+    assert "no-such-model" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_smoothing_and_an_empty_frame():
+    rgbs, _, _ = rendered_frames(1, 320, 240, seed=3, occluders=0.0)
+    k = Intrinsics.from_fov(320, 240, 60.0)
+    with HandTracker(smooth=True, intrinsics=k) as t:
+        assert t.process(np.zeros((240, 320, 3), np.uint8)) == []
+        first = t.process(rgbs[0], t=0.0)
+        moved = t.process(np.roll(rgbs[0], 12, axis=1), t=1 / 30)  # 12 px to the right, one frame later
+        assert len(first) == len(moved) == 1
+        raw_shift = 12 / k.fx * first[0].joints_cam[0, 2]  # what the wrist moved, in metres
+        assert 0 < moved[0].joints_cam[0, 0] - first[0].joints_cam[0, 0] < raw_shift  # smoothed: part of the way
