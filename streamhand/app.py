@@ -184,10 +184,30 @@ def build_run(cfg: RunConfig, publish: bool = True) -> Run:
         run.tracking, run.detector = parts.tracking, parts.detector
         run._closers.append(run.detector.close)
         run.pipeline = Pipeline(cfg, src, run.detector, run.lifter, run.publisher, run.modalities)
+        _saves(cfg, run)
     except BaseException:
         run.close()
         raise
     return run
+
+
+def _saves(cfg: RunConfig, run: Run) -> None:
+    """``--save`` (a tap on the publisher) and ``--save-video`` (fed by the emitter), closed with the run."""
+    from streamhand.run.save import OverlayVideo, PoseFile, SaveError
+
+    try:
+        if cfg.save is not None:
+            if run.publisher is None:
+                raise RunError("--save writes what is published; this run publishes nothing")
+            poses = PoseFile(cfg.save, source=run.source.name)
+            run.publisher.taps.append(poses)
+            run._closers.append(poses.close)
+        if cfg.save_video is not None:
+            fps = cfg.source.fps or getattr(run.source, "fps", None) or 30.0
+            video = run.pipeline.emitter.video = OverlayVideo(cfg.save_video, float(fps))
+            run._closers.append(video.close)
+    except (SaveError, OSError) as e:
+        raise RunError(str(e)) from None
 
 
 def _publisher(cfg: RunConfig, run: Run) -> Any:

@@ -87,7 +87,21 @@ def run(
         overrides["source.kind"] = ("--source", picked[0])
     cfg = _build_config(config, overrides)
     check_output_or_fail(cfg.report, "--report")
+    _check_saves(cfg)
     raise typer.Exit(_run(cfg))
+
+
+def _check_saves(cfg: RunConfig) -> None:
+    """``--save`` and ``--save-video``: the right kind of file, somewhere it can be written; before any work."""
+    from streamhand.run.save import POSE_FORMATS, VIDEO_SUFFIXES, SaveError, check_save_path
+
+    for path, option, kinds in ((cfg.save, "--save", POSE_FORMATS), (cfg.save_video, "--save-video", VIDEO_SUFFIXES)):
+        if path is not None:
+            try:
+                check_save_path(path, option, kinds)
+            except SaveError as e:
+                fail(str(e))
+            check_output_or_fail(path, option)
 
 
 def _write_at_end(path: Path | str, text: str, option: str) -> int:

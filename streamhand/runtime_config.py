@@ -176,6 +176,8 @@ class RunConfig(_Strict):
     publish: PublishConfig = Field(default_factory=PublishConfig)
     frames: Annotated[int | None, Flag("--frames", "stop after N frames")] = Field(None, ge=1)
     report: Annotated[str | None, Flag("--report", "write a JSON run report here")] = None
+    save: Annotated[str | None, Flag("--save", "write the poses to a file: .jsonl, .csv or .mcap")] = None
+    save_video: Annotated[str | None, Flag("--save-video", "write the overlay video (.mp4, .avi, .mkv)")] = None
     show: Annotated[bool, Flag("--show", "preview window with overlay", switch=True)] = False
     compare_mediapipe: Annotated[bool, Flag("--compare-mediapipe", "also time MediaPipe alone", switch=True)] = False
     #: a stage busy with one frame for longer than this is reported as stalled (``status`` and the error log)

@@ -24,6 +24,7 @@ KINDS = {
         "--tracking": "choice", "--model": "model_in", "--backend": "choice", "--engines": "folder_in",
         "--modalities": "choices", "--bind": "bind", "--connect": "endpoint", "--camera-id": "label",
         "--curve-server-key": "key_in", "--curve-allowed": "folder_in", "--report": "file_out",
+        "--save": "file_out", "--save-video": "file_out",
         "--config": "data_in",
     },
     "streamhand echo": {"--address": "endpoint", "--control": "endpoint", "--topic": "free",

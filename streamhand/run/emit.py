@@ -30,6 +30,7 @@ class Emitter:
         self.place = PlaceStep(cfg.smooth)
         self.truth = TruthScore()  # sources with ground truth (the demo): detection rate and 3D error
         self.still = StillJitter()  # every source: the wobble of hands that hold still
+        self.video: Any = None  # ``--save-video``: an OverlayVideo that gets every processed frame
         #: (frame, poses, latency) of each frame for the preview window, latest wins
         self.display: Slot = Slot(lossless=False)
         self.frames_processed = 0
@@ -79,6 +80,8 @@ class Emitter:
             hands = [(p.detection.landmarks_px, p.joints_rel, p.joints_cam, p.track_id,
                       p.detection.handedness == "left") for p in poses]  # fmt: skip
             self.truth.add(f.truth, hands, f.index, f.t_capture if f.t_media is None else f.t_media)
+        if self.video is not None:
+            self.video.write(f, poses, lat)
         if self.cfg.show:
             self.display.put((f, poses, lat))
 

@@ -81,6 +81,8 @@ class Publisher:
         self._stats, self._config, self._on_stop = stats, config, on_stop
         self.sent = 0
         self.dropped = 0
+        #: called with (topic, payload) of every message :meth:`publish` sends (``run --save``)
+        self.taps: list[Callable[[str, bytes], None]] = []
         try:
             if connect is not None:
                 try:
@@ -108,8 +110,11 @@ class Publisher:
             seq = self._seq.get(topic, 0)
             self._seq[topic] = seq + 1
             full = {"topic": topic, "schema": protocol.SCHEMA, "seq": seq, **msg, "t_publish": time.monotonic()}
+            parts = protocol.encode(topic, full)
+            for tap in self.taps:
+                tap(topic, parts[1])
             try:
-                self._pub.send_multipart(protocol.encode(topic, full), flags=zmq.NOBLOCK)
+                self._pub.send_multipart(parts, flags=zmq.NOBLOCK)
                 self.sent += 1
             except zmq.Again:
                 self.dropped += 1

@@ -40,6 +40,13 @@ def draw_overlay(bgr: np.ndarray, hands: list[tuple[str, np.ndarray, float]], te
     return img
 
 
+def overlay_image(frame: Any, poses: list, text: str = "") -> np.ndarray:
+    """A processed frame (BGR) with its placed hands (:class:`~streamhand.run.place_step.PlacedHand`) drawn on it: what
+    ``run --show`` shows and ``run --save-video`` writes."""
+    hands = [(p.detection.handedness, p.detection.landmarks_px, float(np.mean(p.joint_std))) for p in poses]
+    return draw_overlay(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), hands, text)
+
+
 def draw_skeleton_3d(hands: list[tuple[str, np.ndarray]], size: int = 480, yaw_deg: float = 30.0,
                      pitch_deg: float = 15.0, extent_m: float = 0.5) -> np.ndarray:  # fmt: skip
     """Render (handedness, joints_cam (21, 3)) hands from a virtual camera orbiting the scene centre."""
@@ -100,10 +107,7 @@ class PreviewWindow:
         self.name = name
 
     def show(self, frame, poses, lat: dict, fps: float = 0.0) -> bool:
-        bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
-        hands = [(p[0].handedness, p[0].landmarks_px, float(np.mean(p[4]))) for p in poses]
-        img = draw_overlay(bgr, hands, f"{fps:.1f} fps  {lat.get('total', 0):.1f} ms")
-        cv2.imshow(self.name, img)
+        cv2.imshow(self.name, overlay_image(frame, poses, f"{fps:.1f} fps  {lat.get('total', 0):.1f} ms"))
         return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
 
     def close(self) -> None:

@@ -1,0 +1,150 @@
+"""Files a run leaves behind besides its stream: the poses (``--save``: JSON lines, CSV or MCAP) and the overlay video
+(``--save-video``).
+
+The pose files are written from the publisher's own messages (a tap on :class:`~streamhand.stream.publish.Publisher`),
+so a file holds exactly what a subscriber received; each is written under a temporary name and renamed when the
+run has finished with it, so a file under the final name is complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from streamhand.stream import protocol
+
+log = logging.getLogger(__name__)
+
+#: ``--save`` suffix -> what it holds
+POSE_FORMATS = {".jsonl": "one JSON map per hand.pose.* and hand.frame message", ".csv": "one row per hand",
+                ".mcap": "every message, as `streamhand record` writes it"}  # fmt: skip
+VIDEO_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
+
+
+class SaveError(ValueError):
+    """A ``--save`` / ``--save-video`` path that cannot be used; one line."""
+
+
+def check_save_path(path: str, option: str, suffixes: dict) -> Path:
+    p = Path(path)
+    if p.suffix.lower() not in suffixes:
+        raise SaveError(f"{option} {path!r}: give a file ending in {', '.join(suffixes)}")
+    return p
+
+
+def _part(path: Path) -> Path:
+    """The temporary name beside ``path`` (keeping the suffix: OpenCV picks a container by it)."""
+    return path.with_name(f".{path.stem}.part{path.suffix}")
+
+
+def csv_header() -> list[str]:
+    cols = ["frame_id", "t_capture", "t_capture_unix", "track_id", "handedness", "handedness_score", "score",
+            "root_source"]  # fmt: skip
+    for name, dims in (("cam", "xyz"), ("rel", "xyz"), ("px", "uv")):
+        cols += [f"{name}{j}_{d}" for j in range(21) for d in dims]
+    return cols + [f"std{j}" for j in range(21)]
+
+
+class PoseFile:
+    """``--save``: a tap on the publisher that writes its pose (and frame) messages to a file."""
+
+    def __init__(self, path: str | Path, source: str = ""):
+        self.path = check_save_path(str(path), "--save", POSE_FORMATS)
+        self.kind = self.path.suffix.lower()
+        self.poses = 0
+        self.closed = False
+        self._rec = None
+        self._file = None
+        if self.kind == ".mcap":
+            from streamhand.stream.recording import McapRecorder
+
+            self._rec = McapRecorder(self.path, source=source)
+        else:
+            self._tmp = _part(self.path)
+            self._file = open(self._tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed in close())
+            if self.kind == ".csv":
+                self._csv = csv.writer(self._file)
+                self._csv.writerow(csv_header())
+
+    def __call__(self, topic: str, payload: bytes) -> None:
+        """One published message (the publisher's tap)."""
+        if self.closed:
+            return
+        is_pose = topic.startswith(protocol.TOPIC_POSE + ".")
+        if self._rec is not None:
+            msg = msgpack.unpackb(payload, raw=False) if is_pose else {}
+            self._rec.write(topic, payload, msg.get("seq", 0))
+        elif is_pose or (self.kind == ".jsonl" and topic == protocol.TOPIC_FRAME):
+            msg = msgpack.unpackb(payload, raw=False)
+            if self.kind == ".jsonl":
+                self._file.write(json.dumps(msg, separators=(",", ":")) + "\n")
+            else:
+                self._csv.writerow(_csv_row(msg))
+        self.poses += is_pose
+
+    def close(self) -> Path:
+        if not self.closed:
+            self.closed = True
+            if self._rec is not None:
+                self._rec.close()
+            else:
+                self._file.close()
+                os.replace(self._tmp, self.path)
+            log.info("--save: %d hand poses written to %s", self.poses, self.path)
+        return self.path
+
+
+def _csv_row(m: dict) -> list[Any]:
+    row = [m["frame_id"], m["t_capture"], m["t_capture_unix"], m["track_id"], m["handedness"], m["handedness_score"],
+           m["score"], m["root_source"]]  # fmt: skip
+    for key in ("joints_cam", "joints_rel", "joints_2d"):
+        row += np.asarray(m[key], float).ravel().tolist()
+    return row + list(m["joint_std"])
+
+
+class OverlayVideo:
+    """``--save-video``: every processed frame with the overlay of ``--show``, at the source's frame rate."""
+
+    def __init__(self, path: str | Path, fps: float):
+        self.path = check_save_path(str(path), "--save-video", VIDEO_SUFFIXES)
+        self.fps = fps if fps and np.isfinite(fps) and fps > 0 else 30.0
+        self._tmp = _part(self.path)
+        self._writer = None
+        self.frames = 0
+        self.closed = False
+
+    def write(self, frame: Any, poses: list, lat: dict) -> None:
+        import cv2
+
+        from streamhand.viz.viewer import overlay_image
+
+        img = overlay_image(frame, poses, f"frame {frame.index}  {lat.get('total', 0):.1f} ms")
+        if self._writer is None:
+            h, w = img.shape[:2]
+            fourcc = cv2.VideoWriter_fourcc(*VIDEO_SUFFIXES[self.path.suffix.lower()])
+            self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (w, h))
+            if not self._writer.isOpened():
+                raise SaveError(f"--save-video {self.path}: OpenCV cannot write this kind of video here")
+            self._size = (w, h)
+        if img.shape[1::-1] != self._size:  # a source that changed size: keep the first size
+            img = cv2.resize(img, self._size)
+        self._writer.write(img)
+        self.frames += 1
+
+    def close(self) -> Path:
+        if not self.closed:
+            self.closed = True
+            if self._writer is not None:
+                self._writer.release()
+                os.replace(self._tmp, self.path)
+                log.info("--save-video: %d frames written to %s", self.frames, self.path)
+            else:
+                log.warning("--save-video: no frame was processed; %s not written", self.path)
+        return self.path
