@@ -65,6 +65,11 @@ class DataConfig(_Strict):
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
     world_noise: WorldNoiseConfig = Field(default_factory=WorldNoiseConfig)
     mediapipe_pairs: int = Field(0, ge=0)  # rendered hands to label with MediaPipe (0: none)
+    #: where the MediaPipe-labelled hands come from: "renders" (``mediapipe_pairs`` of them) or "frames": your own
+    #: folder in the real-frames format at ``root`` (images + labels.json with 3D truth), MediaPipe's 2D and world
+    #: landmarks computed on your images (fine-tuning a shipped model on your camera and hands)
+    dataset: Literal["renders", "frames"] = "renders"
+    root: str | None = None
     mediapipe_fraction: float = Field(0.5, ge=0, le=1)  # share of each batch taken from them
     mediapipe_seed: int = 4242
     mediapipe_shards: int = Field(1, ge=1)  # made as this many caches (seeds mediapipe_seed + i), in parallel
@@ -130,6 +135,16 @@ class TrainConfig(_Strict):
         self.data.crop_view = m.crop_view
         if self.data.kind != "synthetic" and images and m.crop_view == "turned":
             raise ValueError("turned crops train on renders: a published dataset's crops are Spurr's boxes")
+        return self
+
+    @model_validator(mode="after")
+    def _frames_need_a_root(self) -> TrainConfig:
+        d = self.data
+        if d.dataset == "frames":
+            if not d.root:
+                raise ValueError("data.dataset frames needs data.root: the frames folder (images/ + labels.json)")
+            if d.mediapipe_fraction == 0:
+                raise ValueError("data.dataset frames with data.mediapipe_fraction 0 would never use the frames")
         return self
 
     @model_validator(mode="after")

@@ -214,7 +214,11 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
         log.info("resumed from %s at step %d", resume, start)
     model.train()
     mp = None
-    if cfg.data.mediapipe_pairs:
+    if cfg.data.dataset == "frames":
+        from train.datasets.frame_pairs import load_frame_pairs
+
+        mp = load_frame_pairs(cfg.data.root, cfg.data.mediapipe_cache, progress)
+    elif cfg.data.mediapipe_pairs:
         from train.datasets.mediapipe_pairs import cache_path, load_shards, shards_of
 
         d = cfg.data
@@ -236,7 +240,8 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
         save_checkpoint(
             path, model, train_config=cfg.model_dump(mode="json"), metrics=metrics, step=step,
             history=history, optimizer=opt.state_dict(), torch_rng=torch.get_rng_state(),
-            data={"kind": "synthetic", "seed": cfg.seed, "samples_seen": step * cfg.batch_size},
+            data={"kind": "synthetic", "seed": cfg.seed, "samples_seen": step * cfg.batch_size,
+                  "labelled_hands": cfg.data.dataset, **({"root": cfg.data.root} if cfg.data.root else {})},
         )  # fmt: skip
 
     cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -1,0 +1,83 @@
+"""Your own frames as MediaPipe-labelled pairs: fine-tuning a shipped model on a folder in the real-frames format
+(:mod:`train.datasets.frames`: images + labels.json with 3D truth).
+
+MediaPipe (static images, the shipped runtime's own detector) runs on every frame; where it finds the labelled
+hand (its landmarks' centre within half the hand's size of the truth's projection), its 2D landmarks and world
+landmarks are kept beside the frame's 3D truth and the camera — the same fields as the renders' pairs
+(:mod:`train.datasets.mediapipe_pairs`), so the trainer mixes them into batches the same way. The result is cached
+beside the other pairs, keyed by the folder's labels and images, so a second run does not detect again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from rich.progress import track
+
+from train.datasets.frames import FrameDataError, load_frames
+
+log = logging.getLogger(__name__)
+VERSION = 1  # bump when the stored fields change
+
+
+def cache_path(root: str | Path, cache_dir: str | Path) -> Path:
+    """Where the pairs of ``root`` are kept: named by a hash of its labels and its images' names, sizes and times."""
+    r = Path(root)
+    h = hashlib.sha1((r / "labels.json").read_bytes())
+    for p in sorted((r / "images").rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(r)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return Path(cache_dir) / f"frame_pairs_v{VERSION}_{h.hexdigest()[:16]}.npz"
+
+
+def detect_frames(root: str | Path, progress: bool = True) -> dict[str, np.ndarray]:
+    """MediaPipe on every frame of ``root``: ``landmarks`` (M, 21, 2) px, ``world`` (M, 21, 3) m, ``joints_cam``
+    (M, 21, 3) m, ``left`` (M,) (the label, else MediaPipe's), ``fx``, ``fy``, ``cx``, ``cy`` (M,)."""
+    from streamhand.detect import MediaPipeHands
+
+    frames = load_frames(root)
+    k, truth_2d = frames.intrinsics, frames.joints_2d
+    lms, worlds, cams, lefts = [], [], [], []
+    with MediaPipeHands(max_hands=2, tracking=False) as det:
+        for i in track(range(len(frames)), description=f"MediaPipe on {Path(root).name}", disable=not progress):
+            dets = det(frames.image(i))
+            size = float(np.ptp(truth_2d[i], axis=0).max())
+            dist = [float(np.linalg.norm(d.landmarks_px.mean(0) - truth_2d[i].mean(0))) for d in dets]
+            if not dets or min(dist) > 0.5 * size:
+                continue
+            d = dets[int(np.argmin(dist))]
+            lms.append(d.landmarks_px)
+            worlds.append(d.world)
+            cams.append(frames.joints_cam[i])
+            lefts.append((frames.handedness[i] or d.handedness) == "left")
+    m = len(lms)
+    return {"landmarks": np.array(lms).reshape(m, 21, 2), "world": np.array(worlds).reshape(m, 21, 3),
+            "joints_cam": np.array(cams).reshape(m, 21, 3), "left": np.array(lefts, bool),
+            "fx": np.full(m, k.fx), "fy": np.full(m, k.fy), "cx": np.full(m, k.cx), "cy": np.full(m, k.cy),
+            "n_frames": np.array(len(frames))}  # fmt: skip
+
+
+def load_frame_pairs(root: str | Path, cache_dir: str | Path, progress: bool = True) -> dict[str, np.ndarray]:
+    """The pairs of ``root`` (detected once, then cached); :class:`FrameDataError` if MediaPipe finds no labelled
+    hand in it."""
+    load_frames(root)  # a folder that is not in the format: its one-line error first
+    path = cache_path(root, cache_dir)
+    if path.is_file():
+        with np.load(path) as z:
+            data = {k: z[k] for k in z.files}
+    else:
+        data = detect_frames(root, progress)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, **data)
+        os.replace(tmp, path)
+    n, found = int(data.pop("n_frames")), len(data["left"])
+    if found == 0:
+        raise FrameDataError(f"{root}: MediaPipe found none of the {n} labelled hands; nothing to train on")
+    log.info("%d of %d frames in %s have the labelled hand found by MediaPipe (cached in %s)", found, n, root, path)
+    return data
