@@ -320,3 +320,26 @@ def test_ring_keeps_the_last_values_in_fixed_memory():
         st.add("detect", i / 1000)
     p = st.percentiles_ms("detect")
     assert p["n"] == 100 and p["p50"] == pytest.approx(949.5)  # over the last 100 samples
+
+
+def _depth_at_loop(depth: np.ndarray, uv: np.ndarray, radius: int = 3) -> np.ndarray:
+    """The plain definition: each point's window, its valid pixels, their median."""
+    h, w = depth.shape
+    out = np.full(len(uv), np.nan)
+    for i, (px, py) in enumerate(np.round(uv).astype(int)):
+        win = depth[
+            max(py - radius, 0) : max(min(py + radius + 1, h), 0), max(px - radius, 0) : max(min(px + radius + 1, w), 0)
+        ]
+        valid = win[win > 0]
+        if valid.size:
+            out[i] = float(np.median(valid))
+    return out
+
+
+def test_depth_at_matches_its_definition_everywhere():
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # random sizes, holes, points inside, on the border and outside the image
+        h, w = rng.integers(4, 50, 2)
+        depth = rng.uniform(0.3, 1.0, (h, w)).astype(np.float32) * (rng.random((h, w)) > rng.random())
+        uv = rng.uniform(-8, max(h, w) + 8, (21, 2))
+        np.testing.assert_allclose(depth_at(depth, uv), _depth_at_loop(depth, uv), equal_nan=True)
