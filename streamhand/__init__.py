@@ -10,7 +10,8 @@ socket: ``from streamhand import HandTracker`` (:mod:`streamhand.hand_tracker`).
 
 from typing import Any
 
-__version__ = "0.1.0"
+from streamhand.version import __version__
+
 __all__ = ["Hand", "HandPose", "HandTracker", "PoseSubscriber", "__version__"]
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 
-from streamhand import __version__
 from streamhand.codec import WORLD_NORM
 from streamhand.model_files import (
     DEFAULT_WEIGHTS,
@@ -29,6 +28,7 @@ from streamhand.model_files import (
     shipped_models,
 )
 from streamhand.models import HandPoseModel, ModelConfig, build_model
+from streamhand.version import __version__
 
 __all__ = ["DEFAULT_WEIGHTS", "FORMAT_VERSION", "SKELETON_INFO", "WEIGHTS_DIR", "Checkpoint", "CheckpointError",
            "load_checkpoint", "resolve_model", "save_checkpoint", "shipped_models"]

@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 
-from streamhand import __version__
 from streamhand.checkpoint import SKELETON_INFO, Checkpoint, load_checkpoint
 from streamhand.export.graph import InferenceGraph, input_shape
 from streamhand.infer.noise import DEFAULT_SEED, posterior_noise
@@ -34,6 +33,7 @@ from streamhand.model_files import (
     modality_tag,
     read_onnx_metadata,
 )
+from streamhand.version import __version__
 
 __all__ = ["FORMAT", "ExportError", "OnnxArtifact", "default_onnx_name", "export_onnx", "file_sha256", "modality_tag",
            "prepare_graph", "read_onnx_metadata"]

@@ -47,7 +47,7 @@ class McapRecorder:
     def __init__(self, path: str | Path, source: str = "", chunk_size: int = 256 * 1024):
         from mcap.writer import Writer
 
-        from streamhand import __version__
+        from streamhand.version import __version__
 
         self.path = Path(path)
         self._part = self.path.with_name(self.path.name + ".part")

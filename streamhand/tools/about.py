@@ -23,10 +23,10 @@ def _version(pkg: str) -> str:
 
 
 def describe() -> Iterator[str]:
-    from streamhand import __version__
     from streamhand.infer.select import choose, installed, model_encoders
     from streamhand.model_files import INPUT_NAMES, shipped_models
     from streamhand.sidecar import this_machine
+    from streamhand.version import __version__
 
     yield f"streamhand {__version__}  python {sys.version.split()[0]}"
     for pkg in PACKAGES:
