@@ -167,6 +167,8 @@ def build_run(cfg: RunConfig, publish: bool = True) -> Run:
             _require_display()
         except DisplayError as e:
             raise RunError(str(e)) from None
+    if cfg.rerun is not None:
+        _check_rerun(cfg)
     model = read_model(cfg)  # a file that is not a model, a port in use: found before the source opens
     run = Run(cfg, None)
     try:
@@ -185,6 +187,7 @@ def build_run(cfg: RunConfig, publish: bool = True) -> Run:
         run._closers.append(run.detector.close)
         run.pipeline = Pipeline(cfg, src, run.detector, run.lifter, run.publisher, run.modalities)
         _saves(cfg, run)
+        _rerun(cfg, run)
     except BaseException:
         run.close()
         raise
@@ -208,6 +211,43 @@ def _saves(cfg: RunConfig, run: Run) -> None:
             run._closers.append(video.close)
     except (SaveError, OSError) as e:
         raise RunError(str(e)) from None
+
+
+def _rerun_target(cfg: RunConfig) -> tuple[str | None, int]:
+    """``--rerun``: (the .rrd to write, or None for a viewer, and the viewer's port)."""
+    from streamhand.viz.rerun_log import DEFAULT_VIEWER_PORT, SPAWN
+
+    assert cfg.rerun is not None
+    return (None if cfg.rerun == SPAWN else cfg.rerun), DEFAULT_VIEWER_PORT
+
+
+def _check_rerun(cfg: RunConfig) -> None:
+    """``--rerun`` before any work: the SDK, a .rrd that can be written, or a viewer that listens or can start."""
+    from streamhand.viz.rerun_log import RerunError, check_target
+
+    try:
+        check_target(*_rerun_target(cfg), "--rerun")
+    except RerunError as e:
+        raise RunError(str(e)) from None
+
+
+def _rerun(cfg: RunConfig, run: Run) -> None:
+    """``--rerun``: what is published (a tap on the publisher) and every processed frame's image (an emitter hook)
+    to a Rerun recording or viewer, closed with the run."""
+    if cfg.rerun is None:
+        return
+    from streamhand.viz.rerun_log import RerunError, RerunLog
+
+    if run.publisher is None:
+        raise RunError("--rerun logs what is published; this run publishes nothing")
+    try:
+        out = RerunLog.open(*_rerun_target(cfg), "--rerun")
+    except RerunError as e:
+        raise RunError(str(e)) from None
+    run._closers.append(out.close)
+    run.publisher.taps.append(out.tap)
+    run.pipeline.emitter.frame_hooks.append(out.frame)
+    log.info("--rerun: logging to %s", out.where)
 
 
 def _publisher(cfg: RunConfig, run: Run) -> Any:

@@ -80,11 +80,13 @@ def run(
     given = {k: v for k, (_, v) in overrides.items() if v is not None}
     picked = [k for k in ("camera", "video", "images") if f"source.{k}" in given]
     picked += ["realsense"] if realsense or "source.realsense_serial" in given else []
+    picked += ["realsense-file"] if "source.realsense_file" in given else []
+    kind = {"realsense-file": "realsense"}.get(picked[0], picked[0]) if picked else None  # a recording: RealSense
     source = given.get("source.kind")
-    if len(picked) > 1 or (picked and source and source != picked[0]):
+    if len(picked) > 1 or (picked and source and source != kind):
         fail(f"choose one source; got {', '.join(picked + ([source] if source else []))}")
     if picked:
-        overrides["source.kind"] = ("--source", picked[0])
+        overrides["source.kind"] = ("--source", kind)
     cfg = _build_config(config, overrides)
     check_output_or_fail(cfg.report, "--report")
     _check_saves(cfg)
@@ -247,24 +249,35 @@ def echo(
         sub.close()
 
 
+_PORT_HELP = "--foxglove's server port (default 8765); --rerun's viewer port (default 9876)"
+
+
 @app.command()
 def view(
     address: Annotated[str | None, typer.Option(help="PUB endpoint (default tcp://127.0.0.1:5560)")] = None,
     control: Annotated[str | None, typer.Option(help="control endpoint: ask it for the PUB port")] = None,
     curve_server_key: Annotated[Path | None, typer.Option(help="CurveZMQ: the server's .key")] = None,
     curve_client_key: Annotated[Path | None, typer.Option(help="CurveZMQ: this client's .key_secret")] = None,
+    rerun: Annotated[bool, typer.Option("--rerun", help="to Rerun: a viewer, or --save FILE.rrd")] = False,
+    foxglove: Annotated[bool, typer.Option("--foxglove", help="serve it to Foxglove over WebSocket")] = False,
+    save: Annotated[Path | None, typer.Option(help="with --rerun: write a recording (.rrd) instead")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help=_PORT_HELP)] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="with --rerun/--foxglove: stop after N hand poses")] = None,
 ) -> None:
-    """Live 3D skeleton (and the 2D landmarks) from the stream, in a window."""
+    """Live 3D skeleton (and the 2D landmarks) from the stream, in a window, Rerun or Foxglove (docs/viewers.md)."""
     from streamhand.stream.client import PoseSubscriber
     from streamhand.stream.security import SecurityError
     from streamhand.viz.viewer import DisplayError, _require_display, view_stream
 
+    _view_options(rerun, foxglove, save, port, count)
+    topics = ("hand.pose", "hand.frame", "status", "log.") if rerun or foxglove else ("hand.pose", "hand.frame")
     try:  # the stream's options are checked first, then the display
         keys = {"curve_server_key": _opt(curve_server_key), "curve_client_key": _opt(curve_client_key)}
-        sub = PoseSubscriber(address, topics=("hand.pose", "hand.frame"), control=control, raw=True, timeout=0.05,
-                             **keys)  # fmt: skip
+        sub = PoseSubscriber(address, topics=topics, control=control, raw=True, timeout=0.05, **keys)
     except (SecurityError, ValueError, TimeoutError) as e:
         fail(str(e))
+    if rerun or foxglove:
+        raise typer.Exit(_view_in(sub, rerun, save, port, count))
     try:
         _require_display("use 'streamhand echo' to see the stream as text")
     except DisplayError as e:
@@ -276,6 +289,50 @@ def view(
         pass
     finally:
         sub.close()
+
+
+def _view_options(rerun: bool, foxglove: bool, save: Path | None, port: int | None, count: int | None) -> None:
+    """``view``'s viewer options: together, then ``--save``'s path; one line and exit 2 before any work."""
+    if rerun and foxglove:
+        fail("choose one of --rerun and --foxglove")
+    if save is not None and not rerun:
+        fail(f"--save {save}: a Rerun recording; give it with --rerun")
+    if port is not None and not (foxglove or (rerun and save is None)):
+        fail(f"--port {port}: the Foxglove server's port (with --foxglove) or the Rerun viewer's (with --rerun and "
+             "no --save); the stream's own address is --address")  # fmt: skip
+    if count is not None and not (rerun or foxglove):
+        fail(f"--count {count}: give it with --rerun or --foxglove (the window runs until it is closed)")
+    if save is not None:
+        from streamhand.viz.rerun_log import RerunError, check_rrd
+
+        try:
+            check_rrd(save, "--save")
+        except RerunError as e:
+            fail(str(e))
+
+
+def _view_in(sub, rerun: bool, save: Path | None, port: int | None, count: int | None) -> int:
+    """``view --rerun`` / ``--foxglove``: until Ctrl-C, SIGTERM or ``count`` hand poses; a viewer that cannot be
+    opened (no SDK, no viewer or display, a busy port) is one line and exit 2."""
+    import threading
+
+    from streamhand.viz import foxglove_bridge, rerun_log
+
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    say = lambda text: typer.echo(text, err=True)  # noqa: E731
+    try:
+        if rerun:
+            rerun_log.view(sub, save, port, count, stop, say)
+        else:
+            foxglove_bridge.view(sub, port, count, stop, say)
+    except (rerun_log.RerunError, foxglove_bridge.FoxgloveError) as e:
+        fail(str(e))
+    finally:
+        sub.close()
+    return 0
 
 
 app.command()(cli_record.record)

@@ -26,6 +26,7 @@ class SourceConfig(_Strict):
     video: Annotated[str | None, Flag("--video", "video file")] = None
     images: Annotated[str | None, Flag("--images", "image folder or glob pattern")] = None
     realsense_serial: Annotated[str | None, Flag("--serial", "RealSense serial number")] = None
+    realsense_file: Annotated[str | None, Flag("--realsense-file", "play a RealSense recording (.bag, .db3)")] = None
     width: Annotated[int | None, Flag("--width", "frame width (pixels)")] = Field(None, ge=16, le=8192)
     height: Annotated[int | None, Flag("--height", "frame height (pixels)")] = Field(None, ge=16, le=8192)
     fps: Annotated[float | None, Flag("--fps", "camera fps / image sequence pace")] = Field(None, gt=0, le=1000)
@@ -178,6 +179,7 @@ class RunConfig(_Strict):
     report: Annotated[str | None, Flag("--report", "write a JSON run report here")] = None
     save: Annotated[str | None, Flag("--save", "write the poses to a file: .jsonl, .csv or .mcap")] = None
     save_video: Annotated[str | None, Flag("--save-video", "write the overlay video (.mp4, .avi, .mkv)")] = None
+    rerun: Annotated[str | None, Flag("--rerun", "log to Rerun: FILE.rrd, or `spawn` (a viewer)")] = None
     show: Annotated[bool, Flag("--show", "preview window with overlay", switch=True)] = False
     compare_mediapipe: Annotated[bool, Flag("--compare-mediapipe", "also time MediaPipe alone", switch=True)] = False
     #: a stage busy with one frame for longer than this is reported as stalled (``status`` and the error log)

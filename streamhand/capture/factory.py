@@ -40,6 +40,8 @@ def make_source(cfg: SourceConfig) -> FrameSource:
     if cfg.kind == "realsense":
         from streamhand.capture.realsense import RealSenseSource
 
+        if cfg.realsense_file is not None:  # a recording: its own streams, intrinsics, depth scale and rate
+            return RealSenseSource(mirror=cfg.mirror, file=cfg.realsense_file, realtime=cfg.realtime)
         return RealSenseSource(cfg.realsense_serial, cfg.width or 640, cfg.height or 480, int(cfg.fps or 30),
                                cfg.mirror)  # fmt: skip
     raise SourceError(f"unknown source {cfg.kind!r}")
