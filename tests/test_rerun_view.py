@@ -118,6 +118,28 @@ def read_rrd(path: Path) -> dict[str, list[dict]]:
     return rows
 
 
+#: rerun-sdk 0.41's chunk reader; before it (0.23, what pip resolves beside numpy 1.x) the dataframe API reads files
+HAS_CHUNK_READER = hasattr(rr, "chunk")
+
+
+def joint_rows(path: Path, entity: str = "/hands/1/joints") -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(frame, positions, radii) of every logged row of a joints entity, with whichever reader this SDK has."""
+    if HAS_CHUNK_READER:
+        return [(r["frame"], np.array(r["Points3D:positions"]), np.array(r["Points3D:radii"]))
+                for r in read_rrd(path).get(entity, []) if r.get("Points3D:positions")]  # fmt: skip
+    table = rr.dataframe.load_recording(str(path)).view(index="frame", contents=entity).select().read_all()
+    if f"{entity}:Position3D" not in table.schema.names:
+        return []
+    cols = [table.column(n).to_pylist() for n in ("frame", f"{entity}:Position3D", f"{entity}:Radius")]
+    return [(f, np.array(p), np.array(r)) for f, p, r in zip(*cols) if p]
+
+
+def entity_paths(path: Path) -> set[str]:
+    if HAS_CHUNK_READER:
+        return set(rr.chunk.RrdReader(path).store().schema().entity_paths())
+    return {c.entity_path for c in rr.dataframe.load_recording(str(path)).schema().component_columns()}
+
+
 def _column(rows: list[dict], name: str) -> list:
     return [r[name] for r in rows if r.get(name) is not None]
 
@@ -131,14 +153,22 @@ def test_view_rerun_save_writes_a_recording_the_sdk_reads_back(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "logged 60 hand poses" in r.stderr and out.is_file()
     assert not list(out.parent.glob(".*part*"))  # written under a temporary name, renamed when complete
-    reader = rr.chunk.RrdReader(out)
-    assert reader.recordings()[0].application_id == "streamhand" and reader.blueprints()  # layout sent with it
-    schema = reader.store().schema()
-    paths = set(schema.entity_paths())
+    paths = entity_paths(out)
     expected = {"/", "/camera", "/hands/1/joints", "/hands/1/bones", "/camera/hands/1/landmarks",
                 "/camera/hands/1/bones", "/hands/2/joints", "/metrics/latency_ms", "/metrics/fps",
                 "/metrics/joint_std_mm/1", "/metrics/joint_std_mm/2", "/log"}  # fmt: skip
     assert expected <= paths, expected - paths
+    joints = joint_rows(out)  # the 3D skeleton: joints_cam in metres (float32), radius = joint_std
+    assert len(joints) >= 30
+    for frame, positions, radii in joints:
+        j, _, std = hand(frame, 1)
+        np.testing.assert_allclose(positions, j, atol=2e-6)
+        np.testing.assert_allclose(radii, std, atol=1e-7)
+    if not HAS_CHUNK_READER:  # the component-level checks below read rerun-sdk 0.41's column names
+        return
+    reader = rr.chunk.RrdReader(out)
+    assert reader.recordings()[0].application_id == "streamhand" and reader.blueprints()  # layout sent with it
+    schema = reader.store().schema()
     assert {c.name for c in schema.index_columns()} >= {"frame", "capture", "capture_time"}
     rows = read_rrd(out)
 
@@ -197,14 +227,14 @@ def test_view_rerun_streams_to_a_listening_viewer(tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
         assert f"rerun+http://127.0.0.1:{port}/proxy" in r.stderr
         deadline = time.monotonic() + 10
-        rows: dict = {}
-        while time.monotonic() < deadline and len(_column(rows.get("/hands/1/joints", []), "Points3D:positions")) < 5:
+        joints: list = []
+        while time.monotonic() < deadline and len(joints) < 5:
             time.sleep(0.3)
             try:
-                rows = read_rrd(got)
+                joints = joint_rows(got)
             except Exception:  # the file is still being written
-                rows = {}
-        assert len(_column(rows["/hands/1/joints"], "Points3D:positions")) >= 5
+                joints = []
+        assert len(joints) >= 5
     finally:
         viewer.send_signal(signal.SIGINT)
         try:
@@ -221,6 +251,10 @@ def test_run_rerun_logs_the_published_stream_and_the_frames(tmp_path, tiny_check
                "--port", str(free_port()), "--control-port", str(free_port()), "--rerun", str(out))  # fmt: skip
     seconds = time.monotonic() - t0
     assert r.returncode == 0, r.stderr[-2000:]
+    paths = entity_paths(out)
+    assert "/camera/rgb" in paths and any(p.startswith("/hands/") and p.endswith("/joints") for p in paths)
+    if not HAS_CHUNK_READER:  # the images' and scalars' columns below are read with rerun-sdk 0.41's reader
+        return
     rows = read_rrd(out)
     images = [r for r in rows["/camera/rgb"] if r.get("EncodedImage:blob")]
     assert sorted(r["frame"] for r in images) == list(range(20))

@@ -324,7 +324,10 @@ class RerunLog:
                 return
             self.closed = True
         try:
-            self.rec.flush(timeout_sec=10.0)
+            try:
+                self.rec.flush(timeout_sec=10.0)
+            except TypeError:  # rerun-sdk before 0.24 (what resolves beside numpy 1.x): no timeout argument
+                self.rec.flush(blocking=True)
         except Exception as e:  # a viewer that went away: what it missed is lost, nothing else
             log.warning("rerun: %s", e)
         self.rec.disconnect()
