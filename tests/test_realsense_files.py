@@ -171,7 +171,7 @@ def direct(hands):
     from streamhand import HandTracker
 
     rgbs, depths, k = hands
-    with HandTracker(with_depth=True, intrinsics=k) as tracker:
+    with HandTracker(with_depth=True, intrinsics=k, tracking=False) as tracker:  # each frame on its own
         return [tracker.process(rgb, t=i / FPS, depth=d) for i, (rgb, d) in enumerate(zip(rgbs, depths))]
 
 
@@ -185,6 +185,16 @@ def live(hands):
     assert len(frames) == N
     with HandTracker(with_depth=True) as tracker:
         return [tracker.process_frame(f) for f in frames]
+
+
+@pytest.fixture(scope="module")
+def live_each(hands):
+    """The same, each frame on its own (no tracking across frames: a frame missing from a playback changes no other)."""
+    from streamhand import HandTracker
+
+    rgbs, depths, k = hands
+    with HandTracker(with_depth=True, tracking=False) as tracker:
+        return [tracker.process_frame(f) for f in live_frames(rgbs, depths, k)]
 
 
 def test_recorder_writes_rosbag2(recording):
@@ -268,7 +278,8 @@ def test_mirror_flips_colour_depth_and_intrinsics(recording, hands):
         f = src.read()
     finally:
         src.close()
-    np.testing.assert_array_equal(f.rgb, hands[0][0][:, ::-1])
+    # the first frame read (on a loaded machine the playback may have dropped the very first: found by its colour)
+    assert any(np.array_equal(f.rgb, rgb[:, ::-1]) for rgb in hands[0])
     assert f.intrinsics.cx == pytest.approx(319 - hands[2].cx, rel=1e-6)
 
 
@@ -282,7 +293,7 @@ def _worst(a: list, b: list) -> float:
     return worst
 
 
-def test_same_poses_as_the_same_frames_live(recording, hands, live, direct):
+def test_same_poses_as_the_same_frames_live(recording, hands, live_each, direct):
     """The recording through the source and the tracker: depth places every hand (``root_source`` ``depth``), and
     the joints are those of the same frames from the live camera path (within 1 mm; measured: identical). Against
     the raw depth fed to the tracker without librealsense (``direct``) the hands agree too but where rs.align
@@ -295,12 +306,12 @@ def test_same_poses_as_the_same_frames_live(recording, hands, live, direct):
         frames, _ = read_all(src)
     finally:
         src.close()
-    with HandTracker(with_depth=True) as tracker:
+    with HandTracker(with_depth=True, tracking=False) as tracker:
         played = [tracker.process_frame(f) for f in frames]
     # the frames' places in the recording, by their colour (one may be missing on a loaded machine: see above)
     rgbs = hands[0]
     order = [next(i for i in range(N) if np.array_equal(f.rgb, rgbs[i])) for f in frames]
-    live, direct = [live[i] for i in order], [direct[i] for i in order]
+    live, direct = [live_each[i] for i in order], [direct[i] for i in order]
     assert len(played) >= N - 1 and sum(1 for h in played if h) >= N // 2  # most hands found (each a new one)
     assert all(h.root_source == "depth" for hs in played for h in hs)
     assert _worst(played, live) < 0.001
