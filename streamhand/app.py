@@ -195,7 +195,7 @@ def build_run(cfg: RunConfig, publish: bool = True) -> Run:
 
 
 def _saves(cfg: RunConfig, run: Run) -> None:
-    """``--save`` (a tap on the publisher) and ``--save-video`` (fed by the emitter), closed with the run."""
+    """``--save`` (a tap on the publisher) and ``--save-video`` (a frame hook on the emitter), closed with the run."""
     from streamhand.run.save import OverlayVideo, PoseFile, SaveError
 
     try:
@@ -207,7 +207,8 @@ def _saves(cfg: RunConfig, run: Run) -> None:
             run._closers.append(poses.close)
         if cfg.save_video is not None:
             fps = cfg.source.fps or getattr(run.source, "fps", None) or 30.0
-            video = run.pipeline.emitter.video = OverlayVideo(cfg.save_video, float(fps))
+            video = OverlayVideo(cfg.save_video, float(fps))
+            run.pipeline.emitter.frame_hooks.append(video.write)
             run._closers.append(video.close)
     except (SaveError, OSError) as e:
         raise RunError(str(e)) from None

@@ -30,8 +30,8 @@ class Emitter:
         self.place = PlaceStep(cfg.smooth)
         self.truth = TruthScore()  # sources with ground truth (the demo): detection rate and 3D error
         self.still = StillJitter()  # every source: the wobble of hands that hold still
-        self.video: Any = None  # ``--save-video``: an OverlayVideo that gets every processed frame
-        #: called with (frame, poses, latency) of every processed frame, after it is published (``run --rerun``)
+        #: called with (frame, poses, latency) of every processed frame, after it is published (``--save-video``,
+        #: ``run --rerun``)
         self.frame_hooks: list[Any] = []
         #: (frame, poses, latency) of each frame for the preview window, latest wins
         self.display: Slot = Slot(lossless=False)
@@ -82,8 +82,6 @@ class Emitter:
             hands = [(p.detection.landmarks_px, p.joints_rel, p.joints_cam, p.track_id,
                       p.detection.handedness == "left") for p in poses]  # fmt: skip
             self.truth.add(f.truth, hands, f.index, f.t_capture if f.t_media is None else f.t_media)
-        if self.video is not None:
-            self.video.write(f, poses, lat)
         for hook in self.frame_hooks:
             hook(f, poses, lat)
         if self.cfg.show:
