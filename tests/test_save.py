@@ -7,6 +7,7 @@ import csv
 import json
 
 import cv2
+import msgpack
 import pytest
 
 from streamhand.run.save import csv_header
@@ -51,6 +52,11 @@ def test_every_format_holds_every_pose(tmp_path):
     info = check_recording(tmp_path / "p.mcap")
     assert info.topics["hand.frame"] == FRAMES
     assert sum(n for t, n in info.topics.items() if t.startswith("hand.pose.")) == rep3["hands_published"]
+    from mcap.reader import make_reader
+
+    with open(tmp_path / "p.mcap", "rb") as f:  # every message keeps its own seq, poses and the rest alike
+        seqs = [(m.sequence, msgpack.unpackb(m.data)["seq"]) for _, _, m in make_reader(f).iter_messages()]
+    assert all(a == b for a, b in seqs) and any(b > 0 for _, b in seqs)
 
 
 @pytest.mark.parametrize(

@@ -78,9 +78,8 @@ class PoseFile:
         if self.closed:
             return
         is_pose = topic.startswith(protocol.TOPIC_POSE + ".")
-        if self._rec is not None:
-            msg = msgpack.unpackb(payload, raw=False) if is_pose else {}
-            self._rec.write(topic, payload, msg.get("seq", 0))
+        if self._rec is not None:  # every message with its own seq, as `streamhand record` writes it
+            self._rec.write(topic, payload, msgpack.unpackb(payload, raw=False).get("seq", 0))
         elif is_pose or (self.kind == ".jsonl" and topic == protocol.TOPIC_FRAME):
             msg = msgpack.unpackb(payload, raw=False)
             if self.kind == ".jsonl":
