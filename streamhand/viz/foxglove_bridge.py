@@ -27,6 +27,8 @@ import numpy as np
 from streamhand.skeleton import BONES, PALM_LINES
 from streamhand.stream import protocol
 from streamhand.stream.schema import FrameMsg, HandPoseMsg, LogMsg, StatusMsg
+from streamhand.viz import HAND_RGB
+from streamhand.viz.sink import StreamSink
 
 INSTALL = "pip install 'streamhand[viewers]'"
 DEFAULT_PORT = 8765
@@ -39,8 +41,8 @@ WORLD_ID = "world"
 CAMERA_IN_WORLD = (-0.5, 0.5, -0.5, 0.5)  # quaternion x, y, z, w
 #: the smallest sphere radius drawn (a joint_std of 0 would be invisible)
 MIN_RADIUS_M = 0.002
-#: RGBA per hand, 0..1 (the OpenCV viewer's colours)
-COLORS = {"left": (60 / 255, 160 / 255, 1.0, 1.0), "right": (1.0, 200 / 255, 60 / 255, 1.0)}
+#: RGBA per hand, 0..1
+COLORS = {hand: (*(c / 255 for c in rgb), 1.0) for hand, rgb in HAND_RGB.items()}
 _LINES = tuple(BONES) + tuple(PALM_LINES)
 _STRUCTS = {"hand.pose.left": HandPoseMsg, "hand.pose.right": HandPoseMsg, protocol.TOPIC_FRAME: FrameMsg,
             protocol.TOPIC_STATUS: StatusMsg}  # fmt: skip
@@ -90,10 +92,11 @@ def json_schema(cls: type[msgspec.Struct]) -> dict:
     return out
 
 
-class FoxgloveBridge:
+class FoxgloveBridge(StreamSink):
     """A Foxglove WebSocket server on ``host:port`` with our channels; :meth:`message` logs one stream message."""
 
     def __init__(self, port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> None:
+        super().__init__()
         fg = import_foxglove()
         self.fg, self.m = fg, fg.messages
         self.ctx = fg.Context()
@@ -108,11 +111,8 @@ class FoxgloveBridge:
         self.calibration = fg.channels.CameraCalibrationChannel(TOPIC_CALIBRATION, context=self.ctx)
         self.tf = fg.channels.FrameTransformChannel(TOPIC_TF, context=self.ctx)
         self.json: dict[str, Any] = {t: self._json_channel(t, cls) for t, cls in _STRUCTS.items()}
-        self._lock = threading.Lock()
         self._shown: set[int] = set()
         self.poses = 0
-        self.skipped = 0
-        self.closed = False
 
     def _json_channel(self, topic: str, cls: type[msgspec.Struct]) -> Any:
         return self.fg.Channel(topic, schema=json_schema(cls), message_encoding="json", context=self.ctx)
@@ -121,29 +121,22 @@ class FoxgloveBridge:
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
-    def message(self, topic: str, data: dict) -> bool:
-        """One decoded stream message; False (and counted in ``skipped``) when it does not follow the schema."""
-        msg, _ = protocol.parse(topic, data)
-        if msg is None:
-            self.skipped += 1
-            return False
-        with self._lock:
-            if self.closed:
-                return False
-            t = getattr(msg, "t_capture_unix", None)
-            log_time = int(t * 1e9) if t is not None and t > 0 else None
-            channel = self.json.get(topic)
-            if channel is None and isinstance(msg, LogMsg):
-                channel = self.json[topic] = self._json_channel(topic, LogMsg)
-            if channel is not None:
-                channel.log(msgspec.json.encode(data), log_time=log_time)
-            if isinstance(msg, HandPoseMsg):
-                self.scene.log(self.m.SceneUpdate(entities=[self._entity(msg)]), log_time=log_time)
-                self._shown.add(msg.track_id)
-                self.poses += 1
-            elif isinstance(msg, FrameMsg):
-                self._frame(msg, log_time)
-        return True
+    def _show(self, topic: str, data: dict, msg: Any) -> None:
+        """One stream message (:meth:`StreamSink.message` calls it): as JSON on its topic, and a pose or a frame in the
+        scene."""
+        t = getattr(msg, "t_capture_unix", None)
+        log_time = int(t * 1e9) if t is not None and t > 0 else None
+        channel = self.json.get(topic)
+        if channel is None and isinstance(msg, LogMsg):
+            channel = self.json[topic] = self._json_channel(topic, LogMsg)
+        if channel is not None:
+            channel.log(msgspec.json.encode(data), log_time=log_time)
+        if isinstance(msg, HandPoseMsg):
+            self.scene.log(self.m.SceneUpdate(entities=[self._entity(msg)]), log_time=log_time)
+            self._shown.add(msg.track_id)
+            self.poses += 1
+        elif isinstance(msg, FrameMsg):
+            self._frame(msg, log_time)
 
     def _timestamp(self, t_unix: float) -> Any:
         return self.fg.messages.Timestamp.from_epoch_secs(max(float(t_unix), 0.0))
@@ -196,11 +189,8 @@ class FoxgloveBridge:
         self.tf.log(tf, log_time=log_time)  # with every frame: a client that joins later gets it too
 
     def close(self) -> None:
-        with self._lock:
-            if self.closed:
-                return
-            self.closed = True
-        self.server.stop()
+        if self._closing():
+            self.server.stop()
 
 
 def view(sub: Any, port: int | None, count: int | None, stop: threading.Event, say: Callable[[str], None]) -> int:

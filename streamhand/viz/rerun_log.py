@@ -37,6 +37,8 @@ import numpy as np
 from streamhand.skeleton import FINGER_CHAINS
 from streamhand.stream import protocol
 from streamhand.stream.schema import FrameFields, FrameMsg, HandPoseMsg, LogMsg, StatusMsg
+from streamhand.viz import HAND_RGB
+from streamhand.viz.sink import StreamSink
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,7 @@ SPAWN = "spawn"
 MIN_RADIUS_M = 0.002
 #: what a viewer subscribes to
 TOPICS = (protocol.TOPIC_POSE, protocol.TOPIC_FRAME, protocol.TOPIC_STATUS, protocol.TOPIC_LOG + ".")
-#: RGB per hand (the OpenCV viewer's colours)
-COLORS = {"left": (60, 160, 255), "right": (255, 200, 60)}
+COLORS = HAND_RGB
 #: the drawn lines: each finger from the wrist to its tip, then the palm across the knuckles
 STRIPS: tuple[tuple[int, ...], ...] = (*((0, *chain) for chain in FINGER_CHAINS), (5, 9, 13, 17))
 _LEVELS = {"warning": "WARN", "critical": "CRITICAL", "error": "ERROR", "info": "INFO", "debug": "DEBUG"}
@@ -179,22 +180,20 @@ def _blueprint() -> Any:
     )
 
 
-class RerunLog:
+class RerunLog(StreamSink):
     """One Rerun recording fed with stream messages (:meth:`message`, or :meth:`tap` for raw payloads) and frames
     (:meth:`frame`); thread-safe. Open with :meth:`open`, finish with :meth:`close` (a file is renamed into place
     then, so a file under its final name is complete)."""
 
     def __init__(self, rr: Any, rec: Any, where: str, part: Path | None = None, final: Path | None = None) -> None:
+        super().__init__()
         self.rr, self.rec, self.where = rr, rec, where
         self._part, self._final = part, final
-        self._lock = threading.Lock()
         self._camera: tuple | None = None
         self._shown: set[int] = set()
         self.poses = 0
         self.frames = 0
         self.images = 0
-        self.skipped = 0
-        self.closed = False
 
     @classmethod
     def open(cls, save: str | Path | None = None, port: int = DEFAULT_VIEWER_PORT, option: str = "--rerun",
@@ -229,26 +228,18 @@ class RerunLog:
             return
         self.message(topic, data)
 
-    def message(self, topic: str, data: dict) -> bool:
-        """One decoded message; False (and counted in ``skipped``) when it does not follow the schema."""
-        msg, _ = protocol.parse(topic, data)
-        if msg is None:
-            self.skipped += 1
-            return False
-        with self._lock:
-            if self.closed:
-                return False
-            if isinstance(msg, HandPoseMsg):
-                self._pose(msg)
-            elif isinstance(msg, FrameMsg):
-                self._frame(msg)
-            elif isinstance(msg, StatusMsg):
-                self._status(msg)
-            elif isinstance(msg, LogMsg):
-                self.rec.reset_time()
-                self.rec.log("log", self.rr.TextLog(f"{msg.logger}: {msg.message}",
-                                                    level=_LEVELS.get(msg.level, msg.level.upper())))  # fmt: skip
-        return True
+    def _show(self, topic: str, data: dict, msg: Any) -> None:
+        """One stream message (:meth:`StreamSink.message` calls it), by its kind."""
+        if isinstance(msg, HandPoseMsg):
+            self._pose(msg)
+        elif isinstance(msg, FrameMsg):
+            self._frame(msg)
+        elif isinstance(msg, StatusMsg):
+            self._status(msg)
+        elif isinstance(msg, LogMsg):
+            self.rec.reset_time()
+            self.rec.log("log", self.rr.TextLog(f"{msg.logger}: {msg.message}",
+                                                level=_LEVELS.get(msg.level, msg.level.upper())))  # fmt: skip
 
     def _at(self, frame_id: int, t_capture: float, t_capture_unix: float) -> None:
         rec = self.rec
@@ -319,10 +310,8 @@ class RerunLog:
 
     def close(self) -> None:
         """Flush and finish: a file is complete (and renamed into place) when this returns."""
-        with self._lock:
-            if self.closed:
-                return
-            self.closed = True
+        if not self._closing():
+            return
         try:
             try:
                 self.rec.flush(timeout_sec=10.0)

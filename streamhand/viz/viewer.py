@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 
 from streamhand.skeleton import BONES, PALM_LINES
+from streamhand.viz import HAND_RGB
 
-COLORS = {"left": (255, 160, 60), "right": (60, 200, 255)}  # BGR
+COLORS = {hand: rgb[::-1] for hand, rgb in HAND_RGB.items()}  # BGR
 
 
 class DisplayError(RuntimeError):
