@@ -152,6 +152,17 @@ def read_all(src: RealSenseSource, limit_s: float = 60.0) -> tuple[list, float]:
     return frames, time.monotonic() - t_last
 
 
+def play(path: Path, **options) -> tuple[list, RealSenseSource]:
+    """Every frame of a recording played through a :class:`RealSenseSource` (``options``: its own), and the source."""
+    src = RealSenseSource(file=path, **options)
+    src.open()
+    try:
+        frames, _ = read_all(src)
+    finally:
+        src.close()
+    return frames, src
+
+
 @pytest.fixture(scope="module")
 def hands():
     """N rendered 320x240 frames of one hand each (no occluders), their depth in metres, one camera's intrinsics."""
@@ -240,13 +251,8 @@ def test_played_in_real_time_at_the_recorded_rate(hands, tmp_path):
     rgbs, depths, k = hands
     rgbs, depths = (rgbs * 2)[:12], (depths * 2)[:12]
     path = record(tmp_path / "paced.db3", rgbs, depths, k, pace=True)  # 12 frames over 0.4 s
-    src = RealSenseSource(file=path)
-    src.open()
     t0 = time.monotonic()
-    try:
-        frames, _ = read_all(src)
-    finally:
-        src.close()
+    frames, _ = play(path)
     elapsed = time.monotonic() - t0
     # paced at the recorded rate from the first read (a frame is missed only when the reader falls behind)
     # (under load a real-time playback drops frames, the last one too: the clock, not the count, is what is checked)
@@ -260,12 +266,7 @@ def test_played_in_real_time_at_the_recorded_rate(hands, tmp_path):
 def test_other_colour_formats_come_out_rgb(hands, tmp_path, colour):
     rgbs, depths, k = hands
     path = record(tmp_path / f"{colour}.db3", rgbs[:2], depths[:2], k, colour=colour, units=0.001)
-    src = RealSenseSource(file=path, realtime=False)
-    src.open()
-    try:
-        frames, _ = read_all(src)
-    finally:
-        src.close()
+    frames, src = play(path, realtime=False)
     assert len(frames) == 2 and src.depth_scale == pytest.approx(0.001)
     diff = np.abs(frames[1].rgb.astype(int) - rgbs[1])
     assert frames[1].rgb.shape == (240, 320, 3) and (diff.max() == 0 if colour == "bgr8" else diff.mean() < 4)
@@ -300,12 +301,7 @@ def test_same_poses_as_the_same_frames_live(recording, hands, live_each, direct)
     moves depth edges by a pixel near a joint (measured: 4 of 5 hands identical, one 4.3 mm apart)."""
     from streamhand import HandTracker
 
-    src = RealSenseSource(file=recording, realtime=False)
-    src.open()
-    try:
-        frames, _ = read_all(src)
-    finally:
-        src.close()
+    frames, _ = play(recording, realtime=False)
     with HandTracker(with_depth=True, tracking=False) as tracker:
         played = [tracker.process_frame(f) for f in frames]
     # the frames' places in the recording, by their colour (one may be missing on a loaded machine: see above)
