@@ -43,12 +43,10 @@ class Hand:
     joint_std: np.ndarray  # (21,) metres: the expected error of each wrist-relative joint
     root_source: str  # "depth" (placed by the depth image) | "estimate" (by the hand's size)
     frame_index: int = 0
-
-    @property
-    def quality(self) -> float:
-        """The expected mean joint error in metres (today: the mean of ``joint_std``; see docs/usage.md on how far
-        to trust it)."""
-        return float(np.mean(self.joint_std))
+    #: the expected mean joint error in metres (the model's error model; without one, the mean of ``joint_std``)
+    quality: float = float("nan")
+    #: the chance that the mean joint error is below 2 cm (None: the model has no error model); docs/usage.md
+    confidence: float | None = None
 
 
 def _intrinsics(k: Intrinsics | dict | str | Path | None) -> Intrinsics | None:
@@ -96,7 +94,7 @@ class HandTracker:
         self._detect = DetectStep(self.detector, TrackLinker(link=tracking), self.lifter, self.modalities, d.max_hands,
                                   d.crop_margin)  # fmt: skip
         self._infer = InferStep(self.lifter, self.modalities)
-        self._place = PlaceStep(self.cfg.smooth)
+        self._place = PlaceStep(self.cfg.smooth, self.lifter.backend.error_model)
         self._index = 0
         self._t0 = time.monotonic()
 
@@ -129,7 +127,8 @@ class HandTracker:
         self._infer(w)
         return [Hand(p.track_id, p.detection.handedness, float(p.detection.handedness_score),
                      float(p.detection.score), p.joints_cam, p.joints_rel, np.asarray(p.detection.landmarks_px, float),
-                     np.asarray(p.joint_std, float), p.root_source, frame.index) for p in self._place(w)]  # fmt: skip
+                     np.asarray(p.joint_std, float), p.root_source, frame.index, p.quality, p.confidence)
+                for p in self._place(w)]  # fmt: skip
 
     @classmethod
     def stream(cls, source: Any, **options: Any) -> Iterator[list[Hand]]:

@@ -102,6 +102,8 @@ class UncertaintyMetrics:
     #: the shares a well-calibrated isotropic 3D Gaussian error would give (the std being its radial spread)
     gaussian_within_1std: float = 0.0
     gaussian_within_2std: float = 0.0
+    #: rank correlation of each hand's mean std with its mean error: does it tell the bad hands apart?
+    frame_spearman: float = float("nan")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -222,4 +224,5 @@ def evaluate_uncertainty(joint_std: np.ndarray, errors_mm: np.ndarray, root: int
         n_joints=int(s.size),
         gaussian_within_1std=gaussian_radial_share(1.0),
         gaussian_within_2std=gaussian_radial_share(2.0),
+        frame_spearman=spearman(s.mean(1), e.mean(1)) if s.size else float("nan"),
     )

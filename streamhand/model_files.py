@@ -174,4 +174,5 @@ def model_summary(name_or_path: str | Path | None) -> dict[str, Any] | None:
     if not graphs:
         return None
     meta = graphs[0][1]
-    return {"path": path, "sha256": sha, "model_id": meta["model_id"], "encoders": meta["encoders"]}
+    return {"path": path, "sha256": sha, "model_id": meta["model_id"], "encoders": meta["encoders"],
+            "error_model": meta.get("error_model")}

@@ -84,11 +84,12 @@ class ModelSettings(_Strict):
         list[InputModality] | None,
         Flag("--modalities", "comma list of 2d,world,rgb,depth,cloud", parse=parse_modalities),
     ] = None
-    #: posterior samples for joint_std's spread term; 0: none (joint_std is then the calibrated floor and the
-    #: experts' disagreement alone, or zeros for an uncalibrated model); one sample has no spread, so 1 is refused
-    n_samples: Annotated[int, Flag("--samples", "posterior samples for joint_std's spread (0 or 2-256; 0: none)")] = (
-        Field(16, ge=0, le=256)
-    )
+    #: posterior samples for the model's own spread; None: 0 where the model carries an error model (joint_std then
+    #: comes from it, streamhand.error_model), else 16; 0: none (a model without an error model then publishes its
+    #: calibrated floor and the experts' disagreement alone); one sample has no spread, so 1 is refused
+    n_samples: Annotated[int | None, Flag(
+        "--samples", "posterior samples for joint_std's spread (0 or 2-256; default: 0 with an error model, else 16)")
+    ] = Field(None, ge=0, le=256)  # fmt: skip
     #: wrist crease to middle fingertip (m); None: the user's calibration (streamhand calibrate-hand), else 0.185
     #: the range is place.hand_size.HAND_LENGTH_RANGE_M (calibrate-hand --length takes the same)
     hand_length_m: Annotated[
@@ -106,7 +107,7 @@ class ModelSettings(_Strict):
 
     @field_validator("n_samples")
     @classmethod
-    def _not_one(cls, v: int) -> int:
+    def _not_one(cls, v: int | None) -> int | None:
         if v == 1:
             raise ValueError("one posterior sample has no spread; give 0 (no sampling) or 2 or more")
         return v
@@ -144,6 +145,12 @@ class PublishConfig(_Strict):
     #: CurveZMQ (both or neither): this server's ``.key_secret`` and the folder of allowed clients' ``.key`` files
     curve_server_key: Annotated[str | None, Flag("--curve-server-key", "CurveZMQ: this server's .key_secret")] = None
     curve_allowed: Annotated[str | None, Flag("--curve-allowed", "CurveZMQ: folder of allowed clients' .key")] = None
+    #: hands whose ``confidence`` (the error model's) is below this are withheld or flagged; 0: none
+    min_confidence: Annotated[float, Flag("--min-confidence", "withhold or flag hands below this confidence (0-1)")] = (
+        Field(0.0, ge=0.0, le=1.0))  # fmt: skip
+    low_confidence: Annotated[
+        Literal["withhold", "flag"], Flag("--low-confidence", "withhold | flag the hands below --min-confidence")
+    ] = "withhold"
 
     @field_validator("camera_id")
     @classmethod

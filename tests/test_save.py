@@ -43,10 +43,11 @@ def test_every_format_holds_every_pose(tmp_path):
 
     rep2 = _run(tmp_path, "--save", str(tmp_path / "p.csv"))
     rows = list(csv.reader((tmp_path / "p.csv").open()))
-    assert rows[0] == csv_header() and len(rows[0]) == 8 + 63 + 63 + 42 + 21
+    assert rows[0] == csv_header() and len(rows[0]) == 8 + 63 + 63 + 42 + 21 + 2
     assert len(rows) - 1 == rep2["hands_published"]
     first = dict(zip(rows[0], rows[1]))
     assert first["handedness"] in ("left", "right") and 0.1 < float(first["cam0_z"]) < 2.0
+    assert 0.0 < float(first["quality"]) < 0.2 and 0.0 <= float(first["confidence"]) <= 1.0
 
     rep3 = _run(tmp_path, "--save", str(tmp_path / "p.mcap"))
     info = check_recording(tmp_path / "p.mcap")

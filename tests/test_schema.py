@@ -58,8 +58,11 @@ def test_protocol_field_lists_keep_their_names():
     assert protocol.CAMERA_FIELDS == ("id", "width", "height", "fx", "fy", "cx", "cy")
     assert protocol.POSE_FIELDS == (
         "track_id", "handedness", "handedness_score", "score", "layout", "units", "joints_cam", "joints_rel",
-        "joints_2d", "joint_std", "root_source", "modalities", "model", "latency_ms",
+        "joints_2d", "joint_std", "root_source", "modalities", "model", "latency_ms", "quality", "confidence",
+        "low_confidence",
     )  # fmt: skip
+    # added later: a recording or an older sender lacks them, and its messages still parse
+    assert schema.optional(schema.HandPoseMsg) == ("quality", "confidence", "low_confidence")
     assert protocol.FRAME_FIELDS == ("hands", "latency_ms")
     assert protocol._SHAPES == {"joints_cam": (21, 3), "joints_rel": (21, 3), "joints_2d": (21, 2), "joint_std": (21,)}
     assert (protocol.SCHEMA, protocol.LAYOUT, protocol.UNITS) == (1, "mediapipe21", "m")

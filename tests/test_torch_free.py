@@ -72,10 +72,14 @@ def test_shipped_graphs_belong_to_the_shipped_checkpoint(name):
     graphs = sorted(folder.glob("*.onnx"))
     assert graphs, f"{folder}: no graphs; run python -m streamhand.export.ship {name}"
     sha = file_sha256(shipped_models()[name])
+    samples: dict[str, set] = {}
     for g in graphs:
         meta = read_onnx_metadata(g)
         assert meta["checkpoint_sha256"] == sha, f"{g} is stale: python -m streamhand.export.ship {name}"
-        assert meta["n_samples"] == 16
+        assert meta["error_model"], f"{g}: no error model in its metadata"
+        samples.setdefault("+".join(meta["modalities"]), set()).add(meta["n_samples"])
+    # a run takes none (the error model gives joint_std); --samples 16 and older habits find theirs too
+    assert samples and all(k == {0, 16} for k in samples.values()), samples
 
 
 @pytest.mark.parametrize("name", sorted(shipped_models()))
@@ -86,6 +90,7 @@ def test_shipped_graphs_compute_what_pytorch_computes(name):
     ort_b = OnnxRuntimeBackend(name)
     torch_b = TorchBackend(name)
     assert ort_b.model_id == torch_b.model_id and ort_b.std_calibration == torch_b.std_calibration
+    assert ort_b.error_model == torch_b.error_model and ort_b.error_model
     rng = np.random.default_rng(0)
     shapes = {"2d": (21, 2), "world": (21, 3), "rgb": (3, ort_b.image_size, ort_b.image_size),
               "depth": (1, ort_b.image_size, ort_b.image_size)}  # fmt: skip

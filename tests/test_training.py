@@ -238,6 +238,7 @@ def test_every_shipped_model_has_its_card_and_calibration(name):
     assert {"eval_synthetic", "synth_report"} <= set(card["metrics"])
     runtime = tuple(m for m in ck.model.modalities if m != "3d")
     assert set(ck.meta["std_calibration"]) == {modality_key(s) for s in expert_sets(runtime)}
+    assert set(ck.meta["error_model"]) == {modality_key(s) for s in expert_sets(runtime)}
 
 
 def test_out_dir_does_not_move_the_mediapipe_pairs_cache():

@@ -341,6 +341,70 @@ def calibrate_std_cmd(
     typer.echo(f"calibration stored in {checkpoint}")
 
 
+@app.command("fit-error-model")
+def fit_error_model_cmd(
+    checkpoint: Annotated[Path, typer.Option(help="trained checkpoint (.pt), updated in place")],
+    n: Annotated[int, typer.Option(min=20, help="rendered hands to label with MediaPipe and fit on")] = 4000,
+    seed: Annotated[int, typer.Option(help="their seed (shards use seed, seed + 1, ...)")] = 9200,
+    shards: Annotated[int, typer.Option(min=1, help="caches the fitting renders are made in (in parallel)")] = 2,
+    held_n: Annotated[int, typer.Option(min=20, help="other rendered hands, to set the coverage and judge")] = 1500,
+    held_seed: Annotated[int, typer.Option(help="their seed (keep it apart from --seed)")] = 9100,
+    cache: Annotated[Path, typer.Option(help="cache folder for the labelled renders")] = Path("runs/cache"),
+    world: Annotated[str, typer.Option(help=_WORLD_HELP)] = "simulated",
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the held-out figures here")] = None,
+    reliability_png: Annotated[Path | None, typer.Option(help="draw predicted vs actual error by decile")] = None,
+) -> None:
+    """Fit the error model (joint_std, quality, confidence; per fused expert set) and store it in the checkpoint."""
+    from streamhand.infer.lifter import Lifter
+    from streamhand.infer.torch_backend import TorchBackend
+    from train.calibrate_std import expert_sets, pair_crops, with_simulated_world, write_meta
+    from train.datasets.mediapipe_pairs import load_or_generate, shards_of
+    from train.error_model import fit_error_models, write_reliability_png
+
+    try:
+        ck = load_checkpoint(checkpoint)
+    except CheckpointError as e:
+        fail(str(e))
+    if world not in ("simulated", "mediapipe"):
+        fail(f"--world must be simulated or mediapipe, not {world!r}")
+    if seed <= held_seed < seed + shards:
+        fail(f"--held-seed {held_seed} is one of the fitting renders' seeds ({seed}-{seed + shards - 1})")
+    check_output_or_fail(cache, "--cache", folder=True)
+    for out, opt in ((json_out, "--json"), (reliability_png, "--reliability-png")):
+        if out is not None:
+            check_output_or_fail(out, opt)
+
+    def labelled(parts: list[tuple[int, int]]) -> dict[str, np.ndarray]:
+        got = [load_or_generate(cache, k, s) for k, s in parts]
+        got = [with_simulated_world(p, s) if world == "simulated" else p for p, (_k, s) in zip(got, parts)]
+        pairs = {k: np.concatenate([p[k] for p in got]) for k in got[0]}
+        if len(pairs["left"]) < 20:
+            fail(f"only {len(pairs['left'])} of {sum(k for k, _ in parts)} renders were found by MediaPipe; use more")
+        return pairs
+
+    fit_pairs, held_pairs = labelled(shards_of(n, seed, shards)), labelled([(held_n, held_seed)])
+    backend = TorchBackend(ck, n_samples=16, max_batch=256)
+    image_mods = [m for m in ("rgb", "depth") if m in backend.modalities]
+    if image_mods:
+        fit_pairs = {**fit_pairs, "images": pair_crops(fit_pairs, image_mods, backend.image_size,
+                                                       view=backend.crop_view)}  # fmt: skip
+        held_pairs = {**held_pairs, "images": pair_crops(held_pairs, image_mods, backend.image_size, seed=1,
+                                                         view=backend.crop_view)}  # fmt: skip
+    models, report = fit_error_models(Lifter(backend), fit_pairs, held_pairs, expert_sets(backend.modalities))
+    write_meta(checkpoint, error_model=models)
+    for key, r in report.items():
+        e, c = r["error_model"], r["checkpoint_std"]
+        typer.echo(f"{key} ({r['hands']} held-out hands, error {e['error_mm']:.1f} mm): error model std_r "
+                   f"{e['std_r']:.2f} std_f {e['std_f']:.2f} cov1 {e['cov1']:.2f} cov2 {e['cov2']:.2f}; "
+                   f"the checkpoint's joint_std {c['std_r']:.2f} / {c['std_f']:.2f} / {c['cov1']:.2f} / "
+                   f"{c['cov2']:.2f}")  # fmt: skip
+    if json_out is not None:
+        _write_at_end(json_out, json.dumps(report, indent=1))
+    if reliability_png is not None:
+        write_reliability_png(report, reliability_png)
+    typer.echo(f"error model stored in {checkpoint}")
+
+
 @app.command()
 def card(
     checkpoint: Annotated[Path, typer.Option(help="trained checkpoint (.pt)")],

@@ -9,12 +9,13 @@ fitted on them says so for every real hand too."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from streamhand.checkpoint import load_checkpoint, save_checkpoint
+from streamhand.checkpoint import load_checkpoint
 from streamhand.infer.lifter import Lifter
 from streamhand.infer.torch_backend import TorchBackend
 from streamhand.skeleton import reference_length
@@ -96,11 +97,19 @@ def calibrate(checkpoint: str | Path, pairs: dict[str, np.ndarray], n_samples: i
     return out
 
 
+def write_meta(checkpoint: str | Path, **entries: object) -> Path:
+    """Store ``entries`` in ``checkpoint``'s metadata (atomically), keeping everything else as it is: the weights
+    (and their precision), the model's configuration and id."""
+    load_checkpoint(checkpoint)  # a file that is not a checkpoint is not rewritten
+    p = Path(checkpoint)
+    raw = torch.load(p, map_location="cpu", weights_only=True)
+    raw.update(entries)
+    tmp = p.with_name(p.name + ".tmp")
+    torch.save(raw, tmp)
+    os.replace(tmp, p)
+    return p
+
+
 def write_calibration(checkpoint: str | Path, calibration: dict) -> Path:
     """Store ``calibration`` in ``checkpoint`` (atomically), keeping everything else."""
-    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    ck = load_checkpoint(checkpoint)
-    meta = {k: v for k, v in raw.items() if k not in ("format_version", "model_config", "state_dict", "skeleton",
-                                                      "code_version", "created")}  # fmt: skip
-    meta["std_calibration"] = calibration
-    return save_checkpoint(checkpoint, ck.model, **meta)
+    return write_meta(checkpoint, std_calibration=calibration)

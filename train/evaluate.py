@@ -13,6 +13,7 @@ import torch
 
 from streamhand.codec import decode_3d, encode_2d
 from streamhand.detect.crops import CROP_MARGIN, hand_crops
+from streamhand.error_model import FEATURES, error_model_for, hand_features
 from streamhand.infer import Lifter
 from streamhand.metrics import (
     PCK_THRESHOLDS_MM,
@@ -32,6 +33,7 @@ from streamhand.uncertainty import apply_calibration
 from train.config import DataConfig
 from train.datasets.frames import FrameSet
 from train.datasets.synthetic import make_pairs
+from train.error_model import reliability
 from train.plots import finish_pck, pyplot, save_figure
 
 log = logging.getLogger(__name__)
@@ -179,7 +181,8 @@ def _stat(v: np.ndarray) -> dict[str, float] | None:
     return {"mean": float(np.mean(v)), "median": float(np.median(v))} if len(v) else None
 
 
-def _system_summary(n: int, pred: list, gt: list, px: list, std: list | None) -> dict[str, Any]:
+def _system_summary(n: int, pred: list, gt: list, px: list, std: list | None,
+                    quality: list | None = None) -> dict[str, Any]:  # fmt: skip
     """Figures over the frames where the system gave a hand (means and medians), PCK, AUC, per joint."""
     out: dict[str, Any] = {"det": len(pred) / max(n, 1), "n_frames": len(pred)}
     if not pred:
@@ -195,7 +198,9 @@ def _system_summary(n: int, pred: list, gt: list, px: list, std: list | None) ->
     if std is not None:
         u = evaluate_uncertainty(np.stack(std), e)
         out["uncertainty"] = u.as_dict()
-        out["std_r"] = u.spearman
+        out["std_r"], out["std_f"] = u.spearman, u.frame_spearman
+    if quality:  # predicted mean joint error against the actual one, hands sorted into ten groups
+        out["reliability"] = reliability(np.asarray(quality), e[:, 1:].mean(1) / 1000.0)
     out["_per_frame"] = per_frame
     return out
 
@@ -220,7 +225,7 @@ def evaluate_frames(
 
         detector = own = MediaPipeHands(max_hands=2, tracking=False)
     k = frames.intrinsics
-    ours: dict[str, list] = {"pred": [], "gt": [], "px": [], "std": [], "row": []}
+    ours: dict[str, list] = {"pred": [], "gt": [], "px": [], "std": [], "quality": [], "row": []}
     peer: dict[str, list] = {"pred": [], "gt": [], "px": [], "row": []}
     rows: list[dict[str, Any]] = []
     disagree = labelled = assumed_right = 0
@@ -254,7 +259,20 @@ def evaluate_frames(
             ours["pred"].append(joints_cam)
             ours["gt"].append(fr.joints_cam)
             ours["px"].append(px)
-            ours["std"].append(lift.joint_std[0] * (s / float(lift.scale[0])))
+            judge = error_model_for(lifter.backend.error_model, lift.experts) if det is not None else None
+            if judge is not None:  # as the runtime judges it (streamhand.run.place_step)
+                dis = None if lift.disagreement is None or "+" not in lift.experts else lift.disagreement[0] / s
+                evidence = (uv[None], joints_cam[None], (k.fx, k.fy, k.cx, k.cy), det.world[None],
+                            None if dis is None else dis[None], np.array([det.handedness_score]))  # fmt: skip
+                j = judge.judge_hands(*evidence[:3], np.array([s]), *evidence[3:])
+                std, quality, conf = j.joint_std[0], float(j.quality[0]), float(j.confidence[0])
+                row["evidence"] = dict(zip(FEATURES, hand_features(*evidence)[0][0].tolist()))
+            else:
+                std = lift.joint_std[0] * (s / float(lift.scale[0]))
+                quality, conf = float(std[1:].mean()), None
+            row["quality_mm"], row["confidence"] = 1000.0 * quality, conf
+            ours["std"].append(std)
+            ours["quality"].append(quality)
             ours["row"].append(row)
             row["handedness"] = hand
             if det is not None and np.any(det.world):
@@ -269,7 +287,7 @@ def evaluate_frames(
         if own is not None:
             own.close()
     n = len(frames)
-    systems = {"streamhand": _system_summary(n, ours["pred"], ours["gt"], ours["px"], ours["std"])}
+    systems = {"streamhand": _system_summary(n, ours["pred"], ours["gt"], ours["px"], ours["std"], ours["quality"])}
     if keypoints == "mediapipe":
         systems["mediapipe_world"] = _system_summary(n, peer["pred"], peer["gt"], peer["px"], None)
     for name, got in (("streamhand", ours), ("mediapipe_world", peer)):  # per-frame figures go into the rows
@@ -331,11 +349,16 @@ def frames_report_lines(result: dict[str, Any]) -> list[str]:
     u = systems["streamhand"].get("uncertainty")
     if u is not None:
         lines.append(
-            f"joint_std vs rel error (wrist left out, {u['n_joints']} joints): Spearman {u['spearman']:.2f}; "
-            f"within 1 std {u['within_1std']:.2f}, within 2 std {u['within_2std']:.2f} "
+            f"joint_std vs rel error (wrist left out, {u['n_joints']} joints): Spearman {u['spearman']:.2f}, per hand "
+            f"{u['frame_spearman']:.2f}; within 1 std {u['within_1std']:.2f}, within 2 std {u['within_2std']:.2f} "
             f"(a calibrated Gaussian: {u['gaussian_within_1std']:.2f}, {u['gaussian_within_2std']:.2f}); "
             f"mean std {u['mean_std_mm']:.1f} mm, mean error {u['mean_error_mm']:.1f} mm"
         )
+    rel = systems["streamhand"].get("reliability")
+    if rel:
+        lines.append("quality (predicted mean joint error) against the actual, hands in ten groups by quality (mm):")
+        lines.append("  predicted " + "".join(f"{b['predicted_mm']:>6.1f}" for b in rel))
+        lines.append("  actual    " + "".join(f"{b['actual_mm']:>6.1f}" for b in rel))
     return lines
 
 

@@ -40,7 +40,8 @@ def package(
     .json (the model card)."""
     ck = load_checkpoint(checkpoint)
     raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    keep = {k: raw[k] for k in ("train_config", "data", "history", "step", "std_calibration") if k in raw}
+    kept = ("train_config", "data", "history", "step", "std_calibration", "error_model")
+    keep = {k: raw[k] for k in kept if k in raw}
     model = ck.model.half() if half else ck.model
     pt = save_checkpoint(out, model, metrics=metrics, source_commit=git_commit(), weights="float16" if half
                          else "float32", **keep)  # fmt: skip

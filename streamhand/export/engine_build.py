@@ -60,9 +60,13 @@ def build(
     modalities: tuple[str, ...] | None,
     opts: EngineOptions,
     out_dir: Path,
-    n_samples: int = 16,
+    n_samples: int | None = None,
 ) -> BuildResult:
+    """The model's ONNX graph for ``modalities`` and, where TensorRT and a GPU are present, its engine; ``n_samples``
+    None: as a run takes them (0 for a model with an error model, else 16)."""
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    if n_samples is None:
+        n_samples = 0 if ckpt.meta.get("error_model") else 16
     mods = ordered(modalities or tuple(m for m in ckpt.model.modalities if m in INPUT_NAMES))
     lo, opt, hi = opts.batch
     if not 1 <= lo <= opt <= hi:

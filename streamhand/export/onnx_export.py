@@ -124,6 +124,7 @@ def export_onnx(
         "precision": precision,
         "opset": opset,
         "std_calibration": ckpt.meta.get("std_calibration"),
+        "error_model": ckpt.meta.get("error_model"),
         "torch": torch.__version__,
         "streamhand": __version__,
     }

@@ -55,8 +55,9 @@ def pack(graphs: list[Path], out_dir: Path) -> list[Path]:
     return written
 
 
-def ship(name: str, n_samples: int = 16, root: Path = SHIPPED_GRAPHS) -> Path:
-    """Export every subset of the model's run-time experts and pack them into ``root/<name>/``."""
+def ship(name: str, n_samples: tuple[int, ...] = (0, 16), root: Path = SHIPPED_GRAPHS) -> Path:
+    """Export every subset of the model's run-time experts, with each count of posterior samples (0: a run of a model
+    with an error model; 16: ``--samples 16`` and models without one), and pack them into ``root/<name>/``."""
     from streamhand.checkpoint import load_checkpoint
     from streamhand.export.onnx_export import export_onnx
     from streamhand.infer.onnxruntime_backend import subsets
@@ -67,10 +68,10 @@ def ship(name: str, n_samples: int = 16, root: Path = SHIPPED_GRAPHS) -> Path:
     mods = ordered(m for m in ckpt.model.modalities if m in INPUT_NAMES)
     with tempfile.TemporaryDirectory(prefix="streamhand-ship-") as tmp:
         graphs = []
-        for s in subsets(mods):
-            if has_expert(list(ckpt.model.encoders), s):
-                graphs.append(export_onnx(ckpt, s, Path(tmp) / f"{modality_tag(s).replace('+', '-')}.onnx",
-                                          n_samples=n_samples).path)  # fmt: skip
+        for s in (s for s in subsets(mods) if has_expert(list(ckpt.model.encoders), s)):
+            for k in n_samples:
+                name_k = f"{modality_tag(s).replace('+', '-')}{'' if k == 16 else f'.k{k}'}.onnx"
+                graphs.append(export_onnx(ckpt, s, Path(tmp) / name_k, n_samples=k).path)
         out = root / name
         staging = root / f".{name}.tmp"
         shutil.rmtree(staging, ignore_errors=True)

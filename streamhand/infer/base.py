@@ -27,6 +27,8 @@ class Backend(ABC):
     model_id: str = "unknown"
     #: per fused-expert set, the joint_std calibration stored with the model (:mod:`streamhand.uncertainty`)
     std_calibration: dict | None = None
+    #: per fused-expert set, the error model stored with the model (:mod:`streamhand.error_model`)
+    error_model: dict | None = None
     #: why this backend was chosen (set by :func:`streamhand.infer.select.make_backend`)
     reason: str = ""
 

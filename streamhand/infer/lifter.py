@@ -26,6 +26,7 @@ class LiftResult:
     joint_std: np.ndarray  # (B, 21) metres, calibrated where the model carries a calibration
     scale: np.ndarray  # (B,) reference bone length used (metres)
     disagreement: np.ndarray | None = None  # (B, 21) metres: the fused experts' distance from the fused answer
+    experts: str = ""  # the fused set of experts ("2d+world"): which error model judges the answer
 
 
 class Lifter:
@@ -62,7 +63,7 @@ class Lifter:
         out = self.backend.infer(inputs)
         norm = decode_3d(out.joints, left, 1.0, rot)
         s = self.hand_length_m / np.maximum(chain_length(norm), 1e-6) if scale is None else np.asarray(scale, float)
-        cal = (self.backend.std_calibration or {}).get(modality_key(inputs))
-        std = apply_calibration(out.joint_std, cal, out.disagreement)
+        key = modality_key(inputs)
+        std = apply_calibration(out.joint_std, (self.backend.std_calibration or {}).get(key), out.disagreement)
         dis = None if out.disagreement is None else out.disagreement * s[:, None]
-        return LiftResult(norm, norm * s[:, None, None], std * s[:, None], s, dis)
+        return LiftResult(norm, norm * s[:, None, None], std * s[:, None], s, dis, key)

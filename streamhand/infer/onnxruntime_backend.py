@@ -126,6 +126,7 @@ class OnnxRuntimeBackend(Backend):
         self.cloud_points = int(meta.get("cloud_points", 256))
         self.crop_view = str(meta.get("crop_view", "box"))
         self.std_calibration = meta.get("std_calibration")
+        self.error_model = meta.get("error_model")
         enc = meta.get("encoders")
         self.modalities = (tuple(m for e in enc for m in e.split("+")) if enc
                            else tuple(sorted({m for s in self._sessions for m in s})))  # fmt: skip
@@ -155,6 +156,7 @@ class OnnxRuntimeBackend(Backend):
         self._describe_model({"model_id": ckpt.model_id, "image_size": ckpt.model.cfg.image_size,
                               "cloud_points": ckpt.model.cfg.cloud_points, "crop_view": ckpt.model.cfg.crop_view,
                               "std_calibration": ckpt.meta.get("std_calibration"),
+                              "error_model": ckpt.meta.get("error_model"),
                               "encoders": list(ckpt.model.cfg.encoders)})  # fmt: skip
 
     def _load(self, path: Path, meta: dict) -> None:

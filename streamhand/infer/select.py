@@ -129,6 +129,12 @@ class ModelEncoders:
     encoders: list[str]
     handle: str | Path | Checkpoint | None
     model_id: str = "unknown"
+    #: the model carries an error model (:mod:`streamhand.error_model`): its joint_std needs no posterior samples
+    has_error_model: bool = False
+
+    def default_samples(self) -> int:
+        """Posterior samples a run takes unless told: none where the error model gives joint_std, else 16."""
+        return 0 if self.has_error_model else 16
 
 
 def model_encoders(name_or_path: str | Path | None) -> ModelEncoders:
@@ -136,9 +142,9 @@ def model_encoders(name_or_path: str | Path | None) -> ModelEncoders:
     its prepared ONNX graphs where there are some (no PyTorch), else from the checkpoint itself."""
     info = model_summary(name_or_path)
     if info is not None:
-        return ModelEncoders(list(info["encoders"]), info["path"], info["model_id"])
+        return ModelEncoders(list(info["encoders"]), info["path"], info["model_id"], bool(info.get("error_model")))
     ckpt = _load(name_or_path)
-    return ModelEncoders(list(ckpt.model.cfg.encoders), ckpt, ckpt.model_id)
+    return ModelEncoders(list(ckpt.model.cfg.encoders), ckpt, ckpt.model_id, bool(ckpt.meta.get("error_model")))
 
 
 def _load(name_or_path: str | Path | None) -> Checkpoint:
@@ -165,7 +171,8 @@ def make_backend(
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     model = checkpoint if isinstance(checkpoint, ModelEncoders) else None
     if model is None:
-        model = (ModelEncoders(list(checkpoint.model.cfg.encoders), checkpoint, checkpoint.model_id)
+        model = (ModelEncoders(list(checkpoint.model.cfg.encoders), checkpoint, checkpoint.model_id,
+                               bool(checkpoint.meta.get("error_model")))
                  if checkpoint is not None and not isinstance(checkpoint, (str, Path))
                  else model_encoders(checkpoint))  # fmt: skip
     runtime = [m for e in model.encoders for m in e.split("+") if m in INPUT_NAMES]

@@ -48,6 +48,7 @@ class TensorRTBackend(Backend):
         self.cloud_points = int(meta.get("cloud_points", 256))
         self.crop_view = str(meta.get("crop_view", "box"))
         self.std_calibration = meta.get("std_calibration")
+        self.error_model = meta.get("error_model")
         self.engine_modalities = ordered(tuple(side["modalities"]))
         self.modalities = tuple(fallback.modalities) if fallback is not None else self.engine_modalities
         shapes = {t["name"]: t["shape"] for t in side["inputs"] + side["outputs"]}

@@ -39,6 +39,7 @@ class TorchBackend(Backend):
         self.crop_view = self.model.cfg.crop_view
         self.model_id = ckpt.model_id
         self.std_calibration = ckpt.meta.get("std_calibration")
+        self.error_model = ckpt.meta.get("error_model")
         if threads is not None:
             torch.set_num_threads(threads)
         self.n_samples, self.seed = n_samples, seed

@@ -24,10 +24,13 @@ class Emitter:
     """Places, smooths and publishes the hands of processed frames, in order (one thread calls :meth:`emit`)."""
 
     def __init__(self, cfg: RunConfig, publisher: Any, stats: StageStats, modalities: tuple[str, ...],
-                 model_id: str, source_name: str) -> None:  # fmt: skip
+                 model_id: str, source_name: str, error_models: dict | None = None) -> None:  # fmt: skip
         self.cfg, self.publisher, self.stats = cfg, publisher, stats
         self.modalities, self.model_id, self.source_name = modalities, model_id, source_name
-        self.place = PlaceStep(cfg.smooth)
+        self.place = PlaceStep(cfg.smooth, error_models)
+        if cfg.publish.min_confidence > 0 and not error_models:
+            log.warning("--min-confidence %.2f has no effect: model %s has no error model (no hand has a confidence)",
+                        cfg.publish.min_confidence, model_id)  # fmt: skip
         self.truth = TruthScore()  # sources with ground truth (the demo): detection rate and 3D error
         self.still = StillJitter()  # every source: the wobble of hands that hold still
         #: called with (frame, poses, latency) of every processed frame, after it is published (``--save-video``,
@@ -57,7 +60,7 @@ class Emitter:
         common = {"frame_id": int(f.index), "t_capture": float(f.t_capture), "t_capture_unix": float(f.t_capture_unix),
                   "camera": sch.camera(self.cfg.publish.camera_id or f.camera_id, f.intrinsics)}  # fmt: skip
         self._last_common = common
-        poses = self.place(w)
+        poses = self._gate(self.place(w))
         w.times["place"] = time.perf_counter() - t0
         lat = {k: 1000.0 * v for k, v in w.times.items()}
         if self.publisher is not None:
@@ -87,15 +90,29 @@ class Emitter:
         if self.cfg.show:
             self.display.put((f, poses, lat))
 
+    def _gate(self, poses: list[PlacedHand]) -> list[PlacedHand]:
+        """``--min-confidence``: the hands below it withheld (counted) or flagged."""
+        floor = self.cfg.publish.min_confidence
+        if floor <= 0:
+            return poses
+        low = [p.confidence is not None and p.confidence < floor for p in poses]
+        if self.cfg.publish.low_confidence == "flag":
+            return [p._replace(low_confidence=True) if lo else p for p, lo in zip(poses, low)]
+        self.stats.count("hands_withheld", sum(low))
+        return [p for p, lo in zip(poses, low) if not lo]
+
     def _publish(self, poses: list[PlacedHand], common: dict, lat: dict, t_capture: float) -> None:
-        for d, tid, joints_cam, rel, std, root_src in poses:
+        for p in poses:
+            d = p.detection
             topic = protocol.pose_topic(d.handedness)
             pose = sch.HandPoseMsg(
-                topic=topic, **common, track_id=int(tid), handedness=d.handedness,
+                topic=topic, **common, track_id=int(p.track_id), handedness=d.handedness,
                 handedness_score=float(d.handedness_score), score=float(d.score), layout=sch.LAYOUT, units=sch.UNITS,
-                joints_cam=sch.floats(joints_cam), joints_rel=sch.floats(rel), joints_2d=sch.floats(d.landmarks_px),
-                joint_std=sch.floats(std), root_source=root_src, modalities=list(self.modalities),
-                model=self.model_id, latency_ms={**lat, "total": 1000.0 * (time.monotonic() - t_capture)},
+                joints_cam=sch.floats(p.joints_cam), joints_rel=sch.floats(p.joints_rel),
+                joints_2d=sch.floats(d.landmarks_px), joint_std=sch.floats(p.joint_std), root_source=p.root_source,
+                modalities=list(self.modalities), model=self.model_id,
+                latency_ms={**lat, "total": 1000.0 * (time.monotonic() - t_capture)}, quality=p.quality,
+                confidence=p.confidence, low_confidence=p.low_confidence,
             )  # fmt: skip
             self.publisher.publish(topic, sch.body(pose))  # the publisher adds topic, schema, seq and t_publish
 

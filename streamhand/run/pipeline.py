@@ -50,7 +50,8 @@ class Pipeline:
         self.tracking = cfg.detect.tracking_for(source.stills)  # the detector is made with the same choice
         self.linker = TrackLinker(link=self.tracking or not source.stills)
         model_id = lifter.backend.model_id if lifter is not None else "unknown"
-        self.emitter = Emitter(cfg, publisher, self.stats, modalities, model_id, source.name)
+        error_models = lifter.backend.error_model if lifter is not None else None
+        self.emitter = Emitter(cfg, publisher, self.stats, modalities, model_id, source.name, error_models)
         self.watchdog = Watchdog(cfg.watchdog_s, on_stall=lambda: self.stats.count("stalls"))
         self.capture = CaptureStage(source, cfg.frames, self._stop, self.stats, self._slots[0])
         self._errors: list[str] = []

@@ -1,6 +1,7 @@
 """The pipeline's placing step: each lifted hand put in metres in the camera frame (:func:`place_hand`: perspective
-solve or depth) and smoothed along its track, as a typed :class:`PlacedHand` — what the emitter publishes and
-:class:`streamhand.HandTracker` returns."""
+solve or depth), judged by the model's error model (``joint_std``, ``quality``, ``confidence``:
+:mod:`streamhand.error_model`) and smoothed along its track, as a typed :class:`PlacedHand` — what the emitter
+publishes and :class:`streamhand.HandTracker` returns."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from streamhand.detect import Detection
+from streamhand.error_model import ErrorModel, error_model_for
 from streamhand.place.placement import place_hand
 from streamhand.place.smoothing import TrackSmoother
 from streamhand.runtime_config import SmoothConfig
@@ -23,25 +25,53 @@ class PlacedHand(NamedTuple):
     joints_rel: np.ndarray  # (21, 3) metres, relative to the wrist
     joint_std: np.ndarray  # (21,) metres
     root_source: str  # "depth" | "estimate"
+    #: the expected mean joint error (metres, wrist-relative): the error model's, else the mean of ``joint_std``
+    quality: float
+    #: the chance that the mean joint error is below 2 cm (None: the model has no error model for its experts)
+    confidence: float | None
+    #: below the run's ``--min-confidence`` and published with ``low_confidence`` (``--low-confidence flag``)
+    low_confidence: bool = False
 
 
 class PlaceStep:
     """Places and smooths the hands of processed frames, in order."""
 
-    def __init__(self, smooth: SmoothConfig):
+    def __init__(self, smooth: SmoothConfig, error_models: dict | None = None):
         self.smoother = TrackSmoother(smooth.min_cutoff, smooth.beta, smooth.enabled, smooth.d_cutoff)
+        self._specs = error_models
+        self._judges: dict[str, ErrorModel | None] = {}
+
+    def _judge(self, experts: str) -> ErrorModel | None:
+        if experts not in self._judges:
+            self._judges[experts] = error_model_for(self._specs, experts)
+        return self._judges[experts]
 
     def end(self, track_id: int) -> None:
         self.smoother.end(track_id)
 
     def __call__(self, w: Any) -> list[PlacedHand]:
         """The hands of one processed frame (``w``: the pipeline's work item with detections, track ids, the lift)."""
-        f, out = w.frame, []
-        for i, d in enumerate(w.detections):
-            tid, scale = w.track_ids[i], float(w.lift.scale[i])
-            joints_cam, _root, root_src, s = place_hand(d.landmarks_px, w.lift.joints_norm[i], scale, f.intrinsics,
-                                                        f.depth)  # fmt: skip
-            joints_cam = self.smoother(tid, joints_cam, f.t_capture if f.t_media is None else f.t_media)
-            std = w.lift.joint_std[i] * (s / scale)
-            out.append(PlacedHand(d, tid, joints_cam, joints_cam - joints_cam[0], std, root_src))
+        f, lift, dets = w.frame, w.lift, w.detections
+        if not dets:
+            return []
+        k = f.intrinsics
+        placed = [place_hand(d.landmarks_px, lift.joints_norm[i], float(lift.scale[i]), k, f.depth)
+                  for i, d in enumerate(dets)]  # fmt: skip
+        cams, scales = np.stack([p[0] for p in placed]), np.array([p[3] for p in placed])
+        judge = self._judge(lift.experts)
+        if judge is not None:  # one call for every hand of the frame
+            one = lift.disagreement is None or "+" not in lift.experts  # one expert: nothing to disagree with
+            dis = None if one else lift.disagreement / lift.scale[:, None]
+            j = judge.judge_hands(np.stack([d.landmarks_px for d in dets]), cams, (k.fx, k.fy, k.cx, k.cy), scales,
+                                  np.stack([d.world for d in dets]), dis, np.array([d.handedness_score for d in dets]))
+            stds, quality, conf = j.joint_std, j.quality.tolist(), j.confidence.tolist()
+        else:
+            stds = lift.joint_std * (scales / lift.scale)[:, None]
+            quality, conf = stds[:, 1:].mean(1).tolist(), [None] * len(dets)
+        t = f.t_capture if f.t_media is None else f.t_media
+        out = []
+        for i, d in enumerate(dets):
+            joints_cam = self.smoother(w.track_ids[i], cams[i], t)
+            out.append(PlacedHand(d, w.track_ids[i], joints_cam, joints_cam - joints_cam[0], stds[i], placed[i][2],
+                                  quality[i], conf[i]))  # fmt: skip
         return out

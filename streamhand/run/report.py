@@ -25,6 +25,7 @@ def run_report(pipe: Any) -> dict:
         "fps": snap["fps"] if pipe.frames_processed >= 2 else None,
         "latency_ms": pipe.stats.summary_ms(), "drops": snap["drops"],
         "corrupt_frames": snap["corrupt_frames"], "hands_published": snap["hands_published"],
+        "hands_withheld": counters.get("hands_withheld", 0),  # --min-confidence
         "frozen_episodes": guard.frozen_episodes, "resized_frames": guard.resized,
         "backend": snap["backend"], "backend_reason": snap["backend_reason"], "modalities": list(pipe.modalities),
         "detector": snap["detector"], "detector_reason": getattr(pipe.detector, "reason", ""),

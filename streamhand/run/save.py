@@ -49,7 +49,7 @@ def csv_header() -> list[str]:
             "root_source"]  # fmt: skip
     for name, dims in (("cam", "xyz"), ("rel", "xyz"), ("px", "uv")):
         cols += [f"{name}{j}_{d}" for j in range(21) for d in dims]
-    return cols + [f"std{j}" for j in range(21)]
+    return cols + [f"std{j}" for j in range(21)] + ["quality", "confidence"]
 
 
 class PoseFile:
@@ -105,7 +105,8 @@ def _csv_row(m: dict) -> list[Any]:
            m["score"], m["root_source"]]  # fmt: skip
     for key in ("joints_cam", "joints_rel", "joints_2d"):
         row += np.asarray(m[key], float).ravel().tolist()
-    return row + list(m["joint_std"])
+    conf = m.get("confidence")
+    return row + list(m["joint_std"]) + [m.get("quality", ""), "" if conf is None else conf]
 
 
 class OverlayVideo:

@@ -51,6 +51,9 @@ class HandPose:
     modalities: list[str]
     model: str
     latency_ms: dict
+    quality: float | None = None  # expected mean joint error (metres): the error model's, else mean joint_std
+    confidence: float | None = None  # chance that the mean joint error is below 2 cm (None: no error model)
+    low_confidence: bool = False  # below the run's --min-confidence (with --low-confidence flag)
     gap: int = 0  # messages of this topic missed just before this one
     raw: dict = field(default_factory=dict, repr=False)
 

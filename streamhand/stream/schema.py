@@ -127,6 +127,15 @@ class HandPoseMsg(FrameFields, kw_only=True):
     model: Annotated[str, _doc("id of the model that lifted the hand to 3D")]
     latency_ms: Annotated[dict[str, float], _doc(
         "milliseconds per stage (`detect`, `infer`, `place`, ...) and `total` (capture to this message)")]  # fmt: skip
+    quality: Annotated[float | None, _doc(
+        "the expected mean joint error of `joints_rel`, metres: the model's error model, or the mean of `joint_std` "
+        "for a model without one")] = None  # fmt: skip
+    confidence: Annotated[float | None, _doc(
+        "0..1, the chance that the hand's mean joint error is below 2 cm (the error model's; absent without one)")] = (
+        None)  # fmt: skip
+    low_confidence: Annotated[bool, _doc(
+        "true when the run flags hands whose `confidence` is below `--min-confidence` (`--low-confidence flag`)")] = (
+        False)  # fmt: skip
 
 
 class HandSummary(Struct, kw_only=True):
@@ -187,6 +196,14 @@ ENVELOPE_FIELDS: tuple[str, ...] = Envelope.__struct_fields__
 def fields(cls: type[Struct]) -> tuple[str, ...]:
     """A Struct's field names, in order (= the wire map's keys)."""
     return cls.__struct_fields__
+
+
+def optional(cls: type[Struct]) -> tuple[str, ...]:
+    """The fields a map of ``cls`` may lack: those added to the schema after messages were first sent (a recording
+    or an older sender has none of them); the envelope's own defaults (``schema``, ``seq``, ``t_publish``) are
+    filled by the publisher and always sent."""
+    sent = set(fields(Envelope))
+    return tuple(f.name for f in msgspec.structs.fields(cls) if not f.required and f.name not in sent)
 
 
 def floats(a: Any) -> list:

@@ -18,7 +18,7 @@ from streamhand.synth.render import RENDER_VERSION, Rendered, render
 from streamhand.synth.sampler import HandSamples, SamplerConfig, sample_hands
 
 log = logging.getLogger(__name__)
-PAIRS_VERSION = 3  # bump when the stored fields change (3: world landmarks)
+PAIRS_VERSION = 4  # bump when the stored fields change (3: world landmarks; 4: MediaPipe's handedness and score)
 
 
 def detect_rendered(
@@ -38,11 +38,12 @@ def detect_rendered(
 def generate(n: int, seed: int, width: int = 640, height: int = 480, progress: bool = True) -> dict[str, np.ndarray]:
     """Render ``n`` hands and keep those MediaPipe finds: ``landmarks`` (M, 21, 2) px, ``world`` (M, 21, 3)
     MediaPipe's world landmarks (m), ``joints_cam`` (M, 21, 3) m, ``left`` (M,) (the true handedness), the
-    camera's ``fx``, ``fy``, ``cx``, ``cy`` (M,)."""
+    camera's ``fx``, ``fy``, ``cx``, ``cy`` (M,), MediaPipe's own ``mp_left``, ``handedness_score`` and ``score``
+    (M,)."""
     rng = np.random.default_rng(seed)
     cfg = SamplerConfig(width=width, height=height, facing_fraction=0.85, in_frame_margin=8.0)
     hs = sample_hands(rng, n, cfg)
-    lms, worlds, cams, lefts, ks = [], [], [], [], []
+    lms, worlds, cams, lefts, ks, mp_left, hscore, score = [], [], [], [], [], [], [], []
     for i, d, _ in detect_rendered(rng, hs, progress):
         if d is None:
             continue
@@ -53,12 +54,17 @@ def generate(n: int, seed: int, width: int = 640, height: int = 480, progress: b
         worlds.append(d.world)
         cams.append(hs.joints_cam[i])
         lefts.append(bool(hs.left[i]))
+        mp_left.append(d.handedness == "left")
+        hscore.append(d.handedness_score)
+        score.append(d.score)
         k = hs.intrinsics[i]
         ks.append((k.fx, k.fy, k.cx, k.cy))
     kk = np.array(ks, np.float64).reshape(-1, 4)
     return {"landmarks": np.array(lms).reshape(-1, 21, 2), "world": np.array(worlds).reshape(-1, 21, 3),
-            "joints_cam": np.array(cams).reshape(-1, 21, 3),
-            "left": np.array(lefts, bool), "fx": kk[:, 0], "fy": kk[:, 1], "cx": kk[:, 2], "cy": kk[:, 3]}  # fmt: skip
+            "joints_cam": np.array(cams).reshape(-1, 21, 3), "left": np.array(lefts, bool),
+            "mp_left": np.array(mp_left, bool), "handedness_score": np.array(hscore, np.float32),
+            "score": np.array(score, np.float32), "fx": kk[:, 0], "fy": kk[:, 1], "cx": kk[:, 2],
+            "cy": kk[:, 3]}  # fmt: skip
 
 
 def cache_path(cache_dir: str | Path, n: int, seed: int) -> Path:

@@ -1,0 +1,186 @@
+"""The error model: what a published hand's ``joint_std`` and ``quality`` say, from evidence about the answer itself.
+
+Each placed hand is described by a few numbers that predict how wrong it is (:func:`hand_features`): the hand's size
+in pixels; how far the placed 3D reprojects from MediaPipe's 2D landmarks (in hand sizes); how far MediaPipe's own
+metric landmarks, placed the same way, reproject from its 2D (the detector disagreeing with itself); how far the
+fused experts' answers lie from the fused one; MediaPipe's handedness score; how implausible the answer's bone
+lengths are; and how edge-on the palm is to the camera. A linear model of the log of the hand's mean shape error
+(in reference bones) on these, times a per-joint profile, gives each joint's shape error; the hand's unknown size adds
+an error growing with each joint's distance from the wrist (``scale_sigma``, the spread of people's hand sizes and of
+the lifter's proportions as the renders measured it). Both are learned on renders labelled by the real MediaPipe,
+and the coverage factor ``kappa`` and the quality calibration on other held-out renders
+(``python -m train fit-error-model``); nothing is fitted on real photographs.
+
+Per hand it gives: ``joint_std`` (21,) metres, ``kappa`` times each joint's expected error (the wrist: 0);
+``quality`` the expected mean joint error in metres (wrist-relative, the system's own scale); ``confidence`` the
+probability that the mean joint error is below ``CONFIDENT_BELOW_M`` (from the spread of the actual error around
+``quality`` on the held-out renders). It is stored in the checkpoint and the exported graphs as ``error_model``,
+per set of fused experts: ``{"2d+world": {"features": [...], "mean": [...], "std": [...], "weights": [...],
+"bias": b, "profile": [21], "scale_sigma": s, "kappa": k, "quality_bias": c, "quality_sigma": q}}``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from streamhand.skeleton import BONES
+
+__all__ = ["CONFIDENT_BELOW_M", "FEATURES", "ErrorModel", "HandJudgement", "hand_features"]
+
+#: ``confidence`` is the chance that a hand's mean joint error is below this (metres)
+CONFIDENT_BELOW_M = 0.02
+#: the evidence, in the order of :func:`hand_features`'s columns
+FEATURES = ("log_size_px", "log_residual", "log_world_residual", "log_disagreement", "handedness_doubt",
+            "bone_implausibility", "edge_on")  # fmt: skip
+#: bone lengths of the average adult hand in reference bones (middle MCP-PIP), mediapipe21 bone order: what
+#: ``bone_implausibility`` compares an answer with (streamhand.synth.hand at scale 1, proportions 1)
+_BONE_TEMPLATE: np.ndarray | None = None
+_PARENT, _CHILD = (np.array(v) for v in zip(*BONES))
+
+
+def _template() -> np.ndarray:
+    global _BONE_TEMPLATE
+    if _BONE_TEMPLATE is None:
+        from streamhand.synth.hand import forward_kinematics
+
+        j = forward_kinematics(np.zeros((1, 21)), np.ones(1), np.ones((1, 5, 3)), np.zeros(1, bool))[0]
+        lengths = np.array([np.linalg.norm(j[b] - j[a]) for a, b in BONES])
+        _BONE_TEMPLATE = lengths / np.linalg.norm(j[10] - j[9])
+    return _BONE_TEMPLATE
+
+
+def _reprojection(uv: np.ndarray, cam: np.ndarray, fx, fy, cx, cy) -> np.ndarray:
+    """(B, 21) pixel distance of the camera-frame points ``cam`` (B, 21, 3) projected from ``uv`` (B, 21, 2)."""
+    z = np.maximum(cam[..., 2], 1e-3)
+    u = fx[:, None] * cam[..., 0] / z + cx[:, None]
+    v = fy[:, None] * cam[..., 1] / z + cy[:, None]
+    return np.hypot(u - uv[..., 0], v - uv[..., 1])
+
+
+def _place_by_translation(uv: np.ndarray, rel: np.ndarray, fx, fy, cx, cy) -> np.ndarray:
+    """(B, 3) the root that best reprojects ``rel`` (B, 21, 3) onto ``uv`` (B, 21, 2): the linear solve of
+    :func:`streamhand.place.placement.solve_root`, batched."""
+    b, n = rel.shape[:2]
+    u, v = uv[..., 0], uv[..., 1]
+    a = np.zeros((b, 2 * n, 3))
+    rhs = np.zeros((b, 2 * n))
+    a[:, :n, 0], a[:, :n, 2] = fx[:, None], cx[:, None] - u
+    a[:, n:, 1], a[:, n:, 2] = fy[:, None], cy[:, None] - v
+    rhs[:, :n] = (u - cx[:, None]) * rel[..., 2] - fx[:, None] * rel[..., 0]
+    rhs[:, n:] = (v - cy[:, None]) * rel[..., 2] - fy[:, None] * rel[..., 1]
+    ata = np.einsum("bki,bkj->bij", a, a) + 1e-9 * np.eye(3)
+    root = np.linalg.solve(ata, np.einsum("bki,bk->bi", a, rhs)[..., None])[..., 0]
+    root[:, 2] = np.maximum(root[:, 2], 0.05)
+    return root
+
+
+def hand_features(
+    uv: np.ndarray,
+    joints_cam: np.ndarray,
+    k: tuple[Any, Any, Any, Any],
+    world: np.ndarray | None = None,
+    disagreement: np.ndarray | None = None,
+    handedness_score: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The evidence about B placed hands: ((B, len(FEATURES)) features, (B, 21) each joint's reprojection residual in
+    hand sizes).
+
+    ``uv`` (B, 21, 2) MediaPipe's landmarks (px); ``joints_cam`` (B, 21, 3) the placed answer (metres, camera frame,
+    before smoothing); ``k`` (fx, fy, cx, cy), scalars or (B,); ``world`` (B, 21, 3) MediaPipe's metric landmarks;
+    ``disagreement`` (B, 21) the fused experts' distance from the fused answer in reference bones (None: one
+    expert); ``handedness_score`` (B,) MediaPipe's."""
+    uv = np.asarray(uv, np.float64)
+    cam = np.asarray(joints_cam, np.float64)
+    b = len(uv)
+    fx, fy, cx, cy = (np.broadcast_to(np.asarray(q, np.float64), (b,)) for q in k)
+    size = np.maximum(np.ptp(uv, axis=1).max(axis=1), 1.0)
+    res = _reprojection(uv, cam, fx, fy, cx, cy) / size[:, None]
+    if world is not None:
+        w = np.asarray(world, np.float64)
+        w = w - w[:, :1]
+        wres = _reprojection(uv, w + _place_by_translation(uv, w, fx, fy, cx, cy)[:, None], fx, fy, cx, cy)
+        log_wres = np.log(wres.mean(1) / size + 1e-3)
+    else:
+        log_wres = np.zeros(b)
+    dis = np.zeros(b) if disagreement is None else np.log(np.asarray(disagreement)[:, 1:].mean(1) + 1e-3)
+    doubt = np.zeros(b) if handedness_score is None else 1.0 - np.clip(np.asarray(handedness_score, float), 0, 1)
+    rel = cam - cam[:, :1]
+    bones = np.linalg.norm(rel[:, _CHILD] - rel[:, _PARENT], axis=-1)
+    ref = np.maximum(np.linalg.norm(rel[:, 10] - rel[:, 9], axis=-1), 1e-6)
+    implausible = np.abs(np.log(np.maximum(bones / ref[:, None], 1e-3) / _template())).mean(1)
+    normal = np.cross(rel[:, 5], rel[:, 17])
+    normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-9)
+    ray = cam[:, [0, 5, 9, 13, 17]].mean(1)
+    ray /= np.maximum(np.linalg.norm(ray, axis=-1, keepdims=True), 1e-9)
+    edge_on = 1.0 - np.abs((normal * ray).sum(-1))
+    feats = np.stack([np.log(size / 100.0), np.log(res[:, 1:].mean(1) + 1e-3), log_wres, dis, doubt, implausible,
+                      edge_on], 1)  # fmt: skip
+    return feats, res
+
+
+@dataclass(frozen=True)
+class HandJudgement:
+    """What the error model says of B hands."""
+
+    joint_std: np.ndarray  # (B, 21) metres
+    quality: np.ndarray  # (B,) expected mean joint error, metres
+    confidence: np.ndarray  # (B,) probability that the mean joint error is below CONFIDENT_BELOW_M
+
+
+def _phi(x: np.ndarray) -> np.ndarray:
+    """The standard normal's cumulative distribution, elementwise."""
+    return np.array([0.5 * (1.0 + math.erf(v / math.sqrt(2.0))) for v in np.ravel(x)]).reshape(np.shape(x))
+
+
+class ErrorModel:
+    """One fitted error model (one set of fused experts); see the module's docstring for ``spec``."""
+
+    def __init__(self, spec: dict):
+        missing = {"features", "mean", "std", "weights", "bias", "profile", "scale_sigma", "kappa", "quality_bias",
+                   "quality_sigma"} - set(spec)  # fmt: skip
+        if missing:
+            raise ValueError(f"error model lacks {', '.join(sorted(missing))}")
+        if list(spec["features"]) != list(FEATURES):
+            raise ValueError(f"error model features {spec['features']} are not this version's {list(FEATURES)}")
+        self.mean, self.std = np.asarray(spec["mean"], float), np.maximum(np.asarray(spec["std"], float), 1e-9)
+        self.weights, self.bias = np.asarray(spec["weights"], float), float(spec["bias"])
+        self.profile = np.asarray(spec["profile"], float)
+        self.scale_sigma, self.kappa = float(spec["scale_sigma"]), float(spec["kappa"])
+        self.quality_bias, self.quality_sigma = float(spec["quality_bias"]), max(float(spec["quality_sigma"]), 1e-3)
+        self.spec = spec
+
+    def expected_errors(self, feats: np.ndarray, rel: np.ndarray, ref_m: np.ndarray) -> np.ndarray:
+        """(B, 21) each joint's expected error (metres): the shape error predicted from ``feats`` (B, F) in reference
+        bones times ``ref_m`` (B,), and the scale's error along ``rel`` (B, 21, 3), the answer's wrist-relative
+        joints (metres)."""
+        log_e = ((np.asarray(feats, float) - self.mean) / self.std) @ self.weights + self.bias
+        shape = np.exp(log_e)[:, None] * self.profile[None] * np.asarray(ref_m, float)[:, None]
+        size = self.scale_sigma * np.linalg.norm(rel, axis=-1)
+        return np.sqrt(shape**2 + size**2)
+
+    def __call__(self, feats: np.ndarray, rel: np.ndarray, ref_m: np.ndarray) -> HandJudgement:
+        e = self.expected_errors(feats, rel, ref_m)
+        e[:, 0] = 0.0  # the wrist is the origin of wrist-relative joints
+        quality = self.quality_bias * e[:, 1:].mean(1)
+        conf = _phi((np.log(CONFIDENT_BELOW_M) - np.log(np.maximum(quality, 1e-6))) / self.quality_sigma)
+        return HandJudgement(self.kappa * e, quality, conf)
+
+
+    def judge_hands(self, uv: np.ndarray, joints_cam: np.ndarray, k: tuple[Any, Any, Any, Any], ref_m: np.ndarray,
+                    world: np.ndarray | None = None, disagreement: np.ndarray | None = None,
+                    handedness_score: np.ndarray | None = None) -> HandJudgement:  # fmt: skip
+        """B placed hands (the arguments of :func:`hand_features`; ``ref_m`` (B,) the reference bone each was placed
+        with)."""
+        feats, _ = hand_features(uv, joints_cam, k, world, disagreement, handedness_score)
+        cam = np.asarray(joints_cam, np.float64)
+        return self(feats, cam - cam[:, :1], np.asarray(ref_m, np.float64))
+
+
+def error_model_for(models: dict | None, key: str) -> ErrorModel | None:
+    """The fitted model for the expert set ``key`` (``"2d+world"``) of a model's ``error_model`` metadata, if any."""
+    spec = (models or {}).get(key)
+    return ErrorModel(spec) if spec else None

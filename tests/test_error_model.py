@@ -1,0 +1,232 @@
+"""The error model (streamhand/error_model.py, train/error_model.py): its evidence from known geometry, what it predicts
+from a spec, fitting on data whose error is known, and what a run publishes with it: ``quality``, ``confidence``,
+``--min-confidence`` withholding or flagging, no posterior sampling where it gives joint_std, the shipped models'."""
+
+from __future__ import annotations
+
+import json
+
+import msgpack
+import numpy as np
+import pytest
+
+from streamhand.error_model import CONFIDENT_BELOW_M, FEATURES, ErrorModel, error_model_for, hand_features
+from streamhand.synth.hand import forward_kinematics
+from tests.conftest import free_port
+from tests.helpers import invoke
+
+K = (600.0, 600.0, 320.0, 240.0)
+
+
+def _hand(z: float = 0.5, facing: bool = True) -> np.ndarray:
+    """The average adult hand (flat, fingers straight) at depth ``z``: palm to the camera or edge-on."""
+    j = forward_kinematics(np.zeros((1, 21)), np.ones(1), np.ones((1, 5, 3)), np.zeros(1, bool))[0]
+    j = j - j[0]
+    normal = np.cross(j[5], j[17])
+    normal /= np.linalg.norm(normal)
+    # turn the palm's normal onto the optical axis, or onto the x axis (the palm seen edge-on)
+    target = np.array([0.0, 0.0, 1.0]) if facing else np.array([1.0, 0.0, 0.0])
+    v, c = np.cross(normal, target), float(normal @ target)
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    rot = np.eye(3) + vx + vx @ vx / (1 + c) if c > -0.999 else -np.eye(3)
+    return j @ rot.T + np.array([0.0, 0.0, z])
+
+
+def _project(cam: np.ndarray) -> np.ndarray:
+    fx, fy, cx, cy = K
+    return np.stack([fx * cam[..., 0] / cam[..., 2] + cx, fy * cam[..., 1] / cam[..., 2] + cy], -1)
+
+
+def _features(cam, uv=None, world=None, dis=None, score=0.9):
+    uv = _project(cam) if uv is None else uv
+    f, res = hand_features(uv[None], cam[None], K, None if world is None else world[None],
+                           None if dis is None else dis[None], np.array([score]))  # fmt: skip
+    return dict(zip(FEATURES, f[0])), res[0]
+
+
+def test_evidence_from_known_geometry():
+    cam = _hand()
+    exact, res = _features(cam, world=cam - cam.mean(0))
+    assert exact["log_residual"] == pytest.approx(np.log(1e-3), abs=1e-3) and res.max() < 1e-9
+    assert exact["log_world_residual"] == pytest.approx(np.log(1e-3), abs=1e-3)  # its own 2D: placed exactly
+    assert exact["bone_implausibility"] < 1e-6  # the template hand itself
+    # facing the optical axis, the palm seen from a ray a few degrees off it; edge-on: at right angles
+    assert exact["edge_on"] < 0.02 and _features(_hand(facing=False))[0]["edge_on"] > 0.97
+    assert exact["handedness_doubt"] == pytest.approx(0.1)
+    off = _project(cam) + np.r_[[[0.0, 0.0]], np.full((20, 2), 5.0)]  # the detector 5 px off on every finger joint
+    moved, res = _features(cam, uv=off)
+    size = np.ptp(off, axis=0).max()
+    assert np.exp(moved["log_residual"]) == pytest.approx(np.hypot(5, 5) / size + 1e-3, rel=1e-6)
+    assert res[1] == pytest.approx(np.hypot(5, 5) / size)
+    longer = cam.copy()
+    longer[8] = longer[7] + 2.0 * (longer[8] - longer[7])  # a fingertip twice as long as a hand's
+    assert _features(longer)[0]["bone_implausibility"] == pytest.approx(np.log(2) / 20, rel=1e-6)
+    far = _features(_hand(z=1.0))[0]["log_size_px"]
+    assert far == pytest.approx(exact["log_size_px"] - np.log(2), abs=0.02)  # twice as far: half the size
+    assert _features(cam, dis=np.full(21, 0.2))[0]["log_disagreement"] == pytest.approx(np.log(0.201))
+
+
+def _spec(**over) -> dict:
+    spec = {"features": list(FEATURES), "mean": [0.0] * len(FEATURES), "std": [1.0] * len(FEATURES),
+            "weights": [0.0] * len(FEATURES), "bias": float(np.log(0.2)), "profile": [0.0] + [1.0] * 20,
+            "scale_sigma": 0.0, "kappa": 1.0, "quality_bias": 1.0, "quality_sigma": 0.5}  # fmt: skip
+    return {**spec, **over}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"kappa": None}, "lacks kappa"),
+        ({"features": ["log_size_px"]}, "are not this version's"),
+    ],
+)
+def test_a_spec_that_does_not_fit_is_refused(spec, message):
+    s = _spec(**spec)
+    if s["kappa"] is None:
+        del s["kappa"]
+    with pytest.raises(ValueError, match=message):
+        ErrorModel(s)
+
+
+def test_what_a_spec_predicts():
+    rel = np.tile(_hand() - _hand()[0], (2, 1, 1))
+    ref = np.array([0.04, 0.08])
+    feats = np.zeros((2, len(FEATURES)))
+    j = ErrorModel(_spec())(feats, rel, ref)
+    # shape error: exp(bias) reference bones per joint, the wrist none
+    assert np.allclose(j.joint_std[:, 0], 0) and np.allclose(j.joint_std[:, 1:], (0.2 * ref)[:, None])
+    assert j.quality == pytest.approx(0.2 * ref)
+    # the hand's size: an error growing with each joint's distance from the wrist
+    size_only = ErrorModel(_spec(bias=-30.0, scale_sigma=0.1))(feats, rel, ref)
+    assert np.allclose(size_only.joint_std[0, 1:], 0.1 * np.linalg.norm(rel[0, 1:], axis=-1))
+    # kappa scales joint_std, not quality; confidence falls as the expected error grows, 0.5 at CONFIDENT_BELOW_M
+    wide = ErrorModel(_spec(kappa=2.0))(feats, rel, ref)
+    assert np.allclose(wide.joint_std, 2 * j.joint_std) and np.allclose(wide.quality, j.quality)
+    at = ErrorModel(_spec(bias=float(np.log(CONFIDENT_BELOW_M / 0.04))))(feats[:1], rel[:1], ref[:1])
+    assert at.quality[0] == pytest.approx(CONFIDENT_BELOW_M) and at.confidence[0] == pytest.approx(0.5)
+    assert j.confidence[0] > j.confidence[1]  # 8 mm expected is likelier under 2 cm than 16 mm
+    weighted = ErrorModel(_spec(weights=[0, 1.0] + [0.0] * (len(FEATURES) - 2)))
+    worse = weighted(np.array([[0, 0.0] + [0] * 5, [0, 1.0] + [0] * 5]), rel, ref[[0, 0]])
+    assert worse.quality[1] == pytest.approx(np.e * worse.quality[0])
+
+
+def test_fitting_finds_the_evidence_that_predicts_the_error():
+    """Synthetic hands whose shape error grows with the residual feature: the fit weights it, the profile and the
+    scale spread come back, and kappa covers 68 % of the held-out joints within one std."""
+    from train.error_model import ClosedLoop, calibrate_on, fit_shape, judge
+
+    def loop(seed: int, n: int = 3000) -> ClosedLoop:
+        rng = np.random.default_rng(seed)
+        feats = rng.normal(0, 1, (n, len(FEATURES)))
+        profile = np.r_[0.0, np.linspace(0.5, 1.5, 20)]
+        hand = np.exp(-1.5 + 0.5 * feats[:, 1] + rng.normal(0, 0.2, n))
+        shape = hand[:, None] * profile * rng.chisquare(3, (n, 21)) / 3
+        rel = np.tile(_hand() - _hand()[0], (n, 1, 1))
+        ref = np.full(n, 0.04)
+        log_ratio = rng.normal(0, 0.07, n)
+        size = np.abs(log_ratio)[:, None] * np.linalg.norm(rel, axis=-1)
+        error = np.hypot(shape * ref[:, None], size)
+        return ClosedLoop(feats, rel, ref, error, shape, log_ratio, np.zeros((n, 21)))
+
+    spec = fit_shape(loop(1))
+    w = np.asarray(spec["weights"])
+    assert w[1] == pytest.approx(0.5, abs=0.05) and np.abs(np.delete(w, 1)).max() < 0.05
+    assert spec["scale_sigma"] == pytest.approx(0.07, rel=0.1)
+    assert np.corrcoef(spec["profile"][1:], np.linspace(0.5, 1.5, 20))[0, 1] > 0.95
+    held = loop(2)
+    spec = calibrate_on(spec, held)
+    j = ErrorModel(spec)(held.feats, held.rel, held.ref)
+    figures = judge(j.joint_std, held.error)
+    # every hand has the same pose: only the evidence tells them apart
+    assert figures["cov1"] == pytest.approx(0.68, abs=0.01) and figures["std_f"] > 0.5
+    unseen = loop(3)
+    assert judge(ErrorModel(spec)(unseen.feats, unseen.rel, unseen.ref).joint_std, unseen.error)["cov1"] == (
+        pytest.approx(0.68, abs=0.03))
+
+
+def test_the_shipped_models_carry_one_per_expert_set_and_run_without_sampling():
+    from streamhand.checkpoint import load_checkpoint
+    from streamhand.infer.select import model_encoders
+
+    for name in ("default", "rgb", "depth"):
+        ck = load_checkpoint(name)
+        assert set(ck.meta["error_model"]) == set(ck.meta["std_calibration"])
+        assert error_model_for(ck.meta["error_model"], "2d+world") is not None
+        assert model_encoders(name).default_samples() == 0
+    assert error_model_for(None, "2d") is None and error_model_for({"2d": {}}, "2d") is None
+
+
+def test_a_model_without_one_keeps_its_sampling(tiny_checkpoint):
+    from streamhand.infer.select import model_encoders
+
+    assert model_encoders(tiny_checkpoint).default_samples() == 16
+
+
+def _run_poses(tmp_path, *extra: str) -> tuple[dict, list[dict]]:
+    rep, save = tmp_path / "r.json", tmp_path / "p.jsonl"
+    r = invoke("run", "--source", "demo", "--frames", "20", "--no-realtime", "--port", str(free_port()),
+               "--control-port", str(free_port()), "--report", str(rep), "--save", str(save), *extra)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-1500:]
+    lines = [json.loads(x) for x in save.read_text().splitlines()]
+    return json.loads(rep.read_text()), [m for m in lines if m["topic"].startswith("hand.pose.")], r
+
+
+def test_a_run_publishes_quality_and_confidence_and_gates_on_it(tmp_path):
+    rep, poses, _ = _run_poses(tmp_path)
+    assert poses and rep["hands_withheld"] == 0
+    for p in poses:
+        std = np.asarray(p["joint_std"])
+        assert 0.002 < p["quality"] < 0.1 and 0.0 <= p["confidence"] <= 1.0 and not p["low_confidence"]
+        assert std[0] == 0 and (std[1:] > 0).all()
+    # every hand below a confidence of 1: all withheld, counted, and the frames still published
+    rep, none, _ = _run_poses(tmp_path, "--min-confidence", "1")
+    assert none == [] and rep["hands_published"] == 0 and rep["hands_withheld"] == len(poses)
+    rep, flagged, _ = _run_poses(tmp_path, "--min-confidence", "1", "--low-confidence", "flag")
+    assert len(flagged) == len(poses) and all(p["low_confidence"] for p in flagged) and rep["hands_withheld"] == 0
+    floor = float(np.median([p["confidence"] for p in poses]))
+    rep, some, _ = _run_poses(tmp_path, "--min-confidence", str(floor))
+    assert 0 < len(some) < len(poses) and all(p["confidence"] >= floor for p in some)
+
+
+def test_a_model_without_an_error_model_publishes_no_confidence_and_says_the_gate_is_idle(tmp_path, tiny_checkpoint,
+                                                                                         caplog):  # fmt: skip
+    rep, poses, _ = _run_poses(tmp_path, "--model", str(tiny_checkpoint), "--min-confidence", "0.5")
+    assert poses and all(p["confidence"] is None and p["quality"] > 0 for p in poses)
+    assert rep["hands_withheld"] == 0 and "has no error model" in caplog.text
+
+
+def test_subscribers_read_the_fields_and_older_messages_without_them():
+    from streamhand.stream.client import HandPose
+
+    msg = {"topic": "hand.pose.right", "schema": 1, "seq": 3, "frame_id": 1, "t_capture": 1.0,
+           "t_capture_unix": 2.0, "t_publish": 1.1,
+           "camera": {"id": "demo", "width": 640, "height": 480, "fx": 600.0, "fy": 600.0, "cx": 320.0, "cy": 240.0},
+           "track_id": 1, "handedness": "right", "handedness_score": 0.9, "score": 0.9, "layout": "mediapipe21",
+           "units": "m", "joints_cam": [[0.0, 0.0, 0.5]] * 21, "joints_rel": [[0.0, 0.0, 0.0]] * 21,
+           "joints_2d": [[1.0, 2.0]] * 21, "joint_std": [0.01] * 21, "root_source": "estimate",
+           "modalities": ["2d", "world"], "model": "m", "latency_ms": {"total": 1.0}}  # fmt: skip
+    old = HandPose.from_message("hand.pose.right", msgpack.unpackb(msgpack.packb(msg)))
+    assert old.quality is None and old.confidence is None and not old.low_confidence
+    new = HandPose.from_message("hand.pose.right", {**msg, "quality": 0.012, "confidence": 0.8,
+                                                    "low_confidence": True})  # fmt: skip
+    assert (new.quality, new.confidence, new.low_confidence) == (0.012, 0.8, True)
+    with pytest.raises(ValueError):
+        HandPose.from_message("hand.pose.right", {**msg, "confidence": "high"})
+
+
+def test_write_meta_keeps_the_weights_their_precision_and_the_id(tmp_path):
+    import torch
+
+    from streamhand.checkpoint import load_checkpoint, shipped_models
+    from train.calibrate_std import write_meta
+
+    src = shipped_models()["rgb"]  # stored in float16
+    dst = tmp_path / "m.pt"
+    dst.write_bytes(src.read_bytes())
+    before = torch.load(dst, map_location="cpu", weights_only=True)
+    write_meta(dst, error_model={"x": 1})
+    after = torch.load(dst, map_location="cpu", weights_only=True)
+    assert after["error_model"] == {"x": 1} and after["model_id"] == before["model_id"]
+    assert all(after["state_dict"][k].dtype == v.dtype and torch.equal(after["state_dict"][k], v)
+               for k, v in before["state_dict"].items())  # fmt: skip
+    assert load_checkpoint(dst).model_id == before["model_id"]

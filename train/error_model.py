@@ -1,0 +1,155 @@
+"""Fit the error model of a trained checkpoint (:mod:`streamhand.error_model`) on renders labelled by the real
+MediaPipe, and judge it on other held-out renders; store it in the checkpoint.
+
+Each labelled render goes the runtime's way: MediaPipe's 2D (and, by default, world landmarks simulated at the level of
+MediaPipe's on real photographs, as :mod:`train.calibrate_std` does), the lifter at the configured hand length, the
+perspective placement. What the user would get is compared with the truth: the hand's error in its own shape (the
+answer at the truth's scale, in reference bones) teaches the linear model and the per-joint profile; the ratio of
+the scale used to the truth's teaches ``scale_sigma``; the held-out renders set ``kappa`` (``joint_std`` covers
+the given share of joints within one std) and the quality's calibration."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from streamhand.error_model import FEATURES, ErrorModel, hand_features
+from streamhand.infer.lifter import Lifter
+from streamhand.metrics import evaluate_uncertainty, spearman
+from streamhand.place.placement import place_hand
+from streamhand.skeleton import reference_length
+from streamhand.synth.sampler import IntrinsicsBatch
+from streamhand.uncertainty import modality_key
+
+log = logging.getLogger(__name__)
+
+#: share of joints within one ``joint_std`` that ``kappa`` aims at on the held-out renders
+COVER_1STD = 0.68
+
+
+@dataclass
+class ClosedLoop:
+    """The runtime's answers on N labelled renders, with what they should have been."""
+
+    feats: np.ndarray  # (N, F)
+    rel: np.ndarray  # (N, 21, 3) the answer's wrist-relative joints (metres)
+    ref: np.ndarray  # (N,) the reference bone used (metres)
+    error: np.ndarray  # (N, 21) the user's error, wrist-relative (metres)
+    shape_error: np.ndarray  # (N, 21) the error at the truth's scale, in the truth's reference bones
+    log_scale_ratio: np.ndarray  # (N,) log(scale used / scale that fits the truth best)
+    spread: np.ndarray  # (N, 21) the lifter's own joint_std (metres; the checkpoint's calibration)
+
+
+def closed_loop(lifter: Lifter, pairs: dict[str, np.ndarray], mods: tuple[str, ...], batch: int = 256) -> ClosedLoop:
+    """Run ``pairs`` (``train.datasets.mediapipe_pairs``) through ``lifter`` with the experts ``mods`` and place them
+    as the runtime does without depth."""
+    parts: dict[str, list[np.ndarray]] = {f: [] for f in ClosedLoop.__dataclass_fields__}
+    n = len(pairs["left"])
+    for a in range(0, n, batch):
+        s = slice(a, a + batch)
+        uv, truth = pairs["landmarks"][s].astype(np.float64), pairs["joints_cam"][s].astype(np.float64)
+        kb = IntrinsicsBatch(0, 0, *(np.asarray(pairs[q][s], np.float64) for q in ("fx", "fy", "cx", "cy")))
+        left = pairs["left"][s]  # the true hand: a track's vote mends MediaPipe's per-frame slips at run time
+        images = {m: v[s] for m, v in pairs.get("images", {}).items()}
+        out = lifter(uv, left, kb, images=images, world=pairs["world"][s], modalities=mods)
+        cam = np.stack([place_hand(uv[i], out.joints_norm[i], float(out.scale[i]), kb[i])[0] for i in range(len(uv))])
+        dis = None if out.disagreement is None or "+" not in out.experts else out.disagreement / out.scale[:, None]
+        hs = pairs.get("handedness_score")
+        feats, _ = hand_features(uv, cam, (kb.fx, kb.fy, kb.cx, kb.cy), pairs["world"][s], dis,
+                                 None if hs is None else hs[s])  # fmt: skip
+        t = truth - truth[:, :1]
+        rel = cam - cam[:, :1]
+        ref_true = reference_length(truth)
+        shape = np.linalg.norm(out.joints_norm * ref_true[:, None, None] - t, axis=-1) / ref_true[:, None]
+        best = (out.joints_norm * t).sum((1, 2)) / np.maximum((out.joints_norm**2).sum((1, 2)), 1e-9)
+        parts["feats"].append(feats)
+        parts["rel"].append(rel)
+        parts["ref"].append(out.scale)
+        parts["error"].append(np.linalg.norm(rel - t, axis=-1))
+        parts["shape_error"].append(shape)
+        parts["log_scale_ratio"].append(np.log(out.scale / np.maximum(best, 1e-6)))
+        parts["spread"].append(out.joint_std)
+    return ClosedLoop(**{k: np.concatenate(v) for k, v in parts.items()})
+
+
+def fit_shape(loop: ClosedLoop, ridge: float = 1.0) -> dict:
+    """The linear model of the log mean shape error, the per-joint profile and ``scale_sigma`` (no coverage yet)."""
+    hand = loop.shape_error[:, 1:].mean(1)
+    y = np.log(np.maximum(hand, 1e-4))
+    mean, std = loop.feats.mean(0), np.maximum(loop.feats.std(0), 1e-9)
+    x = (loop.feats - mean) / std
+    xc, yc = x - x.mean(0), y - y.mean()
+    w = np.linalg.solve(xc.T @ xc + ridge * np.eye(x.shape[1]), xc.T @ yc)
+    bias = float(y.mean() - x.mean(0) @ w)
+    # exp(log-linear) predicts the geometric mean; the profile turns it into each joint's mean error
+    pred = np.exp(x @ w + bias)
+    profile = (loop.shape_error / pred[:, None]).mean(0)
+    profile[0] = 0.0
+    return {"features": list(FEATURES), "mean": mean.tolist(), "std": std.tolist(), "weights": w.tolist(),
+            "bias": bias, "profile": profile.tolist(), "scale_sigma": float(np.sqrt(np.mean(loop.log_scale_ratio**2))),
+            "kappa": 1.0, "quality_bias": 1.0, "quality_sigma": 1.0}  # fmt: skip
+
+
+def calibrate_on(spec: dict, loop: ClosedLoop, cover: float = COVER_1STD) -> dict:
+    """``spec`` with ``kappa`` and the quality's bias and spread set on the held-out ``loop``."""
+    raw = ErrorModel(spec).expected_errors(loop.feats, loop.rel, loop.ref)
+    ratio = (loop.error[:, 1:] / np.maximum(raw[:, 1:], 1e-9)).ravel()
+    kappa = float(np.quantile(ratio, cover))
+    lq = np.log(np.maximum(loop.error[:, 1:].mean(1), 1e-6)) - np.log(np.maximum(raw[:, 1:].mean(1), 1e-9))
+    return {**spec, "kappa": kappa, "quality_bias": float(np.exp(lq.mean())), "quality_sigma": float(lq.std())}
+
+
+def judge(std: np.ndarray, error: np.ndarray) -> dict[str, float]:
+    """How ``std`` (N, 21) tells ``error`` (N, 21) apart (wrist left out), named as the real-frame figures."""
+    u = evaluate_uncertainty(std, error * 1000.0)
+    return {"std_r": u.spearman, "std_f": u.frame_spearman, "cov1": u.within_1std, "cov2": u.within_2std,
+            "std_over_err": u.mean_std_mm / u.mean_error_mm, "error_mm": u.mean_error_mm}  # fmt: skip
+
+
+def reliability(quality: np.ndarray, actual: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Hands sorted by their predicted ``quality`` (N,) into ``bins`` equal groups: each group's mean predicted and
+    ``actual`` (N,) mean joint error (metres in, mm out)."""
+    order = np.argsort(quality)
+    return [{"predicted_mm": float(quality[g].mean() * 1000), "actual_mm": float(actual[g].mean() * 1000),
+             "n": len(g)} for g in np.array_split(order, bins) if len(g)]  # fmt: skip
+
+
+def fit_error_models(lifter: Lifter, fit_pairs: dict, held_pairs: dict,
+                     sets: list[tuple[str, ...]]) -> tuple[dict, dict]:  # fmt: skip
+    """(error model per expert set, the held-out figures per set: the model's and the checkpoint's joint_std's)."""
+    models, report = {}, {}
+    for mods in sets:
+        key = modality_key(mods)
+        spec = fit_shape(closed_loop(lifter, fit_pairs, mods))
+        held = closed_loop(lifter, held_pairs, mods)
+        spec = calibrate_on(spec, held)
+        j = ErrorModel(spec)(held.feats, held.rel, held.ref)
+        models[key] = spec
+        report[key] = {"hands": len(held.ref), "error_model": judge(j.joint_std, held.error),
+                       "checkpoint_std": judge(held.spread, held.error),
+                       "quality_spearman": spearman(j.quality, held.error[:, 1:].mean(1)),
+                       "reliability": reliability(j.quality, held.error[:, 1:].mean(1))}  # fmt: skip
+        log.info("error model %s: %s", key, report[key]["error_model"])
+    return models, report
+
+
+def write_reliability_png(report: dict, path: str | Path, title: str = "held-out renders") -> Path:
+    """Predicted against actual mean joint error by decile, one line per expert set."""
+    from train.plots import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    top = 0.0
+    for key, r in report.items():
+        p = [b["predicted_mm"] for b in r["reliability"]]
+        a = [b["actual_mm"] for b in r["reliability"]]
+        ax.plot(p, a, "o-", label=key)
+        top = max(top, *p, *a)
+    ax.plot([0, top], [0, top], "k--", lw=0.8, label="perfect")
+    ax.set(xlabel="predicted mean joint error (mm)", ylabel="actual mean joint error (mm)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
