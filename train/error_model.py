@@ -22,7 +22,7 @@ from streamhand.metrics import evaluate_uncertainty, spearman
 from streamhand.place.placement import place_hand
 from streamhand.skeleton import reference_length
 from streamhand.synth.sampler import IntrinsicsBatch
-from streamhand.uncertainty import modality_key
+from streamhand.uncertainty import _nnls, modality_key
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,23 @@ def closed_loop(lifter: Lifter, pairs: dict[str, np.ndarray], mods: tuple[str, .
     return ClosedLoop(**{k: np.concatenate(v) for k, v in parts.items()})
 
 
-def fit_shape(loop: ClosedLoop, ridge: float = 1.0) -> dict:
-    """The linear model of the log mean shape error, the per-joint profile and ``scale_sigma`` (no coverage yet)."""
+#: the direction each piece of evidence may push the expected error (+1: more of it, more error): a hand that is
+#: larger in the image, reprojects better, agrees with itself, has plausible bones, faces the camera, is not
+#: expected to err more, whatever correlations among the evidence one set of renders shows
+SIGNS = {"log_size_px": -1.0, "log_residual": 1.0, "log_world_residual": 1.0, "log_disagreement": 1.0,
+         "handedness_doubt": 1.0, "bone_implausibility": 1.0, "edge_on": 1.0}  # fmt: skip
+
+
+def fit_shape(loop: ClosedLoop) -> dict:
+    """The linear model of the log mean shape error (least squares, each weight of its sign in :data:`SIGNS`), the
+    per-joint profile and ``scale_sigma`` (no coverage yet)."""
     hand = loop.shape_error[:, 1:].mean(1)
     y = np.log(np.maximum(hand, 1e-4))
     mean, std = loop.feats.mean(0), np.maximum(loop.feats.std(0), 1e-9)
     x = (loop.feats - mean) / std
-    xc, yc = x - x.mean(0), y - y.mean()
-    w = np.linalg.solve(xc.T @ xc + ridge * np.eye(x.shape[1]), xc.T @ yc)
+    sign = np.array([SIGNS[f] for f in FEATURES])
+    xc, yc = (x - x.mean(0)) * sign, y - y.mean()
+    w = sign * _nnls(xc, yc, np.ones(len(yc)))
     bias = float(y.mean() - x.mean(0) @ w)
     # exp(log-linear) predicts the geometric mean; the profile turns it into each joint's mean error
     pred = np.exp(x @ w + bias)
