@@ -99,3 +99,17 @@ def rendered_frames(n: int, width: int = 320, height: int = 240, seed: int = 0, 
         rgbs.append(r.rgb)
         depths.append(r.depth.astype(np.float32) / 1000.0)
     return rgbs, depths, hs
+
+
+def placed_hand(landmarks_px, joints_rel, joints_cam=None, track_id: int = 1, left: bool = False,
+                joint_std=None, quality: float = 0.01):  # fmt: skip
+    """A published hand as the pipeline's place step gives it (:class:`streamhand.run.place_step.PlacedHand`)."""
+    from streamhand.detect import Detection
+    from streamhand.run.place_step import PlacedHand
+
+    det = Detection(np.asarray(landmarks_px, float), np.zeros(21), np.zeros((21, 3)), "left" if left else "right",
+                    0.9, 0.9)  # fmt: skip
+    rel = np.asarray(joints_rel, float)
+    cam = rel if joints_cam is None else np.asarray(joints_cam, float)
+    std = np.full(21, 0.01) if joint_std is None else np.asarray(joint_std, float)
+    return PlacedHand(det, track_id, cam, rel, std, "estimate", quality, None)

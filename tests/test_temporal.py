@@ -9,6 +9,7 @@ import pytest
 from streamhand.detect import HandednessVote, TrackLinker
 from streamhand.run.temporal import StillJitter, TemporalScore
 from streamhand.run.truth_score import TruthScore
+from tests.helpers import placed_hand
 
 
 def _labels(seq: str) -> list[tuple[str, float]]:
@@ -111,8 +112,8 @@ def test_truth_score_counts_handedness_against_the_truth():
     square = np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 100.0], [0.0, 100.0]] * 5 + [[50.0, 50.0]])
     truth = {"joints_2d": [square, square + 500], "joints_cam": [np.zeros((21, 3))] * 2, "left": [False, True]}
     s = TruthScore()
-    s.add(truth, [(square, np.zeros((21, 3)), np.zeros((21, 3)), 1, False),
-                  (square + 500, np.zeros((21, 3)), np.zeros((21, 3)), 2, False)], 0, 0.0)  # fmt: skip
+    s.add(truth, [placed_hand(square, np.zeros((21, 3)), track_id=1),
+                  placed_hand(square + 500, np.zeros((21, 3)), track_id=2)], 0, 0.0)  # fmt: skip
     assert s.report()["handedness_accuracy"] == 0.5
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from streamhand.run.truth_score import TruthScore
+from tests.helpers import placed_hand
 
 SQUARE = np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 100.0], [0.0, 100.0]] * 5 + [[50.0, 50.0]])  # 21 points
 
@@ -32,10 +33,24 @@ def test_matching_detection_and_error(published_offsets, found, epe):
     rel = gt.copy()
     rel[1:, 1] += 0.010
     score = TruthScore()
-    score.add(truth, [(SQUARE + np.array([o, 0.0]), rel) for o in published_offsets])
+    score.add(truth, [placed_hand(SQUARE + np.array([o, 0.0]), rel) for o in published_offsets])
     rep = score.report()
     assert rep["truth_hands"] == 2 and rep["detection_rate"] == found / 2
     if epe is None:
         assert "epe_mean_mm" not in rep
     else:
         assert rep["epe_mean_mm"] == pytest.approx(epe * 20 / 21) and rep["epe_median_mm"] == pytest.approx(epe)
+
+
+def test_the_published_uncertainty_is_checked_against_the_error():
+    """Hands whose joint_std and quality follow their error: ranks 1, coverage as the stds say."""
+    truth, gt = _truth([0.0])
+    score = TruthScore()
+    for k in range(1, 11):  # hand k: every joint but the wrist k mm off, joint_std 2k mm, quality k mm
+        rel = gt.copy()
+        rel[1:, 1] += 0.001 * k * (1 + np.arange(20) / 20)
+        std = 0.002 * k * (1 + np.arange(21) / 20)
+        score.add(truth, [placed_hand(SQUARE, rel, joint_std=std, quality=0.001 * k)])
+    c = score.report()["joint_std_check"]
+    assert c["std_f"] == pytest.approx(1.0) and c["quality_r"] == pytest.approx(1.0) and c["std_r"] > 0.9
+    assert c["cov1"] == 1.0 and c["cov2"] == 1.0 and c["quality_mm"] == pytest.approx(5.5)

@@ -82,9 +82,7 @@ class Emitter:
         for p in poses:
             self.still.add(p.track_id, f.index, p.detection.landmarks_px, p.joints_cam)
         if f.truth is not None:
-            hands = [(p.detection.landmarks_px, p.joints_rel, p.joints_cam, p.track_id,
-                      p.detection.handedness == "left") for p in poses]  # fmt: skip
-            self.truth.add(f.truth, hands, f.index, f.t_capture if f.t_media is None else f.t_media)
+            self.truth.add(f.truth, poses, f.index, f.t_capture if f.t_media is None else f.t_media)
         for hook in self.frame_hooks:
             hook(f, poses, lat)
         if self.cfg.show:
