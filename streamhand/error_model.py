@@ -64,16 +64,19 @@ def _reprojection(uv: np.ndarray, cam: np.ndarray, fx, fy, cx, cy) -> np.ndarray
 def _place_by_translation(uv: np.ndarray, rel: np.ndarray, fx, fy, cx, cy) -> np.ndarray:
     """(B, 3) the root that best reprojects ``rel`` (B, 21, 3) onto ``uv`` (B, 21, 2): the linear solve of
     :func:`streamhand.place.placement.solve_root`, batched."""
-    b, n = rel.shape[:2]
-    u, v = uv[..., 0], uv[..., 1]
-    a = np.zeros((b, 2 * n, 3))
-    rhs = np.zeros((b, 2 * n))
-    a[:, :n, 0], a[:, :n, 2] = fx[:, None], cx[:, None] - u
-    a[:, n:, 1], a[:, n:, 2] = fy[:, None], cy[:, None] - v
-    rhs[:, :n] = (u - cx[:, None]) * rel[..., 2] - fx[:, None] * rel[..., 0]
-    rhs[:, n:] = (v - cy[:, None]) * rel[..., 2] - fy[:, None] * rel[..., 1]
-    ata = np.einsum("bki,bkj->bij", a, a) + 1e-9 * np.eye(3)
-    root = np.linalg.solve(ata, np.einsum("bki,bk->bi", a, rhs)[..., None])[..., 0]
+    # each joint's rows [fx, 0, p] and [0, fy, q] (p = cx - u, q = cy - v): the normal equations in closed form
+    n = rel.shape[1]
+    p, q = cx[:, None] - uv[..., 0], cy[:, None] - uv[..., 1]
+    bu = -p * rel[..., 2] - fx[:, None] * rel[..., 0]
+    bv = -q * rel[..., 2] - fy[:, None] * rel[..., 1]
+    ata = np.zeros((len(p), 3, 3))
+    ata[:, 0, 0], ata[:, 1, 1] = n * fx**2 + 1e-9, n * fy**2 + 1e-9
+    ata[:, 0, 2] = ata[:, 2, 0] = fx * p.sum(1)
+    ata[:, 1, 2] = ata[:, 2, 1] = fy * q.sum(1)
+    ata[:, 2, 2] = (p * p).sum(1) + (q * q).sum(1) + 1e-9
+    atb = np.empty((len(p), 3, 1))
+    atb[:, 0, 0], atb[:, 1, 0], atb[:, 2, 0] = fx * bu.sum(1), fy * bv.sum(1), (p * bu + q * bv).sum(1)
+    root = np.linalg.solve(ata, atb)[..., 0]
     root[:, 2] = np.maximum(root[:, 2], 0.05)
     return root
 
@@ -112,7 +115,9 @@ def hand_features(
     bones = np.linalg.norm(rel[:, _CHILD] - rel[:, _PARENT], axis=-1)
     ref = np.maximum(np.linalg.norm(rel[:, 10] - rel[:, 9], axis=-1), 1e-6)
     implausible = np.abs(np.log(np.maximum(bones / ref[:, None], 1e-3) / _template())).mean(1)
-    normal = np.cross(rel[:, 5], rel[:, 17])
+    a, c = rel[:, 5], rel[:, 17]  # the palm's normal: index MCP x pinky MCP (from the wrist)
+    normal = np.stack([a[:, 1] * c[:, 2] - a[:, 2] * c[:, 1], a[:, 2] * c[:, 0] - a[:, 0] * c[:, 2],
+                       a[:, 0] * c[:, 1] - a[:, 1] * c[:, 0]], -1)  # fmt: skip
     normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-9)
     ray = cam[:, [0, 5, 9, 13, 17]].mean(1)
     ray /= np.maximum(np.linalg.norm(ray, axis=-1, keepdims=True), 1e-9)
