@@ -259,6 +259,45 @@ def synth_report_cmd(
         _write_at_end(json_out, json.dumps(rep, indent=1))
 
 
+@app.command("hard-hands")
+def hard_hands_cmd(
+    checkpoint: Annotated[Path | None, typer.Option(help="model to judge (default: the shipped default)")] = None,
+    n: Annotated[int, typer.Option(min=1, help="rendered frames per kind")] = 60,
+    seed: Annotated[int, typer.Option(help="the renders' seed (the same hands in every kind)")] = 5150,
+    kinds: Annotated[str | None, typer.Option(help="comma list of clean,drawing,blur,glove,hidden (default: all)")] = (
+        None
+    ),
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
+    examples_png: Annotated[Path | None, typer.Option(help="draw one example of each kind")] = None,
+) -> None:
+    """Hands the model cannot read well (drawn, blurred, gloved, partly hidden renders): is joint_std at least half
+    the error there?"""
+    from train.hard_hands import KINDS, examples, hard_hands, report_lines
+    from train.synth_report import write_png
+
+    check_output_or_fail(json_out, "--json")
+    check_output_or_fail(examples_png, "--examples-png")
+    chosen = tuple(k.strip() for k in kinds.split(",")) if kinds is not None else tuple(KINDS)
+    bad = [k for k in chosen if k not in KINDS]
+    if bad or not chosen:
+        fail(f"--kinds {kinds!r}: choose from {', '.join(KINDS)}")
+    if checkpoint is not None:
+        try:
+            load_checkpoint(checkpoint)
+        except CheckpointError as e:
+            fail(str(e))
+    rep = hard_hands(str(checkpoint) if checkpoint else None, n, seed, chosen, sys.stdout.isatty())
+    for line in report_lines(rep):
+        typer.echo(line)
+    if json_out is not None:
+        _write_at_end(json_out, json.dumps(rep, indent=1))
+    if examples_png is not None:
+        try:
+            write_png(examples(seed), examples_png)
+        except OSError as e:
+            fail(f"--examples-png: {e}", 1)
+
+
 @app.command("render-sheet")
 def render_sheet_cmd(
     out: Annotated[Path, typer.Option(help="PNG to write")] = Path("sheet.png"),

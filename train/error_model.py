@@ -52,7 +52,7 @@ def closed_loop(lifter: Lifter, pairs: dict[str, np.ndarray], mods: tuple[str, .
         s = slice(a, a + batch)
         uv, truth = pairs["landmarks"][s].astype(np.float64), pairs["joints_cam"][s].astype(np.float64)
         kb = IntrinsicsBatch(0, 0, *(np.asarray(pairs[q][s], np.float64) for q in ("fx", "fy", "cx", "cy")))
-        left = pairs["left"][s]  # the true hand: a track's vote mends MediaPipe's per-frame slips at run time
+        left = pairs.get("mp_left", pairs["left"])[s]  # MediaPipe's label, as a still image is lifted
         images = {m: v[s] for m, v in pairs.get("images", {}).items()}
         out = lifter(uv, left, kb, images=images, world=pairs["world"][s], modalities=mods)
         cam = np.stack([place_hand(uv[i], out.joints_norm[i], float(out.scale[i]), kb[i])[0] for i in range(len(uv))])
