@@ -36,15 +36,13 @@ def view_rotation(landmarks_px: np.ndarray, k: Any) -> np.ndarray:
     onto the optical axis, by the smallest turn."""
     px = np.asarray(landmarks_px, dtype=np.float64)
     c = _rays(0.5 * (px[:, WRIST : WRIST + 1] + px[:, MIDDLE_MCP : MIDDLE_MCP + 1]), k)[:, 0]
-    c /= np.linalg.norm(c, axis=-1, keepdims=True)
-    axis = np.cross(c, [0.0, 0.0, 1.0])  # |axis| = sin(angle)
-    sin = np.linalg.norm(axis, axis=-1)
-    cos = c[:, 2]
-    u = axis / np.maximum(sin, 1e-12)[:, None]
+    c /= np.sqrt((c * c).sum(-1))[:, None]
+    # the turn's axis is c x (0, 0, 1) = (c_y, -c_x, 0): |axis| = sin(angle); Rodrigues' formula written out
+    sin = np.hypot(c[:, 0], c[:, 1])
+    ux, uy = c[:, 1] / np.maximum(sin, 1e-12), -c[:, 0] / np.maximum(sin, 1e-12)
     kx = np.zeros((len(c), 3, 3))
-    kx[:, 0, 1], kx[:, 0, 2], kx[:, 1, 2] = -u[:, 2], u[:, 1], -u[:, 0]
-    kx -= kx.transpose(0, 2, 1)
-    return np.eye(3) + sin[:, None, None] * kx + (1 - cos)[:, None, None] * (kx @ kx)
+    kx[:, 0, 2], kx[:, 1, 2], kx[:, 2, 0], kx[:, 2, 1] = uy, -ux, -uy, ux
+    return np.eye(3) + sin[:, None, None] * kx + (1 - c[:, 2])[:, None, None] * (kx @ kx)
 
 
 def to_view(landmarks_px: np.ndarray, k: Any, rot: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from streamhand.place.placement import solve_roots
 from streamhand.skeleton import BONES
 
 __all__ = ["CONFIDENT_BELOW_M", "FEATURES", "ErrorModel", "HandJudgement", "hand_features"]
@@ -61,24 +62,9 @@ def _reprojection(uv: np.ndarray, cam: np.ndarray, fx, fy, cx, cy) -> np.ndarray
     return np.hypot(u - uv[..., 0], v - uv[..., 1])
 
 
-def _place_by_translation(uv: np.ndarray, rel: np.ndarray, fx, fy, cx, cy) -> np.ndarray:
-    """(B, 3) the root that best reprojects ``rel`` (B, 21, 3) onto ``uv`` (B, 21, 2): the linear solve of
-    :func:`streamhand.place.placement.solve_root`, batched."""
-    # each joint's rows [fx, 0, p] and [0, fy, q] (p = cx - u, q = cy - v): the normal equations in closed form
-    n = rel.shape[1]
-    p, q = cx[:, None] - uv[..., 0], cy[:, None] - uv[..., 1]
-    bu = -p * rel[..., 2] - fx[:, None] * rel[..., 0]
-    bv = -q * rel[..., 2] - fy[:, None] * rel[..., 1]
-    ata = np.zeros((len(p), 3, 3))
-    ata[:, 0, 0], ata[:, 1, 1] = n * fx**2 + 1e-9, n * fy**2 + 1e-9
-    ata[:, 0, 2] = ata[:, 2, 0] = fx * p.sum(1)
-    ata[:, 1, 2] = ata[:, 2, 1] = fy * q.sum(1)
-    ata[:, 2, 2] = (p * p).sum(1) + (q * q).sum(1) + 1e-9
-    atb = np.empty((len(p), 3, 1))
-    atb[:, 0, 0], atb[:, 1, 0], atb[:, 2, 0] = fx * bu.sum(1), fy * bv.sum(1), (p * bu + q * bv).sum(1)
-    root = np.linalg.solve(ata, atb)[..., 0]
-    root[:, 2] = np.maximum(root[:, 2], 0.05)
-    return root
+def _norm(x: np.ndarray) -> np.ndarray:
+    """The length of each vector along the last axis (np.linalg.norm without its overhead)."""
+    return np.sqrt((x * x).sum(-1))
 
 
 def hand_features(
@@ -100,27 +86,27 @@ def hand_features(
     cam = np.asarray(joints_cam, np.float64)
     b = len(uv)
     fx, fy, cx, cy = (np.broadcast_to(np.asarray(q, np.float64), (b,)) for q in k)
-    size = np.maximum(np.ptp(uv, axis=1).max(axis=1), 1.0)
+    size = np.maximum((uv.max(1) - uv.min(1)).max(1), 1.0)
     res = _reprojection(uv, cam, fx, fy, cx, cy) / size[:, None]
     if world is not None:
         w = np.asarray(world, np.float64)
         w = w - w[:, :1]
-        wres = _reprojection(uv, w + _place_by_translation(uv, w, fx, fy, cx, cy)[:, None], fx, fy, cx, cy)
+        wres = _reprojection(uv, w + solve_roots(uv, w, fx, fy, cx, cy)[:, None], fx, fy, cx, cy)
         log_wres = np.log(wres.mean(1) / size + 1e-3)
     else:
         log_wres = np.zeros(b)
     dis = np.zeros(b) if disagreement is None else np.log(np.asarray(disagreement)[:, 1:].mean(1) + 1e-3)
     doubt = np.zeros(b) if handedness_score is None else 1.0 - np.clip(np.asarray(handedness_score, float), 0, 1)
     rel = cam - cam[:, :1]
-    bones = np.linalg.norm(rel[:, _CHILD] - rel[:, _PARENT], axis=-1)
-    ref = np.maximum(np.linalg.norm(rel[:, 10] - rel[:, 9], axis=-1), 1e-6)
+    bones = _norm(rel[:, _CHILD] - rel[:, _PARENT])
+    ref = np.maximum(_norm(rel[:, 10] - rel[:, 9]), 1e-6)
     implausible = np.abs(np.log(np.maximum(bones / ref[:, None], 1e-3) / _template())).mean(1)
     a, c = rel[:, 5], rel[:, 17]  # the palm's normal: index MCP x pinky MCP (from the wrist)
     normal = np.stack([a[:, 1] * c[:, 2] - a[:, 2] * c[:, 1], a[:, 2] * c[:, 0] - a[:, 0] * c[:, 2],
                        a[:, 0] * c[:, 1] - a[:, 1] * c[:, 0]], -1)  # fmt: skip
-    normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-9)
-    ray = cam[:, [0, 5, 9, 13, 17]].mean(1)
-    ray /= np.maximum(np.linalg.norm(ray, axis=-1, keepdims=True), 1e-9)
+    normal /= np.maximum(_norm(normal), 1e-9)[:, None]
+    ray = cam[:, [0, 5, 9, 13, 17]].sum(1)
+    ray /= np.maximum(_norm(ray), 1e-9)[:, None]
     edge_on = 1.0 - np.abs((normal * ray).sum(-1))
     feats = np.stack([np.log(size / 100.0), np.log(res[:, 1:].mean(1) + 1e-3), log_wres, dis, doubt, implausible,
                       edge_on], 1)  # fmt: skip
@@ -164,7 +150,7 @@ class ErrorModel:
         joints (metres)."""
         log_e = ((np.asarray(feats, float) - self.mean) / self.std) @ self.weights + self.bias
         shape = np.exp(log_e)[:, None] * self.profile[None] * np.asarray(ref_m, float)[:, None]
-        size = self.scale_sigma * np.linalg.norm(rel, axis=-1)
+        size = self.scale_sigma * _norm(rel)
         return np.sqrt(shape**2 + size**2)
 
     def __call__(self, feats: np.ndarray, rel: np.ndarray, ref_m: np.ndarray) -> HandJudgement:

@@ -230,15 +230,3 @@ def test_write_meta_keeps_the_weights_their_precision_and_the_id(tmp_path):
     assert all(after["state_dict"][k].dtype == v.dtype and torch.equal(after["state_dict"][k], v)
                for k, v in before["state_dict"].items())  # fmt: skip
     assert load_checkpoint(dst).model_id == before["model_id"]
-
-
-def test_the_batched_placement_is_the_runtime_solve():
-    from streamhand.error_model import _place_by_translation
-    from streamhand.geometry import Intrinsics
-    from streamhand.place.placement import solve_root
-
-    rng = np.random.default_rng(4)
-    uv, rel = rng.uniform(100, 500, (3, 21, 2)), rng.normal(0, 0.05, (3, 21, 3))
-    got = _place_by_translation(uv, rel, *(np.full(3, q) for q in K))
-    want = np.stack([solve_root(uv[i], rel[i], Intrinsics(640, 480, *K)) for i in range(3)])
-    assert np.allclose(got, want, atol=1e-9)

@@ -6,7 +6,16 @@ import pytest
 
 from streamhand.detect import TrackLinker, crop_square, square_box
 from streamhand.geometry import Intrinsics, project
-from streamhand.place.placement import JOINT_BELOW_SKIN_M, depth_at, place_hand, root_depth_from_depth, solve_root
+from streamhand.place.placement import (
+    JOINT_BELOW_SKIN_M,
+    depth_at,
+    fit_scale,
+    place_hand,
+    place_hands,
+    root_depth_from_depth,
+    solve_root,
+    solve_roots,
+)
 from streamhand.place.smoothing import OneEuro, TrackSmoother
 from streamhand.skeleton import normalize
 from streamhand.stream import protocol
@@ -25,6 +34,55 @@ def test_solve_root_exact_without_noise(offset):
     np.testing.assert_allclose(solve_root(project(j, K), j - j[0], K), j[0], atol=1e-9)
 
 
+def _lstsq_root(uv, rel, k, z_root=None):
+    """The pinhole equations of solve_root by general least squares (the reference for the closed forms)."""
+    n, (u, v), (x, y, z) = len(uv), uv.T, rel.T
+    a, b = np.zeros((2 * n, 3)), np.zeros(2 * n)
+    a[:n, 0], a[:n, 2], b[:n] = k.fx, k.cx - u, (u - k.cx) * z - k.fx * x
+    a[n:, 1], a[n:, 2], b[n:] = k.fy, k.cy - v, (v - k.cy) * z - k.fy * y
+    if z_root is not None:
+        return np.r_[np.linalg.lstsq(a[:, :2], b - a[:, 2] * z_root, rcond=None)[0], z_root]
+    return np.linalg.lstsq(a, b, rcond=None)[0]
+
+
+def _lstsq_scale(uv, rel, k, z_root):
+    n, (u, v), (x, y, z) = len(uv), uv.T, rel.T
+    a, b = np.zeros((2 * n, 3)), np.zeros(2 * n)
+    a[:n, 0], a[:n, 2], b[:n] = k.fx, k.fx * x - (u - k.cx) * z, (u - k.cx) * z_root
+    a[n:, 1], a[n:, 2], b[n:] = k.fy, k.fy * y - (v - k.cy) * z, (v - k.cy) * z_root
+    return np.linalg.lstsq(a, b, rcond=None)[0][2]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_closed_form_solves_equal_general_least_squares(seed):
+    """Noisy landmarks, off-centre intrinsics: the closed forms are the least-squares answers, batched or not."""
+    rng = np.random.default_rng(seed)
+    k = Intrinsics(640, 480, rng.uniform(300, 900), rng.uniform(300, 900), rng.uniform(250, 390), rng.uniform(190, 290))
+    z = rng.uniform(0.2, 1.5, 3)
+    hands = np.stack([_hand((rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1), d)) for d in z])
+    uv = np.stack([project(j, k) for j in hands]) + rng.normal(0, 3, (3, 21, 2))
+    rel = hands - hands[:, :1] + rng.normal(0, 0.005, (3, 21, 3))
+    for i in range(3):
+        np.testing.assert_allclose(solve_root(uv[i], rel[i], k), _lstsq_root(uv[i], rel[i], k), atol=1e-9)
+        np.testing.assert_allclose(solve_root(uv[i], rel[i], k, z[i]), _lstsq_root(uv[i], rel[i], k, z[i]), atol=1e-9)
+        assert fit_scale(uv[i], rel[i] * 10, k, z[i]) == pytest.approx(_lstsq_scale(uv[i], rel[i] * 10, k, z[i]))
+    fs = [np.full(3, q) for q in (k.fx, k.fy, k.cx, k.cy)]
+    want = np.stack([solve_root(uv[i], rel[i], k) for i in range(3)])
+    np.testing.assert_allclose(solve_roots(uv, rel, *fs), want, atol=1e-12)
+    np.testing.assert_allclose(solve_roots(uv, rel, k.fx, k.fy, k.cx, k.cy), want, atol=1e-12)
+
+
+def test_root_depth_when_the_palm_votes_split():
+    """The palm's two middle votes 0.3 m apart keep no vote within the window: their mean, not NaN."""
+    depth = np.zeros((100, 100), np.float32)
+    uv = np.full((21, 2), 90.0)
+    for i, d in zip((0, 5, 9, 13), (0.5, 0.5, 0.8, 0.8)):
+        uv[i] = (10 + 20 * (i % 4), 10 + 5 * i)
+        depth[int(uv[i, 1]) - 3 : int(uv[i, 1]) + 4, int(uv[i, 0]) - 3 : int(uv[i, 0]) + 4] = d
+    z = root_depth_from_depth(depth, uv, np.zeros((21, 3)))
+    assert z == pytest.approx(0.65 + JOINT_BELOW_SKIN_M[[0, 5, 9, 13]].mean(), abs=0.01)
+
+
 def test_place_hand_with_depth_recovers_scale_and_root():
     j = _hand()
     uv = project(j, K)
@@ -39,6 +97,25 @@ def test_place_hand_with_depth_recovers_scale_and_root():
     cam2, _, src2, _ = place_hand(uv, n, s, K, None)
     assert src2 == "estimate"
     np.testing.assert_allclose(cam2, j, atol=1e-6)
+
+
+def test_hands_placed_together_as_one_by_one():
+    """place_hands on a frame whose depth sees one hand and not the other: each hand as place_hand places it alone
+    (depth for the one, the perspective solve for the other)."""
+    a, b = _hand((0.05, 0.02, 0.5)), _hand((-0.15, 0.0, 0.7))
+    uv = np.stack([project(a, K), project(b, K)])
+    depth = np.zeros((480, 640), np.float32)
+    for i, (p, z) in enumerate(zip(np.round(uv[0]).astype(int), a[:, 2])):
+        depth[p[1] - 4 : p[1] + 5, p[0] - 4 : p[0] + 5] = z - JOINT_BELOW_SKIN_M[i]
+    (na, sa), (nb, sb) = normalize(a), normalize(b)
+    both = place_hands(uv, np.stack([na, nb]), np.array([sa * 1.2, sb]), K, depth)
+    assert both.from_depth.tolist() == [True, False]
+    for i, (n, s) in enumerate(((na, sa * 1.2), (nb, sb))):
+        cam, _root, src, scale = place_hand(uv[i], n, s, K, depth)
+        np.testing.assert_allclose(both.joints_cam[i], cam, atol=1e-12)
+        assert (src == "depth") == both.from_depth[i] and scale == pytest.approx(both.scale[i])
+    none = place_hands(uv[:0], np.zeros((0, 21, 3)), np.zeros(0), K, depth)
+    assert none.joints_cam.shape == (0, 21, 3)
 
 
 def test_depth_holes_ignored():

@@ -37,8 +37,8 @@ class CalibrationError(ValueError):
 
 def chain_length(joints: np.ndarray) -> np.ndarray:
     """Length along wrist -> middle MCP -> PIP -> DIP -> tip, shape (...)."""
-    j = np.asarray(joints)
-    return sum(np.linalg.norm(j[..., b, :] - j[..., a, :], axis=-1) for a, b in zip(_MIDDLE_CHAIN, _MIDDLE_CHAIN[1:]))
+    d = np.diff(np.asarray(joints)[..., _MIDDLE_CHAIN, :], axis=-2)
+    return np.sqrt((d * d).sum(-1)).sum(-1)
 
 
 def calibration_path() -> Path:

@@ -10,6 +10,8 @@ so the hand is metric without assuming its size.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from streamhand.geometry import Intrinsics
@@ -22,6 +24,18 @@ JOINT_BELOW_SKIN_M = np.array(
 )  # fmt: skip
 #: votes further than this from the palm's median are off the hand (background, the other hand)
 _VOTE_WINDOW_M = 0.08
+_PALM = np.isin(np.arange(21), PALM_LANDMARKS)
+
+
+def shift_solve(fx, fy, au: np.ndarray, bu: np.ndarray, av: np.ndarray, bv: np.ndarray) -> tuple:
+    """Least squares of ``fx*X + au*t = bu`` and ``fy*Y + av*t = bv`` over the last axis (the joints), in closed
+    form: ``t`` from the centred columns, then ``X`` and ``Y`` from the means. Batched over leading axes; returns
+    (X, Y, t). The pinhole solves below are all of this form (no general least squares, no allocation per row)."""
+    n = au.shape[-1]
+    su, sv, sbu, sbv = au.sum(-1), av.sum(-1), bu.sum(-1), bv.sum(-1)
+    den = (au * au).sum(-1) + (av * av).sum(-1) - (su * su + sv * sv) / n  # the centred columns' sum of squares
+    t = ((au * bu).sum(-1) + (av * bv).sum(-1) - (su * sbu + sv * sbv) / n) / np.maximum(den, 1e-12)
+    return (sbu - t * su) / (n * fx), (sbv - t * sv) / (n * fy), t
 
 
 def solve_root(uv: np.ndarray, rel: np.ndarray, k: Intrinsics, z_root: float | None = None) -> np.ndarray:
@@ -30,20 +44,32 @@ def solve_root(uv: np.ndarray, rel: np.ndarray, k: Intrinsics, z_root: float | N
     Each joint gives fx*X + (cx-u)*Z = (u-cx)*z_j - fx*x_j (and the same for y); with a known
     ``z_root`` only X and Y are solved.
     """
-    u, v = uv[:, 0], uv[:, 1]
-    x, y, z = rel[:, 0], rel[:, 1], rel[:, 2]
-    n = len(u)
-    a = np.zeros((2 * n, 3))
-    b = np.zeros(2 * n)
-    a[:n, 0], a[:n, 2], b[:n] = k.fx, k.cx - u, (u - k.cx) * z - k.fx * x
-    a[n:, 1], a[n:, 2], b[n:] = k.fy, k.cy - v, (v - k.cy) * z - k.fy * y
-    if z_root is not None:
-        b = b - a[:, 2] * z_root
-        xy = np.linalg.lstsq(a[:, :2], b, rcond=None)[0]
-        return np.array([xy[0], xy[1], z_root])
-    root = np.linalg.lstsq(a, b, rcond=None)[0]
-    root[2] = max(root[2], 0.05)
-    return root
+    return solve_roots(uv[None], rel[None], k.fx, k.fy, k.cx, k.cy, None if z_root is None else np.array([z_root]))[0]
+
+
+def solve_roots(uv: np.ndarray, rel: np.ndarray, fx, fy, cx, cy, z_root: np.ndarray | None = None) -> np.ndarray:
+    """:func:`solve_root` for B hands at once: ``uv`` (B, 21, 2), ``rel`` (B, 21, 3), intrinsics scalars or (B,),
+    ``z_root`` (B,) or None -> (B, 3)."""
+    fx, fy, cx, cy = (np.reshape(np.asarray(q, np.float64), (-1, 1)) for q in (fx, fy, cx, cy))
+    du, dv = uv[..., 0] - cx, uv[..., 1] - cy
+    bu, bv = du * rel[..., 2] - fx * rel[..., 0], dv * rel[..., 2] - fy * rel[..., 1]
+    if z_root is not None:  # the depth is known: X and Y are the means
+        z = np.asarray(z_root, np.float64)
+        n = uv.shape[-2]
+        x, y = (bu + du * z[:, None]).sum(-1) / (n * fx[:, 0]), (bv + dv * z[:, None]).sum(-1) / (n * fy[:, 0])
+        return np.stack([x, y, z], -1)
+    x, y, z = shift_solve(fx[:, 0], fy[:, 0], -du, bu, -dv, bv)
+    return np.stack([x, y, np.maximum(z, 0.05)], -1)
+
+
+def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The median of each row of ``values`` (B, n) where ``mask`` holds (NaN for a row with none): one sort, no
+    loop."""
+    n = mask.sum(-1)
+    srt = np.sort(np.where(mask, values, np.inf), axis=-1)
+    rows = np.arange(len(srt))
+    mid = 0.5 * (srt[rows, np.maximum(n - 1, 0) // 2] + srt[rows, n // 2 - (n == 0)])
+    return np.where(n > 0, mid, np.nan)
 
 
 def depth_at(depth: np.ndarray, uv: np.ndarray, radius: int = 3) -> np.ndarray:
@@ -56,68 +82,111 @@ def depth_at(depth: np.ndarray, uv: np.ndarray, radius: int = 3) -> np.ndarray:
     xs = (p[:, 0, None] + d)[:, None, :]  # (n, 1, k)
     inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
     win = depth[np.clip(ys, 0, h - 1), np.clip(xs, 0, w - 1)].reshape(len(p), -1).astype(np.float64)
-    valid = inside.reshape(len(p), -1) & (win > 0)
-    n = valid.sum(1)
-    srt = np.sort(np.where(valid, win, np.inf), axis=1)
-    lo = np.take_along_axis(srt, np.maximum((n - 1) // 2, 0)[:, None], 1)[:, 0]
-    hi = np.take_along_axis(srt, np.maximum(n // 2, 0)[:, None], 1)[:, 0]
-    return np.where(n > 0, 0.5 * (lo + hi), np.nan)
+    return masked_median(win, inside.reshape(len(p), -1) & (win > 0))
+
+
+class _RootVotes:
+    """Each landmark's vote for the root depth of B hands (``measured`` (B, 21): :func:`depth_at`): its measured depth
+    + its depth behind the skin - its depth relative to the wrist (``rel_z`` (B, 21), times the hand's scale). What
+    does not change with the scale is computed once.
+
+    Landmarks hidden behind the hand's own fingers vote too close, those off the hand's silhouette too far: votes far
+    from the palm's median are dropped, and the median of the rest is kept (the palm's median itself when its two
+    middle votes lie so far apart that none is kept); NaN for a hand with fewer than two palm votes."""
+
+    def __init__(self, measured: np.ndarray, rel_z: np.ndarray):
+        self.base, self.rel_z = measured + JOINT_BELOW_SKIN_M, rel_z
+        self.ok = np.isfinite(measured) & (measured > 0.1) & (measured < 10.0)
+        self.palm = self.ok & _PALM
+        self.enough = self.palm.sum(-1) >= 2
+
+    def __call__(self, scale: np.ndarray) -> np.ndarray:
+        votes = self.base - scale[:, None] * self.rel_z
+        centre = masked_median(votes, self.palm)
+        keep = self.ok & (np.abs(votes - centre[:, None]) < _VOTE_WINDOW_M)
+        z = np.where(keep.any(-1), masked_median(votes, keep), centre)
+        return np.where(self.enough, z, np.nan)
+
+
+def root_depths(measured: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """Robust root depth of B hands (NaN where too little depth) from their landmarks' measured depth (``measured``
+    (B, 21)) and their wrist-relative joints ``rel`` (B, 21, 3): see :class:`_RootVotes`."""
+    return _RootVotes(measured, rel[..., 2])(np.ones(len(rel)))
 
 
 def root_depth_from_depth(depth: np.ndarray, uv: np.ndarray, rel: np.ndarray, measured: np.ndarray | None = None
                           ) -> float | None:  # fmt: skip
-    """Robust root depth from every landmark's measured depth + its depth behind the skin - its relative depth.
+    """:func:`root_depths` of one hand (None where too little depth); ``measured``: its :func:`depth_at`, when
+    already known."""
+    z = root_depths((depth_at(depth, uv) if measured is None else measured)[None], rel[None])[0]
+    return None if np.isnan(z) else float(z)
 
-    Landmarks hidden behind the hand's own fingers vote too close, those off the hand's silhouette too far:
-    votes far from the palm's median are dropped, and the median of the rest is kept. ``measured``: the
-    landmarks' :func:`depth_at`, when already known.
-    """
-    d = depth_at(depth, uv) if measured is None else measured
-    votes = d + JOINT_BELOW_SKIN_M - rel[:, 2]
-    ok = np.isfinite(votes) & (d > 0.1) & (d < 10.0)
-    palm = np.zeros(len(uv), bool)
-    palm[list(PALM_LANDMARKS)] = True
-    if (ok & palm).sum() < 2:
-        return None
-    centre = np.median(votes[ok & palm])
-    keep = ok & (np.abs(votes - centre) < _VOTE_WINDOW_M)
-    return float(np.median(votes[keep]))
+
+def fit_scales(uv: np.ndarray, rel_norm: np.ndarray, fx, fy, cx, cy, z_root: np.ndarray) -> np.ndarray:
+    """Scale s of each of B hands with R + s*rel_norm best reprojecting onto its 2D landmarks at a known root depth
+    ``z_root`` (B,): :func:`scales_per_depth` times ``z_root``."""
+    return np.asarray(z_root, np.float64) * scales_per_depth(uv, rel_norm, fx, fy, cx, cy)
+
+
+def scales_per_depth(uv: np.ndarray, rel_norm: np.ndarray, fx, fy, cx, cy) -> np.ndarray:
+    """(B,) the least-squares scale of each hand at root depth 1 m.
+
+    Per joint, fx*(X + s*x) = (u-cx)*(z_root + s*z): linear in (X, Y, s); the right side is proportional to
+    ``z_root``, and so are X, Y and s."""
+    fx, fy, cx, cy = (np.reshape(np.asarray(q, np.float64), (-1, 1)) for q in (fx, fy, cx, cy))
+    du, dv = uv[..., 0] - cx, uv[..., 1] - cy
+    x, y, z = rel_norm[..., 0], rel_norm[..., 1], rel_norm[..., 2]
+    return shift_solve(fx[:, 0], fy[:, 0], fx * x - du * z, du, fy * y - dv * z, dv)[2]
 
 
 def fit_scale(uv: np.ndarray, rel_norm: np.ndarray, k: Intrinsics, z_root: float) -> float:
-    """Scale s with R + s*rel_norm best reprojecting onto the 2D landmarks at a known root depth.
-
-    Per joint, fx*(X + s*x) = (u-cx)*(z_root + s*z): linear in (X, Y, s), solved by least squares.
-    """
-    u, v = uv[:, 0], uv[:, 1]
-    x, y, z = rel_norm[:, 0], rel_norm[:, 1], rel_norm[:, 2]
-    n = len(u)
-    a = np.zeros((2 * n, 3))
-    b = np.zeros(2 * n)
-    a[:n, 0], a[:n, 2], b[:n] = k.fx, k.fx * x - (u - k.cx) * z, (u - k.cx) * z_root
-    a[n:, 1], a[n:, 2], b[n:] = k.fy, k.fy * y - (v - k.cy) * z, (v - k.cy) * z_root
-    return float(np.linalg.lstsq(a, b, rcond=None)[0][2])
+    """:func:`fit_scales` of one hand."""
+    return float(fit_scales(uv[None], rel_norm[None], k.fx, k.fy, k.cx, k.cy, np.array([z_root]))[0])
 
 
-def place_hand(
-    uv: np.ndarray,
-    rel_norm: np.ndarray,
-    scale: float,
-    k: Intrinsics,
-    depth: np.ndarray | None = None,
-    scale_range: tuple[float, float] = (0.6, 1.6),
-) -> tuple[np.ndarray, np.ndarray, str, float]:
-    """-> (joints_cam (21, 3), root (3,), root_source "depth"|"estimate", scale used)."""
-    if depth is not None:
-        measured = depth_at(depth, uv)
-        z = root_depth_from_depth(depth, uv, rel_norm * scale, measured)
-        if z is not None:
+class Placed(NamedTuple):
+    """B hands placed in the camera frame."""
+
+    joints_cam: np.ndarray  # (B, 21, 3) metres
+    root: np.ndarray  # (B, 3)
+    from_depth: np.ndarray  # (B,) bool: the root depth came from the depth image, else from the perspective solve
+    scale: np.ndarray  # (B,) the scale used (metres per unit of the normalised hand)
+
+
+def place_hands(uv: np.ndarray, rel_norm: np.ndarray, scale: np.ndarray, k: Intrinsics,
+                depth: np.ndarray | None = None, scale_range: tuple[float, float] = (0.6, 1.6)) -> Placed:  # fmt: skip
+    """B hands at once: ``uv`` (B, 21, 2) px, ``rel_norm`` (B, 21, 3) the normalised wrist-relative hands, ``scale``
+    (B,) their prior scale. With depth, each hand whose landmarks see enough of it gets its root depth from the
+    votes and its scale from the pinhole equations at that depth (twice: the votes depend a little on the scale);
+    the others, and every hand without depth, the perspective solve at the prior scale."""
+    uv, rel_norm = np.asarray(uv, np.float64), np.asarray(rel_norm, np.float64)
+    scale = np.asarray(scale, np.float64).reshape(-1)
+    s, z = scale, np.full(len(uv), np.nan)
+    if depth is not None and len(uv):
+        votes = _RootVotes(depth_at(depth, uv.reshape(-1, 2)).reshape(uv.shape[:2]), rel_norm[..., 2])
+        z = votes(scale)
+        have = ~np.isnan(z)
+        if have.any():
+            per_m = scales_per_depth(uv, rel_norm, k.fx, k.fy, k.cx, k.cy)
+            lo, hi = scale * scale_range[0], scale * scale_range[1]
             for _ in range(2):  # the votes depend a little on the scale
-                s = float(np.clip(fit_scale(uv, rel_norm, k, z), scale * scale_range[0], scale * scale_range[1]))
-                z = root_depth_from_depth(depth, uv, rel_norm * s, measured) or z
-            rel = rel_norm * s
-            root = solve_root(uv, rel, k, z_root=z)
-            return root + rel, root, "depth", s
-    rel = rel_norm * scale
-    root = solve_root(uv, rel, k)
-    return root + rel, root, "estimate", scale
+                s = np.where(have, np.clip(np.where(have, z, 1.0) * per_m, lo, hi), scale)
+                z2 = votes(s)
+                z = np.where(np.isnan(z2), z, z2)
+    rel = rel_norm * s[:, None, None]
+    have = ~np.isnan(z)
+    if have.all():
+        root = solve_roots(uv, rel, k.fx, k.fy, k.cx, k.cy, z)
+    else:
+        root = solve_roots(uv, rel, k.fx, k.fy, k.cx, k.cy)
+        if have.any():
+            root[have] = solve_roots(uv[have], rel[have], k.fx, k.fy, k.cx, k.cy, z[have])
+    return Placed(root[:, None] + rel, root, have, s)
+
+
+def place_hand(uv: np.ndarray, rel_norm: np.ndarray, scale: float, k: Intrinsics, depth: np.ndarray | None = None,
+               scale_range: tuple[float, float] = (0.6, 1.6)) -> tuple[np.ndarray, np.ndarray, str, float]:  # fmt: skip
+    """One hand of :func:`place_hands` -> (joints_cam (21, 3), root (3,), root_source "depth"|"estimate", scale
+    used)."""
+    p = place_hands(np.asarray(uv)[None], np.asarray(rel_norm)[None], np.array([scale]), k, depth, scale_range)
+    return p.joints_cam[0], p.root[0], "depth" if p.from_depth[0] else "estimate", float(p.scale[0])

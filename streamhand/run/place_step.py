@@ -1,4 +1,4 @@
-"""The pipeline's placing step: each lifted hand put in metres in the camera frame (:func:`place_hand`: perspective
+"""The pipeline's placing step: each lifted hand put in metres in the camera frame (:func:`place_hands`: perspective
 solve or depth), judged by the model's error model (``joint_std``, ``quality``, ``confidence``:
 :mod:`streamhand.error_model`) and smoothed along its track, as a typed :class:`PlacedHand` — what the emitter
 publishes and :class:`streamhand.HandTracker` returns."""
@@ -11,7 +11,7 @@ import numpy as np
 
 from streamhand.detect import Detection
 from streamhand.error_model import ErrorModel, error_model_for
-from streamhand.place.placement import place_hand
+from streamhand.place.placement import place_hands
 from streamhand.place.smoothing import TrackSmoother
 from streamhand.runtime_config import SmoothConfig
 
@@ -55,14 +55,14 @@ class PlaceStep:
         if not dets:
             return []
         k = f.intrinsics
-        placed = [place_hand(d.landmarks_px, lift.joints_norm[i], float(lift.scale[i]), k, f.depth)
-                  for i, d in enumerate(dets)]  # fmt: skip
-        cams, scales = np.stack([p[0] for p in placed]), np.array([p[3] for p in placed])
+        uv = np.stack([d.landmarks_px for d in dets])
+        placed = place_hands(uv, lift.joints_norm, lift.scale, k, f.depth)
+        cams, scales = placed.joints_cam, placed.scale
         judge = self._judge(lift.experts)
         if judge is not None:  # one call for every hand of the frame
             one = lift.disagreement is None or "+" not in lift.experts  # one expert: nothing to disagree with
             dis = None if one else lift.disagreement / lift.scale[:, None]
-            j = judge.judge_hands(np.stack([d.landmarks_px for d in dets]), cams, (k.fx, k.fy, k.cx, k.cy), scales,
+            j = judge.judge_hands(uv, cams, (k.fx, k.fy, k.cx, k.cy), scales,
                                   np.stack([d.world for d in dets]), dis, np.array([d.handedness_score for d in dets]))
             stds, quality, conf = j.joint_std, j.quality.tolist(), j.confidence.tolist()
         else:
@@ -72,6 +72,7 @@ class PlaceStep:
         out = []
         for i, d in enumerate(dets):
             joints_cam = self.smoother(w.track_ids[i], cams[i], t)
-            out.append(PlacedHand(d, w.track_ids[i], joints_cam, joints_cam - joints_cam[0], stds[i], placed[i][2],
+            source = "depth" if placed.from_depth[i] else "estimate"
+            out.append(PlacedHand(d, w.track_ids[i], joints_cam, joints_cam - joints_cam[0], stds[i], source,
                                   quality[i], conf[i]))  # fmt: skip
         return out
