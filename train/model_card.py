@@ -30,7 +30,8 @@ def reproduce(train_config: dict | None) -> list[str]:
     if (tc.get("data") or {}).get("mediapipe_pairs"):
         steps.append("python -m train mediapipe-pairs --n 5000 --seed 4242  # and --seed 4243, in parallel")
     steps.append(f"python -m train fit --config configs/train/{name}.yaml")
-    return [*steps, f"python -m train calibrate-std --checkpoint runs/{name}/last.pt"]
+    return [*steps, f"python -m train calibrate-std --checkpoint runs/{name}/last.pt",
+            f"python -m train fit-error-model --checkpoint runs/{name}/last.pt"]  # fmt: skip
 
 
 def package(
