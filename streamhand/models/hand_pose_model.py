@@ -127,11 +127,14 @@ class HandPoseModel(nn.Module):
             raise ValueError("forward needs at least one modality")
         mus, logvars = [e[0] for e in experts.values()], [e[1] for e in experts.values()]
         mu, logvar = product_of_experts(mus, logvars)
-        joints = self.decode(mu, "3d")
-        disagreement = torch.zeros(joints.shape[:2], device=mu.device, dtype=mu.dtype)
-        if len(experts) > 1:  # each expert with the prior, decoded at its mean, in one batch
-            own = torch.cat([product_of_experts([m], [lv])[0] for m, lv in zip(mus, logvars)])
-            each = self.decode(own, "3d").view(len(mus), *joints.shape)
+        if len(experts) > 1:  # the fused mean and each expert with the prior at its own: one decoder pass (the
+            # decoder's weights read once, not twice: at batch 1 reading them is most of its time)
+            own = [product_of_experts([m], [lv])[0] for m, lv in zip(mus, logvars)]
+            every = self.decode(torch.cat([mu, *own]), "3d").view(len(mus) + 1, mu.shape[0], -1, 3)
+            joints, each = every[0], every[1:]
             disagreement = ((each - joints.unsqueeze(0)) ** 2).sum(-1).mean(0).sqrt()
+        else:
+            joints = self.decode(mu, "3d")
+            disagreement = torch.zeros(joints.shape[:2], device=mu.device, dtype=mu.dtype)
         joint_std = posterior_spread(self.decode, mu, logvar, joints, n_samples, noise)
         return PoseOutput(joints, joint_std, mu, logvar, disagreement)
