@@ -11,7 +11,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from streamhand.checkpoint import CheckpointError, load_checkpoint
+from streamhand.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from streamhand.configio import ConfigError, load_yaml
 from streamhand.errors import check_output_or_fail, commands, fail
 
@@ -25,6 +25,14 @@ def _check_folder(path: Path | None, option: str) -> None:
     if path is not None and not path.is_dir():
         what = "is a file" if path.exists() else "does not exist"
         fail(f"{option}: {path} is not a folder ({what})")
+
+
+def _checkpoint_or_fail(path: Path | str) -> Checkpoint:
+    """The checkpoint at ``path`` (or a shipped model's name), or one line and exit 2."""
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as e:
+        fail(str(e))
 
 
 def _write_at_end(path: Path, text: str) -> None:
@@ -107,10 +115,7 @@ def evaluate(
         fail("--modalities: for --data frames, synthetic, rhd or stb only")
     if given:
         fail(f"{', '.join(given)}: for --data frames only")
-    try:
-        ckpt = load_checkpoint(checkpoint)
-    except CheckpointError as e:
-        fail(str(e))
+    ckpt = _checkpoint_or_fail(checkpoint)
     extra, cal, task = {}, None, "2D -> 3D"
     images = any(m in ckpt.model.encoders for m in ("rgb", "depth"))
     if data in ("synthetic", "rhd", "stb") and (modalities or images):
@@ -245,10 +250,7 @@ def synth_report_cmd(
         except FrameDataError as e:
             fail(f"--frames: {e}")
     if checkpoint is not None:
-        try:
-            load_checkpoint(checkpoint)
-        except CheckpointError as e:
-            fail(str(e))
+        _checkpoint_or_fail(checkpoint)
     try:  # progress bars write to stdout: only where it is a terminal
         rep = as_dict(synth_report(n, str(checkpoint) if checkpoint else None, sys.stdout.isatty(), fs))
     except FrameDataError as e:  # an image that cannot be read
@@ -282,10 +284,7 @@ def hard_hands_cmd(
     if bad or not chosen:
         fail(f"--kinds {kinds!r}: choose from {', '.join(KINDS)}")
     if checkpoint is not None:
-        try:
-            load_checkpoint(checkpoint)
-        except CheckpointError as e:
-            fail(str(e))
+        _checkpoint_or_fail(checkpoint)
     rep = hard_hands(str(checkpoint) if checkpoint else None, n, seed, chosen, sys.stdout.isatty())
     for line in report_lines(rep):
         typer.echo(line)
@@ -361,10 +360,7 @@ def calibrate_std_cmd(
     from train.calibrate_std import calibrate, with_simulated_world, write_calibration
     from train.datasets.mediapipe_pairs import load_or_generate
 
-    try:
-        load_checkpoint(checkpoint)
-    except CheckpointError as e:
-        fail(str(e))
+    _checkpoint_or_fail(checkpoint)
     if world not in ("simulated", "mediapipe"):
         fail(f"--world must be simulated or mediapipe, not {world!r}")
     check_output_or_fail(cache, "--cache", folder=True)
@@ -400,10 +396,7 @@ def fit_error_model_cmd(
     from train.datasets.mediapipe_pairs import load_or_generate, shards_of
     from train.error_model import fit_error_models, write_reliability_png
 
-    try:
-        ck = load_checkpoint(checkpoint)
-    except CheckpointError as e:
-        fail(str(e))
+    ck = _checkpoint_or_fail(checkpoint)
     if world not in ("simulated", "mediapipe"):
         fail(f"--world must be simulated or mediapipe, not {world!r}")
     if seed <= held_seed < seed + shards:
@@ -457,10 +450,7 @@ def card(
 
     check_output_or_fail(out, "--out")
     check_output_or_fail(out.with_suffix(".json"), "--out")
-    try:
-        load_checkpoint(checkpoint)
-    except CheckpointError as e:
-        fail(str(e))
+    _checkpoint_or_fail(checkpoint)
     merged: dict = {}
     for m in metrics:
         if not m.is_file():
