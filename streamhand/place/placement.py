@@ -5,7 +5,8 @@ Without depth: the root (wrist) position that best reprojects the 3D joints onto
 ignored) plus how far that joint lies behind the skin gives a vote for the root depth; the median of the
 votes is robust to landmarks hidden behind fingers (a fist seen palm-on) and to votes off the hand. The
 hand scale and the wrist's X, Y then follow from one linear solve of the pinhole equations at that depth,
-so the hand is metric without assuming its size.
+so the hand is metric without assuming its size. Every hand of a frame is placed at once
+(:func:`place_hands`); each solve is the least-squares answer in closed form (:func:`shift_solve`).
 """
 
 from __future__ import annotations
