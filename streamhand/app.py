@@ -119,7 +119,7 @@ def make_lifter(cfg: RunConfig, has_depth: bool, source_name: str, n_samples: in
         if n_samples is None:
             n_samples = cfg.model.n_samples if cfg.model.n_samples is not None else model.default_samples()
         backend = make_backend(cfg.model.backend, model, n_samples, cfg.model.threads, mods,
-                               Path(cfg.model.engine_dir), prepare_graph)  # fmt: skip
+                               Path(cfg.model.engine_dir), prepare_graph, cfg.model.precision)  # fmt: skip
         hand_length, why = resolve_hand_length(cfg.model.hand_length_m)
     except (CheckpointError, ModalityError, CalibrationError, ValueError) as e:
         raise RunError(str(e)) from None

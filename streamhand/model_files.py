@@ -152,11 +152,13 @@ def prepared_graphs(sha: str) -> list[tuple[Path, dict]]:
     return out
 
 
-def pick_graph(graphs: list[tuple[Path, dict]], modalities: Iterable[str], n_samples: int) -> tuple[Path, dict] | None:
-    """Of :func:`prepared_graphs`, the fp32 graph for exactly this modality set and sample count (None: none)."""
+def pick_graph(graphs: list[tuple[Path, dict]], modalities: Iterable[str], n_samples: int,
+               precision: str = "fp32") -> tuple[Path, dict] | None:  # fmt: skip
+    """Of :func:`prepared_graphs`, the graph of this precision for exactly this modality set and sample count (None:
+    none)."""
     mods = list(ordered(modalities))
     return next(((p, m) for p, m in graphs if m.get("modalities") == mods and m.get("n_samples") == n_samples
-                 and m.get("precision", "fp32") == "fp32"), None)  # fmt: skip
+                 and m.get("precision", "fp32") == precision), None)  # fmt: skip
 
 
 def cached_graph_path(sha: str, model_id: str, modalities: Iterable[str], n_samples: int) -> Path:

@@ -96,6 +96,9 @@ class ModelSettings(_Strict):
         float | None, Flag("--hand-size", "your hand's length, wrist crease to middle fingertip (0.12-0.25 m)")
     ] = Field(None, ge=0.12, le=0.25)
     threads: int = Field(1, ge=1, le=64)
+    #: ONNX Runtime's graphs: auto = int8 fully connected layers on a CPU (streamhand.infer.int8), fp32 elsewhere
+    precision: Annotated[Literal["auto", "fp32", "int8"], Flag(
+        "--precision", "ONNX Runtime weights: auto (int8 on a CPU, fp32 on a GPU), fp32 or int8")] = "auto"
 
     @field_validator("engine_dir")
     @classmethod

@@ -25,7 +25,7 @@ KINDS = {
         "--modalities": "choices", "--bind": "bind", "--connect": "endpoint", "--camera-id": "label",
         "--curve-server-key": "key_in", "--curve-allowed": "folder_in", "--report": "file_out",
         "--save": "file_out", "--save-video": "file_out", "--rerun": "file_out",
-        "--realsense-file": "video_in", "--low-confidence": "choice",
+        "--realsense-file": "video_in", "--low-confidence": "choice", "--precision": "choice",
         "--config": "data_in",
     },
     "streamhand echo": {"--address": "endpoint", "--control": "endpoint", "--topic": "free",

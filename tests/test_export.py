@@ -147,7 +147,8 @@ def test_onnxruntime_backend_caches_exports_and_matches_torch(four_expert_ckpt, 
         got, want = be2.infer(x), tb.infer(x)
         np.testing.assert_allclose(got.joints, want.joints, atol=1e-4)
         np.testing.assert_allclose(got.joint_std, want.joint_std, atol=1e-4)
-    assert be.std_calibration == {"2d": {"a": 1.0, "b": 0.0}} and "onnxruntime[CPUExecutionProvider]" in be.describe()
+    assert be.std_calibration == {"2d": {"a": 1.0, "b": 0.0}}
+    assert "onnxruntime[CPUExecutionProvider, fp32]" in be.describe()
     with pytest.raises(KeyError, match="no ONNX graph for modalities rgb"):
         be.infer(_inputs(("rgb",), 1))
 

@@ -2,7 +2,9 @@
 weights stored once in one shared file (the subsets' encoders and decoder are the same tensors), each graph
 a small file that points into it. The runtime then runs the model with ONNX Runtime alone, no PyTorch.
 
-``python -m streamhand.export.ship default rgb depth`` rewrites ``streamhand/weights/onnx/<name>/``.
+``python -m streamhand.export.ship default depth`` rewrites ``streamhand/weights/onnx/<name>/``, with int8 graphs
+for a run on a CPU beside the fp32 ones; ``--fp32-only rgb`` leaves them out (the rgb model's cost is its ResNet's
+convolutions, which stay fp32: int8 fully connected layers would add 6 MB for 2 % of its time).
 """
 
 from __future__ import annotations
@@ -55,11 +57,14 @@ def pack(graphs: list[Path], out_dir: Path) -> list[Path]:
     return written
 
 
-def ship(name: str, n_samples: tuple[int, ...] = (0, 16), root: Path = SHIPPED_GRAPHS) -> Path:
+def ship(name: str, n_samples: tuple[int, ...] = (0, 16), root: Path = SHIPPED_GRAPHS, int8: tuple[int, ...] = (0,)
+         ) -> Path:  # fmt: skip
     """Export every subset of the model's run-time experts, with each count of posterior samples (0: a run of a model
-    with an error model; 16: ``--samples 16`` and models without one), and pack them into ``root/<name>/``."""
+    with an error model; 16: ``--samples 16`` and models without one), those with ``int8`` samples also with int8
+    weights (what a run on a CPU takes: :mod:`streamhand.infer.int8`), and pack them into ``root/<name>/``."""
     from streamhand.checkpoint import load_checkpoint
     from streamhand.export.onnx_export import export_onnx
+    from streamhand.infer.int8 import int8_name, quantize_graph
     from streamhand.infer.onnxruntime_backend import subsets
     from streamhand.modalities import has_expert, ordered
     from streamhand.model_files import INPUT_NAMES
@@ -72,6 +77,9 @@ def ship(name: str, n_samples: tuple[int, ...] = (0, 16), root: Path = SHIPPED_G
             for k in n_samples:
                 name_k = f"{modality_tag(s).replace('+', '-')}{'' if k == 16 else f'.k{k}'}.onnx"
                 graphs.append(export_onnx(ckpt, s, Path(tmp) / name_k, n_samples=k).path)
+                if k in int8:
+                    quantize_graph(graphs[-1], Path(tmp) / int8_name(name_k))
+                    graphs.append(Path(tmp) / int8_name(name_k))
         out = root / name
         staging = root / f".{name}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
@@ -83,8 +91,9 @@ def ship(name: str, n_samples: tuple[int, ...] = (0, 16), root: Path = SHIPPED_G
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for name in argv or ["default"]:
-        out = ship(name)
+    int8 = () if "--fp32-only" in argv else (0,)
+    for name in [a for a in argv if a != "--fp32-only"] or ["default"]:
+        out = ship(name, int8=int8)
         size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
         print(f"{name}: {len(list(out.glob('*.onnx')))} graphs in {out} ({size:.1f} MB)")
     return 0

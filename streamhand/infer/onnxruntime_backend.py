@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from streamhand.infer.base import Backend, BackendOutput
+from streamhand.infer.int8 import PRECISION_CHOICES, int8_graph
 from streamhand.modalities import has_expert, ordered
 from streamhand.model_files import (
     INPUT_NAMES,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     Prepare = Callable[[Checkpoint, tuple[str, ...], str | None, int], tuple[Path, dict]]
 
 log = logging.getLogger(__name__)
+KEYPOINT_INPUTS = {"2d", "world"}
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
@@ -68,27 +70,37 @@ class OnnxRuntimeBackend(Backend):
         providers: list[str] | None = None,
         files: list[str | Path] | None = None,
         prepare: Prepare | None = None,
+        precision: str = "fp32",
     ):
         """Serve every non-empty subset of ``modalities`` (default: the model's run-time encoders), or exactly
         the graphs in ``files``. ``prepare`` makes a graph that is not prepared yet (a build step:
         :func:`streamhand.export.onnx_export.prepare_graph`); without it a missing graph is
-        :class:`~streamhand.model_files.GraphsNotPrepared`."""
+        :class:`~streamhand.model_files.GraphsNotPrepared`. ``precision``: ``fp32``, ``int8`` (the fully connected
+        layers' weights in 8 bits, :mod:`streamhand.infer.int8`) or ``auto`` (int8 on the CPU provider, else fp32);
+        ``files`` are run as they are."""
         self._prepare = prepare
         import onnxruntime as ort
 
+        if precision not in PRECISION_CHOICES:
+            raise ValueError(f"precision {precision!r}: choose from {', '.join(PRECISION_CHOICES)}")
         have = available_providers()
         self.providers = [p for p in (providers or have) if p in have]
         if not self.providers:
             raise ValueError(f"none of the providers {providers} is in this onnxruntime build ({', '.join(have)})")
+        self._explicit_int8 = precision == "int8"
+        on_cpu = self.providers[0] == "CPUExecutionProvider"
+        self.precision = "int8" if precision == "int8" or (precision == "auto" and on_cpu) else "fp32"
         self._opts = ort.SessionOptions()
         self._opts.intra_op_num_threads = max(1, threads)
         self._opts.inter_op_num_threads = 1
         self._opts.log_severity_level = 3
         self._sessions: dict[tuple[str, ...], tuple[object, list[str]]] = {}
+        self.files: dict[tuple[str, ...], Path] = {}  # the graph file each modality set runs
         if files:
             metas = [read_onnx_metadata(f) for f in files]
             for f, m in zip(files, metas):
                 self._load(Path(f), m)
+            self.precision = str(metas[0].get("precision", "fp32"))
             self._describe_model({k: v for k, v in metas[0].items() if k != "encoders"})  # serves these sets only
             return
         if checkpoint is not None and not isinstance(checkpoint, (str, Path)):  # a Checkpoint object in memory
@@ -117,7 +129,7 @@ class OnnxRuntimeBackend(Backend):
         if not chosen:
             return False
         for p, meta in chosen:
-            self._load(p, meta)
+            self._load(*self._at_precision(p, meta, graphs, sha))
         self._describe_model(chosen[0][1])
         return True
 
@@ -152,12 +164,33 @@ class OnnxRuntimeBackend(Backend):
                     raise GraphsNotPrepared(f"{ckpt.path or ckpt.model_id}: its ONNX graph for {modality_tag(s)} with "
                                             f"{n_samples} posterior samples is not prepared")  # fmt: skip
                 hit = self._prepare(ckpt, s, sha, n_samples)
-            self._load(*hit)
+            self._load(*self._at_precision(*hit, known, sha))
         self._describe_model({"model_id": ckpt.model_id, "image_size": ckpt.model.cfg.image_size,
                               "cloud_points": ckpt.model.cfg.cloud_points, "crop_view": ckpt.model.cfg.crop_view,
                               "std_calibration": ckpt.meta.get("std_calibration"),
                               "error_model": ckpt.meta.get("error_model"),
                               "encoders": list(ckpt.model.cfg.encoders)})  # fmt: skip
+
+    def _at_precision(self, path: Path, meta: dict, graphs: list[tuple[Path, dict]], sha: str | None
+                      ) -> tuple[Path, dict]:  # fmt: skip
+        """The fp32 graph ``path`` or, for an int8 run, its int8 version: prepared already, or quantized now (and
+        cached). ``auto`` quantizes only keypoint graphs (there the fully connected layers are the whole cost; an
+        image expert's convolutions stay fp32, so only a shipped int8 graph is taken). A graph that cannot be
+        quantized runs in fp32 unless int8 was asked for by name."""
+        if self.precision != "int8":
+            return path, meta
+        hit = pick_graph(graphs, meta["modalities"], int(meta["n_samples"]), "int8")
+        if hit is not None:
+            return hit
+        if not self._explicit_int8 and not set(meta["modalities"]) <= KEYPOINT_INPUTS:
+            return path, meta
+        try:
+            return int8_graph(path, sha)
+        except ExportError as e:
+            if self._explicit_int8:
+                raise
+            log.warning("%s; running it in fp32", e)
+            return path, meta
 
     def _load(self, path: Path, meta: dict) -> None:
         import onnxruntime as ort
@@ -168,6 +201,7 @@ class OnnxRuntimeBackend(Backend):
         if names != [INPUT_NAMES[m] for m in mods]:
             raise ExportError(f"{path}: inputs {names} do not match its metadata {mods}")
         self._sessions[mods] = (sess, names)
+        self.files[mods] = path
         self._max_batch = int(meta.get("max_batch", 256))
         log.debug("onnxruntime: %s from %s on %s", modality_tag(mods), path, sess.get_providers()[0])
 
@@ -187,4 +221,5 @@ class OnnxRuntimeBackend(Backend):
         return BackendOutput(j, s, d)
 
     def describe(self) -> str:
-        return f"{self.name}[{self.providers[0]}] ({self.model_id}, modalities {','.join(self.modalities)})"
+        return (f"{self.name}[{self.providers[0]}, {self.precision}] ({self.model_id}, modalities "
+                f"{','.join(self.modalities)})")  # fmt: skip

@@ -164,9 +164,11 @@ def make_backend(
     modalities: tuple[str, ...] | None = None,
     engine_dir: Path | None = None,
     prepare: Prepare | None = None,
+    precision: str = "fp32",
 ) -> Backend:
     """Make the backend ``name`` (or ``auto``'s choice) for the run's ``modalities``; ``backend.reason`` says why.
-    ``prepare``: the build step that makes an ONNX graph not prepared yet (ONNX Runtime only)."""
+    ``prepare``: the build step that makes an ONNX graph not prepared yet; ``precision``: ONNX Runtime's graphs'
+    (``auto``: int8 on a CPU; :mod:`streamhand.infer.int8`)."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     model = checkpoint if isinstance(checkpoint, ModelEncoders) else None
@@ -178,19 +180,19 @@ def make_backend(
     runtime = [m for e in model.encoders for m in e.split("+") if m in INPUT_NAMES]
     mods = ordered(modalities or runtime)
     choice = choose(name, installed(engine_dir, model.model_id, mods, n_samples))
-    backend = _make(choice, model.handle, n_samples, threads, mods, prepare)
+    backend = _make(choice, model.handle, n_samples, threads, mods, prepare, precision)
     backend.reason = backend.reason or choice.reason  # a fallback at load keeps its own
     log.info("backend: %s (%s: %s)", backend.describe(), name, backend.reason)
     return backend
 
 
 def _make(c: Choice, handle: str | Path | Checkpoint | None, n_samples: int, threads: int, mods: tuple[str, ...],
-          prepare: Prepare | None) -> Backend:  # fmt: skip
+          prepare: Prepare | None, precision: str = "fp32") -> Backend:  # fmt: skip
     if c.backend == "onnxruntime":
         from streamhand.infer.onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(handle, mods, n_samples, threads, providers=[c.provider or "CPUExecutionProvider"],
-                                  prepare=prepare)  # fmt: skip
+                                  prepare=prepare, precision=precision)  # fmt: skip
     try:
         from streamhand.infer.torch_backend import TorchBackend
     except ImportError:

@@ -1,0 +1,86 @@
+"""Int8 graphs for ONNX Runtime on a CPU: the lifter's fully connected layers with 8-bit weights.
+
+At batch 1-2 the lifter's matrix products read every weight once per call, so on a CPU its time is the time to
+stream its weights from memory (about 16 MB in fp32 for the default model); with int8 weights (per output
+channel) and int8 activations quantized on the fly (ONNX Runtime's dynamic quantization) it reads a quarter of
+that. Only ``Gemm`` / ``MatMul`` are quantized (the image experts' convolutions stay fp32). The graph keeps
+its ``streamhand.*`` metadata with ``precision: int8``; its outputs differ from the fp32 graph's by about 1 %
+of the hand's size (``tests/test_int8.py`` bounds it), which moves the demo's and the real photographs' error
+by a tenth of a millimetre (docs/figures.md).
+
+The shipped models carry int8 graphs beside their fp32 ones (:mod:`streamhand.export.ship`); any other fp32 graph
+is quantized at its first use on a CPU (:func:`int8_graph`, cached beside it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+from streamhand.model_files import ExportError
+
+log = logging.getLogger(__name__)
+QUANTIZED_OPS = ("Gemm", "MatMul")
+#: which graphs a run may take in int8: ``auto`` picks int8 on ONNX Runtime's CPU provider, fp32 elsewhere
+PRECISION_CHOICES = ("auto", "fp32", "int8")
+
+
+def quantize_graph(src: Path, dst: Path) -> dict:
+    """Write the int8 version of the fp32 streamhand graph ``src`` (external weights are read) to ``dst``
+    atomically; returns its metadata (``src``'s, with ``precision`` int8)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from streamhand.model_files import read_onnx_metadata
+
+    meta = read_onnx_metadata(src)
+    if meta.get("precision", "fp32") != "fp32":
+        raise ExportError(f"{src}: only an fp32 graph can be quantized (this one is {meta.get('precision')})")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="streamhand-int8-") as tmp:
+        out = Path(tmp) / "int8.onnx"
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)  # the quantizer's advice to pre-process (shape inference) on the root logger
+        try:
+            quantize_dynamic(str(src), str(out), per_channel=True, weight_type=QuantType.QInt8,
+                             op_types_to_quantize=list(QUANTIZED_OPS))  # fmt: skip
+        except Exception as e:  # the tool raises what onnx raises: one line for the caller
+            raise ExportError(f"{src}: int8 quantization failed ({type(e).__name__}: {e})") from None
+        finally:
+            logging.disable(previous)
+        proto = onnx.load(str(out))
+    meta["precision"] = "int8"
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        p = proto.metadata_props.add()
+        p.key, p.value = f"streamhand.{k}", json.dumps(v)
+    part = dst.with_name(dst.name + ".tmp")
+    onnx.save(proto, str(part))
+    part.replace(dst)
+    return meta
+
+
+def int8_name(fp32_name: str) -> str:
+    """``2d-world.k0.onnx`` -> ``2d-world.k0.int8.onnx``."""
+    return f"{fp32_name.removesuffix('.onnx')}.int8.onnx"
+
+
+def int8_graph(fp32: Path, sha: str | None) -> tuple[Path, dict]:
+    """The int8 graph of the prepared fp32 graph ``fp32``: quantized once into the cache (by its checkpoint's
+    ``sha``; without one, into a private temporary folder) and reused."""
+    from streamhand.cache import cache_dir
+    from streamhand.model_files import read_onnx_metadata
+
+    folder = cache_dir("onnx", sha[:16]) if sha else Path(tempfile.mkdtemp(prefix="streamhand-onnx-"))
+    dst = folder / int8_name(fp32.name)
+    if dst.is_file():
+        try:
+            meta = read_onnx_metadata(dst)
+            if meta.get("precision") == "int8" and meta == {**read_onnx_metadata(fp32), "precision": "int8"}:
+                return dst, meta
+        except ExportError:
+            pass  # unreadable or stale: made again
+    log.info("quantizing %s to int8 for the CPU (first use; cached in %s)", fp32.name, folder)
+    return dst, quantize_graph(fp32, dst)
