@@ -31,6 +31,10 @@ def test_bench_rows_for_each_backend_set_and_batch(tiny_checkpoint, tmp_path, mo
     got = {(x["backend"].split("[")[0], x["modalities"], x["batch"]) for x in models}
     want = {(b, m, n) for b in ("torch", "onnxruntime") for m in ("2d", "rgb") for n in (1, 2)}
     assert want <= got
+    ort = {(x["backend"], x["modalities"]) for x in models if x["backend"].startswith("onnxruntime")}
+    assert {b for b, m in ort if m == "2d"} == {"onnxruntime[CPUExecutionProvider, fp32]",
+                                                "onnxruntime[CPUExecutionProvider, int8]"}  # fmt: skip
+    assert {b for b, m in ort if m == "rgb"} == {"onnxruntime[CPUExecutionProvider, fp32]"}  # convolutions: fp32
     assert all(x["p50_ms"] <= x["p95_ms"] <= x["p99_ms"] and x["per_s"] > 0 for x in rows)
     det = [x for x in rows if x["what"] == "detector"]
     assert [d["backend"] for d in det] == ["mediapipe"] and det[0]["n"] >= 20

@@ -91,11 +91,14 @@ def bench_models(
             log.warning("bench: the model has no encoder for %s; skipped", "+".join(mods))
             continue
         data = model_inputs(mods, max(batches), ck.model.cfg.image_size, seed=5, cloud_points=ck.model.cfg.cloud_points)
-        for name in backends:
+        # ONNX Runtime in fp32 and, for keypoint experts (where a run on a CPU takes it), with int8 weights
+        keypoints = all(m in ("2d", "world") for m in mods)
+        runs = [(n, p) for n in backends for p in (("fp32", "int8") if n == "onnxruntime" and keypoints else ("fp32",))]
+        for name, precision in runs:
             if name == "tensorrt":
                 _engine_for(ck, mods, batches, n_samples, tmp / "engines")
             try:
-                be = make_backend(name, ck, n_samples, threads, mods, tmp / "engines", prepare_graph)
+                be = make_backend(name, ck, n_samples, threads, mods, tmp / "engines", prepare_graph, precision)
             except (ValueError, ImportError) as e:
                 log.warning("bench: backend %s unavailable: %s", name, e)
                 continue
