@@ -11,7 +11,7 @@ import pytest
 
 from streamhand.codec import encode_2d, encode_world
 from streamhand.export import ExportError, export_onnx, read_onnx_metadata
-from streamhand.infer.int8 import int8_graph, quantize_graph
+from streamhand.infer.int8 import int8_graph, int8_name, quantize_graph
 from streamhand.infer.onnxruntime_backend import OnnxRuntimeBackend
 from streamhand.model_files import SHIPPED_GRAPHS
 from streamhand.synth.sampler import SamplerConfig, sample_hands
@@ -118,3 +118,16 @@ def test_quantizing_needs_an_fp32_streamhand_graph(tiny_checkpoint, tmp_path):
     (tmp_path / "junk.onnx").write_bytes(os.urandom(64))
     with pytest.raises(ExportError, match="not a readable ONNX file"):
         int8_graph(tmp_path / "junk.onnx", None)
+
+
+def test_a_graph_that_cannot_be_quantized_runs_in_fp32_under_auto_and_fails_under_int8(tiny_checkpoint, tmp_path,
+                                                                                      monkeypatch, caplog):  # fmt: skip
+    from streamhand.export.onnx_export import prepare_graph
+
+    monkeypatch.setenv("STREAMHAND_CACHE", str(tmp_path / "cache"))
+    fp32 = OnnxRuntimeBackend(str(tiny_checkpoint), ("2d",), n_samples=0, prepare=prepare_graph).files[("2d",)]
+    (fp32.parent / int8_name(fp32.name)).mkdir()  # where the int8 graph would go: it cannot be written there
+    be = OnnxRuntimeBackend(str(tiny_checkpoint), ("2d",), n_samples=0, prepare=prepare_graph, precision="auto")
+    assert be.files[("2d",)] == fp32 and ", fp32]" in be.describe() and "running it in fp32" in caplog.text
+    with pytest.raises(ExportError, match="--precision int8: "):
+        OnnxRuntimeBackend(str(tiny_checkpoint), ("2d",), n_samples=0, prepare=prepare_graph, precision="int8")

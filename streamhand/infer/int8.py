@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def quantize_graph(src: Path, dst: Path) -> dict:
     for k, v in meta.items():
         p = proto.metadata_props.add()
         p.key, p.value = f"streamhand.{k}", json.dumps(v)
-    part = dst.with_name(dst.name + ".tmp")
+    part = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")  # two runs quantizing at once do not share a file
     onnx.save(proto, str(part))
     part.replace(dst)
     return meta

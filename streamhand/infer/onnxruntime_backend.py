@@ -96,6 +96,7 @@ class OnnxRuntimeBackend(Backend):
         self._opts.log_severity_level = 3
         self._sessions: dict[tuple[str, ...], tuple[object, list[str]]] = {}
         self.files: dict[tuple[str, ...], Path] = {}  # the graph file each modality set runs
+        self._loaded_precision: dict[tuple[str, ...], str] = {}
         if files:
             metas = [read_onnx_metadata(f) for f in files]
             for f, m in zip(files, metas):
@@ -186,9 +187,9 @@ class OnnxRuntimeBackend(Backend):
             return path, meta
         try:
             return int8_graph(path, sha)
-        except ExportError as e:
+        except (ExportError, OSError) as e:  # OSError: the cache could not be written (full, read-only)
             if self._explicit_int8:
-                raise
+                raise ExportError(f"--precision int8: {e}") from None
             log.warning("%s; running it in fp32", e)
             return path, meta
 
@@ -202,6 +203,7 @@ class OnnxRuntimeBackend(Backend):
             raise ExportError(f"{path}: inputs {names} do not match its metadata {mods}")
         self._sessions[mods] = (sess, names)
         self.files[mods] = path
+        self._loaded_precision[mods] = str(meta.get("precision", "fp32"))
         self._max_batch = int(meta.get("max_batch", 256))
         log.debug("onnxruntime: %s from %s on %s", modality_tag(mods), path, sess.get_providers()[0])
 
@@ -221,5 +223,6 @@ class OnnxRuntimeBackend(Backend):
         return BackendOutput(j, s, d)
 
     def describe(self) -> str:
-        return (f"{self.name}[{self.providers[0]}, {self.precision}] ({self.model_id}, modalities "
+        loaded = "+".join(sorted(set(self._loaded_precision.values()), reverse=True)) or self.precision
+        return (f"{self.name}[{self.providers[0]}, {loaded}] ({self.model_id}, modalities "
                 f"{','.join(self.modalities)})")  # fmt: skip
