@@ -108,6 +108,31 @@ def test_gaps_and_ended_tracks_start_again():
     assert score.report() == {}
 
 
+def test_a_cut_in_the_truth_starts_every_run_again():
+    t, truth = _moving(12)
+    jump = np.array([0.2, 0.0, 0.0])  # a looping clip starting again: the true hand jumps, the published one follows
+    pub = [truth[i] + (jump if i >= 6 else 0.0) for i in range(12)]  # late by one frame at the jump
+    pub[6] = pub[6] - jump
+    gt = [truth[i] + (jump if i >= 6 else 0.0) for i in range(12)]
+    whole, cut = TemporalScore(), TemporalScore()
+    for i in range(12):
+        whole.add(1, i, t[i], pub[i], gt[i])
+        if i == 6:
+            cut.cut()
+        cut.add(1, i, t[i], pub[i], gt[i])
+    assert whole.report()["jitter_mm"] > 50  # the jump scored as wobble
+    assert cut.report()["jitter_mm"] > 0  # the late frame after the cut still counts, the jump across it does not
+    assert cut.report()["jitter_mm"] < 0.75 * whole.report()["jitter_mm"]
+
+
+def test_the_demo_marks_where_its_clip_starts_again():
+    from streamhand.capture.demo import DemoSource
+
+    src = DemoSource(realtime=False, seconds=0.1)  # 3 frames, looping
+    src.open()
+    assert [bool(src.read().truth["cut"]) for _ in range(7)] == [False, False, False, True, False, False, True]
+
+
 def test_truth_score_counts_handedness_against_the_truth():
     square = np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 100.0], [0.0, 100.0]] * 5 + [[50.0, 50.0]])
     truth = {"joints_2d": [square, square + 500], "joints_cam": [np.zeros((21, 3))] * 2, "left": [False, True]}

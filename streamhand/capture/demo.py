@@ -143,8 +143,10 @@ class DemoSource(FrameSource):
         self._i += 1
         self._pacer.wait()
         t, tu = now()
+        # cut: the clip starts again here, and the true hands jump
         truth = {"joints_cam": [j.copy() for j in joints], "left": list(lefts),
-                 "joints_2d": [project(j, k) for j in joints]}  # fmt: skip
+                 "joints_2d": [project(j, k) for j in joints],
+                 "cut": self._i > 1 and (self._i - 1) % self.n_frames == 0}  # fmt: skip
         i = self._next_index()
         return Frame(i, t, tu, rgb, k, "demo", depth=depth, truth=truth, t_media=i / self.fps)
 

@@ -18,7 +18,7 @@ class TemporalScore:
     frame-to-frame wobble the truth's own motion does not explain. ``lag_ms``: the delay that best aligns the
     published joints with the true ones — the shift k (0 to :data:`MAX_LAG_FRAMES` frames, refined between
     frames by a parabola) minimising the mean squared distance between published(t) and truth(t - k), times the
-    median frame interval. Only runs of consecutive frames count."""
+    median frame interval. Only runs of consecutive frames count, and a :meth:`cut` in the truth ends them."""
 
     def __init__(self, max_lag: int = MAX_LAG_FRAMES):
         self.max_lag = max_lag
@@ -47,6 +47,11 @@ class TemporalScore:
 
     def end(self, track_id: int) -> None:
         self._hist.pop(track_id, None)
+
+    def cut(self) -> None:
+        """The truth jumps here (a looping clip starting again): every track's run starts again, so the jump, which
+        no hand makes, is not scored as wobble or lag."""
+        self._hist.clear()
 
     def report(self) -> dict:
         rep: dict = {}

@@ -29,11 +29,13 @@ class TruthScore:
         self.temporal = TemporalScore()
 
     def add(self, truth: dict, hands: Sequence[PlacedHand], frame: int | None = None, t: float | None = None) -> None:
-        """One frame: ``truth`` with ``joints_2d`` and ``joints_cam`` per true hand (and ``left``: their handedness
-        is scored); ``hands`` the published ones; with ``frame`` and ``t`` (seconds) the hands' jitter and lag are
-        scored too."""
+        """One frame: ``truth`` with ``joints_2d`` and ``joints_cam`` per true hand (``left``: their handedness is
+        scored; ``cut``: the truth jumps here, so jitter and lag start again); ``hands`` the published ones; with
+        ``frame`` and ``t`` (seconds) the hands' jitter and lag are scored too."""
         truth_2d = truth.get("joints_2d", [])
         self.truth_hands += len(truth_2d)
+        if truth.get("cut"):  # the truth jumps (the demo's clip starting again)
+            self.temporal.cut()
         used: set[int] = set()
         for hand in hands:
             rel = hand.joints_rel
