@@ -102,6 +102,15 @@ def default_onnx_name(model_id: str, modalities: Iterable[str], precision: str =
     return f"{model_id}_{modality_tag(modalities).replace('+', '-')}_{precision}.onnx"
 
 
+def write_onnx_metadata(proto: Any, meta: dict[str, Any]) -> None:
+    """Replace an ONNX model's metadata with ``meta`` as ``streamhand.*`` JSON entries (what
+    :func:`read_onnx_metadata` reads back)."""
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        p = proto.metadata_props.add()
+        p.key, p.value = f"streamhand.{k}", json.dumps(v)
+
+
 def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
     """The ``streamhand.*`` metadata of an exported file (ExportError if it is not one of ours)."""
     import onnx

@@ -9,7 +9,6 @@ networks take their precision from the ONNX).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import warnings
@@ -32,6 +31,7 @@ from streamhand.model_files import (
     file_sha256,
     modality_tag,
     read_onnx_metadata,
+    write_onnx_metadata,
 )
 from streamhand.version import __version__
 
@@ -128,10 +128,7 @@ def export_onnx(
         "torch": torch.__version__,
         "streamhand": __version__,
     }
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        p = proto.metadata_props.add()
-        p.key, p.value = f"streamhand.{k}", json.dumps(v)
+    write_onnx_metadata(proto, meta)
     proto.doc_string = f"streamhand {ckpt.model_id}: {modality_tag(mods)} -> 3D joints with spread"
     onnx.checker.check_model(proto)
     onnx.save(proto, str(tmp))

@@ -14,7 +14,6 @@ is quantized at its first use on a CPU (:func:`int8_graph`, cached beside it).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -26,6 +25,14 @@ log = logging.getLogger(__name__)
 QUANTIZED_OPS = ("Gemm", "MatMul")
 #: which graphs a run may take in int8: ``auto`` picks int8 on ONNX Runtime's CPU provider, fp32 elsewhere
 PRECISION_CHOICES = ("auto", "fp32", "int8")
+#: the experts whose graphs are fully connected layers only: ``auto`` quantizes these at first use (an image
+#: expert's convolutions stay fp32 and are its cost, so for them only a shipped int8 graph is taken)
+KEYPOINT_INPUTS = frozenset({"2d", "world"})
+
+
+def all_keypoints(modalities) -> bool:
+    """Whether a graph of these experts is fully connected layers only (worth quantizing)."""
+    return set(modalities) <= KEYPOINT_INPUTS
 
 
 def quantize_graph(src: Path, dst: Path) -> dict:
@@ -34,7 +41,7 @@ def quantize_graph(src: Path, dst: Path) -> dict:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from streamhand.model_files import read_onnx_metadata
+    from streamhand.model_files import read_onnx_metadata, write_onnx_metadata
 
     meta = read_onnx_metadata(src)
     if meta.get("precision", "fp32") != "fp32":
@@ -53,10 +60,7 @@ def quantize_graph(src: Path, dst: Path) -> dict:
             logging.disable(previous)
         proto = onnx.load(str(out))
     meta["precision"] = "int8"
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        p = proto.metadata_props.add()
-        p.key, p.value = f"streamhand.{k}", json.dumps(v)
+    write_onnx_metadata(proto, meta)
     part = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")  # two runs quantizing at once do not share a file
     onnx.save(proto, str(part))
     part.replace(dst)
@@ -68,9 +72,9 @@ def int8_name(fp32_name: str) -> str:
     return f"{fp32_name.removesuffix('.onnx')}.int8.onnx"
 
 
-def int8_graph(fp32: Path, sha: str | None) -> tuple[Path, dict]:
-    """The int8 graph of the prepared fp32 graph ``fp32``: quantized once into the cache (by its checkpoint's
-    ``sha``; without one, into a private temporary folder) and reused."""
+def int8_graph(fp32: Path, fp32_meta: dict, sha: str | None) -> tuple[Path, dict]:
+    """The int8 graph of the prepared fp32 graph ``fp32`` (its metadata ``fp32_meta``): quantized once into the cache
+    (by its checkpoint's ``sha``; without one, into a private temporary folder) and reused."""
     from streamhand.cache import cache_dir
     from streamhand.model_files import read_onnx_metadata
 
@@ -79,7 +83,7 @@ def int8_graph(fp32: Path, sha: str | None) -> tuple[Path, dict]:
     if dst.is_file():
         try:
             meta = read_onnx_metadata(dst)
-            if meta.get("precision") == "int8" and meta == {**read_onnx_metadata(fp32), "precision": "int8"}:
+            if meta == {**fp32_meta, "precision": "int8"}:
                 return dst, meta
         except ExportError:
             pass  # unreadable or stale: made again

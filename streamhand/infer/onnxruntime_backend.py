@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from streamhand.infer.base import Backend, BackendOutput
-from streamhand.infer.int8 import PRECISION_CHOICES, int8_graph
+from streamhand.infer.int8 import PRECISION_CHOICES, all_keypoints, int8_graph
 from streamhand.modalities import has_expert, ordered
 from streamhand.model_files import (
     INPUT_NAMES,
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     Prepare = Callable[[Checkpoint, tuple[str, ...], str | None, int], tuple[Path, dict]]
 
 log = logging.getLogger(__name__)
-KEYPOINT_INPUTS = {"2d", "world"}
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
@@ -183,10 +182,10 @@ class OnnxRuntimeBackend(Backend):
         hit = pick_graph(graphs, meta["modalities"], int(meta["n_samples"]), "int8")
         if hit is not None:
             return hit
-        if not self._explicit_int8 and not set(meta["modalities"]) <= KEYPOINT_INPUTS:
+        if not self._explicit_int8 and not all_keypoints(meta["modalities"]):
             return path, meta
         try:
-            return int8_graph(path, sha)
+            return int8_graph(path, meta, sha)
         except (ExportError, OSError) as e:  # OSError: the cache could not be written (full, read-only)
             if self._explicit_int8:
                 raise ExportError(f"--precision int8: {e}") from None

@@ -76,6 +76,7 @@ def bench_models(
     on_row: Callable[[Row], None] | None = None,
 ) -> list[Row]:
     from streamhand.export.calibration_data import model_inputs
+    from streamhand.infer.int8 import all_keypoints
     from streamhand.infer.select import make_backend
 
     rows: list[Row] = []
@@ -92,8 +93,8 @@ def bench_models(
             continue
         data = model_inputs(mods, max(batches), ck.model.cfg.image_size, seed=5, cloud_points=ck.model.cfg.cloud_points)
         # ONNX Runtime in fp32 and, for keypoint experts (where a run on a CPU takes it), with int8 weights
-        keypoints = all(m in ("2d", "world") for m in mods)
-        runs = [(n, p) for n in backends for p in (("fp32", "int8") if n == "onnxruntime" and keypoints else ("fp32",))]
+        both = all_keypoints(mods)
+        runs = [(n, p) for n in backends for p in (("fp32", "int8") if n == "onnxruntime" and both else ("fp32",))]
         for name, precision in runs:
             if name == "tensorrt":
                 _engine_for(ck, mods, batches, n_samples, tmp / "engines")
