@@ -140,6 +140,10 @@ class ErrorModel:
         self.mean, self.std = np.asarray(spec["mean"], float), np.maximum(np.asarray(spec["std"], float), 1e-9)
         self.weights, self.bias = np.asarray(spec["weights"], float), float(spec["bias"])
         self.profile = np.asarray(spec["profile"], float)
+        if not len(self.weights) == len(self.mean) == len(self.std) == len(FEATURES):
+            raise ValueError(f"error model's weights, mean and std do not match its {len(FEATURES)} features")
+        if self.profile.shape != (21,):
+            raise ValueError(f"error model's profile has {self.profile.size} joints, not 21")
         self.scale_sigma, self.kappa = float(spec["scale_sigma"]), float(spec["kappa"])
         self.quality_bias, self.quality_sigma = float(spec["quality_bias"]), max(float(spec["quality_sigma"]), 1e-3)
         self.spec = spec

@@ -78,6 +78,8 @@ def _spec(**over) -> dict:
     [
         ({"kappa": None}, "lacks kappa"),
         ({"features": ["log_size_px"]}, "are not this version's"),
+        ({"weights": [0.0, 1.0]}, "weights, mean and std do not match its"),
+        ({"profile": [1.0] * 20}, "profile has 20 joints"),
     ],
 )
 def test_a_spec_that_does_not_fit_is_refused(spec, message):
