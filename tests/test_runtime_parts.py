@@ -10,6 +10,7 @@ from streamhand.place.placement import (
     JOINT_BELOW_SKIN_M,
     depth_at,
     fit_scale,
+    masked_median,
     place_hand,
     place_hands,
     root_depth_from_depth,
@@ -420,3 +421,19 @@ def test_depth_at_matches_its_definition_everywhere():
         depth = rng.uniform(0.3, 1.0, (h, w)).astype(np.float32) * (rng.random((h, w)) > rng.random())
         uv = rng.uniform(-8, max(h, w) + 8, (21, 2))
         np.testing.assert_allclose(depth_at(depth, uv), _depth_at_loop(depth, uv), equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("values", "mask", "expected"),
+    [
+        ([[3.0, 1.0, 2.0]], [[True, True, True]], [2.0]),  # odd count: the middle one
+        ([[4.0, 1.0, 3.0, 2.0]], [[True, True, True, True]], [2.5]),  # even: the mean of the two middle ones
+        ([[9.0, 1.0, 5.0, 7.0]], [[False, True, True, False]], [3.0]),  # masked values left out
+        ([[1.0, 2.0], [5.0, 6.0]], [[False, False], [True, False]], [np.nan, 5.0]),  # a row with none: NaN
+        ([[1.0, 2.0], [5.0, 6.0]], [[True, True], [False, False]], [1.5, np.nan]),  # ... first or last
+        (np.zeros((0, 4)), np.zeros((0, 4), bool), []),  # no rows
+    ],
+)
+def test_masked_median_table(values, mask, expected):
+    got = masked_median(np.asarray(values, float), np.asarray(mask, bool))
+    np.testing.assert_array_equal(got, np.asarray(expected, float))

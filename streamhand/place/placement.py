@@ -66,11 +66,12 @@ def solve_roots(uv: np.ndarray, rel: np.ndarray, fx, fy, cx, cy, z_root: np.ndar
 def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The median of each row of ``values`` (B, n) where ``mask`` holds (NaN for a row with none): one sort, no
     loop."""
-    n = mask.sum(-1)
     srt = np.sort(np.where(mask, values, np.inf), axis=-1)
-    rows = np.arange(len(srt))
-    mid = 0.5 * (srt[rows, np.maximum(n - 1, 0) // 2] + srt[rows, n // 2 - (n == 0)])
-    return np.where(n > 0, mid, np.nan)
+    n = mask.sum(-1)
+    flat, base = srt.ravel(), np.arange(0, srt.size, srt.shape[-1])  # each row's start in the flat array
+    mid = 0.5 * (flat[base + (n - 1) // 2] + flat[base + n // 2])  # a row with none reads a neighbour: NaN below
+    mid[n == 0] = np.nan
+    return mid
 
 
 def depth_at(depth: np.ndarray, uv: np.ndarray, radius: int = 3) -> np.ndarray:
