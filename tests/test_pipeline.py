@@ -385,3 +385,30 @@ def test_recordings_are_smoothed_on_their_own_clock(tiny_checkpoint):
     pipe.emitter.place.smoother = lambda tid, x, t: (seen.append(t), inner(tid, x, t))[1]
     pipe.run()
     assert seen and all(abs(t * 30.0 - round(t * 30.0)) < 1e-9 and t < 1.0 for t in seen)
+
+
+def test_what_is_published_just_before_close_reaches_a_connected_subscriber():
+    """The last poses of a run (a run of one image: its only ones) are not dropped when the publisher closes right
+    after sending them; with no subscriber, closing still returns at once."""
+    for _ in range(3):
+        port = free_port()
+        sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=("hand.pose",), raw=True, timeout=1.0)
+        pub = Publisher("127.0.0.1", port, None)
+        time.sleep(0.3)  # the subscriber is connected
+        for k in range(50):
+            pub.publish("hand.pose.right", {"frame_id": k, "joints_cam": [[0.0, 0.0, 0.5]] * 21})
+        pub.close()
+        got = []
+        try:
+            while True:
+                got.append(sub.recv().data["frame_id"])
+        except TimeoutError:
+            pass
+        finally:
+            sub.close()
+        assert got == list(range(50))
+    alone = Publisher("127.0.0.1", free_port(), None)
+    alone.publish("hand.pose.right", {"frame_id": 0})
+    t0 = time.monotonic()
+    alone.close()
+    assert time.monotonic() - t0 < 0.2

@@ -41,6 +41,11 @@ def _bind(sock: zmq.Socket, bind: str, port: int, flag: str) -> None:
         raise PortInUse(f"cannot bind tcp://{bind}:{port} ({e}); check --bind / {flag}") from None
 
 
+#: how long a closing publisher keeps sending what it already queued for connected subscribers (milliseconds): the
+#: last poses of a run reach them, and a stalled subscriber holds the close up no longer than this
+FLUSH_MS = 500
+
+
 class Publisher:
     def __init__(
         self,
@@ -178,9 +183,10 @@ class Publisher:
         if self._thread is not None:
             self._thread.join(timeout=2)
             self._thread = None
-        for s in (self._pub, self._rep):
-            if s is not None and not s.closed:
-                s.close(0)
+        if not self._pub.closed:  # what is queued for connected subscribers still goes out, for a bounded time
+            self._pub.close(linger=FLUSH_MS)
+        if self._rep is not None and not self._rep.closed:
+            self._rep.close(0)
         if self._curve is not None:
             self._curve.stop()
             self._curve = None
