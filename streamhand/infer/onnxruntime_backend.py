@@ -213,14 +213,13 @@ class OnnxRuntimeBackend(Backend):
                            f"{', '.join(modality_tag(k) for k in self._sessions)}")  # fmt: skip
         sess, names = self._sessions[key]
         b = len(next(iter(inputs.values())))
-        if b <= self._max_batch:  # a frame's hands: one call, its outputs as they come
-            j, s, d = sess.run(None, {n: np.ascontiguousarray(inputs[m], dtype=np.float32) for n, m in zip(names, key)})
-            return BackendOutput(j, s, d)
         outs = []
         for i in range(0, b, self._max_batch):  # the noise table covers max_batch hands (256 by default)
             feed = {n: np.ascontiguousarray(inputs[m][i : i + self._max_batch], dtype=np.float32)
                     for n, m in zip(names, key)}  # fmt: skip
             outs.append(sess.run(None, feed))
+        if len(outs) == 1:  # a frame's hands: one call, its outputs as they come
+            return BackendOutput(*outs[0][:3])
         j, s, d = (np.concatenate([o[k] for o in outs]) for k in range(3))
         return BackendOutput(j, s, d)
 
