@@ -21,6 +21,9 @@ def test_bench_rows_for_each_backend_set_and_batch(tiny_checkpoint, tmp_path, mo
     for clip in Path(os.environ["STREAMHAND_CACHE"]).glob("demo-*.zip"):
         shutil.copy(clip, cache)
     monkeypatch.setenv("STREAMHAND_CACHE", str(cache))
+    scratch = tmp_path / "scratch"  # the bench's temporary files go here, and must be gone when it ends
+    scratch.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))
     out = tmp_path / "b.json"
     r = CliRunner().invoke(app, ["bench", "--model", str(tiny_checkpoint), "--iters", "5", "--batch", "1,2",
                                  "--modalities", "2d;rgb", "--detectors", "mediapipe", "--image-size", "32",
@@ -39,6 +42,7 @@ def test_bench_rows_for_each_backend_set_and_batch(tiny_checkpoint, tmp_path, mo
     det = [x for x in rows if x["what"] == "detector"]
     assert [d["backend"] for d in det] == ["mediapipe"] and det[0]["n"] >= 20
     assert "streamhand bench" in r.stdout and "p99 ms" in r.stdout
+    assert not list(scratch.iterdir()), "the bench left temporary files behind"
 
 
 @pytest.mark.parametrize(

@@ -80,39 +80,42 @@ def bench_models(
     from streamhand.infer.select import make_backend
 
     rows: list[Row] = []
-    tmp = Path(tempfile.mkdtemp(prefix="streamhand-bench-"))
-    main = load_checkpoint(checkpoint)
-    rgb: Checkpoint | None = None
-    for mods in sets:
-        ck = main
-        if any(m in ("rgb", "depth") for m in mods) and not all(m in main.model.encoders for m in mods):
-            rgb = rgb or load_checkpoint(rgb_checkpoint(tmp, image_size))
-            ck = rgb
-        if not all(m in ck.model.encoders for m in mods):
-            log.warning("bench: the model has no encoder for %s; skipped", "+".join(mods))
-            continue
-        data = model_inputs(mods, max(batches), ck.model.cfg.image_size, seed=5, cloud_points=ck.model.cfg.cloud_points)
-        # ONNX Runtime in fp32 and, for keypoint experts (where a run on a CPU takes it), with int8 weights
-        both = all_keypoints(mods)
-        runs = [(n, p) for n in backends for p in (("fp32", "int8") if n == "onnxruntime" and both else ("fp32",))]
-        for name, precision in runs:
-            if name == "tensorrt":
-                _engine_for(ck, mods, batches, n_samples, tmp / "engines")
-            try:
-                be = make_backend(name, ck, n_samples, threads, mods, tmp / "engines", prepare_graph, precision)
-            except (ValueError, ImportError) as e:
-                log.warning("bench: backend %s unavailable: %s", name, e)
+    with tempfile.TemporaryDirectory(prefix="streamhand-bench-") as tmp_dir:  # the untrained rgb model, engines
+        tmp = Path(tmp_dir)
+        main = load_checkpoint(checkpoint)
+        rgb: Checkpoint | None = None
+        for mods in sets:
+            ck = main
+            if any(m in ("rgb", "depth") for m in mods) and not all(m in main.model.encoders for m in mods):
+                rgb = rgb or load_checkpoint(rgb_checkpoint(tmp, image_size))
+                ck = rgb
+            if not all(m in ck.model.encoders for m in mods):
+                log.warning("bench: the model has no encoder for %s; skipped", "+".join(mods))
                 continue
-            if be.name != name:  # tensorrt without a usable engine falls back: not timed twice
-                log.warning("bench: backend %s unavailable here (%s)", name, be.reason)
-                continue
-            for b in batches:
-                x = {m: v[:b] for m, v in data.items()}
-                ms = _time(lambda be=be, x=x: be.infer(x), iters if "rgb" not in mods else max(10, iters // 4), warmup)
-                row = _row("model", be.describe().split(" (")[0], "+".join(mods), b, ms)
-                rows.append(row)
-                if on_row:
-                    on_row(row)
+            cfg = ck.model.cfg
+            data = model_inputs(mods, max(batches), cfg.image_size, seed=5, cloud_points=cfg.cloud_points)
+            # ONNX Runtime in fp32 and, for keypoint experts (where a run on a CPU takes it), with int8 weights
+            both = all_keypoints(mods)
+            runs = [(n, p) for n in backends for p in (("fp32", "int8") if n == "onnxruntime" and both else ("fp32",))]
+            for name, precision in runs:
+                if name == "tensorrt":
+                    _engine_for(ck, mods, batches, n_samples, tmp / "engines")
+                try:
+                    be = make_backend(name, ck, n_samples, threads, mods, tmp / "engines", prepare_graph, precision)
+                except (ValueError, ImportError) as e:
+                    log.warning("bench: backend %s unavailable: %s", name, e)
+                    continue
+                if be.name != name:  # tensorrt without a usable engine falls back: not timed twice
+                    log.warning("bench: backend %s unavailable here (%s)", name, be.reason)
+                    continue
+                for b in batches:
+                    x = {m: v[:b] for m, v in data.items()}
+                    n = iters if "rgb" not in mods else max(10, iters // 4)
+                    ms = _time(lambda be=be, x=x: be.infer(x), n, warmup)
+                    row = _row("model", be.describe().split(" (")[0], "+".join(mods), b, ms)
+                    rows.append(row)
+                    if on_row:
+                        on_row(row)
     return rows
 
 
