@@ -155,6 +155,8 @@ def test_the_shipped_models_carry_one_per_expert_set_and_run_without_sampling():
         assert set(ck.meta["error_model"]) == set(ck.meta["std_calibration"])
         assert error_model_for(ck.meta["error_model"], "2d+world") is not None
         assert model_encoders(name).default_samples() == 0
+        # the spread of people's hand sizes and of the lifter's proportions: a few tens of percent, never x2
+        assert all(spec["scale_sigma"] < 0.5 for spec in ck.meta["error_model"].values()), name
     assert error_model_for(None, "2d") is None and error_model_for({"2d": {}}, "2d") is None
 
 

@@ -5,7 +5,7 @@ Each labelled render goes the runtime's way: MediaPipe's 2D (and, by default, wo
 MediaPipe's on real photographs, as :mod:`train.calibrate_std` does), the lifter at the configured hand length, the
 perspective placement. What the user would get is compared with the truth: the hand's error in its own shape (the
 answer at the truth's scale, in reference bones) teaches the linear model and the per-joint profile; the ratio of
-the scale used to the truth's teaches ``scale_sigma``; the held-out renders set ``kappa`` (``joint_std`` covers
+the reference bone used to the truth's teaches ``scale_sigma``; the held-out renders set ``kappa`` (``joint_std`` covers
 the given share of joints within one std) and the quality's calibration."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class ClosedLoop:
     ref: np.ndarray  # (N,) the reference bone used (metres)
     error: np.ndarray  # (N, 21) the user's error, wrist-relative (metres)
     shape_error: np.ndarray  # (N, 21) the error at the truth's scale, in the truth's reference bones
-    log_scale_ratio: np.ndarray  # (N,) log(scale used / scale that fits the truth best)
+    log_scale_ratio: np.ndarray  # (N,) log(reference bone used / the truth's)
     spread: np.ndarray  # (N, 21) the lifter's own joint_std (metres; the checkpoint's calibration)
 
 
@@ -64,13 +64,14 @@ def closed_loop(lifter: Lifter, pairs: dict[str, np.ndarray], mods: tuple[str, .
         rel = cam - cam[:, :1]
         ref_true = reference_length(truth)
         shape = np.linalg.norm(out.joints_norm * ref_true[:, None, None] - t, axis=-1) / ref_true[:, None]
-        best = (out.joints_norm * t).sum((1, 2)) / np.maximum((out.joints_norm**2).sum((1, 2)), 1e-9)
         parts["feats"].append(feats)
         parts["rel"].append(rel)
         parts["ref"].append(out.scale)
         parts["error"].append(np.linalg.norm(rel - t, axis=-1))
         parts["shape_error"].append(shape)
-        parts["log_scale_ratio"].append(np.log(out.scale / np.maximum(best, 1e-6)))
+        # the hand's size against the truth's, as the shape error is taken at the truth's size (a scale fitted to the
+        # truth would mix the shape's error in, and one turned the wrong way has none that fits)
+        parts["log_scale_ratio"].append(np.log(out.scale / ref_true))
         parts["spread"].append(out.joint_std)
     return ClosedLoop(**{k: np.concatenate(v) for k, v in parts.items()})
 

@@ -90,10 +90,21 @@ def ship(name: str, n_samples: tuple[int, ...] = (0, 16), root: Path = SHIPPED_G
 
 
 def main(argv: list[str]) -> int:
+    import argparse
+
+    from streamhand.model_files import CheckpointError
+
+    ap = argparse.ArgumentParser(prog="python -m streamhand.export.ship", description=__doc__.split("\n\n")[0])
+    ap.add_argument("names", nargs="*", default=["default"], help="shipped models to export (default: default)")
+    ap.add_argument("--fp32-only", action="store_true", help="no int8 graphs")
+    a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    int8 = () if "--fp32-only" in argv else (0,)
-    for name in [a for a in argv if a != "--fp32-only"] or ["default"]:
-        out = ship(name, int8=int8)
+    for name in a.names:
+        try:
+            out = ship(name, int8=() if a.fp32_only else (0,))
+        except CheckpointError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
         print(f"{name}: {len(list(out.glob('*.onnx')))} graphs in {out} ({size:.1f} MB)")
     return 0
