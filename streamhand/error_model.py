@@ -74,43 +74,55 @@ def hand_features(
     world: np.ndarray | None = None,
     disagreement: np.ndarray | None = None,
     handedness_score: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    needed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The evidence about B placed hands: ((B, len(FEATURES)) features, (B, 21) each joint's reprojection residual in
-    hand sizes).
+    hand sizes, None where ``log_residual`` is not needed).
 
     ``uv`` (B, 21, 2) MediaPipe's landmarks (px); ``joints_cam`` (B, 21, 3) the placed answer (metres, camera frame,
     before smoothing); ``k`` (fx, fy, cx, cy), scalars or (B,); ``world`` (B, 21, 3) MediaPipe's metric landmarks;
     ``disagreement`` (B, 21) the fused experts' distance from the fused answer in reference bones (None: one
-    expert); ``handedness_score`` (B,) MediaPipe's."""
+    expert); ``handedness_score`` (B,) MediaPipe's. ``needed`` (len(FEATURES),) bool: the features a model weighs
+    (the others, left 0, are not computed: a run spends nothing on evidence its error model ignores)."""
+    need = dict(zip(FEATURES, np.ones(len(FEATURES), bool) if needed is None else np.asarray(needed, bool)))
     uv = np.asarray(uv, np.float64)
     cam = np.asarray(joints_cam, np.float64)
     b = len(uv)
+    zeros = np.zeros(b)
     fx, fy, cx, cy = (np.broadcast_to(np.asarray(q, np.float64), (b,)) for q in k)
     size = np.maximum((uv.max(1) - uv.min(1)).max(1), 1.0)
-    res = _reprojection(uv, cam, fx, fy, cx, cy) / size[:, None]
-    if world is not None:
+    res = _reprojection(uv, cam, fx, fy, cx, cy) / size[:, None] if need["log_residual"] else None
+    if world is not None and need["log_world_residual"]:
         w = np.asarray(world, np.float64)
         w = w - w[:, :1]
         wres = _reprojection(uv, w + solve_roots(uv, w, fx, fy, cx, cy)[:, None], fx, fy, cx, cy)
         log_wres = np.log(wres.mean(1) / size + 1e-3)
     else:
-        log_wres = np.zeros(b)
-    dis = np.zeros(b) if disagreement is None else np.log(np.asarray(disagreement)[:, 1:].mean(1) + 1e-3)
-    doubt = np.zeros(b) if handedness_score is None else 1.0 - np.clip(np.asarray(handedness_score, float), 0, 1)
+        log_wres = zeros
+    dis = zeros if disagreement is None else np.log(np.asarray(disagreement)[:, 1:].mean(1) + 1e-3)
+    doubt = zeros if handedness_score is None else 1.0 - np.clip(np.asarray(handedness_score, float), 0, 1)
     rel = cam - cam[:, :1]
-    bones = _norm(rel[:, _CHILD] - rel[:, _PARENT])
-    ref = np.maximum(_norm(rel[:, 10] - rel[:, 9]), 1e-6)
-    implausible = np.abs(np.log(np.maximum(bones / ref[:, None], 1e-3) / _template())).mean(1)
+    if need["bone_implausibility"]:
+        bones = _norm(rel[:, _CHILD] - rel[:, _PARENT])
+        ref = np.maximum(_norm(rel[:, 10] - rel[:, 9]), 1e-6)
+        implausible = np.abs(np.log(np.maximum(bones / ref[:, None], 1e-3) / _template())).mean(1)
+    else:
+        implausible = zeros
+    edge_on = _edge_on(cam, rel) if need["edge_on"] else zeros
+    log_res = np.log(res[:, 1:].mean(1) + 1e-3) if res is not None else zeros
+    feats = np.stack([np.log(size / 100.0), log_res, log_wres, dis, doubt, implausible, edge_on], 1)
+    return feats, res
+
+
+def _edge_on(cam: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """(B,) how edge-on each palm is to the camera: 1 minus the cosine between its normal and the ray to it."""
     a, c = rel[:, 5], rel[:, 17]  # the palm's normal: index MCP x pinky MCP (from the wrist)
     normal = np.stack([a[:, 1] * c[:, 2] - a[:, 2] * c[:, 1], a[:, 2] * c[:, 0] - a[:, 0] * c[:, 2],
                        a[:, 0] * c[:, 1] - a[:, 1] * c[:, 0]], -1)  # fmt: skip
     normal /= np.maximum(_norm(normal), 1e-9)[:, None]
     ray = cam[:, [0, 5, 9, 13, 17]].sum(1)
     ray /= np.maximum(_norm(ray), 1e-9)[:, None]
-    edge_on = 1.0 - np.abs((normal * ray).sum(-1))
-    feats = np.stack([np.log(size / 100.0), np.log(res[:, 1:].mean(1) + 1e-3), log_wres, dis, doubt, implausible,
-                      edge_on], 1)  # fmt: skip
-    return feats, res
+    return 1.0 - np.abs((normal * ray).sum(-1))
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,7 @@ class ErrorModel:
             raise ValueError(f"error model's weights, mean and std do not match its {len(FEATURES)} features")
         if self.profile.shape != (21,):
             raise ValueError(f"error model's profile has {self.profile.size} joints, not 21")
+        self.needed = self.weights != 0  # the evidence it weighs: the rest is not computed for it
         self.scale_sigma, self.kappa = float(spec["scale_sigma"]), float(spec["kappa"])
         self.quality_bias, self.quality_sigma = float(spec["quality_bias"]), max(float(spec["quality_sigma"]), 1e-3)
         self.spec = spec
@@ -164,13 +177,12 @@ class ErrorModel:
         conf = _phi((np.log(CONFIDENT_BELOW_M) - np.log(np.maximum(quality, 1e-6))) / self.quality_sigma)
         return HandJudgement(self.kappa * e, quality, conf)
 
-
     def judge_hands(self, uv: np.ndarray, joints_cam: np.ndarray, k: tuple[Any, Any, Any, Any], ref_m: np.ndarray,
                     world: np.ndarray | None = None, disagreement: np.ndarray | None = None,
                     handedness_score: np.ndarray | None = None) -> HandJudgement:  # fmt: skip
         """B placed hands (the arguments of :func:`hand_features`; ``ref_m`` (B,) the reference bone each was placed
         with)."""
-        feats, _ = hand_features(uv, joints_cam, k, world, disagreement, handedness_score)
+        feats, _ = hand_features(uv, joints_cam, k, world, disagreement, handedness_score, self.needed)
         cam = np.asarray(joints_cam, np.float64)
         return self(feats, cam - cam[:, :1], np.asarray(ref_m, np.float64))
 

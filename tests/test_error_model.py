@@ -73,6 +73,30 @@ def _spec(**over) -> dict:
     return {**spec, **over}
 
 
+def test_evidence_a_model_gives_no_weight_is_not_computed_and_changes_nothing():
+    """Each shipped error model skips the features it weighs 0 (left 0) and judges exactly as with all of them."""
+    from streamhand.checkpoint import load_checkpoint
+
+    rng = np.random.default_rng(3)
+    cam = np.stack([_hand(0.4), _hand(0.6, facing=False)]) + rng.normal(0, 0.004, (2, 21, 3))
+    uv = _project(cam) + rng.normal(0, 3, (2, 21, 2))
+    args = (uv, cam, K, np.full(2, 0.04), cam - cam.mean(1, keepdims=True), rng.uniform(0.05, 0.3, (2, 21)),
+            np.array([0.8, 0.97]))  # fmt: skip
+    for name in ("default", "depth", "rgb"):
+        for key, spec in load_checkpoint(name).meta["error_model"].items():
+            em = ErrorModel(spec)
+            assert em.needed.tolist() == [w != 0 for w in spec["weights"]]
+            lean = em.judge_hands(*args)
+            em.needed = np.ones(len(FEATURES), bool)
+            full = em.judge_hands(*args)
+            for got, want in zip(vars(lean).values(), vars(full).values()):
+                np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{name} {key}")
+    skip = np.array([f in ("log_residual", "edge_on") for f in FEATURES])
+    some, res = hand_features(*args[:2], K, args[4], args[5], args[6], needed=~skip)
+    every, _ = hand_features(*args[:2], K, args[4], args[5], args[6])
+    assert res is None and not some[:, skip].any() and np.array_equal(some[:, ~skip], every[:, ~skip])
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
