@@ -127,13 +127,14 @@ void main() {
         float dorsal = clamp(-side, 0.0, 1.0);
         base = mix(base, base * vec3(1.0, 0.85, 0.82), 0.35 * dorsal * line(along, 0.12));
         // flexion creases across the palmar side at the joints, knuckle wrinkles on the back
-        float crease = line(along - 0.035, 0.025) + 0.8 * line(along - 0.96, 0.02);
+        float crease = 1.5 * line(along - 0.035, 0.035) + 1.2 * line(along - 0.96, 0.03);
         if (part > 1.5) dark += palmar * crease * step(0.3, side);
         dark += dorsal * 0.5 * line(along - 0.06, 0.05) * (0.5 + 0.5 * sin(along * 420.0));
         dark *= 1.0 - nail;
     } else if (palmar > 0.2 && along > 0.0) {
         vec2 q = rp.xy;
-        // palm lines (life, head, heart) as two segments each, in the template's palm coordinates
+        // palm lines (life, head, heart) as two segments each, in the template's palm coordinates: deep enough to
+        // see at the size a detector reads a hand (without them MediaPipe took a palm for a back: renderer 7)
         float dl = min(seg_dist(q, vec2(0.030, 0.066), vec2(0.017, 0.040)),
                        seg_dist(q, vec2(0.017, 0.040), vec2(0.020, 0.012)));
         float dh = min(seg_dist(q, vec2(0.031, 0.060), vec2(0.000, 0.050)),
@@ -141,9 +142,9 @@ void main() {
         float dt = min(seg_dist(q, vec2(-0.044, 0.060), vec2(-0.005, 0.066)),
                        seg_dist(q, vec2(-0.005, 0.066), vec2(0.018, 0.078)));
         float dw = abs(along - 0.004);
-        dark += palmar * 0.6 * (line(dl, 0.0007) + line(dh, 0.0006) + line(dt, 0.0006) + 0.8 * line(dw, 0.001));
+        dark += palmar * 1.5 * (line(dl, 0.0022) + line(dh, 0.0018) + line(dt, 0.0018) + 0.8 * line(dw, 0.0025));
     }
-    base *= 1.0 - 0.35 * detail * clamp(dark, 0.0, 1.0);
+    base *= 1.0 - 0.6 * detail * clamp(dark, 0.0, 1.0);
     float spec_pow = 28.0, spec_k = gloss;
     // nails: pale pink plate, whiter free edge
     vec3 nail_col = mix(vec3(0.82, 0.56, 0.52), vec3(0.95, 0.90, 0.86), clamp((along - 0.9) / 0.08, 0.0, 1.0));

@@ -30,7 +30,8 @@ SKIN_TONES = np.array(
 
 
 #: bump when rendered images change, so caches built from renders (MediaPipe labels) are rebuilt
-RENDER_VERSION = 6  # 6: a skinned mesh drawn by OpenGL, indoor scenes with depth, webcam and RealSense models
+RENDER_VERSION = 7  # 6: a skinned mesh drawn by OpenGL, indoor scenes with depth, webcam and RealSense models;
+# 7: palm lines and flexion creases deep enough to read (MediaPipe took palms for backs)
 
 
 @dataclass
