@@ -30,3 +30,24 @@ def test_gpu_check_refuses_bad_numbers(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--frames", "0"])
     assert e.value.code == 2 and "positive numbers" in capsys.readouterr().err
+
+
+def test_gpu_check_keeps_each_part_as_it_ends(monkeypatch):
+    """A check stopped midway (a time limit) keeps what it measured: the figures are handed on after every part,
+    and a part that fails is recorded without hiding the next."""
+    import train.gpu_check as gc
+
+    monkeypatch.setattr(gc, "lifter", lambda iters: {"torch": {"p50_ms": 0.1}})
+    monkeypatch.setattr(gc, "rgb_expert", lambda iters: {"torch": {"p50_ms": 0.5}})
+
+    def broken(frames):
+        raise RuntimeError("no networks")
+
+    monkeypatch.setattr(gc, "hand_networks", broken)
+    monkeypatch.setattr(gc, "demo", lambda frames: {"fps": 300.0})
+    monkeypatch.setattr(gc, "training", lambda steps: {"samples_per_s": 1.0})
+    seen: list[list[str]] = []
+    res = gc.check(tests=False, on_part=lambda out: seen.append(list(out)))
+    parts = ["cuda_tests", "lifter_b1", "rgb_expert_256", "hand_networks", "demo", "training"]
+    assert seen == [["environment", *parts[: i + 1]] for i in range(len(parts))]
+    assert res["hand_networks"]["error"] == "RuntimeError: no networks" and res["demo"]["fps"] == 300.0

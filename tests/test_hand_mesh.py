@@ -193,6 +193,24 @@ def test_no_opengl_is_one_clear_error(monkeypatch):
         gl_render._context(moderngl)
 
 
+def test_egl_runtime_libraries_alone_are_enough(monkeypatch):
+    """Where only libEGL.so.1 / libGL.so.1 are installed (no -dev package's unversioned names), the renderer
+    still gets its context by naming the versioned libraries."""
+    import moderngl
+
+    tried = []
+
+    def only_versioned(*args, **kwargs):
+        tried.append(kwargs)
+        if kwargs.get("libegl") != "libEGL.so.1":
+            raise RuntimeError("libEGL.so: cannot open shared object file")
+        return "context"
+
+    monkeypatch.setattr(moderngl, "create_standalone_context", only_versioned)
+    assert gl_render._context(moderngl) == "context"
+    assert [k.get("backend") for k in tried] == [None, "egl", "egl"]
+
+
 def test_demo_without_opengl_is_one_line_exit_2(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 

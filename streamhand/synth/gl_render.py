@@ -471,7 +471,8 @@ class RendererUnavailable(RuntimeError):
 def _context(moderngl):
     """A headless context: the platform's default, else EGL (Linux without a display)."""
     errors = []
-    for kw in ({}, {"backend": "egl"}):
+    # the last: EGL where only the runtime libraries are installed (libEGL.so.1 without the -dev package's libEGL.so)
+    for kw in ({}, {"backend": "egl"}, {"backend": "egl", "libegl": "libEGL.so.1", "libgl": "libGL.so.1"}):
         try:
             return moderngl.create_standalone_context(require=330, **kw)
         except Exception as e:  # each backend fails in its own way; all are reported
