@@ -116,3 +116,44 @@ def test_kill_9_of_either_side_and_restart_recover():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 p.wait(timeout=30)
+
+
+
+def test_a_stopped_proxy_forwards_what_had_reached_it():
+    """What publishers had already sent to a proxy when it stops is forwarded (then sent out under a bounded
+    linger), not dropped: the messages wait in the frontend's queue, and the stop drains it."""
+    import zmq
+
+    from streamhand.stream.publish import _drain
+
+    ctx = zmq.Context()
+    xsub, xpub = ctx.socket(zmq.XSUB), ctx.socket(zmq.XPUB)
+    pub, sub = ctx.socket(zmq.PUB), ctx.socket(zmq.SUB)
+    try:
+        xsub.bind("inproc://front")
+        xpub.bind("inproc://back")
+        pub.connect("inproc://front")
+        sub.connect("inproc://back")
+        sub.setsockopt(zmq.SUBSCRIBE, b"t")
+        sub.setsockopt(zmq.RCVTIMEO, 1000)
+        assert xpub.recv() == b"\x01t"  # the subscription reaches the proxy's backend
+        xsub.send(b"\x01t")  # and goes upstream, as the proxy's loop sends it
+        time.sleep(0.2)
+        for i in range(500):
+            pub.send_multipart([b"t", str(i).encode()])
+        deadline = time.monotonic() + 5
+        while not xsub.poll(0) and time.monotonic() < deadline:  # queued at the frontend, unread
+            time.sleep(0.01)
+        time.sleep(0.2)
+        _drain(xsub, xpub)
+        got = []
+        while True:
+            try:
+                got.append(int(sub.recv_multipart()[1]))
+            except zmq.Again:
+                break
+        assert got == list(range(500))
+    finally:
+        for sock in (pub, sub, xsub, xpub):
+            sock.close(0)
+        ctx.term()

@@ -213,9 +213,20 @@ def run_proxy(bind: str, frontend_port: int, backend_port: int, stop: threading.
                 xpub.send_multipart(xsub.recv_multipart())  # XPUB drops for a full subscriber, never blocks
             if xpub in ready:
                 xsub.send_multipart(xpub.recv_multipart())  # (un)subscriptions upstream
+        _drain(xsub, xpub)
     finally:
         xsub.close(0)
-        xpub.close(0)
+        xpub.close(linger=FLUSH_MS)  # what was forwarded still reaches connected subscribers, for a bounded time
+
+
+def _drain(xsub: zmq.Socket, xpub: zmq.Socket, most: int = 100_000) -> None:
+    """Forward what has already reached the proxy when it is stopped (at most ``most`` messages)."""
+    for _ in range(most):
+        try:
+            parts = xsub.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        xpub.send_multipart(parts)
 
 
 class ZmqLogHandler(logging.Handler):
