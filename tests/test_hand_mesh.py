@@ -117,7 +117,7 @@ def test_raster_lands_on_the_mesh():
     """Every hand pixel, back-projected with its depth through off-centre intrinsics, lies on the surface."""
     j = _in_front(forward_kinematics(np.zeros((1, NUM_ANGLES)))[0], 0.35) + np.array([0.03, 0.02, 0])
     k = Intrinsics(200, 160, 180.0, 175.0, 83.0, 91.0)
-    v, n = posed_mesh(j, 1.0, False, 0.25)
+    v, n, _ = posed_mesh(j, 1.0, False, 0.25)
     look = gl_render.HandLook(skin=np.array([200.0, 150, 120]))
     light = gl_render.Lighting(np.array([0, -0.5, -1.0]), np.ones(3), np.array([0, 0, -1.0]), 0.2 * np.ones(3),
                                0.2 * np.ones(3), 0.1 * np.ones(3))  # fmt: skip
@@ -155,7 +155,7 @@ def test_left_hand_is_the_mirror_image():
 def test_light_from_one_side_lights_that_side():
     j = _in_front(forward_kinematics(np.zeros((1, NUM_ANGLES)))[0], 0.4)
     k = Intrinsics(160, 160, 200.0, 200.0, 79.5, 79.5)
-    v, n = posed_mesh(j, 1.0, False, 0.25)
+    v, n, _ = posed_mesh(j, 1.0, False, 0.25)
     look = gl_render.HandLook(skin=np.array([200.0, 150, 120]))
 
     def lit(x: float) -> np.ndarray:
@@ -230,3 +230,36 @@ def test_demo_without_opengl_is_one_line_exit_2(monkeypatch, tmp_path):
     out = res.output  # stdout and stderr together
     lines = [ln for ln in out.strip().splitlines() if ln.startswith("error")]
     assert len(lines) == 1 and "OpenGL" in lines[0] and "Traceback" not in out, out
+
+
+def test_cavities_between_curled_fingers_are_shaded():
+    """The room's light is blocked where curled fingers meet each other and the palm, not on an open hand; the
+    shading is a mirror image on a left hand; the renderer draws it darker."""
+    from streamhand.synth.hand_mesh import cavity_occlusion
+    from streamhand.synth.sampler import SamplerConfig, sample_hands
+
+    hs = sample_hands(np.random.default_rng(3), 300, SamplerConfig())
+    curl = hs.angles.mean(1)
+    open_j, fist_j = hs.joints_cam[np.argmin(curl)], hs.joints_cam[np.argmax(curl)]
+    _, _, ao_open = posed_mesh(open_j, 1.0, False, 0.1)
+    _, _, ao_fist = posed_mesh(fist_j, 1.0, False, 0.1)
+    assert ao_open.dtype == np.float32 and ao_open.min() >= 0.15 and ao_open.max() <= 1.0
+    assert (ao_open < 0.9).mean() < 0.05  # an open hand is open to the room
+    assert (ao_fist < 0.9).mean() > 2 * max((ao_open < 0.9).mean(), 0.01)
+    palm = (template().part == 0) & (template().side > 0.5)
+    assert ao_fist[palm].mean() < ao_open[palm].mean()
+    _, _, ao_left = posed_mesh(fist_j * np.array([-1.0, 1, 1]), 1.0, True, 0.1)
+    np.testing.assert_allclose(ao_left, ao_fist, atol=1e-5)
+    v, n, _ = posed_mesh(fist_j, 1.0, False, 0.1)
+    np.testing.assert_allclose(cavity_occlusion(fist_j, v, n), ao_fist, atol=1e-6)
+    # drawn: the same fist, lit the same, is darker with its cavities than without
+    k = Intrinsics(160, 160, 200.0, 200.0, 79.5, 79.5)
+    j = _in_front(fist_j - fist_j[0], 0.35)
+    v, n, ao = posed_mesh(j, 1.0, False, 0.1)
+    look = gl_render.HandLook(skin=np.array([200.0, 150, 120]))
+    light = gl_render.Lighting(np.array([0, -0.5, -1.0]), np.ones(3), np.array([0, 0, -1.0]), 0.4 * np.ones(3),
+                               0.3 * np.ones(3), 0.2 * np.ones(3))  # fmt: skip
+    shaded = gl_render.renderer().draw(k, [(v, n, ao)], [look], light)
+    plain = gl_render.renderer().draw(k, [(v, n)], [look], light)
+    m = (shaded.hand > 0) & (plain.hand > 0)
+    assert shaded.color[m].mean() < plain.color[m].mean() and (shaded.color[m] <= plain.color[m] + 1e-3).all()

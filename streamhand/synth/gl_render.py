@@ -29,11 +29,13 @@ in vec3 in_pos;
 in vec3 in_nrm;
 in vec3 in_rest;
 in vec4 in_attr;              // part, along, nail, side
+in float in_ao;               // how open the vertex is to the room's light (1: nothing of the hand in front)
 out vec3 v_pos;
 out vec3 v_nrm;
 out vec3 v_rest;
 out vec4 v_attr;
 out vec4 v_light;
+out float v_ao;
 void main() {
     float part = in_attr.x, along = in_attr.y;
     float puff = 0.0;
@@ -45,6 +47,7 @@ void main() {
     v_nrm = in_nrm;
     v_rest = in_rest;
     v_attr = in_attr;
+    v_ao = in_ao;
     v_light = light_vp * vec4(p, 1.0);
     gl_Position = proj * vec4(p, 1.0);
 }
@@ -76,6 +79,7 @@ in vec3 v_nrm;
 in vec3 v_rest;
 in vec4 v_attr;
 in vec4 v_light;
+in float v_ao;
 layout(location = 0) out vec4 out_col;
 layout(location = 1) out vec4 out_geo;
 layout(location = 2) out vec4 out_id;
@@ -175,7 +179,9 @@ void main() {
     vec3 H = normalize(key_dir + V);
     float fres = 0.04 + 0.96 * pow(1.0 - clamp(dot(H, V), 0.0, 1.0), 5.0);
     float spec = spec_k * fres * 6.0 * pow(clamp(dot(N, H), 0.0, 1.0), spec_pow) * sh * step(0.0, ndl);
-    vec3 col = base * (diff_key * key_col + diff_fill * fill_col + amb * ao) + spec * key_col;
+    // the hand's own cavities: the room's light (fill, ambient) blocked, the key light in part
+    vec3 col = base * (diff_key * mix(1.0, v_ao, 0.8) * key_col + (diff_fill * fill_col + amb * ao) * v_ao)
+               + spec * key_col;
     out_col = vec4(col, 1.0);
     out_geo = vec4(v_pos.z, N);
     out_id = vec4(hand_id, 0.0, 0.0, 1.0);
@@ -321,14 +327,14 @@ class GLRenderer:
         static = np.concatenate([t.vertices, np.stack([t.part, t.along, t.nail, t.side], 1)], 1)
         self.n_vertices = len(t.vertices)
         self.static = self.ctx.buffer(static.astype("f4").tobytes())
-        self.dynamic = self.ctx.buffer(reserve=self.n_vertices * 24, dynamic=True)
+        self.dynamic = self.ctx.buffer(reserve=self.n_vertices * 28, dynamic=True)
         self.index = self.ctx.buffer(t.faces.astype("i4").tobytes())
         self.vao = self.ctx.vertex_array(
             self.prog,
-            [(self.dynamic, "3f 3f", "in_pos", "in_nrm"), (self.static, "3f 4f", "in_rest", "in_attr")],
+            [(self.dynamic, "3f 3f 1f", "in_pos", "in_nrm", "in_ao"), (self.static, "3f 4f", "in_rest", "in_attr")],
             self.index,
         )
-        self.shadow_vao = self.ctx.vertex_array(self.shadow_prog, [(self.dynamic, "3f 12x", "in_pos")], self.index)
+        self.shadow_vao = self.ctx.vertex_array(self.shadow_prog, [(self.dynamic, "3f 16x", "in_pos")], self.index)
         self._shadow: dict[int, tuple] = {}
         self.resolve_prog = self.ctx.program(vertex_shader=_RESOLVE_VS, fragment_shader=_RESOLVE_FS)
         tri = np.array([-1, -1, 3, -1, -1, 3], "f4")
@@ -351,9 +357,10 @@ class GLRenderer:
             self._sizes[name] = (w, h)
         return self._fbos[name]
 
-    def draw(self, k: Intrinsics, meshes: list[tuple[np.ndarray, np.ndarray]], looks: list[HandLook],
+    def draw(self, k: Intrinsics, meshes: list[tuple[np.ndarray, ...]], looks: list[HandLook],
              light: Lighting, ss: int | None = None) -> Raster:  # fmt: skip
-        """Rasterise posed meshes (camera-frame vertices and normals, each (V, 3)) at ``ss`` x ``ss``
+        """Rasterise posed meshes (camera-frame vertices and normals, each (V, 3), and optionally how open each
+        vertex is to the room's light (V,), 1 if not given) at ``ss`` x ``ss``
         supersampling and resolve to ``k``'s size. Only the hands' bounding box is drawn and read back.
         ``ss`` None: 2 for boxes up to :data:`SUPERSAMPLE_AREA` pixels, 1 above (where a pixel of edge matters
         less and fragments cost the most)."""
@@ -390,7 +397,8 @@ class GLRenderer:
         shadow_fbo.use()
         shadow_fbo.clear(depth=1.0)
         self.shadow_prog["light_vp"].write(lvp.T.astype("f4").tobytes())
-        data = [np.concatenate([verts, nrm], 1).astype("f4").tobytes() for verts, nrm in meshes]
+        data = [np.concatenate([m[0], m[1], m[2][:, None] if len(m) > 2 else np.ones((len(m[0]), 1))], 1)
+                .astype("f4").tobytes() for m in meshes]  # fmt: skip
         for d in data:
             self.dynamic.write(d)
             self.shadow_vao.render(moderngl.TRIANGLES)

@@ -449,6 +449,55 @@ def pose_mesh(joints: np.ndarray, scale: float = 1.0, forearm_length: float = 0.
     return out.astype(np.float32), _unit(nrm).astype(np.float32)
 
 
+#: the palm's thickness as capsules (half thickness, metres, reference hand) from part way up each metacarpal
+PALM_RADIUS = 0.012
+#: how far (metres from a surface) a nearby part of the hand still shades a vertex
+CAVITY_REACH = 0.012
+
+
+@functools.lru_cache(maxsize=1)
+def _cavity_exclusions() -> np.ndarray:
+    """(16, 19) True where occluder segment s cannot shade a vertex of bone b: its own bone, its parent, its children
+    (the neighbours on its own surface; their creases are drawn)."""
+    seg_bone = np.array([1 + 3 * f + k for f in range(5) for k in range(3)] + [0] * 4)
+    ex = np.zeros((16, len(seg_bone)), bool)
+    for b in range(16):
+        near = {b, int(BONE_PARENT[b])} | {c for c in range(16) if BONE_PARENT[c] == b}
+        ex[b] = np.isin(seg_bone, list(near))
+    return ex
+
+
+def cavity_occlusion(joints: np.ndarray, verts: np.ndarray, normals: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """How open each vertex is to the room's light (V,) in 0.15-1: 1 where nothing of the hand is near in front of
+    it, less in the gaps between fingers and where curled fingers meet the palm (ambient occlusion, from the
+    phalanges and the palm as capsules). ``joints`` (21, 3) and the surface in the same frame."""
+    j = np.asarray(joints, np.float64)
+    a, b, r = [], [], []
+    for f, chain in enumerate(FINGER_CHAINS):
+        for k in range(3):
+            a.append(j[chain[k]])
+            b.append(j[chain[k + 1]])
+            r.append(SEGMENT_RADII[f, k] / 1.2 * scale)
+    for f in range(1, 5):
+        mcp = j[FINGER_CHAINS[f][0]]
+        a.append(j[WRIST] + 0.35 * (mcp - j[WRIST]))
+        b.append(mcp)
+        r.append(PALM_RADIUS * scale)
+    a, b, rad = np.array(a), np.array(b), np.array(r)
+    v = np.asarray(verts, np.float64)[:, None, :]
+    ab = b - a
+    t = np.clip(np.einsum("vsk,sk->vs", v - a, ab) / np.maximum((ab * ab).sum(1), 1e-12), 0.0, 1.0)
+    d = a + t[..., None] * ab - v  # vertex -> nearest point of each axis
+    dist = np.linalg.norm(d, axis=2)
+    front = np.einsum("vsk,vk->vs", d, np.asarray(normals, np.float64)) / np.maximum(dist, 1e-9)
+    gap = dist - rad
+    occ = np.clip(1.0 - gap / CAVITY_REACH, 0.0, 1.0) ** 2 * np.clip(front, 0.0, 1.0)
+    t_ = template()
+    bone = t_.bones[np.arange(len(t_.bones)), np.argmax(t_.weights, 1)]
+    occ[_cavity_exclusions()[bone]] = 0.0
+    return np.clip(1.0 - 0.8 * occ.sum(1), 0.15, 1.0).astype(np.float32)
+
+
 def vertex_normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals of a triangle mesh."""
     fn = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])

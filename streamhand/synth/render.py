@@ -17,7 +17,7 @@ import numpy as np
 
 from streamhand.geometry import Intrinsics, project
 from streamhand.synth.gl_render import HandLook, Lighting, renderer
-from streamhand.synth.hand_mesh import palm_frame, pose_mesh
+from streamhand.synth.hand_mesh import cavity_occlusion, palm_frame, pose_mesh
 from streamhand.synth.scene import add_occluder, scene_background
 from streamhand.synth.sensor import apply_webcam, realsense_depth
 
@@ -30,8 +30,9 @@ SKIN_TONES = np.array(
 
 
 #: bump when rendered images change, so caches built from renders (MediaPipe labels) are rebuilt
-RENDER_VERSION = 7  # 6: a skinned mesh drawn by OpenGL, indoor scenes with depth, webcam and RealSense models;
-# 7: palm lines and flexion creases deep enough to read (MediaPipe took palms for backs)
+RENDER_VERSION = 8  # 6: a skinned mesh drawn by OpenGL, indoor scenes with depth, webcam and RealSense models;
+# 7: palm lines and flexion creases deep enough to read (MediaPipe took palms for backs); 8: the room's light
+# occluded between fingers and where curled fingers meet the palm
 
 
 @dataclass
@@ -149,17 +150,19 @@ def random_lighting(rng: np.random.Generator) -> Lighting:
                     sss=float(rng.uniform(0.35, 0.85)), gloss=float(rng.uniform(0.02, 0.12)))  # fmt: skip
 
 
-def posed_mesh(joints: np.ndarray, scale: float, left: bool, forearm_length: float) -> tuple[np.ndarray, np.ndarray]:
-    """The skinned hand surface (vertices, normals) of camera-frame joints; a left hand is a right hand's
-    mirror image (mirrored joints skinned, the surface mirrored back)."""
+def posed_mesh(joints: np.ndarray, scale: float, left: bool,
+               forearm_length: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """The skinned hand surface (vertices, normals, how open each vertex is to the light) of camera-frame joints;
+    a left hand is a right hand's mirror image (mirrored joints skinned, the surface mirrored back)."""
     j = np.array(joints, dtype=np.float64)
     if left:
         j[:, 0] *= -1
     v, n = pose_mesh(j, scale, forearm_length)
+    ao = cavity_occlusion(j, v, n, scale)
     if left:
         v[:, 0] *= -1
         n[:, 0] *= -1
-    return v, n
+    return v, n, ao
 
 
 def _forearm_length(joints: np.ndarray, length: float, nearest: float = 0.15) -> float:
