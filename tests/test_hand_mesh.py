@@ -241,21 +241,22 @@ def test_cavities_between_curled_fingers_are_shaded():
     hs = sample_hands(np.random.default_rng(3), 300, SamplerConfig())
     curl = hs.angles.mean(1)
     open_j, fist_j = hs.joints_cam[np.argmin(curl)], hs.joints_cam[np.argmax(curl)]
-    _, _, ao_open = posed_mesh(open_j, 1.0, False, 0.1)
-    _, _, ao_fist = posed_mesh(fist_j, 1.0, False, 0.1)
+    assert posed_mesh(open_j, 1.0, False, 0.1)[2] is None  # off unless asked for
+    _, _, ao_open = posed_mesh(open_j, 1.0, False, 0.1, cavities=True)
+    _, _, ao_fist = posed_mesh(fist_j, 1.0, False, 0.1, cavities=True)
     assert ao_open.dtype == np.float32 and ao_open.min() >= 0.15 and ao_open.max() <= 1.0
     assert (ao_open < 0.9).mean() < 0.05  # an open hand is open to the room
     assert (ao_fist < 0.9).mean() > 2 * max((ao_open < 0.9).mean(), 0.01)
     palm = (template().part == 0) & (template().side > 0.5)
     assert ao_fist[palm].mean() < ao_open[palm].mean()
-    _, _, ao_left = posed_mesh(fist_j * np.array([-1.0, 1, 1]), 1.0, True, 0.1)
+    _, _, ao_left = posed_mesh(fist_j * np.array([-1.0, 1, 1]), 1.0, True, 0.1, cavities=True)
     np.testing.assert_allclose(ao_left, ao_fist, atol=1e-5)
     v, n, _ = posed_mesh(fist_j, 1.0, False, 0.1)
     np.testing.assert_allclose(cavity_occlusion(fist_j, v, n), ao_fist, atol=1e-6)
     # drawn: the same fist, lit the same, is darker with its cavities than without
     k = Intrinsics(160, 160, 200.0, 200.0, 79.5, 79.5)
     j = _in_front(fist_j - fist_j[0], 0.35)
-    v, n, ao = posed_mesh(j, 1.0, False, 0.1)
+    v, n, ao = posed_mesh(j, 1.0, False, 0.1, cavities=True)
     look = gl_render.HandLook(skin=np.array([200.0, 150, 120]))
     light = gl_render.Lighting(np.array([0, -0.5, -1.0]), np.ones(3), np.array([0, 0, -1.0]), 0.4 * np.ones(3),
                                0.3 * np.ones(3), 0.2 * np.ones(3))  # fmt: skip

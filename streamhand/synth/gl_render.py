@@ -360,7 +360,7 @@ class GLRenderer:
     def draw(self, k: Intrinsics, meshes: list[tuple[np.ndarray, ...]], looks: list[HandLook],
              light: Lighting, ss: int | None = None) -> Raster:  # fmt: skip
         """Rasterise posed meshes (camera-frame vertices and normals, each (V, 3), and optionally how open each
-        vertex is to the room's light (V,), 1 if not given) at ``ss`` x ``ss``
+        vertex is to the room's light (V,), 1 if not given or None) at ``ss`` x ``ss``
         supersampling and resolve to ``k``'s size. Only the hands' bounding box is drawn and read back.
         ``ss`` None: 2 for boxes up to :data:`SUPERSAMPLE_AREA` pixels, 1 above (where a pixel of edge matters
         less and fragments cost the most)."""
@@ -397,8 +397,8 @@ class GLRenderer:
         shadow_fbo.use()
         shadow_fbo.clear(depth=1.0)
         self.shadow_prog["light_vp"].write(lvp.T.astype("f4").tobytes())
-        data = [np.concatenate([m[0], m[1], m[2][:, None] if len(m) > 2 else np.ones((len(m[0]), 1))], 1)
-                .astype("f4").tobytes() for m in meshes]  # fmt: skip
+        data = [np.concatenate([m[0], m[1], np.ones((len(m[0]), 1)) if len(m) < 3 or m[2] is None else m[2][:, None]],
+                               1).astype("f4").tobytes() for m in meshes]  # fmt: skip
         for d in data:
             self.dynamic.write(d)
             self.shadow_vao.render(moderngl.TRIANGLES)

@@ -30,9 +30,9 @@ SKIN_TONES = np.array(
 
 
 #: bump when rendered images change, so caches built from renders (MediaPipe labels) are rebuilt
-RENDER_VERSION = 8  # 6: a skinned mesh drawn by OpenGL, indoor scenes with depth, webcam and RealSense models;
-# 7: palm lines and flexion creases deep enough to read (MediaPipe took palms for backs); 8: the room's light
-# occluded between fingers and where curled fingers meet the palm
+RENDER_VERSION = 7  # 6: a skinned mesh drawn by OpenGL, indoor scenes with depth, webcam and RealSense models;
+# 7: palm lines and flexion creases deep enough to read (MediaPipe took palms for backs). RenderConfig.cavities
+# (off by default) changes the images: caches built with it on are not told apart
 
 
 @dataclass
@@ -51,6 +51,9 @@ class RenderConfig:
     #: how strong the webcam's effects are (1: the whole range of :func:`~streamhand.synth.sensor.apply_webcam`,
     #: dim rooms included; 0.6: most webcams in a lit room)
     camera_strength: float = 0.6
+    #: shade the room's light where curled fingers meet each other and the palm (cavity occlusion; docs/renders.md:
+    #: MediaPipe finds more renders with it, but it is not the default yet)
+    cavities: bool = False
     forearm: bool = True
     #: wrist to where the arm leaves the picture (a straight forearm and upper arm: no stump in the frame)
     forearm_length_m: float = 0.45
@@ -150,15 +153,16 @@ def random_lighting(rng: np.random.Generator) -> Lighting:
                     sss=float(rng.uniform(0.35, 0.85)), gloss=float(rng.uniform(0.02, 0.12)))  # fmt: skip
 
 
-def posed_mesh(joints: np.ndarray, scale: float, left: bool,
-               forearm_length: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """The skinned hand surface (vertices, normals, how open each vertex is to the light) of camera-frame joints;
-    a left hand is a right hand's mirror image (mirrored joints skinned, the surface mirrored back)."""
+def posed_mesh(joints: np.ndarray, scale: float, left: bool, forearm_length: float,
+               cavities: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:  # fmt: skip
+    """The skinned hand surface (vertices, normals and, with ``cavities``, how open each vertex is to the room's
+    light, else None) of camera-frame joints; a left hand is a right hand's mirror image (mirrored joints skinned,
+    the surface mirrored back)."""
     j = np.array(joints, dtype=np.float64)
     if left:
         j[:, 0] *= -1
     v, n = pose_mesh(j, scale, forearm_length)
-    ao = cavity_occlusion(j, v, n, scale)
+    ao = cavity_occlusion(j, v, n, scale) if cavities else None
     if left:
         v[:, 0] *= -1
         n[:, 0] *= -1
@@ -217,7 +221,8 @@ def render(
     for i, joints in enumerate(hands):
         if np.max(np.asarray(joints)[:, 2]) <= 0.02:  # behind the camera
             continue
-        meshes.append(posed_mesh(joints, float(scales[i]), bool(lefts[i]), _forearm_length(joints, forearm)))
+        meshes.append(posed_mesh(joints, float(scales[i]), bool(lefts[i]), _forearm_length(joints, forearm),
+                                 cfg.cavities))
         looks.append(random_look(rng, None if skin is None else skin[i]))
         drawn.append(i + 1)
     if meshes:
