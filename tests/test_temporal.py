@@ -27,6 +27,9 @@ def _labels(seq: str) -> list[tuple[str, float]]:
         ("R" * 30 + "LrLlLrLlLr", "right", 0),  # a flickering stretch: not strong, lasting evidence
         ("R" * 30 + "L" * 30, "left", 1),  # the other hand for a second: it changes, once
         ("l" + "R" * 10, "right", 1),  # a track born with an unsure wrong label is put right
+        ("L" + "R" * 10, "right", 1),  # or with one confident wrong frame, while it is unsettled
+        ("RR" + "L" + "R" * 10, "right", 0),  # two confident frames settle it: one slip then does not move it
+        ("l" + "r" * 10, "left", 0),  # unsure frames alone never turn a new track
         ("rl" * 20, "right", 0),  # unsure either way: the first label stays
     ],
 )
@@ -43,6 +46,19 @@ def test_a_wrong_first_label_is_put_right_within_ten_frames():
     vote.add("left", 0.95)
     flipped_at = next(i for i in range(1, 30) if vote.add("right", 0.95))
     assert flipped_at <= 10
+
+
+@pytest.mark.parametrize(("first_score", "at"), [(0.54, 1), (0.95, 1), (0.6, 1)])
+def test_an_undecided_first_label_is_put_right_at_the_next_confident_frame(first_score, at):
+    """MediaPipe's first label of a new hand can be a coin toss (0.54 on one rendered clip's first frame); the
+    track follows the first confident frame (0.95) that tips its evidence, not eight frames later."""
+    vote = HandednessVote("left")
+    vote.add("left", first_score)
+    flipped_at = next(i for i in range(1, 30) if vote.add("right", 0.95))
+    assert flipped_at == at and vote.label == "right"
+    for _ in range(3):
+        assert not vote.add("right", 0.95)
+    assert vote.settled and vote.label == "right"
 
 
 def test_linker_publishes_the_tracks_handedness_and_counts_switches():

@@ -30,15 +30,20 @@ class HandednessVote:
     ``evidence`` is the decayed sum of each frame's log-odds for "left" (``decay`` per frame, each frame's share
     clipped to :data:`MAX_FRAME_LLR`). The label starts as the first frame's and flips only when ``evidence``
     reaches ``switch_at`` on the other side: from a long, confident history (evidence near its bound of
-    ``MAX_FRAME_LLR / (1 - decay)`` = 40) that takes about fifteen frames the other way at a score of 0.95; a new
-    track whose first frame was wrong is put right in about eight. (Chosen on rendered clips, where MediaPipe's
-    label is wrong on 17-25 % of hands, for the fewest switches at the best accuracy: see docs/usage.md.)
+    ``MAX_FRAME_LLR / (1 - decay)`` = 40) that takes about fifteen frames the other way at a score of 0.95. (Chosen
+    on rendered clips, where MediaPipe's label is wrong on 17-25 % of hands, for the fewest switches at the best
+    accuracy: see docs/usage.md.) A new track is *unsettled* until its evidence first reaches ``settle_at`` for its
+    label (about two confident frames): until then one confident frame for the other hand (a score of 0.88 or
+    more) that tips the evidence its way turns it at once, so a track born on an undecided or wrong first label
+    is put right at the next confident frame instead of after eight.
     """
 
     label: str
     evidence: float = 0.0
     decay: float = 0.9
     switch_at: float = 16.0
+    settle_at: float = MAX_FRAME_LLR
+    settled: bool = False
 
     @staticmethod
     def frame_llr(label: str, score: float) -> float:
@@ -49,12 +54,17 @@ class HandednessVote:
 
     def add(self, label: str, score: float) -> bool:
         """Add one frame's label; True when the track's label changed."""
-        self.evidence = self.decay * self.evidence + self.frame_llr(label, score)
+        llr = self.frame_llr(label, score)
+        self.evidence = self.decay * self.evidence + llr
         other = "right" if self.label == "left" else "left"
-        toward_other = self.evidence if other == "left" else -self.evidence
-        if toward_other >= self.switch_at:
+        sign = 1.0 if other == "left" else -1.0
+        toward_other = sign * self.evidence
+        confident_other = sign * llr >= self.settle_at / 2
+        if toward_other >= self.switch_at or (not self.settled and toward_other > 0 and confident_other):
             self.label = other
+            self.settled = self.settled or toward_other >= self.settle_at
             return True
+        self.settled = self.settled or -toward_other >= self.settle_at
         return False
 
     @property
