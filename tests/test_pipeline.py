@@ -19,7 +19,7 @@ from streamhand.run.pipeline import Pipeline
 from streamhand.runtime_config import RunConfig
 from streamhand.stream import protocol
 from streamhand.stream.client import PoseSubscriber
-from streamhand.stream.publish import PortInUse, Publisher
+from streamhand.stream.publish import JOIN_MS, PortInUse, Publisher
 from tests.conftest import free_port
 from tests.test_sources import FlakySource
 
@@ -385,6 +385,27 @@ def test_recordings_are_smoothed_on_their_own_clock(tiny_checkpoint):
     pipe.emitter.place.smoother = lambda tid, x, t: (seen.append(t), inner(tid, x, t))[1]
     pipe.run()
     assert seen and all(abs(t * 30.0 - round(t * 30.0)) < 1e-9 and t < 1.0 for t in seen)
+
+
+def test_a_subscriber_waiting_for_the_port_gets_the_first_message():
+    """A subscriber started before the run (ZeroMQ retrying the refused port every 100 ms) receives a run's first
+    poses even when they are published the moment the port is bound (a single image, models already loaded)."""
+    for _ in range(5):
+        port = free_port()
+        sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=("hand.pose",), raw=True, timeout=2.0)
+        time.sleep(0.15)  # refused once: the subscriber is between retries
+        pub = Publisher("127.0.0.1", port, None)
+        t0 = time.monotonic()
+        pub.publish("hand.pose.right", {"frame_id": 0, "joints_cam": [[0.0, 0.0, 0.5]] * 21})
+        waited = time.monotonic() - t0
+        pub.publish("hand.pose.right", {"frame_id": 1, "joints_cam": [[0.0, 0.0, 0.5]] * 21})
+        assert time.monotonic() - t0 - waited < 0.05  # only the first message waits
+        pub.close()
+        try:
+            assert sub.recv().data["frame_id"] == 0
+        finally:
+            sub.close()
+        assert waited <= JOIN_MS / 1000.0 + 0.05
 
 
 def test_what_is_published_just_before_close_reaches_a_connected_subscriber():

@@ -44,6 +44,10 @@ def _bind(sock: zmq.Socket, bind: str, port: int, flag: str) -> None:
 #: how long a closing publisher keeps sending what it already queued for connected subscribers (milliseconds): the
 #: last poses of a run reach them, and a stalled subscriber holds the close up no longer than this
 FLUSH_MS = 500
+#: how long after binding the first message waits (milliseconds), so that subscribers already trying the port (ZeroMQ
+#: retries a refused connection every 100 ms) have joined: a run that starts fast (a single image, models already
+#: loaded) otherwise publishes before they are there, and a PUB socket drops what no subscriber has asked for yet
+JOIN_MS = 250
 
 
 class Publisher:
@@ -109,9 +113,17 @@ class Publisher:
         if self._rep is not None:
             self._thread = threading.Thread(target=self._serve, name="control", daemon=True)
             self._thread.start()
+        self._join_until: float | None = time.monotonic() + JOIN_MS / 1000.0
+
+    def _let_subscribers_join(self) -> None:
+        """Before the first message only: wait out what is left of :data:`JOIN_MS` since the socket was made."""
+        if self._join_until is not None:
+            time.sleep(max(0.0, self._join_until - time.monotonic()))
+            self._join_until = None
 
     def publish(self, topic: str, msg: dict[str, Any]) -> None:
         with self._lock:
+            self._let_subscribers_join()
             seq = self._seq.get(topic, 0)
             self._seq[topic] = seq + 1
             full = {"topic": topic, "schema": protocol.SCHEMA, "seq": seq, **msg, "t_publish": time.monotonic()}
@@ -127,6 +139,7 @@ class Publisher:
     def send_raw(self, topic: str, payload: bytes) -> None:
         """Send a message as it is (a replayed recording: its own ``seq`` and times, the same bytes)."""
         with self._lock:
+            self._let_subscribers_join()
             try:
                 self._pub.send_multipart([topic.encode(), payload], flags=zmq.NOBLOCK)
                 self.sent += 1
