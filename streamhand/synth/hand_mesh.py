@@ -457,14 +457,16 @@ CAVITY_REACH = 0.012
 
 @functools.lru_cache(maxsize=1)
 def _cavity_exclusions() -> np.ndarray:
-    """(16, 19) True where occluder segment s cannot shade a vertex of bone b: its own bone, its parent, its children
-    (the neighbours on its own surface; their creases are drawn)."""
+    """(V, 19) True where occluder segment s cannot shade template vertex v: the segment is the vertex's own bone (the
+    one weighing most in its skinning), that bone's parent or one of its children (the neighbours on its own
+    surface; their creases are drawn)."""
     seg_bone = np.array([1 + 3 * f + k for f in range(5) for k in range(3)] + [0] * 4)
     ex = np.zeros((16, len(seg_bone)), bool)
     for b in range(16):
         near = {b, int(BONE_PARENT[b])} | {c for c in range(16) if BONE_PARENT[c] == b}
         ex[b] = np.isin(seg_bone, list(near))
-    return ex
+    t = template()
+    return ex[t.bones[np.arange(len(t.bones)), np.argmax(t.weights, 1)]]
 
 
 def cavity_occlusion(joints: np.ndarray, verts: np.ndarray, normals: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -492,9 +494,7 @@ def cavity_occlusion(joints: np.ndarray, verts: np.ndarray, normals: np.ndarray,
     front = np.einsum("vsk,vk->vs", d, np.asarray(normals, np.float64)) / np.maximum(dist, 1e-9)
     gap = dist - rad
     occ = np.clip(1.0 - gap / CAVITY_REACH, 0.0, 1.0) ** 2 * np.clip(front, 0.0, 1.0)
-    t_ = template()
-    bone = t_.bones[np.arange(len(t_.bones)), np.argmax(t_.weights, 1)]
-    occ[_cavity_exclusions()[bone]] = 0.0
+    occ[_cavity_exclusions()] = 0.0
     return np.clip(1.0 - 0.8 * occ.sum(1), 0.15, 1.0).astype(np.float32)
 
 
