@@ -28,6 +28,17 @@ class Ran:
     stderr: str
 
 
+def cli_runner():
+    """typer's CliRunner with stderr kept apart from stdout: click 8.2 and later do so always, click 8.1 (which
+    typer releases before 0.29 may run on) only when asked."""
+    import inspect
+
+    from typer.testing import CliRunner
+
+    mix = "mix_stderr" in inspect.signature(CliRunner.__init__).parameters
+    return CliRunner(mix_stderr=False) if mix else CliRunner()
+
+
 def invoke(*args: str, env: dict[str, str] | None = None, app=None) -> Ran:
     """``streamhand ARGS`` (or another typer ``app``, e.g. ``train.__main__.app``) in this process, through
     typer's CliRunner, from the repository root: no interpreter and no torch/MediaPipe import to pay for. An
@@ -39,8 +50,6 @@ def invoke(*args: str, env: dict[str, str] | None = None, app=None) -> Ran:
     import logging
     import signal
     import traceback
-
-    from typer.testing import CliRunner
 
     if app is None:
         from streamhand.cli import app
@@ -54,7 +63,7 @@ def invoke(*args: str, env: dict[str, str] | None = None, app=None) -> Ran:
     torch_state = (torch.random.get_rng_state(), torch.get_num_threads()) if torch is not None else None
     try:
         os.chdir(ROOT)
-        r = CliRunner().invoke(app, list(args), env=env)
+        r = cli_runner().invoke(app, list(args), env=env)
     finally:
         os.chdir(cwd)
         os.environ.clear()

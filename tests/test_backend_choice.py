@@ -241,6 +241,7 @@ def test_cuda_graph_backend_equals_cpu(tiny_checkpoint):
         got, want = gpu.infer(x), cpu.infer(x)
         np.testing.assert_allclose(got.joints, want.joints, atol=1e-4)
         np.testing.assert_allclose(got.joint_std, want.joint_std, atol=1e-4)
+        np.testing.assert_allclose(got.disagreement, want.disagreement, atol=1e-4)
     assert len(gpu._graphs) == 3
 
 

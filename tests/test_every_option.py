@@ -97,9 +97,20 @@ def _apps():
 
 
 def _number_type(option) -> type | None:
-    ann = option.type_descriptor.annotation
-    args = [a for a in typing.get_args(ann) if a is not type(None)] or [ann]
-    return args[0] if args[0] in (int, float) else None
+    """int or float for a number option (ranges included). Typer 0.29 describes a parameter's type itself
+    (``type_descriptor``); earlier releases hand it to click (``option.type``, named "integer", "float range")."""
+    desc = getattr(option, "type_descriptor", None)
+    if desc is not None:
+        args = [a for a in typing.get_args(desc.annotation) if a is not type(None)] or [desc.annotation]
+        return args[0] if args[0] in (int, float) else None
+    name = getattr(option.type, "name", "")
+    return int if name.startswith("integer") else float if name.startswith("float") else None
+
+
+def _bounds(option) -> tuple:
+    """A number option's (min, max), None where open: on the option (typer 0.29) or on click's range type."""
+    where = option if hasattr(option, "type_descriptor") else option.type
+    return getattr(where, "min", None), getattr(where, "max", None)
 
 
 def _name(p) -> str:
@@ -129,10 +140,11 @@ def _cases() -> list[tuple[str, str, str, str]]:
         kind = _number_type(p)
         if kind is not None:
             bad = list(INT_BAD if kind is int else FLOAT_BAD)
-            if p.min is not None:
-                bad.append(str(kind(p.min) - (1 if kind is int else 0.001)))
-            if p.max is not None:
-                bad.append(str(kind(p.max) + 1))
+            lo, hi = _bounds(p)
+            if lo is not None:
+                bad.append(str(kind(lo) - (1 if kind is int else 0.001)))
+            if hi is not None:
+                bad.append(str(kind(hi) + 1))
             cases.extend((program, command, opt, v) for v in bad)
             continue
         kind = KINDS.get(f"{program} {command}", {}).get(opt, "unclassified")

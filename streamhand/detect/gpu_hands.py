@@ -84,10 +84,11 @@ class _TorchRunner:
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         torch = self._torch
         with torch.inference_mode():
-            t = torch.from_numpy(x).to(self.device, non_blocking=True)
-            # on CUDA each batch size is captured once as a CUDA graph and replayed (the networks are small)
-            outs = self._graphs(t.shape[0], lambda: self.net, t) if self.device.type == "cuda" else self.net(t)
-            return [o.float().cpu().numpy() for o in outs]
+            if self.device.type == "cuda":
+                # each batch size is captured once as a CUDA graph and replayed (the networks are small), with one
+                # transfer each way
+                return self._graphs.host(x.shape[0], lambda: self.net, np.asarray(x, dtype=np.float32))
+            return [o.float().numpy() for o in self.net(torch.from_numpy(x))]
 
 
 class _TrtRunner:

@@ -54,20 +54,33 @@ class TorchBackend(Backend):
 
     @torch.inference_mode()
     def infer(self, inputs: dict[str, np.ndarray]) -> BackendOutput:
+        if self.cuda_graphs:
+            return self._graphed(inputs)
         t = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(self.device) for k, v in inputs.items()}
         b = next(iter(t.values())).shape[0]
-        out = self._graphed(t, b) if self.cuda_graphs else self.model(t, noise=self._noise_for(b))
-        return BackendOutput(out.joints.cpu().numpy(), out.joint_std.cpu().numpy(), out.disagreement.cpu().numpy())
+        out = self.model(t, noise=self._noise_for(b))
+        dis = None if out.disagreement is None else out.disagreement.cpu().numpy()
+        return BackendOutput(out.joints.cpu().numpy(), out.joint_std.cpu().numpy(), dis)
 
     def describe(self) -> str:
         where = f"{self.device.type}{', CUDA graphs' if self.cuda_graphs else ''}"
         return f"{self.name}[{where}] ({self.model_id}, modalities {','.join(self.modalities)})"
 
-    def _graphed(self, t: dict[str, torch.Tensor], b: int):
-        mods = tuple(sorted(t))
+    def _graphed(self, inputs: dict[str, np.ndarray]) -> BackendOutput:
+        """The model through its CUDA graph for this modality set and batch size: one host-to-device and one
+        device-to-host transfer (:meth:`GraphReplay.host`)."""
+        mods = tuple(sorted(inputs))
+        b = inputs[mods[0]].shape[0]
 
         def make_forward():
             noise = self._noise_for(b).clone()  # the graph keeps reading the tensor it was captured with
-            return lambda *xs: self.model(dict(zip(mods, xs)), noise=noise)
 
-        return self._graphs((mods, b), make_forward, *(t[m] for m in mods))
+            def forward(*xs):
+                out = self.model(dict(zip(mods, xs)), noise=noise)
+                return out.joints, out.joint_std, out.disagreement
+
+            return forward
+
+        arrays = [np.ascontiguousarray(inputs[m], dtype=np.float32) for m in mods]
+        joints, std, dis = self._graphs.host((mods, b), make_forward, *arrays)
+        return BackendOutput(joints, std, dis)
