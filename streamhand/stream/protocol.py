@@ -129,7 +129,7 @@ def parse(topic: str, msg: dict) -> tuple[msgspec.Struct | None, list[str]]:
     does not follow the schema (``(None, [])`` for a well-formed map of a topic without a Struct)."""
     cls = struct_for(topic)
     problems = []
-    need = [f for f in schema.fields(cls) if f not in schema.optional(cls)] if cls is not None else COMMON_FIELDS
+    need = schema.required(cls) if cls is not None else COMMON_FIELDS
     for f in need:
         if f not in msg:
             problems.append(f"missing {f}")

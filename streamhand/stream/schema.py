@@ -17,6 +17,7 @@ arrays are nested lists of floats, rounded to 6 decimals (:func:`floats`). Impor
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -198,12 +199,20 @@ def fields(cls: type[Struct]) -> tuple[str, ...]:
     return cls.__struct_fields__
 
 
+@functools.cache
 def optional(cls: type[Struct]) -> tuple[str, ...]:
     """The fields a map of ``cls`` may lack: those added to the schema after messages were first sent (a recording
     or an older sender has none of them); the envelope's own defaults (``schema``, ``seq``, ``t_publish``) are
-    filled by the publisher and always sent."""
+    filled by the publisher and always sent. Cached: ``msgspec.structs.fields`` evaluates the class's annotations
+    (about half a millisecond a call), and every received message is checked against these."""
     sent = set(fields(Envelope))
     return tuple(f.name for f in msgspec.structs.fields(cls) if not f.required and f.name not in sent)
+
+
+@functools.cache
+def required(cls: type[Struct]) -> tuple[str, ...]:
+    """The fields every map of ``cls`` carries: all but :func:`optional`'s."""
+    return tuple(f for f in fields(cls) if f not in optional(cls))
 
 
 def floats(a: Any) -> list:
