@@ -152,7 +152,9 @@ def build_parts(cfg: RunConfig, has_depth: bool, source_name: str, stills: bool,
     lifter, modalities, why = make_lifter(cfg, has_depth, source_name, model=model)
     log.info("hand length %.3f m (%s)", lifter.hand_length_m, why)
     tracking = cfg.detect.tracking_for(stills)
-    return Parts(lifter, tuple(modalities), why, tracking, make_detector(cfg, tracking))
+    detector = make_detector(cfg, tracking)
+    lifter.backend.warm_up(tuple(modalities), range(1, cfg.detect.max_hands + 1))
+    return Parts(lifter, tuple(modalities), why, tracking, detector)
 
 
 def build_run(cfg: RunConfig, publish: bool = True) -> Run:

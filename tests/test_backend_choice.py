@@ -247,6 +247,34 @@ def test_cuda_graph_backend_equals_cpu(tiny_checkpoint):
 
 @pytest.mark.cuda
 @cuda
+def test_warm_up_captures_every_batch_size_before_the_first_frame(tiny_checkpoint):
+    """A run's hands come 1 to max_hands a frame: each batch size's graph is captured at start, not mid-run."""
+    from streamhand.infer.torch_backend import TorchBackend
+
+    gpu = TorchBackend(str(tiny_checkpoint), "cuda", 8)
+    gpu.warm_up(("2d", "3d"), range(1, 4))
+    assert sorted(k[1] for k in gpu._graphs._graphs) == [1, 2, 3]
+    gpu.infer({"2d": np.zeros((2, 21, 2), np.float32)})
+    assert len(gpu._graphs) == 3
+
+
+def test_a_run_warms_its_backend_up_for_every_hand_count(monkeypatch):
+    """build_parts asks the backend to prepare batch sizes 1 to --max-hands with the run's experts (a no-op
+    except for CUDA graphs)."""
+    from streamhand.app import build_parts
+    from streamhand.infer.base import Backend
+    from streamhand.runtime_config import RunConfig
+
+    calls = []
+    monkeypatch.setattr(Backend, "warm_up", lambda self, mods, sizes: calls.append((mods, list(sizes))))
+    cfg = RunConfig.model_validate({"source": {"kind": "demo"}, "detect": {"max_hands": 3}})
+    parts = build_parts(cfg, False, "demo", False)
+    parts.detector.close()
+    assert calls == [(parts.modalities, [1, 2, 3])]
+
+
+@pytest.mark.cuda
+@cuda
 def test_tensorrt_engine_build_and_parity(tiny_checkpoint, tmp_path):
     pytest.importorskip("tensorrt", reason="TensorRT is not installed")
     from streamhand.export.engine_build import build

@@ -90,6 +90,15 @@ class _TorchRunner:
                 return self._graphs.host(x.shape[0], lambda: self.net, np.asarray(x, dtype=np.float32))
             return [o.float().numpy() for o in self.net(torch.from_numpy(x))]
 
+    def warm_up(self, batch_sizes: range) -> None:
+        """On CUDA, capture each batch size's graph now (the first capture of a batch size also loads its
+        kernels: seconds on a GPU's first use, which mid-run would stall the frame it falls on)."""
+        if self.device.type != "cuda":
+            return
+        _, h, w, c = self.net.input_shape
+        for b in batch_sizes:
+            self(np.zeros((b, h, w, c), np.float32))
+
 
 class _TrtRunner:
     """A TensorRT engine of one network (``streamhand build-engine --hand-networks``), checked against its sidecar."""
@@ -194,6 +203,12 @@ class NetworkHands:
             ext = "pt" if runtime == "torch" else "onnx"
             self._palm = runner(d / f"{PALM_MODEL}.{ext}", device, threads)
             self._landmark = runner(d / f"{LANDMARK_MODEL}.{ext}", device, threads)
+            if isinstance(self._palm, _TorchRunner) and device == "cuda":
+                t0 = time.perf_counter()
+                self._palm.warm_up(range(1, 2))
+                # new palms join the tracked hands before duplicates merge: up to 2 * max_hands - 1 crops a frame
+                self._landmark.warm_up(range(1, 2 * max_hands))
+                log.info("hand networks: CUDA graphs captured in %.1f s", time.perf_counter() - t0)
         self._anchors = P.ssd_anchors()
         self._tracked: list[P.Region] = []
         self.last_regions: list[P.Region] = []  # the regions the landmark network saw on the last frame

@@ -37,5 +37,10 @@ class Backend(ABC):
         """``inputs``: "2d" (B, 21, 2) float32; "rgb" (B, 3, S, S), "depth" (B, 1, S, S) in [-0.5, 0.5]; "cloud"
         (B, P, 3) (:func:`streamhand.codec.encode_cloud`)."""
 
+    def warm_up(self, modalities: tuple[str, ...], batch_sizes: range) -> None:
+        """Prepare now what a first call with these experts and batch sizes would prepare mid-run (CUDA graphs);
+        by default there is nothing to prepare."""
+        return None
+
     def describe(self) -> str:
         return f"{self.name} ({self.model_id}, modalities {','.join(self.modalities)})"

@@ -6,6 +6,8 @@ model is small, so launching its kernels one by one costs more than running them
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,12 @@ from streamhand.checkpoint import Checkpoint, load_checkpoint
 from streamhand.gpu.cuda_graphs import GraphReplay
 from streamhand.infer.base import Backend, BackendOutput
 from streamhand.infer.noise import DEFAULT_SEED, posterior_noise
+
+log = logging.getLogger(__name__)
+
+
+def _span(r: range) -> str:
+    return f"{r.start}-{r.stop - 1}" if len(r) > 1 else str(r.start)
 
 
 class TorchBackend(Backend):
@@ -61,6 +69,22 @@ class TorchBackend(Backend):
         out = self.model(t, noise=self._noise_for(b))
         dis = None if out.disagreement is None else out.disagreement.cpu().numpy()
         return BackendOutput(out.joints.cpu().numpy(), out.joint_std.cpu().numpy(), dis)
+
+    def warm_up(self, modalities: tuple[str, ...], batch_sizes: range) -> None:
+        """On CUDA, capture the graph of each batch size now: a first capture costs the GPU's first use of those
+        kernels too, which mid-run would stall the frame it falls on."""
+        if not self.cuda_graphs:
+            return
+        from streamhand.export.graph import input_shape
+
+        mods = tuple(m for m in modalities if m in self.modalities and m != "3d")
+        if not mods:
+            return
+        t0 = time.perf_counter()
+        for b in batch_sizes:
+            self.infer({m: np.zeros(input_shape(self.model, m, b), np.float32) for m in mods})
+        log.info("%s: CUDA graphs for batch %s captured in %.1f s", self.name, _span(batch_sizes),
+                 time.perf_counter() - t0)  # fmt: skip
 
     def describe(self) -> str:
         where = f"{self.device.type}{', CUDA graphs' if self.cuda_graphs else ''}"
