@@ -23,9 +23,8 @@ __all__ = ["INPUT_NAMES", "MODALITY_ORDER", "OUTPUT_NAMES", "InferenceGraph", "h
 
 
 def input_shape(model: HandPoseModel, modality: str, batch: int | str = "B") -> tuple:
-    s, j, p = model.cfg.image_size, model.cfg.num_joints, model.cfg.cloud_points
-    return {"2d": (batch, j, 2), "world": (batch, j, 3), "rgb": (batch, 3, s, s), "depth": (batch, 1, s, s),
-            "cloud": (batch, p, 3)}[modality]  # fmt: skip
+    """:meth:`HandPoseModel.input_shape` (the graph's input of ``modality``)."""
+    return model.input_shape(modality, batch)
 
 
 def has_expert(model: HandPoseModel, modalities: tuple[str, ...]) -> bool:

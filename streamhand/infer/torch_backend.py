@@ -75,14 +75,12 @@ class TorchBackend(Backend):
         kernels too, which mid-run would stall the frame it falls on."""
         if not self.cuda_graphs:
             return
-        from streamhand.export.graph import input_shape
-
         mods = tuple(m for m in modalities if m in self.modalities and m != "3d")
         if not mods:
             return
         t0 = time.perf_counter()
         for b in batch_sizes:
-            self.infer({m: np.zeros(input_shape(self.model, m, b), np.float32) for m in mods})
+            self.infer({m: np.zeros(self.model.input_shape(m, b), np.float32) for m in mods})
         log.info("%s: CUDA graphs for batch %s captured in %.1f s", self.name, _span(batch_sizes),
                  time.perf_counter() - t0)  # fmt: skip
 
