@@ -17,6 +17,7 @@ from streamhand.checkpoint import Checkpoint, load_checkpoint
 from streamhand.gpu.cuda_graphs import GraphReplay
 from streamhand.infer.base import Backend, BackendOutput
 from streamhand.infer.noise import DEFAULT_SEED, posterior_noise
+from streamhand.models.config import input_shape
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class TorchBackend(Backend):
             return
         t0 = time.perf_counter()
         for b in batch_sizes:
-            self.infer({m: np.zeros(self.model.input_shape(m, b), np.float32) for m in mods})
+            self.infer({m: np.zeros(input_shape(self.model.cfg, m, b), np.float32) for m in mods})
         log.info("%s: CUDA graphs for batch %s captured in %.1f s", self.name, _span(batch_sizes),
                  time.perf_counter() - t0)  # fmt: skip
 

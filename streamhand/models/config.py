@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from streamhand.modalities import Modality
 
-__all__ = ["Encoder", "Modality", "ModelConfig", "Target"]
+__all__ = ["Encoder", "Modality", "ModelConfig", "Target", "input_shape"]
 #: encoders: one per modality, or "rgb+cloud", one joint encoder of the RGB crop and the depth crop's point cloud
 #: (Yang et al.'s strategy S3), which stands in for the RGB expert when both inputs are given
 Encoder = Literal["2d", "world", "3d", "rgb", "depth", "cloud", "rgb+cloud"]
@@ -55,3 +55,11 @@ class ModelConfig(BaseModel):
             raise ValueError(f"the cloud decoder folds a square grid: cloud_points must be a square (e.g. "
                              f"{side * side} or {(side + 1) ** 2}), got {self.cloud_points}")  # fmt: skip
         return self
+
+
+def input_shape(cfg: ModelConfig, modality: str, batch: int | str = "B") -> tuple:
+    """The shape of a model's input of ``modality``: "2d" (B, 21, 2), "world" (B, 21, 3), "rgb" (B, 3, S, S),
+    "depth" (B, 1, S, S), "cloud" (B, P, 3)."""
+    s, j, p = cfg.image_size, cfg.num_joints, cfg.cloud_points
+    return {"2d": (batch, j, 2), "world": (batch, j, 3), "rgb": (batch, 3, s, s), "depth": (batch, 1, s, s),
+            "cloud": (batch, p, 3)}[modality]  # fmt: skip

@@ -93,13 +93,6 @@ class HandPoseModel(nn.Module):
         out = [m for m in self.encoders if m != JOINT]
         return out + [m for m in JOINT.split("+") if JOINT in self.encoders and m not in out]
 
-    def input_shape(self, modality: str, batch: int | str = "B") -> tuple:
-        """The shape of one input of this model: "2d" (B, 21, 2), "world" (B, 21, 3), "rgb" (B, 3, S, S), "depth"
-        (B, 1, S, S), "cloud" (B, P, 3)."""
-        s, j, p = self.cfg.image_size, self.cfg.num_joints, self.cfg.cloud_points
-        return {"2d": (batch, j, 2), "world": (batch, j, 3), "rgb": (batch, 3, s, s), "depth": (batch, 1, s, s),
-                "cloud": (batch, p, 3)}[modality]  # fmt: skip
-
     def encode_each(self, inputs: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Each given modality's own Gaussian expert (without the prior). Given both the RGB crop and the point
         cloud, a joint ``rgb+cloud`` encoder gives one expert for the pair instead of the RGB expert."""
