@@ -259,8 +259,8 @@ def test_warm_up_captures_every_batch_size_before_the_first_frame(tiny_checkpoin
 
 
 def test_a_run_warms_its_backend_up_for_every_hand_count(monkeypatch):
-    """build_parts asks the backend to prepare batch sizes 1 to --max-hands with the run's experts (a no-op
-    except for CUDA graphs)."""
+    """build_parts asks the backend to prepare every batch size a frame can bring (1 to 2 * --max-hands - 1: new
+    palms join the tracked hands) with the run's experts (a no-op except for CUDA graphs)."""
     from streamhand.app import build_parts
     from streamhand.infer.base import Backend
     from streamhand.runtime_config import RunConfig
@@ -270,7 +270,7 @@ def test_a_run_warms_its_backend_up_for_every_hand_count(monkeypatch):
     cfg = RunConfig.model_validate({"source": {"kind": "demo"}, "detect": {"max_hands": 3}})
     parts = build_parts(cfg, False, "demo", False)
     parts.detector.close()
-    assert calls == [(parts.modalities, [1, 2, 3])]
+    assert calls == [(parts.modalities, [1, 2, 3, 4, 5])]
 
 
 @pytest.mark.cuda
