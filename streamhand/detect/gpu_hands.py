@@ -79,7 +79,7 @@ class _TorchRunner:
         self._torch = torch
         self.device = torch.device(device)
         self.net = TFLiteNet.load(path).eval().to(self.device)
-        self._graphs = GraphReplay()
+        self._graphs = GraphReplay(self.device)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         torch = self._torch

@@ -33,12 +33,14 @@ def _capture(fn: Callable[..., Any], static: Sequence[torch.Tensor]) -> tuple[to
 class _HostGraph:
     """One captured graph with its page-locked input buffers and its packed output."""
 
-    def __init__(self, fn: Callable[..., Sequence[torch.Tensor | None]], arrays: Sequence[np.ndarray]):
+    def __init__(
+        self, fn: Callable[..., Sequence[torch.Tensor | None]], arrays: Sequence[np.ndarray], device: torch.device
+    ):
         self.fn = fn  # keeps what the graph reads alive
         self.pinned_in = [torch.empty(a.shape, dtype=torch.float32, pin_memory=True) for a in arrays]
         for p, a in zip(self.pinned_in, arrays):
             p.numpy()[...] = a
-        self.static = [p.to("cuda") for p in self.pinned_in]
+        self.static = [p.to(device) for p in self.pinned_in]
         self.shapes: list[tuple[int, ...] | None] = []
 
         def packed(*xs: torch.Tensor) -> torch.Tensor:
@@ -68,34 +70,22 @@ class _HostGraph:
 
 
 class GraphReplay:
-    def __init__(self) -> None:
+    def __init__(self, device: torch.device | str = "cuda") -> None:
+        self.device = torch.device(device)
         self._graphs: dict[Any, Any] = {}
 
     def __len__(self) -> int:
         return len(self._graphs)
 
-    def __call__(self, key: Any, make_fn: Callable[[], Callable[..., Any]], *inputs: torch.Tensor) -> Any:
-        """``fn(*inputs)`` through the graph of ``key``, where ``fn = make_fn()`` is made and captured on first use
-        (warm-up on a side stream, then one recorded call). The outputs are the graph's own tensors, overwritten by
-        the next replay: copy them out. What ``fn`` reads besides its inputs stays as it was at capture."""
-        entry = self._graphs.get(key)
-        if entry is None:
-            fn = make_fn()
-            static = [x.clone() for x in inputs]
-            graph, out = _capture(fn, static)
-            entry = self._graphs[key] = (graph, static, out, fn)  # fn keeps what the graph reads alive
-        graph, static, out, _ = entry
-        for s, x in zip(static, inputs):
-            s.copy_(x)
-        graph.replay()
-        return out
-
     def host(
         self, key: Any, make_fn: Callable[[], Callable[..., Sequence[torch.Tensor | None]]], *arrays: np.ndarray
     ) -> list[np.ndarray | None]:
-        """Like calling the graph, from float32 host arrays to float32 host arrays (None outputs stay None):
-        ``fn`` returns a sequence of tensors; one transfer and one synchronisation each way."""
-        entry = self._graphs.get(key)
-        if entry is None:
-            entry = self._graphs[key] = _HostGraph(make_fn(), arrays)
-        return entry(arrays)
+        """``fn(*arrays)`` through the graph of ``key``, where ``fn = make_fn()`` is made and captured on first use
+        (warm-up on a side stream, then one recorded call); what ``fn`` reads besides its inputs stays as it was
+        at capture. From float32 host arrays to float32 host arrays (``fn`` returns a sequence of tensors; None
+        outputs stay None), one transfer and one synchronisation each way."""
+        with torch.cuda.device(self.device):  # streams, capture and synchronisation on the graph's own GPU
+            entry = self._graphs.get(key)
+            if entry is None:
+                entry = self._graphs[key] = _HostGraph(make_fn(), arrays, self.device)
+            return entry(arrays)

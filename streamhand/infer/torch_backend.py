@@ -53,7 +53,7 @@ class TorchBackend(Backend):
             torch.set_num_threads(threads)
         self.n_samples, self.seed = n_samples, seed
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
-        self._graphs = GraphReplay()
+        self._graphs = GraphReplay(self.device)
         self._noise = posterior_noise(n_samples, max_batch, self.model.cfg.z_dim, seed).to(self.device)
 
     def _noise_for(self, b: int) -> torch.Tensor:
