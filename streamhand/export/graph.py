@@ -18,14 +18,8 @@ from streamhand.modalities import has_expert as _has_expert
 from streamhand.modalities import ordered
 from streamhand.model_files import INPUT_NAMES, OUTPUT_NAMES
 from streamhand.models import HandPoseModel
-from streamhand.models.config import input_shape as config_input_shape
 
-__all__ = ["INPUT_NAMES", "MODALITY_ORDER", "OUTPUT_NAMES", "InferenceGraph", "has_expert", "input_shape", "ordered"]
-
-
-def input_shape(model: HandPoseModel, modality: str, batch: int | str = "B") -> tuple:
-    """The graph's input of ``modality`` (:func:`streamhand.models.config.input_shape`)."""
-    return config_input_shape(model.cfg, modality, batch)
+__all__ = ["INPUT_NAMES", "MODALITY_ORDER", "OUTPUT_NAMES", "InferenceGraph", "has_expert", "ordered"]
 
 
 def has_expert(model: HandPoseModel, modalities: tuple[str, ...]) -> bool:

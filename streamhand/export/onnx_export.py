@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from streamhand.checkpoint import SKELETON_INFO, Checkpoint, load_checkpoint
-from streamhand.export.graph import InferenceGraph, input_shape
+from streamhand.export.graph import InferenceGraph
 from streamhand.infer.noise import DEFAULT_SEED, posterior_noise
 from streamhand.modalities import ordered
 from streamhand.model_files import (
@@ -33,6 +33,7 @@ from streamhand.model_files import (
     read_onnx_metadata,
     write_onnx_metadata,
 )
+from streamhand.models.config import input_shape
 from streamhand.version import __version__
 
 __all__ = ["FORMAT", "ExportError", "OnnxArtifact", "default_onnx_name", "export_onnx", "file_sha256", "modality_tag",
@@ -84,7 +85,7 @@ def export_onnx(
         graph = InferenceGraph(clone, mods, noise, half=precision == "fp16").eval()
     except ValueError as e:
         raise ExportError(str(e)) from None
-    examples = tuple(torch.zeros(input_shape(model, m, 2)) for m in mods)
+    examples = tuple(torch.zeros(input_shape(model.cfg, m, 2)) for m in mods)
     in_names = [INPUT_NAMES[m] for m in mods]
     dyn = {n: {0: "batch"} for n in (*in_names, *OUTPUT_NAMES)}
     out = Path(out)
@@ -104,7 +105,7 @@ def export_onnx(
         "modalities": list(mods),
         "encoders": list(model.cfg.encoders),
         "inputs": [
-            {"name": INPUT_NAMES[m], "modality": m, "shape": list(input_shape(model, m)), "dtype": "float32"}
+            {"name": INPUT_NAMES[m], "modality": m, "shape": list(input_shape(model.cfg, m)), "dtype": "float32"}
             for m in mods
         ],
         "outputs": [
