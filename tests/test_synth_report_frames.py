@@ -53,7 +53,12 @@ def test_synth_report_with_frames_end_to_end(frames_dir, tmp_path):
     rep = json.loads(out.read_text())
     real = rep["real_frames"]
     assert set(real) == {"root", "detection_n", "detection_rate", "handedness_labelled", "handedness_accuracy",
-                         "landmark_error_px_median", "closed_loop"}  # fmt: skip
+                         "landmark_error_px_median", "world_depth", "closed_loop"}  # fmt: skip
+    for depth in (real["world_depth"], rep["world_depth"]):  # MediaPipe's world landmarks against the truth
+        # a slope below 0 happens (a hand read with its depths reversed); a few hands make no steady median
+        assert -3 < depth["depth_slope_q25"] <= depth["depth_slope_median"] <= depth["depth_slope_q75"] < 3
+        assert 0.5 < depth["across_slope_median"] < 1.5 and 0 < depth["across_error_mm"] < 40
+    assert any(s.startswith("MediaPipe world landmarks: depth slope") for s in lines)
     assert real["detection_n"] == 4 and 0.5 <= real["detection_rate"] <= 1
     assert _finite(real["landmark_error_px_median"]) and real["landmark_error_px_median"] < 20
     assert real["handedness_labelled"] <= 1  # only frame 0 is labelled
@@ -90,12 +95,55 @@ def test_real_frames_are_lifted_at_the_truths_scale_as_renders_are(frames_dir):
     assert rc["experts"]["2d"]["epe_mean_mm"] == pytest.approx(expected, rel=1e-6)
     assert rc["truth_2d_reference"]["epe_mean_mm"] == pytest.approx(expected, rel=1e-6)
     assert rc["experts"]["world"]["epe_mean_mm"] != pytest.approx(expected)
+    depth = res["world_depth"]  # the fake's world landmarks are the truth's shape: read exactly as deep
+    assert depth["n"] == 3 and depth["depth_slope_median"] == pytest.approx(1.0)
+    assert depth["depth_error_mm"] == pytest.approx(0.0, abs=1e-6)
+    assert depth["across_slope_median"] == pytest.approx(1.0)
     rep = {"pose_samples_per_s": 1.0, "render_256_per_s": 1.0, "detection_n": 10, "detection_rate": 0.5,
            "detection_rate_palm": float("nan"), "detection_rate_back": 0.5, "handedness_accuracy": 0.9,
            "landmark_error_px_median": 7.0, "closed_loop": {}, "real_frames": res}  # fmt: skip
     lines = report_lines(rep)
     assert any(s.startswith("MediaPipe handedness correct") and s.endswith("n/a (not labelled)") for s in lines)
     assert any(s.startswith("  2d, MediaPipe's handedness") and s.split()[-1] == f"{expected:.1f}" for s in lines)
+    row = next(s for s in lines if s.startswith("MediaPipe world landmarks: depth slope"))
+    assert row.split()[-3:] == ["n/a", "1.00", "[1.00-1.00]"]  # no renders' figure given; the real frames'
+    assert next(s for s in lines if s.startswith("  mean error in depth")).split()[-3:] == ["0.0", "/", "0.0"]
+
+
+def _hands(n: int = 6) -> np.ndarray:
+    from streamhand.synth.sampler import sample_hands
+
+    return sample_hands(np.random.default_rng(3), n).joints_cam
+
+
+def _flatten(j: np.ndarray, depth: float = 1.0, across: float = 1.0) -> np.ndarray:
+    rel = j - j[:, :1]
+    return j.mean(1, keepdims=True) + rel * np.array([across, across, depth])  # centred elsewhere, as MediaPipe's
+
+
+@pytest.mark.parametrize(
+    ("depth", "across"),
+    [(1.0, 1.0), (0.5, 1.0), (0.0, 1.0), (1.0, 2.0), (1.5, 0.8)],
+    ids=["exact", "half-as-deep", "flat", "twice-as-wide", "deeper-and-narrower"],
+)
+def test_depth_reading_measures_how_deep_the_landmarks_read_the_hand(depth, across):
+    from train.synth_report import depth_reading
+
+    j = _hands()
+    got = depth_reading(_flatten(j, depth, across), j)
+    rel = (j - j[:, :1])[:, 1:]
+    assert got["n"] == len(j)
+    assert got["depth_slope_q25"] == pytest.approx(depth) and got["depth_slope_q75"] == pytest.approx(depth)
+    assert got["depth_slope_median"] == pytest.approx(depth) and got["across_slope_median"] == pytest.approx(across)
+    assert got["depth_error_mm"] == pytest.approx(1000 * abs(1 - depth) * np.abs(rel[..., 2]).mean())
+    assert got["across_error_mm"] == pytest.approx(1000 * abs(1 - across) * np.abs(rel[..., :2]).mean())
+
+
+@pytest.mark.parametrize("world", [np.zeros((0, 21, 3)), np.zeros(0)], ids=["no-hands", "empty-list"])
+def test_depth_reading_of_no_hands_is_none(world):
+    from train.synth_report import depth_reading
+
+    assert depth_reading(world, np.zeros((0, 21, 3))) is None
 
 
 @pytest.mark.parametrize("case", ["missing", "no_labels", "bad_json"])

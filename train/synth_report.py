@@ -1,5 +1,6 @@
-"""Synthetic-data report: sampler and renderer speed, MediaPipe's detection rate on rendered hands, and
-the closed loop (render -> real MediaPipe -> lift its 2D with a checkpoint -> compare with the renderer's 3D);
+"""Synthetic-data report: sampler and renderer speed, MediaPipe's detection rate on rendered hands, how deep
+its world landmarks read them (:func:`depth_reading`), and the closed loop (render -> real MediaPipe -> lift its
+2D with a checkpoint -> compare with the renderer's 3D);
 optionally the same figures on a folder of real frames with 3D truth (:mod:`train.datasets.frames`) beside
 them. Also a contact sheet of rendered hands (:func:`render_sheet`)."""
 
@@ -38,9 +39,36 @@ class SynthReport:
     detection_rate_back: float = 0.0
     handedness_accuracy: float = 0.0
     landmark_error_px_median: float = 0.0
+    #: how deep MediaPipe's world landmarks read the hands it found (:func:`depth_reading`), None with none found
+    world_depth: dict | None = None
     closed_loop: dict = field(default_factory=dict)
     #: the same figures on a folder of real frames (:func:`frames_figures`), None without one
     real_frames: dict | None = None
+
+
+def depth_reading(world: np.ndarray, joints_cam: np.ndarray) -> dict[str, float] | None:
+    """How deep MediaPipe's metric landmarks ``world`` (N, 21, 3) read N hands against their truth ``joints_cam``
+    (N, 21, 3), both taken wrist-relative in the camera's axes: per hand, the least-squares slope of its landmarks'
+    depths on the truth's (``depth_slope_*``: 1 as deep as the hand is, below 1 flatter; median and quartiles over
+    the hands) and of their positions across the image (``across_slope_median``, x and y together), and the mean
+    error in depth and across the image (``depth_error_mm``, ``across_error_mm``: per axis, over the 20 joints
+    other than the wrist). None for no hands. On real photographs MediaPipe reads depth at a slope near 1 and on
+    our renders well below it (docs/renders.md): a measure of the depth cues renders give."""
+    w, t = np.asarray(world, np.float64), np.asarray(joints_cam, np.float64)
+    if w.ndim != 3 or len(w) == 0:
+        return None
+    w, t = w - w[:, :1], t - t[:, :1]
+
+    def slope(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # per hand, least squares of a = s * b
+        return (a * b).sum((1, 2)) / np.maximum((b * b).sum((1, 2)), 1e-12)
+
+    depth = slope(w[..., 2:], t[..., 2:])
+    across = slope(w[..., :2], t[..., :2])
+    err = np.abs(w - t)[:, 1:]
+    q25, med, q75 = np.quantile(depth, [0.25, 0.5, 0.75])
+    return {"n": len(w), "depth_slope_median": float(med), "depth_slope_q25": float(q25), "depth_slope_q75": float(q75),
+            "across_slope_median": float(np.median(across)), "depth_error_mm": 1000.0 * float(err[..., 2].mean()),
+            "across_error_mm": 1000.0 * float(err[..., :2].mean())}  # fmt: skip
 
 
 def bench_sampler(n: int = 20000, seed: int = 0) -> float:
@@ -96,6 +124,7 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
         detection_rate_back=float(found[~palm].mean()) if (~palm).any() else float("nan"),
         handedness_accuracy=hand_ok / max(len(dets), 1),
         landmark_error_px_median=float(np.median(lm_err)) if lm_err else float("nan"),
+        world_depth=depth_reading(np.array([d.world for _, d in dets]), hs.joints_cam[[i for i, _ in dets]]),
     )
     closed = {}
     if lifter is not None and dets:
@@ -230,6 +259,8 @@ def frames_figures(
     found: list[int] = []
     mp_hand: list[str | None] = [None] * n
     lm_err: list[float] = []
+    worlds: list[np.ndarray] = []  # MediaPipe's world landmarks of the hand counted, beside its truth
+    truths: list[np.ndarray] = []
     scales: dict[bytes, float] = {}  # keypoints (detected or the truth's) -> the truth's reference bone
     labelled = hand_ok = 0
     try:
@@ -245,6 +276,8 @@ def frames_figures(
             found.append(fr.index)
             mp_hand[fr.index] = d.handedness
             lm_err.append(float(np.median(np.linalg.norm(d.landmarks_px - fr.joints_2d, axis=1))))
+            worlds.append(d.world)
+            truths.append(fr.joints_cam)
             if fr.handedness is not None:
                 labelled += 1
                 hand_ok += d.handedness == fr.handedness
@@ -255,6 +288,7 @@ def frames_figures(
             "handedness_labelled": labelled,
             "handedness_accuracy": hand_ok / labelled if labelled else None,
             "landmark_error_px_median": float(np.median(lm_err)) if lm_err else None,
+            "world_depth": depth_reading(np.array(worlds), np.array(truths)),
             "closed_loop": {},
         }
         if checkpoint is not None:
@@ -331,6 +365,22 @@ def _found(d: dict[str, Any]) -> str:
     return f"{_num(d['detection_rate'])} ({round(d['detection_n'] * d['detection_rate'])} of {d['detection_n']})"
 
 
+def _depth_rows(row: Any, renders: dict | None, real: dict | None) -> list[str]:
+    """The rows of :func:`depth_reading` for both columns (n/a where no hand was found)."""
+
+    def cells(d: dict | None) -> tuple[str, str, str]:
+        if d is None:
+            return "n/a", "n/a", "n/a"
+        q = (f"{_num(d['depth_slope_median'], '.2f')} "
+             f"[{_num(d['depth_slope_q25'], '.2f')}-{_num(d['depth_slope_q75'], '.2f')}]")  # fmt: skip
+        return q, _num(d["across_slope_median"], ".2f"), f"{d['depth_error_mm']:.1f} / {d['across_error_mm']:.1f}"
+
+    a, b = cells(renders), cells(real)
+    return [row("MediaPipe world landmarks: depth slope [quartiles]", a[0], b[0]),
+            row("  slope across the image, median", a[1], b[1]),
+            row("  mean error in depth / across the image, mm", a[2], b[2])]  # fmt: skip
+
+
 def report_lines(rep: dict[str, Any]) -> list[str]:
     """:func:`as_dict`'s report as a table: a column of the renders' figures and, where real frames were
     measured, a column of theirs beside it."""
@@ -355,6 +405,7 @@ def report_lines(rep: dict[str, Any]) -> list[str]:
     px = _num(real["landmark_error_px_median"], ".1f") if real else ""
     lines.append(row("MediaPipe 2D vs the truth's projection, median px", _num(rep["landmark_error_px_median"], ".1f"),
                      px))  # fmt: skip
+    lines += _depth_rows(row, rep.get("world_depth"), None if real is None else real.get("world_depth"))
     closed, rc = rep.get("closed_loop") or {}, (real or {}).get("closed_loop") or {}
     if not closed and not rc:
         return [*lines, "closed loop: not measured (no --checkpoint, or no hand found)"]
