@@ -117,6 +117,8 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
                 for m, v in got.items():
                     crops[m].append(v[0])
     palm = hs.rotation[:, 2, 2] < 0  # palm normal toward the camera
+    idx = np.array([i for i, _ in dets], int)  # the hands MediaPipe found, and its world landmarks of them
+    world = np.array([d.world for _, d in dets])
     rep = dict(
         detection_n=n,
         detection_rate=float(found.mean()),
@@ -124,14 +126,12 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
         detection_rate_back=float(found[~palm].mean()) if (~palm).any() else float("nan"),
         handedness_accuracy=hand_ok / max(len(dets), 1),
         landmark_error_px_median=float(np.median(lm_err)) if lm_err else float("nan"),
-        world_depth=depth_reading(np.array([d.world for _, d in dets]), hs.joints_cam[[i for i, _ in dets]]),
+        world_depth=depth_reading(world, hs.joints_cam[idx]),
     )
     closed = {}
     if lifter is not None and dets:
         images = {m: np.stack(v) for m, v in crops.items()}
-        idx = np.array([i for i, _ in dets])
         lm = np.stack([d.landmarks_px for _, d in dets])
-        world = np.stack([d.world for _, d in dets])
         gt = hs.joints_cam[idx] - hs.joints_cam[idx, :1]
         gt_scale = reference_length(hs.joints_cam[idx])
         kb = hs.intrinsics.take(idx)
