@@ -17,7 +17,7 @@ from streamhand.detect.mediapipe_hands import Detection
 from streamhand.geometry import Intrinsics
 from streamhand.skeleton import JOINT_NAMES
 from tests.helpers import train_cli
-from train.datasets.frames import FrameDataError, load_frames, project
+from train.datasets.frames import FrameDataError, cut, load_frames, project
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CKPT = ROOT / "streamhand" / "weights" / "default.pt"
@@ -42,12 +42,7 @@ def _render_set(n: int, seed: int = 3):
 
 def _cut(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """The box (which may reach outside the frame, black there) scaled to CROP x CROP."""
-    x, y, w, h = box
-    hh, ww = rgb.shape[:2]
-    out = np.zeros((h, w, 3), np.uint8)
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, ww), min(y + h, hh)
-    out[y0 - y : y1 - y, x0 - x : x1 - x] = rgb[y0:y1, x0:x1]
-    return cv2.resize(out, (CROP, CROP), interpolation=cv2.INTER_AREA)
+    return cv2.resize(cut(rgb, box), (CROP, CROP), interpolation=cv2.INTER_AREA)
 
 
 def write_frames_dataset(root: Path, n: int = 4, seed: int = 3) -> dict:

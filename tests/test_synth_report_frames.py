@@ -45,7 +45,7 @@ def test_synth_report_with_frames_end_to_end(frames_dir, tmp_path):
                          "--json", str(out))  # fmt: skip
     assert code == 0, text
     lines = text.splitlines()
-    assert lines[0].split() == ["figure", "renders", "real", "frames"]
+    assert lines[0].split() == ["figure", "renders", "real", "frames", "renders", "of", "their", "poses"]
     closed = next(i for i, s in enumerate(lines) if s.startswith("closed loop"))
     assert "renders: the rendered frames" in lines[closed + 1] and "real frames: the real frames" in lines[closed + 1]
     assert any(s.startswith("  world, MediaPipe's handedness") for s in lines)
@@ -53,7 +53,11 @@ def test_synth_report_with_frames_end_to_end(frames_dir, tmp_path):
     rep = json.loads(out.read_text())
     real = rep["real_frames"]
     assert set(real) == {"root", "detection_n", "detection_rate", "handedness_labelled", "handedness_accuracy",
-                         "landmark_error_px_median", "world_depth", "closed_loop"}  # fmt: skip
+                         "landmark_error_px_median", "world_depth", "pose_matched_renders", "closed_loop"}  # fmt: skip
+    pm = real["pose_matched_renders"]  # the frames' poses drawn by the renderer, MediaPipe on them
+    found = round(4 * real["detection_rate"])
+    assert pm["rendered_n"] in (found, found + 1)  # those MediaPipe found, and frame 0, which is labelled
+    assert pm["world_depth"] is None or -3 < pm["world_depth"]["depth_slope_median"] < 3
     for depth in (real["world_depth"], rep["world_depth"]):  # MediaPipe's world landmarks against the truth
         # a slope below 0 happens (a hand read with its depths reversed); a few hands make no steady median
         assert -3 < depth["depth_slope_q25"] <= depth["depth_slope_median"] <= depth["depth_slope_q75"] < 3
@@ -84,7 +88,7 @@ def test_real_frames_are_lifted_at_the_truths_scale_as_renders_are(frames_dir):
     from train.synth_report import frames_figures, report_lines
 
     fs = load_frames(frames_dir)
-    res = frames_figures(fs, str(DEFAULT_CKPT), progress=False, detector=_FakeDetector(fs))
+    res = frames_figures(fs, str(DEFAULT_CKPT), progress=False, detector=_FakeDetector(fs), pose_matched=False)
     assert res["detection_rate"] == pytest.approx(3 / 4)  # frame 0 is missed
     assert res["landmark_error_px_median"] == pytest.approx(0.0, abs=1e-9)  # the exact one, not the far one
     assert res["handedness_labelled"] == 0 and res["handedness_accuracy"] is None
@@ -185,3 +189,35 @@ def test_render_sheet_bad_out(tmp_path, where, message):
     code, text = _invoke("render-sheet", "--out", str(out), "--n", "2")
     assert code == 2 and len(text.strip().splitlines()) == 1, text
     assert text.startswith(f"error: --out {out}: ") and message in text
+
+
+def _depth(slope: float) -> dict:
+    return {"n": 2, "depth_slope_median": slope, "depth_slope_q25": slope - 0.1, "depth_slope_q75": slope + 0.1,
+            "across_slope_median": 1.0, "depth_error_mm": 20.0, "across_error_mm": 8.0}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("pm", "found", "depth"),
+    [({"rendered_n": 4, "detection_rate": 0.5, "handedness_accuracy": 1.0, "landmark_error_px_median": 8.0,
+       "world_depth": _depth(0.3)}, "0.500 (2 of 4)", "0.30 [0.20-0.40]"),
+     ({"rendered_n": 0, "detection_rate": None, "handedness_accuracy": None, "landmark_error_px_median": None,
+       "world_depth": None}, "n/a (none)", "n/a")],
+    ids=["found", "none-drawn"],
+)  # fmt: skip
+def test_the_report_puts_the_renders_of_the_frames_poses_beside_the_photographs(pm, found, depth):
+    from train.synth_report import report_lines
+
+    real = {"root": "x", "detection_n": 4, "detection_rate": 1.0, "handedness_labelled": 0,
+            "handedness_accuracy": None, "landmark_error_px_median": 9.0, "world_depth": _depth(1.0),
+            "pose_matched_renders": pm, "closed_loop": {}}  # fmt: skip
+    rep = {"pose_samples_per_s": 1.0, "render_256_per_s": 1.0, "detection_n": 10, "detection_rate": 0.5,
+           "detection_rate_palm": 0.5, "detection_rate_back": 0.5, "handedness_accuracy": 0.9,
+           "landmark_error_px_median": 7.0, "world_depth": _depth(0.6), "closed_loop": {},
+           "real_frames": real}  # fmt: skip
+    lines = report_lines(rep)
+    assert lines[0].split() == ["figure", "renders", "real", "frames", "renders", "of", "their", "poses"]
+    assert next(s for s in lines if s.startswith("MediaPipe detection rate")).endswith(found)
+    slope = next(s for s in lines if s.startswith("MediaPipe world landmarks: depth slope"))
+    assert "0.60 [0.50-0.70]" in slope and "1.00 [0.90-1.10]" in slope and slope.endswith(depth)
+    without = report_lines({**rep, "real_frames": {**real, "pose_matched_renders": None}})
+    assert without[0].split() == ["figure", "renders", "real", "frames"]

@@ -25,6 +25,7 @@ from streamhand.synth.render import render
 from streamhand.synth.sampler import SamplerConfig, detection_test_config, sample_hands
 from train.datasets.frames import FrameSet
 from train.datasets.mediapipe_pairs import detect_rendered
+from train.pose_matched import pose_matched_figures
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +234,11 @@ def _loop_figures(at_truth: dict[str, Any], at_runtime: dict[str, Any]) -> dict[
 
 
 def frames_figures(
-    frames: FrameSet, checkpoint: str | None = None, progress: bool = True, detector: Any = None
+    frames: FrameSet,
+    checkpoint: str | None = None,
+    progress: bool = True,
+    detector: Any = None,
+    pose_matched: bool = True,
 ) -> dict[str, Any]:
     """The renders' figures on real frames: MediaPipe's detection rate, handedness accuracy (on the frames whose
     labels say which hand; None without labels), landmark error (median over the frames found of each frame's
@@ -245,7 +250,9 @@ def frames_figures(
     (``epe_mean_mm``, wrist-relative mean); besides, at the run-time scale (the adult average hand length).
 
     ``detector``: a MediaPipe-like callable (rgb -> detections); by default the real MediaPipe (two hands,
-    static images, as ``eval --data frames``). Of several detections the one nearest the truth counts."""
+    static images, as ``eval --data frames``). Of several detections the one nearest the truth counts.
+    ``pose_matched``: also the same figures on renders of the frames' own poses and views
+    (``pose_matched_renders``, :func:`train.pose_matched.pose_matched_figures`; None without)."""
     from rich.console import Console
     from rich.progress import track
 
@@ -289,8 +296,13 @@ def frames_figures(
             "handedness_accuracy": hand_ok / labelled if labelled else None,
             "landmark_error_px_median": float(np.median(lm_err)) if lm_err else None,
             "world_depth": depth_reading(np.array(worlds), np.array(truths)),
+            # the frames' own poses drawn by the renderer: the renders' look alone (train.pose_matched)
+            "pose_matched_renders": None,
             "closed_loop": {},
         }
+        if pose_matched:
+            hands = [frames.handedness[i] or mp_hand[i] for i in range(n)]
+            out["pose_matched_renders"] = pose_matched_figures(frames, hands, detector, progress)
         if checkpoint is not None:
             out["closed_loop"] = _frames_closed_loop(frames, checkpoint, once, found, mp_hand, scales)
     finally:
@@ -361,12 +373,13 @@ def _mm(entry: dict | None, missing: str = "n/a", mods: bool = False) -> str:
     return _num(entry.get("epe_mean_mm"), ".1f") + (f" ({'+'.join(entry['modalities'])})" if mods else "")
 
 
-def _found(d: dict[str, Any]) -> str:
-    return f"{_num(d['detection_rate'])} ({round(d['detection_n'] * d['detection_rate'])} of {d['detection_n']})"
+def _found(d: dict[str, Any], n_key: str = "detection_n") -> str:
+    n, rate = d[n_key], d["detection_rate"]
+    return "n/a (none)" if rate is None else f"{_num(rate)} ({round(n * rate)} of {n})"
 
 
-def _depth_rows(row: Any, renders: dict | None, real: dict | None) -> list[str]:
-    """The rows of :func:`depth_reading` for both columns (n/a where no hand was found)."""
+def _depth_rows(row: Any, *columns: dict | None) -> list[str]:
+    """The rows of :func:`depth_reading` for each column (n/a where no hand was found)."""
 
     def cells(d: dict | None) -> tuple[str, str, str]:
         if d is None:
@@ -375,37 +388,41 @@ def _depth_rows(row: Any, renders: dict | None, real: dict | None) -> list[str]:
              f"[{_num(d['depth_slope_q25'], '.2f')}-{_num(d['depth_slope_q75'], '.2f')}]")  # fmt: skip
         return q, _num(d["across_slope_median"], ".2f"), f"{d['depth_error_mm']:.1f} / {d['across_error_mm']:.1f}"
 
-    a, b = cells(renders), cells(real)
-    return [row("MediaPipe world landmarks: depth slope [quartiles]", a[0], b[0]),
-            row("  slope across the image, median", a[1], b[1]),
-            row("  mean error in depth / across the image, mm", a[2], b[2])]  # fmt: skip
+    c = [cells(d) for d in columns]
+    return [row("MediaPipe world landmarks: depth slope [quartiles]", *(x[0] for x in c)),
+            row("  slope across the image, median", *(x[1] for x in c)),
+            row("  mean error in depth / across the image, mm", *(x[2] for x in c))]  # fmt: skip
 
 
 def report_lines(rep: dict[str, Any]) -> list[str]:
     """:func:`as_dict`'s report as a table: a column of the renders' figures and, where real frames were
     measured, a column of theirs beside it."""
     real = rep.get("real_frames")
-    heads = ["renders"] + (["real frames"] if real is not None else [])
+    pm = (real or {}).get("pose_matched_renders")
+    heads = ["renders"] + (["real frames"] if real is not None else []) + (["renders of their poses"] if pm else [])
 
-    def row(label: str, on_renders: str, on_real: str = "-") -> str:
-        cells = [on_renders] + ([on_real] if real is not None else [])
-        return (f"{label:<54}" + "".join(f"{c:<22}" for c in cells)).rstrip()
+    def row(label: str, *cells: str) -> str:
+        cells = (cells + ("-",) * len(heads))[: len(heads)]
+        return (f"{label:<54}" + "".join(f"{c:<24}" for c in cells)).rstrip()
 
-    lines = [row("figure", *heads), row("-" * 52, *["-" * 20] * len(heads))]
-    lines.append(row("pose + projection samples / s", f"{rep['pose_samples_per_s']:,.0f}"))
-    lines.append(row("rendered 256x256 images / s", f"{rep['render_256_per_s']:.1f}"))
-    lines.append(row("MediaPipe detection rate (found of frames)", _found(rep), _found(real) if real else ""))
+    lines = [row("figure", *heads), row("-" * 52, *["-" * 22] * len(heads))]
+    lines.append(row("pose + projection samples / s", f"{rep['pose_samples_per_s']:,.0f}", "", ""))
+    lines.append(row("rendered 256x256 images / s", f"{rep['render_256_per_s']:.1f}", "", ""))
+    pm_found = _found(pm, "rendered_n") if pm else ""
+    lines.append(row("MediaPipe detection rate (found of frames)", _found(rep), _found(real) if real else "", pm_found))
     palm, back = _num(rep["detection_rate_palm"], ".2f"), _num(rep["detection_rate_back"], ".2f")
-    lines.append(row("  palm toward the camera / back of the hand", f"{palm} / {back}"))
+    lines.append(row("  palm toward the camera / back of the hand", f"{palm} / {back}", "", ""))
     hand = ""
     if real is not None:
         labelled = real["handedness_labelled"]
         hand = f"{_num(real['handedness_accuracy'])} ({labelled} labelled)" if labelled else "n/a (not labelled)"
-    lines.append(row("MediaPipe handedness correct", _num(rep["handedness_accuracy"]), hand))
+    pm_hand = f"{_num(pm['handedness_accuracy'])} (the hand drawn)" if pm else ""
+    lines.append(row("MediaPipe handedness correct", _num(rep["handedness_accuracy"]), hand, pm_hand))
     px = _num(real["landmark_error_px_median"], ".1f") if real else ""
     lines.append(row("MediaPipe 2D vs the truth's projection, median px", _num(rep["landmark_error_px_median"], ".1f"),
-                     px))  # fmt: skip
-    lines += _depth_rows(row, rep.get("world_depth"), None if real is None else real.get("world_depth"))
+                     px, _num(pm["landmark_error_px_median"], ".1f") if pm else ""))  # fmt: skip
+    depth_cols = [rep.get("world_depth")] + ([real.get("world_depth")] if real is not None else [])
+    lines += _depth_rows(row, *depth_cols, *([pm.get("world_depth")] if pm else []))
     closed, rc = rep.get("closed_loop") or {}, (real or {}).get("closed_loop") or {}
     if not closed and not rc:
         return [*lines, "closed loop: not measured (no --checkpoint, or no hand found)"]

@@ -31,7 +31,7 @@ import numpy as np
 from streamhand.geometry import Intrinsics
 from streamhand.skeleton import LAYOUT, NUM_JOINTS
 
-__all__ = ["Frame", "FrameDataError", "FrameSet", "load_frames", "project"]
+__all__ = ["Frame", "FrameDataError", "FrameSet", "cut", "load_frames", "project", "uncrop"]
 
 
 class FrameDataError(ValueError):
@@ -46,6 +46,26 @@ class Frame:
     joints_cam: np.ndarray  # (21, 3) metres, camera frame
     joints_2d: np.ndarray  # (21, 2) pixels: the truth's projection
     handedness: str | None  # "left" | "right" from the labels, None when not labelled
+
+
+def uncrop(crop: np.ndarray, box: tuple[int, int, int, int], k: Intrinsics) -> np.ndarray:
+    """A stored crop resized back into its ``box`` [x, y, w, h] on a black frame of the camera's size."""
+    x, y, w, h = box
+    big = cv2.resize(crop, (w, h), interpolation=cv2.INTER_CUBIC)
+    canvas = np.zeros((k.height, k.width, 3), np.uint8)
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, k.width), min(y + h, k.height)
+    canvas[y0:y1, x0:x1] = big[y0 - y : y1 - y, x0 - x : x1 - x]
+    return canvas
+
+
+def cut(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The part of a full frame inside ``box`` [x, y, w, h] (black where the box leaves the frame)."""
+    x, y, w, h = box
+    out = np.zeros((h, w, 3), rgb.dtype)
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, rgb.shape[1]), min(y + h, rgb.shape[0])
+    if x1 > x0 and y1 > y0:
+        out[y0 - y : y1 - y, x0 - x : x1 - x] = rgb[y0:y1, x0:x1]
+    return out
 
 
 def project(joints_cam: np.ndarray, k: Intrinsics) -> np.ndarray:
@@ -71,24 +91,23 @@ class FrameSet:
         """(N, 21, 2) pixels: the exact projection of the truth."""
         return project(self.joints_cam, self.intrinsics)
 
-    def image(self, i: int) -> np.ndarray:
-        """Frame ``i`` as a full camera frame, RGB uint8 (height, width, 3)."""
-        path, box, k = self.images[i], self.crop_boxes[i], self.intrinsics
+    def stored(self, i: int) -> np.ndarray:
+        """Frame ``i``'s image as stored (a crop at its file's size, or the full frame), RGB uint8."""
+        path = self.images[i]
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             raise FrameDataError(f"cannot read image {path} (not a JPEG/PNG image?)")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def image(self, i: int) -> np.ndarray:
+        """Frame ``i`` as a full camera frame, RGB uint8 (height, width, 3)."""
+        rgb, box, k = self.stored(i), self.crop_boxes[i], self.intrinsics
         if box is None:
             if rgb.shape[:2] != (k.height, k.width):
-                raise FrameDataError(f"{path}: image is {rgb.shape[1]}x{rgb.shape[0]}, not the camera's "
+                raise FrameDataError(f"{self.images[i]}: image is {rgb.shape[1]}x{rgb.shape[0]}, not the camera's "
                                      f"{k.width}x{k.height}, and its frame has no crop_box_xywh")  # fmt: skip
             return rgb
-        x, y, w, h = box
-        big = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_CUBIC)
-        canvas = np.zeros((k.height, k.width, 3), np.uint8)
-        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, k.width), min(y + h, k.height)
-        canvas[y0:y1, x0:x1] = big[y0 - y : y1 - y, x0 - x : x1 - x]
-        return canvas
+        return uncrop(rgb, box, k)
 
     def frame(self, i: int) -> Frame:
         name = self.images[i].relative_to(self.root / "images").as_posix()
