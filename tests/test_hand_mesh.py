@@ -264,3 +264,32 @@ def test_cavities_between_curled_fingers_are_shaded():
     plain = gl_render.renderer().draw(k, [(v, n)], [look], light)
     m = (shaded.hand > 0) & (plain.hand > 0)
     assert shaded.color[m].mean() < plain.color[m].mean() and (shaded.color[m] <= plain.color[m] + 1e-3).all()
+
+
+def test_a_rooms_diffuse_light_takes_light_from_the_key_to_the_fill_and_the_ceiling():
+    """Renderer 8's room light: the same draws as renderer 7's, the fill and hemisphere raised against the key
+    (key 0.5-6 times the fill instead of 2-25) with about the same light in all; a hand drawn in it is lit by
+    more of the room (as bright or brighter where it faces the camera and the key comes from aside)."""
+    from streamhand.synth.render import random_lighting
+
+    ratio, total = [], []
+    for s in range(200):
+        a, b = random_lighting(np.random.default_rng(s), True), random_lighting(np.random.default_rng(s), False)
+        for f in ("key_dir", "fill_dir"):
+            assert np.array_equal(getattr(a, f), getattr(b, f))
+        assert (a.shadow_soft, a.sss, a.gloss) == (b.shadow_soft, b.sss, b.gloss)
+        ratio.append((a.key_col.mean() / a.fill_col.mean(), b.key_col.mean() / b.fill_col.mean()))
+        total.append(sum(x.mean() for x in (a.key_col, a.fill_col, a.sky_col)) /
+                     sum(x.mean() for x in (b.key_col, b.fill_col, b.sky_col)))  # fmt: skip
+    ratio = np.array(ratio)
+    assert 0.4 < ratio[:, 0].min() and ratio[:, 0].max() < 7 and 1.8 < ratio[:, 1].min() and ratio[:, 1].max() > 15
+    assert 0.8 < np.median(total) < 1.2
+    j = _in_front(forward_kinematics(np.zeros((1, NUM_ANGLES)))[0], 0.4)
+    k = Intrinsics(160, 160, 200.0, 200.0, 79.5, 79.5)
+    mean = {}
+    for diffuse in (True, False):
+        cfg = RenderConfig(background="plain", blur=False, image_noise=False, occluders=0.0, motion_blur=0.0,
+                           forearm=False, diffuse_light=diffuse)  # fmt: skip
+        rs = [render(np.random.default_rng(s), [j], k, cfg=cfg) for s in range(4)]
+        mean[diffuse] = np.mean([r.rgb.astype(np.float64).mean(-1)[r.mask == 1].mean() for r in rs])
+    assert 1.0 < mean[True] / mean[False] < 1.6

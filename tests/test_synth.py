@@ -211,3 +211,40 @@ def test_render_clean_camera_is_the_raster():
     near_hand = cv2.dilate((a.mask > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # edges blend
     plain = a.rgb[~near_hand].reshape(-1, 3)
     assert np.ptp(plain, axis=0).max() <= 1  # the plain background untouched by noise or blur
+
+
+def _hand_means(take: int | None, seeds: range) -> np.ndarray:
+    """The mean colour (RGB) of one hand's pixels and of the scene behind it, drawn with frame seeds ``seeds``
+    and a take drawn with seed ``take`` (None: none) over a fixed backdrop (as the demo clip is drawn)."""
+    from streamhand.synth.render import Take
+
+    hs = sample_hands(np.random.default_rng(3), 1, SamplerConfig(width=160, height=160, facing_fraction=1.0))
+    cfg = RenderConfig(occluders=0.0, motion_blur=0.0)
+    backdrop = np.full((160, 160, 3), 120.0, np.float32)
+    steady = None if take is None else Take.draw(np.random.default_rng(take), 1)
+    out = []
+    for s in seeds:
+        r = render(np.random.default_rng(s), [hs.joints_cam[0]], hs.intrinsics[0], [hs.scale[0]], cfg,
+                   backdrop=backdrop, take=steady)  # fmt: skip
+        rgb = r.rgb.astype(np.float64)
+        out.append(np.concatenate([rgb[r.mask == 1].mean(0), rgb[r.mask == 0].mean(0)]))
+    return np.array(out)
+
+
+def test_a_video_take_keeps_its_light_look_and_camera_from_frame_to_frame():
+    """With a take every frame has the same light, look and camera settings (a real recording), only the
+    noise differs; without it each frame draws its own (the hand's and the scene's colour jump between frames)."""
+    steady, each = _hand_means(7, range(6)), _hand_means(None, range(6))
+    assert np.abs(steady - steady.mean(0)).max() < 1.5  # the sensor's noise alone
+    assert np.abs(each - each.mean(0)).max() > 8.0
+    assert np.abs(_hand_means(8, range(1)) - steady.mean(0)).max() > 3.0  # another take, another look
+    a, b = _hand_means(7, range(0, 1)), _hand_means(7, range(1, 2))
+    assert not np.array_equal(a, b)  # the noise is the frame's own
+
+
+def test_the_demo_clip_is_one_steady_recording():
+    """The demo's scene, behind the hands, keeps its colour from frame to frame (one camera's settings)."""
+    from streamhand.capture.demo import demo_clip
+
+    corner = [rgb[:24, :24].astype(np.float64).mean((0, 1)) for rgb, *_ in demo_clip(8, 160, 120, hands=1)]
+    assert np.ptp(np.array(corner), axis=0).max() < 3.0

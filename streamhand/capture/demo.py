@@ -16,14 +16,17 @@ import numpy as np
 from streamhand.cache import cache_dir
 from streamhand.capture.base import Frame, FrameSource, Pacer, SourceError, now
 from streamhand.geometry import Intrinsics, axis_angle, project
-from streamhand.synth.gl_render import RendererUnavailable
+from streamhand.synth.gl_render import HandLook, Lighting, RendererUnavailable
 from streamhand.synth.hand import forward_kinematics, sample_shape
-from streamhand.synth.render import RENDER_VERSION, RenderConfig, render
+from streamhand.synth.render import RENDER_VERSION, RenderConfig, Take, render
 from streamhand.synth.sampler import GESTURES
 from streamhand.synth.scene import scene_background
+from streamhand.synth.sensor import DEPTH_SETTINGS, WEBCAM_SETTINGS
 
 log = logging.getLogger(__name__)
-DEMO_VERSION = 3  # bump when the clip's script changes; renderer changes bump RENDER_VERSION (both key the cache)
+#: bump when the clip's script changes (4: one light, look and camera settings for the whole clip, as a real
+#: recording has); renderer changes bump RENDER_VERSION (both key the cache)
+DEMO_VERSION = 4
 
 
 _SEQUENCES = (
@@ -55,6 +58,24 @@ def demo_hand_lengths(seed: int = 0) -> list[float]:
     return [float(v) for v in chain_length(forward_kinematics(np.zeros((2, NUM_ANGLES)), scales, props))]
 
 
+def demo_take(tones: list[np.ndarray]) -> Take:
+    """The demo's recording, the same in every frame: a desk under a ceiling light ahead and to one side, a
+    window's daylight from the other, light from the walls; bare hands of the given skin ``tones``; a webcam and
+    a depth sensor at the middle of every setting the renderer draws (no defocus, neutral exposure and white
+    balance, a lit room's noise)."""
+
+    def unit(v: list[float]) -> np.ndarray:
+        a = np.array(v)
+        return a / np.linalg.norm(a)
+
+    light = Lighting(key_dir=unit([0.35, -0.75, -0.55]), key_col=np.array([1.15, 1.1, 1.0]),
+                     fill_dir=unit([-0.6, -0.1, -0.8]), fill_col=np.array([0.42, 0.45, 0.5]),
+                     sky_col=np.array([0.33, 0.33, 0.35]), ground_col=np.array([0.12, 0.11, 0.1]),
+                     shadow_soft=2.5, sss=0.6, gloss=0.06)  # fmt: skip
+    looks = [HandLook(skin=np.asarray(t, np.float64), detail=0.7) for t in tones]
+    return Take(light, looks, np.full(WEBCAM_SETTINGS, 0.5), np.full(DEPTH_SETTINGS, 0.5))
+
+
 def demo_clip(n_frames: int, width: int, height: int, hands: int = 2, seed: int = 0):
     """Yield (rgb, depth_m, joints_cam list, left list) for each frame of a looping clip."""
     rng = np.random.default_rng(seed)
@@ -64,6 +85,7 @@ def demo_clip(n_frames: int, width: int, height: int, hands: int = 2, seed: int 
     backdrop_depth += max(0.0, 1.0 - float(backdrop_depth.min()))  # the scene stays behind the arms, every frame
     tone = [np.array([224, 172, 120], np.float32), np.array([214, 165, 118], np.float32)]
     cfg = RenderConfig(depth_noise=True, depth_holes=True, motion_blur=0.0)
+    take = demo_take(tone)
     base = np.diag([1.0, -1.0, -1.0])  # palm toward the camera, fingers up
     for fi in range(n_frames):
         ph = fi / n_frames
@@ -85,8 +107,8 @@ def demo_clip(n_frames: int, width: int, height: int, hands: int = 2, seed: int 
                                0.02 + 0.03 * np.sin(2 * w), 0.45 + 0.07 * np.sin(w + h)])  # fmt: skip
             joints.append((local - palm) @ r.T + centre)
             lefts.append(left)
-        out = render(rng, joints, k, [float(scales[i]) for i in range(len(joints))], cfg, skin=tone[: len(joints)],
-                     left=lefts, backdrop=backdrop, backdrop_depth=backdrop_depth)  # fmt: skip
+        out = render(rng, joints, k, [float(scales[i]) for i in range(len(joints))], cfg, left=lefts,
+                     backdrop=backdrop, backdrop_depth=backdrop_depth, take=take)  # fmt: skip
         # a webcam-like MJPEG round trip (also what the on-disk cache stores)
         jpg = cv2.imdecode(cv2.imencode(".jpg", out.rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])[1], 1)
         yield np.ascontiguousarray(jpg[:, :, ::-1]), out.depth.astype(np.float32) / 1000.0, joints, lefts, k

@@ -19,7 +19,7 @@ from streamhand.geometry import Intrinsics, project
 from streamhand.synth.gl_render import HandLook, Lighting, renderer
 from streamhand.synth.hand_mesh import cavity_occlusion, palm_frame, pose_mesh
 from streamhand.synth.scene import add_occluder, scene_background
-from streamhand.synth.sensor import apply_webcam, realsense_depth
+from streamhand.synth.sensor import DEPTH_SETTINGS, WEBCAM_SETTINGS, apply_webcam, realsense_depth
 
 #: skin tones (sRGB) across the range of people, very light to very dark
 SKIN_TONES = np.array(
@@ -30,9 +30,10 @@ SKIN_TONES = np.array(
 
 
 #: bump when rendered images change, so caches built from renders (MediaPipe labels) are rebuilt
-RENDER_VERSION = 7  # 6: a skinned mesh drawn by OpenGL, indoor scenes with depth, webcam and RealSense models;
-# 7: palm lines and flexion creases deep enough to read (MediaPipe took palms for backs). RenderConfig.cavities
-# (off by default) changes the images: caches built with it on are not told apart
+RENDER_VERSION = 8  # 6: a skinned mesh drawn by OpenGL, indoor scenes with depth, webcam and RealSense models;
+# 7: palm lines and flexion creases deep enough to read (MediaPipe took palms for backs); 8: a room's diffuse
+# light (RenderConfig.diffuse_light). RenderConfig.cavities (off by default) and diffuse_light=False change the
+# images: caches built with them are not told apart
 
 
 @dataclass
@@ -54,6 +55,8 @@ class RenderConfig:
     #: shade the room's light where curled fingers meet each other and the palm (cavity occlusion; docs/renders.md:
     #: MediaPipe finds more renders with it, but it is not the default yet)
     cavities: bool = False
+    #: a room's diffuse light (renderer 8; :func:`random_lighting`); False: renderer 7's contrasty light
+    diffuse_light: bool = True
     forearm: bool = True
     #: wrist to where the arm leaves the picture (a straight forearm and upper arm: no stump in the frame)
     forearm_length_m: float = 0.45
@@ -135,20 +138,28 @@ def random_look(rng: np.random.Generator, skin: np.ndarray | None = None) -> Han
     return look
 
 
-def random_lighting(rng: np.random.Generator) -> Lighting:
+#: renderer 8's room light against renderer 7's, applied to the same draws: key, fill, hemisphere (sky), ground
+_DIFFUSE = (0.61, 2.44, 1.83, 0.61)
+
+
+def random_lighting(rng: np.random.Generator, diffuse: bool = True) -> Lighting:
     """Indoor light: a key light mostly in front of the hand (from above, the side, now and then behind it),
-    warm to cool, hard or soft shadows; a dimmer fill light; a tinted hemisphere."""
+    warm to cool, hard or soft shadows; a fill light; a tinted hemisphere. ``diffuse`` (renderer 8): a room lights
+    a hand much as its walls, ceiling and windows do, the fill about 0.2-2 times the key and the hemisphere
+    0.15-0.65, with the same light in all; without it (renderer 7) the key is 2-25 times the fill, a studio
+    portrait's contrast, and MediaPipe finds fewer hands (docs/renders.md). The same draws either way."""
     key = np.array([rng.uniform(-1, 1), rng.uniform(-1.2, 0.4), -rng.uniform(0.15, 1.2)])
     if rng.random() < 0.1:  # back light
         key[2] = rng.uniform(0.2, 0.8)
     warmth = rng.uniform(-1, 1)
     tint = np.array([1.0 + 0.12 * warmth, 1.0, 1.0 - 0.18 * warmth])
-    key_col = tint * rng.uniform(0.9, 2.0)
+    s_key, s_fill, s_sky, s_ground = _DIFFUSE if diffuse else (1.0, 1.0, 1.0, 1.0)
+    key_col = tint * rng.uniform(0.9, 2.0) * s_key
     fill = np.array([-key[0] + rng.normal(0, 0.3), rng.uniform(-0.3, 0.5), -rng.uniform(0.3, 1.0)])
-    fill_col = tint * rng.uniform(0.08, 0.45) * rng.uniform(0.9, 1.1, 3)
+    fill_col = tint * rng.uniform(0.08, 0.45) * rng.uniform(0.9, 1.1, 3) * s_fill
     amb = rng.uniform(0.08, 0.35)
-    sky = amb * rng.uniform(0.85, 1.15, 3)
-    ground = amb * rng.uniform(0.3, 0.7) * rng.uniform(0.8, 1.2, 3)
+    sky = amb * rng.uniform(0.85, 1.15, 3) * s_sky
+    ground = amb * rng.uniform(0.3, 0.7) * rng.uniform(0.8, 1.2, 3) * s_ground
     return Lighting(key, key_col, fill, fill_col, sky, ground, shadow_soft=float(rng.uniform(0.6, 3.5)),
                     sss=float(rng.uniform(0.35, 0.85)), gloss=float(rng.uniform(0.02, 0.12)))  # fmt: skip
 
@@ -182,6 +193,27 @@ def _forearm_length(joints: np.ndarray, length: float, nearest: float = 0.15) ->
     return float(np.clip((dist - min(nearest, 0.5 * dist)) / -toward, 0.03, length))
 
 
+@dataclass
+class Take:
+    """One recording's steady look: its light, each hand's look (by the hand's index in ``render``'s list) and
+    the webcam's and depth sensor's settings (:data:`~streamhand.synth.sensor.WEBCAM_SETTINGS` and
+    :data:`~streamhand.synth.sensor.DEPTH_SETTINGS` uniform 0-1 decisions). Frames rendered with one take look
+    like one video: nothing is relit or re-dressed between them, and only the sensors' noise changes."""
+
+    light: Lighting
+    looks: list[HandLook]
+    camera: np.ndarray
+    depth_sensor: np.ndarray
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, hands: int, skin: list[np.ndarray] | None = None,
+             diffuse_light: bool = True) -> Take:  # fmt: skip
+        """A random take, as a frame without one draws its own."""
+        looks = [random_look(rng, None if skin is None else skin[i]) for i in range(hands)]
+        light = random_lighting(rng, diffuse_light)
+        return cls(light, looks, rng.random(WEBCAM_SETTINGS), rng.random(DEPTH_SETTINGS))
+
+
 def render(
     rng: np.random.Generator,
     hands: list[np.ndarray],
@@ -192,12 +224,15 @@ def render(
     left: list[bool] | None = None,
     backdrop: np.ndarray | None = None,
     backdrop_depth: np.ndarray | None = None,
+    take: Take | None = None,
 ) -> Rendered:
     """Render posed hands (each (21, 3), camera frame, metres) seen through intrinsics ``k``.
 
     ``backdrop`` (H, W, 3) replaces the random background (a fixed scene for animated clips), ``backdrop_depth``
     (H, W, metres) its depth (else a plane at ``cfg.background_depth_m``); with a backdrop nothing occludes the
-    hands.
+    hands. ``take``: one recording's light, hands' looks and sensors' settings (:class:`Take`; ``skin`` is then
+    the take's), the same in every frame rendered with it; without one every frame draws its own from ``rng``.
+    The sensors' noise comes from ``rng`` either way.
     """
     cfg = cfg or RenderConfig()
     h, w = k.height, k.width
@@ -223,10 +258,10 @@ def render(
             continue
         meshes.append(posed_mesh(joints, float(scales[i]), bool(lefts[i]), _forearm_length(joints, forearm),
                                  cfg.cavities))
-        looks.append(random_look(rng, None if skin is None else skin[i]))
+        looks.append(take.looks[i] if take else random_look(rng, None if skin is None else skin[i]))
         drawn.append(i + 1)
     if meshes:
-        light = random_lighting(rng)
+        light = take.light if take else random_lighting(rng, cfg.diffuse_light)
         ras = renderer().draw(k, meshes, looks, light)
         img = ras.color + (1.0 - ras.coverage[..., None]) * img
         index = np.array([0, *drawn], np.uint8)
@@ -253,10 +288,12 @@ def render(
         # the hand's displacement during the exposure: a few pixels, now and then many
         motion = rng.normal(0, 1, 2) * rng.gamma(1.5, 2.5) * cfg.hole_scale
     strength = cfg.camera_strength * float(cfg.blur or cfg.image_noise)
-    rgb = apply_webcam(rng, img, fg.astype(np.uint8), motion, strength=strength, pixel_scale=cfg.hole_scale)
+    cam, sensor = (None, None) if take is None else (take.camera, take.depth_sensor)
+    rgb = apply_webcam(rng, img, fg.astype(np.uint8), motion, strength=strength, pixel_scale=cfg.hole_scale,
+                       settings=cam)  # fmt: skip
     if cfg.depth_noise or cfg.depth_holes:
         depth = realsense_depth(rng, depth_true, owner, normal, k.fx, pixel_scale=cfg.hole_scale,
-                                principal=(k.cx, k.cy))  # fmt: skip
+                                principal=(k.cx, k.cy), settings=sensor)  # fmt: skip
     else:
         depth = np.clip(depth_true * 1000.0, 0, 65535).astype(np.uint16)
     return Rendered(rgb, depth, owner)

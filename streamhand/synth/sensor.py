@@ -25,6 +25,9 @@ import cv2
 import numpy as np
 
 F32 = np.float32
+#: how many uniform 0-1 decisions set a webcam's (:func:`apply_webcam`) and a depth sensor's
+#: (:func:`realsense_depth`) behaviour for a frame
+WEBCAM_SETTINGS, DEPTH_SETTINGS = 24, 16
 
 
 def _gray3(s: np.ndarray) -> np.ndarray:
@@ -130,6 +133,7 @@ def apply_webcam(
     motion_px: np.ndarray | None = None,
     strength: float = 1.0,
     pixel_scale: float = 1.0,
+    settings: np.ndarray | None = None,
 ) -> np.ndarray:
     """What a webcam makes of a rendered frame: float32 RGB 0-255 (H, W, 3) in, uint8 RGB out.
 
@@ -140,6 +144,9 @@ def apply_webcam(
     exposure, smeared symmetrically about the rendered pose. ``strength`` scales every random effect (1 =
     typical webcams, 0 = only rounding to uint8; motion blur is applied as given whenever strength > 0).
     ``pixel_scale``: this image's pixels per sensor pixel (blur radii scale with it, noise shrinks below 1).
+    ``settings``: the camera's settings as :data:`WEBCAM_SETTINGS` uniform 0-1 decisions (focus, exposure, white
+    balance, vignetting, noise levels, sharpening, tone, JPEG quality), the same every frame of one video; None
+    draws them from ``rng``. The noise itself comes from ``rng`` either way.
     """
     img = np.asarray(img, F32)
     s = max(float(strength), 0.0)
@@ -147,7 +154,7 @@ def apply_webcam(
         return _quantise(img)
     h, w = img.shape[:2]
     ps = float(pixel_scale)
-    u = rng.random(24)  # every scalar decision, drawn up front
+    u = rng.random(WEBCAM_SETTINGS) if settings is None else np.asarray(settings, np.float64)  # every decision
     sm = min(s, 1.0)
     hand = None if mask is None else np.asarray(mask) > 0
     has_hand = hand is not None and bool(hand.any())
@@ -240,6 +247,7 @@ def realsense_depth(
     baseline_m: float = 0.05,
     pixel_scale: float = 1.0,
     principal: tuple[float, float] | None = None,
+    settings: np.ndarray | None = None,
 ) -> np.ndarray:
     """What an Intel RealSense D4xx makes of a true depth map: uint16 millimetres, 0 = no data.
 
@@ -249,7 +257,8 @@ def realsense_depth(
     pixels, ``principal`` (cx, cy) its principal point (default: the image centre). ``baseline_m`` puts the
     second imager at +x (D4xx: the unmatched band lies left of near objects); negative puts it at -x.
     ``pixel_scale``: this image's pixels per sensor pixel (sensor fx = fx / pixel_scale for the noise; blob and
-    edge sizes scale with it).
+    edge sizes scale with it). ``settings``: the sensor's :data:`DEPTH_SETTINGS` uniform 0-1 decisions (as
+    :func:`apply_webcam`'s: the same every frame of one video); None draws them from ``rng``.
 
     Noise is in disparity: sigma_d 0.05-0.1 sensor pixels, so sigma_z = z^2 sigma_d / (fx_sensor baseline)
     (about 0.2 % of z at 1 m with a 640-pixel focal length), then quantised to 1/32 pixel and to millimetres.
@@ -263,7 +272,7 @@ def realsense_depth(
     pe = min(ps, 1.0)  # chance scale for one-sensor-pixel effects on coarser images
     b = abs(float(baseline_m))
     fxs = float(fx) / ps
-    u = rng.random(16)
+    u = rng.random(DEPTH_SETTINGS) if settings is None else np.asarray(settings, np.float64)
     # one uniform field for every per-pixel decision: its high bits, and its low bits as a second draw
     draw = rng.random((h, w), dtype=F32)
     draw2 = _low_bits(draw, 64)
