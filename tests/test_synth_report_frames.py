@@ -131,7 +131,7 @@ def _flatten(j: np.ndarray, depth: float = 1.0, across: float = 1.0) -> np.ndarr
     ids=["exact", "half-as-deep", "flat", "twice-as-wide", "deeper-and-narrower"],
 )
 def test_depth_reading_measures_how_deep_the_landmarks_read_the_hand(depth, across):
-    from train.synth_report import depth_reading
+    from train.world_depth import depth_reading
 
     j = _hands()
     got = depth_reading(_flatten(j, depth, across), j)
@@ -145,7 +145,7 @@ def test_depth_reading_measures_how_deep_the_landmarks_read_the_hand(depth, acro
 
 @pytest.mark.parametrize("world", [np.zeros((0, 21, 3)), np.zeros(0)], ids=["no-hands", "empty-list"])
 def test_depth_reading_of_no_hands_is_none(world):
-    from train.synth_report import depth_reading
+    from train.world_depth import depth_reading
 
     assert depth_reading(world, np.zeros((0, 21, 3))) is None
 

@@ -20,6 +20,7 @@ from streamhand.skeleton import reference_length
 from streamhand.synth.hand_mesh import template_joints
 from streamhand.synth.render import render
 from train.datasets.frames import FrameSet, cut, uncrop
+from train.world_depth import depth_reading
 
 #: seeds of the frames' renders (scene, light, skin, camera effects): frame i is drawn with SEED + i
 SEED = 4100
@@ -46,10 +47,8 @@ def pose_matched_figures(
     are rendered (``rendered_n``), and of those: the share found (of several detections, the one nearest the
     truth counts), the share found with the hand drawn (``handedness_accuracy``), the landmarks' median error
     against the truth's projection (px; each hand's median joint distance) and the depth reading of MediaPipe's
-    world landmarks (:func:`train.synth_report.depth_reading`). Rates and errors are None where nothing was
+    world landmarks (:func:`train.world_depth.depth_reading`). Rates and errors are None where nothing was
     found."""
-    from train.synth_report import depth_reading
-
     todo = [i for i, h in enumerate(hands) if h in ("left", "right")]
     found = hand_ok = 0
     lm_err: list[float] = []

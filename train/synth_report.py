@@ -1,6 +1,6 @@
 """Synthetic-data report: sampler and renderer speed, MediaPipe's detection rate on rendered hands, how deep
-its world landmarks read them (:func:`depth_reading`), and the closed loop (render -> real MediaPipe -> lift its
-2D with a checkpoint -> compare with the renderer's 3D);
+its world landmarks read them (:func:`train.world_depth.depth_reading`), and the closed loop (render -> real
+MediaPipe -> lift its 2D with a checkpoint -> compare with the renderer's 3D);
 optionally the same figures on a folder of real frames with 3D truth (:mod:`train.datasets.frames`) beside
 them. Also a contact sheet of rendered hands (:func:`render_sheet`)."""
 
@@ -26,6 +26,7 @@ from streamhand.synth.sampler import SamplerConfig, detection_test_config, sampl
 from train.datasets.frames import FrameSet
 from train.datasets.mediapipe_pairs import detect_rendered
 from train.pose_matched import pose_matched_figures
+from train.world_depth import depth_reading
 
 log = logging.getLogger(__name__)
 
@@ -40,36 +41,12 @@ class SynthReport:
     detection_rate_back: float = 0.0
     handedness_accuracy: float = 0.0
     landmark_error_px_median: float = 0.0
-    #: how deep MediaPipe's world landmarks read the hands it found (:func:`depth_reading`), None with none found
+    #: how deep MediaPipe's world landmarks read the hands it found (:func:`~train.world_depth.depth_reading`);
+    #: None with none found
     world_depth: dict | None = None
     closed_loop: dict = field(default_factory=dict)
     #: the same figures on a folder of real frames (:func:`frames_figures`), None without one
     real_frames: dict | None = None
-
-
-def depth_reading(world: np.ndarray, joints_cam: np.ndarray) -> dict[str, float] | None:
-    """How deep MediaPipe's metric landmarks ``world`` (N, 21, 3) read N hands against their truth ``joints_cam``
-    (N, 21, 3), both taken wrist-relative in the camera's axes: per hand, the least-squares slope of its landmarks'
-    depths on the truth's (``depth_slope_*``: 1 as deep as the hand is, below 1 flatter; median and quartiles over
-    the hands) and of their positions across the image (``across_slope_median``, x and y together), and the mean
-    error in depth and across the image (``depth_error_mm``, ``across_error_mm``: per axis, over the 20 joints
-    other than the wrist). None for no hands. On real photographs MediaPipe reads depth at a slope near 1 and on
-    our renders well below it (docs/renders.md): a measure of the depth cues renders give."""
-    w, t = np.asarray(world, np.float64), np.asarray(joints_cam, np.float64)
-    if w.ndim != 3 or len(w) == 0:
-        return None
-    w, t = w - w[:, :1], t - t[:, :1]
-
-    def slope(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # per hand, least squares of a = s * b
-        return (a * b).sum((1, 2)) / np.maximum((b * b).sum((1, 2)), 1e-12)
-
-    depth = slope(w[..., 2:], t[..., 2:])
-    across = slope(w[..., :2], t[..., :2])
-    err = np.abs(w - t)[:, 1:]
-    q25, med, q75 = np.quantile(depth, [0.25, 0.5, 0.75])
-    return {"n": len(w), "depth_slope_median": float(med), "depth_slope_q25": float(q25), "depth_slope_q75": float(q75),
-            "across_slope_median": float(np.median(across)), "depth_error_mm": 1000.0 * float(err[..., 2].mean()),
-            "across_error_mm": 1000.0 * float(err[..., :2].mean())}  # fmt: skip
 
 
 def bench_sampler(n: int = 20000, seed: int = 0) -> float:
