@@ -334,7 +334,7 @@ def test_onnxruntime_runtime_matches_torch(models_dir, frames):
 
     with (NetworkHands(tracking=False, models_dir=models_dir) as a,
           NetworkHands(tracking=False, runtime="onnxruntime", models_dir=models_dir) as b):  # fmt: skip
-        _assert_same_hands(a, b, frames[:4], max_px=0.25)  # sub-pixel
+        _assert_same_hands(a, b, frames[:4], max_px=0.5)  # sub-pixel: two float32 runtimes' sums differ
 
 
 def test_score_is_the_landmark_networks_presence(models_dir, frames):
