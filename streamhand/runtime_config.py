@@ -117,15 +117,16 @@ class ModelSettings(_Strict):
 
 
 class SmoothConfig(_Strict):
-    """One Euro per joint per track. The defaults were chosen on rendered clips other than the demo's for the least
-    jitter with no measurable lag (docs/usage.md, "Smoothing")."""
+    """One Euro per joint per track. The defaults were chosen on rendered clips other than the demo's (each one
+    steady recording) for the least error with no measurable lag, and of those the least jitter (docs/usage.md,
+    "Smoothing")."""
 
     enabled: Annotated[bool, Flag("--no-smooth", "publish the unsmoothed poses", switch=False)] = True
-    min_cutoff: Annotated[float, Flag("--smooth-min-cutoff", "One Euro cutoff at rest (Hz)")] = Field(1.5, gt=0)
+    min_cutoff: Annotated[float, Flag("--smooth-min-cutoff", "One Euro cutoff at rest (Hz)")] = Field(4.0, gt=0)
     beta: Annotated[float, Flag("--smooth-beta", "One Euro cutoff added per m/s of joint speed (Hz)")] = Field(
-        15.0, ge=0
+        60.0, ge=0
     )
-    d_cutoff: Annotated[float, Flag("--smooth-d-cutoff", "One Euro speed estimate's cutoff (Hz)")] = Field(2.0, gt=0)
+    d_cutoff: Annotated[float, Flag("--smooth-d-cutoff", "One Euro speed estimate's cutoff (Hz)")] = Field(4.0, gt=0)
 
 
 class PublishConfig(_Strict):
