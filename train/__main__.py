@@ -233,11 +233,15 @@ def synth_report_cmd(
     checkpoint: Annotated[Path | None, typer.Option(help="lift MediaPipe's 2D with this model")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the report here")] = None,
     frames: Annotated[
-        Path | None, typer.Option(help="real frames with 3D truth (eval --data frames' folder): the same figures")
+        Path | None,
+        typer.Option(
+            help="real frames with 3D truth (eval --data frames' folder): the same figures on them, and on renders "
+            "of their own poses"
+        ),
     ] = None,
 ) -> None:
     """Sampler/renderer speed, MediaPipe detection rate on rendered hands, closed-loop EPE; with --frames the same
-    figures on real frames beside the renders'."""
+    figures on real frames beside the renders', and MediaPipe's on renders of those frames' own poses and views."""
     from train.datasets.frames import FrameDataError, load_frames
     from train.synth_report import as_dict, report_lines, synth_report
 
