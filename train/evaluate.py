@@ -31,7 +31,7 @@ from streamhand.place.placement import place_hand, solve_root
 from streamhand.skeleton import JOINT_NAMES, reference_length
 from streamhand.uncertainty import apply_calibration
 from train.config import DataConfig
-from train.datasets.frames import FrameSet
+from train.datasets.frames import FrameSet, nearest_detection
 from train.datasets.synthetic import make_pairs
 from train.error_model import reliability
 from train.plots import finish_pck, pyplot, save_figure
@@ -242,7 +242,7 @@ def evaluate_frames(
                 if not dets:
                     row["detected"] = False
                     continue
-                det = min(dets, key=lambda d: float(np.linalg.norm(d.landmarks_px - fr.joints_2d, axis=1).mean()))
+                det = nearest_detection(dets, fr.joints_2d)
                 uv, hand = det.landmarks_px, fr.handedness or det.handedness
                 if fr.handedness is not None:
                     labelled += 1

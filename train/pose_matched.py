@@ -19,7 +19,7 @@ from rich.progress import track
 from streamhand.skeleton import reference_length
 from streamhand.synth.hand_mesh import template_joints
 from streamhand.synth.render import render
-from train.datasets.frames import FrameSet, cut, uncrop
+from train.datasets.frames import FrameSet, cut, nearest_detection, uncrop
 from train.world_depth import depth_reading
 
 #: seeds of the frames' renders (scene, light, skin, camera effects): frame i is drawn with SEED + i
@@ -60,7 +60,7 @@ def pose_matched_figures(
         dets = detector(render_frame_pose(frames, i, hands[i] == "left"))
         if not dets:
             continue
-        d = min(dets, key=lambda d: float(np.linalg.norm(d.landmarks_px - uv, axis=1).mean()))
+        d = nearest_detection(dets, uv)
         found += 1
         hand_ok += d.handedness == hands[i]
         lm_err.append(float(np.median(np.linalg.norm(d.landmarks_px - uv, axis=1))))

@@ -23,7 +23,7 @@ from streamhand.metrics import evaluate_poses
 from streamhand.skeleton import reference_length
 from streamhand.synth.render import render
 from streamhand.synth.sampler import SamplerConfig, detection_test_config, sample_hands
-from train.datasets.frames import FrameSet
+from train.datasets.frames import FrameSet, nearest_detection
 from train.datasets.mediapipe_pairs import detect_rendered
 from train.pose_matched import pose_matched_figures
 from train.world_depth import depth_reading
@@ -256,7 +256,7 @@ def frames_figures(
             scales[_key(fr.joints_2d)] = ref
             if not dets:
                 continue
-            d = min(dets, key=lambda d: float(np.linalg.norm(d.landmarks_px - fr.joints_2d, axis=1).mean()))
+            d = nearest_detection(dets, fr.joints_2d)
             found.append(fr.index)
             mp_hand[fr.index] = d.handedness
             lm_err.append(float(np.median(np.linalg.norm(d.landmarks_px - fr.joints_2d, axis=1))))

@@ -24,6 +24,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,7 +32,7 @@ import numpy as np
 from streamhand.geometry import Intrinsics
 from streamhand.skeleton import LAYOUT, NUM_JOINTS
 
-__all__ = ["Frame", "FrameDataError", "FrameSet", "cut", "load_frames", "project", "uncrop"]
+__all__ = ["Frame", "FrameDataError", "FrameSet", "cut", "load_frames", "nearest_detection", "project", "uncrop"]
 
 
 class FrameDataError(ValueError):
@@ -66,6 +67,12 @@ def cut(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     if x1 > x0 and y1 > y0:
         out[y0 - y : y1 - y, x0 - x : x1 - x] = rgb[y0:y1, x0:x1]
     return out
+
+
+def nearest_detection(detections: list[Any], joints_2d: np.ndarray) -> Any:
+    """Of a frame's detections (each with ``landmarks_px`` (21, 2)), the one whose landmarks lie nearest the
+    truth's projection ``joints_2d`` (mean joint distance): the one that counts against the frame's truth."""
+    return min(detections, key=lambda d: float(np.linalg.norm(d.landmarks_px - joints_2d, axis=1).mean()))
 
 
 def project(joints_cam: np.ndarray, k: Intrinsics) -> np.ndarray:
