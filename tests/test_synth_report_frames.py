@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
+from tests.helpers import train_cli
 from tests.test_eval_frames import DEFAULT_CKPT, _FakeDetector, write_frames_dataset
 
 RENDERS_EXPERTS = {"2d", "world", "2d+world"}  # the shipped model's expert sets
@@ -27,10 +27,9 @@ def frames_dir(tmp_path_factory) -> Path:
 
 
 def _invoke(*args: str) -> tuple[int, str]:
-    from train.__main__ import app
-
-    r = CliRunner().invoke(app, list(args))
-    return r.exit_code, r.output  # stdout and stderr together
+    """``python -m train ARGS`` in this process: (exit code, stdout and stderr together)."""
+    r = train_cli(*args)
+    return r.returncode, r.stdout + r.stderr
 
 
 def _finite(v: object) -> bool:
