@@ -178,7 +178,7 @@ def test_tracking_option_picks_mediapipe_mode(tmp_path, stills, tiny_checkpoint,
     assert rep["tracking"] is expected and rep["frames_processed"] == 2
 
 
-def test_only_stills_and_unpaced_files_hand_off_losslessly(tmp_path, stills):
+def test_only_stills_and_unpaced_files_hand_off_losslessly_and_unpaced_ones_are_read_ahead(tmp_path, stills):
     """Videos keep latest-wins in real time and are lossless with --no-realtime; stills are always lossless."""
     hands, _ = stills
     folder = _write(tmp_path / "shots", hands[:2])
@@ -186,14 +186,17 @@ def test_only_stills_and_unpaced_files_hand_off_losslessly(tmp_path, stills):
     w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 20.0, (320, 240))
     w.write(cv2.cvtColor(hands[0], cv2.COLOR_RGB2BGR))
     w.release()
-    for kind, realtime, lossless in (("images", True, True), ("images", False, True), ("video", True, False),
-                                     ("video", False, True)):  # fmt: skip
+    # (kind, paced, lossless, read one frame ahead): what is read as fast as possible is read ahead; paced stills
+    # are read when the detector is ready, so none waits in a queue
+    for kind, realtime, lossless, ahead in (("images", True, True, False), ("images", False, True, True),
+                                            ("video", True, False, False), ("video", False, True, True)):  # fmt: skip
         cfg = RunConfig()
         cfg.source.kind, cfg.source.realtime = kind, realtime
         cfg.source.images, cfg.source.video = str(folder), str(clip)
         src = make_source(cfg.source)
         assert src.stills is (kind == "images") and isinstance(src, VideoSource) is (kind == "video")
-        assert Pipeline(cfg, src, None, None, None).lossless is lossless, (kind, realtime)  # type: ignore[arg-type]
+        pipe = Pipeline(cfg, src, None, None, None)  # type: ignore[arg-type]
+        assert (pipe.lossless, pipe.read_ahead, pipe.capture.read_ahead) == (lossless, ahead, ahead), (kind, realtime)
 
 
 def test_tracker_without_linking_gives_each_still_its_own_ids():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -12,10 +13,14 @@ import zmq
 
 from streamhand.capture.base import Frame, FrameSource
 from streamhand.capture.demo import DemoSource
-from streamhand.detect import MediaPipeHands
+from streamhand.detect import MediaPipeHands, TrackLinker
+from streamhand.geometry import Intrinsics
 from streamhand.infer import Lifter, TorchBackend
+from streamhand.run.capture_stage import CaptureStage
 from streamhand.run.handoff import Slot
 from streamhand.run.pipeline import Pipeline
+from streamhand.run.stats import StageStats
+from streamhand.run.work import DetectStep, Work
 from streamhand.runtime_config import RunConfig
 from streamhand.stream import protocol
 from streamhand.stream.client import PoseSubscriber
@@ -39,6 +44,49 @@ def test_slot_latest_wins_and_lossless():
     assert q.get() == 1
     t.join(2)
     assert q.get() == 2
+
+
+class _Counted(FrameSource):
+    """A finite source that counts its reads; every frame stamped at read time."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n, self.reads = n, 0
+
+    def read(self):
+        if self.reads >= self.n:
+            return None
+        self.reads += 1
+        rgb = np.zeros((32, 32, 3), np.uint8)
+        return Frame(self._next_index(), time.monotonic(), time.time(), rgb, Intrinsics(32, 32, 30, 30, 16, 16), "c")
+
+
+@pytest.mark.parametrize("read_ahead", [False, True])
+def test_a_lossless_capture_reads_on_demand_or_one_frame_ahead(read_ahead):
+    """On demand: nothing is read until the detector waits for a frame. Read ahead: the next frame is read (and
+    waits to be handed on) while the detector still works on the last one; no frame is lost either way."""
+    src, slot, stop = _Counted(4), Slot(lossless=True), threading.Event()
+    cap = CaptureStage(src, None, stop, StageStats(), slot, read_ahead=read_ahead)
+    t = threading.Thread(target=cap.run, args=(slot.put,), daemon=True)
+    t.start()
+    time.sleep(0.3)  # the detector is busy: nobody takes
+    assert src.reads == (2 if read_ahead else 0)  # one in the hand-off, one read and waiting to go in
+    got = [slot.get(timeout=2) for _ in range(4)]
+    assert slot.get(timeout=0.5) is None  # the source's end (read once a taker waits)
+    t.join(2)
+    assert [f.index for f in got] == [0, 1, 2, 3] and src.reads == 4 and not t.is_alive()
+
+
+def test_a_frame_read_ahead_starts_its_clock_when_the_detector_takes_it():
+    f = _Counted(1).read()
+    old = dataclasses.replace(f, t_capture=f.t_capture - 5.0, t_capture_unix=f.t_capture_unix - 5.0)
+    w = Work(old)
+    DetectStep(lambda rgb: [], TrackLinker(), None, ("2d",), 2, 0.2, restamp=True)(w)  # type: ignore[arg-type]
+    assert time.monotonic() - w.frame.t_capture < 1.0 and time.time() - w.frame.t_capture_unix < 1.0
+    assert w.frame.index == old.index and w.frame.rgb is old.rgb
+    w = Work(old)
+    DetectStep(lambda rgb: [], TrackLinker(), None, ("2d",), 2, 0.2)(w)  # type: ignore[arg-type]
+    assert w.frame.t_capture == old.t_capture  # a camera's frame keeps its capture time
 
 
 def _pipeline(cfg: RunConfig, source, ckpt, publisher=None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -32,6 +32,13 @@ class Frame:
     #: the frame's time in its recording (seconds: a video file, the demo clip), None for live sources. Motion
     #: smoothing follows it, so a recording gives the same poses however fast this machine reads it.
     t_media: float | None = None
+
+    def arrived(self) -> Frame:
+        """This frame with its capture clock restarted now: a frame read ahead of the pipeline (a file, the demo
+        read as fast as the pipeline goes) arrives when the detector takes it, as a camera's arrives when the camera
+        delivers it; its latency does not count the time it waited to be taken."""
+        t, tu = now()
+        return replace(self, t_capture=t, t_capture_unix=tu)
 
 
 def now() -> tuple[float, float]:

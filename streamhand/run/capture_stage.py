@@ -1,5 +1,6 @@
-"""The pipeline's first stage: frames read from the source (on demand where hand-offs are lossless), checked by the
-frame guard (corrupt, frozen, resized), counted and handed on; a lost source reopened with growing pauses."""
+"""The pipeline's first stage: frames read from the source (one frame ahead, or on demand, where hand-offs are
+lossless), checked by the frame guard (corrupt, frozen, resized), counted and handed on; a lost source reopened with
+growing pauses."""
 
 from __future__ import annotations
 
@@ -19,8 +20,12 @@ log = logging.getLogger(__name__)
 
 class CaptureStage:
     def __init__(self, source: FrameSource, frames: int | None, stop: threading.Event, stats: StageStats,
-                 out: Slot) -> None:  # fmt: skip
+                 out: Slot, read_ahead: bool = False) -> None:  # fmt: skip
+        """``read_ahead`` (lossless hand-offs only): read the next frame while the detector works on this one (its
+        clock is restarted when the detector takes it, :meth:`Frame.arrived`); otherwise a lossless hand-off reads
+        a frame only when the detector is ready for it."""
         self.source, self.frames, self._stop, self.stats, self._out = source, frames, stop, stats, out
+        self.read_ahead = read_ahead and out.lossless
         self.guard = FrameGuard(live=source.live)
         self.state = "starting"  # ok | ended | lost: why | the guard's state (frozen, ...)
         self.frames_in = 0
@@ -31,7 +36,7 @@ class CaptureStage:
         while not self._stop.is_set():
             if self.frames is not None and self.frames_in >= self.frames:
                 break
-            if self._out.lossless:  # read only when the detector is ready: frames never wait in a queue
+            if self._out.lossless and not self.read_ahead:  # read when the detector is ready: none waits in a queue
                 self._out.wait_for_taker(self._stop)
             try:
                 frame = self.source.read()

@@ -3,9 +3,10 @@ thread, joined by single-item slots.
 
 Live or real-time-paced sources hand frames on latest-wins (a slow stage drops old frames instead of
 building lag; drops are counted); sources read as fast as possible (``--no-realtime``) and still-image
-sets (paced or not: they are not a camera) hand off losslessly and are read on demand (a frame is read
-when the detector is ready for it), so every frame is processed, throughput is set by the slowest stage
-and no frame ages in a queue. Track ids link hands across the frames of a sequence; the images of a
+sets (paced or not: they are not a camera) hand off losslessly, so every frame is processed and throughput
+is set by the slowest stage. Those read as fast as possible are read one frame ahead (the next frame is
+read while the detector works, and its clock starts when the detector takes it); paced still sets are read
+on demand (when the detector is ready), so no frame ages in a queue. Track ids link hands across the frames of a sequence; the images of a
 still set are unrelated unless tracking is turned on, so each gets its own ids. Every stage is
 timed; a run report gathers throughput, latency percentiles, detection rate and, for sources with
 ground truth, the 3D error.
@@ -44,6 +45,7 @@ class Pipeline:
         self.modalities = modalities
         self.stats = StageStats()
         self.lossless = source.stills or not (source.live or cfg.source.realtime)
+        self.read_ahead = self.lossless and not (source.live or cfg.source.realtime)
         self._slots = [Slot(self.lossless) for _ in range(3)]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -53,7 +55,8 @@ class Pipeline:
         error_models = lifter.backend.error_model if lifter is not None else None
         self.emitter = Emitter(cfg, publisher, self.stats, modalities, model_id, source.name, error_models)
         self.watchdog = Watchdog(cfg.watchdog_s, on_stall=lambda: self.stats.count("stalls"))
-        self.capture = CaptureStage(source, cfg.frames, self._stop, self.stats, self._slots[0])
+        self.capture = CaptureStage(source, cfg.frames, self._stop, self.stats, self._slots[0],
+                                    self.read_ahead)  # fmt: skip
         self._errors: list[str] = []
         self._t_start = time.monotonic()
 
@@ -139,7 +142,8 @@ class Pipeline:
         last_tick = self._t_start
         s = self._slots
         cfg = self.cfg.detect
-        detect = DetectStep(self.detector, self.linker, self.lifter, self.modalities, cfg.max_hands, cfg.crop_margin)
+        detect = DetectStep(self.detector, self.linker, self.lifter, self.modalities, cfg.max_hands, cfg.crop_margin,
+                            restamp=self.read_ahead)  # fmt: skip
         stages = (
             ("capture", self._capture, ()),
             ("detect", self._stage, ("detect", s[0], s[1], detect)),

@@ -32,14 +32,18 @@ class Work:
 
 class DetectStep:
     """Detect the hands (at most ``max_hands``), give them track ids and their track's handedness, and cut the crops
-    the model's image experts read."""
+    the model's image experts read. ``restamp``: frames read ahead of the detector start their clock as it takes
+    them (:meth:`Frame.arrived`)."""
 
     def __init__(self, detector: Any, tracker: TrackLinker, lifter: Lifter, modalities: tuple[str, ...],
-                 max_hands: int, crop_margin: float):  # fmt: skip
+                 max_hands: int, crop_margin: float, restamp: bool = False):  # fmt: skip
         self.detector, self.tracker, self.lifter = detector, tracker, lifter
         self.modalities, self.max_hands, self.crop_margin = modalities, max_hands, crop_margin
+        self.restamp = restamp
 
     def __call__(self, w: Work) -> None:
+        if self.restamp:
+            w.frame = w.frame.arrived()
         dets = self.detector(w.frame.rgb)[: self.max_hands]
         upd = self.tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets],
                                   [d.handedness_score for d in dets])  # fmt: skip
