@@ -6,10 +6,10 @@ building lag; drops are counted); sources read as fast as possible (``--no-realt
 sets (paced or not: they are not a camera) hand off losslessly, so every frame is processed and throughput
 is set by the slowest stage. Those read as fast as possible are read one frame ahead (the next frame is
 read while the detector works, and its clock starts when the detector takes it); paced still sets are read
-on demand (when the detector is ready), so no frame ages in a queue. Track ids link hands across the frames of a sequence; the images of a
-still set are unrelated unless tracking is turned on, so each gets its own ids. Every stage is
-timed; a run report gathers throughput, latency percentiles, detection rate and, for sources with
-ground truth, the 3D error.
+on demand (when the detector is ready), so no frame ages in a queue. Track ids link hands across the frames
+of a sequence; the images of a still set are unrelated unless tracking is turned on, so each gets its own
+ids. Every stage is timed; a run report gathers throughput, latency percentiles, detection rate and, for
+sources with ground truth, the 3D error.
 """
 
 from __future__ import annotations
