@@ -44,8 +44,9 @@ class Pipeline:
         self.source, self.detector, self.lifter, self.publisher = source, detector, lifter, publisher
         self.modalities = modalities
         self.stats = StageStats()
-        self.lossless = source.stills or not (source.live or cfg.source.realtime)
-        self.read_ahead = self.lossless and not (source.live or cfg.source.realtime)
+        paced = source.live or cfg.source.realtime  # frames arrive in (or are held to) real time
+        self.lossless = source.stills or not paced
+        self.read_ahead = not paced  # read as fast as the pipeline goes: lossless, the next frame read ahead
         self._slots = [Slot(self.lossless) for _ in range(3)]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
