@@ -25,6 +25,7 @@ def _truth(offsets_px):
         ([0.0, 500.0], 2, 10.0),
         ([40.0], 1, 10.0),  # 40 px to the side: within half the hand's size (50 px)
         ([60.0], 0, None),  # 60 px: another hand, not this one
+        ([0.0, 10.0], 1, 10.0),  # two published hands on one true hand: it is matched once
         ([], 0, None),
     ],
 )
@@ -40,6 +41,12 @@ def test_matching_detection_and_error(published_offsets, found, epe):
         assert "epe_mean_mm" not in rep
     else:
         assert rep["epe_mean_mm"] == pytest.approx(epe * 20 / 21) and rep["epe_median_mm"] == pytest.approx(epe)
+
+
+def test_a_frame_without_true_hands_matches_nothing():
+    score = TruthScore()
+    score.add({"joints_2d": [], "joints_cam": []}, [placed_hand(SQUARE, np.zeros((21, 3)))])
+    assert score.report() == {"detection_rate": 0.0, "truth_hands": 0}
 
 
 def test_the_published_uncertainty_is_checked_against_the_error():

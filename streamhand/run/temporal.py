@@ -40,9 +40,9 @@ class TemporalScore:
             d2 = r[2] - 2.0 * r[1] + r[0]
             self._d2_sum += float((d2 * d2).sum(-1).sum())
             self._d2_n += d2.shape[0]
-        if len(h) == self.max_lag + 1:
-            pub = h[-1][2]
-            self._lag_sums += [float(((pub - h[-1 - k][3]) ** 2).sum(-1).mean()) for k in range(self.max_lag + 1)]
+        if len(h) == self.max_lag + 1:  # published now against the truth 0 .. max_lag frames ago
+            truths = np.stack([g for _, _, _, g in reversed(h)])
+            self._lag_sums += ((h[-1][2] - truths) ** 2).sum(-1).mean(-1)
             self._lag_n += 1
 
     def end(self, track_id: int) -> None:

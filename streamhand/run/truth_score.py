@@ -36,19 +36,18 @@ class TruthScore:
         self.truth_hands += len(truth_2d)
         if truth.get("cut"):  # the truth jumps (the demo's clip starting again)
             self.temporal.cut()
-        used: set[int] = set()
+        if not truth_2d or not hands:
+            return
+        t2d = np.asarray(truth_2d, np.float64)  # (true hands, 21, 2), once a frame
+        centres, sizes = t2d.mean(1), np.ptp(t2d, axis=1).max(1)
+        free = np.ones(len(t2d), bool)
         for hand in hands:
             rel = hand.joints_rel
-            c = hand.detection.landmarks_px.mean(0)
-            dist = [np.linalg.norm(np.asarray(t).mean(0) - c) if i not in used else np.inf
-                    for i, t in enumerate(truth_2d)]  # fmt: skip
-            if not dist or min(dist) == np.inf:
-                continue
+            dist = np.where(free, np.linalg.norm(centres - hand.detection.landmarks_px.mean(0), axis=1), np.inf)
             i = int(np.argmin(dist))
-            size = float(np.ptp(np.asarray(truth_2d[i]), axis=0).max())
-            if dist[i] > 0.5 * size:
+            if not dist[i] <= 0.5 * sizes[i]:  # none left, or the nearest too far
                 continue
-            used.add(i)
+            free[i] = False
             self.matched_hands += 1
             gt = np.asarray(truth["joints_cam"][i])
             e = joint_errors_mm(rel[None], (gt - gt[0])[None])[0]
