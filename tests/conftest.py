@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 import socket
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n N` on N cores: one compute thread per worker, set before numpy and PyTorch load. Their default, a
+    # thread per core in every worker, has the workers' thread pools fight over the cores (a smoke training ran 10x
+    # slower in the suite than alone).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import numpy as np
 import pytest
 
