@@ -258,3 +258,36 @@ def test_write_meta_keeps_the_weights_their_precision_and_the_id(tmp_path):
     assert all(after["state_dict"][k].dtype == v.dtype and torch.equal(after["state_dict"][k], v)
                for k, v in before["state_dict"].items())  # fmt: skip
     assert load_checkpoint(dst).model_id == before["model_id"]
+
+
+def test_a_hands_judgement_reads_this_frames_handedness_score_not_its_tracks():
+    """The error model was fitted on the detector's own score for each frame; a track's vote starts undecided (0.5)
+    and firms up over frames, and must not make a new track's hands look doubtful (real lifter and linker; a
+    detector that gives the same hand every frame)."""
+    from streamhand import HandTracker
+    from streamhand.capture.base import Frame
+    from streamhand.detect import Detection, TrackLinker
+    from streamhand.geometry import Intrinsics
+    from streamhand.run.place_step import PlaceStep
+    from streamhand.run.work import DetectStep, InferStep, Work
+    from streamhand.runtime_config import SmoothConfig
+
+    cam = _hand(0.5)
+    det = Detection(_project(cam), np.zeros(21), cam - cam.mean(0), "right", 0.97, 0.97)
+    k = Intrinsics(640, 480, *K)
+    with HandTracker() as t:
+        step = DetectStep(lambda rgb: [det], TrackLinker(link=True), t.lifter, t.modalities, 2, 0.25)
+        infer = InferStep(t.lifter, t.modalities)
+        place = PlaceStep(SmoothConfig(enabled=False), t.lifter.backend.error_model)
+        track_scores, stds = [], []
+        for i in range(4):
+            w = Work(Frame(i, float(i), float(i), np.zeros((480, 640, 3), np.uint8), k, "test"))
+            step(w)
+            infer(w)
+            (hand,) = place(w)
+            track_scores.append(w.detections[0].handedness_score)
+            stds.append(hand.joint_std)
+    assert track_scores[0] < 0.7 < track_scores[-1]  # the track's vote firms up ...
+    assert w.frame_handedness_scores == [0.97]
+    for s in stds[1:]:  # ... while the hand's judgement does not move with it
+        np.testing.assert_allclose(s, stds[0], rtol=1e-6)

@@ -25,6 +25,8 @@ class Work:
     detections: list[Detection] = field(default_factory=list)
     track_ids: list[int] = field(default_factory=list)
     ended: list[int] = field(default_factory=list)
+    #: the detector's own handedness score of each detection in this frame (the detections carry their track's)
+    frame_handedness_scores: list[float] = field(default_factory=list)
     images: dict[str, np.ndarray] = field(default_factory=dict)
     lift: LiftResult | None = None
     times: dict[str, float] = field(default_factory=dict)  # stage -> seconds
@@ -45,6 +47,7 @@ class DetectStep:
         if self.restamp:
             w.frame = w.frame.arrived()
         dets = self.detector(w.frame.rgb)[: self.max_hands]
+        w.frame_handedness_scores = [float(d.handedness_score) for d in dets]
         upd = self.tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets],
                                   [d.handedness_score for d in dets])  # fmt: skip
         # the track's handedness, not this frame's: it picks the lifter's mirroring and the hand's topic
