@@ -107,9 +107,6 @@ class TrainConfig(_Strict):
     lr: float = Field(1e-4, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "constant"
     weight_decay: float = 0.0
-    #: the decay of a running average of the weights that the run validates and saves (train/weight_average.py;
-    #: 0: the last step's weights; 0.999: about the last thousand steps')
-    weight_average: float = Field(0.0, ge=0.0, lt=1.0)
     #: matrix products in bfloat16 (autocast; weights, optimiser and evaluation stay float32): about
     #: twice the steps per second on CPUs with AVX512-BF16 and on GPUs
     precision: Literal["fp32", "bf16"] = "fp32"

@@ -1,6 +1,5 @@
 """The training loop: seeded synthetic batches (optionally made by worker processes), Adam, KL warm-up,
-progress bar, periodic evaluation, atomic checkpoints with embedded config and metrics, exact resume, and (with
-``weight_average``) a running average of the weights that is validated and saved in their place.
+progress bar, periodic evaluation, atomic checkpoints with embedded config and metrics, exact resume.
 
 On CPU or one CUDA GPU (bf16 autocast on either with ``precision: bf16``); under ``torchrun`` one process per
 GPU with DistributedDataParallel. Checkpoints hold CPU tensors, so they load on any device.
@@ -12,7 +11,6 @@ import json
 import logging
 import math
 import time
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,6 @@ from train.dcmls import DiscriminatorStep, dcmls_loss
 from train.distributed import Placement, leave, place
 from train.evaluate import evaluate_synthetic
 from train.losses import training_loss
-from train.weight_average import WeightAverage
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +146,6 @@ def freeze(model: HandPoseModel, prefixes: list[str]) -> None:
             param.requires_grad_(False)
 
 
-def _averaged(average: WeightAverage | None) -> AbstractContextManager:
-    """The model with its averaged weights inside the block, where the run keeps an average."""
-    return nullcontext() if average is None else average.applied()
-
-
 def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
     """Train per ``cfg``; returns the path of the final checkpoint (``<out_dir>/<name>/last.pt``)."""
     where = place(cfg.device)
@@ -210,13 +202,9 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
     trainable = [p for p in model.parameters() if p.requires_grad and id(p) not in own]
     opt = torch.optim.Adam(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, history = 0, []
-    average: WeightAverage | None = None
     if resume is not None:
         raw = _resume_state(resume, cfg)
         model.load_state_dict(raw["state_dict"])
-        if cfg.weight_average:  # the saved weights are the average; the live ones are kept beside them
-            average = WeightAverage(model, cfg.weight_average, int(raw.get("step", 0)))
-            model.load_state_dict(raw.get("train_state_dict", raw["state_dict"]))
         if "optimizer" in raw:
             opt.load_state_dict(raw["optimizer"])
         start = int(raw.get("step", 0))
@@ -224,8 +212,6 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
         if "torch_rng" in raw:
             torch.set_rng_state(raw["torch_rng"])
         log.info("resumed from %s at step %d", resume, start)
-    if cfg.weight_average and average is None:
-        average = WeightAverage(model, cfg.weight_average)
     model.train()
     mp = None
     if cfg.data.dataset == "frames":
@@ -251,16 +237,12 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
              f" x{where.world} processes" if where.world > 1 else "", cfg.precision, cfg.workers)  # fmt: skip
 
     def save(path: Path, step: int) -> None:
-        # the live weights to resume from (copies: the average is lent to the same tensors while saving)
-        live = {} if average is None else {"train_state_dict": {k: v.clone() for k, v in model.state_dict().items()}}
-        with _averaged(average):
-            save_checkpoint(
-                path, model, train_config=cfg.model_dump(mode="json"), metrics=metrics, step=step,
-                history=history, optimizer=opt.state_dict(), torch_rng=torch.get_rng_state(),
-                data={"kind": "synthetic", "seed": cfg.seed, "samples_seen": step * cfg.batch_size,
-                      "labelled_hands": cfg.data.dataset, **({"root": cfg.data.root} if cfg.data.root else {})},
-                **live,
-            )  # fmt: skip
+        save_checkpoint(
+            path, model, train_config=cfg.model_dump(mode="json"), metrics=metrics, step=step,
+            history=history, optimizer=opt.state_dict(), torch_rng=torch.get_rng_state(),
+            data={"kind": "synthetic", "seed": cfg.seed, "samples_seen": step * cfg.batch_size,
+                  "labelled_hands": cfg.data.dataset, **({"root": cfg.data.root} if cfg.data.root else {})},
+        )  # fmt: skip
 
     cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeRemainingColumn()]  # fmt: skip
@@ -280,8 +262,6 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if average is not None:
-                average.update()
             running = logs["loss"] if running is None else 0.98 * running + 0.02 * logs["loss"]
             done = step + 1
             train_s += time.perf_counter() - t_step
@@ -289,8 +269,7 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
             if not where.main:
                 continue
             if done % cfg.eval_every == 0 or done == cfg.steps:
-                with _averaged(average):
-                    m = _validate(model, cfg)
+                m = _validate(model, cfg)
                 metrics = {"step": done, "loss": running, "val_epe_mean_mm": m.epe_mean_mm,
                            "val_epe_median_mm": m.epe_median_mm, "val_auc_20_50": m.auc_20_50,
                            "elapsed_s": time.time() - t0, "samples_per_s": rate, "device": str(where.device),
