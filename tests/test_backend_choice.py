@@ -313,3 +313,17 @@ def test_network_detector_on_tensorrt_needs_a_gpu_and_engines(tmp_path, device, 
     (tmp_path / "palm_detection_full_fp16.engine").write_bytes(b"x") if device == "cpu" else None
     with pytest.raises(ValueError, match=message):
         NetworkHands(runtime="tensorrt", device=device, engines_dir=tmp_path)
+
+
+def test_an_engine_judges_hands_with_the_installed_models_calibration_and_error_model(tiny_checkpoint):
+    """An engine keeps the metadata of the day it was built; a later refit of the model's calibration or error model
+    keeps the weights and so the id the engine is found by: the installed model's (the fallback's) are used."""
+    from streamhand.infer.tensorrt_backend import judging_metadata
+    from streamhand.infer.torch_backend import TorchBackend
+
+    installed = TorchBackend(str(tiny_checkpoint), "cpu", 0)
+    installed.std_calibration, installed.error_model = {"2d": {"a": [2.0] * 21}}, {"2d": {"kappa": 1.1}}
+    stale = {"std_calibration": {"2d": {"a": [1.0] * 21}}, "error_model": {"2d": {"kappa": 0.9}}}
+    assert judging_metadata(stale, installed) == (installed.std_calibration, installed.error_model)
+    assert judging_metadata(stale, None) == (stale["std_calibration"], stale["error_model"])  # the engine alone
+    assert judging_metadata({}, None) == (None, None)

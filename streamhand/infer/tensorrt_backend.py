@@ -4,7 +4,10 @@ The sidecar must match this GPU and TensorRT version (:func:`streamhand.sidecar.
 else :class:`EngineUnusable` says why and the caller falls back. The engine runs through
 :class:`streamhand.gpu.tensorrt_runner.TensorRTRunner` (preallocated CUDA buffers, ``execute_async_v3``);
 one warm-up call runs at load. An engine serves its own
-modality set; other sets (a frame without world landmarks, say) go to the ``fallback`` backend.
+modality set; other sets (a frame without world landmarks, say) go to the ``fallback`` backend. How the answers
+are judged (``std_calibration``, ``error_model``) is the installed model's, read from the fallback where there is
+one: an engine is found by model id (the weights' hash) and keeps the metadata of the day it was built, which a
+later refit of the calibration or error model (same weights, same id) would leave stale.
 TensorRT is imported here only, lazily.
 """
 
@@ -21,6 +24,14 @@ from streamhand.modalities import ordered
 from streamhand.sidecar import SidecarError, compatibility_problems, read_sidecar, this_machine
 
 log = logging.getLogger(__name__)
+
+
+def judging_metadata(engine_meta: dict, fallback: Backend | None) -> tuple[dict | None, dict | None]:
+    """``(std_calibration, error_model)`` for an engine whose ONNX metadata is ``engine_meta``: the installed
+    model's (``fallback``, made from its checkpoint) where there is one, else the engine's own."""
+    if fallback is not None:
+        return fallback.std_calibration, fallback.error_model
+    return engine_meta.get("std_calibration"), engine_meta.get("error_model")
 
 
 class EngineUnusable(RuntimeError):
@@ -47,8 +58,10 @@ class TensorRTBackend(Backend):
         self.image_size = int(meta.get("image_size", 0))
         self.cloud_points = int(meta.get("cloud_points", 256))
         self.crop_view = str(meta.get("crop_view", "box"))
-        self.std_calibration = meta.get("std_calibration")
-        self.error_model = meta.get("error_model")
+        self.std_calibration, self.error_model = judging_metadata(meta, fallback)
+        if fallback is not None and meta.get("error_model") != fallback.error_model:
+            log.info("tensorrt: %s was built with another error model than the installed model's; using the "
+                     "installed one", path.name)  # fmt: skip
         self.engine_modalities = ordered(tuple(side["modalities"]))
         self.modalities = tuple(fallback.modalities) if fallback is not None else self.engine_modalities
         shapes = {t["name"]: t["shape"] for t in side["inputs"] + side["outputs"]}
