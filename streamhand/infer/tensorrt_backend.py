@@ -59,9 +59,9 @@ class TensorRTBackend(Backend):
         self.cloud_points = int(meta.get("cloud_points", 256))
         self.crop_view = str(meta.get("crop_view", "box"))
         self.std_calibration, self.error_model = judging_metadata(meta, fallback)
-        if fallback is not None and meta.get("error_model") != fallback.error_model:
-            log.info("tensorrt: %s was built with another error model than the installed model's; using the "
-                     "installed one", path.name)  # fmt: skip
+        if (self.std_calibration, self.error_model) != judging_metadata(meta, None):
+            log.info("tensorrt: %s was built with another calibration or error model than the installed model's; "
+                     "using the installed one", path.name)  # fmt: skip
         self.engine_modalities = ordered(tuple(side["modalities"]))
         self.modalities = tuple(fallback.modalities) if fallback is not None else self.engine_modalities
         shapes = {t["name"]: t["shape"] for t in side["inputs"] + side["outputs"]}

@@ -64,9 +64,8 @@ class PlaceStep:
             dis = None if one else lift.disagreement / lift.scale[:, None]
             # the detector's doubt about this frame's label, as the error model was fitted (not the track's vote,
             # which starts undecided on every new track)
-            frame_scores = w.frame_handedness_scores or [d.handedness_score for d in dets]
             j = judge.judge_hands(uv, cams, (k.fx, k.fy, k.cx, k.cy), scales,
-                                  np.stack([d.world for d in dets]), dis, np.array(frame_scores))
+                                  np.stack([d.world for d in dets]), dis, np.array(w.frame_handedness_scores))
             stds, quality, conf = j.joint_std, j.quality.tolist(), j.confidence.tolist()
         else:
             stds = lift.joint_std * (scales / lift.scale)[:, None]

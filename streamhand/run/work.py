@@ -49,7 +49,7 @@ class DetectStep:
         dets = self.detector(w.frame.rgb)[: self.max_hands]
         w.frame_handedness_scores = [float(d.handedness_score) for d in dets]
         upd = self.tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets],
-                                  [d.handedness_score for d in dets])  # fmt: skip
+                                  w.frame_handedness_scores)  # fmt: skip
         # the track's handedness, not this frame's: it picks the lifter's mirroring and the hand's topic
         dets = [replace(d, handedness=h, handedness_score=s) for d, h, s in
                 zip(dets, upd.handedness, upd.handedness_score)]  # fmt: skip
