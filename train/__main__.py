@@ -51,13 +51,14 @@ def fit(
     resume: Annotated[Path | None, typer.Option(help="checkpoint to continue from")] = None,
     steps: Annotated[int | None, typer.Option(help="override the recipe's step count")] = None,
     out_dir: Annotated[str | None, typer.Option(help="override the output folder")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the recipe's seed (runs to pool with `ensemble`)")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
 ) -> None:
     """Train a model from a YAML recipe."""
     from train.config import TrainConfig
     from train.fit import fit as run_fit
 
-    overrides = {k: v for k, v in {"steps": steps, "out_dir": out_dir}.items() if v is not None}
+    overrides = {k: v for k, v in {"steps": steps, "out_dir": out_dir, "seed": seed}.items() if v is not None}
     try:
         cfg = load_yaml(TrainConfig, config, overrides, empty="an empty recipe; start from one in configs/train/ "
                         "(every key has a default, but a recipe says at least its name)")  # fmt: skip
@@ -465,6 +466,27 @@ def card(
             fail(f"--metrics {m}: not a readable JSON file ({type(e).__name__})")
     pt, js = package(checkpoint, out, merged, summary, half)
     typer.echo(f"wrote {pt} ({pt.stat().st_size / 1e6:.1f} MB) and {js}")
+
+
+@app.command()
+def ensemble(
+    checkpoints: Annotated[
+        list[Path], typer.Argument(help="two or more runs of one recipe that differ in seed (checkpoints or shipped "
+                                   "models' names)")
+    ],
+    out: Annotated[Path, typer.Option(help="the pooled checkpoint to write (.pt)")],
+) -> None:
+    """Pool several runs' image experts (one recipe, other seeds) into one model; then fit its calibration and
+    error model (calibrate-std, fit-error-model) as for any trained checkpoint."""
+    from train.ensemble import write_ensemble
+
+    check_output_or_fail(out, "--out")
+    try:
+        path, record = write_ensemble([str(c) for c in checkpoints], out)
+    except (CheckpointError, ValueError) as e:
+        fail(str(e))
+    members = ", ".join(f"{m['model_id']} (seed {m['seed']})" for m in record["members"])
+    typer.echo(f"wrote {path}: {' and '.join(record['pooled'])} experts of {members} pooled")
 
 
 @app.command("latent-walk")

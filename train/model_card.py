@@ -22,16 +22,25 @@ def git_commit() -> str:
         return "unknown"
 
 
-def reproduce(train_config: dict | None) -> list[str]:
-    """The commands that remake a model from its recipe."""
+def reproduce(train_config: dict | None, ensemble: dict | None = None) -> list[str]:
+    """The commands that remake a model from its recipe (for an ensemble: one run per member's seed, pooled)."""
     tc = train_config or {}
     name = tc.get("name", "default")
     steps = []
     if (tc.get("data") or {}).get("mediapipe_pairs"):
         steps.append("python -m train mediapipe-pairs --n 5000 --seed 4242  # and --seed 4243, in parallel")
-    steps.append(f"python -m train fit --config configs/train/{name}.yaml")
-    return [*steps, f"python -m train calibrate-std --checkpoint runs/{name}/last.pt",
-            f"python -m train fit-error-model --checkpoint runs/{name}/last.pt"]  # fmt: skip
+    if not ensemble:
+        steps.append(f"python -m train fit --config configs/train/{name}.yaml")
+        last = f"runs/{name}/last.pt"
+    else:
+        seeds = [m.get("seed") for m in ensemble.get("members", [])]
+        steps += [f"python -m train fit --config configs/train/{name}.yaml --seed {s} --out-dir runs/{name}_s{s}"
+                  for s in seeds]  # fmt: skip
+        last = f"runs/{name}/ensemble.pt"
+        steps.append(f"python -m train ensemble {' '.join(f'runs/{name}_s{s}/{name}/last.pt' for s in seeds)} "
+                     f"--out {last}")  # fmt: skip
+    return [*steps, f"python -m train calibrate-std --checkpoint {last}",
+            f"python -m train fit-error-model --checkpoint {last}"]  # fmt: skip
 
 
 def package(
@@ -41,7 +50,7 @@ def package(
     .json (the model card)."""
     ck = load_checkpoint(checkpoint)
     raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    kept = ("train_config", "data", "history", "step", "std_calibration", "error_model")
+    kept = ("train_config", "data", "history", "step", "std_calibration", "error_model", "ensemble")
     keep = {k: raw[k] for k in kept if k in raw}
     model = ck.model.half() if half else ck.model
     pt = save_checkpoint(out, model, metrics=metrics, source_commit=git_commit(), weights="float16" if half
@@ -52,8 +61,11 @@ def package(
         "summary": summary, "seed": (keep.get("train_config") or {}).get("seed"), "data": keep.get("data"),
         "steps": keep.get("step"), "metrics": metrics, "source_commit": final.meta.get("source_commit"),
         "size_bytes": Path(pt).stat().st_size,
-        "weights": final.meta.get("weights", "float32"), "reproduce": reproduce(keep.get("train_config")),
+        "weights": final.meta.get("weights", "float32"),
+        "reproduce": reproduce(keep.get("train_config"), keep.get("ensemble")),
     })  # fmt: skip
+    if keep.get("ensemble"):
+        card["ensemble"] = keep["ensemble"]
     jp = Path(out).with_suffix(".json")
     jp.write_text(json.dumps(card, indent=1, default=str))
     return Path(pt), jp

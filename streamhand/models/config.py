@@ -31,6 +31,10 @@ class ModelConfig(BaseModel):
     #: the rgb/depth crops' view: "box" (the image's square box around the hand) or "turned" (the virtual camera the
     #: 2D is encoded in; streamhand/detect/crops.py). The runtime crops as the model was trained.
     crop_view: Literal["box", "turned"] = "box"
+    #: image encoders per image modality whose answers are pooled into that modality's one expert (the mean of
+    #: their Gaussians, moment-matched): several training runs' image experts over one set of keypoint experts
+    #: (``python -m train ensemble``), at one image encoder's cost each
+    image_ensemble: int = Field(1, ge=1, le=8)
     image_decoder_channels: list[int] = Field(default_factory=lambda: [128, 64, 32, 16, 8])
     cloud_points: int = Field(256, ge=16, le=4096)  # points sampled from the depth crop (the cloud expert's input)
     heatmap_size: int = Field(32, ge=8, le=256)  # side of the heatmap decoder's maps
@@ -45,6 +49,9 @@ class ModelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _image_decoders_make_the_crop_size(self) -> ModelConfig:
+        if self.image_ensemble > 1 and self.architecture != "poe":
+            raise ValueError(f"image_ensemble {self.image_ensemble}: ensembles of image encoders are built for the "
+                             "product-of-experts architecture (poe), not dcmls")  # fmt: skip
         made = 4 * 2 ** (len(self.image_decoder_channels) + 1)
         if any(t in ("rgb", "depth") for t in self.decoders) and made != self.image_size:
             n = (self.image_size // 4).bit_length() - 2

@@ -4,7 +4,8 @@
 ResNet-18 whose ``state_dict`` keys match torchvision's ``resnet18`` so published weights load with
 :func:`load_torchvision_resnet18` (torchvision itself is not needed); ``CompactEncoder`` is a small strided
 CNN for low-resolution crops (a depth crop of 32-64 pixels), fast enough to train and run on a CPU;
-``PointCloudEncoder`` is a residual PointNet (Yang et al.'s point-cloud encoder) on points from the depth crop.
+``PointCloudEncoder`` is a residual PointNet (Yang et al.'s point-cloud encoder) on points from the depth crop;
+``EnsembleEncoder`` pools several encoders of one input (separately trained runs) into one Gaussian.
 """
 
 from __future__ import annotations
@@ -103,6 +104,24 @@ class CompactEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.head(torch.flatten(self.features(x), 1)).chunk(2, dim=-1)
         return mu, logvar.clamp(-12.0, 8.0)
+
+
+class EnsembleEncoder(nn.Module):
+    """Several encoders of one input -> one (mu, logvar): the Gaussian with the mean and variance of their equal
+    mixture (mu = the members' mean; var = their mean variance plus the spread of their means), so members that
+    disagree make a wider, less trusted expert in the product."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least two encoders, got {len(members)}")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        answers = [m(x) for m in self.members]
+        mus = torch.stack([a[0] for a in answers])
+        var = torch.stack([a[1] for a in answers]).exp().mean(0) + mus.var(0, unbiased=False)
+        return mus.mean(0), var.log().clamp(-12.0, 8.0)
 
 
 class _PointBlock(nn.Module):

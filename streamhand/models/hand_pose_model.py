@@ -16,7 +16,14 @@ from torch import nn
 
 from streamhand.models.config import ModelConfig
 from streamhand.models.decoders import FoldingDecoder, HeatmapDecoder, ImageDecoder, KeypointDecoder
-from streamhand.models.encoders import CompactEncoder, JointEncoder, MLPEncoder, PointCloudEncoder, ResNetEncoder
+from streamhand.models.encoders import (
+    CompactEncoder,
+    EnsembleEncoder,
+    JointEncoder,
+    MLPEncoder,
+    PointCloudEncoder,
+    ResNetEncoder,
+)
 from streamhand.models.poe import product_of_experts
 
 _DIMS = {"2d": 2, "world": 3, "3d": 3}
@@ -82,6 +89,12 @@ class HandPoseModel(nn.Module):
             raise ValueError("a HandPoseModel needs a 3d decoder")
 
     def _image_encoder(self, m: str) -> nn.Module:
+        c = self.cfg
+        if c.image_ensemble > 1:
+            return EnsembleEncoder([self._one_image_encoder(m) for _ in range(c.image_ensemble)])
+        return self._one_image_encoder(m)
+
+    def _one_image_encoder(self, m: str) -> nn.Module:
         c = self.cfg
         if c.image_encoder == "compact":
             return CompactEncoder(_CHANNELS[m], c.z_dim, c.image_size)
