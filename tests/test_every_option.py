@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from tests.conftest import free_port
+from tests.conftest import free_ports
 from tests.helpers import ROOT, Ran, invoke
 
 #: kinds of value for every option that is not a number or a switch
@@ -56,6 +56,7 @@ KINDS = {
                                         "--json": "file_out", "--reliability-png": "file_out"},
     "python -m train card": {"--checkpoint": "model_in", "--out": "file_out", "--metrics": "data_in",
                              "--summary": "free"},
+    "python -m train ensemble": {"CHECKPOINTS": "model_in", "--out": "file_out"},
     "python -m train latent-walk": {"--checkpoint": "model_in", "--out": "file_out", "--modality": "choice"},
     "python -m train embed": {"--checkpoint": "model_in", "--out": "file_out"},
     "python -m train compare": {"--out": "folder_out", "--only": "choices", "--frames": "folder_in",
@@ -184,7 +185,8 @@ def places(tmp_path_factory):
 def _base(program: str, command: str, tiny: Path, tmp: Path) -> list[str]:
     """What a command needs besides the option under test, chosen so that a bad value that slipped through would
     cost little (one demo frame, a tiny checkpoint, a few steps) and be seen: the test expects exit 2."""
-    ports = ["--port", str(free_port()), "--control-port", str(free_port())]
+    pub, control, front, back = free_ports(4)
+    ports = ["--port", str(pub), "--control-port", str(control)]
     return {
         "streamhand run": ["--frames", "1", "--no-realtime", *ports],
         "streamhand echo": ["--count", "1", "--timeout", "0.3"],
@@ -194,7 +196,7 @@ def _base(program: str, command: str, tiny: Path, tmp: Path) -> list[str]:
                              "--detectors", ""],
         "streamhand build-engine": ["--out", str(tmp / "engines")],
         "streamhand keys": ["--out", str(tmp / "keys")],
-        "streamhand proxy": ["--frontend-port", str(free_port()), "--backend-port", str(free_port())],
+        "streamhand proxy": ["--frontend-port", str(front), "--backend-port", str(back)],
         # the positional argument first: dropped when it is what is under test
         "streamhand record": [str(tmp / "r.mcap"), "--timeout", "0.3"],
         "streamhand replay": [_recording(tmp), *ports, "--speed", "max", "--delay", "0"],
@@ -209,6 +211,7 @@ def _base(program: str, command: str, tiny: Path, tmp: Path) -> list[str]:
         "python -m train fit-error-model": ["--checkpoint", str(tiny), "--n", "20", "--held-n", "20", "--cache",
                                             str(tmp / "cache")],
         "python -m train card": ["--checkpoint", str(tiny), "--out", str(tmp / "card.pt")],
+        "python -m train ensemble": [str(tiny), "--out", str(tmp / "ensemble.pt")],
         "python -m train latent-walk": ["--checkpoint", str(tiny), "--out", str(tmp / "walk.png")],
         "python -m train embed": ["--checkpoint", str(tiny), "--out", str(tmp / "embed.png")],
         "python -m train compare": ["--steps", "2", "--out", str(tmp / "compare"), "--no-progress"],
