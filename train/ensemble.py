@@ -34,14 +34,15 @@ def _check_members(cks: list[Checkpoint], names: list[str]) -> list[str]:
     if len(cks) < 2:
         raise ValueError(f"an ensemble needs at least two checkpoints, got {len(cks)}")
     first = cks[0].model.cfg
+    want = first.model_dump()
     for ck, name in zip(cks, names):
         cfg = ck.model.cfg
         if cfg.architecture != "poe":
             raise ValueError(f"{name}: a {cfg.architecture} model; ensembles are built for poe models")
         if cfg.image_ensemble > 1:
             raise ValueError(f"{name}: already an ensemble of {cfg.image_ensemble}; pool the runs themselves")
-        if cfg.model_dump() != first.model_dump():
-            diff = sorted(k for k, v in cfg.model_dump().items() if first.model_dump()[k] != v)
+        diff = sorted(k for k, v in cfg.model_dump().items() if want[k] != v)
+        if diff:
             raise ValueError(f"{name}: its model differs from {names[0]}'s in {', '.join(diff)}")
     ids = [ck.model_id for ck in cks]
     for i, mid in enumerate(ids):
