@@ -56,9 +56,6 @@ class DataConfig(_Strict):
     #: a published dataset's crop augmentation: "spurr" (shift, rotation +-45 degrees, scale, flips, colour
     #: jitter) or "yang" (Yang et al.: scale 1-1.2, shift +-20 px, rotation +-180 degrees, hue +-0.1)
     augment: Literal["spurr", "yang"] = "spurr"
-    #: share of the rendered colour crops given a random photometric change in training (tone curve, white
-    #: balance, contrast, saturation, local contrast or defocus, noise: train/datasets/photometric.py); 0: none
-    crop_photometric: float = Field(0.0, ge=0, le=1)
     width: int = 640
     height: int = 480
     depth_range: tuple[float, float] = (0.25, 0.9)

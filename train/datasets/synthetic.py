@@ -95,12 +95,6 @@ def chunk_data(
     data = make_pairs(rng, n, cfg)
     if mediapipe is not None:
         mix_mediapipe(rng, data, mediapipe, cfg)
-    if cfg.crop_photometric > 0 and "rgb" in data.images:
-        from train.datasets.photometric import photometric
-
-        # its own generator: the renders stay those of a run without it, so the two compare paired
-        aug = np.random.default_rng([seed, c, rank, 7])
-        data.images["rgb"] = torch.from_numpy(photometric(aug, data.images["rgb"].numpy(), cfg.crop_photometric))
     return data
 
 
