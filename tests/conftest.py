@@ -34,23 +34,26 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
+#: every port free_port has handed out in this process: the system may hand one out again once its probe socket
+#: is closed, and two equal ports in one command (``--port`` and ``--control-port``) are refused by the command
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port on 127.0.0.1 that no earlier call in this process returned."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
+    raise RuntimeError("no free port that was not handed out before")
 
 
 def free_ports(n: int) -> list[int]:
-    """``n`` different free ports (each socket held open until all are chosen, so the system cannot hand the same
-    port out twice, as two calls of :func:`free_port` can)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """``n`` different free ports."""
+    return [free_port() for _ in range(n)]
 
 
 @pytest.fixture
