@@ -67,6 +67,26 @@ def test_the_measurement_and_its_table():
     assert "no hand found" in lines[1] and lines[2].split()[-1] == "-" and " 0.50 " in lines[2]
 
 
+@pytest.mark.slow
+def test_flip_average_reads_each_hand_with_its_mirror(monkeypatch):
+    """``flip_average=True`` measures through MediaPipe's networks with every crop read mirrored too."""
+    import streamhand.detect.gpu_hands as gh
+
+    calls = []
+
+    def counting(run, crops):
+        calls.append(len(crops))
+        return real(run, crops)
+
+    real = gh.flip_averaged
+    monkeypatch.setattr(gh, "flip_averaged", counting)
+    rep = hard_hands(None, n=2, kinds=("clean",), progress=False, flip_average=True)
+    assert rep["clean"]["n"] == 2 and calls and all(c >= 1 for c in calls)
+    calls.clear()
+    hard_hands(None, n=1, kinds=("clean",), progress=False)
+    assert calls == []  # and a plain measurement does not
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

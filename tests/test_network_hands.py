@@ -391,3 +391,88 @@ def test_cuda_graphs_of_every_crop_count_are_captured_at_start(models_dir):
 
     with NetworkHands(max_hands=2, device="cuda", models_dir=models_dir) as det:
         assert len(det._palm._graphs) == 1 and len(det._landmark._graphs) == 3
+
+
+# --- flip averaging ----------------------------------------------------------------------------------------
+
+
+def test_flip_averaging_reflects_readings_back_exactly():
+    """A stand-in network that reads a marker's column: the crop and its mirror, read and un-mirrored, agree."""
+    from streamhand.detect.gpu_hands import flip_averaged
+
+    cols = [3, 100, 200]
+    crops = np.zeros((len(cols), 224, 224, 3), np.float32)
+    for i, c in enumerate(cols):
+        crops[i, 50, c] = 1.0
+
+    def reader(x):
+        col = x[:, 50, :, 0].argmax(1).astype(np.float32)
+        lms = np.zeros((len(x), 63), np.float32)
+        lms[:, 0::3], lms[:, 1::3], lms[:, 2::3] = col[:, None], 50.0, 7.0
+        world = np.zeros((len(x), 63), np.float32)
+        world[:, 0::3] = (col[:, None] - 111.5) / 1000  # x in metres about the crop's centre
+        world[:, 1::3] = 0.02
+        left = (col < 112).astype(np.float32)[:, None] * 0.6 + 0.2  # "first label" 0.8 left of centre, else 0.2
+        return [lms, np.full((len(x), 1), 0.9, np.float32), left, world]
+
+    plain = reader(crops)
+    got = flip_averaged(reader, crops)
+    assert [g.shape for g in got] == [p.shape for p in plain]
+    for g, p in zip(got, plain):
+        np.testing.assert_allclose(g, p, atol=1e-6)  # the mirror's reading, un-mirrored, is the crop's own
+
+
+def test_flip_averaged_detections_are_the_mean_of_crop_and_mirror(models_dir, frames):
+    """The detector's flip-averaged landmarks equal the mean of two plain readings: the region's crop, and the crop
+    sampled through the region's matrix reflected (an independent way to read the mirror and map it back). The two
+    mirrors are sampled at positions that differ by OpenCV's 1/32-pixel grid, hence a tenth of a pixel of tolerance;
+    a reflection off by one pixel would be off by half a pixel."""
+    from streamhand.detect.gpu_hands import NetworkHands
+
+    ort = {"tracking": False, "runtime": "onnxruntime", "models_dir": models_dir}
+    with NetworkHands(**ort) as plain, NetworkHands(**ort, flip_average=True) as flip:
+        checked = 0
+        for rgb in frames[:4]:
+            got = flip(rgb)
+            plain(rgb)
+            assert [r.cx for r in flip.last_regions] == [r.cx for r in plain.last_regions]
+            for d, r in zip(got, flip.last_regions):
+                m = P.region_matrix(r, P.LANDMARK_INPUT)
+                mirror = m @ np.array([[-1.0, 0, P.LANDMARK_INPUT - 1], [0, 1, 0], [0, 0, 1]])
+                crops = np.stack([P.warp(rgb, a, P.LANDMARK_INPUT, zero_border=False) for a in (m, mirror)])
+                lms, _, handed, world = plain._landmark(crops.astype(np.float32) / 255.0)
+                px = [P.apply_matrix(a, lms[k].reshape(21, 3)[:, :2]) for k, a in enumerate((m, mirror))]
+                np.testing.assert_allclose(d.landmarks_px, (px[0] + px[1]) / 2, atol=0.2)
+                w = world.reshape(2, 21, 3).astype(np.float64)
+                w[1, :, 0] *= -1
+                mean = w.mean(0)
+                c, s = math.cos(r.rotation), math.sin(r.rotation)
+                turned = np.stack([c * mean[:, 0] - s * mean[:, 1], s * mean[:, 0] + c * mean[:, 1], mean[:, 2]], -1)
+                np.testing.assert_allclose(d.world, turned, atol=1e-3)  # metres
+                p_first = (float(handed[0, 0]) + 1.0 - float(handed[1, 0])) / 2
+                assert math.isclose(d.handedness_score, max(p_first, 1 - p_first), abs_tol=1e-2)
+                checked += 1
+    assert checked >= 2
+
+
+def test_landmark_batches_are_split_to_the_runtimes_limit(models_dir, frames):
+    """A runtime with a batch limit (a TensorRT engine's profile) gets the crops in batches it takes."""
+    from streamhand.detect.gpu_hands import NetworkHands
+
+    with NetworkHands(tracking=False, runtime="onnxruntime", models_dir=models_dir, flip_average=True) as det:
+        want = [d.landmarks_px for d in det(frames[0])]
+        landmark, sizes = det._landmark, []
+
+        class Limited:
+            max_batch = 1
+
+            def __call__(self, x):
+                sizes.append(len(x))
+                assert len(x) <= self.max_batch
+                return landmark(x)
+
+        det._landmark = Limited()
+        got = [d.landmarks_px for d in det(frames[0])]
+    assert want and sizes == [1] * 2 * len(want)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, atol=1e-4)

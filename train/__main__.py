@@ -240,6 +240,11 @@ def synth_report_cmd(
             "of their own poses"
         ),
     ] = None,
+    flip_average: Annotated[
+        bool,
+        typer.Option("--flip-average", help="read the renders as `run --flip-average` does (MediaPipe's networks, "
+                     "each hand with its mirrored crop)"),
+    ] = False,
 ) -> None:
     """Sampler/renderer speed, MediaPipe detection rate on rendered hands, closed-loop EPE; with --frames the same
     figures on real frames beside the renders', and MediaPipe's on renders of those frames' own poses and views."""
@@ -257,7 +262,7 @@ def synth_report_cmd(
     if checkpoint is not None:
         _checkpoint_or_fail(checkpoint)
     try:  # progress bars write to stdout: only where it is a terminal
-        rep = as_dict(synth_report(n, str(checkpoint) if checkpoint else None, sys.stdout.isatty(), fs))
+        rep = as_dict(synth_report(n, str(checkpoint) if checkpoint else None, sys.stdout.isatty(), fs, flip_average))
     except FrameDataError as e:  # an image that cannot be read
         fail(f"--frames: {e}")
     for line in report_lines(rep):
@@ -276,6 +281,9 @@ def hard_hands_cmd(
     ),
     json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
     examples_png: Annotated[Path | None, typer.Option(help="draw one example of each kind")] = None,
+    flip_average: Annotated[
+        bool, typer.Option("--flip-average", help="read the hands as `run --flip-average` does")
+    ] = False,
 ) -> None:
     """Hands the model cannot read well (drawn, blurred, gloved, partly hidden renders): is joint_std at least half
     the error there?"""
@@ -290,7 +298,7 @@ def hard_hands_cmd(
         fail(f"--kinds {kinds!r}: choose from {', '.join(KINDS)}")
     if checkpoint is not None:
         _checkpoint_or_fail(checkpoint)
-    rep = hard_hands(str(checkpoint) if checkpoint else None, n, seed, chosen, sys.stdout.isatty())
+    rep = hard_hands(str(checkpoint) if checkpoint else None, n, seed, chosen, sys.stdout.isatty(), flip_average)
     for line in report_lines(rep):
         typer.echo(line)
     if json_out is not None:

@@ -114,7 +114,8 @@ def rgb_expert(iters: int) -> dict:
 
 def hand_networks(frames: int) -> dict:
     """MediaPipe's palm and landmark networks run by our tracking (PyTorch on CUDA; ONNX Runtime on a CPU)
-    against MediaPipe's own graph on the demo clip: detections, landmark pixels, handedness."""
+    against MediaPipe's own graph on the demo clip: detections, landmark pixels, handedness; the time a frame takes
+    plain and flip-averaged (``--flip-average``: each hand's crop read with its mirror)."""
     from streamhand.capture.demo import demo_clip
     from streamhand.detect.gpu_hands import NetworkHands, compare_with_reference
     from streamhand.detect.mediapipe_hands import MediaPipeHands
@@ -130,7 +131,14 @@ def hand_networks(frames: int) -> dict:
         for rgb in clip:
             ours(rgb)
         per_frame_ms = 1000 * (time.perf_counter() - t0) / max(len(clip), 1)
-    return {"runtime": f"{runtime}-{device}", "frames": len(clip), "ms_per_frame": per_frame_ms, **got}
+    with NetworkHands(tracking=True, runtime=runtime, device=device, models_dir=models, flip_average=True) as flip:
+        flip(clip[0])
+        t0 = time.perf_counter()
+        for rgb in clip:
+            flip(rgb)
+        flip_ms = 1000 * (time.perf_counter() - t0) / max(len(clip), 1)
+    return {"runtime": f"{runtime}-{device}", "frames": len(clip), "ms_per_frame": per_frame_ms,
+            "ms_per_frame_flip_average": flip_ms, **got}
 
 
 def demo(frames: int) -> dict:

@@ -78,15 +78,18 @@ def frames(kind: str, n: int, seed: int):
 
 
 def hard_hands(model: str | None = None, n: int = 60, seed: int = 5150, kinds: tuple[str, ...] = tuple(KINDS),
-               progress: bool = True) -> dict:  # fmt: skip
+               progress: bool = True, flip_average: bool = False) -> dict:  # fmt: skip
     """Per kind: ``n``, ``detected`` (share), and over the detected hands ``error_mm`` (mean wrist-relative joint
     error), ``std_mm`` (mean joint_std), ``std_over_error``, ``quality_mm``, ``confidence`` (means); ``hard``: the
-    same pooled over every kind but ``clean``. The same hands (``seed``) in every kind."""
+    same pooled over every kind but ``clean``. The same hands (``seed``) in every kind. ``flip_average``: the hands
+    read as ``run --flip-average`` reads them (MediaPipe's networks, each hand with its mirrored crop)."""
     from streamhand import HandTracker
+    from streamhand.runtime_config import RunConfig
 
     out: dict = {}
     pooled: dict[str, list] = {"err": [], "std": [], "q": [], "c": [], "n": [0], "found": [0]}
-    with HandTracker(model=model, smooth=False, tracking=False) as tracker:
+    cfg = RunConfig.model_validate({"detect": {"flip_average": True}}) if flip_average else None
+    with HandTracker(model=model, smooth=False, tracking=False, config=cfg) as tracker:
         for kind in kinds:
             err, std, q, c, found = [], [], [], [], 0
             for rgb, k, truth, uv in track(frames(kind, n, seed), total=n, description=kind, disable=not progress):

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 class SynthReport:
     pose_samples_per_s: float = 0.0
     render_256_per_s: float = 0.0
+    #: what read the renders: MediaPipe's graph, or its networks with each hand's mirrored crop (``--flip-average``)
+    detector: str = "MediaPipe"
     detection_n: int = 0
     detection_rate: float = 0.0
     detection_rate_palm: float = 0.0
@@ -66,9 +68,11 @@ def bench_render(n: int = 100, size: int = 256, seed: int = 0) -> float:
     return n / (time.perf_counter() - t)
 
 
-def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | None = None, progress: bool = True):
-    """Render ``n`` 640x480 frames of hands facing the camera, run MediaPipe, lift what it finds (with the
-    model's image experts fed crops of the rendered frame, boxed around MediaPipe's landmarks as at run time)."""
+def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | None = None, progress: bool = True,
+                              flip_average: bool = False):  # fmt: skip
+    """Render ``n`` 640x480 frames of hands facing the camera, run MediaPipe (``flip_average``: its networks, each
+    hand read with its mirrored crop), lift what it finds (with the model's image experts fed crops of the rendered
+    frame, boxed around MediaPipe's landmarks as at run time)."""
     rng = np.random.default_rng(seed)
     hs = sample_hands(rng, n, detection_test_config())
     found = np.zeros(n, bool)
@@ -80,7 +84,7 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
         lifter = Lifter(TorchBackend(checkpoint))
     image_mods = tuple(m for m in ("rgb", "depth") if lifter is not None and m in lifter.backend.modalities)
     crops: dict[str, list[np.ndarray]] = {m: [] for m in image_mods}
-    for i, d, r in detect_rendered(rng, hs, progress):
+    for i, d, r in detect_rendered(rng, hs, progress, flip_average):
         if d is not None:
             found[i] = True
             hand_ok += d.handedness == ("left" if hs.left[i] else "right")
@@ -133,11 +137,14 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
 
 
 def synth_report(
-    n: int = 200, checkpoint: str | None = None, progress: bool = True, frames: FrameSet | None = None
+    n: int = 200, checkpoint: str | None = None, progress: bool = True, frames: FrameSet | None = None,
+    flip_average: bool = False,
 ) -> SynthReport:
-    """The report on ``n`` renders and, with ``frames``, the same figures on those real frames."""
-    rep = SynthReport(pose_samples_per_s=bench_sampler(), render_256_per_s=bench_render())
-    det, closed = detection_and_closed_loop(n, checkpoint=checkpoint, progress=progress)
+    """The report on ``n`` renders and, with ``frames``, the same figures on those real frames (``flip_average``:
+    the renders' hands read as ``run --flip-average`` reads them; the real frames' as a plain run does)."""
+    reader = "MediaPipe's networks, each hand with its mirror" if flip_average else "MediaPipe"
+    rep = SynthReport(pose_samples_per_s=bench_sampler(), render_256_per_s=bench_render(), detector=reader)
+    det, closed = detection_and_closed_loop(n, checkpoint=checkpoint, progress=progress, flip_average=flip_average)
     for k, v in det.items():
         setattr(rep, k, v)
     rep.closed_loop = closed
@@ -385,6 +392,7 @@ def report_lines(rep: dict[str, Any]) -> list[str]:
     lines = [row("figure", *heads), row("-" * 52, *["-" * 22] * len(heads))]
     lines.append(row("pose + projection samples / s", f"{rep['pose_samples_per_s']:,.0f}", "", ""))
     lines.append(row("rendered 256x256 images / s", f"{rep['render_256_per_s']:.1f}", "", ""))
+    lines.append(row("hands read by", rep.get("detector", "MediaPipe"), "", ""))
     pm_found = _found(pm, "rendered_n") if pm else ""
     lines.append(row("MediaPipe detection rate (found of frames)", _found(rep), _found(real) if real else "", pm_found))
     palm, back = _num(rep["detection_rate_palm"], ".2f"), _num(rep["detection_rate_back"], ".2f")

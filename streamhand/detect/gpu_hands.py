@@ -7,7 +7,8 @@ hand landmark network of the installed mediapipe package, converted once
 follows MediaPipe's hand tracking graph: palm detection only while fewer than ``max_hands`` hands are tracked
 (every frame in static mode), the next region from the landmarks, all hands of a frame in one batched landmark
 call. Handedness is un-mirrored exactly as in :mod:`streamhand.detect.mediapipe_hands`, and one hand reported
-twice is reported once (:mod:`streamhand.detect.dedup`).
+twice is reported once (:mod:`streamhand.detect.dedup`). ``flip_average=True`` reads every hand twice, from its crop
+and from the crop mirrored, in the same batch, and averages the two readings (:func:`flip_averaged`).
 
 :func:`compare_with_reference` and :func:`time_per_frame` measure agreement and latency against another detector.
 """
@@ -119,7 +120,8 @@ class _TrtRunner:
         shapes = {t["name"]: t["shape"] for t in side["inputs"] + side["outputs"]}
         self.input = side["inputs"][0]["name"]
         self.outputs = [t["name"] for t in side["outputs"]]
-        self.runner = TensorRTRunner(path, int(side["batch"][2]), shapes)
+        self.max_batch = int(side["batch"][2])
+        self.runner = TensorRTRunner(path, self.max_batch, shapes)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         out = self.runner({self.input: x})
@@ -147,6 +149,22 @@ class _OrtRunner:
         return list(self.sess.run(None, {self.input: x}))
 
 
+def flip_averaged(run: Callable[[np.ndarray], list[np.ndarray]], crops: np.ndarray) -> list[np.ndarray]:
+    """The landmark network's outputs for ``crops`` (N, 224, 224, 3), each the mean of its reading of the crop and
+    of the crop mirrored left to right, un-mirrored: landmarks' x reflected about the crop's centre, world
+    landmarks' x negated, the handedness score turned to the other hand's; presence averaged, depth as read. The
+    same outputs, in the same shapes, as ``run(crops)``; one call of ``run`` with 2N crops."""
+    n = len(crops)
+    lms, presence, handed, world = (np.asarray(o, np.float32) for o in run(
+        np.ascontiguousarray(np.concatenate([crops, crops[:, :, ::-1]]))))  # fmt: skip
+    lm_m = lms[n:].reshape(n, -1, 3).copy()
+    lm_m[..., 0] = (P.LANDMARK_INPUT - 1) - lm_m[..., 0]  # crop pixel j was pixel 223 - j of the mirror
+    w_m = world[n:].reshape(n, -1, 3).copy()
+    w_m[..., 0] = -w_m[..., 0]
+    return [(lms[:n] + lm_m.reshape(lms[:n].shape)) / 2, (presence[:n] + presence[n:]) / 2,
+            (handed[:n] + 1.0 - handed[n:]) / 2, (world[:n] + w_m.reshape(world[:n].shape)) / 2]
+
+
 def _engine(engines_dir: str | Path, network: str) -> Path:
     """The engine of ``network`` in ``engines_dir`` (fp16 preferred), or ValueError saying how to build one."""
     for precision in ("fp16", "fp32"):
@@ -164,7 +182,8 @@ class NetworkHands:
     "cuda" needs a CUDA build of that runtime. ``threads`` (optional) sets the runtime's CPU threads (for torch: the
     process-wide ``torch.set_num_threads``). ``Detection.score`` is the landmark network's hand-presence score
     (MediaPipe's graph does not expose it: there ``score`` repeats the handedness score); a hand whose presence
-    score is under ``min_tracking_confidence`` is dropped.
+    score is under ``min_tracking_confidence`` is dropped. ``flip_average`` averages each hand's reading with its
+    mirrored crop's (:func:`flip_averaged`; twice the landmark network's work).
     """
 
     def __init__(
@@ -178,6 +197,7 @@ class NetworkHands:
         models_dir: str | Path | None = None,
         threads: int | None = None,
         engines_dir: str | Path = "engines",
+        flip_average: bool = False,
     ):
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
@@ -194,6 +214,7 @@ class NetworkHands:
         self.min_detection_confidence = float(min_detection_confidence)
         self.min_tracking_confidence = float(min_tracking_confidence)
         self.runtime, self.device = runtime, device
+        self.flip_average = bool(flip_average)
         if runtime == "tensorrt":
             self._palm = _TrtRunner(_engine(engines_dir, PALM_MODEL), device, threads)
             self._landmark = _TrtRunner(_engine(engines_dir, LANDMARK_MODEL), device, threads)
@@ -206,8 +227,10 @@ class NetworkHands:
             if isinstance(self._palm, _TorchRunner) and device == "cuda":
                 t0 = time.perf_counter()
                 self._palm.warm_up(range(1, 2))
-                # new palms join the tracked hands before duplicates merge: up to 2 * max_hands - 1 crops a frame
-                self._landmark.warm_up(range(1, 2 * max_hands))
+                # new palms join the tracked hands before duplicates merge: up to 2 * max_hands - 1 crops a frame,
+                # each read twice when flip-averaged
+                crops = (2 * max_hands - 1) * (2 if self.flip_average else 1)
+                self._landmark.warm_up(range(1, crops + 1))
                 log.info("hand networks: CUDA graphs captured in %.1f s", time.perf_counter() - t0)
         self._anchors = P.ssd_anchors()
         self._tracked: list[P.Region] = []
@@ -244,7 +267,7 @@ class NetworkHands:
             return []
         mats = [P.region_matrix(r, P.LANDMARK_INPUT) for r in regions]
         batch = np.stack([P.warp(rgb, m, P.LANDMARK_INPUT, zero_border=False) for m in mats])
-        lms, presence, handed, world = self._landmark(batch.astype(np.float32) / 255.0)
+        lms, presence, handed, world = self._landmarks(batch.astype(np.float32) / 255.0)
         dets: list[Detection] = []
         next_regions: list[P.Region] = []
         for i, (r, m) in enumerate(zip(regions, mats)):
@@ -270,6 +293,19 @@ class NetworkHands:
             next_regions = [r for d, r in zip(dets, next_regions) if id(d) in keep]
         self._tracked = next_regions[: self.max_hands]
         return merged
+
+    def _landmarks(self, crops: np.ndarray) -> list[np.ndarray]:
+        """The landmark network on ``crops`` (flip-averaged if asked), in batches the runtime takes."""
+        if self.flip_average:
+            return flip_averaged(self._run_landmark, crops)
+        return self._run_landmark(crops)
+
+    def _run_landmark(self, x: np.ndarray) -> list[np.ndarray]:
+        step = getattr(self._landmark, "max_batch", None) or len(x)
+        if len(x) <= step:
+            return self._landmark(x)
+        parts = [self._landmark(x[i : i + step]) for i in range(0, len(x), step)]
+        return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
 
     def close(self) -> None:
         self._tracked = []

@@ -21,14 +21,26 @@ log = logging.getLogger(__name__)
 PAIRS_VERSION = 4  # bump when the stored fields change (3: world landmarks; 4: MediaPipe's handedness and score)
 
 
-def detect_rendered(
-    rng: np.random.Generator, hs: HandSamples, progress: bool = True
-) -> Iterator[tuple[int, Detection | None, Rendered]]:
-    """Render each sampled hand alone and run the real MediaPipe (static images, one hand) on it:
-    yields (index, its first detection or None, the rendered frame)."""
-    from streamhand.detect import MediaPipeHands
+def rendered_hand_detector(flip_average: bool = False):
+    """The detector renders are judged with: MediaPipe's graph (static images, one hand), or with ``flip_average``
+    its networks run by our tracking, each hand read with its mirrored crop (what ``run --flip-average`` does)."""
+    if not flip_average:
+        from streamhand.detect import MediaPipeHands
 
-    with MediaPipeHands(max_hands=1, tracking=False) as det:
+        return MediaPipeHands(max_hands=1, tracking=False)
+    from streamhand.detect.gpu_hands import NetworkHands
+    from streamhand.export.hand_networks import prepare_hand_networks
+
+    return NetworkHands(max_hands=1, tracking=False, runtime="onnxruntime", models_dir=prepare_hand_networks(),
+                        flip_average=True)  # fmt: skip
+
+
+def detect_rendered(
+    rng: np.random.Generator, hs: HandSamples, progress: bool = True, flip_average: bool = False
+) -> Iterator[tuple[int, Detection | None, Rendered]]:
+    """Render each sampled hand alone and run the real MediaPipe (static images, one hand;
+    :func:`rendered_hand_detector`) on it: yields (index, its first detection or None, the rendered frame)."""
+    with rendered_hand_detector(flip_average) as det:
         for i in track(range(len(hs)), description="render + MediaPipe", disable=not progress):
             r = render(rng, [hs.joints_cam[i]], hs.intrinsics[i], [hs.scale[i]], left=[bool(hs.left[i])])
             d = det(r.rgb)
