@@ -391,6 +391,20 @@ def test_cuda_graphs_of_every_crop_count_are_captured_at_start(models_dir):
 
     with NetworkHands(max_hands=2, device="cuda", models_dir=models_dir) as det:
         assert len(det._palm._graphs) == 1 and len(det._landmark._graphs) == 3
+    with NetworkHands(max_hands=2, device="cuda", models_dir=models_dir, flip_average=True) as det:
+        assert len(det._landmark._graphs) == 6  # every crop read with its mirror
+
+
+@pytest.mark.cuda
+def test_flip_averaging_on_cuda_matches_the_cpu(models_dir, frames):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from streamhand.detect.gpu_hands import NetworkHands
+
+    with (NetworkHands(tracking=False, models_dir=models_dir, flip_average=True) as a,
+          NetworkHands(tracking=False, device="cuda", models_dir=models_dir, flip_average=True) as b):  # fmt: skip
+        _assert_same_hands(a, b, frames[:4], max_px=1.0)
 
 
 # --- flip averaging ----------------------------------------------------------------------------------------
