@@ -66,13 +66,15 @@ class HandTracker:
     fitted to each frame); ``smooth``: One Euro along each track (off by default: each call's hands are that
     frame's); ``tracking``: frames are a sequence (MediaPipe's video mode, track ids and handedness across calls)
     rather than unrelated photos; ``modalities``: the experts to use (None: all the model and a colour image
-    support); ``config``: a full :class:`~streamhand.runtime_config.RunConfig` instead (the arguments above then
+    support); ``flip_average``: each hand read with its mirrored crop too, as ``run --flip-average`` (MediaPipe's
+    networks); ``config``: a full :class:`~streamhand.runtime_config.RunConfig` instead (the arguments above then
     override it only where given). Raises :class:`streamhand.app.RunError` (one line) for what a user can fix."""
 
     def __init__(self, model: str | None = None, intrinsics: Intrinsics | dict | str | Path | None = None,
                  smooth: bool = False, tracking: bool = True, max_hands: int = 2,
                  modalities: Sequence[str] | None = None, fov_deg: float = 60.0, hand_length_m: float | None = None,
-                 backend: str = "auto", with_depth: bool = False, config: RunConfig | None = None):  # fmt: skip
+                 backend: str = "auto", with_depth: bool = False, flip_average: bool = False,
+                 config: RunConfig | None = None):  # fmt: skip
         from streamhand.app import build_parts
         from streamhand.detect import TrackLinker
         from streamhand.run.place_step import PlaceStep
@@ -82,7 +84,8 @@ class HandTracker:
         over = {"model": {"path": model, "backend": backend, "hand_length_m": hand_length_m,
                           "modalities": list(modalities) if modalities is not None else None},
                 "smooth": {"enabled": smooth}, "source": {"fov_deg": fov_deg},
-                "detect": {"max_hands": max_hands, "tracking": "on" if tracking else "off"}}  # fmt: skip
+                "detect": {"max_hands": max_hands, "tracking": "on" if tracking else "off",
+                           "flip_average": flip_average}}  # fmt: skip
         for section, values in over.items():
             base.setdefault(section, {}).update(values if config is None else _given(values, section, config))
         self.cfg = RunConfig.model_validate(base)

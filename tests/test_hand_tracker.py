@@ -60,6 +60,17 @@ def _published(args: list[str]) -> dict[int, list[dict]]:
     return got
 
 
+@pytest.mark.slow
+def test_flip_average_gives_what_run_flip_average_publishes(photos):
+    folder, rgbs = photos
+    published = _published(["--images", str(folder / "0.png"), "--no-smooth", "--flip-average"])
+    with HandTracker(tracking=False, flip_average=True) as tracker:
+        hands = tracker.process(rgbs[0])
+        assert tracker.detector.label.endswith("+flip")  # MediaPipe's networks, on whatever runtime auto picks
+    assert len(hands) == len(published[0]) == 1
+    assert np.abs(hands[0].joints_cam - np.array(published[0][0]["joints_cam"])).max() < 1e-4
+
+
 @pytest.mark.parametrize("tracking", [False, True])
 def test_process_gives_the_joints_run_publishes(photos, tracking):
     folder, rgbs = photos
