@@ -117,7 +117,7 @@ def hand_networks(frames: int) -> dict:
     against MediaPipe's own graph on the demo clip: detections, landmark pixels, handedness; the time a frame takes
     plain and flip-averaged (``--flip-average``: each hand's crop read with its mirror)."""
     from streamhand.capture.demo import demo_clip
-    from streamhand.detect.gpu_hands import NetworkHands, compare_with_reference
+    from streamhand.detect.gpu_hands import NetworkHands, compare_with_reference, time_per_frame
     from streamhand.detect.mediapipe_hands import MediaPipeHands
     from streamhand.export.hand_networks import prepare_hand_networks
 
@@ -127,18 +127,11 @@ def hand_networks(frames: int) -> dict:
     with NetworkHands(tracking=True, runtime=runtime, device=device, models_dir=models) as ours, \
             MediaPipeHands(tracking=True) as ref:  # fmt: skip
         got = compare_with_reference(ours, ref, clip)
-        t0 = time.perf_counter()
-        for rgb in clip:
-            ours(rgb)
-        per_frame_ms = 1000 * (time.perf_counter() - t0) / max(len(clip), 1)
+        plain = time_per_frame(ours, clip, warmup=0)  # warmed by the comparison
     with NetworkHands(tracking=True, runtime=runtime, device=device, models_dir=models, flip_average=True) as flip:
-        flip(clip[0])
-        t0 = time.perf_counter()
-        for rgb in clip:
-            flip(rgb)
-        flip_ms = 1000 * (time.perf_counter() - t0) / max(len(clip), 1)
-    return {"runtime": f"{runtime}-{device}", "frames": len(clip), "ms_per_frame": per_frame_ms,
-            "ms_per_frame_flip_average": flip_ms, **got}
+        flipped = time_per_frame(flip, clip, warmup=1)
+    return {"runtime": f"{runtime}-{device}", "frames": len(clip), "ms_per_frame": plain["mean_ms"],
+            "ms_per_frame_flip_average": flipped["mean_ms"], **got}
 
 
 def demo(frames: int) -> dict:
