@@ -84,12 +84,10 @@ def hard_hands(model: str | None = None, n: int = 60, seed: int = 5150, kinds: t
     same pooled over every kind but ``clean``. The same hands (``seed``) in every kind. ``flip_average``: the hands
     read as ``run --flip-average`` reads them (MediaPipe's networks, each hand with its mirrored crop)."""
     from streamhand import HandTracker
-    from streamhand.runtime_config import RunConfig
 
     out: dict = {}
     pooled: dict[str, list] = {"err": [], "std": [], "q": [], "c": [], "n": [0], "found": [0]}
-    cfg = RunConfig.model_validate({"detect": {"flip_average": True}}) if flip_average else None
-    with HandTracker(model=model, smooth=False, tracking=False, config=cfg) as tracker:
+    with HandTracker(model=model, smooth=False, tracking=False, flip_average=flip_average) as tracker:
         for kind in kinds:
             err, std, q, c, found = [], [], [], [], 0
             for rgb, k, truth, uv in track(frames(kind, n, seed), total=n, description=kind, disable=not progress):
