@@ -369,16 +369,17 @@ def _assert_same_hands(a, b, frames, max_px: float) -> None:
 
 
 @pytest.mark.cuda
-def test_cuda_matches_cpu(models_dir, frames):
+@pytest.mark.parametrize("flip_average", [False, True])
+def test_cuda_matches_cpu(models_dir, frames, flip_average):
     """Within a pixel: cuDNN runs the convolutions in TF32 (PyTorch's default; 10-bit mantissa), which moved one
-    landmark 0.54 px from the CPU's on an H200 (the others under 0.35)."""
+    landmark 0.54 px from the CPU's on an H200 (the others under 0.35); flip-averaged as well."""
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     from streamhand.detect.gpu_hands import NetworkHands
 
-    with (NetworkHands(tracking=False, models_dir=models_dir) as a,
-          NetworkHands(tracking=False, device="cuda", models_dir=models_dir) as b):  # fmt: skip
+    kw = {"tracking": False, "models_dir": models_dir, "flip_average": flip_average}
+    with NetworkHands(**kw) as a, NetworkHands(device="cuda", **kw) as b:
         _assert_same_hands(a, b, frames[:4], max_px=1.0)
 
 
@@ -394,17 +395,6 @@ def test_cuda_graphs_of_every_crop_count_are_captured_at_start(models_dir):
     with NetworkHands(max_hands=2, device="cuda", models_dir=models_dir, flip_average=True) as det:
         assert len(det._landmark._graphs) == 6  # every crop read with its mirror
 
-
-@pytest.mark.cuda
-def test_flip_averaging_on_cuda_matches_the_cpu(models_dir, frames):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
-    from streamhand.detect.gpu_hands import NetworkHands
-
-    with (NetworkHands(tracking=False, models_dir=models_dir, flip_average=True) as a,
-          NetworkHands(tracking=False, device="cuda", models_dir=models_dir, flip_average=True) as b):  # fmt: skip
-        _assert_same_hands(a, b, frames[:4], max_px=1.0)
 
 
 # --- flip averaging ----------------------------------------------------------------------------------------
