@@ -62,6 +62,10 @@ class DataConfig(_Strict):
     facing_fraction: float = Field(0.7, ge=0, le=1)
     gesture_fraction: float = Field(0.5, ge=0, le=1)
     chunk: int = Field(16384, ge=64)  # samples generated at once
+    #: 0: every batch is new data. N: the first N samples (whole batches) are made once and replayed, reshuffled
+    #: every pass: for image experts whose crops cost far more than a step (a frozen trunk's features are then
+    #: computed once per crop and kept instead of the crop: ``image_encoder: mediapipe``)
+    pool_samples: int = Field(0, ge=0)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
     world_noise: WorldNoiseConfig = Field(default_factory=WorldNoiseConfig)
     mediapipe_pairs: int = Field(0, ge=0)  # rendered hands to label with MediaPipe (0: none)

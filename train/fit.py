@@ -21,7 +21,7 @@ from streamhand.checkpoint import save_checkpoint
 from streamhand.models import HandPoseModel, build_model
 from train.config import TrainConfig
 from train.datasets.pairs import PoseBatch
-from train.datasets.synthetic import batches
+from train.datasets.synthetic import batches, pooled
 from train.dcmls import DiscriminatorStep, dcmls_loss
 from train.distributed import Placement, leave, place
 from train.evaluate import evaluate_synthetic
@@ -146,6 +146,34 @@ def freeze(model: HandPoseModel, prefixes: list[str]) -> None:
             param.requires_grad_(False)
 
 
+def _pool(stream, model: HandPoseModel, cfg: TrainConfig, start: int, where: Placement, progress: bool):
+    """``data.pool_samples`` made once and replayed; crops of an image expert with a frozen trunk become its
+    features as they arrive (``image_encoder: mediapipe``), so each crop's trunk runs once, not once a pass."""
+    trunks = {m: e for m, e in model.encoders.items() if hasattr(e, "features")}
+
+    def convert(b: PoseBatch) -> PoseBatch:
+        for m, enc in trunks.items():
+            if m in b.images:
+                b.images[m] = torch.cat([enc.features(x.to(where.device)).cpu() for x in b.images[m].split(64)])
+        return b
+
+    n = cfg.data.pool_samples
+    log.info("before step 1: making %d samples once (replayed every pass)%s", n,
+             f"; their {', '.join(trunks)} crops become the frozen trunk's features" if trunks else "")  # fmt: skip
+    cols = [TextColumn("[bold]pool"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*cols, disable=not progress, transient=False) as bar:
+        task = bar.add_task("pool", total=n)
+        out = pooled(stream, n, cfg.batch_size, cfg.seed, start, convert, lambda k: bar.update(task, completed=k))
+        first = next(out)  # makes the pool
+    stream.close()  # the pool is made: stop the data workers
+
+    def replay():
+        yield first
+        yield from out
+
+    return replay()
+
+
 def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
     """Train per ``cfg``; returns the path of the final checkpoint (``<out_dir>/<name>/last.pt``)."""
     where = place(cfg.device)
@@ -231,6 +259,8 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
         mp = load_shards(d.mediapipe_cache, d.mediapipe_pairs, d.mediapipe_seed, d.mediapipe_shards)
         log.info("%d MediaPipe-labelled hands in the mix", len(mp["left"]))
     data = batches(cfg.seed, cfg.data, cfg.batch_size, start, mp, cfg.workers, where.rank)
+    if cfg.data.pool_samples:
+        data = _pool(data, model, cfg, start, where, progress)
     metrics: dict = history[-1] if history else {}
     t0 = time.time()
     log.info("training on %s%s, %s, %d data worker(s)", where.device,

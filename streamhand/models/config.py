@@ -26,8 +26,10 @@ class ModelConfig(BaseModel):
     encoders: list[Encoder] = Field(default_factory=lambda: ["2d", "3d"])
     decoders: list[Target] = Field(default_factory=lambda: ["3d", "2d"])
     image_size: int = Field(128, ge=32, le=512)  # square crops for rgb/depth encoders
-    #: the rgb/depth encoders: "resnet18" (the papers') or "compact" (a small strided CNN; power-of-two crops)
-    image_encoder: Literal["resnet18", "compact"] = "resnet18"
+    #: the rgb/depth encoders: "resnet18" (the papers'), "compact" (a small strided CNN; power-of-two crops) or
+    #: "mediapipe" (rgb only: MediaPipe's landmark network's trunk, frozen, and a head; 224-pixel crops;
+    #: streamhand/models/mediapipe_trunk.py)
+    image_encoder: Literal["resnet18", "compact", "mediapipe"] = "resnet18"
     #: the rgb/depth crops' view: "box" (the image's square box around the hand) or "turned" (the virtual camera the
     #: 2D is encoded in; streamhand/detect/crops.py). The runtime crops as the model was trained.
     crop_view: Literal["box", "turned"] = "box"
@@ -52,6 +54,15 @@ class ModelConfig(BaseModel):
         if self.image_ensemble > 1 and self.architecture != "poe":
             raise ValueError(f"image_ensemble {self.image_ensemble}: ensembles of image encoders are built for the "
                              "product-of-experts architecture (poe), not dcmls")  # fmt: skip
+        if self.image_encoder == "mediapipe":
+            from streamhand.models.mediapipe_trunk import TRUNK_INPUT
+
+            if self.image_size != TRUNK_INPUT:
+                raise ValueError(f"image_encoder mediapipe reads {TRUNK_INPUT}x{TRUNK_INPUT} crops: set image_size "
+                                 f"{TRUNK_INPUT}, not {self.image_size}")  # fmt: skip
+            if any(m in ("depth", "rgb+cloud") for m in self.encoders) or self.architecture != "poe":
+                raise ValueError("image_encoder mediapipe is an RGB expert of the product-of-experts model: "
+                                 "no depth or rgb+cloud encoder, architecture poe")  # fmt: skip
         made = 4 * 2 ** (len(self.image_decoder_channels) + 1)
         if any(t in ("rgb", "depth") for t in self.decoders) and made != self.image_size:
             n = (self.image_size // 4).bit_length() - 2

@@ -98,6 +98,10 @@ class HandPoseModel(nn.Module):
         c = self.cfg
         if c.image_encoder == "compact":
             return CompactEncoder(_CHANNELS[m], c.z_dim, c.image_size)
+        if c.image_encoder == "mediapipe":
+            from streamhand.models.mediapipe_trunk import MediaPipeTrunkEncoder
+
+            return MediaPipeTrunkEncoder(c.z_dim, c.hidden)
         return ResNetEncoder(_CHANNELS[m], c.z_dim)
 
     @property

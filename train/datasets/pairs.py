@@ -30,7 +30,8 @@ class PoseBatch:
     #: crop's points (encoded), "heatmap" (B, 21, H, H) the true 2D's maps (``DataConfig.crops``)
     images: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    def take(self, s: slice) -> PoseBatch:
+    def take(self, s: slice | np.ndarray) -> PoseBatch:
+        """The samples ``s`` picks: a slice, or an array of indices."""
         return PoseBatch(self.x2d[s], self.xworld[s], self.y2d[s], self.y3d[s], self.rot[s], self.joints_cam[s],
                          self.scale[s], self.left[s], {k: v[s] for k, v in self.images.items()})  # fmt: skip
 

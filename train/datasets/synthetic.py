@@ -6,7 +6,7 @@ Keypoints are in the model's frames: seen by a virtual camera turned toward the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -151,3 +151,33 @@ def batches(
             for f in ahead:
                 f.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def pooled(
+    stream: Iterator[PoseBatch],
+    samples: int,
+    batch_size: int,
+    seed: int,
+    start_step: int = 0,
+    convert: Callable[[PoseBatch], PoseBatch] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[PoseBatch]:
+    """Endless batches replayed from the first ``samples`` of ``stream`` (whole batches; each passed through
+    ``convert`` as it arrives, e.g. crops to a frozen trunk's features), every pass in its own seeded order, so
+    step ``k`` sees the same batch whether or not the run was resumed. ``progress(n)`` is told the samples made."""
+    parts = []
+    for _ in range(max(1, samples // batch_size)):
+        b = next(stream)
+        parts.append(convert(b) if convert is not None else b)
+        if progress is not None:
+            progress(len(parts) * batch_size)
+    pool = PoseBatch(*(torch.cat([getattr(p, f) for p in parts]) for f in ("x2d", "xworld", "y2d", "y3d")),
+                     *(np.concatenate([getattr(p, f) for p in parts]) for f in ("rot", "joints_cam", "scale", "left")),
+                     {k: torch.cat([p.images[k] for p in parts]) for k in parts[0].images})  # fmt: skip
+    per_pass = len(pool.scale) // batch_size
+    step = start_step
+    while True:
+        order = np.random.default_rng([seed, step // per_pass]).permutation(len(pool.scale))
+        i = step % per_pass
+        yield pool.take(order[i * batch_size : (i + 1) * batch_size])
+        step += 1
