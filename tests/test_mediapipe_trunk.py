@@ -14,10 +14,9 @@ from streamhand.models import HandPoseModel, ModelConfig
 @pytest.fixture(scope="module")
 def network():
     """MediaPipe's whole landmark network, converted in memory."""
-    from streamhand.export.hand_networks import LANDMARK, NETWORKS, convert_tflite, mediapipe_model_path
-    from streamhand.export.tflite_reader import read_tflite
+    from streamhand.detect.tflite_convert import LANDMARK, describe
 
-    return convert_tflite(read_tflite(mediapipe_model_path(LANDMARK)), NETWORKS[LANDMARK][1])
+    return describe(LANDMARK)
 
 
 @pytest.fixture(scope="module")

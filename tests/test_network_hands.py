@@ -34,8 +34,8 @@ def models_dir(tmp_path_factory):
     ],
 )  # fmt: skip
 def test_reader_lists_ops_and_shapes(name, input_shape, output_shapes, ops):
-    from streamhand.export.hand_networks import mediapipe_model_path
-    from streamhand.export.tflite_reader import read_tflite
+    from streamhand.detect.tflite_convert import mediapipe_model_path
+    from streamhand.detect.tflite_reader import read_tflite
 
     m = read_tflite(mediapipe_model_path(name))
     assert set(m.op_counts()) == ops
@@ -49,7 +49,7 @@ def test_reader_lists_ops_and_shapes(name, input_shape, output_shapes, ops):
 
 
 def test_reader_rejects_other_files(tmp_path):
-    from streamhand.export.tflite_reader import read_tflite
+    from streamhand.detect.tflite_reader import read_tflite
 
     bad = tmp_path / "x.tflite"
     bad.write_bytes(b"\x00" * 64)
@@ -60,7 +60,7 @@ def test_reader_rejects_other_files(tmp_path):
 @pytest.mark.parametrize(("size", "k", "stride", "pads"), [(192, 5, 2, (1, 2)), (96, 2, 2, (0, 0)), (12, 3, 1, (1, 1)),
                                                          (7, 3, 2, (1, 1)), (8, 3, 2, (0, 1))])  # fmt: skip
 def test_same_padding_pads_more_at_the_end(size, k, stride, pads):
-    from streamhand.export.hand_networks import _same_pads
+    from streamhand.detect.tflite_convert import _same_pads
 
     assert _same_pads(size, k, stride) == pads
 
@@ -74,8 +74,8 @@ def test_torch_module_matches_onnxruntime(models_dir, name):
     import onnxruntime as ort
     import torch
 
+    from streamhand.detect.tflite_convert import mediapipe_model_path
     from streamhand.detect.tflite_net import TFLiteNet
-    from streamhand.export.hand_networks import mediapipe_model_path
 
     desc = torch.load(str(models_dir / f"{name}.pt"), weights_only=True)  # plain types and tensors only
     net = TFLiteNet(desc).eval()

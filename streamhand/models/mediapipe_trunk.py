@@ -4,7 +4,7 @@ hands, frozen, and a small head of our own trained on renders.
 MediaPipe's ``hand_landmark_full`` network (bundled with the mediapipe package, Apache-2.0) reads a 224 x 224 crop
 of one hand and pools it into 1 152 features, from which single linear layers give its 2D landmarks, its world
 landmarks, the handedness and the presence score. :class:`LandmarkTrunk` is that network up to the pooled features
-(converted from the installed package by :mod:`streamhand.export.hand_networks`' converter; its weights are
+(converted from the installed package by :mod:`streamhand.detect.tflite_convert`; its weights are
 buffers, so a checkpoint carries them, and nothing trains them). :class:`MediaPipeTrunkEncoder` puts a fully
 connected head on them that gives the expert's Gaussian (mu, logvar) in the model's latent space.
 
@@ -27,7 +27,7 @@ TRUNK_FEATURES = 1152
 
 
 def trunk_description(network: dict[str, Any]) -> dict[str, Any]:
-    """A converted landmark network (:mod:`streamhand.export.hand_networks`'s description) cut after the tensor its
+    """A converted landmark network (:func:`streamhand.detect.tflite_convert.describe`) cut after the tensor its
     fully connected heads read (the global mean pool), with only the constants those ops use."""
     ops = network["ops"]
     heads = [op for op in ops if op["op"] == "linear"]
@@ -44,10 +44,9 @@ def trunk_description(network: dict[str, Any]) -> dict[str, Any]:
 def load_trunk_description() -> dict[str, Any]:
     """The trunk's description, converted in memory from the landmark network of the installed mediapipe package
     (about a second; nothing is written)."""
-    from streamhand.export.hand_networks import LANDMARK, NETWORKS, convert_tflite, mediapipe_model_path
-    from streamhand.export.tflite_reader import read_tflite
+    from streamhand.detect.tflite_convert import LANDMARK, describe
 
-    return trunk_description(convert_tflite(read_tflite(mediapipe_model_path(LANDMARK)), NETWORKS[LANDMARK][1]))
+    return trunk_description(describe(LANDMARK))
 
 
 class LandmarkTrunk(nn.Module):
