@@ -45,11 +45,11 @@ def test_depth_normalisation(depth_m, want):
     np.testing.assert_allclose(normalise_depth(depth_m)[0], want, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["depth", "rgb"])
-def test_recipes_validate(name):
+@pytest.mark.parametrize(("name", "encoder"), [("depth", "compact"), ("rgb", "mediapipe")])
+def test_recipes_validate(name, encoder):
     cfg = load_yaml(TrainConfig, RECIPES / f"{name}.yaml")
     assert cfg.data.crops == [name] and cfg.data.crop_size == cfg.model.image_size
-    assert cfg.model.image_encoder == "compact" and cfg.init_from == "default"
+    assert cfg.model.image_encoder == encoder and cfg.init_from == "default"
     model = HandPoseModel(cfg.model)
     assert init_from(model, cfg.init_from) == [f"encoders.{name}"]  # the shipped model's experts fit
     freeze(model, cfg.frozen)
