@@ -3,8 +3,8 @@ weights stored once in one shared file (the subsets' encoders and decoder are th
 a small file that points into it. The runtime then runs the model with ONNX Runtime alone, no PyTorch.
 
 ``python -m streamhand.export.ship default depth`` rewrites ``streamhand/weights/onnx/<name>/``, with int8 graphs
-for a run on a CPU beside the fp32 ones; ``--fp32-only rgb`` leaves them out (the rgb model's cost is its ResNet's
-convolutions, which stay fp32: int8 fully connected layers would add 6 MB for 2 % of its time).
+for a run on a CPU beside the fp32 ones; ``--fp32-only rgb`` leaves them out (the rgb model's cost is its image trunk's
+convolutions, which stay fp32: int8 fully connected layers would add megabytes for a few per cent of its time).
 """
 
 from __future__ import annotations
