@@ -18,6 +18,8 @@ def test_gpu_check_cpu_part_writes_every_figure(tmp_path):
     assert res["environment"]["cuda"] is False and res["cuda_tests"] == {"skipped": "--no-tests"}
     assert any("p50_ms" in v for v in res["lifter_b1"].values() if isinstance(v, dict))
     assert any("p50_ms" in v for v in res["rgb_expert_256"].values() if isinstance(v, dict))
+    got = {k.split("[")[0] for k, v in res["rgb_model"].items() if isinstance(v, dict) and "p50_ms" in v}
+    assert got == {"torch", "onnxruntime"}
     nets = res["hand_networks"]
     assert nets["runtime"] == "onnxruntime-cpu" and nets["pairs"] > 0 and nets["median_px"] < 2.0
     assert nets["ms_per_frame_flip_average"] > 0 and nets["ms_per_frame"] > 0
@@ -41,6 +43,7 @@ def test_gpu_check_keeps_each_part_as_it_ends(monkeypatch):
 
     monkeypatch.setattr(gc, "lifter", lambda iters: {"torch": {"p50_ms": 0.1}})
     monkeypatch.setattr(gc, "rgb_expert", lambda iters: {"torch": {"p50_ms": 0.5}})
+    monkeypatch.setattr(gc, "rgb_model", lambda iters: {"torch": {"p50_ms": 0.4}})
 
     def broken(frames):
         raise RuntimeError("no networks")
@@ -50,6 +53,6 @@ def test_gpu_check_keeps_each_part_as_it_ends(monkeypatch):
     monkeypatch.setattr(gc, "training", lambda steps: {"samples_per_s": 1.0})
     seen: list[list[str]] = []
     res = gc.check(tests=False, on_part=lambda out: seen.append(list(out)))
-    parts = ["cuda_tests", "lifter_b1", "rgb_expert_256", "hand_networks", "demo", "training"]
+    parts = ["cuda_tests", "lifter_b1", "rgb_expert_256", "rgb_model", "hand_networks", "demo", "training"]
     assert seen == [["environment", *parts[: i + 1]] for i in range(len(parts))]
     assert res["hand_networks"]["error"] == "RuntimeError: no networks" and res["demo"]["fps"] == 300.0

@@ -2,7 +2,8 @@
 trains, so it lives with the offline tools).
 
 On a machine with an NVIDIA GPU it runs the CUDA-marked tests and measures, into one JSON file: the lifter at
-batch 1 with uncertainty (PyTorch, CUDA graphs), the RGB expert on 256x256 crops, MediaPipe's hand networks on
+batch 1 with uncertainty (PyTorch, CUDA graphs), an RGB expert on 256x256 crops, the shipped ``rgb`` model's RGB
+expert (MediaPipe's landmark trunk on 224x224 crops, PyTorch and ONNX Runtime), MediaPipe's hand networks on
 CUDA against MediaPipe's own graph (detections, landmark pixels, handedness), the demo through the whole pipeline
 with the network detector (frames/s and the ratio to MediaPipe alone), and a training step's samples/s in bf16.
 Built to fit one 10-minute command. Where there is no GPU, the same parts run on the CPU where they can (the
@@ -112,6 +113,15 @@ def rgb_expert(iters: int) -> dict:
     return {r.backend: {"p50_ms": r.p50_ms, "p95_ms": r.p95_ms} for r in rows}
 
 
+def rgb_model(iters: int) -> dict:
+    """The shipped ``rgb`` model's RGB expert alone (MediaPipe's landmark trunk and its head, 224x224 crops) at
+    batch 1, on PyTorch and on ONNX Runtime (its shipped graph)."""
+    from streamhand.tools.bench import bench_models
+
+    rows = bench_models(["torch", "onnxruntime"], [("rgb",)], [1], "rgb", iters, max(3, iters // 10), 1, 0)
+    return {r.backend: {"p50_ms": r.p50_ms, "p95_ms": r.p95_ms} for r in rows}
+
+
 def hand_networks(frames: int) -> dict:
     """MediaPipe's palm and landmark networks run by our tracking (PyTorch on CUDA; ONNX Runtime on a CPU)
     against MediaPipe's own graph on the demo clip: detections, landmark pixels, handedness; the time a frame takes
@@ -197,6 +207,7 @@ def check(frames: int = 300, iters: int = 200, steps: int = 200, tests: bool = T
         ("cuda_tests", "CUDA tests", lambda: cuda_tests(tests_timeout_s), True),
         ("lifter_b1", "lifter, batch 1", lambda: lifter(iters), False),
         ("rgb_expert_256", "RGB expert, 256x256", lambda: rgb_expert(max(10, iters // 4)), False),
+        ("rgb_model", "the rgb model's RGB expert", lambda: rgb_model(max(10, iters // 4)), False),
         ("hand_networks", "MediaPipe's networks", lambda: hand_networks(min(frames, 120)), False),
         ("demo", "demo, whole pipeline", lambda: demo(frames), False),
         ("training", "training step", lambda: training(steps), False),
