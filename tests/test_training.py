@@ -57,8 +57,9 @@ def test_bf16_training_keeps_float32_weights(tmp_path):
     assert torch.isfinite(torch.tensor(hist[-1]["loss"])) and hist[-1]["val_epe_mean_mm"] < 200
 
 
-def test_resume_is_exact(tmp_path):
-    base = {"steps": 40, "eval_every": 1000, "checkpoint_every": 20, "out_dir": str(tmp_path)}
+@pytest.mark.parametrize("data", [{"chunk": 4096}, {"chunk": 256, "pool_samples": 640}])  # new data; a replayed pool
+def test_resume_is_exact(tmp_path, data):
+    base = {"steps": 40, "eval_every": 1000, "checkpoint_every": 20, "out_dir": str(tmp_path), "data": data}
     a = fit(load_yaml(TrainConfig, SMOKE, {**base, "name": "a"}), progress=False)
     fit(load_yaml(TrainConfig, SMOKE, {**base, "name": "b", "steps": 20}), progress=False)
     b = fit(load_yaml(TrainConfig, SMOKE, {**base, "name": "b"}), resume=tmp_path / "b" / "last.pt", progress=False)

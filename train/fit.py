@@ -258,8 +258,9 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
                      "shards in parallel)", sum(missing), d.mediapipe_cache)  # fmt: skip
         mp = load_shards(d.mediapipe_cache, d.mediapipe_pairs, d.mediapipe_seed, d.mediapipe_shards)
         log.info("%d MediaPipe-labelled hands in the mix", len(mp["left"]))
-    data = batches(cfg.seed, cfg.data, cfg.batch_size, start, mp, cfg.workers, where.rank)
-    if cfg.data.pool_samples:
+    pool = cfg.data.pool_samples > 0  # a pool is made from the stream's start, a resumed run's too
+    data = batches(cfg.seed, cfg.data, cfg.batch_size, 0 if pool else start, mp, cfg.workers, where.rank)
+    if pool:
         data = _pool(data, model, cfg, start, where, progress)
     metrics: dict = history[-1] if history else {}
     t0 = time.time()
