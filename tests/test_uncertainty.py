@@ -134,14 +134,24 @@ def test_calibrate_std_fits_every_expert_set_and_stores_it(tmp_path):
         (("2d", "3d"), ["2d"]),
         (("2d", "world", "3d"), ["2d", "world", "2d+world"]),
         (("2d", "rgb", "3d"), ["2d", "rgb", "2d+rgb"]),
-        (("2d", "world", "depth", "3d"), ["2d", "world", "2d+world", "depth", "2d+depth", "2d+world+depth"]),
+        (("2d", "world", "depth", "3d"),
+         ["2d", "world", "2d+world", "depth", "2d+depth", "world+depth", "2d+world+depth"]),
+        (("2d", "world", "rgb", "3d"), ["2d", "world", "2d+world", "rgb", "2d+rgb", "world+rgb", "2d+world+rgb"]),
     ],
-)
+)  # fmt: skip
 def test_expert_sets_are_the_run_time_fusions(modalities, sets):
+    """Every set of experts a run can fuse (--modalities: any non-empty subset of the model's inputs) is calibrated;
+    one left out would be published with a joint_std of zero."""
+    from itertools import combinations
+
     from streamhand.uncertainty import modality_key
     from train.calibrate_std import expert_sets
 
-    assert [modality_key(s) for s in expert_sets(modalities)] == sets
+    got = [modality_key(s) for s in expert_sets(modalities)]
+    assert got == sets
+    inputs = [m for m in modalities if m != "3d"]
+    every = {modality_key(c) for k in range(1, len(inputs) + 1) for c in combinations(inputs, k)}
+    assert set(got) == every
 
 
 def test_calibrate_std_renders_crops_for_an_image_expert(tmp_path):

@@ -28,14 +28,14 @@ log = logging.getLogger(__name__)
 
 
 def expert_sets(modalities: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """The run-time fusions of a model's experts: the 2D and world experts each alone and both; each image
-    expert alone, with the 2D, and with both."""
+    """The run-time fusions of a model's experts (every set ``--modalities`` can ask for): the 2D and world experts
+    each alone and both; each image expert alone and with each of those."""
     have = [m for m in ("2d", "world") if m in modalities]
     keypoints = [(m,) for m in have] + ([tuple(have)] if len(have) > 1 else [])
     sets = list(keypoints)
     for m in ("rgb", "depth"):
         if m in modalities:
-            sets += [(m,)] + [(*s, m) for s in keypoints if "2d" in s]
+            sets += [(m,)] + [(*s, m) for s in keypoints]
     return sets
 
 
