@@ -173,3 +173,30 @@ def test_calibrate_std_renders_crops_for_an_image_expert(tmp_path):
     assert crops["depth"].shape == (24, 1, 32, 32) and (crops["depth"].min(axis=(1, 2, 3)) < 0).all()  # hands
     cal = calibrate(path, pairs, n_samples=4)
     assert set(cal) == {"2d", "depth", "2d+depth"} and "c" in cal["2d+depth"]
+
+
+def test_a_set_of_experts_without_calibration_is_said_once(tmp_path, caplog):
+    """A model calibrated for some sets of experts only: a run fusing another set is told, once, that its joint_std
+    is only the posterior spread (zero without sampling), and the calibrated set is not warned of."""
+    import logging
+
+    from streamhand.checkpoint import save_checkpoint
+    from streamhand.geometry import Intrinsics
+    from streamhand.infer import Lifter, TorchBackend
+    from streamhand.models import HandPoseModel, ModelConfig
+    from streamhand.synth.sampler import sample_hands
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(z_dim=8, hidden=32, encoders=["2d", "world", "3d"], decoders=["3d"])
+    path = save_checkpoint(tmp_path / "m.pt", HandPoseModel(cfg), std_calibration={"2d": {"a": 1.0, "b": 0.01}})
+    hs = sample_hands(np.random.default_rng(0), 2)
+    k = Intrinsics(640, 480, 500.0, 500.0, 320.0, 240.0)
+    lifter = Lifter(TorchBackend(path, n_samples=0))
+    with caplog.at_level(logging.WARNING, logger="streamhand.infer.lifter"):
+        lifter(hs.joints_2d, hs.left, k, modalities=("2d",))
+        assert not caplog.records
+        for _ in range(2):
+            out = lifter(hs.joints_2d, hs.left, k, world=hs.joints_cam, modalities=("world",))
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "the model has no calibration or error model for the experts world"]
+    assert (out.joint_std == 0).all()

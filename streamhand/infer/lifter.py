@@ -6,6 +6,7 @@ fingertip along the finger) unless a caller supplies one (ground truth in evalua
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ from streamhand.codec import decode_3d, encode_2d, encode_cloud, encode_world
 from streamhand.infer.base import Backend
 from streamhand.place.hand_size import DEFAULT_HAND_LENGTH_M, chain_length
 from streamhand.uncertainty import apply_calibration, modality_key
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_HAND_LENGTH_M", "LiftResult", "Lifter", "chain_length"]
 
@@ -35,6 +38,7 @@ class Lifter:
             raise ValueError(f"hand length {hand_length_m} m is outside 0.05-0.4 m")
         self.backend = backend
         self.hand_length_m = hand_length_m
+        self._unjudged: set[str] = set()  # sets of experts without a calibration, already warned of
 
     def __call__(
         self,
@@ -64,6 +68,12 @@ class Lifter:
         norm = decode_3d(out.joints, left, 1.0, rot)
         s = self.hand_length_m / np.maximum(chain_length(norm), 1e-6) if scale is None else np.asarray(scale, float)
         key = modality_key(inputs)
-        std = apply_calibration(out.joint_std, (self.backend.std_calibration or {}).get(key), out.disagreement)
+        cal = self.backend.std_calibration or {}
+        if cal and key not in cal and key not in (self.backend.error_model or {}) and key not in self._unjudged:
+            self._unjudged.add(key)  # said once: a model calibrated for other sets of experts only
+            log.warning("the model has no calibration or error model for the experts %s: their joint_std is only the "
+                        "posterior spread (0 without sampling); fit one with python -m train calibrate-std and "
+                        "fit-error-model", key)  # fmt: skip
+        std = apply_calibration(out.joint_std, cal.get(key), out.disagreement)
         dis = None if out.disagreement is None else out.disagreement * s[:, None]
         return LiftResult(norm, norm * s[:, None, None], std * s[:, None], s, dis, key)
