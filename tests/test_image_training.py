@@ -147,7 +147,7 @@ def test_closed_loop_feeds_the_image_expert_crops_of_the_rendered_frame(tmp_path
     path = save_checkpoint(tmp_path / "m.pt", HandPoseModel(cfg))
     det, closed = detection_and_closed_loop(8, checkpoint=str(path), progress=False)
     assert det["detection_rate"] > 0.5
-    assert set(closed["experts"]) == {"2d", "world", "2d+world", "depth", "2d+depth", "2d+world+depth"}
+    assert set(closed["experts"]) == {"2d", "world", "2d+world", "depth", "2d+depth", "world+depth", "2d+world+depth"}
     alone = closed["experts"]["depth"]["epe_mean_mm"]
     assert np.isfinite(alone) and alone != closed["experts"]["2d"]["epe_mean_mm"]
 
