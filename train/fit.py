@@ -164,14 +164,8 @@ def _pool(stream, model: HandPoseModel, cfg: TrainConfig, start: int, where: Pla
     with Progress(*cols, disable=not progress, transient=False) as bar:
         task = bar.add_task("pool", total=n)
         out = pooled(stream, n, cfg.batch_size, cfg.seed, start, convert, lambda k: bar.update(task, completed=k))
-        first = next(out)  # makes the pool
     stream.close()  # the pool is made: stop the data workers
-
-    def replay():
-        yield first
-        yield from out
-
-    return replay()
+    return out
 
 
 def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> Path:

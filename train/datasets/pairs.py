@@ -35,6 +35,18 @@ class PoseBatch:
         return PoseBatch(self.x2d[s], self.xworld[s], self.y2d[s], self.y3d[s], self.rot[s], self.joints_cam[s],
                          self.scale[s], self.left[s], {k: v[s] for k, v in self.images.items()})  # fmt: skip
 
+    @staticmethod
+    def concat(parts: list[PoseBatch]) -> PoseBatch:
+        """One batch of ``parts``' samples, in order."""
+
+        def cat(f: str) -> torch.Tensor | np.ndarray:
+            v = [getattr(p, f) for p in parts]
+            return torch.cat(v) if isinstance(v[0], torch.Tensor) else np.concatenate(v)
+
+        names = ("x2d", "xworld", "y2d", "y3d", "rot", "joints_cam", "scale", "left")
+        images = {k: torch.cat([p.images[k] for p in parts]) for k in parts[0].images}
+        return PoseBatch(*(cat(f) for f in names), images)
+
 
 def detector_noise(rng: np.random.Generator, kp: np.ndarray, visible: np.ndarray, cfg: NoiseConfig) -> np.ndarray:
     """Add noise proportional to the hand's pixel extent, larger for hidden joints, with rare outliers."""

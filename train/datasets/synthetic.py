@@ -153,6 +153,7 @@ def batches(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+
 def pooled(
     stream: Iterator[PoseBatch],
     samples: int,
@@ -162,20 +163,21 @@ def pooled(
     convert: Callable[[PoseBatch], PoseBatch] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[PoseBatch]:
-    """Endless batches replayed from the first ``samples`` of ``stream`` (whole batches; each passed through
-    ``convert`` as it arrives, e.g. crops to a frozen trunk's features), every pass in its own seeded order, so
-    step ``k`` sees the same batch whether or not the run was resumed. ``progress(n)`` is told the samples made."""
+    """Endless batches replayed from the first ``samples`` of ``stream`` (whole batches, taken from it here, each
+    passed through ``convert`` as it arrives, e.g. crops to a frozen trunk's features), every pass in its own seeded
+    order, so step ``k`` sees the same batch whether or not the run was resumed. ``progress(n)`` is told the samples
+    made."""
     parts = []
     for _ in range(max(1, samples // batch_size)):
         b = next(stream)
         parts.append(convert(b) if convert is not None else b)
         if progress is not None:
             progress(len(parts) * batch_size)
-    pool = PoseBatch(*(torch.cat([getattr(p, f) for p in parts]) for f in ("x2d", "xworld", "y2d", "y3d")),
-                     *(np.concatenate([getattr(p, f) for p in parts]) for f in ("rot", "joints_cam", "scale", "left")),
-                     {k: torch.cat([p.images[k] for p in parts]) for k in parts[0].images})  # fmt: skip
+    return _replay(PoseBatch.concat(parts), batch_size, seed, start_step)
+
+
+def _replay(pool: PoseBatch, batch_size: int, seed: int, step: int) -> Iterator[PoseBatch]:
     per_pass = len(pool.scale) // batch_size
-    step = start_step
     while True:
         order = np.random.default_rng([seed, step // per_pass]).permutation(len(pool.scale))
         i = step % per_pass
