@@ -96,13 +96,18 @@ def _failed_lines(text: str) -> list[str]:
     return [ln for ln in text.splitlines() if ln.startswith(("FAILED", "ERROR"))][:20]
 
 
+def _timings(rows: list) -> dict:
+    """bench rows -> {backend: {p50_ms, p95_ms}}."""
+    return {r.backend: {"p50_ms": r.p50_ms, "p95_ms": r.p95_ms} for r in rows}
+
+
 def lifter(iters: int) -> dict:
     """The shipped default model (2D + world) at batch 1 with 16 posterior samples, on PyTorch (CUDA graphs on a
     GPU) and on ONNX Runtime."""
     from streamhand.tools.bench import bench_models
 
     rows = bench_models(["torch", "onnxruntime"], [("2d", "world")], [1], None, iters, max(3, iters // 10), 1, 16)
-    return {r.backend: {"p50_ms": r.p50_ms, "p95_ms": r.p95_ms} for r in rows}
+    return _timings(rows)
 
 
 def rgb_expert(iters: int) -> dict:
@@ -110,7 +115,7 @@ def rgb_expert(iters: int) -> dict:
     from streamhand.tools.bench import bench_models
 
     rows = bench_models(["torch"], [("rgb",)], [1], None, iters, max(3, iters // 10), 1, 16, 256)
-    return {r.backend: {"p50_ms": r.p50_ms, "p95_ms": r.p95_ms} for r in rows}
+    return _timings(rows)
 
 
 def rgb_model(iters: int) -> dict:
@@ -119,7 +124,7 @@ def rgb_model(iters: int) -> dict:
     from streamhand.tools.bench import bench_models
 
     rows = bench_models(["torch", "onnxruntime"], [("rgb",)], [1], "rgb", iters, max(3, iters // 10), 1, 0)
-    return {r.backend: {"p50_ms": r.p50_ms, "p95_ms": r.p95_ms} for r in rows}
+    return _timings(rows)
 
 
 def hand_networks(frames: int) -> dict:
