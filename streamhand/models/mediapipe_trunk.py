@@ -16,6 +16,7 @@ trunk is frozen, training can compute its features once per rendered crop and tr
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -41,9 +42,11 @@ def trunk_description(network: dict[str, Any]) -> dict[str, Any]:
     return {**network, "ops": kept, "consts": consts, "outputs": [feat], "output_labels": ["features"]}
 
 
+@lru_cache(maxsize=1)
 def load_trunk_description() -> dict[str, Any]:
     """The trunk's description, converted in memory from the landmark network of the installed mediapipe package
-    (about a second; nothing is written)."""
+    (about a second, once a process; nothing is written; :class:`~streamhand.detect.tflite_net.TFLiteNet` copies
+    what it keeps)."""
     from streamhand.detect.tflite_convert import LANDMARK, describe
 
     return trunk_description(describe(LANDMARK))
