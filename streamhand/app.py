@@ -117,7 +117,7 @@ def make_lifter(cfg: RunConfig, has_depth: bool, source_name: str, n_samples: in
         model = model if model is not None else model_encoders(cfg.model.path)
         mods = settle(model.encoders, cfg.model.modalities, has_depth, source_name)
         if n_samples is None:
-            n_samples = cfg.model.n_samples if cfg.model.n_samples is not None else model.default_samples()
+            n_samples = cfg.model.n_samples if cfg.model.n_samples is not None else model.default_samples(mods)
         backend = make_backend(cfg.model.backend, model, n_samples, cfg.model.threads, mods,
                                Path(cfg.model.engine_dir), prepare_graph, cfg.model.precision)  # fmt: skip
         hand_length, why = resolve_hand_length(cfg.model.hand_length_m)

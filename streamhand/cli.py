@@ -531,8 +531,8 @@ def build_engine(
     workspace: Annotated[int, typer.Option(min=16, help="TensorRT workspace (MiB)")] = 1024,
     timing_cache: Annotated[Path | None, typer.Option(help="default: OUT/timing.cache")] = None,
     samples: Annotated[int | None, typer.Option(
-        min=0, max=256, help="posterior samples for joint_std (default: as a run takes them, 0 with an error model, "
-        "else 16)")] = None,
+        min=0, max=256, help="posterior samples for joint_std (default: as a run takes them, 0 where the model's "
+        "error model judges the experts, else 16)")] = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("engines"),
     require_engine: Annotated[bool, typer.Option("--require-engine", help="exit 1 if no engine is built")] = False,
     hand_networks: Annotated[bool, typer.Option("--hand-networks", help="also MediaPipe's hand networks")] = False,

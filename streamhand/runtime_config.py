@@ -90,11 +90,13 @@ class ModelSettings(_Strict):
         list[InputModality] | None,
         Flag("--modalities", "comma list of 2d,world,rgb,depth,cloud", parse=parse_modalities),
     ] = None
-    #: posterior samples for the model's own spread; None: 0 where the model carries an error model (joint_std then
-    #: comes from it, streamhand.error_model), else 16; 0: none (a model without an error model then publishes its
-    #: calibrated floor and the experts' disagreement alone); one sample has no spread, so 1 is refused
+    #: posterior samples for the model's own spread; None: 0 where the model's error model judges the fused set
+    #: of experts (joint_std then comes from it, streamhand.error_model), else 16; 0: none (a model without an error
+    #: model then publishes its calibrated floor and the experts' disagreement alone); one sample has no spread, so 1
+    #: is refused
     n_samples: Annotated[int | None, Flag(
-        "--samples", "posterior samples for joint_std's spread (0 or 2-256; default: 0 with an error model, else 16)")
+        "--samples", "posterior samples for joint_std's spread (0 or 2-256; default: 0 where the model's error model "
+        "judges the fused experts, else 16)")
     ] = Field(None, ge=0, le=256)  # fmt: skip
     #: wrist crease to middle fingertip (m); None: the user's calibration (streamhand calibrate-hand), else 0.185
     #: the range is place.hand_size.HAND_LENGTH_RANGE_M (calibrate-hand --length takes the same)

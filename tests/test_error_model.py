@@ -190,6 +190,37 @@ def test_a_model_without_one_keeps_its_sampling(tiny_checkpoint):
     assert model_encoders(tiny_checkpoint).default_samples() == 16
 
 
+@pytest.fixture(scope="module")
+def default_judging_2d_world_only(tmp_path_factory):
+    """The default model as a checkpoint fitted before the fits covered every set: an error model and a joint_std
+    calibration for 2d + world only."""
+    from streamhand.checkpoint import load_checkpoint, shipped_models
+    from train.calibrate_std import write_meta
+
+    dst = tmp_path_factory.mktemp("older") / "older.pt"
+    dst.write_bytes(shipped_models()["default"].read_bytes())
+    meta = load_checkpoint(dst).meta
+    return write_meta(dst, error_model={"2d+world": meta["error_model"]["2d+world"]},
+                      std_calibration={"2d+world": meta["std_calibration"]["2d+world"]})  # fmt: skip
+
+
+@pytest.mark.parametrize(("modalities", "samples"), [
+    (None, 0), (("2d", "world"), 0), (("world", "2d"), 0),  # the set the error model judges, in any order
+    (("world",), 16), (("2d",), 16),  # sets it does not judge sample their spread, not a joint_std of 0
+])  # fmt: skip
+def test_a_run_samples_only_the_sets_its_error_model_does_not_judge(default_judging_2d_world_only, modalities,
+                                                                    samples):  # fmt: skip
+    from streamhand.infer.select import model_encoders
+
+    assert model_encoders(default_judging_2d_world_only).default_samples(modalities) == samples
+
+
+@pytest.mark.slow
+def test_a_set_without_an_error_model_publishes_its_sampled_spread(tmp_path, default_judging_2d_world_only):
+    _, poses, _ = _run_poses(tmp_path, "--model", str(default_judging_2d_world_only), "--modalities", "world")
+    assert poses and all((np.asarray(p["joint_std"])[1:] > 0).all() and p["confidence"] is None for p in poses)
+
+
 def _run_poses(tmp_path, *extra: str) -> tuple[dict, list[dict]]:
     rep, save = tmp_path / "r.json", tmp_path / "p.jsonl"
     r = invoke("run", "--source", "demo", "--frames", "20", "--no-realtime", "--port", str(free_port()),

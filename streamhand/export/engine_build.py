@@ -16,6 +16,7 @@ from streamhand.export.calibration_data import model_inputs
 from streamhand.export.graph import INPUT_NAMES, ordered
 from streamhand.export.onnx_export import default_onnx_name, export_onnx, file_sha256
 from streamhand.export.tensorrt_build import EngineOptions, build_engine, check_precision, needs_half_onnx
+from streamhand.modalities import key as modality_key
 from streamhand.sidecar import Machine, this_machine, write_sidecar
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,11 @@ def build(
     n_samples: int | None = None,
 ) -> BuildResult:
     """The model's ONNX graph for ``modalities`` and, where TensorRT and a GPU are present, its engine; ``n_samples``
-    None: as a run takes them (0 for a model with an error model, else 16)."""
+    None: as a run takes them (0 where the model's error model judges these experts, else 16)."""
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    if n_samples is None:
-        n_samples = 0 if ckpt.meta.get("error_model") else 16
     mods = ordered(modalities or tuple(m for m in ckpt.model.modalities if m in INPUT_NAMES))
+    if n_samples is None:
+        n_samples = 0 if modality_key(mods) in (ckpt.meta.get("error_model") or {}) else 16
     lo, opt, hi = opts.batch
     if not 1 <= lo <= opt <= hi:
         raise ValueError(f"--batch {lo},{opt},{hi}: needs 1 <= MIN <= OPT <= MAX")

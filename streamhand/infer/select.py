@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streamhand.infer.base import Backend
-from streamhand.modalities import ordered
+from streamhand.modalities import INPUTS, ordered
+from streamhand.modalities import key as modality_key
 from streamhand.model_files import INPUT_NAMES, CheckpointError, model_summary
 from streamhand.sidecar import Machine, SidecarError, compatibility_problems, read_sidecar, this_machine
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from streamhand.checkpoint import Checkpoint
     from streamhand.infer.onnxruntime_backend import Prepare
 
@@ -129,12 +132,16 @@ class ModelEncoders:
     encoders: list[str]
     handle: str | Path | Checkpoint | None
     model_id: str = "unknown"
-    #: the model carries an error model (:mod:`streamhand.error_model`): its joint_std needs no posterior samples
-    has_error_model: bool = False
+    #: the sets of experts (``2d+world``) the model carries an error model for (:mod:`streamhand.error_model`):
+    #: their joint_std needs no posterior samples
+    error_model_sets: frozenset[str] = frozenset()
 
-    def default_samples(self) -> int:
-        """Posterior samples a run takes unless told: none where the error model gives joint_std, else 16."""
-        return 0 if self.has_error_model else 16
+    def default_samples(self, modalities: Iterable[str] | None = None) -> int:
+        """Posterior samples a run fusing ``modalities`` (None: every input) takes unless told: none where the error
+        model judges that set, else 16 (a set fitted by no error model, in a checkpoint from before the fit covered
+        it, would otherwise publish a joint_std of 0)."""
+        mods = {m for e in (self.encoders if modalities is None else modalities) for m in e.split("+")}
+        return 0 if modality_key(mods & set(INPUTS)) in self.error_model_sets else 16
 
 
 def model_encoders(name_or_path: str | Path | None) -> ModelEncoders:
@@ -142,9 +149,11 @@ def model_encoders(name_or_path: str | Path | None) -> ModelEncoders:
     its prepared ONNX graphs where there are some (no PyTorch), else from the checkpoint itself."""
     info = model_summary(name_or_path)
     if info is not None:
-        return ModelEncoders(list(info["encoders"]), info["path"], info["model_id"], bool(info.get("error_model")))
+        return ModelEncoders(list(info["encoders"]), info["path"], info["model_id"],
+                             frozenset(info.get("error_model") or ()))
     ckpt = _load(name_or_path)
-    return ModelEncoders(list(ckpt.model.cfg.encoders), ckpt, ckpt.model_id, bool(ckpt.meta.get("error_model")))
+    return ModelEncoders(list(ckpt.model.cfg.encoders), ckpt, ckpt.model_id,
+                         frozenset(ckpt.meta.get("error_model") or ()))
 
 
 def _load(name_or_path: str | Path | None) -> Checkpoint:
