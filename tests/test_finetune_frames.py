@@ -70,3 +70,83 @@ def test_bad_frames_recipes_are_one_line(tmp_path, data, says):
     data = {k: (v.format(tmp=tmp_path) if isinstance(v, str) else v) for k, v in data.items()}
     r = train_cli("fit", "--config", str(_recipe(tmp_path, **data)), "--steps", "1", "--no-progress")
     assert r.returncode == 2 and says in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr[-1500:]
+
+
+RGB_RECIPE = ROOT / "configs" / "train" / "finetune_rgb_frames.yaml"
+
+
+def test_a_crop_turned_with_its_camera_is_the_crop_of_the_turned_frame(tmp_path):
+    """The turn that augments your frames' hands turns their stored crops the same way as their keypoints."""
+    import cv2
+    import numpy as np
+
+    from streamhand.detect.crops import CROP_MARGIN, hand_crops
+    from train.datasets.frames import load_frames
+    from train.datasets.synthetic import turn_crops
+
+    write_frames_dataset(tmp_path / "f", n=2, seed=3)
+    fr = load_frames(tmp_path / "f")
+    k, img, uv = fr.intrinsics, fr.image(0), fr.joints_2d[0]
+    cam = (k.fx, k.fy, k.cx, k.cy)
+    crop = hand_crops(img, None, [uv], ("rgb",), 224, CROP_MARGIN, cam, view="turned")["rgb"][0]
+    angle = 0.5
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    centre = np.array([k.cx, k.cy])  # the frame turned about the principal point as turn_about_axis turns rays
+    turned = cv2.warpAffine(img, np.c_[turn, centre - turn @ centre], (img.shape[1], img.shape[0]))
+    want = hand_crops(turned, None, [(uv - centre) @ turn.T + centre], ("rgb",), 224, CROP_MARGIN, cam,
+                      view="turned")["rgb"][0]  # fmt: skip
+    u8 = np.round((crop + 0.5) * 255).astype(np.uint8)[None]
+
+    def corr(a: float) -> float:
+        got = turn_crops(u8, np.array([a]))[0]
+        return float(np.corrcoef(got.ravel(), want.ravel())[0, 1])
+
+    assert corr(angle) > 0.8 and corr(angle) > corr(-angle) + 0.2
+    assert np.array_equal(turn_crops(u8, np.zeros(1))[0], crop)  # no turn: the crop as the runtime gives it
+
+
+def _rgb_recipe(tmp: Path, root: Path) -> Path:
+    c = yaml.safe_load(RGB_RECIPE.read_text())
+    c["data"].update(root=str(root), mediapipe_cache=str(tmp / "cache"), mediapipe_fraction=1.0, pool_samples=256,
+                     chunk=64)  # fmt: skip
+    c.update(steps=300, batch_size=32, lr=1e-3, workers=0, eval_every=300, eval_n=20, checkpoint_every=300,
+             out_dir=str(tmp / "runs"))  # fmt: skip
+    p = tmp / "rgb_recipe.yaml"
+    p.write_text(yaml.safe_dump(c))
+    return p
+
+
+def _rgb_alone(checkpoint: str, root: Path, out: Path) -> float:
+    r = train_cli("eval", "--checkpoint", checkpoint, "--data", "frames", "--root", str(root), "--modalities", "rgb",
+                  "--json", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr[-1500:]
+    rows = [f["streamhand"]["rel"] for f in json.loads(out.read_text())["frames"] if f.get("detected")]
+    assert rows
+    return sum(rows) / len(rows)
+
+
+@pytest.mark.slow
+def test_fine_tuning_the_rgb_expert_on_own_frames_learns_them(tmp_path):
+    from streamhand.checkpoint import load_checkpoint
+
+    train = tmp_path / "mine"
+    write_frames_dataset(train, n=12, seed=3)
+    before = _rgb_alone("rgb", train, tmp_path / "b.json")
+    r = train_cli("fit", "--config", str(_rgb_recipe(tmp_path, train)), "--no-progress")
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert [p.name.endswith("_rgb224turned.npz") for p in (tmp_path / "cache").glob("frame_pairs_v*.npz")] == [True]
+    ckpt = tmp_path / "runs" / "finetune_rgb" / "last.pt"
+    after = _rgb_alone(str(ckpt), train, tmp_path / "a.json")
+    assert after < 0.6 * before  # the RGB expert alone learned the user's hands from their crops
+    ck, shipped = load_checkpoint(ckpt), load_checkpoint("rgb")
+    same = {k for k, v in shipped.model.state_dict().items() if k.startswith(("encoders.2d", "encoders.world"))}
+    assert same and all((ck.model.state_dict()[k] == shipped.model.state_dict()[k].float()).all() for k in same)
+
+
+def test_frames_give_colour_crops_only(tmp_path):
+    c = yaml.safe_load((ROOT / "configs" / "train" / "depth.yaml").read_text())
+    c["data"].update(dataset="frames", root=str(tmp_path))
+    p = tmp_path / "r.yaml"
+    p.write_text(yaml.safe_dump(c))
+    r = train_cli("fit", "--config", str(p), "--steps", "1", "--no-progress")
+    assert r.returncode == 2 and "colour crops only: depth" in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr

@@ -128,9 +128,12 @@ class TrainConfig(_Strict):
         m = self.model
         takes = {part for e in m.encoders for part in e.split("+")} | set(m.decoders)  # a joint encoder's two
         images = [x for x in ("rgb", "depth", "cloud", "heatmap") if x in takes]
-        if images and self.data.mediapipe_pairs:
-            raise ValueError("image experts and decoders (rgb, depth, cloud, heatmap) train on synthetic renders "
-                             "or a published dataset's images, without mediapipe_pairs")  # fmt: skip
+        if images and self.data.dataset == "frames" and images != ["rgb"]:
+            raise ValueError(f"your frames give colour crops only: {', '.join(x for x in images if x != 'rgb')} "
+                             "train on renders or a published dataset's images")  # fmt: skip
+        if images and self.data.dataset == "renders" and self.data.mediapipe_pairs:
+            raise ValueError("image experts and decoders (rgb, depth, cloud, heatmap) train on synthetic renders, "
+                             "a published dataset's images or your own frames, without mediapipe_pairs")  # fmt: skip
         if "stb" in self.data.kind and {"depth", "cloud"} & set(images):
             raise ValueError("STB has no depth images: depth and point-cloud experts train on RHD or synthetic "
                              "renders")  # fmt: skip

@@ -239,7 +239,8 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
     if cfg.data.dataset == "frames":
         from train.datasets.frame_pairs import load_frame_pairs
 
-        mp = load_frame_pairs(cfg.data.root, cfg.data.mediapipe_cache, progress)
+        crop = (cfg.model.image_size, cfg.model.crop_view) if "rgb" in cfg.data.crops else None
+        mp = load_frame_pairs(cfg.data.root, cfg.data.mediapipe_cache, progress, crop)
     elif cfg.data.mediapipe_pairs:
         from train.datasets.mediapipe_pairs import cache_path, load_shards, shards_of
 

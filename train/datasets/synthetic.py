@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from streamhand.codec import encode_2d, encode_3d, encode_world
+from streamhand.detect.crops import normalise_rgb
 from streamhand.synth.sampler import IntrinsicsBatch, SamplerConfig, sample_hands
 from train.config import DataConfig
 from train.datasets.pairs import PoseBatch, encode_pairs, simulated_world
@@ -45,6 +46,24 @@ def turn_about_axis(mp: dict[str, np.ndarray], idx: np.ndarray, angle: np.ndarra
             "world": mp["world"][idx] @ rz.transpose(0, 2, 1), "left": mp["left"][idx], **f}  # fmt: skip
 
 
+def turn_crops(crops: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """(k, 3, S, S) uint8 crops as the camera they were cut from, turned about its optical axis by ``angle`` (k,
+    radians; :func:`turn_about_axis`), would cut them: each turned about its centre, the corners it uncovers black
+    as beyond a frame's edge; (k, 3, S, S) float32 in [-0.5, 0.5], the image encoders' input."""
+    import cv2
+
+    out = np.empty(crops.shape, np.float32)
+    size = crops.shape[-1]
+    centre = ((size - 1) / 2.0, (size - 1) / 2.0)
+    for i, (crop, a) in enumerate(zip(crops, angle)):
+        img = np.ascontiguousarray(crop.transpose(1, 2, 0))
+        if a != 0:  # cv2's positive angle turns the picture the other way round from turn_about_axis's
+            img = cv2.warpAffine(img, cv2.getRotationMatrix2D(centre, -np.degrees(a), 1.0), (size, size),
+                                 flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))  # fmt: skip
+        out[i] = normalise_rgb(img)
+    return out
+
+
 def mix_mediapipe(
     rng: np.random.Generator,
     data: PoseBatch,
@@ -53,7 +72,9 @@ def mix_mediapipe(
 ) -> None:
     """Replace a share (``cfg.mediapipe_fraction``) of ``data``'s inputs by MediaPipe-labelled hands (in place),
     each turned about the optical axis by a random angle (``cfg.mediapipe_augment``); the world input is
-    MediaPipe's own for ``cfg.mediapipe_world_fraction`` of them, simulated from the truth for the rest."""
+    MediaPipe's own for ``cfg.mediapipe_world_fraction`` of them, simulated from the truth for the rest. Where the
+    hands carry colour crops (``rgb``: your own frames') and ``data`` has crops, theirs replace them, turned alike
+    and mirrored for left hands as the renders' are."""
     fraction, augment = cfg.mediapipe_fraction, cfg.mediapipe_augment
     n = len(data.scale)
     k = int(round(fraction * n))
@@ -61,7 +82,8 @@ def mix_mediapipe(
         return
     dst = rng.choice(n, k, replace=False)
     src = rng.integers(0, len(mp["left"]), k)
-    m = turn_about_axis(mp, src, rng.uniform(-np.pi, np.pi, k) if augment else np.zeros(k))
+    angle = rng.uniform(-np.pi, np.pi, k) if augment else np.zeros(k)
+    m = turn_about_axis(mp, src, angle)
     left = m["left"]
     ks = IntrinsicsBatch(0, 0, m["fx"], m["fy"], m["cx"], m["cy"])
     x2d, rot = encode_2d(m["landmarks"], left, ks)
@@ -73,6 +95,9 @@ def mix_mediapipe(
     data.y3d[dst] = torch.from_numpy(y3d.astype(np.float32))
     data.y2d[dst] = data.x2d[dst]  # MediaPipe's 2D is the 2D target too
     data.joints_cam[dst], data.scale[dst], data.left[dst], data.rot[dst] = m["joints_cam"], scale, left, rot
+    if "rgb" in mp and "rgb" in data.images:
+        crops = turn_crops(mp["rgb"][src], angle)
+        data.images["rgb"][dst] = torch.from_numpy(np.where(left[:, None, None, None], crops[..., ::-1], crops))
 
 
 def chunk_data(
