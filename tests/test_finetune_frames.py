@@ -25,8 +25,9 @@ def _recipe(tmp: Path, **data) -> Path:
     return p
 
 
-def _rel(checkpoint: str, root: Path, out: Path) -> float:
-    r = train_cli("eval", "--checkpoint", checkpoint, "--data", "frames", "--root", str(root), "--json", str(out))
+def _rel(checkpoint: str, root: Path, out: Path, *extra: str) -> float:
+    r = train_cli("eval", "--checkpoint", checkpoint, "--data", "frames", "--root", str(root), "--json", str(out),
+                  *extra)  # fmt: skip
     assert r.returncode == 0, r.stderr[-1500:]
     rows = [f["streamhand"]["rel"] for f in json.loads(out.read_text())["frames"] if f.get("detected")]
     assert rows
@@ -116,27 +117,18 @@ def _rgb_recipe(tmp: Path, root: Path) -> Path:
     return p
 
 
-def _rgb_alone(checkpoint: str, root: Path, out: Path) -> float:
-    r = train_cli("eval", "--checkpoint", checkpoint, "--data", "frames", "--root", str(root), "--modalities", "rgb",
-                  "--json", str(out))  # fmt: skip
-    assert r.returncode == 0, r.stderr[-1500:]
-    rows = [f["streamhand"]["rel"] for f in json.loads(out.read_text())["frames"] if f.get("detected")]
-    assert rows
-    return sum(rows) / len(rows)
-
-
 @pytest.mark.slow
 def test_fine_tuning_the_rgb_expert_on_own_frames_learns_them(tmp_path):
     from streamhand.checkpoint import load_checkpoint
 
     train = tmp_path / "mine"
     write_frames_dataset(train, n=12, seed=3)
-    before = _rgb_alone("rgb", train, tmp_path / "b.json")
+    before = _rel("rgb", train, tmp_path / "b.json", "--modalities", "rgb")
     r = train_cli("fit", "--config", str(_rgb_recipe(tmp_path, train)), "--no-progress")
     assert r.returncode == 0, r.stderr[-1500:]
     assert [p.name.endswith("_rgb224turned.npz") for p in (tmp_path / "cache").glob("frame_pairs_v*.npz")] == [True]
     ckpt = tmp_path / "runs" / "finetune_rgb" / "last.pt"
-    after = _rgb_alone(str(ckpt), train, tmp_path / "a.json")
+    after = _rel(str(ckpt), train, tmp_path / "a.json", "--modalities", "rgb")
     assert after < 0.6 * before  # the RGB expert alone learned the user's hands from their crops
     ck, shipped = load_checkpoint(ckpt), load_checkpoint("rgb")
     same = {k for k, v in shipped.model.state_dict().items() if k.startswith(("encoders.2d", "encoders.world"))}
