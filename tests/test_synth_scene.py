@@ -38,7 +38,7 @@ def test_scene_background_shapes_ranges_and_seeding(h, w, fx):
 def test_scenes_are_varied_and_include_people():
     means, spans, people = [], [], 0
     for seed in range(40):
-        sc = scene._Scene(_rng(seed), 72, 96, 90.0, 0.1)
+        sc = scene.Scene(_rng(seed), 72, 96, 90.0, 0.1)
         info = scene.build(sc, scene.LAYOUTS[seed % 3])
         rgb, depth = sc.finish()
         means.append(rgb.mean((0, 1)))
@@ -51,9 +51,9 @@ def test_scenes_are_varied_and_include_people():
 
 def test_face_and_body_are_drawn_at_their_depth_in_front_of_the_wall():
     h, w = 240, 320
-    sc = scene._Scene(_rng(3), h, w, 300.0)
+    sc = scene.Scene(_rng(3), h, w, 300.0)
     sc.plane((0, 0, 2.5), (1, 0, 0), (0, 1, 0), colour=(180, 180, 180))
-    hx, hy, hh = scene._person(sc, 0.8, hx=160.0, hy=90.0)
+    hx, hy, hh = scene.draw_person(sc, 0.8, hx=160.0, hy=90.0)
     rgb, depth = sc.finish()
     assert depth[0, 0] == pytest.approx(2.5, abs=1e-3) and depth[0, w - 1] == pytest.approx(2.5, abs=1e-3)
     face = depth[int(hy), int(hx)]
@@ -68,7 +68,7 @@ def test_face_and_body_are_drawn_at_their_depth_in_front_of_the_wall():
 
 def test_desk_depth_follows_the_plane_row_by_row():
     h, w, fx, pitch, desk_y = 120, 160, 150.0, 0.5, 0.6
-    sc = scene._Scene(_rng(0), h, w, fx, pitch)
+    sc = scene.Scene(_rng(0), h, w, fx, pitch)
     sc.plane((0, 0, 3.0), (1, 0, 0), (0, 1, 0), colour=(200, 200, 200))
     sc.plane((0, desk_y, 0), (1, 0, 0), (0, 0, 1), colour=(120, 80, 40), extent=(-2, 2, 0.05, 2.5))
     _, depth = sc.finish()
