@@ -94,7 +94,7 @@ def load_frame_pairs(root: str | Path, cache_dir: str | Path, progress: bool = T
         data = detect_frames(root, progress, crop)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, **data)
+        np.savez_compressed(tmp, **data)  # a hand's colour crop is most of it: about half the bytes
         os.replace(tmp, path)
     n, found = int(data.pop("n_frames")), len(data["left"])
     if found == 0:
