@@ -22,15 +22,18 @@ per set of fused experts: ``{"2d+world": {"features": [...], "mean": [...], "std
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from streamhand.modalities import INPUTS
+from streamhand.modalities import key as modality_key
 from streamhand.place.placement import solve_roots
 from streamhand.skeleton import BONES
 
-__all__ = ["CONFIDENT_BELOW_M", "FEATURES", "ErrorModel", "HandJudgement", "hand_features"]
+__all__ = ["CONFIDENT_BELOW_M", "FEATURES", "ErrorModel", "HandJudgement", "default_samples", "hand_features"]
 
 #: ``confidence`` is the chance that a hand's mean joint error is below this (metres)
 CONFIDENT_BELOW_M = 0.02
@@ -185,6 +188,14 @@ class ErrorModel:
         feats, _ = hand_features(uv, joints_cam, k, world, disagreement, handedness_score, self.needed)
         cam = np.asarray(joints_cam, np.float64)
         return self(feats, cam - cam[:, :1], np.asarray(ref_m, np.float64))
+
+
+def default_samples(judged: Iterable[str], modalities: Iterable[str]) -> int:
+    """Posterior samples a run fusing ``modalities`` takes unless told, given the sets of experts (``2d+world``) a
+    model's error model ``judged``: none where it judges this set (joint_std comes from it), else 16 (a set it does
+    not judge, in a checkpoint fitted before the fits covered every set, would otherwise publish a joint_std of 0)."""
+    mods = {m for e in modalities for m in e.split("+")} & set(INPUTS)
+    return 0 if modality_key(mods) in set(judged) else 16
 
 
 def error_model_for(models: dict | None, key: str) -> ErrorModel | None:

@@ -12,11 +12,11 @@ from typing import Any
 import torch
 
 from streamhand.checkpoint import Checkpoint, load_checkpoint
+from streamhand.error_model import default_samples
 from streamhand.export.calibration_data import model_inputs
 from streamhand.export.graph import INPUT_NAMES, ordered
 from streamhand.export.onnx_export import default_onnx_name, export_onnx, file_sha256
 from streamhand.export.tensorrt_build import EngineOptions, build_engine, check_precision, needs_half_onnx
-from streamhand.modalities import key as modality_key
 from streamhand.sidecar import Machine, this_machine, write_sidecar
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def build(
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     mods = ordered(modalities or tuple(m for m in ckpt.model.modalities if m in INPUT_NAMES))
     if n_samples is None:
-        n_samples = 0 if modality_key(mods) in (ckpt.meta.get("error_model") or {}) else 16
+        n_samples = default_samples(ckpt.meta.get("error_model") or (), mods)
     lo, opt, hi = opts.batch
     if not 1 <= lo <= opt <= hi:
         raise ValueError(f"--batch {lo},{opt},{hi}: needs 1 <= MIN <= OPT <= MAX")

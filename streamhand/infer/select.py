@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from streamhand.error_model import default_samples
 from streamhand.infer.base import Backend
-from streamhand.modalities import INPUTS, ordered
-from streamhand.modalities import key as modality_key
+from streamhand.modalities import ordered
 from streamhand.model_files import INPUT_NAMES, CheckpointError, model_summary
 from streamhand.sidecar import Machine, SidecarError, compatibility_problems, read_sidecar, this_machine
 
@@ -137,11 +137,9 @@ class ModelEncoders:
     error_model_sets: frozenset[str] = frozenset()
 
     def default_samples(self, modalities: Iterable[str] | None = None) -> int:
-        """Posterior samples a run fusing ``modalities`` (None: every input) takes unless told: none where the error
-        model judges that set, else 16 (a set fitted by no error model, in a checkpoint from before the fit covered
-        it, would otherwise publish a joint_std of 0)."""
-        mods = {m for e in (self.encoders if modalities is None else modalities) for m in e.split("+")}
-        return 0 if modality_key(mods & set(INPUTS)) in self.error_model_sets else 16
+        """Posterior samples a run fusing ``modalities`` (None: every input) takes unless told
+        (:func:`streamhand.error_model.default_samples`)."""
+        return default_samples(self.error_model_sets, self.encoders if modalities is None else modalities)
 
 
 def model_encoders(name_or_path: str | Path | None) -> ModelEncoders:
