@@ -102,6 +102,13 @@ def encode_cloud(points: np.ndarray, left: np.ndarray | bool, rot: np.ndarray) -
     return canonical_hand(p, left).astype(np.float32)
 
 
+def mirror_crops(crops: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """Image crops or maps (B, C, S, S), those of left hands (``left`` (B,) bool) mirrored left to right as their
+    keypoints are; float32."""
+    crops = np.asarray(crops)
+    return np.where(np.asarray(left, bool)[:, None, None, None], crops[..., ::-1], crops).astype(np.float32)
+
+
 def decode_3d(
     pred: np.ndarray, left: np.ndarray | bool, scale: np.ndarray | float, rot: np.ndarray | None = None
 ) -> np.ndarray:

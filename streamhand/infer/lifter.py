@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from streamhand.codec import decode_3d, encode_2d, encode_cloud, encode_world
+from streamhand.codec import decode_3d, encode_2d, encode_cloud, encode_world, mirror_crops
 from streamhand.infer.base import Backend
 from streamhand.place.hand_size import DEFAULT_HAND_LENGTH_M, chain_length
 from streamhand.uncertainty import apply_calibration, modality_key
@@ -63,7 +63,7 @@ class Lifter:
             if m == "cloud" and m in use:  # camera-frame points, turned and mirrored like the keypoints
                 inputs[m] = encode_cloud(v, left, rot)
             elif m in use:  # crops of left hands are mirrored like their keypoints
-                inputs[m] = np.where(left[:, None, None, None], v[..., ::-1], v).astype(np.float32)
+                inputs[m] = mirror_crops(v, left)
         out = self.backend.infer(inputs)
         norm = decode_3d(out.joints, left, 1.0, rot)
         s = self.hand_length_m / np.maximum(chain_length(norm), 1e-6) if scale is None else np.asarray(scale, float)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from streamhand.codec import encode_cloud
+from streamhand.codec import encode_cloud, mirror_crops
 from streamhand.detect.crops import depth_cloud, keypoint_heatmaps, normalise_depth
 from streamhand.synth.sampler import IntrinsicsBatch
 from train.config import DataConfig
@@ -54,8 +54,7 @@ def image_pairs(rng: np.random.Generator, cfg: DataConfig, n: int, split: str = 
         h, s = cfg.heatmap_size, cfg.crop_size
         images["heatmap"] = np.stack([keypoint_heatmaps((g["kp2d"] + 0.5) * h / s - 0.5, h) for g in got])
     for m, v in images.items():  # left hands' crops and maps mirrored like their keypoints
-        batch.images[m] = torch.from_numpy(np.ascontiguousarray(np.where(left[:, None, None, None], v[..., ::-1], v),
-                                                                dtype=np.float32))  # fmt: skip
+        batch.images[m] = torch.from_numpy(mirror_crops(v, left))
     if "cloud" in cfg.crops:  # camera-frame points; encode_cloud mirrors left hands
         cloud = np.stack([depth_cloud(g["depth"][0], tuple(g["k"]), cfg.cloud_points) for g in got])
         batch.images["cloud"] = torch.from_numpy(encode_cloud(cloud, left, batch.rot))

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from streamhand.codec import encode_2d, encode_3d, encode_world
+from streamhand.codec import encode_2d, encode_3d, encode_world, mirror_crops
 from streamhand.detect.crops import normalise_rgb
 from streamhand.synth.sampler import IntrinsicsBatch, SamplerConfig, sample_hands
 from train.config import DataConfig
@@ -96,8 +96,7 @@ def mix_mediapipe(
     data.y2d[dst] = data.x2d[dst]  # MediaPipe's 2D is the 2D target too
     data.joints_cam[dst], data.scale[dst], data.left[dst], data.rot[dst] = m["joints_cam"], scale, left, rot
     if "rgb" in mp and "rgb" in data.images:
-        crops = turn_crops(mp["rgb"][src], angle)
-        data.images["rgb"][dst] = torch.from_numpy(np.where(left[:, None, None, None], crops[..., ::-1], crops))
+        data.images["rgb"][dst] = torch.from_numpy(mirror_crops(turn_crops(mp["rgb"][src], angle), left))
 
 
 def chunk_data(
@@ -176,7 +175,6 @@ def batches(
             for f in ahead:
                 f.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
-
 
 
 def pooled(
