@@ -27,8 +27,14 @@ def wall_item(sc: Scene, wall, floor_y: float, kind: str, used: list[tuple[float
     z_wall = max(sc.cam_z(hit), 0.3)
     ppm = min(0.7 * sc.fx / z_wall, 128.0)  # texels per metre, near the screen's resolution
 
-    def free(a: float, b: float) -> bool:
-        return all(b < u0 or a > u1 for u0, u1 in used)
+    def claim(width: float, pad: float = 0.0) -> tuple[float, float] | None:
+        """The span of an item ``width`` wide centred on the hit, kept free by ``pad`` on either side; None (and
+        nothing claimed) where another item's span overlaps it."""
+        a, b = s_c - width / 2, s_c + width / 2
+        if not all(b + pad < u0 or a - pad > u1 for u0, u1 in used):
+            return None
+        used.append((a - pad, b + pad))
+        return a, b
 
     def tex_size(wm: float, hm: float) -> tuple[int, int]:
         f = min(1.0, 256 / max(wm * ppm, hm * ppm, 1))
@@ -36,10 +42,10 @@ def wall_item(sc: Scene, wall, floor_y: float, kind: str, used: list[tuple[float
 
     if kind == "door":
         wm, hm = r.u(0.78, 0.92), r.u(1.98, 2.1)
-        a, b = s_c - wm / 2, s_c + wm / 2
-        if not free(a - 0.1, b + 0.1):
+        span = claim(wm, 0.1)
+        if span is None:
             return
-        used.append((a - 0.1, b + 0.1))
+        a, b = span
         top = floor_y - hm
         casing = r.hsv((0, 0.08), (0.75, 0.97))
         th, tw = tex_size(wm, hm)
@@ -70,10 +76,10 @@ def wall_item(sc: Scene, wall, floor_y: float, kind: str, used: list[tuple[float
         sc.plane(p0, e1, DOWN, tex=tex, extent=(a - 0.07, b + 0.07, top - 0.07, floor_y), zbias=0.02)
     elif kind == "window":
         wm, hm = r.u(0.5, 1.8), r.u(0.8, 1.5)
-        a, b = s_c - wm / 2, s_c + wm / 2
-        if not free(a - 0.15, b + 0.15):
+        span = claim(wm, 0.15)
+        if span is None:
             return
-        used.append((a - 0.15, b + 0.15))
+        a, b = span
         bottom = floor_y - r.u(0.75, 1.0)
         top = bottom - hm
         th, tw = tex_size(wm, hm)
@@ -147,10 +153,10 @@ def wall_item(sc: Scene, wall, floor_y: float, kind: str, used: list[tuple[float
     elif kind in ("shelf", "cabinet"):
         wm = r.u(0.5, 1.3)
         hm = r.u(1.2, 2.1) if kind == "shelf" else r.u(0.6, 1.0)
-        a, b = s_c - wm / 2, s_c + wm / 2
-        if not free(a, b):
+        span = claim(wm)
+        if span is None:
             return
-        used.append((a, b))
+        a, b = span
         depth_m = min(r.u(0.25, 0.45), z_wall - 0.6)  # its front stays beyond 0.6 m
         if depth_m < 0.15:
             return
