@@ -52,8 +52,14 @@ def test_synth_report_with_frames_end_to_end(frames_dir, tmp_path):
     rep = json.loads(out.read_text())
     real = rep["real_frames"]
     assert set(real) == {"root", "detection_n", "detection_rate", "handedness_labelled", "handedness_accuracy",
-                         "landmark_error_px_median", "world_depth", "pose_matched_renders", "closed_loop"}  # fmt: skip
+                         "landmark_error_px_median", "world_depth", "likeness", "pose_matched_renders",
+                         "closed_loop"}  # fmt: skip
     pm = real["pose_matched_renders"]  # the frames' poses drawn by the renderer, MediaPipe on them
+    # every hand asked about where its truth is, found or not: the renders, the frames, the renders of their poses
+    for lk, n in ((rep["likeness"], 2), (real["likeness"], 4), (pm["likeness"], pm["rendered_n"])):
+        assert lk["n"] == n and 0 <= lk["palm_found"] <= 1 and 0 <= lk["presence_p10"] <= lk["presence_mean"] <= 1
+        assert -9.3 < lk["palm_logit_mean"] < 9.3
+    assert any(s.startswith("  at the true hand: palm score") for s in lines)
     found = round(4 * real["detection_rate"])
     assert pm["rendered_n"] in (found, found + 1)  # those MediaPipe found, and frame 0, which is labelled
     assert pm["world_depth"] is None or -3 < pm["world_depth"]["depth_slope_median"] < 3
@@ -218,6 +224,14 @@ def test_the_report_puts_the_renders_of_the_frames_poses_beside_the_photographs(
     assert next(s for s in lines if s.startswith("MediaPipe detection rate")).endswith(found)
     slope = next(s for s in lines if s.startswith("MediaPipe world landmarks: depth slope"))
     assert "0.60 [0.50-0.70]" in slope and "1.00 [0.90-1.10]" in slope and slope.endswith(depth)
+    palm = next(s for s in lines if s.startswith("  at the true hand: palm score"))
+    assert palm.split()[-3:] == ["n/a", "n/a", "n/a"]  # no likeness figures in any column: said, not a KeyError
+    lk = {"n": 4, "palm_found": 0.75, "palm_logit_mean": 1.234, "palm_logit_median": 2.0, "presence_mean": 0.9,
+          "presence_p10": 0.8}  # fmt: skip
+    lines = report_lines({**rep, "likeness": lk, "real_frames": {**real, "likeness": {**lk, "palm_found": 1.0}}})
+    palm = next(s for s in lines if s.startswith("  at the true hand: palm score"))
+    assert "0.750 / 1.23" in palm and "1.000 / 1.23" in palm
+    assert "0.900 / 0.800" in next(s for s in lines if s.startswith("  at the true hand: presence"))
     without = report_lines({**rep, "real_frames": {**real, "pose_matched_renders": None}})
     assert without[0].split() == ["figure", "renders", "real", "frames"]
 

@@ -47,17 +47,23 @@ def pose_matched_figures(
     are rendered (``rendered_n``), and of those: the share found (of several detections, the one nearest the
     truth counts), the share found with the hand drawn (``handedness_accuracy``), the landmarks' median error
     against the truth's projection (px; each hand's median joint distance) and the depth reading of MediaPipe's
-    world landmarks (:func:`train.world_depth.depth_reading`). Rates and errors are None where nothing was
-    found."""
+    world landmarks (:func:`train.world_depth.depth_reading`), and how hand-like MediaPipe's networks find
+    each render's hand where its truth is (``likeness``, :func:`train.hand_likeness.likeness_figures`). Rates and
+    errors are None where nothing was found."""
+    from train.hand_likeness import HandLikeness
+
     todo = [i for i, h in enumerate(hands) if h in ("left", "right")]
     found = hand_ok = 0
+    likeness = HandLikeness()
     lm_err: list[float] = []
     worlds: list[np.ndarray] = []
     truths: list[np.ndarray] = []
     for i in track(todo, description="renders of the frames' poses + MediaPipe", disable=not progress,
                    console=Console(stderr=True)):  # fmt: skip
         uv = frames.joints_2d[i]
-        dets = detector(render_frame_pose(frames, i, hands[i] == "left"))
+        rgb = render_frame_pose(frames, i, hands[i] == "left")
+        likeness(rgb, uv)
+        dets = detector(rgb)
         if not dets:
             continue
         d = nearest_detection(dets, uv)
@@ -66,6 +72,7 @@ def pose_matched_figures(
         lm_err.append(float(np.median(np.linalg.norm(d.landmarks_px - uv, axis=1))))
         worlds.append(d.world)
         truths.append(frames.joints_cam[i])
+    likeness.close()
     n = len(todo)
     return {
         "rendered_n": n,
@@ -73,4 +80,5 @@ def pose_matched_figures(
         "handedness_accuracy": hand_ok / found if found else None,
         "landmark_error_px_median": float(np.median(lm_err)) if lm_err else None,
         "world_depth": depth_reading(np.array(worlds), np.array(truths)),
+        "likeness": likeness.figures(),
     }

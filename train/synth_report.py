@@ -25,6 +25,7 @@ from streamhand.synth.render import render
 from streamhand.synth.sampler import SamplerConfig, detection_test_config, sample_hands
 from train.datasets.frames import FrameSet, nearest_detection
 from train.datasets.mediapipe_pairs import detect_rendered
+from train.hand_likeness import HandLikeness
 from train.pose_matched import pose_matched_figures
 from train.world_depth import depth_reading
 
@@ -46,6 +47,9 @@ class SynthReport:
     #: how deep MediaPipe's world landmarks read the hands it found (:func:`~train.world_depth.depth_reading`);
     #: None with none found
     world_depth: dict | None = None
+    #: how hand-like MediaPipe's palm and landmark networks find every rendered hand where the truth puts it
+    #: (:func:`train.hand_likeness.likeness_figures`); None where its networks are not available
+    likeness: dict | None = None
     closed_loop: dict = field(default_factory=dict)
     #: the same figures on a folder of real frames (:func:`frames_figures`), None without one
     real_frames: dict | None = None
@@ -77,6 +81,7 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
     hs = sample_hands(rng, n, detection_test_config())
     found = np.zeros(n, bool)
     hand_ok, lm_err, dets = 0, [], []
+    likeness = HandLikeness()
     lifter = None
     if checkpoint is not None:
         from streamhand.infer import Lifter, TorchBackend
@@ -85,6 +90,7 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
     image_mods = tuple(m for m in ("rgb", "depth") if lifter is not None and m in lifter.backend.modalities)
     crops: dict[str, list[np.ndarray]] = {m: [] for m in image_mods}
     for i, d, r in detect_rendered(rng, hs, progress, flip_average):
+        likeness(r.rgb, hs.joints_2d[i])
         if d is not None:
             found[i] = True
             hand_ok += d.handedness == ("left" if hs.left[i] else "right")
@@ -98,6 +104,7 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
                                  view=lifter.backend.crop_view)  # fmt: skip
                 for m, v in got.items():
                     crops[m].append(v[0])
+    likeness.close()
     palm = hs.rotation[:, 2, 2] < 0  # palm normal toward the camera
     idx = np.array([i for i, _ in dets], int)  # the hands MediaPipe found, and its world landmarks of them
     world = np.array([d.world for _, d in dets])
@@ -109,6 +116,7 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
         handedness_accuracy=hand_ok / max(len(dets), 1),
         landmark_error_px_median=float(np.median(lm_err)) if lm_err else float("nan"),
         world_depth=depth_reading(world, hs.joints_cam[idx]),
+        likeness=likeness.figures(),
     )
     closed = {}
     if lifter is not None and dets:
@@ -246,6 +254,7 @@ def frames_figures(
 
         detector = own = MediaPipeHands(max_hands=2, tracking=False)
     once = _DetectOnce(detector)
+    likeness = HandLikeness()
     n = len(frames)
     found: list[int] = []
     mp_hand: list[str | None] = [None] * n
@@ -258,6 +267,7 @@ def frames_figures(
         for fr in track(frames, total=n, description="real frames + MediaPipe", disable=not progress,
                         console=Console(stderr=True)):  # fmt: skip
             dets = once(fr.rgb)
+            likeness(fr.rgb, fr.joints_2d)
             ref = float(reference_length(fr.joints_cam))
             scales.update({_key(d.landmarks_px): ref for d in dets})
             scales[_key(fr.joints_2d)] = ref
@@ -280,6 +290,7 @@ def frames_figures(
             "handedness_accuracy": hand_ok / labelled if labelled else None,
             "landmark_error_px_median": float(np.median(lm_err)) if lm_err else None,
             "world_depth": depth_reading(np.array(worlds), np.array(truths)),
+            "likeness": likeness.figures(),
             # the frames' own poses drawn by the renderer: the renders' look alone (train.pose_matched)
             "pose_matched_renders": None,
             "closed_loop": {},
@@ -290,6 +301,7 @@ def frames_figures(
         if checkpoint is not None:
             out["closed_loop"] = _frames_closed_loop(frames, checkpoint, once, found, mp_hand, scales)
     finally:
+        likeness.close()
         if own is not None:
             own.close()
     return out
@@ -378,6 +390,20 @@ def _depth_rows(row: Any, *columns: dict | None) -> list[str]:
             row("  mean error in depth / across the image, mm", *(x[2] for x in c))]  # fmt: skip
 
 
+def _likeness_rows(row: Any, *columns: dict | None) -> list[str]:
+    """The rows of :func:`train.hand_likeness.likeness_figures` for each column (n/a where not measured)."""
+
+    def cells(d: dict | None) -> tuple[str, str]:
+        if d is None:
+            return "n/a", "n/a"
+        return (f"{_num(d['palm_found'])} / {_num(d['palm_logit_mean'], '.2f')}",
+                f"{_num(d['presence_mean'])} / {_num(d['presence_p10'])}")  # fmt: skip
+
+    c = [cells(d) for d in columns]
+    return [row("  at the true hand: palm score >= 0.5 / mean log-odds", *(x[0] for x in c)),
+            row("  at the true hand: presence score, mean / 10th pct", *(x[1] for x in c))]  # fmt: skip
+
+
 def report_lines(rep: dict[str, Any]) -> list[str]:
     """:func:`as_dict`'s report as a table: a column of the renders' figures and, where real frames were
     measured, a column of theirs beside it."""
@@ -397,6 +423,8 @@ def report_lines(rep: dict[str, Any]) -> list[str]:
     lines.append(row("MediaPipe detection rate (found of frames)", _found(rep), _found(real) if real else "", pm_found))
     palm, back = _num(rep["detection_rate_palm"], ".2f"), _num(rep["detection_rate_back"], ".2f")
     lines.append(row("  palm toward the camera / back of the hand", f"{palm} / {back}", "", ""))
+    lines += _likeness_rows(row, rep.get("likeness"), *([real.get("likeness")] if real is not None else []),
+                            *([pm.get("likeness")] if pm else []))  # fmt: skip
     hand = ""
     if real is not None:
         labelled = real["handedness_labelled"]

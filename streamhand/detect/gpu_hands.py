@@ -240,13 +240,22 @@ class NetworkHands:
         """Forget tracked hands (the next frame starts with palm detection)."""
         self._tracked = []
 
-    def detect_palms(self, rgb: np.ndarray) -> list[P.PalmDetection]:
-        """Palms in ``rgb`` (pixels, best first), before the ``max_hands`` limit."""
+    def detect_palms(self, rgb: np.ndarray, min_score: float | None = None) -> list[P.PalmDetection]:
+        """Palms in ``rgb`` (pixels, best first) scoring at least ``min_score`` (default: the detector's
+        ``min_detection_confidence``), before the ``max_hands`` limit."""
         h, w = rgb.shape[:2]
         m = P.letterbox_matrix(w, h)
         x = P.warp(rgb, m, P.PALM_INPUT, zero_border=True).astype(np.float32)[None] / 255.0
         boxes, scores = self._palm(x)
-        return P.palms_from_outputs(boxes[0], scores[0], self._anchors, m, self.min_detection_confidence)
+        floor = self.min_detection_confidence if min_score is None else float(min_score)
+        return P.palms_from_outputs(boxes[0], scores[0], self._anchors, m, floor)
+
+    def presence_at(self, rgb: np.ndarray, landmarks_px: np.ndarray) -> float:
+        """The landmark network's hand-presence score (0..1) for the crop tracking would take around the hand whose
+        (21, 2) landmarks (pixels) are ``landmarks_px`` (MediaPipe's region from landmarks), whatever it is."""
+        m = P.region_matrix(P.landmarks_to_region(landmarks_px), P.LANDMARK_INPUT)
+        crop = P.warp(np.ascontiguousarray(rgb), m, P.LANDMARK_INPUT, zero_border=False)[None]
+        return float(self._landmarks(crop.astype(np.float32) / 255.0)[1][0, 0])
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
         """Detect hands in an RGB uint8 image (H, W, 3)."""
