@@ -248,3 +248,36 @@ def test_the_demo_clip_is_one_steady_recording():
 
     corner = [rgb[:24, :24].astype(np.float64).mean((0, 1)) for rgb, *_ in demo_clip(8, 160, 120, hands=1)]
     assert np.ptp(np.array(corner), axis=0).max() < 3.0
+
+
+def _lit(key: tuple[float, float, float], fill: tuple[float, float, float], light_dir, offsets) -> np.ndarray:
+    """Mean colour of the first of flat right hands (palm toward the camera, 0.4 m away, shifted by ``offsets``,
+    metres) drawn by the OpenGL renderer under one key light (with shadows) and one fill light (without), both
+    from ``light_dir`` (toward the light), no room light."""
+    from streamhand.synth.gl_render import HandLook, Lighting, renderer
+    from streamhand.synth.hand_mesh import template_joints
+    from streamhand.synth.render import posed_mesh
+
+    base = template_joints() @ np.diag([1.0, -1.0, -1.0]).T  # fingers up, palm toward the camera
+    base = base - base[9] + np.array([0.0, 0.0, 0.4])
+    k = Intrinsics.from_fov(320, 320, 60.0)
+    meshes = [posed_mesh(base + np.asarray(o), 1.0, False, 0.1) for o in offsets]
+    d = np.asarray(light_dir, np.float64) / np.linalg.norm(light_dir)
+    black = np.zeros(3)
+    light = Lighting(d, np.array(key), d, np.array(fill), black, black, shadow_soft=1.0, sss=0.0, gloss=0.0)
+    ras = renderer().draw(k, meshes, [HandLook(skin=np.array([200.0, 160.0, 130.0]))] * len(meshes), light)
+    return ras.color[ras.hand == 1].mean(0)
+
+
+def test_the_key_light_reaches_the_hand_and_casts_shadows():
+    """The key light lights what faces it as the shadowless fill light does (a shadow map read wrongly once left
+    every point in shadow: the key light, its shadows and the skin's sheen were missing from every render), and
+    a hand between it and another shades the one behind."""
+    towards_camera = (0.0, 0.0, -1.0)
+    by_key = _lit((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), towards_camera, [(0, 0, 0)])
+    by_fill = _lit((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), towards_camera, [(0, 0, 0)])
+    assert by_fill.mean() > 60 and by_key.mean() > 0.9 * by_fill.mean()
+    # the same key light from the camera's side, another hand 5 cm nearer to it and a little aside
+    alone = _lit((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (0.5, 0.0, -1.0), [(0, 0, 0)])
+    shaded = _lit((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (0.5, 0.0, -1.0), [(0, 0, 0), (0.03, 0.0, -0.05)])
+    assert shaded.mean() < 0.8 * alone.mean()

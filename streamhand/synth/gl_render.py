@@ -392,6 +392,9 @@ class GLRenderer:
         size = next((s for s in self.SHADOW_SIZES if s >= max(w, h)), self.SHADOW_SIZES[-1])
         if size not in self._shadow:
             tex = ctx.depth_texture((size, size))
+            # read as depths (the shader compares them itself): moderngl turns a depth texture's comparison mode
+            # on, and a sampler2D reading a texture in that mode is undefined (Mesa: 0, every point in shadow)
+            tex.compare_func = ""
             self._shadow[size] = (tex, ctx.framebuffer(depth_attachment=tex))
         shadow_tex, shadow_fbo = self._shadow[size]
         shadow_fbo.use()
