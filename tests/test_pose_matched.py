@@ -59,8 +59,9 @@ def test_figures_on_the_renders_of_the_frames_poses(frames, mediapipe):
     hands[2] = None  # a frame whose hand is not known is not drawn
     got = pose_matched_figures(fs, hands, mediapipe, progress=False)
     assert set(got) == {"rendered_n", "detection_rate", "handedness_accuracy", "landmark_error_px_median",
-                        "world_depth"}  # fmt: skip
+                        "world_depth", "likeness"}  # fmt: skip
     assert got["rendered_n"] == 3 and got["detection_rate"] >= 2 / 3
+    assert got["likeness"]["n"] == 3  # every hand drawn is asked about, found or not
     assert 0 <= got["handedness_accuracy"] <= 1 and 0 <= got["landmark_error_px_median"] < 15
     depth = got["world_depth"]
     assert depth["n"] == round(3 * got["detection_rate"]) and 0.5 < depth["across_slope_median"] < 1.5
