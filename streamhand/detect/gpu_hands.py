@@ -253,9 +253,8 @@ class NetworkHands:
     def presence_at(self, rgb: np.ndarray, landmarks_px: np.ndarray) -> float:
         """The landmark network's hand-presence score (0..1) for the crop tracking would take around the hand whose
         (21, 2) landmarks (pixels) are ``landmarks_px`` (MediaPipe's region from landmarks), whatever it is."""
-        m = P.region_matrix(P.landmarks_to_region(landmarks_px), P.LANDMARK_INPUT)
-        crop = P.warp(np.ascontiguousarray(rgb), m, P.LANDMARK_INPUT, zero_border=False)[None]
-        return float(self._landmarks(crop.astype(np.float32) / 255.0)[1][0, 0])
+        _, (_, presence, _, _) = self._read(np.ascontiguousarray(rgb), [P.landmarks_to_region(landmarks_px)])
+        return float(presence[0, 0])
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
         """Detect hands in an RGB uint8 image (H, W, 3)."""
@@ -274,9 +273,7 @@ class NetworkHands:
         if not regions:
             self._tracked = []
             return []
-        mats = [P.region_matrix(r, P.LANDMARK_INPUT) for r in regions]
-        batch = np.stack([P.warp(rgb, m, P.LANDMARK_INPUT, zero_border=False) for m in mats])
-        lms, presence, handed, world = self._landmarks(batch.astype(np.float32) / 255.0)
+        mats, (lms, presence, handed, world) = self._read(rgb, regions)
         dets: list[Detection] = []
         next_regions: list[P.Region] = []
         for i, (r, m) in enumerate(zip(regions, mats)):
@@ -302,6 +299,13 @@ class NetworkHands:
             next_regions = [r for d, r in zip(dets, next_regions) if id(d) in keep]
         self._tracked = next_regions[: self.max_hands]
         return merged
+
+    def _read(self, rgb: np.ndarray, regions: list[P.Region]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The landmark network on the crops of ``rgb`` (contiguous) that ``regions`` give: (each crop's matrix,
+        the network's outputs: landmarks, presence, handedness, world landmarks)."""
+        mats = [P.region_matrix(r, P.LANDMARK_INPUT) for r in regions]
+        batch = np.stack([P.warp(rgb, m, P.LANDMARK_INPUT, zero_border=False) for m in mats])
+        return mats, self._landmarks(batch.astype(np.float32) / 255.0)
 
     def _landmarks(self, crops: np.ndarray) -> list[np.ndarray]:
         """The landmark network on ``crops`` (flip-averaged if asked), in batches the runtime takes."""
