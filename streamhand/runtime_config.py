@@ -35,6 +35,9 @@ class SourceConfig(_Strict):
     intrinsics: Annotated[str | None, Flag("--intrinsics", "JSON/YAML with width, height, fx, fy, cx, cy")] = None
     realtime: Annotated[bool, Flag("--no-realtime", "read files/demo as fast as possible", switch=False)] = True
     demo_hands: Annotated[int, Flag("--demo-hands", "hands in the demo clip (1-2)")] = Field(2, ge=1, le=2)
+    demo_seed: Annotated[
+        int, Flag("--demo-seed", "another demo clip: the same script with other hands and scene (0: the demo)")
+    ] = Field(0, ge=0)
     demo_seconds: float = Field(4.0, gt=0, le=60)
 
 
@@ -130,11 +133,11 @@ class SmoothConfig(_Strict):
     "Smoothing")."""
 
     enabled: Annotated[bool, Flag("--no-smooth", "publish the unsmoothed poses", switch=False)] = True
-    min_cutoff: Annotated[float, Flag("--smooth-min-cutoff", "One Euro cutoff at rest (Hz)")] = Field(4.0, gt=0)
+    min_cutoff: Annotated[float, Flag("--smooth-min-cutoff", "One Euro cutoff at rest (Hz)")] = Field(3.0, gt=0)
     beta: Annotated[float, Flag("--smooth-beta", "One Euro cutoff added per m/s of joint speed (Hz)")] = Field(
-        60.0, ge=0
+        40.0, ge=0
     )
-    d_cutoff: Annotated[float, Flag("--smooth-d-cutoff", "One Euro speed estimate's cutoff (Hz)")] = Field(4.0, gt=0)
+    d_cutoff: Annotated[float, Flag("--smooth-d-cutoff", "One Euro speed estimate's cutoff (Hz)")] = Field(2.0, gt=0)
 
 
 class PublishConfig(_Strict):

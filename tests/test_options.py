@@ -134,3 +134,16 @@ def test_numeric_options_have_five_bad_values_each():
     for d, _, _, _ in NUMERIC:
         counts[d] = counts.get(d, 0) + 1
     assert counts and all(n >= 5 for n in counts.values()), counts
+
+
+def test_the_example_config_holds_the_defaults():
+    """configs/runtime.yaml says it holds `streamhand run`'s defaults: every value it sets is the default."""
+    import yaml
+
+    from tests.helpers import ROOT
+
+    data = yaml.safe_load((ROOT / "configs" / "runtime.yaml").read_text())
+    defaults = RunConfig().model_dump()
+    differ = [f"{section}.{k}: {v!r} (default {defaults[section][k]!r})"
+              for section, values in data.items() for k, v in values.items() if defaults[section][k] != v]  # fmt: skip
+    assert not differ

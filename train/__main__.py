@@ -310,6 +310,45 @@ def hard_hands_cmd(
             fail(f"--examples-png: {e}", 1)
 
 
+@app.command("tune-smoothing")
+def tune_smoothing_cmd(
+    seeds: Annotated[str, typer.Option(help="comma list of demo seeds (1 or more) to draw the tuning clips with")] = (
+        "1,2,3"
+    ),
+    frames: Annotated[int, typer.Option(min=10, max=1800, help="frames per clip (30 a second)")] = 120,
+    model: Annotated[str, typer.Option(help="model to run the clips with (a shipped name or a checkpoint)")] = (
+        "default"
+    ),
+    slack_mm: Annotated[
+        float, typer.Option(min=0.0, help="settings within this (mm) of the least error compete on jitter")
+    ] = 0.05,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write every setting's figures here")] = None,
+) -> None:
+    """Choose the One Euro filter's settings on rendered clips other than the demo's: each clip run once unsmoothed
+    through the pipeline, the filter replayed over a grid and scored as a run report scores the demo."""
+    from streamhand.app import RunError
+    from streamhand.runtime_config import SmoothConfig
+    from train.tune_smoothing import report_lines, tune
+
+    check_output_or_fail(json_out, "--json")
+    try:
+        chosen = sorted({int(s) for s in seeds.split(",")})
+    except ValueError:
+        fail(f"--seeds {seeds!r}: a comma list of whole numbers, such as 1,2,3")
+    if not chosen or min(chosen) < 1:
+        fail(f"--seeds {seeds!r}: a comma list of whole numbers 1 or more, such as 1,2,3 (0 is the demo itself, "
+             "whose figures judge the choice)")  # fmt: skip
+    d = SmoothConfig()
+    try:
+        rep = tune(chosen, frames, model, slack_mm, (d.min_cutoff, d.beta, d.d_cutoff))
+    except RunError as e:  # a model that cannot be read, no renderer for the clips
+        fail(str(e))
+    for line in report_lines(rep):
+        typer.echo(line)
+    if json_out is not None:
+        _write_at_end(json_out, json.dumps(rep, indent=1))
+
+
 @app.command("render-sheet")
 def render_sheet_cmd(
     out: Annotated[Path, typer.Option(help="PNG to write")] = Path("sheet.png"),

@@ -20,7 +20,8 @@ def make_source(cfg: SourceConfig) -> FrameSource:
         from streamhand.capture.demo import DemoSource
 
         return DemoSource(width=cfg.width or 640, height=cfg.height or 480, fps=cfg.fps or 30.0,
-                          seconds=cfg.demo_seconds, hands=cfg.demo_hands, realtime=cfg.realtime)  # fmt: skip
+                          seconds=cfg.demo_seconds, hands=cfg.demo_hands, realtime=cfg.realtime,
+                          seed=cfg.demo_seed)  # fmt: skip
     if cfg.kind == "camera":
         from streamhand.capture.camera import CameraSource
 

@@ -16,7 +16,7 @@ class OneEuro:
     """Smooths an array signal; ``min_cutoff`` (Hz) trades jitter for lag at rest, ``beta`` (Hz per unit of the
     signal's speed: per m/s for joints in metres) opens the filter when it moves, ``d_cutoff`` smooths that speed."""
 
-    def __init__(self, min_cutoff: float = 4.0, beta: float = 60.0, d_cutoff: float = 4.0):
+    def __init__(self, min_cutoff: float = 3.0, beta: float = 40.0, d_cutoff: float = 2.0):
         if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
             raise ValueError("One Euro needs min_cutoff > 0, d_cutoff > 0 and beta >= 0")
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
@@ -43,7 +43,7 @@ class OneEuro:
 class TrackSmoother:
     """One :class:`OneEuro` per track id; ``end`` forgets a track."""
 
-    def __init__(self, min_cutoff: float = 4.0, beta: float = 60.0, enabled: bool = True, d_cutoff: float = 4.0):
+    def __init__(self, min_cutoff: float = 3.0, beta: float = 40.0, enabled: bool = True, d_cutoff: float = 2.0):
         self.min_cutoff, self.beta, self.enabled, self.d_cutoff = min_cutoff, beta, enabled, d_cutoff
         self._filters: dict[int, OneEuro] = {}
 
