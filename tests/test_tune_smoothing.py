@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from streamhand.place.smoothing import TrackSmoother
-from streamhand.runtime_config import SmoothConfig
 from streamhand.run.truth_score import TruthScore
+from streamhand.runtime_config import SmoothConfig
 from tests.helpers import placed_hand, train_cli
 from train.tune_smoothing import NO_LAG_MS, Recording, Setting, pick, replay, search
 
@@ -99,7 +99,8 @@ def test_the_command_on_a_short_clip_through_the_pipeline(tmp_path):
     assert r.returncode == 0, r.stderr
     rep = json.loads(out.read_text())
     assert rep["hands_scored"] >= 12  # the clip's two hands, found in most frames
-    assert len(rep["settings"]) == 192 and rep["chosen"] is not None and rep["current"]["min_cutoff"] == SmoothConfig().min_cutoff
+    assert len(rep["settings"]) == 192 and rep["chosen"] is not None
+    assert rep["current"]["min_cutoff"] == SmoothConfig().min_cutoff
     assert rep["chosen"]["lag_ms"] <= NO_LAG_MS
     assert rep["chosen"]["epe_mm"] <= min(s["epe_mm"] for s in rep["settings"] if s["lag_ms"] <= NO_LAG_MS) + 0.05
     assert "use: --smooth-min-cutoff" in r.stdout and "unsmoothed" in r.stdout
