@@ -8,11 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from streamhand.place.smoothing import TrackSmoother
-from streamhand.run.truth_score import TruthScore
 from streamhand.runtime_config import SmoothConfig
 from tests.helpers import placed_hand, train_cli
-from train.tune_smoothing import NO_LAG_MS, Recording, Setting, pick, replay, search
+from train.tune_smoothing import NO_LAG_MS, Recording, Setting, pick, record_clip, replay, search
 
 SQUARE = np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 100.0], [0.0, 100.0]] * 5 + [[50.0, 50.0]])
 
@@ -35,29 +33,32 @@ def _recording(n: int = 60, noise: float = 0.004, seed: int = 0, end_at: int | N
     return rec
 
 
-def _report_of(rec: Recording, smoother: TrackSmoother) -> dict:
-    """What the run's emitter would score with ``smoother`` in its place step (written out, not shared)."""
-    score = TruthScore()
-    for e in rec.events:
-        if e[0] == "end":
-            smoother.end(e[1])
-            score.end(e[1])
-            continue
-        hands = []
-        for h in e[4]:
-            cam = smoother(h.track_id, h.joints_cam, e[2])
-            hands.append(h._replace(joints_cam=cam, joints_rel=cam - cam[0]))
-        score.add(e[3], hands, e[1], e[2])
-    return score.report()
+@pytest.mark.slow
+def test_the_replay_scores_as_a_smoothed_run_of_the_same_clip_does():
+    """Record a clip unsmoothed, replay a filter on it; then run the clip through the pipeline with that filter:
+    the run report's figures are the replay's."""
+    from streamhand.app import build_run
+    from streamhand.runtime_config import RunConfig, SourceConfig
 
-
-@pytest.mark.parametrize("end_at", [None, 30])
-def test_the_replay_scores_as_the_run_would(end_at):
-    rec = _recording(end_at=end_at)
+    rec = record_clip(1, frames=15)
     got = replay(rec, 2.0, 20.0, 1.0)
-    want = _report_of(rec, TrackSmoother(2.0, 20.0, True, 1.0))
+    source = SourceConfig(kind="demo", realtime=False, demo_seed=1, demo_seconds=0.5)
+    cfg = RunConfig(source=source, smooth=SmoothConfig(min_cutoff=2.0, beta=20.0, d_cutoff=1.0), frames=15)
+    with build_run(cfg, publish=False) as run:
+        want = run.run()
+    assert want["truth_hands"] > 15  # the first hand in every frame, the second in the last few
     for k in ("epe_mean_mm", "jitter_mm", "lag_ms"):
-        assert got[k] == pytest.approx(want[k], rel=1e-12)
+        assert got[k] == pytest.approx(want[k], rel=1e-9, abs=1e-9)
+    assert got["jitter_mm"] != pytest.approx(replay(rec, 8.0, 200.0, 4.0)["jitter_mm"])  # the filter matters
+
+
+def test_an_ended_track_starts_its_filter_again():
+    """After an end the track's next frame is published as it came (a new One Euro passes its first value)."""
+    rec = _recording(end_at=30)
+    rec.events = [e if e[0] == "end" else (*e[:4], [h._replace(track_id=1) for h in e[4]]) for e in rec.events]
+    smoothed = replay(rec, 0.5, 0.0, 1.0)
+    unended = Recording(rec.seed, [e for e in rec.events if e[0] != "end"])
+    assert smoothed["epe_mean_mm"] != pytest.approx(replay(unended, 0.5, 0.0, 1.0)["epe_mean_mm"], rel=1e-6)
 
 
 def test_smoothing_white_noise_lowers_its_jitter_and_an_open_filter_changes_nothing():
@@ -95,7 +96,7 @@ def test_pick(settings, slack, chosen):
 @pytest.mark.slow
 def test_the_command_on_a_short_clip_through_the_pipeline(tmp_path):
     out = tmp_path / "tune.json"
-    r = train_cli("tune-smoothing", "--seeds", "1", "--frames", "12", "--json", str(out))
+    r = train_cli("tune-smoothing", "--seeds", "1", "--frames", "15", "--json", str(out))
     assert r.returncode == 0, r.stderr
     rep = json.loads(out.read_text())
     assert rep["hands_scored"] >= 12  # the clip's two hands, found in most frames
