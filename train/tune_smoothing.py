@@ -42,10 +42,6 @@ class Recording:
     seed: int
     events: list[tuple] = field(default_factory=list)
 
-    @property
-    def frames(self) -> int:
-        return sum(1 for e in self.events if e[0] == "frame")
-
 
 @dataclass
 class Setting:
@@ -85,9 +81,10 @@ def record_clip(seed: int, frames: int = 120, model: str = "default", hands: int
     return rec
 
 
-def replay(rec: Recording, min_cutoff: float, beta: float, d_cutoff: float) -> dict:
-    """The run report's truth figures had the run published ``rec``'s hands through this filter."""
-    smoother = TrackSmoother(min_cutoff, beta, True, d_cutoff)
+def replay(rec: Recording, min_cutoff: float, beta: float, d_cutoff: float, enabled: bool = True) -> dict:
+    """The run report's truth figures had the run published ``rec``'s hands through this filter (``enabled=False``:
+    as recorded, unsmoothed)."""
+    smoother = TrackSmoother(min_cutoff, beta, enabled, d_cutoff)
     score = TruthScore()
     for e in rec.events:
         if e[0] == "end":
@@ -113,22 +110,12 @@ def _mean_figures(reps: Sequence[dict]) -> tuple[float, float, float]:
 def search(recs: Sequence[Recording], grid: dict[str, Iterable[float]] | None = None) -> tuple[dict, list[Setting]]:
     """The unsmoothed figures and every setting of ``grid`` (default :data:`GRID`) replayed on ``recs``."""
     g = GRID if grid is None else grid
-    epe, jitter, lag = _mean_figures([_unsmoothed(r) for r in recs])
+    epe, jitter, lag = _mean_figures([replay(r, 1.0, 0.0, 1.0, enabled=False) for r in recs])
     none = {"epe_mm": epe, "jitter_mm": jitter, "lag_ms": lag}
     out = []
     for mc, beta, dc in itertools.product(g["min_cutoff"], g["beta"], g["d_cutoff"]):
         out.append(Setting(mc, beta, dc, *_mean_figures([replay(r, mc, beta, dc) for r in recs])))
     return none, out
-
-
-def _unsmoothed(rec: Recording) -> dict:
-    score = TruthScore()
-    for e in rec.events:
-        if e[0] == "end":
-            score.end(e[1])
-        else:
-            score.add(e[3], e[4], e[1], e[2])
-    return score.report()
 
 
 def pick(settings: Sequence[Setting], slack_mm: float = 0.05) -> Setting | None:
