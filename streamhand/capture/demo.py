@@ -183,7 +183,7 @@ def _save_clip(path: Path, clip: list) -> None:
             z.writestr(
                 f"{i:05d}.rgb.png", cv2.imencode(".png", rgb[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
             )
-            mm = np.clip(depth * 1000.0, 0, 65535).astype(np.uint16)
+            mm = np.clip(np.rint(depth * 1000.0), 0, 65535).astype(np.uint16)  # the millimetres rendered, exactly
             z.writestr(f"{i:05d}.depth.png", cv2.imencode(".png", mm)[1].tobytes())
             buf = io.BytesIO()
             np.savez(buf, joints=np.array(joints).reshape(-1, 21, 3), left=np.array(lefts, bool),
