@@ -182,7 +182,9 @@ void main() {
     // the hand's own cavities: the room's light (fill, ambient) blocked, the key light in part
     vec3 col = base * (diff_key * mix(1.0, v_ao, 0.8) * key_col + (diff_fill * fill_col + amb * ao) * v_ao)
                + spec * key_col;
-    out_col = vec4(col, 1.0);
+    // skin turning away from the camera darkens toward the outline, as real skin does (the light scattered under
+    // it leaves sideways): MediaPipe's palm detector takes the hand for one more readily (renderer 10)
+    out_col = vec4(col * (0.7 + 0.3 * clamp(dot(N, V) * 1.5, 0.0, 1.0)), 1.0);
     out_geo = vec4(v_pos.z, N);
     out_id = vec4(hand_id, 0.0, 0.0, 1.0);
 }

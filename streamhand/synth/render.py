@@ -30,10 +30,11 @@ SKIN_TONES = np.array(
 
 
 #: bump when rendered images change, so caches built from renders (MediaPipe labels) are rebuilt
-RENDER_VERSION = 9  # 6: a skinned mesh drawn by OpenGL, indoor scenes with depth, webcam and RealSense models;
+RENDER_VERSION = 10  # 6: a skinned mesh drawn by OpenGL, indoor scenes with depth, webcam and RealSense models;
 # 7: palm lines and flexion creases deep enough to read (MediaPipe took palms for backs); 8: a room's diffuse
 # light (RenderConfig.diffuse_light); 9: the key light reaches the hand (its shadow map was read as all shadow, so
-# the key light, its shadows and the skin's specular were missing). RenderConfig.cavities (off by default) and
+# the key light, its shadows and the skin's specular were missing); 10: the hand darker toward its outline, where
+# its surface turns away from the camera. RenderConfig.cavities (off by default) and
 # diffuse_light=False change the images: caches built with them are not told apart
 
 
