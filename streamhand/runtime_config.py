@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from streamhand.modalities import InputModality
 from streamhand.modalities import parse as parse_modalities
 from streamhand.options import Flag
+from streamhand.place import smoothing
 from streamhand.stream import protocol
 
 
@@ -133,11 +134,15 @@ class SmoothConfig(_Strict):
     "Smoothing")."""
 
     enabled: Annotated[bool, Flag("--no-smooth", "publish the unsmoothed poses", switch=False)] = True
-    min_cutoff: Annotated[float, Flag("--smooth-min-cutoff", "One Euro cutoff at rest (Hz)")] = Field(3.0, gt=0)
-    beta: Annotated[float, Flag("--smooth-beta", "One Euro cutoff added per m/s of joint speed (Hz)")] = Field(
-        40.0, ge=0
+    min_cutoff: Annotated[float, Flag("--smooth-min-cutoff", "One Euro cutoff at rest (Hz)")] = Field(
+        smoothing.MIN_CUTOFF, gt=0
     )
-    d_cutoff: Annotated[float, Flag("--smooth-d-cutoff", "One Euro speed estimate's cutoff (Hz)")] = Field(2.0, gt=0)
+    beta: Annotated[float, Flag("--smooth-beta", "One Euro cutoff added per m/s of joint speed (Hz)")] = Field(
+        smoothing.BETA, ge=0
+    )
+    d_cutoff: Annotated[float, Flag("--smooth-d-cutoff", "One Euro speed estimate's cutoff (Hz)")] = Field(
+        smoothing.D_CUTOFF, gt=0
+    )
 
 
 class PublishConfig(_Strict):

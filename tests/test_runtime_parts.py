@@ -145,6 +145,16 @@ def test_one_euro_bad_params(kwargs):
         OneEuro(**kwargs)
 
 
+def test_the_filters_defaults_are_the_runs():
+    """``OneEuro()``, ``TrackSmoother()`` (what ``HandTracker`` and scripts get) and ``streamhand run`` smooth alike."""
+    from streamhand.runtime_config import SmoothConfig
+
+    run, one, track = SmoothConfig(), OneEuro(), TrackSmoother()
+    want = (run.min_cutoff, run.beta, run.d_cutoff)
+    assert (one.min_cutoff, one.beta, one.d_cutoff) == want
+    assert (track.min_cutoff, track.beta, track.d_cutoff, track.enabled) == (*want, True)
+
+
 def test_track_smoother_resets_ended_tracks():
     s = TrackSmoother(min_cutoff=0.1, beta=0.0)
     s(1, np.zeros(3), 0.0)

@@ -6,6 +6,11 @@ import math
 
 import numpy as np
 
+#: the defaults (``streamhand run``'s too: :class:`streamhand.runtime_config.SmoothConfig`): One Euro's cutoff at rest
+#: (Hz), its rise per m/s of joint speed (Hz) and the speed estimate's cutoff (Hz), as ``python -m train
+#: tune-smoothing`` chose them on rendered clips other than the demo's (docs/usage.md, "Smoothing")
+MIN_CUTOFF, BETA, D_CUTOFF = 3.0, 40.0, 2.0
+
 
 def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
     tau = 1.0 / (2 * math.pi * np.asarray(cutoff))
@@ -16,7 +21,7 @@ class OneEuro:
     """Smooths an array signal; ``min_cutoff`` (Hz) trades jitter for lag at rest, ``beta`` (Hz per unit of the
     signal's speed: per m/s for joints in metres) opens the filter when it moves, ``d_cutoff`` smooths that speed."""
 
-    def __init__(self, min_cutoff: float = 3.0, beta: float = 40.0, d_cutoff: float = 2.0):
+    def __init__(self, min_cutoff: float = MIN_CUTOFF, beta: float = BETA, d_cutoff: float = D_CUTOFF):
         if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
             raise ValueError("One Euro needs min_cutoff > 0, d_cutoff > 0 and beta >= 0")
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
@@ -43,7 +48,8 @@ class OneEuro:
 class TrackSmoother:
     """One :class:`OneEuro` per track id; ``end`` forgets a track."""
 
-    def __init__(self, min_cutoff: float = 3.0, beta: float = 40.0, enabled: bool = True, d_cutoff: float = 2.0):
+    def __init__(self, min_cutoff: float = MIN_CUTOFF, beta: float = BETA, enabled: bool = True,
+                 d_cutoff: float = D_CUTOFF):
         self.min_cutoff, self.beta, self.enabled, self.d_cutoff = min_cutoff, beta, enabled, d_cutoff
         self._filters: dict[int, OneEuro] = {}
 
