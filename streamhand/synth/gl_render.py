@@ -148,7 +148,9 @@ void main() {
         float dw = abs(along - 0.004);
         dark += palmar * 1.5 * (line(dl, 0.0022) + line(dh, 0.0018) + line(dt, 0.0018) + 0.8 * line(dw, 0.0025));
     }
-    base *= 1.0 - 0.6 * detail * clamp(dark, 0.0, 1.0);
+    // as dark as a webcam shows them: darker (0.6, renderer 9) cost MediaPipe's palm detector hands, and much fainter
+    // (0.2) its handedness (renderer 10)
+    base *= 1.0 - 0.4 * detail * clamp(dark, 0.0, 1.0);
     float spec_pow = 28.0, spec_k = gloss;
     // nails: pale pink plate, whiter free edge
     vec3 nail_col = mix(vec3(0.82, 0.56, 0.52), vec3(0.95, 0.90, 0.86), clamp((along - 0.9) / 0.08, 0.0, 1.0));

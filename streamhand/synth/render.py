@@ -34,8 +34,8 @@ RENDER_VERSION = 10  # 6: a skinned mesh drawn by OpenGL, indoor scenes with dep
 # 7: palm lines and flexion creases deep enough to read (MediaPipe took palms for backs); 8: a room's diffuse
 # light (RenderConfig.diffuse_light); 9: the key light reaches the hand (its shadow map was read as all shadow, so
 # the key light, its shadows and the skin's specular were missing); 10: the hand darker toward its outline, where
-# its surface turns away from the camera. RenderConfig.cavities (off by default) and
-# diffuse_light=False change the images: caches built with them are not told apart
+# its surface turns away from the camera, and its creases and palm lines fainter. RenderConfig.cavities (off by
+# default) and diffuse_light=False change the images: caches built with them are not told apart
 
 
 @dataclass
