@@ -1,12 +1,19 @@
 """Int8 graphs for ONNX Runtime on a CPU: the lifter's fully connected layers with 8-bit weights.
 
 At batch 1-2 the lifter's matrix products read every weight once per call, so on a CPU its time is the time to
-stream its weights from memory (about 16 MB in fp32 for the default model); with int8 weights (per output
-channel) and int8 activations quantized on the fly (ONNX Runtime's dynamic quantization) it reads a quarter of
-that. Only ``Gemm`` / ``MatMul`` are quantized (the image experts' convolutions stay fp32). The graph keeps
-its ``streamhand.*`` metadata with ``precision: int8``; its outputs differ from the fp32 graph's by about 1 %
-of the hand's size (``tests/test_int8.py`` bounds it), which moves the demo's and the real photographs' error
-by a tenth of a millimetre (docs/figures.md).
+stream its weights from memory (about 16 MB in fp32 for the default model); with 8-bit weights (per output
+channel) and 8-bit activations quantized on the fly (ONNX Runtime's dynamic quantization) it reads a quarter of
+that. Only ``Gemm`` / ``MatMul`` are quantized (the image experts' convolutions stay fp32).
+
+The weights are unsigned (``uint8``, each channel with its zero point), as the activations are. With signed
+weights ONNX Runtime multiplies ``uint8 x int8`` and, on x86 CPUs without AVX-512 VNNI (AVX2 only: many AMD EPYC
+and older Intel parts), adds pairs of products in 16 bits, which saturate: there the default model's answers
+moved by up to 10 % of the hand's size (95 % on one joint of the depth model's 2d graph) and the demo's error
+rose from 14.6 to 15.3 mm. ``uint8 x uint8`` products are summed exactly on every CPU, so an int8 graph gives the
+same answers everywhere. The graph keeps its ``streamhand.*`` metadata with ``precision: int8`` and
+``int8_weights: uint8`` (int8 graphs quantized before, with signed weights, are quantized again at first use);
+its outputs differ from the fp32 graph's by about 1 % of the hand's size on average (``tests/test_int8.py``
+bounds it), which moves the demo's error by less than a tenth of a millimetre (docs/figures.md).
 
 The shipped models carry int8 graphs beside their fp32 ones (:mod:`streamhand.export.ship`); any other fp32 graph
 is quantized at its first use on a CPU (:func:`int8_graph`, cached beside it).
@@ -28,11 +35,18 @@ PRECISION_CHOICES = ("auto", "fp32", "int8")
 #: the experts whose graphs are fully connected layers only: ``auto`` quantizes these at first use (an image
 #: expert's convolutions stay fp32 and are its cost, so for them only a shipped int8 graph is taken)
 KEYPOINT_INPUTS = frozenset({"2d", "world"})
+#: the weights' type in the int8 graphs this version makes (``int8_weights`` in their metadata)
+INT8_WEIGHTS = "uint8"
 
 
 def all_keypoints(modalities) -> bool:
     """Whether a graph of these experts is fully connected layers only (worth quantizing)."""
     return set(modalities) <= KEYPOINT_INPUTS
+
+
+def current_int8(meta: dict) -> bool:
+    """Whether an int8 graph's metadata says it was quantized as this version quantizes (unsigned weights)."""
+    return meta.get("precision") == "int8" and meta.get("int8_weights") == INT8_WEIGHTS
 
 
 def quantize_graph(src: Path, dst: Path) -> dict:
@@ -52,14 +66,14 @@ def quantize_graph(src: Path, dst: Path) -> dict:
         previous = logging.root.manager.disable
         logging.disable(logging.WARNING)  # the quantizer's advice to pre-process (shape inference) on the root logger
         try:
-            quantize_dynamic(str(src), str(out), per_channel=True, weight_type=QuantType.QInt8,
+            quantize_dynamic(str(src), str(out), per_channel=True, weight_type=QuantType.QUInt8,
                              op_types_to_quantize=list(QUANTIZED_OPS))  # fmt: skip
         except Exception as e:  # the tool raises what onnx raises: one line for the caller
             raise ExportError(f"{src}: int8 quantization failed ({type(e).__name__}: {e})") from None
         finally:
             logging.disable(previous)
         proto = onnx.load(str(out))
-    meta["precision"] = "int8"
+    meta["precision"], meta["int8_weights"] = "int8", INT8_WEIGHTS
     write_onnx_metadata(proto, meta)
     part = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")  # two runs quantizing at once do not share a file
     onnx.save(proto, str(part))
@@ -83,9 +97,9 @@ def int8_graph(fp32: Path, fp32_meta: dict, sha: str | None) -> tuple[Path, dict
     if dst.is_file():
         try:
             meta = read_onnx_metadata(dst)
-            if meta == {**fp32_meta, "precision": "int8"}:
+            if meta == {**fp32_meta, "precision": "int8", "int8_weights": INT8_WEIGHTS}:
                 return dst, meta
         except ExportError:
-            pass  # unreadable or stale: made again
+            pass  # unreadable, stale or with signed weights: made again
     log.info("quantizing %s to int8 for the CPU (first use; cached in %s)", fp32.name, folder)
     return dst, quantize_graph(fp32, dst)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from streamhand.infer.base import Backend, BackendOutput
-from streamhand.infer.int8 import PRECISION_CHOICES, all_keypoints, int8_graph
+from streamhand.infer.int8 import PRECISION_CHOICES, all_keypoints, current_int8, int8_graph
 from streamhand.modalities import has_expert, ordered
 from streamhand.model_files import (
     INPUT_NAMES,
@@ -180,7 +180,7 @@ class OnnxRuntimeBackend(Backend):
         if self.precision != "int8":
             return path, meta
         hit = pick_graph(graphs, meta["modalities"], int(meta["n_samples"]), "int8")
-        if hit is not None:
+        if hit is not None and current_int8(hit[1]):
             return hit
         if not self._explicit_int8 and not all_keypoints(meta["modalities"]):
             return path, meta
