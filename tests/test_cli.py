@@ -205,6 +205,7 @@ def test_info_lists_versions():
     r = invoke("info")
     assert r.returncode == 0
     assert "mediapipe" in r.stdout and "onnxruntime providers" in r.stdout
+    assert r.stdout.splitlines()[1].split()[0] == "CPU"
 
 
 @pytest.mark.parametrize(

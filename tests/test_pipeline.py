@@ -220,6 +220,7 @@ def test_stalled_subscriber_does_not_slow_the_pipeline(tiny_checkpoint):
         t0 = time.monotonic()
         rep = pipe.run()
         assert rep["frames_processed"] == 40
+        assert rep["cpu"]["cores"] >= 1 and rep["cpu"]["model"]  # which machine the latencies are from
         assert time.monotonic() - t0 < 60  # it finished; a blocking send would hang here
         assert pub.sent > 40
     finally:

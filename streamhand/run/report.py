@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from streamhand.capture.base import FrameSource
+from streamhand.cpu import cpu_facts
 from streamhand.outputs import write_text_atomic
 
 
@@ -35,6 +36,7 @@ def run_report(pipe: Any) -> dict:
         "handedness_switches": sum(pipe.linker.switches.values()),
         "handedness_switches_by_track": {str(k): v for k, v in sorted(pipe.linker.switches.items())},
         "handedness_overruled": pipe.linker.overruled,
+        "cpu": cpu_facts(),  # which machine the latencies are from
     }  # fmt: skip
     truth = pipe.emitter.truth
     if truth.truth_hands:  # ground truth: the share of true hands that were found

@@ -1,4 +1,4 @@
-"""What ``streamhand info`` prints: versions of what the runtime uses, the backend ``auto`` picks here and why,
+"""What ``streamhand info`` prints: the CPU, versions of what the runtime uses, the backend ``auto`` picks here and why,
 and each shipped model's card (its summary and headline figures). Needs no PyTorch."""
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ def _version(pkg: str) -> str:
 
 
 def describe() -> Iterator[str]:
+    from streamhand.cpu import describe_cpu
     from streamhand.infer.select import choose, installed, model_encoders
     from streamhand.model_files import INPUT_NAMES, shipped_models
     from streamhand.sidecar import this_machine
     from streamhand.version import __version__
 
     yield f"streamhand {__version__}  python {sys.version.split()[0]}"
+    yield f"  CPU                      {describe_cpu()}"
     for pkg in PACKAGES:
         yield f"  {pkg:24s} {_version(pkg)}"
     yield f"  CUDA GPU                 {this_machine().gpu or 'none'}"

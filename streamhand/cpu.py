@@ -1,0 +1,50 @@
+"""What this machine's CPU is: its model, its cores and the vector instruction sets that set how fast (and, for int8
+graphs with signed weights, how exactly) ONNX Runtime and MediaPipe run here. ``streamhand info`` prints it and every
+run report carries it, so figures measured on different machines can be told apart."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+#: the instruction sets worth naming: 8-bit dot products (VNNI, AMX) and the vector widths
+FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp")
+
+
+def parse_cpuinfo(text: str) -> tuple[str | None, list[str]]:
+    """The first processor's model name and which of :data:`FLAGS` it has, from ``/proc/cpuinfo``'s text (x86:
+    ``model name`` and ``flags``; ARM: ``Features``, and no model name)."""
+    model, have = None, set()
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key = key.strip().lower()
+        if key == "model name" and model is None:
+            model = value.strip() or None
+        elif key in ("flags", "features") and not have:
+            have = set(value.split())
+    return model, [f for f in FLAGS if f in have]
+
+
+def cpu_facts(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
+    """``{"model": str, "cores": int, "flags": [...]}``: the CPU's name, the cores this process may use and its
+    instruction sets among :data:`FLAGS` (empty where the system does not say: not Linux)."""
+    model, flags = None, []
+    try:
+        model, flags = parse_cpuinfo(cpuinfo.read_text(errors="replace"))
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    return {"model": model or platform.processor() or platform.machine() or "unknown", "cores": cores, "flags": flags}
+
+
+def describe_cpu(facts: dict | None = None) -> str:
+    """One line, e.g. ``AMD EPYC, 2 cores (avx2, fma)``."""
+    f = cpu_facts() if facts is None else facts
+    sets = f" ({', '.join(f['flags'])})" if f["flags"] else ""
+    return f"{f['model']}, {f['cores']} core{'s' if f['cores'] != 1 else ''}{sets}"
