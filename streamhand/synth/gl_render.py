@@ -180,9 +180,12 @@ void main() {
     float ao = 0.75 + 0.25 * clamp(dot(N, V) * 1.5, 0.0, 1.0);
     vec3 H = normalize(key_dir + V);
     float fres = 0.04 + 0.96 * pow(1.0 - clamp(dot(H, V), 0.0, 1.0), 5.0);
-    float spec = spec_k * fres * 6.0 * pow(clamp(dot(N, H), 0.0, 1.0), spec_pow) * sh * step(0.0, ndl);
+    // the sheen twice renderer 10's (renderer 11)
+    float spec = spec_k * fres * 12.0 * pow(clamp(dot(N, H), 0.0, 1.0), spec_pow) * sh * step(0.0, ndl);
     // the hand's own cavities: the room's light (fill, ambient) blocked, the key light in part
-    vec3 col = base * (diff_key * mix(1.0, v_ao, 0.8) * key_col + (diff_fill * fill_col + amb * ao) * v_ao)
+    // the room's ambient light at half renderer 8's share: that balance was set while the key light was missing
+    // (renderer 9), and with the key light at work MediaPipe finds more hands with less of it (renderer 11)
+    vec3 col = base * (diff_key * mix(1.0, v_ao, 0.8) * key_col + (diff_fill * fill_col + 0.5 * amb * ao) * v_ao)
                + spec * key_col;
     // skin turning away from the camera darkens toward the outline, as real skin does (the light scattered under
     // it leaves sideways): MediaPipe's palm detector takes the hand for one more readily (renderer 10)

@@ -30,11 +30,12 @@ SKIN_TONES = np.array(
 
 
 #: bump when rendered images change, so caches built from renders (MediaPipe labels) are rebuilt
-RENDER_VERSION = 10  # 6: a skinned mesh drawn by OpenGL, indoor scenes with depth, webcam and RealSense models;
+RENDER_VERSION = 11  # 6: a skinned mesh drawn by OpenGL, indoor scenes with depth, webcam and RealSense models;
 # 7: palm lines and flexion creases deep enough to read (MediaPipe took palms for backs); 8: a room's diffuse
 # light (RenderConfig.diffuse_light); 9: the key light reaches the hand (its shadow map was read as all shadow, so
 # the key light, its shadows and the skin's specular were missing); 10: the hand darker toward its outline, where
-# its surface turns away from the camera, and its creases and palm lines fainter. RenderConfig.cavities (off by
+# its surface turns away from the camera, and its creases and palm lines fainter; 11: the room's ambient light at
+# half its share and the skin's sheen doubled, with the key light at work. RenderConfig.cavities (off by
 # default) and diffuse_light=False change the images: caches built with them are not told apart
 
 
