@@ -84,14 +84,14 @@ def test_int8_weights_are_unsigned_so_every_cpu_sums_them_exactly(tiny_checkpoin
 
 def test_an_int8_graph_with_signed_weights_is_quantized_again(tiny_checkpoint, tmp_path, monkeypatch):
     """Graphs cached by an earlier version (int8 weights, no ``int8_weights``) are made again at first use."""
+    import onnx
+
     from streamhand.export.onnx_export import prepare_graph
     from streamhand.model_files import write_onnx_metadata
 
     monkeypatch.setenv("STREAMHAND_CACHE", str(tmp_path / "cache"))
     OnnxRuntimeBackend(str(tiny_checkpoint), ("2d",), n_samples=0, prepare=prepare_graph, precision="auto")
     (made,) = (tmp_path / "cache").rglob("*.int8.onnx")
-    import onnx
-
     proto = onnx.load(str(made))
     meta = read_onnx_metadata(made)
     del meta["int8_weights"]

@@ -44,14 +44,19 @@ def all_keypoints(modalities) -> bool:
     return set(modalities) <= KEYPOINT_INPUTS
 
 
+def int8_metadata(fp32_meta: dict) -> dict:
+    """The metadata of the int8 graph this version makes from a graph with ``fp32_meta``."""
+    return {**fp32_meta, "precision": "int8", "int8_weights": INT8_WEIGHTS}
+
+
 def current_int8(meta: dict) -> bool:
     """Whether an int8 graph's metadata says it was quantized as this version quantizes (unsigned weights)."""
-    return meta.get("precision") == "int8" and meta.get("int8_weights") == INT8_WEIGHTS
+    return meta == int8_metadata(meta)
 
 
 def quantize_graph(src: Path, dst: Path) -> dict:
     """Write the int8 version of the fp32 streamhand graph ``src`` (external weights are read) to ``dst``
-    atomically; returns its metadata (``src``'s, with ``precision`` int8)."""
+    atomically; returns its metadata (:func:`int8_metadata` of ``src``'s)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -73,7 +78,7 @@ def quantize_graph(src: Path, dst: Path) -> dict:
         finally:
             logging.disable(previous)
         proto = onnx.load(str(out))
-    meta["precision"], meta["int8_weights"] = "int8", INT8_WEIGHTS
+    meta = int8_metadata(meta)
     write_onnx_metadata(proto, meta)
     part = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")  # two runs quantizing at once do not share a file
     onnx.save(proto, str(part))
@@ -97,7 +102,7 @@ def int8_graph(fp32: Path, fp32_meta: dict, sha: str | None) -> tuple[Path, dict
     if dst.is_file():
         try:
             meta = read_onnx_metadata(dst)
-            if meta == {**fp32_meta, "precision": "int8", "int8_weights": INT8_WEIGHTS}:
+            if meta == int8_metadata(fp32_meta):
                 return dst, meta
         except ExportError:
             pass  # unreadable, stale or with signed weights: made again
