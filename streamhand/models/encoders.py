@@ -29,12 +29,13 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, in_dim: int, z_dim: int, hidden: int = 512, layers: int = 2):
         super().__init__()
+        self.z_dim = z_dim
         self.net = mlp(in_dim, hidden, layers, 2 * z_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.net(x.flatten(1))
-        mu, logvar = h.chunk(2, dim=-1)
-        return mu, logvar.clamp(-12.0, 8.0)
+        # halves at a known width (an exported graph slices at constants: no shape arithmetic per call)
+        return h[:, : self.z_dim], h[:, self.z_dim :].clamp(-12.0, 8.0)
 
 
 class BasicBlock(nn.Module):

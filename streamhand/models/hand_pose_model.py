@@ -49,7 +49,7 @@ def posterior_spread(decode, mu: torch.Tensor, logvar: torch.Tensor, joints: tor
     if noise is None and n_samples > 0:
         noise = torch.randn(n_samples, *mu.shape, device=mu.device, dtype=mu.dtype)
     if noise is None or noise.shape[0] == 0:
-        return torch.zeros(joints.shape[:2], device=mu.device, dtype=mu.dtype)
+        return torch.zeros_like(joints[..., 0])  # shaped like the joints (an exported graph: no shape arithmetic)
     k, b, zd = noise.shape
     z = mu.unsqueeze(0) + noise * torch.exp(0.5 * logvar).unsqueeze(0)
     samples = decode(z.reshape(k * b, zd), "3d").view(k, b, -1, 3)
@@ -147,11 +147,12 @@ class HandPoseModel(nn.Module):
         if len(experts) > 1:  # the fused mean and each expert with the prior at its own: one decoder pass (the
             # decoder's weights read once, not twice: at batch 1 reading them is most of its time)
             own = [product_of_experts([m], [lv])[0] for m, lv in zip(mus, logvars)]
-            every = self.decode(torch.cat([mu, *own]), "3d").view(len(mus) + 1, mu.shape[0], -1, 3)
+            n_joints = self.decoders["3d"].num_joints  # a constant: an exported graph reshapes without shape arithmetic
+            every = self.decode(torch.cat([mu, *own]), "3d").view(len(mus) + 1, -1, n_joints, 3)
             joints, each = every[0], every[1:]
             disagreement = ((each - joints.unsqueeze(0)) ** 2).sum(-1).mean(0).sqrt()
         else:
             joints = self.decode(mu, "3d")
-            disagreement = torch.zeros(joints.shape[:2], device=mu.device, dtype=mu.dtype)
+            disagreement = torch.zeros_like(joints[..., 0])  # shaped like the joints, without shape arithmetic
         joint_std = posterior_spread(self.decode, mu, logvar, joints, n_samples, noise)
         return PoseOutput(joints, joint_std, mu, logvar, disagreement)

@@ -17,13 +17,12 @@ def product_of_experts(
         raise ValueError("product_of_experts needs at least one expert")
     if len(mus) != len(logvars):
         raise ValueError("mus and logvars differ in length")
-    ref = mus[0] if mus else None
-    precision = torch.zeros_like(ref) if ref is not None else None
-    weighted = torch.zeros_like(ref) if ref is not None else None
-    for mu, logvar in zip(mus, logvars):
+    precision: torch.Tensor | None = None
+    weighted: torch.Tensor | None = None
+    for mu, logvar in zip(mus, logvars):  # the first expert starts the sums (no zeros to add it to)
         p = torch.exp(-logvar) + eps
-        precision = precision + p
-        weighted = weighted + mu * p
+        precision = p if precision is None else precision + p
+        weighted = mu * p if weighted is None else weighted + mu * p
     if include_prior:
         if precision is None:
             raise ValueError("the prior alone has no batch shape; pass at least one expert")
