@@ -36,13 +36,12 @@ def view_rotation(landmarks_px: np.ndarray, k: Any) -> np.ndarray:
     onto the optical axis, by the smallest turn."""
     px = np.asarray(landmarks_px, dtype=np.float64)
     c = _rays(0.5 * (px[:, WRIST : WRIST + 1] + px[:, MIDDLE_MCP : MIDDLE_MCP + 1]), k)[:, 0]
-    c /= np.sqrt((c * c).sum(-1))[:, None]
-    # the turn's axis is c x (0, 0, 1) = (c_y, -c_x, 0): |axis| = sin(angle); Rodrigues' formula written out
-    sin = np.hypot(c[:, 0], c[:, 1])
-    ux, uy = c[:, 1] / np.maximum(sin, 1e-12), -c[:, 0] / np.maximum(sin, 1e-12)
-    kx = np.zeros((len(c), 3, 3))
-    kx[:, 0, 2], kx[:, 1, 2], kx[:, 2, 0], kx[:, 2, 1] = uy, -ux, -uy, ux
-    return np.eye(3) + sin[:, None, None] * kx + (1 - c[:, 2])[:, None, None] * (kx @ kx)
+    a, b, z = (c / np.sqrt((c * c).sum(-1))[:, None]).T
+    # the turn about c x (0, 0, 1) that takes the unit ray (a, b, z) onto the axis (Rodrigues' formula, multiplied
+    # out: 1 - cos = 1 - z and sin^2 = a^2 + b^2 = (1 - z)(1 + z)); a pixel's ray has z > 0
+    q = 1.0 / (1.0 + z)
+    ab = -a * b * q
+    return np.stack([1.0 - a * a * q, ab, -a, ab, 1.0 - b * b * q, -b, a, b, z], -1).reshape(-1, 3, 3)
 
 
 def to_view(landmarks_px: np.ndarray, k: Any, rot: np.ndarray) -> np.ndarray:

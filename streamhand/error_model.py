@@ -70,6 +70,11 @@ def _norm(x: np.ndarray) -> np.ndarray:
     return np.sqrt((x * x).sum(-1))
 
 
+def _mean1(x: np.ndarray) -> np.ndarray:
+    """The mean of each row of a (B, n) array: ``x.mean(1)``, the same numbers without its overhead."""
+    return x.sum(1) / x.shape[1]
+
+
 def hand_features(
     uv: np.ndarray,
     joints_cam: np.ndarray,
@@ -83,8 +88,8 @@ def hand_features(
     hand sizes, None where ``log_residual`` is not needed).
 
     ``uv`` (B, 21, 2) MediaPipe's landmarks (px); ``joints_cam`` (B, 21, 3) the placed answer (metres, camera frame,
-    before smoothing); ``k`` (fx, fy, cx, cy), scalars or (B,); ``world`` (B, 21, 3) MediaPipe's metric landmarks;
-    ``disagreement`` (B, 21) the fused experts' distance from the fused answer in reference bones (None: one
+    before smoothing); ``k`` (fx, fy, cx, cy), all scalars or all (B,); ``world`` (B, 21, 3) MediaPipe's metric
+    landmarks; ``disagreement`` (B, 21) the fused experts' distance from the fused answer in reference bones (None: one
     expert); ``handedness_score`` (B,) MediaPipe's. ``needed`` (len(FEATURES),) bool: the features a model weighs
     (the others, left 0, are not computed: a run spends nothing on evidence its error model ignores)."""
     need = dict(zip(FEATURES, np.ones(len(FEATURES), bool) if needed is None else np.asarray(needed, bool)))
@@ -92,27 +97,27 @@ def hand_features(
     cam = np.asarray(joints_cam, np.float64)
     b = len(uv)
     zeros = np.zeros(b)
-    fx, fy, cx, cy = (np.broadcast_to(np.asarray(q, np.float64), (b,)) for q in k)
+    fx, fy, cx, cy = np.broadcast_to(np.asarray(k, np.float64).reshape(4, -1), (4, b))  # one broadcast, four rows
     size = np.maximum((uv.max(1) - uv.min(1)).max(1), 1.0)
     res = _reprojection(uv, cam, fx, fy, cx, cy) / size[:, None] if need["log_residual"] else None
     if world is not None and need["log_world_residual"]:
         w = np.asarray(world, np.float64)
         w = w - w[:, :1]
         wres = _reprojection(uv, w + solve_roots(uv, w, fx, fy, cx, cy)[:, None], fx, fy, cx, cy)
-        log_wres = np.log(wres.mean(1) / size + 1e-3)
+        log_wres = np.log(_mean1(wres) / size + 1e-3)
     else:
         log_wres = zeros
-    dis = zeros if disagreement is None else np.log(np.asarray(disagreement)[:, 1:].mean(1) + 1e-3)
+    dis = zeros if disagreement is None else np.log(_mean1(np.asarray(disagreement)[:, 1:]) + 1e-3)
     doubt = zeros if handedness_score is None else 1.0 - np.clip(np.asarray(handedness_score, float), 0, 1)
     rel = cam - cam[:, :1]
     if need["bone_implausibility"]:
         bones = _norm(rel[:, _CHILD] - rel[:, _PARENT])
         ref = np.maximum(_norm(rel[:, 10] - rel[:, 9]), 1e-6)
-        implausible = np.abs(np.log(np.maximum(bones / ref[:, None], 1e-3) / _template())).mean(1)
+        implausible = _mean1(np.abs(np.log(np.maximum(bones / ref[:, None], 1e-3) / _template())))
     else:
         implausible = zeros
     edge_on = _edge_on(cam, rel) if need["edge_on"] else zeros
-    log_res = np.log(res[:, 1:].mean(1) + 1e-3) if res is not None else zeros
+    log_res = np.log(_mean1(res[:, 1:]) + 1e-3) if res is not None else zeros
     feats = np.stack([np.log(size / 100.0), log_res, log_wres, dis, doubt, implausible, edge_on], 1)
     return feats, res
 
@@ -176,7 +181,7 @@ class ErrorModel:
     def __call__(self, feats: np.ndarray, rel: np.ndarray, ref_m: np.ndarray) -> HandJudgement:
         e = self.expected_errors(feats, rel, ref_m)
         e[:, 0] = 0.0  # the wrist is the origin of wrist-relative joints
-        quality = self.quality_bias * e[:, 1:].mean(1)
+        quality = self.quality_bias * _mean1(e[:, 1:])
         conf = _phi((np.log(CONFIDENT_BELOW_M) - np.log(np.maximum(quality, 1e-6))) / self.quality_sigma)
         return HandJudgement(self.kappa * e, quality, conf)
 

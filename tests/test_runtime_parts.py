@@ -431,6 +431,9 @@ def test_depth_at_matches_its_definition_everywhere():
         depth = rng.uniform(0.3, 1.0, (h, w)).astype(np.float32) * (rng.random((h, w)) > rng.random())
         uv = rng.uniform(-8, max(h, w) + 8, (21, 2))
         np.testing.assert_allclose(depth_at(depth, uv), _depth_at_loop(depth, uv), equal_nan=True)
+        if min(h, w) >= 8:  # every window inside the image (a hand's usual case)
+            inner = rng.uniform(3.0, [w - 4.0, h - 4.0], (21, 2))
+            np.testing.assert_allclose(depth_at(depth, inner), _depth_at_loop(depth, inner), equal_nan=True)
 
 
 @pytest.mark.parametrize(

@@ -49,9 +49,9 @@ def solve_root(uv: np.ndarray, rel: np.ndarray, k: Intrinsics, z_root: float | N
 
 
 def solve_roots(uv: np.ndarray, rel: np.ndarray, fx, fy, cx, cy, z_root: np.ndarray | None = None) -> np.ndarray:
-    """:func:`solve_root` for B hands at once: ``uv`` (B, 21, 2), ``rel`` (B, 21, 3), intrinsics scalars or (B,),
-    ``z_root`` (B,) or None -> (B, 3)."""
-    fx, fy, cx, cy = (np.reshape(np.asarray(q, np.float64), (-1, 1)) for q in (fx, fy, cx, cy))
+    """:func:`solve_root` for B hands at once: ``uv`` (B, 21, 2), ``rel`` (B, 21, 3), intrinsics all scalars or all
+    (B,), ``z_root`` (B,) or None -> (B, 3)."""
+    fx, fy, cx, cy = np.asarray((fx, fy, cx, cy), np.float64).reshape(4, -1, 1)  # all scalars or all (B,)
     du, dv = uv[..., 0] - cx, uv[..., 1] - cy
     bu, bv = du * rel[..., 2] - fx * rel[..., 0], dv * rel[..., 2] - fy * rel[..., 1]
     if z_root is not None:  # the depth is known: X and Y are the means
@@ -82,6 +82,10 @@ def depth_at(depth: np.ndarray, uv: np.ndarray, radius: int = 3) -> np.ndarray:
     d = np.arange(-radius, radius + 1)
     ys = (p[:, 1, None] + d)[:, :, None]  # (n, k, 1)
     xs = (p[:, 0, None] + d)[:, None, :]  # (n, 1, k)
+    lo, hi = p.min(0), p.max(0)
+    if lo[0] >= radius and lo[1] >= radius and hi[0] < w - radius and hi[1] < h - radius:  # every window inside
+        win = depth[ys, xs].reshape(len(p), -1).astype(np.float64)
+        return masked_median(win, win > 0)
     inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
     win = depth[np.clip(ys, 0, h - 1), np.clip(xs, 0, w - 1)].reshape(len(p), -1).astype(np.float64)
     return masked_median(win, inside.reshape(len(p), -1) & (win > 0))
@@ -135,7 +139,7 @@ def scales_per_depth(uv: np.ndarray, rel_norm: np.ndarray, fx, fy, cx, cy) -> np
 
     Per joint, fx*(X + s*x) = (u-cx)*(z_root + s*z): linear in (X, Y, s); the right side is proportional to
     ``z_root``, and so are X, Y and s."""
-    fx, fy, cx, cy = (np.reshape(np.asarray(q, np.float64), (-1, 1)) for q in (fx, fy, cx, cy))
+    fx, fy, cx, cy = np.asarray((fx, fy, cx, cy), np.float64).reshape(4, -1, 1)  # all scalars or all (B,)
     du, dv = uv[..., 0] - cx, uv[..., 1] - cy
     x, y, z = rel_norm[..., 0], rel_norm[..., 1], rel_norm[..., 2]
     return shift_solve(fx[:, 0], fy[:, 0], fx * x - du * z, du, fy * y - dv * z, dv)[2]
