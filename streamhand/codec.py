@@ -25,17 +25,27 @@ WORLD_NORM = "wrist_rel_palm_mean"
 _PALM_MCPS = slice(5, 18, 4)  # the finger MCPs 5, 9, 13, 17 as a slice: a view, no gather
 
 
-def _rays(px: np.ndarray, k: Any) -> np.ndarray:
-    """Pixels (B, J, 2) -> camera rays (B, J, 3) with z = 1; ``k`` has fx, fy, cx, cy (scalars or (B,))."""
-    f = [np.asarray(getattr(k, a), dtype=np.float64).reshape(-1, 1) for a in ("fx", "fy", "cx", "cy")]
-    return np.stack([(px[..., 0] - f[2]) / f[0], (px[..., 1] - f[3]) / f[1], np.ones(px.shape[:-1])], -1)
+def _focal(k: Any) -> np.ndarray:
+    """(4, B or 1, 1): fx, fy, cx, cy of ``k`` (each a scalar, or all (B,))."""
+    return np.asarray((k.fx, k.fy, k.cx, k.cy), dtype=np.float64).reshape(4, -1, 1)
+
+
+def _rays(px: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Pixels (B, J, 2) -> camera rays (B, J, 3) with z = 1; ``f``: :func:`_focal`'s."""
+    ray = np.ones((*px.shape[:-1], 3))
+    ray[..., 0] = (px[..., 0] - f[2]) / f[0]
+    ray[..., 1] = (px[..., 1] - f[3]) / f[1]
+    return ray
 
 
 def view_rotation(landmarks_px: np.ndarray, k: Any) -> np.ndarray:
     """(B, 3, 3) rotations taking the ray through each hand's palm centre (wrist/middle-MCP midpoint)
     onto the optical axis, by the smallest turn."""
-    px = np.asarray(landmarks_px, dtype=np.float64)
-    c = _rays(0.5 * (px[:, WRIST : WRIST + 1] + px[:, MIDDLE_MCP : MIDDLE_MCP + 1]), k)[:, 0]
+    return _view_rotation(np.asarray(landmarks_px, dtype=np.float64), _focal(k))
+
+
+def _view_rotation(px: np.ndarray, f: np.ndarray) -> np.ndarray:
+    c = _rays(0.5 * (px[:, WRIST : WRIST + 1] + px[:, MIDDLE_MCP : MIDDLE_MCP + 1]), f)[:, 0]
     a, b, z = (c / np.sqrt((c * c).sum(-1))[:, None]).T
     # the turn about c x (0, 0, 1) that takes the unit ray (a, b, z) onto the axis (Rodrigues' formula, multiplied
     # out: 1 - cos = 1 - z and sin^2 = a^2 + b^2 = (1 - z)(1 + z)); a pixel's ray has z > 0
@@ -46,7 +56,11 @@ def view_rotation(landmarks_px: np.ndarray, k: Any) -> np.ndarray:
 
 def to_view(landmarks_px: np.ndarray, k: Any, rot: np.ndarray) -> np.ndarray:
     """Pixels (B, 21, 2) -> the virtual camera's normalised image coordinates (B, 21, 2)."""
-    r = _rays(np.asarray(landmarks_px, dtype=np.float64), k) @ rot.transpose(0, 2, 1)
+    return _to_view(np.asarray(landmarks_px, dtype=np.float64), _focal(k), rot)
+
+
+def _to_view(px: np.ndarray, f: np.ndarray, rot: np.ndarray) -> np.ndarray:
+    r = _rays(px, f) @ rot.transpose(0, 2, 1)
     return r[..., :2] / r[..., 2:3]
 
 
@@ -57,9 +71,10 @@ def encode_2d(landmarks_px: np.ndarray, left: np.ndarray | bool, k: Any = None) 
     if k is None:
         rot = np.broadcast_to(np.eye(3), (len(px), 3, 3)).copy()
         view = px
-    else:
-        rot = view_rotation(px, k)
-        view = to_view(px, k, rot)
+    else:  # the intrinsics read once for both
+        f = _focal(k)
+        rot = _view_rotation(px, f)
+        view = _to_view(px, f, rot)
     return canonical_hand(normalize_2d(view), left).astype(np.float32), rot
 
 
