@@ -44,6 +44,21 @@ def _features(cam, uv=None, world=None, dis=None, score=0.9):
     return dict(zip(FEATURES, f[0])), res[0]
 
 
+def test_evidence_of_several_hands_with_intrinsics_per_hand_or_shared():
+    """Hands judged at once, with the camera given once or one per hand (a batch from several cameras), get what
+    each gets alone."""
+    cams = np.stack([_hand(), _hand(facing=False), _hand() + np.array([0.05, -0.02, 0.1])])
+    uv = _project(cams) + np.random.default_rng(1).normal(0, 2, (3, 21, 2))
+    world = cams - cams.mean(1, keepdims=True)
+    dis, score = np.full((3, 21), 0.1), np.array([0.9, 0.6, 1.0])
+    shared, _ = hand_features(uv, cams, K, world, dis, score)
+    per_hand, _ = hand_features(uv, cams, tuple(np.full(3, q) for q in K), world, dis, score)
+    alone = np.concatenate([hand_features(uv[i : i + 1], cams[i : i + 1], K, world[i : i + 1], dis[i : i + 1],
+                                          score[i : i + 1])[0] for i in range(3)])  # fmt: skip
+    np.testing.assert_allclose(shared, alone, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(per_hand, alone, rtol=0, atol=1e-12)
+
+
 def test_evidence_from_known_geometry():
     cam = _hand()
     exact, res = _features(cam, world=cam - cam.mean(0))
