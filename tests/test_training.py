@@ -48,13 +48,39 @@ def test_reconstruction_terms(kind, expected):
 
 
 @pytest.mark.slow
-def test_bf16_training_keeps_float32_weights(tmp_path):
+def test_bf16_training_keeps_float32_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr("streamhand.cpu.bf16_at_speed", lambda *a: True)  # bf16 even on a CPU where it is slow
     over = {"out_dir": str(tmp_path), "steps": 60, "eval_every": 60, "precision": "bf16"}
     path = fit(load_yaml(TrainConfig, SMOKE, over), progress=False)
     raw = torch.load(path, weights_only=True)
     assert all(v.dtype == torch.float32 for v in raw["state_dict"].values() if v.is_floating_point())
     hist = raw["history"]
     assert torch.isfinite(torch.tensor(hist[-1]["loss"])) and hist[-1]["val_epe_mean_mm"] < 200
+
+
+@pytest.mark.parametrize(
+    ("precision", "device", "flags", "trained_in", "warned"),
+    [
+        ("bf16", "cpu", "avx2 fma", "fp32", True),  # AVX2 alone: bf16 about 30 times slower than fp32 there
+        ("bf16", "cpu", "avx2 fma avx512f", "bf16", False),
+        ("bf16", "cpu", None, "bf16", False),  # the system does not say: as the recipe asks
+        ("bf16", "cuda", "avx2 fma", "bf16", False),  # a GPU's bf16 does not depend on the CPU
+        ("fp32", "cpu", "avx2 fma avx512f", "fp32", False),
+    ],
+)
+def test_bf16_recipe_trains_in_fp32_where_the_cpu_is_slow_at_it(tmp_path, caplog, precision, device, flags,
+                                                                  trained_in, warned):  # fmt: skip
+    from train.fit import precision_here
+
+    cpuinfo = tmp_path / "cpuinfo"
+    if flags is not None:
+        cpuinfo.write_text(f"model name\t: a CPU\nflags\t\t: {flags}\n")
+    cfg = load_yaml(TrainConfig, SMOKE, {"precision": precision})
+    with caplog.at_level("WARNING", logger="train.fit"):
+        got = precision_here(cfg, torch.device(device), cpuinfo)
+    assert got.precision == trained_in
+    assert got.model_dump(exclude={"precision"}) == cfg.model_dump(exclude={"precision"})  # nothing else changed
+    assert ("training in fp32" in caplog.text) is warned
 
 
 @pytest.mark.parametrize("data", [{"chunk": 4096}, {"chunk": 256, "pool_samples": 640}])  # new data; a replayed pool

@@ -1,8 +1,9 @@
 """The training loop: seeded synthetic batches (optionally made by worker processes), Adam, KL warm-up,
 progress bar, periodic evaluation, atomic checkpoints with embedded config and metrics, exact resume.
 
-On CPU or one CUDA GPU (bf16 autocast on either with ``precision: bf16``); under ``torchrun`` one process per
-GPU with DistributedDataParallel. Checkpoints hold CPU tensors, so they load on any device.
+On CPU or one CUDA GPU (bf16 autocast on either with ``precision: bf16``; fp32 on a CPU without bf16 arithmetic at
+speed, :func:`precision_here`); under ``torchrun`` one process per GPU with DistributedDataParallel. Checkpoints hold
+CPU tensors, so they load on any device.
 """
 
 from __future__ import annotations
@@ -200,7 +201,21 @@ def _resume_state(path: str | Path, cfg: TrainConfig) -> dict:
     return raw
 
 
+def precision_here(cfg: TrainConfig, device: torch.device, cpuinfo: Path = Path("/proc/cpuinfo")) -> TrainConfig:
+    """The recipe as it trains on ``device``: ``precision: bf16`` on a CPU whose bfloat16 arithmetic takes PyTorch's
+    slow path (no AVX-512, AMX or ARM BF16: :func:`streamhand.cpu.bf16_at_speed`) trains in fp32 instead, said in a
+    warning and recorded in the checkpoints' recipe."""
+    from streamhand.cpu import bf16_at_speed
+
+    if cfg.precision != "bf16" or device.type != "cpu" or bf16_at_speed(cpuinfo) is not False:
+        return cfg
+    log.warning("precision bf16: this CPU has no bfloat16 arithmetic at speed (no AVX-512, AMX or ARM BF16), where "
+                "a training step takes about 30 times as long as in fp32: training in fp32")  # fmt: skip
+    return cfg.model_copy(update={"precision": "fp32"})
+
+
 def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress: bool) -> Path:
+    cfg = precision_here(cfg, where.device)
     out = Path(cfg.out_dir) / cfg.name
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
