@@ -157,7 +157,8 @@ def _run(cfg) -> int:
             logging.getLogger().removeHandler(handler)
         run.detector.close()
         if cfg.compare_mediapipe and not src.live and rep["frames_processed"]:
-            log.info("--compare-mediapipe: timing MediaPipe alone on the same %d frames", rep["frames_processed"])
+            log.info("--compare-mediapipe: timing MediaPipe alone on the same %d frames%s", rep["frames_processed"],
+                     ", back to back, then paced as the run was" if cfg.source.realtime else "")  # fmt: skip
             try:
                 run.compare_mediapipe(rep)
             except RunError as e:
@@ -193,6 +194,9 @@ def _summary(rep: dict) -> str:
         parts.append(f"EPE {rep['epe_mean_mm']:.1f} mm")
     if "ratio_to_mediapipe" in rep:
         parts.append(f"x{rep['ratio_to_mediapipe']:.2f} of MediaPipe alone")
+    paced = rep.get("mediapipe_alone", {}).get("paced", {})
+    if paced.get("frames") and e2e:
+        parts.append(f"e2e p95 {e2e['p95'] - paced['end_to_end_ms_p95']:+.1f} ms on MediaPipe alone paced")
     return "done: " + ", ".join(parts)
 
 

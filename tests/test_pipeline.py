@@ -61,6 +61,40 @@ class _Counted(FrameSource):
         return Frame(self._next_index(), time.monotonic(), time.time(), rgb, Intrinsics(32, 32, 30, 30, 16, 16), "c")
 
 
+class _Paced(_Counted):
+    """``n`` frames at ``fps`` in real time, as a camera delivers them (``stills``: a paced folder of images)."""
+
+    def __init__(self, n: int, fps: float, stills: bool = False):
+        super().__init__(n)
+        self.fps, self.stills, self.t0 = fps, stills, None
+
+    def read(self):
+        self.t0 = time.monotonic() if self.t0 is None else self.t0
+        time.sleep(max(0.0, self.t0 + self.reads / self.fps - time.monotonic()))
+        return super().read()
+
+
+@pytest.mark.parametrize(
+    ("detector_s", "fps", "stills", "dropped", "waits"),
+    [
+        (0.0, 20.0, False, False, False),  # a detector faster than the frames: none dropped, no wait
+        (0.06, 40.0, False, True, True),  # slower than the frames: the latest wins, the others are dropped
+        (0.06, 40.0, True, False, False),  # a still set is read when the detector is ready: none lost, none waits
+    ],
+)
+def test_mediapipe_alone_paced_times_the_wait_for_the_detector(detector_s, fps, stills, dropped, waits):
+    """The reference for a paced run's end-to-end latency: MediaPipe alone read the way the run reads the source,
+    timed from each frame's capture to its answer."""
+    from streamhand.run.report import mediapipe_alone_paced
+
+    src = _Paced(12, fps, stills)
+    got = mediapipe_alone_paced(src, lambda rgb: time.sleep(detector_s), 12)
+    assert (got["drops"] > 0) == dropped and got["frames"] + got["drops"] == 12 and src.reads == 12
+    assert got["end_to_end_ms_p50"] >= 1000 * detector_s
+    assert (got["end_to_end_ms_p95"] > 1000 * detector_s + 20) == waits  # waiting beyond its own time
+    assert mediapipe_alone_paced(_Paced(0, fps), lambda rgb: None, 12) == {"frames": 0}
+
+
 @pytest.mark.parametrize("read_ahead", [False, True])
 def test_a_lossless_capture_reads_on_demand_or_one_frame_ahead(read_ahead):
     """On demand: nothing is read until the detector waits for a frame. Read ahead: the next frame is read (and

@@ -1,9 +1,10 @@
 """The run report (what ``--report`` writes and ``streamhand run`` summarises), written atomically, and the
-baseline it is compared with: MediaPipe alone on the same frames."""
+baseline it is compared with: MediaPipe alone on the same frames, back to back and, for a paced run, paced."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,9 @@ import numpy as np
 from streamhand.capture.base import FrameSource
 from streamhand.cpu import cpu_facts
 from streamhand.outputs import write_text_atomic
+from streamhand.run.capture_stage import CaptureStage
+from streamhand.run.handoff import Slot
+from streamhand.run.stats import StageStats
 
 
 def run_report(pipe: Any) -> dict:
@@ -51,6 +55,40 @@ def run_report(pipe: Any) -> dict:
 def write_report(path: str | Path, report: dict) -> Path:
     """The report as JSON, atomically (:class:`streamhand.outputs.OutputError` if it cannot be written)."""
     return write_text_atomic(path, json.dumps(report, indent=1, default=float), "--report")
+
+
+def mediapipe_alone_paced(source: FrameSource, detector: Any, frames: int) -> dict:
+    """MediaPipe by itself on a paced source, read as a paced run reads it (the pipeline's capture stage and its
+    hand-off: the latest frame wins, a still set's are all kept), each frame timed from its capture to MediaPipe's
+    answer. A paced run's end-to-end latency includes the wait for a busy detector; this is the same figure without
+    anything of ours, the reference that a back-to-back pass (:func:`mediapipe_alone`) cannot give."""
+    stop, stats, slot = threading.Event(), StageStats(), Slot(lossless=source.stills)
+    capture = CaptureStage(source, frames, stop, stats, slot)
+    latency: list[float] = []
+
+    def read() -> None:
+        try:
+            capture.run(slot.put)
+        finally:
+            slot.close()
+
+    source.open()
+    reader = threading.Thread(target=read, name="capture-alone", daemon=True)
+    reader.start()
+    try:
+        while (f := slot.get()) is not None:
+            detector(f.rgb)
+            latency.append(time.monotonic() - f.t_capture)
+    finally:
+        stop.set()
+        slot.close()
+        reader.join(timeout=5)
+        source.close()
+    v = np.array(latency) * 1000.0
+    if not v.size:
+        return {"frames": 0}
+    return {"frames": int(v.size), "drops": int(stats.counters_snapshot().get("drop_capture", 0)),
+            "end_to_end_ms_p50": float(np.median(v)), "end_to_end_ms_p95": float(np.percentile(v, 95))}  # fmt: skip
 
 
 def mediapipe_alone(source: FrameSource, detector: Any, frames: int) -> dict:
