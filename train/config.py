@@ -112,7 +112,8 @@ class TrainConfig(_Strict):
     lr_schedule: Literal["constant", "cosine"] = "constant"
     weight_decay: float = 0.0
     #: matrix products in bfloat16 (autocast; weights, optimiser and evaluation stay float32): about
-    #: twice the steps per second on CPUs with AVX512-BF16 and on GPUs
+    #: twice the steps per second on CPUs with AVX512-BF16 and on GPUs; a CPU without bf16 arithmetic at speed
+    #: (AVX2 alone) trains in fp32 instead (train.fit.precision_here)
     precision: Literal["fp32", "bf16"] = "fp32"
     #: where to train: "auto" takes a CUDA GPU when there is one. Under torchrun each process takes the GPU of
     #: its LOCAL_RANK and the model is wrapped in DistributedDataParallel (batch_size is per process)
