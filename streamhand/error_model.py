@@ -122,11 +122,13 @@ def hand_features(
     return feats, res
 
 
+_NEXT, _AFTER = np.array([1, 2, 0]), np.array([2, 0, 1])  # each axis's next and the one after: a cross product's
+
+
 def _edge_on(cam: np.ndarray, rel: np.ndarray) -> np.ndarray:
     """(B,) how edge-on each palm is to the camera: 1 minus the cosine between its normal and the ray to it."""
-    a, c = rel[:, 5], rel[:, 17]  # the palm's normal: index MCP x pinky MCP (from the wrist)
-    normal = np.stack([a[:, 1] * c[:, 2] - a[:, 2] * c[:, 1], a[:, 2] * c[:, 0] - a[:, 0] * c[:, 2],
-                       a[:, 0] * c[:, 1] - a[:, 1] * c[:, 0]], -1)  # fmt: skip
+    a, c = rel[:, 5], rel[:, 17]  # the palm's normal: index MCP x pinky MCP (from the wrist), a cross product
+    normal = a[:, _NEXT] * c[:, _AFTER] - a[:, _AFTER] * c[:, _NEXT]  # (a_y c_z - a_z c_y, a_z c_x - a_x c_z, ...)
     normal /= np.maximum(_norm(normal), 1e-9)[:, None]
     ray = cam[:, [0, 5, 9, 13, 17]].sum(1)
     ray /= np.maximum(_norm(ray), 1e-9)[:, None]
