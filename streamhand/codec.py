@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from streamhand.geometry import intrinsic_columns
 from streamhand.skeleton import MIDDLE_MCP, WRIST, canonical_hand, normalize, normalize_2d
 
 #: how the 2D is turned before normalising (stored in checkpoints)
@@ -26,8 +27,8 @@ _PALM_MCPS = slice(5, 18, 4)  # the finger MCPs 5, 9, 13, 17 as a slice: a view,
 
 
 def _focal(k: Any) -> np.ndarray:
-    """(4, B or 1, 1): fx, fy, cx, cy of ``k`` (each a scalar, or all (B,))."""
-    return np.asarray((k.fx, k.fy, k.cx, k.cy), dtype=np.float64).reshape(4, -1, 1)
+    """:func:`~streamhand.geometry.intrinsic_columns` of ``k`` (anything with fx, fy, cx, cy)."""
+    return intrinsic_columns(k.fx, k.fy, k.cx, k.cy)
 
 
 def _rays(px: np.ndarray, f: np.ndarray) -> np.ndarray:

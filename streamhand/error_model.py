@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from streamhand.geometry import intrinsic_columns
 from streamhand.modalities import INPUTS
 from streamhand.modalities import key as modality_key
 from streamhand.place.placement import solve_roots
@@ -97,7 +98,7 @@ def hand_features(
     cam = np.asarray(joints_cam, np.float64)
     b = len(uv)
     zeros = np.zeros(b)
-    fx, fy, cx, cy = np.broadcast_to(np.asarray(k, np.float64).reshape(4, -1), (4, b))  # one broadcast, four rows
+    fx, fy, cx, cy = np.broadcast_to(intrinsic_columns(*k)[..., 0], (4, b))  # one broadcast, four rows
     size = np.maximum((uv.max(1) - uv.min(1)).max(1), 1.0)
     res = _reprojection(uv, cam, fx, fy, cx, cy) / size[:, None] if need["log_residual"] else None
     if world is not None and need["log_world_residual"]:

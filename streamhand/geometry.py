@@ -113,6 +113,12 @@ class Intrinsics:
         return asdict(self)
 
 
+def intrinsic_columns(fx, fy, cx, cy) -> np.ndarray:
+    """(4, B or 1, 1) float64: fx, fy, cx, cy as columns that broadcast over a batch of hands' joints (B, J); each
+    argument a scalar, or all of them (B,) (one camera per hand)."""
+    return np.asarray((fx, fy, cx, cy), dtype=np.float64).reshape(4, -1, 1)
+
+
 def project(points: np.ndarray, k: Intrinsics) -> np.ndarray:
     """Camera-frame points (..., 3) -> pixels (..., 2)."""
     p = np.asarray(points, dtype=np.float64)

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from streamhand.geometry import Intrinsics
+from streamhand.geometry import Intrinsics, intrinsic_columns
 
 PALM_LANDMARKS = (0, 5, 9, 13, 17)
 #: how far each joint centre lies behind the skin seen by a depth camera (metres, an adult hand): half the
@@ -51,7 +51,7 @@ def solve_root(uv: np.ndarray, rel: np.ndarray, k: Intrinsics, z_root: float | N
 def solve_roots(uv: np.ndarray, rel: np.ndarray, fx, fy, cx, cy, z_root: np.ndarray | None = None) -> np.ndarray:
     """:func:`solve_root` for B hands at once: ``uv`` (B, 21, 2), ``rel`` (B, 21, 3), intrinsics all scalars or all
     (B,), ``z_root`` (B,) or None -> (B, 3)."""
-    fx, fy, cx, cy = np.asarray((fx, fy, cx, cy), np.float64).reshape(4, -1, 1)  # all scalars or all (B,)
+    fx, fy, cx, cy = intrinsic_columns(fx, fy, cx, cy)
     du, dv = uv[..., 0] - cx, uv[..., 1] - cy
     bu, bv = du * rel[..., 2] - fx * rel[..., 0], dv * rel[..., 2] - fy * rel[..., 1]
     if z_root is not None:  # the depth is known: X and Y are the means
@@ -139,7 +139,7 @@ def scales_per_depth(uv: np.ndarray, rel_norm: np.ndarray, fx, fy, cx, cy) -> np
 
     Per joint, fx*(X + s*x) = (u-cx)*(z_root + s*z): linear in (X, Y, s); the right side is proportional to
     ``z_root``, and so are X, Y and s."""
-    fx, fy, cx, cy = np.asarray((fx, fy, cx, cy), np.float64).reshape(4, -1, 1)  # all scalars or all (B,)
+    fx, fy, cx, cy = intrinsic_columns(fx, fy, cx, cy)
     du, dv = uv[..., 0] - cx, uv[..., 1] - cy
     x, y, z = rel_norm[..., 0], rel_norm[..., 1], rel_norm[..., 2]
     return shift_solve(fx[:, 0], fy[:, 0], fx * x - du * z, du, fy * y - dv * z, dv)[2]
