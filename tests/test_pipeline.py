@@ -412,6 +412,52 @@ def test_watchdog_reports_a_stalled_stage_and_its_recovery(tiny_checkpoint, capl
     assert "detect stage stalled" in text and "detect stage running again" in text
 
 
+class _Sleepy(_Wrapped):
+    """A detector that waits ``secs`` seconds (using no CPU) before every answer, as one waiting for a core does."""
+
+    def __init__(self, inner, secs: float):
+        super().__init__(inner, 0)
+        self.secs = secs
+
+    def __call__(self, *a, **k):
+        time.sleep(self.secs)
+        return self.inner(*a, **k)
+
+
+def test_the_report_tells_a_stage_working_from_one_waiting(tiny_checkpoint):
+    """``cpu_ms``: each stage's own thread's CPU time per frame, beside its latency; ``cores_busy``: the process's
+    and each stage's CPU seconds per second of the run. A detector that waits 40 ms a frame spends it in its
+    latency, not in its CPU time."""
+    cfg = RunConfig(frames=10)
+    cfg.source.realtime = False
+    src = DemoSource(width=320, height=240, seconds=0.5, realtime=False)  # the clip the other tests render
+    src.open()
+    try:
+        pipe = _pipeline(cfg, src, tiny_checkpoint)
+        pipe.detector = _Sleepy(pipe.detector, 0.04)
+        rep = pipe.run()
+    finally:
+        src.close()
+    lat, cpu, busy = rep["latency_ms"], rep["cpu_ms"], rep["cores_busy"]
+    assert set(cpu) == {"detect", "infer", "place_publish"} and set(busy) == {"process", *cpu}
+    assert all(cpu[s]["n"] == 10 for s in cpu)
+    assert lat["detect"]["p50"] >= 40 and cpu["detect"]["p50"] < lat["detect"]["p50"] - 30  # the wait is not work
+    for s in ("infer", "place_publish"):
+        assert 0 < cpu[s]["p50"] <= lat[s]["p50"] + 0.5 and 0 < cpu[s]["mean"] <= lat[s]["mean"] + 0.5
+    assert 0 < busy["detect"] < busy["process"] and all(0 < busy[s] <= busy["process"] for s in cpu)
+    assert busy["detect"] < 0.5  # 10 waits of 40 ms: the detector's thread idle most of the run
+
+
+def test_stage_stats_keep_cpu_time_only_where_a_stage_gives_it():
+    stats = StageStats(window=3)
+    for i in range(5):
+        stats.add("detect", 0.010)
+        stats.add("infer", 0.002, cpu_seconds=0.001 * (i + 1))
+    assert set(stats.summary_ms()) == {"detect", "infer"}
+    assert stats.cpu_ms() == {"infer": {"p50": 4.0, "mean": 4.0, "n": 3}}  # the last window's: 3, 4, 5 ms
+    assert stats.cpu_total_s() == pytest.approx({"infer": 0.015})  # every item's, beyond the window
+
+
 class _OddCamera(FrameSource):
     """A live camera that does what cameras do: a grey frame, a frame at another size, then one frozen image
     for ``frozen_s`` seconds, then moving again."""

@@ -51,7 +51,7 @@ class Emitter:
 
     def emit(self, w: Any) -> None:
         """One processed frame (``w``: the pipeline's work item with detections, track ids and the lift)."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         f = w.frame
         for tid in w.ended:
             self.place.end(tid)
@@ -72,7 +72,7 @@ class Emitter:
                                      score=float(p.detection.score)) for p in poses]  # fmt: skip
             frame = sch.FrameMsg(topic=protocol.TOPIC_FRAME, **common, hands=hands, latency_ms=lat)
             self.publisher.publish(protocol.TOPIC_FRAME, sch.body(frame))
-        self.stats.add("place_publish", time.perf_counter() - t0)
+        self.stats.add("place_publish", time.perf_counter() - t0, time.thread_time() - c0)
         self.stats.add("end_to_end", t_done - f.t_capture)
         self.stats.count("hands", len(poses))
         self.stats.count("frames_with_hands", int(bool(poses)))

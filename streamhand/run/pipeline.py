@@ -60,6 +60,8 @@ class Pipeline:
                                     self.read_ahead)  # fmt: skip
         self._errors: list[str] = []
         self._t_start = time.monotonic()
+        #: the run's wall time and the process's CPU time over it (every thread: MediaPipe's graph's too), seconds
+        self.span_s: tuple[float, float] | None = None
 
     @property
     def frames_in(self) -> int:
@@ -109,13 +111,13 @@ class Pipeline:
         itself and hands nothing on (``out``, the preview's slot, is only closed at the end)."""
         try:
             while (w := src.get()) is not None:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 self.watchdog.busy(name)
                 work(w)
                 self.watchdog.idle(name)
                 if not last:
                     w.times[name] = time.perf_counter() - t0
-                    self.stats.add(name, w.times[name])
+                    self.stats.add(name, w.times[name], time.thread_time() - c0)
                     if out.put(w):
                         self.stats.count(f"drop_{name}")
         except Exception as e:
@@ -140,6 +142,7 @@ class Pipeline:
         """Run until the source ends, ``frames`` are done, or :meth:`stop`; returns the report. ``on_tick`` gets a
         :meth:`snapshot` every ``tick_s`` seconds (a live status line)."""
         self._t_start = time.monotonic()
+        cpu0 = time.process_time()
         last_tick = self._t_start
         s = self._slots
         cfg = self.cfg.detect
@@ -179,6 +182,7 @@ class Pipeline:
             self.stop()
             for t in self._threads:
                 t.join(timeout=5)
+            self.span_s = (time.monotonic() - self._t_start, time.process_time() - cpu0)
             if viewer is not None:
                 viewer.close()
         self._maybe_status(force=True)

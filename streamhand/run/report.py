@@ -41,6 +41,7 @@ def run_report(pipe: Any) -> dict:
         "handedness_switches_by_track": {str(k): v for k, v in sorted(pipe.linker.switches.items())},
         "handedness_overruled": pipe.linker.overruled,
         "cpu": cpu_facts(),  # which machine the latencies are from
+        **cpu_use(pipe.stats, pipe.span_s),
     }  # fmt: skip
     truth = pipe.emitter.truth
     if truth.truth_hands:  # ground truth: the share of true hands that were found
@@ -50,6 +51,18 @@ def run_report(pipe: Any) -> dict:
         rep["detection_rate"] = counters.get("frames_with_hands", 0) / n if n else 0.0
     rep.update(pipe.emitter.still.report())
     return rep
+
+
+def cpu_use(stats: StageStats, span_s: tuple[float, float] | None) -> dict:
+    """Who keeps the cores busy: ``cpu_ms``, each timed stage's own thread's CPU time per frame (its latency less
+    this is time spent waiting for a core or a lock; MediaPipe's graph works in threads of its own, so ``detect``'s is
+    only the Python side of the call), and ``cores_busy``, CPU seconds per second of the run for the whole process
+    (every thread, MediaPipe's included) and for each of those stages' threads."""
+    out: dict[str, Any] = {"cpu_ms": stats.cpu_ms()}
+    if span_s is not None and span_s[0] > 0:
+        wall, process = span_s
+        out["cores_busy"] = {"process": process / wall, **{s: v / wall for s, v in stats.cpu_total_s().items()}}
+    return out
 
 
 def write_report(path: str | Path, report: dict) -> Path:

@@ -50,20 +50,41 @@ class Ring:
 
 
 class StageStats:
-    """Thread-safe latency samples (seconds) per stage, the last ``window`` of each, and named counters."""
+    """Thread-safe latency samples (seconds) per stage, the last ``window`` of each, named counters, and where a
+    stage gives it, the CPU time its own thread spent on each item (working, as against waiting for a core)."""
 
     def __init__(self, window: int = 20_000):
         self._window = window
         self._lat: dict[str, Ring] = {}
+        self._cpu: dict[str, Ring] = {}
+        self._cpu_total: dict[str, float] = defaultdict(float)
         self.counters: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
 
-    def add(self, stage: str, seconds: float) -> None:
+    def add(self, stage: str, seconds: float, cpu_seconds: float | None = None) -> None:
+        """One item's wall time in ``stage``; ``cpu_seconds``: its thread's CPU time for it (``time.thread_time``)."""
         with self._lock:
             ring = self._lat.get(stage)
             if ring is None:
                 ring = self._lat[stage] = Ring(self._window)
             ring.add(seconds)
+            if cpu_seconds is not None:
+                cpu = self._cpu.get(stage)
+                if cpu is None:
+                    cpu = self._cpu[stage] = Ring(self._window)
+                cpu.add(cpu_seconds)
+                self._cpu_total[stage] += cpu_seconds
+
+    def cpu_ms(self) -> dict[str, dict[str, float]]:
+        """Per stage that gave it: its thread's CPU time per item, ms (p50, mean, n)."""
+        with self._lock:
+            rings = {s: r.values() * 1000.0 for s, r in self._cpu.items()}
+        return {s: {"p50": float(np.median(v)), "mean": float(v.mean()), "n": int(v.size)} for s, v in rings.items()}
+
+    def cpu_total_s(self) -> dict[str, float]:
+        """Per stage that gave it: its thread's CPU time over every item, seconds."""
+        with self._lock:
+            return dict(self._cpu_total)
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
