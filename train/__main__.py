@@ -261,8 +261,8 @@ def synth_report_cmd(
             fail(f"--frames: {e}")
     if checkpoint is not None:
         _checkpoint_or_fail(checkpoint)
-    try:  # progress bars write to stdout: only where it is a terminal
-        rep = as_dict(synth_report(n, str(checkpoint) if checkpoint else None, sys.stdout.isatty(), fs, flip_average))
+    try:  # progress goes to standard error (a bar on a terminal, a log line a minute elsewhere)
+        rep = as_dict(synth_report(n, str(checkpoint) if checkpoint else None, True, fs, flip_average))
     except FrameDataError as e:  # an image that cannot be read
         fail(f"--frames: {e}")
     for line in report_lines(rep):
@@ -298,7 +298,7 @@ def hard_hands_cmd(
         fail(f"--kinds {kinds!r}: choose from {', '.join(KINDS)}")
     if checkpoint is not None:
         _checkpoint_or_fail(checkpoint)
-    rep = hard_hands(str(checkpoint) if checkpoint else None, n, seed, chosen, sys.stdout.isatty(), flip_average)
+    rep = hard_hands(str(checkpoint) if checkpoint else None, n, seed, chosen, True, flip_average)
     for line in report_lines(rep):
         typer.echo(line)
     if json_out is not None:

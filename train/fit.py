@@ -27,6 +27,7 @@ from train.dcmls import DiscriminatorStep, dcmls_loss
 from train.distributed import Placement, leave, place
 from train.evaluate import evaluate_synthetic
 from train.losses import training_loss
+from train.progress import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -35,26 +36,6 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
     if cfg.lr_schedule == "cosine":
         return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / cfg.steps, 1.0))))
     return cfg.lr
-
-
-class Heartbeat:
-    """Where the progress bar cannot draw (its console is not a terminal: a log file, a batch job, ``nohup``), a log
-    line every ``every_s`` seconds instead: the step, the bar's figures and about how long is left."""
-
-    def __init__(self, bar: Progress, label: str, total: int, every_s: float = 60.0):
-        self.on = bar.live.console.is_terminal is False and not bar.disable
-        self.label, self.total, self.every_s = label, total, every_s
-        self._last = time.monotonic()
-
-    def __call__(self, done: int, info: str, s_per_step: float) -> None:
-        """At ``done`` steps, with the bar's ``info`` (its figures, two spaces apart) and the seconds a step takes."""
-        now = time.monotonic()
-        if not self.on or (now - self._last < self.every_s and done < self.total):
-            return
-        self._last = now
-        left = (self.total - done) * s_per_step
-        log.info("%s: step %d/%d, %s, about %s left", self.label, done, self.total, info.replace("  ", ", "),
-                 f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s")  # fmt: skip
 
 
 class TrainStep(torch.nn.Module):
@@ -309,7 +290,7 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
             TextColumn("{task.fields[info]}"), TimeRemainingColumn()]  # fmt: skip
     with Progress(*cols, disable=not progress, transient=False) as bar:
         task = bar.add_task(f"train {cfg.name}", total=cfg.steps, completed=start, info="")
-        beat = Heartbeat(bar, f"train {cfg.name}", cfg.steps)
+        beat = Heartbeat(bar, f"train {cfg.name}", cfg.steps, unit="step ")
         running = None
         train_s, rate = 0.0, 0.0  # seconds spent on batches and steps (not evaluation or saving)
         for step in range(start, cfg.steps):

@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
-from rich.progress import track
 
 from streamhand.synth.render import render
 from streamhand.synth.sampler import SamplerConfig, sample_hands
+from train.progress import track
 
 log = logging.getLogger(__name__)
 

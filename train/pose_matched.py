@@ -13,13 +13,12 @@ from typing import Any
 
 import cv2
 import numpy as np
-from rich.console import Console
-from rich.progress import track
 
 from streamhand.skeleton import reference_length
 from streamhand.synth.hand_mesh import template_joints
 from streamhand.synth.render import render
 from train.datasets.frames import FrameSet, cut, nearest_detection, uncrop
+from train.progress import track
 from train.world_depth import depth_reading
 
 #: seeds of the frames' renders (scene, light, skin, camera effects): frame i is drawn with SEED + i
@@ -58,8 +57,7 @@ def pose_matched_figures(
     lm_err: list[float] = []
     worlds: list[np.ndarray] = []
     truths: list[np.ndarray] = []
-    for i in track(todo, description="renders of the frames' poses + MediaPipe", disable=not progress,
-                   console=Console(stderr=True)):  # fmt: skip
+    for i in track(todo, description="renders of the frames' poses + MediaPipe", disable=not progress):
         uv = frames.joints_2d[i]
         rgb = render_frame_pose(frames, i, hands[i] == "left")
         likeness(rgb, uv)

@@ -245,8 +245,8 @@ def frames_figures(
     static images, as ``eval --data frames``). Of several detections the one nearest the truth counts.
     ``pose_matched``: also the same figures on renders of the frames' own poses and views
     (``pose_matched_renders``, :func:`train.pose_matched.pose_matched_figures`; None without)."""
-    from rich.console import Console
-    from rich.progress import track
+
+    from train.progress import track
 
     own = None
     if detector is None:
@@ -264,8 +264,7 @@ def frames_figures(
     scales: dict[bytes, float] = {}  # keypoints (detected or the truth's) -> the truth's reference bone
     labelled = hand_ok = 0
     try:
-        for fr in track(frames, total=n, description="real frames + MediaPipe", disable=not progress,
-                        console=Console(stderr=True)):  # fmt: skip
+        for fr in track(frames, total=n, description="real frames + MediaPipe", disable=not progress):
             dets = once(fr.rgb)
             likeness(fr.rgb, fr.joints_2d)
             ref = float(reference_length(fr.joints_cam))
@@ -499,15 +498,15 @@ def render_sheet(
     crops (:data:`~streamhand.detect.crops.CROP_MARGIN`) and scaled to ``size``, labelled with its index, hand
     and side shown. ``depth``: under each row of colour tiles, the same crops' depth (near red, far blue,
     holes black). ``cols`` tiles a row (fewer when ``n`` is smaller); the size is :func:`sheet_shape`."""
-    from rich.console import Console
-    from rich.progress import track
+
+    from train.progress import track
 
     rng = np.random.default_rng(seed)
     cfg = detection_test_config()
     hs = sample_hands(rng, n, cfg)
     sheet = np.full((*sheet_shape(n, size, cols, depth), 3), 40, np.uint8)
     c = min(cols, n)
-    for i in track(range(n), description="render sheet", disable=not progress, console=Console(stderr=True)):
+    for i in track(range(n), description="render sheet", disable=not progress):
         r = render(rng, [hs.joints_cam[i]], hs.intrinsics[i], [hs.scale[i]], left=[bool(hs.left[i])])
         box = square_box(hs.joints_2d[i], cfg.width, cfg.height, CROP_MARGIN)
         tile = np.ascontiguousarray(crop_square(r.rgb, box, size, cv2.INTER_AREA))

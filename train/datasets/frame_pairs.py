@@ -18,9 +18,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from rich.progress import track
 
 from train.datasets.frames import FrameDataError, load_frames
+from train.progress import track
 
 log = logging.getLogger(__name__)
 VERSION = 1  # bump when the stored fields change

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from rich.progress import track
 
 from streamhand.detect.mediapipe_hands import Detection
 from streamhand.synth.render import RENDER_VERSION, Rendered, render
 from streamhand.synth.sampler import HandSamples, SamplerConfig, sample_hands
+from train.progress import track
 
 log = logging.getLogger(__name__)
 PAIRS_VERSION = 4  # bump when the stored fields change (3: world landmarks; 4: MediaPipe's handedness and score)

@@ -1,0 +1,56 @@
+"""Progress on long work: rich's bar on standard error where that is a terminal, and where it is not (output to a
+file, a batch job, ``nohup``) a log line every minute instead — how far, and about how long is left."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Heartbeat:
+    """Where ``bar`` cannot draw (its console is not a terminal), a log line every ``every_s`` seconds and at the
+    last item: ``label``, how far of ``total`` (``unit`` before the count, e.g. "step "), the bar's own figures and
+    about how long is left."""
+
+    def __init__(self, bar: Progress, label: str, total: int, every_s: float = 60.0, unit: str = ""):
+        self.on = bar.live.console.is_terminal is False and not bar.disable
+        self.label, self.total, self.every_s, self.unit = label, total, every_s, unit
+        self._last = time.monotonic()
+
+    def __call__(self, done: int, info: str = "", s_per_item: float | None = None) -> None:
+        """At ``done`` items, with the bar's ``info`` (its figures, two spaces apart) and the seconds an item takes."""
+        now = time.monotonic()
+        if not self.on or (now - self._last < self.every_s and done < self.total):
+            return
+        self._last = now
+        parts = [f"{self.label}: {self.unit}{done}/{self.total}" if self.total else f"{self.label}: {self.unit}{done}"]
+        parts += [info.replace("  ", ", ")] if info else []
+        if self.total and s_per_item is not None:
+            left = max(self.total - done, 0) * s_per_item
+            parts.append(f"about {left / 60:.0f} min left" if left >= 90 else f"about {left:.0f} s left")
+        log.info("%s", ", ".join(parts))
+
+
+def track(sequence: Iterable[T], description: str = "", total: int | None = None, disable: bool = False,
+          console: Console | None = None, every_s: float = 60.0) -> Iterator[T]:  # fmt: skip
+    """rich's ``track``, drawn on standard error (standard output stays the command's own), with a
+    :class:`Heartbeat` where that is not a terminal."""
+    if total is None and hasattr(sequence, "__len__"):
+        total = len(sequence)  # type: ignore[arg-type]
+    cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*cols, console=console or Console(stderr=True), disable=disable) as bar:
+        task = bar.add_task(description, total=total)
+        beat = Heartbeat(bar, description, total or 0, every_s)
+        t0 = time.monotonic()
+        for i, item in enumerate(sequence, 1):
+            yield item
+            bar.update(task, completed=i)
+            beat(i, "", (time.monotonic() - t0) / i)
