@@ -84,9 +84,10 @@ def test_bf16_recipe_trains_in_fp32_where_the_cpu_is_slow_at_it(tmp_path, caplog
 
 
 def test_a_training_run_logged_to_a_file_says_how_far_it_is(tmp_path, caplog):
-    cfg = load_yaml(TrainConfig, SMOKE, {"steps": 50, "eval_every": 1000, "out_dir": str(tmp_path)})
+    over = {"steps": 50, "eval_every": 1000, "out_dir": str(tmp_path), "data": {"chunk": 256, "pool_samples": 640}}
     with caplog.at_level("INFO"):
-        fit(cfg, progress=True)  # pytest captures the output: not a terminal
+        fit(load_yaml(TrainConfig, SMOKE, over), progress=True)  # pytest captures the output: not a terminal
+    assert "pool of smoke: sample 640/640, about 0 s left" in caplog.text  # the replayed pool, made first
     assert "train smoke: step 50/50, loss " in caplog.text and " samples/s, val EPE " in caplog.text
     assert "mm, about 0 s left" in caplog.text
 

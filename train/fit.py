@@ -165,7 +165,13 @@ def _pool(stream, model: HandPoseModel, cfg: TrainConfig, start: int, where: Pla
     cols = [TextColumn("[bold]pool"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*cols, disable=not progress, transient=False) as bar:
         task = bar.add_task("pool", total=n)
-        out = pooled(stream, n, cfg.batch_size, cfg.seed, start, convert, lambda k: bar.update(task, completed=k))
+        beat, t0 = Heartbeat(bar, f"pool of {cfg.name}", n, unit="sample "), time.monotonic()
+
+        def made(k: int) -> None:
+            bar.update(task, completed=k)
+            beat(k, "", (time.monotonic() - t0) / max(k, 1))
+
+        out = pooled(stream, n, cfg.batch_size, cfg.seed, start, convert, made)
     stream.close()  # the pool is made: stop the data workers
     return out
 
