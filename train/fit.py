@@ -165,11 +165,11 @@ def _pool(stream, model: HandPoseModel, cfg: TrainConfig, start: int, where: Pla
     cols = [TextColumn("[bold]pool"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*cols, disable=not progress, transient=False) as bar:
         task = bar.add_task("pool", total=n)
-        beat, t0 = Heartbeat(bar, f"pool of {cfg.name}", n, unit="sample "), time.monotonic()
+        beat = Heartbeat(bar, f"pool of {cfg.name}", n, unit="sample ")
 
         def made(k: int) -> None:
             bar.update(task, completed=k)
-            beat(k, "", (time.monotonic() - t0) / max(k, 1))
+            beat(k)
 
         out = pooled(stream, n, cfg.batch_size, cfg.seed, start, convert, made)
     stream.close()  # the pool is made: stop the data workers

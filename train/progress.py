@@ -21,20 +21,22 @@ class Heartbeat:
     about how long is left."""
 
     def __init__(self, bar: Progress, label: str, total: int, every_s: float = 60.0, unit: str = ""):
-        self.on = bar.live.console.is_terminal is False and not bar.disable
+        self.on = not bar.live.console.is_terminal and not bar.disable
         self.label, self.total, self.every_s, self.unit = label, total, every_s, unit
-        self._last = time.monotonic()
+        self._start = self._last = time.monotonic()
 
     def __call__(self, done: int, info: str = "", s_per_item: float | None = None) -> None:
-        """At ``done`` items, with the bar's ``info`` (its figures, two spaces apart) and the seconds an item takes."""
+        """At ``done`` items, with the bar's ``info`` (its figures, two spaces apart) and the seconds an item takes
+        (None: the time since the heartbeat began over ``done``)."""
         now = time.monotonic()
         if not self.on or (now - self._last < self.every_s and done < self.total):
             return
         self._last = now
         parts = [f"{self.label}: {self.unit}{done}/{self.total}" if self.total else f"{self.label}: {self.unit}{done}"]
         parts += [info.replace("  ", ", ")] if info else []
-        if self.total and s_per_item is not None:
-            left = max(self.total - done, 0) * s_per_item
+        if self.total:
+            per = (now - self._start) / max(done, 1) if s_per_item is None else s_per_item
+            left = max(self.total - done, 0) * per
             parts.append(f"about {left / 60:.0f} min left" if left >= 90 else f"about {left:.0f} s left")
         log.info("%s", ", ".join(parts))
 
@@ -49,8 +51,7 @@ def track(sequence: Iterable[T], description: str = "", total: int | None = None
     with Progress(*cols, console=console or Console(stderr=True), disable=disable) as bar:
         task = bar.add_task(description, total=total)
         beat = Heartbeat(bar, description, total or 0, every_s)
-        t0 = time.monotonic()
         for i, item in enumerate(sequence, 1):
             yield item
             bar.update(task, completed=i)
-            beat(i, "", (time.monotonic() - t0) / i)
+            beat(i)

@@ -245,7 +245,6 @@ def frames_figures(
     static images, as ``eval --data frames``). Of several detections the one nearest the truth counts.
     ``pose_matched``: also the same figures on renders of the frames' own poses and views
     (``pose_matched_renders``, :func:`train.pose_matched.pose_matched_figures`; None without)."""
-
     from train.progress import track
 
     own = None
@@ -498,7 +497,6 @@ def render_sheet(
     crops (:data:`~streamhand.detect.crops.CROP_MARGIN`) and scaled to ``size``, labelled with its index, hand
     and side shown. ``depth``: under each row of colour tiles, the same crops' depth (near red, far blue,
     holes black). ``cols`` tiles a row (fewer when ``n`` is smaller); the size is :func:`sheet_shape`."""
-
     from train.progress import track
 
     rng = np.random.default_rng(seed)

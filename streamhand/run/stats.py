@@ -64,16 +64,17 @@ class StageStats:
     def add(self, stage: str, seconds: float, cpu_seconds: float | None = None) -> None:
         """One item's wall time in ``stage``; ``cpu_seconds``: its thread's CPU time for it (``time.thread_time``)."""
         with self._lock:
-            ring = self._lat.get(stage)
-            if ring is None:
-                ring = self._lat[stage] = Ring(self._window)
-            ring.add(seconds)
+            self._ring(self._lat, stage).add(seconds)
             if cpu_seconds is not None:
-                cpu = self._cpu.get(stage)
-                if cpu is None:
-                    cpu = self._cpu[stage] = Ring(self._window)
-                cpu.add(cpu_seconds)
+                self._ring(self._cpu, stage).add(cpu_seconds)
                 self._cpu_total[stage] += cpu_seconds
+
+    def _ring(self, rings: dict[str, Ring], stage: str) -> Ring:
+        """``stage``'s ring in ``rings``, made on its first item (a ring's memory is allocated up front)."""
+        ring = rings.get(stage)
+        if ring is None:
+            ring = rings[stage] = Ring(self._window)
+        return ring
 
     def cpu_ms(self) -> dict[str, dict[str, float]]:
         """Per stage that gave it: its thread's CPU time per item, ms (p50, mean, n)."""
