@@ -4,7 +4,8 @@ Each placed hand is described by a few numbers that predict how wrong it is (:fu
 in pixels; how far the placed 3D reprojects from MediaPipe's 2D landmarks (in hand sizes); how far MediaPipe's own
 metric landmarks, placed the same way, reproject from its 2D (the detector disagreeing with itself); how far the
 fused experts' answers lie from the fused one; MediaPipe's handedness score; how implausible the answer's bone
-lengths are; and how edge-on the palm is to the camera. A linear model of the log of the hand's mean shape error
+lengths are; how edge-on the palm is to the camera; and the landmark network's doubt that the crop holds a hand (one
+minus its presence score). A linear model of the log of the hand's mean shape error
 (in reference bones) on these, times a per-joint profile, gives each joint's shape error; the hand's unknown size adds
 an error growing with each joint's distance from the wrist (``scale_sigma``, the spread of people's hand sizes and of
 the lifter's proportions as the renders measured it). Both are learned on renders labelled by the real MediaPipe,
@@ -40,7 +41,7 @@ __all__ = ["CONFIDENT_BELOW_M", "FEATURES", "ErrorModel", "HandJudgement", "defa
 CONFIDENT_BELOW_M = 0.02
 #: the evidence, in the order of :func:`hand_features`'s columns
 FEATURES = ("log_size_px", "log_residual", "log_world_residual", "log_disagreement", "handedness_doubt",
-            "bone_implausibility", "edge_on")  # fmt: skip
+            "bone_implausibility", "edge_on", "presence_doubt")  # fmt: skip
 #: bone lengths of the average adult hand in reference bones (middle MCP-PIP), mediapipe21 bone order: what
 #: ``bone_implausibility`` compares an answer with (streamhand.synth.hand at scale 1, proportions 1)
 _BONE_TEMPLATE: np.ndarray | None = None
@@ -83,6 +84,7 @@ def hand_features(
     world: np.ndarray | None = None,
     disagreement: np.ndarray | None = None,
     handedness_score: np.ndarray | None = None,
+    presence: np.ndarray | None = None,
     needed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The evidence about B placed hands: ((B, len(FEATURES)) features, (B, 21) each joint's reprojection residual in
@@ -91,7 +93,8 @@ def hand_features(
     ``uv`` (B, 21, 2) MediaPipe's landmarks (px); ``joints_cam`` (B, 21, 3) the placed answer (metres, camera frame,
     before smoothing); ``k`` (fx, fy, cx, cy), all scalars or all (B,); ``world`` (B, 21, 3) MediaPipe's metric
     landmarks; ``disagreement`` (B, 21) the fused experts' distance from the fused answer in reference bones (None: one
-    expert); ``handedness_score`` (B,) MediaPipe's. ``needed`` (len(FEATURES),) bool: the features a model weighs
+    expert); ``handedness_score`` (B,) MediaPipe's; ``presence`` (B,) the landmark network's hand-presence score
+    (``Detection.score``). ``needed`` (len(FEATURES),) bool: the features a model weighs
     (the others, left 0, are not computed: a run spends nothing on evidence its error model ignores)."""
     need = dict(zip(FEATURES, np.ones(len(FEATURES), bool) if needed is None else np.asarray(needed, bool)))
     uv = np.asarray(uv, np.float64)
@@ -110,6 +113,7 @@ def hand_features(
         log_wres = zeros
     dis = zeros if disagreement is None else np.log(_mean1(np.asarray(disagreement)[:, 1:]) + 1e-3)
     doubt = zeros if handedness_score is None else 1.0 - np.clip(np.asarray(handedness_score, float), 0, 1)
+    absent = zeros if presence is None else 1.0 - np.clip(np.asarray(presence, float), 0, 1)
     rel = cam - cam[:, :1]
     if need["bone_implausibility"]:
         bones = _norm(rel[:, _CHILD] - rel[:, _PARENT])
@@ -119,7 +123,7 @@ def hand_features(
         implausible = zeros
     edge_on = _edge_on(cam, rel) if need["edge_on"] else zeros
     log_res = np.log(_mean1(res[:, 1:]) + 1e-3) if res is not None else zeros
-    feats = np.stack([np.log(size / 100.0), log_res, log_wres, dis, doubt, implausible, edge_on], 1)
+    feats = np.stack([np.log(size / 100.0), log_res, log_wres, dis, doubt, implausible, edge_on, absent], 1)
     return feats, res
 
 
@@ -158,13 +162,18 @@ class ErrorModel:
                    "quality_sigma"} - set(spec)  # fmt: skip
         if missing:
             raise ValueError(f"error model lacks {', '.join(sorted(missing))}")
-        if list(spec["features"]) != list(FEATURES):
-            raise ValueError(f"error model features {spec['features']} are not this version's {list(FEATURES)}")
-        self.mean, self.std = np.asarray(spec["mean"], float), np.maximum(np.asarray(spec["std"], float), 1e-9)
-        self.weights, self.bias = np.asarray(spec["weights"], float), float(spec["bias"])
+        names = list(spec["features"])
+        if len(set(names)) < len(names) or any(f not in FEATURES for f in names):
+            raise ValueError(f"error model features {names} are not among this version's {list(FEATURES)}")
+        mean, std, weights = (np.asarray(spec[q], float) for q in ("mean", "std", "weights"))
+        if not len(weights) == len(mean) == len(std) == len(names):
+            raise ValueError(f"error model's weights, mean and std do not match its {len(names)} features")
+        # a model fitted before some evidence existed weighs it 0 (it is then not computed)
+        at = [FEATURES.index(f) for f in names]
+        self.mean, self.std, self.weights = np.zeros(len(FEATURES)), np.ones(len(FEATURES)), np.zeros(len(FEATURES))
+        self.mean[at], self.std[at], self.weights[at] = mean, np.maximum(std, 1e-9), weights
+        self.bias = float(spec["bias"])
         self.profile = np.asarray(spec["profile"], float)
-        if not len(self.weights) == len(self.mean) == len(self.std) == len(FEATURES):
-            raise ValueError(f"error model's weights, mean and std do not match its {len(FEATURES)} features")
         if self.profile.shape != (21,):
             raise ValueError(f"error model's profile has {self.profile.size} joints, not 21")
         self.needed = self.weights != 0  # the evidence it weighs: the rest is not computed for it
@@ -190,10 +199,11 @@ class ErrorModel:
 
     def judge_hands(self, uv: np.ndarray, joints_cam: np.ndarray, k: tuple[Any, Any, Any, Any], ref_m: np.ndarray,
                     world: np.ndarray | None = None, disagreement: np.ndarray | None = None,
-                    handedness_score: np.ndarray | None = None) -> HandJudgement:  # fmt: skip
+                    handedness_score: np.ndarray | None = None,
+                    presence: np.ndarray | None = None) -> HandJudgement:  # fmt: skip
         """B placed hands (the arguments of :func:`hand_features`; ``ref_m`` (B,) the reference bone each was placed
         with)."""
-        feats, _ = hand_features(uv, joints_cam, k, world, disagreement, handedness_score, self.needed)
+        feats, _ = hand_features(uv, joints_cam, k, world, disagreement, handedness_score, presence, self.needed)
         cam = np.asarray(joints_cam, np.float64)
         return self(feats, cam - cam[:, :1], np.asarray(ref_m, np.float64))
 

@@ -28,6 +28,39 @@ def test_mediapipe_detects_rendered_hands():
     assert np.median(err) < 15  # landmarks land on our joints
 
 
+@pytest.mark.parametrize(("tracking", "n"), [(False, 8), (True, 4)])
+def test_the_graph_answers_as_mediapipes_own_and_adds_each_hands_presence(tracking, n):
+    """Our copy of MediaPipe's graph (one more output) gives what ``mediapipe.solutions.hands.Hands`` gives, to the
+    bit, and each hand's presence score beside it; a hand blurred past reading looks less like one."""
+    import mediapipe as mp
+
+    from train.hard_hands import blur
+
+    rng = np.random.default_rng(5)
+    hs = sample_hands(rng, n, detection_test_config())
+    frames = [render(rng, [hs.joints_cam[i]], hs.intrinsics[i], [hs.scale[i]], left=[bool(hs.left[i])]).rgb
+              for i in range(len(hs))]  # fmt: skip
+    sharp, smeared = [], []
+    with (
+        MediaPipeHands(max_hands=2, tracking=tracking) as ours,
+        mp.solutions.hands.Hands(static_image_mode=not tracking, max_num_hands=2, model_complexity=1) as theirs,
+    ):
+        for i, rgb in enumerate(frames):
+            got, want = ours(rgb), theirs.process(rgb)
+            assert len(got) == len(want.multi_hand_landmarks or [])
+            for d, lms, hd in zip(got, want.multi_hand_landmarks or [], want.multi_handedness or []):
+                h, w = rgb.shape[:2]
+                np.testing.assert_array_equal(d.landmarks_px, [[p.x * w, p.y * h] for p in lms.landmark])
+                assert d.handedness_score == hd.classification[0].score
+                assert 0.5 <= d.score <= 1.0  # below min_tracking_confidence (0.5) a hand is not output
+                sharp.append(d.score)
+            if not tracking and got:
+                smeared += [d.score for d in ours(blur(np.random.default_rng(i), rgb, hs.joints_2d[i]))]
+    assert len(sharp) >= n // 2 and len(set(sharp)) > 1
+    if not tracking:
+        assert smeared and np.mean(smeared) < np.mean(sharp) - 0.05
+
+
 def test_detector_rejects_bad_images():
     with MediaPipeHands(tracking=False) as det, pytest.raises(ValueError):
         det(np.zeros((10, 10), np.uint8))

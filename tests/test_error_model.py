@@ -37,10 +37,10 @@ def _project(cam: np.ndarray) -> np.ndarray:
     return np.stack([fx * cam[..., 0] / cam[..., 2] + cx, fy * cam[..., 1] / cam[..., 2] + cy], -1)
 
 
-def _features(cam, uv=None, world=None, dis=None, score=0.9):
+def _features(cam, uv=None, world=None, dis=None, score=0.9, presence=0.75):
     uv = _project(cam) if uv is None else uv
     f, res = hand_features(uv[None], cam[None], K, None if world is None else world[None],
-                           None if dis is None else dis[None], np.array([score]))  # fmt: skip
+                           None if dis is None else dis[None], np.array([score]), np.array([presence]))  # fmt: skip
     return dict(zip(FEATURES, f[0])), res[0]
 
 
@@ -68,6 +68,7 @@ def test_evidence_from_known_geometry():
     # facing the optical axis, the palm seen from a ray a few degrees off it; edge-on: at right angles
     assert exact["edge_on"] < 0.02 and _features(_hand(facing=False))[0]["edge_on"] > 0.97
     assert exact["handedness_doubt"] == pytest.approx(0.1)
+    assert exact["presence_doubt"] == pytest.approx(0.25)
     off = _project(cam) + np.r_[[[0.0, 0.0]], np.full((20, 2), 5.0)]  # the detector 5 px off on every finger joint
     moved, res = _features(cam, uv=off)
     size = np.ptp(off, axis=0).max()
@@ -96,19 +97,20 @@ def test_evidence_a_model_gives_no_weight_is_not_computed_and_changes_nothing():
     cam = np.stack([_hand(0.4), _hand(0.6, facing=False)]) + rng.normal(0, 0.004, (2, 21, 3))
     uv = _project(cam) + rng.normal(0, 3, (2, 21, 2))
     args = (uv, cam, K, np.full(2, 0.04), cam - cam.mean(1, keepdims=True), rng.uniform(0.05, 0.3, (2, 21)),
-            np.array([0.8, 0.97]))  # fmt: skip
+            np.array([0.8, 0.97]), np.array([0.9, 0.6]))  # fmt: skip
     for name in ("default", "depth", "rgb"):
         for key, spec in load_checkpoint(name).meta["error_model"].items():
             em = ErrorModel(spec)
-            assert em.needed.tolist() == [w != 0 for w in spec["weights"]]
+            weighs = dict(zip(spec["features"], spec["weights"]))
+            assert em.needed.tolist() == [weighs.get(f, 0.0) != 0 for f in FEATURES]
             lean = em.judge_hands(*args)
             em.needed = np.ones(len(FEATURES), bool)
             full = em.judge_hands(*args)
             for got, want in zip(vars(lean).values(), vars(full).values()):
                 np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{name} {key}")
     skip = np.array([f in ("log_residual", "edge_on") for f in FEATURES])
-    some, res = hand_features(*args[:2], K, args[4], args[5], args[6], needed=~skip)
-    every, _ = hand_features(*args[:2], K, args[4], args[5], args[6])
+    some, res = hand_features(*args[:2], K, *args[4:], needed=~skip)
+    every, _ = hand_features(*args[:2], K, *args[4:])
     assert res is None and not some[:, skip].any() and np.array_equal(some[:, ~skip], every[:, ~skip])
 
 
@@ -116,7 +118,9 @@ def test_evidence_a_model_gives_no_weight_is_not_computed_and_changes_nothing():
     ("spec", "message"),
     [
         ({"kappa": None}, "lacks kappa"),
-        ({"features": ["log_size_px"]}, "are not this version's"),
+        ({"features": [*FEATURES[:-1], "sharpness"]}, "are not among this version's"),
+        ({"features": [*FEATURES[:-1], "log_size_px"]}, "are not among this version's"),
+        ({"features": ["log_size_px"]}, "weights, mean and std do not match its 1 features"),
         ({"weights": [0.0, 1.0]}, "weights, mean and std do not match its"),
         ({"profile": [1.0] * 20}, "profile has 20 joints"),
     ],
@@ -127,6 +131,22 @@ def test_a_spec_that_does_not_fit_is_refused(spec, message):
         del s["kappa"]
     with pytest.raises(ValueError, match=message):
         ErrorModel(s)
+
+
+def test_a_spec_fitted_before_some_evidence_existed_weighs_it_zero():
+    """An error model stored by an earlier version (without ``presence_doubt``) judges as the same model with that
+    evidence at weight 0, and does not compute it."""
+    full = _spec(weights=[0.0, 0.3, 0.1, 0.2, 0.05, 0.1, 0.0, 0.0], mean=[0.5] * len(FEATURES),
+                 std=[2.0] * len(FEATURES))  # fmt: skip
+    old = {**full, **{q: full[q][:-1] for q in ("features", "mean", "std", "weights")}}
+    assert "presence_doubt" not in old["features"]
+    feats = np.random.default_rng(0).normal(0, 1, (3, len(FEATURES)))
+    rel = np.tile(_hand() - _hand()[0], (3, 1, 1))
+    a, b = ErrorModel(old), ErrorModel(full)
+    assert not a.needed[FEATURES.index("presence_doubt")]
+    ref = np.full(3, 0.04)
+    for got, want in zip(vars(a(feats, rel, ref)).values(), vars(b(feats, rel, ref)).values()):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_what_a_spec_predicts():
@@ -147,7 +167,8 @@ def test_what_a_spec_predicts():
     assert at.quality[0] == pytest.approx(CONFIDENT_BELOW_M) and at.confidence[0] == pytest.approx(0.5)
     assert j.confidence[0] > j.confidence[1]  # 8 mm expected is likelier under 2 cm than 16 mm
     weighted = ErrorModel(_spec(weights=[0, 1.0] + [0.0] * (len(FEATURES) - 2)))
-    worse = weighted(np.array([[0, 0.0] + [0] * 5, [0, 1.0] + [0] * 5]), rel, ref[[0, 0]])
+    rest = [0.0] * (len(FEATURES) - 2)
+    worse = weighted(np.array([[0, 0.0, *rest], [0, 1.0, *rest]]), rel, ref[[0, 0]])
     assert worse.quality[1] == pytest.approx(np.e * worse.quality[0])
 
 

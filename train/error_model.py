@@ -57,9 +57,9 @@ def closed_loop(lifter: Lifter, pairs: dict[str, np.ndarray], mods: tuple[str, .
         out = lifter(uv, left, kb, images=images, world=pairs["world"][s], modalities=mods)
         cam = np.stack([place_hand(uv[i], out.joints_norm[i], float(out.scale[i]), kb[i])[0] for i in range(len(uv))])
         dis = None if out.disagreement is None or "+" not in out.experts else out.disagreement / out.scale[:, None]
-        hs = pairs.get("handedness_score")
+        hs, presence = pairs.get("handedness_score"), pairs.get("score")
         feats, _ = hand_features(uv, cam, (kb.fx, kb.fy, kb.cx, kb.cy), pairs["world"][s], dis,
-                                 None if hs is None else hs[s])  # fmt: skip
+                                 None if hs is None else hs[s], None if presence is None else presence[s])  # fmt: skip
         t = truth - truth[:, :1]
         rel = cam - cam[:, :1]
         ref_true = reference_length(truth)
@@ -77,10 +77,11 @@ def closed_loop(lifter: Lifter, pairs: dict[str, np.ndarray], mods: tuple[str, .
 
 
 #: the direction each piece of evidence may push the expected error (+1: more of it, more error): a hand that is
-#: larger in the image, reprojects better, agrees with itself, has plausible bones, faces the camera, is not
-#: expected to err more, whatever correlations among the evidence one set of renders shows
+#: larger in the image, reprojects better, agrees with itself, has plausible bones, faces the camera, looks more like a
+#: hand to the landmark network, is not expected to err more, whatever correlations among the evidence one set of
+#: renders shows
 SIGNS = {"log_size_px": -1.0, "log_residual": 1.0, "log_world_residual": 1.0, "log_disagreement": 1.0,
-         "handedness_doubt": 1.0, "bone_implausibility": 1.0, "edge_on": 1.0}  # fmt: skip
+         "handedness_doubt": 1.0, "bone_implausibility": 1.0, "edge_on": 1.0, "presence_doubt": 1.0}  # fmt: skip
 
 
 def fit_shape(loop: ClosedLoop) -> dict:

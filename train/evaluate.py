@@ -263,7 +263,8 @@ def evaluate_frames(
             if judge is not None:  # as the runtime judges it (streamhand.run.place_step)
                 dis = None if lift.disagreement is None or "+" not in lift.experts else lift.disagreement[0] / s
                 evidence = (uv[None], joints_cam[None], (k.fx, k.fy, k.cx, k.cy), det.world[None],
-                            None if dis is None else dis[None], np.array([det.handedness_score]))  # fmt: skip
+                            None if dis is None else dis[None], np.array([det.handedness_score]),
+                            np.array([det.score]))  # fmt: skip
                 j = judge.judge_hands(*evidence[:3], np.array([s]), *evidence[3:])
                 std, quality, conf = j.joint_std[0], float(j.quality[0]), float(j.confidence[0])
                 row["evidence"] = dict(zip(FEATURES, hand_features(*evidence)[0][0].tolist()))

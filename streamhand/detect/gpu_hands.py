@@ -181,9 +181,9 @@ class NetworkHands:
     files, "tensorrt" the engines ``streamhand build-engine --hand-networks`` wrote to ``engines_dir``; ``device``
     "cuda" needs a CUDA build of that runtime. ``threads`` (optional) sets the runtime's CPU threads (for torch: the
     process-wide ``torch.set_num_threads``). ``Detection.score`` is the landmark network's hand-presence score
-    (MediaPipe's graph does not expose it: there ``score`` repeats the handedness score); a hand whose presence
-    score is under ``min_tracking_confidence`` is dropped. ``flip_average`` averages each hand's reading with its
-    mirrored crop's (:func:`flip_averaged`; twice the landmark network's work).
+    (as MediaPipe's graph gives it, :mod:`streamhand.detect.mediapipe_graph`); a hand whose presence score is under
+    ``min_tracking_confidence`` is dropped. ``flip_average`` averages each hand's reading with its mirrored crop's
+    (:func:`flip_averaged`; twice the landmark network's work).
     """
 
     def __init__(

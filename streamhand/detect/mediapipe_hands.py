@@ -3,6 +3,8 @@
 Images reaching this module are true (un-mirrored) views: a selfie-mirrored camera is flipped back
 at capture. MediaPipe labels handedness as if the image were mirrored, so its labels are swapped here,
 once, to name the person's real hand. One hand reported twice is reported once (:mod:`streamhand.detect.dedup`).
+Each hand's ``score`` is the landmark network's presence score, read from MediaPipe's own graph
+(:mod:`streamhand.detect.mediapipe_graph`).
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ class Detection:
     world: np.ndarray  # (21, 3) MediaPipe's own metric estimate around the hand centre (metres)
     handedness: str  # "left" | "right": the person's real hand
     handedness_score: float
-    #: the detector's confidence that this is a hand: the landmark network's presence score where it is known
-    #: (the network detector); MediaPipe's graph does not expose it, so there it repeats ``handedness_score``
+    #: the detector's confidence that this is a hand: the landmark network's presence score (0-1)
     score: float
 
 
@@ -47,15 +48,10 @@ class MediaPipeHands:
         self.max_hands = max_hands
         self._noisy_calls = 0  # MediaPipe's native start-up lines come until its landmark model has run twice
         with quiet.native_stderr_filtered():
-            import mediapipe as mp  # heavy import, only where detection is used
+            from streamhand.detect.mediapipe_graph import hands_with_presence  # heavy import, only where used
 
-            self._hands = mp.solutions.hands.Hands(
-                static_image_mode=not tracking,
-                max_num_hands=max_hands,
-                model_complexity=model_complexity,
-                min_detection_confidence=min_detection_confidence,
-                min_tracking_confidence=min_tracking_confidence,
-            )
+            self._hands = hands_with_presence(not tracking, max_hands, model_complexity, min_detection_confidence,
+                                              min_tracking_confidence)  # fmt: skip
             # the graph starts its inference engines on the first frame, in its own threads: one blank frame
             # here, so that their start-up lines are caught now (no hand: no tracking state is left behind)
             self._hands.process(np.zeros((64, 64, 3), np.uint8))
@@ -75,7 +71,8 @@ class MediaPipeHands:
         if not res.multi_hand_landmarks:
             return out
         worlds = res.multi_hand_world_landmarks or [None] * len(res.multi_hand_landmarks)
-        for lms, hd, wl in zip(res.multi_hand_landmarks, res.multi_handedness, worlds):
+        for lms, hd, wl, presence in zip(res.multi_hand_landmarks, res.multi_handedness, worlds,
+                                         res.multi_hand_presence):  # fmt: skip
             pts = np.array([[p.x * w, p.y * h, p.z * w] for p in lms.landmark], dtype=np.float64)
             world = (
                 np.array([[p.x, p.y, p.z] for p in wl.landmark], dtype=np.float64)
@@ -84,7 +81,7 @@ class MediaPipeHands:
             )
             cls = hd.classification[0]
             label = "right" if cls.label.lower() == "left" else "left"  # un-mirror MediaPipe's label
-            out.append(Detection(pts[:, :2], pts[:, 2], world, label, float(cls.score), float(cls.score)))
+            out.append(Detection(pts[:, :2], pts[:, 2], world, label, float(cls.score), float(presence)))
         merged = merge_duplicates(out)
         if len(merged) < len(out):
             log.debug("merged %d duplicate detection(s) of one hand", len(out) - len(merged))

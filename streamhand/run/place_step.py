@@ -65,7 +65,8 @@ class PlaceStep:
             # the detector's doubt about this frame's label, as the error model was fitted (not the track's vote,
             # which starts undecided on every new track)
             j = judge.judge_hands(uv, cams, (k.fx, k.fy, k.cx, k.cy), scales,
-                                  np.stack([d.world for d in dets]), dis, np.array(w.frame_handedness_scores))
+                                  np.stack([d.world for d in dets]), dis, np.array(w.frame_handedness_scores),
+                                  np.array([d.score for d in dets]))  # fmt: skip
             stds, quality, conf = j.joint_std, j.quality.tolist(), j.confidence.tolist()
         else:
             stds = lift.joint_std * (scales / lift.scale)[:, None]

@@ -76,9 +76,8 @@ class Camera(Struct, kw_only=True):
 
 
 _SCORE_DOC = (
-    "the detector's confidence that this is a hand, 0..1: the landmark network's presence score with `--detector "
-    "network`; MediaPipe's graph does not expose it, so with `--detector mediapipe` it repeats that frame's "
-    "handedness score"
+    "the detector's confidence that this is a hand, 0..1: the landmark network's presence score (with either "
+    "detector; a hand under `min_tracking_confidence`, 0.5 by default, is not published)"
 )
 
 
