@@ -61,6 +61,21 @@ def test_the_graph_answers_as_mediapipes_own_and_adds_each_hands_presence(tracki
         assert smeared and np.mean(smeared) < np.mean(sharp) - 0.05
 
 
+def test_a_mediapipe_whose_graph_lacks_the_score_still_detects(monkeypatch, caplog):
+    """Another MediaPipe release whose graph has other stream names: its own graph runs, each hand's score is its
+    handedness score, and the log says so once."""
+    from streamhand.detect import mediapipe_graph
+
+    monkeypatch.setattr(mediapipe_graph, "_SCORE", "no_such_stream")
+    rng = np.random.default_rng(5)
+    hs = sample_hands(rng, 1, detection_test_config())
+    rgb = render(rng, [hs.joints_cam[0]], hs.intrinsics[0], [hs.scale[0]], left=[bool(hs.left[0])]).rgb
+    with caplog.at_level("WARNING"), MediaPipeHands(max_hands=1, tracking=False) as det:
+        (d,) = det(rgb)
+    assert d.score == d.handedness_score
+    assert "has no no_such_stream" in caplog.text
+
+
 def test_detector_rejects_bad_images():
     with MediaPipeHands(tracking=False) as det, pytest.raises(ValueError):
         det(np.zeros((10, 10), np.uint8))

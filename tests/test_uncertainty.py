@@ -128,6 +128,32 @@ def test_calibrate_std_fits_every_expert_set_and_stores_it(tmp_path):
     assert np.isfinite(out.joint_std).all() and (out.joint_std[:, 1:] > 0).all()
 
 
+def test_world_landmarks_scaled_keep_each_hands_difficulty_at_the_simulated_level():
+    """``--world scaled``: MediaPipe's own world landmarks, their error from the truth shrunk by one factor to the
+    simulation's mean level; a hand MediaPipe read worse stays worse, in the same direction."""
+    from streamhand.synth.sampler import SamplerConfig, sample_hands
+    from train.calibrate_std import WORLDS, with_scaled_world
+
+    rng = np.random.default_rng(4)
+    hs = sample_hands(rng, 200, SamplerConfig())
+    truth = hs.joints_cam - hs.joints_cam[:, :1]
+    hard = np.linspace(0.01, 0.08, 200)[:, None, None]  # each hand's own error level, metres
+    own = truth + rng.normal(size=truth.shape) * hard + np.array([0.0, 0.0, 0.3])  # MediaPipe's: centred elsewhere
+    pairs = {"joints_cam": hs.joints_cam, "world": own.astype(np.float32)}
+    scaled = with_scaled_world(pairs, seed=1)["world"]
+    simulated = WORLDS["simulated"](pairs, seed=1)["world"]
+
+    def err(w: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(w - w[:, :1] - truth, axis=-1)[:, 1:].mean(1)
+
+    assert err(scaled).mean() == pytest.approx(err(simulated).mean(), rel=1e-4)
+    assert err(scaled).mean() < 0.6 * err(own).mean()
+    assert np.corrcoef(err(scaled), err(own))[0, 1] > 0.999  # every hand shrunk alike: its difficulty kept
+    cos = ((scaled - truth) * (own - own[:, :1] - truth)).sum(-1)[:, 1:]
+    assert (cos > 0).all()  # and its errors point where MediaPipe's did
+    assert WORLDS["mediapipe"](pairs, seed=1) is pairs
+
+
 @pytest.mark.parametrize(
     ("modalities", "sets"),
     [

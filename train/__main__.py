@@ -397,7 +397,8 @@ def mediapipe_pairs_cmd(
     typer.echo(f"{len(data['left'])} of {n} rendered hands found by MediaPipe: {cache_path(cache, n, seed)}")
 
 
-_WORLD_HELP = "world input: simulated (at MediaPipe's level on real photographs) or mediapipe (its own on the renders)"
+_WORLD_HELP = ("world input: simulated (at MediaPipe's level on real photographs), mediapipe (its own on the renders) "
+               "or scaled (its own, their error scaled to the simulated level)")  # fmt: skip
 
 
 @app.command("calibrate-std")
@@ -409,17 +410,17 @@ def calibrate_std_cmd(
     world: Annotated[str, typer.Option(help=_WORLD_HELP)] = "simulated",
 ) -> None:
     """Fit the joint_std calibration (per joint, per fused expert set) and store it in the checkpoint."""
-    from train.calibrate_std import calibrate, with_simulated_world, write_calibration
+    from train.calibrate_std import WORLDS, calibrate, write_calibration
     from train.datasets.mediapipe_pairs import load_or_generate
 
     _checkpoint_or_fail(checkpoint)
-    if world not in ("simulated", "mediapipe"):
-        fail(f"--world must be simulated or mediapipe, not {world!r}")
+    if world not in WORLDS:
+        fail(f"--world must be {', '.join(WORLDS)}, not {world!r}")
     check_output_or_fail(cache, "--cache", folder=True)
     pairs = load_or_generate(cache, n, seed)
     if len(pairs["left"]) < 10:
         fail(f"only {len(pairs['left'])} of {n} renders were found by MediaPipe; use a larger --n")
-    cal = calibrate(checkpoint, with_simulated_world(pairs, seed) if world == "simulated" else pairs)
+    cal = calibrate(checkpoint, WORLDS[world](pairs, seed))
     write_calibration(checkpoint, cal)
     for key, c in cal.items():
         dis = f", c {np.mean(c['c'][1:]):.2f}" if "c" in c else ""
@@ -437,20 +438,20 @@ def fit_error_model_cmd(
     held_n: Annotated[int, typer.Option(min=20, help="other rendered hands, to set the coverage and judge")] = 1500,
     held_seed: Annotated[int, typer.Option(help="their seed (keep it apart from --seed)")] = 9100,
     cache: Annotated[Path, typer.Option(help="cache folder for the labelled renders")] = Path("runs/cache"),
-    world: Annotated[str, typer.Option(help=_WORLD_HELP)] = "simulated",
+    world: Annotated[str, typer.Option(help=_WORLD_HELP)] = "scaled",
     json_out: Annotated[Path | None, typer.Option("--json", help="write the held-out figures here")] = None,
     reliability_png: Annotated[Path | None, typer.Option(help="draw predicted vs actual error by decile")] = None,
 ) -> None:
     """Fit the error model (joint_std, quality, confidence; per fused expert set) and store it in the checkpoint."""
     from streamhand.infer.lifter import Lifter
     from streamhand.infer.torch_backend import TorchBackend
-    from train.calibrate_std import expert_sets, pair_crops, with_simulated_world, write_meta
+    from train.calibrate_std import WORLDS, expert_sets, pair_crops, write_meta
     from train.datasets.mediapipe_pairs import load_or_generate, shards_of
     from train.error_model import fit_error_models, write_reliability_png
 
     ck = _checkpoint_or_fail(checkpoint)
-    if world not in ("simulated", "mediapipe"):
-        fail(f"--world must be simulated or mediapipe, not {world!r}")
+    if world not in WORLDS:
+        fail(f"--world must be {', '.join(WORLDS)}, not {world!r}")
     if seed <= held_seed < seed + shards:
         fail(f"--held-seed {held_seed} is one of the fitting renders' seeds ({seed}-{seed + shards - 1})")
     check_output_or_fail(cache, "--cache", folder=True)
@@ -460,7 +461,7 @@ def fit_error_model_cmd(
 
     def labelled(parts: list[tuple[int, int]]) -> dict[str, np.ndarray]:
         got = [load_or_generate(cache, k, s) for k, s in parts]
-        got = [with_simulated_world(p, s) if world == "simulated" else p for p, (_k, s) in zip(got, parts)]
+        got = [WORLDS[world](p, s) for p, (_k, s) in zip(got, parts)]
         pairs = {k: np.concatenate([p[k] for p in got]) for k in got[0]}
         if len(pairs["left"]) < 20:
             fail(f"only {len(pairs['left'])} of {sum(k for k, _ in parts)} renders were found by MediaPipe; use more")

@@ -50,8 +50,14 @@ class MediaPipeHands:
         with quiet.native_stderr_filtered():
             from streamhand.detect.mediapipe_graph import hands_with_presence  # heavy import, only where used
 
-            self._hands = hands_with_presence(not tracking, max_hands, model_complexity, min_detection_confidence,
-                                              min_tracking_confidence)  # fmt: skip
+            args = (not tracking, max_hands, model_complexity, min_detection_confidence, min_tracking_confidence)
+            try:
+                self._hands = hands_with_presence(*args)
+            except RuntimeError as e:  # another MediaPipe release: its own graph, and no presence score
+                import mediapipe as mp
+
+                log.warning("%s: each hand's score repeats its handedness score", e)
+                self._hands = mp.solutions.hands.Hands(*args)
             # the graph starts its inference engines on the first frame, in its own threads: one blank frame
             # here, so that their start-up lines are caught now (no hand: no tracking state is left behind)
             self._hands.process(np.zeros((64, 64, 3), np.uint8))
@@ -71,8 +77,8 @@ class MediaPipeHands:
         if not res.multi_hand_landmarks:
             return out
         worlds = res.multi_hand_world_landmarks or [None] * len(res.multi_hand_landmarks)
-        for lms, hd, wl, presence in zip(res.multi_hand_landmarks, res.multi_handedness, worlds,
-                                         res.multi_hand_presence):  # fmt: skip
+        presences = getattr(res, "multi_hand_presence", None) or [None] * len(res.multi_hand_landmarks)
+        for lms, hd, wl, presence in zip(res.multi_hand_landmarks, res.multi_handedness, worlds, presences):
             pts = np.array([[p.x * w, p.y * h, p.z * w] for p in lms.landmark], dtype=np.float64)
             world = (
                 np.array([[p.x, p.y, p.z] for p in wl.landmark], dtype=np.float64)
@@ -81,7 +87,8 @@ class MediaPipeHands:
             )
             cls = hd.classification[0]
             label = "right" if cls.label.lower() == "left" else "left"  # un-mirror MediaPipe's label
-            out.append(Detection(pts[:, :2], pts[:, 2], world, label, float(cls.score), float(presence)))
+            score = float(cls.score if presence is None else presence)
+            out.append(Detection(pts[:, :2], pts[:, 2], world, label, float(cls.score), score))
         merged = merge_duplicates(out)
         if len(merged) < len(out):
             log.debug("merged %d duplicate detection(s) of one hand", len(out) - len(merged))
