@@ -61,10 +61,12 @@ def test_the_measurement_and_its_table():
         assert 0 <= s["detected"] <= 1
         if "error_mm" in s:
             assert s["error_mm"] > 0 and s["std_over_error"] == pytest.approx(s["std_mm"] / s["error_mm"])
-            assert 0 <= s["confidence"] <= 1
+            assert 0 <= s["confidence"] <= 1 and 0.5 <= s["score"] <= 1  # the presence MediaPipe published it at
     lines = report_lines({"clean": {"n": 2, "detected": 0.0}, "blur": {"n": 2, "detected": 0.5, "error_mm": 40.0,
-                          "std_mm": 20.0, "std_over_error": 0.5, "quality_mm": 15.0, "confidence": None}})  # fmt: skip
-    assert "no hand found" in lines[1] and lines[2].split()[-1] == "-" and " 0.50 " in lines[2]
+                          "std_mm": 20.0, "std_over_error": 0.5, "quality_mm": 15.0, "confidence": None,
+                          "score": 0.81}})  # fmt: skip
+    assert "no hand found" in lines[1] and lines[2].split()[-2:] == ["0.81", "-"] and " 0.50 " in lines[2]
+    assert lines[0].split()[-2:] == ["score", "conf"]
 
 
 @pytest.mark.slow

@@ -81,15 +81,16 @@ def hard_hands(model: str | None = None, n: int = 60, seed: int = 5150, kinds: t
                progress: bool = True, flip_average: bool = False) -> dict:  # fmt: skip
     """Per kind: ``n``, ``detected`` (share), and over the detected hands ``error_mm`` (mean wrist-relative joint
     error), ``std_mm`` (mean joint_std), ``std_over_error``, ``quality_mm``, ``confidence`` (means); ``hard``: the
-    same pooled over every kind but ``clean``. The same hands (``seed``) in every kind. ``flip_average``: the hands
+    same pooled over every kind but ``clean``; ``score``: the mean of the detector's presence score (``Hand.score``).
+    The same hands (``seed``) in every kind. ``flip_average``: the hands
     read as ``run --flip-average`` reads them (MediaPipe's networks, each hand with its mirrored crop)."""
     from streamhand import HandTracker
 
     out: dict = {}
-    pooled: dict[str, list] = {"err": [], "std": [], "q": [], "c": [], "n": [0], "found": [0]}
+    pooled: dict[str, list] = {"err": [], "std": [], "q": [], "c": [], "p": [], "n": [0], "found": [0]}
     with HandTracker(model=model, smooth=False, tracking=False, flip_average=flip_average) as tracker:
         for kind in kinds:
-            err, std, q, c, found = [], [], [], [], 0
+            err, std, q, c, p, found = [], [], [], [], [], 0
             for rgb, k, truth, uv in track(frames(kind, n, seed), total=n, description=kind, disable=not progress):
                 hands = tracker.process(rgb, intrinsics=k)
                 if not hands:
@@ -102,30 +103,33 @@ def hard_hands(model: str | None = None, n: int = 60, seed: int = 5150, kinds: t
                 std.append(1000 * float(h.joint_std[1:].mean()))
                 q.append(1000 * h.quality)
                 c.append(np.nan if h.confidence is None else h.confidence)
-            out[kind] = _summary(n, found, err, std, q, c)
+                p.append(h.score)
+            out[kind] = _summary(n, found, err, std, q, c, p)
             if kind != "clean":
-                for key, v in (("err", err), ("std", std), ("q", q), ("c", c)):
+                for key, v in (("err", err), ("std", std), ("q", q), ("c", c), ("p", p)):
                     pooled[key] += v
                 pooled["n"][0] += n
                 pooled["found"][0] += found
             log.info("%s: %s", kind, out[kind])
     if pooled["n"][0]:
-        out["hard"] = _summary(pooled["n"][0], pooled["found"][0], *(pooled[k] for k in ("err", "std", "q", "c")))
+        out["hard"] = _summary(pooled["n"][0], pooled["found"][0], *(pooled[k] for k in ("err", "std", "q", "c", "p")))
     return out
 
 
-def _summary(n: int, found: int, err: list, std: list, q: list, c: list) -> dict:
+def _summary(n: int, found: int, err: list, std: list, q: list, c: list, p: list) -> dict:
     s: dict = {"n": n, "detected": found / max(n, 1)}
     if found:
         e, d = float(np.mean(err)), float(np.mean(std))
         s.update({"error_mm": e, "std_mm": d, "std_over_error": d / e, "quality_mm": float(np.mean(q)),
-                  "confidence": float(np.nanmean(c)) if np.isfinite(c).any() else None})  # fmt: skip
+                  "confidence": float(np.nanmean(c)) if np.isfinite(c).any() else None,
+                  "score": float(np.mean(p))})  # fmt: skip
     return s
 
 
 def report_lines(result: dict) -> list[str]:
     """A table: one line per kind and the pooled hard hands."""
-    head = ("kind", 9), ("frames", 7), ("found", 7), ("error mm", 10), ("std mm", 8), ("std/err", 9), ("quality", 9)
+    head = (("kind", 9), ("frames", 7), ("found", 7), ("error mm", 10), ("std mm", 8), ("std/err", 9), ("quality", 9),
+            ("score", 7))  # fmt: skip
     lines = ["".join(f"{t:<{w}}" if i == 0 else f"{t:>{w}}" for i, (t, w) in enumerate(head)) + f"{'conf':>6}"]
     for kind, s in result.items():
         if "error_mm" not in s:
@@ -133,7 +137,7 @@ def report_lines(result: dict) -> list[str]:
             continue
         conf = "-" if s["confidence"] is None else f"{s['confidence']:.2f}"
         lines.append(f"{kind:<9}{s['n']:>7}{s['detected']:>7.2f}{s['error_mm']:>10.1f}{s['std_mm']:>8.1f}"
-                     f"{s['std_over_error']:>9.2f}{s['quality_mm']:>9.1f}{conf:>6}")  # fmt: skip
+                     f"{s['std_over_error']:>9.2f}{s['quality_mm']:>9.1f}{s['score']:>7.2f}{conf:>6}")  # fmt: skip
     return lines
 
 
