@@ -80,17 +80,18 @@ def frames(kind: str, n: int, seed: int):
 def hard_hands(model: str | None = None, n: int = 60, seed: int = 5150, kinds: tuple[str, ...] = tuple(KINDS),
                progress: bool = True, flip_average: bool = False) -> dict:  # fmt: skip
     """Per kind: ``n``, ``detected`` (share), and over the detected hands ``error_mm`` (mean wrist-relative joint
-    error), ``std_mm`` (mean joint_std), ``std_over_error``, ``quality_mm``, ``confidence`` (means); ``hard``: the
-    same pooled over every kind but ``clean``; ``score``: the mean of the detector's presence score (``Hand.score``).
-    The same hands (``seed``) in every kind. ``flip_average``: the hands
-    read as ``run --flip-average`` reads them (MediaPipe's networks, each hand with its mirrored crop)."""
+    error), ``std_mm`` (mean joint_std), ``std_over_error``, ``quality_mm``, ``confidence`` and ``score`` (the
+    detector's presence score, ``Hand.score``) (means); ``hard``: the same pooled over every kind but ``clean``. The
+    same hands (``seed``) in every kind. ``flip_average``: the hands read as ``run --flip-average`` reads them
+    (MediaPipe's networks, each hand with its mirrored crop)."""
     from streamhand import HandTracker
 
     out: dict = {}
-    pooled: dict[str, list] = {"err": [], "std": [], "q": [], "c": [], "p": [], "n": [0], "found": [0]}
+    pooled: dict[str, list] = {m: [] for m in _MEASURES}
+    pooled_n = 0
     with HandTracker(model=model, smooth=False, tracking=False, flip_average=flip_average) as tracker:
         for kind in kinds:
-            err, std, q, c, p, found = [], [], [], [], [], 0
+            got: dict[str, list] = {m: [] for m in _MEASURES}  # one entry per hand found
             for rgb, k, truth, uv in track(frames(kind, n, seed), total=n, description=kind, disable=not progress):
                 hands = tracker.process(rgb, intrinsics=k)
                 if not hands:
@@ -98,31 +99,36 @@ def hard_hands(model: str | None = None, n: int = 60, seed: int = 5150, kinds: t
                 h = min(hands, key=lambda h: float(np.linalg.norm(h.joints_2d - uv, axis=1).mean()))
                 if np.linalg.norm(h.joints_2d.mean(0) - uv.mean(0)) > 0.5 * _hand_size(uv):
                     continue  # found something else
-                found += 1
-                err.append(1000 * float(np.linalg.norm(h.joints_rel - (truth - truth[0]), axis=1)[1:].mean()))
-                std.append(1000 * float(h.joint_std[1:].mean()))
-                q.append(1000 * h.quality)
-                c.append(np.nan if h.confidence is None else h.confidence)
-                p.append(h.score)
-            out[kind] = _summary(n, found, err, std, q, c, p)
+                got["err"].append(1000 * float(np.linalg.norm(h.joints_rel - (truth - truth[0]), axis=1)[1:].mean()))
+                got["std"].append(1000 * float(h.joint_std[1:].mean()))
+                got["q"].append(1000 * h.quality)
+                got["c"].append(np.nan if h.confidence is None else h.confidence)
+                got["p"].append(h.score)
+            out[kind] = _summary(n, got)
             if kind != "clean":
-                for key, v in (("err", err), ("std", std), ("q", q), ("c", c), ("p", p)):
-                    pooled[key] += v
-                pooled["n"][0] += n
-                pooled["found"][0] += found
+                for m in _MEASURES:
+                    pooled[m] += got[m]
+                pooled_n += n
             log.info("%s: %s", kind, out[kind])
-    if pooled["n"][0]:
-        out["hard"] = _summary(pooled["n"][0], pooled["found"][0], *(pooled[k] for k in ("err", "std", "q", "c", "p")))
+    if pooled_n:
+        out["hard"] = _summary(pooled_n, pooled)
     return out
 
 
-def _summary(n: int, found: int, err: list, std: list, q: list, c: list, p: list) -> dict:
+#: what is kept of each hand found: its error, mean joint_std and quality (mm), confidence, presence score
+_MEASURES = ("err", "std", "q", "c", "p")
+
+
+def _summary(n: int, got: dict[str, list]) -> dict:
+    """The figures of ``n`` frames whose found hands gave ``got`` (:data:`_MEASURES`, one entry per hand)."""
+    found = len(got["err"])
     s: dict = {"n": n, "detected": found / max(n, 1)}
     if found:
-        e, d = float(np.mean(err)), float(np.mean(std))
-        s.update({"error_mm": e, "std_mm": d, "std_over_error": d / e, "quality_mm": float(np.mean(q)),
+        e, d = float(np.mean(got["err"])), float(np.mean(got["std"]))
+        c = got["c"]
+        s.update({"error_mm": e, "std_mm": d, "std_over_error": d / e, "quality_mm": float(np.mean(got["q"])),
                   "confidence": float(np.nanmean(c)) if np.isfinite(c).any() else None,
-                  "score": float(np.mean(p))})  # fmt: skip
+                  "score": float(np.mean(got["p"]))})  # fmt: skip
     return s
 
 

@@ -18,8 +18,9 @@ from streamhand.synth.sampler import HandSamples, SamplerConfig, sample_hands
 from train.progress import track
 
 log = logging.getLogger(__name__)
-PAIRS_VERSION = 5  # bump when the stored fields change (3: world landmarks; 4: MediaPipe's handedness and score; 5: the
-#: score is the landmark network's presence)
+#: bump when the stored fields change (3: world landmarks; 4: MediaPipe's handedness and score; 5: the score is the
+#: landmark network's presence)
+PAIRS_VERSION = 5
 
 
 def rendered_hand_detector(flip_average: bool = False):
