@@ -128,7 +128,7 @@ def make_lifter(cfg: RunConfig, has_depth: bool, source_name: str, n_samples: in
         hand_length, why = resolve_hand_length(cfg.model.hand_length_m)
     except (CheckpointError, ModalityError, CalibrationError, ValueError) as e:
         raise RunError(str(e)) from None
-    return Lifter(backend, hand_length), mods, why
+    return Lifter(backend, hand_length, cfg.model.image_depth), mods, why
 
 
 def prepare_graph(*args: Any) -> tuple[Path, dict]:

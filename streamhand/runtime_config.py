@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from streamhand.codec import IMAGE_DEPTH_WEIGHT
 from streamhand.modalities import InputModality
 from streamhand.modalities import parse as parse_modalities
 from streamhand.options import Flag
@@ -107,6 +108,11 @@ class ModelSettings(_Strict):
     hand_length_m: Annotated[
         float | None, Flag("--hand-size", "your hand's length, wrist crease to middle fingertip (0.12-0.25 m)")
     ] = Field(None, ge=0.12, le=0.25)
+    #: the share of MediaPipe's image landmarks' relative depth in the depth the world expert reads (the rest: its
+    #: world landmarks' depth; streamhand.codec.world_with_image_depth); 0: the world landmarks' depth alone
+    image_depth: Annotated[float, Flag(
+        "--image-depth", "share of MediaPipe's image-landmark depth in the world expert's depth (0-1; 0: its world "
+        "landmarks' alone)")] = Field(IMAGE_DEPTH_WEIGHT, ge=0.0, le=1.0)  # fmt: skip
     threads: int = Field(1, ge=1, le=64)
     #: ONNX Runtime's graphs: auto = int8 fully connected layers on a CPU (streamhand.infer.int8), fp32 elsewhere
     precision: Annotated[Literal["auto", "fp32", "int8"], Flag(

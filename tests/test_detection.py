@@ -94,6 +94,21 @@ def test_mediapipe_pairs_cache_follows_the_renderer(tmp_path, monkeypatch):
     assert not mpp.cache_path(tmp_path, 5, 1).exists()  # a new renderer does not reuse old labels
 
 
+def test_mediapipe_pairs_keep_every_reading_of_each_hand_found():
+    """``generate``: the real MediaPipe on renders; per hand found its 2D, both readings of depth (world landmarks and
+    the image landmarks' relative depth, from the wrist), its labels and scores, with the truth and the camera."""
+    from train.datasets.mediapipe_pairs import generate
+
+    got = generate(8, seed=31, progress=False)
+    m = len(got["left"])
+    assert m >= 4
+    shapes = {"landmarks": (m, 21, 2), "landmarks_z": (m, 21), "world": (m, 21, 3), "joints_cam": (m, 21, 3)}
+    assert {k: got[k].shape for k in shapes} == shapes
+    assert all(len(got[k]) == m for k in ("mp_left", "handedness_score", "score", "fx", "fy", "cx", "cy"))
+    assert np.abs(got["landmarks_z"][:, 0]).max() < 1.0  # MediaPipe's relative depth starts at the wrist
+    assert np.ptp(got["landmarks_z"], axis=1).min() > 1.0  # and varies along the hand (pixels)
+
+
 def _det(landmarks, score):
     from streamhand.detect.mediapipe_hands import Detection
 

@@ -152,6 +152,29 @@ def test_world_landmarks_scaled_keep_each_hands_difficulty_at_the_simulated_leve
     cos = ((scaled - truth) * (own - own[:, :1] - truth)).sum(-1)[:, 1:]
     assert (cos > 0).all()  # and its errors point where MediaPipe's did
     assert WORLDS["mediapipe"](pairs, seed=1) is pairs
+    assert "landmarks_z" not in with_scaled_world(pairs, seed=1)
+
+
+def test_scaled_world_scales_the_image_landmarks_depth_by_the_same_factor():
+    """MediaPipe's other reading of depth (its image landmarks' ``landmarks_z``, pixels at the wrist's distance) comes
+    closer to the truth's by the world landmarks' own factor, so that the two readings stay at one level."""
+    from streamhand.synth.sampler import SamplerConfig, sample_hands
+    from train.calibrate_std import with_scaled_world
+
+    rng = np.random.default_rng(6)
+    hs = sample_hands(rng, 100, SamplerConfig())
+    truth = hs.joints_cam - hs.joints_cam[:, :1]
+    fx = hs.intrinsics.fx
+    true_z = truth[..., 2] * (fx / hs.joints_cam[:, 0, 2])[:, None]  # pixels
+    z_own = true_z + rng.normal(size=true_z.shape) * 20.0 + 7.0  # MediaPipe's, its wrist not at 0
+    own = truth + rng.normal(size=truth.shape) * 0.04
+    pairs = {"joints_cam": hs.joints_cam, "world": own.astype(np.float32), "fx": fx,
+             "landmarks_z": z_own.astype(np.float32)}  # fmt: skip
+    out = with_scaled_world(pairs, seed=2)
+    err = [np.linalg.norm(w - w[:, :1] - truth, axis=-1)[:, 1:].mean() for w in (out["world"], own)]
+    factor = err[0] / err[1]
+    assert 0.2 < factor < 0.9
+    np.testing.assert_allclose(out["landmarks_z"], true_z + factor * (z_own - z_own[:, :1] - true_z), atol=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -51,8 +51,9 @@ def spread_and_error(
         ref = reference_length(truth)
         k = IntrinsicsBatch(0, 0, *(pairs[q][s] for q in ("fx", "fy", "cx", "cy")))
         images = {m: v[s] for m, v in pairs.get("images", {}).items()}
+        z = pairs["landmarks_z"][s] if "landmarks_z" in pairs else None
         out = lifter(pairs["landmarks"][s], pairs["left"][s], k, scale=ref, images=images, world=pairs["world"][s],
-                     modalities=mods)  # fmt: skip
+                     modalities=mods, landmarks_z=z)  # fmt: skip
         err = np.linalg.norm(out.joints_rel - (truth - truth[:, :1]), axis=-1)
         spread.append(out.joint_std / ref[:, None])
         error.append(err / ref[:, None])
@@ -74,7 +75,9 @@ def with_scaled_world(pairs: dict[str, np.ndarray], seed: int) -> dict[str, np.n
 
     The simulated landmarks err as much on every hand; MediaPipe's own err more on the hands it reads badly (blurred,
     covered, unlike a hand to its landmark network), which is what the error model has to learn. Scaled, each render
-    keeps how hard MediaPipe found it, at the level MediaPipe reaches on photographs. Wrist-relative, as simulated."""
+    keeps how hard MediaPipe found it, at the level MediaPipe reaches on photographs. Wrist-relative, as simulated.
+    MediaPipe's image landmarks' relative depth (``landmarks_z``, where the renders have it) is scaled toward the
+    truth's by the same factor, so that its two readings of depth stay at one level."""
     truth = pairs["joints_cam"] - pairs["joints_cam"][:, :1]
     own = pairs["world"] - pairs["world"][:, :1]
     simulated = with_simulated_world(pairs, seed)["world"]
@@ -82,7 +85,12 @@ def with_scaled_world(pairs: dict[str, np.ndarray], seed: int) -> dict[str, np.n
     level = float(np.linalg.norm(simulated - truth, axis=-1)[:, 1:].mean())
     factor = level / max(float(np.linalg.norm(own - truth, axis=-1)[:, 1:].mean()), 1e-9)
     log.info("world landmarks: MediaPipe's own, their error x %.2f (%.1f mm, the simulated level)", factor, 1e3 * level)
-    return {**pairs, "world": (truth + factor * (own - truth)).astype(np.float32)}
+    out = {**pairs, "world": (truth + factor * (own - truth)).astype(np.float32)}
+    if "landmarks_z" in pairs:  # pixels at the wrist's distance, in the scale of the image's width
+        true_z = truth[..., 2] * (pairs["fx"][:, None] / pairs["joints_cam"][:, :1, 2])
+        z = pairs["landmarks_z"] - pairs["landmarks_z"][:, :1]
+        out["landmarks_z"] = (true_z + factor * (z - true_z)).astype(np.float32)
+    return out
 
 
 #: the world input a calibration or an error model is fitted with (``--world``)

@@ -54,10 +54,11 @@ def closed_loop(lifter: Lifter, pairs: dict[str, np.ndarray], mods: tuple[str, .
         kb = IntrinsicsBatch(0, 0, *(np.asarray(pairs[q][s], np.float64) for q in ("fx", "fy", "cx", "cy")))
         left = pairs.get("mp_left", pairs["left"])[s]  # MediaPipe's label, as a still image is lifted
         images = {m: v[s] for m, v in pairs.get("images", {}).items()}
-        out = lifter(uv, left, kb, images=images, world=pairs["world"][s], modalities=mods)
+        hs, presence, depth = pairs.get("handedness_score"), pairs.get("score"), pairs.get("landmarks_z")
+        out = lifter(uv, left, kb, images=images, world=pairs["world"][s], modalities=mods,
+                     landmarks_z=None if depth is None else depth[s])  # fmt: skip
         cam = np.stack([place_hand(uv[i], out.joints_norm[i], float(out.scale[i]), kb[i])[0] for i in range(len(uv))])
         dis = None if out.disagreement is None or "+" not in out.experts else out.disagreement / out.scale[:, None]
-        hs, presence = pairs.get("handedness_score"), pairs.get("score")
         feats, _ = hand_features(uv, cam, (kb.fx, kb.fy, kb.cx, kb.cy), pairs["world"][s], dis,
                                  None if hs is None else hs[s], None if presence is None else presence[s])  # fmt: skip
         t = truth - truth[:, :1]

@@ -253,7 +253,9 @@ def evaluate_frames(
                 be = lifter.backend
                 images = hand_crops(fr.rgb, None, [uv], ("rgb",), be.image_size, CROP_MARGIN, (k.fx, k.fy, k.cx, k.cy),
                                     view=be.crop_view)  # fmt: skip
-            lift = lifter(uv[None], np.array([hand == "left"]), k, images=images, world=world, modalities=modalities)
+            z = det.landmarks_z[None] if world is not None else None
+            lift = lifter(uv[None], np.array([hand == "left"]), k, images=images, world=world, modalities=modalities,
+                          landmarks_z=z)  # fmt: skip
             joints_cam, _root, _src, s = place_hand(uv, lift.joints_norm[0], float(lift.scale[0]), k)
             px = float(np.linalg.norm(uv - fr.joints_2d, axis=1).mean())
             ours["pred"].append(joints_cam)

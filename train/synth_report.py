@@ -108,6 +108,7 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
     palm = hs.rotation[:, 2, 2] < 0  # palm normal toward the camera
     idx = np.array([i for i, _ in dets], int)  # the hands MediaPipe found, and its world landmarks of them
     world = np.array([d.world for _, d in dets])
+    world_z = np.array([d.landmarks_z for _, d in dets])
     rep = dict(
         detection_n=n,
         detection_rate=float(found.mean()),
@@ -127,7 +128,7 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
         kb = hs.intrinsics.take(idx)
         mp_left = np.array([d.handedness == "left" for _, d in dets])
         for name, left in (("mediapipe_handedness", mp_left), ("true_handedness", hs.left[idx])):
-            res = lifter(lm, left, kb, scale=gt_scale, images=images, world=world)
+            res = lifter(lm, left, kb, scale=gt_scale, images=images, world=world, landmarks_z=world_z)
             m = evaluate_poses(res.joints_rel, gt, "root")
             closed[name] = {"epe_mean_mm": m.epe_mean_mm, "epe_median_mm": m.epe_median_mm,
                             "auc_20_50": m.auc_20_50, "n": m.n}  # fmt: skip
@@ -135,7 +136,8 @@ def detection_and_closed_loop(n: int = 200, seed: int = 2024, checkpoint: str | 
 
         closed["experts"] = {}  # ablation: each expert alone and fused, MediaPipe's handedness
         for mods in expert_sets(lifter.backend.modalities):
-            res = lifter(lm, mp_left, kb, scale=gt_scale, images=images, world=world, modalities=mods)
+            res = lifter(lm, mp_left, kb, scale=gt_scale, images=images, world=world, modalities=mods,
+                         landmarks_z=world_z)  # fmt: skip
             m = evaluate_poses(res.joints_rel, gt, "root")
             closed["experts"]["+".join(mods)] = {"epe_mean_mm": m.epe_mean_mm, "epe_median_mm": m.epe_median_mm}
         res = lifter(hs.joints_2d[idx], hs.left[idx], kb, scale=gt_scale)

@@ -12,7 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from streamhand.codec import decode_3d, encode_2d, encode_cloud, encode_world, mirror_crops
+from streamhand.codec import (
+    IMAGE_DEPTH_WEIGHT,
+    decode_3d,
+    encode_2d,
+    encode_cloud,
+    encode_world,
+    mirror_crops,
+    world_with_image_depth,
+)
 from streamhand.infer.base import Backend
 from streamhand.place.hand_size import DEFAULT_HAND_LENGTH_M, chain_length
 from streamhand.uncertainty import apply_calibration, modality_key
@@ -33,11 +41,16 @@ class LiftResult:
 
 
 class Lifter:
-    def __init__(self, backend: Backend, hand_length_m: float = DEFAULT_HAND_LENGTH_M):
+    def __init__(self, backend: Backend, hand_length_m: float = DEFAULT_HAND_LENGTH_M,
+                 image_depth: float = IMAGE_DEPTH_WEIGHT):  # fmt: skip
         if not 0.05 <= hand_length_m <= 0.4:
             raise ValueError(f"hand length {hand_length_m} m is outside 0.05-0.4 m")
+        if not 0.0 <= image_depth <= 1.0:
+            raise ValueError(f"image depth weight {image_depth} is outside 0-1")
         self.backend = backend
         self.hand_length_m = hand_length_m
+        #: the share of the detector's image-landmark depth in the world expert's depth (codec.world_with_image_depth)
+        self.image_depth = image_depth
         self._unjudged: set[str] = set()  # sets of experts without a calibration, already warned of
 
     def __call__(
@@ -49,15 +62,20 @@ class Lifter:
         images: dict[str, np.ndarray] | None = None,
         world: np.ndarray | None = None,
         modalities: tuple[str, ...] | None = None,
+        landmarks_z: np.ndarray | None = None,
     ) -> LiftResult:
         """``k``: the camera's intrinsics (fx, fy, cx, cy; scalars or one per hand). ``world``: the detector's
-        metric 3D landmarks (B, 21, 3), used where the model has a ``world`` expert. ``modalities``: the
+        metric 3D landmarks (B, 21, 3), used where the model has a ``world`` expert; ``landmarks_z`` (B, 21): the
+        detector's image landmarks' relative depth (``Detection.landmarks_z``), where given mixed into the world
+        landmarks' depth (:func:`~streamhand.codec.world_with_image_depth`, ``image_depth``). ``modalities``: the
         experts to fuse (default: every one the model has and the inputs give)."""
         left = np.asarray(left, dtype=bool)
         use = set(self.backend.modalities if modalities is None else modalities) & set(self.backend.modalities)
         x2d, rot = encode_2d(landmarks_px, left, k)
         inputs = {"2d": x2d} if "2d" in use else {}
         if world is not None and "world" in use:
+            if landmarks_z is not None:
+                world = world_with_image_depth(world, landmarks_px, landmarks_z, self.image_depth)
             inputs["world"] = encode_world(world, left, rot)
         for m, v in (images or {}).items():
             if m == "cloud" and m in use:  # camera-frame points, turned and mirrored like the keypoints

@@ -137,7 +137,7 @@ def measure_hand_length(source, detector, lifter, frames: int, on_frame=None) ->
             continue
         d = dets[0]
         left = np.array([d.handedness == "left"])
-        lift = lifter(d.landmarks_px[None], left, f.intrinsics, world=d.world[None])
+        lift = lifter(d.landmarks_px[None], left, f.intrinsics, world=d.world[None], landmarks_z=d.landmarks_z[None])
         _, _, how, s = place_hand(d.landmarks_px, lift.joints_norm[0], float(lift.scale[0]), f.intrinsics, f.depth,
                                   scale_range=(0.5, 2.0))  # fmt: skip
         if how == "depth":

@@ -71,6 +71,9 @@ class InferStep:
         if w.detections:
             lm = np.stack([d.landmarks_px for d in w.detections])
             left = np.array([d.handedness == "left" for d in w.detections])
-            world = np.stack([d.world for d in w.detections]) if "world" in self.modalities else None
+            world = z = None
+            if "world" in self.modalities:
+                world = np.stack([d.world for d in w.detections])
+                z = np.stack([d.landmarks_z for d in w.detections])
             w.lift = self.lifter(lm, left, w.frame.intrinsics, images=w.images, world=world,
-                                 modalities=self.modalities)  # fmt: skip
+                                 modalities=self.modalities, landmarks_z=z)  # fmt: skip

@@ -19,8 +19,8 @@ from train.progress import track
 
 log = logging.getLogger(__name__)
 #: bump when the stored fields change (3: world landmarks; 4: MediaPipe's handedness and score; 5: the score is the
-#: landmark network's presence)
-PAIRS_VERSION = 5
+#: landmark network's presence; 6: its image landmarks' relative depth)
+PAIRS_VERSION = 6
 
 
 def rendered_hand_detector(flip_average: bool = False):
@@ -53,11 +53,11 @@ def generate(n: int, seed: int, width: int = 640, height: int = 480, progress: b
     """Render ``n`` hands and keep those MediaPipe finds: ``landmarks`` (M, 21, 2) px, ``world`` (M, 21, 3)
     MediaPipe's world landmarks (m), ``joints_cam`` (M, 21, 3) m, ``left`` (M,) (the true handedness), the
     camera's ``fx``, ``fy``, ``cx``, ``cy`` (M,), MediaPipe's own ``mp_left``, ``handedness_score`` and ``score``
-    (M,)."""
+    (M,) and ``landmarks_z`` (M, 21), its image landmarks' relative depth (pixels, as ``Detection.landmarks_z``)."""
     rng = np.random.default_rng(seed)
     cfg = SamplerConfig(width=width, height=height, facing_fraction=0.85, in_frame_margin=8.0)
     hs = sample_hands(rng, n, cfg)
-    lms, worlds, cams, lefts, ks, mp_left, hscore, score = [], [], [], [], [], [], [], []
+    lms, zs, worlds, cams, lefts, ks, mp_left, hscore, score = [], [], [], [], [], [], [], [], []
     for i, d, _ in detect_rendered(rng, hs, progress):
         if d is None:
             continue
@@ -65,6 +65,7 @@ def generate(n: int, seed: int, width: int = 640, height: int = 480, progress: b
         if np.linalg.norm(d.landmarks_px.mean(0) - hs.joints_2d[i].mean(0)) > 0.5 * size:
             continue  # found something else
         lms.append(d.landmarks_px)
+        zs.append(d.landmarks_z)
         worlds.append(d.world)
         cams.append(hs.joints_cam[i])
         lefts.append(bool(hs.left[i]))
@@ -78,7 +79,7 @@ def generate(n: int, seed: int, width: int = 640, height: int = 480, progress: b
             "joints_cam": np.array(cams).reshape(-1, 21, 3), "left": np.array(lefts, bool),
             "mp_left": np.array(mp_left, bool), "handedness_score": np.array(hscore, np.float32),
             "score": np.array(score, np.float32), "fx": kk[:, 0], "fy": kk[:, 1], "cx": kk[:, 2],
-            "cy": kk[:, 3]}  # fmt: skip
+            "cy": kk[:, 3], "landmarks_z": np.array(zs, np.float32).reshape(-1, 21)}  # fmt: skip
 
 
 def cache_path(cache_dir: str | Path, n: int, seed: int) -> Path:
