@@ -9,7 +9,7 @@ import numpy as np
 #: the defaults (``streamhand run``'s too: :class:`streamhand.runtime_config.SmoothConfig`): One Euro's cutoff at rest
 #: (Hz), its rise per m/s of joint speed (Hz) and the speed estimate's cutoff (Hz), as ``python -m train
 #: tune-smoothing`` chose them on rendered clips other than the demo's (docs/usage.md, "Smoothing")
-MIN_CUTOFF, BETA, D_CUTOFF = 3.0, 40.0, 2.0
+MIN_CUTOFF, BETA, D_CUTOFF = 4.0, 40.0, 2.0
 
 
 def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
