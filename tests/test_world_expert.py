@@ -153,6 +153,7 @@ def test_lifter_mixes_image_depth_into_the_world_input_only(hands, tmp_path):
         Lifter(backend, image_depth=1.5)
 
 
+@pytest.mark.slow
 def test_mediapipes_image_depth_makes_the_world_expert_err_less_on_renders():
     """The real MediaPipe on renders, the shipped default model: its world expert alone, and fused with the 2D, err
     less with MediaPipe's image landmarks' depth mixed into its world landmarks' than with the world's alone."""
