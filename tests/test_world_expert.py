@@ -124,7 +124,8 @@ def test_world_depth_mixes_mediapipes_two_readings_of_it(hands, weight):
     np.testing.assert_allclose(got[..., :2], flat[..., :2], atol=1e-12)  # across the image: the world landmarks'
     alone = world_with_image_depth(world, hands.joints_2d, _image_depth(hands), 1.0)[..., 2]
     np.testing.assert_allclose(got[..., 2], (1 - weight) * flat[..., 2] + weight * alone, atol=1e-12)
-    # the image landmarks' depth, put into metres by the palms' sizes, is the true depth (a weak perspective's error)
+    # the image landmarks' depth, put into metres by the hand's size across the image, is the true depth (a weak
+    # perspective's error)
     spread = np.abs(rel[..., 2]).mean()
     assert np.abs(alone - rel[..., 2]).mean() < 0.1 * spread < np.abs(flat[..., 2] - rel[..., 2]).mean()
     # in pixels of any image size: a picture twice as large gives the same metres

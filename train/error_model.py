@@ -54,9 +54,9 @@ def closed_loop(lifter: Lifter, pairs: dict[str, np.ndarray], mods: tuple[str, .
         kb = IntrinsicsBatch(0, 0, *(np.asarray(pairs[q][s], np.float64) for q in ("fx", "fy", "cx", "cy")))
         left = pairs.get("mp_left", pairs["left"])[s]  # MediaPipe's label, as a still image is lifted
         images = {m: v[s] for m, v in pairs.get("images", {}).items()}
-        hs, presence, depth = pairs.get("handedness_score"), pairs.get("score"), pairs.get("landmarks_z")
+        hs, presence, image_z = pairs.get("handedness_score"), pairs.get("score"), pairs.get("landmarks_z")
         out = lifter(uv, left, kb, images=images, world=pairs["world"][s], modalities=mods,
-                     landmarks_z=None if depth is None else depth[s])  # fmt: skip
+                     landmarks_z=None if image_z is None else image_z[s])  # fmt: skip
         cam = np.stack([place_hand(uv[i], out.joints_norm[i], float(out.scale[i]), kb[i])[0] for i in range(len(uv))])
         dis = None if out.disagreement is None or "+" not in out.experts else out.disagreement / out.scale[:, None]
         feats, _ = hand_features(uv, cam, (kb.fx, kb.fy, kb.cx, kb.cy), pairs["world"][s], dis,
