@@ -153,6 +153,9 @@ def test_world_landmarks_scaled_keep_each_hands_difficulty_at_the_simulated_leve
     assert (cos > 0).all()  # and its errors point where MediaPipe's did
     assert WORLDS["mediapipe"](pairs, seed=1) is pairs
     assert "landmarks_z" not in with_scaled_world(pairs, seed=1)
+    # the simulation has no second reading of depth: MediaPipe's own, at its level on renders, is not mixed into it
+    z = np.zeros((200, 21), np.float32)
+    assert "landmarks_z" not in WORLDS["simulated"]({**pairs, "landmarks_z": z}, seed=1)
 
 
 def test_scaled_world_scales_the_image_landmarks_depth_by_the_same_factor():

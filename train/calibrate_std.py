@@ -63,9 +63,11 @@ def spread_and_error(
 
 def with_simulated_world(pairs: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
     """``pairs`` whose world landmarks are simulated from the truth at the level of MediaPipe's on real
-    photographs (the default :class:`WorldNoiseConfig`), seeded."""
+    photographs (the default :class:`WorldNoiseConfig`), seeded. MediaPipe's own image landmarks' depth
+    (``landmarks_z``) is left out: mixed into a simulated world, its level on renders would undo the simulation's."""
     rng = np.random.default_rng(seed)
-    return {**pairs, "world": simulated_world(rng, pairs["joints_cam"], WorldNoiseConfig()).astype(np.float32)}
+    out = {k: v for k, v in pairs.items() if k != "landmarks_z"}
+    return {**out, "world": simulated_world(rng, pairs["joints_cam"], WorldNoiseConfig()).astype(np.float32)}
 
 
 def with_scaled_world(pairs: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
