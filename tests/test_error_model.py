@@ -266,6 +266,7 @@ def _run_poses(tmp_path, *extra: str) -> tuple[dict, list[dict]]:
     return json.loads(rep.read_text()), [m for m in lines if m["topic"].startswith("hand.pose.")], r
 
 
+@pytest.mark.slow
 def test_a_run_publishes_quality_and_confidence_and_gates_on_it(tmp_path):
     rep, poses, _ = _run_poses(tmp_path)
     assert poses and rep["hands_withheld"] == 0

@@ -69,6 +69,7 @@ def _protobuf(channel: dict):
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(channel["schemaName"]))
 
 
+@pytest.mark.slow
 def test_view_foxglove_serves_the_skeleton_to_a_websocket_client():
     port = free_port()
     result: dict = {}

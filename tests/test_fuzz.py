@@ -128,6 +128,7 @@ def test_subscriber_skips_a_flood_of_garbage_and_keeps_receiving():
         pub.close(0)
 
 
+@pytest.mark.slow
 def test_control_socket_answers_every_generated_request():
     cport = free_port()
     server = Publisher("127.0.0.1", free_port(), cport, stats=lambda: {"frames_in": 1})

@@ -121,6 +121,7 @@ def test_a_users_graph_is_quantized_at_first_use_and_cached(tiny_checkpoint, tmp
     np.testing.assert_array_equal(be.infer(x).joints, again.infer(x).joints)
 
 
+@pytest.mark.slow
 def test_auto_leaves_image_graphs_in_fp32_unless_int8_is_asked_for(tmp_path, monkeypatch):
     import torch
 

@@ -243,6 +243,7 @@ def test_view_rerun_streams_to_a_listening_viewer(tmp_path):
             viewer.kill()
 
 
+@pytest.mark.slow
 def test_run_rerun_logs_the_published_stream_and_the_frames(tmp_path, tiny_checkpoint):
     """``run --rerun FILE.rrd``: the same entities from the publisher's tap, plus every processed frame's image."""
     out = tmp_path / "run.rrd"

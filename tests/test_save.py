@@ -26,6 +26,7 @@ def _run(tmp_path, *extra: str) -> dict:
     return json.loads(rep.read_text())
 
 
+@pytest.mark.slow
 def test_every_format_holds_every_pose(tmp_path):
     rep = _run(tmp_path, "--save", str(tmp_path / "p.jsonl"), "--save-video", str(tmp_path / "o.mp4"))
     lines = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]

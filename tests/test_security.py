@@ -49,6 +49,7 @@ def _received(subs: list[PoseSubscriber], pub: Publisher) -> list[bool]:
     return got
 
 
+@pytest.mark.slow
 def test_allowed_client_receives_strangers_and_plaintext_do_not(keys):
     port, cport = free_port(), free_port()
     pub = Publisher("127.0.0.1", port, cport, curve=(str(keys / "server/server.key_secret"), str(keys / "allowed")))

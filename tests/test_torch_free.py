@@ -40,6 +40,7 @@ def _no_torch(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, list[s
     return r, json.loads(tried.read_text()) if tried.is_file() else ["(no record)"]
 
 
+@pytest.mark.slow
 def test_demo_runs_on_onnxruntime_without_torch(tmp_path):
     rep = tmp_path / "r.json"
     r, tried = _no_torch(tmp_path, "run", "--source", "demo", "--frames", "20", "--no-realtime", "--backend",
@@ -52,6 +53,7 @@ def test_demo_runs_on_onnxruntime_without_torch(tmp_path):
     assert report["detection_rate"] > 0.9 and report["epe_mean_mm"] < 40
 
 
+@pytest.mark.slow
 def test_without_torch_torch_backend_and_unprepared_checkpoint_are_one_line(tmp_path):
     port = ["--port", str(free_port()), "--control-port", str(free_port()), "--frames", "1"]
     r, _ = _no_torch(tmp_path, "run", "--source", "demo", "--backend", "torch", *port)
