@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
+from streamhand.codec import IMAGE_DEPTH_WEIGHT
+from streamhand.synth.render import RENDER_VERSION
 from tests.helpers import train_cli
 from tests.test_eval_frames import DEFAULT_CKPT, _FakeDetector, write_frames_dataset
 
@@ -50,6 +52,9 @@ def test_synth_report_with_frames_end_to_end(frames_dir, tmp_path):
     assert any(s.startswith("  world, MediaPipe's handedness") for s in lines)
     assert any(s.startswith("real frames at the run-time scale") for s in lines)
     rep = json.loads(out.read_text())
+    # what the figures depend on: the renderer's version and the image depth's share the closed loop lifted with
+    assert rep["renderer"] == RENDER_VERSION and rep["image_depth"] == IMAGE_DEPTH_WEIGHT
+    assert f"renderer version{' ' * 38}{RENDER_VERSION}" in lines
     real = rep["real_frames"]
     assert set(real) == {"root", "detection_n", "detection_rate", "handedness_labelled", "handedness_accuracy",
                          "landmark_error_px_median", "world_depth", "likeness", "pose_matched_renders",

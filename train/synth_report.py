@@ -17,11 +17,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from streamhand.codec import IMAGE_DEPTH_WEIGHT
 from streamhand.detect.crops import CROP_MARGIN, crop_square, hand_crops, square_box
 from streamhand.infer import Lifter, LiftResult
 from streamhand.metrics import evaluate_poses
 from streamhand.skeleton import reference_length
-from streamhand.synth.render import render
+from streamhand.synth.render import RENDER_VERSION, render
 from streamhand.synth.sampler import SamplerConfig, detection_test_config, sample_hands
 from train.datasets.frames import FrameSet, nearest_detection
 from train.datasets.mediapipe_pairs import detect_rendered
@@ -164,8 +165,9 @@ def synth_report(
 
 
 def as_dict(rep: SynthReport) -> dict:
-    """The report as JSON-ready data (``real_frames`` only where real frames were measured)."""
-    d = asdict(rep)
+    """The report as JSON-ready data (``real_frames`` only where real frames were measured), with the renderer's
+    version and the share of MediaPipe's image depth the closed loop lifted with (what the figures depend on)."""
+    d = {"renderer": RENDER_VERSION, "image_depth": IMAGE_DEPTH_WEIGHT, **asdict(rep)}
     if d["real_frames"] is None:
         del d["real_frames"]
     return d
@@ -419,6 +421,8 @@ def report_lines(rep: dict[str, Any]) -> list[str]:
     lines.append(row("pose + projection samples / s", f"{rep['pose_samples_per_s']:,.0f}", "", ""))
     lines.append(row("rendered 256x256 images / s", f"{rep['render_256_per_s']:.1f}", "", ""))
     lines.append(row("hands read by", rep.get("detector", "MediaPipe"), "", ""))
+    if "renderer" in rep:
+        lines.append(row("renderer version", str(rep["renderer"]), "", ""))
     pm_found = _found(pm, "rendered_n") if pm else ""
     lines.append(row("MediaPipe detection rate (found of frames)", _found(rep), _found(real) if real else "", pm_found))
     palm, back = _num(rep["detection_rate_palm"], ".2f"), _num(rep["detection_rate_back"], ".2f")

@@ -58,4 +58,6 @@ def _card(name: str, path: Path) -> Iterator[str]:
         shown["closed-loop EPE mean (mm)"] = (m.get("closed_loop") or {}).get("mediapipe_handedness", {}).get(
             "epe_mean_mm")
         parts = [f"{k} {v:.3g}" for k, v in shown.items() if isinstance(v, (int, float))]
+        if isinstance(m.get("renderer"), int):  # the renders' figures depend on the renderer that drew them
+            parts.append(f"renderer {m['renderer']}")
         yield f"  {key:24s} {', '.join(parts)}"
