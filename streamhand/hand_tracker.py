@@ -97,7 +97,7 @@ class HandTracker:
         self._detect = DetectStep(self.detector, TrackLinker(link=tracking), self.lifter, self.modalities, d.max_hands,
                                   d.crop_margin)  # fmt: skip
         self._infer = InferStep(self.lifter, self.modalities)
-        self._place = PlaceStep(self.cfg.smooth, self.lifter.backend.error_model)
+        self._place = PlaceStep(self.cfg.smooth, self.lifter.backend.error_model, self.cfg.model.ray_pull)
         self._index = 0
         self._t0 = time.monotonic()
 

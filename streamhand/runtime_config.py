@@ -15,6 +15,7 @@ from streamhand.modalities import InputModality
 from streamhand.modalities import parse as parse_modalities
 from streamhand.options import Flag
 from streamhand.place import smoothing
+from streamhand.place.placement import RAY_PULL
 from streamhand.stream import protocol
 
 
@@ -113,6 +114,11 @@ class ModelSettings(_Strict):
     image_depth: Annotated[float, Flag(
         "--image-depth", "share of MediaPipe's image-landmark depth in the world expert's depth (0-1; 0: its world "
         "landmarks' alone)")] = Field(IMAGE_DEPTH_WEIGHT, ge=0.0, le=1.0)  # fmt: skip
+    #: the share of the way each placed joint moves across the image toward the ray through its 2D landmark
+    #: (streamhand.place.placement.pull_to_rays); 0: the lifted shape as placed
+    ray_pull: Annotated[float, Flag(
+        "--ray-pull", "share of the way each placed joint moves across the image toward its 2D landmark's ray (0-1; "
+        "0: the lifted shape as placed)")] = Field(RAY_PULL, ge=0.0, le=1.0)  # fmt: skip
     threads: int = Field(1, ge=1, le=64)
     #: ONNX Runtime's graphs: auto = int8 fully connected layers on a CPU (streamhand.infer.int8), fp32 elsewhere
     precision: Annotated[Literal["auto", "fp32", "int8"], Flag(

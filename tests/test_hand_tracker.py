@@ -87,6 +87,31 @@ def test_process_gives_the_joints_run_publishes(photos, tracking):
     assert h.joint_std.shape == (21,) and h.quality == pytest.approx(float(np.mean(p["joint_std"])), rel=0.5)
 
 
+def test_the_published_hand_is_pulled_toward_mediapipes_2d_as_configured(photos):
+    """``model.ray_pull``: each published joint keeps the depth it was placed at and reprojects (1 - share) as far
+    from MediaPipe's landmark as the placement alone did (real MediaPipe and model; the error model's judgement is
+    the same whatever the pull)."""
+    from streamhand.geometry import project
+    from streamhand.runtime_config import RunConfig
+
+    _, rgbs = photos
+    got = {}
+    for share in (0.0, 0.3, 1.0):
+        with HandTracker(config=RunConfig.model_validate({"model": {"ray_pull": share}})) as tracker:
+            (got[share],) = tracker.process(rgbs[1])
+        k = tracker.intrinsics or Intrinsics.from_fov(640, 480, 60.0)
+    rigid = got[0.0]
+    miss = np.linalg.norm(project(rigid.joints_cam, k) - rigid.joints_2d, axis=1)
+    assert miss.mean() > 1.0  # the lifted shape does not reproject onto the landmarks by itself
+    for share in (0.3, 1.0):
+        h = got[share]
+        np.testing.assert_allclose(h.joints_cam[:, 2], rigid.joints_cam[:, 2], atol=1e-9)
+        np.testing.assert_allclose(np.linalg.norm(project(h.joints_cam, k) - h.joints_2d, axis=1), (1 - share) * miss,
+                                   atol=1e-6)  # fmt: skip
+        np.testing.assert_allclose(h.joint_std, rigid.joint_std, rtol=1e-6)
+        assert h.quality == pytest.approx(rigid.quality, rel=1e-6)
+
+
 def test_stream_over_an_image_folder_and_tracks_across_calls(photos):
     folder, rgbs = photos
     per_frame = list(HandTracker.stream(folder))

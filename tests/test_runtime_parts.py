@@ -13,6 +13,7 @@ from streamhand.place.placement import (
     masked_median,
     place_hand,
     place_hands,
+    pull_to_rays,
     root_depth_from_depth,
     solve_root,
     solve_roots,
@@ -126,6 +127,33 @@ def test_depth_holes_ignored():
     assert depth_at(d, np.array([[10, 10], [1, 1]]))[0] == pytest.approx(0.5)
     assert np.isnan(depth_at(d, np.array([[1, 1]]))[0])
     assert root_depth_from_depth(np.zeros((20, 20)), np.zeros((21, 2)), np.zeros((21, 3))) is None
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+def test_the_pull_moves_each_joint_across_the_image_toward_its_ray_at_its_own_depth(share):
+    """A placed hand whose 2D landmarks lie off its joints' projections: each joint keeps its depth and moves
+    ``share`` of the way to the point of its ray at that depth (1: it reprojects onto its landmark exactly)."""
+    rng = np.random.default_rng(3)
+    cam = np.stack([_hand(), _hand((-0.1, 0.0, 0.7))])
+    uv = project(cam, K) + rng.normal(0, 6.0, (2, 21, 2))
+    before = cam.copy()
+    got = pull_to_rays(cam, uv, K.fx, K.fy, K.cx, K.cy, share)
+    np.testing.assert_array_equal(cam, before)  # the input is kept
+    np.testing.assert_array_equal(got[..., 2], cam[..., 2])
+    on_ray = np.stack([(uv[..., 0] - K.cx) * cam[..., 2] / K.fx, (uv[..., 1] - K.cy) * cam[..., 2] / K.fy], -1)
+    np.testing.assert_allclose(got[..., :2], cam[..., :2] + share * (on_ray - cam[..., :2]), atol=1e-12)
+    miss = np.linalg.norm(project(got, K) - uv, axis=-1)
+    np.testing.assert_allclose(miss, (1 - share) * np.linalg.norm(project(cam, K) - uv, axis=-1), atol=1e-9)
+
+
+def test_the_pull_takes_one_camera_per_hand():
+    """Intrinsics (B,) (renders, each with its own camera) pull each hand as its own camera alone would."""
+    cam = np.stack([_hand(), _hand((0.02, -0.03, 0.4))])
+    k2 = Intrinsics.from_fov(640, 480, 75)
+    uv = np.stack([project(cam[0], K), project(cam[1], k2)]) + 4.0
+    both = pull_to_rays(cam, uv, *(np.array([getattr(K, a), getattr(k2, a)]) for a in ("fx", "fy", "cx", "cy")))
+    for i, k in enumerate((K, k2)):
+        np.testing.assert_allclose(both[i], pull_to_rays(cam[i : i + 1], uv[i : i + 1], k.fx, k.fy, k.cx, k.cy)[0])
 
 
 def test_one_euro_reduces_jitter_and_follows_steps():

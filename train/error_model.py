@@ -19,7 +19,7 @@ import numpy as np
 from streamhand.error_model import FEATURES, ErrorModel, hand_features
 from streamhand.infer.lifter import Lifter
 from streamhand.metrics import evaluate_uncertainty, spearman
-from streamhand.place.placement import place_hand
+from streamhand.place.placement import place_hand, pull_to_rays
 from streamhand.skeleton import reference_length
 from streamhand.synth.sampler import IntrinsicsBatch
 from streamhand.uncertainty import _nnls, modality_key
@@ -58,11 +58,14 @@ def closed_loop(lifter: Lifter, pairs: dict[str, np.ndarray], mods: tuple[str, .
         out = lifter(uv, left, kb, images=images, world=pairs["world"][s], modalities=mods,
                      landmarks_z=None if image_z is None else image_z[s])  # fmt: skip
         cam = np.stack([place_hand(uv[i], out.joints_norm[i], float(out.scale[i]), kb[i])[0] for i in range(len(uv))])
+        # the error is the published answer's (pulled toward the 2D's rays); the evidence reads the placement before
+        # the pull, as a run's error model does (streamhand.run.place_step)
+        answer = pull_to_rays(cam, uv, kb.fx, kb.fy, kb.cx, kb.cy)
         dis = None if out.disagreement is None or "+" not in out.experts else out.disagreement / out.scale[:, None]
         feats, _ = hand_features(uv, cam, (kb.fx, kb.fy, kb.cx, kb.cy), pairs["world"][s], dis,
                                  None if hs is None else hs[s], None if presence is None else presence[s])  # fmt: skip
         t = truth - truth[:, :1]
-        rel = cam - cam[:, :1]
+        rel = answer - answer[:, :1]
         ref_true = reference_length(truth)
         shape = np.linalg.norm(out.joints_norm * ref_true[:, None, None] - t, axis=-1) / ref_true[:, None]
         parts["feats"].append(feats)

@@ -27,7 +27,7 @@ from streamhand.metrics import (
     trapezoid,
 )
 from streamhand.models import HandPoseModel
-from streamhand.place.placement import place_hand, solve_root
+from streamhand.place.placement import place_hand, pull_to_rays, solve_root
 from streamhand.skeleton import JOINT_NAMES, reference_length
 from streamhand.uncertainty import apply_calibration
 from train.config import DataConfig
@@ -258,7 +258,8 @@ def evaluate_frames(
                           landmarks_z=z)  # fmt: skip
             joints_cam, _root, _src, s = place_hand(uv, lift.joints_norm[0], float(lift.scale[0]), k)
             px = float(np.linalg.norm(uv - fr.joints_2d, axis=1).mean())
-            ours["pred"].append(joints_cam)
+            # the answer as a run publishes it; the error model reads the placement before the pull, as a run's does
+            ours["pred"].append(pull_to_rays(joints_cam[None], uv[None], k.fx, k.fy, k.cx, k.cy)[0])
             ours["gt"].append(fr.joints_cam)
             ours["px"].append(px)
             judge = error_model_for(lifter.backend.error_model, lift.experts) if det is not None else None

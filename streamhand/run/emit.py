@@ -27,7 +27,7 @@ class Emitter:
                  model_id: str, source_name: str, error_models: dict | None = None) -> None:  # fmt: skip
         self.cfg, self.publisher, self.stats = cfg, publisher, stats
         self.modalities, self.model_id, self.source_name = modalities, model_id, source_name
-        self.place = PlaceStep(cfg.smooth, error_models)
+        self.place = PlaceStep(cfg.smooth, error_models, cfg.model.ray_pull)
         if cfg.publish.min_confidence > 0 and not error_models:
             log.warning("--min-confidence %.2f has no effect: model %s has no error model (no hand has a confidence)",
                         cfg.publish.min_confidence, model_id)  # fmt: skip

@@ -1,6 +1,7 @@
 """The pipeline's placing step: each lifted hand put in metres in the camera frame (:func:`place_hands`: perspective
-solve or depth), judged by the model's error model (``joint_std``, ``quality``, ``confidence``:
-:mod:`streamhand.error_model`) and smoothed along its track, as a typed :class:`PlacedHand` — what the emitter
+solve or depth) and pulled toward its 2D landmarks' rays (:func:`pull_to_rays`), judged by the model's error model
+(``joint_std``, ``quality``, ``confidence``: :mod:`streamhand.error_model`, on the placement before the pull, as it
+was fitted) and smoothed along its track, as a typed :class:`PlacedHand` — what the emitter
 publishes and :class:`streamhand.HandTracker` returns."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 
 from streamhand.detect import Detection
 from streamhand.error_model import ErrorModel, error_model_for
-from streamhand.place.placement import place_hands
+from streamhand.place.placement import RAY_PULL, place_hands, pull_to_rays
 from streamhand.place.smoothing import TrackSmoother
 from streamhand.runtime_config import SmoothConfig
 
@@ -36,7 +37,8 @@ class PlacedHand(NamedTuple):
 class PlaceStep:
     """Places and smooths the hands of processed frames, in order."""
 
-    def __init__(self, smooth: SmoothConfig, error_models: dict | None = None):
+    def __init__(self, smooth: SmoothConfig, error_models: dict | None = None, ray_pull: float = RAY_PULL):
+        self.ray_pull = ray_pull
         self.smoother = TrackSmoother(smooth.min_cutoff, smooth.beta, smooth.enabled, smooth.d_cutoff)
         self._specs = error_models
         self._judges: dict[str, ErrorModel | None] = {}
@@ -71,6 +73,7 @@ class PlaceStep:
         else:
             stds = lift.joint_std * (scales / lift.scale)[:, None]
             quality, conf = stds[:, 1:].mean(1).tolist(), [None] * len(dets)
+        cams = pull_to_rays(cams, uv, k.fx, k.fy, k.cx, k.cy, self.ray_pull)
         t = f.t_capture if f.t_media is None else f.t_media
         out = []
         for i, d in enumerate(dets):
