@@ -27,7 +27,7 @@ from streamhand.metrics import (
     trapezoid,
 )
 from streamhand.models import HandPoseModel
-from streamhand.place.placement import place_hand, pull_to_rays, solve_root
+from streamhand.place.placement import RAY_PULL, place_hand, pull_to_rays, solve_root
 from streamhand.skeleton import JOINT_NAMES, reference_length
 from streamhand.uncertainty import apply_calibration
 from train.config import DataConfig
@@ -211,10 +211,12 @@ def evaluate_frames(
     keypoints: str = "mediapipe",
     modalities: tuple[str, ...] = ("2d",),
     detector: Any = None,
+    ray_pull: float = RAY_PULL,
 ) -> dict[str, Any]:
     """Every frame through the runtime's path: keypoints (MediaPipe's, the detection nearest the truth's
-    projection; or the truth's exact projection), the lifter, metric placement without depth. With MediaPipe,
-    its world landmarks placed by least-squares reprojection onto its 2D are measured beside (the peer).
+    projection; or the truth's exact projection), the lifter, metric placement without depth, each joint pulled
+    ``ray_pull`` of the way toward its keypoint's ray (0: the lifted shape as placed). With MediaPipe, its world
+    landmarks placed by least-squares reprojection onto its 2D are measured beside (the peer).
 
     Handedness: the frame's label, else the detector's, else (``truth``) a right hand."""
     if keypoints not in KEYPOINTS:
@@ -259,7 +261,7 @@ def evaluate_frames(
             joints_cam, _root, _src, s = place_hand(uv, lift.joints_norm[0], float(lift.scale[0]), k)
             px = float(np.linalg.norm(uv - fr.joints_2d, axis=1).mean())
             # the answer as a run publishes it; the error model reads the placement before the pull, as a run's does
-            ours["pred"].append(pull_to_rays(joints_cam[None], uv[None], k.fx, k.fy, k.cx, k.cy)[0])
+            ours["pred"].append(pull_to_rays(joints_cam[None], uv[None], k.fx, k.fy, k.cx, k.cy, ray_pull)[0])
             ours["gt"].append(fr.joints_cam)
             ours["px"].append(px)
             judge = error_model_for(lifter.backend.error_model, lift.experts) if det is not None else None

@@ -327,7 +327,8 @@ def _frames_closed_loop(
 
     def both(fs: FrameSet, keypoints: str, mods: tuple[str, ...], what: str) -> dict[str, Any] | None:
         log.info("real frames: closed loop, %s, %s", "+".join(mods), what)
-        at_truth = evaluate_frames(fs, truth_scale, keypoints, mods, detector=detector)
+        # the lifter's answer at the truth's scale, as the renders' loop scores it (no pull toward the 2D)
+        at_truth = evaluate_frames(fs, truth_scale, keypoints, mods, detector=detector, ray_pull=0.0)
         return _loop_figures(at_truth, evaluate_frames(fs, lifter, keypoints, mods, detector=detector))
 
     unlabelled = _subset(frames, list(range(len(frames))), [None] * len(frames))  # MediaPipe's handedness
