@@ -3,8 +3,9 @@
 Each placed hand is described by a few numbers that predict how wrong it is (:func:`hand_features`): the hand's size
 in pixels; how far the placed 3D reprojects from MediaPipe's 2D landmarks (in hand sizes); how far MediaPipe's own
 metric landmarks, placed the same way, reproject from its 2D (the detector disagreeing with itself); how far the
-fused experts' answers lie from the fused one; MediaPipe's handedness score; how implausible the answer's bone
-lengths are; how edge-on the palm is to the camera; and the landmark network's doubt that the crop holds a hand (one
+fused experts' answers lie from the fused one; MediaPipe's handedness score; how implausible the published answer's
+bone lengths are (after the pull toward the 2D's rays, which stretches bones where the lifted shape and the 2D
+disagree); how edge-on the palm is to the camera; and the landmark network's doubt that the crop holds a hand (one
 minus its presence score). A linear model of the log of the hand's mean shape error
 (in reference bones) on these, times a per-joint profile, gives each joint's shape error; the hand's unknown size adds
 an error growing with each joint's distance from the wrist (``scale_sigma``, the spread of people's hand sizes and of
@@ -86,6 +87,7 @@ def hand_features(
     handedness_score: np.ndarray | None = None,
     presence: np.ndarray | None = None,
     needed: np.ndarray | None = None,
+    answer: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The evidence about B placed hands: ((B, len(FEATURES)) features, (B, 21) each joint's reprojection residual in
     hand sizes, None where ``log_residual`` is not needed).
@@ -95,7 +97,10 @@ def hand_features(
     landmarks; ``disagreement`` (B, 21) the fused experts' distance from the fused answer in reference bones (None: one
     expert); ``handedness_score`` (B,) MediaPipe's; ``presence`` (B,) the landmark network's hand-presence score
     (``Detection.score``). ``needed`` (len(FEATURES),) bool: the features a model weighs
-    (the others, left 0, are not computed: a run spends nothing on evidence its error model ignores)."""
+    (the others, left 0, are not computed: a run spends nothing on evidence its error model ignores). ``answer``
+    (B, 21, 3) the published joints (``joints_cam`` pulled toward the 2D's rays,
+    :func:`streamhand.place.placement.pull_to_rays`; None: the placement itself): the bones and the palm's facing
+    are read from it, the reprojection from the placement."""
     need = dict(zip(FEATURES, np.ones(len(FEATURES), bool) if needed is None else np.asarray(needed, bool)))
     uv = np.asarray(uv, np.float64)
     cam = np.asarray(joints_cam, np.float64)
@@ -114,14 +119,15 @@ def hand_features(
     dis = zeros if disagreement is None else np.log(_mean1(np.asarray(disagreement)[:, 1:]) + 1e-3)
     doubt = zeros if handedness_score is None else 1.0 - np.clip(np.asarray(handedness_score, float), 0, 1)
     absent = zeros if presence is None else 1.0 - np.clip(np.asarray(presence, float), 0, 1)
-    rel = cam - cam[:, :1]
+    pub = cam if answer is None else np.asarray(answer, np.float64)
+    rel = pub - pub[:, :1]
     if need["bone_implausibility"]:
         bones = _norm(rel[:, _CHILD] - rel[:, _PARENT])
         ref = np.maximum(_norm(rel[:, 10] - rel[:, 9]), 1e-6)
         implausible = _mean1(np.abs(np.log(np.maximum(bones / ref[:, None], 1e-3) / _template())))
     else:
         implausible = zeros
-    edge_on = _edge_on(cam, rel) if need["edge_on"] else zeros
+    edge_on = _edge_on(pub, rel) if need["edge_on"] else zeros
     log_res = np.log(_mean1(res[:, 1:]) + 1e-3) if res is not None else zeros
     feats = np.stack([np.log(size / 100.0), log_res, log_wres, dis, doubt, implausible, edge_on, absent], 1)
     return feats, res
@@ -199,13 +205,14 @@ class ErrorModel:
 
     def judge_hands(self, uv: np.ndarray, joints_cam: np.ndarray, k: tuple[Any, Any, Any, Any], ref_m: np.ndarray,
                     world: np.ndarray | None = None, disagreement: np.ndarray | None = None,
-                    handedness_score: np.ndarray | None = None,
-                    presence: np.ndarray | None = None) -> HandJudgement:  # fmt: skip
+                    handedness_score: np.ndarray | None = None, presence: np.ndarray | None = None,
+                    answer: np.ndarray | None = None) -> HandJudgement:  # fmt: skip
         """B placed hands (the arguments of :func:`hand_features`; ``ref_m`` (B,) the reference bone each was placed
-        with)."""
-        feats, _ = hand_features(uv, joints_cam, k, world, disagreement, handedness_score, presence, self.needed)
-        cam = np.asarray(joints_cam, np.float64)
-        return self(feats, cam - cam[:, :1], np.asarray(ref_m, np.float64))
+        with). The size term follows the published ``answer``'s joints (the placement's where None)."""
+        feats, _ = hand_features(uv, joints_cam, k, world, disagreement, handedness_score, presence, self.needed,
+                                 answer)  # fmt: skip
+        pub = np.asarray(joints_cam if answer is None else answer, np.float64)
+        return self(feats, pub - pub[:, :1], np.asarray(ref_m, np.float64))
 
 
 def default_samples(judged: Iterable[str], modalities: Iterable[str]) -> int:

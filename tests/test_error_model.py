@@ -82,6 +82,34 @@ def test_evidence_from_known_geometry():
     assert _features(cam, dis=np.full(21, 0.2))[0]["log_disagreement"] == pytest.approx(np.log(0.201))
 
 
+def test_the_bones_and_the_palms_facing_are_read_from_the_published_answer_the_reprojection_from_the_placement():
+    """``answer`` (the placement pulled toward the 2D's rays, as a run publishes it): bone lengths and the palm's
+    facing come from it; how far the placement reprojects from the 2D, and the rest, do not change with it."""
+    cam = _hand()
+    uv = _project(cam) + np.r_[[[0.0, 0.0]], np.full((20, 2), 4.0)]
+    world, dis, score, presence = cam - cam.mean(0), np.full((1, 21), 0.1), np.array([0.9]), np.array([0.8])
+    args = (uv[None], cam[None], K, world[None], dis, score, presence)
+    placed, res = hand_features(*args)
+    same, res_same = hand_features(*args, answer=cam[None])
+    np.testing.assert_array_equal(placed, same)
+    np.testing.assert_array_equal(res, res_same)
+    answer = cam.copy()
+    answer[8] = answer[7] + 2.0 * (answer[8] - answer[7])  # the pull stretched the index fingertip to twice its length
+    edge = _hand(facing=False)  # and, another answer, the palm turned edge-on
+    got = {name: dict(zip(FEATURES, hand_features(*args, answer=a[None])[0][0])) for name, a in
+           (("longer", answer), ("edge-on", edge))}  # fmt: skip
+    assert got["longer"]["bone_implausibility"] == pytest.approx(np.log(2) / 20, rel=1e-6)
+    assert got["edge-on"]["edge_on"] > 0.97 and dict(zip(FEATURES, placed[0]))["edge_on"] < 0.02
+    for name, f in got.items():
+        for other in ("log_size_px", "log_residual", "log_world_residual", "log_disagreement", "handedness_doubt",
+                      "presence_doubt"):  # fmt: skip
+            assert f[other] == dict(zip(FEATURES, placed[0]))[other], (name, other)
+    # the size term of joint_std follows the published joints: a model of size error alone
+    em = ErrorModel(_spec(bias=float(np.log(1e-9)), scale_sigma=0.1))
+    j = em.judge_hands(uv[None], cam[None], K, np.array([0.04]), answer=answer[None])
+    np.testing.assert_allclose(j.joint_std[0, 1:], 0.1 * np.linalg.norm(answer - answer[0], axis=1)[1:], rtol=1e-6)
+
+
 def _spec(**over) -> dict:
     spec = {"features": list(FEATURES), "mean": [0.0] * len(FEATURES), "std": [1.0] * len(FEATURES),
             "weights": [0.0] * len(FEATURES), "bias": float(np.log(0.2)), "profile": [0.0] + [1.0] * 20,

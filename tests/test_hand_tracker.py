@@ -89,8 +89,8 @@ def test_process_gives_the_joints_run_publishes(photos, tracking):
 
 def test_the_published_hand_is_pulled_toward_mediapipes_2d_as_configured(photos):
     """``model.ray_pull``: each published joint keeps the depth it was placed at and reprojects (1 - share) as far
-    from MediaPipe's landmark as the placement alone did (real MediaPipe and model; the error model's judgement is
-    the same whatever the pull)."""
+    from MediaPipe's landmark as the placement alone did (real MediaPipe and model); the error model judges the
+    answer published: its bones as pulled, its joints' reach from the wrist."""
     from streamhand.geometry import project
     from streamhand.runtime_config import RunConfig
 
@@ -108,8 +108,8 @@ def test_the_published_hand_is_pulled_toward_mediapipes_2d_as_configured(photos)
         np.testing.assert_allclose(h.joints_cam[:, 2], rigid.joints_cam[:, 2], atol=1e-9)
         np.testing.assert_allclose(np.linalg.norm(project(h.joints_cam, k) - h.joints_2d, axis=1), (1 - share) * miss,
                                    atol=1e-6)  # fmt: skip
-        np.testing.assert_allclose(h.joint_std, rigid.joint_std, rtol=1e-6)
-        assert h.quality == pytest.approx(rigid.quality, rel=1e-6)
+        assert np.abs(h.joint_std - rigid.joint_std).max() > 1e-7  # judged on what it publishes
+        np.testing.assert_allclose(h.joint_std, rigid.joint_std, rtol=0.2)  # the same hand, a little reshaped
 
 
 def test_stream_over_an_image_folder_and_tracks_across_calls(photos):

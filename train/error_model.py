@@ -19,7 +19,7 @@ import numpy as np
 from streamhand.error_model import FEATURES, ErrorModel, hand_features
 from streamhand.infer.lifter import Lifter
 from streamhand.metrics import evaluate_uncertainty, spearman
-from streamhand.place.placement import place_hand, pull_to_rays
+from streamhand.place.placement import RAY_PULL, place_hand, pull_to_rays
 from streamhand.skeleton import reference_length
 from streamhand.synth.sampler import IntrinsicsBatch
 from streamhand.uncertainty import _nnls, modality_key
@@ -43,9 +43,10 @@ class ClosedLoop:
     spread: np.ndarray  # (N, 21) the lifter's own joint_std (metres; the checkpoint's calibration)
 
 
-def closed_loop(lifter: Lifter, pairs: dict[str, np.ndarray], mods: tuple[str, ...], batch: int = 256) -> ClosedLoop:
+def closed_loop(lifter: Lifter, pairs: dict[str, np.ndarray], mods: tuple[str, ...], batch: int = 256,
+                ray_pull: float = RAY_PULL) -> ClosedLoop:  # fmt: skip
     """Run ``pairs`` (``train.datasets.mediapipe_pairs``) through ``lifter`` with the experts ``mods`` and place them
-    as the runtime does without depth."""
+    as the runtime does without depth, each joint pulled ``ray_pull`` of the way toward its landmark's ray."""
     parts: dict[str, list[np.ndarray]] = {f: [] for f in ClosedLoop.__dataclass_fields__}
     n = len(pairs["left"])
     for a in range(0, n, batch):
@@ -58,12 +59,13 @@ def closed_loop(lifter: Lifter, pairs: dict[str, np.ndarray], mods: tuple[str, .
         out = lifter(uv, left, kb, images=images, world=pairs["world"][s], modalities=mods,
                      landmarks_z=None if image_z is None else image_z[s])  # fmt: skip
         cam = np.stack([place_hand(uv[i], out.joints_norm[i], float(out.scale[i]), kb[i])[0] for i in range(len(uv))])
-        # the error is the published answer's (pulled toward the 2D's rays); the evidence reads the placement before
-        # the pull, as a run's error model does (streamhand.run.place_step)
-        answer = pull_to_rays(cam, uv, kb.fx, kb.fy, kb.cx, kb.cy)
+        # the error is the published answer's (pulled toward the 2D's rays); the evidence reads the placement's
+        # reprojection and the published answer's bones, as a run's error model does (streamhand.run.place_step)
+        answer = pull_to_rays(cam, uv, kb.fx, kb.fy, kb.cx, kb.cy, ray_pull)
         dis = None if out.disagreement is None or "+" not in out.experts else out.disagreement / out.scale[:, None]
         feats, _ = hand_features(uv, cam, (kb.fx, kb.fy, kb.cx, kb.cy), pairs["world"][s], dis,
-                                 None if hs is None else hs[s], None if presence is None else presence[s])  # fmt: skip
+                                 None if hs is None else hs[s], None if presence is None else presence[s],
+                                 answer=answer)  # fmt: skip
         t = truth - truth[:, :1]
         rel = answer - answer[:, :1]
         ref_true = reference_length(truth)

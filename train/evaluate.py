@@ -260,8 +260,10 @@ def evaluate_frames(
                           landmarks_z=z)  # fmt: skip
             joints_cam, _root, _src, s = place_hand(uv, lift.joints_norm[0], float(lift.scale[0]), k)
             px = float(np.linalg.norm(uv - fr.joints_2d, axis=1).mean())
-            # the answer as a run publishes it; the error model reads the placement before the pull, as a run's does
-            ours["pred"].append(pull_to_rays(joints_cam[None], uv[None], k.fx, k.fy, k.cx, k.cy, ray_pull)[0])
+            # the answer as a run publishes it; the error model reads the placement's reprojection and the published
+            # answer's bones, as a run's does
+            answer = pull_to_rays(joints_cam[None], uv[None], k.fx, k.fy, k.cx, k.cy, ray_pull)
+            ours["pred"].append(answer[0])
             ours["gt"].append(fr.joints_cam)
             ours["px"].append(px)
             judge = error_model_for(lifter.backend.error_model, lift.experts) if det is not None else None
@@ -270,9 +272,9 @@ def evaluate_frames(
                 evidence = (uv[None], joints_cam[None], (k.fx, k.fy, k.cx, k.cy), det.world[None],
                             None if dis is None else dis[None], np.array([det.handedness_score]),
                             np.array([det.score]))  # fmt: skip
-                j = judge.judge_hands(*evidence[:3], np.array([s]), *evidence[3:])
+                j = judge.judge_hands(*evidence[:3], np.array([s]), *evidence[3:], answer=answer)
                 std, quality, conf = j.joint_std[0], float(j.quality[0]), float(j.confidence[0])
-                row["evidence"] = dict(zip(FEATURES, hand_features(*evidence)[0][0].tolist()))
+                row["evidence"] = dict(zip(FEATURES, hand_features(*evidence, answer=answer)[0][0].tolist()))
             else:
                 std = lift.joint_std[0] * (s / float(lift.scale[0]))
                 quality, conf = float(std[1:].mean()), None

@@ -1,8 +1,8 @@
 """The pipeline's placing step: each lifted hand put in metres in the camera frame (:func:`place_hands`: perspective
 solve or depth) and pulled toward its 2D landmarks' rays (:func:`pull_to_rays`), judged by the model's error model
-(``joint_std``, ``quality``, ``confidence``: :mod:`streamhand.error_model`, on the placement before the pull, as it
-was fitted) and smoothed along its track, as a typed :class:`PlacedHand` — what the emitter
-publishes and :class:`streamhand.HandTracker` returns."""
+(``joint_std``, ``quality``, ``confidence``: :mod:`streamhand.error_model`, from the placement's reprojection and the
+pulled answer's bones, as it was fitted) and smoothed along its track, as a typed :class:`PlacedHand` — what the
+emitter publishes and :class:`streamhand.HandTracker` returns."""
 
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ class PlaceStep:
         uv = np.stack([d.landmarks_px for d in dets])
         placed = place_hands(uv, lift.joints_norm, lift.scale, k, f.depth)
         cams, scales = placed.joints_cam, placed.scale
+        pulled = pull_to_rays(cams, uv, k.fx, k.fy, k.cx, k.cy, self.ray_pull)
         judge = self._judge(lift.experts)
         if judge is not None:  # one call for every hand of the frame
             one = lift.disagreement is None or "+" not in lift.experts  # one expert: nothing to disagree with
@@ -68,16 +69,15 @@ class PlaceStep:
             # which starts undecided on every new track)
             j = judge.judge_hands(uv, cams, (k.fx, k.fy, k.cx, k.cy), scales,
                                   np.stack([d.world for d in dets]), dis, np.array(w.frame_handedness_scores),
-                                  np.array([d.score for d in dets]))  # fmt: skip
+                                  np.array([d.score for d in dets]), pulled)  # fmt: skip
             stds, quality, conf = j.joint_std, j.quality.tolist(), j.confidence.tolist()
         else:
             stds = lift.joint_std * (scales / lift.scale)[:, None]
             quality, conf = stds[:, 1:].mean(1).tolist(), [None] * len(dets)
-        cams = pull_to_rays(cams, uv, k.fx, k.fy, k.cx, k.cy, self.ray_pull)
         t = f.t_capture if f.t_media is None else f.t_media
         out = []
         for i, d in enumerate(dets):
-            joints_cam = self.smoother(w.track_ids[i], cams[i], t)
+            joints_cam = self.smoother(w.track_ids[i], pulled[i], t)
             source = "depth" if placed.from_depth[i] else "estimate"
             out.append(PlacedHand(d, w.track_ids[i], joints_cam, joints_cam - joints_cam[0], stds[i], source,
                                   quality[i], conf[i]))  # fmt: skip
