@@ -234,6 +234,31 @@ def test_fitting_finds_the_evidence_that_predicts_the_error():
         pytest.approx(0.68, abs=0.03))
 
 
+def test_the_shape_model_is_fitted_on_the_hands_mediapipe_named_right():
+    """Renders MediaPipe named the wrong hand are lifted mirrored and err far more; fitted on them too, the handedness
+    doubt that flags them takes the weight of the evidence that predicts every other hand's error."""
+    from train.error_model import ClosedLoop, fit_shape, named_right_only
+
+    rng = np.random.default_rng(5)
+    n = 4000
+    feats = rng.normal(0, 1, (n, len(FEATURES)))
+    right = rng.random(n) > 0.1
+    residual, doubt = FEATURES.index("log_residual"), FEATURES.index("handedness_doubt")
+    feats[~right, doubt] += 2.0  # the misnamed hands: MediaPipe less sure of its label
+    hand = np.exp(-1.5 + 0.4 * feats[:, residual] + rng.normal(0, 0.2, n) + np.where(right, 0.0, 1.5))
+    shape = np.tile(hand[:, None], (1, 21)) * np.r_[0.0, np.ones(20)]
+    rel = np.tile(_hand() - _hand()[0], (n, 1, 1))
+    loop = ClosedLoop(feats, rel, np.full(n, 0.04), shape * 0.04, shape, np.zeros(n), np.zeros((n, 21)), right)
+    kept = named_right_only(loop)
+    assert len(kept.ref) == right.sum() and kept.named_right.all() and np.array_equal(kept.feats, feats[right])
+    every, named_right = (np.asarray(fit_shape(x)["weights"]) for x in (loop, kept))
+    assert named_right[residual] == pytest.approx(0.4, abs=0.03) and abs(named_right[doubt]) < 0.03
+    assert every[doubt] > 0.2  # the few misnamed hands' errors set that weight
+    unlabelled = ClosedLoop(*(getattr(loop, f) for f in ("feats", "rel", "ref", "error", "shape_error",
+                                                         "log_scale_ratio", "spread")))  # fmt: skip
+    assert named_right_only(unlabelled) is unlabelled  # pairs that do not say: every hand kept
+
+
 def test_the_shipped_models_carry_one_per_expert_set_and_run_without_sampling():
     from streamhand.checkpoint import load_checkpoint
     from streamhand.infer.select import model_encoders

@@ -429,6 +429,9 @@ def calibrate_std_cmd(
     typer.echo(f"calibration stored in {checkpoint}")
 
 
+_KEEP_MISNAMED_HELP = "fit on the renders MediaPipe named the wrong hand too (default: those it named right)"
+
+
 @app.command("fit-error-model")
 def fit_error_model_cmd(
     checkpoint: Annotated[Path, typer.Option(help="trained checkpoint (.pt), updated in place")],
@@ -439,6 +442,7 @@ def fit_error_model_cmd(
     held_seed: Annotated[int, typer.Option(help="their seed (keep it apart from --seed)")] = 9100,
     cache: Annotated[Path, typer.Option(help="cache folder for the labelled renders")] = Path("runs/cache"),
     world: Annotated[str, typer.Option(help=_WORLD_HELP)] = "scaled",
+    keep_misnamed: Annotated[bool, typer.Option("--keep-misnamed", help=_KEEP_MISNAMED_HELP)] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the held-out figures here")] = None,
     reliability_png: Annotated[Path | None, typer.Option(help="draw predicted vs actual error by decile")] = None,
 ) -> None:
@@ -475,7 +479,8 @@ def fit_error_model_cmd(
                                                        view=backend.crop_view)}  # fmt: skip
         held_pairs = {**held_pairs, "images": pair_crops(held_pairs, image_mods, backend.image_size, seed=1,
                                                          view=backend.crop_view)}  # fmt: skip
-    models, report = fit_error_models(Lifter(backend), fit_pairs, held_pairs, expert_sets(backend.modalities))
+    models, report = fit_error_models(Lifter(backend), fit_pairs, held_pairs, expert_sets(backend.modalities),
+                                      keep_misnamed)  # fmt: skip
     write_meta(checkpoint, error_model=models)
     for key, r in report.items():
         e, c = r["error_model"], r["checkpoint_std"]
