@@ -24,6 +24,7 @@ VIEW = "palm_ray_to_axis"
 #: how a detector's own metric 3D (MediaPipe's world landmarks) is normalised (stored in checkpoints)
 WORLD_NORM = "wrist_rel_palm_mean"
 _PALM_MCPS = slice(5, 18, 4)  # the finger MCPs 5, 9, 13, 17 as a slice: a view, no gather
+_EYE2 = np.eye(2)
 
 
 def _focal(k: Any) -> np.ndarray:
@@ -46,13 +47,18 @@ def view_rotation(landmarks_px: np.ndarray, k: Any) -> np.ndarray:
 
 
 def _view_rotation(px: np.ndarray, f: np.ndarray) -> np.ndarray:
-    c = _rays(0.5 * (px[:, WRIST : WRIST + 1] + px[:, MIDDLE_MCP : MIDDLE_MCP + 1]), f)[:, 0]
-    a, b, z = (c / np.sqrt((c * c).sum(-1))[:, None]).T
-    # the turn about c x (0, 0, 1) that takes the unit ray (a, b, z) onto the axis (Rodrigues' formula, multiplied
-    # out: 1 - cos = 1 - z and sin^2 = a^2 + b^2 = (1 - z)(1 + z)); a pixel's ray has z > 0
-    q = 1.0 / (1.0 + z)
-    ab = -a * b * q
-    return np.stack([1.0 - a * a * q, ab, -a, ab, 1.0 - b * b * q, -b, a, b, z], -1).reshape(-1, 3, 3)
+    # the unit ray (a, b, z) through the palm centre, and the turn about it x (0, 0, 1) that takes it onto the axis
+    # (Rodrigues' formula, multiplied out: 1 - cos = 1 - z and sin^2 = a^2 + b^2 = (1 - z)(1 + z)); a pixel's ray
+    # has z > 0. Written as whole-array operations on (B, 2) and (B, 3, 3): no per-entry stacking.
+    ab = (0.5 * (px[:, WRIST] + px[:, MIDDLE_MCP]) - f[2:, :, 0].T) / f[:2, :, 0].T
+    z = 1.0 / np.sqrt(1.0 + (ab * ab).sum(-1))
+    ab *= z[:, None]
+    rot = np.empty((len(px), 3, 3))
+    rot[:, :2, :2] = _EYE2 - ab[:, :, None] * (ab / (1.0 + z)[:, None])[:, None, :]
+    rot[:, :2, 2] = -ab
+    rot[:, 2, :2] = ab
+    rot[:, 2, 2] = z
+    return rot
 
 
 def to_view(landmarks_px: np.ndarray, k: Any, rot: np.ndarray) -> np.ndarray:
