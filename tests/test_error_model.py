@@ -412,3 +412,40 @@ def test_a_hands_judgement_reads_this_frames_handedness_score_not_its_tracks():
     assert w.frame_handedness_scores == [0.97]
     for s in stds[1:]:  # ... while the hand's judgement does not move with it
         np.testing.assert_allclose(s, stds[0], rtol=1e-6)
+
+
+def test_fit_error_model_reads_the_evidence_a_run_judges():
+    """``fit-error-model``'s closed loop and a run's placing step read the same evidence from the same hands, so the
+    error model is fitted on what it will judge (the shipped lifter and error model; the placing step unsmoothed)."""
+    from streamhand import HandTracker
+    from streamhand.capture.base import Frame
+    from streamhand.detect import Detection
+    from streamhand.geometry import Intrinsics
+    from streamhand.run.place_step import PlaceStep
+    from streamhand.run.work import InferStep, Work
+    from streamhand.runtime_config import SmoothConfig
+    from train.error_model import closed_loop
+
+    rng = np.random.default_rng(3)
+    cams = np.stack([_hand(0.5), _hand(0.6, facing=False), _hand(0.45) + np.array([0.04, -0.03, 0.0])])
+    uv = _project(cams) + rng.normal(0, 2, (3, 21, 2))
+    world = cams - cams[:, :1] + rng.normal(0, 0.004, cams.shape)
+    image_z = rng.normal(0, 5, (3, 21))
+    scores, presence = np.array([0.97, 0.8, 0.9]), np.array([0.99, 0.9, 0.95])
+    pairs = {"landmarks": uv, "joints_cam": cams, "left": np.zeros(3, bool), "world": world, "landmarks_z": image_z,
+             "handedness_score": scores, "score": presence,
+             **{q: np.full(3, v) for q, v in zip(("fx", "fy", "cx", "cy"), K)}}  # fmt: skip
+    with HandTracker() as t:
+        models = t.lifter.backend.error_model
+        loop = closed_loop(t.lifter, pairs, tuple(t.modalities))
+        dets = [Detection(uv[i], image_z[i], world[i], "right", scores[i], presence[i]) for i in range(3)]
+        w = Work(Frame(0, 0.0, 0.0, np.zeros((480, 640, 3), np.uint8), Intrinsics(640, 480, *K), "test"),
+                 detections=dets, track_ids=[1, 2, 3], frame_handedness_scores=list(scores))  # fmt: skip
+        InferStep(t.lifter, t.modalities)(w)
+        hands = PlaceStep(SmoothConfig(enabled=False), models)(w)
+        judge = ErrorModel(models[w.lift.experts])
+    want = judge(loop.feats, loop.rel, loop.ref)
+    np.testing.assert_allclose(np.stack([h.joint_std for h in hands]), want.joint_std, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose([h.quality for h in hands], want.quality, rtol=1e-6)
+    # and the user's error in the loop is the published answer's
+    np.testing.assert_allclose(np.stack([h.joints_rel for h in hands]), loop.rel, atol=1e-9)

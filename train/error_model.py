@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from streamhand.error_model import FEATURES, ErrorModel, hand_features
+from streamhand.error_model import FEATURES, ErrorModel
 from streamhand.infer.lifter import Lifter
 from streamhand.metrics import evaluate_uncertainty, spearman
-from streamhand.place.placement import RAY_PULL, place_hand, pull_to_rays
+from streamhand.place.placement import RAY_PULL
+from streamhand.run.place_step import answer_hands
 from streamhand.skeleton import reference_length
 from streamhand.synth.sampler import IntrinsicsBatch
 from streamhand.uncertainty import _nnls, modality_key
@@ -60,14 +61,11 @@ def closed_loop(lifter: Lifter, pairs: dict[str, np.ndarray], mods: tuple[str, .
         hs, presence, image_z = pairs.get("handedness_score"), pairs.get("score"), pairs.get("landmarks_z")
         out = lifter(uv, left, kb, images=images, world=pairs["world"][s], modalities=mods,
                      landmarks_z=None if image_z is None else image_z[s])  # fmt: skip
-        cam = np.stack([place_hand(uv[i], out.joints_norm[i], float(out.scale[i]), kb[i])[0] for i in range(len(uv))])
-        # the error is the published answer's (pulled toward the 2D's rays); the evidence reads the placement's
-        # reprojection and the published answer's bones, as a run's error model does (streamhand.run.place_step)
-        answer = pull_to_rays(cam, uv, kb.fx, kb.fy, kb.cx, kb.cy, ray_pull)
-        dis = None if out.disagreement is None or "+" not in out.experts else out.disagreement / out.scale[:, None]
-        feats, _ = hand_features(uv, cam, (kb.fx, kb.fy, kb.cx, kb.cy), pairs["world"][s], dis,
-                                 None if hs is None else hs[s], None if presence is None else presence[s],
-                                 answer=answer)  # fmt: skip
+        # placed, pulled toward the 2D's rays and read as a run does (streamhand.run.place_step): the error is the
+        # published answer's, the evidence the run's error model reads
+        a = answer_hands(uv, out, kb, None, ray_pull, pairs["world"][s], None if hs is None else hs[s],
+                         None if presence is None else presence[s])  # fmt: skip
+        feats, answer = a.features(), a.joints
         t = truth - truth[:, :1]
         rel = answer - answer[:, :1]
         ref_true = reference_length(truth)

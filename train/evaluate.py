@@ -13,7 +13,7 @@ import torch
 
 from streamhand.codec import decode_3d, encode_2d
 from streamhand.detect.crops import CROP_MARGIN, hand_crops
-from streamhand.error_model import FEATURES, error_model_for, hand_features
+from streamhand.error_model import FEATURES, error_model_for
 from streamhand.infer import Lifter
 from streamhand.metrics import (
     PCK_THRESHOLDS_MM,
@@ -27,7 +27,8 @@ from streamhand.metrics import (
     trapezoid,
 )
 from streamhand.models import HandPoseModel
-from streamhand.place.placement import RAY_PULL, place_hand, pull_to_rays, solve_root
+from streamhand.place.placement import RAY_PULL, solve_root
+from streamhand.run.place_step import answer_hands
 from streamhand.skeleton import JOINT_NAMES, reference_length
 from streamhand.uncertainty import apply_calibration
 from train.config import DataConfig
@@ -258,25 +259,20 @@ def evaluate_frames(
             z = det.landmarks_z[None] if world is not None else None
             lift = lifter(uv[None], np.array([hand == "left"]), k, images=images, world=world, modalities=modalities,
                           landmarks_z=z)  # fmt: skip
-            joints_cam, _root, _src, s = place_hand(uv, lift.joints_norm[0], float(lift.scale[0]), k)
+            # the answer as a run publishes it, judged as a run judges it (streamhand.run.place_step)
+            said = () if det is None else (det.world[None], np.array([det.handedness_score]), np.array([det.score]))
+            a = answer_hands(uv[None], lift, k, None, ray_pull, *said)
             px = float(np.linalg.norm(uv - fr.joints_2d, axis=1).mean())
-            # the answer as a run publishes it; the error model reads the placement's reprojection and the published
-            # answer's bones, as a run's does
-            answer = pull_to_rays(joints_cam[None], uv[None], k.fx, k.fy, k.cx, k.cy, ray_pull)
-            ours["pred"].append(answer[0])
+            ours["pred"].append(a.joints[0])
             ours["gt"].append(fr.joints_cam)
             ours["px"].append(px)
             judge = error_model_for(lifter.backend.error_model, lift.experts) if det is not None else None
-            if judge is not None:  # as the runtime judges it (streamhand.run.place_step)
-                dis = None if lift.disagreement is None or "+" not in lift.experts else lift.disagreement[0] / s
-                evidence = (uv[None], joints_cam[None], (k.fx, k.fy, k.cx, k.cy), det.world[None],
-                            None if dis is None else dis[None], np.array([det.handedness_score]),
-                            np.array([det.score]))  # fmt: skip
-                j = judge.judge_hands(*evidence[:3], np.array([s]), *evidence[3:], answer=answer)
+            if judge is not None:
+                j = a.judged(judge)
                 std, quality, conf = j.joint_std[0], float(j.quality[0]), float(j.confidence[0])
-                row["evidence"] = dict(zip(FEATURES, hand_features(*evidence, answer=answer)[0][0].tolist()))
+                row["evidence"] = dict(zip(FEATURES, a.features()[0].tolist()))
             else:
-                std = lift.joint_std[0] * (s / float(lift.scale[0]))
+                std = lift.joint_std[0] * (float(a.placed.scale[0]) / float(lift.scale[0]))
                 quality, conf = float(std[1:].mean()), None
             row["quality_mm"], row["confidence"] = 1000.0 * quality, conf
             ours["std"].append(std)

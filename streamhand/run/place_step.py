@@ -2,17 +2,21 @@
 solve or depth) and pulled toward its 2D landmarks' rays (:func:`pull_to_rays`), judged by the model's error model
 (``joint_std``, ``quality``, ``confidence``: :mod:`streamhand.error_model`, from the placement's reprojection and the
 pulled answer's bones, as it was fitted) and smoothed along its track, as a typed :class:`PlacedHand` — what the
-emitter publishes and :class:`streamhand.HandTracker` returns."""
+emitter publishes and :class:`streamhand.HandTracker` returns. The order of that work (place, pull, then judge the
+pulled answer) lives in :func:`answer_hands`, which ``fit-error-model``'s closed loop and ``train eval`` call too: the
+error model is fitted and measured on the evidence a run computes."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from streamhand.detect import Detection
-from streamhand.error_model import ErrorModel, error_model_for
-from streamhand.place.placement import RAY_PULL, place_hands, pull_to_rays
+from streamhand.error_model import ErrorModel, HandJudgement, error_model_for, hand_features
+from streamhand.infer import LiftResult
+from streamhand.place.placement import RAY_PULL, Placed, place_hands, pull_to_rays
 from streamhand.place.smoothing import TrackSmoother
 from streamhand.runtime_config import SmoothConfig
 
@@ -32,6 +36,46 @@ class PlacedHand(NamedTuple):
     confidence: float | None
     #: below the run's ``--min-confidence`` and published with ``low_confidence`` (``--low-confidence flag``)
     low_confidence: bool = False
+
+
+@dataclass(frozen=True)
+class Answer:
+    """B lifted hands as a run publishes them (before smoothing), with the evidence its error model reads."""
+
+    placed: Placed  # the rigid placement (perspective solve or depth)
+    joints: np.ndarray  # (B, 21, 3) metres, camera frame: the placement pulled toward the 2D's rays (the answer)
+    uv: np.ndarray  # (B, 21, 2) the detector's landmarks (px)
+    k: tuple[Any, Any, Any, Any]  # fx, fy, cx, cy: scalars, or (B,) each (a camera per hand)
+    world: np.ndarray | None = None  # (B, 21, 3) the detector's metric landmarks
+    disagreement: np.ndarray | None = None  # (B, 21) the fused experts' distance from the answer, reference bones
+    handedness_score: np.ndarray | None = None  # (B,) the detector's own score for this frame's label
+    presence: np.ndarray | None = None  # (B,) the landmark network's hand-presence score
+
+    def _evidence(self) -> tuple:
+        return (self.uv, self.placed.joints_cam, self.k, self.world, self.disagreement, self.handedness_score,
+                self.presence)  # fmt: skip
+
+    def features(self) -> np.ndarray:
+        """(B, len(FEATURES)) every piece of evidence (:func:`streamhand.error_model.hand_features`)."""
+        return hand_features(*self._evidence(), answer=self.joints)[0]
+
+    def judged(self, judge: ErrorModel) -> HandJudgement:
+        """What ``judge`` says of these hands: the placement's reprojection, the answer's bones and size."""
+        uv, cam, k, *said = self._evidence()
+        return judge.judge_hands(uv, cam, k, self.placed.scale, *said, answer=self.joints)
+
+
+def answer_hands(uv: np.ndarray, lift: LiftResult, k: Any, depth: np.ndarray | None = None, ray_pull: float = RAY_PULL,
+                 world: np.ndarray | None = None, handedness_score: np.ndarray | None = None,
+                 presence: np.ndarray | None = None) -> Answer:  # fmt: skip
+    """B lifted hands (``lift``, from landmarks ``uv`` (B, 21, 2)) placed in the camera ``k`` (anything with fx, fy,
+    cx, cy: scalars, or (B,) arrays without ``depth``), each joint pulled ``ray_pull`` of the way toward its
+    landmark's ray; with the detector's ``world``, ``handedness_score`` and ``presence`` for the error model."""
+    placed = place_hands(uv, lift.joints_norm, lift.scale, k, depth)
+    joints = pull_to_rays(placed.joints_cam, uv, k.fx, k.fy, k.cx, k.cy, ray_pull)
+    one = lift.disagreement is None or "+" not in lift.experts  # one expert: nothing to disagree with
+    dis = None if one else lift.disagreement / lift.scale[:, None]
+    return Answer(placed, joints, uv, (k.fx, k.fy, k.cx, k.cy), world, dis, handedness_score, presence)
 
 
 class PlaceStep:
@@ -56,29 +100,24 @@ class PlaceStep:
         f, lift, dets = w.frame, w.lift, w.detections
         if not dets:
             return []
-        k = f.intrinsics
         uv = np.stack([d.landmarks_px for d in dets])
-        placed = place_hands(uv, lift.joints_norm, lift.scale, k, f.depth)
-        cams, scales = placed.joints_cam, placed.scale
-        pulled = pull_to_rays(cams, uv, k.fx, k.fy, k.cx, k.cy, self.ray_pull)
         judge = self._judge(lift.experts)
+        # what the error model reads from the detector; its doubt about this frame's label, as the error model was
+        # fitted (not the track's vote, which starts undecided on every new track)
+        said = () if judge is None else (np.stack([d.world for d in dets]), np.array(w.frame_handedness_scores),
+                                         np.array([d.score for d in dets]))  # fmt: skip
+        a = answer_hands(uv, lift, f.intrinsics, f.depth, self.ray_pull, *said)
         if judge is not None:  # one call for every hand of the frame
-            one = lift.disagreement is None or "+" not in lift.experts  # one expert: nothing to disagree with
-            dis = None if one else lift.disagreement / lift.scale[:, None]
-            # the detector's doubt about this frame's label, as the error model was fitted (not the track's vote,
-            # which starts undecided on every new track)
-            j = judge.judge_hands(uv, cams, (k.fx, k.fy, k.cx, k.cy), scales,
-                                  np.stack([d.world for d in dets]), dis, np.array(w.frame_handedness_scores),
-                                  np.array([d.score for d in dets]), pulled)  # fmt: skip
+            j = a.judged(judge)
             stds, quality, conf = j.joint_std, j.quality.tolist(), j.confidence.tolist()
         else:
-            stds = lift.joint_std * (scales / lift.scale)[:, None]
+            stds = lift.joint_std * (a.placed.scale / lift.scale)[:, None]
             quality, conf = stds[:, 1:].mean(1).tolist(), [None] * len(dets)
         t = f.t_capture if f.t_media is None else f.t_media
         out = []
         for i, d in enumerate(dets):
-            joints_cam = self.smoother(w.track_ids[i], pulled[i], t)
-            source = "depth" if placed.from_depth[i] else "estimate"
+            joints_cam = self.smoother(w.track_ids[i], a.joints[i], t)
+            source = "depth" if a.placed.from_depth[i] else "estimate"
             out.append(PlacedHand(d, w.track_ids[i], joints_cam, joints_cam - joints_cam[0], stds[i], source,
                                   quality[i], conf[i]))  # fmt: skip
         return out
