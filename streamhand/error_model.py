@@ -31,10 +31,12 @@ from typing import Any
 import numpy as np
 
 from streamhand.geometry import intrinsic_columns
+from streamhand.jit import njit
 from streamhand.modalities import INPUTS
 from streamhand.modalities import key as modality_key
-from streamhand.place.placement import solve_roots
 from streamhand.skeleton import BONES
+
+Arr = np.ndarray  # the compiled arithmetic's arguments
 
 __all__ = ["CONFIDENT_BELOW_M", "FEATURES", "ErrorModel", "HandJudgement", "default_samples", "hand_features"]
 
@@ -60,22 +62,146 @@ def _template() -> np.ndarray:
     return _BONE_TEMPLATE
 
 
-def _reprojection(uv: np.ndarray, cam: np.ndarray, fx, fy, cx, cy) -> np.ndarray:
-    """(B, 21) pixel distance of the camera-frame points ``cam`` (B, 21, 3) projected from ``uv`` (B, 21, 2)."""
-    z = np.maximum(cam[..., 2], 1e-3)
-    u = fx[:, None] * cam[..., 0] / z + cx[:, None]
-    v = fy[:, None] * cam[..., 1] / z + cy[:, None]
-    return np.hypot(u - uv[..., 0], v - uv[..., 1])
+_EMPTY1, _EMPTY2, _EMPTY3 = np.empty(0), np.empty((0, 21)), np.empty((0, 21, 3))
+_NO_SCORES = np.empty((2, 0))
 
 
-def _norm(x: np.ndarray) -> np.ndarray:
-    """The length of each vector along the last axis (np.linalg.norm without its overhead)."""
-    return np.sqrt((x * x).sum(-1))
+def _float(x: Any, empty: np.ndarray) -> np.ndarray:
+    """``x`` as a C-ordered float64 array (what the compiled evidence takes), ``empty`` for None (absent)."""
+    return empty if x is None else np.ascontiguousarray(x, np.float64)
 
 
-def _mean1(x: np.ndarray) -> np.ndarray:
-    """The mean of each row of a (B, n) array: ``x.mean(1)``, the same numbers without its overhead."""
-    return x.sum(1) / x.shape[1]
+@njit
+def _evidence(uv: Arr, cam: Arr, pub: Arr, kk: Arr, world: Arr, dis: Arr, said: Arr, need: Arr, template: Arr,
+              parent: Arr, child: Arr) -> tuple[Arr, Arr]:  # fmt: skip
+    """:func:`hand_features`'s arithmetic, compiled: every array float64 and C-ordered, ``kk`` (4, B) fx, fy, cx,
+    cy per hand, ``world`` / ``dis`` empty when absent, ``said`` (2, B or 0) the handedness and presence scores,
+    ``need`` (F,) bool. Returns ((B, F) features, (B, 21) reprojection residuals in hand sizes, left 0 where
+    ``log_residual`` is not needed)."""
+    n_hands, n = uv.shape[0], uv.shape[1]
+    feats, res = np.zeros((n_hands, len(need))), np.zeros((n_hands, n))
+    for b in range(n_hands):
+        fx, fy, cx, cy = kk[0, b], kk[1, b], kk[2, b], kk[3, b]
+        u0, u1, v0, v1 = np.inf, -np.inf, np.inf, -np.inf
+        for j in range(n):
+            u0, u1 = min(u0, uv[b, j, 0]), max(u1, uv[b, j, 0])
+            v0, v1 = min(v0, uv[b, j, 1]), max(v1, uv[b, j, 1])
+        size = max(max(u1 - u0, v1 - v0), 1.0)  # the hand's size in pixels
+        feats[b, 0] = np.log(size / 100.0)
+        if need[1]:  # the placement's reprojection from the 2D
+            total = 0.0
+            for j in range(n):
+                z = max(cam[b, j, 2], 1e-3)
+                du, dv = fx * cam[b, j, 0] / z + cx - uv[b, j, 0], fy * cam[b, j, 1] / z + cy - uv[b, j, 1]
+                res[b, j] = np.sqrt(du * du + dv * dv) / size
+                total += res[b, j] if j > 0 else 0.0
+            feats[b, 1] = np.log(total / (n - 1) + 1e-3)
+        if need[2] and world.shape[0] > 0:  # the detector's metric landmarks placed by the perspective solve
+            su = sv = sbu = sbv = suu = svv = sub = svb = 0.0  # the sums of shift_solve (streamhand.place.placement)
+            for j in range(n):
+                du, dv = uv[b, j, 0] - cx, uv[b, j, 1] - cy
+                bu = du * (world[b, j, 2] - world[b, 0, 2]) - fx * (world[b, j, 0] - world[b, 0, 0])
+                bv = dv * (world[b, j, 2] - world[b, 0, 2]) - fy * (world[b, j, 1] - world[b, 0, 1])
+                su, sv, sbu, sbv = su - du, sv - dv, sbu + bu, sbv + bv
+                suu, svv, sub, svb = suu + du * du, svv + dv * dv, sub - du * bu, svb - dv * bv
+            den = suu + svv - (su * su + sv * sv) / n
+            t = (sub + svb - (su * sbu + sv * sbv) / n) / max(den, 1e-12)
+            x, y, z_root = (sbu - t * su) / (n * fx), (sbv - t * sv) / (n * fy), max(t, 0.05)
+            total = 0.0
+            for j in range(n):
+                z = max(world[b, j, 2] - world[b, 0, 2] + z_root, 1e-3)
+                du = fx * (world[b, j, 0] - world[b, 0, 0] + x) / z + cx - uv[b, j, 0]
+                dv = fy * (world[b, j, 1] - world[b, 0, 1] + y) / z + cy - uv[b, j, 1]
+                total += np.sqrt(du * du + dv * dv)
+            feats[b, 2] = np.log(total / n / size + 1e-3)
+        if dis.shape[0] > 0:
+            feats[b, 3] = np.log(dis[b, 1:].sum() / (n - 1) + 1e-3)
+        if said.shape[1] > 0:
+            feats[b, 4] = 1.0 - min(max(said[0, b], 0.0), 1.0)
+            feats[b, 7] = 1.0 - min(max(said[1, b], 0.0), 1.0)
+        if need[5]:  # the published answer's bones against the average hand's, in reference bones
+            ref = max(_length(pub, b, 9, 10), 1e-6)
+            total = 0.0
+            for i in range(len(parent)):
+                total += abs(np.log(max(_length(pub, b, parent[i], child[i]) / ref, 1e-3) / template[i]))
+            feats[b, 5] = total / len(parent)
+        if need[6]:  # how edge-on the palm is: its normal (index MCP x pinky MCP, from the wrist) against the ray
+            ax, ay, az = pub[b, 5, 0] - pub[b, 0, 0], pub[b, 5, 1] - pub[b, 0, 1], pub[b, 5, 2] - pub[b, 0, 2]
+            bx, by, bz = pub[b, 17, 0] - pub[b, 0, 0], pub[b, 17, 1] - pub[b, 0, 1], pub[b, 17, 2] - pub[b, 0, 2]
+            nx, ny, nz = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
+            rx, ry, rz = 0.0, 0.0, 0.0
+            for j in (0, 5, 9, 13, 17):
+                rx, ry, rz = rx + pub[b, j, 0], ry + pub[b, j, 1], rz + pub[b, j, 2]
+            norm_n = max(np.sqrt(nx * nx + ny * ny + nz * nz), 1e-9)
+            norm_r = max(np.sqrt(rx * rx + ry * ry + rz * rz), 1e-9)
+            feats[b, 6] = 1.0 - abs((nx * rx + ny * ry + nz * rz) / (norm_n * norm_r))
+    return feats, res
+
+
+@njit
+def _length(p: Arr, b: int, i: int, j: int) -> float:
+    """The distance between joints ``i`` and ``j`` of hand ``b`` of ``p`` (B, 21, 3)."""
+    dx, dy, dz = p[b, j, 0] - p[b, i, 0], p[b, j, 1] - p[b, i, 1], p[b, j, 2] - p[b, i, 2]
+    return np.sqrt(dx * dx + dy * dy + dz * dz)
+
+
+@njit
+def _expected(feats: Arr, joints: Arr, ref_m: Arr, lin: Arr, bias: float, profile: Arr, scale_sigma: float) -> Arr:
+    """(B, 21) each joint's expected error (metres), compiled: the linear model ``lin`` (3, F: mean, std, weights)
+    and ``bias`` of the log shape error in reference bones, times ``profile`` and ``ref_m`` (B,), and the scale's
+    error, ``scale_sigma`` times each joint's distance from the wrist of ``joints`` (B, 21, 3)."""
+    e = np.empty((feats.shape[0], joints.shape[1]))
+    for b in range(feats.shape[0]):
+        log_e = bias
+        for i in range(feats.shape[1]):
+            log_e += (feats[b, i] - lin[0, i]) / lin[1, i] * lin[2, i]
+        shape = np.exp(log_e) * ref_m[b]
+        for j in range(joints.shape[1]):
+            s, size = shape * profile[j], scale_sigma * _length(joints, b, 0, j)
+            e[b, j] = np.sqrt(s * s + size * size)
+    return e
+
+
+@njit
+def _judgement(feats: Arr, joints: Arr, ref_m: Arr, lin: Arr, consts: Arr, profile: Arr) -> tuple[Arr, Arr, Arr]:
+    """joint_std (B, 21), quality (B,) and confidence (B,) from the evidence, compiled (``consts``: bias,
+    scale_sigma, kappa, quality_bias, quality_sigma, CONFIDENT_BELOW_M)."""
+    e = _expected(feats, joints, ref_m, lin, consts[0], profile, consts[1])
+    quality, conf = np.empty(len(e)), np.empty(len(e))
+    for b in range(len(e)):
+        e[b, 0] = 0.0  # the wrist is the origin of wrist-relative joints
+        quality[b] = consts[3] * e[b, 1:].sum() / (e.shape[1] - 1)
+        x = (np.log(consts[5]) - np.log(max(quality[b], 1e-6))) / consts[4]
+        conf[b] = 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+    return consts[2] * e, quality, conf
+
+
+@njit
+def _judge(uv: Arr, cam: Arr, pub: Arr, kk: Arr, world: Arr, dis: Arr, said: Arr, need: Arr, template: Arr,
+           parent: Arr, child: Arr, ref_m: Arr, lin: Arr, consts: Arr, profile: Arr
+           ) -> tuple[Arr, Arr, Arr]:  # fmt: skip
+    """:func:`_evidence` and :func:`_judgement` in one compiled call (what a run does once a frame)."""
+    feats, _ = _evidence(uv, cam, pub, kk, world, dis, said, need, template, parent, child)
+    return _judgement(feats, pub, ref_m, lin, consts, profile)
+
+
+def _arguments(uv: Any, joints_cam: Any, k: tuple, world: Any, disagreement: Any, handedness_score: Any, presence: Any,
+               needed: Any, answer: Any) -> tuple:  # fmt: skip
+    """:func:`hand_features`'s arguments as :func:`_evidence` takes them."""
+    uv = np.ascontiguousarray(uv, np.float64)
+    cam = np.ascontiguousarray(joints_cam, np.float64)
+    b = len(uv)
+    kk = np.ascontiguousarray(np.broadcast_to(intrinsic_columns(*k)[..., 0], (4, b)))  # one broadcast, four rows
+    pub = cam if answer is None else np.ascontiguousarray(answer, np.float64)
+    if handedness_score is None and presence is None:
+        said = _NO_SCORES
+    else:
+        said = np.empty((2, b))
+        said[0] = 1.0 if handedness_score is None else handedness_score
+        said[1] = 1.0 if presence is None else presence
+    need = np.ones(len(FEATURES), bool) if needed is None else np.asarray(needed, bool)
+    return (uv, cam, pub, kk, _float(world, _EMPTY3), _float(disagreement, _EMPTY2), said, need, _template(),
+            _PARENT, _CHILD)  # fmt: skip
 
 
 def hand_features(
@@ -100,50 +226,10 @@ def hand_features(
     (the others, left 0, are not computed: a run spends nothing on evidence its error model ignores). ``answer``
     (B, 21, 3) the published joints (``joints_cam`` pulled toward the 2D's rays,
     :func:`streamhand.place.placement.pull_to_rays`; None: the placement itself): the bones and the palm's facing
-    are read from it, the reprojection from the placement."""
-    need = dict(zip(FEATURES, np.ones(len(FEATURES), bool) if needed is None else np.asarray(needed, bool)))
-    uv = np.asarray(uv, np.float64)
-    cam = np.asarray(joints_cam, np.float64)
-    b = len(uv)
-    zeros = np.zeros(b)
-    fx, fy, cx, cy = np.broadcast_to(intrinsic_columns(*k)[..., 0], (4, b))  # one broadcast, four rows
-    size = np.maximum((uv.max(1) - uv.min(1)).max(1), 1.0)
-    res = _reprojection(uv, cam, fx, fy, cx, cy) / size[:, None] if need["log_residual"] else None
-    if world is not None and need["log_world_residual"]:
-        w = np.asarray(world, np.float64)
-        w = w - w[:, :1]
-        wres = _reprojection(uv, w + solve_roots(uv, w, fx, fy, cx, cy)[:, None], fx, fy, cx, cy)
-        log_wres = np.log(_mean1(wres) / size + 1e-3)
-    else:
-        log_wres = zeros
-    dis = zeros if disagreement is None else np.log(_mean1(np.asarray(disagreement)[:, 1:]) + 1e-3)
-    doubt = zeros if handedness_score is None else 1.0 - np.clip(np.asarray(handedness_score, float), 0, 1)
-    absent = zeros if presence is None else 1.0 - np.clip(np.asarray(presence, float), 0, 1)
-    pub = cam if answer is None else np.asarray(answer, np.float64)
-    rel = pub - pub[:, :1]
-    if need["bone_implausibility"]:
-        bones = _norm(rel[:, _CHILD] - rel[:, _PARENT])
-        ref = np.maximum(_norm(rel[:, 10] - rel[:, 9]), 1e-6)
-        implausible = _mean1(np.abs(np.log(np.maximum(bones / ref[:, None], 1e-3) / _template())))
-    else:
-        implausible = zeros
-    edge_on = _edge_on(pub, rel) if need["edge_on"] else zeros
-    log_res = np.log(_mean1(res[:, 1:]) + 1e-3) if res is not None else zeros
-    feats = np.stack([np.log(size / 100.0), log_res, log_wres, dis, doubt, implausible, edge_on, absent], 1)
-    return feats, res
-
-
-_NEXT, _AFTER = np.array([1, 2, 0]), np.array([2, 0, 1])  # each axis's next and the one after: a cross product's
-
-
-def _edge_on(cam: np.ndarray, rel: np.ndarray) -> np.ndarray:
-    """(B,) how edge-on each palm is to the camera: 1 minus the cosine between its normal and the ray to it."""
-    a, c = rel[:, 5], rel[:, 17]  # the palm's normal: index MCP x pinky MCP (from the wrist), a cross product
-    normal = a[:, _NEXT] * c[:, _AFTER] - a[:, _AFTER] * c[:, _NEXT]  # (a_y c_z - a_z c_y, a_z c_x - a_x c_z, ...)
-    normal /= np.maximum(_norm(normal), 1e-9)[:, None]
-    ray = cam[:, [0, 5, 9, 13, 17]].sum(1)
-    ray /= np.maximum(_norm(ray), 1e-9)[:, None]
-    return 1.0 - np.abs((normal * ray).sum(-1))
+    are read from it, the reprojection from the placement. Absent scores count as doubt 0."""
+    args = _arguments(uv, joints_cam, k, world, disagreement, handedness_score, presence, needed, answer)
+    feats, res = _evidence(*args)
+    return feats, (res if args[7][1] else None)
 
 
 @dataclass(frozen=True)
@@ -153,11 +239,6 @@ class HandJudgement:
     joint_std: np.ndarray  # (B, 21) metres
     quality: np.ndarray  # (B,) expected mean joint error, metres
     confidence: np.ndarray  # (B,) probability that the mean joint error is below CONFIDENT_BELOW_M
-
-
-def _phi(x: np.ndarray) -> np.ndarray:
-    """The standard normal's cumulative distribution, elementwise."""
-    return np.array([0.5 * (1.0 + math.erf(v / math.sqrt(2.0))) for v in np.ravel(x)]).reshape(np.shape(x))
 
 
 class ErrorModel:
@@ -186,33 +267,34 @@ class ErrorModel:
         self.scale_sigma, self.kappa = float(spec["scale_sigma"]), float(spec["kappa"])
         self.quality_bias, self.quality_sigma = float(spec["quality_bias"]), max(float(spec["quality_sigma"]), 1e-3)
         self.spec = spec
+        self._lin = np.stack([self.mean, self.std, self.weights])  # what the compiled arithmetic reads
+        self._consts = np.array([self.bias, self.scale_sigma, self.kappa, self.quality_bias, self.quality_sigma,
+                                 CONFIDENT_BELOW_M])  # fmt: skip
 
     def expected_errors(self, feats: np.ndarray, rel: np.ndarray, ref_m: np.ndarray) -> np.ndarray:
         """(B, 21) each joint's expected error (metres): the shape error predicted from ``feats`` (B, F) in reference
         bones times ``ref_m`` (B,), and the scale's error along ``rel`` (B, 21, 3), the answer's wrist-relative
         joints (metres)."""
-        log_e = ((np.asarray(feats, float) - self.mean) / self.std) @ self.weights + self.bias
-        shape = np.exp(log_e)[:, None] * self.profile[None] * np.asarray(ref_m, float)[:, None]
-        size = self.scale_sigma * _norm(rel)
-        return np.sqrt(shape**2 + size**2)
+        return _expected(_float(feats, _EMPTY2), _float(rel, _EMPTY3), _float(ref_m, _EMPTY1), self._lin, self.bias,
+                         self.profile, self.scale_sigma)  # fmt: skip
 
     def __call__(self, feats: np.ndarray, rel: np.ndarray, ref_m: np.ndarray) -> HandJudgement:
-        e = self.expected_errors(feats, rel, ref_m)
-        e[:, 0] = 0.0  # the wrist is the origin of wrist-relative joints
-        quality = self.quality_bias * _mean1(e[:, 1:])
-        conf = _phi((np.log(CONFIDENT_BELOW_M) - np.log(np.maximum(quality, 1e-6))) / self.quality_sigma)
-        return HandJudgement(self.kappa * e, quality, conf)
+        """What the model says of B hands from their evidence ``feats`` (B, F), their wrist-relative answers ``rel``
+        (B, 21, 3) and reference bones ``ref_m`` (B,)."""
+        std, quality, conf = _judgement(_float(feats, _EMPTY2), _float(rel, _EMPTY3), _float(ref_m, _EMPTY1),
+                                        self._lin, self._consts, self.profile)  # fmt: skip
+        return HandJudgement(std, quality, conf)
 
     def judge_hands(self, uv: np.ndarray, joints_cam: np.ndarray, k: tuple[Any, Any, Any, Any], ref_m: np.ndarray,
                     world: np.ndarray | None = None, disagreement: np.ndarray | None = None,
                     handedness_score: np.ndarray | None = None, presence: np.ndarray | None = None,
                     answer: np.ndarray | None = None) -> HandJudgement:  # fmt: skip
         """B placed hands (the arguments of :func:`hand_features`; ``ref_m`` (B,) the reference bone each was placed
-        with). The size term follows the published ``answer``'s joints (the placement's where None)."""
-        feats, _ = hand_features(uv, joints_cam, k, world, disagreement, handedness_score, presence, self.needed,
-                                 answer)  # fmt: skip
-        pub = np.asarray(joints_cam if answer is None else answer, np.float64)
-        return self(feats, pub - pub[:, :1], np.asarray(ref_m, np.float64))
+        with): the evidence and what it says, in one compiled call. The size term follows the published ``answer``'s
+        joints (the placement's where None)."""
+        args = _arguments(uv, joints_cam, k, world, disagreement, handedness_score, presence, self.needed, answer)
+        std, quality, conf = _judge(*args, _float(ref_m, _EMPTY1), self._lin, self._consts, self.profile)
+        return HandJudgement(std, quality, conf)
 
 
 def default_samples(judged: Iterable[str], modalities: Iterable[str]) -> int:

@@ -5,18 +5,20 @@ Without depth: the root (wrist) position that best reprojects the 3D joints onto
 ignored) plus how far that joint lies behind the skin gives a vote for the root depth; the median of the
 votes is robust to landmarks hidden behind fingers (a fist seen palm-on) and to votes off the hand. The
 hand scale and the wrist's X, Y then follow from one linear solve of the pinhole equations at that depth,
-so the hand is metric without assuming its size. Every hand of a frame is placed at once
-(:func:`place_hands`); each solve is the least-squares answer in closed form (:func:`shift_solve`). Last, each
+so the hand is metric without assuming its size. Every hand of a frame is placed in one compiled call
+(:func:`place_hands`, :mod:`streamhand.jit`); each solve is the least-squares answer in closed form
+(:func:`_shift_solve`). Last, each
 placed joint moves part of the way across the image toward the ray through its 2D landmark (:func:`pull_to_rays`).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from streamhand.geometry import Intrinsics, intrinsic_columns
+from streamhand.jit import njit
 
 PALM_LANDMARKS = (0, 5, 9, 13, 17)
 #: how far each joint centre lies behind the skin seen by a depth camera (metres, an adult hand): half the
@@ -27,17 +29,56 @@ JOINT_BELOW_SKIN_M = np.array(
 #: votes further than this from the palm's median are off the hand (background, the other hand)
 _VOTE_WINDOW_M = 0.08
 _PALM = np.isin(np.arange(21), PALM_LANDMARKS)
+_NO_DEPTH = np.zeros((0, 0), np.float32)
 
 
-def shift_solve(fx, fy, au: np.ndarray, bu: np.ndarray, av: np.ndarray, bv: np.ndarray) -> tuple:
-    """Least squares of ``fx*X + au*t = bu`` and ``fy*Y + av*t = bv`` over the last axis (the joints), in closed
-    form: ``t`` from the centred columns, then ``X`` and ``Y`` from the means. Batched over leading axes; returns
-    (X, Y, t). The pinhole solves below are all of this form (no general least squares, no allocation per row)."""
-    n = au.shape[-1]
-    su, sv, sbu, sbv = au.sum(-1), av.sum(-1), bu.sum(-1), bv.sum(-1)
-    den = (au * au).sum(-1) + (av * av).sum(-1) - (su * su + sv * sv) / n  # the centred columns' sum of squares
-    t = ((au * bu).sum(-1) + (av * bv).sum(-1) - (su * sbu + sv * sbv) / n) / np.maximum(den, 1e-12)
+Arr = np.ndarray  # the compiled arithmetic's arguments
+
+
+@njit
+def _shift_solve(fx: float, fy: float, au: Arr, bu: Arr, av: Arr, bv: Arr) -> tuple[float, float, float]:
+    """Least squares of ``fx*X + au*t = bu`` and ``fy*Y + av*t = bv`` over the joints (1-D arrays), in closed form:
+    ``t`` from the centred columns, then ``X`` and ``Y`` from the means. Every pinhole solve below has this form."""
+    n = len(au)
+    su, sv, sbu, sbv = au.sum(), av.sum(), bu.sum(), bv.sum()
+    den = (au * au).sum() + (av * av).sum() - (su * su + sv * sv) / n  # the centred columns' sum of squares
+    t = ((au * bu).sum() + (av * bv).sum() - (su * sbu + sv * sbv) / n) / max(den, 1e-12)
     return (sbu - t * su) / (n * fx), (sbv - t * sv) / (n * fy), t
+
+
+@njit
+def _root(uv: Arr, rel: Arr, fx: float, fy: float, cx: float, cy: float, z_root: float) -> Arr:
+    """The root (3,) of one hand (``uv`` (21, 2), ``rel`` (21, 3)): each joint gives fx*X + (cx-u)*Z = (u-cx)*z_j -
+    fx*x_j (and the same for y); at a known ``z_root`` (not NaN) X and Y are the means, else the perspective solve
+    (its depth at least 5 cm)."""
+    du, dv = uv[:, 0] - cx, uv[:, 1] - cy
+    bu, bv = du * rel[:, 2] - fx * rel[:, 0], dv * rel[:, 2] - fy * rel[:, 1]
+    out = np.empty(3)
+    if np.isnan(z_root):
+        out[0], out[1], t = _shift_solve(fx, fy, -du, bu, -dv, bv)
+        out[2] = max(t, 0.05)
+    else:
+        n = len(du)
+        out[0], out[1], out[2] = (bu + du * z_root).sum() / (n * fx), (bv + dv * z_root).sum() / (n * fy), z_root
+    return out
+
+
+@njit
+def _roots(uv: Arr, rel: Arr, kk: Arr, z_root: Arr) -> Arr:
+    """(B, 3) :func:`_root` of B hands (``kk`` (4, B) fx, fy, cx, cy per hand; ``z_root`` (B,), NaN: unknown)."""
+    out = np.empty((len(uv), 3))
+    for b in range(len(uv)):
+        out[b] = _root(uv[b], rel[b], kk[0, b], kk[1, b], kk[2, b], kk[3, b], z_root[b])
+    return out
+
+
+def _columns(fx: Any, fy: Any, cx: Any, cy: Any, b: int) -> np.ndarray:
+    """(4, B) fx, fy, cx, cy, one column per hand: what the compiled solves take."""
+    return np.ascontiguousarray(np.broadcast_to(intrinsic_columns(fx, fy, cx, cy)[..., 0], (4, b)))
+
+
+def _f64(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x, np.float64)
 
 
 def solve_root(uv: np.ndarray, rel: np.ndarray, k: Intrinsics, z_root: float | None = None) -> np.ndarray:
@@ -52,73 +93,73 @@ def solve_root(uv: np.ndarray, rel: np.ndarray, k: Intrinsics, z_root: float | N
 def solve_roots(uv: np.ndarray, rel: np.ndarray, fx, fy, cx, cy, z_root: np.ndarray | None = None) -> np.ndarray:
     """:func:`solve_root` for B hands at once: ``uv`` (B, 21, 2), ``rel`` (B, 21, 3), intrinsics all scalars or all
     (B,), ``z_root`` (B,) or None -> (B, 3)."""
-    fx, fy, cx, cy = intrinsic_columns(fx, fy, cx, cy)
-    du, dv = uv[..., 0] - cx, uv[..., 1] - cy
-    bu, bv = du * rel[..., 2] - fx * rel[..., 0], dv * rel[..., 2] - fy * rel[..., 1]
-    if z_root is not None:  # the depth is known: X and Y are the means
-        z = np.asarray(z_root, np.float64)
-        n = uv.shape[-2]
-        x, y = (bu + du * z[:, None]).sum(-1) / (n * fx[:, 0]), (bv + dv * z[:, None]).sum(-1) / (n * fy[:, 0])
-        return np.stack([x, y, z], -1)
-    x, y, z = shift_solve(fx[:, 0], fy[:, 0], -du, bu, -dv, bv)
-    return np.stack([x, y, np.maximum(z, 0.05)], -1)
+    z = np.full(len(uv), np.nan) if z_root is None else _f64(z_root)
+    return _roots(_f64(uv), _f64(rel), _columns(fx, fy, cx, cy, len(uv)), z)
+
+
+@njit
+def _median(values: Arr, mask: Arr) -> float:
+    """The median of ``values`` where ``mask`` holds (NaN where it holds nowhere)."""
+    kept = np.sort(values[mask])
+    n = len(kept)
+    return np.nan if n == 0 else 0.5 * (kept[(n - 1) // 2] + kept[n // 2])
 
 
 def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The median of each row of ``values`` (B, n) where ``mask`` holds (NaN for a row with none): one sort, no
-    loop."""
-    srt = np.sort(np.where(mask, values, np.inf), axis=-1)
-    n = mask.sum(-1)
-    flat, base = srt.ravel(), np.arange(0, srt.size, srt.shape[-1])  # each row's start in the flat array
-    mid = 0.5 * (flat[base + (n - 1) // 2] + flat[base + n // 2])  # a row with none reads a neighbour: NaN below
-    mid[n == 0] = np.nan
-    return mid
+    """The median of each row of ``values`` (B, n) where ``mask`` holds (NaN for a row with none)."""
+    return _masked_medians(_f64(values), np.ascontiguousarray(mask, np.bool_))
+
+
+@njit
+def _masked_medians(values: Arr, mask: Arr) -> Arr:
+    out = np.empty(len(values))
+    for b in range(len(values)):
+        out[b] = _median(values[b], mask[b])
+    return out
+
+
+@njit
+def _depth_at(depth: Arr, uv: Arr, radius: int) -> Arr:
+    """(n,) the median of the valid (non-zero) depth in a (2r+1)^2 window around each point of ``uv`` (n, 2); NaN
+    where the window holds none (or lies outside the image)."""
+    h, w = depth.shape
+    out, buf = np.empty(len(uv)), np.empty((2 * radius + 1) ** 2)
+    for i in range(len(uv)):
+        x0, y0, m = int(np.round(uv[i, 0])), int(np.round(uv[i, 1])), 0
+        for y in range(max(y0 - radius, 0), min(y0 + radius + 1, h)):
+            for x in range(max(x0 - radius, 0), min(x0 + radius + 1, w)):
+                if depth[y, x] > 0:
+                    buf[m], m = depth[y, x], m + 1
+        out[i] = _median(buf[:m], np.ones(m, np.bool_))
+    return out
 
 
 def depth_at(depth: np.ndarray, uv: np.ndarray, radius: int = 3) -> np.ndarray:
-    """Median of valid (non-zero) depth in a (2r+1)^2 window around each point; NaN where none. All points at once
-    (one gather and one sort; no Python loop over the joints)."""
-    h, w = depth.shape
-    p = np.round(np.asarray(uv, np.float64)).astype(np.int64)
-    d = np.arange(-radius, radius + 1)
-    ys = (p[:, 1, None] + d)[:, :, None]  # (n, k, 1)
-    xs = (p[:, 0, None] + d)[:, None, :]  # (n, 1, k)
-    lo, hi = p.min(0), p.max(0)
-    if lo[0] >= radius and lo[1] >= radius and hi[0] < w - radius and hi[1] < h - radius:  # every window inside
-        win = depth[ys, xs].reshape(len(p), -1).astype(np.float64)
-        return masked_median(win, win > 0)
-    inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-    win = depth[np.clip(ys, 0, h - 1), np.clip(xs, 0, w - 1)].reshape(len(p), -1).astype(np.float64)
-    return masked_median(win, inside.reshape(len(p), -1) & (win > 0))
+    """Median of valid (non-zero) depth in a (2r+1)^2 window around each point; NaN where none."""
+    return _depth_at(np.ascontiguousarray(depth), _f64(np.reshape(uv, (-1, 2))), radius)
 
 
-class _RootVotes:
-    """Each landmark's vote for the root depth of B hands (``measured`` (B, 21): :func:`depth_at`): its measured depth
-    + its depth behind the skin - its depth relative to the wrist (``rel_z`` (B, 21), times the hand's scale). What
-    does not change with the scale is computed once.
-
-    Landmarks hidden behind the hand's own fingers vote too close, those off the hand's silhouette too far: votes far
-    from the palm's median are dropped, and the median of the rest is kept (the palm's median itself when its two
-    middle votes lie so far apart that none is kept); NaN for a hand with fewer than two palm votes."""
-
-    def __init__(self, measured: np.ndarray, rel_z: np.ndarray):
-        self.base, self.rel_z = measured + JOINT_BELOW_SKIN_M, rel_z
-        self.ok = np.isfinite(measured) & (measured > 0.1) & (measured < 10.0)
-        self.palm = self.ok & _PALM
-        self.enough = self.palm.sum(-1) >= 2
-
-    def __call__(self, scale: np.ndarray) -> np.ndarray:
-        votes = self.base - scale[:, None] * self.rel_z
-        centre = masked_median(votes, self.palm)
-        keep = self.ok & (np.abs(votes - centre[:, None]) < _VOTE_WINDOW_M)
-        z = np.where(keep.any(-1), masked_median(votes, keep), centre)
-        return np.where(self.enough, z, np.nan)
+@njit
+def _root_vote(measured: Arr, rel_z: Arr, scale: float) -> float:
+    """The root depth of one hand from its landmarks' ``measured`` depth (21,) and wrist-relative depth ``rel_z``
+    (21,, times ``scale``): each landmark votes its measured depth + its depth behind the skin - its depth from the
+    wrist. Landmarks hidden behind the hand's own fingers vote too close, those off the hand's silhouette too far:
+    votes further than ``_VOTE_WINDOW_M`` from the palm's median are dropped, and the median of the rest is kept
+    (the palm's median itself when none is); NaN with fewer than two palm votes."""
+    ok = np.isfinite(measured) & (measured > 0.1) & (measured < 10.0)
+    palm = ok & _PALM
+    if palm.sum() < 2:
+        return np.nan
+    votes = measured + JOINT_BELOW_SKIN_M - scale * rel_z
+    centre = _median(votes, palm)
+    keep = ok & (np.abs(votes - centre) < _VOTE_WINDOW_M)
+    return _median(votes, keep) if keep.any() else centre
 
 
 def root_depths(measured: np.ndarray, rel: np.ndarray) -> np.ndarray:
     """Robust root depth of B hands (NaN where too little depth) from their landmarks' measured depth (``measured``
-    (B, 21)) and their wrist-relative joints ``rel`` (B, 21, 3): see :class:`_RootVotes`."""
-    return _RootVotes(measured, rel[..., 2])(np.ones(len(rel)))
+    (B, 21)) and their wrist-relative joints ``rel`` (B, 21, 3): see :func:`_root_vote`."""
+    return np.array([_root_vote(m, r, 1.0) for m, r in zip(_f64(measured), _f64(rel)[..., 2])])
 
 
 def root_depth_from_depth(depth: np.ndarray, uv: np.ndarray, rel: np.ndarray, measured: np.ndarray | None = None
@@ -129,21 +170,25 @@ def root_depth_from_depth(depth: np.ndarray, uv: np.ndarray, rel: np.ndarray, me
     return None if np.isnan(z) else float(z)
 
 
+@njit
+def _scale_per_depth(uv: Arr, rel_norm: Arr, fx: float, fy: float, cx: float, cy: float) -> float:
+    """The least-squares scale of one hand at root depth 1 m. Per joint, fx*(X + s*x) = (u-cx)*(z_root + s*z):
+    linear in (X, Y, s); the right side is proportional to ``z_root``, and so are X, Y and s."""
+    du, dv = uv[:, 0] - cx, uv[:, 1] - cy
+    x, y, z = rel_norm[:, 0], rel_norm[:, 1], rel_norm[:, 2]
+    return _shift_solve(fx, fy, fx * x - du * z, du, fy * y - dv * z, dv)[2]
+
+
+def scales_per_depth(uv: np.ndarray, rel_norm: np.ndarray, fx, fy, cx, cy) -> np.ndarray:
+    """(B,) the least-squares scale of each hand at root depth 1 m (:func:`_scale_per_depth`)."""
+    kk, uv, rel_norm = _columns(fx, fy, cx, cy, len(uv)), _f64(uv), _f64(rel_norm)
+    return np.array([_scale_per_depth(uv[b], rel_norm[b], *kk[:, b]) for b in range(len(uv))])
+
+
 def fit_scales(uv: np.ndarray, rel_norm: np.ndarray, fx, fy, cx, cy, z_root: np.ndarray) -> np.ndarray:
     """Scale s of each of B hands with R + s*rel_norm best reprojecting onto its 2D landmarks at a known root depth
     ``z_root`` (B,): :func:`scales_per_depth` times ``z_root``."""
     return np.asarray(z_root, np.float64) * scales_per_depth(uv, rel_norm, fx, fy, cx, cy)
-
-
-def scales_per_depth(uv: np.ndarray, rel_norm: np.ndarray, fx, fy, cx, cy) -> np.ndarray:
-    """(B,) the least-squares scale of each hand at root depth 1 m.
-
-    Per joint, fx*(X + s*x) = (u-cx)*(z_root + s*z): linear in (X, Y, s); the right side is proportional to
-    ``z_root``, and so are X, Y and s."""
-    fx, fy, cx, cy = intrinsic_columns(fx, fy, cx, cy)
-    du, dv = uv[..., 0] - cx, uv[..., 1] - cy
-    x, y, z = rel_norm[..., 0], rel_norm[..., 1], rel_norm[..., 2]
-    return shift_solve(fx[:, 0], fy[:, 0], fx * x - du * z, du, fy * y - dv * z, dv)[2]
 
 
 def fit_scale(uv: np.ndarray, rel_norm: np.ndarray, k: Intrinsics, z_root: float) -> float:
@@ -160,35 +205,42 @@ class Placed(NamedTuple):
     scale: np.ndarray  # (B,) the scale used (metres per unit of the normalised hand)
 
 
+@njit
+def _place(uv: Arr, rel_norm: Arr, scale: Arr, kk: Arr, depth: Arr, lo: float, hi: float
+           ) -> tuple[Arr, Arr, Arr, Arr]:  # fmt: skip
+    """:func:`place_hands`, compiled (``depth`` (0, 0) when there is none)."""
+    n_hands = len(uv)
+    joints, roots = np.empty(rel_norm.shape), np.empty((n_hands, 3))
+    from_depth, used = np.zeros(n_hands, np.bool_), scale.copy()
+    for b in range(n_hands):
+        fx, fy, cx, cy = kk[0, b], kk[1, b], kk[2, b], kk[3, b]
+        z = np.nan
+        if depth.shape[0] > 0:
+            measured = _depth_at(depth, uv[b], 3)
+            z = _root_vote(measured, rel_norm[b, :, 2], scale[b])
+            if not np.isnan(z):
+                per_m = _scale_per_depth(uv[b], rel_norm[b], fx, fy, cx, cy)
+                for _ in range(2):  # the votes depend a little on the scale
+                    used[b] = min(max(z * per_m, scale[b] * lo), scale[b] * hi)
+                    z2 = _root_vote(measured, rel_norm[b, :, 2], used[b])
+                    z = z if np.isnan(z2) else z2
+        rel = rel_norm[b] * used[b]
+        roots[b] = _root(uv[b], rel, fx, fy, cx, cy, z)
+        joints[b] = rel + roots[b]
+        from_depth[b] = not np.isnan(z)
+    return joints, roots, from_depth, used
+
+
 def place_hands(uv: np.ndarray, rel_norm: np.ndarray, scale: np.ndarray, k: Intrinsics,
                 depth: np.ndarray | None = None, scale_range: tuple[float, float] = (0.6, 1.6)) -> Placed:  # fmt: skip
     """B hands at once: ``uv`` (B, 21, 2) px, ``rel_norm`` (B, 21, 3) the normalised wrist-relative hands, ``scale``
     (B,) their prior scale. With depth, each hand whose landmarks see enough of it gets its root depth from the
     votes and its scale from the pinhole equations at that depth (twice: the votes depend a little on the scale);
-    the others, and every hand without depth, the perspective solve at the prior scale."""
-    uv, rel_norm = np.asarray(uv, np.float64), np.asarray(rel_norm, np.float64)
-    scale = np.asarray(scale, np.float64).reshape(-1)
-    s, z = scale, np.full(len(uv), np.nan)
-    if depth is not None and len(uv):
-        votes = _RootVotes(depth_at(depth, uv.reshape(-1, 2)).reshape(uv.shape[:2]), rel_norm[..., 2])
-        z = votes(scale)
-        have = ~np.isnan(z)
-        if have.any():
-            per_m = scales_per_depth(uv, rel_norm, k.fx, k.fy, k.cx, k.cy)
-            lo, hi = scale * scale_range[0], scale * scale_range[1]
-            for _ in range(2):  # the votes depend a little on the scale
-                s = np.where(have, np.clip(np.where(have, z, 1.0) * per_m, lo, hi), scale)
-                z2 = votes(s)
-                z = np.where(np.isnan(z2), z, z2)
-    rel = rel_norm * s[:, None, None]
-    have = ~np.isnan(z)
-    if have.all():
-        root = solve_roots(uv, rel, k.fx, k.fy, k.cx, k.cy, z)
-    else:
-        root = solve_roots(uv, rel, k.fx, k.fy, k.cx, k.cy)
-        if have.any():
-            root[have] = solve_roots(uv[have], rel[have], k.fx, k.fy, k.cx, k.cy, z[have])
-    return Placed(root[:, None] + rel, root, have, s)
+    the others, and every hand without depth, the perspective solve at the prior scale. One compiled call."""
+    uv, rel_norm = _f64(uv), _f64(rel_norm)
+    d = _NO_DEPTH if depth is None else np.ascontiguousarray(depth)
+    kk = _columns(k.fx, k.fy, k.cx, k.cy, len(uv))
+    return Placed(*_place(uv, rel_norm, _f64(np.reshape(scale, -1)), kk, d, *scale_range))
 
 
 #: the share of the way each placed joint moves across the image toward the ray through its 2D landmark, at its own
@@ -205,10 +257,17 @@ def pull_to_rays(joints_cam: np.ndarray, uv: np.ndarray, fx, fy, cx, cy, share: 
     j = np.array(joints_cam, dtype=np.float64)
     if share <= 0.0:
         return j
-    kfx, kfy, kcx, kcy = intrinsic_columns(fx, fy, cx, cy)
-    z = j[..., 2]
-    j[..., 0] += share * ((uv[..., 0] - kcx) * z / kfx - j[..., 0])
-    j[..., 1] += share * ((uv[..., 1] - kcy) * z / kfy - j[..., 1])
+    return _pull(j, _f64(uv), _columns(fx, fy, cx, cy, len(j)), share)
+
+
+@njit
+def _pull(j: Arr, uv: Arr, kk: Arr, share: float) -> Arr:
+    """:func:`pull_to_rays` in place on ``j``, compiled."""
+    for b in range(len(j)):
+        for i in range(j.shape[1]):
+            z = j[b, i, 2]
+            j[b, i, 0] += share * ((uv[b, i, 0] - kk[2, b]) * z / kk[0, b] - j[b, i, 0])
+            j[b, i, 1] += share * ((uv[b, i, 1] - kk[3, b]) * z / kk[1, b] - j[b, i, 1])
     return j
 
 

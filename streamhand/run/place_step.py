@@ -8,6 +8,8 @@ error model is fitted and measured on the evidence a run computes."""
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -15,10 +17,13 @@ import numpy as np
 
 from streamhand.detect import Detection
 from streamhand.error_model import ErrorModel, HandJudgement, error_model_for, hand_features
+from streamhand.geometry import Intrinsics
 from streamhand.infer import LiftResult
 from streamhand.place.placement import RAY_PULL, Placed, place_hands, pull_to_rays
 from streamhand.place.smoothing import TrackSmoother
 from streamhand.runtime_config import SmoothConfig
+
+log = logging.getLogger(__name__)
 
 
 class PlacedHand(NamedTuple):
@@ -78,6 +83,30 @@ def answer_hands(uv: np.ndarray, lift: LiftResult, k: Any, depth: np.ndarray | N
     return Answer(placed, joints, uv, (k.fx, k.fy, k.cx, k.cy), world, dis, handedness_score, presence)
 
 
+def warm_up(error_models: dict | None = None) -> None:
+    """Place, pull and judge one made-up hand (with a depth image and without, by every error model given), so that
+    the compiled arithmetic (:mod:`streamhand.jit`) is compiled, or loaded from its cache, before the first frame
+    rather than on it."""
+    t0 = time.perf_counter()
+    k = Intrinsics(64, 48, 50.0, 50.0, 32.0, 24.0)
+    rel = np.linspace(0.0, 1.0, 63).reshape(1, 21, 3) - 0.5
+    uv = 32.0 + 20.0 * rel[..., :2]
+    depth = np.full((48, 64), 0.5, np.float32)
+    for d in (depth, None):
+        placed = place_hands(uv, rel, np.array([0.08]), k, d)
+    joints = pull_to_rays(placed.joints_cam, uv, k.fx, k.fy, k.cx, k.cy)
+    for key in error_models or {}:
+        try:
+            judge = error_model_for(error_models, key)
+        except ValueError:  # said where the run first needs it
+            continue
+        if judge is not None:
+            judge.judge_hands(uv, placed.joints_cam, (k.fx, k.fy, k.cx, k.cy), placed.scale, rel, np.zeros((1, 21)),
+                              np.ones(1), np.ones(1), joints)  # fmt: skip
+    if (took := time.perf_counter() - t0) > 1.0:
+        log.info("compiled the placement and the error model in %.1f s (kept on disk for later runs)", took)
+
+
 class PlaceStep:
     """Places and smooths the hands of processed frames, in order."""
 
@@ -86,6 +115,7 @@ class PlaceStep:
         self.smoother = TrackSmoother(smooth.min_cutoff, smooth.beta, smooth.enabled, smooth.d_cutoff)
         self._specs = error_models
         self._judges: dict[str, ErrorModel | None] = {}
+        warm_up(error_models)
 
     def _judge(self, experts: str) -> ErrorModel | None:
         if experts not in self._judges:

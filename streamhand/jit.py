@@ -1,0 +1,33 @@
+"""Compiling the per-frame arithmetic: :func:`njit` turns a function of arrays and scalars, written as plain loops,
+into machine code with numba (compiled on its first call, cached on disk beside the module, so a later process
+loads it in milliseconds). The error model's evidence and the placement run once a frame on a few hands: as numpy
+they are a few hundred tiny calls, each paying numpy's dispatch, and a pipeline stage that wakes once a frame pays
+it again with cold caches; compiled they are one call each. Where numba cannot be imported (a platform without its
+wheels), the same functions run as plain Python: the same answers, slower (``COMPILED`` says which)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+try:
+    import numba
+
+    COMPILED = True
+except ImportError:  # pragma: no cover - numba is a dependency; this keeps a platform without its wheels working
+    numba = None
+    COMPILED = False
+    log.warning("numba is not installed: the placement and the error model run as plain Python (slower)")
+
+
+def njit(fn: F) -> F:
+    """``fn`` compiled (no Python objects inside; releases the GIL; cached on disk), or ``fn`` itself without
+    numba. The plain function stays reachable as ``fn.py_func`` either way."""
+    if numba is None:  # pragma: no cover
+        fn.py_func = fn  # type: ignore[attr-defined]
+        return fn
+    return numba.njit(cache=True, nogil=True)(fn)

@@ -1,0 +1,63 @@
+"""The compiled per-frame arithmetic (streamhand/jit.py): the placement, the pull toward the 2D and the error model
+give the same answers compiled and as the plain Python they are written in (numba switched off in a child process,
+as on a platform without numba), and a pipeline step compiles them before its first frame."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from streamhand import jit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# one frame of two hands, one where a depth image (with holes) sees it and one where it does not, judged by the
+# shipped default model's error model; printed as the child process computes it
+_FRAME = r"""
+import sys
+import numpy as np
+from streamhand.checkpoint import load_checkpoint
+from streamhand.error_model import ErrorModel, hand_features
+from streamhand.geometry import Intrinsics, project
+from streamhand.place.placement import place_hands, pull_to_rays
+from streamhand.skeleton import normalize
+from streamhand.synth.hand import reference_pose
+
+k = Intrinsics.from_fov(640, 480, 60)
+rng = np.random.default_rng(7)
+hands = [reference_pose() @ np.diag([1.0, -1.0, -1.0]).T + np.array(o) for o in ((0.05, 0.02, 0.5), (-0.2, 0.0, 0.7))]
+uv = np.stack([project(h, k) for h in hands]) + rng.normal(0, 2.0, (2, 21, 2))
+norm = np.stack([normalize(h)[0] for h in hands]) + rng.normal(0, 0.02, (2, 21, 3))
+depth = np.zeros((480, 640), np.float32)
+for p, z in zip(np.round(uv[0]).astype(int), hands[0][:, 2]):
+    depth[p[1] - 4 : p[1] + 5, p[0] - 4 : p[0] + 5] = z + rng.normal(0, 0.004)
+depth[rng.random(depth.shape) < 0.2] = 0  # holes
+placed = place_hands(uv, norm, np.array([0.09, 0.08]), k, depth)
+answer = pull_to_rays(placed.joints_cam, uv, k.fx, k.fy, k.cx, k.cy)
+spec = load_checkpoint("default").meta["error_model"]["2d+world"]
+kk = (k.fx, k.fy, k.cx, k.cy)
+said = (np.stack(hands) - np.stack(hands)[:, :1], rng.random((2, 21)), np.array([0.9, 0.6]), np.array([0.99, 0.8]))
+judged = ErrorModel(spec).judge_hands(uv, placed.joints_cam, kk, placed.scale, *said, answer=answer)
+feats, res = hand_features(uv, placed.joints_cam, kk, *said, answer=answer)
+out = np.concatenate([a.ravel() for a in (placed.joints_cam, placed.scale, placed.from_depth, answer, judged.joint_std,
+                                          judged.quality, judged.confidence, feats, res)])
+np.savetxt(sys.stdout, out, fmt="%.17g")
+"""
+
+
+def _frame(env: dict) -> np.ndarray:
+    done = subprocess.run([sys.executable, "-c", _FRAME], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300, check=True)  # fmt: skip
+    return np.array(done.stdout.split(), float)
+
+
+def test_the_compiled_arithmetic_answers_as_the_plain_python_it_is_written_in():
+    env = {key: v for key, v in os.environ.items() if not key.startswith("NUMBA_")}
+    compiled, plain = _frame(env), _frame({**env, "NUMBA_DISABLE_JIT": "1"})
+    assert jit.COMPILED
+    assert compiled.shape == plain.shape and compiled.size == 360
+    np.testing.assert_allclose(compiled, plain, rtol=1e-12, atol=1e-12)
