@@ -17,14 +17,16 @@ from typing import Any
 import numpy as np
 
 from streamhand.geometry import intrinsic_columns
-from streamhand.skeleton import MIDDLE_MCP, WRIST, canonical_hand, normalize, normalize_2d
+from streamhand.jit import njit
+from streamhand.skeleton import MIDDLE_MCP, WRIST, canonical_hand, normalize
 
 #: how the 2D is turned before normalising (stored in checkpoints)
 VIEW = "palm_ray_to_axis"
 #: how a detector's own metric 3D (MediaPipe's world landmarks) is normalised (stored in checkpoints)
 WORLD_NORM = "wrist_rel_palm_mean"
 _PALM_MCPS = slice(5, 18, 4)  # the finger MCPs 5, 9, 13, 17 as a slice: a view, no gather
-_EYE2 = np.eye(2)
+_NO_CAMERA, _NO_TURN = np.empty((4, 0)), np.empty((0, 3, 3))
+Arr = np.ndarray  # the compiled arithmetic's arguments
 
 
 def _focal(k: Any) -> np.ndarray:
@@ -42,23 +44,8 @@ def _rays(px: np.ndarray, f: np.ndarray) -> np.ndarray:
 
 def view_rotation(landmarks_px: np.ndarray, k: Any) -> np.ndarray:
     """(B, 3, 3) rotations taking the ray through each hand's palm centre (wrist/middle-MCP midpoint)
-    onto the optical axis, by the smallest turn."""
-    return _view_rotation(np.asarray(landmarks_px, dtype=np.float64), _focal(k))
-
-
-def _view_rotation(px: np.ndarray, f: np.ndarray) -> np.ndarray:
-    # the unit ray (a, b, z) through the palm centre, and the turn about it x (0, 0, 1) that takes it onto the axis
-    # (Rodrigues' formula, multiplied out: 1 - cos = 1 - z and sin^2 = a^2 + b^2 = (1 - z)(1 + z)); a pixel's ray
-    # has z > 0. Written as whole-array operations on (B, 2) and (B, 3, 3): no per-entry stacking.
-    ab = (0.5 * (px[:, WRIST] + px[:, MIDDLE_MCP]) - f[2:, :, 0].T) / f[:2, :, 0].T
-    z = 1.0 / np.sqrt(1.0 + (ab * ab).sum(-1))
-    ab *= z[:, None]
-    rot = np.empty((len(px), 3, 3))
-    rot[:, :2, :2] = _EYE2 - ab[:, :, None] * (ab / (1.0 + z)[:, None])[:, None, :]
-    rot[:, :2, 2] = -ab
-    rot[:, 2, :2] = ab
-    rot[:, 2, 2] = z
-    return rot
+    onto the optical axis, by the smallest turn (Rodrigues' formula multiplied out: :func:`_encode_2d`)."""
+    return encode_2d(landmarks_px, False, k)[1]
 
 
 def to_view(landmarks_px: np.ndarray, k: Any, rot: np.ndarray) -> np.ndarray:
@@ -73,16 +60,49 @@ def _to_view(px: np.ndarray, f: np.ndarray, rot: np.ndarray) -> np.ndarray:
 
 def encode_2d(landmarks_px: np.ndarray, left: np.ndarray | bool, k: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """(B, 21, 2) pixels, handedness and intrinsics ``k`` -> ((B, 21, 2) float32 model input,
-    (B, 3, 3) view rotations for :func:`decode_3d`). Without ``k`` the view is not turned (identity)."""
-    px = np.asarray(landmarks_px, dtype=np.float64)
-    if k is None:
-        rot = np.broadcast_to(np.eye(3), (len(px), 3, 3)).copy()
-        view = px
-    else:  # the intrinsics read once for both
-        f = _focal(k)
-        rot = _view_rotation(px, f)
-        view = _to_view(px, f, rot)
-    return canonical_hand(normalize_2d(view), left).astype(np.float32), rot
+    (B, 3, 3) view rotations for :func:`decode_3d`). Without ``k`` the view is not turned (identity). One compiled
+    call: the view rotation, :func:`to_view`, :func:`~streamhand.skeleton.normalize_2d` and
+    :func:`~streamhand.skeleton.canonical_hand`, as ``tests/test_codec.py`` checks."""
+    px = np.ascontiguousarray(landmarks_px, dtype=np.float64)
+    f = _NO_CAMERA if k is None else np.ascontiguousarray(np.broadcast_to(_focal(k)[..., 0], (4, len(px))))
+    return _encode_2d(px, f, _lefts(left, len(px)))
+
+
+def _lefts(left: np.ndarray | bool, b: int) -> np.ndarray:
+    """(b,) bool: which hands are left ones."""
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(left, dtype=bool), (b,)))
+
+
+@njit
+def _encode_2d(px: Arr, f: Arr, left: Arr) -> tuple[Arr, Arr]:
+    """:func:`encode_2d`, compiled (``f`` (4, B) fx, fy, cx, cy per hand, or (4, 0): no view rotation)."""
+    n_hands, n = px.shape[0], px.shape[1]
+    x, rot, view = np.empty((n_hands, n, 2), np.float32), np.zeros((n_hands, 3, 3)), np.empty((n, 2))
+    for b in range(n_hands):
+        if f.shape[1] == 0:
+            rot[b, 0, 0] = rot[b, 1, 1] = rot[b, 2, 2] = 1.0
+            view[:] = px[b]
+        else:  # the turn taking the ray through the palm centre onto the axis (Rodrigues' formula multiplied out: 1 - cos = 1 - z)
+            fx, fy, cx, cy = f[0, b], f[1, b], f[2, b], f[3, b]
+            ra = (0.5 * (px[b, WRIST, 0] + px[b, MIDDLE_MCP, 0]) - cx) / fx
+            rb = (0.5 * (px[b, WRIST, 1] + px[b, MIDDLE_MCP, 1]) - cy) / fy
+            z = 1.0 / np.sqrt(1.0 + (ra * ra + rb * rb))
+            ra, rb = ra * z, rb * z
+            rot[b, 0, 0], rot[b, 0, 1] = 1.0 - ra * (ra / (1.0 + z)), -ra * (rb / (1.0 + z))
+            rot[b, 1, 0], rot[b, 1, 1] = -rb * (ra / (1.0 + z)), 1.0 - rb * (rb / (1.0 + z))
+            rot[b, 0, 2], rot[b, 1, 2], rot[b, 2, 0], rot[b, 2, 1], rot[b, 2, 2] = -ra, -rb, ra, rb, z
+            for j in range(n):
+                u, v = (px[b, j, 0] - cx) / fx, (px[b, j, 1] - cy) / fy
+                r0 = rot[b, 0, 0] * u + rot[b, 0, 1] * v + rot[b, 0, 2]
+                r1 = rot[b, 1, 0] * u + rot[b, 1, 1] * v + rot[b, 1, 2]
+                r2 = rot[b, 2, 0] * u + rot[b, 2, 1] * v + rot[b, 2, 2]
+                view[j, 0], view[j, 1] = r0 / r2, r1 / r2
+        span = max(view[:, 0].max() - view[:, 0].min(), view[:, 1].max() - view[:, 1].min())
+        extent, sign = max(span, 1e-6), -1.0 if left[b] else 1.0
+        for j in range(n):  # wrist-relative, over the square extent, left hands mirrored
+            x[b, j, 0] = sign * ((view[j, 0] - view[0, 0]) / extent)
+            x[b, j, 1] = (view[j, 1] - view[0, 1]) / extent
+    return x, rot
 
 
 def encode_3d(joints_cam: np.ndarray, left: np.ndarray | bool, rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,27 +132,55 @@ def world_with_image_depth(world: np.ndarray, landmarks_px: np.ndarray, landmark
     pixels, in the scale of the image's x as MediaPipe defines it, with ``landmarks_px`` (B, 21, 2)), put into metres
     by how large the hand is across the image in either (neither reading's depth enters the conversion). Its landmark
     network gives both; their errors are only partly alike."""
-    w = np.asarray(world, dtype=np.float64)
-    w = w - w[:, WRIST : WRIST + 1]
-    if weight <= 0:
-        return w
-    uv = np.asarray(landmarks_px, np.float64)
-    uv = uv - uv[:, WRIST : WRIST + 1]
-    z = np.asarray(landmarks_z, np.float64)
-    z = z - z[:, WRIST : WRIST + 1]
-    metres_per_px = np.sqrt((w[..., :2] ** 2).sum((1, 2)) / np.maximum((uv**2).sum((1, 2)), 1e-12))
-    w[..., 2] = (1.0 - weight) * w[..., 2] + weight * metres_per_px[:, None] * z
+    return _world_with_image_depth(np.ascontiguousarray(world, np.float64), np.ascontiguousarray(landmarks_px,
+                                   np.float64), np.ascontiguousarray(landmarks_z, np.float64), weight)  # fmt: skip
+
+
+@njit
+def _world_with_image_depth(world: Arr, uv: Arr, z: Arr, weight: float) -> Arr:
+    """:func:`world_with_image_depth`, compiled."""
+    w = np.empty(world.shape)
+    for b in range(len(world)):
+        w[b] = world[b] - world[b, WRIST]
+        if weight <= 0:
+            continue
+        across_m = across_px = 0.0  # the hand's spread across the image, in metres and in pixels
+        for j in range(world.shape[1]):
+            du, dv = uv[b, j, 0] - uv[b, WRIST, 0], uv[b, j, 1] - uv[b, WRIST, 1]
+            across_m += w[b, j, 0] * w[b, j, 0] + w[b, j, 1] * w[b, j, 1]
+            across_px += du * du + dv * dv
+        metres_per_px = np.sqrt(across_m / max(across_px, 1e-12))
+        for j in range(world.shape[1]):
+            image_z = metres_per_px * (z[b, j] - z[b, WRIST])
+            w[b, j, 2] = (1.0 - weight) * w[b, j, 2] + weight * image_z
     return w
 
 
 def encode_world(world: np.ndarray, left: np.ndarray | bool, rot: np.ndarray) -> np.ndarray:
     """A detector's metric 3D landmarks (B, 21, 3), camera axes (MediaPipe's world landmarks: x right, y down,
-    z away from the camera) -> (B, 21, 3) float32 model input: wrist-relative, divided by its own palm size,
-    turned into the virtual camera of :func:`encode_2d` (``rot``), left hands mirrored."""
-    w = np.asarray(world, dtype=np.float64)
-    w = w - w[:, WRIST : WRIST + 1]
-    w = w / np.maximum(palm_size(w), 1e-9)[:, None, None]
-    return canonical_hand(w @ rot.transpose(0, 2, 1), left).astype(np.float32)
+    z away from the camera) -> (B, 21, 3) float32 model input: wrist-relative, divided by its own palm size
+    (:func:`palm_size`), turned into the virtual camera of :func:`encode_2d` (``rot``), left hands mirrored. One
+    compiled call."""
+    w = np.ascontiguousarray(world, dtype=np.float64)
+    return _encode_world(w, _lefts(left, len(w)), np.ascontiguousarray(rot, np.float64))
+
+
+@njit
+def _encode_world(world: Arr, left: Arr, rot: Arr) -> Arr:
+    """:func:`encode_world`, compiled."""
+    out = np.empty(world.shape, np.float32)
+    for b in range(len(world)):
+        w = world[b] - world[b, WRIST]
+        palm = 0.0
+        for j in (5, 9, 13, 17):  # the finger MCPs
+            palm += np.sqrt(w[j, 0] * w[j, 0] + w[j, 1] * w[j, 1] + w[j, 2] * w[j, 2])
+        w = w / max(palm / 4.0, 1e-9)
+        sign = -1.0 if left[b] else 1.0
+        for j in range(len(w)):
+            for i in range(3):  # row vectors turned: w @ rot^T
+                t = w[j, 0] * rot[b, i, 0] + w[j, 1] * rot[b, i, 1] + w[j, 2] * rot[b, i, 2]
+                out[b, j, i] = sign * t if i == 0 else t
+    return out
 
 
 #: the cloud expert's unit: clouds are centred on their centroid and divided by this (metres), so they keep
@@ -160,6 +208,27 @@ def decode_3d(
     pred: np.ndarray, left: np.ndarray | bool, scale: np.ndarray | float, rot: np.ndarray | None = None
 ) -> np.ndarray:
     """(B, 21, 3) normalised model output -> (B, 21, 3) wrist-relative metres in the camera frame."""
-    s = np.asarray(scale, dtype=np.float64)
-    out = canonical_hand(pred, left) * (s[..., None, None] if s.ndim else s)
-    return out if rot is None else out @ rot  # row vectors: R^T v
+    p = np.asarray(pred, dtype=np.float64)
+    lead = p.shape[:-2]
+    flat = np.ascontiguousarray(p.reshape(-1, *p.shape[-2:]))
+    b = len(flat)
+    s = np.ascontiguousarray(np.broadcast_to(np.asarray(scale, np.float64), lead).reshape(b))
+    turn = _NO_TURN if rot is None else np.ascontiguousarray(np.reshape(rot, (b, 3, 3)), np.float64)
+    return _decode_3d(flat, np.ascontiguousarray(np.broadcast_to(np.asarray(left, bool), lead).reshape(b)), s,
+                      turn).reshape(p.shape)  # fmt: skip
+
+
+@njit
+def _decode_3d(pred: Arr, left: Arr, scale: Arr, rot: Arr) -> Arr:
+    """:func:`decode_3d`, compiled (``rot`` (0, 3, 3): not turned)."""
+    out = np.empty(pred.shape)
+    for b in range(len(pred)):
+        sign = -1.0 if left[b] else 1.0
+        for j in range(pred.shape[1]):
+            v0, v1, v2 = sign * pred[b, j, 0] * scale[b], pred[b, j, 1] * scale[b], pred[b, j, 2] * scale[b]
+            if rot.shape[0] == 0:
+                out[b, j, 0], out[b, j, 1], out[b, j, 2] = v0, v1, v2
+            else:  # row vectors: R^T v
+                for i in range(3):
+                    out[b, j, i] = v0 * rot[b, 0, i] + v1 * rot[b, 1, i] + v2 * rot[b, 2, i]
+    return out

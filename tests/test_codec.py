@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from streamhand.codec import decode_3d, encode_2d, encode_3d, to_view, view_rotation
+from streamhand.codec import decode_3d, encode_2d, encode_3d, encode_world, palm_size, to_view, view_rotation
 from streamhand.geometry import Intrinsics, axis_angle
-from streamhand.skeleton import canonical_hand, normalize
+from streamhand.skeleton import canonical_hand, normalize, normalize_2d
 from streamhand.synth.sampler import SamplerConfig, sample_hands
 
 
@@ -67,3 +67,21 @@ def test_without_intrinsics_the_view_is_not_turned(hands):
     x, rot = encode_2d(hands.joints_2d, hands.left)
     np.testing.assert_array_equal(rot, np.broadcast_to(np.eye(3), rot.shape))
     assert x.dtype == np.float32 and x.shape == hands.joints_2d.shape
+
+
+def test_the_compiled_encodings_are_the_composition_they_stand_for(hands):
+    """encode_2d (one compiled call) is to_view, then normalize_2d, then canonical_hand; encode_world is wrist-relative,
+    over palm_size, turned, mirrored; decode_3d is their inverse, for any leading shape."""
+    x, rot = encode_2d(hands.joints_2d, hands.left, hands.intrinsics)
+    composed = canonical_hand(normalize_2d(to_view(hands.joints_2d, hands.intrinsics, rot)), hands.left)
+    np.testing.assert_allclose(x, composed, rtol=0, atol=2e-6)
+    world = hands.joints_cam - hands.joints_cam.mean(1, keepdims=True)
+    rel = world - world[:, :1]
+    composed = canonical_hand((rel / palm_size(rel)[:, None, None]) @ rot.transpose(0, 2, 1), hands.left)
+    np.testing.assert_allclose(encode_world(world, hands.left, rot), composed, rtol=0, atol=2e-6)
+    y, scale = encode_3d(hands.joints_cam, hands.left, rot)
+    back = decode_3d(
+        y.reshape(3, 100, 21, 3), hands.left.reshape(3, 100), scale.reshape(3, 100), rot.reshape(3, 100, 3, 3)
+    )
+    np.testing.assert_allclose(back.reshape(-1, 21, 3), hands.joints_cam - hands.joints_cam[:, :1], atol=1e-12)
+    np.testing.assert_allclose(decode_3d(y[0], True, 2.0), canonical_hand(y[0], True) * 2.0, atol=1e-15)
