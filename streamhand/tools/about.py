@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-PACKAGES = ("torch", "numpy", "mediapipe", "opencv-contrib-python", "onnx", "onnxruntime", "pyzmq", "msgpack",
+PACKAGES = ("torch", "numpy", "numba", "mediapipe", "opencv-contrib-python", "onnx", "onnxruntime", "pyzmq", "msgpack",
             "msgspec", "pyrealsense2", "tensorrt")  # fmt: skip
 CARD_FIGURES = {"EPE mean (mm)": "epe_mean_mm", "EPE median (mm)": "epe_median_mm", "AUC 20-50": "auc_20_50",
                 "MediaPipe detection rate": "detection_rate"}  # fmt: skip
