@@ -82,7 +82,7 @@ def _encode_2d(px: Arr, f: Arr, left: Arr) -> tuple[Arr, Arr]:
         if f.shape[1] == 0:
             rot[b, 0, 0] = rot[b, 1, 1] = rot[b, 2, 2] = 1.0
             view[:] = px[b]
-        else:  # the turn taking the ray through the palm centre onto the axis (Rodrigues' formula multiplied out: 1 - cos = 1 - z)
+        else:  # the smallest turn taking the ray through the palm centre onto the axis (Rodrigues' formula)
             fx, fy, cx, cy = f[0, b], f[1, b], f[2, b], f[3, b]
             ra = (0.5 * (px[b, WRIST, 0] + px[b, MIDDLE_MCP, 0]) - cx) / fx
             rb = (0.5 * (px[b, WRIST, 1] + px[b, MIDDLE_MCP, 1]) - cy) / fy
