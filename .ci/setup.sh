@@ -39,4 +39,6 @@ elif ! .venv/bin/python -m pip install -q --timeout 15 --retries 1 --index-url h
   pip_install "torch==2.13.0"
 fi
 pip_install -e ".[dev,realsense]"
-.venv/bin/python -c "import streamhand, torch, mediapipe, zmq, onnxruntime, moderngl"
+.venv/bin/python -c "import streamhand, torch, mediapipe, zmq, onnxruntime, moderngl, numba"
+# compile the per-frame arithmetic once (numba keeps it beside the package), so no run or test pays for it
+.venv/bin/python -c "from streamhand.run.place_step import warm_up; warm_up()"

@@ -9,14 +9,15 @@ error model is fitted and measured on the evidence a run computes."""
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from streamhand.codec import decode_3d, encode_2d, encode_world, world_with_image_depth
 from streamhand.detect import Detection
-from streamhand.error_model import ErrorModel, HandJudgement, error_model_for, hand_features
+from streamhand.error_model import FEATURES, ErrorModel, HandJudgement, error_model_for, hand_features
 from streamhand.geometry import Intrinsics
 from streamhand.infer import LiftResult
 from streamhand.place.placement import RAY_PULL, Placed, place_hands, pull_to_rays
@@ -83,28 +84,34 @@ def answer_hands(uv: np.ndarray, lift: LiftResult, k: Any, depth: np.ndarray | N
     return Answer(placed, joints, uv, (k.fx, k.fy, k.cx, k.cy), world, dis, handedness_score, presence)
 
 
-def warm_up(error_models: dict | None = None) -> None:
-    """Place, pull and judge one made-up hand (with a depth image and without, by every error model given), so that
-    the compiled arithmetic (:mod:`streamhand.jit`) is compiled, or loaded from its cache, before the first frame
-    rather than on it."""
-    t0 = time.perf_counter()
-    k = Intrinsics(64, 48, 50.0, 50.0, 32.0, 24.0)
-    rel = np.linspace(0.0, 1.0, 63).reshape(1, 21, 3) - 0.5
-    uv = 32.0 + 20.0 * rel[..., :2]
-    depth = np.full((48, 64), 0.5, np.float32)
-    for d in (depth, None):
-        placed = place_hands(uv, rel, np.array([0.08]), k, d)
-    joints = pull_to_rays(placed.joints_cam, uv, k.fx, k.fy, k.cx, k.cy)
-    for key in error_models or {}:
-        try:
-            judge = error_model_for(error_models, key)
-        except ValueError:  # said where the run first needs it
-            continue
-        if judge is not None:
-            judge.judge_hands(uv, placed.joints_cam, (k.fx, k.fy, k.cx, k.cy), placed.scale, rel, np.zeros((1, 21)),
-                              np.ones(1), np.ones(1), joints)  # fmt: skip
-    if (took := time.perf_counter() - t0) > 1.0:
-        log.info("compiled the placement and the error model in %.1f s (kept on disk for later runs)", took)
+#: an error model that weighs every piece of evidence: judging with it compiles what any fitted one runs
+_EVERY_FEATURE = {"features": list(FEATURES), "mean": [0.0] * len(FEATURES), "std": [1.0] * len(FEATURES),
+                  "weights": [0.1] * len(FEATURES), "bias": -2.0, "profile": [1.0] * 21, "scale_sigma": 0.1,
+                  "kappa": 1.0, "quality_bias": 1.0, "quality_sigma": 0.5}  # fmt: skip
+
+
+def warm_up() -> None:
+    """Encode, place (with a depth image and without), pull and judge one made-up hand, so that the compiled per-frame
+    arithmetic (:mod:`streamhand.jit`) is compiled, or loaded from its cache, before the first frame rather than on
+    it. The first time on a machine it compiles (tens of seconds on a 2-core CPU; said in the log); ``.ci/setup.sh``
+    does it once after installing."""
+    slow = threading.Timer(1.0, log.info, ("compiling the per-frame arithmetic (once; kept on disk for later runs)",))
+    slow.daemon = True
+    slow.start()
+    try:
+        k = Intrinsics(64, 48, 50.0, 50.0, 32.0, 24.0)
+        rel = np.linspace(0.0, 1.0, 63).reshape(1, 21, 3) - 0.5
+        uv, left = 32.0 + 20.0 * rel[..., :2], np.array([True])
+        _, rot = encode_2d(uv, left, k)
+        encode_world(world_with_image_depth(rel, uv, rel[..., 2], 0.5), left, rot)
+        decode_3d(rel.astype(np.float32), left, 1.0, rot)
+        for d in (np.full((48, 64), 0.5, np.float32), None):
+            placed = place_hands(uv, rel, np.array([0.08]), k, d)
+        joints = pull_to_rays(placed.joints_cam, uv, k.fx, k.fy, k.cx, k.cy)
+        ErrorModel(_EVERY_FEATURE).judge_hands(uv, placed.joints_cam, (k.fx, k.fy, k.cx, k.cy), placed.scale, rel,
+                                               np.zeros((1, 21)), np.ones(1), np.ones(1), joints)  # fmt: skip
+    finally:
+        slow.cancel()
 
 
 class PlaceStep:
@@ -115,7 +122,7 @@ class PlaceStep:
         self.smoother = TrackSmoother(smooth.min_cutoff, smooth.beta, smooth.enabled, smooth.d_cutoff)
         self._specs = error_models
         self._judges: dict[str, ErrorModel | None] = {}
-        warm_up(error_models)
+        warm_up()
 
     def _judge(self, experts: str) -> ErrorModel | None:
         if experts not in self._judges:
