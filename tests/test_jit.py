@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 _FRAME = r"""
 import sys
 import numpy as np
-from streamhand.checkpoint import load_checkpoint
 from streamhand.error_model import ErrorModel, hand_features
 from streamhand.geometry import Intrinsics, project
+from streamhand.model_files import model_summary
 from streamhand.place.placement import place_hands, pull_to_rays
 from streamhand.skeleton import normalize
 from streamhand.synth.hand import reference_pose
@@ -38,7 +38,7 @@ for p, z in zip(np.round(uv[0]).astype(int), hands[0][:, 2]):
 depth[rng.random(depth.shape) < 0.2] = 0  # holes
 placed = place_hands(uv, norm, np.array([0.09, 0.08]), k, depth)
 answer = pull_to_rays(placed.joints_cam, uv, k.fx, k.fy, k.cx, k.cy)
-spec = load_checkpoint("default").meta["error_model"]["2d+world"]
+spec = model_summary("default")["error_model"]["2d+world"]  # read from its ONNX graph: no PyTorch
 kk = (k.fx, k.fy, k.cx, k.cy)
 said = (np.stack(hands) - np.stack(hands)[:, :1], rng.random((2, 21)), np.array([0.9, 0.6]), np.array([0.99, 0.8]))
 judged = ErrorModel(spec).judge_hands(uv, placed.joints_cam, kk, placed.scale, *said, answer=answer)
