@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from streamhand.geometry import intrinsic_columns
-from streamhand.jit import njit
+from streamhand.geometry import intrinsic_columns, intrinsics_per_hand
+from streamhand.jit import f64, njit
 from streamhand.skeleton import MIDDLE_MCP, WRIST, canonical_hand, normalize
 
 #: how the 2D is turned before normalising (stored in checkpoints)
@@ -63,8 +63,8 @@ def encode_2d(landmarks_px: np.ndarray, left: np.ndarray | bool, k: Any = None) 
     (B, 3, 3) view rotations for :func:`decode_3d`). Without ``k`` the view is not turned (identity). One compiled
     call: the view rotation, :func:`to_view`, :func:`~streamhand.skeleton.normalize_2d` and
     :func:`~streamhand.skeleton.canonical_hand`, as ``tests/test_codec.py`` checks."""
-    px = np.ascontiguousarray(landmarks_px, dtype=np.float64)
-    f = _NO_CAMERA if k is None else np.ascontiguousarray(np.broadcast_to(_focal(k)[..., 0], (4, len(px))))
+    px = f64(landmarks_px)
+    f = _NO_CAMERA if k is None else intrinsics_per_hand(k.fx, k.fy, k.cx, k.cy, len(px))
     return _encode_2d(px, f, _lefts(left, len(px)))
 
 
@@ -132,8 +132,7 @@ def world_with_image_depth(world: np.ndarray, landmarks_px: np.ndarray, landmark
     pixels, in the scale of the image's x as MediaPipe defines it, with ``landmarks_px`` (B, 21, 2)), put into metres
     by how large the hand is across the image in either (neither reading's depth enters the conversion). Its landmark
     network gives both; their errors are only partly alike."""
-    return _world_with_image_depth(np.ascontiguousarray(world, np.float64), np.ascontiguousarray(landmarks_px,
-                                   np.float64), np.ascontiguousarray(landmarks_z, np.float64), weight)  # fmt: skip
+    return _world_with_image_depth(f64(world), f64(landmarks_px), f64(landmarks_z), weight)
 
 
 @njit
@@ -161,8 +160,8 @@ def encode_world(world: np.ndarray, left: np.ndarray | bool, rot: np.ndarray) ->
     z away from the camera) -> (B, 21, 3) float32 model input: wrist-relative, divided by its own palm size
     (:func:`palm_size`), turned into the virtual camera of :func:`encode_2d` (``rot``), left hands mirrored. One
     compiled call."""
-    w = np.ascontiguousarray(world, dtype=np.float64)
-    return _encode_world(w, _lefts(left, len(w)), np.ascontiguousarray(rot, np.float64))
+    w = f64(world)
+    return _encode_world(w, _lefts(left, len(w)), f64(rot))
 
 
 @njit
@@ -212,8 +211,8 @@ def decode_3d(
     lead = p.shape[:-2]
     flat = np.ascontiguousarray(p.reshape(-1, *p.shape[-2:]))
     b = len(flat)
-    s = np.ascontiguousarray(np.broadcast_to(np.asarray(scale, np.float64), lead).reshape(b))
-    turn = _NO_TURN if rot is None else np.ascontiguousarray(np.reshape(rot, (b, 3, 3)), np.float64)
+    s = f64(np.broadcast_to(np.asarray(scale, np.float64), lead).reshape(b))
+    turn = _NO_TURN if rot is None else f64(np.reshape(rot, (b, 3, 3)))
     return _decode_3d(flat, np.ascontiguousarray(np.broadcast_to(np.asarray(left, bool), lead).reshape(b)), s,
                       turn).reshape(p.shape)  # fmt: skip
 

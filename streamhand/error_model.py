@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from streamhand.geometry import intrinsic_columns
-from streamhand.jit import njit
+from streamhand.geometry import intrinsics_per_hand
+from streamhand.jit import f64, njit
 from streamhand.modalities import INPUTS
 from streamhand.modalities import key as modality_key
 from streamhand.skeleton import BONES
@@ -68,7 +68,7 @@ _NO_SCORES = np.empty((2, 0))
 
 def _float(x: Any, empty: np.ndarray) -> np.ndarray:
     """``x`` as a C-ordered float64 array (what the compiled evidence takes), ``empty`` for None (absent)."""
-    return empty if x is None else np.ascontiguousarray(x, np.float64)
+    return empty if x is None else f64(x)
 
 
 @njit
@@ -188,11 +188,10 @@ def _judge(uv: Arr, cam: Arr, pub: Arr, kk: Arr, world: Arr, dis: Arr, said: Arr
 def _arguments(uv: Any, joints_cam: Any, k: tuple, world: Any, disagreement: Any, handedness_score: Any, presence: Any,
                needed: Any, answer: Any) -> tuple:  # fmt: skip
     """:func:`hand_features`'s arguments as :func:`_evidence` takes them."""
-    uv = np.ascontiguousarray(uv, np.float64)
-    cam = np.ascontiguousarray(joints_cam, np.float64)
+    uv, cam = f64(uv), f64(joints_cam)
     b = len(uv)
-    kk = np.ascontiguousarray(np.broadcast_to(intrinsic_columns(*k)[..., 0], (4, b)))  # one broadcast, four rows
-    pub = cam if answer is None else np.ascontiguousarray(answer, np.float64)
+    kk = intrinsics_per_hand(*k, b)
+    pub = cam if answer is None else f64(answer)
     if handedness_score is None and presence is None:
         said = _NO_SCORES
     else:

@@ -119,6 +119,11 @@ def intrinsic_columns(fx, fy, cx, cy) -> np.ndarray:
     return np.asarray((fx, fy, cx, cy), dtype=np.float64).reshape(4, -1, 1)
 
 
+def intrinsics_per_hand(fx: object, fy: object, cx: object, cy: object, b: int) -> np.ndarray:
+    """(4, b) float64, C-ordered: fx, fy, cx, cy as one column per hand (each argument a scalar, or all (b,))."""
+    return np.ascontiguousarray(np.broadcast_to(intrinsic_columns(fx, fy, cx, cy)[..., 0], (4, b)))
+
+
 def project(points: np.ndarray, k: Intrinsics) -> np.ndarray:
     """Camera-frame points (..., 3) -> pixels (..., 2)."""
     p = np.asarray(points, dtype=np.float64)

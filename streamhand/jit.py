@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,3 +33,8 @@ def njit(fn: F) -> F:
         fn.py_func = fn  # type: ignore[attr-defined]
         return fn
     return numba.njit(cache=True, nogil=True)(fn)
+
+
+def f64(x: Any) -> np.ndarray:
+    """``x`` as a C-ordered float64 array: what the compiled functions take (no copy where it already is one)."""
+    return np.ascontiguousarray(x, np.float64)

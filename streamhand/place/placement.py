@@ -7,18 +7,18 @@ votes is robust to landmarks hidden behind fingers (a fist seen palm-on) and to 
 hand scale and the wrist's X, Y then follow from one linear solve of the pinhole equations at that depth,
 so the hand is metric without assuming its size. Every hand of a frame is placed in one compiled call
 (:func:`place_hands`, :mod:`streamhand.jit`); each solve is the least-squares answer in closed form
-(:func:`_shift_solve`). Last, each
-placed joint moves part of the way across the image toward the ray through its 2D landmark (:func:`pull_to_rays`).
+(:func:`_shift_solve`). Last, each placed joint moves part of the way across the image toward the ray through its
+2D landmark (:func:`pull_to_rays`).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from streamhand.geometry import Intrinsics, intrinsic_columns
-from streamhand.jit import njit
+from streamhand.geometry import Intrinsics, intrinsics_per_hand
+from streamhand.jit import f64, njit
 
 PALM_LANDMARKS = (0, 5, 9, 13, 17)
 #: how far each joint centre lies behind the skin seen by a depth camera (metres, an adult hand): half the
@@ -72,15 +72,6 @@ def _roots(uv: Arr, rel: Arr, kk: Arr, z_root: Arr) -> Arr:
     return out
 
 
-def _columns(fx: Any, fy: Any, cx: Any, cy: Any, b: int) -> np.ndarray:
-    """(4, B) fx, fy, cx, cy, one column per hand: what the compiled solves take."""
-    return np.ascontiguousarray(np.broadcast_to(intrinsic_columns(fx, fy, cx, cy)[..., 0], (4, b)))
-
-
-def _f64(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(x, np.float64)
-
-
 def solve_root(uv: np.ndarray, rel: np.ndarray, k: Intrinsics, z_root: float | None = None) -> np.ndarray:
     """Root position R minimising the reprojection error of R + rel onto ``uv`` (21, 2).
 
@@ -93,8 +84,8 @@ def solve_root(uv: np.ndarray, rel: np.ndarray, k: Intrinsics, z_root: float | N
 def solve_roots(uv: np.ndarray, rel: np.ndarray, fx, fy, cx, cy, z_root: np.ndarray | None = None) -> np.ndarray:
     """:func:`solve_root` for B hands at once: ``uv`` (B, 21, 2), ``rel`` (B, 21, 3), intrinsics all scalars or all
     (B,), ``z_root`` (B,) or None -> (B, 3)."""
-    z = np.full(len(uv), np.nan) if z_root is None else _f64(z_root)
-    return _roots(_f64(uv), _f64(rel), _columns(fx, fy, cx, cy, len(uv)), z)
+    z = np.full(len(uv), np.nan) if z_root is None else f64(z_root)
+    return _roots(f64(uv), f64(rel), intrinsics_per_hand(fx, fy, cx, cy, len(uv)), z)
 
 
 @njit
@@ -107,11 +98,12 @@ def _median(values: Arr, mask: Arr) -> float:
 
 def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The median of each row of ``values`` (B, n) where ``mask`` holds (NaN for a row with none)."""
-    return _masked_medians(_f64(values), np.ascontiguousarray(mask, np.bool_))
+    return _masked_medians(f64(values), np.ascontiguousarray(mask, np.bool_))
 
 
 @njit
 def _masked_medians(values: Arr, mask: Arr) -> Arr:
+    """:func:`masked_median`, compiled."""
     out = np.empty(len(values))
     for b in range(len(values)):
         out[b] = _median(values[b], mask[b])
@@ -136,7 +128,7 @@ def _depth_at(depth: Arr, uv: Arr, radius: int) -> Arr:
 
 def depth_at(depth: np.ndarray, uv: np.ndarray, radius: int = 3) -> np.ndarray:
     """Median of valid (non-zero) depth in a (2r+1)^2 window around each point; NaN where none."""
-    return _depth_at(np.ascontiguousarray(depth), _f64(np.reshape(uv, (-1, 2))), radius)
+    return _depth_at(np.ascontiguousarray(depth), f64(np.reshape(uv, (-1, 2))), radius)
 
 
 @njit
@@ -159,7 +151,7 @@ def _root_vote(measured: Arr, rel_z: Arr, scale: float) -> float:
 def root_depths(measured: np.ndarray, rel: np.ndarray) -> np.ndarray:
     """Robust root depth of B hands (NaN where too little depth) from their landmarks' measured depth (``measured``
     (B, 21)) and their wrist-relative joints ``rel`` (B, 21, 3): see :func:`_root_vote`."""
-    return np.array([_root_vote(m, r, 1.0) for m, r in zip(_f64(measured), _f64(rel)[..., 2])])
+    return np.array([_root_vote(m, r, 1.0) for m, r in zip(f64(measured), f64(rel)[..., 2])])
 
 
 def root_depth_from_depth(depth: np.ndarray, uv: np.ndarray, rel: np.ndarray, measured: np.ndarray | None = None
@@ -181,7 +173,7 @@ def _scale_per_depth(uv: Arr, rel_norm: Arr, fx: float, fy: float, cx: float, cy
 
 def scales_per_depth(uv: np.ndarray, rel_norm: np.ndarray, fx, fy, cx, cy) -> np.ndarray:
     """(B,) the least-squares scale of each hand at root depth 1 m (:func:`_scale_per_depth`)."""
-    kk, uv, rel_norm = _columns(fx, fy, cx, cy, len(uv)), _f64(uv), _f64(rel_norm)
+    kk, uv, rel_norm = intrinsics_per_hand(fx, fy, cx, cy, len(uv)), f64(uv), f64(rel_norm)
     return np.array([_scale_per_depth(uv[b], rel_norm[b], *kk[:, b]) for b in range(len(uv))])
 
 
@@ -237,10 +229,10 @@ def place_hands(uv: np.ndarray, rel_norm: np.ndarray, scale: np.ndarray, k: Intr
     (B,) their prior scale. With depth, each hand whose landmarks see enough of it gets its root depth from the
     votes and its scale from the pinhole equations at that depth (twice: the votes depend a little on the scale);
     the others, and every hand without depth, the perspective solve at the prior scale. One compiled call."""
-    uv, rel_norm = _f64(uv), _f64(rel_norm)
+    uv, rel_norm = f64(uv), f64(rel_norm)
     d = _NO_DEPTH if depth is None else np.ascontiguousarray(depth)
-    kk = _columns(k.fx, k.fy, k.cx, k.cy, len(uv))
-    return Placed(*_place(uv, rel_norm, _f64(np.reshape(scale, -1)), kk, d, *scale_range))
+    kk = intrinsics_per_hand(k.fx, k.fy, k.cx, k.cy, len(uv))
+    return Placed(*_place(uv, rel_norm, f64(np.reshape(scale, -1)), kk, d, *scale_range))
 
 
 #: the share of the way each placed joint moves across the image toward the ray through its 2D landmark, at its own
@@ -257,7 +249,7 @@ def pull_to_rays(joints_cam: np.ndarray, uv: np.ndarray, fx, fy, cx, cy, share: 
     j = np.array(joints_cam, dtype=np.float64)
     if share <= 0.0:
         return j
-    return _pull(j, _f64(uv), _columns(fx, fy, cx, cy, len(j)), share)
+    return _pull(j, f64(uv), intrinsics_per_hand(fx, fy, cx, cy, len(j)), share)
 
 
 @njit
