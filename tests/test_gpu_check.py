@@ -24,6 +24,7 @@ def test_gpu_check_cpu_part_writes_every_figure(tmp_path):
     assert nets["runtime"] == "onnxruntime-cpu" and nets["pairs"] > 0 and nets["median_px"] < 2.0
     assert nets["ms_per_frame_flip_average"] > 0 and nets["ms_per_frame"] > 0
     assert res["demo"]["frames_processed"] == 12 and res["demo"]["ratio_to_mediapipe"] > 0
+    assert res["demo"]["compiled"] is True
     assert res["demo"]["latency_p99_ms"]["detect"] >= res["demo"]["latency_p50_ms"]["detect"] > 0
     assert res["training"]["samples_per_s"] > 0 and res["training"]["precision"] == "fp32"
 

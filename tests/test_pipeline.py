@@ -255,6 +255,7 @@ def test_stalled_subscriber_does_not_slow_the_pipeline(tiny_checkpoint):
         rep = pipe.run()
         assert rep["frames_processed"] == 40
         assert rep["cpu"]["cores"] >= 1 and rep["cpu"]["model"]  # which machine the latencies are from
+        assert rep["compiled"] is True  # the per-frame arithmetic ran compiled (numba is a dependency)
         assert time.monotonic() - t0 < 60  # it finished; a blocking send would hang here
         assert pub.sent > 40
     finally:

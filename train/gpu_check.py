@@ -160,7 +160,8 @@ def demo(frames: int) -> dict:
         rep = run.run()
         run.detector.close()
         run.compare_mediapipe(rep)
-    keys = ("frames_processed", "fps", "detection_rate", "epe_mean_mm", "detector", "backend", "ratio_to_mediapipe")
+    keys = ("frames_processed", "fps", "detection_rate", "epe_mean_mm", "detector", "backend", "ratio_to_mediapipe",
+            "compiled")  # fmt: skip
     out = {k: rep.get(k) for k in keys if k in rep}
     out["latency_p50_ms"] = {k: v["p50"] for k, v in rep["latency_ms"].items()}
     out["latency_p99_ms"] = {k: v["p99"] for k, v in rep["latency_ms"].items()}  # a stall shows here

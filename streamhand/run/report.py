@@ -13,6 +13,7 @@ import numpy as np
 
 from streamhand.capture.base import FrameSource
 from streamhand.cpu import cpu_facts
+from streamhand.jit import COMPILED
 from streamhand.outputs import write_text_atomic
 from streamhand.run.capture_stage import CaptureStage
 from streamhand.run.handoff import Slot
@@ -41,6 +42,7 @@ def run_report(pipe: Any) -> dict:
         "handedness_switches_by_track": {str(k): v for k, v in sorted(pipe.linker.switches.items())},
         "handedness_overruled": pipe.linker.overruled,
         "cpu": cpu_facts(),  # which machine the latencies are from
+        "compiled": COMPILED,  # the per-frame arithmetic compiled by numba (False: plain Python, slower)
         **cpu_use(pipe.stats, pipe.span_s),
     }  # fmt: skip
     truth = pipe.emitter.truth
