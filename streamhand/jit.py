@@ -1,9 +1,11 @@
 """Compiling the per-frame arithmetic: :func:`njit` turns a function of arrays and scalars, written as plain loops,
 into machine code with numba (compiled on its first call, cached on disk beside the module, so a later process
-loads it in milliseconds). The error model's evidence and the placement run once a frame on a few hands: as numpy
-they are a few hundred tiny calls, each paying numpy's dispatch, and a pipeline stage that wakes once a frame pays
-it again with cold caches; compiled they are one call each. Where numba cannot be imported (a platform without its
-wheels), the same functions run as plain Python: the same answers, slower (``COMPILED`` says which)."""
+loads it in well under a second). The keypoint encodings, the placement and the error model run once a frame on a
+few hands: as numpy they are a few hundred tiny calls, each paying numpy's dispatch, and a pipeline stage that
+wakes once a frame pays it again with cold caches; compiled they are one call each. Where numba cannot be imported
+(a platform without its wheels), the same functions run as plain Python: the same answers, slower (``COMPILED``
+says which; on a 2-core CPU the demo's infer and place + publish stages took 1.9 and 7.9 ms a frame that way,
+against 1.2 and 0.7 compiled)."""
 
 from __future__ import annotations
 
@@ -19,11 +21,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 try:
     import numba
 
-    COMPILED = True
+    #: whether the functions below run compiled (numba imported, and not switched off by ``NUMBA_DISABLE_JIT=1``)
+    COMPILED = not numba.config.DISABLE_JIT
 except ImportError:  # pragma: no cover - numba is a dependency; this keeps a platform without its wheels working
     numba = None
     COMPILED = False
-    log.warning("numba is not installed: the placement and the error model run as plain Python (slower)")
+    log.warning("numba is not installed: the per-frame arithmetic runs as plain Python (slower)")
 
 
 def njit(fn: F) -> F:

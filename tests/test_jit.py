@@ -59,5 +59,9 @@ def test_the_compiled_arithmetic_answers_as_the_plain_python_it_is_written_in():
     env = {key: v for key, v in os.environ.items() if not key.startswith("NUMBA_")}
     compiled, plain = _frame(env), _frame({**env, "NUMBA_DISABLE_JIT": "1"})
     assert jit.COMPILED
+    ask = [sys.executable, "-c", "from streamhand.jit import COMPILED; print(COMPILED)"]
+    said = subprocess.run(ask, cwd=ROOT, env={**env, "NUMBA_DISABLE_JIT": "1"}, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert said.stdout.strip() == "False"  # what the run report's `compiled` then says
     assert compiled.shape == plain.shape and compiled.size == 360
     np.testing.assert_allclose(compiled, plain, rtol=1e-12, atol=1e-12)
