@@ -1,6 +1,6 @@
-"""The compiled per-frame arithmetic (streamhand/jit.py): the placement, the pull toward the 2D and the error model
-give the same answers compiled and as the plain Python they are written in (numba switched off in a child process,
-as on a platform without numba), and a pipeline step compiles them before its first frame."""
+"""The compiled per-frame arithmetic (streamhand/jit.py): the placement, the pull toward the 2D, the error model and
+the smoothing give the same answers compiled and as the plain Python they are written in (numba switched off in a
+child process, as on a platform without numba)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from streamhand.error_model import ErrorModel, hand_features
 from streamhand.geometry import Intrinsics, project
 from streamhand.model_files import model_summary
 from streamhand.place.placement import place_hands, pull_to_rays
+from streamhand.place.smoothing import OneEuro
 from streamhand.skeleton import normalize
 from streamhand.synth.hand import reference_pose
 
@@ -43,8 +44,10 @@ kk = (k.fx, k.fy, k.cx, k.cy)
 said = (np.stack(hands) - np.stack(hands)[:, :1], rng.random((2, 21)), np.array([0.9, 0.6]), np.array([0.99, 0.8]))
 judged = ErrorModel(spec).judge_hands(uv, placed.joints_cam, kk, placed.scale, *said, answer=answer)
 feats, res = hand_features(uv, placed.joints_cam, kk, *said, answer=answer)
+one_euro = OneEuro()
+smoothed = [one_euro(answer[0] + 0.01 * i, 0.033 * i) for i in range(3)][-1]
 out = np.concatenate([a.ravel() for a in (placed.joints_cam, placed.scale, placed.from_depth, answer, judged.joint_std,
-                                          judged.quality, judged.confidence, feats, res)])
+                                          judged.quality, judged.confidence, feats, res, smoothed)])
 np.savetxt(sys.stdout, out, fmt="%.17g")
 """
 
@@ -63,5 +66,5 @@ def test_the_compiled_arithmetic_answers_as_the_plain_python_it_is_written_in():
     said = subprocess.run(ask, cwd=ROOT, env={**env, "NUMBA_DISABLE_JIT": "1"}, capture_output=True, text=True,
                           timeout=120)  # fmt: skip
     assert said.stdout.strip() == "False"  # what the run report's `compiled` then says
-    assert compiled.shape == plain.shape and compiled.size == 360
+    assert compiled.shape == plain.shape and compiled.size == 423
     np.testing.assert_allclose(compiled, plain, rtol=1e-12, atol=1e-12)

@@ -1,4 +1,5 @@
-"""One Euro filter (Casiez et al., CHI 2012), vectorised over joints, one filter per track."""
+"""One Euro filter (Casiez et al., CHI 2012), over every joint at once (one compiled step a frame:
+:mod:`streamhand.jit`), one filter per track."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import math
 
 import numpy as np
 
+from streamhand.jit import f64, njit
+
 #: the defaults (``streamhand run``'s too: :class:`streamhand.runtime_config.SmoothConfig`): One Euro's cutoff at rest
 #: (Hz), its rise per m/s of joint speed (Hz) and the speed estimate's cutoff (Hz), as ``python -m train
 #: tune-smoothing`` chose them on rendered clips other than the demo's (docs/usage.md, "Smoothing")
 MIN_CUTOFF, BETA, D_CUTOFF = 4.0, 40.0, 2.0
 
 
-def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
-    tau = 1.0 / (2 * math.pi * np.asarray(cutoff))
+@njit
+def _alpha(cutoff: float, dt: float) -> float:
+    """The smoothing factor of a first-order low-pass filter with ``cutoff`` (Hz) sampled ``dt`` (s) apart."""
+    tau = 1.0 / (2 * math.pi * cutoff)
     return 1.0 / (1.0 + tau / dt)
 
 
@@ -30,19 +35,25 @@ class OneEuro:
         self._t: float | None = None
 
     def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        if self._x is None or self._t is None or t <= self._t:
+        x = f64(x)
+        if self._x is None or self._dx is None or self._t is None or t <= self._t:
             self._x, self._dx, self._t = x.copy(), np.zeros_like(x), t
             return x.copy()
-        dt = t - self._t
-        dx = (x - self._x) / dt
-        a_d = _alpha(self.d_cutoff, dt)
-        self._dx = a_d * dx + (1 - a_d) * self._dx
-        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
-        a = _alpha(cutoff, dt)
-        self._x = a * x + (1 - a) * self._x
+        _step(x.reshape(-1), self._x.reshape(-1), self._dx.reshape(-1), t - self._t, self.min_cutoff, self.beta,
+              self.d_cutoff)  # fmt: skip
         self._t = t
         return self._x.copy()
+
+
+@njit
+def _step(x: np.ndarray, prev: np.ndarray, speed: np.ndarray, dt: float, min_cutoff: float, beta: float,
+          d_cutoff: float) -> None:  # fmt: skip
+    """One frame of the filter, in place on the filtered signal ``prev`` and its filtered speed ``speed`` (1-D)."""
+    a_d = _alpha(d_cutoff, dt)
+    for i in range(len(x)):
+        speed[i] = a_d * ((x[i] - prev[i]) / dt) + (1 - a_d) * speed[i]
+        a = _alpha(min_cutoff + beta * abs(speed[i]), dt)
+        prev[i] = a * x[i] + (1 - a) * prev[i]
 
 
 class TrackSmoother:

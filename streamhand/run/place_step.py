@@ -91,10 +91,10 @@ _EVERY_FEATURE = {"features": list(FEATURES), "mean": [0.0] * len(FEATURES), "st
 
 
 def warm_up() -> None:
-    """Encode, place (with a depth image and without), pull and judge one made-up hand, so that the compiled per-frame
-    arithmetic (:mod:`streamhand.jit`) is compiled, or loaded from its cache, before the first frame rather than on
-    it. The first time on a machine it compiles (tens of seconds on a 2-core CPU; said in the log); ``.ci/setup.sh``
-    does it once after installing."""
+    """Encode, place (with a depth image and without), pull, smooth and judge one made-up hand, so that the compiled
+    per-frame arithmetic (:mod:`streamhand.jit`) is compiled, or loaded from its cache, before the first frame rather
+    than on it. The first time on a machine it compiles (tens of seconds on a 2-core CPU; said in the log);
+    ``.ci/setup.sh`` does it once after installing."""
     slow = threading.Timer(1.0, log.info, ("compiling the per-frame arithmetic (once; kept on disk for later runs)",))
     slow.daemon = True
     slow.start()
@@ -108,6 +108,9 @@ def warm_up() -> None:
         for d in (np.full((48, 64), 0.5, np.float32), None):
             placed = place_hands(uv, rel, np.array([0.08]), k, d)
         joints = pull_to_rays(placed.joints_cam, uv, k.fx, k.fy, k.cx, k.cy)
+        smoother = TrackSmoother()
+        for t in (0.0, 0.04):
+            smoother(0, joints[0], t)
         ErrorModel(_EVERY_FEATURE).judge_hands(uv, placed.joints_cam, (k.fx, k.fy, k.cx, k.cy), placed.scale, rel,
                                                np.zeros((1, 21)), np.ones(1), np.ones(1), joints)  # fmt: skip
     finally:
