@@ -20,7 +20,17 @@ from streamhand.detect import Detection
 from streamhand.error_model import FEATURES, ErrorModel, HandJudgement, error_model_for, hand_features
 from streamhand.geometry import Intrinsics
 from streamhand.infer import LiftResult
-from streamhand.place.placement import RAY_PULL, Placed, place_hands, pull_to_rays
+from streamhand.place.placement import (
+    RAY_PULL,
+    Placed,
+    depth_at,
+    masked_median,
+    place_hands,
+    pull_to_rays,
+    root_depths,
+    scales_per_depth,
+    solve_roots,
+)
 from streamhand.place.smoothing import TrackSmoother
 from streamhand.runtime_config import SmoothConfig
 
@@ -115,6 +125,27 @@ def warm_up() -> None:
                                                np.zeros((1, 21)), np.ones(1), np.ones(1), joints)  # fmt: skip
     finally:
         slow.cancel()
+
+
+def precompile() -> None:
+    """:func:`warm_up`, then every other way the compiled functions are called (the placement's public helpers, with
+    float32 and float64 depth images; the error model's evidence and judgement alone, as training calls them), so that
+    no later process compiles: ``.ci/setup.sh`` runs it once after installing."""
+    warm_up()
+    k = Intrinsics(64, 48, 50.0, 50.0, 32.0, 24.0)
+    rel = np.linspace(0.0, 1.0, 63).reshape(1, 21, 3) - 0.5
+    uv = 32.0 + 20.0 * rel[..., :2]
+    for depth in (np.ones((48, 64), np.float32), np.ones((48, 64))):
+        place_hands(uv, rel, np.array([0.08]), k, depth)
+        depth_at(depth, uv[0])
+    solve_roots(uv, rel, k.fx, k.fy, k.cx, k.cy)
+    masked_median(rel[0], rel[0] > 0)
+    root_depths(np.ones((1, 21)), rel)
+    scales_per_depth(uv, rel, k.fx, k.fy, k.cx, k.cy)
+    feats, _ = hand_features(uv, rel + 1.0, (k.fx, k.fy, k.cx, k.cy))
+    judge = ErrorModel(_EVERY_FEATURE)
+    judge(feats, rel, np.ones(1))
+    judge.expected_errors(feats, rel, np.ones(1))
 
 
 class PlaceStep:
