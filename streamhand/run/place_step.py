@@ -100,18 +100,23 @@ _EVERY_FEATURE = {"features": list(FEATURES), "mean": [0.0] * len(FEATURES), "st
                   "kappa": 1.0, "quality_bias": 1.0, "quality_sigma": 0.5}  # fmt: skip
 
 
+def _made_up_hand() -> tuple[Intrinsics, np.ndarray, np.ndarray]:
+    """A camera, one hand's wrist-relative joints (1, 21, 3) and its landmarks (1, 21, 2): what warming up reads."""
+    rel = np.linspace(0.0, 1.0, 63).reshape(1, 21, 3) - 0.5
+    return Intrinsics(64, 48, 50.0, 50.0, 32.0, 24.0), rel, 32.0 + 20.0 * rel[..., :2]
+
+
 def warm_up() -> None:
     """Encode, place (with a depth image and without), pull, smooth and judge one made-up hand, so that the compiled
     per-frame arithmetic (:mod:`streamhand.jit`) is compiled, or loaded from its cache, before the first frame rather
     than on it. The first time on a machine it compiles (tens of seconds on a 2-core CPU; said in the log);
-    ``.ci/setup.sh`` does it once after installing."""
+    ``.ci/setup.sh`` compiles it, and the rest, once after installing (:func:`precompile`)."""
     slow = threading.Timer(1.0, log.info, ("compiling the per-frame arithmetic (once; kept on disk for later runs)",))
     slow.daemon = True
     slow.start()
     try:
-        k = Intrinsics(64, 48, 50.0, 50.0, 32.0, 24.0)
-        rel = np.linspace(0.0, 1.0, 63).reshape(1, 21, 3) - 0.5
-        uv, left = 32.0 + 20.0 * rel[..., :2], np.array([True])
+        k, rel, uv = _made_up_hand()
+        left = np.array([True])
         _, rot = encode_2d(uv, left, k)
         encode_world(world_with_image_depth(rel, uv, rel[..., 2], 0.5), left, rot)
         decode_3d(rel.astype(np.float32), left, 1.0, rot)
@@ -132,9 +137,7 @@ def precompile() -> None:
     float32 and float64 depth images; the error model's evidence and judgement alone, as training calls them), so that
     no later process compiles: ``.ci/setup.sh`` runs it once after installing."""
     warm_up()
-    k = Intrinsics(64, 48, 50.0, 50.0, 32.0, 24.0)
-    rel = np.linspace(0.0, 1.0, 63).reshape(1, 21, 3) - 0.5
-    uv = 32.0 + 20.0 * rel[..., :2]
+    k, rel, uv = _made_up_hand()
     for depth in (np.ones((48, 64), np.float32), np.ones((48, 64))):
         place_hands(uv, rel, np.array([0.08]), k, depth)
         depth_at(depth, uv[0])
