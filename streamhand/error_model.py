@@ -34,6 +34,7 @@ from streamhand.geometry import intrinsics_per_hand
 from streamhand.jit import f64, njit
 from streamhand.modalities import INPUTS
 from streamhand.modalities import key as modality_key
+from streamhand.place.placement import hand_root
 from streamhand.skeleton import BONES
 
 Arr = np.ndarray  # the compiled arithmetic's arguments
@@ -91,28 +92,15 @@ def _evidence(uv: Arr, cam: Arr, pub: Arr, kk: Arr, world: Arr, dis: Arr, said: 
         if need[1]:  # the placement's reprojection from the 2D
             total = 0.0
             for j in range(n):
-                z = max(cam[b, j, 2], 1e-3)
-                du, dv = fx * cam[b, j, 0] / z + cx - uv[b, j, 0], fy * cam[b, j, 1] / z + cy - uv[b, j, 1]
-                res[b, j] = np.sqrt(du * du + dv * dv) / size
+                res[b, j] = _pixels_off(uv[b, j], cam[b, j, 0], cam[b, j, 1], cam[b, j, 2], fx, fy, cx, cy) / size
                 total += res[b, j] if j > 0 else 0.0
             feats[b, 1] = np.log(total / (n - 1) + 1e-3)
         if need[2] and world.shape[0] > 0:  # the detector's metric landmarks placed by the perspective solve
-            su = sv = sbu = sbv = suu = svv = sub = svb = 0.0  # the sums of shift_solve (streamhand.place.placement)
-            for j in range(n):
-                du, dv = uv[b, j, 0] - cx, uv[b, j, 1] - cy
-                bu = du * (world[b, j, 2] - world[b, 0, 2]) - fx * (world[b, j, 0] - world[b, 0, 0])
-                bv = dv * (world[b, j, 2] - world[b, 0, 2]) - fy * (world[b, j, 1] - world[b, 0, 1])
-                su, sv, sbu, sbv = su - du, sv - dv, sbu + bu, sbv + bv
-                suu, svv, sub, svb = suu + du * du, svv + dv * dv, sub - du * bu, svb - dv * bv
-            den = suu + svv - (su * su + sv * sv) / n
-            t = (sub + svb - (su * sbu + sv * sbv) / n) / max(den, 1e-12)
-            x, y, z_root = (sbu - t * su) / (n * fx), (sbv - t * sv) / (n * fy), max(t, 0.05)
+            w = world[b] - world[b, 0]
+            root = hand_root(uv[b], w, fx, fy, cx, cy, np.nan)
             total = 0.0
             for j in range(n):
-                z = max(world[b, j, 2] - world[b, 0, 2] + z_root, 1e-3)
-                du = fx * (world[b, j, 0] - world[b, 0, 0] + x) / z + cx - uv[b, j, 0]
-                dv = fy * (world[b, j, 1] - world[b, 0, 1] + y) / z + cy - uv[b, j, 1]
-                total += np.sqrt(du * du + dv * dv)
+                total += _pixels_off(uv[b, j], w[j, 0] + root[0], w[j, 1] + root[1], w[j, 2] + root[2], fx, fy, cx, cy)
             feats[b, 2] = np.log(total / n / size + 1e-3)
         if dis.shape[0] > 0:
             feats[b, 3] = np.log(dis[b, 1:].sum() / (n - 1) + 1e-3)
@@ -136,6 +124,14 @@ def _evidence(uv: Arr, cam: Arr, pub: Arr, kk: Arr, world: Arr, dis: Arr, said: 
             norm_r = max(np.sqrt(rx * rx + ry * ry + rz * rz), 1e-9)
             feats[b, 6] = 1.0 - abs((nx * rx + ny * ry + nz * rz) / (norm_n * norm_r))
     return feats, res
+
+
+@njit
+def _pixels_off(uv: Arr, x: float, y: float, z: float, fx: float, fy: float, cx: float, cy: float) -> float:
+    """How far the camera-frame point (x, y, z) projects from the pixel ``uv`` (2,) (its depth at least 1 mm)."""
+    z = max(z, 1e-3)
+    du, dv = fx * x / z + cx - uv[0], fy * y / z + cy - uv[1]
+    return np.sqrt(du * du + dv * dv)
 
 
 @njit

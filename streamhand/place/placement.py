@@ -47,7 +47,7 @@ def _shift_solve(fx: float, fy: float, au: Arr, bu: Arr, av: Arr, bv: Arr) -> tu
 
 
 @njit
-def _root(uv: Arr, rel: Arr, fx: float, fy: float, cx: float, cy: float, z_root: float) -> Arr:
+def hand_root(uv: Arr, rel: Arr, fx: float, fy: float, cx: float, cy: float, z_root: float) -> Arr:
     """The root (3,) of one hand (``uv`` (21, 2), ``rel`` (21, 3)): each joint gives fx*X + (cx-u)*Z = (u-cx)*z_j -
     fx*x_j (and the same for y); at a known ``z_root`` (not NaN) X and Y are the means, else the perspective solve
     (its depth at least 5 cm)."""
@@ -65,10 +65,10 @@ def _root(uv: Arr, rel: Arr, fx: float, fy: float, cx: float, cy: float, z_root:
 
 @njit
 def _roots(uv: Arr, rel: Arr, kk: Arr, z_root: Arr) -> Arr:
-    """(B, 3) :func:`_root` of B hands (``kk`` (4, B) fx, fy, cx, cy per hand; ``z_root`` (B,), NaN: unknown)."""
+    """(B, 3) :func:`hand_root` of B hands (``kk`` (4, B) fx, fy, cx, cy per hand; ``z_root`` (B,), NaN: unknown)."""
     out = np.empty((len(uv), 3))
     for b in range(len(uv)):
-        out[b] = _root(uv[b], rel[b], kk[0, b], kk[1, b], kk[2, b], kk[3, b], z_root[b])
+        out[b] = hand_root(uv[b], rel[b], kk[0, b], kk[1, b], kk[2, b], kk[3, b], z_root[b])
     return out
 
 
@@ -217,7 +217,7 @@ def _place(uv: Arr, rel_norm: Arr, scale: Arr, kk: Arr, depth: Arr, lo: float, h
                     z2 = _root_vote(measured, rel_norm[b, :, 2], used[b])
                     z = z if np.isnan(z2) else z2
         rel = rel_norm[b] * used[b]
-        roots[b] = _root(uv[b], rel, fx, fy, cx, cy, z)
+        roots[b] = hand_root(uv[b], rel, fx, fy, cx, cy, z)
         joints[b] = rel + roots[b]
         from_depth[b] = not np.isnan(z)
     return joints, roots, from_depth, used
