@@ -144,3 +144,39 @@ def test_frames_give_colour_crops_only(tmp_path):
     p.write_text(yaml.safe_dump(c))
     r = train_cli("fit", "--config", str(p), "--steps", "1", "--no-progress")
     assert r.returncode == 2 and "colour crops only: depth" in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])
+def test_only_the_samples_that_keep_rendered_crops_are_rendered(monkeypatch, fraction):
+    """Your frames' colour crops replace the renders' for their share of each chunk, so only the other samples'
+    crops are rendered: every sample ends with a crop, a frame's where it was replaced."""
+    import numpy as np
+
+    import streamhand.synth.crops as synth_crops
+    from streamhand.detect.crops import normalise_rgb
+    from streamhand.synth.sampler import SamplerConfig, sample_hands
+    from train.config import DataConfig
+    from train.datasets.synthetic import chunk_data
+
+    rendered = []
+    real_render_crops = synth_crops.render_crops
+
+    def counted(rng, joints_cam, *a, **k):
+        rendered.append(len(joints_cam))
+        return real_render_crops(rng, joints_cam, *a, **k)
+
+    monkeypatch.setattr(synth_crops, "render_crops", counted)
+    hs = sample_hands(np.random.default_rng(1), 5, SamplerConfig())
+    k = hs.intrinsics
+    grey = 128  # the frames' crops: one flat grey, so a replaced sample's crop is told from a rendered one
+    mp = {"landmarks": hs.joints_2d, "joints_cam": hs.joints_cam, "world": hs.joints_cam - hs.joints_cam[:, :1],
+          "left": hs.left, "fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy,
+          "rgb": np.full((5, 3, 32, 32), grey, np.uint8)}  # fmt: skip
+    cfg = DataConfig(crops=["rgb"], crop_size=32, chunk=64, mediapipe_fraction=fraction)
+    data = chunk_data(7, 0, cfg, 16, mp)
+    crops = data.images["rgb"].numpy()
+    centre = crops[:, :, 16, 16]
+    from_frames = np.all(centre == normalise_rgb(np.full((1, 1, 3), grey, np.uint8))[:, 0, 0], axis=1)
+    replaced = int(round(fraction * 16))
+    assert from_frames.sum() == replaced and sum(rendered) == 16 - replaced
+    assert (crops.reshape(16, -1).std(1)[~from_frames] > 0.01).all()  # the rest are rendered hands, none left blank

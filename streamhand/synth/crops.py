@@ -88,4 +88,8 @@ def render_crops(
             if left[i]:
                 uv = np.stack([heatmap_size - 1 - uv[:, 0], uv[:, 1]], -1)
             out["heatmap"].append(keypoint_heatmaps(uv, heatmap_size))
+    if len(joints_cam) == 0:
+        shapes = {"rgb": (3, size, size), "depth": (1, size, size), "cloud": (cloud_points, 3),
+                  "heatmap": (21, heatmap_size, heatmap_size)}  # fmt: skip
+        return {m: np.zeros((0, *shapes[m]), np.float32) for m in out}
     return {m: np.ascontiguousarray(np.stack(v), dtype=np.float32) for m, v in out.items()}

@@ -78,6 +78,12 @@ def simulated_world(rng: np.random.Generator, joints_cam: np.ndarray, cfg: World
     return out + rng.normal(size=out.shape) * sigma
 
 
+def _into_rows(v: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((n, *v.shape[1:]), v.dtype)
+    out[rows] = v
+    return out
+
+
 def encode_pairs(
     rng: np.random.Generator,
     joints_cam: np.ndarray,
@@ -87,9 +93,11 @@ def encode_pairs(
     intrinsics: IntrinsicsBatch,
     cfg: DataConfig,
     noise_px: float | None = None,
+    crop_rows: np.ndarray | None = None,
 ) -> PoseBatch:
     """Hands with their 2D (synthetic or a dataset's) -> model inputs and targets, with detector-like 2D noise
-    (or ``noise_px`` Gaussian pixels) and simulated world landmarks."""
+    (or ``noise_px`` Gaussian pixels) and simulated world landmarks. ``crop_rows``: the only samples whose crops
+    are rendered (the rest stay zero, for crops that replace them; default: every sample's)."""
     if noise_px is None:
         kp = detector_noise(rng, joints_2d, visible, cfg.noise)
     else:
@@ -106,10 +114,13 @@ def encode_pairs(
     if cfg.crops:
         from streamhand.synth.crops import render_crops
 
-        crops = render_crops(rng, joints_cam, kp, left, intrinsics, cfg.width, cfg.height, list(cfg.crops),
-                             cfg.crop_size, cfg.crop_margin, joints_2d, cfg.heatmap_size, cfg.cloud_points,
-                             cfg.crop_view)  # fmt: skip
+        r = np.arange(len(left)) if crop_rows is None else np.asarray(crop_rows)
+        crops = render_crops(rng, joints_cam[r], kp[r], left[r], intrinsics.take(r), cfg.width, cfg.height,
+                             list(cfg.crops), cfg.crop_size, cfg.crop_margin, joints_2d[r], cfg.heatmap_size,
+                             cfg.cloud_points, cfg.crop_view)  # fmt: skip
         if "cloud" in crops:
-            crops["cloud"] = encode_cloud(crops["cloud"], left, rot)
+            crops["cloud"] = encode_cloud(crops["cloud"], left[r], rot[r])
+        if crop_rows is not None:  # the other samples' crops are left for the caller's to replace
+            crops = {k: _into_rows(v, r, len(left)) for k, v in crops.items()}
         images = {k: torch.from_numpy(v) for k, v in crops.items()}
     return PoseBatch(t(x2d), t(xw), t(clean), t(y3d), rot, joints_cam, scale, left, images)

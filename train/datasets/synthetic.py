@@ -18,8 +18,15 @@ from train.config import DataConfig
 from train.datasets.pairs import PoseBatch, encode_pairs, simulated_world
 
 
-def make_pairs(rng: np.random.Generator, n: int, cfg: DataConfig, noise_px: float | None = None) -> PoseBatch:
-    """``n`` samples; ``noise_px`` replaces the detector-like noise by fixed Gaussian pixels (evaluation)."""
+def make_pairs(
+    rng: np.random.Generator,
+    n: int,
+    cfg: DataConfig,
+    noise_px: float | None = None,
+    crop_rows: np.ndarray | None = None,
+) -> PoseBatch:
+    """``n`` samples; ``noise_px`` replaces the detector-like noise by fixed Gaussian pixels (evaluation);
+    ``crop_rows``: the only samples whose crops are rendered (:func:`train.datasets.pairs.encode_pairs`)."""
     sc = SamplerConfig(
         width=cfg.width,
         height=cfg.height,
@@ -28,7 +35,8 @@ def make_pairs(rng: np.random.Generator, n: int, cfg: DataConfig, noise_px: floa
         gesture_fraction=cfg.gesture_fraction,
     )
     hs = sample_hands(rng, n, sc)
-    return encode_pairs(rng, hs.joints_cam, hs.joints_2d, hs.visible, hs.left, hs.intrinsics, cfg, noise_px)
+    return encode_pairs(rng, hs.joints_cam, hs.joints_2d, hs.visible, hs.left, hs.intrinsics, cfg, noise_px,
+                        crop_rows)  # fmt: skip
 
 
 def turn_about_axis(mp: dict[str, np.ndarray], idx: np.ndarray, angle: np.ndarray) -> dict[str, np.ndarray]:
@@ -64,25 +72,34 @@ def turn_crops(crops: np.ndarray, angle: np.ndarray) -> np.ndarray:
     return out
 
 
+def mediapipe_rows(rng: np.random.Generator, n: int, mp: dict[str, np.ndarray], cfg: DataConfig) -> np.ndarray:
+    """Which of ``n`` samples :func:`mix_mediapipe` replaces by MediaPipe-labelled hands."""
+    k = int(round(cfg.mediapipe_fraction * n))
+    if k == 0 or len(mp["left"]) == 0:
+        return np.zeros(0, np.int64)
+    return rng.choice(n, k, replace=False)
+
+
 def mix_mediapipe(
     rng: np.random.Generator,
     data: PoseBatch,
     mp: dict[str, np.ndarray],
     cfg: DataConfig,
+    dst: np.ndarray | None = None,
 ) -> None:
     """Replace a share (``cfg.mediapipe_fraction``) of ``data``'s inputs by MediaPipe-labelled hands (in place),
     each turned about the optical axis by a random angle (``cfg.mediapipe_augment``); the world input is
     MediaPipe's own for ``cfg.mediapipe_world_fraction`` of them, simulated from the truth for the rest. Where the
     hands carry colour crops (``rgb``: your own frames') and ``data`` has crops, theirs replace them, turned alike
-    and mirrored for left hands as the renders' are."""
-    fraction, augment = cfg.mediapipe_fraction, cfg.mediapipe_augment
-    n = len(data.scale)
-    k = int(round(fraction * n))
-    if k == 0 or len(mp["left"]) == 0:
+    and mirrored for left hands as the renders' are. ``dst``: the samples replaced, if already chosen
+    (:func:`mediapipe_rows`)."""
+    if dst is None:
+        dst = mediapipe_rows(rng, len(data.scale), mp, cfg)
+    k = len(dst)
+    if k == 0:
         return
-    dst = rng.choice(n, k, replace=False)
     src = rng.integers(0, len(mp["left"]), k)
-    angle = rng.uniform(-np.pi, np.pi, k) if augment else np.zeros(k)
+    angle = rng.uniform(-np.pi, np.pi, k) if cfg.mediapipe_augment else np.zeros(k)
     m = turn_about_axis(mp, src, angle)
     left = m["left"]
     ks = IntrinsicsBatch(0, 0, m["fx"], m["fy"], m["cx"], m["cy"])
@@ -116,6 +133,12 @@ def chunk_data(
         i = rng.integers(0, len(hands), n)
         return encode_pairs(rng, hands.joints_cam[i], hands.joints_2d[i], np.ones((n, 21), bool), hands.left[i],
                             hands.intrinsics.take(i), cfg)  # fmt: skip
+    if mediapipe is not None and "rgb" in mediapipe and set(cfg.crops) == {"rgb"}:
+        # your frames' colour crops replace the renders' for their share: only the rest are rendered
+        dst = mediapipe_rows(rng, n, mediapipe, cfg)
+        data = make_pairs(rng, n, cfg, crop_rows=np.setdiff1d(np.arange(n), dst))
+        mix_mediapipe(rng, data, mediapipe, cfg, dst)
+        return data
     data = make_pairs(rng, n, cfg)
     if mediapipe is not None:
         mix_mediapipe(rng, data, mediapipe, cfg)
