@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from streamhand.geometry import intrinsic_columns, intrinsics_per_hand
+from streamhand.geometry import intrinsics_per_hand
 from streamhand.jit import f64, njit
 from streamhand.skeleton import MIDDLE_MCP, WRIST, canonical_hand, normalize
 
@@ -29,19 +29,6 @@ _NO_CAMERA, _NO_TURN = np.empty((4, 0)), np.empty((0, 3, 3))
 Arr = np.ndarray  # the compiled arithmetic's arguments
 
 
-def _focal(k: Any) -> np.ndarray:
-    """:func:`~streamhand.geometry.intrinsic_columns` of ``k`` (anything with fx, fy, cx, cy)."""
-    return intrinsic_columns(k.fx, k.fy, k.cx, k.cy)
-
-
-def _rays(px: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Pixels (B, J, 2) -> camera rays (B, J, 3) with z = 1; ``f``: :func:`_focal`'s."""
-    ray = np.ones((*px.shape[:-1], 3))
-    ray[..., 0] = (px[..., 0] - f[2]) / f[0]
-    ray[..., 1] = (px[..., 1] - f[3]) / f[1]
-    return ray
-
-
 def view_rotation(landmarks_px: np.ndarray, k: Any) -> np.ndarray:
     """(B, 3, 3) rotations taking the ray through each hand's palm centre (wrist/middle-MCP midpoint)
     onto the optical axis, by the smallest turn (Rodrigues' formula multiplied out: :func:`_encode_2d`)."""
@@ -50,12 +37,29 @@ def view_rotation(landmarks_px: np.ndarray, k: Any) -> np.ndarray:
 
 def to_view(landmarks_px: np.ndarray, k: Any, rot: np.ndarray) -> np.ndarray:
     """Pixels (B, 21, 2) -> the virtual camera's normalised image coordinates (B, 21, 2)."""
-    return _to_view(np.asarray(landmarks_px, dtype=np.float64), _focal(k), rot)
+    px = f64(landmarks_px)
+    return _to_view(px, intrinsics_per_hand(k.fx, k.fy, k.cx, k.cy, len(px)), f64(rot))
 
 
-def _to_view(px: np.ndarray, f: np.ndarray, rot: np.ndarray) -> np.ndarray:
-    r = _rays(px, f) @ rot.transpose(0, 2, 1)
-    return r[..., :2] / r[..., 2:3]
+@njit
+def _turned(px: Arr, fx: float, fy: float, cx: float, cy: float, rot: Arr, out: Arr) -> None:
+    """One hand's pixels (J, 2) through the camera turned by ``rot`` (3, 3): normalised image coordinates into
+    ``out`` (J, 2)."""
+    for j in range(px.shape[0]):
+        u, v = (px[j, 0] - cx) / fx, (px[j, 1] - cy) / fy
+        r0 = rot[0, 0] * u + rot[0, 1] * v + rot[0, 2]
+        r1 = rot[1, 0] * u + rot[1, 1] * v + rot[1, 2]
+        r2 = rot[2, 0] * u + rot[2, 1] * v + rot[2, 2]
+        out[j, 0], out[j, 1] = r0 / r2, r1 / r2
+
+
+@njit
+def _to_view(px: Arr, f: Arr, rot: Arr) -> Arr:
+    """:func:`to_view`, compiled (``f`` (4, B) fx, fy, cx, cy per hand)."""
+    out = np.empty((px.shape[0], px.shape[1], 2))
+    for b in range(px.shape[0]):
+        _turned(px[b], f[0, b], f[1, b], f[2, b], f[3, b], rot[b], out[b])
+    return out
 
 
 def encode_2d(landmarks_px: np.ndarray, left: np.ndarray | bool, k: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -91,12 +95,7 @@ def _encode_2d(px: Arr, f: Arr, left: Arr) -> tuple[Arr, Arr]:
             rot[b, 0, 0], rot[b, 0, 1] = 1.0 - ra * (ra / (1.0 + z)), -ra * (rb / (1.0 + z))
             rot[b, 1, 0], rot[b, 1, 1] = -rb * (ra / (1.0 + z)), 1.0 - rb * (rb / (1.0 + z))
             rot[b, 0, 2], rot[b, 1, 2], rot[b, 2, 0], rot[b, 2, 1], rot[b, 2, 2] = -ra, -rb, ra, rb, z
-            for j in range(n):
-                u, v = (px[b, j, 0] - cx) / fx, (px[b, j, 1] - cy) / fy
-                r0 = rot[b, 0, 0] * u + rot[b, 0, 1] * v + rot[b, 0, 2]
-                r1 = rot[b, 1, 0] * u + rot[b, 1, 1] * v + rot[b, 1, 2]
-                r2 = rot[b, 2, 0] * u + rot[b, 2, 1] * v + rot[b, 2, 2]
-                view[j, 0], view[j, 1] = r0 / r2, r1 / r2
+            _turned(px[b], fx, fy, cx, cy, rot[b], view)
         span = max(view[:, 0].max() - view[:, 0].min(), view[:, 1].max() - view[:, 1].min())
         extent, sign = max(span, 1e-6), -1.0 if left[b] else 1.0
         for j in range(n):  # wrist-relative, over the square extent, left hands mirrored

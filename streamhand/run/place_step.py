@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from streamhand.codec import decode_3d, encode_2d, encode_world, world_with_image_depth
+from streamhand.codec import decode_3d, encode_2d, encode_world, to_view, world_with_image_depth
 from streamhand.detect import Detection
 from streamhand.error_model import FEATURES, ErrorModel, HandJudgement, error_model_for, hand_features
 from streamhand.geometry import Intrinsics
@@ -118,6 +118,7 @@ def warm_up() -> None:
         k, rel, uv = _made_up_hand()
         left = np.array([True])
         _, rot = encode_2d(uv, left, k)
+        to_view(uv, k, rot)  # the turned crop's extent (rgb models: streamhand.detect.crops.view_crop)
         encode_world(world_with_image_depth(rel, uv, rel[..., 2], 0.5), left, rot)
         decode_3d(rel.astype(np.float32), left, 1.0, rot)
         for d in (np.full((48, 64), 0.5, np.float32), None):
