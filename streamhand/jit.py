@@ -29,13 +29,28 @@ except ImportError:  # pragma: no cover - numba is a dependency; this keeps a pl
     log.warning("numba is not installed: the per-frame arithmetic runs as plain Python (slower)")
 
 
+#: the functions compiled without a disk cache, in every process anew: numba found no folder it may write to
+UNCACHED: list[str] = []
+
+
 def njit(fn: F) -> F:
     """``fn`` compiled (no Python objects inside; releases the GIL; cached on disk), or ``fn`` itself without
-    numba. The plain function stays reachable as ``fn.py_func`` either way."""
+    numba. The plain function stays reachable as ``fn.py_func`` either way. Where neither the package's folder nor
+    the user's cache folder can be written (a read-only install and home, as in some containers) and
+    ``NUMBA_CACHE_DIR`` names no writable one, it is compiled without a cache, in every process (:data:`UNCACHED`)."""
     if numba is None:  # pragma: no cover
         fn.py_func = fn  # type: ignore[attr-defined]
         return fn
-    return numba.njit(cache=True, nogil=True)(fn)
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError as e:  # numba's "cannot cache function ...: no locator available"
+        if "no locator available" not in str(e):
+            raise
+        if not UNCACHED:
+            log.warning("no writable folder for numba's cache (set NUMBA_CACHE_DIR to one): the per-frame arithmetic "
+                        "is compiled afresh in every process, tens of seconds before its first frame")  # fmt: skip
+        UNCACHED.append(fn.__qualname__)
+        return numba.njit(nogil=True)(fn)
 
 
 def f64(x: Any) -> np.ndarray:

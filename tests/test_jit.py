@@ -68,3 +68,26 @@ def test_the_compiled_arithmetic_answers_as_the_plain_python_it_is_written_in():
     assert said.stdout.strip() == "False"  # what the run report's `compiled` then says
     assert compiled.shape == plain.shape and compiled.size == 423
     np.testing.assert_allclose(compiled, plain, rtol=1e-12, atol=1e-12)
+
+
+def test_without_a_writable_cache_folder_it_compiles_in_memory_and_says_so(tmp_path):
+    """A read-only install and home (some containers): numba finds no folder for its cache. Importing the package
+    must not fail; the functions compile in the process, give the same answers, and one warning says why a start is
+    slow. Simulated by giving numba only ``NUMBA_CACHE_DIR`` to try, under a file where no folder can be made."""
+    from streamhand.codec import encode_2d
+
+    (tmp_path / "a_file").write_text("")
+    env = {key: v for key, v in os.environ.items() if not key.startswith("NUMBA_")}
+    env.update(NUMBA_CACHE_LOCATOR_CLASSES="UserProvidedCacheLocator", NUMBA_CACHE_DIR=str(tmp_path / "a_file" / "x"))
+    code = ("import sys, numpy as np\nfrom streamhand import jit\nfrom streamhand.codec import encode_2d\n"
+            "np.savetxt(sys.stdout, encode_2d(np.arange(84.0).reshape(2, 21, 2) ** 1.5, np.array([False, True]))[0]"
+            ".ravel(), fmt='%.9g')\nprint(len(jit.UNCACHED), file=sys.stderr)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    want = encode_2d(np.arange(84.0).reshape(2, 21, 2) ** 1.5, np.array([False, True]))[0].ravel()
+    np.testing.assert_allclose(np.array(done.stdout.split(), float), want, rtol=1e-6)
+    lines = done.stderr.strip().splitlines()
+    assert sum("no writable folder for numba's cache" in line for line in lines) == 1, done.stderr
+    assert int(lines[-1]) >= 2  # encode_2d and the projection it calls, at least
+    assert not list((tmp_path).rglob("*.nbi"))  # nothing cached anywhere it was pointed at
