@@ -56,3 +56,10 @@ def njit(fn: F) -> F:
 def f64(x: Any) -> np.ndarray:
     """``x`` as a C-ordered float64 array: what the compiled functions take (no copy where it already is one)."""
     return np.ascontiguousarray(x, np.float64)
+
+
+def cache_folder(fn: Any) -> str | None:
+    """Where numba keeps the machine code of the compiled ``fn`` (None: not kept, compiled in every process)."""
+    cache = getattr(fn, "_cache", None)  # a numba dispatcher's cache; a NullCache where caching is off
+    path = getattr(cache, "cache_path", None)
+    return str(path) if path else None

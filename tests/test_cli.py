@@ -206,6 +206,7 @@ def test_info_lists_versions():
     assert r.returncode == 0
     assert "mediapipe" in r.stdout and "onnxruntime providers" in r.stdout
     assert r.stdout.splitlines()[1].split()[0] == "CPU"
+    assert "compiled arithmetic      numba; machine code kept on disk" in r.stdout  # as .ci/setup.sh leaves it
 
 
 @pytest.mark.parametrize(

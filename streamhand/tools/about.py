@@ -33,6 +33,7 @@ def describe() -> Iterator[str]:
     yield f"  CPU                      {describe_cpu()}"
     for pkg in PACKAGES:
         yield f"  {pkg:24s} {_version(pkg)}"
+    yield f"  compiled arithmetic      {_compiled()}"
     yield f"  CUDA GPU                 {this_machine().gpu or 'none'}"
     try:
         import onnxruntime as ort
@@ -48,6 +49,20 @@ def describe() -> Iterator[str]:
         yield from _card(name, pt.with_suffix(".json"))
 
 
+def _compiled() -> str:
+    """Whether the per-frame arithmetic runs compiled, and where numba keeps the machine code."""
+    from streamhand import codec, jit
+
+    if not jit.COMPILED:
+        return "no: plain Python (numba missing or NUMBA_DISABLE_JIT set)"
+    folder = jit.cache_folder(codec._encode_2d)
+    return (
+        f"numba; machine code kept on disk (the codec's in {folder})"
+        if folder
+        else "numba; not kept on disk (no writable folder: set NUMBA_CACHE_DIR), compiled in every process"
+    )
+
+
 def _card(name: str, path: Path) -> Iterator[str]:
     card = json.loads(path.read_text()) if path.is_file() else {}
     yield f"model {name!r} ({card.get('model_id', '?')}): {card.get('summary', 'no model card')}"
@@ -55,8 +70,9 @@ def _card(name: str, path: Path) -> Iterator[str]:
         if not isinstance(m, dict):
             continue
         shown = {label: m.get(k) for label, k in CARD_FIGURES.items()}
-        shown["closed-loop EPE mean (mm)"] = (m.get("closed_loop") or {}).get("mediapipe_handedness", {}).get(
-            "epe_mean_mm")
+        shown["closed-loop EPE mean (mm)"] = (
+            (m.get("closed_loop") or {}).get("mediapipe_handedness", {}).get("epe_mean_mm")
+        )
         parts = [f"{k} {v:.3g}" for k, v in shown.items() if isinstance(v, (int, float))]
         if isinstance(m.get("renderer"), int):  # the renders' figures depend on the renderer that drew them
             parts.append(f"renderer {m['renderer']}")
