@@ -114,8 +114,9 @@ def encode_pairs(
     if cfg.crops:
         from streamhand.synth.crops import render_crops
 
-        r = np.arange(len(left)) if crop_rows is None else np.asarray(crop_rows)
-        crops = render_crops(rng, joints_cam[r], kp[r], left[r], intrinsics.take(r), cfg.width, cfg.height,
+        r = slice(None) if crop_rows is None else np.asarray(crop_rows)
+        cams = intrinsics if crop_rows is None else intrinsics.take(r)
+        crops = render_crops(rng, joints_cam[r], kp[r], left[r], cams, cfg.width, cfg.height,
                              list(cfg.crops), cfg.crop_size, cfg.crop_margin, joints_2d[r], cfg.heatmap_size,
                              cfg.cloud_points, cfg.crop_view)  # fmt: skip
         if "cloud" in crops:
