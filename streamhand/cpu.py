@@ -57,11 +57,16 @@ def cpu_facts(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
         model, flags = parse_cpuinfo(cpuinfo.read_text(errors="replace"))
     except OSError:
         pass
+    return {"model": model or platform.processor() or platform.machine() or "unknown", "cores": usable_cores(),
+            "flags": flags}  # fmt: skip
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
-        cores = os.cpu_count() or 1
-    return {"model": model or platform.processor() or platform.machine() or "unknown", "cores": cores, "flags": flags}
+        return os.cpu_count() or 1
 
 
 def describe_cpu(facts: dict | None = None) -> str:

@@ -8,6 +8,7 @@ import io
 import logging
 import os
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,7 @@ import numpy as np
 
 from streamhand.cache import cache_dir
 from streamhand.capture.base import Frame, FrameSource, Pacer, SourceError, now
+from streamhand.cpu import usable_cores
 from streamhand.geometry import Intrinsics, axis_angle, project
 from streamhand.synth.gl_render import HandLook, Lighting, RendererUnavailable
 from streamhand.synth.hand import forward_kinematics, sample_shape
@@ -175,33 +177,41 @@ class DemoSource(FrameSource):
 
 def _save_clip(path: Path, clip: list) -> None:
     """Frames as PNG (lossless copies of the JPEG-decoded RGB; 16-bit depth in mm) plus truth, in one zip,
-    written atomically."""
+    written atomically; encoded on every core (OpenCV's encoders release the GIL)."""
+
+    def encoded(frame: tuple) -> tuple[bytes, bytes, bytes]:
+        rgb, depth, joints, lefts, k = frame
+        png = cv2.imencode(".png", rgb[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
+        mm = np.clip(np.rint(depth * 1000.0), 0, 65535).astype(np.uint16)  # the millimetres rendered, exactly
+        buf = io.BytesIO()
+        np.savez(buf, joints=np.array(joints).reshape(-1, 21, 3), left=np.array(lefts, bool),
+                 k=np.array([k.width, k.height, k.fx, k.fy, k.cx, k.cy]))  # fmt: skip
+        return png, cv2.imencode(".png", mm)[1].tobytes(), buf.getvalue()
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
-        for i, (rgb, depth, joints, lefts, k) in enumerate(clip):
-            z.writestr(
-                f"{i:05d}.rgb.png", cv2.imencode(".png", rgb[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
-            )
-            mm = np.clip(np.rint(depth * 1000.0), 0, 65535).astype(np.uint16)  # the millimetres rendered, exactly
-            z.writestr(f"{i:05d}.depth.png", cv2.imencode(".png", mm)[1].tobytes())
-            buf = io.BytesIO()
-            np.savez(buf, joints=np.array(joints).reshape(-1, 21, 3), left=np.array(lefts, bool),
-                     k=np.array([k.width, k.height, k.fx, k.fy, k.cx, k.cy]))  # fmt: skip
-            z.writestr(f"{i:05d}.truth.npz", buf.getvalue())
+    with ThreadPoolExecutor(usable_cores()) as pool, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+        for i, (png, depth_png, truth) in enumerate(pool.map(encoded, clip)):
+            z.writestr(f"{i:05d}.rgb.png", png)
+            z.writestr(f"{i:05d}.depth.png", depth_png)
+            z.writestr(f"{i:05d}.truth.npz", truth)
     os.replace(tmp, path)
 
 
 def _load_clip(path: Path) -> list:
-    clip = []
+    """The frames :func:`_save_clip` wrote, decoded on every core (OpenCV's decoders release the GIL)."""
     with zipfile.ZipFile(path) as z:
         names = sorted({n.split(".")[0] for n in z.namelist()})
-        for n in names:
-            rgb = cv2.imdecode(np.frombuffer(z.read(f"{n}.rgb.png"), np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
-            mm = cv2.imdecode(np.frombuffer(z.read(f"{n}.depth.png"), np.uint8), cv2.IMREAD_UNCHANGED)
-            t = np.load(io.BytesIO(z.read(f"{n}.truth.npz")))
-            kk = t["k"]
-            k = Intrinsics(int(kk[0]), int(kk[1]), *map(float, kk[2:]))
-            clip.append((np.ascontiguousarray(rgb), mm.astype(np.float32) / 1000.0, list(t["joints"]),
-                         [bool(v) for v in t["left"]], k))  # fmt: skip
-    return clip
+        stored = [(z.read(f"{n}.rgb.png"), z.read(f"{n}.depth.png"), z.read(f"{n}.truth.npz")) for n in names]
+
+    def frame(parts: tuple[bytes, bytes, bytes]) -> tuple:
+        rgb = cv2.imdecode(np.frombuffer(parts[0], np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+        mm = cv2.imdecode(np.frombuffer(parts[1], np.uint8), cv2.IMREAD_UNCHANGED)
+        t = np.load(io.BytesIO(parts[2]))
+        kk = t["k"]
+        k = Intrinsics(int(kk[0]), int(kk[1]), *map(float, kk[2:]))
+        return (np.ascontiguousarray(rgb), mm.astype(np.float32) / 1000.0, list(t["joints"]),
+                [bool(v) for v in t["left"]], k)  # fmt: skip
+
+    with ThreadPoolExecutor(usable_cores()) as pool:
+        return list(pool.map(frame, stored))
