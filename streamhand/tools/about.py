@@ -55,12 +55,11 @@ def _compiled() -> str:
 
     if not jit.COMPILED:
         return "no: plain Python (numba missing or NUMBA_DISABLE_JIT set)"
+    if jit.UNCACHED:
+        return "numba; not kept on disk (no writable folder: set NUMBA_CACHE_DIR), compiled in every process"
     folder = jit.cache_folder(codec._encode_2d)
-    return (
-        f"numba; machine code kept on disk (the codec's in {folder})"
-        if folder
-        else "numba; not kept on disk (no writable folder: set NUMBA_CACHE_DIR), compiled in every process"
-    )
+    where = f" (the codec's in {folder})" if folder else ""  # numba's own record of it, where it keeps one
+    return f"numba; machine code kept on disk{where}"
 
 
 def _card(name: str, path: Path) -> Iterator[str]:
