@@ -177,41 +177,45 @@ class DemoSource(FrameSource):
 
 def _save_clip(path: Path, clip: list) -> None:
     """Frames as PNG (lossless copies of the JPEG-decoded RGB; 16-bit depth in mm) plus truth, in one zip,
-    written atomically; encoded on every core (OpenCV's encoders release the GIL)."""
+    written atomically. The images are encoded on every core (OpenCV's codecs release the GIL); nothing else runs
+    in those threads (Python 3.11's parser, which reading an ``.npz`` header uses, is not safe across threads)."""
 
-    def encoded(frame: tuple) -> tuple[bytes, bytes, bytes]:
-        rgb, depth, joints, lefts, k = frame
-        png = cv2.imencode(".png", rgb[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
+    def pngs(frame: tuple) -> tuple[bytes, bytes]:
+        rgb, depth = frame[0], frame[1]
         mm = np.clip(np.rint(depth * 1000.0), 0, 65535).astype(np.uint16)  # the millimetres rendered, exactly
-        buf = io.BytesIO()
-        np.savez(buf, joints=np.array(joints).reshape(-1, 21, 3), left=np.array(lefts, bool),
-                 k=np.array([k.width, k.height, k.fx, k.fy, k.cx, k.cy]))  # fmt: skip
-        return png, cv2.imencode(".png", mm)[1].tobytes(), buf.getvalue()
+        return (cv2.imencode(".png", rgb[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes(),
+                cv2.imencode(".png", mm)[1].tobytes())  # fmt: skip
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     with ThreadPoolExecutor(usable_cores()) as pool, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
-        for i, (png, depth_png, truth) in enumerate(pool.map(encoded, clip)):
-            z.writestr(f"{i:05d}.rgb.png", png)
+        for i, ((rgb_png, depth_png), (_, _, joints, lefts, k)) in enumerate(zip(pool.map(pngs, clip), clip)):
+            z.writestr(f"{i:05d}.rgb.png", rgb_png)
             z.writestr(f"{i:05d}.depth.png", depth_png)
-            z.writestr(f"{i:05d}.truth.npz", truth)
+            buf = io.BytesIO()
+            np.savez(buf, joints=np.array(joints).reshape(-1, 21, 3), left=np.array(lefts, bool),
+                     k=np.array([k.width, k.height, k.fx, k.fy, k.cx, k.cy]))  # fmt: skip
+            z.writestr(f"{i:05d}.truth.npz", buf.getvalue())
     os.replace(tmp, path)
 
 
 def _load_clip(path: Path) -> list:
-    """The frames :func:`_save_clip` wrote, decoded on every core (OpenCV's decoders release the GIL)."""
+    """The frames :func:`_save_clip` wrote; the images decoded on every core, as they were encoded."""
     with zipfile.ZipFile(path) as z:
         names = sorted({n.split(".")[0] for n in z.namelist()})
-        stored = [(z.read(f"{n}.rgb.png"), z.read(f"{n}.depth.png"), z.read(f"{n}.truth.npz")) for n in names]
+        stored = [(z.read(f"{n}.rgb.png"), z.read(f"{n}.depth.png")) for n in names]
+        truths = [np.load(io.BytesIO(z.read(f"{n}.truth.npz"))) for n in names]
 
-    def frame(parts: tuple[bytes, bytes, bytes]) -> tuple:
+    def images(parts: tuple[bytes, bytes]) -> tuple[np.ndarray, np.ndarray]:
         rgb = cv2.imdecode(np.frombuffer(parts[0], np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
         mm = cv2.imdecode(np.frombuffer(parts[1], np.uint8), cv2.IMREAD_UNCHANGED)
-        t = np.load(io.BytesIO(parts[2]))
-        kk = t["k"]
-        k = Intrinsics(int(kk[0]), int(kk[1]), *map(float, kk[2:]))
-        return (np.ascontiguousarray(rgb), mm.astype(np.float32) / 1000.0, list(t["joints"]),
-                [bool(v) for v in t["left"]], k)  # fmt: skip
+        return np.ascontiguousarray(rgb), mm.astype(np.float32) / 1000.0
 
     with ThreadPoolExecutor(usable_cores()) as pool:
-        return list(pool.map(frame, stored))
+        decoded = list(pool.map(images, stored))
+    clip = []
+    for (rgb, depth), t in zip(decoded, truths):
+        kk = t["k"]
+        k = Intrinsics(int(kk[0]), int(kk[1]), *map(float, kk[2:]))
+        clip.append((rgb, depth, list(t["joints"]), [bool(v) for v in t["left"]], k))
+    return clip
