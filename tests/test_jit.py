@@ -79,10 +79,10 @@ def test_without_a_writable_cache_folder_it_compiles_in_memory_and_says_so(tmp_p
     (tmp_path / "a_file").write_text("")
     env = {key: v for key, v in os.environ.items() if not key.startswith("NUMBA_")}
     env.update(NUMBA_CACHE_LOCATOR_CLASSES="UserProvidedCacheLocator", NUMBA_CACHE_DIR=str(tmp_path / "a_file" / "x"))
-    code = ("import sys, numpy as np\nfrom streamhand import jit\nfrom streamhand.codec import encode_2d\n"
-            "np.savetxt(sys.stdout, encode_2d(np.arange(84.0).reshape(2, 21, 2) ** 1.5, np.array([False, True]))[0]"
-            ".ravel(), fmt='%.9g')\nimport streamhand.codec as c\n"
-            "print(jit.cache_folder(c._encode_2d), len(jit.UNCACHED), file=sys.stderr)")  # fmt: skip
+    code = ("import sys, numpy as np\nfrom streamhand import codec, jit\n"
+            "np.savetxt(sys.stdout, codec.encode_2d(np.arange(84.0).reshape(2, 21, 2) ** 1.5, np.array([False, True]))"
+            "[0].ravel(), fmt='%.9g')\n"
+            "print(jit.cache_folder(codec._encode_2d), len(jit.UNCACHED), file=sys.stderr)")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
