@@ -259,6 +259,35 @@ def test_the_shape_model_is_fitted_on_the_hands_mediapipe_named_right():
     assert named_right_only(unlabelled) is unlabelled  # pairs that do not say: every hand kept
 
 
+def test_the_experts_disagreement_weighs_nothing_unless_asked(monkeypatch):
+    """Renders whose error follows the experts' disagreement and, less, the bones: by default the fit gives the
+    disagreement no weight and the bones take what they can; asked to weigh it, the fit finds it. Evidence the model
+    does not have is an error."""
+    import train.error_model as E
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    dis, bones = FEATURES.index("log_disagreement"), FEATURES.index("bone_implausibility")
+    feats = rng.normal(0, 1, (n, len(FEATURES)))
+    feats[:, bones] += 0.6 * feats[:, dis]  # the two go together, as on renders
+    hand = np.exp(-1.5 + 0.4 * feats[:, dis] + 0.2 * feats[:, bones] + rng.normal(0, 0.2, n))
+    shape = np.tile(hand[:, None], (1, 21)) * np.r_[0.0, np.ones(20)]
+    rel = np.tile(_hand() - _hand()[0], (n, 1, 1))
+    loop = E.ClosedLoop(feats, rel, np.full(n, 0.04), shape * 0.04, shape, np.zeros(n), np.zeros((n, 21)))
+    asked = np.asarray(E.fit_shape(loop)["weights"])
+    assert asked[dis] == pytest.approx(0.4, abs=0.03) and asked[bones] == pytest.approx(0.2, abs=0.03)
+    left_out = np.asarray(E.fit_shape(loop, E.LEFT_OUT)["weights"])
+    assert left_out[dis] == 0.0 and left_out[bones] > 0.3  # the bones stand in for what they share with it
+    with pytest.raises(ValueError, match="no such evidence"):
+        E.fit_shape(loop, ("log_disagreemnt",))
+    # fit_error_models leaves it out by default and weighs it when asked
+    monkeypatch.setattr(E, "closed_loop", lambda lifter, pairs, mods: loop)
+    default, _ = E.fit_error_models(None, {}, {}, [("2d", "world")])
+    weighed, _ = E.fit_error_models(None, {}, {}, [("2d", "world")], weigh_disagreement=True)
+    assert default["2d+world"]["weights"][dis] == 0.0
+    assert weighed["2d+world"]["weights"][dis] == pytest.approx(0.4, abs=0.03)
+
+
 def test_the_shipped_models_carry_one_per_expert_set_and_run_without_sampling():
     from streamhand.checkpoint import load_checkpoint
     from streamhand.infer.select import model_encoders

@@ -430,6 +430,10 @@ def calibrate_std_cmd(
 
 
 _KEEP_MISNAMED_HELP = "fit on the renders MediaPipe named the wrong hand too (default: those it named right)"
+_WEIGH_DISAGREEMENT_HELP = (
+    "let the fit weigh the experts' disagreement (default: 0; on renders and on real photographs it points at "
+    "different hands: docs/evaluation.md)"
+)
 
 
 @app.command("fit-error-model")
@@ -443,6 +447,7 @@ def fit_error_model_cmd(
     cache: Annotated[Path, typer.Option(help="cache folder for the labelled renders")] = Path("runs/cache"),
     world: Annotated[str, typer.Option(help=_WORLD_HELP)] = "scaled",
     keep_misnamed: Annotated[bool, typer.Option("--keep-misnamed", help=_KEEP_MISNAMED_HELP)] = False,
+    weigh_disagreement: Annotated[bool, typer.Option("--weigh-disagreement", help=_WEIGH_DISAGREEMENT_HELP)] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the held-out figures here")] = None,
     reliability_png: Annotated[Path | None, typer.Option(help="draw predicted vs actual error by decile")] = None,
 ) -> None:
@@ -480,7 +485,7 @@ def fit_error_model_cmd(
         held_pairs = {**held_pairs, "images": pair_crops(held_pairs, image_mods, backend.image_size, seed=1,
                                                          view=backend.crop_view)}  # fmt: skip
     models, report = fit_error_models(Lifter(backend), fit_pairs, held_pairs, expert_sets(backend.modalities),
-                                      keep_misnamed)  # fmt: skip
+                                      keep_misnamed, weigh_disagreement)  # fmt: skip
     write_meta(checkpoint, error_model=models)
     for key, r in report.items():
         e, c = r["error_model"], r["checkpoint_std"]

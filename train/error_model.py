@@ -91,6 +91,13 @@ SIGNS = {"log_size_px": -1.0, "log_residual": 1.0, "log_world_residual": 1.0, "l
          "handedness_doubt": 1.0, "bone_implausibility": 1.0, "edge_on": 1.0, "presence_doubt": 1.0}  # fmt: skip
 
 
+#: evidence the fit gives no weight unless asked (``fit_error_models(..., weigh_disagreement=True)``): the fused
+#: experts' disagreement measures whichever expert is the worse one, and which one that is differs between the
+#: renders (MediaPipe's world landmarks) and photographs (its 2D, which the fused answer already follows least), so a
+#: weight learnt on renders points at the wrong hands on real ones (docs/evaluation.md)
+LEFT_OUT = ("log_disagreement",)
+
+
 def named_right_only(loop: ClosedLoop) -> ClosedLoop:
     """The hands of ``loop`` that MediaPipe named right."""
     if loop.named_right is None:
@@ -99,15 +106,18 @@ def named_right_only(loop: ClosedLoop) -> ClosedLoop:
     return ClosedLoop(**{f: None if v is None else v[keep] for f, v in vars(loop).items()})
 
 
-def fit_shape(loop: ClosedLoop) -> dict:
-    """The linear model of the log mean shape error (least squares, each weight of its sign in :data:`SIGNS`), the
-    per-joint profile and ``scale_sigma`` (no coverage yet), on every hand of ``loop`` (:func:`fit_error_models`
-    passes those MediaPipe named right)."""
+def fit_shape(loop: ClosedLoop, leave_out: tuple[str, ...] = ()) -> dict:
+    """The linear model of the log mean shape error (least squares, each weight of its sign in :data:`SIGNS`; the
+    evidence in ``leave_out`` weighs 0), the per-joint profile and ``scale_sigma`` (no coverage yet), on every hand
+    of ``loop`` (:func:`fit_error_models` passes those MediaPipe named right)."""
     hand = loop.shape_error[:, 1:].mean(1)
     y = np.log(np.maximum(hand, 1e-4))
     mean, std = loop.feats.mean(0), np.maximum(loop.feats.std(0), 1e-9)
     x = (loop.feats - mean) / std
-    sign = np.array([SIGNS[f] for f in FEATURES])
+    unknown = set(leave_out) - set(FEATURES)
+    if unknown:
+        raise ValueError(f"no such evidence: {sorted(unknown)} (the error model's: {list(FEATURES)})")
+    sign = np.array([0.0 if f in leave_out else SIGNS[f] for f in FEATURES])
     xc, yc = (x - x.mean(0)) * sign, y - y.mean()
     w = sign * _nnls(xc, yc, np.ones(len(yc)))
     bias = float(y.mean() - x.mean(0) @ w)
@@ -145,18 +155,20 @@ def reliability(quality: np.ndarray, actual: np.ndarray, bins: int = 10) -> list
 
 
 def fit_error_models(lifter: Lifter, fit_pairs: dict, held_pairs: dict, sets: list[tuple[str, ...]],
-                     keep_misnamed: bool = False) -> tuple[dict, dict]:  # fmt: skip
+                     keep_misnamed: bool = False, weigh_disagreement: bool = False) -> tuple[dict, dict]:  # fmt: skip
     """(error model per expert set, the held-out figures per set: the model's and the checkpoint's joint_std's).
 
     The shape model is fitted on the fitting renders MediaPipe named right (``keep_misnamed``: on all of them); the
     coverage and the quality's calibration are set on every held-out render. One fitting render in ten is lifted the
     wrong way round (MediaPipe names every one of the real dev photographs alike); those err twice as much and carry a
-    quarter of the log error's variance, so in a least-squares fit they set the weights (docs/evaluation.md)."""
+    quarter of the log error's variance, so in a least-squares fit they set the weights (docs/evaluation.md). The
+    evidence in :data:`LEFT_OUT` weighs 0 unless ``weigh_disagreement``."""
+    leave_out = () if weigh_disagreement else LEFT_OUT
     models, report = {}, {}
     for mods in sets:
         key = modality_key(mods)
         fitting = closed_loop(lifter, fit_pairs, mods)
-        spec = fit_shape(fitting if keep_misnamed else named_right_only(fitting))
+        spec = fit_shape(fitting if keep_misnamed else named_right_only(fitting), leave_out)
         held = closed_loop(lifter, held_pairs, mods)
         spec = calibrate_on(spec, held)
         j = ErrorModel(spec)(held.feats, held.rel, held.ref)
