@@ -200,22 +200,25 @@ def _save_clip(path: Path, clip: list) -> None:
 
 
 def _load_clip(path: Path) -> list:
-    """The frames :func:`_save_clip` wrote; the images decoded on every core, as they were encoded."""
-    with zipfile.ZipFile(path) as z:
-        names = sorted({n.split(".")[0] for n in z.namelist()})
-        stored = [(z.read(f"{n}.rgb.png"), z.read(f"{n}.depth.png")) for n in names]
-        truths = [np.load(io.BytesIO(z.read(f"{n}.truth.npz"))) for n in names]
+    """The frames :func:`_save_clip` wrote; the images decoded on every core, as they were encoded, a few frames per
+    core at a time (the whole clip's compressed images are never held at once). The truth is read in this thread,
+    while the pool is idle."""
 
     def images(parts: tuple[bytes, bytes]) -> tuple[np.ndarray, np.ndarray]:
         rgb = cv2.imdecode(np.frombuffer(parts[0], np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
         mm = cv2.imdecode(np.frombuffer(parts[1], np.uint8), cv2.IMREAD_UNCHANGED)
         return np.ascontiguousarray(rgb), mm.astype(np.float32) / 1000.0
 
-    with ThreadPoolExecutor(usable_cores()) as pool:
-        decoded = list(pool.map(images, stored))
+    cores = usable_cores()
     clip = []
-    for (rgb, depth), t in zip(decoded, truths):
-        kk = t["k"]
-        k = Intrinsics(int(kk[0]), int(kk[1]), *map(float, kk[2:]))
-        clip.append((rgb, depth, list(t["joints"]), [bool(v) for v in t["left"]], k))
+    with zipfile.ZipFile(path) as z, ThreadPoolExecutor(cores) as pool:
+        names = sorted({n.split(".")[0] for n in z.namelist()})
+        for at in range(0, len(names), 4 * cores):
+            chunk = names[at : at + 4 * cores]
+            stored = [(z.read(f"{n}.rgb.png"), z.read(f"{n}.depth.png")) for n in chunk]
+            truths = [dict(np.load(io.BytesIO(z.read(f"{n}.truth.npz")))) for n in chunk]  # read before decoding
+            for (rgb, depth), t in zip(pool.map(images, stored), truths):
+                kk = t["k"]
+                k = Intrinsics(int(kk[0]), int(kk[1]), *map(float, kk[2:]))
+                clip.append((rgb, depth, list(t["joints"]), [bool(v) for v in t["left"]], k))
     return clip
