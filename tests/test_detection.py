@@ -61,6 +61,17 @@ def test_the_graph_answers_as_mediapipes_own_and_adds_each_hands_presence(tracki
         assert smeared and np.mean(smeared) < np.mean(sharp) - 0.05
 
 
+def test_the_graph_makes_no_class_a_frame():
+    """MediaPipe's own ``process`` builds a new named-tuple class on every call (a third of our detect thread's
+    Python time); ours answers every frame with the one class, in the order of its outputs."""
+    from streamhand.detect.mediapipe_graph import OUTPUTS, HandsOutputs
+
+    with MediaPipeHands(max_hands=2, tracking=True) as ours:
+        got = [ours._hands.process(np.zeros((48, 64, 3), np.uint8)) for _ in range(3)]
+    assert all(type(g) is HandsOutputs for g in got) and HandsOutputs._fields == OUTPUTS
+    assert all(v is None for g in got for v in g)  # a blank frame: no hand, every output empty
+
+
 def test_a_mediapipe_whose_graph_lacks_the_score_still_detects(monkeypatch, caplog):
     """Another MediaPipe release whose graph has other stream names: its own graph runs, each hand's score is its
     handedness score, and the log says so once."""
