@@ -6,7 +6,8 @@ output it. Here the packaged graph (``hand_landmark_tracking_cpu``, MediaPipe 0.
 subgraphs and given two more nodes: the score, gated as the landmarks are, collected over the frame's hands as
 ``multi_hand_presence`` (one float per hand, in the order of ``multi_hand_landmarks``). Every other node is
 MediaPipe's own, with the same side packets and options as ``mediapipe.solutions.hands.Hands``, so the landmarks,
-world landmarks and handedness are what that class gives, and the score costs nothing more.
+world landmarks and handedness are what that class gives, and the score costs nothing more. Its ``process`` is
+MediaPipe's, less the named-tuple class MediaPipe builds anew for the outputs on every frame.
 """
 
 from __future__ import annotations
