@@ -41,4 +41,4 @@ fi
 pip_install -e ".[dev,realsense]"
 .venv/bin/python -c "import streamhand, torch, mediapipe, zmq, onnxruntime, moderngl, numba"
 # compile the per-frame arithmetic once (numba keeps it beside the package), so no run or test pays for it
-.venv/bin/python -c "from streamhand.run.place_step import precompile; precompile()"
+.venv/bin/streamhand precompile

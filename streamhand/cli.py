@@ -622,6 +622,23 @@ def proxy(
 
 
 @app.command()
+def precompile() -> None:
+    """Compile the per-frame arithmetic now and keep its machine code on disk, so that no later run compiles it
+    (`.ci/setup.sh` does this after installing; for a container, point NUMBA_CACHE_DIR at a writable volume first)."""
+    import time
+
+    from streamhand import jit
+    from streamhand.run.place_step import precompile as compile_all
+    from streamhand.tools.about import compiled_state
+
+    t0 = time.perf_counter()
+    compile_all()
+    if jit.COMPILED and jit.UNCACHED:
+        fail("compiled, but not kept: no folder numba may write its cache to; set NUMBA_CACHE_DIR to one and run again")
+    typer.echo(f"per-frame arithmetic ready in {time.perf_counter() - t0:.1f} s: {compiled_state()}")
+
+
+@app.command()
 def info() -> None:
     """Versions, available backends and the shipped models' cards."""
     from streamhand.tools.about import describe

@@ -108,6 +108,20 @@ def _busy_port():
     return port, s
 
 
+def test_precompile_keeps_the_arithmetic_on_disk_or_says_why_not(monkeypatch):
+    """`streamhand precompile` leaves the compiled arithmetic in numba's cache (here, where `.ci/setup.sh` put it);
+    where nothing could be kept (no writable folder: `jit.UNCACHED`), it says how to fix that in one line, exit 2."""
+    from streamhand import jit
+
+    r = invoke("precompile")
+    assert r.returncode == 0, r.stderr
+    assert "per-frame arithmetic ready in" in r.stdout and "numba; machine code kept on disk" in r.stdout
+    monkeypatch.setattr(jit, "UNCACHED", ["_encode_2d"])
+    r = invoke("precompile")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].endswith("set NUMBA_CACHE_DIR to one and run again")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

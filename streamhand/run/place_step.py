@@ -137,7 +137,7 @@ def warm_up() -> None:
 def precompile() -> None:
     """:func:`warm_up`, then every other way the compiled functions are called (the placement's public helpers, with
     float32 and float64 depth images; the error model's evidence and judgement alone, as training calls them), so that
-    no later process compiles: ``.ci/setup.sh`` runs it once after installing."""
+    no later process compiles: ``streamhand precompile``, which ``.ci/setup.sh`` runs once after installing."""
     warm_up()
     k, rel, uv = _made_up_hand()
     for depth in (np.ones((48, 64), np.float32), np.ones((48, 64))):

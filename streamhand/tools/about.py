@@ -33,7 +33,7 @@ def describe() -> Iterator[str]:
     yield f"  CPU                      {describe_cpu()}"
     for pkg in PACKAGES:
         yield f"  {pkg:24s} {_version(pkg)}"
-    yield f"  compiled arithmetic      {_compiled()}"
+    yield f"  compiled arithmetic      {compiled_state()}"
     yield f"  CUDA GPU                 {this_machine().gpu or 'none'}"
     try:
         import onnxruntime as ort
@@ -49,7 +49,7 @@ def describe() -> Iterator[str]:
         yield from _card(name, pt.with_suffix(".json"))
 
 
-def _compiled() -> str:
+def compiled_state() -> str:
     """Whether the per-frame arithmetic runs compiled, and where numba keeps the machine code."""
     from streamhand import codec, jit
 
