@@ -631,9 +631,14 @@ def precompile() -> None:
     from streamhand.run.place_step import precompile as compile_all
     from streamhand.tools.about import compiled_state
 
+    if not jit.COMPILED:
+        typer.echo(
+            "nothing to compile: the per-frame arithmetic runs as plain Python (numba missing or NUMBA_DISABLE_JIT set)"
+        )
+        return
     t0 = time.perf_counter()
     compile_all()
-    if jit.COMPILED and jit.UNCACHED:
+    if jit.UNCACHED:
         fail("compiled, but not kept: no folder numba may write its cache to; set NUMBA_CACHE_DIR to one and run again")
     typer.echo(f"per-frame arithmetic ready in {time.perf_counter() - t0:.1f} s: {compiled_state()}")
 

@@ -110,7 +110,8 @@ def _busy_port():
 
 def test_precompile_keeps_the_arithmetic_on_disk_or_says_why_not(monkeypatch):
     """`streamhand precompile` leaves the compiled arithmetic in numba's cache (here, where `.ci/setup.sh` put it);
-    where nothing could be kept (no writable folder: `jit.UNCACHED`), it says how to fix that in one line, exit 2."""
+    where nothing could be kept (no writable folder: `jit.UNCACHED`), it says how to fix that in one line, exit 2;
+    without numba it has nothing to do and says so."""
     from streamhand import jit
 
     r = invoke("precompile")
@@ -120,6 +121,9 @@ def test_precompile_keeps_the_arithmetic_on_disk_or_says_why_not(monkeypatch):
     r = invoke("precompile")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].endswith("set NUMBA_CACHE_DIR to one and run again")
+    monkeypatch.setattr(jit, "COMPILED", False)  # numba missing: plain Python, nothing to do
+    r = invoke("precompile")
+    assert r.returncode == 0 and r.stdout.startswith("nothing to compile: the per-frame arithmetic runs as plain")
 
 
 @pytest.mark.parametrize(
