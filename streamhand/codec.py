@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from streamhand.geometry import intrinsics_per_hand
-from streamhand.jit import f64, njit
+from streamhand.jit import carray, f64, njit
 from streamhand.skeleton import MIDDLE_MCP, WRIST, canonical_hand, normalize
 
 #: how the 2D is turned before normalising (stored in checkpoints)
@@ -74,7 +74,7 @@ def encode_2d(landmarks_px: np.ndarray, left: np.ndarray | bool, k: Any = None) 
 
 def _lefts(left: np.ndarray | bool, b: int) -> np.ndarray:
     """(b,) bool: which hands are left ones."""
-    return np.ascontiguousarray(np.broadcast_to(np.asarray(left, dtype=bool), (b,)))
+    return carray(np.broadcast_to(np.asarray(left, dtype=bool), (b,)))
 
 
 @njit
@@ -208,11 +208,11 @@ def decode_3d(
     """(B, 21, 3) normalised model output -> (B, 21, 3) wrist-relative metres in the camera frame."""
     p = np.asarray(pred, dtype=np.float64)
     lead = p.shape[:-2]
-    flat = np.ascontiguousarray(p.reshape(-1, *p.shape[-2:]))
+    flat = f64(p.reshape(-1, *p.shape[-2:]))
     b = len(flat)
     s = f64(np.broadcast_to(np.asarray(scale, np.float64), lead).reshape(b))
     turn = _NO_TURN if rot is None else f64(np.reshape(rot, (b, 3, 3)))
-    return _decode_3d(flat, np.ascontiguousarray(np.broadcast_to(np.asarray(left, bool), lead).reshape(b)), s,
+    return _decode_3d(flat, carray(np.broadcast_to(np.asarray(left, bool), lead).reshape(b)), s,
                       turn).reshape(p.shape)  # fmt: skip
 
 

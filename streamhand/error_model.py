@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from streamhand.geometry import intrinsics_per_hand
-from streamhand.jit import f64, njit
+from streamhand.jit import carray, f64, njit
 from streamhand.modalities import INPUTS
 from streamhand.modalities import key as modality_key
 from streamhand.place.placement import hand_root
@@ -194,7 +194,7 @@ def _arguments(uv: Any, joints_cam: Any, k: tuple, world: Any, disagreement: Any
         said = np.empty((2, b))
         said[0] = 1.0 if handedness_score is None else handedness_score
         said[1] = 1.0 if presence is None else presence
-    need = np.ones(len(FEATURES), bool) if needed is None else np.asarray(needed, bool)
+    need = np.ones(len(FEATURES), bool) if needed is None else carray(needed, bool)
     return (uv, cam, pub, kk, _float(world, _EMPTY3), _float(disagreement, _EMPTY2), said, need, _template(),
             _PARENT, _CHILD)  # fmt: skip
 

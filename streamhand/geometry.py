@@ -120,8 +120,9 @@ def intrinsic_columns(fx, fy, cx, cy) -> np.ndarray:
 
 
 def intrinsics_per_hand(fx: object, fy: object, cx: object, cy: object, b: int) -> np.ndarray:
-    """(4, b) float64, C-ordered: fx, fy, cx, cy as one column per hand (each argument a scalar, or all (b,))."""
-    return np.ascontiguousarray(np.broadcast_to(intrinsic_columns(fx, fy, cx, cy)[..., 0], (4, b)))
+    """(4, b) float64, C-ordered and writable, as the compiled functions take it (:func:`streamhand.jit.carray`): fx,
+    fy, cx, cy as one column per hand (each argument a scalar, or all (b,))."""
+    return np.require(np.broadcast_to(intrinsic_columns(fx, fy, cx, cy)[..., 0], (4, b)), np.float64, ("C", "W"))
 
 
 def project(points: np.ndarray, k: Intrinsics) -> np.ndarray:

@@ -53,9 +53,17 @@ def njit(fn: F) -> F:
         return numba.njit(nogil=True)(fn)
 
 
+def carray(x: Any, dtype: Any = None) -> np.ndarray:
+    """``x`` as the compiled functions take an array: C-ordered, writable, of ``dtype`` (``x``'s own where None); no
+    copy where it already is one. numba compiles a function once for each kind of argument, and a read-only array is
+    a kind of its own: a broadcast that needed no copy is read-only (one hand's intrinsics are, two hands' are not),
+    so without this a run would compile again, mid-stream, the first time a second hand appeared."""
+    return np.require(x, dtype, ("C", "W"))
+
+
 def f64(x: Any) -> np.ndarray:
-    """``x`` as a C-ordered float64 array: what the compiled functions take (no copy where it already is one)."""
-    return np.ascontiguousarray(x, np.float64)
+    """``x`` as a C-ordered, writable float64 array: what the compiled functions take (:func:`carray`)."""
+    return carray(x, np.float64)
 
 
 def cache_folder(fn: Any) -> str | None:

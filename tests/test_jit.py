@@ -93,3 +93,64 @@ def test_without_a_writable_cache_folder_it_compiles_in_memory_and_says_so(tmp_p
     folder, uncached = lines[-1].split()
     assert folder == "None" and int(uncached) >= 2  # encode_2d and the projection it calls, at least
     assert not list((tmp_path).rglob("*.nbi"))  # nothing cached anywhere it was pointed at
+
+
+# the runtime's per-frame arithmetic on frames of two hands, one, three and one again, with and without a depth image,
+# after the warm-up a run does before its first frame: which compiled functions had to compile again
+_FRAMES = r"""
+import numba
+import numpy as np
+import streamhand
+from streamhand.error_model import error_model_for
+from streamhand.geometry import Intrinsics
+from streamhand.infer.lifter import Lifter
+from streamhand.infer.select import make_backend
+from streamhand.model_files import model_summary
+from streamhand.place.smoothing import TrackSmoother
+from streamhand.run.place_step import answer_hands, warm_up
+from streamhand.synth.hand import reference_pose
+
+def signatures():
+    import sys
+    found = {}
+    for name, mod in list(sys.modules.items()):
+        if name.startswith("streamhand"):
+            for f in vars(mod).values():
+                if isinstance(f, numba.core.registry.CPUDispatcher):
+                    found[f.py_func.__qualname__] = {str(s) for s in f.signatures}
+    return found
+
+lifter = Lifter(make_backend("onnxruntime", "default", n_samples=0))
+judge = error_model_for(model_summary("default")["error_model"], "2d+world")
+smoother = TrackSmoother()
+warm_up()
+before = signatures()
+k = Intrinsics.from_fov(640, 480, 60)
+hand = reference_pose() @ np.diag([1.0, -1.0, -1.0]).T
+depth = np.full((480, 640), 0.6, np.float32)
+for i, n in enumerate((2, 1, 3, 1)):
+    world = np.stack([hand - hand[0]] * n)
+    uv = np.stack([hand[:, :2] / (hand[:, 2:] + 0.5 + 0.1 * b) * k.fx + (k.cx, k.cy) for b in range(n)])
+    lift = lifter(uv, np.arange(n) % 2 == 0, k, world=world)
+    for d in (None, depth):
+        a = answer_hands(uv, lift, k, d, world=world, handedness_score=np.full(n, 0.9), presence=np.full(n, 0.99))
+        a.judged(judge)
+        for b in range(n):
+            smoother(b, a.joints[b], 0.033 * i)
+after = signatures()
+for name in sorted(after):
+    for s in sorted(after[name] - before.get(name, set())):
+        print(name, s)
+"""
+
+
+def test_a_second_hand_compiles_nothing_after_the_warm_up():
+    """numba compiles a function once per kind of argument, and a read-only array is a kind of its own: one hand's
+    intrinsics (a broadcast needing no copy) were read-only and two hands' were not, so the first frame with a
+    second hand compiled six functions again, mid-run (seconds on a 2-core CPU; `streamhand precompile` did not
+    cover it). Every array now reaches the compiled code C-ordered and writable (``jit.carray``)."""
+    env = {key: v for key, v in os.environ.items() if not key.startswith("NUMBA_DISABLE")}
+    done = subprocess.run([sys.executable, "-c", _FRAMES], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "", f"compiled again after the warm-up:\n{done.stdout}"

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from streamhand.geometry import Intrinsics, intrinsics_per_hand
-from streamhand.jit import f64, njit
+from streamhand.jit import carray, f64, njit
 
 PALM_LANDMARKS = (0, 5, 9, 13, 17)
 #: how far each joint centre lies behind the skin seen by a depth camera (metres, an adult hand): half the
@@ -98,7 +98,7 @@ def _median(values: Arr, mask: Arr) -> float:
 
 def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The median of each row of ``values`` (B, n) where ``mask`` holds (NaN for a row with none)."""
-    return _masked_medians(f64(values), np.ascontiguousarray(mask, np.bool_))
+    return _masked_medians(f64(values), carray(mask, np.bool_))
 
 
 @njit
@@ -128,7 +128,7 @@ def _depth_at(depth: Arr, uv: Arr, radius: int) -> Arr:
 
 def depth_at(depth: np.ndarray, uv: np.ndarray, radius: int = 3) -> np.ndarray:
     """Median of valid (non-zero) depth in a (2r+1)^2 window around each point; NaN where none."""
-    return _depth_at(np.ascontiguousarray(depth), f64(np.reshape(uv, (-1, 2))), radius)
+    return _depth_at(carray(depth), f64(np.reshape(uv, (-1, 2))), radius)
 
 
 @njit
@@ -230,7 +230,7 @@ def place_hands(uv: np.ndarray, rel_norm: np.ndarray, scale: np.ndarray, k: Intr
     votes and its scale from the pinhole equations at that depth (twice: the votes depend a little on the scale);
     the others, and every hand without depth, the perspective solve at the prior scale. One compiled call."""
     uv, rel_norm = f64(uv), f64(rel_norm)
-    d = _NO_DEPTH if depth is None else np.ascontiguousarray(depth)
+    d = _NO_DEPTH if depth is None else carray(depth)
     kk = intrinsics_per_hand(k.fx, k.fy, k.cx, k.cy, len(uv))
     return Placed(*_place(uv, rel_norm, f64(np.reshape(scale, -1)), kk, d, *scale_range))
 
