@@ -77,7 +77,7 @@ BAD = {
     "serial": ["0", "nope", "", "🙂", "x" * 300],
     "label": ["", " ", "x" * 65, "a\nb", "\t"],
     "name": ["", "../x", "a/b", ".", ".."],
-    "endpoint": ["127.0.0.1:5560", "tcp://", "tcp://127.0.0.1:notaport", "udp://127.0.0.1:5", ""],
+    "endpoint": ["127.0.0.1:5560", "tcp://", "tcp://127.0.0.1:notaport", "udp://127.0.0.1:5", "", "tcp://127.0.0.1:99999"],
     "bind": ["999.1.1.1", "not an address", "", "tcp://127.0.0.1", "1.2.3"],
     "video_in": ["{missing}", "{dir}", "{empty}", "{junk}", "{file}"],
     "images_in": ["{missing}", "{dir}", "{empty}", "{junk}", "{file}"],

@@ -84,7 +84,11 @@ class Message:
 
 
 def _connect(sock: zmq.Socket, endpoint: str, what: str) -> None:
-    """Connect, or a ValueError in one line naming the endpoint (ZeroMQ says only "Invalid argument")."""
+    """Connect, or a ValueError in one line naming the endpoint (ZeroMQ says only "Invalid argument", or nothing)."""
+    why = protocol.out_of_range_port(endpoint)
+    if why is not None:
+        sock.close(0)
+        raise ValueError(f"{what} {endpoint!r}: {why}")
     try:
         sock.connect(endpoint)
     except zmq.ZMQError as e:

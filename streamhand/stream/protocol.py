@@ -49,6 +49,13 @@ def struct_for(topic: str) -> type[msgspec.Struct] | None:
     return None
 
 
+def out_of_range_port(endpoint: str) -> str | None:
+    """Why ``endpoint`` cannot be connected to, where it is a TCP endpoint whose port lies outside 1-65535 (ZeroMQ
+    connects to such a port without a word and waits for ever); None otherwise."""
+    port = endpoint.rsplit(":", 1)[-1] if endpoint.startswith("tcp://") else ""
+    return f"port {port} is out of range (1-65535)" if port.isdigit() and not 0 < int(port) < 65536 else None
+
+
 def pose_topic(handedness: str) -> str:
     if handedness not in ("left", "right"):
         raise ValueError(f"handedness must be 'left' or 'right', got {handedness!r}")

@@ -94,6 +94,9 @@ class Publisher:
         self.taps: list[Callable[[str, bytes], None]] = []
         try:
             if connect is not None:
+                why = protocol.out_of_range_port(connect)
+                if why is not None:
+                    raise PortInUse(f"--connect {connect}: {why}")
                 try:
                     self._pub.connect(connect)
                 except zmq.ZMQError as e:
