@@ -80,10 +80,13 @@ def record(
                 break
     finally:
         sub.close()
+        if rec.count == 0 and why.startswith("nothing"):
+            rec.discard()
         path = rec.close()
-    typer.echo(f"recorded {rec.count} messages to {path} ({why})", err=True)
     if rec.count == 0 and why.startswith("nothing"):
-        fail(f"nothing arrived from {sub.address} in {timeout:g} s; is `streamhand run` publishing there?", 1)
+        fail(f"nothing arrived from {sub.address} in {timeout:g} s, so no recording was written; is `streamhand run` "
+             "publishing there?", 1)  # fmt: skip
+    typer.echo(f"recorded {rec.count} messages to {path} ({why})", err=True)
 
 
 def replay(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import signal
 import subprocess
 import sys
@@ -70,7 +71,7 @@ def _foreign(path: Path) -> None:
     ("make", "says"),
     [
         (lambda p: None, "no such file"),
-        (lambda p: p.write_text("not a recording at all, just text " * 20), "not an MCAP file"),
+        (lambda p: p.write_text("not a recording at all, just text " * 20), "not an MCAP file .it does not start as"),
         (lambda p: p.write_bytes(b""), "not an MCAP file"),
         (lambda p: p.write_bytes(_bytes_of_recording(p)[:3000]), "truncated"),
         (lambda p: p.write_bytes(_bytes_of_recording(p)[:-40]), "truncated"),
@@ -84,7 +85,7 @@ def test_files_that_cannot_be_replayed_say_why_in_one_line(tmp_path, make, says)
         check_recording(p)
     assert "\n" not in str(e.value)
     r = invoke("replay", str(p), "--port", str(free_port()), "--control-port", str(free_port()))
-    assert r.returncode == 2 and says in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert r.returncode == 2 and re.search(says, r.stderr) and r.stderr.count("\n") == 1, r.stderr
 
 
 def _bytes_of_recording(p: Path) -> bytes:
@@ -155,6 +156,8 @@ def test_record_keeps_what_it_received_on_sigterm(tmp_path):
         (["record", "{tmp}"], "give a name ending in .mcap"),
         (["record", "{tmp}/file.txt/out.mcap"], "is a file, not a folder"),
         (["record", "{tmp}/out.mcap", "--address", "nonsense"], "not a ZeroMQ endpoint"),
+        (["record", "{tmp}/out.mcap", "--address", "tcp://127.0.0.1:99999"], "port 99999 is out of range"),
+        (["echo", "--address", "tcp://127.0.0.1:0"], "port 0 is out of range"),
         (["replay", "{tmp}/missing.mcap"], "no such file"),
         (["replay", "{tmp}/good.mcap", "--speed", "zero"], "--speed"),
         (["replay", "{tmp}/good.mcap", "--port", "6100", "--control-port", "6100"], "must differ"),
@@ -165,6 +168,20 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, says):
     _write(tmp_path / "good.mcap", n=2)
     r = invoke(*[a.format(tmp=tmp_path) for a in args])
     assert r.returncode == 2 and says in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_a_record_that_receives_nothing_writes_nothing(tmp_path):
+    """Nothing published where it listens: exit 1 with one line (after the line that said it was recording), no
+    file at the name and no part file, and a recording already there is left as it was."""
+    out, kept = tmp_path / "empty.mcap", tmp_path / "kept.mcap"
+    _write(kept, n=2)
+    before = kept.read_bytes()
+    for path in (out, kept):
+        r = invoke("record", str(path), "--address", f"tcp://127.0.0.1:{free_port()}", "--timeout", "0.3")
+        assert r.returncode == 1 and "no recording was written" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and r.stderr.count("\n") == 2, r.stderr
+    assert not out.exists() and kept.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.mcap"]
 
 
 def test_replay_on_a_busy_port_is_one_line(tmp_path):

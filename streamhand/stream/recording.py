@@ -89,6 +89,13 @@ class McapRecorder:
             os.replace(self._part, self.path)
         return self.path
 
+    def discard(self) -> None:
+        """Close without keeping anything: no file at the name (one already there stays as it was)."""
+        if not self.closed:
+            self.closed = True
+            self._file.close()
+            self._part.unlink(missing_ok=True)
+
 
 @dataclass
 class RecordingInfo:
@@ -143,7 +150,7 @@ def check_recording(path: str | Path) -> RecordingInfo:
         raise
     except (McapError, EOFError, struct.error, ValueError, KeyError) as e:
         if header is None:
-            raise RecordingError(f"{p}: not an MCAP file ({type(e).__name__})") from None
+            raise RecordingError(f"{p}: not an MCAP file (it does not start as one)") from None
         raise RecordingError(f"{p}: truncated or damaged after {info.messages} messages ({type(e).__name__})") from None
     except OSError as e:
         raise RecordingError(f"{p}: cannot read it ({e.strerror or e})") from None
