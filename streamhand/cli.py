@@ -613,10 +613,10 @@ def proxy(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    typer.echo(f"proxy: publishers connect to tcp://{bind}:{frontend_port}, subscribers to tcp://{bind}:{backend_port}"
-               " (Ctrl-C stops)", err=True)  # fmt: skip
+    said = (f"proxy: publishers connect to tcp://{bind}:{frontend_port}, subscribers to tcp://{bind}:{backend_port} "
+            "(Ctrl-C stops)")  # fmt: skip
     try:
-        run_proxy(bind, frontend_port, backend_port, stop)
+        run_proxy(bind, frontend_port, backend_port, stop, on_ready=lambda: typer.echo(said, err=True))
     except PortInUse as e:
         fail(str(e))
 

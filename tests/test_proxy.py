@@ -67,8 +67,9 @@ def test_proxy_bad_ports_are_one_line_exit_2():
         r = invoke("proxy", "--frontend-port", str(busy), "--backend-port", str(free_port()))
     finally:
         s.close(0)
-    last = r.stderr.strip().splitlines()[-1]
-    assert r.returncode == 2 and last.startswith("error: ") and "--frontend-port" in last
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr  # the one error, no line saying it runs
+    assert lines[0].startswith("error: ") and "--frontend-port" in lines[0]
     r = invoke("proxy", "--frontend-port", "5999", "--backend-port", "5999")
     assert r.returncode == 2 and "must differ" in r.stderr
 

@@ -209,9 +209,11 @@ class Publisher:
             self._ctx.term()
 
 
-def run_proxy(bind: str, frontend_port: int, backend_port: int, stop: threading.Event | None = None) -> None:
+def run_proxy(bind: str, frontend_port: int, backend_port: int, stop: threading.Event | None = None,
+              on_ready: Callable[[], None] | None = None) -> None:  # fmt: skip
     """Forward every message from publishers connected to ``frontend_port`` (XSUB) to subscribers connected to
-    ``backend_port`` (XPUB), subscriptions flowing back, until ``stop`` is set. Raises :class:`PortInUse`."""
+    ``backend_port`` (XPUB), subscriptions flowing back, until ``stop`` is set; ``on_ready`` is called once both ports
+    are bound. Raises :class:`PortInUse`."""
     ctx = zmq.Context.instance()
     xsub, xpub = ctx.socket(zmq.XSUB), ctx.socket(zmq.XPUB)
     for sock in (xsub, xpub):
@@ -220,6 +222,8 @@ def run_proxy(bind: str, frontend_port: int, backend_port: int, stop: threading.
     try:
         _bind(xsub, bind, frontend_port, "--frontend-port")
         _bind(xpub, bind, backend_port, "--backend-port")
+        if on_ready is not None:
+            on_ready()
         poller = zmq.Poller()
         poller.register(xsub, zmq.POLLIN)
         poller.register(xpub, zmq.POLLIN)
