@@ -52,6 +52,8 @@ def load_yaml(cls: type[M], path: str | Path, overrides: dict | None = None, emp
     """Read ``path`` as YAML and validate it into ``cls``; raise :class:`ConfigError` on any problem. ``empty``: a
     file without a key is refused with this reason (after the overrides are validated)."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {p}: is a folder; give a .yaml file")
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:

@@ -131,6 +131,7 @@ def test_precompile_keeps_the_arithmetic_on_disk_or_says_why_not(monkeypatch):
     [
         (["--camera", "7"], "--camera '7': not available (cameras:"),
         (["--video", "no/such/file.mp4"], "video not found"),
+        (["--video", "{empty}"], "--video {empty}: a folder, not a video (use --images"),
         (["--images", "{empty}"], "no images"),
         (["--realsense"], "RealSense"),
         (["--source", "webcam"], "error: --source: Input should be"),
@@ -141,6 +142,7 @@ def test_precompile_keeps_the_arithmetic_on_disk_or_says_why_not(monkeypatch):
         (["--port", "5999", "--control-port", "5999"], "control port must differ"),
         (["--config", "{badkey}"], "did you mean 'detect'"),
         (["--config", "no/such.yaml"], "config file not found"),
+        (["--config", "{empty}"], "config file {empty}: is a folder; give a .yaml file"),
         (["--model", "{notckpt}"], "not a readable streamhand checkpoint"),
         (["--model", "missing.pt"], "checkpoint not found"),
         (["--hand-size", "3"], "error: --hand-size:"),

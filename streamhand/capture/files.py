@@ -50,6 +50,8 @@ class VideoSource(FrameSource):
         self._k: Intrinsics | None = None
 
     def open(self) -> None:
+        if self.path.is_dir():
+            raise SourceError(f"--video {self.path}: a folder, not a video (use --images for a folder of pictures)")
         if not self.path.is_file():
             raise SourceError(f"video not found: {self.path}")
         if self.path.suffix.lower() in IMAGE_EXTENSIONS:
