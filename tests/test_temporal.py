@@ -169,4 +169,4 @@ def test_still_jitter_counts_only_hands_that_hold_still():
     rep = still.report()
     assert rep["still_frames"] == 60 - 2 - 20 - 2  # the first two frames of each still stretch have no history
     assert rep["jitter_still_mm"] == pytest.approx(1000 * np.sqrt(18) * 0.002, rel=0.15)
-    assert StillJitter().report() == {"still_frames": 0}
+    assert StillJitter().report() == {"jitter_still_mm": None, "still_frames": 0}

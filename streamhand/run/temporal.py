@@ -99,6 +99,6 @@ class StillJitter:
         self._hist.pop(track_id, None)
 
     def report(self) -> dict:
-        if not self._n:
-            return {"still_frames": 0}
+        if not self._n:  # the hand never held still: no figure, but the key is there
+            return {"jitter_still_mm": None, "still_frames": 0}
         return {"jitter_still_mm": 1000.0 * float(np.sqrt(self._sum / self._n)), "still_frames": self.still_frames}
