@@ -147,6 +147,10 @@ def test_eval_cli_writes_json(tmp_path, tiny_checkpoint):
         (["fit", "--config", "configs/train/smoke.yaml", "--resume", "nope.pt"], "checkpoint not found"),
         (["card", "--checkpoint", "{ckpt}", "--out", "never.pt", "--metrics", "pyproject.toml"],
          "--metrics pyproject.toml: not a readable JSON file (JSONDecodeError)"),
+        (["card", "--checkpoint", "{ckpt}", "--out", "never.json"], "--out never.json: the shipped weights are a .pt"),
+        (["calibrate-std", "--checkpoint", "default"], "a shipped model's files belong to the package; copy it"),
+        (["fit-error-model", "--checkpoint", "rgb"], "a shipped model's files belong to the package; copy it"),
+        (["fit-error-model", "--checkpoint", "nope.pt"], "checkpoint not found (this command rewrites a checkpoint"),
     ],
 )
 def test_train_cli_errors(tiny_checkpoint, args, message):

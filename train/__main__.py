@@ -35,6 +35,20 @@ def _checkpoint_or_fail(path: Path | str) -> Checkpoint:
         fail(str(e))
 
 
+def _checkpoint_file_or_fail(path: Path) -> Checkpoint:
+    """The checkpoint file at ``path``, which a command rewrites in place, or one line and exit 2: a shipped model's
+    name is refused (its files belong to the installed package), as is anything that is not a checkpoint."""
+    from streamhand.model_files import shipped_models
+
+    if not path.is_file():
+        shipped = shipped_models().get(str(path))
+        if shipped is not None:
+            fail(f"--checkpoint {path}: this command rewrites the checkpoint in place, and a shipped model's files "
+                 f"belong to the package; copy it (cp {shipped} mine.pt) and give --checkpoint mine.pt")  # fmt: skip
+        fail(f"--checkpoint {path}: checkpoint not found (this command rewrites a checkpoint file in place)")
+    return _checkpoint_or_fail(path)
+
+
 def _write_at_end(path: Path, text: str) -> None:
     """Write a result after the work (already printed); a failure is one line and exit 1."""
     from streamhand.outputs import OutputError, write_text_atomic
@@ -413,7 +427,7 @@ def calibrate_std_cmd(
     from train.calibrate_std import WORLDS, calibrate, write_calibration
     from train.datasets.mediapipe_pairs import load_or_generate
 
-    _checkpoint_or_fail(checkpoint)
+    _checkpoint_file_or_fail(checkpoint)
     if world not in WORLDS:
         fail(f"--world must be {', '.join(WORLDS)}, not {world!r}")
     check_output_or_fail(cache, "--cache", folder=True)
@@ -458,7 +472,7 @@ def fit_error_model_cmd(
     from train.datasets.mediapipe_pairs import load_or_generate, shards_of
     from train.error_model import fit_error_models, write_reliability_png
 
-    ck = _checkpoint_or_fail(checkpoint)
+    ck = _checkpoint_file_or_fail(checkpoint)
     if world not in WORLDS:
         fail(f"--world must be {', '.join(WORLDS)}, not {world!r}")
     if seed <= held_seed < seed + shards:
@@ -511,6 +525,9 @@ def card(
     """Package a checkpoint as a shipped model with its model card."""
     from train.model_card import package
 
+    if out.suffix.lower() != ".pt":  # the card is written beside the weights as .json: a .json --out was both
+        fail(f"--out {out}: the shipped weights are a .pt file (the card goes beside them as .json); give a name "
+             "ending in .pt")  # fmt: skip
     check_output_or_fail(out, "--out")
     check_output_or_fail(out.with_suffix(".json"), "--out")
     _checkpoint_or_fail(checkpoint)
