@@ -390,6 +390,7 @@ def calibrate_hand(
 
 
 def _measure_hand(cfg, frames: int) -> int:
+    from rich.console import Console
     from rich.progress import Progress
 
     from streamhand.app import RunError, make_detector, make_lifter, read_model
@@ -406,7 +407,7 @@ def _measure_hand(cfg, frames: int) -> int:
     try:
         lifter = make_lifter(cfg, src.has_depth, src.name, n_samples=0, model=model)[0]
         typer.echo("hold one hand open, palm to the camera, 0.3-0.8 m away", err=True)
-        with make_detector(cfg, True) as det, Progress(transient=True) as bar:
+        with make_detector(cfg, True) as det, Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("measuring", total=frames)
             est = measure_hand_length(src, det, lifter, frames, lambda i: bar.update(task, completed=i + 1))
         length, spread = est.result()

@@ -7,9 +7,9 @@ import io
 
 import pytest
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import Progress, TextColumn
 
-from train.progress import Heartbeat, track
+from train.progress import Heartbeat, progress_bar, track
 
 
 def _console(terminal: bool) -> Console:
@@ -70,3 +70,12 @@ def test_track_counts_what_has_no_length_and_stops_where_its_consumer_stops(capl
                 break
     assert got == [0, 1, 2]
     assert [r.getMessage() for r in caplog.records] == ["frames: 1", "frames: 2"]  # the third is left at the break
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_the_bar_draws_on_standard_error_and_leaves_nothing_where_that_is_no_terminal(terminal):
+    assert progress_bar().console.stderr  # standard output stays the command's own (a table, a JSON)
+    console = _console(terminal)
+    with progress_bar(TextColumn("{task.description}"), console=console) as bar:
+        bar.add_task("train smoke", total=2, completed=2)
+    assert ("train smoke" in console.file.getvalue()) is terminal

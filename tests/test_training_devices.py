@@ -50,8 +50,9 @@ def test_device_resolution(name, ok):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 def test_train_cli_names_a_missing_gpu(tmp_path):
-    r = train_cli("fit", "--config", str(SMOKE), "--steps", "2", "--out-dir", str(tmp_path), "--no-progress")
+    r = train_cli("fit", "--config", str(SMOKE), "--steps", "2", "--out-dir", str(tmp_path))
     assert r.returncode == 0  # auto: the CPU
+    assert "train smoke" not in r.stdout + r.stderr  # no bar: standard error is not a terminal (and stdout is ours)
     recipe = tmp_path / "gpu.yaml"
     recipe.write_text(SMOKE.read_text() + "device: cuda\n")
     r = train_cli("fit", "--config", str(recipe), "--steps", "2", "--out-dir", str(tmp_path))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from streamhand.checkpoint import save_checkpoint
 from streamhand.models import HandPoseModel, build_model
@@ -27,7 +27,7 @@ from train.dcmls import DiscriminatorStep, dcmls_loss
 from train.distributed import Placement, leave, place
 from train.evaluate import evaluate_synthetic
 from train.losses import training_loss
-from train.progress import Heartbeat
+from train.progress import Heartbeat, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def _pool(stream, model: HandPoseModel, cfg: TrainConfig, start: int, where: Pla
     log.info("before step 1: making %d samples once (replayed every pass)%s", n,
              f"; their {', '.join(trunks)} crops become the frozen trunk's features" if trunks else "")  # fmt: skip
     cols = [TextColumn("[bold]pool"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*cols, disable=not progress, transient=False) as bar:
+    with progress_bar(*cols, disable=not progress) as bar:
         task = bar.add_task("pool", total=n)
         beat = Heartbeat(bar, f"pool of {cfg.name}", n, unit="sample ")
 
@@ -294,7 +294,7 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
 
     cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeRemainingColumn()]  # fmt: skip
-    with Progress(*cols, disable=not progress, transient=False) as bar:
+    with progress_bar(*cols, disable=not progress) as bar:
         task = bar.add_task(f"train {cfg.name}", total=cfg.steps, completed=start, info="")
         beat = Heartbeat(bar, f"train {cfg.name}", cfg.steps, unit="step ")
         running = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -41,6 +41,14 @@ class Heartbeat:
         log.info("%s", ", ".join(parts))
 
 
+def progress_bar(*columns: Any, disable: bool = False, console: Console | None = None) -> Progress:
+    """rich's ``Progress`` drawn on ``console``, standard error by default, so that standard output stays the
+    command's own (a table, a JSON); where that is not a terminal it leaves nothing behind (a :class:`Heartbeat`
+    logs instead)."""
+    console = console or Console(stderr=True)
+    return Progress(*columns, console=console, disable=disable, transient=not console.is_terminal)
+
+
 def track(sequence: Iterable[T], description: str = "", total: int | None = None, disable: bool = False,
           console: Console | None = None, every_s: float = 60.0) -> Iterator[T]:  # fmt: skip
     """rich's ``track``, drawn on standard error (standard output stays the command's own), with a
@@ -48,7 +56,7 @@ def track(sequence: Iterable[T], description: str = "", total: int | None = None
     if total is None and hasattr(sequence, "__len__"):
         total = len(sequence)  # type: ignore[arg-type]
     cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*cols, console=console or Console(stderr=True), disable=disable) as bar:
+    with progress_bar(*cols, disable=disable, console=console) as bar:
         task = bar.add_task(description, total=total)
         beat = Heartbeat(bar, description, total or 0, every_s)
         for i, item in enumerate(sequence, 1):
