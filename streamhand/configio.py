@@ -65,6 +65,8 @@ def load_yaml(cls: type[M], path: str | Path, overrides: dict | None = None, emp
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level")
     given = bool(data)
+    if overrides:  # the file is checked as it is first: a flag must not hide a bad value in it
+        validate(cls, data, str(p))
     data.update(overrides or {})
     model = validate(cls, data, str(p))
     if empty is not None and not given:

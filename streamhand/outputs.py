@@ -50,7 +50,15 @@ def check_output_dir(path: str | Path, option: str) -> Path:
         if not os.access(p, os.W_OK | os.X_OK):
             raise OutputError(f"{option} {p}: folder is not writable")
         return p
-    check_output(p / "x", option)
+    blocker = next((a for a in p.parents if a.exists() and not a.is_dir()), None)
+    if blocker is not None:
+        raise OutputError(f"{option} {p}: {blocker} is a file, not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{option} {p}: cannot make the folder ({e.strerror or type(e).__name__})") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise OutputError(f"{option} {p}: folder is not writable")
     return p
 
 

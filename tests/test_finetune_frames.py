@@ -63,14 +63,18 @@ def test_fine_tune_on_own_frames_learns_them(tmp_path):
         ({"root": "{tmp}/empty"}, "labels not found"),
         ({"root": "{tmp}/mine", "mediapipe_fraction": 0.0}, "would never use the frames"),
         ({"dataset": "photos"}, "dataset"),
+        ({"root": "{tmp}/mine", "mediapipe_cache": "{tmp}/a_file/cache"}, "data.mediapipe_cache {tmp}/a_file/cache: "),
     ],
 )
 def test_bad_frames_recipes_are_one_line(tmp_path, data, says):
+    (tmp_path / "a_file").write_text("")
     (tmp_path / "empty").mkdir()
     (tmp_path / "mine").mkdir()
     data = {k: (v.format(tmp=tmp_path) if isinstance(v, str) else v) for k, v in data.items()}
     r = train_cli("fit", "--config", str(_recipe(tmp_path, **data)), "--steps", "1", "--no-progress")
+    says = says.format(tmp=tmp_path)
     assert r.returncode == 2 and says in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr[-1500:]
+    assert not list((tmp_path / "runs").glob("*"))  # nothing made for a run that did not start
 
 
 RGB_RECIPE = ROOT / "configs" / "train" / "finetune_rgb_frames.yaml"

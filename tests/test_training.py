@@ -4,6 +4,7 @@ configs fail with one clear line, eval writes its JSON; the shipped model and it
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,28 @@ def test_eval_cli_writes_json(tmp_path, tiny_checkpoint):
 def test_train_cli_errors(tiny_checkpoint, args, message):
     r = train_cli(*[str(tiny_checkpoint) if a == "{ckpt}" else a for a in args])
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_flag_does_not_hide_a_bad_value_in_the_recipe(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(re.sub(r"(?m)^steps:.*$", "steps: sixty", SMOKE.read_text()))
+    r = train_cli("fit", "--config", str(bad), "--steps", "5", "--out-dir", str(tmp_path))
+    assert r.returncode == 2 and f"{bad}: steps: Input should be a valid integer" in r.stderr, r.stderr[-1500:]
+    r = train_cli("fit", "--config", str(SMOKE), "--steps", "0", "--out-dir", str(tmp_path))
+    assert r.returncode == 2 and "'--steps'" in r.stderr and str(SMOKE) not in r.stderr, r.stderr[-1500:]
+    assert not list(tmp_path.glob("smoke*"))
+
+
+def test_fit_keeps_a_kept_run_unless_told_to_start_it_again(tmp_path):
+    args = ["fit", "--config", str(SMOKE), "--steps", "1", "--out-dir", str(tmp_path), "--no-progress"]
+    assert train_cli(*args).returncode == 0
+    kept = tmp_path / "smoke" / "last.pt"
+    before = kept.read_bytes()
+    r = train_cli(*args)
+    assert r.returncode == 2 and "a run of this name is kept there; --resume" in r.stderr, r.stderr[-1500:]
+    assert r.stderr.strip().count("\n") == 0 and kept.read_bytes() == before
+    r = train_cli(*args, "--overwrite")
+    assert r.returncode == 0, r.stderr[-1500:]
 
 
 @pytest.mark.parametrize(

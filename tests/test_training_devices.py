@@ -55,7 +55,7 @@ def test_train_cli_names_a_missing_gpu(tmp_path):
     assert "train smoke" not in r.stdout + r.stderr  # no bar: standard error is not a terminal (and stdout is ours)
     recipe = tmp_path / "gpu.yaml"
     recipe.write_text(SMOKE.read_text() + "device: cuda\n")
-    r = train_cli("fit", "--config", str(recipe), "--steps", "2", "--out-dir", str(tmp_path))
+    r = train_cli("fit", "--config", str(recipe), "--steps", "2", "--out-dir", str(tmp_path / "gpu"))
     assert r.returncode == 2 and "no CUDA GPU" in r.stderr and "Traceback" not in r.stderr
 
 

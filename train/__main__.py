@@ -63,10 +63,11 @@ def _write_at_end(path: Path, text: str) -> None:
 def fit(
     config: Annotated[Path, typer.Option(help="training recipe (YAML)")],
     resume: Annotated[Path | None, typer.Option(help="checkpoint to continue from")] = None,
-    steps: Annotated[int | None, typer.Option(help="override the recipe's step count")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="override the recipe's step count")] = None,
     out_dir: Annotated[str | None, typer.Option(help="override the output folder")] = None,
     seed: Annotated[int | None, typer.Option(help="override the recipe's seed (runs to pool with `ensemble`)")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="start again over a kept run of this name")] = False,
 ) -> None:
     """Train a model from a YAML recipe."""
     from train.config import TrainConfig
@@ -80,7 +81,13 @@ def fit(
         fail(str(e))
     if resume is not None and not resume.is_file():
         fail(f"--resume: checkpoint not found: {resume}")
+    kept = Path(cfg.out_dir) / cfg.name / "last.pt"
+    if resume is None and kept.exists() and not overwrite:
+        fail(f"{kept}: a run of this name is kept there; --resume {kept} continues it, --overwrite starts it again, "
+             "or give another --out-dir")  # fmt: skip
     check_output_or_fail(cfg.out_dir, "--out-dir" if out_dir is not None else f"{config}: out_dir", folder=True)
+    if cfg.data.dataset == "frames" or cfg.data.mediapipe_pairs:  # labelled hands are cached there
+        check_output_or_fail(cfg.data.mediapipe_cache, f"{config}: data.mediapipe_cache", folder=True)
     try:
         path = run_fit(cfg, resume=resume, progress=not no_progress)
     except (ValueError, FileNotFoundError) as e:  # a device this machine lacks, a dataset file that is missing

@@ -223,8 +223,7 @@ def precision_here(cfg: TrainConfig, device: torch.device, cpuinfo: Path = Path(
 
 def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress: bool) -> Path:
     cfg = precision_here(cfg, where.device)
-    out = Path(cfg.out_dir) / cfg.name
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(cfg.out_dir) / cfg.name  # made once everything before the first step has worked
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -280,6 +279,7 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
     if pool:
         data = _pool(data, model, cfg, start, where, progress)
     metrics: dict = history[-1] if history else {}
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     log.info("training on %s%s, %s, %d data worker(s)", where.device,
              f" x{where.world} processes" if where.world > 1 else "", cfg.precision, cfg.workers)  # fmt: skip
