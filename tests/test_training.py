@@ -313,3 +313,30 @@ def test_out_dir_does_not_move_the_mediapipe_pairs_cache():
     cfg = load_yaml(TrainConfig, ROOT / "configs" / "train" / "default.yaml", {"out_dir": "/elsewhere"})
     assert cfg.data.mediapipe_cache == "runs/cache"
     assert "mediapipe_cache" in inspect.getsource(fit_module._fit) and '"cache"' not in inspect.getsource(fit_module)
+
+
+def test_a_cards_commands_remake_it_from_its_own_recipe():
+    """The published recipe found by its name (finetune_frames.yaml is named `finetune`), the checkpoint where its
+    out_dir keeps it, the labelled renders as its shards make them; a recipe of one's own is the card's."""
+    import yaml
+
+    from train.config import TrainConfig
+    from train.model_card import reproduce
+
+    def recipe(f: str) -> dict:
+        return TrainConfig.model_validate(yaml.safe_load((ROOT / f"configs/train/{f}.yaml").read_text())).model_dump()
+
+    assert reproduce(recipe("finetune_frames")) == [
+        "python -m train fit --config configs/train/finetune_frames.yaml",
+        "python -m train calibrate-std --checkpoint runs/finetune/finetune/last.pt",
+        "python -m train fit-error-model --checkpoint runs/finetune/finetune/last.pt",
+    ]
+    default = recipe("default")["data"]
+    made = reproduce(recipe("default"))[: default["mediapipe_shards"]]
+    assert made[0].startswith(f"python -m train mediapipe-pairs --n {default['mediapipe_pairs'] // 2} --seed 4242")
+    assert made[1].startswith("python -m train mediapipe-pairs --n 5000 --seed 4243")
+    mine = reproduce({"name": "mine", "out_dir": "exp", "data": {"mediapipe_pairs": 300, "mediapipe_seed": 7}})
+    assert mine == ["# RECIPE.yaml: this card's train_config, written out as YAML",
+                    "python -m train mediapipe-pairs --n 300 --seed 7", "python -m train fit --config RECIPE.yaml",
+                    "python -m train calibrate-std --checkpoint exp/mine/last.pt",
+                    "python -m train fit-error-model --checkpoint exp/mine/last.pt"]  # fmt: skip

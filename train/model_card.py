@@ -22,19 +22,49 @@ def git_commit() -> str:
         return "unknown"
 
 
+#: the published recipes (``python -m train fit --config configs/train/<file>``)
+RECIPES = Path(__file__).resolve().parents[1] / "configs" / "train"
+
+
+def recipe_file(name: str) -> str | None:
+    """The published recipe whose ``name:`` is ``name``, as the path ``fit`` is given from the repository; None
+    where none is (a recipe of your own: the card's ``train_config`` is it)."""
+    import yaml
+
+    for p in sorted(RECIPES.glob("*.yaml")):
+        try:
+            said = (yaml.safe_load(p.read_text()) or {}).get("name")
+        except (yaml.YAMLError, OSError, AttributeError):
+            continue
+        if said == name:
+            return f"configs/train/{p.name}"
+    return None
+
+
 def reproduce(train_config: dict | None, ensemble: dict | None = None) -> list[str]:
-    """The commands that remake a model from its recipe (for an ensemble: one run per member's seed, pooled)."""
+    """The commands that remake a model from its recipe (for an ensemble: one run per member's seed, pooled): its
+    labelled renders as the recipe makes them, its published recipe by name (or ``RECIPE.yaml``, the card's own
+    ``train_config`` written out), and the checkpoint where the recipe's ``out_dir`` keeps it."""
+    from train.datasets.mediapipe_pairs import shards_of
+
     tc = train_config or {}
-    name = tc.get("name", "default")
-    steps = []
-    if (tc.get("data") or {}).get("mediapipe_pairs"):
-        steps.append("python -m train mediapipe-pairs --n 5000 --seed 4242  # and --seed 4243, in parallel")
+    name, data = tc.get("name", "default"), tc.get("data") or {}
+    recipe = recipe_file(name)
+    steps = [] if recipe else ["# RECIPE.yaml: this card's train_config, written out as YAML"]
+    recipe = recipe or "RECIPE.yaml"
+    if data.get("mediapipe_pairs") and data.get("dataset", "renders") != "frames":
+        cache = data.get("mediapipe_cache", "runs/cache")
+        shards = shards_of(int(data["mediapipe_pairs"]), int(data.get("mediapipe_seed", 4242)),
+                           int(data.get("mediapipe_shards", 1)))  # fmt: skip
+        steps += [f"python -m train mediapipe-pairs --n {k} --seed {seed}"
+                  + ("" if cache == "runs/cache" else f" --cache {cache}")
+                  + ("  # the shards in parallel" if len(shards) > 1 else "") for k, seed in shards]  # fmt: skip
     if not ensemble:
-        steps.append(f"python -m train fit --config configs/train/{name}.yaml")
-        last = f"runs/{name}/last.pt"
+        steps.append(f"python -m train fit --config {recipe}")
+        last = f"{tc.get('out_dir', 'runs')}/{name}/last.pt"
     else:
         seeds = [m.get("seed") for m in ensemble.get("members", [])]
-        steps += [f"python -m train fit --config configs/train/{name}.yaml --seed {s} --out-dir runs/{name}_s{s}"
+        steps += [f"python -m train fit --config {recipe} --seed {s} --out-dir runs/{name}_s{s}"
                   for s in seeds]  # fmt: skip
         last = f"runs/{name}/ensemble.pt"
         steps.append(f"python -m train ensemble {' '.join(f'runs/{name}_s{s}/{name}/last.pt' for s in seeds)} "
