@@ -169,6 +169,22 @@ def test_a_flag_does_not_hide_a_bad_value_in_the_recipe(tmp_path):
     assert not list(tmp_path.glob("smoke*"))
 
 
+def test_resuming_what_is_not_quite_the_run_says_so(tmp_path, caplog):
+    """A packaged model (no optimizer or random state) and a run of another recipe of the same model are resumed,
+    with a warning saying what will differ."""
+    from train.fit import _resume_state
+
+    smoke = load_yaml(TrainConfig, SMOKE)
+    then = {**smoke.model_dump(mode="json"), "lr": 1.0, "seed": 99, "steps": 5, "out_dir": "elsewhere"}
+    p = tmp_path / "packaged.pt"
+    torch.save({"state_dict": {}, "step": 1, "train_config": then}, p)
+    with caplog.at_level("WARNING", logger="train.fit"):
+        _resume_state(p, smoke)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and "no optimizer or random state in it" in said[0], said
+    assert said[1].endswith("differs from this one in lr, seed: it continues under this one"), said
+
+
 def test_fit_keeps_a_kept_run_unless_told_to_start_it_again(tmp_path):
     args = ["fit", "--config", str(SMOKE), "--steps", "1", "--out-dir", str(tmp_path), "--no-progress"]
     assert train_cli(*args).returncode == 0
@@ -340,3 +356,27 @@ def test_a_cards_commands_remake_it_from_its_own_recipe():
                     "python -m train mediapipe-pairs --n 300 --seed 7", "python -m train fit --config RECIPE.yaml",
                     "python -m train calibrate-std --checkpoint exp/mine/last.pt",
                     "python -m train fit-error-model --checkpoint exp/mine/last.pt"]  # fmt: skip
+
+
+def test_ctrl_c_during_fit_says_what_is_kept(tmp_path):
+    """Ctrl-C mid-training: the shell's 130, no traceback, and one line saying the step reached and the checkpoint
+    kept, with the command that continues it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    recipe = tmp_path / "long.yaml"
+    text = re.sub(r"(?m)^steps:.*$", "steps: 100000", SMOKE.read_text())
+    recipe.write_text(re.sub(r"(?m)^checkpoint_every:.*$", "checkpoint_every: 10", text))
+    cmd = [sys.executable, "-m", "train", "fit", "--config", str(recipe), "--out-dir", str(tmp_path), "--no-progress"]
+    p = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    kept = tmp_path / "smoke" / "last.pt"
+    t0 = time.monotonic()
+    while not kept.exists() and time.monotonic() - t0 < 120 and p.poll() is None:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == 130 and "Traceback" not in err, err[-2000:]
+    said = [line for line in err.splitlines() if "interrupted at step" in line]
+    assert len(said) == 1 and f"is kept: --resume {kept} continues" in said[0], err[-2000:]

@@ -205,6 +205,17 @@ def _resume_state(path: str | Path, cfg: TrainConfig) -> dict:
     if int(raw["step"]) >= cfg.steps:
         raise ValueError(f"--resume {path}: that run already finished its {int(raw['step'])} steps (the recipe "
                          f"has {cfg.steps}); give --steps N above {int(raw['step'])} to train it further")  # fmt: skip
+    if "optimizer" not in raw or "torch_rng" not in raw:
+        log.warning("--resume %s: no optimizer or random state in it (a packaged model, not a run's last.pt): it "
+                    "continues with a fresh optimizer, not as the run would have", path)  # fmt: skip
+    then = raw.get("train_config") or {}
+    how = cfg.model_dump(mode="json")
+    # what a run may change when it continues: how long, where, on what; the rest is the recipe
+    moved = sorted(k for k in how if k in then and k not in ("model", "steps", "out_dir", "device", "workers")
+                   and then[k] != how[k])  # fmt: skip
+    if moved:
+        log.warning("--resume %s: that run's recipe differs from this one in %s: it continues under this one",
+                    path, ", ".join(moved))  # fmt: skip
     return raw
 
 
@@ -299,39 +310,49 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
         beat = Heartbeat(bar, f"train {cfg.name}", cfg.steps, unit="step ")
         running = None
         train_s, rate = 0.0, 0.0  # seconds spent on batches and steps (not evaluation or saving)
-        for step in range(start, cfg.steps):
-            t_step = time.perf_counter()
-            b = next(data)
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(cfg, step)
-            beta = cfg.loss.beta * min(1.0, (step + 1) / max(cfg.loss.warmup_steps, 1))
-            if disc is not None:  # the min-max of DCMLS: the discriminators' step, then the rest's
-                disc(*step_fn.tensors(b))
-            loss, logs = step_fn(b, beta)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            running = logs["loss"] if running is None else 0.98 * running + 0.02 * logs["loss"]
-            done = step + 1
-            train_s += time.perf_counter() - t_step
-            rate = (done - start) * cfg.batch_size * where.world / max(train_s, 1e-9)
-            if not where.main:
-                continue
-            if done % cfg.eval_every == 0 or done == cfg.steps:
-                m = _validate(model, cfg)
-                metrics = {"step": done, "loss": running, "val_epe_mean_mm": m.epe_mean_mm,
-                           "val_epe_median_mm": m.epe_median_mm, "val_auc_20_50": m.auc_20_50,
-                           "elapsed_s": time.time() - t0, "samples_per_s": rate, "device": str(where.device),
-                           "processes": where.world}  # fmt: skip
-                history.append(metrics)
-                log.info("step %d loss %.4f val EPE %.2f mm", done, running, m.epe_mean_mm)
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                save(out / "last.pt", done)
-            if done % 50 == 0 or done == cfg.steps:
-                ep = metrics.get("val_epe_mean_mm")
-                info = f"loss {running:.3f}  {rate:,.0f} samples/s" + (f"  val EPE {ep:.2f} mm" if ep else "")
-                bar.update(task, completed=done, info=info)
-                beat(done, info, train_s / (done - start))
+        saved, done = 0, start
+        try:
+            for step in range(start, cfg.steps):
+                t_step = time.perf_counter()
+                b = next(data)
+                for g in opt.param_groups:
+                    g["lr"] = _lr_at(cfg, step)
+                beta = cfg.loss.beta * min(1.0, (step + 1) / max(cfg.loss.warmup_steps, 1))
+                if disc is not None:  # the min-max of DCMLS: the discriminators' step, then the rest's
+                    disc(*step_fn.tensors(b))
+                loss, logs = step_fn(b, beta)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                running = logs["loss"] if running is None else 0.98 * running + 0.02 * logs["loss"]
+                done = step + 1
+                train_s += time.perf_counter() - t_step
+                rate = (done - start) * cfg.batch_size * where.world / max(train_s, 1e-9)
+                if not where.main:
+                    continue
+                if done % cfg.eval_every == 0 or done == cfg.steps:
+                    m = _validate(model, cfg)
+                    metrics = {"step": done, "loss": running, "val_epe_mean_mm": m.epe_mean_mm,
+                               "val_epe_median_mm": m.epe_median_mm, "val_auc_20_50": m.auc_20_50,
+                               "elapsed_s": time.time() - t0, "samples_per_s": rate, "device": str(where.device),
+                               "processes": where.world}  # fmt: skip
+                    history.append(metrics)
+                    log.info("step %d loss %.4f val EPE %.2f mm", done, running, m.epe_mean_mm)
+                if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                    save(out / "last.pt", done)
+                    saved = done
+                if done % 50 == 0 or done == cfg.steps:
+                    ep = metrics.get("val_epe_mean_mm")
+                    info = f"loss {running:.3f}  {rate:,.0f} samples/s" + (f"  val EPE {ep:.2f} mm" if ep else "")
+                    bar.update(task, completed=done, info=info)
+                    beat(done, info, train_s / (done - start))
+        except KeyboardInterrupt:
+            if where.main:
+                kept = out / "last.pt"
+                log.warning("interrupted at step %d of %d; %s", done, cfg.steps,
+                            f"the last checkpoint, of step {saved}, is kept: --resume {kept} continues"
+                            if saved else "this run saved no checkpoint yet")  # fmt: skip
+            raise
     data.close()  # stops the data workers
     if where.main:
         (out / "history.json").write_text(json.dumps(history, indent=1))
