@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +35,11 @@ class Intrinsics:
     def from_file(cls, path: str | Path) -> Intrinsics:
         """Read ``{"width", "height", "fx", "fy", "cx", "cy"}`` from JSON or YAML; a ValueError (one line) names
         what is wrong: unreadable syntax, a missing field, a value that is not a number or out of range."""
-        text = Path(path).read_text()
+        try:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: cannot read the intrinsics ({getattr(e, 'strerror', None) or type(e).__name__})"
+                             ) from None  # fmt: skip
         try:
             if str(path).endswith((".yaml", ".yml")):
                 import yaml
@@ -47,23 +53,30 @@ class Intrinsics:
         except ValueError as e:
             kind = "YAML" if str(path).endswith((".yaml", ".yml")) else "JSON"
             raise ValueError(f"{path}: not valid {kind} ({e})") from None
+        return cls.from_mapping(data, str(path))
+
+    @classmethod
+    def from_mapping(cls, data: Any, where: str = "intrinsics") -> Intrinsics:
+        """``{"width", "height", "fx", "fy", "cx", "cy"}`` (what :meth:`from_file` reads, or a dict given in code);
+        a ValueError (one line, starting with ``where``) names a missing field or a value that is not a number or
+        out of range."""
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: intrinsics need a map of width, height, fx, fy, cx, cy")
+            raise ValueError(f"{where}: intrinsics need a map of width, height, fx, fy, cx, cy")
         missing = [k for k in ("width", "height", "fx", "fy", "cx", "cy") if k not in data]
         if missing:
-            raise ValueError(f"{path}: intrinsics need width, height, fx, fy, cx, cy ({', '.join(missing)} missing)")
+            raise ValueError(f"{where}: intrinsics need width, height, fx, fy, cx, cy ({', '.join(missing)} missing)")
         vals = {}
         for k in ("width", "height", "fx", "fy", "cx", "cy"):
             v = data[k]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"{path}: {k} must be a number, got {v!r}")
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise ValueError(f"{where}: {k} must be a number, got {v!r}")
             if k in ("width", "height") and (v != int(v) or v < 1):
-                raise ValueError(f"{path}: {k} must be a positive whole number of pixels, got {v!r}")
+                raise ValueError(f"{where}: {k} must be a positive whole number of pixels, got {v!r}")
             if k in ("fx", "fy") and v <= 0:
-                raise ValueError(f"{path}: {k} must be positive (pixels), got {v!r}")
+                raise ValueError(f"{where}: {k} must be positive (pixels), got {v!r}")
             vals[k] = v
         k = cls(int(vals["width"]), int(vals["height"]), *(float(vals[k]) for k in ("fx", "fy", "cx", "cy")))
-        k.check_plausible(str(path))
+        k.check_plausible(where)
         return k
 
     def fov_deg(self) -> tuple[float, float]:

@@ -50,12 +50,17 @@ class Hand:
 
 
 def _intrinsics(k: Intrinsics | dict | str | Path | None) -> Intrinsics | None:
+    """``intrinsics`` as given to :class:`HandTracker`, checked as a file of them is (a RunError in one line)."""
+    from streamhand.app import RunError
+
     if k is None or isinstance(k, Intrinsics):
         return k
-    if isinstance(k, dict):
-        return Intrinsics(int(k["width"]), int(k["height"]), float(k["fx"]), float(k["fy"]), float(k["cx"]),
-                          float(k["cy"]))  # fmt: skip
-    return Intrinsics.from_file(str(k))
+    if not isinstance(k, (dict, str, Path)):
+        raise RunError(f"intrinsics: give an Intrinsics, a dict or a JSON/YAML file, not a {type(k).__name__}")
+    try:
+        return Intrinsics.from_mapping(k, "intrinsics") if isinstance(k, dict) else Intrinsics.from_file(k)
+    except ValueError as e:
+        raise RunError(str(e)) from None
 
 
 class HandTracker:
@@ -75,12 +80,18 @@ class HandTracker:
                  modalities: Sequence[str] | None = None, fov_deg: float = 60.0, hand_length_m: float | None = None,
                  backend: str = "auto", with_depth: bool = False, flip_average: bool = False,
                  config: RunConfig | None = None):  # fmt: skip
-        from streamhand.app import build_parts
+        from pydantic import ValidationError
+
+        from streamhand.app import RunError, build_parts
+        from streamhand.configio import format_validation_error
         from streamhand.detect import TrackLinker
         from streamhand.run.place_step import PlaceStep
         from streamhand.run.work import DetectStep, InferStep
 
-        base = config.model_dump() if config is not None else {}
+        # what the config was given (its defaults are checked where they apply, e.g. an engines folder)
+        base = config.model_dump(exclude_unset=True) if config is not None else {}
+        if isinstance(modalities, str):  # "2d,world" as the command line takes it
+            modalities = [m.strip() for m in modalities.split(",") if m.strip()]
         over = {"model": {"path": model, "backend": backend, "hand_length_m": hand_length_m,
                           "modalities": list(modalities) if modalities is not None else None},
                 "smooth": {"enabled": smooth}, "source": {"fov_deg": fov_deg},
@@ -88,8 +99,12 @@ class HandTracker:
                            "flip_average": flip_average}}  # fmt: skip
         for section, values in over.items():
             base.setdefault(section, {}).update(values if config is None else _given(values, section, config))
-        self.cfg = RunConfig.model_validate(base)
+        try:
+            self.cfg = RunConfig.model_validate(base)
+        except ValidationError as e:
+            raise RunError(format_validation_error(e, RunConfig, "HandTracker")) from None
         self.intrinsics = _intrinsics(intrinsics)
+        self._closed = False
         parts = build_parts(self.cfg, with_depth, "frames", stills=not tracking)
         self.lifter, self.modalities, self.detector = parts.lifter, parts.modalities, parts.detector
         self.tracking = parts.tracking
@@ -107,10 +122,13 @@ class HandTracker:
         now); ``depth``: metres, aligned to ``rgb``, for a tracker made ``with_depth``."""
         from streamhand.capture.base import Frame
 
+        if self._closed:
+            raise RuntimeError("this HandTracker is closed; make a new one")
         rgb = np.asarray(rgb)
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or 0 in rgb.shape:
             raise ValueError(f"process() takes an (H, W, 3) uint8 RGB image, not {rgb.dtype} {rgb.shape}")
         h, w = rgb.shape[:2]
+        depth = _depth_for(depth, h, w)
         k = intrinsics or self.intrinsics
         k = k.for_frame(w, h) if k is not None else Intrinsics.from_fov(w, h, self.cfg.source.fov_deg)
         now = time.monotonic()
@@ -156,13 +174,28 @@ class HandTracker:
             src.close()
 
     def close(self) -> None:
-        self.detector.close()
+        if not self._closed:
+            self._closed = True
+            self.detector.close()
 
     def __enter__(self) -> HandTracker:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _depth_for(depth: Any, h: int, w: int) -> np.ndarray | None:
+    """``process``'s depth image checked against its (h, w) colour image: (h, w) metres, float."""
+    if depth is None:
+        return None
+    d = np.asarray(depth)
+    if d.shape != (h, w):
+        raise ValueError(f"depth: an (H, W) image aligned to the colour image, {(h, w)}, not {d.shape}")
+    if not np.issubdtype(d.dtype, np.floating):
+        raise ValueError(f"depth: metres as float32 or float64, not {d.dtype} (a sensor's millimetres: divide by "
+                         "1000)")  # fmt: skip
+    return d
 
 
 def _given(values: dict, section: str, config: RunConfig) -> dict:

@@ -137,6 +137,53 @@ def test_process_refuses_what_is_not_an_rgb_image(image, says):
         t.process(image)
 
 
+def test_bad_input_to_process_leaves_the_tracker_working():
+    """An empty image (which MediaPipe's graph would take and be broken by for good), a depth image of another size,
+    depth in millimetres: a ValueError each, and the next frame is read; after close, a clear error."""
+    rgbs, _, _ = rendered_frames(1, 320, 240, seed=6, occluders=0.0)
+    with HandTracker(with_depth=True) as t:
+        for image, depth, says in [(np.zeros((0, 0, 3), np.uint8), None, r"\(H, W, 3\) uint8"),
+                                   (rgbs[0], np.ones((120, 160), np.float32), r"aligned to the colour image"),
+                                   (rgbs[0], np.ones((240, 320, 3), np.float32), r"aligned to the colour image"),
+                                   (rgbs[0], np.full((240, 320), 500, np.uint16), r"millimetres: divide by 1000")]:
+            with pytest.raises(ValueError, match=says):
+                t.process(image, depth=depth)
+        assert len(t.process(rgbs[0])) == 1
+    with pytest.raises(RuntimeError, match="this HandTracker is closed"):
+        t.process(rgbs[0])
+    t.close()  # twice: nothing to do
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"intrinsics": {"width": 640, "height": 480, "fx": -500, "fy": 500, "cx": 320, "cy": 240}},
+         "intrinsics: fx must be positive (pixels), got -500"),
+        ({"intrinsics": {"width": 640, "height": 480, "fx": 500}}, "intrinsics: intrinsics need width, height, fx, fy"),
+        ({"intrinsics": [1, 2, 3]}, "intrinsics: give an Intrinsics, a dict or a JSON/YAML file, not a list"),
+        ({"intrinsics": "no/such/k.json"}, "no/such/k.json: cannot read the intrinsics"),
+        ({"max_hands": 0}, "HandTracker: detect.max_hands: Input should be greater than or equal to 1"),
+        ({"fov_deg": 200}, "HandTracker: source.fov_deg:"),
+        ({"backend": "bogus"}, "HandTracker: model.backend:"),
+    ],
+)
+def test_bad_options_are_one_line(options, says):
+    with pytest.raises(RunError) as e:
+        HandTracker(**options)
+    assert says in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_options_as_the_command_line_spells_them_and_a_config_made_anywhere(tmp_path, monkeypatch):
+    """``modalities`` as a comma list, and a RunConfig of defaults in a folder without an engines folder."""
+    from streamhand.runtime_config import RunConfig
+
+    monkeypatch.chdir(tmp_path)
+    with HandTracker(modalities="2d,world") as t:
+        assert tuple(t.modalities) == ("2d", "world")
+    with HandTracker(config=RunConfig()) as t:
+        assert t.cfg.detect.max_hands == 2
+
+
 def test_a_bad_model_is_one_line():
     with pytest.raises(RunError) as e:
         HandTracker(model="no-such-model")
