@@ -4,6 +4,7 @@ error, never kill a socket, and never stop good messages from arriving."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import msgpack
@@ -126,6 +127,39 @@ def test_subscriber_skips_a_flood_of_garbage_and_keeps_receiving():
     finally:
         sub.close()
         pub.close(0)
+
+
+def test_the_timeout_counts_from_the_last_pose_given_not_the_last_message():
+    """A publisher sending only poses that are malformed: the subscriber gives up after its timeout, however many
+    arrive. A topic given as one string is one topic; topics that carry no pose need raw=True."""
+    port = free_port()
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.bind(f"tcp://127.0.0.1:{port}")
+    sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics="hand.pose.left", timeout=0.6)
+    stop = threading.Event()
+
+    def flood() -> None:
+        bad = {**_good_pose(0), "joints_cam": "not an array"}
+        while not stop.is_set():
+            pub.send_multipart(protocol.encode("hand.pose.left", bad))
+            time.sleep(0.01)
+
+    sender = threading.Thread(target=flood, daemon=True)
+    try:
+        assert sub.topics == ("hand.pose.left",)
+        sender.start()
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError):
+            next(iter(sub))
+        assert time.monotonic() - t0 < 3.0 and sub.malformed > 5
+    finally:
+        stop.set()
+        sender.join()
+        sub.close()
+        pub.close(0)
+    with pytest.raises(ValueError, match="yields hand poses only"):
+        PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=["hand.frame"])
 
 
 @pytest.mark.slow

@@ -136,7 +136,12 @@ class PoseSubscriber:
             else:
                 address = self._address_from_control(control, timeout)
         self.address, self.timeout, self.raw = address, timeout, raw
-        self.topics = tuple(topics)
+        self.topics = (topics,) if isinstance(topics, str) else tuple(topics)
+        pose = protocol.TOPIC_POSE + "."
+        if not raw and not any(pose.startswith(t) or t.startswith(protocol.TOPIC_POSE) for t in self.topics):
+            raise ValueError(f"topics {list(self.topics)}: without raw=True a PoseSubscriber yields hand poses only, "
+                             f"and none of these topics carries one; subscribe to {protocol.TOPIC_POSE} or give "
+                             "raw=True")  # fmt: skip
         self._sock = self._ctx.socket(zmq.SUB)
         self._secure(self._sock)
         self._sock.setsockopt(zmq.LINGER, 0)
@@ -173,7 +178,10 @@ class PoseSubscriber:
 
     def recv(self) -> Message:
         """The next well-formed message of the subscribed topics (malformed ones are skipped)."""
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        return self._recv_by(None if self.timeout is None else time.monotonic() + self.timeout)
+
+    def _recv_by(self, deadline: float | None) -> Message:
+        """:meth:`recv`, a ``TimeoutError`` where nothing well-formed arrived by ``deadline`` (``time.monotonic``)."""
         while True:
             if deadline is not None and not self._sock.poll(max(int((deadline - time.monotonic()) * 1000), 0)):
                 raise TimeoutError(f"nothing received from {self.address} in {self.timeout} s")
@@ -202,16 +210,21 @@ class PoseSubscriber:
             log.warning("skipped a malformed message from %s (%s; %d so far)", self.address, why, self.malformed)
 
     def __iter__(self) -> Iterator[HandPose | Message]:
+        """Every message (``raw``) or hand pose; ``timeout`` counts from the last one yielded, so messages skipped in
+        between (malformed, or not poses) do not hold it off."""
         while True:
-            m = self.recv()
-            if self.raw:
-                yield m
-            elif m.topic.startswith(protocol.TOPIC_POSE + "."):
-                msg, problems = protocol.parse(m.topic, m.data)  # into schema.HandPoseMsg, every type checked
-                if not isinstance(msg, HandPoseMsg):
+            deadline = None if self.timeout is None else time.monotonic() + self.timeout
+            while True:
+                m = self._recv_by(deadline)
+                if self.raw:
+                    yield m
+                    break
+                if m.topic.startswith(protocol.TOPIC_POSE + "."):
+                    msg, problems = protocol.parse(m.topic, m.data)  # into schema.HandPoseMsg, every type checked
+                    if isinstance(msg, HandPoseMsg):
+                        yield HandPose.from_struct(msg, m.gap, raw=m.data)
+                        break
                     self._skip(protocol.MalformedMessage("; ".join(problems[:3])))
-                    continue
-                yield HandPose.from_struct(msg, m.gap, raw=m.data)
 
     def close(self) -> None:
         self._sock.close(0)
