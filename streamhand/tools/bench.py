@@ -99,7 +99,10 @@ def bench_models(
             runs = [(n, p) for n in backends for p in (("fp32", "int8") if n == "onnxruntime" and both else ("fp32",))]
             for name, precision in runs:
                 if name == "tensorrt":
-                    _engine_for(ck, mods, batches, n_samples, tmp / "engines")
+                    missing = _engine_for(ck, mods, batches, n_samples, tmp / "engines")
+                    if missing:
+                        log.warning("bench: backend tensorrt unavailable: %s", missing)
+                        continue
                 try:
                     be = make_backend(name, ck, n_samples, threads, mods, tmp / "engines", prepare_graph, precision)
                 except (ValueError, ImportError) as e:
@@ -119,18 +122,21 @@ def bench_models(
     return rows
 
 
-def _engine_for(ck: Checkpoint, mods: tuple[str, ...], batches: list[int], n_samples: int, out: Path) -> None:
-    """Build an fp16 engine for the timing where TensorRT and a GPU are here (else ``make_backend`` says why)."""
+def _engine_for(ck: Checkpoint, mods: tuple[str, ...], batches: list[int], n_samples: int, out: Path) -> str | None:
+    """Build an fp16 engine for the timing where TensorRT and a GPU are here; what this machine lacks for one (None:
+    nothing; a build that fails is logged and ``make_backend`` then says why it falls back)."""
     from streamhand.export.engine_build import build, missing_for_engines
     from streamhand.export.tensorrt_build import EngineBuildError, EngineOptions
     from streamhand.sidecar import this_machine
 
-    if missing_for_engines(this_machine()):
-        return
+    missing = missing_for_engines(this_machine())
+    if missing:
+        return missing
     try:
         build(ck, mods, EngineOptions("fp16", (1, min(batches), max(batches))), out, n_samples)
     except EngineBuildError as e:
         log.warning("bench: no engine for %s: %s", "+".join(mods), e)
+    return None
 
 
 def bench_detectors(detectors: list[str], frames: int = 100, on_row: Callable[[Row], None] | None = None) -> list[Row]:
