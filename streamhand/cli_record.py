@@ -80,10 +80,11 @@ def record(
                 break
     finally:
         sub.close()
-        if rec.count == 0 and why.startswith("nothing"):
+        idle = rec.count == 0 and why.startswith("nothing")  # nothing arrived: no recording
+        if idle:
             rec.discard()
         path = rec.close()
-    if rec.count == 0 and why.startswith("nothing"):
+    if idle:
         fail(f"nothing arrived from {sub.address} in {timeout:g} s, so no recording was written; is `streamhand run` "
              "publishing there?", 1)  # fmt: skip
     typer.echo(f"recorded {rec.count} messages to {path} ({why})", err=True)

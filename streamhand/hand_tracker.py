@@ -17,6 +17,7 @@ pipeline's threads, so a hand here is the hand ``run`` publishes for the same fr
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -88,17 +89,18 @@ class HandTracker:
         from streamhand.run.place_step import PlaceStep
         from streamhand.run.work import DetectStep, InferStep
 
-        # what the config was given (its defaults are checked where they apply, e.g. an engines folder)
-        base = config.model_dump(exclude_unset=True) if config is not None else {}
-        if isinstance(modalities, str):  # "2d,world" as the command line takes it
-            modalities = [m.strip() for m in modalities.split(",") if m.strip()]
-        over = {"model": {"path": model, "backend": backend, "hand_length_m": hand_length_m,
-                          "modalities": list(modalities) if modalities is not None else None},
-                "smooth": {"enabled": smooth}, "source": {"fov_deg": fov_deg},
-                "detect": {"max_hands": max_hands, "tracking": "on" if tracking else "off",
-                           "flip_average": flip_average}}  # fmt: skip
+        # what the config holds beyond its defaults (a default is checked where it applies, e.g. an engines folder)
+        base = config.model_dump(exclude_defaults=True) if config is not None else {}
+        given = {"model": model, "backend": backend, "hand_length_m": hand_length_m, "modalities": modalities,
+                 "smooth": smooth, "fov_deg": fov_deg, "max_hands": max_hands, "tracking": tracking,
+                 "flip_average": flip_average}  # fmt: skip
+        over = _settings(**given)
+        if config is not None:  # the arguments override it only where given: where they differ from their defaults
+            signature = inspect.signature(HandTracker.__init__).parameters
+            unset = _settings(**{name: signature[name].default for name in given})
+            over = {sec: {k: v for k, v in vals.items() if v != unset[sec][k]} for sec, vals in over.items()}
         for section, values in over.items():
-            base.setdefault(section, {}).update(values if config is None else _given(values, section, config))
+            base.setdefault(section, {}).update(values)
         try:
             self.cfg = RunConfig.model_validate(base)
         except ValidationError as e:
@@ -192,16 +194,23 @@ def _depth_for(depth: Any, h: int, w: int) -> np.ndarray | None:
     d = np.asarray(depth)
     if d.shape != (h, w):
         raise ValueError(f"depth: an (H, W) image aligned to the colour image, {(h, w)}, not {d.shape}")
-    if not np.issubdtype(d.dtype, np.floating):
+    if d.dtype not in (np.float32, np.float64):
         raise ValueError(f"depth: metres as float32 or float64, not {d.dtype} (a sensor's millimetres: divide by "
                          "1000)")  # fmt: skip
     return d
 
 
-def _given(values: dict, section: str, config: RunConfig) -> dict:
-    """With a ``config``, the constructor's arguments override it only where they differ from their defaults."""
-    defaults = RunConfig().model_dump()[section]
-    return {k: v for k, v in values.items() if v != defaults.get(k) and not (k == "path" and v is None)}
+def _settings(model: str | None, backend: str, hand_length_m: float | None, modalities: Any, smooth: bool,
+              fov_deg: float, max_hands: int, tracking: bool, flip_average: bool) -> dict[str, dict]:  # fmt: skip
+    """:class:`HandTracker`'s arguments as the sections and fields of a RunConfig (``modalities``: a list, or the
+    command line's comma list)."""
+    if isinstance(modalities, str):
+        modalities = [m.strip() for m in modalities.split(",") if m.strip()]
+    return {"model": {"path": model, "backend": backend, "hand_length_m": hand_length_m,
+                      "modalities": list(modalities) if modalities is not None else None},
+            "smooth": {"enabled": smooth}, "source": {"fov_deg": fov_deg},
+            "detect": {"max_hands": max_hands, "tracking": "on" if tracking else "off",
+                       "flip_average": flip_average}}  # fmt: skip
 
 
 def _source_config(source: Any, fov_deg: float) -> Any:

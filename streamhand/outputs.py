@@ -17,6 +17,18 @@ class OutputError(ValueError):
     """A path a command cannot write (the message is one line, naming the option)."""
 
 
+def _make_folder(folder: Path, p: Path, option: str) -> None:
+    """Make ``folder``, where ``p`` goes, if it is missing: :class:`OutputError` naming ``p`` where a file stands in
+    its way or it cannot be made."""
+    blocker = next((a for a in (folder, *folder.parents) if a.exists() and not a.is_dir()), None)
+    if blocker is not None:
+        raise OutputError(f"{option} {p}: {blocker} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{option} {p}: cannot write there ({e.strerror or type(e).__name__})") from None
+
+
 def check_output(path: str | Path | None, option: str) -> Path | None:
     """``path`` if a file can be written there, else :class:`OutputError`; its parent folder is created where it is
     missing, and a probe file beside the target proves the folder takes files. None passes through (the option
@@ -26,12 +38,9 @@ def check_output(path: str | Path | None, option: str) -> Path | None:
     p = Path(path)
     if p.is_dir():
         raise OutputError(f"{option} {p}: is a folder; give a file name, e.g. {p / 'out.json'}")
-    blocker = next((a for a in (p.parent, *p.parent.parents) if a.exists() and not a.is_dir()), None)
-    if blocker is not None:
-        raise OutputError(f"{option} {p}: {blocker} is a file, not a folder")
+    _make_folder(p.parent, p, option)
     probe = p.with_name(f".{p.name}.probe")
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
         probe.touch()
         probe.unlink()
     except OSError as e:
@@ -46,17 +55,7 @@ def check_output_dir(path: str | Path, option: str) -> Path:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise OutputError(f"{option} {p}: is a file; give a folder")
-    if p.is_dir():
-        if not os.access(p, os.W_OK | os.X_OK):
-            raise OutputError(f"{option} {p}: folder is not writable")
-        return p
-    blocker = next((a for a in p.parents if a.exists() and not a.is_dir()), None)
-    if blocker is not None:
-        raise OutputError(f"{option} {p}: {blocker} is a file, not a folder")
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"{option} {p}: cannot make the folder ({e.strerror or type(e).__name__})") from None
+    _make_folder(p, p, option)
     if not os.access(p, os.W_OK | os.X_OK):
         raise OutputError(f"{option} {p}: folder is not writable")
     return p

@@ -139,9 +139,10 @@ def test_the_timeout_counts_from_the_last_pose_given_not_the_last_message():
     sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics="hand.pose.left", timeout=0.6)
     stop = threading.Event()
 
-    def flood() -> None:
+    def flood() -> None:  # for 5 s at most: a subscriber that never gives up fails the test instead of hanging it
         bad = {**_good_pose(0), "joints_cam": "not an array"}
-        while not stop.is_set():
+        t_end = time.monotonic() + 5.0
+        while not stop.is_set() and time.monotonic() < t_end:
             pub.send_multipart(protocol.encode("hand.pose.left", bad))
             time.sleep(0.01)
 
@@ -160,6 +161,10 @@ def test_the_timeout_counts_from_the_last_pose_given_not_the_last_message():
         pub.close(0)
     with pytest.raises(ValueError, match="yields hand poses only"):
         PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=["hand.frame"])
+    t0 = time.monotonic()
+    with pytest.raises(ValueError, match="yields hand poses only"):  # before asking a control socket anything
+        PoseSubscriber(control=f"tcp://127.0.0.1:{free_port()}", topics=["status"], timeout=2)
+    assert time.monotonic() - t0 < 1.0
 
 
 @pytest.mark.slow

@@ -145,7 +145,8 @@ def test_bad_input_to_process_leaves_the_tracker_working():
         for image, depth, says in [(np.zeros((0, 0, 3), np.uint8), None, r"\(H, W, 3\) uint8"),
                                    (rgbs[0], np.ones((120, 160), np.float32), r"aligned to the colour image"),
                                    (rgbs[0], np.ones((240, 320, 3), np.float32), r"aligned to the colour image"),
-                                   (rgbs[0], np.full((240, 320), 500, np.uint16), r"millimetres: divide by 1000")]:
+                                   (rgbs[0], np.full((240, 320), 500, np.uint16), r"millimetres: divide by 1000"),
+                                   (rgbs[0], np.full((240, 320), 0.5, np.float16), r"float32 or float64, not float16")]:
             with pytest.raises(ValueError, match=says):
                 t.process(image, depth=depth)
         assert len(t.process(rgbs[0])) == 1
@@ -182,6 +183,10 @@ def test_options_as_the_command_line_spells_them_and_a_config_made_anywhere(tmp_
         assert tuple(t.modalities) == ("2d", "world")
     with HandTracker(config=RunConfig()) as t:
         assert t.cfg.detect.max_hands == 2
+    cfg = RunConfig()
+    cfg.detect.max_hands, cfg.smooth.enabled = 1, True  # set after it was made: kept too
+    with HandTracker(config=cfg) as t:
+        assert t.cfg.detect.max_hands == 1 and t.cfg.smooth.enabled
 
 
 def test_a_bad_model_is_one_line():

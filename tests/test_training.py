@@ -193,6 +193,12 @@ def test_fit_keeps_a_kept_run_unless_told_to_start_it_again(tmp_path):
     r = train_cli(*args)
     assert r.returncode == 2 and "a run of this name is kept there; --resume" in r.stderr, r.stderr[-1500:]
     assert r.stderr.strip().count("\n") == 0 and kept.read_bytes() == before
+    other = tmp_path / "other.pt"
+    other.write_bytes(before)
+    r = train_cli(*args[:3], "--steps", "2", *args[5:], "--resume", str(other))  # another file: not this run
+    assert r.returncode == 2 and "a run of this name is kept there" in r.stderr and kept.read_bytes() == before
+    r = train_cli(*args[:3], "--steps", "2", *args[5:], "--resume", str(kept))  # this run: continued
+    assert r.returncode == 0, r.stderr[-1500:]
     r = train_cli(*args, "--overwrite")
     assert r.returncode == 0, r.stderr[-1500:]
 
@@ -301,7 +307,7 @@ def test_packaging_in_half_precision_halves_the_file_and_loads_as_float32(tmp_pa
     np.testing.assert_allclose(ck.model(x).joints.detach(), want.detach(), atol=2e-2 * float(want.detach().abs().max()))
     card = json.loads(card_path.read_text())
     assert card["weights"] == "float16"
-    assert card["reproduce"][0] == "python -m train fit --config configs/train/depth.yaml"
+    assert card["reproduce"][0] == "python -m train fit --config configs/train/depth.yaml --seed 1"  # its own seed
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in DEFAULT_WEIGHTS.parent.glob("*.pt")))
@@ -340,7 +346,8 @@ def test_a_cards_commands_remake_it_from_its_own_recipe():
     from train.model_card import reproduce
 
     def recipe(f: str) -> dict:
-        return TrainConfig.model_validate(yaml.safe_load((ROOT / f"configs/train/{f}.yaml").read_text())).model_dump()
+        recipe = TrainConfig.model_validate(yaml.safe_load((ROOT / f"configs/train/{f}.yaml").read_text()))
+        return recipe.model_dump(mode="json")  # as a checkpoint records it
 
     assert reproduce(recipe("finetune_frames")) == [
         "python -m train fit --config configs/train/finetune_frames.yaml",
@@ -351,6 +358,10 @@ def test_a_cards_commands_remake_it_from_its_own_recipe():
     made = reproduce(recipe("default"))[: default["mediapipe_shards"]]
     assert made[0].startswith(f"python -m train mediapipe-pairs --n {default['mediapipe_pairs'] // 2} --seed 4242")
     assert made[1].startswith("python -m train mediapipe-pairs --n 5000 --seed 4243")
+    elsewhere = reproduce({**recipe("default"), "out_dir": "exp", "steps": 7, "device": "cuda"})  # the flags' part
+    assert elsewhere[2:4] == ["python -m train fit --config configs/train/default.yaml --steps 7 --out-dir exp",
+                              "python -m train calibrate-std --checkpoint exp/default/last.pt"]  # fmt: skip
+    assert reproduce({**recipe("default"), "lr": 1.0})[0].startswith("# RECIPE.yaml")  # a published recipe changed
     mine = reproduce({"name": "mine", "out_dir": "exp", "data": {"mediapipe_pairs": 300, "mediapipe_seed": 7}})
     assert mine == ["# RECIPE.yaml: this card's train_config, written out as YAML",
                     "python -m train mediapipe-pairs --n 300 --seed 7", "python -m train fit --config RECIPE.yaml",

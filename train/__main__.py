@@ -82,7 +82,8 @@ def fit(
     if resume is not None and not resume.is_file():
         fail(f"--resume: checkpoint not found: {resume}")
     kept = Path(cfg.out_dir) / cfg.name / "last.pt"
-    if resume is None and kept.exists() and not overwrite:
+    continues = resume is not None and resume.resolve() == kept.resolve()
+    if kept.exists() and not (continues or overwrite):
         fail(f"{kept}: a run of this name is kept there; --resume {kept} continues it, --overwrite starts it again, "
              "or give another --out-dir")  # fmt: skip
     check_output_or_fail(cfg.out_dir, "--out-dir" if out_dir is not None else f"{config}: out_dir", folder=True)

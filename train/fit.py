@@ -310,7 +310,9 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
         beat = Heartbeat(bar, f"train {cfg.name}", cfg.steps, unit="step ")
         running = None
         train_s, rate = 0.0, 0.0  # seconds spent on batches and steps (not evaluation or saving)
-        saved, done = 0, start
+        # the checkpoint this run's out folder keeps: the one it continues, until it saves its own
+        saved = start if resume is not None and Path(resume).resolve() == (out / "last.pt").resolve() else 0
+        done = start
         try:
             for step in range(start, cfg.steps):
                 t_step = time.perf_counter()

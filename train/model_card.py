@@ -26,18 +26,40 @@ def git_commit() -> str:
 RECIPES = Path(__file__).resolve().parents[1] / "configs" / "train"
 
 
-def recipe_file(name: str) -> str | None:
-    """The published recipe whose ``name:`` is ``name``, as the path ``fit`` is given from the repository; None
-    where none is (a recipe of your own: the card's ``train_config`` is it)."""
+#: what a run may choose without being another recipe: the machine it ran on (bf16 falls back to fp32 on a CPU)
+_MACHINE = ("device", "workers", "precision")
+#: what ``fit`` overrides from the command line
+_FLAGS = {"steps": "--steps", "seed": "--seed", "out_dir": "--out-dir"}
+
+
+def _differs(mine: object, published: object) -> bool:
+    """Whether ``mine`` (a card's recipe, or part of it) says something ``published`` does not: maps compared on
+    ``mine``'s own keys (a card may record a part of its recipe), everything else by value."""
+    if isinstance(mine, dict) and isinstance(published, dict):
+        return any(k not in published or _differs(v, published[k]) for k, v in mine.items())
+    return mine != published
+
+
+def recipe_file(train_config: dict) -> tuple[str, list[str]] | None:
+    """The published recipe a card's ``train_config`` was trained with, as the path ``fit`` is given from the
+    repository, and the flags that turn it into that run (``--steps``, ``--seed``, ``--out-dir``); None where none
+    is (a recipe of one's own, or a published one changed: the card's ``train_config`` is the recipe)."""
     import yaml
 
+    from train.config import TrainConfig
+
+    name = train_config.get("name")
     for p in sorted(RECIPES.glob("*.yaml")):
         try:
-            said = (yaml.safe_load(p.read_text()) or {}).get("name")
-        except (yaml.YAMLError, OSError, AttributeError):
+            published = TrainConfig.model_validate(yaml.safe_load(p.read_text()) or {}).model_dump(mode="json")
+        except (yaml.YAMLError, OSError, ValueError):
             continue
-        if said == name:
-            return f"configs/train/{p.name}"
+        if published.get("name") != name:
+            continue
+        moved = [k for k, v in train_config.items() if k not in _MACHINE and _differs(v, published.get(k))]
+        if set(moved) <= set(_FLAGS):
+            return f"configs/train/{p.name}", [f"{_FLAGS[k]} {train_config[k]}" for k in moved]
+        return None
     return None
 
 
@@ -49,9 +71,9 @@ def reproduce(train_config: dict | None, ensemble: dict | None = None) -> list[s
 
     tc = train_config or {}
     name, data = tc.get("name", "default"), tc.get("data") or {}
-    recipe = recipe_file(name)
-    steps = [] if recipe else ["# RECIPE.yaml: this card's train_config, written out as YAML"]
-    recipe = recipe or "RECIPE.yaml"
+    found = recipe_file(tc)
+    steps = [] if found else ["# RECIPE.yaml: this card's train_config, written out as YAML"]
+    recipe, flags = found if found else ("RECIPE.yaml", [])
     if data.get("mediapipe_pairs") and data.get("dataset", "renders") != "frames":
         cache = data.get("mediapipe_cache", "runs/cache")
         shards = shards_of(int(data["mediapipe_pairs"]), int(data.get("mediapipe_seed", 4242)),
@@ -60,11 +82,12 @@ def reproduce(train_config: dict | None, ensemble: dict | None = None) -> list[s
                   + ("" if cache == "runs/cache" else f" --cache {cache}")
                   + ("  # the shards in parallel" if len(shards) > 1 else "") for k, seed in shards]  # fmt: skip
     if not ensemble:
-        steps.append(f"python -m train fit --config {recipe}")
+        steps.append(" ".join(["python -m train fit --config", recipe, *flags]))
         last = f"{tc.get('out_dir', 'runs')}/{name}/last.pt"
     else:
         seeds = [m.get("seed") for m in ensemble.get("members", [])]
-        steps += [f"python -m train fit --config {recipe} --seed {s} --out-dir runs/{name}_s{s}"
+        kept = [f for f in flags if f.startswith("--steps")]  # each member's seed and folder are its own
+        steps += [" ".join(["python -m train fit --config", recipe, *kept, f"--seed {s} --out-dir runs/{name}_s{s}"])
                   for s in seeds]  # fmt: skip
         last = f"runs/{name}/ensemble.pt"
         steps.append(f"python -m train ensemble {' '.join(f'runs/{name}_s{s}/{name}/last.pt' for s in seeds)} "

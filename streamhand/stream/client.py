@@ -121,6 +121,12 @@ class PoseSubscriber:
         curve_server_key: str | None = None,
         curve_client_key: str | None = None,
     ):
+        self.topics = (topics,) if isinstance(topics, str) else tuple(topics)
+        pose = protocol.TOPIC_POSE + "."
+        if not raw and not any(pose.startswith(t) or t.startswith(protocol.TOPIC_POSE) for t in self.topics):
+            raise ValueError(f"topics {list(self.topics)}: without raw=True a PoseSubscriber yields hand poses only, "
+                             f"and none of these topics carries one; subscribe to {protocol.TOPIC_POSE} or give "
+                             "raw=True")  # fmt: skip
         self._ctx = context or zmq.Context.instance()
         self._curve = None
         if (curve_server_key is None) != (curve_client_key is None):
@@ -136,12 +142,6 @@ class PoseSubscriber:
             else:
                 address = self._address_from_control(control, timeout)
         self.address, self.timeout, self.raw = address, timeout, raw
-        self.topics = (topics,) if isinstance(topics, str) else tuple(topics)
-        pose = protocol.TOPIC_POSE + "."
-        if not raw and not any(pose.startswith(t) or t.startswith(protocol.TOPIC_POSE) for t in self.topics):
-            raise ValueError(f"topics {list(self.topics)}: without raw=True a PoseSubscriber yields hand poses only, "
-                             f"and none of these topics carries one; subscribe to {protocol.TOPIC_POSE} or give "
-                             "raw=True")  # fmt: skip
         self._sock = self._ctx.socket(zmq.SUB)
         self._secure(self._sock)
         self._sock.setsockopt(zmq.LINGER, 0)
@@ -183,7 +183,9 @@ class PoseSubscriber:
     def _recv_by(self, deadline: float | None) -> Message:
         """:meth:`recv`, a ``TimeoutError`` where nothing well-formed arrived by ``deadline`` (``time.monotonic``)."""
         while True:
-            if deadline is not None and not self._sock.poll(max(int((deadline - time.monotonic()) * 1000), 0)):
+            # past the deadline it gives up even while messages still queue (a flood of ones it skips)
+            if deadline is not None and (time.monotonic() >= deadline
+                                         or not self._sock.poll(max(int((deadline - time.monotonic()) * 1000), 0))):
                 raise TimeoutError(f"nothing received from {self.address} in {self.timeout} s")
             parts = self._sock.recv_multipart()
             try:
