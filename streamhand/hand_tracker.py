@@ -110,9 +110,9 @@ class HandTracker:
         parts = build_parts(self.cfg, with_depth, "frames", stills=not tracking)
         self.lifter, self.modalities, self.detector = parts.lifter, parts.modalities, parts.detector
         self.tracking = parts.tracking
-        d = self.cfg.detect
-        self._detect = DetectStep(self.detector, TrackLinker(link=tracking), self.lifter, self.modalities, d.max_hands,
-                                  d.crop_margin)  # fmt: skip
+        d = self.cfg.detect  # tracks are linked as the detector reads: a sequence, or unrelated photos
+        self._detect = DetectStep(self.detector, TrackLinker(link=self.tracking), self.lifter, self.modalities,
+                                  d.max_hands, d.crop_margin)  # fmt: skip
         self._infer = InferStep(self.lifter, self.modalities)
         self._place = PlaceStep(self.cfg.smooth, self.lifter.backend.error_model, self.cfg.model.ray_pull)
         self._index = 0
