@@ -210,9 +210,10 @@ def _resume_state(path: str | Path, cfg: TrainConfig) -> dict:
                     "continues with a fresh optimizer, not as the run would have", path)  # fmt: skip
     then = raw.get("train_config") or {}
     how = cfg.model_dump(mode="json")
-    # what a run may change when it continues: how long, where, on what; the rest is the recipe
-    moved = sorted(k for k in how if k in then and k not in ("model", "steps", "out_dir", "device", "workers")
-                   and then[k] != how[k])  # fmt: skip
+    # what a run may change when it continues: how long, where, on what machine (bf16 is recorded as fp32 where a
+    # CPU trained in fp32); the model is checked above; the rest is the recipe
+    moved = sorted(k for k in how if k in then and then[k] != how[k]
+                   and k not in ("model", "steps", "out_dir", "device", "workers", "precision"))  # fmt: skip
     if moved:
         log.warning("--resume %s: that run's recipe differs from this one in %s: it continues under this one",
                     path, ", ".join(moved))  # fmt: skip
