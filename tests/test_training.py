@@ -381,7 +381,9 @@ def test_ctrl_c_during_fit_says_what_is_kept(tmp_path):
     text = re.sub(r"(?m)^steps:.*$", "steps: 100000", SMOKE.read_text())
     recipe.write_text(re.sub(r"(?m)^checkpoint_every:.*$", "checkpoint_every: 10", text))
     cmd = [sys.executable, "-m", "train", "fit", "--config", str(recipe), "--out-dir", str(tmp_path), "--no-progress"]
-    p = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    # as from a terminal: Ctrl-C's signal handled (a test runner's worker may ignore it, and a child inherits that)
+    p = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     kept = tmp_path / "smoke" / "last.pt"
     t0 = time.monotonic()
     while not kept.exists() and time.monotonic() - t0 < 120 and p.poll() is None:
