@@ -369,9 +369,10 @@ def test_a_cards_commands_remake_it_from_its_own_recipe():
                     "python -m train fit-error-model --checkpoint exp/mine/last.pt"]  # fmt: skip
 
 
-def test_ctrl_c_during_fit_says_what_is_kept(tmp_path):
-    """Ctrl-C mid-training: the shell's 130, no traceback, and one line saying the step reached and the checkpoint
-    kept, with the command that continues it."""
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_during_fit_says_what_is_kept(tmp_path, sig):
+    """Ctrl-C (or a batch system's SIGTERM) mid-training: 130, no traceback, and one line saying the step reached
+    and the checkpoint kept, with the command that continues it."""
     import signal
     import subprocess
     import sys
@@ -388,7 +389,7 @@ def test_ctrl_c_during_fit_says_what_is_kept(tmp_path):
     t0 = time.monotonic()
     while not kept.exists() and time.monotonic() - t0 < 120 and p.poll() is None:
         time.sleep(0.2)
-    p.send_signal(signal.SIGINT)
+    p.send_signal(getattr(signal, sig))
     err = p.communicate(timeout=60)[1]
     assert p.returncode == 130 and "Traceback" not in err, err[-2000:]
     said = [line for line in err.splitlines() if "interrupted at step" in line]

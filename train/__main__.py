@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -49,6 +50,11 @@ def _checkpoint_file_or_fail(path: Path) -> Checkpoint:
     return _checkpoint_or_fail(path)
 
 
+def _stop_as_ctrl_c(*_: object) -> None:
+    """SIGTERM handled as Ctrl-C: training stops between steps and says what is kept (exit 130)."""
+    raise KeyboardInterrupt
+
+
 def _write_at_end(path: Path, text: str) -> None:
     """Write a result after the work (already printed); a failure is one line and exit 1."""
     from streamhand.outputs import OutputError, write_text_atomic
@@ -89,6 +95,7 @@ def fit(
     check_output_or_fail(cfg.out_dir, "--out-dir" if out_dir is not None else f"{config}: out_dir", folder=True)
     if cfg.data.dataset == "frames" or cfg.data.mediapipe_pairs:  # labelled hands are cached there
         check_output_or_fail(cfg.data.mediapipe_cache, f"{config}: data.mediapipe_cache", folder=True)
+    signal.signal(signal.SIGTERM, _stop_as_ctrl_c)  # a batch system's stop: the same clean stop as Ctrl-C
     try:
         path = run_fit(cfg, resume=resume, progress=not no_progress)
     except (ValueError, FileNotFoundError) as e:  # a device this machine lacks, a dataset file that is missing
