@@ -3,6 +3,7 @@ the demo clip, and a live source that is lost and comes back."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import cv2
@@ -287,3 +288,24 @@ def test_demo_seed_draws_the_script_with_other_hands_and_scene():
     assert a.rgb.shape == b.rgb.shape and np.abs(a.rgb.astype(int) - b.rgb).mean() > 5  # another scene
     ta, tb = np.asarray(a.truth["joints_cam"][0]), np.asarray(b.truth["joints_cam"][0])
     assert 0 < np.linalg.norm(ta - tb, axis=1).max() < 0.05  # the same script, a hand of another shape
+
+
+def test_a_clip_render_removes_what_killed_renders_left(tmp_path):
+    """A render killed by SIGTERM leaves its partial clip (NAME.PID.tmp); the next render removes those of
+    processes no longer alive and leaves one a live process is still writing."""
+    import subprocess
+    import sys
+
+    from streamhand.capture.demo import _save_clip
+    from streamhand.geometry import Intrinsics
+
+    path = tmp_path / "demo-x.zip"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = path.with_name(f"{path.name}.{gone.stdout.strip()}.tmp")
+    alive = path.with_name(f"{path.name}.{os.getppid()}.tmp")
+    for p in (dead, alive):
+        p.write_bytes(b"partial")
+    k = Intrinsics.from_fov(32, 24, 60.0)
+    frame = (np.zeros((24, 32, 3), np.uint8), np.ones((24, 32), np.float32), [np.zeros((21, 3))], [False], k)
+    _save_clip(path, [frame])
+    assert path.is_file() and not dead.exists() and alive.exists()

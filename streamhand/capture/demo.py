@@ -187,6 +187,7 @@ def _save_clip(path: Path, clip: list) -> None:
                 cv2.imencode(".png", mm)[1].tobytes())  # fmt: skip
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(path)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     with ThreadPoolExecutor(usable_cores()) as pool, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
         for i, ((rgb_png, depth_png), (_, _, joints, lefts, k)) in enumerate(zip(pool.map(pngs, clip), clip)):
@@ -197,6 +198,21 @@ def _save_clip(path: Path, clip: list) -> None:
                      k=np.array([k.width, k.height, k.fx, k.fy, k.cx, k.cy]))  # fmt: skip
             z.writestr(f"{i:05d}.truth.npz", buf.getvalue())
     os.replace(tmp, path)
+
+
+def _remove_abandoned(path: Path) -> None:
+    """Delete the partial clips (``NAME.PID.tmp``) that processes no longer alive left beside ``path`` (a render
+    killed by SIGTERM or SIGKILL cannot remove its own); one still being written by a live process stays."""
+    for old in path.parent.glob(path.name + ".*.tmp"):
+        pid = old.name[len(path.name) + 1 : -len(".tmp")]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)  # alive (or not ours to ask): leave it
+        except ProcessLookupError:
+            old.unlink(missing_ok=True)
+        except (PermissionError, OverflowError):
+            continue
 
 
 def _load_clip(path: Path) -> list:
