@@ -34,7 +34,9 @@ class SourceConfig(_Strict):
     height: Annotated[int | None, Flag("--height", "frame height (pixels)")] = Field(None, ge=16, le=8192)
     fps: Annotated[float | None, Flag("--fps", "camera fps / image sequence pace")] = Field(None, gt=0, le=1000)
     mirror: Annotated[bool, Flag("--mirror", "the camera delivers a selfie (mirrored) view", switch=True)] = False
-    fov_deg: Annotated[float, Flag("--fov", "assumed horizontal field of view (degrees)")] = Field(60.0, gt=1, lt=179)
+    fov_deg: Annotated[float, Flag("--fov", "assumed field of view across the longer side (degrees)")] = Field(
+        60.0, gt=1, lt=179
+    )
     intrinsics: Annotated[str | None, Flag("--intrinsics", "JSON/YAML with width, height, fx, fy, cx, cy")] = None
     realtime: Annotated[bool, Flag("--no-realtime", "read files/demo as fast as possible", switch=False)] = True
     demo_hands: Annotated[int, Flag("--demo-hands", "hands in the demo clip (1-2)")] = Field(2, ge=1, le=2)

@@ -309,3 +309,45 @@ def test_a_clip_render_removes_what_killed_renders_left(tmp_path):
     frame = (np.zeros((24, 32, 3), np.uint8), np.ones((24, 32), np.float32), [np.zeros((21, 3))], [False], k)
     _save_clip(path, [frame])
     assert path.is_file() and not dead.exists() and alive.exists()
+
+
+def test_a_one_frame_video_gives_its_frame(tmp_path):
+    """The first frame, read to learn the video's size, is the first frame given (seeking back to it lost it: a
+    one-frame file gave none)."""
+    path = tmp_path / "one.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))
+    w.write(np.full((48, 64, 3), 128, np.uint8))
+    w.release()
+    src = VideoSource(path, realtime=False)
+    src.open()
+    frames = []
+    while (f := src.read()) is not None:
+        frames.append(f)
+    src.close()
+    assert len(frames) == 1 and frames[0].rgb.shape == (48, 64, 3)
+
+
+def test_an_image_folder_as_users_fill_them(tmp_path):
+    """A name in another encoding than UTF-8 (read from its bytes: OpenCV's reader crashed on it), a name with
+    brackets given alone (a file, not a pattern), a hidden file and macOS's ._ companion (left out); a portrait
+    picture gets the camera of the same picture turned (the field of view across the longer side)."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    img = np.zeros((48, 64, 3), np.uint8)
+    odd = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: a lone surrogate in Python's str
+    for name in (odd, "shot [1].png", ".hidden.png", "._shot.png"):
+        (folder / name).write_bytes(cv2.imencode(".png", img)[1].tobytes() if name != "._shot.png" else b"\x00\x05")
+    cv2.imwrite(str(folder / "upright.png"), np.zeros((64, 48, 3), np.uint8))
+    src = ImageSource(folder)
+    src.open()
+    assert [p.name for p in src.paths] == sorted([odd, "shot [1].png", "upright.png"])
+    frames = []
+    while (f := src.read()) is not None:
+        frames.append(f)
+    assert len(frames) == 3 and src.corrupt_frames == 0
+    wide = next(f.intrinsics for f in frames if f.rgb.shape[:2] == (48, 64))
+    tall = next(f.intrinsics for f in frames if f.rgb.shape[:2] == (64, 48))
+    assert tall.fx == tall.fy == pytest.approx(wide.fx)
+    single = ImageSource(folder / "shot [1].png")
+    single.open()
+    assert [p.name for p in single.paths] == ["shot [1].png"]

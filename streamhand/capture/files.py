@@ -48,6 +48,7 @@ class VideoSource(FrameSource):
         self.realtime, self.fov, self.override, self.mirror = realtime, fov_deg, intrinsics, mirror
         self._cap: cv2.VideoCapture | None = None
         self._k: Intrinsics | None = None
+        self._first: np.ndarray | None = None
 
     def open(self) -> None:
         if self.path.is_dir():
@@ -56,12 +57,14 @@ class VideoSource(FrameSource):
             raise SourceError(f"video not found: {self.path}")
         if self.path.suffix.lower() in IMAGE_EXTENSIONS:
             raise SourceError(f"--video {self.path}: an image, not a video (use --images for pictures)")
+        if not _named_in_utf8(self.path):
+            raise SourceError(f"--video {self.path!r}: its name is not valid UTF-8 (OpenCV cannot open it); rename it")
         cap = cv2.VideoCapture(str(self.path))
         ok, first = cap.read() if cap.isOpened() else (False, None)
         if not ok or first is None:
             cap.release()
             raise SourceError(f"cannot read video: {self.path} (not a video, or a codec OpenCV lacks)")
-        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        self._first = first  # the first read() gives it: seeking back loses it (one-frame files, MJPEG streams)
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 1 <= fps <= 240 else 30.0
         self._pacer = Pacer(self.fps if self.realtime else None)
@@ -78,7 +81,8 @@ class VideoSource(FrameSource):
     def read(self) -> Frame | None:
         assert self._cap is not None, "open() first"
         while True:
-            ok, bgr = self._cap.read()
+            ok, bgr = (True, self._first) if self._first is not None else self._cap.read()
+            self._first = None
             if not ok:
                 return None
             if bgr is None or bgr.ndim != 3:
@@ -110,8 +114,28 @@ def _complete(path: Path) -> bool:
         return False
 
 
+def _named_in_utf8(path: Path) -> bool:
+    """Whether ``path``'s name is valid UTF-8 (OpenCV's readers crash on the bytes of another encoding, as an old zip
+    file may leave, which Python keeps as lone surrogates)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _imread(path: Path, flags: int) -> np.ndarray | None:
+    """``cv2.imread``; through ``cv2.imdecode`` of the file's bytes where the name is not valid UTF-8."""
+    if _named_in_utf8(path):
+        return cv2.imread(str(path), flags)
+    try:
+        return cv2.imdecode(np.fromfile(path, np.uint8), flags)
+    except (OSError, ValueError):
+        return None
+
+
 def _decodable(path: Path) -> bool:
-    return _complete(path) and cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None
+    return _complete(path) and _imread(path, cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None
 
 
 class ImageSource(FrameSource):
@@ -128,16 +152,16 @@ class ImageSource(FrameSource):
 
     def open(self) -> None:
         p = Path(self.spec)
-        if p.is_dir():
-            paths = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS)
+        if p.is_dir():  # hidden files left out, as a glob leaves them (macOS's ._NAME companions are not pictures)
+            paths = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS and q.name[:1] != ".")
             if not paths:
                 raise SourceError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder: {p}")
+        elif p.is_file():  # before the pattern: a file's name may hold [ ] or ?
+            paths = [p]
         elif any(c in self.spec for c in "*?["):
             paths = sorted(Path(q) for q in glob.glob(self.spec) if Path(q).suffix.lower() in IMAGE_EXTENSIONS)
             if not paths:
                 raise SourceError(f"no images match: {self.spec}")
-        elif p.is_file():
-            paths = [p]
         else:
             raise SourceError(f"image folder or pattern not found: {self.spec}")
         first = next((q for q in paths if _decodable(q)), None)
@@ -145,7 +169,7 @@ class ImageSource(FrameSource):
             what = f"{paths[0]} is not" if len(paths) == 1 else f"none of the {len(paths)} files in {self.spec} is"
             raise SourceError(f"--images: {what} a readable image ({', '.join(IMAGE_EXTENSIONS)})")
         if self.override is not None:  # the intrinsics must fit the pictures: checked on the first, before the run
-            h, w = cv2.imread(str(first), cv2.IMREAD_COLOR).shape[:2]
+            h, w = _imread(first, cv2.IMREAD_COLOR).shape[:2]
             default_intrinsics(w, h, self.fov, self.override)
         self.paths = paths
         self._i = 0
@@ -158,7 +182,7 @@ class ImageSource(FrameSource):
         while self._i < len(self.paths):
             path = self.paths[self._i]
             self._i += 1
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR) if _complete(path) else None
+            bgr = _imread(path, cv2.IMREAD_COLOR) if _complete(path) else None
             if bgr is None:
                 self.corrupt_frames += 1
                 log.warning("skipping unreadable image %s", path)
