@@ -186,6 +186,9 @@ def _opt(p: Path | None) -> str | None:
 
 
 def _summary(rep: dict) -> str:
+    if not rep["frames_processed"]:  # nothing to time or score
+        return (f"done: no frame processed ({rep['frames_in']} read, {rep.get('corrupt_frames', 0)} skipped as "
+                "unreadable or too small: see the log)")  # fmt: skip
     e2e = rep["latency_ms"].get("end_to_end", {})
     fps = f"{rep['fps']:.1f} fps" if rep["fps"] is not None else "no frame rate (one frame)"
     parts = [f"{rep['frames_processed']}/{rep['frames_in']} frames", fps,

@@ -134,6 +134,20 @@ def test_one_image_reports_no_frame_rate_rather_than_zero(tmp_path, stills):
     assert "done: 1/1 frames, no frame rate (one frame)" in r.stderr and "0.0 fps" not in r.stderr
 
 
+def test_a_run_that_processes_no_frame_says_why(tmp_path, caplog):
+    """A folder of one 8x8 picture: the frame is skipped as too small (not "not RGB"), and the summary says no frame
+    was processed instead of "0/0 frames ... nan ms"."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    r = invoke("run", "--images", str(folder), "--no-realtime", "--port", str(free_port()), "--control-port",
+               str(free_port()))  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "done: no frame processed (0 read, 1 skipped as unreadable or too small: see the log)" in r.stderr
+    assert "nan" not in r.stderr
+    assert any("skipping a frame under 16 pixels across" in m for m in caplog.messages + r.stderr.splitlines())
+
+
 @pytest.mark.parametrize(
     ("kind", "option", "expected"),
     [("images", "auto", False), ("images", "on", True), ("images", "off", False), ("video", "auto", True),

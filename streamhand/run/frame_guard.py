@@ -33,11 +33,12 @@ class FrameGuard:
 
     def check(self, frame: Frame) -> Frame | None:
         rgb = frame.rgb
-        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or \
-                min(rgb.shape[:2]) < 16:  # fmt: skip
+        is_rgb = isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8
+        if not is_rgb or min(rgb.shape[:2]) < 16:
             self.bad_frames += 1
             shape = getattr(rgb, "shape", None)
-            log.warning("skipping a frame that is not an RGB image (%s %s)", getattr(rgb, "dtype", type(rgb)), shape)
+            why = "under 16 pixels across" if is_rgb else "that is not an RGB image"
+            log.warning("skipping a frame %s (%s %s)", why, getattr(rgb, "dtype", type(rgb)), shape)
             return None
         h, w = rgb.shape[:2]
         k = frame.intrinsics
