@@ -103,6 +103,11 @@ class LossConfig(_Strict):
     recon_3d: Literal["squared", "euclidean"] = "squared"
 
 
+#: the fields of a :class:`TrainConfig` that say on what machine a run trained, not what it trained: another value
+#: is the same recipe (``precision`` too: bf16 is recorded as fp32 where a CPU trained in fp32)
+MACHINE_FIELDS = ("device", "workers", "precision")
+
+
 class TrainConfig(_Strict):
     name: str = "run"
     seed: int = 0

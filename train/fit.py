@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 
 from streamhand.checkpoint import save_checkpoint
 from streamhand.models import HandPoseModel, build_model
-from train.config import TrainConfig
+from train.config import MACHINE_FIELDS, TrainConfig
 from train.datasets.pairs import PoseBatch
 from train.datasets.synthetic import batches, pooled
 from train.dcmls import DiscriminatorStep, dcmls_loss
@@ -210,10 +210,10 @@ def _resume_state(path: str | Path, cfg: TrainConfig) -> dict:
                     "continues with a fresh optimizer, not as the run would have", path)  # fmt: skip
     then = raw.get("train_config") or {}
     how = cfg.model_dump(mode="json")
-    # what a run may change when it continues: how long, where, on what machine (bf16 is recorded as fp32 where a
-    # CPU trained in fp32); the model is checked above; the rest is the recipe
+    # what a run may change when it continues: how long, where, on what machine; the model is checked above; the
+    # rest is the recipe
     moved = sorted(k for k in how if k in then and then[k] != how[k]
-                   and k not in ("model", "steps", "out_dir", "device", "workers", "precision"))  # fmt: skip
+                   and k not in ("model", "steps", "out_dir", *MACHINE_FIELDS))  # fmt: skip
     if moved:
         log.warning("--resume %s: that run's recipe differs from this one in %s: it continues under this one",
                     path, ", ".join(moved))  # fmt: skip

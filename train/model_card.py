@@ -26,8 +26,6 @@ def git_commit() -> str:
 RECIPES = Path(__file__).resolve().parents[1] / "configs" / "train"
 
 
-#: what a run may choose without being another recipe: the machine it ran on (bf16 falls back to fp32 on a CPU)
-_MACHINE = ("device", "workers", "precision")
 #: what ``fit`` overrides from the command line
 _FLAGS = {"steps": "--steps", "seed": "--seed", "out_dir": "--out-dir"}
 
@@ -46,7 +44,7 @@ def recipe_file(train_config: dict) -> tuple[str, list[str]] | None:
     is (a recipe of one's own, or a published one changed: the card's ``train_config`` is the recipe)."""
     import yaml
 
-    from train.config import TrainConfig
+    from train.config import MACHINE_FIELDS, TrainConfig
 
     name = train_config.get("name")
     for p in sorted(RECIPES.glob("*.yaml")):
@@ -56,7 +54,7 @@ def recipe_file(train_config: dict) -> tuple[str, list[str]] | None:
             continue
         if published.get("name") != name:
             continue
-        moved = [k for k, v in train_config.items() if k not in _MACHINE and _differs(v, published.get(k))]
+        moved = [k for k, v in train_config.items() if k not in MACHINE_FIELDS and _differs(v, published.get(k))]
         if set(moved) <= set(_FLAGS):
             return f"configs/train/{p.name}", [f"{_FLAGS[k]} {train_config[k]}" for k in moved]
         return None
