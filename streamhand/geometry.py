@@ -107,7 +107,7 @@ class Intrinsics:
         differs; frames of another aspect ratio (a crop, not a scale) raise a ValueError naming both sizes."""
         if (width, height) == (self.width, self.height):
             return self
-        if abs(width * self.height - height * self.width) > 0.01 * width * self.height:
+        if not self.same_aspect(width, height):
             raise ValueError(f"the intrinsics are for {self.width}x{self.height} but the frames are "
                              f"{width}x{height}, another aspect ratio; calibrate at this resolution "
                              "(or, for a camera, set --width/--height to match)")  # fmt: skip
@@ -116,6 +116,21 @@ class Intrinsics:
     def scaled(self, width: int, height: int) -> Intrinsics:
         sx, sy = width / self.width, height / self.height
         return Intrinsics(width, height, self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy)
+
+    def same_aspect(self, width: int, height: int) -> bool:
+        """Whether frames of ``width`` x ``height`` have these intrinsics' aspect ratio (within 1 %)."""
+        return abs(width * self.height - height * self.width) <= 0.01 * width * self.height
+
+    def resized(self, width: int, height: int) -> Intrinsics:
+        """These intrinsics for a camera that now delivers ``width`` x ``height``: scaled where only the resolution
+        changed; for another aspect ratio, pixels kept square and the field of view across the longer side kept (a
+        webcam's 16:9 mode is its 4:3 sensor cropped top and bottom), the principal point where it was relatively.
+        Scaling each axis on its own would make pixels 1.33x taller than wide and place every hand wrong."""
+        if self.same_aspect(width, height):
+            return self.scaled(width, height)
+        s = max(width, height) / max(self.width, self.height)
+        return Intrinsics(width, height, self.fx * s, self.fy * s, self.cx * width / self.width,
+                          self.cy * height / self.height)  # fmt: skip
 
     def mirrored(self) -> Intrinsics:
         """Intrinsics of the horizontally flipped image."""

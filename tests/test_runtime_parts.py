@@ -413,6 +413,16 @@ def test_frame_guard_cases():
     assert g.bad_frames == 4
     big = g.check(frame(np.zeros((240, 320, 3), np.uint8)))
     assert (big.intrinsics.width, big.intrinsics.fx) == (320, pytest.approx(2 * k.fx))
+    # another aspect ratio (a webcam switched from 4:3 to 16:9): pixels stay square, the field of view across
+    # the longer side stays, the principal point stays at the centre; scaling each axis would stretch them 1.33x
+    wide = g.check(frame(np.zeros((90, 160, 3), np.uint8))).intrinsics
+    assert (wide.width, wide.height) == (160, 90)
+    assert wide.fx == pytest.approx(k.fx) and wide.fy == pytest.approx(k.fx)
+    assert (wide.cx, wide.cy) == (pytest.approx(k.cx), pytest.approx(k.cy * 90 / 120))
+    assert wide.fov_deg()[0] == pytest.approx(60.0)
+    portrait = g.check(frame(np.zeros((160, 120, 3), np.uint8))).intrinsics  # turned: the longer side keeps it
+    assert portrait.fy == pytest.approx(portrait.fx) and portrait.fov_deg()[1] == pytest.approx(60.0)
+    assert g.resized == 3
     assert g.state == ""  # not live: a still image repeated is no frozen camera
 
 

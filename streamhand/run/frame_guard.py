@@ -1,5 +1,6 @@
 """Checks on every frame a source delivers, before detection: a frame that is not an RGB image is skipped and
-counted; one whose size differs from its intrinsics gets them rescaled (a camera that changed resolution); a
+counted; one whose size differs from its intrinsics gets them rescaled (a camera that changed resolution; square pixels
+kept where the aspect ratio changed too); a
 live camera that keeps delivering the same image (a frozen stream) is reported until the picture moves."""
 
 from __future__ import annotations
@@ -46,9 +47,11 @@ class FrameGuard:
             self.resized += 1
             if self._warned_size != (w, h):
                 self._warned_size = (w, h)
-                log.warning("the source delivers %dx%d frames for %dx%d intrinsics: scaling them", w, h, k.width,
-                            k.height)  # fmt: skip
-            frame = dataclasses.replace(frame, intrinsics=k.scaled(w, h))
+                how = ("scaling them" if k.same_aspect(w, h) else
+                       "another aspect ratio: keeping square pixels and the field of view across the longer side "
+                       "(give --intrinsics for this resolution if they were measured)")  # fmt: skip
+                log.warning("the source delivers %dx%d frames for %dx%d intrinsics: %s", w, h, k.width, k.height, how)
+            frame = dataclasses.replace(frame, intrinsics=k.resized(w, h))
         if self.live:
             self._watch_frozen(rgb)
         return frame
