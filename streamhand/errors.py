@@ -80,6 +80,8 @@ class Commands(TyperGroup):
     program = "streamhand"
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        from streamhand.outputs import remove_empty_made
+
         try:
             return super().invoke(ctx)
         except Exception as e:  # the one place that catches what nothing else did
@@ -93,6 +95,8 @@ class Commands(TyperGroup):
                 raise typer.Exit(0) from None
             typer.echo(unexpected(e, where), err=True)
             raise typer.Exit(1) from None
+        finally:
+            remove_empty_made()  # the output folders a refused command made
 
 
 def commands(program: str) -> type[Commands]:

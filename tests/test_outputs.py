@@ -43,6 +43,16 @@ def test_check_output_makes_the_folder_and_leaves_nothing_else(tmp_path):
     assert check_output_dir(tmp_path / "new", "--out") == tmp_path / "new"
 
 
+def test_a_refused_command_leaves_no_folder_it_made(tmp_path):
+    kept = tmp_path / "there"  # a folder that was there before is never removed, even left empty
+    kept.mkdir()
+    for report in (tmp_path / "a" / "b" / "r.json", kept / "c" / "r.json"):
+        r = invoke("run", "--source", "demo", "--model", "no-such-model", "--frames", "5", "--no-realtime",
+                   "--report", str(report))  # fmt: skip
+        assert r.returncode == 2 and "checkpoint not found" in r.stderr, r.stderr[-1500:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["there"] and list(kept.iterdir()) == []
+
+
 def test_a_failed_final_write_removes_its_temporary_file(tmp_path):
     target = tmp_path / "gone" / "r.json"
     (tmp_path / "gone").write_text("a file where the folder should be")
