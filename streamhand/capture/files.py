@@ -101,15 +101,19 @@ class VideoSource(FrameSource):
             self._cap = None
 
 
+_END_MARKS = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND"}  # end-of-image marker, end of chunks
+
+
 def _complete(path: Path) -> bool:
-    """False for a JPEG cut short (no end-of-image marker): it would decode half grey, and libjpeg would print its
-    own warning; such a file is counted as corrupt instead."""
-    if path.suffix.lower() not in (".jpg", ".jpeg"):
+    """False for a JPEG or PNG cut short (no end-of-image marker, no final IEND chunk): a JPEG would decode half
+    grey, and libjpeg or libpng would print its own message on stderr; such a file is counted as corrupt instead."""
+    mark = _END_MARKS.get(path.suffix.lower())
+    if mark is None:
         return True
     try:
         with open(path, "rb") as f:
             f.seek(max(path.stat().st_size - 64, 0))
-            return b"\xff\xd9" in f.read()
+            return mark in f.read()
     except OSError:
         return False
 
