@@ -89,9 +89,17 @@ def make_detector(cfg: RunConfig, tracking: bool, kind: str | None = None) -> An
         try:
             return make(cfg.detect, tracking, kind, cfg.model.engine_dir)[0]
         except HandNetworksMissing:  # the network detector's first use: convert MediaPipe's networks (build step)
-            from streamhand.export.hand_networks import prepare_hand_networks
+            try:
+                from streamhand.export.hand_networks import prepare_hand_networks
 
-            prepare_hand_networks()
+                prepare_hand_networks()
+            except ImportError as e:
+                from streamhand.errors import torch_missing
+
+                if not torch_missing(e):
+                    raise
+                raise RunError("detector: MediaPipe's hand networks are converted to ONNX at the network "
+                               "detector's first use, which needs PyTorch (pip install 'streamhand[torch]')") from None
             return make(cfg.detect, tracking, kind, cfg.model.engine_dir)[0]
     except (ValueError, ImportError, RuntimeError) as e:
         raise RunError(f"detector: {e}") from None

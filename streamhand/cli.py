@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from streamhand import cli_record
-from streamhand.errors import Commands, check_output_or_fail, fail
+from streamhand.errors import Commands, check_output_or_fail, fail, fail_without_torch
 from streamhand.options import with_options
 from streamhand.runtime_config import RunConfig
 
@@ -451,9 +451,12 @@ def bench(
         raise typer.Exit(_soak(soak, json_out, model))
     from rich.console import Console
 
-    from streamhand.checkpoint import CheckpointError
-    from streamhand.tools.bench import as_dicts, bench_detectors, bench_models, table
-
+    try:
+        from streamhand.checkpoint import CheckpointError
+        from streamhand.tools.bench import as_dicts, bench_detectors, bench_models, table
+    except ImportError as e:  # it times the models from their checkpoints; a run's report times every stage
+        fail_without_torch("bench (it times the models from their checkpoints; `run --report` times a run's "
+                           "stages without it)", e)  # fmt: skip
     names, sets, sizes, dets = _bench_plan(backends, modalities, batch, detectors)
     err = Console(stderr=True)
     show = lambda r: err.print(f"  {r.what} {r.backend} {r.modalities} b{r.batch}: p50 {r.p50_ms:.3f} ms")  # noqa: E731
@@ -548,10 +551,13 @@ def build_engine(
 ) -> None:
     """Export the model to ONNX and, with TensorRT and an NVIDIA GPU, build a TensorRT engine and its sidecar."""
     _setup_logging(verbose)
-    from streamhand.checkpoint import CheckpointError
-    from streamhand.export.engine_build import build, build_hand_networks
-    from streamhand.export.onnx_export import ExportError
-    from streamhand.export.tensorrt_build import EngineBuildError, EngineOptions
+    try:
+        from streamhand.checkpoint import CheckpointError
+        from streamhand.export.engine_build import build, build_hand_networks
+        from streamhand.export.onnx_export import ExportError
+        from streamhand.export.tensorrt_build import EngineBuildError, EngineOptions
+    except ImportError as e:
+        fail_without_torch("build-engine (it exports the model's ONNX graph from its checkpoint)", e)
 
     if precision not in ("fp32", "fp16", "int8"):
         fail(f"--precision {precision!r}: choose fp32, fp16 or int8")

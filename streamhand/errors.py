@@ -29,6 +29,18 @@ def fail(msg: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def torch_missing(e: ImportError) -> bool:
+    """Whether ``e`` is PyTorch missing (the ONNX-Runtime-only install), not another import failing."""
+    return getattr(e, "name", None) == "torch" or "torch" in str(e)
+
+
+def fail_without_torch(what: str, e: ImportError) -> NoReturn:
+    """One line and exit 2 where ``what`` needs PyTorch and it is not installed; another ImportError is raised on."""
+    if not torch_missing(e):
+        raise e
+    fail(f"{what} needs PyTorch, which is not installed (pip install 'streamhand[torch]')")
+
+
 def check_output_or_fail(path: str | Path | None, option: str, folder: bool = False) -> None:
     """One line and exit 2, before any work, if ``path`` cannot take a command's output: a file to write, or with
     ``folder`` a folder to write into (``None``: the option was not given)."""

@@ -66,6 +66,22 @@ def test_without_torch_torch_backend_and_unprepared_checkpoint_are_one_line(tmp_
     assert "needs PyTorch (pip install 'streamhand[torch]')" in r.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
+def test_without_torch_the_commands_that_need_it_say_so_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMHAND_CACHE", str(tmp_path / "cache"))  # MediaPipe's networks not yet converted
+    port = ["--port", str(free_port()), "--control-port", str(free_port()), "--frames", "1", "--no-realtime"]
+    for args, says in [
+        (["bench", "--iters", "5", "--backends", "onnxruntime", "--detectors", ""], "error: bench (it times"),
+        (["build-engine", "--out", str(tmp_path / "engines")], "error: build-engine (it exports"),
+        (["run", "--source", "demo", "--detector", "network", *port], "error: detector: MediaPipe's hand networks"),
+    ]:
+        r, _ = _no_torch(tmp_path, *args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+        assert lines[-1].startswith(says) and "needs PyTorch" in lines[-1], lines[-1]
+        assert "streamhand[torch]" in lines[-1]
+
+
 @pytest.mark.parametrize("name", sorted(shipped_models()))
 def test_shipped_graphs_belong_to_the_shipped_checkpoint(name):
     """Every shipped model has its graphs, exported from the very checkpoint beside them (retrain -> re-ship:
