@@ -42,7 +42,8 @@ def _build_config(config: Path | None, overrides: dict) -> RunConfig:
         # only what the file sets: a setting left at its default is not validated again as if it were given
         base = load_yaml(RunConfig, config).model_dump(exclude_unset=True) if config else {}
         if config and not base:
-            raise ConfigError(f"--config {config}: the file sets nothing (see configs/runtime.yaml)")
+            raise ConfigError(f"--config {config}: the file sets nothing (streamhand run --print-config shows every "
+                              "setting)")  # fmt: skip
     except ConfigError as e:
         fail(str(e))
     flags = {}
@@ -73,6 +74,9 @@ def run(
     overrides: dict,
     realsense: Annotated[bool, typer.Option("--realsense", help="Intel RealSense colour + depth")] = False,
     config: Annotated[Path | None, typer.Option(help="runtime YAML (options override it)")] = None,
+    print_config: Annotated[bool, typer.Option(
+        "--print-config", help="print every setting (the file's and the options' on the defaults) as a --config "
+        "YAML, and exit")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Stream 3D hand poses from a source to ZeroMQ topics."""
@@ -88,9 +92,30 @@ def run(
     if picked:
         overrides["source.kind"] = ("--source", kind)
     cfg = _build_config(config, overrides)
+    if print_config:
+        raise typer.Exit(_print_config(cfg))
     check_output_or_fail(cfg.report, "--report")
     _check_saves(cfg)
     raise typer.Exit(_run(cfg))
+
+
+def _print_config(cfg: RunConfig) -> int:
+    """``run --print-config``: every setting as YAML a ``--config`` file takes back, each option's YAML key beside
+    the option that sets it."""
+    import yaml
+
+    from streamhand.options import flagged_fields
+
+    flags = {dotted: flag.name for dotted, flag, _ in flagged_fields(RunConfig)}
+    text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, default_flow_style=False, width=1000)
+    lines, section = [], ""
+    for line in text.splitlines():
+        key = line.strip().split(":", 1)[0]
+        section = key if not line.startswith(" ") else section
+        dotted = key if not line.startswith(" ") else f"{section}.{key}"
+        lines.append(f"{line}  # {flags[dotted]}" if dotted in flags else line)
+    typer.echo("# streamhand run's settings (a --config file may keep any part of them)\n" + "\n".join(lines))
+    return 0
 
 
 def _check_saves(cfg: RunConfig) -> None:

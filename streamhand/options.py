@@ -26,7 +26,8 @@ class Flag:
 
     name: str  #: ``--width``
     help: str = ""
-    #: a ``bool`` field's option is a switch that sets this value (``True``: ``--mirror``; ``False``: ``--no-smooth``)
+    #: a ``bool`` field's option is a switch that sets this value (``True``: ``--mirror``; ``False``: ``--no-smooth``);
+    #: its :attr:`opposite` sets the other
     switch: bool | None = None
     #: text -> the field's value (``--modalities 2d,world`` -> a list); may raise ``ValueError`` (one line)
     parse: Callable[[str], Any] | None = None
@@ -34,6 +35,12 @@ class Flag:
     @property
     def param(self) -> str:
         return self.name.lstrip("-").replace("-", "_")
+
+    @property
+    def opposite(self) -> str:
+        """A switch's other side, which sets the field back where a config file changed it: ``--mirror`` ->
+        ``--no-mirror``, ``--no-smooth`` -> ``--smooth``."""
+        return "--" + self.name[5:] if self.name.startswith("--no-") else "--no-" + self.name[2:]
 
 
 def flagged_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, Flag, FieldInfo]]:
@@ -76,8 +83,9 @@ def option_parameters(model: type[BaseModel]) -> list[tuple[str, Flag, inspect.P
 
     out = []
     for dotted, flag, info in flagged_fields(model):
-        if flag.switch is not None:
-            ann, default = Annotated[bool, typer.Option(flag.name, help=_help(flag, info))], False
+        if flag.switch is not None:  # both sides: None where neither is given (the file's value, or the default)
+            opt = typer.Option(f"{flag.name}/{flag.opposite}", help=_help(flag, info))
+            ann, default = Annotated[bool | None, opt], None
         else:
             kind, _ = _cli_type(info.annotation)
             ann, default = Annotated[kind | None, typer.Option(flag.name, help=_help(flag, info))], None
@@ -108,7 +116,7 @@ def with_options(model: type[BaseModel]) -> Callable[[Callable[..., Any]], Calla
             for dotted, flag, param in generated:
                 value = kwargs.pop(param.name)
                 if flag.switch is not None:
-                    value = flag.switch if value else None
+                    value = None if value is None else (flag.switch if value else not flag.switch)
                 elif value is not None and flag.parse is not None:
                     try:
                         value = flag.parse(value)

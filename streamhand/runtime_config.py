@@ -45,6 +45,12 @@ class SourceConfig(_Strict):
     ] = Field(0, ge=0)
     demo_seconds: float = Field(4.0, gt=0, le=60)
 
+    @field_validator("camera", mode="before")
+    @classmethod
+    def _camera_index(cls, v: object) -> object:
+        """YAML reads ``camera: 0`` as a number: an index is a camera's name as much as a device path is."""
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
 
 class DetectConfig(_Strict):
     max_hands: Annotated[int, Flag("--max-hands", "hands to track (1-4)")] = Field(2, ge=1, le=4)
@@ -129,10 +135,17 @@ class ModelSettings(_Strict):
     @field_validator("engine_dir")
     @classmethod
     def _engines_folder(cls, v: str) -> str:
-        """A folder of engines that was named (a default is not validated) must be one."""
-        if not Path(v).is_dir():
+        """A folder of engines that was named must be one; the default may be missing (no engines built), whether
+        left out or written down (``run --print-config``'s output given back as a file)."""
+        if v != cls.model_fields["engine_dir"].default and not Path(v).is_dir():
             raise ValueError(f"{v!r} is not a folder (streamhand build-engine --out writes engines into one)")
         return v
+
+    @field_validator("modalities", mode="before")
+    @classmethod
+    def _comma_list(cls, v: object) -> object:
+        """``modalities: 2d,world`` in a YAML file, as the option is written, as well as a list."""
+        return parse_modalities(v, "modalities") if isinstance(v, str) else v
 
     @field_validator("n_samples")
     @classmethod

@@ -5,7 +5,8 @@ range."""
 from __future__ import annotations
 
 import typing
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
 import pytest
 import typer
@@ -90,8 +91,20 @@ def capture(overrides: dict) -> None:
 
 
 @probe.command()
+@with_options(RunConfig)
+def from_file(overrides: dict, config: Annotated[Path, typer.Option()]) -> None:
+    seen["cfg"] = _build_config(config, overrides)
+
+
+@probe.command()
 def other() -> None:  # a second command keeps typer from folding the app into its only command
     pass
+
+
+def _value(cfg: RunConfig, dotted: str):
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
 
 
 def test_every_flagged_field_is_a_run_option():
@@ -115,6 +128,45 @@ def test_option_sets_its_field(dotted):
     for part in dotted.split("."):
         value = getattr(value, part)
     assert value == expected, (dotted, value, expected)
+
+
+SWITCHES = [(d, f) for d, f, _ in FIELDS if f.switch is not None]
+
+
+@pytest.mark.parametrize(("dotted", "flag"), SWITCHES, ids=[d for d, _ in SWITCHES])
+def test_a_switch_and_its_other_side_override_the_config_file(tmp_path, dotted, flag):
+    """A config file that turns a switch's setting over (`realtime: false`) can be turned back on the command line
+    (`--realtime`); neither side given keeps the file's value."""
+    import yaml
+
+    doc: dict = {}
+    *path, last = dotted.split(".")
+    d = doc
+    for part in path:
+        d = d.setdefault(part, {})
+    d[last] = flag.switch
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(doc))
+    for words, want in [([], flag.switch), ([flag.opposite], not flag.switch), ([flag.name], flag.switch)]:
+        seen.clear()
+        r = invoke("from-file", "--config", str(tmp_path / "c.yaml"), *words, app=probe)
+        assert r.returncode == 0, r.stderr
+        assert _value(seen["cfg"], dotted) is want, (words, dotted)
+    assert len(SWITCHES) >= 6
+
+
+@pytest.mark.parametrize(
+    ("text", "dotted", "want"),
+    [("source: {kind: camera, camera: 0}", "source.camera", "0"),  # YAML's number: the camera's index
+     ("source: {camera: /dev/video2}", "source.camera", "/dev/video2"),
+     ("model: {modalities: '2d, world'}", "model.modalities", ["2d", "world"]),  # as the option writes it
+     ("model: {modalities: [2d, world]}", "model.modalities", ["2d", "world"])],
+)  # fmt: skip
+def test_a_config_file_takes_what_the_option_takes(tmp_path, text, dotted, want):
+    (tmp_path / "c.yaml").write_text(text)
+    seen.clear()
+    r = invoke("from-file", "--config", str(tmp_path / "c.yaml"), app=probe)
+    assert r.returncode == 0, r.stderr
+    assert _value(seen["cfg"], dotted) == want
 
 
 NUMERIC = [(d, f, i, v) for d, f, i in FIELDS for v in _bad(i)]
@@ -147,3 +199,20 @@ def test_the_example_config_holds_the_defaults():
     differ = [f"{section}.{k}: {v!r} (default {defaults[section][k]!r})"
               for section, values in data.items() for k, v in values.items() if defaults[section][k] != v]  # fmt: skip
     assert not differ
+
+
+def test_print_config_gives_back_a_file_that_makes_the_same_settings(tmp_path):
+    """`run --print-config` prints every setting (the options' on the defaults) as a file `--config` takes back to
+    the same settings; each option's key is marked with the option."""
+    r = invoke("run", "--print-config", "--port", "6101", "--no-realtime", "--modalities", "2d", "--fov", "70")
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "all.yaml").write_text(r.stdout)
+    assert "  port: 6101  # --port" in r.stdout and "  realtime: false  # --no-realtime" in r.stdout
+    seen.clear()
+    back = invoke("from-file", "--config", str(tmp_path / "all.yaml"), app=probe)
+    assert back.returncode == 0, back.stderr
+    want = RunConfig.model_validate({"source": {"realtime": False, "fov_deg": 70}, "model": {"modalities": ["2d"]},
+                                     "publish": {"port": 6101}})  # fmt: skip
+    assert seen["cfg"] == want
+    for _, flag, _ in FIELDS:
+        assert f"# {flag.name}\n" in r.stdout, flag.name

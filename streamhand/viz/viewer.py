@@ -80,7 +80,10 @@ def draw_skeleton_3d(hands: list[tuple[str, np.ndarray]], size: int = 480, yaw_d
 _PROBE = "import cv2; cv2.namedWindow('probe'); cv2.waitKey(1); cv2.destroyAllWindows()"
 
 
-def _require_display(hint: str = "run without --show, or use 'streamhand echo'") -> None:
+_NO_SHOW = "run without --show (--no-show where a --config file sets show), or use 'streamhand echo'"
+
+
+def _require_display(hint: str = _NO_SHOW) -> None:
     """Raise :class:`DisplayError` (one line, with ``hint``) unless a window can really be opened.
 
     OpenCV's Qt backend aborts the whole process when the display cannot be reached (a stale ``DISPLAY``), so
