@@ -59,7 +59,39 @@ def read_sidecar(engine: str | Path) -> dict[str, Any]:
         raise SidecarError(f"{p}: the sidecar lacks {', '.join(missing)}")
     if data["format"] != SIDECAR_FORMAT:
         raise SidecarError(f"{p}: sidecar format {data['format']!r}, expected {SIDECAR_FORMAT!r}")
+    wrong = _wrong_field(data)
+    if wrong:
+        raise SidecarError(f"{p}: the sidecar's {wrong} (rebuild the engine with `streamhand build-engine`)")
     return data
+
+
+def _is_tensors(v: object) -> bool:
+    return isinstance(v, list) and all(
+        isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("shape"), list)
+        and all(isinstance(d, int) and not isinstance(d, bool) for d in t["shape"]) for t in v
+    )  # fmt: skip
+
+
+def _wrong_field(data: dict[str, Any]) -> str:
+    """The first field of a sidecar that is not what the reader relies on, in words ("" where all are)."""
+    checks: list[tuple[str, bool, str]] = [
+        ("model_id", isinstance(data["model_id"], str), "a text"),
+        ("modalities", isinstance(data["modalities"], list) and all(isinstance(m, str) for m in data["modalities"]),
+         "a list of names"),
+        ("tensorrt", isinstance(data["tensorrt"], str), "a version text"),
+        ("gpu", isinstance(data["gpu"], str), "a GPU's name"),
+        ("compute_capability", isinstance(data["compute_capability"], (str, int, float)), "a version"),
+        ("precision", isinstance(data["precision"], str), "a text"),
+        ("inputs", _is_tensors(data["inputs"]), "a list of {name, shape}"),
+        ("outputs", _is_tensors(data["outputs"]), "a list of {name, shape}"),
+        ("onnx_sha256", isinstance(data["onnx_sha256"], str), "a text"),
+        ("batch", isinstance(data["batch"], list) and len(data["batch"]) == 3
+         and all(isinstance(b, int) and not isinstance(b, bool) for b in data["batch"])
+         and 1 == data["batch"][0] <= data["batch"][1] <= data["batch"][2], "1 = MIN <= OPT <= MAX (one hand a call)"),
+        ("options", isinstance(data.get("options", {}), dict), "an object"),
+        ("version_compatible", isinstance(data.get("version_compatible", False), bool), "true or false"),
+    ]  # fmt: skip
+    return next((f"{k} {json.dumps(data.get(k))[:60]} is not {want}" for k, ok, want in checks if not ok), "")
 
 
 def _major(version: str) -> str:

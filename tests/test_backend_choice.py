@@ -55,6 +55,10 @@ def test_sidecar_compatibility(sidecar, here, problem):
         assert any(problem in p for p in got), got
 
 
+def _typed(**over) -> str:
+    return json.dumps({**_sidecar(format=SIDECAR_FORMAT), **over})
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -64,8 +68,16 @@ def test_sidecar_compatibility(sidecar, here, problem):
         (json.dumps({"format": SIDECAR_FORMAT, "model_id": "x"}), "lacks modalities"),
         (json.dumps({**_sidecar(), "format": "other/9"}), "sidecar format"),
         (b"\xff\xfe\x00garbage", "unreadable sidecar"),
+        (_typed(modalities=None), "modalities null is not a list of names"),
+        (_typed(modalities="2d"), "modalities \"2d\" is not a list of names"),
+        (_typed(options=3), "options 3 is not an object"),
+        (_typed(batch=[2, 2, 8]), "batch \\[2, 2, 8\\] is not 1 = MIN"),
+        (_typed(batch=[1, "2", 8]), "batch"),
+        (_typed(inputs=[{"name": "x"}]), "inputs .* is not a list of \\{name, shape\\}"),
+        (_typed(gpu=7), "gpu 7 is not a GPU's name"),
     ],
-    ids=["missing", "corrupt", "not-object", "incomplete", "other-format", "binary"],
+    ids=["missing", "corrupt", "not-object", "incomplete", "other-format", "binary", "modalities-null",
+         "modalities-text", "options-number", "batch-min-2", "batch-text", "inputs-no-shape", "gpu-number"],
 )
 def test_bad_sidecars_are_named(tmp_path, content, message):
     engine = tmp_path / "m.engine"
@@ -110,6 +122,15 @@ def test_choice_under_each_combination(requested, machine, providers, engine, wa
     assert c.reason
 
 
+def test_tensorrt_asked_for_says_first_what_the_machine_lacks(caplog):
+    caplog.set_level("WARNING")
+    c = choose("tensorrt", Installed(CPU_ONLY, CPU_ORT, None, "no engines folder engines"))
+    assert c.backend == "onnxruntime"
+    said = caplog.records[-1].getMessage()
+    assert said.startswith("--backend tensorrt: TensorRT is not installed") and "no CUDA GPU" in said, said
+    assert "no engines folder engines; falling back" in said
+
+
 @pytest.mark.parametrize(
     ("requested", "providers", "message"),
     [("onnxruntime", [], "onnxruntime is not installed"), ("openvino", CPU_ORT, "unknown backend")],
@@ -133,16 +154,22 @@ def test_find_engine_prefers_fp16_and_skips_what_cannot_run(tmp_path):
     _fake_engine(tmp_path, "d_2d_only.engine", modalities=["2d"])
     (tmp_path / "e_corrupt.engine").write_bytes(b"x")
     (tmp_path / "e_corrupt.json").write_text("{")
+    _fake_engine(tmp_path, "f_typeless.engine", modalities=None, options=3)  # skipped with its reason, no crash
+    _fake_engine(tmp_path, "g_unknown.engine", modalities=["foo"])
+    _fake_engine(tmp_path, "h_palm.engine", model_id="palm_detection_full", modalities=["image"])  # hand networks
     got, note = find_engine(tmp_path, "sh-x", ("world", "2d"), H100, 16)
     assert got is not None and got.name == "b_fp16.engine" and note == ""
     got, note = find_engine(tmp_path, "sh-x", ("2d", "world"), H100, 4)
     assert got is None and "built with 16 posterior samples" in note
     got, note = find_engine(tmp_path, "sh-x", ("2d", "world"), Machine("NVIDIA L4", "8.9", "10.13.0.35"), 16)
     assert got is None and "built for NVIDIA H100" in note and "unreadable sidecar" in note
+    assert "g_unknown.engine: no runtime input for modalities ['foo']" in note
     got, note = find_engine(tmp_path, "sh-z", ("2d",), H100)
     assert got is None and "unreadable sidecar" in note  # an engine that may have been it is named
-    (tmp_path / "e_corrupt.json").unlink()
-    (tmp_path / "e_corrupt.engine").unlink()
+    assert "f_typeless.json: the sidecar's modalities null is not a list of names" in note
+    for f in ("e_corrupt.json", "e_corrupt.engine", "f_typeless.json", "f_typeless.engine", "g_unknown.json",
+              "g_unknown.engine"):  # fmt: skip
+        (tmp_path / f).unlink()
     got, note = find_engine(tmp_path, "sh-z", ("2d",), H100)
     assert got is None and "no TensorRT engine for sh-z 2d in" in note
     assert find_engine(tmp_path / "none", "sh-x", ("2d",), H100)[1].startswith("no engines folder")
@@ -327,3 +354,20 @@ def test_an_engine_judges_hands_with_the_installed_models_calibration_and_error_
     assert judging_metadata(stale, installed) == (installed.std_calibration, installed.error_model)
     assert judging_metadata(stale, None) == (stale["std_calibration"], stale["error_model"])  # the engine alone
     assert judging_metadata({}, None) == (None, None)
+
+
+def test_an_engine_that_will_not_load_or_run_is_one_to_fall_back_from(tmp_path, monkeypatch):
+    """A damaged engine with a sound sidecar (TensorRT cannot deserialize it, or its warm-up fails) is an
+    EngineUnusable, which the backend choice falls back from, not a crash of the run."""
+    import streamhand.infer.tensorrt_backend as trt_backend
+
+    engine = _fake_engine(tmp_path, "m.engine", inputs=[{"name": "keypoints_2d", "shape": [-1, 21, 2]}])
+    monkeypatch.setattr(trt_backend, "this_machine", lambda: H100)
+
+    class Refuses:
+        def __init__(self, *a, **k):
+            raise RuntimeError("m.engine: TensorRT could not deserialize the engine")
+
+    monkeypatch.setattr(trt_backend, "TensorRTRunner", Refuses)
+    with pytest.raises(trt_backend.EngineUnusable, match="m.engine: RuntimeError: m.engine: TensorRT could not"):
+        trt_backend.TensorRTBackend(engine)

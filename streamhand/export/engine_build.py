@@ -70,8 +70,8 @@ def build(
     if n_samples is None:
         n_samples = default_samples(ckpt.meta.get("error_model") or (), mods)
     lo, opt, hi = opts.batch
-    if not 1 <= lo <= opt <= hi:
-        raise ValueError(f"--batch {lo},{opt},{hi}: needs 1 <= MIN <= OPT <= MAX")
+    if not 1 == lo <= opt <= hi:  # a frame may hold one hand: every engine takes a batch of 1
+        raise ValueError(f"--batch {lo},{opt},{hi}: needs 1 = MIN <= OPT <= MAX (MIN 1: a frame may hold one hand)")
     max_batch = max(256, hi)
     res = BuildResult()
     fp32 = export_onnx(ckpt, mods, out_dir / default_onnx_name(ckpt.model_id, mods), n_samples, max_batch)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from streamhand.error_model import default_samples
 from streamhand.infer.base import Backend
-from streamhand.modalities import ordered
+from streamhand.modalities import ModalityError, ordered
 from streamhand.model_files import INPUT_NAMES, CheckpointError, model_summary
 from streamhand.sidecar import Machine, SidecarError, compatibility_problems, read_sidecar, this_machine
 
@@ -68,8 +68,10 @@ def choose(requested: str, have: Installed) -> Choice:
         why = f"TensorRT engine {have.engine.name} matches this GPU and TensorRT"
         return Choice("tensorrt", "cuda", None, why, have.engine)
     notes.append(have.engine_note or "no TensorRT engine")
-    if requested == "tensorrt":
-        log.warning("--backend tensorrt: %s; falling back", notes[0])
+    if requested == "tensorrt":  # what this machine lacks first: without it no engine would help
+        lacks = [w for w, miss in (("TensorRT is not installed (pip install 'streamhand[tensorrt]')",
+                                    have.machine.tensorrt is None), ("this machine has no CUDA GPU", not gpu)) if miss]
+        log.warning("--backend tensorrt: %s; falling back", "; ".join([*lacks, notes[0]]))
     if gpu_ep:
         return Choice("onnxruntime", "cuda", gpu_ep, "; ".join([*notes, f"ONNX Runtime has {gpu_ep}"]))
     if gpu:
@@ -93,7 +95,13 @@ def find_engine(engine_dir: Path, model_id: str, modalities: tuple[str, ...], he
         except SidecarError as e:
             problems.append(str(e))
             continue
-        if side["model_id"] != model_id or ordered(tuple(side["modalities"])) != mods:
+        if side["model_id"] != model_id:  # another model's, or MediaPipe's hand networks (modalities ["image"])
+            continue
+        try:
+            if ordered(tuple(side["modalities"])) != mods:
+                continue
+        except ModalityError as e:
+            problems.append(f"{p.name}: {e}")
             continue
         k = side.get("options", {}).get("n_samples")
         if n_samples is not None and k != n_samples:

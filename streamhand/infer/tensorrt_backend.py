@@ -66,8 +66,13 @@ class TensorRTBackend(Backend):
         self.modalities = tuple(fallback.modalities) if fallback is not None else self.engine_modalities
         shapes = {t["name"]: t["shape"] for t in side["inputs"] + side["outputs"]}
         self._names = [t["name"] for t in side["inputs"]]  # in the modalities' order
-        self._runner = TensorRTRunner(path, int(side["batch"][2]), shapes)
-        self._run({m: np.zeros((1, *shapes[n][1:]), np.float32) for m, n in zip(self.engine_modalities, self._names)})
+        try:  # an engine that does not load or run (a damaged file, a driver's refusal) is one to fall back from
+            self._runner = TensorRTRunner(path, int(side["batch"][2]), shapes)
+            self._run({m: np.zeros((1, *shapes[n][1:]), np.float32)
+                       for m, n in zip(self.engine_modalities, self._names)})  # fmt: skip
+        except (RuntimeError, OSError, KeyError, ValueError, TypeError) as e:
+            raise EngineUnusable(f"{path.name}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}"
+                                 ) from None  # fmt: skip
         log.info("tensorrt: %s loaded and warmed up (%s, batch %s)", path.name, side["precision"], side["batch"])
 
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
