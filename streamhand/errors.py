@@ -73,7 +73,9 @@ def unexpected(exc: BaseException, command: str) -> str:
     """The one line for a failure no check foresaw; the traceback goes to a log file."""
     path = crash_log(exc, command)
     what = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    where = f"the traceback is in {path}" if path else "the traceback could not be written; rerun with -v"
+    where = (f"the traceback is in {path}" if path else
+             f"the traceback could not be written into {cache_dir('logs')}: point STREAMHAND_CACHE at a writable "
+             "folder to keep it")  # fmt: skip
     return f"error: {command} failed unexpectedly: {type(exc).__name__}{': ' + what if what else ''} ({where})"
 
 

@@ -369,5 +369,5 @@ def test_an_engine_that_will_not_load_or_run_is_one_to_fall_back_from(tmp_path, 
             raise RuntimeError("m.engine: TensorRT could not deserialize the engine")
 
     monkeypatch.setattr(trt_backend, "TensorRTRunner", Refuses)
-    with pytest.raises(trt_backend.EngineUnusable, match="m.engine: RuntimeError: m.engine: TensorRT could not"):
+    with pytest.raises(trt_backend.EngineUnusable, match=r"m\.engine: RuntimeError: m\.engine: TensorRT could not"):
         trt_backend.TensorRTBackend(engine)

@@ -36,6 +36,17 @@ def test_streamhand_command_failing_unexpectedly(logs, monkeypatch):
     _check_one_line_and_log(invoke("info"), logs, "streamhand info")
 
 
+def test_where_no_log_can_be_written_the_line_says_how_to_keep_one(tmp_path, monkeypatch):
+    import streamhand.tools.about as about
+
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("STREAMHAND_CACHE", str(tmp_path / "file"))  # logs cannot be made under a file
+    monkeypatch.setattr(about, "describe", _boom)
+    r = invoke("info")
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "the traceback could not be written into" in r.stderr and "point STREAMHAND_CACHE at a writable" in r.stderr
+
+
 def test_train_command_failing_unexpectedly(logs, monkeypatch, tiny_checkpoint):
     import train.evaluate as evaluate
 

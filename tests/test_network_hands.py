@@ -480,3 +480,12 @@ def test_landmark_batches_are_split_to_the_runtimes_limit(models_dir, frames):
     assert want and sizes == [1] * 2 * len(want)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_a_cache_that_cannot_be_written_is_one_line_naming_it(tmp_path):
+    from streamhand.export.hand_networks import prepare_hand_networks
+    from streamhand.model_files import ExportError
+
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ExportError, match=r"could not be written into .*file/nets .*point STREAMHAND_CACHE at a"):
+        prepare_hand_networks(tmp_path / "file" / "nets")

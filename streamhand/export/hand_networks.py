@@ -24,6 +24,7 @@ import torch
 from streamhand.detect.tflite_convert import NETWORKS, convert_tflite, mediapipe_model_path
 from streamhand.detect.tflite_net import FORMAT, TFLiteNet
 from streamhand.detect.tflite_reader import read_tflite
+from streamhand.model_files import ExportError
 
 log = logging.getLogger(__name__)
 
@@ -118,5 +119,10 @@ def prepare_hand_networks(models_dir: str | Path | None = None) -> Path:
         return require_models(d)
     except HandNetworksMissing:
         log.info("converting MediaPipe's hand networks into %s (once; cached for later runs)", d)
-        convert_hand_networks(d)
+        try:
+            convert_hand_networks(d)
+        except OSError as e:  # a read-only or full cache: one line, with where the cache can be moved
+            raise ExportError(f"MediaPipe's hand networks could not be written into {d} "
+                              f"({e.strerror or type(e).__name__}); point STREAMHAND_CACHE at a writable folder"
+                              ) from None  # fmt: skip
     return require_models(d)
