@@ -454,13 +454,17 @@ def bench(
         str, typer.Option(help="comma list of torch,onnxruntime,tensorrt")
     ] = "torch,onnxruntime,tensorrt",
     modalities: Annotated[str, typer.Option(help="modality sets, ';' between sets")] = "2d;world;2d,world;rgb",
-    batch: Annotated[str, typer.Option(help="batch sizes")] = "1,2,8",
+    batch: Annotated[str, typer.Option(help="batch sizes (1-4096)")] = "1,2,8",
     detectors: Annotated[str, typer.Option(help="mediapipe,network-onnxruntime,network-torch[-cuda]; '' for none")] = (
         "mediapipe,network-onnxruntime"
     ),
-    iters: Annotated[int, typer.Option(min=5, help="timed calls per row")] = 100,
+    iters: Annotated[int, typer.Option(
+        min=5, help="timed calls per row (the rgb path's rows a quarter of them, at least 10; each detector at "
+        "least 20 frames)")] = 100,
     threads: Annotated[int, typer.Option(min=1, max=64, help="CPU threads per backend")] = 1,
-    samples: Annotated[int, typer.Option(min=0, max=256, help="posterior samples for joint_std")] = 16,
+    samples: Annotated[int | None, typer.Option(
+        min=0, max=256, help="posterior samples for joint_std (default: as a run takes them, 0 where the model's "
+        "error model judges the experts, else 16)")] = None,
     image_size: Annotated[int, typer.Option(min=32, max=512, help="RGB crop side for the rgb path")] = 256,
     soak: Annotated[
         float | None, typer.Option(min=0.1, help="instead: minutes of the whole pipeline, for leaks")
@@ -472,6 +476,7 @@ def bench(
     """Latency and throughput per backend, modality set, batch size and detector, side by side (or --soak)."""
     _setup_logging(verbose)
     check_output_or_fail(json_out, "--json")
+    _not_one_sample(samples)
     if soak is not None:
         raise typer.Exit(_soak(soak, json_out, model))
     from rich.console import Console
@@ -491,6 +496,9 @@ def bench(
         rows += bench_detectors(dets, max(20, iters), show) if dets else []
     except (CheckpointError, ValueError) as e:
         fail(str(e))
+    if not rows:
+        fail("nothing was measured: no backend or detector asked for is available here (the warnings above say "
+             "why)", 1)  # fmt: skip
     Console(width=max(120, Console().width)).print(table(rows, threads))
     if json_out is not None:
         doc = {"rows": as_dicts(rows), "threads": threads, "samples": samples}
@@ -503,10 +511,10 @@ def _bench_plan(backends: str, modalities: str, batch: str, detectors: str) -> t
 
     try:
         sizes = [int(b) for b in batch.split(",") if b.strip()]
-        if not sizes or min(sizes) < 1:
+        if not sizes or min(sizes) < 1 or max(sizes) > 4096:
             raise ValueError
     except ValueError:
-        fail(f"--batch {batch!r}: give positive batch sizes, e.g. 1,2,8")
+        fail(f"--batch {batch!r}: give batch sizes of 1 to 4096, e.g. 1,2,8")
     names = [b.strip() for b in backends.split(",")]
     if any(b not in ("torch", "onnxruntime", "tensorrt") for b in names):
         fail(f"--backends {backends!r}: choose from torch, onnxruntime, tensorrt")
@@ -520,6 +528,12 @@ def _bench_plan(backends: str, modalities: str, batch: str, detectors: str) -> t
     except ValueError as e:
         fail(f"--detectors {detectors!r}: {e}")
     return names, sets, sizes, dets
+
+
+def _not_one_sample(samples: int | None) -> None:
+    """``--samples 1`` as a run refuses it: one posterior sample has no spread (joint_std would be 0)."""
+    if samples == 1:
+        fail("--samples 1: one posterior sample has no spread; give 0 (no sampling) or 2 or more")
 
 
 def _soak(minutes: float, json_out: Path | None, model: Path | None) -> int:
@@ -591,6 +605,7 @@ def build_engine(
     except ValueError:
         fail(f"--batch {batch!r}: give MIN,OPT,MAX, e.g. 1,2,8")
     mods = tuple(_modalities(modalities) or ()) or None
+    _not_one_sample(samples)
     check_output_or_fail(out, "--out", folder=True)
     check_output_or_fail(timing_cache, "--timing-cache")
     opts = EngineOptions(precision, (lo, opt, hi), workspace, timing_cache or out / "timing.cache")

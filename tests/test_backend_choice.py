@@ -234,6 +234,8 @@ def test_build_engine_without_tensorrt_writes_the_onnx_and_says_what_is_missing(
         (["--batch", "one"], "--batch"),
         (["--modalities", "depth"], "no encoder for ['depth']"),
         (["--model", "missing.pt"], "checkpoint not found"),
+        (["--batch", "2,2,8"], "1 = MIN <= OPT <= MAX (MIN 1: a frame may hold one hand)"),
+        (["--samples", "1"], "--samples 1: one posterior sample has no spread"),
     ],
 )
 def test_build_engine_bad_options(tiny_checkpoint, tmp_path, args, message):

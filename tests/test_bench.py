@@ -44,8 +44,28 @@ def test_bench_rows_for_each_backend_set_and_batch(tiny_checkpoint, tmp_path, mo
     assert [d["backend"] for d in det] == ["mediapipe"] and det[0]["n"] >= 20
     assert "streamhand bench" in r.stdout and "p99 ms" in r.stdout
     assert not list(scratch.iterdir()), "the bench left temporary files behind"
-    if importlib.util.find_spec("tensorrt") is None:  # why there is no TensorRT row: the real reason
-        assert any("backend tensorrt unavailable: TensorRT is not installed" in m for m in caplog.messages)
+    assert {x["samples"] for x in models} == {16}  # as a run takes them: the tiny model has no error model
+    if importlib.util.find_spec("tensorrt") is None:  # why there is no TensorRT row: the real reason, said once
+        said = [m for m in caplog.messages if "backend tensorrt unavailable: TensorRT is not installed" in m]
+        assert len(said) == 1, said
+
+
+def test_the_untrained_rgb_model_is_the_same_file_every_time(tmp_path):
+    """Its graph is prepared into the cache by the file's sha256: a new file each run would add one every run."""
+    from streamhand.model_files import file_sha256
+    from streamhand.tools.bench import rgb_checkpoint
+
+    a = rgb_checkpoint(tmp_path / "a", 32)
+    b = rgb_checkpoint(tmp_path / "b", 32)
+    assert file_sha256(a) == file_sha256(b)
+
+
+def test_bench_that_measures_nothing_fails(tiny_checkpoint):
+    r = CliRunner().invoke(app, ["bench", "--model", str(tiny_checkpoint), "--backends", "tensorrt", "--detectors", "",
+                                 "--modalities", "2d", "--batch", "1", "--iters", "5"])  # fmt: skip
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here")
+    assert r.exit_code == 1 and "error: nothing was measured" in r.output, r.output
 
 
 @pytest.mark.parametrize(
@@ -55,6 +75,8 @@ def test_bench_rows_for_each_backend_set_and_batch(tiny_checkpoint, tmp_path, mo
         (["--backends", "openvino"], "--backends 'openvino': choose from torch, onnxruntime, tensorrt"),
         (["--modalities", "2d;heat"], "--modalities heat"),
         (["--detectors", "yolo", "--modalities", "2d", "--backends", "torch", "--iters", "5"], "unknown detector"),
+        (["--batch", "1,5000"], "--batch '1,5000': give batch sizes of 1 to 4096"),
+        (["--samples", "1"], "--samples 1: one posterior sample has no spread"),
     ],
 )
 def test_bench_bad_options(tiny_checkpoint, args, message):

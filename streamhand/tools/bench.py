@@ -34,6 +34,7 @@ class Row:
     p99_ms: float
     per_s: float  # hands (model) or frames (detector) per second
     n: int
+    samples: int = 0  # posterior samples in the model's graph (0 for a detector)
 
 
 def _time(fn: Callable[[], object], iters: int, warmup: int) -> np.ndarray:
@@ -47,20 +48,23 @@ def _time(fn: Callable[[], object], iters: int, warmup: int) -> np.ndarray:
     return out * 1e3
 
 
-def _row(what: str, backend: str, mods: str, batch: int, ms: np.ndarray) -> Row:
+def _row(what: str, backend: str, mods: str, batch: int, ms: np.ndarray, samples: int = 0) -> Row:
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
-    return Row(what, backend, mods, batch, float(p50), float(p95), float(p99), float(batch * 1e3 / ms.mean()), len(ms))
+    return Row(what, backend, mods, batch, float(p50), float(p95), float(p99), float(batch * 1e3 / ms.mean()), len(ms),
+               samples)  # fmt: skip
 
 
 def rgb_checkpoint(folder: Path, image_size: int = 256) -> Path:
-    """A checkpoint with the RGB expert's architecture (untrained), for timing the image path."""
+    """A checkpoint with the RGB expert's architecture (untrained, seeded), for timing the image path."""
     import torch
 
     from streamhand.models import HandPoseModel, ModelConfig
 
     torch.manual_seed(0)
     cfg = ModelConfig(encoders=["rgb", "3d"], decoders=["3d"], hidden=1024, image_size=image_size)
-    return save_checkpoint(folder / f"rgb{image_size}.pt", HandPoseModel(cfg), model_id=f"rgb-untrained-{image_size}")
+    # the same bytes every time (no timestamp), so that its graph is prepared once into the cache, not on every run
+    return save_checkpoint(folder / f"rgb{image_size}.pt", HandPoseModel(cfg), model_id=f"rgb-untrained-{image_size}",
+                           created="untrained, for timing")  # fmt: skip
 
 
 def bench_models(
@@ -71,15 +75,18 @@ def bench_models(
     iters: int = 100,
     warmup: int = 10,
     threads: int = 1,
-    n_samples: int = 16,
+    n_samples: int | None = None,
     image_size: int = 256,
     on_row: Callable[[Row], None] | None = None,
 ) -> list[Row]:
+    """``n_samples`` None: as a run takes them for each set (0 where the model's error model judges it, else 16)."""
+    from streamhand.error_model import default_samples
     from streamhand.export.calibration_data import model_inputs
     from streamhand.infer.int8 import all_keypoints
     from streamhand.infer.select import make_backend
 
     rows: list[Row] = []
+    warned: set[str] = set()  # a backend missing here is said once, not once per modality set
     with tempfile.TemporaryDirectory(prefix="streamhand-bench-") as tmp_dir:  # the untrained rgb model, engines
         tmp = Path(tmp_dir)
         main = load_checkpoint(checkpoint)
@@ -93,20 +100,21 @@ def bench_models(
                 log.warning("bench: the model has no encoder for %s; skipped", "+".join(mods))
                 continue
             cfg = ck.model.cfg
+            k = n_samples if n_samples is not None else default_samples(ck.meta.get("error_model") or (), mods)
             data = model_inputs(mods, max(batches), cfg.image_size, seed=5, cloud_points=cfg.cloud_points)
             # ONNX Runtime in fp32 and, for keypoint experts (where a run on a CPU takes it), with int8 weights
             both = all_keypoints(mods)
             runs = [(n, p) for n in backends for p in (("fp32", "int8") if n == "onnxruntime" and both else ("fp32",))]
             for name, precision in runs:
                 if name == "tensorrt":
-                    missing = _engine_for(ck, mods, batches, n_samples, tmp / "engines")
+                    missing = _engine_for(ck, mods, batches, k, tmp / "engines")
                     if missing:
-                        log.warning("bench: backend tensorrt unavailable: %s", missing)
+                        _warn_once(warned, f"bench: backend tensorrt unavailable: {missing}")
                         continue
                 try:
-                    be = make_backend(name, ck, n_samples, threads, mods, tmp / "engines", prepare_graph, precision)
+                    be = make_backend(name, ck, k, threads, mods, tmp / "engines", prepare_graph, precision)
                 except (ValueError, ImportError) as e:
-                    log.warning("bench: backend %s unavailable: %s", name, e)
+                    _warn_once(warned, f"bench: backend {name} unavailable: {e}")
                     continue
                 if be.name != name:  # tensorrt without a usable engine falls back: not timed twice
                     log.warning("bench: backend %s unavailable here (%s)", name, be.reason)
@@ -115,11 +123,17 @@ def bench_models(
                     x = {m: v[:b] for m, v in data.items()}
                     n = iters if "rgb" not in mods else max(10, iters // 4)
                     ms = _time(lambda be=be, x=x: be.infer(x), n, warmup)
-                    row = _row("model", be.describe().split(" (")[0], "+".join(mods), b, ms)
+                    row = _row("model", be.describe().split(" (")[0], "+".join(mods), b, ms, k)
                     rows.append(row)
                     if on_row:
                         on_row(row)
     return rows
+
+
+def _warn_once(warned: set[str], message: str) -> None:
+    if message not in warned:
+        warned.add(message)
+        log.warning("%s", message)
 
 
 def _engine_for(ck: Checkpoint, mods: tuple[str, ...], batches: list[int], n_samples: int, out: Path) -> str | None:
@@ -208,9 +222,9 @@ def table(rows: list[Row], threads: int) -> Any:
     from rich.table import Table
 
     t = Table(title=f"streamhand bench ({threads} CPU thread(s); latency per call)")
-    for col in ("what", "backend", "modalities", "batch", "p50 ms", "p95 ms", "p99 ms", "per s"):
+    for col in ("what", "backend", "modalities", "batch", "samples", "p50 ms", "p95 ms", "p99 ms", "per s"):
         t.add_column(col, justify="right" if col not in ("what", "backend", "modalities") else "left")
     for r in rows:
-        t.add_row(r.what, r.backend, r.modalities, str(r.batch), f"{r.p50_ms:.3f}", f"{r.p95_ms:.3f}",
-                  f"{r.p99_ms:.3f}", f"{r.per_s:,.0f}")  # fmt: skip
+        t.add_row(r.what, r.backend, r.modalities, str(r.batch), str(r.samples) if r.what == "model" else "-",
+                  f"{r.p50_ms:.3f}", f"{r.p95_ms:.3f}", f"{r.p99_ms:.3f}", f"{r.per_s:,.0f}")  # fmt: skip
     return t
