@@ -145,6 +145,7 @@ def test_precompile_keeps_the_arithmetic_on_disk_or_says_why_not(monkeypatch):
         (["--config", "{empty}"], "config file {empty}: is a folder; give a .yaml file"),
         (["--model", "{notckpt}"], "not a readable streamhand checkpoint"),
         (["--model", "missing.pt"], "checkpoint not found"),
+        (["--model", "exported.onnx"], "exported.onnx: an ONNX graph; --model takes the checkpoint (.pt)"),
         (["--hand-size", "3"], "error: --hand-size:"),
         (["--fov", "0"], "error: --fov: Input should be greater than 1"),
         (["--samples", "1"], "error: --samples: Value error, one posterior sample has no spread"),

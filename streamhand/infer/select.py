@@ -153,6 +153,9 @@ class ModelEncoders:
 def model_encoders(name_or_path: str | Path | None) -> ModelEncoders:
     """The encoders of a shipped model's name or a checkpoint path (CheckpointError if it cannot be read): from
     its prepared ONNX graphs where there are some (no PyTorch), else from the checkpoint itself."""
+    if name_or_path is not None and str(name_or_path).lower().endswith(".onnx"):
+        raise CheckpointError(f"{name_or_path}: an ONNX graph; --model takes the checkpoint (.pt) it was exported "
+                              "from, or a shipped model's name (a run prepares and finds its graphs)")  # fmt: skip
     info = model_summary(name_or_path)
     if info is not None:
         return ModelEncoders(list(info["encoders"]), info["path"], info["model_id"],
