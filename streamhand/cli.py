@@ -243,8 +243,9 @@ def echo(
     from streamhand.stream.client import PoseSubscriber
     from streamhand.stream.security import SecurityError
 
-    hint = ("is `streamhand run` running, publishing where --address points (its --port), or give --control? "
-            "--timeout 0 waits forever")  # fmt: skip
+    hint = (("is `streamhand run` running, with its --control-port where --control points? " if control else
+             "is `streamhand run` running, publishing where --address points (its --port), or give --control? ")
+            + "--timeout 0 waits forever")  # fmt: skip
     try:
         keys = {"curve_server_key": _opt(curve_server_key), "curve_client_key": _opt(curve_client_key)}
         sub = PoseSubscriber(address, topics=tuple(topic or [""]), timeout=timeout or None, control=control, raw=True,

@@ -48,6 +48,31 @@ def validate(cls: type[M], data: dict, source: str = "config") -> M:
         raise ConfigError(format_validation_error(e, cls, source)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping (YAML keeps the last one without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is written twice",
+                                                        key_node.start_mark)  # fmt: skip
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """``text`` parsed as YAML (keys once per mapping); :class:`ConfigError` naming the line and column."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a safe loader: SafeLoader with one more check
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{source}: not valid YAML{at} ({what})") from None
+
+
 def load_yaml(cls: type[M], path: str | Path, overrides: dict | None = None, empty: str | None = None) -> M:
     """Read ``path`` as YAML and validate it into ``cls``; raise :class:`ConfigError` on any problem. ``empty``: a
     file without a key is refused with this reason (after the overrides are validated)."""
@@ -57,11 +82,12 @@ def load_yaml(cls: type[M], path: str | Path, overrides: dict | None = None, emp
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
-    except (UnicodeDecodeError, OSError) as e:
-        raise ConfigError(f"{p}: cannot read as a text file ({type(e).__name__})") from None
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a UTF-8 text file (a YAML config is text)") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read it ({e.strerror or type(e).__name__})") from None
+    data = read_yaml(text, str(p)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level")
     given = bool(data)

@@ -130,6 +130,8 @@ def test_precompile_keeps_the_arithmetic_on_disk_or_says_why_not(monkeypatch):
     ("args", "message"),
     [
         (["--camera", "7"], "--camera '7': not available (cameras:"),
+        (["--camera", "realsense"], "--camera 'realsense': neither a camera index (0, 1, ...), a device path that "
+                                    "exists, nor a stream URL; an Intel RealSense: --realsense"),
         (["--video", "no/such/file.mp4"], "video not found"),
         (["--video", "{empty}"], "--video {empty}: a folder, not a video (use --images"),
         (["--images", "{empty}"], "no images"),

@@ -216,3 +216,18 @@ def test_print_config_gives_back_a_file_that_makes_the_same_settings(tmp_path):
     assert seen["cfg"] == want
     for _, flag, _ in FIELDS:
         assert f"# {flag.name}\n" in r.stdout, flag.name
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [(b"source:\n  kind: demo\n  kind: camera\n", "at line 3, column 3 (the key 'kind' is written twice)"),
+     (b"source: [1, 2\n", "not valid YAML at line 2, column 1 (expected ',' or ']'"),
+     (b"source:\n  kind: d\xe9mo\n", "not a UTF-8 text file"),
+     (b"# only a comment\n", "the file sets nothing (streamhand run --print-config shows every setting)")],
+    ids=["key-twice", "unclosed", "latin-1", "empty"],
+)  # fmt: skip
+def test_a_bad_config_file_is_one_line_saying_where(tmp_path, content, says):
+    (tmp_path / "c.yaml").write_bytes(content)
+    r = invoke("run", "--config", str(tmp_path / "c.yaml"))
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr
+    assert says in r.stderr, r.stderr

@@ -144,7 +144,7 @@ def test_eval_cli_writes_json(tmp_path, tiny_checkpoint):
         (["eval", "--checkpoint", "{ckpt}", "--data", "rhd", "--root", "nowhere"], "--root: nowhere is not a folder"),
         (["eval", "--checkpoint", "{ckpt}", "--data", "rhd", "--root", "configs"], "RHD annotations not found"),
         (["fit", "--config", "missing.yaml"], "config file not found"),
-        (["fit", "--config", "{ckpt}"], "cannot read as a text file"),
+        (["fit", "--config", "{ckpt}"], "not a UTF-8 text file"),
         (["fit", "--config", "configs/train/smoke.yaml", "--resume", "nope.pt"], "checkpoint not found"),
         (["card", "--checkpoint", "{ckpt}", "--out", "never.pt", "--metrics", "pyproject.toml"],
          "--metrics pyproject.toml: not a readable JSON file (JSONDecodeError)"),

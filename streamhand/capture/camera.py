@@ -7,6 +7,7 @@ import logging
 import sys
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -59,7 +60,13 @@ class CameraSource(FrameSource):
             cap.release()
             cams = list_cameras()
             have = ", ".join(cams) if cams else "none found"
-            raise SourceError(f"--camera {self.device!r}: not available (cameras: {have})")
+            name = str(self.device)
+            what = "not available"
+            if not name.isdigit() and "://" not in name and not Path(name).exists():
+                what = "neither a camera index (0, 1, ...), a device path that exists, nor a stream URL"
+                if name.lower() in ("realsense", "rs", "intel"):
+                    what += "; an Intel RealSense: --realsense"
+            raise SourceError(f"--camera {self.device!r}: {what} (cameras: {have})")
         if self.width:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
         if self.height:
