@@ -20,7 +20,7 @@ from streamhand.stream import protocol
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN and infinity are no setting
 
 
 class SourceConfig(_Strict):
