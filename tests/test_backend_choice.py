@@ -373,3 +373,10 @@ def test_an_engine_that_will_not_load_or_run_is_one_to_fall_back_from(tmp_path, 
     monkeypatch.setattr(trt_backend, "TensorRTRunner", Refuses)
     with pytest.raises(trt_backend.EngineUnusable, match=r"m\.engine: RuntimeError: m\.engine: TensorRT could not"):
         trt_backend.TensorRTBackend(engine)
+
+
+def test_int8_asked_of_a_backend_without_it_is_said(tiny_checkpoint, caplog):
+    caplog.set_level("WARNING")
+    be = make_backend("torch", str(tiny_checkpoint), 4, 1, ("2d",), None, None, "int8")
+    assert be.name == "torch"
+    assert any("--precision int8 applies to ONNX Runtime's graphs; the torch backend" in m for m in caplog.messages)

@@ -192,13 +192,16 @@ def make_backend(
     model = checkpoint if isinstance(checkpoint, ModelEncoders) else None
     if model is None:
         model = (ModelEncoders(list(checkpoint.model.cfg.encoders), checkpoint, checkpoint.model_id,
-                               bool(checkpoint.meta.get("error_model")))
+                               frozenset(checkpoint.meta.get("error_model") or ()))
                  if checkpoint is not None and not isinstance(checkpoint, (str, Path))
                  else model_encoders(checkpoint))  # fmt: skip
     runtime = [m for e in model.encoders for m in e.split("+") if m in INPUT_NAMES]
     mods = ordered(modalities or runtime)
     choice = choose(name, installed(engine_dir, model.model_id, mods, n_samples))
     backend = _make(choice, model.handle, n_samples, threads, mods, prepare, precision)
+    if precision == "int8" and backend.name != "onnxruntime":
+        log.warning("--precision int8 applies to ONNX Runtime's graphs; the %s backend runs the model as it was "
+                    "built", backend.name)  # fmt: skip
     backend.reason = backend.reason or choice.reason  # a fallback at load keeps its own
     log.info("backend: %s (%s: %s)", backend.describe(), name, backend.reason)
     return backend
