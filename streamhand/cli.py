@@ -579,7 +579,7 @@ def build_engine(
     ] = None,
     precision: Annotated[str, typer.Option(help="fp32 | fp16 | int8")] = "fp16",
     batch: Annotated[str, typer.Option(help="MIN,OPT,MAX hands per call")] = "1,2,8",
-    workspace: Annotated[int, typer.Option(min=16, help="TensorRT workspace (MiB)")] = 1024,
+    workspace: Annotated[int, typer.Option(min=16, max=1 << 20, help="TensorRT workspace (MiB)")] = 1024,
     timing_cache: Annotated[Path | None, typer.Option(help="default: OUT/timing.cache")] = None,
     samples: Annotated[int | None, typer.Option(
         min=0, max=256, help="posterior samples for joint_std (default: as a run takes them, 0 where the model's "
@@ -601,6 +601,8 @@ def build_engine(
 
     if precision not in ("fp32", "fp16", "int8"):
         fail(f"--precision {precision!r}: choose fp32, fp16 or int8")
+    if hand_networks and precision == "int8":  # said before the model's engine is built, not after
+        fail("--hand-networks --precision int8: int8 is not offered for the hand networks; use fp16 or fp32")
     try:
         lo, opt, hi = (int(v) for v in batch.split(","))
     except ValueError:

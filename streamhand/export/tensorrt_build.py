@@ -13,6 +13,7 @@ are faster. Parser errors are reported one per line.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,7 +110,9 @@ def build_engine(
     tmp.replace(engine_path)
     if opts.timing_cache is not None:
         opts.timing_cache.parent.mkdir(parents=True, exist_ok=True)
-        opts.timing_cache.write_bytes(bytes(memoryview(config.get_timing_cache().serialize())))
+        tmp = opts.timing_cache.with_name(opts.timing_cache.name + ".tmp")  # a build cut short keeps the old cache
+        tmp.write_bytes(bytes(memoryview(config.get_timing_cache().serialize())))
+        os.replace(tmp, opts.timing_cache)
     outputs = [network.get_output(i) for i in range(network.num_outputs)]
     return {
         "tensorrt": str(trt.__version__),
