@@ -236,6 +236,8 @@ def test_build_engine_without_tensorrt_writes_the_onnx_and_says_what_is_missing(
         (["--model", "missing.pt"], "checkpoint not found"),
         (["--batch", "2,2,8"], "1 = MIN <= OPT <= MAX (MIN 1: a frame may hold one hand)"),
         (["--samples", "1"], "--samples 1: one posterior sample has no spread"),
+        (["--hand-networks", "--precision", "int8"], "int8 is not offered for the hand networks"),
+        (["--workspace", "99999999999"], "--workspace"),
     ],
 )
 def test_build_engine_bad_options(tiny_checkpoint, tmp_path, args, message):
