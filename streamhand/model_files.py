@@ -21,7 +21,7 @@ from typing import Any
 
 from streamhand.codec import VIEW, WORLD_NORM
 from streamhand.modalities import INPUTS, key, ordered
-from streamhand.skeleton import HANDEDNESS_CANON, LAYOUT, NORM_2D, REF_BONE
+from streamhand.skeleton import HANDEDNESS_CANON, LAYOUT, NORM_2D, NUM_JOINTS, REF_BONE
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1  # of checkpoints
@@ -44,6 +44,10 @@ INPUT_NAMES = {"2d": "keypoints_2d", "world": "world_landmarks", "rgb": "rgb_cro
                "cloud": "point_cloud"}  # fmt: skip
 OUTPUT_NAMES = ("joints", "joint_std", "disagreement")
 assert tuple(INPUT_NAMES) == INPUTS
+#: the conventions every graph's metadata must carry (``conventions``: what this version writes)
+CONVENTIONS = {k: v for k, v in SKELETON_INFO.items() if k != "layout"}
+ONNX_PRECISIONS = ("fp32", "fp16", "int8")
+CROP_VIEWS = ("box", "turned")
 
 
 class CheckpointError(ValueError):
@@ -133,7 +137,68 @@ def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
         raise ExportError(f"{p}: not a streamhand export (format {meta.get('format')!r}, expected {ONNX_FORMAT!r})")
     if meta.get("layout") != SKELETON_INFO["layout"]:
         raise ExportError(f"{p}: joint layout differs from this streamhand's")
+    problem = _metadata_problem(meta) or _graph_problem(meta, proto.graph)
+    if problem:
+        raise ExportError(f"{p}: {problem}")
     return meta
+
+
+def _is_int(v: Any, least: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+
+def _metadata_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the values of a graph's ``streamhand.*`` metadata that the runtime relies on (None:
+    nothing); optional keys (missing in older exports) are checked where present."""
+    mods = meta.get("modalities")
+    if not (isinstance(mods, list) and mods and all(m in INPUT_NAMES for m in mods) and len(set(mods)) == len(mods)):
+        return f"metadata modalities {mods!r} is not a list of {', '.join(INPUT_NAMES)}"
+    if not isinstance(meta.get("model_id"), str):
+        return f"metadata model_id {meta.get('model_id')!r} is not a name"
+    if "image_size" not in meta:
+        return "metadata has no image_size"
+    for k, least in (("image_size", 1), ("z_dim", 1), ("cloud_points", 1), ("max_batch", 1), ("n_samples", 0),
+                     ("opset", 1), ("noise_seed", 0)):  # fmt: skip
+        if k in meta and not _is_int(meta[k], least):
+            return f"metadata {k} {meta[k]!r} is not an integer of at least {least}"
+    if meta.get("conventions") != CONVENTIONS:
+        return "its conventions (root, normalisation, handedness, view) differ from this streamhand's"
+    if meta.get("precision", "fp32") not in ONNX_PRECISIONS:
+        return f"metadata precision {meta['precision']!r} is not one of {', '.join(ONNX_PRECISIONS)}"
+    if meta.get("crop_view", "box") not in CROP_VIEWS:
+        return f"metadata crop_view {meta['crop_view']!r} is not one of {', '.join(CROP_VIEWS)}"
+    enc = meta.get("encoders", [])
+    if not (isinstance(enc, list) and all(isinstance(e, str) for e in enc)):
+        return f"metadata encoders {enc!r} is not a list of names"
+    if not isinstance(meta.get("checkpoint_sha256", ""), str):
+        return f"metadata checkpoint_sha256 {meta['checkpoint_sha256']!r} is not a string"
+    for k in ("std_calibration", "error_model"):  # per set of experts (``2d+world``), a dict each
+        v = meta.get(k)
+        if v is not None and not (isinstance(v, dict) and all(isinstance(e, dict) for e in v.values())):
+            return f"metadata {k} is not a table of expert sets"
+    return None
+
+
+def _graph_problem(meta: dict[str, Any], graph: Any) -> str | None:
+    """Where the graph itself contradicts its metadata (inputs, their shapes, the posterior noise table): read from
+    the graph's structure, not its weights."""
+    mods, s, pts = meta["modalities"], meta["image_size"], meta.get("cloud_points", 256)
+    init = {t.name: t for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in init]
+    want = [INPUT_NAMES[m] for m in mods]
+    if [i.name for i in inputs] != want:
+        return f"inputs {[i.name for i in inputs]} do not match its metadata {mods}"
+    shapes = {"2d": [NUM_JOINTS, 2], "world": [NUM_JOINTS, 3], "rgb": [3, s, s], "depth": [1, s, s], "cloud": [pts, 3]}
+    for i, m in zip(inputs, mods):
+        dims = [d.dim_value if d.HasField("dim_value") else d.dim_param for d in i.type.tensor_type.shape.dim]
+        if dims[1:] != shapes[m]:
+            return f"input {i.name} has shape {dims}, its metadata says [B, {', '.join(map(str, shapes[m]))}]"
+    noise = init.get("noise")
+    if noise is not None and all(k in meta for k in ("n_samples", "max_batch", "z_dim")):
+        want_dims = [meta["n_samples"], meta["max_batch"], meta["z_dim"]]
+        if list(noise.dims) != want_dims:
+            return f"its noise table is {list(noise.dims)}, its metadata says {want_dims} (samples, max batch, z)"
+    return None
 
 
 def _graph_folders(sha: str) -> Iterator[Path]:

@@ -187,3 +187,76 @@ def test_compact_image_encoder_exports_with_parity(tmp_path):
     want = TorchBackend(ck, n_samples=4).infer(x)
     for g, w in zip(got, (want.joints, want.joint_std, want.disagreement)):
         np.testing.assert_allclose(g, w, atol=1e-4, rtol=0)
+
+
+def _left_over(folder) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.is_file())
+
+
+def test_an_interrupted_export_leaves_no_part_file(tiny_checkpoint, tmp_path, monkeypatch):
+    def interrupted(proto, *args, **kwargs):  # Ctrl-C once the graph is on disk, before it is checked
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx.checker, "check_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(tiny_checkpoint, ("2d",), tmp_path / "out" / "m.onnx", n_samples=4)
+    assert _left_over(tmp_path / "out") == []
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_part_file(tiny_checkpoint, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def full(proto, f, *args, **kwargs):
+        with open(f, "wb") as out:
+            out.write(b"\0" * 1000)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(onnx, "save", full)
+    target = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match=r"m\.onnx: cannot write the ONNX graph \(No space left on device\)") as e:
+        export_onnx(tiny_checkpoint, ("2d",), target, n_samples=4)
+    assert "\n" not in str(e.value) and _left_over(tmp_path) == []
+
+
+def test_a_folder_in_the_way_is_one_line_and_leaves_no_part_file(tiny_checkpoint, tmp_path):
+    target = tmp_path / "m.onnx"
+    target.mkdir()
+    with pytest.raises(ExportError, match=r"m\.onnx: is a folder"):
+        export_onnx(tiny_checkpoint, ("2d",), target, n_samples=4)
+    assert _left_over(tmp_path) == [] and target.is_dir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ExportError, match=r"file: cannot make the folder"):
+        export_onnx(tiny_checkpoint, ("2d",), tmp_path / "file" / "m.onnx", n_samples=4)
+
+
+def test_build_engine_with_a_folder_in_the_way_says_so_in_one_line(tiny_checkpoint, tmp_path):
+    from streamhand.model_files import default_onnx_name
+    from tests.helpers import invoke
+
+    model_id = load_checkpoint(tiny_checkpoint).model_id
+    (tmp_path / "e" / default_onnx_name(model_id, ("2d",))).mkdir(parents=True)
+    r = invoke("build-engine", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "e"), "--samples", "0")
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "unexpectedly" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error: ") and "is a folder" in r.stderr
+    assert not list((tmp_path / "e").glob("*.tmp"))
+
+
+def test_preparing_into_a_cache_that_cannot_be_written_is_one_line(tiny_checkpoint, tmp_path, monkeypatch):
+    (tmp_path / "not-a-folder").write_text("x")
+    monkeypatch.setenv("STREAMHAND_CACHE", str(tmp_path / "not-a-folder"))
+    with pytest.raises(ExportError, match="cannot make the folder"):
+        OnnxRuntimeBackend(str(tiny_checkpoint), ("2d",), n_samples=4, prepare=prepare_graph)
+
+
+def test_prepare_graph_can_write_into_a_folder_of_the_callers(tiny_checkpoint, tmp_path, monkeypatch):
+    """A benchmark's throw-away checkpoints (a new sha each run) need not fill the user's cache."""
+    import functools
+
+    monkeypatch.setenv("STREAMHAND_CACHE", str(tmp_path / "cache"))
+    own = tmp_path / "own"
+    be = OnnxRuntimeBackend(str(tiny_checkpoint), ("2d",), n_samples=4, precision="fp32",
+                            prepare=functools.partial(prepare_graph, folder=own))  # fmt: skip
+    assert be.files[("2d",)].parent == own and be.files[("2d",)].name.startswith("k4_")
+    assert not (tmp_path / "cache").exists()

@@ -10,6 +10,7 @@ networks take their precision from the ONNX).
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from streamhand.export.graph import InferenceGraph
 from streamhand.infer.noise import DEFAULT_SEED, posterior_noise
 from streamhand.modalities import ordered
 from streamhand.model_files import (
+    CONVENTIONS,
     INPUT_NAMES,
     ONNX_FORMAT,
     OUTPUT_NAMES,
@@ -65,7 +67,8 @@ def export_onnx(
     opset: int = MIN_OPSET,
     seed: int = DEFAULT_SEED,
 ) -> OnnxArtifact:
-    """Write the graph for ``modalities`` to ``out`` atomically and check it with ``onnx.checker``."""
+    """Write the graph for ``modalities`` to ``out`` atomically and check it with ``onnx.checker``: nothing is left
+    half-written by a failure or an interrupt, and a path that cannot be written is :class:`ExportError`."""
     import onnx
 
     if precision not in PRECISIONS:
@@ -89,16 +92,41 @@ def export_onnx(
     in_names = [INPUT_NAMES[m] for m in mods]
     dyn = {n: {0: "batch"} for n in (*in_names, *OUTPUT_NAMES)}
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    if out.is_dir():
+        raise ExportError(f"{out}: is a folder, not a file the ONNX graph can be written to")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"{out.parent}: cannot make the folder ({e.strerror or type(e).__name__})") from None
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")  # two processes exporting the same graph do not share it
+    meta = _metadata(ckpt, mods, n_samples, seed, max_batch, precision, opset)
     t0 = time.perf_counter()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # K and the modality set are fixed per graph
-        torch.onnx.export(graph, examples, str(tmp), input_names=in_names, output_names=list(OUTPUT_NAMES),
-                          dynamic_axes=dyn, opset_version=opset, dynamo=False, do_constant_folding=True)  # fmt: skip
-    proto = onnx.load(str(tmp))
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # K and the modality set are fixed per graph
+            torch.onnx.export(graph, examples, str(tmp), input_names=in_names, output_names=list(OUTPUT_NAMES),
+                              dynamic_axes=dyn, opset_version=opset, dynamo=False,
+                              do_constant_folding=True)  # fmt: skip
+        proto = onnx.load(str(tmp))
+        write_onnx_metadata(proto, meta)
+        proto.doc_string = f"streamhand {ckpt.model_id}: {modality_tag(mods)} -> 3D joints with spread"
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+        tmp.replace(out)
+    except OSError as e:  # a full disk, a read-only folder, a folder in the way
+        raise ExportError(f"{out}: cannot write the ONNX graph ({e.strerror or type(e).__name__})") from None
+    finally:
+        tmp.unlink(missing_ok=True)  # a failure or an interrupt (KeyboardInterrupt is raised on) leaves no part file
+    log.info("exported %s (%s, %s) in %.1f s", out, modality_tag(mods), precision, time.perf_counter() - t0)
+    return OnnxArtifact(out, file_sha256(out), meta)
+
+
+def _metadata(ckpt: Checkpoint, mods: tuple[str, ...], n_samples: int, seed: int, max_batch: int, precision: str,
+              opset: int) -> dict[str, Any]:  # fmt: skip
+    """The ``streamhand.*`` metadata of the graph of ``ckpt`` for ``mods``."""
+    model = ckpt.model
     ckpt_sha = file_sha256(ckpt.path) if ckpt.path is not None else "unsaved"
-    meta = {
+    return {
         "format": FORMAT,
         "model_id": ckpt.model_id,
         "checkpoint_sha256": ckpt_sha,
@@ -114,7 +142,7 @@ def export_onnx(
             {"name": "disagreement", "shape": ["B", model.cfg.num_joints], "dtype": "float32"},
         ],
         "layout": SKELETON_INFO["layout"],
-        "conventions": {k: v for k, v in SKELETON_INFO.items() if k != "layout"},
+        "conventions": CONVENTIONS,
         "z_dim": model.cfg.z_dim,
         "image_size": model.cfg.image_size,
         "cloud_points": model.cfg.cloud_points,
@@ -129,26 +157,26 @@ def export_onnx(
         "torch": torch.__version__,
         "streamhand": __version__,
     }
-    write_onnx_metadata(proto, meta)
-    proto.doc_string = f"streamhand {ckpt.model_id}: {modality_tag(mods)} -> 3D joints with spread"
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(tmp))
-    tmp.replace(out)
-    log.info("exported %s (%s, %s) in %.1f s", out, modality_tag(mods), precision, time.perf_counter() - t0)
-    return OnnxArtifact(out, file_sha256(out), meta)
 
 
-def prepare_graph(ckpt: Checkpoint, mods: tuple[str, ...], sha: str | None, n_samples: int) -> tuple[Path, dict]:
+def prepare_graph(ckpt: Checkpoint, mods: tuple[str, ...], sha: str | None, n_samples: int,
+                  folder: str | Path | None = None) -> tuple[Path, dict]:  # fmt: skip
     """The build step behind a checkpoint's first run on ONNX Runtime: export the graph for ``mods`` into the
-    cache (by the checkpoint's sha256; an unsaved checkpoint into a private temporary folder)."""
+    cache (by the checkpoint's sha256; an unsaved checkpoint into a private temporary folder), or into ``folder``
+    (a caller's own, e.g. a benchmark's throw-away checkpoints: ``functools.partial(prepare_graph, folder=...)``)."""
     from streamhand.model_files import cached_graph_path
 
-    if sha is not None:
+    if folder is not None:
+        path = Path(folder) / cached_graph_path(sha or "unsaved", ckpt.model_id, mods, n_samples).name
+    elif sha is not None:
         path = cached_graph_path(sha, ckpt.model_id, mods, n_samples)
     else:
         import tempfile
 
-        path = Path(tempfile.mkdtemp(prefix="streamhand-onnx-")) / default_onnx_name(ckpt.model_id, mods)
+        try:
+            path = Path(tempfile.mkdtemp(prefix="streamhand-onnx-")) / default_onnx_name(ckpt.model_id, mods)
+        except OSError as e:
+            raise ExportError(f"no temporary folder for the ONNX graph ({e.strerror or type(e).__name__})") from None
     log.info("preparing the ONNX graph of %s for %s (first use; cached in %s)", ckpt.model_id, modality_tag(mods),
              path.parent)  # fmt: skip
     art = export_onnx(ckpt, mods, path, n_samples=n_samples)

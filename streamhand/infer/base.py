@@ -43,4 +43,4 @@ class Backend(ABC):
         return None
 
     def describe(self) -> str:
-        return f"{self.name} ({self.model_id}, modalities {','.join(self.modalities)})"
+        return f"{self.name} ({self.model_id}, encoders {','.join(self.modalities)})"
