@@ -219,7 +219,12 @@ def test_build_engine_without_tensorrt_writes_the_onnx_and_says_what_is_missing(
                                  "--batch", "1,4,16"])  # fmt: skip
     assert r.exit_code == 0, r.output
     onnx_files = list((tmp_path / "e").glob("*.onnx"))
-    assert len(onnx_files) == 1 and "_2d_fp32.onnx" in onnx_files[0].name
+    assert len(onnx_files) == 1 and onnx_files[0].name.endswith("_2d_k16_fp32.onnx")  # its default: 16 samples
+    r = CliRunner().invoke(app, ["build-engine", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "e"),
+                                 "--samples", "0"])  # fmt: skip
+    assert r.exit_code == 0, r.output  # another sample count beside it, not over it
+    assert sorted(p.name.split("_", 1)[1] for p in (tmp_path / "e").glob("*.onnx")) == ["2d_fp32.onnx",
+                                                                                        "2d_k16_fp32.onnx"]
     assert "no engine: TensorRT is not installed" in r.output and "pip install" in r.output
     r = CliRunner().invoke(app, ["build-engine", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "e"),
                                  "--require-engine"])  # fmt: skip

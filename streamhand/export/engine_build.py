@@ -52,8 +52,11 @@ def _tensorrt() -> tuple[Any, int]:
     return trt, int(str(trt.__version__).split(".")[0])
 
 
-def engine_name(model_id: str, modalities: tuple[str, ...], precision: str) -> str:
-    return default_onnx_name(model_id, modalities, precision).removesuffix(".onnx") + ".engine"
+def output_name(model_id: str, modalities: tuple[str, ...], precision: str, n_samples: int, suffix: str) -> str:
+    """``<model id>_<modalities>[_k<samples>]_<precision><suffix>``: graphs and engines of another sample count
+    (``--samples 16`` beside the default 0) side by side, not one over the other."""
+    name = default_onnx_name(model_id, modalities, precision).removesuffix(".onnx")
+    return (name.removesuffix(f"_{precision}") + f"_k{n_samples}_{precision}" if n_samples else name) + suffix
 
 
 def build(
@@ -74,7 +77,8 @@ def build(
         raise ValueError(f"--batch {lo},{opt},{hi}: needs 1 = MIN <= OPT <= MAX (MIN 1: a frame may hold one hand)")
     max_batch = max(256, hi)
     res = BuildResult()
-    fp32 = export_onnx(ckpt, mods, out_dir / default_onnx_name(ckpt.model_id, mods), n_samples, max_batch)
+    fp32 = export_onnx(ckpt, mods, out_dir / output_name(ckpt.model_id, mods, "fp32", n_samples, ".onnx"), n_samples,
+                       max_batch)  # fmt: skip
     res.onnx.append(fp32.path)
     here = this_machine()
     res.missing = missing_for_engines(here)
@@ -84,10 +88,10 @@ def build(
     check_precision(major, opts.precision)
     src = fp32
     if needs_half_onnx(major, opts.precision):
-        src = export_onnx(ckpt, mods, out_dir / default_onnx_name(ckpt.model_id, mods, "fp16"), n_samples, max_batch,
-                          precision="fp16")  # fmt: skip
+        src = export_onnx(ckpt, mods, out_dir / output_name(ckpt.model_id, mods, "fp16", n_samples, ".onnx"),
+                          n_samples, max_batch, precision="fp16")  # fmt: skip
         res.onnx.append(src.path)
-    engine = out_dir / engine_name(ckpt.model_id, mods, opts.precision)
+    engine = out_dir / output_name(ckpt.model_id, mods, opts.precision, n_samples, ".engine")
     size = ckpt.model.cfg.image_size
 
     def calibration(i: int) -> dict:
