@@ -634,7 +634,8 @@ def build_engine(
 @app.command()
 def keys(
     out: Annotated[Path, typer.Option(help="folder to write the pair into")] = Path("keys"),
-    name: Annotated[str, typer.Option(help="the pair's name: NAME.key (public), NAME.key_secret")] = "server",
+    name: Annotated[str, typer.Option(
+        help="the pair's name: NAME.key (public), NAME.key_secret (a .key suffix given is dropped)")] = "server",
 ) -> None:
     """Make a CurveZMQ key pair for --curve-server-key (the server) or a client's --curve-client-key."""
     from streamhand.outputs import OutputError, check_output_dir
