@@ -5,6 +5,7 @@ at first use (cached), and the errors."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -162,3 +163,18 @@ def test_a_graph_that_cannot_be_quantized_runs_in_fp32_under_auto_and_fails_unde
     assert be.files[("2d",)] == fp32 and ", fp32]" in be.describe() and "running it in fp32" in caplog.text
     with pytest.raises(ExportError, match="--precision int8: "):
         OnnxRuntimeBackend(str(tiny_checkpoint), ("2d",), n_samples=0, prepare=prepare_graph, precision="int8")
+
+
+def test_a_quantization_that_cannot_be_saved_leaves_no_part_file(tiny_checkpoint, tmp_path, monkeypatch):
+    import onnx
+
+    art = export_onnx(str(tiny_checkpoint), ("2d",), tmp_path / "a.onnx", n_samples=0)
+
+    def full(_proto, path, *_a, **_k):  # the disk fills half way through the file
+        Path(path).write_bytes(b"half a graph")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(onnx, "save", full)
+    with pytest.raises(OSError, match="No space left"):
+        quantize_graph(art.path, tmp_path / "q" / "a.int8.onnx")
+    assert list((tmp_path / "q").iterdir()) == []

@@ -81,8 +81,12 @@ def quantize_graph(src: Path, dst: Path) -> dict:
     meta = int8_metadata(meta)
     write_onnx_metadata(proto, meta)
     part = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")  # two runs quantizing at once do not share a file
-    onnx.save(proto, str(part))
-    part.replace(dst)
+    try:
+        onnx.save(proto, str(part))
+        part.replace(dst)
+    except BaseException:  # a full disk, Ctrl-C: no part file left in the cache
+        part.unlink(missing_ok=True)
+        raise
     return meta
 
 
