@@ -502,7 +502,7 @@ def bench(
              "why)", 1)  # fmt: skip
     Console(width=max(120, Console().width)).print(table(rows, threads))
     if json_out is not None:
-        doc = {"rows": as_dicts(rows), "threads": threads, "samples": samples}
+        doc = {"rows": as_dicts(rows), "threads": threads}  # each row says its posterior samples
         raise typer.Exit(_write_at_end(json_out, json.dumps(doc, indent=1), "--json"))
 
 

@@ -53,12 +53,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set = set()
-        for key_node, _ in node.value:
+        for key_node, _ in node.value:  # the mapping's own keys (a merge, ``<<:``, may be overridden by them)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-            if key in seen:
+            try:
+                twice = key in seen
+                seen.add(key)
+            except TypeError:  # a list or a mapping as a key
+                raise yaml.constructor.ConstructorError(None, None, "a key that is a list or a mapping",
+                                                        key_node.start_mark) from None  # fmt: skip
+            if twice:
                 raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is written twice",
                                                         key_node.start_mark)  # fmt: skip
-            seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 

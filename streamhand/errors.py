@@ -30,8 +30,9 @@ def fail(msg: str, code: int = 2) -> NoReturn:
 
 
 def torch_missing(e: ImportError) -> bool:
-    """Whether ``e`` is PyTorch missing (the ONNX-Runtime-only install), not another import failing."""
-    return getattr(e, "name", None) == "torch" or "torch" in str(e)
+    """Whether ``e`` is PyTorch missing (the ONNX-Runtime-only install), not another import failing (a broken
+    PyTorch, or a module that is missing beside it, is raised on as it is)."""
+    return getattr(e, "name", None) == "torch"
 
 
 def fail_without_torch(what: str, e: ImportError) -> NoReturn:
@@ -94,11 +95,15 @@ class Commands(TyperGroup):
     program = "streamhand"
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
-        from streamhand.outputs import remove_empty_made
+        from streamhand.outputs import made_folders
 
+        failed = True
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            failed = False
+            return result
         except Exception as e:  # the one place that catches what nothing else did
+            failed = getattr(e, "exit_code", 1) != 0  # typer.Exit(0) ends a command that went well
             where = f"{self.program} {ctx.invoked_subcommand or ''}".strip()
             if type(e).__module__.startswith(("click", "typer")):  # exits, usage errors, aborts: click's own
                 if getattr(e, "exit_code", None) == 2 and hasattr(e, "format_message"):  # a usage error: one line
@@ -110,7 +115,7 @@ class Commands(TyperGroup):
             typer.echo(unexpected(e, where), err=True)
             raise typer.Exit(1) from None
         finally:
-            remove_empty_made()  # the output folders a refused command made
+            made_folders(failed)  # a refused or failed command leaves no empty folder it made for its outputs
 
 
 def commands(program: str) -> type[Commands]:

@@ -219,7 +219,8 @@ def prepared_graphs(sha: str) -> list[tuple[Path, dict]]:
         for p in sorted(folder.glob("*.onnx")):
             try:
                 meta = read_onnx_metadata(p)
-            except ExportError:
+            except ExportError as e:  # made by an earlier version, or damaged: prepared again where it can be
+                log.info("skipping %s", e)
                 continue
             if meta.get("checkpoint_sha256") == sha and "encoders" in meta:
                 out.append((p, meta))

@@ -74,6 +74,8 @@ def _help(flag: Flag, info: FieldInfo) -> str:
     default = info.get_default(call_default_factory=True)
     if flag.switch is None and default not in (None, [], ()) and "default" not in text:
         text += f" (default {default})"
+    if flag.switch is not None:  # the pair's other side, e.g. where a --config file turned the setting over
+        text += f" ({flag.opposite} undoes it)"
     return text.strip()
 
 

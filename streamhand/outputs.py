@@ -3,14 +3,13 @@ end, so that a bad path costs one line and no computed result is lost.
 
 :func:`check_output` says in one line (naming the option) why a path cannot be written: a folder where a file is
 meant, a parent that is missing, not a folder or not writable. Commands call it when they parse their options; the
-folders it makes for an output and that are still empty when the command ends (it was refused) are removed then.
+folders it makes for an output are removed again where the command fails and they are still empty.
 :func:`write_text_atomic` writes through a temporary file beside the target and renames it; if the write still
 fails (the disk filled, the folder vanished), the temporary file is removed and :class:`OutputError` says why.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 from pathlib import Path
 
@@ -20,33 +19,34 @@ class OutputError(ValueError):
 
 
 _made: list[Path] = []  # folders this process made for its outputs, the deepest first
-_registered: list[bool] = []
 
 
-def remove_empty_made() -> None:
-    """The folders made for outputs that are still empty (the command was refused, or wrote nothing) go; called as
-    each command ends, and at exit."""
+def made_folders(failed: bool) -> None:
+    """As a command ends: where it ``failed`` (refused its input, or stopped on an error), the folders made for its
+    outputs that are still empty are removed; either way they are forgotten."""
     while _made:
-        try:
-            _made.pop(0).rmdir()
-        except OSError:
-            pass
+        d = _made.pop(0)
+        if failed:
+            try:
+                d.rmdir()  # only an empty folder goes
+            except OSError:
+                pass
 
 
 def _make_folder(folder: Path, p: Path, option: str) -> None:
     """Make ``folder``, where ``p`` goes, if it is missing: :class:`OutputError` naming ``p`` where a file stands in
-    its way or it cannot be made. What it makes and is still empty when the process ends is removed then."""
+    its way or it cannot be made. What it makes is noted for :func:`made_folders`."""
     blocker = next((a for a in (folder, *folder.parents) if a.exists() and not a.is_dir()), None)
     if blocker is not None:
         raise OutputError(f"{option} {p}: {blocker} is a file, not a folder")
-    missing = [a.absolute() for a in (folder, *folder.parents) if not a.exists()]
+    # where each folder on the way really is (``new/../keep`` is ``keep``, which may be there already): only those
+    # not there yet count as made
+    real = dict.fromkeys(Path(os.path.realpath(a)) for a in (folder, *folder.parents))
+    missing = [a for a in real if not a.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"{option} {p}: cannot write there ({e.strerror or type(e).__name__})") from None
-    if missing and not _registered:
-        atexit.register(remove_empty_made)
-        _registered.append(True)
     _made[:0] = missing
 
 

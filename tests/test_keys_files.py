@@ -195,3 +195,19 @@ def test_an_unusable_file_in_the_allowed_folder_is_refused_before_serving(files,
         if server is not None:
             server.stop()
         ctx.term()
+
+
+def test_an_allowed_folder_that_zeromq_would_read_as_empty_is_refused(files, tmp_path):
+    """ZeroMQ's key loader globs the folder's name unescaped: `k[1]` reads as empty there, every client refused."""
+    import zmq.auth
+
+    allowed = tmp_path / "k[1]"
+    allowed.mkdir()
+    (allowed / "alice.key").write_bytes((files / "alice.key").read_bytes())
+    assert zmq.auth.load_certificates(str(allowed)) == {}  # what the ZAP thread would have served with
+    ctx = zmq.Context()
+    try:
+        with pytest.raises(SecurityError, match=r"holds \[, \], \* or \? reads as empty to ZeroMQ's key loader"):
+            CurveServer(files / "server.key_secret", allowed, ctx)
+    finally:
+        ctx.term()

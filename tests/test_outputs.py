@@ -46,11 +46,22 @@ def test_check_output_makes_the_folder_and_leaves_nothing_else(tmp_path):
 def test_a_refused_command_leaves_no_folder_it_made(tmp_path):
     kept = tmp_path / "there"  # a folder that was there before is never removed, even left empty
     kept.mkdir()
-    for report in (tmp_path / "a" / "b" / "r.json", kept / "c" / "r.json"):
+    around = tmp_path / "new" / ".." / "there" / "r.json"  # `there` is kept, and no `new` is made
+    for report in (tmp_path / "a" / "b" / "r.json", kept / "c" / "r.json", around):
         r = invoke("run", "--source", "demo", "--model", "no-such-model", "--frames", "5", "--no-realtime",
                    "--report", str(report))  # fmt: skip
         assert r.returncode == 2 and "checkpoint not found" in r.stderr, r.stderr[-1500:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["there"] and list(kept.iterdir()) == []
+
+
+def test_a_command_that_went_well_keeps_the_folders_it_made(tmp_path):
+    from streamhand.outputs import made_folders
+
+    p = check_output(tmp_path / "a" / "r.json", "--report")  # e.g. a run that published no frame writes nothing
+    made_folders(failed=False)
+    assert p is not None and p.parent.is_dir()
+    made_folders(failed=True)  # forgotten: a later failure in this process does not touch it
+    assert p.parent.is_dir()
 
 
 def test_a_failed_final_write_removes_its_temporary_file(tmp_path):

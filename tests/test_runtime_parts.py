@@ -488,3 +488,15 @@ def test_depth_at_matches_its_definition_everywhere():
 def test_masked_median_table(values, mask, expected):
     got = masked_median(np.asarray(values, float), np.asarray(mask, bool))
     np.testing.assert_array_equal(got, np.asarray(expected, float))
+
+
+def test_the_frame_rate_counts_from_the_first_frames_capture():
+    """Two frames published 1 ms apart (the second waited in the pipeline while the first was placed) are not a
+    rate of 1 000 frames a second: the span starts at the first frame's capture."""
+    from streamhand.run.emit import Emitter
+
+    e = object.__new__(Emitter)
+    e.frames_processed, e.t_first, e.t_last = 2, 10.000, 10.041  # captured at 10.000, published at 10.040, 10.041
+    assert e.fps() == pytest.approx(2 / 0.041)
+    e.frames_processed, e.t_first, e.t_last = 0, None, None
+    assert e.fps() == 0.0

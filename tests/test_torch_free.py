@@ -22,7 +22,7 @@ class Block:
     def find_spec(self, name, path=None, target=None):
         if name == "torch" or name.startswith("torch."):
             tried.append(name)
-            raise ImportError("torch is not installed")
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 sys.meta_path.insert(0, Block())
 out = sys.argv[1]

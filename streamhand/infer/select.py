@@ -111,10 +111,10 @@ def find_engine(engine_dir: Path, model_id: str, modalities: tuple[str, ...], he
         if why:
             problems.append(f"{p.name}: {'; '.join(why)}")
         else:
-            found.append((PRECISION_PREFERENCE.index(side["precision"]) if side["precision"] in PRECISION_PREFERENCE
-                          else 9, p))  # fmt: skip
+            rank = PRECISION_PREFERENCE.index(side["precision"]) if side["precision"] in PRECISION_PREFERENCE else 9
+            found.append((rank, -p.stat().st_mtime, p))  # of one precision, the newest build
     if found:
-        return min(found)[1], ""
+        return min(found)[2], ""
     if problems:
         return None, "no usable TensorRT engine (" + " | ".join(problems) + ")"
     return None, f"no TensorRT engine for {model_id} {'+'.join(mods)} in {engine_dir}"

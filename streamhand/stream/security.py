@@ -184,7 +184,10 @@ class CurveServer:
         allowed = Path(allowed_dir)
         if not allowed.is_dir():
             raise SecurityError(f"--curve-allowed: not a folder: {allowed}")
-        clients = sorted(glob.glob(os.path.join(glob.escape(str(allowed)), "*.key")))  # as the ZAP thread reads them
+        if any(c in str(allowed) for c in "*?["):  # the ZAP thread reads the folder as an unescaped glob pattern
+            raise SecurityError(f"--curve-allowed {allowed}: a folder whose name holds [, ], * or ? reads as empty to "
+                                "ZeroMQ's key loader (every client would be refused); rename it")  # fmt: skip
+        clients = sorted(glob.glob(os.path.join(str(allowed), "*.key")))  # as the ZAP thread reads them
         if not clients:
             raise SecurityError(f"--curve-allowed: no client public keys (*.key) in {allowed}")
         for f in clients:  # one unreadable file would make the ZAP thread refuse every client
