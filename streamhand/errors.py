@@ -114,6 +114,10 @@ class Commands(TyperGroup):
                 raise typer.Exit(0) from None
             typer.echo(unexpected(e, where), err=True)
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM where a command turns it into one): said, exit 130
+            typer.echo(f"stopped: {self.program} {ctx.invoked_subcommand or ''} interrupted".replace("  ", " "),
+                       err=True)  # fmt: skip
+            raise typer.Exit(130) from None
         finally:
             made_folders(failed)  # a refused or failed command leaves no empty folder it made for its outputs
 

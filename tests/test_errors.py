@@ -72,3 +72,15 @@ def test_a_closed_pipe_is_not_a_failure(logs, monkeypatch):
     monkeypatch.setattr(about, "describe", closed)
     r = invoke("info")
     assert r.returncode == 0 and r.stderr == "" and not logs.exists()
+
+
+def test_ctrl_c_is_one_line_and_exit_130(logs, monkeypatch):
+    import streamhand.tools.about as about
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(about, "describe", interrupted)
+    r = invoke("info")
+    assert r.returncode == 130 and r.stderr.strip() == "stopped: streamhand info interrupted", r.stderr
+    assert not logs.exists()  # no crash log: nothing failed

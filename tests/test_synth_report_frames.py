@@ -192,9 +192,11 @@ def test_render_sheet_writes_a_png_of_the_expected_size(tmp_path, depth):
 
 @pytest.mark.parametrize(
     ("where", "message"),
-    [("dir", "is a folder"), ("nowhere/sheet.png", "no folder"), ("sheet.jpg", "the sheet is a PNG")],
-)
+    [("dir", "is a folder"), ("afile/sheet.png", "is a file, not a folder"), ("sheet.jpg", "the figure is a PNG"),
+     ("sheet", "the figure is a PNG")],
+)  # fmt: skip
 def test_render_sheet_bad_out(tmp_path, where, message):
+    (tmp_path / "afile").write_text("a file where the folder would be")
     out = tmp_path if where == "dir" else tmp_path / where
     code, text = _invoke("render-sheet", "--out", str(out), "--n", "2")
     assert code == 2 and len(text.strip().splitlines()) == 1, text

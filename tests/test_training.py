@@ -152,10 +152,29 @@ def test_eval_cli_writes_json(tmp_path, tiny_checkpoint):
         (["calibrate-std", "--checkpoint", "default"], "a shipped model's files belong to the package; copy it"),
         (["fit-error-model", "--checkpoint", "rgb"], "a shipped model's files belong to the package; copy it"),
         (["fit-error-model", "--checkpoint", "nope.pt"], "checkpoint not found (this command rewrites a checkpoint"),
+        (["latent-walk", "--checkpoint", "{ckpt}", "--out", "walk.txt"], "--out walk.txt: the figure is a PNG"),
+        (["embed", "--checkpoint", "{ckpt}", "--out", "embedding"], "--out embedding: the figure is a PNG"),
+        (["eval", "--checkpoint", "{ckpt}", "--pck-png", "pck.svg"], "--pck-png pck.svg: the figure is a PNG"),
+        (["embed", "--checkpoint", "{ckpt}", "--seed", "-5"], "--seed"),
+        (["eval", "--checkpoint", "{ckpt}", "--noise-px", "nan"], "'--noise-px'"),
+        (["eval", "--checkpoint", "{ckpt}", "--data", "frames", "--root", "configs", "--n", "5"],
+         "--n: --data frames evaluates every frame as it is"),
+        (["compare", "--steps", "1", "--only", "S1", "--rhd-root", "configs", "--out", "{tmp}"],
+         "--rhd-root configs: evaluation/anno_evaluation.pickle not found"),
+        (["ensemble", "{ckpt}", "{ckpt}", "--out", "pooled.json"], "--out pooled.json: the pooled model is a"),
+        (["ensemble", "{ckpt}", "default", "--out", "{ckpt}"], "one of the runs to pool; give a new file"),
+        (["card", "--checkpoint", "{ckpt}", "--out", "{tmp}/c.pt", "--metrics", "{tmp}/a/m.json", "--metrics",
+          "{tmp}/b/m.json"], "another file of that name (m) is given too"),
+        (["card", "--checkpoint", "{ckpt}", "--out", "{tmp}/c.pt", "--metrics", "{tmp}/nan.json"],
+         "NaN is not a JSON number"),
     ],
 )
-def test_train_cli_errors(tiny_checkpoint, args, message):
-    r = train_cli(*[str(tiny_checkpoint) if a == "{ckpt}" else a for a in args])
+def test_train_cli_errors(tiny_checkpoint, tmp_path, args, message):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "m.json").write_text('{"epe_mm": 1.0}')
+    (tmp_path / "nan.json").write_text('{"epe_mm": NaN}')
+    r = train_cli(*[a.replace("{ckpt}", str(tiny_checkpoint)).replace("{tmp}", str(tmp_path)) for a in args])
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
@@ -394,3 +413,29 @@ def test_ctrl_c_during_fit_says_what_is_kept(tmp_path, sig):
     assert p.returncode == 130 and "Traceback" not in err, err[-2000:]
     said = [line for line in err.splitlines() if "interrupted at step" in line]
     assert len(said) == 1 and f"is kept: --resume {kept} continues" in said[0], err[-2000:]
+
+
+@pytest.mark.parametrize("damage", [b"PK\x03\x04 cut short", b"not an archive at all"])
+def test_an_unreadable_labelled_cache_is_made_again(tmp_path, monkeypatch, caplog, damage):
+    """A cache of MediaPipe-labelled renders cut short (or not this program's) is labelled again, with a warning,
+    instead of failing every command that reads it."""
+    import numpy as np
+
+    import train.datasets.mediapipe_pairs as mp_pairs
+
+    made = {"joints": np.zeros((2, 21, 3), np.float32)}
+    monkeypatch.setattr(mp_pairs, "generate", lambda n, seed: made)
+    path = mp_pairs.cache_path(tmp_path, 2, 7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(damage)
+    caplog.set_level("WARNING")
+    got = mp_pairs.load_or_generate(tmp_path, 2, 7)
+    assert set(got) == {"joints"} and "unreadable" in caplog.text and "labelling the hands again" in caplog.text
+    assert mp_pairs.load_or_generate(tmp_path, 2, 7)["joints"].shape == (2, 21, 3)  # the cache is sound again
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_a_shipped_model_is_packaged_by_its_name(tmp_path):
+    r = train_cli("card", "--checkpoint", "default", "--out", str(tmp_path / "d.pt"), "--half")
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert (tmp_path / "d.pt").is_file() and json.loads((tmp_path / "d.json").read_text())

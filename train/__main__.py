@@ -65,13 +65,27 @@ def _write_at_end(path: Path, text: str) -> None:
         fail(str(e), 1)
 
 
+def _no_constant(name: str) -> float:
+    """JSON has no NaN or Infinity (Python's reader takes them): a card holding one would not be JSON."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _png_or_fail(path: Path | None, option: str) -> None:
+    """A figure's file: a ``.png`` that can be written (one line and exit 2 before any work, else)."""
+    if path is not None and path.suffix.lower() != ".png" and not path.is_dir():
+        fail(f"{option} {path}: the figure is a PNG; name a .png file")
+    check_output_or_fail(path, option)
+
+
 @app.command()
 def fit(
     config: Annotated[Path, typer.Option(help="training recipe (YAML)")],
     resume: Annotated[Path | None, typer.Option(help="checkpoint to continue from")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="override the recipe's step count")] = None,
     out_dir: Annotated[str | None, typer.Option(help="override the output folder")] = None,
-    seed: Annotated[int | None, typer.Option(help="override the recipe's seed (runs to pool with `ensemble`)")] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="override the recipe's seed (runs to pool with `ensemble`)")
+    ] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="start again over a kept run of this name")] = False,
 ) -> None:
@@ -108,9 +122,10 @@ def evaluate(
     checkpoint: Annotated[Path, typer.Option(help="checkpoint (.pt)")],
     data: Annotated[str, typer.Option(help="dataset: synthetic | rhd | stb | freihand | frames")] = "synthetic",
     root: Annotated[Path | None, typer.Option(help="dataset folder (rhd, stb, freihand, frames)")] = None,
-    n: Annotated[int, typer.Option(min=1)] = 2000,
-    seed: Annotated[int, typer.Option()] = 1234,
-    noise_px: Annotated[float, typer.Option(min=0.0)] = 2.0,
+    n: Annotated[int | None, typer.Option(min=1, help="hands (default 2000; not with --data frames)")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="their seed (default 1234; not with --data frames)")] = None,
+    noise_px: Annotated[float | None, typer.Option(
+        min=0.0, max=50.0, help="2D noise added to the truth (default 2 px; not with --data frames)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the metrics here")] = None,
     keypoints: Annotated[
         str | None, typer.Option(help="frames: 2D from mediapipe (default, the real detector) or the truth's exact 2D")
@@ -128,7 +143,7 @@ def evaluate(
     from train.published import comparison_lines
 
     check_output_or_fail(json_out, "--json")
-    check_output_or_fail(pck_png, "--pck-png")
+    _png_or_fail(pck_png, "--pck-png")
     if data != "synthetic" and data != "frames" and data not in LOADERS:
         fail(f"--data {data!r}: choose synthetic, {', '.join(LOADERS)}, frames")
     if data != "synthetic" and root is None:
@@ -138,8 +153,12 @@ def evaluate(
     _check_folder(root, "--root")
     if data == "frames":
         assert root is not None
+        unused = [f for f, v in (("--n", n), ("--seed", seed), ("--noise-px", noise_px)) if v is not None]
+        if unused:
+            fail(f"{', '.join(unused)}: --data frames evaluates every frame as it is (no sampling, no added noise)")
         _eval_frames(checkpoint, root, keypoints or "mediapipe", modalities, hand_size, json_out, pck_png)
         return
+    n, seed, noise_px = n or 2000, 1234 if seed is None else seed, 2.0 if noise_px is None else noise_px
     given = [f for f, v in (("--keypoints", keypoints), ("--hand-size", hand_size)) if v is not None]
     if modalities is not None and data not in ("synthetic", "rhd", "stb"):
         fail("--modalities: for --data frames, synthetic, rhd or stb only")
@@ -289,7 +308,10 @@ def synth_report_cmd(
         except FrameDataError as e:
             fail(f"--frames: {e}")
     if checkpoint is not None:
-        _checkpoint_or_fail(checkpoint)
+        encoders = [m for e in _checkpoint_or_fail(checkpoint).model.cfg.encoders for m in e.split("+")]
+        if not {"2d", "world"} & set(encoders):  # the closed loop lifts MediaPipe's landmarks of each render
+            fail(f"--checkpoint {checkpoint}: synth-report lifts MediaPipe's landmarks (a 2d or world expert); this "
+                 f"model reads {', '.join(encoders)}")  # fmt: skip
     try:  # progress goes to standard error (a bar on a terminal, a log line a minute elsewhere)
         rep = as_dict(synth_report(n, str(checkpoint) if checkpoint else None, True, fs, flip_average))
     except FrameDataError as e:  # an image that cannot be read
@@ -304,7 +326,7 @@ def synth_report_cmd(
 def hard_hands_cmd(
     checkpoint: Annotated[Path | None, typer.Option(help="model to judge (default: the shipped default)")] = None,
     n: Annotated[int, typer.Option(min=1, help="rendered frames per kind")] = 60,
-    seed: Annotated[int, typer.Option(help="the renders' seed (the same hands in every kind)")] = 5150,
+    seed: Annotated[int, typer.Option(min=0, help="the renders' seed (the same hands in every kind)")] = 5150,
     kinds: Annotated[str | None, typer.Option(help="comma list of clean,drawing,blur,glove,hidden (default: all)")] = (
         None
     ),
@@ -320,7 +342,7 @@ def hard_hands_cmd(
     from train.synth_report import write_png
 
     check_output_or_fail(json_out, "--json")
-    check_output_or_fail(examples_png, "--examples-png")
+    _png_or_fail(examples_png, "--examples-png")
     chosen = tuple(k.strip() for k in kinds.split(",")) if kinds is not None else tuple(KINDS)
     bad = [k for k in chosen if k not in KINDS]
     if bad or not chosen:
@@ -382,25 +404,16 @@ def tune_smoothing_cmd(
 def render_sheet_cmd(
     out: Annotated[Path, typer.Option(help="PNG to write")] = Path("sheet.png"),
     n: Annotated[int, typer.Option(min=1, max=1000, help="rendered hands")] = 24,
-    seed: Annotated[int, typer.Option(help="sampler and renderer seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="sampler and renderer seed")] = 0,
     size: Annotated[int, typer.Option(min=16, max=1024, help="tile side (pixels)")] = 256,
     cols: Annotated[int, typer.Option(min=1, max=100, help="tiles a row")] = 6,
     depth: Annotated[bool, typer.Option("--depth", help="a row of depth crops under each row of colour")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
 ) -> None:
     """A contact sheet of rendered hands (poses, skin, handedness, backgrounds), each cropped around the hand."""
-    import os
-
     from train.synth_report import render_sheet, sheet_shape, write_png
 
-    if out.is_dir():
-        fail(f"--out {out}: is a folder; name a .png file")
-    if out.suffix.lower() != ".png":
-        fail(f"--out {out}: the sheet is a PNG; name a .png file")
-    if not out.parent.is_dir():
-        fail(f"--out {out}: no folder {out.parent}")
-    if not os.access(out.parent, os.W_OK):
-        fail(f"--out {out}: folder {out.parent} is not writable")
+    _png_or_fail(out, "--out")
     h, w = sheet_shape(n, size, cols, depth)
     if h * w > 100_000_000:
         fail(f"--n {n} --size {size} --cols {cols}: a {w}x{h} sheet is too large")
@@ -415,7 +428,7 @@ def render_sheet_cmd(
 @app.command("mediapipe-pairs")
 def mediapipe_pairs_cmd(
     n: Annotated[int, typer.Option(min=1, help="hands to render and label")] = 3000,
-    seed: Annotated[int, typer.Option(help="sampler seed (a recipe's shards use mediapipe_seed + i)")] = 4242,
+    seed: Annotated[int, typer.Option(min=0, help="sampler seed (a recipe's shards use mediapipe_seed + i)")] = 4242,
     cache: Annotated[Path, typer.Option(help="cache folder (a recipe's data.mediapipe_cache)")] = Path("runs/cache"),
 ) -> None:
     """Render hands, label them with the real MediaPipe (2D and world landmarks), cache the pairs."""
@@ -434,7 +447,7 @@ _WORLD_HELP = ("world input: simulated (at MediaPipe's level on real photographs
 def calibrate_std_cmd(
     checkpoint: Annotated[Path, typer.Option(help="trained checkpoint (.pt), updated in place")],
     n: Annotated[int, typer.Option(min=10, help="held-out rendered hands to label with MediaPipe")] = 1500,
-    seed: Annotated[int, typer.Option(help="their seed (keep it apart from the recipe's mediapipe_seed)")] = 9100,
+    seed: Annotated[int, typer.Option(min=0, help="their seed (apart from the recipe's mediapipe_seed)")] = 9100,
     cache: Annotated[Path, typer.Option(help="cache folder for the labelled renders")] = Path("runs/cache"),
     world: Annotated[str, typer.Option(help=_WORLD_HELP)] = "simulated",
 ) -> None:
@@ -469,10 +482,10 @@ _WEIGH_DISAGREEMENT_HELP = (
 def fit_error_model_cmd(
     checkpoint: Annotated[Path, typer.Option(help="trained checkpoint (.pt), updated in place")],
     n: Annotated[int, typer.Option(min=20, help="rendered hands to label with MediaPipe and fit on")] = 4000,
-    seed: Annotated[int, typer.Option(help="their seed (shards use seed, seed + 1, ...)")] = 9200,
+    seed: Annotated[int, typer.Option(min=0, help="their seed (shards use seed, seed + 1, ...)")] = 9200,
     shards: Annotated[int, typer.Option(min=1, help="caches the fitting renders are made in (in parallel)")] = 2,
     held_n: Annotated[int, typer.Option(min=20, help="other rendered hands, to set the coverage and judge")] = 1500,
-    held_seed: Annotated[int, typer.Option(help="their seed (keep it apart from --seed)")] = 9100,
+    held_seed: Annotated[int, typer.Option(min=0, help="their seed (keep it apart from --seed)")] = 9100,
     cache: Annotated[Path, typer.Option(help="cache folder for the labelled renders")] = Path("runs/cache"),
     world: Annotated[str, typer.Option(help=_WORLD_HELP)] = "scaled",
     keep_misnamed: Annotated[bool, typer.Option("--keep-misnamed", help=_KEEP_MISNAMED_HELP)] = False,
@@ -493,9 +506,8 @@ def fit_error_model_cmd(
     if seed <= held_seed < seed + shards:
         fail(f"--held-seed {held_seed} is one of the fitting renders' seeds ({seed}-{seed + shards - 1})")
     check_output_or_fail(cache, "--cache", folder=True)
-    for out, opt in ((json_out, "--json"), (reliability_png, "--reliability-png")):
-        if out is not None:
-            check_output_or_fail(out, opt)
+    check_output_or_fail(json_out, "--json")
+    _png_or_fail(reliability_png, "--reliability-png")
 
     def labelled(parts: list[tuple[int, int]]) -> dict[str, np.ndarray]:
         got = [load_or_generate(cache, k, s) for k, s in parts]
@@ -550,10 +562,13 @@ def card(
     for m in metrics:
         if not m.is_file():
             fail(f"--metrics: file not found: {m}")
+        if m.stem in merged:  # the card keys each file's figures by its name
+            fail(f"--metrics {m}: another file of that name ({m.stem}) is given too; rename one")
         try:
-            merged[m.stem] = json.loads(m.read_text())
-        except (ValueError, OSError) as e:  # not JSON, not text, a folder, unreadable
-            fail(f"--metrics {m}: not a readable JSON file ({type(e).__name__})")
+            merged[m.stem] = json.loads(m.read_text(), parse_constant=_no_constant)
+        except (ValueError, OSError) as e:  # not JSON, not text, a folder, unreadable, NaN
+            why = str(e) if "not a JSON number" in str(e) else type(e).__name__
+            fail(f"--metrics {m}: not a readable JSON file ({why})")
     pt, js = package(checkpoint, out, merged, summary, half)
     typer.echo(f"wrote {pt} ({pt.stat().st_size / 1e6:.1f} MB) and {js}")
 
@@ -570,6 +585,10 @@ def ensemble(
     error model (calibrate-std, fit-error-model) as for any trained checkpoint."""
     from train.ensemble import write_ensemble
 
+    if out.suffix.lower() != ".pt":
+        fail(f"--out {out}: the pooled model is a checkpoint; give a name ending in .pt")
+    if any(Path(c).is_file() and Path(c).resolve() == out.resolve() for c in checkpoints):
+        fail(f"--out {out}: one of the runs to pool; give a new file")
     check_output_or_fail(out, "--out")
     try:
         path, record = write_ensemble([str(c) for c in checkpoints], out)
@@ -585,12 +604,12 @@ def latent_walk_cmd(
     out: Annotated[Path, typer.Option(help="PNG to write")] = Path("latent_walk.png"),
     modality: Annotated[str, typer.Option(help="encoder the two hands go through: 2d | world | 3d")] = "2d",
     steps: Annotated[int, typer.Option(min=2, max=32)] = 8,
-    seed: Annotated[int, typer.Option(help="which two synthetic hands")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="which two synthetic hands")] = 0,
 ) -> None:
     """Decode a straight walk between two encoded hands to 3D skeletons (and images, with an image decoder)."""
     from train.latent import latent_walk, write_walk_png
 
-    check_output_or_fail(out, "--out")
+    _png_or_fail(out, "--out")
     try:
         ck = load_checkpoint(checkpoint)
         walk = latent_walk(ck.model, modality, steps, seed)
@@ -604,19 +623,20 @@ def embed(
     checkpoint: Annotated[Path, typer.Option(help="checkpoint (.pt)")],
     out: Annotated[Path, typer.Option(help="PNG to write")] = Path("latent_embed.png"),
     n: Annotated[int, typer.Option(min=10, max=20000, help="hands")] = 300,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
 ) -> None:
     """A 2D embedding (PCA) of each expert's latent for the same hands, coloured by modality."""
     from train.latent import embed as run_embed
     from train.latent import write_embed_png
 
-    check_output_or_fail(out, "--out")
+    _png_or_fail(out, "--out")
     try:
         emb = run_embed(load_checkpoint(checkpoint).model, n, seed)
-    except CheckpointError as e:
+    except (CheckpointError, ValueError) as e:
         fail(str(e))
-    typer.echo(f"mean latent distance: two experts of one hand {emb['same_hand']:.3f}, "
-               f"one expert of two hands {emb['other_hand']:.3f}")  # fmt: skip
+    same = f"{emb['same_hand']:.3f}" if emb["same_hand"] == emb["same_hand"] else "n/a (one expert)"
+    typer.echo(f"mean latent distance: two experts of one hand {same}, one expert of two hands "
+               f"{emb['other_hand']:.3f}")  # fmt: skip
     typer.echo(f"embedding: {write_embed_png(emb, out)}")
 
 
@@ -625,7 +645,7 @@ def compare(
     steps: Annotated[int, typer.Option(min=1, help="training steps of each model")] = 1000,
     out: Annotated[Path, typer.Option(help="where the models are written")] = Path("runs/compare"),
     only: Annotated[str | None, typer.Option(help="comma list of models (default: all)")] = None,
-    image_size: Annotated[int, typer.Option(help="RGB crop side (a power of two)")] = 32,
+    image_size: Annotated[int, typer.Option(min=32, max=512, help="RGB crop side (a power of two, 32-512)")] = 32,
     batch_size: Annotated[int, typer.Option(min=2)] = 32,
     n_test: Annotated[int, typer.Option(min=10, help="synthetic test hands")] = 300,
     frames: Annotated[Path | None, typer.Option(help="a folder of real frames with 3D truth (see eval)")] = None,
@@ -634,6 +654,7 @@ def compare(
     json_out: Annotated[Path | None, typer.Option("--json", help="write the table's figures here")] = None,
     workers: Annotated[int, typer.Option(min=0, max=64, help="processes rendering batches ahead")] = 2,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="train again over models kept in --out")] = False,
 ) -> None:
     """Train the seed models (cross-modal VAE, Yang et al.'s S1-S4, DCMLS) at one small budget on the same
     synthetic renders and print one table of their errors beside the papers'."""
@@ -657,6 +678,14 @@ def compare(
             load_frames(frames)
         except FrameDataError as e:
             fail(f"--frames: {e}")
+    needed = [(rhd_root, "--rhd-root", Path("evaluation") / "anno_evaluation.pickle")]
+    needed += [(stb_root, "--stb-root", Path("labels") / f"{seq}_SK.mat") for seq in ("B1Counting", "B1Random")]
+    for root, option, part in needed:  # before any model is trained
+        if root is not None and not (root / part).is_file():
+            fail(f"{option} {root}: {part} not found (the dataset's own layout)")
+    kept = [n for n in names or SEED_MODELS if (out / n.replace(" ", "_").lower() / "last.pt").is_file()]  # recipe()
+    if kept and not overwrite:
+        fail(f"--out {out}: the models {', '.join(kept)} are kept there; give another --out or --overwrite")
     roots = {k: str(v) for k, v in (("rhd", rhd_root), ("stb", stb_root)) if v is not None}
     try:
         rows = run_compare(steps, out, names, image_size, batch_size, n_test, frames, roots, not no_progress, workers)

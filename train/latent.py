@@ -28,7 +28,15 @@ def _inputs(n: int, seed: int, modalities: tuple[str, ...]) -> dict[str, torch.T
     return {m: {"2d": b.x2d, "world": b.xworld, "3d": b.y3d}[m] for m in modalities}
 
 
+def _one_latent(model: HandPoseModel) -> None:
+    """Walks and embeddings read one shared latent space (``encode``); a disentangled model (DCMLS) has two parts."""
+    if not hasattr(model, "encode"):
+        raise ValueError(f"a {type(model).__name__} has no single latent space to walk or embed (its latent is "
+                         "split in parts); these commands read the cross-modal models'")  # fmt: skip
+
+
 def _check(model: HandPoseModel, modality: str) -> None:
+    _one_latent(model)
     if modality not in model.encoders:
         raise ValueError(f"--modality {modality!r}: the model has no such encoder; it has "
                          f"{', '.join(model.modalities)}")  # fmt: skip
@@ -60,7 +68,11 @@ def embed(model: HandPoseModel, n: int = 300, seed: int = 0) -> dict[str, np.nda
     """Each keypoint expert's posterior mean for the same ``n`` hands, projected on the first two principal
     axes of all of them; ``same_hand`` / ``other_hand``: mean latent distance between two experts of one hand
     and between the same expert of two different hands."""
+    _one_latent(model)
     mods = tuple(m for m in KEYPOINT_MODALITIES if m in model.encoders)
+    if not mods:
+        raise ValueError(f"the model has no keypoint expert to embed ({', '.join(KEYPOINT_MODALITIES)}); it has "
+                         f"{', '.join(model.modalities)}")  # fmt: skip
     model.eval()
     x = _inputs(n, seed, mods)
     mus = {m: model.encoders[m](x[m])[0].numpy() for m in mods}

@@ -100,7 +100,7 @@ def package(
     """Write ``out`` (.pt, weights only; in float16 with ``half``, loaded back as float32) and ``out`` with
     .json (the model card)."""
     ck = load_checkpoint(checkpoint)
-    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    raw = torch.load(ck.path or checkpoint, map_location="cpu", weights_only=True)  # a shipped model's name: its file
     kept = ("train_config", "data", "history", "step", "std_calibration", "error_model", "ensemble")
     keep = {k: raw[k] for k in kept if k in raw}
     model = ck.model.half() if half else ck.model

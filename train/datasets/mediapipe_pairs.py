@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,12 +104,19 @@ def load_shards(cache_dir: str | Path, n: int, seed: int, shards: int = 1) -> di
 def load_or_generate(cache_dir: str | Path, n: int, seed: int) -> dict[str, np.ndarray]:
     path = cache_path(cache_dir, n, seed)
     if path.is_file():
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
+        try:
+            with np.load(path) as z:  # pickles refused: a cache holds arrays only
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # cut short, or not this program's
+            log.warning("%s: unreadable (%s: %s); labelling the hands again", path, type(e).__name__, e)
     log.info("generating %d MediaPipe-labelled hands (cached in %s)", n, path)
     data = generate(n, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, **data)
-    os.replace(tmp, path)
+    try:
+        np.savez(tmp, **data)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, Ctrl-C: no part file left in the cache
+        tmp.unlink(missing_ok=True)
+        raise
     return data
