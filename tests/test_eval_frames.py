@@ -414,3 +414,15 @@ def test_synthetic_cli_prints_the_uncertainty_line(tiny_checkpoint, tmp_path):
     assert any(x.startswith("joint_std (raw spread, 16 samples) vs error") for x in lines)
     res = json.loads(out.read_text())
     assert set(res["uncertainty"]) >= {"spearman", "within_1std", "within_2std"} and "epe_procrustes_mean_mm" in res
+
+
+def test_frames_where_no_hand_is_found_draw_no_pck_figure(tmp_path):
+    root = tmp_path / "frames"
+    write_frames_dataset(root, n=2)
+    for img in (root / "images").iterdir():  # every picture black: MediaPipe finds no hand
+        cv2.imwrite(str(img), np.zeros(cv2.imread(str(img)).shape, np.uint8))
+    png = tmp_path / "pck.png"
+    r = train_cli("eval", "--checkpoint", "default", "--data", "frames", "--root", str(root), "--pck-png", str(png))
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert "no PCK figure: no hand was found" in r.stdout and not png.exists()
+    assert "No artists with labels" not in r.stderr

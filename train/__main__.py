@@ -212,6 +212,7 @@ def evaluate(
 
         png = write_pose_pck_png(m.pck_thresholds_mm, m.pck, f"{data}, {ckpt.model_id}", pck_png, PUBLISHED.get(data))
         result["pck_png"] = str(png)
+        typer.echo(f"PCK curve: {png}")
     if m.uncertainty is not None:
         u = m.uncertainty
         typer.echo(
@@ -272,7 +273,9 @@ def _eval_frames(
         typer.echo(line)
     if json_out is not None:
         _write_at_end(json_out, json.dumps(result, indent=1))
-    if pck_png is not None:
+    if pck_png is not None and not any(d.get("pck_rel") for d in result["systems"].values()):
+        typer.echo(f"no PCK figure: no hand was found to draw a curve of ({pck_png} not written)")
+    elif pck_png is not None:
         typer.echo(f"PCK curves: {write_pck_png(result, pck_png)}")
 
 
