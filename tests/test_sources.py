@@ -311,6 +311,27 @@ def test_a_clip_render_removes_what_killed_renders_left(tmp_path):
     assert path.is_file() and not dead.exists() and alive.exists()
 
 
+def test_a_clip_save_cut_short_leaves_no_partial_clip(tmp_path, monkeypatch):
+    """Ctrl-C (or a full disk) while the rendered clip is saved: the partial file goes with it."""
+    import streamhand.capture.demo as demo
+    from streamhand.geometry import Intrinsics
+
+    k = Intrinsics.from_fov(32, 24, 60.0)
+    frame = (np.zeros((24, 32, 3), np.uint8), np.ones((24, 32), np.float32), [np.zeros((21, 3))], [False], k)
+    calls = []
+
+    def interrupted(*_a, **_k):
+        calls.append(1)
+        if len(calls) == 2:  # the second frame's truth: the zip is half written
+            raise KeyboardInterrupt
+        return None
+
+    monkeypatch.setattr(demo.np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        demo._save_clip(tmp_path / "demo-y.zip", [frame, frame])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_one_frame_video_gives_its_frame(tmp_path):
     """The first frame, read to learn the video's size, is the first frame given (seeking back to it lost it: a
     one-frame file gave none)."""

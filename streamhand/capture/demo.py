@@ -189,15 +189,19 @@ def _save_clip(path: Path, clip: list) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(path)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with ThreadPoolExecutor(usable_cores()) as pool, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
-        for i, ((rgb_png, depth_png), (_, _, joints, lefts, k)) in enumerate(zip(pool.map(pngs, clip), clip)):
-            z.writestr(f"{i:05d}.rgb.png", rgb_png)
-            z.writestr(f"{i:05d}.depth.png", depth_png)
-            buf = io.BytesIO()
-            np.savez(buf, joints=np.array(joints).reshape(-1, 21, 3), left=np.array(lefts, bool),
-                     k=np.array([k.width, k.height, k.fx, k.fy, k.cx, k.cy]))  # fmt: skip
-            z.writestr(f"{i:05d}.truth.npz", buf.getvalue())
-    os.replace(tmp, path)
+    try:
+        with ThreadPoolExecutor(usable_cores()) as pool, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+            for i, ((rgb_png, depth_png), (_, _, joints, lefts, k)) in enumerate(zip(pool.map(pngs, clip), clip)):
+                z.writestr(f"{i:05d}.rgb.png", rgb_png)
+                z.writestr(f"{i:05d}.depth.png", depth_png)
+                buf = io.BytesIO()
+                np.savez(buf, joints=np.array(joints).reshape(-1, 21, 3), left=np.array(lefts, bool),
+                         k=np.array([k.width, k.height, k.fx, k.fy, k.cx, k.cy]))  # fmt: skip
+                z.writestr(f"{i:05d}.truth.npz", buf.getvalue())
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C or a full disk while saving: no partial clip left (a kill -9 is swept later)
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _remove_abandoned(path: Path) -> None:
