@@ -257,3 +257,18 @@ def test_synth_report_reads_renders_flip_averaged(tmp_path):
     assert rep["detection_n"] == 3 and 0 <= rep["detection_rate"] <= 1
     if rep["detection_rate"] > 0:
         assert _finite(rep["closed_loop"]["experts"]["2d+world"]["epe_mean_mm"])
+
+
+def test_a_bad_picture_among_the_frames_is_said_before_any_render(tmp_path, monkeypatch):
+    import train.synth_report as sr
+
+    root = tmp_path / "frames"
+    write_frames_dataset(root, n=3)
+    next(iter(sorted((root / "images").iterdir()))).write_bytes(b"not a picture")
+
+    def rendered(*_a, **_k):
+        raise AssertionError("the renders were made before the frames were checked")
+
+    monkeypatch.setattr(sr, "synth_report", rendered)
+    code, text = _invoke("synth-report", "--n", "10", "--frames", str(root))
+    assert code == 2 and text.startswith("error: --frames: cannot read image"), text

@@ -308,6 +308,8 @@ def synth_report_cmd(
     if frames is not None:
         try:
             fs = load_frames(frames)
+            for i in range(len(fs)):  # every picture read now: a bad one is said before the renders, not after
+                fs.image(i)
         except FrameDataError as e:
             fail(f"--frames: {e}")
     if checkpoint is not None:
