@@ -439,3 +439,29 @@ def test_a_shipped_model_is_packaged_by_its_name(tmp_path):
     r = train_cli("card", "--checkpoint", "default", "--out", str(tmp_path / "d.pt"), "--half")
     assert r.returncode == 0, r.stderr[-1500:]
     assert (tmp_path / "d.pt").is_file() and json.loads((tmp_path / "d.json").read_text())
+
+
+def test_ctrl_c_during_compare_keeps_the_finished_models_rows(tmp_path, monkeypatch):
+    """The models measured before Ctrl-C are printed and written; the run says which one was stopped (exit 130)."""
+    import train.compare as cmp
+    import train.fit as fit_module
+
+    def stopped(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_module, "fit", stopped)
+    with pytest.raises(cmp.Interrupted) as e:
+        cmp.compare(1, tmp_path, ["S1"])
+    assert (e.value.rows, e.value.at) == ([], "S1")
+    done = cmp.Row("S1", str(tmp_path / "s1" / "last.pt"), {"epe_mean_mm": 30.0, "auc_20_50": 0.5},
+                   paper=cmp.SEED_MODELS["S1"][2])  # fmt: skip
+
+    def after_one(*_a, **_k):
+        raise cmp.Interrupted([done], "S2")
+
+    monkeypatch.setattr(cmp, "compare", after_one)
+    out = tmp_path / "c.json"
+    r = train_cli("compare", "--steps", "1", "--only", "S1,S2", "--out", str(tmp_path / "o"), "--json", str(out))
+    assert r.returncode == 130, r.stderr
+    assert "S1" in r.stdout and "stopped: S2 was interrupted" in r.stderr
+    assert [row["name"] for row in json.loads(out.read_text())] == ["S1"]

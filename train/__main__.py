@@ -665,7 +665,7 @@ def compare(
     synthetic renders and print one table of their errors beside the papers'."""
     from dataclasses import asdict
 
-    from train.compare import SEED_MODELS, table_lines
+    from train.compare import SEED_MODELS, Interrupted, table_lines
     from train.compare import compare as run_compare
 
     names = [n.strip() for n in only.split(",")] if only is not None else None
@@ -692,14 +692,21 @@ def compare(
     if kept and not overwrite:
         fail(f"--out {out}: the models {', '.join(kept)} are kept there; give another --out or --overwrite")
     roots = {k: str(v) for k, v in (("rhd", rhd_root), ("stb", stb_root)) if v is not None}
+    stopped = None
     try:
         rows = run_compare(steps, out, names, image_size, batch_size, n_test, frames, roots, not no_progress, workers)
     except (ValueError, FileNotFoundError) as e:
         fail(str(e))
-    for line in table_lines(rows):
-        typer.echo(line)
-    if json_out is not None:
-        _write_at_end(json_out, json.dumps([asdict(r) for r in rows], indent=1))
+    except Interrupted as e:  # Ctrl-C: the models finished before it are still measured
+        rows, stopped = e.rows, e.at
+    if rows:
+        for line in table_lines(rows):
+            typer.echo(line)
+        if json_out is not None:
+            _write_at_end(json_out, json.dumps([asdict(r) for r in rows], indent=1))
+    if stopped is not None:
+        typer.echo(f"stopped: {stopped} was interrupted; the table holds the models finished before it", err=True)
+        raise typer.Exit(130)
 
 
 def main() -> None:

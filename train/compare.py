@@ -61,11 +61,20 @@ def _measure(metrics) -> dict:
     return {"epe_mean_mm": metrics.epe_mean_mm, "auc_20_50": metrics.auc_20_50}
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`compare`: ``rows`` of the models measured before ``at``, the one stopped."""
+
+    def __init__(self, rows: list[Row], at: str):
+        super().__init__(at)
+        self.rows, self.at = rows, at
+
+
 def compare(steps: int, out_dir: str | Path, names: list[str] | None = None, image_size: int = 32,
             batch_size: int = 32, n_test: int = 300, frames: str | Path | None = None,
             published_roots: dict[str, str] | None = None, progress: bool = True,
             workers: int = 0) -> list[Row]:  # fmt: skip
-    """Train each of ``names`` (default: all the seed models) and measure it."""
+    """Train each of ``names`` (default: all the seed models) and measure it. Ctrl-C stops the model in training;
+    :class:`Interrupted` then carries the rows of the models finished before it."""
     from streamhand.checkpoint import load_checkpoint
     from train.evaluate import evaluate_fused
     from train.fit import fit
@@ -76,7 +85,10 @@ def compare(steps: int, out_dir: str | Path, names: list[str] | None = None, ima
             raise ValueError(f"no seed model {name!r}; choose from {', '.join(SEED_MODELS)}")
         cfg = recipe(name, steps, str(out_dir), image_size, batch_size, workers=workers)
         log.info("training %s (%d steps)", name, steps)
-        path = fit(cfg, progress=progress)
+        try:
+            path = fit(cfg, progress=progress)
+        except KeyboardInterrupt:
+            raise Interrupted(rows, name) from None
         model = load_checkpoint(path).model
         rgb = evaluate_fused(model, DataConfig(), n=n_test, seed=1234, modalities=("rgb",))
         row = Row(name, str(path), _measure(rgb), paper=SEED_MODELS[name][2])

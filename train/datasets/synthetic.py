@@ -6,6 +6,7 @@ Keypoints are in the model's frames: seen by a virtual camera turned toward the 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -149,6 +150,7 @@ _WORKER: dict = {}
 
 
 def _worker_init(cfg: DataConfig, mediapipe: dict[str, np.ndarray] | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the trainer stops its workers
     torch.set_num_threads(1)
     _WORKER.update(cfg=cfg, mediapipe=mediapipe)
 
