@@ -100,6 +100,7 @@ def test_train_ensemble_pools_the_runs_image_experts_and_keeps_the_shared_parts(
         ("other_model", "its model differs"),
         ("missing", "not found"),
         ("no_image", "no image encoder"),
+        ("packaged_copy", "trained with seed 11, as"),
     ],
 )
 def test_train_ensemble_refuses_what_it_cannot_pool(runs, tmp_path, case, message):
@@ -114,6 +115,9 @@ def test_train_ensemble_refuses_what_it_cannot_pool(runs, tmp_path, case, messag
         args = [runs[0], str(save_checkpoint(tmp_path / "x.pt", other))]
     elif case == "missing":
         args = [runs[0], str(tmp_path / "nothere.pt")]
+    elif case == "packaged_copy":  # the run and its shipped form (float16 weights: another id, the same run)
+        assert train_cli("card", "--checkpoint", runs[0], "--out", str(tmp_path / "c.pt"), "--half").returncode == 0
+        args = [runs[0], str(tmp_path / "c.pt")]
     else:
         plain = {**_CFG, "encoders": ["2d", "3d"]}
         args = [str(save_checkpoint(tmp_path / f"k{i}.pt", HandPoseModel(ModelConfig(**plain)))) for i in range(2)]

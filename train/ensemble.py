@@ -48,6 +48,11 @@ def _check_members(cks: list[Checkpoint], names: list[str]) -> list[str]:
     for i, mid in enumerate(ids):
         if mid in ids[:i]:
             raise ValueError(f"{names[i]}: the same weights as {names[ids.index(mid)]} ({mid}); pool different runs")
+    seeds = [_seed(ck) for ck in cks]  # a run and its packaged copy (`card`, perhaps --half) differ in id, not seed
+    for i, seed in enumerate(seeds):
+        if seed is not None and seed in seeds[:i]:
+            raise ValueError(f"{names[i]}: trained with seed {seed}, as {names[seeds.index(seed)]} was (the same run, "
+                             "or one recipe run twice alike); pool runs of other seeds")  # fmt: skip
     pooled = _pooled(cks[0])
     if not pooled:
         raise ValueError(f"{names[0]}: no image encoder to pool (it has {', '.join(first.encoders)})")
