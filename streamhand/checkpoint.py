@@ -72,6 +72,14 @@ def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -
     :class:`HandPoseModel` in eval mode."""
     p = resolve_model(path)
     try:
+        with open(p, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise CheckpointError(f"{p}: cannot read it ({e.strerror or type(e).__name__})") from None
+    if head[:2] != b"PK":  # torch.save writes a zip archive
+        raise CheckpointError(f"{p}: not a checkpoint (a checkpoint is the zip archive torch.save writes; this file "
+                              f"starts with {head!r})")  # fmt: skip
+    try:
         data = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for bad files
         raise CheckpointError(f"{p}: not a readable streamhand checkpoint ({type(e).__name__})") from None

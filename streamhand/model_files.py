@@ -78,6 +78,8 @@ def resolve_model(name_or_path: str | Path | None) -> Path:
     shipped = shipped_models()
     if str(name_or_path) in shipped:
         return shipped[str(name_or_path)]
+    if p.is_dir():
+        raise CheckpointError(f"{p}: a folder; give the checkpoint file in it (e.g. {p / 'last.pt'})")
     raise CheckpointError(f"checkpoint not found: {p} (shipped models by name: {', '.join(shipped) or 'none'})")
 
 

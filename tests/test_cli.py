@@ -145,7 +145,7 @@ def test_precompile_keeps_the_arithmetic_on_disk_or_says_why_not(monkeypatch):
         (["--config", "{badkey}"], "did you mean 'detect'"),
         (["--config", "no/such.yaml"], "config file not found"),
         (["--config", "{empty}"], "config file {empty}: is a folder; give a .yaml file"),
-        (["--model", "{notckpt}"], "not a readable streamhand checkpoint"),
+        (["--model", "{notckpt}"], "notckpt.pt: not a checkpoint (a checkpoint is the zip archive torch.save writes"),
         (["--model", "missing.pt"], "checkpoint not found"),
         (["--model", "exported.onnx"], "exported.onnx: an ONNX graph; --model takes the checkpoint (.pt)"),
         (["--hand-size", "3"], "error: --hand-size:"),

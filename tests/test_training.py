@@ -139,6 +139,8 @@ def test_eval_cli_writes_json(tmp_path, tiny_checkpoint):
     ("args", "message"),
     [
         (["eval", "--checkpoint", "missing.pt"], "checkpoint not found"),
+        (["eval", "--checkpoint", "configs"], "configs: a folder; give the checkpoint file in it"),
+        (["eval", "--checkpoint", "pyproject.toml"], "pyproject.toml: not a checkpoint (a checkpoint is the zip"),
         (["eval", "--checkpoint", "{ckpt}", "--data", "coco"], "choose synthetic"),
         (["eval", "--checkpoint", "{ckpt}", "--data", "rhd"], "needs --root"),
         (["eval", "--checkpoint", "{ckpt}", "--data", "rhd", "--root", "nowhere"], "--root: nowhere is not a folder"),
