@@ -18,6 +18,7 @@ import typer
 from streamhand import cli_record
 from streamhand.errors import Commands, check_output_or_fail, fail, fail_without_torch
 from streamhand.options import with_options
+from streamhand.outputs import json_finite
 from streamhand.runtime_config import RunConfig
 
 app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -191,7 +192,8 @@ def _run(cfg) -> int:
         typer.echo(_summary(rep), err=True)
         failed = 1 if rep["errors"] else 0
         if cfg.report:
-            failed |= _write_at_end(cfg.report, json.dumps(rep, indent=1, default=float), "--report")
+            text = json.dumps(json_finite(rep), indent=1, default=float, allow_nan=False)  # JSON has no NaN
+            failed |= _write_at_end(cfg.report, text, "--report")
         return failed
 
 
@@ -552,23 +554,12 @@ def _soak(minutes: float, json_out: Path | None, model: Path | None) -> int:
                        model=str(model) if model else None)  # fmt: skip
     except RunError as e:
         fail(str(e))
-    text = json.dumps(_finite(res), indent=1)
+    text = json.dumps(json_finite(res), indent=1)
     typer.echo(text)
     failed = 1 if res["errors"] else 0
     if json_out is not None:
         failed |= _write_at_end(json_out, text, "--json")
     return failed
-
-
-def _finite(v: object) -> object:
-    """JSON has no NaN or infinity: a figure that could not be measured is written as null."""
-    if isinstance(v, float):
-        return v if v == v and abs(v) != float("inf") else None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_finite(x) for x in v]
-    return v
 
 
 @app.command("build-engine")

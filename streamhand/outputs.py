@@ -10,6 +10,8 @@ fails (the disk filled, the folder vanished), the temporary file is removed and 
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from pathlib import Path
 
@@ -80,6 +82,18 @@ def check_output_dir(path: str | Path, option: str) -> Path:
     if not os.access(p, os.W_OK | os.X_OK):
         raise OutputError(f"{option} {p}: folder is not writable")
     return p
+
+
+def json_finite(v: object) -> object:
+    """``v`` with every NaN and infinity as None: JSON has neither (Python writes them, other readers refuse the
+    file), so a figure that could not be measured is written as null."""
+    if isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral):  # numpy's floats too
+        return float(v) if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: json_finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_finite(x) for x in v]
+    return v
 
 
 def write_text_atomic(path: str | Path, text: str, option: str = "") -> Path:

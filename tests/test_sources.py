@@ -372,3 +372,17 @@ def test_an_image_folder_as_users_fill_them(tmp_path):
     single = ImageSource(folder / "shot [1].png")
     single.open()
     assert [p.name for p in single.paths] == ["shot [1].png"]
+
+
+def test_every_frame_of_an_image_set_carries_one_camera_id(tmp_path, frames):
+    """One id for the whole set, as the status before the first frame has it: a name per picture made every message
+    look like another camera's, whose seq gaps no subscriber could count."""
+    for i, f in enumerate(frames[0][:3]):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    src = ImageSource(tmp_path)
+    src.open()
+    ids = set()
+    while (f := src.read()) is not None:
+        ids.add(f.camera_id)
+    assert ids == {src.camera_id} == {f"images:{tmp_path.name}"}
+    assert ImageSource(str(tmp_path / "*.png")).camera_id == "images:*.png"

@@ -68,6 +68,12 @@ class FrameSource(ABC):
         pass
 
     @property
+    def camera_id(self) -> str:
+        """The ``camera.id`` of every frame and message of this source (``--camera-id`` overrides it): one per source,
+        so that a subscriber tells cameras apart and counts each one's ``seq`` gaps."""
+        return self.name
+
+    @property
     def length(self) -> int | None:
         """Frames a finite source will deliver, when known after ``open()`` (None: live, endless or unknown)."""
         return None

@@ -53,6 +53,10 @@ class CameraSource(FrameSource):
         self._thread: threading.Thread | None = None
         self._last_ok = 0.0
 
+    @property
+    def camera_id(self) -> str:
+        return f"camera:{self.device}"
+
     def open(self) -> None:
         dev = int(self.device) if isinstance(self.device, str) and self.device.isdigit() else self.device
         cap = cv2.VideoCapture(dev)
@@ -114,7 +118,7 @@ class CameraSource(FrameSource):
         rgb = to_rgb(bgr, self.mirror)  # selfie view -> true view, once, here
         h, w = rgb.shape[:2]
         k = default_intrinsics(w, h, self.fov, self.override)
-        return Frame(self._next_index(), t, tu, rgb, k, f"camera:{self.device}")
+        return Frame(self._next_index(), t, tu, rgb, k, self.camera_id)
 
     def close(self) -> None:
         self._stop.set()

@@ -50,6 +50,10 @@ class VideoSource(FrameSource):
         self._k: Intrinsics | None = None
         self._first: np.ndarray | None = None
 
+    @property
+    def camera_id(self) -> str:
+        return f"video:{self.path.name}"
+
     def open(self) -> None:
         if self.path.is_dir():
             raise SourceError(f"--video {self.path}: a folder, not a video (use --images for a folder of pictures)")
@@ -92,7 +96,7 @@ class VideoSource(FrameSource):
         self._pacer.wait()
         t, tu = now()
         i = self._next_index()
-        return Frame(i, t, tu, to_rgb(bgr, self.mirror), self._k, f"video:{self.path.name}",
+        return Frame(i, t, tu, to_rgb(bgr, self.mirror), self._k, self.camera_id,
                      t_media=i / self.fps)  # fmt: skip
 
     def close(self) -> None:
@@ -154,6 +158,12 @@ class ImageSource(FrameSource):
         self._pacer = Pacer(fps)
         self.paths: list[Path] = []
 
+    @property
+    def camera_id(self) -> str:
+        """``images:<the folder, pattern or file as given>``: one for the whole set (a name per picture made each
+        message look like another camera's, whose ``seq`` gaps nobody could count)."""
+        return f"images:{Path(self.spec).name or self.spec}"
+
     def open(self) -> None:
         p = Path(self.spec)
         if p.is_dir():  # hidden files left out, as a glob leaves them (macOS's ._NAME companions are not pictures)
@@ -201,5 +211,5 @@ class ImageSource(FrameSource):
                 self.corrupt_frames += 1
                 log.warning("skipping %s: %s", path, e)
                 continue
-            return Frame(self._next_index(), t, tu, rgb, k, f"images:{path.name}")
+            return Frame(self._next_index(), t, tu, rgb, k, self.camera_id)
         return None

@@ -97,6 +97,10 @@ class RealSenseSource(FrameSource):
         src._wait, src.depth_scale, src._align = wait, depth_scale, rs.align(rs.stream.color)
         return src
 
+    @property
+    def camera_id(self) -> str:
+        return f"realsense:{self.serial or 'default'}" if self.file is None else f"realsense-file:{self.file.name}"
+
     def open(self) -> None:
         if self._wait is not None and self._pipeline is None and self._align is not None:
             return  # from_syncer
@@ -270,8 +274,7 @@ class RealSenseSource(FrameSource):
         k = Intrinsics(ci.width, ci.height, ci.fx, ci.fy, ci.ppx, ci.ppy)
         if self.mirror:
             rgb, d, k = np.ascontiguousarray(rgb[:, ::-1]), np.ascontiguousarray(d[:, ::-1]), k.mirrored()
-        camera = f"realsense:{self.serial or 'default'}" if self.file is None else f"realsense-file:{self.file.name}"
-        return Frame(self._next_index(), t, tu, rgb, k, camera, depth=d, t_media=t_media)
+        return Frame(self._next_index(), t, tu, rgb, k, self.camera_id, depth=d, t_media=t_media)
 
     def close(self) -> None:
         if self._pipeline is not None:

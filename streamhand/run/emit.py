@@ -24,9 +24,9 @@ class Emitter:
     """Places, smooths and publishes the hands of processed frames, in order (one thread calls :meth:`emit`)."""
 
     def __init__(self, cfg: RunConfig, publisher: Any, stats: StageStats, modalities: tuple[str, ...],
-                 model_id: str, source_name: str, error_models: dict | None = None) -> None:  # fmt: skip
+                 model_id: str, camera_id: str, error_models: dict | None = None) -> None:  # fmt: skip
         self.cfg, self.publisher, self.stats = cfg, publisher, stats
-        self.modalities, self.model_id, self.source_name = modalities, model_id, source_name
+        self.modalities, self.model_id, self.camera_id = modalities, model_id, camera_id
         self.place = PlaceStep(cfg.smooth, error_models, cfg.model.ray_pull)
         if cfg.publish.min_confidence > 0 and not error_models:
             log.warning("--min-confidence %.2f has no effect: model %s has no error model (no hand has a confidence)",
@@ -124,7 +124,7 @@ class Emitter:
         self._last_status = now
         common = self._last_common or {  # before the first frame: no frame, the camera not yet known
             "frame_id": -1, "t_capture": time.monotonic(), "t_capture_unix": time.time(),
-            "camera": sch.Camera(id=self.cfg.publish.camera_id or self.source_name, width=0, height=0,
+            "camera": sch.Camera(id=self.cfg.publish.camera_id or self.camera_id, width=0, height=0,
                                  fx=0.0, fy=0.0, cx=0.0, cy=0.0),
         }  # fmt: skip
         try:

@@ -54,7 +54,7 @@ class Pipeline:
         self.linker = TrackLinker(link=self.tracking or not source.stills)
         model_id = lifter.backend.model_id if lifter is not None else "unknown"
         error_models = lifter.backend.error_model if lifter is not None else None
-        self.emitter = Emitter(cfg, publisher, self.stats, modalities, model_id, source.name, error_models)
+        self.emitter = Emitter(cfg, publisher, self.stats, modalities, model_id, source.camera_id, error_models)
         self.watchdog = Watchdog(cfg.watchdog_s, on_stall=lambda: self.stats.count("stalls"))
         self.capture = CaptureStage(source, cfg.frames, self._stop, self.stats, self._slots[0],
                                     self.read_ahead)  # fmt: skip

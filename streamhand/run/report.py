@@ -1,12 +1,10 @@
-"""The run report (what ``--report`` writes and ``streamhand run`` summarises), written atomically, and the
+"""The run report (what ``--report`` writes and ``streamhand run`` summarises) and the
 baseline it is compared with: MediaPipe alone on the same frames, back to back and, for a paced run, paced."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +12,6 @@ import numpy as np
 from streamhand.capture.base import FrameSource
 from streamhand.cpu import cpu_facts
 from streamhand.jit import COMPILED
-from streamhand.outputs import write_text_atomic
 from streamhand.run.capture_stage import CaptureStage
 from streamhand.run.handoff import Slot
 from streamhand.run.stats import StageStats
@@ -65,11 +62,6 @@ def cpu_use(stats: StageStats, span_s: tuple[float, float] | None) -> dict:
         wall, process = span_s
         out["cores_busy"] = {"process": process / wall, **{s: v / wall for s, v in stats.cpu_total_s().items()}}
     return out
-
-
-def write_report(path: str | Path, report: dict) -> Path:
-    """The report as JSON, atomically (:class:`streamhand.outputs.OutputError` if it cannot be written)."""
-    return write_text_atomic(path, json.dumps(report, indent=1, default=float), "--report")
 
 
 def mediapipe_alone_paced(source: FrameSource, detector: Any, frames: int) -> dict:

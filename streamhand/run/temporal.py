@@ -54,7 +54,8 @@ class TemporalScore:
         self._hist.clear()
 
     def report(self) -> dict:
-        rep: dict = {}
+        """``jitter_mm`` and ``lag_ms``, each None where the run was too short to measure it (under 3 frames)."""
+        rep: dict = {"jitter_mm": None, "lag_ms": None}
         if self._d2_n:
             rep["jitter_mm"] = 1000.0 * float(np.sqrt(self._d2_sum / self._d2_n))
         if self._lag_n and self._dts:

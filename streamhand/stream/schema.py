@@ -66,7 +66,9 @@ class Camera(Struct, kw_only=True):
     """The camera of the frame: its id and pinhole intrinsics (pixels)."""
 
     # a name; numbers are accepted too, as the validation before this schema did (it checked only presence)
-    id: Annotated[str | int, _doc("camera id: `--camera-id`, else the source's name (tells cameras apart)")]
+    id: Annotated[str | int, _doc(
+        "camera id: `--camera-id`, else the source's: `camera:0`, `video:NAME`, `images:FOLDER`, `realsense:SERIAL`, "
+        "`demo` (one per source: tells cameras apart)")]  # fmt: skip
     width: Annotated[int, _doc("image width, pixels (0 on a status before the first frame)")]
     height: Annotated[int, _doc("image height, pixels")]
     fx: Annotated[float, _doc("focal length along x, pixels")]
@@ -131,7 +133,7 @@ class HandPoseMsg(FrameFields, kw_only=True):
         "the expected mean joint error of `joints_rel`, metres: the model's error model, or the mean of `joint_std` "
         "for a model without one")] = None  # fmt: skip
     confidence: Annotated[float | None, _doc(
-        "0..1, the chance that the hand's mean joint error is below 2 cm (the error model's; absent without one)")] = (
+        "0..1, the chance that the hand's mean joint error is below 2 cm (the error model's; null without one)")] = (
         None)  # fmt: skip
     low_confidence: Annotated[bool, _doc(
         "true when the run flags hands whose `confidence` is below `--min-confidence` (`--low-confidence flag`)")] = (
