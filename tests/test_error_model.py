@@ -411,9 +411,9 @@ def test_write_meta_keeps_the_weights_their_precision_and_the_id(tmp_path):
 
 
 def test_a_hands_judgement_reads_this_frames_handedness_score_not_its_tracks():
-    """The error model was fitted on the detector's own score for each frame; a track's vote starts undecided (0.5)
-    and firms up over frames, and must not make a new track's hands look doubtful (real lifter and linker; a
-    detector that gives the same hand every frame)."""
+    """The error model was fitted on the detector's own score for each frame; a track's vote is the mean over its
+    frames, which must not move a hand's judgement (real lifter and linker; a detector that gives the same hand
+    every frame, sure of it every other frame)."""
     from streamhand import HandTracker
     from streamhand.capture.base import Frame
     from streamhand.detect import Detection, TrackLinker
@@ -423,10 +423,12 @@ def test_a_hands_judgement_reads_this_frames_handedness_score_not_its_tracks():
     from streamhand.runtime_config import SmoothConfig
 
     cam = _hand(0.5)
-    det = Detection(_project(cam), np.zeros(21), cam - cam.mean(0), "right", 0.97, 0.97)
+    dets = [Detection(_project(cam), np.zeros(21), cam - cam.mean(0), "right", s, 0.97) for s in (0.97, 0.6)]
     k = Intrinsics(640, 480, *K)
+    frame_no = iter(range(100))
     with HandTracker() as t:
-        step = DetectStep(lambda rgb: [det], TrackLinker(link=True), t.lifter, t.modalities, 2, 0.25)
+        step = DetectStep(lambda rgb: [dets[next(frame_no) % 2]], TrackLinker(link=True), t.lifter, t.modalities, 2,
+                          0.25)  # fmt: skip
         infer = InferStep(t.lifter, t.modalities)
         place = PlaceStep(SmoothConfig(enabled=False), t.lifter.backend.error_model)
         track_scores, stds = [], []
@@ -437,10 +439,10 @@ def test_a_hands_judgement_reads_this_frames_handedness_score_not_its_tracks():
             (hand,) = place(w)
             track_scores.append(w.detections[0].handedness_score)
             stds.append(hand.joint_std)
-    assert track_scores[0] < 0.7 < track_scores[-1]  # the track's vote firms up ...
-    assert w.frame_handedness_scores == [0.97]
-    for s in stds[1:]:  # ... while the hand's judgement does not move with it
-        np.testing.assert_allclose(s, stds[0], rtol=1e-6)
+    assert track_scores[0] == pytest.approx(0.97) and track_scores[2] < 0.97  # the track's mean moves ...
+    assert w.frame_handedness_scores == [0.6]
+    np.testing.assert_allclose(stds[2], stds[0], rtol=1e-6)  # ... the judgement follows each frame's own score
+    np.testing.assert_allclose(stds[3], stds[1], rtol=1e-6)
 
 
 def test_fit_error_model_reads_the_evidence_a_run_judges():

@@ -500,3 +500,21 @@ def test_the_frame_rate_counts_from_the_first_frames_capture():
     assert e.fps() == pytest.approx(2 / 0.041)
     e.frames_processed, e.t_first, e.t_last = 0, None, None
     assert e.fps() == 0.0
+
+
+def test_a_tracks_handedness_score_is_the_mean_over_the_frames_it_has_had():
+    """A still image (every hand its own track) or a track's first frame: the frame's own score, not a fifth of its
+    log-odds (which held every still under 0.6); a long, steady track: the same as that score."""
+    from streamhand.detect.tracker import HandednessVote
+
+    one = HandednessVote("left")
+    one.add("left", 0.95)
+    assert one.score == pytest.approx(0.95)
+    steady = HandednessVote("right")
+    for _ in range(200):
+        steady.add("right", 0.9)
+    assert steady.score == pytest.approx(0.9)
+    mixed = HandednessVote("right")
+    for s in (0.9, 0.6):
+        mixed.add("right", s)
+    assert 0.6 < mixed.score < 0.9

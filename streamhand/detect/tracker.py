@@ -44,6 +44,7 @@ class HandednessVote:
     switch_at: float = 16.0
     settle_at: float = MAX_FRAME_LLR
     settled: bool = False
+    frames: int = 0
 
     @staticmethod
     def frame_llr(label: str, score: float) -> float:
@@ -56,6 +57,7 @@ class HandednessVote:
         """Add one frame's label; True when the track's label changed."""
         llr = self.frame_llr(label, score)
         self.evidence = self.decay * self.evidence + llr
+        self.frames += 1
         other = "right" if self.label == "left" else "left"
         sign = 1.0 if other == "left" else -1.0
         toward_other = sign * self.evidence
@@ -69,8 +71,11 @@ class HandednessVote:
 
     @property
     def score(self) -> float:
-        """How sure the track is of its label: the probability its fading mean log-odds give (0.5-1)."""
-        mean = self.evidence * (1.0 - self.decay)
+        """How sure the track is of its label: the probability its fading mean log-odds give (0.5-1), the mean over
+        the frames the track has had (a still image, a track's first frame: that frame's own score, up to the
+        clip of :data:`MAX_FRAME_LLR`; dividing by a long history's weight held those under 0.6)."""
+        weight = (1.0 - self.decay ** max(self.frames, 1)) / (1.0 - self.decay)
+        mean = self.evidence / weight
         p_left = 1.0 / (1.0 + math.exp(-max(min(mean, 30.0), -30.0)))
         return max(p_left if self.label == "left" else 1.0 - p_left, 0.5)
 
