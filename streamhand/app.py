@@ -63,8 +63,8 @@ class Run:
 
     def compare_mediapipe(self, rep: dict) -> dict:
         """MediaPipe alone on the frames the run report ``rep`` processed (a fresh, unpaced copy of the source):
-        adds ``mediapipe_alone`` and, where both rates exist, ``ratio_to_mediapipe`` to ``rep``, and returns it. A
-        paced run (a live source, or files read in real time) also gets MediaPipe alone paced the same way
+        adds ``mediapipe_alone`` and, for a run read as fast as it goes, ``ratio_to_mediapipe`` to ``rep``, and returns
+        it. A paced run (a live source, or files read in real time) also gets MediaPipe alone paced the same way
         (``mediapipe_alone.paced``: its end-to-end latency, the reference for the run's)."""
         from streamhand.capture.factory import make_source
         from streamhand.run.report import mediapipe_alone, mediapipe_alone_paced
@@ -72,10 +72,11 @@ class Run:
         with make_detector(self.cfg, self.tracking, "mediapipe") as det:
             source = make_source(self.cfg.source.model_copy(update={"realtime": False}))
             alone = rep["mediapipe_alone"] = mediapipe_alone(source, det, rep["frames_processed"])
-        if self.source.live or self.cfg.source.realtime:
+        paced = self.source.live or self.cfg.source.realtime
+        if paced:
             with make_detector(self.cfg, self.tracking, "mediapipe") as det:  # a fresh detector: no tracking state
                 alone["paced"] = mediapipe_alone_paced(make_source(self.cfg.source), det, rep["frames_processed"])
-        if alone.get("fps") and rep["fps"]:
+        if alone.get("fps") and rep["fps"] and not paced:  # a paced run's frame time is the source's period
             rep["ratio_to_mediapipe"] = alone["fps"] / rep["fps"]
         return rep
 

@@ -294,3 +294,14 @@ def test_live_status_line_on_a_terminal_only(request, run, live):
     assert bool(shown) == live
     assert "--compare-mediapipe: timing MediaPipe alone on the same 40 frames" in r.stderr
     assert r.stderr.rstrip().splitlines()[-1].startswith("done: 40/40 frames")  # the live line is gone
+
+
+def test_a_paced_run_compared_with_mediapipe_has_no_ratio_of_frame_times(tmp_path):
+    """Paced, the run's time per frame is the source's period: its comparison is MediaPipe alone paced, not a ratio."""
+    rep = tmp_path / "r.json"
+    r = invoke("run", "--source", "demo", "--frames", "12", "--compare-mediapipe", "--report", str(rep), "--port",
+               str(free_port()), "--control-port", str(free_port()))  # fmt: skip
+    assert r.returncode == 0, r.stderr[-1500:]
+    report = json.loads(rep.read_text())
+    assert "ratio_to_mediapipe" not in report and report["mediapipe_alone"]["paced"]["frames"] > 0
+    assert "of MediaPipe alone" not in r.stderr and "ms on MediaPipe alone paced" in r.stderr
