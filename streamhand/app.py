@@ -188,6 +188,9 @@ def build_run(cfg: RunConfig, publish: bool = True) -> Run:
             raise RunError(str(e)) from None
     if cfg.rerun is not None:
         _check_rerun(cfg)
+    unused = [o for o, v in (("--mirror", cfg.source.mirror), ("--intrinsics", cfg.source.intrinsics)) if v]
+    if cfg.source.kind == "demo" and unused:
+        log.warning("%s: no effect on the demo, which renders a true view through its own camera", " and ".join(unused))
     model = read_model(cfg)  # a file that is not a model, a port in use: found before the source opens
     run = Run(cfg, None)
     try:

@@ -305,3 +305,12 @@ def test_a_paced_run_compared_with_mediapipe_has_no_ratio_of_frame_times(tmp_pat
     report = json.loads(rep.read_text())
     assert "ratio_to_mediapipe" not in report and report["mediapipe_alone"]["paced"]["frames"] > 0
     assert "of MediaPipe alone" not in r.stderr and "ms on MediaPipe alone paced" in r.stderr
+
+
+def test_options_the_demo_cannot_honour_are_said(tmp_path, caplog):
+    k = tmp_path / "k.json"
+    k.write_text('{"width": 640, "height": 480, "fx": 500, "fy": 500, "cx": 320, "cy": 240}')
+    r = invoke("run", "--source", "demo", "--mirror", "--intrinsics", str(k), "--frames", "1", "--no-realtime",
+               "--port", str(free_port()), "--control-port", str(free_port()))  # fmt: skip
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert "--mirror and --intrinsics: no effect on the demo" in caplog.text
