@@ -8,6 +8,7 @@ import json
 
 import cv2
 import msgpack
+import numpy as np
 import pytest
 
 from streamhand.run.save import csv_header
@@ -72,3 +73,14 @@ def test_bad_save_paths_are_one_line_before_any_work(tmp_path, option, name, say
     r = invoke("run", "--source", "demo", "--frames", "1", "--port", str(free_port()), "--control-port",
                str(free_port()), option, str(tmp_path / name))  # fmt: skip
     assert r.returncode == 2 and says in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_a_picture_of_another_shape_is_letterboxed_into_the_video_not_stretched():
+    from streamhand.run.save import letterbox
+
+    tall = np.full((200, 100, 3), 255, np.uint8)  # a portrait picture into a 300x150 video
+    out = letterbox(tall, (300, 150))
+    assert out.shape == (150, 300, 3)
+    cols = np.flatnonzero(out[75, :, 0] > 0)
+    assert (cols.min(), cols.max()) == (112, 186)  # 75 wide (the aspect kept), centred
+    assert (out[:, :100] == 0).all() and (out[:, 200:] == 0).all()

@@ -28,6 +28,19 @@ POSE_FORMATS = {".jsonl": "one JSON map per hand.pose.* and hand.frame message",
 VIDEO_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
 
 
+
+def letterbox(img: Any, size: tuple[int, int]) -> Any:
+    """``img`` scaled to fit ``size`` (width, height) with its aspect ratio kept, centred on black."""
+    import cv2
+
+    w, h = size
+    s = min(w / img.shape[1], h / img.shape[0])
+    nw, nh = max(1, round(img.shape[1] * s)), max(1, round(img.shape[0] * s))
+    out = np.zeros((h, w, 3), np.uint8)
+    x, y = (w - nw) // 2, (h - nh) // 2
+    out[y : y + nh, x : x + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out
+
 class SaveError(ValueError):
     """A ``--save`` / ``--save-video`` path that cannot be used; one line."""
 
@@ -133,8 +146,8 @@ class OverlayVideo:
             if not self._writer.isOpened():
                 raise SaveError(f"--save-video {self.path}: OpenCV cannot write this kind of video here")
             self._size = (w, h)
-        if img.shape[1::-1] != self._size:  # a source that changed size: keep the first size
-            img = cv2.resize(img, self._size)
+        if img.shape[1::-1] != self._size:  # a source that changed size: the first size, the picture not stretched
+            img = letterbox(img, self._size)
         self._writer.write(img)
         self.frames += 1
 

@@ -256,7 +256,7 @@ class RerunLog(StreamSink):
         self._camera = key
         pinhole = self.rr.Pinhole(focal_length=[c.fx, c.fy], principal_point=[c.cx, c.cy], width=c.width,
                                   height=c.height, camera_xyz=self.rr.ViewCoordinates.RDF)  # fmt: skip
-        self.rec.log("camera", pinhole, static=True)
+        self.rec.log("camera", pinhole)  # at this frame's time: pictures of other sizes each keep their own
 
     def _pose(self, m: HandPoseMsg) -> None:
         rr, rec = self.rr, self.rec
