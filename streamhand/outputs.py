@@ -62,7 +62,7 @@ def check_output(path: str | Path | None, option: str) -> Path | None:
     if p.is_dir():
         raise OutputError(f"{option} {p}: is a folder; give a file name, e.g. {p / 'out.json'}")
     _make_folder(p.parent, p, option)
-    probe = p.with_name(f".{p.name}.probe")
+    probe = p.with_name(f".{p.name}.{os.getpid()}.probe")  # per process: two commands checking at once
     try:
         probe.touch()
         probe.unlink()
@@ -99,7 +99,7 @@ def json_finite(v: object) -> object:
 def write_text_atomic(path: str | Path, text: str, option: str = "") -> Path:
     """Write ``text`` to ``path`` through a temporary file and a rename; :class:`OutputError` if it fails."""
     p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
+    tmp = p.with_name(f"{p.name}.{os.getpid()}.tmp")  # per process: two writers at once each rename a whole file
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text, encoding="utf-8")

@@ -91,7 +91,8 @@ def convert_hand_networks(out_dir: str | Path, check: bool = True) -> dict[str, 
         desc["meta"].update({"source": src.name, "source_sha256": sha, "input_size": [w, h]})
         pt = out / f"{net_name}.pt"
         onnx_path = out / f"{net_name}.onnx"
-        tmp_pt, tmp_onnx = pt.with_suffix(".pt.tmp"), onnx_path.with_suffix(".onnx.tmp")
+        # per process: two first runs converting at once each write their own and rename a whole file
+        tmp_pt, tmp_onnx = (pt.with_suffix(f".pt.{os.getpid()}.tmp"), onnx_path.with_suffix(f".onnx.{os.getpid()}.tmp"))
         torch.save(desc, str(tmp_pt))
         net = TFLiteNet.load(tmp_pt).eval()
         export_onnx(net, tmp_onnx, meta)

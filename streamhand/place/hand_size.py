@@ -61,7 +61,7 @@ def save_hand_length(m: float, source: str, frames: int = 0, spread_m: float = 0
     p.parent.mkdir(parents=True, exist_ok=True)
     data = {"hand_length_m": round(check_length(m), 4), "source": source, "frames": int(frames),
             "spread_m": round(float(spread_m), 4), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
-    tmp = p.with_name(p.name + ".tmp")
+    tmp = p.with_name(f"{p.name}.{os.getpid()}.tmp")  # two calibrations at once: each renames a whole file
     tmp.write_text(yaml.safe_dump(data, sort_keys=False))
     os.replace(tmp, p)
     return p

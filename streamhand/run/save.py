@@ -54,7 +54,7 @@ def check_save_path(path: str, option: str, suffixes: dict) -> Path:
 
 def _part(path: Path) -> Path:
     """The temporary name beside ``path`` (keeping the suffix: OpenCV picks a container by it)."""
-    return path.with_name(f".{path.stem}.part{path.suffix}")
+    return path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")  # two runs: each renames a whole file
 
 
 def csv_header() -> list[str]:

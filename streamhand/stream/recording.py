@@ -6,7 +6,7 @@ own ``seq`` as MCAP's sequence number, and per channel our JSON Schema of that t
 ``jsonschema``, from :mod:`streamhand.stream.schema`). The header's profile is ``streamhand``; a metadata record
 ``streamhand`` says where it was recorded from. Rerun, Foxglove and the ``mcap`` CLI open it as it is.
 
-:class:`McapRecorder` writes (to ``OUT.mcap.part``, renamed when it finishes, so a file at the final name is
+:class:`McapRecorder` writes (to ``OUT.mcap.PID.part``, renamed when it finishes, so a file at the final name is
 always complete); :func:`check_recording` reads a file through once and names, in one line, what is wrong with
 it (not MCAP, truncated, not ours); :func:`replay` republishes the same bytes on the same topics at the recorded
 pace, N times faster or as fast as possible.
@@ -50,7 +50,7 @@ class McapRecorder:
         from streamhand.version import __version__
 
         self.path = Path(path)
-        self._part = self.path.with_name(self.path.name + ".part")
+        self._part = self.path.with_name(f"{self.path.name}.{os.getpid()}.part")  # two recorders: each a whole file
         self._file = open(self._part, "wb")  # noqa: SIM115 (closed in close())
         self._writer = Writer(self._file, chunk_size=chunk_size)
         self._writer.start(profile=PROFILE, library=f"streamhand {__version__}")

@@ -206,7 +206,7 @@ class RerunLog(StreamSink):
         bp = _blueprint()
         if save is not None:
             final = Path(save)
-            part = final.with_name(f".{final.stem}.part{final.suffix}")
+            part = final.with_name(f".{final.stem}.{os.getpid()}.part{final.suffix}")  # per process, as --save's
             rec.save(part, default_blueprint=bp)
             out = cls(rr, rec, str(final), part, final)
         else:
