@@ -83,13 +83,18 @@ class Run:
 
 def make_detector(cfg: RunConfig, tracking: bool, kind: str | None = None) -> Any:
     """The run's detector (``kind`` overrides ``detect.detector``); :class:`RunError` if it cannot be made."""
-    from streamhand.detect.gpu_hands import HandNetworksMissing
+    from streamhand.detect.gpu_hands import HandNetworksDamaged, HandNetworksMissing, default_models_dir
     from streamhand.detect.select import make_detector as make
 
     try:
         try:
             return make(cfg.detect, tracking, kind, cfg.model.engine_dir)[0]
-        except HandNetworksMissing:  # the network detector's first use: convert MediaPipe's networks (build step)
+        except HandNetworksMissing as e:  # the network detector's first use: convert MediaPipe's networks
+            if isinstance(e, HandNetworksDamaged) and e.folder.is_relative_to(default_models_dir()):
+                import shutil
+
+                log.warning("%s; converting them again", e)
+                shutil.rmtree(e.folder, ignore_errors=True)
             try:
                 from streamhand.export.hand_networks import prepare_hand_networks
 

@@ -489,3 +489,26 @@ def test_a_cache_that_cannot_be_written_is_one_line_naming_it(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(ExportError, match=r"could not be written into .*file/nets .*point STREAMHAND_CACHE at a"):
         prepare_hand_networks(tmp_path / "file" / "nets")
+
+
+@pytest.mark.slow
+def test_damaged_networks_in_the_cache_are_converted_again(models_dir, tmp_path, monkeypatch, caplog):
+    """A conversion cut short by a kill can leave a file that does not load; the detector's next first use converts
+    the networks again (with a warning) instead of failing every run until the cache is cleared by hand."""
+    import shutil
+
+    from streamhand.app import make_detector
+    from streamhand.detect.gpu_hands import default_models_dir
+    from streamhand.runtime_config import RunConfig
+
+    monkeypatch.setenv("STREAMHAND_CACHE", str(tmp_path / "cache"))
+    cached = default_models_dir()
+    shutil.copytree(models_dir, cached)
+    palm = cached / "palm_detection_full.onnx"
+    palm.write_bytes(palm.read_bytes()[:100_000])
+    caplog.set_level("WARNING")
+    cfg = RunConfig.model_validate({"detect": {"detector": "network", "network_runtime": "onnxruntime"}})
+    with make_detector(cfg, tracking=True) as det:
+        assert det(np.zeros((240, 320, 3), np.uint8)) == []
+    assert "do not load" in caplog.text and "converting them again" in caplog.text
+    assert palm.stat().st_size > 1_000_000

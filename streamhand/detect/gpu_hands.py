@@ -56,6 +56,15 @@ class HandNetworksMissing(ValueError):
     """MediaPipe's hand networks are not converted yet (``streamhand.export.hand_networks`` converts them)."""
 
 
+class HandNetworksDamaged(HandNetworksMissing):
+    """Converted networks in ``folder`` that do not load (a conversion cut short by a kill, a damaged disk): the
+    detector's first use converts them again."""
+
+    def __init__(self, message: str, folder: Path):
+        super().__init__(message)
+        self.folder = folder
+
+
 def require_models(models_dir: str | Path | None = None) -> Path:
     """``models_dir`` (default: the cache's) if both converted networks are in it, else :class:`HandNetworksMissing`."""
     d = Path(models_dir) if models_dir is not None else default_models_dir()
@@ -222,8 +231,15 @@ class NetworkHands:
             d = require_models(models_dir)
             runner = _TorchRunner if runtime == "torch" else _OrtRunner
             ext = "pt" if runtime == "torch" else "onnx"
-            self._palm = runner(d / f"{PALM_MODEL}.{ext}", device, threads)
-            self._landmark = runner(d / f"{LANDMARK_MODEL}.{ext}", device, threads)
+            try:
+                self._palm = runner(d / f"{PALM_MODEL}.{ext}", device, threads)
+                self._landmark = runner(d / f"{LANDMARK_MODEL}.{ext}", device, threads)
+            except ValueError:  # a device this machine lacks
+                raise
+            except Exception as e:  # PyTorch's and ONNX Runtime's own types for a file they cannot read
+                why = " ".join(str(e).split())[:200]
+                raise HandNetworksDamaged(f"MediaPipe's converted hand networks in {d} do not load ({why})",
+                                          d) from None  # fmt: skip
             if isinstance(self._palm, _TorchRunner) and device == "cuda":
                 t0 = time.perf_counter()
                 self._palm.warm_up(range(1, 2))
