@@ -206,10 +206,14 @@ def _graph_problem(meta: dict[str, Any], graph: Any) -> str | None:
 def _graph_folders(sha: str) -> Iterator[Path]:
     """Where graphs exported from the checkpoint with this sha256 may be: the shipped folders, then the cache."""
     from streamhand.cache import cache_dir
+    from streamhand.outputs import sweep_abandoned
 
     if SHIPPED_GRAPHS.is_dir():
         yield from sorted(p for p in SHIPPED_GRAPHS.iterdir() if p.is_dir())
-    yield cache_dir("onnx", sha[:16])
+    cached = cache_dir("onnx", sha[:16])
+    if cached.is_dir():
+        sweep_abandoned(cached)  # the part files of exports and quantizations that were killed
+    yield cached
 
 
 def prepared_graphs(sha: str) -> list[tuple[Path, dict]]:

@@ -10,9 +10,11 @@ fails (the disk filled, the folder vanished), the temporary file is removed and 
 
 from __future__ import annotations
 
+import glob
 import math
 import numbers
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -96,9 +98,34 @@ def json_finite(v: object) -> object:
     return v
 
 
+def remove_abandoned(path: Path) -> None:
+    """Delete the part files (``NAME.PID.tmp``) that processes no longer alive left beside ``path`` (one killed by
+    SIGKILL cannot remove its own); one still being written by a live process stays."""
+    _remove_dead(path.parent.glob(glob.escape(path.name) + ".*.tmp"))
+
+
+def sweep_abandoned(folder: Path) -> None:
+    """:func:`remove_abandoned` for every part file (``*.PID.tmp``) in ``folder`` (a cache's)."""
+    _remove_dead(folder.glob("*.*.tmp"))
+
+
+def _remove_dead(parts: Iterable[Path]) -> None:
+    for old in parts:
+        pid = old.name[: -len(".tmp")].rpartition(".")[2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)  # alive (or not ours to ask): leave it
+        except ProcessLookupError:
+            old.unlink(missing_ok=True)
+        except (PermissionError, OverflowError, OSError):
+            continue
+
+
 def write_text_atomic(path: str | Path, text: str, option: str = "") -> Path:
     """Write ``text`` to ``path`` through a temporary file and a rename; :class:`OutputError` if it fails."""
     p = Path(path)
+    remove_abandoned(p)
     tmp = p.with_name(f"{p.name}.{os.getpid()}.tmp")  # per process: two writers at once each rename a whole file
     try:
         p.parent.mkdir(parents=True, exist_ok=True)

@@ -104,3 +104,22 @@ def test_train_eval_checks_its_json_before_evaluating(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         f"error: --json {tmp_path}: is a folder; give a file name, e.g. {tmp_path / 'out.json'}"
     ]
+
+
+def test_part_files_of_dead_processes_are_swept_and_a_live_ones_kept(tmp_path):
+    """A process killed by SIGKILL cannot remove its part file (NAME.PID.tmp); the next writer of that name, or the
+    next look into a cache folder, removes those whose process is gone."""
+    import os
+    import subprocess
+    import sys
+
+    from streamhand.outputs import remove_abandoned, sweep_abandoned
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid, live_pid = gone.stdout.strip(), os.getpid()
+    for name in (f"a.onnx.{dead_pid}.tmp", f"a.onnx.{live_pid}.tmp", f"b[1].json.{dead_pid}.tmp", "c.tmp"):
+        (tmp_path / name).write_text("part")
+    remove_abandoned(tmp_path / "b[1].json")  # a name with glob characters
+    assert not (tmp_path / f"b[1].json.{dead_pid}.tmp").exists()
+    sweep_abandoned(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"a.onnx.{live_pid}.tmp", "c.tmp"])

@@ -18,6 +18,7 @@ from streamhand.cache import cache_dir
 from streamhand.capture.base import Frame, FrameSource, Pacer, SourceError, now
 from streamhand.cpu import usable_cores
 from streamhand.geometry import Intrinsics, axis_angle, project
+from streamhand.outputs import remove_abandoned
 from streamhand.synth.gl_render import HandLook, Lighting, RendererUnavailable
 from streamhand.synth.hand import forward_kinematics, sample_shape
 from streamhand.synth.render import RENDER_VERSION, RenderConfig, Take, render
@@ -187,7 +188,7 @@ def _save_clip(path: Path, clip: list) -> None:
                 cv2.imencode(".png", mm)[1].tobytes())  # fmt: skip
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(path)
+    remove_abandoned(path)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     try:
         with ThreadPoolExecutor(usable_cores()) as pool, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
@@ -202,21 +203,6 @@ def _save_clip(path: Path, clip: list) -> None:
     except BaseException:  # Ctrl-C or a full disk while saving: no partial clip left (a kill -9 is swept later)
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _remove_abandoned(path: Path) -> None:
-    """Delete the partial clips (``NAME.PID.tmp``) that processes no longer alive left beside ``path`` (a render
-    killed by SIGTERM or SIGKILL cannot remove its own); one still being written by a live process stays."""
-    for old in path.parent.glob(path.name + ".*.tmp"):
-        pid = old.name[len(path.name) + 1 : -len(".tmp")]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)  # alive (or not ours to ask): leave it
-        except ProcessLookupError:
-            old.unlink(missing_ok=True)
-        except (PermissionError, OverflowError):
-            continue
 
 
 def _load_clip(path: Path) -> list:

@@ -25,6 +25,7 @@ from streamhand.detect.tflite_convert import NETWORKS, convert_tflite, mediapipe
 from streamhand.detect.tflite_net import FORMAT, TFLiteNet
 from streamhand.detect.tflite_reader import read_tflite
 from streamhand.model_files import ExportError
+from streamhand.outputs import remove_abandoned
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ def convert_hand_networks(out_dir: str | Path, check: bool = True) -> dict[str, 
         desc["meta"].update({"source": src.name, "source_sha256": sha, "input_size": [w, h]})
         pt = out / f"{net_name}.pt"
         onnx_path = out / f"{net_name}.onnx"
+        remove_abandoned(pt)  # the part files of conversions that were killed
+        remove_abandoned(onnx_path)
         # per process: two first runs converting at once each write their own and rename a whole file
         tmp_pt, tmp_onnx = (pt.with_suffix(f".pt.{os.getpid()}.tmp"), onnx_path.with_suffix(f".onnx.{os.getpid()}.tmp"))
         torch.save(desc, str(tmp_pt))

@@ -36,6 +36,7 @@ from streamhand.model_files import (
     write_onnx_metadata,
 )
 from streamhand.models.config import input_shape
+from streamhand.outputs import remove_abandoned
 from streamhand.version import __version__
 
 __all__ = ["FORMAT", "ExportError", "OnnxArtifact", "default_onnx_name", "export_onnx", "file_sha256", "modality_tag",
@@ -98,6 +99,7 @@ def export_onnx(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ExportError(f"{out.parent}: cannot make the folder ({e.strerror or type(e).__name__})") from None
+    remove_abandoned(out)  # the part files of exports killed before they could remove their own
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")  # two processes exporting the same graph do not share it
     meta = _metadata(ckpt, mods, n_samples, seed, max_batch, precision, opset)
     t0 = time.perf_counter()

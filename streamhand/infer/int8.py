@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from streamhand.model_files import ExportError
+from streamhand.outputs import remove_abandoned
 
 log = logging.getLogger(__name__)
 QUANTIZED_OPS = ("Gemm", "MatMul")
@@ -80,6 +81,7 @@ def quantize_graph(src: Path, dst: Path) -> dict:
         proto = onnx.load(str(out))
     meta = int8_metadata(meta)
     write_onnx_metadata(proto, meta)
+    remove_abandoned(dst)  # the part files of quantizations killed before they could remove their own
     part = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")  # two runs quantizing at once do not share a file
     try:
         onnx.save(proto, str(part))
