@@ -122,6 +122,18 @@ def _remove_dead(parts: Iterable[Path]) -> None:
             continue
 
 
+def private_folder(prefix: str) -> Path:
+    """A new temporary folder that is removed with everything in it when the process ends (the graphs of a model
+    that has no file, and so no place in the cache)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def write_text_atomic(path: str | Path, text: str, option: str = "") -> Path:
     """Write ``text`` to ``path`` through a temporary file and a rename; :class:`OutputError` if it fails."""
     p = Path(path)

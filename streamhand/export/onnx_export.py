@@ -36,7 +36,7 @@ from streamhand.model_files import (
     write_onnx_metadata,
 )
 from streamhand.models.config import input_shape
-from streamhand.outputs import remove_abandoned
+from streamhand.outputs import private_folder, remove_abandoned
 from streamhand.version import __version__
 
 __all__ = ["FORMAT", "ExportError", "OnnxArtifact", "default_onnx_name", "export_onnx", "file_sha256", "modality_tag",
@@ -173,10 +173,8 @@ def prepare_graph(ckpt: Checkpoint, mods: tuple[str, ...], sha: str | None, n_sa
     elif sha is not None:
         path = cached_graph_path(sha, ckpt.model_id, mods, n_samples)
     else:
-        import tempfile
-
         try:
-            path = Path(tempfile.mkdtemp(prefix="streamhand-onnx-")) / default_onnx_name(ckpt.model_id, mods)
+            path = private_folder("streamhand-onnx-") / default_onnx_name(ckpt.model_id, mods)
         except OSError as e:
             raise ExportError(f"no temporary folder for the ONNX graph ({e.strerror or type(e).__name__})") from None
     log.info("preparing the ONNX graph of %s for %s (first use; cached in %s)", ckpt.model_id, modality_tag(mods),

@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 from streamhand.model_files import ExportError
-from streamhand.outputs import remove_abandoned
+from streamhand.outputs import private_folder, remove_abandoned
 
 log = logging.getLogger(__name__)
 QUANTIZED_OPS = ("Gemm", "MatMul")
@@ -103,7 +103,7 @@ def int8_graph(fp32: Path, fp32_meta: dict, sha: str | None) -> tuple[Path, dict
     from streamhand.cache import cache_dir
     from streamhand.model_files import read_onnx_metadata
 
-    folder = cache_dir("onnx", sha[:16]) if sha else Path(tempfile.mkdtemp(prefix="streamhand-onnx-"))
+    folder = cache_dir("onnx", sha[:16]) if sha else private_folder("streamhand-onnx-")
     dst = folder / int8_name(fp32.name)
     if dst.is_file():
         try:
