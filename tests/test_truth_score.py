@@ -46,7 +46,7 @@ def test_matching_detection_and_error(published_offsets, found, epe):
 def test_a_frame_without_true_hands_matches_nothing():
     score = TruthScore()
     score.add({"joints_2d": [], "joints_cam": []}, [placed_hand(SQUARE, np.zeros((21, 3)))])
-    assert score.report() == {"detection_rate": 0.0, "truth_hands": 0}
+    assert score.report() == {"detection_rate": 0.0, "truth_hands": 0, "jitter_mm": None, "lag_ms": None}
 
 
 def test_the_published_uncertainty_is_checked_against_the_error():
