@@ -106,6 +106,8 @@ def export_onnx(
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # K and the modality set are fixed per graph
+            # the exporter's notes on its own constant folding (an image expert's slices): nothing a user can act on
+            warnings.filterwarnings("ignore", "Constant folding", UserWarning)
             torch.onnx.export(graph, examples, str(tmp), input_names=in_names, output_names=list(OUTPUT_NAMES),
                               dynamic_axes=dyn, opset_version=opset, dynamo=False,
                               do_constant_folding=True)  # fmt: skip
