@@ -19,7 +19,7 @@ from streamhand import cli_record
 from streamhand.errors import Commands, check_output_or_fail, fail, fail_without_torch
 from streamhand.options import with_options
 from streamhand.outputs import json_finite
-from streamhand.runtime_config import RunConfig
+from streamhand.runtime_config import RunConfig, not_one_sample
 
 app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Real-time 3D hand pose from a camera to ZeroMQ topics.")  # fmt: skip
@@ -534,9 +534,11 @@ def _bench_plan(backends: str, modalities: str, batch: str, detectors: str) -> t
 
 
 def _not_one_sample(samples: int | None) -> None:
-    """``--samples 1`` as a run refuses it: one posterior sample has no spread (joint_std would be 0)."""
-    if samples == 1:
-        fail("--samples 1: one posterior sample has no spread; give 0 (no sampling) or 2 or more")
+    """``--samples 1`` refused as a run's setting is (:func:`streamhand.runtime_config.not_one_sample`)."""
+    try:
+        not_one_sample(samples)
+    except ValueError as e:
+        fail(f"--samples {samples}: {e}")
 
 
 def _soak(minutes: float, json_out: Path | None, model: Path | None) -> int:

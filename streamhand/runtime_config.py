@@ -19,6 +19,14 @@ from streamhand.place.placement import RAY_PULL
 from streamhand.stream import protocol
 
 
+def not_one_sample(n: int | None) -> int | None:
+    """``n`` posterior samples, where it is not 1: one sample has no spread (``joint_std`` would be 0); a ValueError
+    says so (``run``'s setting, ``bench`` and ``build-engine``'s options)."""
+    if n == 1:
+        raise ValueError("one posterior sample has no spread; give 0 (no sampling) or 2 or more")
+    return n
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN and infinity are no setting
 
@@ -150,9 +158,7 @@ class ModelSettings(_Strict):
     @field_validator("n_samples")
     @classmethod
     def _not_one(cls, v: int | None) -> int | None:
-        if v == 1:
-            raise ValueError("one posterior sample has no spread; give 0 (no sampling) or 2 or more")
-        return v
+        return not_one_sample(v)
 
 
 class SmoothConfig(_Strict):
