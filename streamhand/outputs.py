@@ -118,7 +118,7 @@ def _remove_dead(parts: Iterable[Path]) -> None:
             os.kill(int(pid), 0)  # alive (or not ours to ask): leave it
         except ProcessLookupError:
             old.unlink(missing_ok=True)
-        except (PermissionError, OverflowError, OSError):
+        except (OverflowError, OSError):  # not ours to ask (PermissionError), a pid past the system's range
             continue
 
 

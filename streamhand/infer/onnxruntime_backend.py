@@ -245,9 +245,7 @@ class OnnxRuntimeBackend(Backend):
         """Serve the modality set of ``path`` (its metadata ``meta``, as :func:`read_onnx_metadata` reads it) with its
         own batch limit; a file ONNX Runtime refuses: :meth:`_open`."""
         mods = tuple(meta["modalities"])
-        max_batch = meta.get("max_batch", 256)
-        if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:  # metadata not read here
-            raise ExportError(f"{path}: metadata max_batch {max_batch!r} is not a positive integer")
+        max_batch = meta.get("max_batch", 256)  # a positive int: read_onnx_metadata checked it
         sess = self._open(path, remake)
         names = [i.name for i in sess.get_inputs()]
         if names != [INPUT_NAMES[m] for m in mods]:

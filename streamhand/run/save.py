@@ -28,7 +28,6 @@ POSE_FORMATS = {".jsonl": "one JSON map per hand.pose.* and hand.frame message",
 VIDEO_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
 
 
-
 def letterbox(img: Any, size: tuple[int, int]) -> Any:
     """``img`` scaled to fit ``size`` (width, height) with its aspect ratio kept, centred on black."""
     import cv2
@@ -40,6 +39,7 @@ def letterbox(img: Any, size: tuple[int, int]) -> Any:
     x, y = (w - nw) // 2, (h - nh) // 2
     out[y : y + nh, x : x + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
     return out
+
 
 class SaveError(ValueError):
     """A ``--save`` / ``--save-video`` path that cannot be used; one line."""
