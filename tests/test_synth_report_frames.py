@@ -272,3 +272,18 @@ def test_a_bad_picture_among_the_frames_is_said_before_any_render(tmp_path, monk
     monkeypatch.setattr(sr, "synth_report", rendered)
     code, text = _invoke("synth-report", "--n", "10", "--frames", str(root))
     assert code == 2 and text.startswith("error: --frames: cannot read image"), text
+
+
+def test_a_model_without_a_keypoint_expert_is_refused_before_any_render(tmp_path):
+    """The closed loop lifts MediaPipe's landmarks: a model reading only the RGB crop (Yang et al.'s S1) is refused
+    in one line, where it crashed after every render."""
+    from streamhand.checkpoint import save_checkpoint
+    from streamhand.models import HandPoseModel, ModelConfig
+
+    cfg = ModelConfig(encoders=["rgb"], decoders=["3d"], z_dim=8, hidden=32, image_size=32, image_encoder="compact")
+    ckpt = save_checkpoint(tmp_path / "s1.pt", HandPoseModel(cfg))
+    code, text = _invoke("synth-report", "--n", "10", "--checkpoint", str(ckpt))
+    assert code == 2 and text.strip().splitlines() == [
+        f"error: --checkpoint {ckpt}: synth-report lifts MediaPipe's landmarks (a 2d or world expert); this model "
+        "reads rgb"
+    ]

@@ -313,10 +313,10 @@ def synth_report_cmd(
         except FrameDataError as e:
             fail(f"--frames: {e}")
     if checkpoint is not None:
-        encoders = [m for e in _checkpoint_or_fail(checkpoint).model.cfg.encoders for m in e.split("+")]
-        if not {"2d", "world"} & set(encoders):  # the closed loop lifts MediaPipe's landmarks of each render
+        reads = _checkpoint_or_fail(checkpoint).model.modalities
+        if not {"2d", "world"} & set(reads):  # the closed loop lifts MediaPipe's landmarks of each render
             fail(f"--checkpoint {checkpoint}: synth-report lifts MediaPipe's landmarks (a 2d or world expert); this "
-                 f"model reads {', '.join(encoders)}")  # fmt: skip
+                 f"model reads {', '.join(reads)}")  # fmt: skip
     try:  # progress goes to standard error (a bar on a terminal, a log line a minute elsewhere)
         rep = as_dict(synth_report(n, str(checkpoint) if checkpoint else None, True, fs, flip_average))
     except FrameDataError as e:  # an image that cannot be read
