@@ -388,6 +388,7 @@ def calibrate_hand(
     """Store your own hand length once; every run then uses it (unless --hand-size says otherwise)."""
     _setup_logging(verbose)
     from streamhand.place.hand_size import (
+        DEFAULT_HAND_LENGTH_M,
         CalibrationError,
         calibration_path,
         check_length,
@@ -397,6 +398,8 @@ def calibrate_hand(
 
     try:
         if show_only:
+            if length is not None or realsense or serial is not None or source:
+                fail("--show-only prints the stored calibration; give it alone")
             cal = load_hand_length()
             typer.echo(f"{calibration_path()}: " + (f"{cal:.3f} m" if cal else "no calibration (0.185 m is used)"))
             return
@@ -415,8 +418,10 @@ def calibrate_hand(
             fail(f"--source {kind}: the hand is measured with depth; use --realsense (or --source demo to try it)")
     except CalibrationError as e:
         fail(str(e))
+    # the hand is placed by depth while it is measured: no stored length is read (a broken one is being replaced)
     cfg = _build_config(None, {"source.kind": kind, "source.realsense_serial": serial, "source.realtime": True,
-                               "model.path": str(model) if model else None})  # fmt: skip
+                               "model.path": str(model) if model else None,
+                               "model.hand_length_m": DEFAULT_HAND_LENGTH_M})  # fmt: skip
     raise typer.Exit(_measure_hand(cfg, frames))
 
 

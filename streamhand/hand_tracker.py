@@ -18,6 +18,10 @@ pipeline's threads, so a hand here is the hand ``run`` publishes for the same fr
 from __future__ import annotations
 
 import inspect
+import logging
+import math
+import numbers
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +32,8 @@ import numpy as np
 
 from streamhand.geometry import Intrinsics
 from streamhand.runtime_config import RunConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,18 +56,38 @@ class Hand:
     confidence: float | None = None
 
 
+_FIELDS = ("width", "height", "fx", "fy", "cx", "cy")
+
+
+def checked_intrinsics(k: Intrinsics | dict | str | Path) -> Intrinsics:
+    """Intrinsics given in code (an :class:`Intrinsics`, a dict or a JSON/YAML file), checked as a file of them is:
+    a ValueError in one line for a missing field, a value that is not a number, or intrinsics no camera has."""
+    if isinstance(k, Intrinsics):
+        return Intrinsics.from_mapping({f: getattr(k, f) for f in _FIELDS}, "intrinsics")
+    if isinstance(k, dict):
+        return Intrinsics.from_mapping(k, "intrinsics")
+    if isinstance(k, (str, Path)):
+        return Intrinsics.from_file(k)
+    raise ValueError(f"intrinsics: give an Intrinsics, a dict or a JSON/YAML file, not a {type(k).__name__}")
+
+
 def _intrinsics(k: Intrinsics | dict | str | Path | None) -> Intrinsics | None:
     """``intrinsics`` as given to :class:`HandTracker`, checked as a file of them is (a RunError in one line)."""
     from streamhand.app import RunError
 
-    if k is None or isinstance(k, Intrinsics):
-        return k
-    if not isinstance(k, (dict, str, Path)):
-        raise RunError(f"intrinsics: give an Intrinsics, a dict or a JSON/YAML file, not a {type(k).__name__}")
+    if k is None:
+        return None
     try:
-        return Intrinsics.from_mapping(k, "intrinsics") if isinstance(k, dict) else Intrinsics.from_file(k)
+        return checked_intrinsics(k)
     except ValueError as e:
         raise RunError(str(e)) from None
+
+
+def _time(t: Any) -> float:
+    """``process``'s ``t``: a finite number of seconds (a ValueError in one line otherwise)."""
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real) or not math.isfinite(t):
+        raise ValueError(f"t: the frame's time in seconds, a finite number, not {t!r}")
+    return float(t)
 
 
 class HandTracker:
@@ -74,7 +100,8 @@ class HandTracker:
     rather than unrelated photos; ``modalities``: the experts to use (None: all the model and a colour image
     support); ``flip_average``: each hand read with its mirrored crop too, as ``run --flip-average`` (MediaPipe's
     networks); ``config``: a full :class:`~streamhand.runtime_config.RunConfig` instead (the arguments above then
-    override it only where given). Raises :class:`streamhand.app.RunError` (one line) for what a user can fix."""
+    override it only where given). Raises :class:`streamhand.app.RunError` (one line) for what a user can fix.
+    One tracker may be shared by threads: their calls take turns (MediaPipe's graph reads one frame at a time)."""
 
     def __init__(self, model: str | None = None, intrinsics: Intrinsics | dict | str | Path | None = None,
                  smooth: bool = False, tracking: bool = True, max_hands: int = 2,
@@ -117,30 +144,48 @@ class HandTracker:
         self._place = PlaceStep(self.cfg.smooth, self.lifter.backend.error_model, self.cfg.model.ray_pull)
         self._index = 0
         self._t0 = time.monotonic()
+        self._last_t: float | None = None
+        self._lock = threading.RLock()  # MediaPipe's graph and the tracks read one frame at a time
 
     def process(self, rgb: np.ndarray, t: float | None = None, depth: np.ndarray | None = None,
-                intrinsics: Intrinsics | None = None) -> list[Hand]:  # fmt: skip
+                intrinsics: Intrinsics | dict | str | Path | None = None) -> list[Hand]:  # fmt: skip
         """The hands in one RGB frame (``(H, W, 3)`` uint8); ``t``: its time in seconds (for smoothing; default:
-        now); ``depth``: metres, aligned to ``rgb``, for a tracker made ``with_depth``."""
+        now); ``depth``: metres, aligned to ``rgb``, for a tracker made ``with_depth``; ``intrinsics``: this frame's
+        (as the tracker's are given), instead of the tracker's."""
         from streamhand.capture.base import Frame
 
-        if self._closed:
-            raise RuntimeError("this HandTracker is closed; make a new one")
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or 0 in rgb.shape:
             raise ValueError(f"process() takes an (H, W, 3) uint8 RGB image, not {rgb.dtype} {rgb.shape}")
         h, w = rgb.shape[:2]
         depth = _depth_for(depth, h, w)
-        k = intrinsics or self.intrinsics
+        t = None if t is None else _time(t)
+        k = self.intrinsics if intrinsics is None else checked_intrinsics(intrinsics)
         k = k.for_frame(w, h) if k is not None else Intrinsics.from_fov(w, h, self.cfg.source.fov_deg)
-        now = time.monotonic()
-        frame = Frame(self._index, now, time.time(), np.ascontiguousarray(rgb), k, "frames", depth=depth,
-                      t_media=now - self._t0 if t is None else float(t))  # fmt: skip
-        self._index += 1
-        return self.process_frame(frame)
+        with self._lock:
+            self._check_open()
+            now = time.monotonic()
+            t_media = now - self._t0 if t is None else t
+            if self.cfg.smooth.enabled and self._last_t is not None and t_media <= self._last_t:
+                log.warning("HandTracker: t %.6g s after %.6g s does not move forward: each hand's smoothing starts "
+                            "again (give each frame's time in seconds, increasing)", t_media, self._last_t)
+            self._last_t = t_media
+            frame = Frame(self._index, now, time.time(), np.ascontiguousarray(rgb), k, "frames", depth=depth,
+                          t_media=t_media)  # fmt: skip
+            self._index += 1
+            return self.process_frame(frame)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this HandTracker is closed; make a new one")
 
     def process_frame(self, frame: Any) -> list[Hand]:
         """The hands in a :class:`streamhand.capture.base.Frame` (what a source reads)."""
+        with self._lock:
+            self._check_open()
+            return self._hands(frame)
+
+    def _hands(self, frame: Any) -> list[Hand]:
         from streamhand.run.work import Work
 
         w = Work(frame)
@@ -158,14 +203,18 @@ class HandTracker:
         """The hands of every frame of ``source``: ``"demo"``, a camera index (int), a video file, an image folder or
         glob, or a :class:`streamhand.capture.base.FrameSource`; ``options`` as for :class:`HandTracker`. Frames
         are read as fast as they come (a file: as fast as possible)."""
-        from streamhand.capture.base import FrameSource
+        from streamhand.app import RunError
+        from streamhand.capture.base import FrameSource, SourceError
         from streamhand.capture.factory import make_source
 
         if isinstance(source, FrameSource):
             src = source
         else:
             src = make_source(_source_config(source, options.get("fov_deg", 60.0)))
-        src.open()
+        try:
+            src.open()
+        except SourceError as e:
+            raise RunError(str(e)) from None
         try:
             options.setdefault("tracking", not src.stills)
             options.setdefault("with_depth", src.has_depth)
@@ -176,9 +225,10 @@ class HandTracker:
             src.close()
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.detector.close()
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self.detector.close()
 
     def __enter__(self) -> HandTracker:
         return self
@@ -195,9 +245,18 @@ def _depth_for(depth: Any, h: int, w: int) -> np.ndarray | None:
     if d.shape != (h, w):
         raise ValueError(f"depth: an (H, W) image aligned to the colour image, {(h, w)}, not {d.shape}")
     if d.dtype not in (np.float32, np.float64):
-        raise ValueError(f"depth: metres as float32 or float64, not {d.dtype} (a sensor's millimetres: divide by "
-                         "1000)")  # fmt: skip
+        mm = " (a sensor's millimetres: divide by 1000)" if np.issubdtype(d.dtype, np.integer) else ""
+        raise ValueError(f"depth: metres as float32 or float64, not {d.dtype}{mm}")
+    valid = d[np.isfinite(d) & (d > 0)]
+    median = float(np.median(valid)) if valid.size else 0.0
+    if median > MAX_DEPTH_M:
+        raise ValueError(f"depth: metres, but half its pixels lie beyond {MAX_DEPTH_M:g} m (median {median:g}): "
+                         "millimetres or centimetres? divide by 1000 or 100")  # fmt: skip
     return d
+
+
+#: no depth camera reads a scene this far away (metres): a depth image whose median is beyond it is in other units
+MAX_DEPTH_M = 20.0
 
 
 def _settings(model: str | None, backend: str, hand_length_m: float | None, modalities: Any, smooth: bool,
@@ -214,14 +273,26 @@ def _settings(model: str | None, backend: str, hand_length_m: float | None, moda
 
 
 def _source_config(source: Any, fov_deg: float) -> Any:
+    """:meth:`HandTracker.stream`'s source as a run's source settings (a RunError in one line for what is none)."""
+    from pydantic import ValidationError
+
+    from streamhand.app import RunError
+    from streamhand.capture.files import IMAGE_EXTENSIONS
+    from streamhand.configio import format_validation_error
     from streamhand.runtime_config import SourceConfig
 
-    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
-        return SourceConfig(kind="camera", camera=str(source), fov_deg=fov_deg)
-    text = str(source)
-    if text == "demo":
-        return SourceConfig(kind="demo", realtime=False, fov_deg=fov_deg)
-    p = Path(text)
-    if p.is_dir() or any(c in text for c in "*?["):
-        return SourceConfig(kind="images", images=text, realtime=False, fov_deg=fov_deg)
-    return SourceConfig(kind="video", video=text, realtime=False, fov_deg=fov_deg)
+    if isinstance(source, bool) or not isinstance(source, (int, str, Path)):
+        raise RunError(f"stream(): the source is \"demo\", a camera index, a video file, an image folder or glob, "
+                       f"or a FrameSource, not {type(source).__name__}")  # fmt: skip
+    try:
+        if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+            return SourceConfig(kind="camera", camera=str(source), fov_deg=fov_deg)
+        text = str(source)
+        if text == "demo":
+            return SourceConfig(kind="demo", realtime=False, fov_deg=fov_deg)
+        p = Path(text)
+        if p.is_dir() or any(c in text for c in "*?[") or p.suffix.lower() in IMAGE_EXTENSIONS:
+            return SourceConfig(kind="images", images=text, realtime=False, fov_deg=fov_deg)
+        return SourceConfig(kind="video", video=text, realtime=False, fov_deg=fov_deg)
+    except ValidationError as e:
+        raise RunError(format_validation_error(e, SourceConfig, "HandTracker.stream")) from None

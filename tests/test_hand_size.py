@@ -114,6 +114,7 @@ def test_too_few_depth_frames_says_what_to_do():
         (["--length", "0.5"], "outside"),
         (["--length", "0.18", "--source", "demo"], "not both"),
         (["--source", "images"], "--source images: the hand is measured with depth"),
+        (["--show-only", "--length", "0.2"], "--show-only prints the stored calibration; give it alone"),
     ],
 )
 def test_calibrate_hand_bad_input_one_line_exit_2(config_dir, args, message):
@@ -135,12 +136,56 @@ def test_calibrate_hand_typed_in_then_used_by_run(config_dir):
     assert "0.172 m" in r.stdout
 
 
+def test_a_calibration_that_cannot_be_read_is_one_line(config_dir, monkeypatch):
+    from pathlib import Path
+
+    config_dir.mkdir(parents=True)
+    (config_dir / "hand.yaml").write_text("hand_length_m: 0.18\n")
+
+    def refused(self, *a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_text", refused)
+    with pytest.raises(CalibrationError, match=r"hand.yaml: cannot read the calibration \(Permission denied\)"):
+        resolve_hand_length(None)
+    assert resolve_hand_length(0.2)[0] == 0.2  # a length given does not read the file
+
+
+@pytest.mark.parametrize("in_the_way", ["folder", "file"])
+def test_a_calibration_that_cannot_be_stored_is_one_line_and_leaves_nothing(config_dir, in_the_way):
+    from tests.helpers import invoke
+
+    if in_the_way == "folder":  # a folder where the file goes
+        (config_dir / "hand.yaml").mkdir(parents=True)
+        says = "a folder is in its place"
+    else:  # a file where the config folder goes
+        config_dir.parent.mkdir(parents=True, exist_ok=True)
+        config_dir.write_text("not a folder")
+        says = "cannot store the calibration"
+    with pytest.raises(CalibrationError, match=says):
+        save_hand_length(0.18, "manual")
+    r = invoke("calibrate-hand", "--length", "0.18", env={"STREAMHAND_CONFIG": str(config_dir)})
+    assert r.returncode == 2 and says in r.stderr and "unexpectedly" not in r.stderr, r.stderr[-800:]
+    if in_the_way == "folder":
+        assert [p.name for p in config_dir.iterdir()] == ["hand.yaml"]  # no part file beside it
+
+
+def test_an_empty_xdg_config_home_means_the_default(monkeypatch, tmp_path):
+    monkeypatch.delenv("STREAMHAND_CONFIG")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", "")
+    assert calibration_path() == tmp_path / ".config" / "streamhand" / "hand.yaml"
+
+
 @pytest.mark.slow
 def test_calibrate_hand_measured_with_depth_on_the_demo(config_dir):
-    """The demo has depth and a known hand: the measured length is within 8 % of the truth."""
+    """The demo has depth and a known hand: the measured length is within 8 % of the truth; a broken stored
+    calibration (which the measurement replaces) does not stop it."""
     from streamhand.capture.demo import demo_hand_lengths
     from tests.helpers import invoke
 
+    config_dir.mkdir(parents=True)
+    (config_dir / "hand.yaml").write_text("garbage: [\n")
     r = invoke("calibrate-hand", "--source", "demo", "--frames", "40", env={"STREAMHAND_CONFIG": str(config_dir)})
     assert r.returncode == 0, r.stderr[-1500:]
     measured = load_hand_length()

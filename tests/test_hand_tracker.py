@@ -3,6 +3,8 @@ the shipped default model on ONNX Runtime, real sockets for the comparison)."""
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 
@@ -146,13 +148,109 @@ def test_bad_input_to_process_leaves_the_tracker_working():
                                    (rgbs[0], np.ones((120, 160), np.float32), r"aligned to the colour image"),
                                    (rgbs[0], np.ones((240, 320, 3), np.float32), r"aligned to the colour image"),
                                    (rgbs[0], np.full((240, 320), 500, np.uint16), r"millimetres: divide by 1000"),
-                                   (rgbs[0], np.full((240, 320), 0.5, np.float16), r"float32 or float64, not float16")]:
+                                   (rgbs[0], np.full((240, 320), 0.5, np.float16), r"float32 or float64, not float16$"),
+                                   (rgbs[0], np.full((240, 320), 500.0, np.float32), r"millimetres or centimetres\?"),
+                                   (rgbs[0], np.full((240, 320), 50.0), r"millimetres or centimetres\?")]:
             with pytest.raises(ValueError, match=says):
                 t.process(image, depth=depth)
+        assert len(t.process(rgbs[0], depth=np.full((240, 320), 0.5, np.float32))) == 1  # metres, and no depth
+        assert len(t.process(rgbs[0], depth=np.zeros((240, 320), np.float32))) == 1
         assert len(t.process(rgbs[0])) == 1
     with pytest.raises(RuntimeError, match="this HandTracker is closed"):
         t.process(rgbs[0])
+    with pytest.raises(RuntimeError, match="this HandTracker is closed"):
+        t.process_frame(object())
     t.close()  # twice: nothing to do
+
+
+@pytest.mark.parametrize("t_bad", [float("nan"), float("inf"), "0.1", True])
+def test_a_frame_time_that_is_not_a_finite_number_is_refused_and_smoothing_goes_on(t_bad):
+    """A NaN time used to poison every later pose of the track (the filter's clock stayed NaN)."""
+    rgbs, _, _ = rendered_frames(1, 320, 240, seed=6, occluders=0.0)
+    with HandTracker(smooth=True) as t:
+        t.process(rgbs[0], t=0.0)
+        with pytest.raises(ValueError, match="t: the frame's time in seconds, a finite number"):
+            t.process(rgbs[0], t=t_bad)
+        later = t.process(rgbs[0], t=2 / 30)
+        assert len(later) == 1 and np.isfinite(later[0].joints_cam).all()
+
+
+def test_a_time_that_does_not_move_forward_is_said_once_per_frame(caplog):
+    rgbs, _, _ = rendered_frames(1, 320, 240, seed=6, occluders=0.0)
+    with HandTracker(smooth=True) as t, caplog.at_level("WARNING"):
+        t.process(rgbs[0], t=1.0)
+        t.process(rgbs[0], t=1.0)
+    assert "does not move forward" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("k", "says"),
+    [
+        (Intrinsics(640, 480, 600.0, 600.0, 9000.0, 240.0), "the principal point (9000, 240) lies outside"),
+        (Intrinsics(640, 480, -600.0, 600.0, 320.0, 240.0), "fx must be positive"),
+        (Intrinsics(640, 480, 0.0, 600.0, 320.0, 240.0), "fx must be positive"),
+        (Intrinsics(640, 480, float("nan"), 600.0, 320.0, 240.0), "fx must be a number"),
+    ],
+)
+def test_intrinsics_given_as_an_object_are_checked_as_a_file_of_them_is(k, says):
+    with pytest.raises(RunError) as e:
+        HandTracker(intrinsics=k)
+    assert says in str(e.value) and "\n" not in str(e.value)
+    with HandTracker() as t, pytest.raises(ValueError, match=re.escape(says)):  # a frame's own: a ValueError
+        t.process(np.zeros((480, 640, 3), np.uint8), intrinsics=k)
+
+
+def test_a_frames_own_intrinsics_as_a_dict_or_a_file(tmp_path):
+    rgbs, _, _ = rendered_frames(1, 640, 480, seed=5, occluders=0.0)
+    k = {"width": 640, "height": 480, "fx": 500.0, "fy": 500.0, "cx": 320.0, "cy": 240.0}
+    (tmp_path / "k.json").write_text(json.dumps(k))
+    with HandTracker(tracking=False) as t:  # unrelated photos: each read the same way
+        a = t.process(rgbs[0], intrinsics=Intrinsics(**k))
+        b = t.process(rgbs[0], intrinsics=k)
+        c = t.process(rgbs[0], intrinsics=tmp_path / "k.json")
+    assert len(a) == len(b) == len(c) == 1
+    assert np.allclose(a[0].joints_cam, b[0].joints_cam) and np.allclose(a[0].joints_cam, c[0].joints_cam)
+
+
+def test_one_tracker_shared_by_two_threads():
+    """Two threads calling one tracker crashed the interpreter (MediaPipe's graph read two frames at once)."""
+    rgbs, _, _ = rendered_frames(1, 320, 240, seed=6, occluders=0.0)
+    found: list[int] = []
+    errors: list[BaseException] = []
+    with HandTracker() as t:
+
+        def work() -> None:
+            try:
+                for _ in range(12):
+                    found.append(len(t.process(rgbs[0])))
+            except BaseException as e:  # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(120)
+    assert not errors and len(found) == 24 and min(found) >= 1
+
+
+@pytest.mark.parametrize(
+    ("source", "options", "says"),
+    [
+        (None, {}, "stream(): the source is \"demo\", a camera index"),
+        ("demo", {"fov_deg": 0}, "HandTracker.stream: fov_deg"),
+        ("no/such/clip.mp4", {}, "video not found: no/such/clip.mp4"),
+    ],
+)
+def test_stream_says_what_is_wrong_in_one_line(source, options, says):
+    with pytest.raises(RunError) as e:
+        next(HandTracker.stream(source, **options))
+    assert says in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_stream_over_one_picture(photos):
+    folder, _ = photos
+    assert [len(h) for h in HandTracker.stream(folder / "0.png")] == [1]
 
 
 @pytest.mark.parametrize(

@@ -42,8 +42,9 @@ def chain_length(joints: np.ndarray) -> np.ndarray:
 
 
 def calibration_path() -> Path:
+    """``$STREAMHAND_CONFIG/hand.yaml``, else under ``$XDG_CONFIG_HOME`` (unset or empty: ``~/.config``)."""
     base = os.environ.get("STREAMHAND_CONFIG") or os.path.join(
-        os.environ.get("XDG_CONFIG_HOME", os.path.expanduser("~/.config")), "streamhand"
+        os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "streamhand"
     )
     return Path(base) / "hand.yaml"
 
@@ -56,14 +57,22 @@ def check_length(m: float) -> float:
 
 
 def save_hand_length(m: float, source: str, frames: int = 0, spread_m: float = 0.0, path: Path | None = None) -> Path:
-    """Write the calibration atomically (a half-written file never replaces a good one)."""
+    """Write the calibration atomically (a half-written file never replaces a good one); a place it cannot be
+    written is a CalibrationError in one line, and nothing is left behind."""
     p = path or calibration_path()
-    p.parent.mkdir(parents=True, exist_ok=True)
     data = {"hand_length_m": round(check_length(m), 4), "source": source, "frames": int(frames),
             "spread_m": round(float(spread_m), 4), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
     tmp = p.with_name(f"{p.name}.{os.getpid()}.tmp")  # two calibrations at once: each renames a whole file
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, p)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+        os.replace(tmp, p)
+    except OSError as e:
+        if tmp.is_file():
+            tmp.unlink()
+        why = "a folder is in its place" if p.is_dir() else (e.strerror or type(e).__name__)
+        raise CalibrationError(f"{p}: cannot store the calibration ({why}); set STREAMHAND_CONFIG to a folder "
+                               "you can write") from None  # fmt: skip
     return p
 
 
@@ -73,7 +82,11 @@ def load_hand_length(path: Path | None = None) -> float | None:
     if not p.is_file():
         return None
     try:
-        data = yaml.safe_load(p.read_text())
+        text = p.read_text()
+    except OSError as e:
+        raise CalibrationError(f"{p}: cannot read the calibration ({e.strerror or type(e).__name__})") from None
+    try:
+        data = yaml.safe_load(text)
         return check_length(float(data["hand_length_m"]))
     except CalibrationError as e:
         raise CalibrationError(f"{p}: {e}; run `streamhand calibrate-hand` again") from None
