@@ -38,9 +38,10 @@ ANGLE_LIMITS = np.array(
 
 #: reference hand length (wrist crease to middle fingertip, metres) of the scale-1 hand
 REFERENCE_HAND_LENGTH_M = 0.185
-#: phalanx lengths as fractions of hand length (joint centre to joint centre, the distal one to the tip),
-#: Buchholz, Armstrong & Goldstein (1992), "Anthropometric data for describing the kinematics of the human
-#: hand", Ergonomics 35(3): proximal, middle, distal for index, middle, ring, little
+#: phalanx lengths as fractions of hand length (joint centre to joint centre, the distal one to the tip): middle and
+#: distal from Buchholz, Armstrong & Goldstein (1992), "Anthropometric data for describing the kinematics of the
+#: human hand", Ergonomics 35(3); proximal from An et al. (1979)'s ratios to the middle phalanx (Buchholz's own:
+#: 0.245, 0.266, 0.244, 0.204; docs/renders.md measures both): proximal, middle, distal for index to little
 BUCHHOLZ_PHALANGES = np.array([[0.265, 0.143, 0.097], [0.277, 0.170, 0.108], [0.259, 0.165, 0.107],
                                [0.206, 0.117, 0.093]])  # fmt: skip
 #: thumb proximal and distal phalanges, same source
