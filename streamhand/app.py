@@ -39,6 +39,8 @@ class Run:
     tracking: bool = True
     hand_length_why: str = ""
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    #: a ``stop`` that came (on the control socket) while the run was still loading: its pipeline stops at once
+    stop_requested: bool = False
 
     def __enter__(self) -> Run:
         return self
@@ -58,6 +60,7 @@ class Run:
         return self.pipeline.run(on_tick=on_tick)
 
     def stop(self) -> None:
+        self.stop_requested = True
         if self.pipeline is not None:
             self.pipeline.stop()
 
@@ -213,6 +216,8 @@ def build_run(cfg: RunConfig, publish: bool = True) -> Run:
         run.tracking, run.detector = parts.tracking, parts.detector
         run._closers.append(run.detector.close)
         run.pipeline = Pipeline(cfg, src, run.detector, run.lifter, run.publisher, run.modalities)
+        if run.stop_requested:  # asked to stop while loading: the pipeline ends before its first frame
+            run.pipeline.stop()
         _saves(cfg, run)
         _rerun(cfg, run)
     except BaseException:

@@ -168,6 +168,10 @@ def _run(cfg) -> int:
                         "that, on a network you trust", cfg.publish.bind)  # fmt: skip
         where = (f"through the proxy at {cfg.publish.connect}" if cfg.publish.connect
                  else f"on tcp://{cfg.publish.bind}:{cfg.publish.port}")  # fmt: skip
+        if cfg.publish.connect and not cfg.publish.camera_id:
+            log.warning("publishing through %s as camera %r, the source's name: give each run behind one proxy its "
+                        "own --camera-id, or subscribers mix two cameras' messages (and count false gaps in their "
+                        "seq)", cfg.publish.connect, src.camera_id)  # fmt: skip
         log.info("publishing %s (control %d); source %s; modalities %s; %s", where, cfg.publish.control_port,
                  src.name, ",".join(run.modalities),
                  "tracking across frames" if run.tracking else "each frame detected on its own")  # fmt: skip
@@ -189,7 +193,7 @@ def _run(cfg) -> int:
                 run.compare_mediapipe(rep)
             except RunError as e:
                 fail(str(e))
-        typer.echo(_summary(rep), err=True)
+        typer.echo(_summary(rep, run.stop_requested), err=True)
         failed = 1 if rep["errors"] else 0
         if cfg.report:
             text = json.dumps(json_finite(rep), indent=1, default=float, allow_nan=False)  # JSON has no NaN
@@ -212,7 +216,9 @@ def _opt(p: Path | None) -> str | None:
     return str(p) if p is not None else None
 
 
-def _summary(rep: dict) -> str:
+def _summary(rep: dict, stopped: bool = False) -> str:
+    if stopped and not rep["frames_in"]:
+        return "done: stopped before the first frame (a `stop` on the control socket)"
     if not rep["frames_processed"]:  # nothing to time or score
         return (f"done: no frame processed ({rep['frames_in']} read, {rep.get('corrupt_frames', 0)} skipped as "
                 "unreadable or too small: see the log)")  # fmt: skip
@@ -272,7 +278,9 @@ def echo(
                     extra = f" track {d['track_id']} wrist ({w[0]:+.3f}, {w[1]:+.3f}, {w[2]:.3f}) m {d['root_source']}"
                 elif "hands" in d:
                     extra = f" hands {len(d['hands'])}"
-                typer.echo(f"{m.topic} seq {d.get('seq')} frame {d.get('frame_id', '-')}{extra}")
+                cam = d.get("camera")
+                cam = f" camera {cam.get('id')}" if isinstance(cam, dict) and cam.get("id") else ""
+                typer.echo(f"{m.topic} seq {d.get('seq')} frame {d.get('frame_id', '-')}{cam}{extra}")
             n += 1
             if count is not None and n >= count:
                 break
@@ -308,7 +316,10 @@ def view(
     topics = ("hand.pose", "hand.frame", "status", "log.") if rerun or foxglove else ("hand.pose", "hand.frame")
     try:  # the stream's options are checked first, then the display
         keys = {"curve_server_key": _opt(curve_server_key), "curve_client_key": _opt(curve_client_key)}
-        sub = PoseSubscriber(address, topics=topics, control=control, raw=True, timeout=0.05, **keys)
+        if control is not None:
+            typer.echo(f"asking {control} for the stream's port (Ctrl-C stops)", err=True)
+        sub = PoseSubscriber(address, topics=topics, control=control, raw=True, timeout=0.05, control_timeout=None,
+                             **keys)  # fmt: skip
     except (SecurityError, ValueError, TimeoutError) as e:
         fail(str(e))
     if rerun or foxglove:
@@ -363,6 +374,8 @@ def _view_in(sub, rerun: bool, save: Path | None, port: int | None, count: int |
             rerun_log.view(sub, save, port, count, stop, say)
         else:
             foxglove_bridge.view(sub, port, count, stop, say)
+    except rerun_log.NothingLogged as e:
+        fail(str(e), 1)
     except (rerun_log.RerunError, foxglove_bridge.FoxgloveError) as e:
         fail(str(e))
     finally:

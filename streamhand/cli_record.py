@@ -48,9 +48,10 @@ def record(
     check_output_or_fail(out, "OUT")
     try:
         keys = {"curve_server_key": _opt(curve_server_key), "curve_client_key": _opt(curve_client_key)}
-        sub = PoseSubscriber(address, topics=tuple(topic or [""]), timeout=0.1, control=control, raw=True, **keys)
+        sub = PoseSubscriber(address, topics=tuple(topic or [""]), timeout=0.1, control=control, raw=True,
+                             control_timeout=timeout or None, **keys)  # fmt: skip
     except TimeoutError as e:
-        fail(f"{e}: is `streamhand run` running where --control points?", 1)
+        fail(f"{e}: is `streamhand run` running where --control points? (--timeout 0 waits for ever)", 1)
     except (SecurityError, ValueError) as e:
         fail(str(e))
     stop = threading.Event()
@@ -80,12 +81,13 @@ def record(
                 break
     finally:
         sub.close()
-        idle = rec.count == 0 and why.startswith("nothing")  # nothing arrived: no recording
+        idle = rec.count == 0  # nothing arrived: no recording (a file of that name is left as it was)
         if idle:
             rec.discard()
         path = rec.close()
     if idle:
-        fail(f"nothing arrived from {sub.address} in {timeout:g} s, so no recording was written; is `streamhand run` "
+        when = f"in {timeout:g} s" if why.startswith("nothing") else f"before it stopped ({why})"
+        fail(f"nothing arrived from {sub.address} {when}, so no recording was written; is `streamhand run` "
              "publishing there?", 1)  # fmt: skip
     typer.echo(f"recorded {rec.count} messages to {path} ({why})", err=True)
 
@@ -104,7 +106,7 @@ def replay(
     """Republish a recording: the same bytes on the same topics, at the recorded pace (or faster), with a control
     socket like `run`'s (PUB_PORT, t, stats, stop)."""
     from streamhand.stream.publish import PortInUse, Publisher
-    from streamhand.stream.recording import RecordingError, check_recording, describe, parse_speed
+    from streamhand.stream.recording import RecordingError, ReplayClock, check_recording, describe, parse_speed
     from streamhand.stream.recording import replay as play
 
     try:
@@ -116,9 +118,11 @@ def replay(
         fail("--port and --control-port must differ")
     stop = threading.Event()
     progress = {"messages": 0, "of": info.messages}
+    clock = ReplayClock(factor)  # `t`: the recorded run's clock, as the replayed t_capture reads
     try:
         pub = Publisher(bind, port, control_port, sndhwm=100_000, stats=lambda: dict(progress),
-                        config=lambda: {"file": str(file), "speed": speed, "loop": loop}, on_stop=stop.set)  # fmt: skip
+                        config=lambda: {"file": str(file), "speed": speed, "loop": loop}, on_stop=stop.set,
+                        clock=clock)  # fmt: skip
     except PortInUse as e:
         fail(str(e))
     _stop_on_signals(stop)
@@ -128,7 +132,8 @@ def replay(
     try:
         if stop.wait(delay):
             return
-        sent = play(file, pub.send_raw, factor, loop, stop.is_set, lambda n: progress.__setitem__("messages", n))
+        sent = play(file, pub.send_raw, factor, loop, stop.is_set, lambda n: progress.__setitem__("messages", n),
+                    clock)  # fmt: skip
         time.sleep(0.2)  # let the last messages leave before the socket closes
     finally:
         pub.close()

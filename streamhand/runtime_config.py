@@ -5,6 +5,7 @@ set it, its option (:class:`streamhand.options.Flag`); ``streamhand run``'s opti
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -187,9 +188,7 @@ class PublishConfig(_Strict):
     sndhwm: int = Field(100, ge=1)
     status_hz: float = Field(1.0, gt=0, le=50)
     #: publish by connecting to a ``streamhand proxy`` (``tcp://host:port``) instead of binding ``port``
-    connect: Annotated[str | None, Flag("--connect", "publish through a `streamhand proxy` at tcp://HOST:PORT")] = (
-        Field(None, pattern=r"^(tcp|ipc)://\S+$")
-    )
+    connect: Annotated[str | None, Flag("--connect", "publish through a `streamhand proxy` at tcp://HOST:PORT")] = None
     #: the ``camera.id`` every message carries (default: the source's own, e.g. ``demo``, ``camera:0``)
     #: printable, without spaces at either end
     camera_id: Annotated[str | None, Flag("--camera-id", "camera.id in every message (one per process)")] = Field(
@@ -204,6 +203,13 @@ class PublishConfig(_Strict):
     low_confidence: Annotated[
         Literal["withhold", "flag"], Flag("--low-confidence", "withhold | flag the hands below --min-confidence")
     ] = "withhold"
+
+    @field_validator("connect")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"(tcp|ipc)://\S+", v):
+            raise ValueError(f"{v!r}: a proxy's endpoint, tcp://HOST:PORT (or ipc://PATH)")
+        return v
 
     @field_validator("camera_id")
     @classmethod

@@ -75,6 +75,8 @@ def _foreign(path: Path) -> None:
         (lambda p: p.write_bytes(b""), "not an MCAP file"),
         (lambda p: p.write_bytes(_bytes_of_recording(p)[:3000]), "truncated"),
         (lambda p: p.write_bytes(_bytes_of_recording(p)[:-40]), "truncated"),
+        (lambda p: p.write_bytes(b"\x89MCAP0\r\n"), "truncated before its first record"),
+        (lambda p: p.mkdir(), "a folder, not a recording"),
         (_foreign, "not a streamhand recording"),
     ],
 )
@@ -182,6 +184,63 @@ def test_a_record_that_receives_nothing_writes_nothing(tmp_path):
         assert "Traceback" not in r.stderr and r.stderr.count("\n") == 2, r.stderr
     assert not out.exists() and kept.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.mcap"]
+
+
+def test_a_record_stopped_with_nothing_received_keeps_the_file_there(tmp_path):
+    """--duration (or Ctrl-C) with nothing received used to replace a recording with an empty one, exit 0."""
+    kept = tmp_path / "kept.mcap"
+    _write(kept, n=2)
+    before = kept.read_bytes()
+    r = invoke("record", str(kept), "--address", f"tcp://127.0.0.1:{free_port()}", "--duration", "0.3")
+    assert r.returncode == 1 and "before it stopped (0.3 s), so no recording was written" in r.stderr, r.stderr
+    assert kept.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["kept.mcap"]
+
+
+def test_record_asks_the_control_socket_as_long_as_its_timeout(tmp_path):
+    t0 = time.monotonic()
+    r = invoke("record", str(tmp_path / "x.mcap"), "--control", f"tcp://127.0.0.1:{free_port()}", "--timeout", "1")
+    took = time.monotonic() - t0
+    assert r.returncode == 1 and "no answer from the control socket" in r.stderr and "in 1 s" in r.stderr, r.stderr
+    assert "--timeout 0 waits for ever" in r.stderr and took >= 1.0
+    assert not list(tmp_path.iterdir())
+
+
+def test_replays_t_is_the_clock_of_the_replayed_t_capture(tmp_path):
+    """A replay's `t` answered its own clock, hundreds of seconds off the t_capture it replays."""
+    path, port, control = tmp_path / "t.mcap", free_port(), free_port()
+    rec, t0 = McapRecorder(path, source="test"), time.time_ns()
+    for i in range(60):  # a recorded run whose monotonic clock stood at 1000 s: t_capture_unix - t_capture fixed
+        unix = t0 / 1e9 + i / 30
+        payload = msgpack.packb({"topic": "hand.frame", "seq": i, "frame_id": i, "t_capture": 1000.0 + i / 30,
+                                 "t_capture_unix": unix, "hands": []})  # fmt: skip
+        rec.write("hand.frame", payload, i, int(unix * 1e9))
+    rec.close()
+    proc = subprocess.Popen([sys.executable, "-m", "streamhand.cli", "replay", str(path), "--port", str(port),
+                             "--control-port", str(control), "--delay", "0.3", "--loop"], cwd=str(ROOT),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    req = zmq.Context.instance().socket(zmq.REQ)
+    req.setsockopt(zmq.RCVTIMEO, 10000)
+    req.setsockopt(zmq.LINGER, 0)
+    req.connect(f"tcp://127.0.0.1:{control}")
+    try:
+        got = None
+        for _ in range(100):
+            req.send(b"t")
+            answer = req.recv().decode()
+            if not answer.startswith("error"):
+                got = float(answer)
+                break
+            assert answer == "error: no message sent yet, so no clock"
+            time.sleep(0.05)
+        assert got is not None and 1000.0 <= got <= 1000.0 + 2.5, got  # within the recording's 2 s, looping
+        req.send(b"stop")
+        assert req.recv() == b"ok"
+        assert proc.wait(10) == 0
+    finally:
+        req.close(0)
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
 
 
 def test_replay_on_a_busy_port_is_one_line(tmp_path):

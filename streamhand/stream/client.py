@@ -97,11 +97,16 @@ def _connect(sock: zmq.Socket, endpoint: str, what: str) -> None:
                          f"e.g. tcp://127.0.0.1:{protocol.DEFAULT_PUB_PORT}") from None  # fmt: skip
 
 
+#: ``PoseSubscriber(control_timeout=...)`` left out: the control socket is waited for as long as ``timeout`` says
+_AS_TIMEOUT = object()
+
+
 class PoseSubscriber:
     """Iterate :class:`HandPose` objects (``raw=True``: every :class:`Message` of the subscribed topics).
 
     ``address`` is the PUB endpoint, or give ``control`` (the REP endpoint) to ask it for the PUB port.
-    ``timeout`` (seconds) raises ``TimeoutError`` when nothing arrives in time. A server with CurveZMQ needs
+    ``timeout`` (seconds) raises ``TimeoutError`` when nothing arrives in time; the control socket is waited for as
+    long (``control_timeout`` apart: None waits for ever, as ``timeout`` None does). A server with CurveZMQ needs
     ``curve_server_key`` (its ``.key`` file) and ``curve_client_key`` (this client's ``.key_secret``, whose
     public half the server allows).
 
@@ -120,6 +125,7 @@ class PoseSubscriber:
         context: zmq.Context | None = None,
         curve_server_key: str | None = None,
         curve_client_key: str | None = None,
+        control_timeout: float | object | None = _AS_TIMEOUT,
     ):
         self.topics = (topics,) if isinstance(topics, str) else tuple(topics)
         pose = protocol.TOPIC_POSE + "."
@@ -140,7 +146,8 @@ class PoseSubscriber:
             if control is None:
                 address = f"tcp://127.0.0.1:{protocol.DEFAULT_PUB_PORT}"
             else:
-                address = self._address_from_control(control, timeout)
+                wait = timeout if control_timeout is _AS_TIMEOUT else control_timeout
+                address = self._address_from_control(control, wait)  # type: ignore[arg-type]
         self.address, self.timeout, self.raw = address, timeout, raw
         self._sock = self._ctx.socket(zmq.SUB)
         self._secure(self._sock)
@@ -161,20 +168,24 @@ class PoseSubscriber:
             apply_client(sock, *self._curve)
 
     def _address_from_control(self, control: str, timeout: float | None) -> str:
+        """The PUB endpoint the control socket at ``control`` names, waiting up to ``timeout`` s (None: for ever) for
+        its answer; a ``TimeoutError``, or a ValueError where it names none (a run that publishes through a proxy)."""
         req = self._ctx.socket(zmq.REQ)
         self._secure(req)
         req.setsockopt(zmq.LINGER, 0)
-        req.setsockopt(zmq.RCVTIMEO, int(1000 * (timeout or 5.0)))
+        req.setsockopt(zmq.RCVTIMEO, -1 if timeout is None else max(int(1000 * timeout), 1))
         _connect(req, control, "--control")
         try:
             req.send(b"PUB_PORT")
-            port = int(req.recv().decode())
+            answer = req.recv().decode("utf-8", "replace").strip()
         except zmq.Again:
-            raise TimeoutError(f"no answer from the control socket at {control}") from None
+            raise TimeoutError(f"no answer from the control socket at {control} in {timeout:g} s") from None
         finally:
             req.close(0)
+        if not answer.isdigit():
+            raise ValueError(f"the control socket at {control} names no port to subscribe to: {answer}")
         host = control.rsplit(":", 1)[0]
-        return f"{host}:{port}"
+        return f"{host}:{int(answer)}"
 
     def recv(self) -> Message:
         """The next well-formed message of the subscribed topics (malformed ones are skipped)."""

@@ -62,13 +62,16 @@ class Publisher:
         on_stop: Callable[[], None] | None = None,
         connect: str | None = None,
         curve: tuple[str, str] | None = None,
+        clock: Callable[[], float | None] = time.monotonic,
     ):
         """Bind the PUB socket on ``bind:port``, or with ``connect`` (``tcp://host:port``) connect it to a
         :func:`run_proxy` instead (the control socket still binds locally). ``curve``: (the server's
         ``.key_secret`` file, the folder of allowed clients' ``.key`` files) encrypts both sockets and admits
         only those clients (:mod:`streamhand.stream.security`); raises
-        :class:`~streamhand.stream.security.SecurityError`."""
-        self.bind, self.port, self.control_port = bind, port, control_port
+        :class:`~streamhand.stream.security.SecurityError`. ``clock``: what ``t`` answers (the clock of the
+        messages' ``t_capture``; a replay's is the recording's, None before it has one)."""
+        self.bind, self.port, self.control_port, self.connect = bind, port, control_port, connect
+        self._clock = clock
         self._curve = None
         if curve is not None:
             from streamhand.stream.security import CurveServer
@@ -181,9 +184,13 @@ class Publisher:
 
     def _answer(self, cmd: str) -> bytes:
         if cmd == "PUB_PORT":
+            if self.connect:  # nothing of this run's is bound to subscribe to: the proxy is where its stream is
+                return (f"error: this run publishes through {self.connect} (a proxy's frontend); subscribe at the "
+                        "proxy's backend port").encode()  # fmt: skip
             return str(self.port).encode()
         if cmd == "t":
-            return repr(time.monotonic()).encode()
+            t = self._clock()
+            return b"error: no message sent yet, so no clock" if t is None else repr(t).encode()
         if cmd == "stats":
             return msgpack.packb(protocol.to_wire(self._stats() if self._stats else {}), use_bin_type=True)
         if cmd == "config":

@@ -112,6 +112,10 @@ class RecordingInfo:
         return max(self.end_ns - self.start_ns, 0) / 1e9
 
 
+#: the bytes every MCAP file starts with
+MCAP_MAGIC = b"\x89MCAP0\r\n"
+
+
 def _records(path: Path) -> Iterator:
     from mcap.stream_reader import StreamReader
 
@@ -125,6 +129,8 @@ def check_recording(path: str | Path) -> RecordingInfo:
     from mcap.records import Channel, Footer, Header, Message, Metadata
 
     p = Path(path)
+    if p.is_dir():
+        raise RecordingError(f"{p}: a folder, not a recording (.mcap)")
     if not p.is_file():
         raise RecordingError(f"{p}: no such file")
     info, channels, header, footer = RecordingInfo(), {}, None, False
@@ -150,7 +156,10 @@ def check_recording(path: str | Path) -> RecordingInfo:
         raise
     except (McapError, EOFError, struct.error, ValueError, KeyError) as e:
         if header is None:
-            raise RecordingError(f"{p}: not an MCAP file (it does not start as one)") from None
+            with open(p, "rb") as f:
+                starts = f.read(len(MCAP_MAGIC)) == MCAP_MAGIC
+            raise RecordingError(f"{p}: truncated before its first record" if starts else
+                                 f"{p}: not an MCAP file (it does not start as one)") from None  # fmt: skip
         raise RecordingError(f"{p}: truncated or damaged after {info.messages} messages ({type(e).__name__})") from None
     except OSError as e:
         raise RecordingError(f"{p}: cannot read it ({e.strerror or e})") from None
@@ -188,6 +197,34 @@ def parse_speed(text: str) -> float | None:
     return v
 
 
+class ReplayClock:
+    """The clock the replayed messages' ``t_capture`` was read on, now, as a replay goes (what ``t`` on a replay's
+    control socket answers, as on a run's): the recorded time of the last message sent, on from then at the replay's
+    ``speed`` (None: as fast as possible, held at the last message's), in the recorded run's monotonic seconds (its
+    messages' ``t_capture_unix - t_capture`` gives the offset). None until a message with both times was sent."""
+
+    def __init__(self, speed: float | None):
+        self.speed = speed
+        self._anchor: tuple[float, float] | None = None  # (this process's monotonic s, the recording's unix s)
+        self._offset: float | None = None  # the recorded run's unix minus its monotonic clock, seconds
+
+    def sent(self, topic: str, payload: bytes, t_ns: int) -> None:
+        self._anchor = (time.monotonic(), t_ns / 1e9)
+        if self._offset is None:
+            try:
+                m = protocol.decode([topic.encode(), payload])[1]
+                self._offset = float(m["t_capture_unix"]) - float(m["t_capture"])
+            except (protocol.MalformedMessage, KeyError, TypeError, ValueError):
+                pass
+
+    def __call__(self) -> float | None:
+        if self._anchor is None or self._offset is None:
+            return None
+        wall, rec = self._anchor
+        ahead = 0.0 if self.speed is None else (time.monotonic() - wall) * self.speed
+        return rec + ahead - self._offset
+
+
 def replay(
     path: str | Path,
     send: Callable[[str, bytes], None],
@@ -195,9 +232,11 @@ def replay(
     loop: bool = False,
     stop: Callable[[], bool] = lambda: False,
     on_message: Callable[[int], None] | None = None,
+    clock: ReplayClock | None = None,
 ) -> int:
     """Send every message of a checked recording through ``send(topic, payload)`` at the recorded pace divided by
-    ``speed`` (None: no waiting); with ``loop``, again from the start until ``stop()``. The number sent."""
+    ``speed`` (None: no waiting); with ``loop``, again from the start until ``stop()``; ``clock`` follows what is
+    sent. The number sent."""
     sent = 0
     while True:
         t0_wall, t0_rec = time.monotonic(), None
@@ -212,6 +251,8 @@ def replay(
                         return sent
                     time.sleep(min(wait, 0.05))
             send(topic, payload)
+            if clock is not None:
+                clock.sent(topic, payload, t_ns)
             sent += 1
             if on_message is not None:
                 on_message(sent)

@@ -61,6 +61,10 @@ class RerunError(Exception):
     """Something the user can fix (no SDK, a bad file name, no viewer); ``str(e)`` is one line."""
 
 
+class NothingLogged(RerunError):
+    """``view --rerun --save``: nothing arrived, so no recording was written."""
+
+
 def import_rerun(option: str) -> Any:
     """The Rerun SDK, or :class:`RerunError` saying how to install it."""
     try:
@@ -321,7 +325,15 @@ class RerunLog(StreamSink):
             log.warning("rerun: %s", e)
         self.rec.disconnect()
         if self._part is not None and self._final is not None and self._part.exists():
-            os.replace(self._part, self._final)
+            if self.empty:  # nothing logged: no recording (a file of that name is left as it was)
+                self._part.unlink()
+            else:
+                os.replace(self._part, self._final)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing was logged (no pose, frame or image)."""
+        return not (self.poses or self.frames or self.images)
 
     def summary(self) -> str:
         return f"{self.poses} hand poses, {self.frames} frames" + (f", {self.images} images" if self.images else "")
@@ -351,5 +363,8 @@ def view(sub: Any, save: str | Path | None, port: int | None, count: int | None,
         follow(sub, out.message, count, stop)
     finally:
         out.close()
+    if save is not None and out.empty:
+        raise NothingLogged(f"nothing arrived from {sub.address}, so no recording was written; is `streamhand run` "
+                         "publishing there?")  # fmt: skip
     say(f"logged {out.summary()} to {out.where}")
     return out.poses
