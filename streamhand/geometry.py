@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import numbers
 from dataclasses import asdict, dataclass
@@ -10,6 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: lens distortion as intrinsics files write it (OpenCV's, RealSense's ``coeffs``): read, warned of, not applied
+DISTORTION_KEYS = ("coeffs", "dist", "distortion", "dist_coeffs", "D")
+
+
+def _nonzero(v: Any) -> bool:
+    try:
+        return bool(np.any(np.asarray(v, dtype=np.float64) != 0))
+    except (TypeError, ValueError):
+        return v not in (None, "", [], {})
 
 
 @dataclass(frozen=True)
@@ -70,8 +83,17 @@ class Intrinsics:
         vals = {}
         for k in ("width", "height", "fx", "fy", "cx", "cy"):
             v = data[k]
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-                raise ValueError(f"{where}: {k} must be a number, got {v!r}")
+            if isinstance(v, str):  # YAML 1.1 reads 5e2 (no dot) as text: a number written so is still one
+                try:
+                    v = float(v)
+                except ValueError:
+                    raise ValueError(f"{where}: {k} must be a number, got {data[k]!r}") from None
+            try:
+                finite = math.isfinite(v) if isinstance(v, numbers.Real) else False
+            except OverflowError:  # an integer too large for a float
+                finite = False
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not finite:
+                raise ValueError(f"{where}: {k} must be a number, got {data[k]!r}"[:200])
             if k in ("width", "height") and (v != int(v) or v < 1):
                 raise ValueError(f"{where}: {k} must be a positive whole number of pixels, got {v!r}")
             if k in ("fx", "fy") and v <= 0:
@@ -79,6 +101,10 @@ class Intrinsics:
             vals[k] = v
         k = cls(int(vals["width"]), int(vals["height"]), *(float(vals[k]) for k in ("fx", "fy", "cx", "cy")))
         k.check_plausible(where)
+        lens = [name for name in DISTORTION_KEYS if name in data and _nonzero(data[name])]
+        if lens:
+            log.warning("%s: %s given but not applied: streamhand takes frames as a pinhole camera sees them "
+                        "(undistort them first where the lens distorts much)", where, " and ".join(lens))  # fmt: skip
         return k
 
     def fov_deg(self) -> tuple[float, float]:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from streamhand.geometry import Intrinsics
+from streamhand.modalities import NEEDS_DEPTH
 from streamhand.runtime_config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,9 @@ class HandTracker:
             raise ValueError(f"process() takes an (H, W, 3) uint8 RGB image, not {rgb.dtype} {rgb.shape}")
         h, w = rgb.shape[:2]
         depth = _depth_for(depth, h, w)
+        if depth is None and self.modalities and all(m in NEEDS_DEPTH for m in self.modalities):
+            raise ValueError(f"depth: this tracker reads depth alone (modalities {','.join(self.modalities)}); give "
+                             "each frame's depth")  # fmt: skip
         t = None if t is None else _time(t)
         k = self.intrinsics if intrinsics is None else checked_intrinsics(intrinsics)
         k = k.for_frame(w, h) if k is not None else Intrinsics.from_fov(w, h, self.cfg.source.fov_deg)

@@ -73,8 +73,9 @@ def settle(encoders: Sequence[str], wanted: Sequence[str] | None, has_depth: boo
                                 f"(it reads {', '.join(ordered(inputs))}); choose another --model")  # fmt: skip
         no_depth = [m for m in wanted if m in NEEDS_DEPTH and not has_depth]
         if no_depth:
-            raise ModalityError(f"--modalities {','.join(no_depth)}: the {source} source has no depth "
-                                "(use --realsense or --source demo)")  # fmt: skip
+            hint = ("make the HandTracker with_depth=True and give each frame's depth" if source == "frames" else
+                    "use --realsense or --source demo")  # fmt: skip
+            raise ModalityError(f"--modalities {','.join(no_depth)}: the {source} source has no depth ({hint})")
         mods = ordered(wanted)
     else:
         mods = ordered(m for m in inputs if has_depth or m not in NEEDS_DEPTH)

@@ -54,6 +54,21 @@ class SourceConfig(_Strict):
     ] = Field(0, ge=0)
     demo_seconds: float = Field(4.0, gt=0, le=60)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_from_its_setting(cls, data: object) -> object:
+        """Settings (a ``--config`` file's) that name one source (``video: clip.mp4``) without a ``kind`` mean that
+        source, as its option does; two sources' settings without one are one line."""
+        if not isinstance(data, dict) or "kind" in data:
+            return data
+        keys = ("camera", "video", "images", "realsense_file", "realsense_serial")
+        named = [k for k in keys if data.get(k) is not None]
+        kinds = sorted({"realsense" if k.startswith("realsense") else k for k in named})
+        if len(kinds) > 1:
+            raise ValueError(f"{', '.join(named)}: the settings of {len(kinds)} sources; choose one source (or give "
+                             "its kind)")  # fmt: skip
+        return {**data, "kind": kinds[0]} if kinds else data
+
     @field_validator("camera", mode="before")
     @classmethod
     def _camera_index(cls, v: object) -> object:

@@ -33,6 +33,14 @@ def test_depth_cloud_back_projects_the_near_surface():
     assert not depth_cloud(np.zeros((4, 4)), k, n=3).any()
 
 
+def test_depth_cloud_takes_infinity_and_nan_as_no_data():
+    d = np.full((8, 8), np.inf, np.float32)
+    assert (depth_cloud(d, (10.0, 10.0, 4.0, 4.0), n=4) == 0).all()
+    d[2:4, 2:4], d[0, 0] = 0.5, np.nan
+    pts = depth_cloud(d, (10.0, 10.0, 4.0, 4.0), n=4)
+    assert np.isfinite(pts).all() and np.allclose(pts[:, 2], 0.5)
+
+
 def test_heatmaps_peak_on_their_keypoints():
     hm = keypoint_heatmaps(np.array([[3.0, 5.0], [0.0, 0.0]]), 8)
     assert hm.shape == (2, 8, 8) and hm[0, 5, 3] == pytest.approx(1.0) and hm[1, 0, 0] == pytest.approx(1.0)

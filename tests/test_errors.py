@@ -74,6 +74,22 @@ def test_a_closed_pipe_is_not_a_failure(logs, monkeypatch):
     assert r.returncode == 0 and r.stderr == "" and not logs.exists()
 
 
+def test_ctrl_c_while_the_command_loads_is_one_line_and_exit_130():
+    """A Ctrl-C in the first second or so (the command's modules still loading) printed a traceback."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    p = subprocess.Popen([sys.executable, "-c", "from streamhand.entry import main; main()", "info"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(0.4)  # numpy, typer and the rest take longer than this to load
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "Traceback" not in err, err[-1500:]
+    assert err.strip().splitlines()[-1].startswith("stopped: streamhand"), err
+
+
 def test_ctrl_c_is_one_line_and_exit_130(logs, monkeypatch):
     import streamhand.tools.about as about
 

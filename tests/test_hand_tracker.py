@@ -163,6 +163,26 @@ def test_bad_input_to_process_leaves_the_tracker_working():
     t.close()  # twice: nothing to do
 
 
+def test_a_depth_only_tracker_says_what_it_needs():
+    with pytest.raises(RunError, match="with_depth=True and give each frame's depth") as e:
+        HandTracker(model="depth", modalities="depth")
+    assert "--realsense" not in str(e.value)
+    rgbs, depths, _ = rendered_frames(1, 320, 240, seed=6, occluders=0.0)
+    with HandTracker(model="depth", modalities="depth", with_depth=True) as t:
+        with pytest.raises(ValueError, match=r"this tracker reads depth alone \(modalities depth\); give each frame's"):
+            t.process(rgbs[0])
+        assert len(t.process(rgbs[0], depth=depths[0])) == 1
+
+
+def test_infinite_depth_reads_as_no_depth():
+    """Depth of infinity everywhere gave NaN joints with the depth model (infinity counted as a distance)."""
+    rgbs, _, _ = rendered_frames(1, 320, 240, seed=6, occluders=0.0)
+    with HandTracker(model="depth", with_depth=True) as t:
+        hands = t.process(rgbs[0], depth=np.full((240, 320), np.inf, np.float32))
+    assert len(hands) == 1 and np.isfinite(hands[0].joints_cam).all() and np.isfinite(hands[0].quality)
+    assert hands[0].root_source == "estimate"
+
+
 @pytest.mark.parametrize("t_bad", [float("nan"), float("inf"), "0.1", True])
 def test_a_frame_time_that_is_not_a_finite_number_is_refused_and_smoothing_goes_on(t_bad):
     """A NaN time used to poison every later pose of the track (the filter's clock stayed NaN)."""

@@ -39,6 +39,8 @@ def test_crops_show_the_hand_in_front_with_its_relief():
     [
         (np.array([[0.5, 0.5], [1.5, 0.0]]), [[-1 / 6, -1 / 6], [0.5, 0.5]]),  # hand at 0.5 m, scene, no data
         (np.zeros((2, 2)), [[0.5, 0.5], [0.5, 0.5]]),
+        (np.array([[0.5, np.inf], [np.nan, -np.inf]]), [[-1 / 6, 0.5], [0.5, 0.5]]),  # not finite: no data
+        (np.full((2, 2), np.inf), [[0.5, 0.5], [0.5, 0.5]]),
     ],
 )
 def test_depth_normalisation(depth_m, want):

@@ -219,6 +219,23 @@ def test_print_config_gives_back_a_file_that_makes_the_same_settings(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("source", "kind"),
+    [({"realsense_file": "r.db3"}, "realsense"), ({"video": "a.mp4"}, "video"), ({"images": "d/"}, "images"),
+     ({"camera": 1}, "camera"), ({"realsense_serial": "123"}, "realsense"), ({"fov_deg": 70}, "demo"),
+     ({"kind": "demo", "video": "a.mp4"}, "demo")],
+)  # fmt: skip
+def test_a_files_source_setting_names_its_source_as_its_option_does(source, kind):
+    """`source: {realsense_file: r.db3}` in a file played the demo: the option picks its source, the key did not."""
+    assert RunConfig.model_validate({"source": source}).source.kind == kind
+
+
+def test_two_sources_settings_without_a_kind_are_one_line(tmp_path):
+    (tmp_path / "c.yaml").write_text("source:\n  video: a.mp4\n  images: d/\n")
+    r = invoke("run", "--config", str(tmp_path / "c.yaml"))
+    assert r.returncode == 2 and "video, images: the settings of 2 sources; choose one source" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(
     ("content", "says"),
     [(b"source:\n  kind: demo\n  kind: camera\n", "at line 3, column 3 (the key 'kind' is written twice)"),
      (b"source: [1, 2\n", "not valid YAML at line 2, column 1 (expected ',' or ']'"),

@@ -272,11 +272,26 @@ def test_pose_topic_rejects_bad_handedness(bad):
 _GOOD_K = '{"width": 1280, "height": 720, "fx": 900.5, "fy": 900, "cx": 640, "cy": 360}'
 
 
+def test_lens_distortion_in_an_intrinsics_file_is_said_not_applied(tmp_path, caplog):
+    from streamhand.geometry import Intrinsics
+
+    p = tmp_path / "k.json"
+    p.write_text(_GOOD_K.replace("}", ', "coeffs": [0.1, -0.2, 0, 0, 0]}'))
+    assert Intrinsics.from_file(p).fx == 900.5
+    assert "coeffs given but not applied" in caplog.text
+    caplog.clear()
+    p.write_text(_GOOD_K.replace("}", ', "coeffs": [0, 0, 0, 0, 0]}'))  # none: nothing to say
+    Intrinsics.from_file(p)
+    assert "not applied" not in caplog.text
+
+
 @pytest.mark.parametrize(
     ("name", "text", "problem"),
     [
         ("k.json", _GOOD_K, None),
         ("k.yaml", "width: 1280\nheight: 720\nfx: 900.5\nfy: 900\ncx: 640\ncy: 360\n", None),
+        ("k.yaml", "width: 1280\nheight: 720\nfx: 9.005e2\nfy: 9e2\ncx: 640\ncy: 360\n", None),  # YAML 1.1: text
+        ("k.json", _GOOD_K.replace("1280", "1" + "0" * 400), "width must be a number, got 1000"),  # too big for a float
         ("k.yaml", "width: 1280\nheight: [720\n", "not valid YAML"),
         ("k.json", "{width: 1}", "not valid JSON"),
         ("k.json", "[1, 2]", "need a map"),

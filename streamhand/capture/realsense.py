@@ -9,7 +9,9 @@ clock; :meth:`RealSenseSource.from_syncer` feeds the same frame handling from an
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +28,22 @@ log = logging.getLogger(__name__)
 RECORDING_MAGIC = {b"SQLite format 3\x00": "rosbag2", b"#ROSBAG V2.0": "ROS1"}
 #: colour formats a recording may hold, as RGB
 COLOUR_FORMATS = ("rgb8", "bgr8", "rgba8", "bgra8", "yuyv", "uyvy")
+#: how long closing waits for librealsense to stop a playback (seconds)
+STOP_WAIT_S = 2.0
+
+
+def colour_frames(path: Path) -> int | None:
+    """How many colour frames a rosbag2 recording (an SQLite file) holds, read from its index of messages; None where
+    it cannot be told."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            (n,) = db.execute("SELECT COUNT(*) FROM messages JOIN topics ON messages.topic_id = topics.id WHERE "
+                              "topics.name LIKE '/device_%/sensor_%/Color_%/image/data%'").fetchone()  # fmt: skip
+    except sqlite3.Error:
+        return None
+    return int(n) or None
 
 
 def import_rs(option: str = "--realsense"):
@@ -86,6 +104,10 @@ class RealSenseSource(FrameSource):
         self._colour_format = "rgb8"
         self._last_colour: tuple[int, float] | None = None  # (frame number, timestamp) of the last frame read
         self._t0: float | None = None  # the recording's clock at its first frame (s)
+        self._colour_read = 0  # colour frames the playback handed on
+        self._colour_frames: int | None = None  # colour frames the recording holds (None: not known)
+        self._started: float | None = None  # when the playback started (time.monotonic)
+        self.duration_s = 0.0  # the recording's length (s)
         if self.file is not None:
             self.name, self.live = "realsense-file", False
 
@@ -150,9 +172,9 @@ class RealSenseSource(FrameSource):
         if kind is None:  # never handed to librealsense's parsers: the file is not a recording at all
             raise SourceError(f"{opt}: not a RealSense recording (a .bag or .db3 file from the RealSense Viewer or "
                               "rs.recorder)")  # fmt: skip
-        if (kind == "rosbag2") != (path.suffix.lower() == ".db3"):
+        if (kind == "rosbag2") != (path.suffix == ".db3") or (kind != "rosbag2" and path.suffix != ".bag"):
             raise SourceError(f"{opt}: a {kind} recording; librealsense reads it only if its name ends in "
-                              f"{'.db3' if kind == 'rosbag2' else '.bag'}")  # fmt: skip
+                              f"{'.db3' if kind == 'rosbag2' else '.bag'} (in lower case)")  # fmt: skip
         rs = import_rs("--realsense-file")
         try:  # what the file holds, on a look of its own: the playing starts at the first read (none missed)
             probe = rs.config()
@@ -179,7 +201,8 @@ class RealSenseSource(FrameSource):
         self.width, self.height, self.fps = colour.width(), colour.height(), colour.fps()
         self._colour_format = kinds["color"]
         self._align, self._stopped = rs.align(rs.stream.color), rs.playback_status.stopped
-        self._last_colour, self._t0 = None, None
+        self._last_colour, self._t0, self.duration_s = None, None, float(duration)
+        self._colour_read, self._colour_frames = 0, colour_frames(path) if kind == "rosbag2" else None
         log.info("%s: colour %dx%d %s at %d fps, depth scale %g m, %.1f s; played %s", path.name, self.width,
                  self.height, self._colour_format, self.fps, self.depth_scale, duration,
                  "at its recorded rate" if self.realtime else "as fast as it is read")  # fmt: skip
@@ -205,28 +228,35 @@ class RealSenseSource(FrameSource):
         if playback.is_real_time() != self.realtime:  # not the device set above: set it now (frames may be missed)
             log.warning("%s: the playback started at the wrong pace; frames at its start may be missed", self.file)
             playback.set_real_time(self.realtime)
-        self._pipeline, self._playback = pipe, playback
+        self._pipeline, self._playback, self._started = pipe, playback, time.monotonic()
 
     def read(self) -> Frame | None:
         if self.file is not None:
             return self._read_file()
         assert self._wait is not None and self._align is not None, "open() first"
-        try:
-            fs = self._wait(self.timeout_ms)
-        except RuntimeError as e:
-            raise SourceLost(f"RealSense stopped delivering frames ({e})") from None
-        frame = self._frame(fs)
-        return frame if frame is not None else self.read()
+        while True:  # a frameset without both streams is counted and let go (held, they would drain the frame pool)
+            try:
+                fs = self._wait(self.timeout_ms)
+            except RuntimeError as e:
+                raise SourceLost(f"RealSense stopped delivering frames ({e})") from None
+            frame = self._frame(fs)
+            del fs
+            if frame is not None:
+                return frame
 
     def _read_file(self) -> Frame | None:
         """The recording's next colour frame with the depth aligned to it; None at the end of the file. The pipeline
         hands a colour frame on again with each newer depth frame: each colour frame is read once, with the depth
         it first came with. The end: the playback has stopped and nothing more arrives; or, a guard against a
-        recording that never ends, nothing for ``stall_s`` beyond the recording's own pauses."""
+        recording that never ends, nothing for ``stall_s`` (played in real time: nor for the recording's whole length
+        since the playback started, so that a pause in the recording is waited out). A playback that stops well
+        before the recording's end (a damaged frame) is a SourceError."""
         assert self._align is not None, "open() first"
         if self._pipeline is None:
             self._play()
-        last, mark, ending = time.monotonic(), self._playback.get_position(), False
+        if self._started is None:
+            self._started = time.monotonic()
+        last, ending = time.monotonic(), False
         while True:
             try:
                 ok, fs = self._pipeline.try_wait_for_frames(100)
@@ -240,6 +270,7 @@ class RealSenseSource(FrameSource):
                 if key is None or key == self._last_colour:
                     continue
                 self._last_colour = key
+                self._colour_read += 1
                 t = key[1] / 1000.0  # the recording's clock (ms), from its first frame
                 self._t0 = t if self._t0 is None else self._t0
                 frame = self._frame(fs, t - self._t0)
@@ -247,17 +278,32 @@ class RealSenseSource(FrameSource):
                     return frame
                 continue
             if ending:
+                self._check_whole()
                 return None
             if self._playback.current_status() == self._stopped:
                 ending = True  # one more wait: a last frame may still be on its way into the pipeline
                 continue
-            # played in real time, a pause in the recording is waited out: the position jumps to its end
-            pause = max(self._playback.get_position() - mark, 0) / 1e9 if self.realtime else 0.0
-            if time.monotonic() - last > self.stall_s + pause:
+            now_ = time.monotonic()
+            whole = not self.realtime or now_ - self._started > self.duration_s + self.stall_s
+            if now_ - last > self.stall_s and whole:
                 log.warning("%s: no frame for %.0f s at %.1f s of %.1f s; ending it", self.file, self.stall_s,
                             self._playback.get_position() / 1e9,
                             self._playback.get_duration().total_seconds())  # fmt: skip
                 return None
+
+    def _check_whole(self) -> None:
+        """At the end of a playback read frame by frame: a SourceError where it handed on fewer colour frames than
+        the recording holds (librealsense stops at a frame it cannot read, and says so only in its own log)."""
+        if self.realtime or self._colour_frames is None:  # paced, frames are dropped as from a camera
+            return
+        if self._colour_read == 0:
+            raise SourceError(f"--realsense-file {self._file_text}: the playback handed on none of the recording's "
+                              f"{self._colour_frames} colour frames (no depth frames to pair them with, or the "
+                              "recording is damaged)")  # fmt: skip
+        if self._colour_read < self._colour_frames:
+            raise SourceError(f"--realsense-file {self._file_text}: the playback stopped after {self._colour_read} of "
+                              f"the recording's {self._colour_frames} colour frames: it is damaged there (librealsense "
+                              "could not read the next one)")  # fmt: skip
 
     def _frame(self, fs: Any, t_media: float | None = None) -> Frame | None:
         """A frameset as a :class:`Frame` (depth aligned to colour, in metres); None (counted) if a stream is
@@ -278,10 +324,22 @@ class RealSenseSource(FrameSource):
 
     def close(self) -> None:
         if self._pipeline is not None:
-            try:
-                self._pipeline.stop()
-            except RuntimeError:
-                pass
+            pipe = self._pipeline
+
+            def stop() -> None:
+                try:
+                    pipe.stop()
+                except RuntimeError:
+                    pass
+
+            # librealsense's stop waits out a pause in a recording played in real time (minutes, for a long one):
+            # a closing run does not wait for it
+            t = threading.Thread(target=stop, name="realsense-stop", daemon=True)
+            t.start()
+            t.join(STOP_WAIT_S)
+            if t.is_alive():
+                log.warning("the RealSense playback did not stop within %.0f s (librealsense waits out a pause in "
+                            "the recording); leaving it", STOP_WAIT_S)  # fmt: skip
             self._pipeline = None
             self._wait = None
             self._playback = None

@@ -1,0 +1,15 @@
+"""The ``streamhand`` command's entry point: the command line (:mod:`streamhand.cli`), with a Ctrl-C that comes while
+its modules still load said in one line (exit 130), as one that comes later is."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    try:
+        from streamhand.cli import app
+    except KeyboardInterrupt:
+        sys.stderr.write("stopped: streamhand interrupted while starting\n")
+        raise SystemExit(130) from None
+    app()
