@@ -19,7 +19,7 @@ from streamhand import cli_record
 from streamhand.errors import Commands, check_output_or_fail, fail, fail_without_torch
 from streamhand.options import with_options
 from streamhand.outputs import json_finite
-from streamhand.runtime_config import RunConfig, not_one_sample
+from streamhand.runtime_config import RunConfig, not_one_sample, source_kind_from_settings
 
 app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Real-time 3D hand pose from a camera to ZeroMQ topics.")  # fmt: skip
@@ -58,6 +58,14 @@ def _build_config(config: Path | None, overrides: dict) -> RunConfig:
         for p in path:
             d = d.setdefault(p, {})
         d[last] = value
+    source = base.get("source")
+    if isinstance(source, dict) and "kind" not in source:  # the file names its source by a setting, not a kind
+        try:
+            kind = source_kind_from_settings(source)
+        except ValueError as e:
+            fail(f"{config}: {e}")
+        if kind is not None:
+            source["kind"] = kind
     try:
         return validate(RunConfig, base, "options")
     except ConfigError as e:
@@ -374,8 +382,6 @@ def _view_in(sub, rerun: bool, save: Path | None, port: int | None, count: int |
             rerun_log.view(sub, save, port, count, stop, say)
         else:
             foxglove_bridge.view(sub, port, count, stop, say)
-    except rerun_log.NothingLogged as e:
-        fail(str(e), 1)
     except (rerun_log.RerunError, foxglove_bridge.FoxgloveError) as e:
         fail(str(e))
     finally:

@@ -2,7 +2,7 @@
 (:mod:`streamhand.stream.recording`).
 
 Registered on the ``streamhand`` command line by :mod:`streamhand.cli`; same conventions (one line and exit 2 for
-bad input, exit 0 on a clean stop).
+bad input, exit 0 on a clean stop, exit 1 where `record` gave up waiting).
 """
 
 from __future__ import annotations
@@ -85,10 +85,14 @@ def record(
         if idle:
             rec.discard()
         path = rec.close()
-    if idle:
-        when = f"in {timeout:g} s" if why.startswith("nothing") else f"before it stopped ({why})"
-        fail(f"nothing arrived from {sub.address} {when}, so no recording was written; is `streamhand run` "
+    if idle and why.startswith("nothing"):  # gave up waiting: a failure
+        fail(f"nothing arrived from {sub.address} in {timeout:g} s, so no recording was written; is `streamhand run` "
              "publishing there?", 1)  # fmt: skip
+    if idle:  # stopped as asked (--duration, --count, Ctrl-C) with nothing to keep: said, and no empty file
+        on = f" on {', '.join(topic)}" if topic else ""
+        typer.echo(f"nothing arrived from {sub.address}{on} before it stopped ({why}), so no recording was written",
+                   err=True)  # fmt: skip
+        return
     typer.echo(f"recorded {rec.count} messages to {path} ({why})", err=True)
 
 

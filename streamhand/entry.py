@@ -8,8 +8,12 @@ import sys
 
 def main() -> None:
     try:
+        import typer.main
+
         from streamhand.cli import app
+
+        command = typer.main.get_command(app)  # typer reads every command's options here: a second or so too
     except KeyboardInterrupt:
         sys.stderr.write("stopped: streamhand interrupted while starting\n")
         raise SystemExit(130) from None
-    app()
+    command()

@@ -68,7 +68,12 @@ class Intrinsics:
         except ValueError as e:
             kind = "YAML" if str(path).endswith((".yaml", ".yml")) else "JSON"
             raise ValueError(f"{path}: not valid {kind} ({e})") from None
-        return cls.from_mapping(data, str(path))
+        k = cls.from_mapping(data, str(path))
+        lens = [name for name in DISTORTION_KEYS if name in data and _nonzero(data[name])]
+        if lens:  # a file is read once a run: said once
+            log.warning("%s: %s given but not applied: streamhand takes frames as a pinhole camera sees them "
+                        "(undistort them first where the lens distorts much)", path, " and ".join(lens))  # fmt: skip
+        return k
 
     @classmethod
     def from_mapping(cls, data: Any, where: str = "intrinsics") -> Intrinsics:
@@ -101,10 +106,6 @@ class Intrinsics:
             vals[k] = v
         k = cls(int(vals["width"]), int(vals["height"]), *(float(vals[k]) for k in ("fx", "fy", "cx", "cy")))
         k.check_plausible(where)
-        lens = [name for name in DISTORTION_KEYS if name in data and _nonzero(data[name])]
-        if lens:
-            log.warning("%s: %s given but not applied: streamhand takes frames as a pinhole camera sees them "
-                        "(undistort them first where the lens distorts much)", where, " and ".join(lens))  # fmt: skip
         return k
 
     def fov_deg(self) -> tuple[float, float]:

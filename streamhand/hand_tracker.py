@@ -86,8 +86,12 @@ def _intrinsics(k: Intrinsics | dict | str | Path | None) -> Intrinsics | None:
 
 def _time(t: Any) -> float:
     """``process``'s ``t``: a finite number of seconds (a ValueError in one line otherwise)."""
-    if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real) or not math.isfinite(t):
-        raise ValueError(f"t: the frame's time in seconds, a finite number, not {t!r}")
+    try:
+        finite = isinstance(t, numbers.Real) and not isinstance(t, (bool, np.bool_)) and math.isfinite(t)
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if not finite:
+        raise ValueError(f"t: the frame's time in seconds, a finite number, not {t!r}"[:200])
     return float(t)
 
 
@@ -251,7 +255,8 @@ def _depth_for(depth: Any, h: int, w: int) -> np.ndarray | None:
     if d.dtype not in (np.float32, np.float64):
         mm = " (a sensor's millimetres: divide by 1000)" if np.issubdtype(d.dtype, np.integer) else ""
         raise ValueError(f"depth: metres as float32 or float64, not {d.dtype}{mm}")
-    valid = d[np.isfinite(d) & (d > 0)]
+    sample = d[::8, ::8]  # a 64th of the pixels: the units show in any of them, and the median costs 0.05 ms
+    valid = sample[np.isfinite(sample) & (sample > 0)]
     median = float(np.median(valid)) if valid.size else 0.0
     if median > MAX_DEPTH_M:
         raise ValueError(f"depth: metres, but half its pixels lie beyond {MAX_DEPTH_M:g} m (median {median:g}): "

@@ -54,26 +54,24 @@ class SourceConfig(_Strict):
     ] = Field(0, ge=0)
     demo_seconds: float = Field(4.0, gt=0, le=60)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _kind_from_its_setting(cls, data: object) -> object:
-        """Settings (a ``--config`` file's) that name one source (``video: clip.mp4``) without a ``kind`` mean that
-        source, as its option does; two sources' settings without one are one line."""
-        if not isinstance(data, dict) or "kind" in data:
-            return data
-        keys = ("camera", "video", "images", "realsense_file", "realsense_serial")
-        named = [k for k in keys if data.get(k) is not None]
-        kinds = sorted({"realsense" if k.startswith("realsense") else k for k in named})
-        if len(kinds) > 1:
-            raise ValueError(f"{', '.join(named)}: the settings of {len(kinds)} sources; choose one source (or give "
-                             "its kind)")  # fmt: skip
-        return {**data, "kind": kinds[0]} if kinds else data
-
     @field_validator("camera", mode="before")
     @classmethod
     def _camera_index(cls, v: object) -> object:
         """YAML reads ``camera: 0`` as a number: an index is a camera's name as much as a device path is."""
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+def source_kind_from_settings(source: dict) -> str | None:
+    """The source that a config file's ``source`` settings name without a ``kind`` (``video: clip.mp4``: video), as
+    its option would; None where they name none; a ValueError (one line) where they name two. The command line
+    applies it once the file and its options are merged (an option's source then counts as given)."""
+    keys = ("camera", "video", "images", "realsense_file", "realsense_serial")
+    named = [k for k in keys if source.get(k) is not None]
+    kinds = sorted({"realsense" if k.startswith("realsense") else k for k in named})
+    if len(kinds) > 1:
+        raise ValueError(f"source: {', '.join(named)} set: the settings of {len(kinds)} sources; choose one source "
+                         "(or set its kind)")  # fmt: skip
+    return kinds[0] if kinds else None
 
 
 class DetectConfig(_Strict):

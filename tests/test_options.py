@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 import pytest
 import typer
+import yaml
 from annotated_types import Ge, Gt, Le, Lt
 
 from streamhand.cli import _build_config
@@ -219,20 +220,26 @@ def test_print_config_gives_back_a_file_that_makes_the_same_settings(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("source", "kind"),
-    [({"realsense_file": "r.db3"}, "realsense"), ({"video": "a.mp4"}, "video"), ({"images": "d/"}, "images"),
-     ({"camera": 1}, "camera"), ({"realsense_serial": "123"}, "realsense"), ({"fov_deg": 70}, "demo"),
-     ({"kind": "demo", "video": "a.mp4"}, "demo")],
+    ("source", "options", "kind"),
+    [("realsense_file: r.db3", [], "realsense"), ("video: a.mp4", [], "video"), ("images: d/", [], "images"),
+     ("camera: 1", [], "camera"), ("realsense_serial: '123'", [], "realsense"), ("fov_deg: 70", [], "demo"),
+     ("kind: demo\n  video: a.mp4", [], "demo"), ("camera: 1\n  video: a.mp4", ["--source", "camera"], "camera"),
+     ("video: a.mp4", ["--camera", "1"], "camera")],
 )  # fmt: skip
-def test_a_files_source_setting_names_its_source_as_its_option_does(source, kind):
-    """`source: {realsense_file: r.db3}` in a file played the demo: the option picks its source, the key did not."""
-    assert RunConfig.model_validate({"source": source}).source.kind == kind
+def test_a_files_source_setting_names_its_source_as_its_option_does(tmp_path, source, options, kind):
+    """`source: {realsense_file: r.db3}` in a file played the demo: the option picks its source, the key did not. An
+    option's source wins over the file's settings."""
+    (tmp_path / "c.yaml").write_text(f"source:\n  {source}\n")
+    r = invoke("run", "--config", str(tmp_path / "c.yaml"), *options, "--print-config")
+    assert r.returncode == 0, r.stderr
+    assert yaml.safe_load(r.stdout)["source"]["kind"] == kind
 
 
 def test_two_sources_settings_without_a_kind_are_one_line(tmp_path):
     (tmp_path / "c.yaml").write_text("source:\n  video: a.mp4\n  images: d/\n")
     r = invoke("run", "--config", str(tmp_path / "c.yaml"))
-    assert r.returncode == 2 and "video, images: the settings of 2 sources; choose one source" in r.stderr, r.stderr
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "c.yaml: source: video, images set: the settings of 2 sources; choose one source" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize(

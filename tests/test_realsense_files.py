@@ -415,12 +415,20 @@ def test_closing_does_not_wait_out_a_pause_in_the_recording(recording, caplog):
     assert time.monotonic() - t0 < 5 and "did not stop within" in caplog.text
 
 
-def test_a_recording_damaged_mid_way_ends_with_an_error(hands, tmp_path):
+def test_a_recording_damaged_mid_way_is_said(hands, tmp_path, caplog):
     """librealsense stops at a frame it cannot read and says so only in its own log: the run ended with exit 0 and
-    the rest of the recording lost without a word."""
+    the rest of the recording lost without a word. Played frame by frame, the frames handed on are counted against
+    the recording's own index."""
     import sqlite3
 
     path = record(tmp_path / "damaged.db3", *hands)
+    src = RealSenseSource(file=path, realtime=False)
+    src.open()
+    try:
+        # whole: nothing to say (under load librealsense was seen to drop one frame even so: allowed, as elsewhere)
+        assert len(read_all(src)[0]) >= N - 1 and "colour frames" not in caplog.text
+    finally:
+        src.close()
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT messages.id, length(data) FROM messages JOIN topics ON messages.topic_id = topics.id "
                           "WHERE topics.name LIKE '%/Color_%/image/data%' ORDER BY timestamp").fetchall()  # fmt: skip
@@ -429,10 +437,11 @@ def test_a_recording_damaged_mid_way_ends_with_an_error(hands, tmp_path):
     src = RealSenseSource(file=path, realtime=False)
     src.open()
     try:
-        with pytest.raises(SourceError, match=f"stopped after {len(rows) // 2} of the recording's {len(rows)} colour"):
-            read_all(src)
+        played = len(read_all(src)[0])
     finally:
         src.close()
+    assert played <= len(rows) // 2
+    assert f"handed on {played} of the {len(rows)} colour frames the recording holds" in caplog.text
 
 
 def _sqlite_not_a_recording(path: Path) -> None:

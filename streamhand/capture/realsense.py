@@ -32,18 +32,25 @@ COLOUR_FORMATS = ("rgb8", "bgr8", "rgba8", "bgra8", "yuyv", "uyvy")
 STOP_WAIT_S = 2.0
 
 
-def colour_frames(path: Path) -> int | None:
-    """How many colour frames a rosbag2 recording (an SQLite file) holds, read from its index of messages; None where
+def colour_frames(path: Path, fps: float) -> int | None:
+    """How many colour frames a rosbag2 recording (an SQLite file) holds beside its depth: the colour messages of its
+    index that lie within the depth messages' span (a colour frame more than a frame period before the first depth
+    frame or after the last has none to be paired with, and librealsense's playback hands it on to no one); None where
     it cannot be told."""
     import sqlite3
 
+    like = "SELECT timestamp FROM messages JOIN topics ON messages.topic_id = topics.id WHERE topics.name LIKE ?"
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            (n,) = db.execute("SELECT COUNT(*) FROM messages JOIN topics ON messages.topic_id = topics.id WHERE "
-                              "topics.name LIKE '/device_%/sensor_%/Color_%/image/data%'").fetchone()  # fmt: skip
+            colour = [t for (t,) in db.execute(like, ("/device_%/sensor_%/Color_%/image/data%",))]
+            depth = [t for (t,) in db.execute(like, ("/device_%/sensor_%/Depth_%/image/data%",))]
     except sqlite3.Error:
         return None
-    return int(n) or None
+    if not colour or not depth:
+        return None
+    slack = 1.5e9 / max(fps, 1.0)  # nanoseconds
+    lo, hi = min(depth) - slack, max(depth) + slack
+    return sum(lo <= t <= hi for t in colour) or None
 
 
 def import_rs(option: str = "--realsense"):
@@ -202,7 +209,7 @@ class RealSenseSource(FrameSource):
         self._colour_format = kinds["color"]
         self._align, self._stopped = rs.align(rs.stream.color), rs.playback_status.stopped
         self._last_colour, self._t0, self.duration_s = None, None, float(duration)
-        self._colour_read, self._colour_frames = 0, colour_frames(path) if kind == "rosbag2" else None
+        self._colour_read, self._colour_frames = 0, colour_frames(path, self.fps) if kind == "rosbag2" else None
         log.info("%s: colour %dx%d %s at %d fps, depth scale %g m, %.1f s; played %s", path.name, self.width,
                  self.height, self._colour_format, self.fps, self.depth_scale, duration,
                  "at its recorded rate" if self.realtime else "as fast as it is read")  # fmt: skip
@@ -292,18 +299,16 @@ class RealSenseSource(FrameSource):
                 return None
 
     def _check_whole(self) -> None:
-        """At the end of a playback read frame by frame: a SourceError where it handed on fewer colour frames than
-        the recording holds (librealsense stops at a frame it cannot read, and says so only in its own log)."""
+        """At the end of a playback read frame by frame: a warning where it handed on fewer colour frames than the
+        recording holds beside its depth (librealsense stops at a frame it cannot read, and says so only in its own
+        log): what is left of the recording was not played."""
         if self.realtime or self._colour_frames is None:  # paced, frames are dropped as from a camera
             return
-        if self._colour_read == 0:
-            raise SourceError(f"--realsense-file {self._file_text}: the playback handed on none of the recording's "
-                              f"{self._colour_frames} colour frames (no depth frames to pair them with, or the "
-                              "recording is damaged)")  # fmt: skip
-        if self._colour_read < self._colour_frames:
-            raise SourceError(f"--realsense-file {self._file_text}: the playback stopped after {self._colour_read} of "
-                              f"the recording's {self._colour_frames} colour frames: it is damaged there (librealsense "
-                              "could not read the next one)")  # fmt: skip
+        if self._colour_read < self._colour_frames - 1:  # one frame at either end may find no depth
+            log.warning("%s: the playback handed on %d of the %d colour frames the recording holds beside its depth: "
+                        "librealsense skips a colour frame it cannot pair with depth, and stops at a frame it cannot "
+                        "read (a damaged recording; its own log says which)", self.file, self._colour_read,
+                        self._colour_frames)  # fmt: skip
 
     def _frame(self, fs: Any, t_media: float | None = None) -> Frame | None:
         """A frameset as a :class:`Frame` (depth aligned to colour, in metres); None (counted) if a stream is

@@ -59,21 +59,17 @@ def check_length(m: float) -> float:
 def save_hand_length(m: float, source: str, frames: int = 0, spread_m: float = 0.0, path: Path | None = None) -> Path:
     """Write the calibration atomically (a half-written file never replaces a good one); a place it cannot be
     written is a CalibrationError in one line, and nothing is left behind."""
+    from streamhand.outputs import OutputError, write_text_atomic
+
     p = path or calibration_path()
     data = {"hand_length_m": round(check_length(m), 4), "source": source, "frames": int(frames),
             "spread_m": round(float(spread_m), 4), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
-    tmp = p.with_name(f"{p.name}.{os.getpid()}.tmp")  # two calibrations at once: each renames a whole file
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-        os.replace(tmp, p)
-    except OSError as e:
-        if tmp.is_file():
-            tmp.unlink()
-        why = "a folder is in its place" if p.is_dir() else (e.strerror or type(e).__name__)
-        raise CalibrationError(f"{p}: cannot store the calibration ({why}); set STREAMHAND_CONFIG to a folder "
-                               "you can write") from None  # fmt: skip
-    return p
+    try:  # two calibrations at once: each renames a whole file
+        return write_text_atomic(p, yaml.safe_dump(data, sort_keys=False))
+    except OutputError:
+        why = "a folder is in its place" if p.is_dir() else "it could not be written"
+        raise CalibrationError(f"{p}: cannot store the calibration ({why}); set STREAMHAND_CONFIG to a folder you "
+                               "can write") from None  # fmt: skip
 
 
 def load_hand_length(path: Path | None = None) -> float | None:

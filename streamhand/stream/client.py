@@ -106,7 +106,8 @@ class PoseSubscriber:
 
     ``address`` is the PUB endpoint, or give ``control`` (the REP endpoint) to ask it for the PUB port.
     ``timeout`` (seconds) raises ``TimeoutError`` when nothing arrives in time; the control socket is waited for as
-    long (``control_timeout`` apart: None waits for ever, as ``timeout`` None does). A server with CurveZMQ needs
+    long (``control_timeout`` apart: None waits for ever, as ``timeout`` None does; a ``timeout`` of 0 gives it 5 s).
+    A server with CurveZMQ needs
     ``curve_server_key`` (its ``.key`` file) and ``curve_client_key`` (this client's ``.key_secret``, whose
     public half the server allows).
 
@@ -146,7 +147,10 @@ class PoseSubscriber:
             if control is None:
                 address = f"tcp://127.0.0.1:{protocol.DEFAULT_PUB_PORT}"
             else:
-                wait = timeout if control_timeout is _AS_TIMEOUT else control_timeout
+                if control_timeout is not _AS_TIMEOUT:
+                    wait = control_timeout
+                else:  # as ``timeout``; 0 (do not wait for a message) still gives the control socket 5 s
+                    wait = timeout if timeout is None or timeout > 0 else 5.0
                 address = self._address_from_control(control, wait)  # type: ignore[arg-type]
         self.address, self.timeout, self.raw = address, timeout, raw
         self._sock = self._ctx.socket(zmq.SUB)

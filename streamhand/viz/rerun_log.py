@@ -61,10 +61,6 @@ class RerunError(Exception):
     """Something the user can fix (no SDK, a bad file name, no viewer); ``str(e)`` is one line."""
 
 
-class NothingLogged(RerunError):
-    """``view --rerun --save``: nothing arrived, so no recording was written."""
-
-
 def import_rerun(option: str) -> Any:
     """The Rerun SDK, or :class:`RerunError` saying how to install it."""
     try:
@@ -327,6 +323,7 @@ class RerunLog(StreamSink):
         if self._part is not None and self._final is not None and self._part.exists():
             if self.empty:  # nothing logged: no recording (a file of that name is left as it was)
                 self._part.unlink()
+                log.info("rerun: nothing was logged, so %s was not written", self._final)
             else:
                 os.replace(self._part, self._final)
 
@@ -364,7 +361,7 @@ def view(sub: Any, save: str | Path | None, port: int | None, count: int | None,
     finally:
         out.close()
     if save is not None and out.empty:
-        raise NothingLogged(f"nothing arrived from {sub.address}, so no recording was written; is `streamhand run` "
-                         "publishing there?")  # fmt: skip
+        say(f"nothing arrived from {sub.address}, so no recording was written")
+        return 0
     say(f"logged {out.summary()} to {out.where}")
     return out.poses
