@@ -256,8 +256,8 @@ class RealSenseSource(FrameSource):
         hands a colour frame on again with each newer depth frame: each colour frame is read once, with the depth
         it first came with. The end: the playback has stopped and nothing more arrives; or, a guard against a
         recording that never ends, nothing for ``stall_s`` (played in real time: nor for the recording's whole length
-        since the playback started, so that a pause in the recording is waited out). A playback that stops well
-        before the recording's end (a damaged frame) is a SourceError."""
+        since the playback started, so that a pause in the recording is waited out). A playback read frame by frame
+        that hands on fewer colour frames than the recording holds (a damaged frame) ends with a warning."""
         assert self._align is not None, "open() first"
         if self._pipeline is None:
             self._play()
