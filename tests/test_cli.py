@@ -4,6 +4,7 @@ CliRunner), every bad-input case giving one line and exit code 2."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -230,6 +231,25 @@ def test_info_lists_versions():
     assert "mediapipe" in r.stdout and "onnxruntime providers" in r.stdout
     assert r.stdout.splitlines()[1].split()[0] == "CPU"
     assert "compiled arithmetic      numba; machine code kept on disk" in r.stdout  # as .ci/setup.sh leaves it
+
+
+def test_info_says_where_an_installed_package_does_not_import(monkeypatch):
+    """pyrealsense2 installed without libusb-1.0 was listed with its version, as if usable."""
+    import importlib.metadata as md
+
+    import streamhand.tools.about as about
+
+    real = importlib.import_module
+
+    def refuse(name, *a, **k):
+        if name == "pyrealsense2":
+            raise ImportError("libusb-1.0.so.0: cannot open shared object file")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", refuse)
+    monkeypatch.setattr(md, "version", lambda pkg: "2.59.0")
+    assert about._version("pyrealsense2") == "2.59.0 (does not import: libusb-1.0.so.0: cannot open shared object file)"
+    assert about._version("numpy") == "2.59.0"  # not an optional one: not imported here
 
 
 @pytest.mark.parametrize(

@@ -15,11 +15,24 @@ CARD_FIGURES = {"EPE mean (mm)": "epe_mean_mm", "EPE median (mm)": "epe_median_m
                 "MediaPipe detection rate": "detection_rate"}  # fmt: skip
 
 
+#: optional packages imported only where used: installed is not enough (pyrealsense2 needs libusb-1.0, TensorRT CUDA)
+IMPORT_CHECKED = {"pyrealsense2": "pyrealsense2", "tensorrt": "tensorrt"}
+
+
 def _version(pkg: str) -> str:
     try:
-        return md.version(pkg)
+        version = md.version(pkg)
     except md.PackageNotFoundError:
         return "not installed"
+    if pkg in IMPORT_CHECKED:
+        import importlib
+
+        try:
+            importlib.import_module(IMPORT_CHECKED[pkg])
+        except Exception as e:  # ImportError, or a native library's OSError: installed, but not usable here
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            return f"{version} (does not import: {why[:100]})"
+    return version
 
 
 def describe() -> Iterator[str]:
