@@ -18,6 +18,16 @@ log = logging.getLogger(__name__)
 DISTORTION_KEYS = ("coeffs", "dist", "distortion", "dist_coeffs", "D")
 
 
+def finite_number(v: Any) -> bool:
+    """A real number, not a bool, and finite (an integer too large for a float is not)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 def _nonzero(v: Any) -> bool:
     try:
         return bool(np.any(np.asarray(v, dtype=np.float64) != 0))
@@ -93,11 +103,7 @@ class Intrinsics:
                     v = float(v)
                 except ValueError:
                     raise ValueError(f"{where}: {k} must be a number, got {data[k]!r}") from None
-            try:
-                finite = math.isfinite(v) if isinstance(v, numbers.Real) else False
-            except OverflowError:  # an integer too large for a float
-                finite = False
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not finite:
+            if not finite_number(v):
                 raise ValueError(f"{where}: {k} must be a number, got {data[k]!r}"[:200])
             if k in ("width", "height") and (v != int(v) or v < 1):
                 raise ValueError(f"{where}: {k} must be a positive whole number of pixels, got {v!r}")

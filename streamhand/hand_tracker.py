@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
-import numbers
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from streamhand.geometry import Intrinsics
+from streamhand.geometry import Intrinsics, finite_number
 from streamhand.modalities import NEEDS_DEPTH
 from streamhand.runtime_config import RunConfig
 
@@ -57,14 +55,11 @@ class Hand:
     confidence: float | None = None
 
 
-_FIELDS = ("width", "height", "fx", "fy", "cx", "cy")
-
-
 def checked_intrinsics(k: Intrinsics | dict | str | Path) -> Intrinsics:
     """Intrinsics given in code (an :class:`Intrinsics`, a dict or a JSON/YAML file), checked as a file of them is:
     a ValueError in one line for a missing field, a value that is not a number, or intrinsics no camera has."""
     if isinstance(k, Intrinsics):
-        return Intrinsics.from_mapping({f: getattr(k, f) for f in _FIELDS}, "intrinsics")
+        return Intrinsics.from_mapping(asdict(k), "intrinsics")
     if isinstance(k, dict):
         return Intrinsics.from_mapping(k, "intrinsics")
     if isinstance(k, (str, Path)):
@@ -86,11 +81,7 @@ def _intrinsics(k: Intrinsics | dict | str | Path | None) -> Intrinsics | None:
 
 def _time(t: Any) -> float:
     """``process``'s ``t``: a finite number of seconds (a ValueError in one line otherwise)."""
-    try:
-        finite = isinstance(t, numbers.Real) and not isinstance(t, (bool, np.bool_)) and math.isfinite(t)
-    except OverflowError:  # an integer too large for a float
-        finite = False
-    if not finite:
+    if not finite_number(t):
         raise ValueError(f"t: the frame's time in seconds, a finite number, not {t!r}"[:200])
     return float(t)
 
@@ -255,8 +246,10 @@ def _depth_for(depth: Any, h: int, w: int) -> np.ndarray | None:
     if d.dtype not in (np.float32, np.float64):
         mm = " (a sensor's millimetres: divide by 1000)" if np.issubdtype(d.dtype, np.integer) else ""
         raise ValueError(f"depth: metres as float32 or float64, not {d.dtype}{mm}")
+    from streamhand.detect.crops import has_depth
+
     sample = d[::8, ::8]  # a 64th of the pixels: the units show in any of them, and the median costs 0.05 ms
-    valid = sample[np.isfinite(sample) & (sample > 0)]
+    valid = sample[has_depth(sample)]
     median = float(np.median(valid)) if valid.size else 0.0
     if median > MAX_DEPTH_M:
         raise ValueError(f"depth: metres, but half its pixels lie beyond {MAX_DEPTH_M:g} m (median {median:g}): "

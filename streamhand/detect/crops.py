@@ -112,13 +112,18 @@ CLOUD_CROP = 48
 CLOUD_DEPTH_SPAN_M = 0.15
 
 
+def has_depth(depth_m: np.ndarray) -> np.ndarray:
+    """Where a depth image (metres) holds a distance: 0, NaN and infinity are no data."""
+    return np.isfinite(depth_m) & (depth_m > 0)
+
+
 def depth_cloud(depth_m: np.ndarray, k: tuple[float, ...], n: int = 256) -> np.ndarray:
     """The hand's points in a depth crop (S, S metres; 0, NaN or infinity = no data) with intrinsics ``k`` (fx, fy,
     cx, cy) -> (n, 3) camera-frame metres: pixels within :data:`CLOUD_DEPTH_SPAN_M` of the nearest surface, back-
     projected, ``n`` of them drawn without replacement by a fixed-seed generator (all of them, repeated, when
     fewer; zeros when there are none), so the same crop always gives the same cloud. (Evenly spaced picks in pixel
     order alias with the crop's rows: a stride equal to the crop's width is a single column.)"""
-    valid = np.isfinite(depth_m) & (depth_m > 0)  # 0, NaN and infinity: no data
+    valid = has_depth(depth_m)
     if not valid.any():
         return np.zeros((n, 3), np.float32)
     near = float(np.percentile(depth_m[valid], 5))
@@ -151,7 +156,7 @@ def normalise_depth(crop_m: np.ndarray, span_m: float = 0.3, behind_m: float = 0
     crop, so the reference is ``behind_m`` behind the crop's 5th-percentile depth (its nearest surface, past
     flying pixels), not the crop's median, which is mostly background: the hand's own relief keeps its range and
     the scene behind it saturates at 0.5."""
-    valid = np.isfinite(crop_m) & (crop_m > 0)  # 0, NaN and infinity: no data
+    valid = has_depth(crop_m)
     ref = float(np.percentile(crop_m[valid], 5)) + behind_m if valid.any() else 0.0
     return np.where(valid, np.clip((crop_m - ref) / span_m, -0.5, 0.5), 0.5).astype(np.float32)[None]
 

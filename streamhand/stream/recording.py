@@ -112,10 +112,6 @@ class RecordingInfo:
         return max(self.end_ns - self.start_ns, 0) / 1e9
 
 
-#: the bytes every MCAP file starts with
-MCAP_MAGIC = b"\x89MCAP0\r\n"
-
-
 def _records(path: Path) -> Iterator:
     from mcap.stream_reader import StreamReader
 
@@ -156,8 +152,10 @@ def check_recording(path: str | Path) -> RecordingInfo:
         raise
     except (McapError, EOFError, struct.error, ValueError, KeyError) as e:
         if header is None:
+            from mcap.writer import MCAP0_MAGIC
+
             with open(p, "rb") as f:
-                starts = f.read(len(MCAP_MAGIC)) == MCAP_MAGIC
+                starts = f.read(len(MCAP0_MAGIC)) == MCAP0_MAGIC
             raise RecordingError(f"{p}: truncated before its first record" if starts else
                                  f"{p}: not an MCAP file (it does not start as one)") from None  # fmt: skip
         raise RecordingError(f"{p}: truncated or damaged after {info.messages} messages ({type(e).__name__})") from None
