@@ -179,9 +179,10 @@ class RealSenseSource(FrameSource):
         if kind is None:  # never handed to librealsense's parsers: the file is not a recording at all
             raise SourceError(f"{opt}: not a RealSense recording (a .bag or .db3 file from the RealSense Viewer or "
                               "rs.recorder)")  # fmt: skip
-        if (kind == "rosbag2") != (path.suffix == ".db3") or (kind != "rosbag2" and path.suffix != ".bag"):
-            raise SourceError(f"{opt}: a {kind} recording; librealsense reads it only if its name ends in "
-                              f"{'.db3' if kind == 'rosbag2' else '.bag'} (in lower case)")  # fmt: skip
+        suffix = ".db3" if kind == "rosbag2" else ".bag"
+        if path.suffix != suffix:
+            raise SourceError(f"{opt}: a {kind} recording; librealsense reads it only if its name ends in {suffix} "
+                              "(in lower case)")  # fmt: skip
         rs = import_rs("--realsense-file")
         try:  # what the file holds, on a look of its own: the playing starts at the first read (none missed)
             probe = rs.config()
