@@ -70,10 +70,16 @@ def crash_log(exc: BaseException, command: str) -> Path | None:
     return path
 
 
+def first_line(exc: BaseException, default: str = "") -> str:
+    """The first line of what ``exc`` says (``default`` where it says nothing)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else default
+
+
 def unexpected(exc: BaseException, command: str) -> str:
     """The one line for a failure no check foresaw; the traceback goes to a log file."""
     path = crash_log(exc, command)
-    what = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    what = first_line(exc)
     where = (f"the traceback is in {path}" if path else
              f"the traceback could not be written into {cache_dir('logs')}: point STREAMHAND_CACHE at a writable "
              "folder to keep it")  # fmt: skip

@@ -16,7 +16,7 @@ CARD_FIGURES = {"EPE mean (mm)": "epe_mean_mm", "EPE median (mm)": "epe_median_m
 
 
 #: optional packages imported only where used: installed is not enough (pyrealsense2 needs libusb-1.0, TensorRT CUDA)
-IMPORT_CHECKED = {"pyrealsense2": "pyrealsense2", "tensorrt": "tensorrt"}
+IMPORT_CHECKED = ("pyrealsense2", "tensorrt")
 
 
 def _version(pkg: str) -> str:
@@ -24,14 +24,15 @@ def _version(pkg: str) -> str:
         version = md.version(pkg)
     except md.PackageNotFoundError:
         return "not installed"
-    if pkg in IMPORT_CHECKED:
+    if pkg in IMPORT_CHECKED:  # each imports under its package's name
         import importlib
 
+        from streamhand.errors import first_line
+
         try:
-            importlib.import_module(IMPORT_CHECKED[pkg])
+            importlib.import_module(pkg)
         except Exception as e:  # ImportError, or a native library's OSError: installed, but not usable here
-            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            return f"{version} (does not import: {why[:100]})"
+            return f"{version} (does not import: {first_line(e, type(e).__name__)[:100]})"
     return version
 
 
