@@ -210,7 +210,9 @@ class RealSenseSource(FrameSource):
         self._colour_format = kinds["color"]
         self._align, self._stopped = rs.align(rs.stream.color), rs.playback_status.stopped
         self._last_colour, self._t0, self.duration_s = None, None, float(duration)
-        self._colour_read, self._colour_frames = 0, colour_frames(path, self.fps) if kind == "rosbag2" else None
+        # counted only where every frame is read (paced, frames are dropped as from a camera)
+        counted = kind == "rosbag2" and not self.realtime
+        self._colour_read, self._colour_frames = 0, colour_frames(path, self.fps) if counted else None
         log.info("%s: colour %dx%d %s at %d fps, depth scale %g m, %.1f s; played %s", path.name, self.width,
                  self.height, self._colour_format, self.fps, self.depth_scale, duration,
                  "at its recorded rate" if self.realtime else "as fast as it is read")  # fmt: skip
@@ -236,7 +238,7 @@ class RealSenseSource(FrameSource):
         if playback.is_real_time() != self.realtime:  # not the device set above: set it now (frames may be missed)
             log.warning("%s: the playback started at the wrong pace; frames at its start may be missed", self.file)
             playback.set_real_time(self.realtime)
-        self._pipeline, self._playback, self._started = pipe, playback, time.monotonic()
+        self._pipeline, self._playback = pipe, playback
 
     def read(self) -> Frame | None:
         if self.file is not None:
@@ -303,9 +305,8 @@ class RealSenseSource(FrameSource):
         """At the end of a playback read frame by frame: a warning where it handed on fewer colour frames than the
         recording holds beside its depth (librealsense stops at a frame it cannot read, and says so only in its own
         log): what is left of the recording was not played."""
-        if self.realtime or self._colour_frames is None:  # paced, frames are dropped as from a camera
-            return
-        if self._colour_read < self._colour_frames - 1:  # one frame at either end may find no depth
+        # one colour frame at either end may find no depth to be paired with
+        if self._colour_frames is not None and self._colour_read < self._colour_frames - 1:
             log.warning("%s: the playback handed on %d of the %d colour frames the recording holds beside its depth: "
                         "librealsense skips a colour frame it cannot pair with depth, and stops at a frame it cannot "
                         "read (a damaged recording; its own log says which)", self.file, self._colour_read,
