@@ -98,6 +98,12 @@ def json_finite(v: object) -> object:
     return v
 
 
+def part_path(path: Path) -> Path:
+    """The hidden name a file is written under before it is renamed to ``path``: per process (two writers each rename
+    a whole file), keeping the suffix (OpenCV and Rerun pick a container by it)."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
+
+
 def remove_abandoned(path: Path) -> None:
     """Delete the part files (``NAME.PID.tmp``) that processes no longer alive left beside ``path`` (one killed by
     SIGKILL cannot remove its own); one still being written by a live process stays."""

@@ -18,6 +18,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from streamhand.outputs import part_path
 from streamhand.stream import protocol
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,6 @@ def check_save_path(path: str, option: str, suffixes: dict) -> Path:
     return p
 
 
-def _part(path: Path) -> Path:
-    """The temporary name beside ``path`` (keeping the suffix: OpenCV picks a container by it)."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")  # two runs: each renames a whole file
-
-
 def csv_header() -> list[str]:
     cols = ["frame_id", "t_capture", "t_capture_unix", "track_id", "handedness", "handedness_score", "score",
             "root_source"]  # fmt: skip
@@ -80,7 +76,7 @@ class PoseFile:
 
             self._rec = McapRecorder(self.path, source=source)
         else:
-            self._tmp = _part(self.path)
+            self._tmp = part_path(self.path)
             self._file = open(self._tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed in close())
             if self.kind == ".csv":
                 self._csv = csv.writer(self._file)
@@ -128,7 +124,7 @@ class OverlayVideo:
     def __init__(self, path: str | Path, fps: float):
         self.path = check_save_path(str(path), "--save-video", VIDEO_SUFFIXES)
         self.fps = fps if fps and np.isfinite(fps) and fps > 0 else 30.0
-        self._tmp = _part(self.path)
+        self._tmp = part_path(self.path)
         self._writer = None
         self.frames = 0
         self.closed = False

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from streamhand.outputs import part_path
 from streamhand.skeleton import FINGER_CHAINS
 from streamhand.stream import protocol
 from streamhand.stream.schema import FrameFields, FrameMsg, HandPoseMsg, LogMsg, StatusMsg
@@ -206,7 +207,7 @@ class RerunLog(StreamSink):
         bp = _blueprint()
         if save is not None:
             final = Path(save)
-            part = final.with_name(f".{final.stem}.{os.getpid()}.part{final.suffix}")  # per process, as --save's
+            part = part_path(final)
             rec.save(part, default_blueprint=bp)
             out = cls(rr, rec, str(final), part, final)
         else:
