@@ -445,6 +445,40 @@ def test_a_hands_judgement_reads_this_frames_handedness_score_not_its_tracks():
     np.testing.assert_allclose(stds[3], stds[1], rtol=1e-6)
 
 
+def test_a_hand_lifted_against_this_frames_label_is_judged_doubtful():
+    """A track keeps its label through the detector's slips, and the hand is lifted with it; on a frame where the
+    detector says, sure of it, that this is the other hand, the hand may be lifted mirrored (a left hand that took
+    a right hand's place), so the error model reads the detector's doubt about the label the hand was lifted with:
+    the quality rises and the confidence falls (real lifter, linker and error model)."""
+    from streamhand import HandTracker
+    from streamhand.capture.base import Frame
+    from streamhand.detect import Detection, TrackLinker
+    from streamhand.geometry import Intrinsics
+    from streamhand.run.place_step import PlaceStep
+    from streamhand.run.work import DetectStep, InferStep, Work
+    from streamhand.runtime_config import SmoothConfig
+
+    cam = _hand(0.5)
+    labels = ["right"] * 6 + ["left"]
+    k = Intrinsics(640, 480, *K)
+    with HandTracker() as t:
+        step = DetectStep(None, TrackLinker(link=True), t.lifter, t.modalities, 2, 0.25)
+        infer = InferStep(t.lifter, t.modalities)
+        place = PlaceStep(SmoothConfig(enabled=False), t.lifter.backend.error_model)
+        hands = []
+        for i, label in enumerate(labels):
+            step.detector = lambda rgb, label=label: [Detection(_project(cam), np.zeros(21), cam - cam.mean(0),
+                                                                label, 0.95, 0.97)]  # fmt: skip
+            w = Work(Frame(i, float(i), float(i), np.zeros((480, 640, 3), np.uint8), k, "test"))
+            step(w)
+            infer(w)
+            (hand,) = place(w)
+            hands.append(hand)
+    assert hands[-1].detection.handedness == "right"  # the track's label holds ...
+    assert w.frame_handedness_scores == [pytest.approx(0.05)]  # ... against the detector's 0.95 for "left"
+    assert hands[-1].quality > 1.05 * hands[-2].quality and hands[-1].confidence < hands[-2].confidence
+
+
 def test_fit_error_model_reads_the_evidence_a_run_judges():
     """``fit-error-model``'s closed loop and a run's placing step read the same evidence from the same hands, so the
     error model is fitted on what it will judge (the shipped lifter and error model; the placing step unsmoothed)."""

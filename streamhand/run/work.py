@@ -25,7 +25,8 @@ class Work:
     detections: list[Detection] = field(default_factory=list)
     track_ids: list[int] = field(default_factory=list)
     ended: list[int] = field(default_factory=list)
-    #: the detector's own handedness score of each detection in this frame (the detections carry their track's)
+    #: the detector's probability, in this frame, of the label each hand is lifted with (its track's: the detector's
+    #: own score where they agree, one minus it where they do not); the detections carry their track's score
     frame_handedness_scores: list[float] = field(default_factory=list)
     images: dict[str, np.ndarray] = field(default_factory=dict)
     lift: LiftResult | None = None
@@ -47,9 +48,12 @@ class DetectStep:
         if self.restamp:
             w.frame = w.frame.arrived()
         dets = self.detector(w.frame.rgb)[: self.max_hands]
-        w.frame_handedness_scores = [float(d.handedness_score) for d in dets]
-        upd = self.tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets],
-                                  w.frame_handedness_scores)  # fmt: skip
+        said = [float(d.handedness_score) for d in dets]
+        upd = self.tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets], said)
+        # what the error model reads as the label's doubt: a hand lifted with its track's label while this frame's
+        # detector says the other hand may be lifted mirrored
+        w.frame_handedness_scores = [s if d.handedness == h else 1.0 - s for d, h, s in
+                                     zip(dets, upd.handedness, said)]  # fmt: skip
         # the track's handedness, not this frame's: it picks the lifter's mirroring and the hand's topic
         dets = [replace(d, handedness=h, handedness_score=s) for d, h, s in
                 zip(dets, upd.handedness, upd.handedness_score)]  # fmt: skip
