@@ -120,14 +120,16 @@ def test_mediapipe_pairs_keep_every_reading_of_each_hand_found():
     assert np.ptp(got["landmarks_z"], axis=1).min() > 1.0  # and varies along the hand (pixels)
 
 
-def _det(landmarks, score):
+def _det(landmarks, score, label="right"):
     from streamhand.detect.mediapipe_hands import Detection
 
-    return Detection(np.asarray(landmarks, float), np.zeros(21), np.zeros((21, 3)), "right", score, score)
+    return Detection(np.asarray(landmarks, float), np.zeros(21), np.zeros((21, 3)), label, score, score)
 
 
 _X = np.array([1.0, 0.0])
 _HAND = np.stack([np.linspace(100, 180, 21), 200 + 40 * np.sin(np.linspace(0, 3, 21))], 1)  # ~80 px across
+#: the same box, another pose: its landmarks turned upside down within it, 0.30 of the hand's size from the hand's
+_POSED = _HAND * [1, -1] + [0, 2 * (_HAND[:, 1].min() + _HAND[:, 1].max()) / 2]
 
 
 @pytest.mark.parametrize(
@@ -140,11 +142,14 @@ _HAND = np.stack([np.linspace(100, 180, 21), 200 + 40 * np.sin(np.linspace(0, 3,
         ([(_HAND + 14, 0.8)], [0.9, 0.8]),  # 20 px: over a fifth, two hands
         ([(_HAND + _X * 200, 0.8)], [0.9, 0.8]),  # another hand beside it: two
         ([(_HAND[::-1], 0.8)], [0.9, 0.8]),  # a hand over the same box, landmarks reversed (clasped): two
+        ([(_POSED, 0.8, "right")], [0.9]),  # within its box, of its label, 0.30 of its size off: a stale copy, one
+        ([(_POSED, 0.8, "left")], [0.9, 0.8]),  # ... the other hand there (clasped): two
+        ([(_POSED + _X * 20, 0.8, "right")], [0.9, 0.8]),  # a quarter of its box outside it: two
         ([(_HAND + 2, 0.8), (_HAND + _X * 300, 0.7), (_HAND + _X * 300 + 1, 0.75)], [0.9, 0.75]),  # two pairs
     ],
 )
 def test_duplicate_detections_of_one_hand_are_merged(others, kept):
     from streamhand.detect.dedup import merge_duplicates
 
-    dets = [_det(_HAND, 0.9)] + [_det(lm, s) for lm, s in others]
+    dets = [_det(_HAND, 0.9)] + [_det(*other) for other in others]
     assert [d.score for d in merge_duplicates(dets)] == kept
