@@ -75,6 +75,15 @@ def test_linker_publishes_the_tracks_handedness_and_counts_switches():
     assert 26 < first_left < 45 and linker.overruled == 1 + (first_left - 26)
 
 
+def test_linker_keeps_a_hand_through_frames_of_other_sizes():
+    """The same scene at 640, 320 and 960 pixels across in turn (an image folder of several sizes, a camera that
+    changes its resolution): the hand keeps its track, and so its smoothing; matched in pixels, it took two ids."""
+    hand = np.full((21, 2), 400.0) + 3.0 * np.arange(21)[:, None]
+    linker = TrackLinker()
+    ids = [linker.update([hand * w / 640], ["right"], [0.95], w).ids[0] for w in [640, 320, 960] * 4]
+    assert ids == [1] * 12 and linker.active == [1]
+
+
 def test_linker_without_scores_and_unlinked_stills():
     a = np.full((21, 2), 100.0) + np.arange(21)[:, None]
     single = TrackLinker(link=False)

@@ -119,12 +119,15 @@ class TrackLinker:
     def active(self) -> list[int]:
         return [t.track_id for t in self._tracks]
 
-    def update(self, landmarks: list[np.ndarray], handedness: list[str],
-               scores: list[float] | None = None) -> TrackUpdate:  # fmt: skip
-        """Match this frame's hands to tracks; ``scores`` are the detector's handedness scores (1.0 if not given)."""
+    def update(self, landmarks: list[np.ndarray], handedness: list[str], scores: list[float] | None = None,
+               width: int | None = None) -> TrackUpdate:  # fmt: skip
+        """Match this frame's hands to tracks; ``scores`` are the detector's handedness scores (1.0 if not given);
+        ``width`` the frame's width in pixels: hands are matched in units of it, so that a frame of another size (a
+        camera that changes its resolution, an image folder of several sizes) keeps its hands' tracks."""
         scores = list(scores) if scores is not None else [1.0] * len(landmarks)
-        centres = [np.asarray(lm, dtype=np.float64).mean(0) for lm in landmarks]
-        sizes = [max(float(np.ptp(np.asarray(lm), axis=0).max()), 1.0) for lm in landmarks]
+        unit = 1.0 / width if width else 1.0
+        centres = [np.asarray(lm, dtype=np.float64).mean(0) * unit for lm in landmarks]
+        sizes = [max(float(np.ptp(np.asarray(lm), axis=0).max()), 1.0) * unit for lm in landmarks]
         ended: list[int] = []
         if not self.link:  # each frame on its own: the previous frame's hands are gone
             ended = [t.track_id for t in self._tracks]

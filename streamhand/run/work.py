@@ -49,7 +49,8 @@ class DetectStep:
             w.frame = w.frame.arrived()
         dets = self.detector(w.frame.rgb)[: self.max_hands]
         said = [float(d.handedness_score) for d in dets]
-        upd = self.tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets], said)
+        upd = self.tracker.update([d.landmarks_px for d in dets], [d.handedness for d in dets], said,
+                                  w.frame.rgb.shape[1])  # fmt: skip
         # what the error model reads as the label's doubt: a hand lifted with its track's label while this frame's
         # detector says the other hand may be lifted mirrored
         w.frame_handedness_scores = [s if d.handedness == h else 1.0 - s for d, h, s in
