@@ -145,7 +145,7 @@ def test_a_run_that_processes_no_frame_says_why(tmp_path, caplog):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "done: no frame processed (0 read, 1 skipped as unreadable or too small: see the log)" in r.stderr
     assert "nan" not in r.stderr
-    assert any("skipping a frame under 16 pixels across" in m for m in caplog.messages + r.stderr.splitlines())
+    assert any("a.png: 8x8, under 16 pixels across" in m for m in caplog.messages + r.stderr.splitlines())
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ the demo clip, and a live source that is lost and comes back."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -50,6 +51,23 @@ def test_video_source_reads_all_frames_paced(tmp_path, frames):
     assert [f.t_media for f in got] == [i / 20.0 for i in range(len(rgbs))]  # the file's own clock
 
 
+@pytest.mark.parametrize(("written", "timed", "warned"), [(0.5, 0.5, False), (240.0, 240.0, False),
+                                                        (1000.0, 30.0, True)])  # fmt: skip
+def test_a_videos_clock_is_its_header_rate_within_reason(tmp_path, frames, caplog, written, timed, warned):
+    """A time-lapse at half a frame a second keeps its clock; a rate above any camera's (WebM's 1000, its clock's)
+    is taken as 30, and said."""
+    p = tmp_path / "clip.mp4"
+    _write_mp4(p, frames[0][:3], fps=written)
+    src = VideoSource(p, realtime=False)
+    with caplog.at_level(logging.WARNING, logger="streamhand.capture.files"):
+        src.open()
+    got = [src.read() for _ in range(3)]
+    src.close()
+    assert src.fps == pytest.approx(timed, rel=1e-3)
+    assert [f.t_media for f in got] == pytest.approx([i / timed for i in range(3)], rel=1e-3)
+    assert ("timed as 30 frames a second" in caplog.text) is warned
+
+
 def test_video_source_mirror_and_fast(tmp_path, frames):
     p = tmp_path / "clip.mp4"
     _write_mp4(p, frames[0])
@@ -60,18 +78,38 @@ def test_video_source_mirror_and_fast(tmp_path, frames):
     np.testing.assert_array_equal(fa.rgb[:, ::-1], fb.rgb)
 
 
-def test_image_source_skips_and_counts_corrupt_files(tmp_path, frames):
+def test_image_sequences_keep_their_own_clock_however_fast_they_are_read(tmp_path, frames):
+    """Tracked images are smoothed by ``t_media``: one frame every 1 / --fps (30 a second unless told), not the
+    time each was read, so two runs of one folder give the same poses; the factory passes --fps as the rate also
+    when the images are read as fast as they go."""
+    from streamhand.capture.factory import make_source
+    from streamhand.runtime_config import SourceConfig
+
+    for i, f in enumerate(frames[0][:3]):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    for kwargs, rate in [({}, 30.0), ({"fps": 5.0}, 5.0)]:
+        src = make_source(SourceConfig(kind="images", images=str(tmp_path), realtime=False, **kwargs))
+        src.open()
+        got = [src.read() for _ in range(3)]
+        src.close()
+        assert [f.t_media for f in got] == [i / rate for i in range(3)]
+
+
+def test_image_source_skips_and_counts_corrupt_files(tmp_path, frames, caplog):
     rgbs = frames[0]
     for i, f in enumerate(rgbs[:3]):
         cv2.imwrite(str(tmp_path / f"{i:03d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
     (tmp_path / "001b.png").write_bytes(b"not an image")
+    cv2.imwrite(str(tmp_path / "001c.png"), np.zeros((8, 8, 3), np.uint8))  # no frame: skipped, named, no index
     (tmp_path / "notes.txt").write_text("ignored")
     src = ImageSource(tmp_path)
     src.open()
     got = []
-    while (f := src.read()) is not None:
-        got.append(f)
-    assert len(got) == 3 and src.corrupt_frames == 1
+    with caplog.at_level(logging.WARNING, logger="streamhand.capture.files"):
+        while (f := src.read()) is not None:
+            got.append(f)
+    assert len(got) == 3 and src.corrupt_frames == 2 and [f.index for f in got] == [0, 1, 2]
+    assert "001c.png: 8x8, under 16 pixels across" in caplog.text
     np.testing.assert_array_equal(got[0].rgb, rgbs[0])
     glob_src = ImageSource(str(tmp_path / "00[02].png"))
     glob_src.open()

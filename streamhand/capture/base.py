@@ -10,6 +10,9 @@ import numpy as np
 
 from streamhand.geometry import Intrinsics
 
+#: a picture narrower than this (pixels) is no frame to detect a hand in: the pipeline skips it, from any source
+MIN_SIDE = 16
+
 
 class SourceError(RuntimeError):
     """A source that cannot be opened or read (the message is one line for the user)."""

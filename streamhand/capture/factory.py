@@ -37,7 +37,8 @@ def make_source(cfg: SourceConfig) -> FrameSource:
     if cfg.kind == "images":
         from streamhand.capture.files import ImageSource
 
-        return ImageSource(cfg.images or "", cfg.fps if cfg.realtime else None, cfg.fov_deg, override, cfg.mirror)
+        return ImageSource(cfg.images or "", cfg.fps if cfg.realtime else None, cfg.fov_deg, override, cfg.mirror,
+                           rate=cfg.fps)  # fmt: skip
     if cfg.kind == "realsense":
         from streamhand.capture.realsense import RealSenseSource
 

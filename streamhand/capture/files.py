@@ -2,22 +2,27 @@
 
 A still-image set is not a live camera: every image is processed exactly once, also when paced with
 ``fps`` (pacing waits between images, nothing is dropped), and by default each image is detected on its
-own (no tracking across images).
+own (no tracking across images). Tracked (``--tracking on``), the images are smoothed on their own clock, one
+frame every 1 / ``--fps`` (30 a second unless told), so a set gives the same poses however fast it is read.
 """
 
 from __future__ import annotations
 
 import glob
 import logging
+import math
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from streamhand.capture.base import Frame, FrameSource, Pacer, SourceError, now
+from streamhand.capture.base import MIN_SIDE, Frame, FrameSource, Pacer, SourceError, now
 from streamhand.geometry import Intrinsics
 
 log = logging.getLogger(__name__)
+#: the fastest frame rate a video's header is believed (a phone's slow motion); above it (WebM and Matroska files often
+#: say 1000, their clock's), or not a rate, 30 is used, and a warning says so
+MAX_VIDEO_FPS = 240.0
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -70,7 +75,9 @@ class VideoSource(FrameSource):
             raise SourceError(f"cannot read video: {self.path} (not a video, or a codec OpenCV lacks)")
         self._first = first  # the first read() gives it: seeking back loses it (one-frame files, MJPEG streams)
         fps = cap.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if fps and 1 <= fps <= 240 else 30.0
+        self.fps = fps if math.isfinite(fps) and 0.01 <= fps <= MAX_VIDEO_FPS else 30.0
+        if self.fps != fps:
+            log.warning("%s: its frame rate reads %s; timed as 30 frames a second", self.path.name, f"{fps:g}")
         self._pacer = Pacer(self.fps if self.realtime else None)
         h, w = first.shape[:2]
         self._k = default_intrinsics(w, h, self.fov, self.override)
@@ -151,11 +158,14 @@ class ImageSource(FrameSource):
     stills = True
 
     def __init__(self, spec: str | Path, fps: float | None = None, fov_deg: float = 60.0,
-                 intrinsics: Intrinsics | None = None, mirror: bool = False):  # fmt: skip
+                 intrinsics: Intrinsics | None = None, mirror: bool = False, rate: float | None = None):  # fmt: skip
         super().__init__()
         self.spec = str(spec)
         self.fov, self.override, self.mirror = fov_deg, intrinsics, mirror
         self._pacer = Pacer(fps)
+        #: the images' frame rate: their clock (``t_media``, what tracked hands are smoothed by), the same however
+        #: fast they are read (``rate``, else the pace ``fps``, else 30)
+        self.rate = float(rate or fps or 30.0)
         self.paths: list[Path] = []
 
     @property
@@ -201,15 +211,20 @@ class ImageSource(FrameSource):
                 self.corrupt_frames += 1
                 log.warning("skipping unreadable image %s", path)
                 continue
+            h, w = bgr.shape[:2]
+            if min(h, w) < MIN_SIDE:
+                self.corrupt_frames += 1
+                log.warning("skipping %s: %dx%d, under %d pixels across", path, w, h, MIN_SIDE)
+                continue
             self._pacer.wait()
             t, tu = now()
             rgb = to_rgb(bgr, self.mirror)
-            h, w = rgb.shape[:2]
             try:
                 k = default_intrinsics(w, h, self.fov, self.override)
             except SourceError as e:
                 self.corrupt_frames += 1
                 log.warning("skipping %s: %s", path, e)
                 continue
-            return Frame(self._next_index(), t, tu, rgb, k, self.camera_id)
+            i = self._next_index()
+            return Frame(i, t, tu, rgb, k, self.camera_id, t_media=i / self.rate)
         return None

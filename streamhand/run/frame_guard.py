@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 
-from streamhand.capture.base import Frame
+from streamhand.capture.base import MIN_SIDE, Frame
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,10 @@ class FrameGuard:
     def check(self, frame: Frame) -> Frame | None:
         rgb = frame.rgb
         is_rgb = isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8
-        if not is_rgb or min(rgb.shape[:2]) < 16:
+        if not is_rgb or min(rgb.shape[:2]) < MIN_SIDE:
             self.bad_frames += 1
             shape = getattr(rgb, "shape", None)
-            why = "under 16 pixels across" if is_rgb else "that is not an RGB image"
+            why = f"under {MIN_SIDE} pixels across" if is_rgb else "that is not an RGB image"
             log.warning("skipping a frame %s (%s %s)", why, getattr(rgb, "dtype", type(rgb)), shape)
             return None
         h, w = rgb.shape[:2]
