@@ -27,7 +27,8 @@ class CaptureStage:
         self.source, self.frames, self._stop, self.stats, self._out = source, frames, stop, stats, out
         self.read_ahead = read_ahead and out.lossless
         self.guard = FrameGuard(live=source.live)
-        self.state = "starting"  # ok | ended | lost: why | the guard's state (frozen, ...)
+        #: starting | ok | ended (the source ran out) | stopped (--frames, a stop) | lost: why | the guard's (frozen)
+        self.state = "starting"
         self.frames_in = 0
 
     def run(self, hand_on: Callable[[Frame], Any]) -> None:
@@ -56,6 +57,8 @@ class CaptureStage:
             self.stats.add("capture", max(time.monotonic() - frame.t_capture, 0.0))
             if hand_on(frame):
                 self.stats.count("drop_capture")
+        if self.state != "ended" and not self.state.startswith("lost"):
+            self.state = "stopped"  # the run's last status says why no more frames come
 
     def _reconnect(self, e: Exception) -> bool:
         """Reopen a lost source with growing pauses until it answers (True) or the run stops (False)."""

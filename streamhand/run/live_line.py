@@ -34,7 +34,7 @@ def status_text(snap: dict[str, Any], total: int | None) -> str:
         f"e2e {e2e:.0f} ms" if e2e is not None else "e2e -",
     ]
     state = snap.get("source_state", "ok")
-    if state not in ("ok", "starting", "ended"):
+    if state not in ("ok", "starting", "ended", "stopped"):
         parts.append(str(state))
     text = "  ".join(parts)
     if total:

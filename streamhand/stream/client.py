@@ -97,6 +97,10 @@ def _connect(sock: zmq.Socket, endpoint: str, what: str) -> None:
                          f"e.g. tcp://127.0.0.1:{protocol.DEFAULT_PUB_PORT}") from None  # fmt: skip
 
 
+#: a frame id this far below the newest one seen is a restarted run's (its frames count from 0 again)
+_RESTARTED = 1000
+#: the most messages one :meth:`PoseSubscriber.latest` reads (a stream that comes faster than it drains ends it)
+_MOST_DRAINED = 100_000
 #: ``PoseSubscriber(control_timeout=...)`` left out: the control socket is waited for as long as ``timeout`` says
 _AS_TIMEOUT = object()
 
@@ -202,22 +206,27 @@ class PoseSubscriber:
             if deadline is not None and (time.monotonic() >= deadline
                                          or not self._sock.poll(max(int((deadline - time.monotonic()) * 1000), 0))):
                 raise TimeoutError(f"nothing received from {self.address} in {self.timeout} s")
-            parts = self._sock.recv_multipart()
-            try:
-                topic, msg = protocol.decode(parts)
-                seq = msg.get("seq", -1)
-                if isinstance(seq, bool) or not isinstance(seq, int):
-                    raise protocol.MalformedMessage(f"seq {str(seq)[:20]!r} is not an integer")
-            except protocol.MalformedMessage as e:
-                self._skip(e)
-                continue
-            cam = msg.get("camera")
-            key = (topic, str(cam.get("id", ""))[:64] if isinstance(cam, dict) else "")  # per publisher (camera)
-            last = self._last_seq.get(key)
-            gap = max(0, seq - last - 1) if last is not None and seq >= 0 else 0
-            self._last_seq[key] = seq
-            self.gaps += gap
-            return Message(topic, msg, gap, bytes(parts[1]))
+            m = self._decoded(self._sock.recv_multipart())
+            if m is not None:
+                return m
+
+    def _decoded(self, parts: list) -> Message | None:
+        """One received message, its ``seq`` gap counted; None (logged, counted) where it is malformed."""
+        try:
+            topic, msg = protocol.decode(parts)
+            seq = msg.get("seq", -1)
+            if isinstance(seq, bool) or not isinstance(seq, int):
+                raise protocol.MalformedMessage(f"seq {str(seq)[:20]!r} is not an integer")
+        except protocol.MalformedMessage as e:
+            self._skip(e)
+            return None
+        cam = msg.get("camera")
+        key = (topic, str(cam.get("id", ""))[:64] if isinstance(cam, dict) else "")  # per publisher (camera)
+        last = self._last_seq.get(key)
+        gap = max(0, seq - last - 1) if last is not None and seq >= 0 else 0
+        self._last_seq[key] = seq
+        self.gaps += gap
+        return Message(topic, msg, gap, bytes(parts[1]))
 
     def _skip(self, why: Exception) -> None:
         self.malformed += 1
@@ -242,6 +251,46 @@ class PoseSubscriber:
                         yield HandPose.from_struct(msg, m.gap, raw=m.data)
                         break
                     self._skip(protocol.MalformedMessage("; ".join(problems[:3])))
+
+    def latest(self, wait: float | None = 0.0) -> list[HandPose]:
+        """The hands of the newest frame of each camera among the poses that have arrived since the last call, the
+        queue drained: a consumer slower than the stream (a control loop at 10 Hz) gets the present, not a backlog
+        that ZeroMQ's and the system's buffers keep for it (iterating reads every message in order, seconds late
+        once it falls behind). Waits up to ``wait`` seconds (None: for ever) for a first pose where none has
+        arrived; an empty list when none came by then. The hands of one frame are sent together, so a frame is
+        rarely caught half-sent; ``gap`` counts every pose message missed on the way, drained ones not included."""
+        deadline = None if wait is None else time.monotonic() + wait
+        newest: dict[str, tuple[int, list[Message]]] = {}  # camera id -> (frame_id, its pose messages)
+        for _ in range(_MOST_DRAINED):
+            if not self._sock.poll(0):  # the queue is drained
+                if newest:
+                    break
+                left = None if deadline is None else deadline - time.monotonic()
+                if (left is not None and left <= 0) or not self._sock.poll(-1 if left is None else int(left * 1e3) + 1):
+                    return []
+                continue
+            m = self._decoded(self._sock.recv_multipart())
+            if m is None or not m.topic.startswith(protocol.TOPIC_POSE + "."):
+                continue
+            cam, frame = m.data.get("camera"), m.data.get("frame_id")
+            key = str(cam.get("id", "")) if isinstance(cam, dict) else ""
+            if isinstance(frame, bool) or not isinstance(frame, int):
+                self._skip(protocol.MalformedMessage(f"frame_id {str(frame)[:20]!r} is not an integer"))
+                continue
+            have = newest.get(key)
+            if have is None or frame > have[0] or frame < have[0] - _RESTARTED:  # a restarted run counts from 0
+                newest[key] = (frame, [m])
+            elif frame == have[0]:
+                have[1].append(m)
+        out = []
+        for _frame, messages in newest.values():
+            for m in messages:
+                msg, problems = protocol.parse(m.topic, m.data)
+                if isinstance(msg, HandPoseMsg):
+                    out.append(HandPose.from_struct(msg, m.gap, raw=m.data))
+                else:
+                    self._skip(protocol.MalformedMessage("; ".join(problems[:3])))
+        return out
 
     def close(self) -> None:
         self._sock.close(0)

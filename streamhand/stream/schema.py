@@ -68,8 +68,10 @@ class Camera(Struct, kw_only=True):
     # a name; numbers are accepted too, as the validation before this schema did (it checked only presence)
     id: Annotated[str | int, _doc(
         "camera id: `--camera-id`, else the source's: `camera:0`, `video:NAME`, `images:FOLDER`, `realsense:SERIAL`, "
-        "`demo` (one per source: tells cameras apart)")]  # fmt: skip
-    width: Annotated[int, _doc("image width, pixels (0 on a status before the first frame)")]
+        "`demo` (one per source: tells cameras apart); streamhand always sends a string (`--camera-id 7`: `\"7\"`), "
+        "a number from another sender is accepted")]  # fmt: skip
+    width: Annotated[int, _doc("image width, pixels (on a status before the first frame 0, as are the other fields "
+                               "but `id`)")]
     height: Annotated[int, _doc("image height, pixels")]
     fx: Annotated[float, _doc("focal length along x, pixels")]
     fy: Annotated[float, _doc("focal length along y, pixels")]
@@ -89,14 +91,17 @@ class Envelope(Struct, kw_only=True):
     topic: Annotated[str, _doc("the topic this map was published on, again")]
     schema: Annotated[int, _doc(f"schema version ({SCHEMA})")] = SCHEMA
     seq: Annotated[int, _doc("per topic and publisher, counting up by one from 0: a gap means missed messages")] = -1
-    t_publish: Annotated[float, _doc("seconds, the publisher's monotonic clock when it sent this")] = -1.0
+    t_publish: Annotated[float, _doc("seconds, the publisher's monotonic clock (`t_capture`'s) when it sent this")] = (
+        -1.0)
 
 
 class FrameFields(Envelope, kw_only=True):
     """The envelope and the frame a message describes (every topic but ``log.*``)."""
 
     frame_id: Annotated[int, _doc("the source's frame index (-1 on a status before the first frame)")]
-    t_capture: Annotated[float, _doc("seconds, monotonic clock at capture (the control socket's `t` reads it)")]
+    t_capture: Annotated[float, _doc(
+        "seconds, monotonic clock at capture (Python's `time.monotonic`: CLOCK_MONOTONIC on Linux; the control "
+        "socket's `t` reads it, so its age is `t` minus this)")]  # fmt: skip
     t_capture_unix: Annotated[float, _doc("seconds since the Unix epoch at capture (wall clock)")]
     camera: Annotated[Camera, _doc("the camera: id and intrinsics")]
 
@@ -120,15 +125,19 @@ class HandPoseMsg(FrameFields, kw_only=True):
     units: Annotated[Literal["m"], _doc("unit of the 3D fields: metres")]
     joints_cam: Annotated[Joints3D, _doc("21×3 joints, metres, camera frame (OpenCV: x right, y down, z forward)")]
     joints_rel: Annotated[Joints3D, _doc("21×3 joints relative to the wrist (`joints_cam - joints_cam[0]`), metres")]
-    joints_2d: Annotated[Joints2D, _doc("21×2 detected landmarks, pixels (x right, y down)")]
+    joints_2d: Annotated[Joints2D, _doc(
+        "21×2 detected landmarks, pixels (x right, y down): MediaPipe's; `joints_cam` projects near them, not onto "
+        "them (each joint is pulled 0.3 of the way toward its landmark's ray)")]  # fmt: skip
     joint_std: Annotated[PerJoint, _doc(
-        "21 per-joint uncertainties, metres: the expected error of each wrist-relative joint")]  # fmt: skip
+        "21 per-joint uncertainties, metres: the expected error of each wrist-relative joint (the wrist's is 0, the "
+        "origin of `joints_rel`: floor it before weighing by 1/σ²)")]  # fmt: skip
     root_source: Annotated[Literal["depth", "estimate"], _doc(
         "where the wrist's distance came from: the depth image, or estimated from the hand's size")]  # fmt: skip
     modalities: Annotated[list[str], _doc('the model\'s inputs (encoders) used, e.g. `["2d"]`')]
     model: Annotated[str, _doc("id of the model that lifted the hand to 3D")]
     latency_ms: Annotated[dict[str, float], _doc(
-        "milliseconds per stage (`detect`, `infer`, `place`, ...) and `total` (capture to this message)")]  # fmt: skip
+        "milliseconds of this frame: `detect`, `infer`, `place` (each stage) and `total` (capture to this "
+        "message)")]  # fmt: skip
     quality: Annotated[float | None, _doc(
         "the expected mean joint error of `joints_rel`, metres: the model's error model, or the mean of `joint_std` "
         "for a model without one")] = None  # fmt: skip
@@ -156,7 +165,8 @@ class FrameMsg(FrameFields, kw_only=True):
 
     hands: Annotated[list[HandSummary], _doc("the hands published for this frame, possibly none")]
     latency_ms: Annotated[dict[str, float], _doc(
-        "milliseconds per stage (`detect`, `infer`, `place`, ...) and `total` (capture to publish)")]  # fmt: skip
+        "milliseconds of this frame: `detect`, `infer`, `place` (each stage) and `total` (capture to "
+        "publish)")]  # fmt: skip
 
 
 class StatusMsg(FrameFields, kw_only=True):
@@ -165,14 +175,20 @@ class StatusMsg(FrameFields, kw_only=True):
 
     uptime_s: Annotated[float, _doc("seconds since the run started")]
     source: Annotated[str, _doc("the frame source's name")]
-    source_state: Annotated[str, _doc("`starting`, `ok`, `ended`, or `lost: ...` / `frozen: ...` with the reason")]
+    source_state: Annotated[str, _doc(
+        "`starting`, `ok`, `lost: ...` / `frozen: ...` with the reason; at the end `ended` (the source ran out) or "
+        "`stopped` (`--frames`, a `stop`, Ctrl-C)")]  # fmt: skip
     frames_in: Annotated[int, _doc("frames read from the source")]
     frames_processed: Annotated[int, _doc("frames through the whole pipeline")]
     fps: Annotated[float, _doc("processed frames per second, frames/s")]
-    drops: Annotated[dict[str, int], _doc("frames dropped per stage (latest-wins hand-offs): stage -> count")]
+    drops: Annotated[dict[str, int], _doc(
+        "frames dropped at latest-wins hand-offs (live sources), by the stage that handed on a newer one: "
+        "`capture`, `detect`, `infer` -> count; the `frame_id`s skipped, while `seq` has no gap")]  # fmt: skip
     corrupt_frames: Annotated[int, _doc("frames skipped as unreadable or malformed")]
     hands_published: Annotated[int, _doc("`hand.pose.*` messages sent")]
-    latency_ms: Annotated[dict[str, float], _doc("median milliseconds per stage: stage -> ms")]
+    latency_ms: Annotated[dict[str, float], _doc(
+        "median milliseconds over the run: `capture`, `detect`, `infer`, `place_publish` and `end_to_end`, each "
+        "once measured (before the first frame at most `capture`)")]  # fmt: skip
     backend: Annotated[str, _doc("the inference backend, model and modalities, in words")]
     backend_reason: Annotated[str, _doc("why that backend was chosen (empty when asked for by name)")]
     detector: Annotated[str, _doc("the hand detector")]
