@@ -300,6 +300,17 @@ def test_source_lost_and_recovered(tiny_checkpoint):
     assert pipe.source_state == "ended"
 
 
+@pytest.mark.parametrize(("frames", "last"), [(None, "ended"), (3, "stopped")])
+def test_the_last_status_says_why_the_stream_ends(tiny_checkpoint, frames, last):
+    """A consumer knows the run is over from its last message: a ``status`` with ``source_state`` ``ended`` (the
+    source ran out) or ``stopped`` (``--frames``, a ``stop``), not ``ok``."""
+    cfg = RunConfig()
+    cfg.frames = frames
+    pipe, rep, states = _run_watching_status(cfg, _Counted(6), tiny_checkpoint, "source_state")
+    assert states[-1] == last and pipe.source_state == last
+    assert rep["frames_in"] == (frames or 6)
+
+
 def test_pipeline_publishes_gap_free_valid_messages(tiny_checkpoint):
     port = free_port()
     pub = Publisher("127.0.0.1", port, None)
