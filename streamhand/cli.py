@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from streamhand import cli_record
-from streamhand.errors import Commands, check_output_or_fail, fail, fail_without_torch
+from streamhand.errors import Commands, check_distinct_or_fail, check_output_or_fail, fail, fail_without_torch
 from streamhand.options import with_options
 from streamhand.outputs import json_finite
 from streamhand.runtime_config import RunConfig, not_one_sample, source_kind_from_settings
@@ -105,6 +105,12 @@ def run(
         raise typer.Exit(_print_config(cfg))
     check_output_or_fail(cfg.report, "--report")
     _check_saves(cfg)
+    src = cfg.source
+    rrd = cfg.rerun if cfg.rerun not in (None, "spawn") else None
+    outputs = [(cfg.save, "--save"), (cfg.save_video, "--save-video"), (cfg.report, "--report"), (rrd, "--rerun")]
+    inputs = [(src.video, "--video"), (src.images, "--images"), (src.realsense_file, "--realsense-file"),
+              (src.intrinsics, "--intrinsics"), (config, "--config"), (cfg.model.path, "--model")]
+    check_distinct_or_fail(outputs, inputs)
     raise typer.Exit(_run(cfg))
 
 

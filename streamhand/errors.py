@@ -55,6 +55,18 @@ def check_output_or_fail(path: str | Path | None, option: str, folder: bool = Fa
         fail(str(e))
 
 
+def check_distinct_or_fail(outputs: list[tuple[str | Path | None, str]],
+                           inputs: list[tuple[str | Path | None, str]] = ()) -> None:  # fmt: skip
+    """One line and exit 2, before any work, where an output would overwrite an input or another output
+    (:func:`streamhand.outputs.check_distinct`)."""
+    from streamhand.outputs import OutputError, check_distinct
+
+    try:
+        check_distinct(outputs, inputs)
+    except OutputError as e:
+        fail(str(e))
+
+
 def crash_log(exc: BaseException, command: str) -> Path | None:
     """Write ``exc``'s traceback (with the command line) to ``<cache>/logs/``; the file, or None if it could not be
     written."""

@@ -75,6 +75,32 @@ def check_output(path: str | Path | None, option: str) -> Path | None:
     return p
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (the same path once resolved, or, both existing, the same inode)."""
+    try:
+        if a.exists() and b.exists():
+            return a.samefile(b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def check_distinct(outputs: Iterable[tuple[str | Path | None, str]],
+                   inputs: Iterable[tuple[str | Path | None, str]] = ()) -> None:  # fmt: skip
+    """:class:`OutputError` where an output (``(path, option)``; None: not given) names a file that an input of the
+    same command reads, or another output writes: the command would overwrite its own input, or one result
+    another, without a word."""
+    outs = [(Path(p), o) for p, o in outputs if p is not None]
+    ins = [(Path(p), o) for p, o in inputs if p is not None]
+    for i, (p, option) in enumerate(outs):
+        for q, other in ins:
+            if _same_file(p, q):
+                raise OutputError(f"{option} {p}: that is the input {other}; write the output elsewhere")
+        for q, other in outs[:i]:
+            if _same_file(p, q):
+                raise OutputError(f"{option} {p}: {other} writes there too; give each its own file")
+
+
 def check_output_dir(path: str | Path, option: str) -> Path:
     """A folder a command will write files into (created if missing): not a file, writable."""
     p = Path(path)

@@ -5,7 +5,10 @@ file behind."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from streamhand.outputs import OutputError, check_output, check_output_dir, write_text_atomic
@@ -82,19 +85,38 @@ def test_a_failed_final_write_removes_its_temporary_file(tmp_path):
         (["bench", "--json", "{dir}"], "--json {dir}: is a folder"),
         (["bench", "--soak", "1", "--json", "{file}/x.json"], "is a file, not a folder"),
         (["keys", "--out", "{file}"], "--out {file}: is a file; give a folder"),
+        # an output that is an input, or another output: the command would overwrite it without a word
+        (["run", "--video", "{dir}/clip.avi", "--save-video", "{dir}/../{dir_name}/clip.avi"],
+         "that is the input --video"),
+        (["run", "--source", "demo", "--config", "{file}.yaml", "--report", "{file}.yaml"],
+         "--report {file}.yaml: that is the input --config"),
+        (["run", "--source", "demo", "--save", "{dir}/p.jsonl", "--report", "{dir}/p.jsonl"],
+         "--report {dir}/p.jsonl: --save writes there too"),
+        (["run", "--source", "demo", "--save", "{dir}/p.mcap", "--rerun", "{dir}/p.mcap"], "--rerun"),
     ],
 )
 def test_commands_check_their_outputs_before_any_work(tmp_path, args, message):
     (tmp_path / "f.txt").write_text("x")
-    subs = {"{dir}": str(tmp_path), "{file}": str(tmp_path / "f.txt")}
-    args = [a.replace("{dir}", subs["{dir}"]).replace("{file}", subs["{file}"]) for a in args]
+    (tmp_path / "f.txt.yaml").write_text("smooth: {enabled: false}\n")
+    video = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))
+    video.write(np.zeros((48, 64, 3), np.uint8))
+    video.release()
+    subs = {"{dir}": str(tmp_path), "{file}": str(tmp_path / "f.txt"), "{dir_name}": tmp_path.name}
+    args = [_filled(a, subs) for a in args]
     if args[0] == "run":
         args += ["--frames", "5", "--no-realtime", "--port", str(free_port()), "--control-port", str(free_port())]
     r = invoke(*args)
     assert r.returncode == 2, r.stderr[-1500:]
     lines = r.stderr.strip().splitlines()
     assert lines == [lines[-1]] and lines[-1].startswith("error: "), r.stderr[-1500:]  # one line, nothing ran
-    assert message.replace("{dir}", subs["{dir}"]).replace("{file}", subs["{file}"]) in lines[-1]
+    assert _filled(message, subs) in lines[-1]
+    assert (tmp_path / "clip.avi").stat().st_size > 0 and (tmp_path / "f.txt.yaml").read_text().startswith("smooth")
+
+
+def _filled(text: str, subs: dict[str, str]) -> str:
+    for k, v in subs.items():
+        text = text.replace(k, v)
+    return text
 
 
 def test_train_eval_checks_its_json_before_evaluating(tmp_path):
@@ -104,6 +126,22 @@ def test_train_eval_checks_its_json_before_evaluating(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         f"error: --json {tmp_path}: is a folder; give a file name, e.g. {tmp_path / 'out.json'}"
     ]
+
+
+@pytest.mark.parametrize("command", [["eval", "--n", "20", "--json"], ["card", "--out"],
+                                     ["synth-report", "--n", "20", "--json"]])  # fmt: skip
+def test_train_commands_do_not_write_over_their_checkpoint(tmp_path, command):
+    import shutil
+
+    from streamhand.model_files import shipped_models
+    from train.__main__ import app as train_app
+
+    ck = Path(shutil.copy(shipped_models()["default"], tmp_path / "m.pt"))
+    size = ck.stat().st_size
+    r = invoke(command[0], "--checkpoint", str(ck), *command[1:], str(ck), app=train_app)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == (
+        f"error: {command[-1]} {ck}: that is the input --checkpoint; write the output elsewhere")
+    assert ck.stat().st_size == size
 
 
 def test_part_files_of_dead_processes_are_swept_and_a_live_ones_kept(tmp_path):

@@ -14,7 +14,7 @@ import typer
 
 from streamhand.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from streamhand.configio import ConfigError, load_yaml
-from streamhand.errors import check_output_or_fail, commands, fail
+from streamhand.errors import check_distinct_or_fail, check_output_or_fail, commands, fail
 
 log = logging.getLogger(__name__)
 app = typer.Typer(cls=commands("python -m train"), add_completion=False, no_args_is_help=True,
@@ -144,6 +144,7 @@ def evaluate(
 
     check_output_or_fail(json_out, "--json")
     _png_or_fail(pck_png, "--pck-png")
+    check_distinct_or_fail([(json_out, "--json"), (pck_png, "--pck-png")], [(checkpoint, "--checkpoint")])
     if data != "synthetic" and data != "frames" and data not in LOADERS:
         fail(f"--data {data!r}: choose synthetic, {', '.join(LOADERS)}, frames")
     if data != "synthetic" and root is None:
@@ -304,6 +305,7 @@ def synth_report_cmd(
 
     check_output_or_fail(json_out, "--json")
     _check_folder(frames, "--frames")
+    check_distinct_or_fail([(json_out, "--json")], [(checkpoint, "--checkpoint")])
     fs = None
     if frames is not None:
         try:
@@ -348,6 +350,7 @@ def hard_hands_cmd(
 
     check_output_or_fail(json_out, "--json")
     _png_or_fail(examples_png, "--examples-png")
+    check_distinct_or_fail([(json_out, "--json"), (examples_png, "--examples-png")], [(checkpoint, "--checkpoint")])
     chosen = tuple(k.strip() for k in kinds.split(",")) if kinds is not None else tuple(KINDS)
     bad = [k for k in chosen if k not in KINDS]
     if bad or not chosen:
@@ -513,6 +516,8 @@ def fit_error_model_cmd(
     check_output_or_fail(cache, "--cache", folder=True)
     check_output_or_fail(json_out, "--json")
     _png_or_fail(reliability_png, "--reliability-png")
+    check_distinct_or_fail([(json_out, "--json"), (reliability_png, "--reliability-png")],
+                           [(checkpoint, "--checkpoint")])  # fmt: skip
 
     def labelled(parts: list[tuple[int, int]]) -> dict[str, np.ndarray]:
         got = [load_or_generate(cache, k, s) for k, s in parts]
@@ -562,6 +567,8 @@ def card(
              "ending in .pt")  # fmt: skip
     check_output_or_fail(out, "--out")
     check_output_or_fail(out.with_suffix(".json"), "--out")
+    check_distinct_or_fail([(out, "--out"), (out.with_suffix(".json"), "--out (its card)")],
+                           [(checkpoint, "--checkpoint"), *((m, "--metrics") for m in metrics)])  # fmt: skip
     _checkpoint_or_fail(checkpoint)
     merged: dict = {}
     for m in metrics:
