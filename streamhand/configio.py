@@ -36,7 +36,8 @@ def format_validation_error(err: ValidationError, cls: type[BaseModel], source: 
             hint = difflib.get_close_matches(str(loc[-1]), _fields_at(cls, loc), n=1)
             msg = f"unknown key '{where}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
         else:
-            msg = f"{where}: {e['msg']}"
+            text = e["msg"].removeprefix("Value error, ")  # a validator's own message says it all
+            msg = text if not loc else f"{where}: {text}"  # a check of the whole file names its keys itself
         parts.append(msg)
     return f"{source}: " + "; ".join(parts)
 

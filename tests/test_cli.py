@@ -151,7 +151,7 @@ def test_precompile_keeps_the_arithmetic_on_disk_or_says_why_not(monkeypatch):
         (["--model", "exported.onnx"], "exported.onnx: an ONNX graph; --model takes the checkpoint (.pt)"),
         (["--hand-size", "3"], "error: --hand-size:"),
         (["--fov", "0"], "error: --fov: Input should be greater than 1"),
-        (["--samples", "1"], "error: --samples: Value error, one posterior sample has no spread"),
+        (["--samples", "1"], "error: --samples: one posterior sample has no spread"),
         (["--modalities", "rgb"], "--modalities rgb: the model has no rgb expert (it reads 2d, world)"),
         (["--modalities", "cloud"], "--modalities cloud: the model has no cloud expert"),
         (["--modalities", "bogus"], "--modalities bogus: choose from 2d, world, rgb, depth, cloud"),

@@ -115,6 +115,15 @@ def test_resume_is_exact(tmp_path, data):
         ("loss:\n  objective: magic\n", "loss.objective"),
         ("- a\n- b\n", "expected a mapping"),
         ("a: [\n", "not valid YAML"),
+        ("loss:\n  weight_3d: .nan\n", "loss.weight_3d: Input should be a finite number"),
+        ("weight_decay: .inf\n", "weight_decay: Input should be a finite number"),
+        ("loss:\n  weight_2d: -5\n", "loss.weight_2d: Input should be greater than or equal to 0"),
+        ("data:\n  depth_range: [-1, 0]\n", "data.depth_range.0: Input should be greater than 0.05"),
+        ("data:\n  depth_range: [0.9, 0.25]\n", "c.yaml: data.depth_range .0.9, 0.25.: the first is the least,"),
+        ("data:\n  width: 0\n", "data.width: Input should be greater than or equal to 64"),
+        ("name: ../../escape\n", "name: String should match pattern"),
+        ("name: ''\n", "name: String should match pattern"),
+        ("model:\n  z_dim: 8\n  hidden: .nan\n", "model.hidden"),
     ],
 )
 def test_config_errors(tmp_path, text, message):
@@ -467,3 +476,20 @@ def test_ctrl_c_during_compare_keeps_the_finished_models_rows(tmp_path, monkeypa
     assert r.returncode == 130, r.stderr
     assert "S1" in r.stdout and "stopped: S2 was interrupted" in r.stderr
     assert [row["name"] for row in json.loads(out.read_text())] == ["S1"]
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_good_checkpoint(tmp_path):
+    """A learning rate that blows the loss up: the run stops at the first step whose loss is not a number (exit 1,
+    one line naming the step and what is kept), instead of training NaN weights to the end and exiting 0."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(SMOKE.read_text().replace("lr: 1.0e-3", "lr: 1.0e+30").replace("steps: 300", "steps: 200")
+                      .replace("checkpoint_every: 300", "checkpoint_every: 1"))  # fmt: skip
+    r = train_cli("fit", "--config", str(recipe), "--out-dir", str(tmp_path / "runs"), "--no-progress")
+    assert r.returncode == 1, r.stderr[-2000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the loss became nan at step ") and "Traceback" not in r.stderr, last
+    step = int(last.split("at step ")[1].split()[0])
+    assert f"the last checkpoint, of step {step - 1}, is kept" in last or step == 1
+    if step > 1:
+        kept = torch.load(tmp_path / "runs" / "smoke" / "last.pt", weights_only=True)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in kept.values() if v.is_floating_point())

@@ -91,6 +91,7 @@ def fit(
 ) -> None:
     """Train a model from a YAML recipe."""
     from train.config import TrainConfig
+    from train.fit import Diverged
     from train.fit import fit as run_fit
 
     overrides = {k: v for k, v in {"steps": steps, "out_dir": out_dir, "seed": seed}.items() if v is not None}
@@ -114,6 +115,8 @@ def fit(
         path = run_fit(cfg, resume=resume, progress=not no_progress)
     except (ValueError, FileNotFoundError) as e:  # a device this machine lacks, a dataset file that is missing
         fail(str(e))
+    except Diverged as e:  # the recipe ran, and went wrong: exit 1
+        fail(str(e), code=1)
     typer.echo(f"checkpoint: {path}")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -10,17 +10,18 @@ from streamhand.models.config import ModelConfig
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN and infinity are no setting
 
 
 class NoiseConfig(_Strict):
     """2D keypoint noise shaped like a hand detector's: proportional to the hand's size in pixels."""
 
-    rel_sigma: tuple[float, float] = (0.008, 0.035)  # per-sample sigma as a fraction of the hand extent
-    hidden_extra: float = 1.5  # occluded joints get this much more noise
-    outlier_prob: float = 0.03  # per joint: a large displacement (a detector's wrong finger)
-    outlier_rel: float = 0.15
-    min_px: float = 0.5
+    #: per-sample sigma as a fraction of the hand extent (the least and the most)
+    rel_sigma: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]] = (0.008, 0.035)
+    hidden_extra: float = Field(1.5, ge=0)  # occluded joints get this much more noise
+    outlier_prob: float = Field(0.03, ge=0, le=1)  # per joint: a large displacement (a detector's wrong finger)
+    outlier_rel: float = Field(0.15, ge=0)
+    min_px: float = Field(0.5, ge=0)
 
 
 class WorldNoiseConfig(_Strict):
@@ -56,9 +57,10 @@ class DataConfig(_Strict):
     #: a published dataset's crop augmentation: "spurr" (shift, rotation +-45 degrees, scale, flips, colour
     #: jitter) or "yang" (Yang et al.: scale 1-1.2, shift +-20 px, rotation +-180 degrees, hue +-0.1)
     augment: Literal["spurr", "yang"] = "spurr"
-    width: int = 640
-    height: int = 480
-    depth_range: tuple[float, float] = (0.25, 0.9)
+    width: int = Field(640, ge=64, le=8192)
+    height: int = Field(480, ge=64, le=8192)
+    #: the nearest and farthest wrist distances sampled, metres
+    depth_range: tuple[Annotated[float, Field(gt=0.05)], Annotated[float, Field(le=20)]] = (0.25, 0.9)
     facing_fraction: float = Field(0.7, ge=0, le=1)
     gesture_fraction: float = Field(0.5, ge=0, le=1)
     chunk: int = Field(16384, ge=64)  # samples generated at once
@@ -94,10 +96,10 @@ class LossConfig(_Strict):
     fused_kl: bool = True  # the fused posteriors' KL to the prior (Yang et al.'s Eq. 4 leaves it out)
     beta: float = Field(1e-3, ge=0)
     warmup_steps: int = Field(2000, ge=0)
-    weight_3d: float = 1.0
-    weight_2d: float = 0.5
-    weight_heatmap: float = 0.01  # Yang et al.'s lambda_heat
-    weight_cloud: float = 1.0  # Yang et al.'s lambda_cloud (Chamfer + Earth Mover's distance)
+    weight_3d: float = Field(1.0, ge=0)
+    weight_2d: float = Field(0.5, ge=0)
+    weight_heatmap: float = Field(0.01, ge=0)  # Yang et al.'s lambda_heat
+    weight_cloud: float = Field(1.0, ge=0)  # Yang et al.'s lambda_cloud (Chamfer + Earth Mover's distance)
     #: 3D reconstruction term: "squared" (Gaussian likelihood, the papers') or "euclidean" (per-joint
     #: distance, the EPE itself: a conditional median rather than a mean where 2D is ambiguous)
     recon_3d: Literal["squared", "euclidean"] = "squared"
@@ -109,13 +111,14 @@ MACHINE_FIELDS = ("device", "workers", "precision")
 
 
 class TrainConfig(_Strict):
-    name: str = "run"
+    #: the run's folder under ``out_dir``: a plain name (letters, digits, ``._-``), not a path
+    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     seed: int = 0
     steps: int = Field(20000, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(1e-4, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "constant"
-    weight_decay: float = 0.0
+    weight_decay: float = Field(0.0, ge=0)
     #: matrix products in bfloat16 (autocast; weights, optimiser and evaluation stay float32): about
     #: twice the steps per second on CPUs with AVX512-BF16 and on GPUs; a CPU without bf16 arithmetic at speed
     #: (AVX2 alone) trains in fp32 instead (train.fit.precision_here)
@@ -148,6 +151,16 @@ class TrainConfig(_Strict):
         self.data.crop_view = m.crop_view
         if self.data.kind != "synthetic" and images and m.crop_view == "turned":
             raise ValueError("turned crops train on renders: a published dataset's crops are Spurr's boxes")
+        return self
+
+    @model_validator(mode="after")
+    def _ranges_in_order(self) -> TrainConfig:
+        for name, (lo, hi) in (
+            ("data.depth_range", self.data.depth_range),
+            ("data.noise.rel_sigma", self.data.noise.rel_sigma),
+        ):
+            if lo > hi:
+                raise ValueError(f"{name} [{lo:g}, {hi:g}]: the first is the least, the second the most")
         return self
 
     @model_validator(mode="after")

@@ -32,6 +32,10 @@ from train.progress import Heartbeat, progress_bar
 log = logging.getLogger(__name__)
 
 
+class Diverged(RuntimeError):
+    """The loss stopped being a number: every later step would only spread it through the weights."""
+
+
 def _lr_at(cfg: TrainConfig, step: int) -> float:
     if cfg.lr_schedule == "cosine":
         return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / cfg.steps, 1.0))))
@@ -324,6 +328,12 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
                 if disc is not None:  # the min-max of DCMLS: the discriminators' step, then the rest's
                     disc(*step_fn.tensors(b))
                 loss, logs = step_fn(b, beta)
+                if not math.isfinite(logs["loss"]):  # before the step: the weights stay as they were
+                    kept = f"the last checkpoint, of step {saved}, is kept" if saved else "no checkpoint was saved"
+                    raise Diverged(
+                        f"the loss became {logs['loss']} at step {step + 1} (learning rate {_lr_at(cfg, step):g}); "
+                        f"{kept}: lower lr, or check the recipe's loss weights"
+                    )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -18,7 +18,7 @@ Target = Literal["3d", "2d", "rgb", "depth", "cloud", "heatmap"]
 class ModelConfig(BaseModel):
     """Which encoders and decoders a :class:`HandPoseModel` has, and their sizes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN and infinity are no setting
 
     z_dim: int = Field(64, ge=2, le=1024)
     hidden: int = Field(512, ge=16, le=4096)
