@@ -54,15 +54,39 @@ def test_run_and_calibration_take_the_same_hand_lengths():
         ("hand_length_m: [", "not a hand calibration"),
         ("other: 1", "not a hand calibration"),
         ("hand_length_m: 3.0", "outside"),
-        ("hand_length_m: abc", "not a hand calibration"),
+        ("hand_length_m: abc", "not a number of metres"),
+        ("hand_length_m: true", "hand_length_m 'True' is not a number of metres"),
+        ("", r"not a hand calibration \(empty\)"),
+        ("- 0.18", r"not a hand calibration \(no hand_length_m\)"),
+        (b"\xff\xfe hand", r"not a hand calibration \(not UTF-8 text\)"),
     ],
 )
 def test_broken_calibration_file_is_one_line(config_dir, text, message):
     config_dir.mkdir(parents=True)
-    (config_dir / "hand.yaml").write_text(text)
+    f = config_dir / "hand.yaml"
+    f.write_bytes(text) if isinstance(text, bytes) else f.write_text(text)
     with pytest.raises(CalibrationError, match=message) as e:
         load_hand_length()
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("in_the_way", ["folder", "file"])
+def test_a_calibration_place_that_is_no_file_is_one_line_not_none(config_dir, in_the_way):
+    """A folder named hand.yaml, or STREAMHAND_CONFIG naming a file: said, not read as "no calibration" (which
+    would place every hand at the average size without a word)."""
+    from tests.helpers import invoke
+
+    if in_the_way == "folder":
+        (config_dir / "hand.yaml").mkdir(parents=True)
+        says = "hand.yaml: a folder, not a calibration file"
+    else:
+        config_dir.parent.mkdir(parents=True, exist_ok=True)
+        config_dir.write_text("hand_length_m: 0.18\n")
+        says = "a file where the calibration's folder should be"
+    with pytest.raises(CalibrationError, match=says):
+        load_hand_length()
+    r = invoke("calibrate-hand", "--show-only", env={"STREAMHAND_CONFIG": str(config_dir)})
+    assert r.returncode == 2 and says in r.stderr.strip().splitlines()[-1], r.stderr[-800:]
 
 
 @pytest.mark.parametrize("bad", [0.05, 0.4, float("nan"), -0.18])

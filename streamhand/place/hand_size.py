@@ -75,15 +75,29 @@ def save_hand_length(m: float, source: str, frames: int = 0, spread_m: float = 0
 def load_hand_length(path: Path | None = None) -> float | None:
     """The calibrated hand length, or None when there is no calibration; a broken file raises one line."""
     p = path or calibration_path()
+    if p.parent.exists() and not p.parent.is_dir():
+        raise CalibrationError(f"{p.parent}: a file where the calibration's folder should be (STREAMHAND_CONFIG "
+                               "names a folder)")  # fmt: skip
+    if p.exists() and not p.is_file():
+        raise CalibrationError(f"{p}: a folder, not a calibration file; remove it, or run `streamhand calibrate-hand`"
+                               " with STREAMHAND_CONFIG set to another folder")  # fmt: skip
     if not p.is_file():
         return None
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise CalibrationError(f"{p}: cannot read the calibration ({e.strerror or type(e).__name__})") from None
+    except UnicodeDecodeError:
+        raise CalibrationError(f"{p}: not a hand calibration (not UTF-8 text); run `streamhand calibrate-hand` "
+                               "again") from None  # fmt: skip
     try:
         data = yaml.safe_load(text)
-        return check_length(float(data["hand_length_m"]))
+        if not isinstance(data, dict) or "hand_length_m" not in data:
+            raise ValueError("empty" if data is None else "no hand_length_m")
+        value = data["hand_length_m"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"hand_length_m {str(value)[:20]!r} is not a number of metres")
+        return check_length(float(value))
     except CalibrationError as e:
         raise CalibrationError(f"{p}: {e}; run `streamhand calibrate-hand` again") from None
     except (yaml.YAMLError, TypeError, KeyError, ValueError) as e:
