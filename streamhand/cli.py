@@ -47,6 +47,7 @@ def _build_config(config: Path | None, overrides: dict) -> RunConfig:
                               "setting)")  # fmt: skip
     except ConfigError as e:
         fail(str(e))
+    _check_source_kind(config, base.get("source"))
     flags = {}
     for dotted, value in overrides.items():
         if isinstance(value, tuple):
@@ -75,6 +76,19 @@ def _build_config(config: Path | None, overrides: dict) -> RunConfig:
                 msg = msg.replace(f"options: {dotted}:", f"{flag}:")
         fail(msg)
     raise AssertionError  # unreachable
+
+
+def _check_source_kind(config: Path | None, source: object) -> None:
+    """A config file whose ``source.kind`` is one source while a setting of another is set (``kind: demo`` and
+    ``video: clip.mp4``, as an edited ``--print-config`` dump has it) is one line, not the other source's setting
+    ignored without a word (``camera: '0'``, every dump's, counts as unset)."""
+    if not isinstance(source, dict) or not source.get("kind"):
+        return
+    for key in ("camera", "video", "images", "realsense_file", "realsense_serial"):
+        named, value = ("realsense" if key.startswith("realsense") else key), source.get(key)
+        if value is not None and named != source["kind"] and not (key == "camera" and str(value) == "0"):
+            fail(f"{config}: source.kind is {source['kind']}, but source.{key} (a {named} setting) is set too; set "
+                 f"kind: {named}, or remove {key}")
 
 
 @app.command()

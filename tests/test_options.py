@@ -16,6 +16,7 @@ from annotated_types import Ge, Gt, Le, Lt
 from streamhand.cli import _build_config
 from streamhand.options import flagged_fields, with_options
 from streamhand.runtime_config import RunConfig
+from tests.conftest import free_port
 from tests.helpers import invoke
 
 FIELDS = list(flagged_fields(RunConfig))
@@ -223,7 +224,7 @@ def test_print_config_gives_back_a_file_that_makes_the_same_settings(tmp_path):
     ("source", "options", "kind"),
     [("realsense_file: r.db3", [], "realsense"), ("video: a.mp4", [], "video"), ("images: d/", [], "images"),
      ("camera: 1", [], "camera"), ("realsense_serial: '123'", [], "realsense"), ("fov_deg: 70", [], "demo"),
-     ("kind: demo\n  video: a.mp4", [], "demo"), ("camera: 1\n  video: a.mp4", ["--source", "camera"], "camera"),
+     ("kind: demo\n  camera: '0'", [], "demo"), ("camera: 1\n  video: a.mp4", ["--source", "camera"], "camera"),
      ("video: a.mp4", ["--camera", "1"], "camera")],
 )  # fmt: skip
 def test_a_files_source_setting_names_its_source_as_its_option_does(tmp_path, source, options, kind):
@@ -233,6 +234,20 @@ def test_a_files_source_setting_names_its_source_as_its_option_does(tmp_path, so
     r = invoke("run", "--config", str(tmp_path / "c.yaml"), *options, "--print-config")
     assert r.returncode == 0, r.stderr
     assert yaml.safe_load(r.stdout)["source"]["kind"] == kind
+
+
+@pytest.mark.parametrize(("source", "says"), [
+    ("kind: demo\n  video: a.mp4", "source.kind is demo, but source.video (a video setting) is set too; set kind: "
+                                    "video, or remove video"),
+    ("kind: video\n  video: a.mp4\n  realsense_file: r.bag", "source.kind is video, but source.realsense_file"),
+    ("kind: images\n  camera: 2", "source.kind is images, but source.camera (a camera setting)"),
+])  # fmt: skip
+def test_a_files_kind_and_another_sources_setting_are_one_line(tmp_path, source, says):
+    """An edited --print-config dump keeps `kind: demo`: a `video:` set beside it ran the demo without a word."""
+    (tmp_path / "c.yaml").write_text(f"source:\n  {source}\n")
+    r = invoke("run", "--config", str(tmp_path / "c.yaml"), "--frames", "1", "--no-realtime", "--port",
+               str(free_port()), "--control-port", str(free_port()))  # fmt: skip
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and says in r.stderr, r.stderr
 
 
 def test_two_sources_settings_without_a_kind_are_one_line(tmp_path):
