@@ -74,6 +74,8 @@ def _build_config(config: Path | None, overrides: dict) -> RunConfig:
         for dotted, flag in flags.items():
             if overrides[dotted][1] is not None and f"options: {dotted}:" in msg:
                 msg = msg.replace(f"options: {dotted}:", f"{flag}:")
+        if msg.startswith("options: "):  # a setting of the file, or one checked with another: say where it came from
+            msg = msg.replace("options: ", f"{config}, with the options: " if config else "", 1)
         fail(msg)
     raise AssertionError  # unreachable
 
@@ -271,7 +273,7 @@ def echo(
     topic: Annotated[list[str] | None, typer.Option(help="topic prefix (repeatable); default: all")] = None,
     count: Annotated[int | None, typer.Option(min=1, help="stop after N messages")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
-    timeout: Annotated[float, typer.Option(min=0, help="give up after this many idle seconds (0: never)")] = 30.0,
+    timeout: cli_record.IdleTimeout = 30.0,
     curve_server_key: Annotated[Path | None, typer.Option(help="CurveZMQ: the server's .key")] = None,
     curve_client_key: Annotated[Path | None, typer.Option(help="CurveZMQ: this client's .key_secret")] = None,
 ) -> None:

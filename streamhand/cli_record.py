@@ -18,6 +18,14 @@ import typer
 from streamhand.errors import check_output_or_fail, fail
 from streamhand.stream import protocol
 
+#: the longest wait a command's --timeout or --duration takes (about 11 days; 0 is "never" where it says so): a longer
+#: one is no wait the clock can hold
+MAX_WAIT_S = 1e6
+#: ``--timeout`` of the commands that wait for messages
+IdleTimeout = Annotated[
+    float, typer.Option(min=0, max=MAX_WAIT_S, help="give up after this many idle seconds (0: never)")
+]
+
 
 def _stop_on_signals(stop: threading.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -29,9 +37,11 @@ def record(
     address: Annotated[str | None, typer.Option(help="PUB endpoint (default tcp://127.0.0.1:5560)")] = None,
     control: Annotated[str | None, typer.Option(help="control endpoint: ask it for the PUB port")] = None,
     topic: Annotated[list[str] | None, typer.Option(help="topic prefix (repeatable); default: all")] = None,
-    duration: Annotated[float | None, typer.Option(min=0.001, help="stop after this many seconds")] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=0.001, max=MAX_WAIT_S, help="stop after this many seconds")
+    ] = None,
     count: Annotated[int | None, typer.Option(min=1, help="stop after N messages")] = None,
-    timeout: Annotated[float, typer.Option(min=0, help="give up after this many idle seconds (0: never)")] = 30.0,
+    timeout: IdleTimeout = 30.0,
     curve_server_key: Annotated[Path | None, typer.Option(help="CurveZMQ: the server's .key")] = None,
     curve_client_key: Annotated[Path | None, typer.Option(help="CurveZMQ: this client's .key_secret")] = None,
 ) -> None:
@@ -105,7 +115,9 @@ def replay(
     bind: Annotated[str, typer.Option(help="address to bind both ports")] = "127.0.0.1",
     speed: Annotated[str, typer.Option(help="1: the recorded pace; N: N times faster; max: as fast as possible")] = "1",
     loop: Annotated[bool, typer.Option("--loop", help="start again at the end, until stopped")] = False,
-    delay: Annotated[float, typer.Option(min=0, help="seconds before the first message (subscribers connect)")] = 1.0,
+    delay: Annotated[
+        float, typer.Option(min=0, max=3600, help="seconds before the first message (subscribers connect)")
+    ] = 1.0,
 ) -> None:
     """Republish a recording: the same bytes on the same topics, at the recorded pace (or faster), with a control
     socket like `run`'s (PUB_PORT, t, stats, stop)."""

@@ -198,7 +198,7 @@ class PublishConfig(_Strict):
     control_port: Annotated[int, Flag("--control-port", "control port")] = Field(
         protocol.DEFAULT_CONTROL_PORT, ge=1, le=65535
     )
-    sndhwm: int = Field(100, ge=1)
+    sndhwm: int = Field(100, ge=1, le=2**31 - 1)  # ZeroMQ's is a C int
     status_hz: float = Field(1.0, gt=0, le=50)
     #: publish by connecting to a ``streamhand proxy`` (``tcp://host:port``) instead of binding ``port``
     connect: Annotated[str | None, Flag("--connect", "publish through a `streamhand proxy` at tcp://HOST:PORT")] = None
@@ -240,12 +240,12 @@ class PublishConfig(_Strict):
     def curve(self) -> tuple[str, str] | None:
         return (self.curve_server_key, self.curve_allowed) if self.curve_server_key and self.curve_allowed else None
 
-    @field_validator("control_port")
-    @classmethod
-    def _distinct(cls, v: int, info) -> int:
-        if info.data.get("port") == v:
-            raise ValueError("control port must differ from the PUB port")
-        return v
+    @model_validator(mode="after")
+    def _distinct(self) -> PublishConfig:
+        if self.port == self.control_port and self.connect is None:  # through a proxy ``port`` is not bound
+            raise ValueError(f"the PUB port (--port) and the control port (--control-port) are both "
+                             f"{self.port}; give them different ports")  # fmt: skip
+        return self
 
 
 class RunConfig(_Strict):

@@ -142,7 +142,9 @@ def test_precompile_keeps_the_arithmetic_on_disk_or_says_why_not(monkeypatch):
         (["--frames", "0"], "--frames: Input should be greater than or equal to 1"),
         (["--port", "70000"], "--port: Input should be less than or equal to 65535"),
         (["--port", "{busy}"], "--port"),
-        (["--port", "5999", "--control-port", "5999"], "control port must differ"),
+        (["--port", "5999", "--control-port", "5999"], "the PUB port (--port) and the control port (--control-port) "
+                                                       "are both 5999; give them different ports"),
+        (["--port", "5561"], "are both 5561"),  # the control port left at its default
         (["--config", "{badkey}"], "did you mean 'detect'"),
         (["--config", "no/such.yaml"], "config file not found"),
         (["--config", "{empty}"], "config file {empty}: is a folder; give a .yaml file"),

@@ -101,7 +101,7 @@ def test_speed(text, value):
     assert parse_speed(text) == value
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "fast", "", "inf", "nan"])
+@pytest.mark.parametrize("text", ["0", "-1", "fast", "", "inf", "nan", "1e-300", "1e300"])
 def test_bad_speed(text):
     with pytest.raises(ValueError, match="--speed"):
         parse_speed(text)
@@ -163,6 +163,11 @@ def test_record_keeps_what_it_received_on_sigterm(tmp_path):
         (["replay", "{tmp}/missing.mcap"], "no such file"),
         (["replay", "{tmp}/good.mcap", "--speed", "zero"], "--speed"),
         (["replay", "{tmp}/good.mcap", "--port", "6100", "--control-port", "6100"], "must differ"),
+        # a wait no clock can hold: one line, not OverflowError
+        (["echo", "--timeout", "inf"], "'--timeout': Input should be less than or equal to 1000000"),
+        (["record", "{tmp}/out.mcap", "--timeout", "1e300"], "'--timeout'"),
+        (["record", "{tmp}/out.mcap", "--duration", "1e300"], "'--duration'"),
+        (["replay", "{tmp}/good.mcap", "--delay", "inf"], "'--delay': Input should be less than or equal to 3600"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, says):

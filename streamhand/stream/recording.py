@@ -182,6 +182,10 @@ def messages(path: str | Path) -> Iterator[tuple[str, bytes, int]]:
             yield topics[rec.channel_id], rec.data, rec.log_time
 
 
+#: the slowest and fastest replay factors (a slower one would wait days between messages: no replay at all)
+SPEED_RANGE = (0.001, 1e6)
+
+
 def parse_speed(text: str) -> float | None:
     """``--speed``: ``max`` (None: as fast as possible) or a factor > 0 (1: the recorded pace)."""
     if text.strip().lower() == "max":
@@ -190,8 +194,8 @@ def parse_speed(text: str) -> float | None:
         v = float(text)
     except ValueError:
         raise ValueError(f"--speed {text!r}: give a factor such as 1 or 4, or max") from None
-    if not v > 0 or v == float("inf"):
-        raise ValueError(f"--speed {text!r}: the factor must be above 0 (or max)")
+    if not SPEED_RANGE[0] <= v <= SPEED_RANGE[1]:
+        raise ValueError(f"--speed {text!r}: the factor must be from {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:g} (or max)")
     return v
 
 
