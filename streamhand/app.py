@@ -184,7 +184,7 @@ def build_run(cfg: RunConfig, publish: bool = True) -> Run:
     """Open everything a run needs, or close what was opened and raise :class:`RunError`. ``publish=False``
     makes a run without sockets (the in-process API)."""
     from streamhand.capture.base import SourceError
-    from streamhand.capture.factory import make_source
+    from streamhand.capture.factory import make_source, unused_settings
     from streamhand.run.pipeline import Pipeline
 
     if cfg.show:
@@ -196,17 +196,8 @@ def build_run(cfg: RunConfig, publish: bool = True) -> Run:
             raise RunError(str(e)) from None
     if cfg.rerun is not None:
         _check_rerun(cfg)
-    src_cfg = cfg.source
-    unused = [o for o, v in (("--mirror", src_cfg.mirror), ("--intrinsics", src_cfg.intrinsics)) if v]
-    if src_cfg.kind == "demo" and unused:
-        log.warning("%s: no effect on the demo, which renders a true view through its own camera", " and ".join(unused))
-    if src_cfg.kind == "realsense":  # a RealSense gives its own intrinsics; a recording, its size and rate too
-        given = (("--intrinsics", src_cfg.intrinsics), ("--width", src_cfg.width), ("--height", src_cfg.height),
-                 ("--fps", src_cfg.fps))  # fmt: skip
-        unused = [o for o, v in given if v is not None and (src_cfg.realsense_file or o == "--intrinsics")]
-        if unused:
-            log.warning("%s: no effect on a RealSense %s, which gives its own", " and ".join(unused),
-                        "recording" if src_cfg.realsense_file else "camera")  # fmt: skip
+    for warning in unused_settings(cfg.source):
+        log.warning(warning)
     model = read_model(cfg)  # a file that is not a model, a port in use: found before the source opens
     run = Run(cfg, None)
     try:

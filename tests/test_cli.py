@@ -335,4 +335,32 @@ def test_options_the_demo_cannot_honour_are_said(tmp_path, caplog):
     r = invoke("run", "--source", "demo", "--mirror", "--intrinsics", str(k), "--frames", "1", "--no-realtime",
                "--port", str(free_port()), "--control-port", str(free_port()))  # fmt: skip
     assert r.returncode == 0, r.stderr[-1500:]
-    assert "--mirror and --intrinsics: no effect on the demo" in caplog.text
+    assert "--mirror: no effect on this demo source (the demo renders a true view" in caplog.text
+    assert "--intrinsics: no effect on this demo source (the demo gives its own camera)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"kind": "video", "video": "v.mp4", "width": 320, "height": 240, "fps": 60},
+         ["--width and --height: no effect on this video source (its frames come at their own size)",
+          "--fps: no effect on this video source (it is timed by its own frame rate)"]),
+        ({"kind": "images", "images": "d", "fps": 5}, []),  # the images' pace and clock
+        ({"kind": "video", "video": "v.mp4", "demo_hands": 1, "demo_seed": 3},
+         ["--demo-hands and --demo-seed: no effect on this video source (only the demo renders hands)"]),
+        ({"kind": "camera", "realtime": False}, ["--no-realtime: no effect on this camera source (a camera delivers "
+                                                 "at its own pace)"]),
+        ({"kind": "camera", "intrinsics": "k.json", "fov_deg": 70}, ["--fov: no effect on this camera source (the "
+                                                                     "camera's intrinsics are given)"]),
+        ({"kind": "camera", "width": 1280, "height": 720, "fps": 60, "mirror": True}, []),
+        ({"kind": "realsense", "realsense_file": "r.bag", "width": 640, "intrinsics": "k.json"},
+         ["--width: no effect on this realsense source (its frames come at their own size)",
+          "--intrinsics: no effect on this realsense source (the realsense gives its own camera)"]),
+        ({"kind": "realsense", "width": 640, "fps": 30}, []),  # a live camera is set to them
+    ],
+)  # fmt: skip
+def test_settings_a_source_does_not_use_are_said(settings, said):
+    from streamhand.capture.factory import unused_settings
+    from streamhand.runtime_config import SourceConfig
+
+    assert unused_settings(SourceConfig(**settings)) == said

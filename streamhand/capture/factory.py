@@ -1,10 +1,42 @@
-"""Build the frame source a :class:`~streamhand.runtime_config.SourceConfig` describes."""
+"""Build the frame source a :class:`~streamhand.runtime_config.SourceConfig` describes, and say which of its
+settings that source does not use (:func:`unused_settings`)."""
 
 from __future__ import annotations
 
 from streamhand.capture.base import FrameSource, SourceError
 from streamhand.geometry import Intrinsics
 from streamhand.runtime_config import SourceConfig
+
+
+def unused_settings(cfg: SourceConfig) -> list[str]:
+    """A warning for each setting given that the chosen source does not use (a setting at its default counts as
+    not given): the options, and why they have no effect."""
+    defaults = SourceConfig()
+    given = {o: v for o, v, default in (
+        ("--width", cfg.width, None), ("--height", cfg.height, None), ("--fps", cfg.fps, None),
+        ("--intrinsics", cfg.intrinsics, None), ("--mirror", cfg.mirror, False),
+        ("--fov", cfg.fov_deg, defaults.fov_deg), ("--no-realtime", not cfg.realtime, False),
+        ("--demo-hands", cfg.demo_hands, defaults.demo_hands), ("--demo-seed", cfg.demo_seed, defaults.demo_seed),
+    ) if v is not None and v != default}  # fmt: skip
+    recording = cfg.kind == "realsense" and cfg.realsense_file
+    why = {  # option -> (the sources it has no effect on, why)
+        "--mirror": (cfg.kind == "demo", "the demo renders a true view through its own camera"),
+        "--intrinsics": (cfg.kind in ("demo", "realsense"), f"the {cfg.kind} gives its own camera"),
+        "--fov": ("--intrinsics" in given or cfg.kind in ("demo", "realsense"), "the camera's intrinsics are given"),
+        "--width": (cfg.kind in ("video", "images") or recording, "its frames come at their own size"),
+        "--height": (cfg.kind in ("video", "images") or recording, "its frames come at their own size"),
+        "--fps": (cfg.kind == "video" or recording, "it is timed by its own frame rate"),
+        "--no-realtime": (cfg.kind == "camera", "a camera delivers at its own pace"),
+        "--demo-hands": (cfg.kind != "demo", "only the demo renders hands"),
+        "--demo-seed": (cfg.kind != "demo", "only the demo renders hands"),
+    }
+    said: dict[str, list[str]] = {}
+    for option in given:
+        unused, reason = why[option]
+        if unused:
+            said.setdefault(reason, []).append(option)
+    return [f"{' and '.join(options)}: no effect on this {cfg.kind} source ({reason})" for reason, options in
+            said.items()]  # fmt: skip
 
 
 def make_source(cfg: SourceConfig) -> FrameSource:
