@@ -1,19 +1,43 @@
-"""Load pydantic models from YAML with one-line errors (unknown keys get a "did you mean" hint)."""
+"""Load pydantic models from YAML with one-line errors (unknown keys get a "did you mean" hint), and the base of every
+settings model (:class:`Settings`: no unknown keys, no NaN or infinity, no true/false for a number)."""
 
 from __future__ import annotations
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(ValueError):
     """A configuration file or value that cannot be used; the message is one line."""
+
+
+def _takes_bool(annotation: Any) -> bool:
+    """Whether a field's type admits true/false (``bool``, or a union or ``Annotated`` holding it)."""
+    return annotation is bool or any(_takes_bool(a) for a in typing.get_args(annotation))
+
+
+class Settings(BaseModel):
+    """A settings model: unknown keys, NaN and infinity refused; true/false only where a setting is a switch (pydantic
+    reads YAML's ``port: true`` as 1 and ``fps: yes`` as 1.0)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_switch_for_a_number(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                field = cls.model_fields.get(key) if isinstance(key, str) else None
+                if isinstance(value, bool) and field is not None and not _takes_bool(field.annotation):
+                    raise ValueError(f"{key}: {str(value).lower()} is an on/off value, which {key} is not")
+        return data
 
 
 def _fields_at(cls: type[BaseModel], loc: tuple) -> list[str]:

@@ -41,12 +41,14 @@ def key(modalities: Iterable[str]) -> str:
 
 
 def parse(text: str | None, option: str = "--modalities") -> list[str] | None:
-    """``"2d, world"`` -> ``["2d", "world"]``; None or blank -> None; an unknown name -> one-line error."""
-    if text is None or not text.strip():
+    """``"2d, world"`` -> ``["2d", "world"]``; None -> None (all the model and source support); blank, or an
+    unknown name -> one-line error (a blank once meant "all" without a word, where an empty list did the same)."""
+    if text is None:
         return None
     names = [m.strip() for m in text.split(",") if m.strip()]
     if not names:
-        raise ModalityError(f"{option} {text!r}: name at least one of {', '.join(INPUTS)}")
+        raise ModalityError(f"{option} {text!r}: name at least one of {', '.join(INPUTS)} (or leave it out for all "
+                            "that the model and source support)")  # fmt: skip
     bad = [m for m in names if m not in INPUTS]
     if bad:
         raise ModalityError(f"{option} {','.join(bad)}: choose from {', '.join(INPUTS)}")

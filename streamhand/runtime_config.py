@@ -9,9 +9,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from streamhand.codec import IMAGE_DEPTH_WEIGHT
+from streamhand.configio import Settings
 from streamhand.modalities import InputModality
 from streamhand.modalities import parse as parse_modalities
 from streamhand.options import Flag
@@ -28,8 +29,8 @@ def not_one_sample(n: int | None) -> int | None:
     return n
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN and infinity are no setting
+class _Strict(Settings):
+    pass
 
 
 class SourceConfig(_Strict):
@@ -166,7 +167,10 @@ class ModelSettings(_Strict):
     @field_validator("modalities", mode="before")
     @classmethod
     def _comma_list(cls, v: object) -> object:
-        """``modalities: 2d,world`` in a YAML file, as the option is written, as well as a list."""
+        """``modalities: 2d,world`` in a YAML file, as the option is written, as well as a list (not an empty one:
+        leaving the key out means all that the model and source support)."""
+        if isinstance(v, list) and not v:
+            parse_modalities("", "modalities")  # says what to do
         return parse_modalities(v, "modalities") if isinstance(v, str) else v
 
     @field_validator("n_samples")

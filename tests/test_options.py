@@ -262,8 +262,11 @@ def test_two_sources_settings_without_a_kind_are_one_line(tmp_path):
     [(b"source:\n  kind: demo\n  kind: camera\n", "at line 3, column 3 (the key 'kind' is written twice)"),
      (b"source: [1, 2\n", "not valid YAML at line 2, column 1 (expected ',' or ']'"),
      (b"source:\n  kind: d\xe9mo\n", "not a UTF-8 text file"),
-     (b"# only a comment\n", "the file sets nothing (streamhand run --print-config shows every setting)")],
-    ids=["key-twice", "unclosed", "latin-1", "empty"],
+     (b"# only a comment\n", "the file sets nothing (streamhand run --print-config shows every setting)"),
+     (b"publish:\n  port: true\n", "c.yaml: publish: port: true is an on/off value, which port is not"),
+     (b"source:\n  fps: yes\n", "source: fps: true is an on/off value"),
+     (b"model:\n  modalities: []\n", "model.modalities: modalities '': name at least one of 2d, world")],
+    ids=["key-twice", "unclosed", "latin-1", "empty", "bool-port", "bool-fps", "no-modalities"],
 )  # fmt: skip
 def test_a_bad_config_file_is_one_line_saying_where(tmp_path, content, says):
     (tmp_path / "c.yaml").write_bytes(content)

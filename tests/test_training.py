@@ -124,11 +124,16 @@ def test_resume_is_exact(tmp_path, data):
         ("name: ../../escape\n", "name: String should match pattern"),
         ("name: ''\n", "name: String should match pattern"),
         ("model:\n  z_dim: 8\n  hidden: .nan\n", "model.hidden"),
+        ("steps: true\n", "steps: true is an on/off value, which steps is not"),
+        ("data:\n  mediapipe_augment: false\n", None),  # a switch takes one
     ],
 )
 def test_config_errors(tmp_path, text, message):
     p = tmp_path / "c.yaml"
     p.write_text(text)
+    if message is None:
+        load_yaml(TrainConfig, p)
+        return
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as e:
         load_yaml(TrainConfig, p)
     assert "\n" not in str(e.value)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from streamhand.configio import Settings
 from streamhand.models.config import ModelConfig
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN and infinity are no setting
+class _Strict(Settings):
+    pass
 
 
 class NoiseConfig(_Strict):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from streamhand.configio import Settings
 from streamhand.modalities import Modality
 
 __all__ = ["Encoder", "Modality", "ModelConfig", "Target", "input_shape"]
@@ -15,10 +16,8 @@ Encoder = Literal["2d", "world", "3d", "rgb", "depth", "cloud", "rgb+cloud"]
 Target = Literal["3d", "2d", "rgb", "depth", "cloud", "heatmap"]
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(Settings):
     """Which encoders and decoders a :class:`HandPoseModel` has, and their sizes."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN and infinity are no setting
 
     z_dim: int = Field(64, ge=2, le=1024)
     hidden: int = Field(512, ge=16, le=4096)
