@@ -51,13 +51,25 @@ def _fields_at(cls: type[BaseModel], loc: tuple) -> list[str]:
     return list(getattr(model, "model_fields", {}).keys())
 
 
+def _all_keys(model: Any, prefix: str = "") -> list[str]:
+    """Every setting's dotted key under ``model`` (``publish.port``, ...)."""
+    keys = []
+    for name, field in getattr(model, "model_fields", {}).items():
+        keys.append(prefix + name)
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            keys += _all_keys(field.annotation, f"{prefix}{name}.")
+    return keys
+
+
 def format_validation_error(err: ValidationError, cls: type[BaseModel], source: str) -> str:
     parts = []
     for e in err.errors():
         loc = tuple(e["loc"])
         where = ".".join(str(p) for p in loc) or "(root)"
         if e["type"] == "extra_forbidden":
-            hint = difflib.get_close_matches(str(loc[-1]), _fields_at(cls, loc), n=1)
+            # the same key in another section first (a top-level ``port:`` is ``publish.port``), else a near name here
+            elsewhere = [k for k in _all_keys(cls) if k.rsplit(".", 1)[-1] == str(loc[-1]) and k != where]
+            hint = elsewhere[:1] or difflib.get_close_matches(str(loc[-1]), _fields_at(cls, loc), n=1)
             msg = f"unknown key '{where}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
         else:
             text = e["msg"].removeprefix("Value error, ")  # a validator's own message says it all
@@ -119,9 +131,10 @@ def load_yaml(cls: type[M], path: str | Path, overrides: dict | None = None, emp
         raise ConfigError(f"{p}: not a UTF-8 text file (a YAML config is text)") from None
     except OSError as e:
         raise ConfigError(f"{p}: cannot read it ({e.strerror or type(e).__name__})") from None
-    data = read_yaml(text, str(p)) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top level")
+    data = read_yaml(text, str(p))
+    data = {} if data is None else data  # an empty file, or one of comments
+    if not isinstance(data, dict):  # ``false``, ``0``, ``[]``: something, but not settings
+        raise ConfigError(f"{p}: expected a mapping at the top level (key: value lines), not {type(data).__name__}")
     given = bool(data)
     if overrides:  # the file is checked as it is first: a flag must not hide a bad value in it
         validate(cls, data, str(p))

@@ -265,8 +265,12 @@ def test_two_sources_settings_without_a_kind_are_one_line(tmp_path):
      (b"# only a comment\n", "the file sets nothing (streamhand run --print-config shows every setting)"),
      (b"publish:\n  port: true\n", "c.yaml: publish: port: true is an on/off value, which port is not"),
      (b"source:\n  fps: yes\n", "source: fps: true is an on/off value"),
-     (b"model:\n  modalities: []\n", "model.modalities: modalities '': name at least one of 2d, world")],
-    ids=["key-twice", "unclosed", "latin-1", "empty", "bool-port", "bool-fps", "no-modalities"],
+     (b"model:\n  modalities: []\n", "model.modalities: modalities '': name at least one of 2d, world"),
+     (b"false\n", "expected a mapping at the top level (key: value lines), not bool"),
+     (b"[]\n", "expected a mapping at the top level (key: value lines), not list"),
+     (b"port: 6000\n", "unknown key 'port' (did you mean 'publish.port'?)")],
+    ids=["key-twice", "unclosed", "latin-1", "empty", "bool-port", "bool-fps", "no-modalities", "false", "empty-list",
+         "port-elsewhere"],
 )  # fmt: skip
 def test_a_bad_config_file_is_one_line_saying_where(tmp_path, content, says):
     (tmp_path / "c.yaml").write_bytes(content)
