@@ -421,7 +421,7 @@ def calibrate_hand(
     realsense: Annotated[bool, typer.Option("--realsense", help="measure it with an Intel RealSense (depth)")] = False,
     serial: Annotated[str | None, typer.Option(help="RealSense serial number")] = None,
     source: Annotated[str | None, typer.Option(help="another source with depth (demo)")] = None,
-    frames: Annotated[int, typer.Option(min=10, help="frames to measure over")] = 90,
+    frames: Annotated[int | None, typer.Option(min=10, help="frames to measure over (default 90)")] = None,
     model: Annotated[Path | None, typer.Option(help="checkpoint (.pt) or a shipped model's name (`info`)")] = None,
     show_only: Annotated[bool, typer.Option("--show-only", help="print the stored calibration and exit")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -437,16 +437,19 @@ def calibrate_hand(
         save_hand_length,
     )
 
+    measuring = [o for o, v in (("--realsense", realsense), ("--serial", serial), ("--source", source),
+                                ("--frames", frames), ("--model", model)) if v not in (None, False)]  # fmt: skip
     try:
         if show_only:
-            if length is not None or realsense or serial is not None or source:
+            if length is not None or measuring:
                 fail("--show-only prints the stored calibration; give it alone")
             cal = load_hand_length()
             typer.echo(f"{calibration_path()}: " + (f"{cal:.3f} m" if cal else "no calibration (0.185 m is used)"))
             return
         if length is not None:
-            if realsense or source:
-                fail("give either --length or a depth source, not both")
+            if measuring:
+                fail(f"give either --length or a depth source to measure with, not both ({', '.join(measuring)} "
+                     "measure)")  # fmt: skip
             p = save_hand_length(check_length(length), "manual")
             typer.echo(f"hand length {length:.3f} m stored in {p}")
             return
@@ -463,7 +466,7 @@ def calibrate_hand(
     cfg = _build_config(None, {"source.kind": kind, "source.realsense_serial": serial, "source.realtime": True,
                                "model.path": str(model) if model else None,
                                "model.hand_length_m": DEFAULT_HAND_LENGTH_M})  # fmt: skip
-    raise typer.Exit(_measure_hand(cfg, frames))
+    raise typer.Exit(_measure_hand(cfg, frames or 90))
 
 
 def _measure_hand(cfg, frames: int) -> int:

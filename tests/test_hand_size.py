@@ -139,6 +139,8 @@ def test_too_few_depth_frames_says_what_to_do():
         (["--length", "0.18", "--source", "demo"], "not both"),
         (["--source", "images"], "--source images: the hand is measured with depth"),
         (["--show-only", "--length", "0.2"], "--show-only prints the stored calibration; give it alone"),
+        (["--length", "0.18", "--frames", "20", "--model", "nonexist"], "not both (--frames, --model measure)"),
+        (["--show-only", "--frames", "20"], "--show-only prints the stored calibration; give it alone"),
     ],
 )
 def test_calibrate_hand_bad_input_one_line_exit_2(config_dir, args, message):
