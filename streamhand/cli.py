@@ -530,6 +530,15 @@ def bench(
     check_output_or_fail(json_out, "--json")
     _not_one_sample(samples)
     if soak is not None:
+        import inspect
+
+        defaults = {n: p.default for n, p in inspect.signature(bench).parameters.items()}
+        asked = {"backends": backends, "modalities": modalities, "batch": batch, "detectors": detectors,
+                 "iters": iters, "threads": threads, "samples": samples, "image_size": image_size}  # fmt: skip
+        given = [f"--{n.replace('_', '-')}" for n, v in asked.items() if v != defaults[n]]
+        if given:
+            fail(f"--soak runs the whole pipeline as `run` does (its model with --model); {', '.join(given)} "
+                 "time the models alone, without --soak")  # fmt: skip
         raise typer.Exit(_soak(soak, json_out, model))
     from rich.console import Console
 

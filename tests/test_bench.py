@@ -77,6 +77,7 @@ def test_bench_that_measures_nothing_fails(tiny_checkpoint):
         (["--detectors", "yolo", "--modalities", "2d", "--backends", "torch", "--iters", "5"], "unknown detector"),
         (["--batch", "1,5000"], "--batch '1,5000': give batch sizes of 1 to 4096"),
         (["--samples", "1"], "--samples 1: one posterior sample has no spread"),
+        (["--soak", "0.1", "--backends", "torch", "--batch", "4"], "--backends, --batch time the models alone"),
     ],
 )
 def test_bench_bad_options(tiny_checkpoint, args, message):
