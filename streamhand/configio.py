@@ -33,9 +33,13 @@ class Settings(BaseModel):
     @classmethod
     def _no_switch_for_a_number(cls, data: Any) -> Any:
         if isinstance(data, dict):
+            # a field with a validator of its own that reads the value first decides (``tracking: on``, YAML's true)
+            read_first = {f for d in cls.__pydantic_decorators__.field_validators.values() if d.info.mode == "before"
+                          for f in d.info.fields}  # fmt: skip
             for key, value in data.items():
                 field = cls.model_fields.get(key) if isinstance(key, str) else None
-                if isinstance(value, bool) and field is not None and not _takes_bool(field.annotation):
+                if (isinstance(value, bool) and field is not None and key not in read_first
+                        and not _takes_bool(field.annotation)):  # fmt: skip
                     raise ValueError(f"{key}: {str(value).lower()} is an on/off value, which {key} is not")
         return data
 
