@@ -183,6 +183,8 @@ def test_eval_cli_writes_json(tmp_path, tiny_checkpoint):
           "{tmp}/b/m.json"], "another file of that name (m) is given too"),
         (["card", "--checkpoint", "{ckpt}", "--out", "{tmp}/c.pt", "--metrics", "{tmp}/nan.json"],
          "NaN is not a JSON number"),
+        (["tune-smoothing", "--model", "nonexist", "--frames", "10"], "checkpoint not found: nonexist"),
+        (["compare", "--image-size", "33", "--steps", "1", "--out", "{tmp}/c"], "--image-size 33: the compact image"),
     ],
 )
 def test_train_cli_errors(tiny_checkpoint, tmp_path, args, message):

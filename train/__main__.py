@@ -400,6 +400,7 @@ def tune_smoothing_cmd(
     if not chosen or min(chosen) < 1:
         fail(f"--seeds {seeds!r}: a comma list of whole numbers 1 or more, such as 1,2,3 (0 is the demo itself, "
              "whose figures judge the choice)")  # fmt: skip
+    _checkpoint_or_fail(model)  # before any clip is rendered
     d = SmoothConfig()
     try:
         rep = tune(chosen, frames, model, slack_mm, (d.min_cutoff, d.beta, d.d_cutoff))
@@ -682,6 +683,8 @@ def compare(
     bad = [n for n in names or [] if n not in SEED_MODELS]
     if bad:
         fail(f"--only {only!r}: choose from {', '.join(SEED_MODELS)}")
+    if image_size & (image_size - 1):
+        fail(f"--image-size {image_size}: the compact image encoder takes a power of two (32, 64, 128, 256, 512)")
     check_output_or_fail(out, "--out", folder=True)
     check_output_or_fail(json_out, "--json")
     for option, folder in (("--frames", frames), ("--rhd-root", rhd_root), ("--stb-root", stb_root)):
