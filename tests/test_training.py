@@ -183,8 +183,9 @@ def test_eval_cli_writes_json(tmp_path, tiny_checkpoint):
           "{tmp}/b/m.json"], "another file of that name (m) is given too"),
         (["card", "--checkpoint", "{ckpt}", "--out", "{tmp}/c.pt", "--metrics", "{tmp}/nan.json"],
          "NaN is not a JSON number"),
-        (["tune-smoothing", "--model", "nonexist", "--frames", "10"], "checkpoint not found: nonexist"),
-        (["compare", "--image-size", "33", "--steps", "1", "--out", "{tmp}/c"], "--image-size 33: the compact image"),
+        (["tune-smoothing", "--model", "nonexist", "--frames", "10"], "ONE LINE: checkpoint not found: nonexist"),
+        (["compare", "--image-size", "33", "--steps", "1", "--out", "{tmp}/c"],
+         "ONE LINE: --image-size 33: the compact image"),
     ],
 )
 def test_train_cli_errors(tiny_checkpoint, tmp_path, args, message):
@@ -193,6 +194,9 @@ def test_train_cli_errors(tiny_checkpoint, tmp_path, args, message):
         (tmp_path / sub / "m.json").write_text('{"epe_mm": 1.0}')
     (tmp_path / "nan.json").write_text('{"epe_mm": NaN}')
     r = train_cli(*[a.replace("{ckpt}", str(tiny_checkpoint)).replace("{tmp}", str(tmp_path)) for a in args])
+    if message.startswith("ONE LINE: "):  # refused before any work: nothing else was said (rendered, trained)
+        message = message.removeprefix("ONE LINE: ")
+        assert r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
