@@ -364,3 +364,22 @@ def test_settings_a_source_does_not_use_are_said(settings, said):
     from streamhand.runtime_config import SourceConfig
 
     assert unused_settings(SourceConfig(**settings)) == said
+
+
+@pytest.mark.parametrize(
+    ("value", "tty", "wanted", "warned"),
+    [("1", False, True, False), ("yes", False, True, False), ("ON", False, True, False), ("0", True, False, False),
+     ("no", True, False, False), ("", True, True, False), ("maybe", False, False, True), ("maybe", True, True, True)],
+)  # fmt: skip
+def test_streamhand_live_reads_the_usual_words(monkeypatch, caplog, value, tty, wanted, warned):
+    import io
+
+    from streamhand.run.live_line import wanted as live_wanted
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return tty
+
+    monkeypatch.setenv("STREAMHAND_LIVE", value)
+    assert live_wanted(Terminal()) is wanted
+    assert ("STREAMHAND_LIVE=maybe: give 1" in caplog.text) is warned

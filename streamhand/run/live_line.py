@@ -12,11 +12,18 @@ from typing import IO, Any
 _BAR = 24
 
 
+_SAYS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+log = logging.getLogger(__name__)
+
+
 def wanted(stream: IO[str] | None = None) -> bool:
-    """On a terminal (``STREAMHAND_LIVE=1`` forces it, ``0`` turns it off); ``stream``: default the current stderr."""
-    forced = os.environ.get("STREAMHAND_LIVE")
-    if forced in ("0", "1"):
-        return forced == "1"
+    """On a terminal (``STREAMHAND_LIVE=1`` (or true, yes, on) forces it, ``0`` (false, no, off) turns it off; another
+    value is warned and left to the terminal); ``stream``: default the current stderr."""
+    forced = os.environ.get("STREAMHAND_LIVE", "").strip().lower()
+    if forced in _SAYS:
+        return _SAYS[forced]
+    if forced:
+        log.warning("STREAMHAND_LIVE=%s: give 1 (a live line) or 0 (none); left to the terminal", forced[:20])
     try:
         return bool(getattr(stream or sys.stderr, "isatty", lambda: False)())
     except ValueError:  # a closed stream is no terminal
