@@ -128,8 +128,11 @@ def _det(landmarks, score, label="right"):
 
 _X = np.array([1.0, 0.0])
 _HAND = np.stack([np.linspace(100, 180, 21), 200 + 40 * np.sin(np.linspace(0, 3, 21))], 1)  # ~80 px across
-#: the same box, another pose: its landmarks turned upside down within it, 0.30 of the hand's size from the hand's
-_POSED = _HAND * [1, -1] + [0, 2 * (_HAND[:, 1].min() + _HAND[:, 1].max()) / 2]
+_MID = (_HAND.min(0) + _HAND.max(0)) / 2
+#: a stale copy: half the size within the hand's box, turned the same way, 0.33 of its size from the hand's landmarks
+_STALE = _MID + 0.5 * (_HAND - _MID)
+#: the other hand over the same box: the hand's mirror image (upside down within it), 0.30 of the hand's size off
+_MIRRORED = _HAND * [1, -1] + [0, 2 * _MID[1]]
 
 
 @pytest.mark.parametrize(
@@ -142,9 +145,10 @@ _POSED = _HAND * [1, -1] + [0, 2 * (_HAND[:, 1].min() + _HAND[:, 1].max()) / 2]
         ([(_HAND + 14, 0.8)], [0.9, 0.8]),  # 20 px: over a fifth, two hands
         ([(_HAND + _X * 200, 0.8)], [0.9, 0.8]),  # another hand beside it: two
         ([(_HAND[::-1], 0.8)], [0.9, 0.8]),  # a hand over the same box, landmarks reversed (clasped): two
-        ([(_POSED, 0.8, "right")], [0.9]),  # within its box, of its label, 0.30 of its size off: a stale copy, one
-        ([(_POSED, 0.8, "left")], [0.9, 0.8]),  # ... the other hand there (clasped): two
-        ([(_POSED + _X * 20, 0.8, "right")], [0.9, 0.8]),  # a quarter of its box outside it: two
+        ([(_STALE, 0.8, "right")], [0.9]),  # within its box, of its label and turn, 0.33 of its size off: one
+        ([(_STALE, 0.8, "left")], [0.9, 0.8]),  # ... of the other label: two
+        ([(_STALE + _X * 30, 0.8, "right")], [0.9, 0.8]),  # partly outside its box: two
+        ([(_MIRRORED, 0.8, "right")], [0.9, 0.8]),  # the other hand, named alike by a slip (mirror image): two
         ([(_HAND + 2, 0.8), (_HAND + _X * 300, 0.7), (_HAND + _X * 300 + 1, 0.75)], [0.9, 0.75]),  # two pairs
     ],
 )

@@ -1,9 +1,10 @@
 """One hand, one detection: MediaPipe sometimes reports the same hand twice (two overlapping palm detections
 both tracked; its users report it as google-ai-edge/mediapipe #3902). Detections whose landmarks lie on top
-of each other are merged, keeping the more confident one; so are two of the same label where one lies within the
-other and their landmarks are near, a stale tracked copy of a hand that moved (MediaPipe keeps tracking where a hand
-was as it comes back into view, and finds it anew beside). Two hands close together (clasped, touching) keep both:
-their landmarks differ even where their boxes overlap, and they are not two of one label."""
+of each other are merged, keeping the more confident one; so are two of the same label and the same turn in the image
+where one lies within the other and their landmarks are near, a stale tracked copy of a hand that moved (MediaPipe
+keeps tracking where a hand was as it comes back into view, and finds it anew beside). Two hands close together
+(clasped, touching) keep both: their landmarks differ even where their boxes overlap, and they are two labels, or,
+named alike by a detector's slip, mirror images of each other."""
 
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def _inside_share(a: np.ndarray, b: np.ndarray) -> float:
     return inter / smaller
 
 
+def _turn(p: np.ndarray) -> float:
+    """The sign of the palm's turn in the image (wrist -> index MCP against wrist -> pinky MCP): a hand and its mirror
+    image, the other hand seen from the same side, turn opposite ways."""
+    (ax, ay), (bx, by) = p[5] - p[0], p[17] - p[0]
+    return float(np.sign(ax * by - ay * bx))
+
+
 def is_duplicate(a: np.ndarray, b: np.ndarray, fraction: float = DUPLICATE_FRACTION, same_label: bool = False) -> bool:
     """Whether two (21, 2) landmark sets are one hand seen twice (``same_label``: the detector gave both one label)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -43,7 +51,8 @@ def is_duplicate(a: np.ndarray, b: np.ndarray, fraction: float = DUPLICATE_FRACT
     size = min(hand_size_px(a), hand_size_px(b))
     if mean_dist < fraction * size:
         return True
-    return same_label and mean_dist < CONTAINED_FRACTION * size and _inside_share(a, b) >= CONTAINED_SHARE
+    return (same_label and mean_dist < CONTAINED_FRACTION * size and _inside_share(a, b) >= CONTAINED_SHARE
+            and _turn(a) == _turn(b))  # fmt: skip
 
 
 def merge_duplicates(dets: Sequence[D], fraction: float = DUPLICATE_FRACTION) -> list[D]:
