@@ -1,8 +1,10 @@
-"""``PoseSubscriber.latest()``: a consumer slower than the stream gets the newest frame's hands, not the backlog
-that ZeroMQ and the system buffer for it (real publisher and subscriber over TCP)."""
+"""``PoseSubscriber.latest()``: a consumer slower than the stream gets the newest whole frame's hands, not the backlog
+that ZeroMQ and the system buffer for it, never half a frame, and nothing of a camera whose newest frame has no hands
+(real publisher and subscriber over TCP)."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import msgspec
@@ -14,41 +16,96 @@ from tests.conftest import free_port
 from tests.test_schema import _pose
 
 
-def _send(pub: Publisher, frame: int, camera: str = "desk", tracks: tuple[int, ...] = (1, 2)) -> None:
+def _send(pub: Publisher, frame: int, camera: str = "desk", tracks: tuple[int, ...] = (1, 2), bad: bool = False):
+    """One frame as a run publishes it: its poses, then its ``hand.frame``, then a ``status`` (``bad``: the last
+    pose is malformed)."""
+    cam = msgspec.structs.replace(_pose().camera, id=camera)
+    hands = []
     for track, hand in zip(tracks, ("left", "right")):
-        m = _pose(topic=f"hand.pose.{hand}", handedness=hand, track_id=track, frame_id=frame,
-                  camera=msgspec.structs.replace(_pose().camera, id=camera))  # fmt: skip
-        pub.publish(m.topic, schema.body(m))
-    pub.publish("status", {"x": frame})  # another topic between frames: not a pose
+        m = _pose(topic=f"hand.pose.{hand}", handedness=hand, track_id=track, frame_id=frame, camera=cam)
+        body = schema.body(m)
+        if bad and track == tracks[-1]:
+            body["joints_cam"] = [[0.0, 0.0]]
+        pub.publish(m.topic, body)
+        hands.append(schema.HandSummary(track_id=track, handedness=hand, score=0.9))
+    f = schema.FrameMsg(topic="hand.frame", frame_id=frame, t_capture=1.0, t_capture_unix=1.7e9, camera=cam,
+                        hands=hands, latency_ms={})  # fmt: skip
+    pub.publish("hand.frame", schema.body(f))
+    pub.publish("status", {"x": frame})  # another topic between frames
 
 
-def _until(sub: PoseSubscriber, frame: int) -> list:
-    """``latest()`` until the frame ``frame`` has arrived (TCP delivers in order; the test's own pace is free)."""
+def _hands(got) -> list[tuple]:
+    return sorted((p.camera["id"], p.frame_id, p.track_id) for p in got)
+
+
+def _until(sub: PoseSubscriber, camera: str, frame: int) -> list:
+    """``latest()`` until ``camera``'s frame ``frame`` is among what it gives (TCP delivers in order)."""
     deadline = time.monotonic() + 10
     got: list = []
-    while time.monotonic() < deadline and not any(p.frame_id == frame for p in got):
+    while time.monotonic() < deadline and not any((p.camera["id"], p.frame_id) == (camera, frame) for p in got):
         got = sub.latest(wait=1.0) or got
     return got
 
 
-def test_a_slow_consumer_gets_the_newest_frame_not_the_backlog():
+def test_a_slow_consumer_gets_the_newest_whole_frame_not_the_backlog():
     port = free_port()
     pub = Publisher("127.0.0.1", port, None, sndhwm=100_000)
     sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=("hand.pose", "status"), raw=True)
     try:
         time.sleep(0.3)  # the subscription reaches the publisher
-        for frame in range(500):  # a backlog: 1 000 poses and 500 status messages waiting
+        for frame in range(500):  # a backlog: 1 000 poses, 500 frame ends and 500 status messages waiting
             _send(pub, frame)
-        got = _until(sub, 499)
-        assert sorted((p.frame_id, p.track_id) for p in got) == [(499, 1), (499, 2)]
+        assert _hands(_until(sub, "desk", 499)) == [("desk", 499, 1), ("desk", 499, 2)]
         assert sub.gaps == 0 and sub.latest(wait=0.0) == []  # drained: nothing new has come
         _send(pub, 500, tracks=(1,))  # the second hand has left
         _send(pub, 0, camera="other")  # another camera's first frame
-        got = _until(sub, 0)
-        assert sorted((p.camera["id"], p.frame_id, p.track_id) for p in got) == [("desk", 500, 1), ("other", 0, 1),
-                                                                                  ("other", 0, 2)]  # fmt: skip
+        assert _hands(_until(sub, "other", 0)) == [("desk", 500, 1), ("other", 0, 1), ("other", 0, 2)]
+        _send(pub, 501, tracks=())  # no hand in view now: none of this camera's
+        _send(pub, 7, camera="other")  # a restarted run counts its frames from 0 again: its newest is the last come
+        assert _hands(_until(sub, "other", 7)) == [("other", 7, 1), ("other", 7, 2)]
+        _send(pub, 8, camera="other", bad=True)  # a malformed pose: skipped, the rest of its frame given
+        assert _hands(_until(sub, "other", 8)) == [("other", 8, 1)] and sub.malformed == 1
         start = time.monotonic()
         assert sub.latest(wait=0.2) == [] and 0.15 < time.monotonic() - start < 2.0  # waits as told, then empty
+        assert all(m.topic != "hand.frame" for m in _drain_raw(pub, sub))  # iterating is not given the frame ends
     finally:
+        sub.close()
+        pub.close()
+
+
+def _drain_raw(pub: Publisher, sub: PoseSubscriber) -> list:
+    _send(pub, 9, camera="other")
+    sub.timeout = 1.0
+    got = []
+    try:
+        while True:
+            got.append(sub.recv())
+    except TimeoutError:
+        return got
+
+
+def test_a_frame_is_never_given_half():
+    """Frames of two hands at 200 a second while the consumer asks at its own pace: every answer has both."""
+    port = free_port()
+    pub = Publisher("127.0.0.1", port, None)
+    sub = PoseSubscriber(f"tcp://127.0.0.1:{port}")
+    stop = threading.Event()
+
+    def stream() -> None:
+        frame = 0
+        while not stop.is_set():
+            _send(pub, frame)
+            frame += 1
+            time.sleep(0.005)
+
+    t = threading.Thread(target=stream, daemon=True)
+    try:
+        time.sleep(0.3)
+        t.start()
+        answers = [sub.latest(wait=1.0) for _ in range(60)]
+        assert all(len(a) == 2 and len({p.frame_id for p in a}) == 1 for a in answers), [len(a) for a in answers]
+    finally:
+        stop.set()
+        t.join(5)
         sub.close()
         pub.close()

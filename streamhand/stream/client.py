@@ -97,8 +97,10 @@ def _connect(sock: zmq.Socket, endpoint: str, what: str) -> None:
                          f"e.g. tcp://127.0.0.1:{protocol.DEFAULT_PUB_PORT}") from None  # fmt: skip
 
 
-#: a frame id this far below the newest one seen is a restarted run's (its frames count from 0 again)
-_RESTARTED = 1000
+#: how long :meth:`PoseSubscriber.latest` waits for a frame's ``hand.frame`` once its poses have come (they are sent
+#: back to back)
+_FRAME_END_S = 0.1
+_FRAME_TOPIC = protocol.TOPIC_FRAME.encode()
 #: the most messages one :meth:`PoseSubscriber.latest` reads (a stream that comes faster than it drains ends it)
 _MOST_DRAINED = 100_000
 #: ``PoseSubscriber(control_timeout=...)`` left out: the control socket is waited for as long as ``timeout`` says
@@ -161,8 +163,12 @@ class PoseSubscriber:
         self._secure(self._sock)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES + 4096)
+        #: whether the caller's topics take ``hand.frame``; :meth:`latest` reads it in any case, as the end of a frame
+        self._frames_wanted = any(protocol.TOPIC_FRAME.startswith(t) for t in self.topics)
         for t in self.topics:
             self._sock.setsockopt(zmq.SUBSCRIBE, t.encode())
+        if not self._frames_wanted:
+            self._sock.setsockopt(zmq.SUBSCRIBE, _FRAME_TOPIC)
         _connect(self._sock, address, "--address")
         self._last_seq: dict[tuple[str, str], int] = {}
         self.gaps = 0
@@ -210,8 +216,12 @@ class PoseSubscriber:
             if m is not None:
                 return m
 
-    def _decoded(self, parts: list) -> Message | None:
-        """One received message, its ``seq`` gap counted; None (logged, counted) where it is malformed."""
+    def _decoded(self, parts: list, pass_frames: bool = False) -> Message | None:
+        """One received message, its ``seq`` gap counted; None (logged, counted) where it is malformed, and None where
+        it is a ``hand.frame`` that only :meth:`latest` subscribed to (``pass_frames``: it is :meth:`latest` asking)."""
+        unasked = not self._frames_wanted and bool(parts) and parts[0] == _FRAME_TOPIC
+        if unasked and not pass_frames:
+            return None
         try:
             topic, msg = protocol.decode(parts)
             seq = msg.get("seq", -1)
@@ -225,7 +235,7 @@ class PoseSubscriber:
         last = self._last_seq.get(key)
         gap = max(0, seq - last - 1) if last is not None and seq >= 0 else 0
         self._last_seq[key] = seq
-        self.gaps += gap
+        self.gaps += 0 if unasked else gap
         return Message(topic, msg, gap, bytes(parts[1]))
 
     def _skip(self, why: Exception) -> None:
@@ -253,37 +263,46 @@ class PoseSubscriber:
                     self._skip(protocol.MalformedMessage("; ".join(problems[:3])))
 
     def latest(self, wait: float | None = 0.0) -> list[HandPose]:
-        """The hands of the newest frame of each camera among the poses that have arrived since the last call, the
-        queue drained: a consumer slower than the stream (a control loop at 10 Hz) gets the present, not a backlog
-        that ZeroMQ's and the system's buffers keep for it (iterating reads every message in order, seconds late
-        once it falls behind). Waits up to ``wait`` seconds (None: for ever) for a first pose where none has
-        arrived; an empty list when none came by then. The hands of one frame are sent together, so a frame is
-        rarely caught half-sent; ``gap`` counts every pose message missed on the way, drained ones not included."""
+        """The hands of the newest whole frame of each camera among what has arrived since the last call, the queue
+        drained: a consumer slower than the stream (a control loop at 10 Hz) gets the present, not a backlog that
+        ZeroMQ's and the system's buffers keep for it (iterating reads every message in order, seconds late once it
+        falls behind). A frame is whole when its ``hand.frame`` has come (it follows the frame's poses; a subscriber
+        takes that topic for this in any case, and gives it out only where asked): so a frame is never half-read,
+        and a newest frame without hands gives none of that camera's (the hand has left). Waits up to ``wait``
+        seconds (None: for ever) for a first whole frame; an empty list when none came by then. ``gap`` counts every
+        message of the topic missed on the way, drained ones not included."""
         deadline = None if wait is None else time.monotonic() + wait
-        newest: dict[str, tuple[int, list[Message]]] = {}  # camera id -> (frame_id, its pose messages)
+        whole: dict[str, list[Message]] = {}  # camera id -> the poses of its newest whole frame
+        partial: dict[str, tuple[object, list[Message]]] = {}  # camera id -> (frame_id, its poses so far)
         for _ in range(_MOST_DRAINED):
             if not self._sock.poll(0):  # the queue is drained
-                if newest:
+                if whole and not partial:
                     break
-                left = None if deadline is None else deadline - time.monotonic()
+                # a frame's end follows its poses at once; else wait for a first whole frame as long as asked
+                until = time.monotonic() + _FRAME_END_S if partial else deadline
+                left = None if until is None else until - time.monotonic()
                 if (left is not None and left <= 0) or not self._sock.poll(-1 if left is None else int(left * 1e3) + 1):
+                    if partial:  # its end never came (a publisher that stopped mid-frame): not a frame to give
+                        partial.clear()
+                        continue
                     return []
                 continue
-            m = self._decoded(self._sock.recv_multipart())
-            if m is None or not m.topic.startswith(protocol.TOPIC_POSE + "."):
+            m = self._decoded(self._sock.recv_multipart(), pass_frames=True)
+            if m is None:
                 continue
             cam, frame = m.data.get("camera"), m.data.get("frame_id")
             key = str(cam.get("id", "")) if isinstance(cam, dict) else ""
-            if isinstance(frame, bool) or not isinstance(frame, int):
-                self._skip(protocol.MalformedMessage(f"frame_id {str(frame)[:20]!r} is not an integer"))
-                continue
-            have = newest.get(key)
-            if have is None or frame > have[0] or frame < have[0] - _RESTARTED:  # a restarted run counts from 0
-                newest[key] = (frame, [m])
-            elif frame == have[0]:
-                have[1].append(m)
+            if m.topic == protocol.TOPIC_FRAME:  # the frame is whole: messages come in order, so it is the newest
+                got = partial.pop(key, None)
+                whole[key] = got[1] if got is not None and got[0] == frame else []
+            elif m.topic.startswith(protocol.TOPIC_POSE + "."):
+                got = partial.get(key)
+                if got is None or got[0] != frame:
+                    partial[key] = (frame, [m])
+                else:
+                    got[1].append(m)
         out = []
-        for _frame, messages in newest.values():
+        for messages in whole.values():
             for m in messages:
                 msg, problems = protocol.parse(m.topic, m.data)
                 if isinstance(msg, HandPoseMsg):

@@ -127,7 +127,8 @@ class HandPoseMsg(FrameFields, kw_only=True):
     joints_rel: Annotated[Joints3D, _doc("21×3 joints relative to the wrist (`joints_cam - joints_cam[0]`), metres")]
     joints_2d: Annotated[Joints2D, _doc(
         "21×2 detected landmarks, pixels (x right, y down): MediaPipe's; `joints_cam` projects near them, not onto "
-        "them (each joint is pulled 0.3 of the way toward its landmark's ray)")]  # fmt: skip
+        "them (each joint is pulled part of the way toward its landmark's ray: `--ray-pull`, 0.3 by "
+        "default)")]  # fmt: skip
     joint_std: Annotated[PerJoint, _doc(
         "21 per-joint uncertainties, metres: the expected error of each wrist-relative joint (the wrist's is 0, the "
         "origin of `joints_rel`: floor it before weighing by 1/σ²)")]  # fmt: skip
@@ -176,8 +177,8 @@ class StatusMsg(FrameFields, kw_only=True):
     uptime_s: Annotated[float, _doc("seconds since the run started")]
     source: Annotated[str, _doc("the frame source's name")]
     source_state: Annotated[str, _doc(
-        "`starting`, `ok`, `lost: ...` / `frozen: ...` with the reason; at the end `ended` (the source ran out) or "
-        "`stopped` (`--frames`, a `stop`, Ctrl-C)")]  # fmt: skip
+        "`starting`, `ok`, `lost: ...` / `frozen: ...` with the reason; at the end `ended` (the source ran out), "
+        "`stopped` (`--frames`, a `stop`, Ctrl-C) or, its camera lost then, `lost: ...`")]  # fmt: skip
     frames_in: Annotated[int, _doc("frames read from the source")]
     frames_processed: Annotated[int, _doc("frames through the whole pipeline")]
     fps: Annotated[float, _doc("processed frames per second, frames/s")]
