@@ -47,7 +47,9 @@ def _build_config(config: Path | None, overrides: dict) -> RunConfig:
                               "setting)")  # fmt: skip
     except ConfigError as e:
         fail(str(e))
-    _check_source_kind(config, base.get("source"))
+    picked = any((v[1] if isinstance(v, tuple) else v) is not None for k, v in overrides.items() if k in _SOURCE_PICKS)
+    if not picked:  # an option that picks the source settles a file's mismatch
+        _check_source_kind(config, base.get("source"))
     flags = {}
     for dotted, value in overrides.items():
         if isinstance(value, tuple):
@@ -78,6 +80,11 @@ def _build_config(config: Path | None, overrides: dict) -> RunConfig:
             msg = msg.replace("options: ", f"{config}, with the options: " if config else "", 1)
         fail(msg)
     raise AssertionError  # unreachable
+
+
+#: the options that pick a run's source (a file's source.kind beside another source's setting is theirs to settle)
+_SOURCE_PICKS = ("source.kind", "source.camera", "source.video", "source.images", "source.realsense_file",
+                 "source.realsense_serial")  # fmt: skip
 
 
 def _check_source_kind(config: Path | None, source: object) -> None:

@@ -225,6 +225,7 @@ def test_print_config_gives_back_a_file_that_makes_the_same_settings(tmp_path):
     [("realsense_file: r.db3", [], "realsense"), ("video: a.mp4", [], "video"), ("images: d/", [], "images"),
      ("camera: 1", [], "camera"), ("realsense_serial: '123'", [], "realsense"), ("fov_deg: 70", [], "demo"),
      ("kind: demo\n  camera: '0'", [], "demo"), ("camera: 1\n  video: a.mp4", ["--source", "camera"], "camera"),
+     ("kind: demo\n  video: a.mp4", ["--source", "video"], "video"),  # the option settles the file's mismatch
      ("video: a.mp4", ["--camera", "1"], "camera")],
 )  # fmt: skip
 def test_a_files_source_setting_names_its_source_as_its_option_does(tmp_path, source, options, kind):

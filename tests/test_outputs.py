@@ -92,7 +92,8 @@ def test_a_failed_final_write_removes_its_temporary_file(tmp_path):
          "--report {file}.yaml: that is the input --config"),
         (["run", "--source", "demo", "--save", "{dir}/p.jsonl", "--report", "{dir}/p.jsonl"],
          "--report {dir}/p.jsonl: --save writes there too"),
-        (["run", "--source", "demo", "--save", "{dir}/p.mcap", "--rerun", "{dir}/p.mcap"], "--rerun"),
+        (["run", "--source", "demo", "--report", "{dir}/p.rrd", "--rerun", "{dir}/p.rrd"],
+         "--rerun {dir}/p.rrd: --report writes there too"),
     ],
 )
 def test_commands_check_their_outputs_before_any_work(tmp_path, args, message):
