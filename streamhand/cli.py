@@ -351,6 +351,11 @@ def view(
 
     _view_options(rerun, foxglove, save, port, count)
     topics = ("hand.pose", "hand.frame", "status", "log.") if rerun or foxglove else ("hand.pose", "hand.frame")
+    if control is not None and not (rerun or foxglove):  # before a lookup that may wait for ever
+        try:
+            _require_display("use 'streamhand echo' to see the stream as text")
+        except DisplayError as e:
+            fail(str(e))
     try:  # the stream's options are checked first, then the display
         keys = {"curve_server_key": _opt(curve_server_key), "curve_client_key": _opt(curve_client_key)}
         if control is not None:
@@ -362,12 +367,13 @@ def view(
     if rerun or foxglove:
         raise typer.Exit(_view_in(sub, rerun, save, port, count))
     try:
-        _require_display("use 'streamhand echo' to see the stream as text")
+        if control is None:
+            _require_display("use 'streamhand echo' to see the stream as text")
     except DisplayError as e:
         sub.close()
         fail(str(e))
     try:
-        view_stream(sub)
+        view_stream(sub, sub.address)
     except KeyboardInterrupt:
         pass
     finally:

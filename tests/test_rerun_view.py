@@ -21,6 +21,7 @@ from streamhand.stream import protocol
 from streamhand.stream import schema as sch
 from tests.conftest import free_port
 from tests.helpers import invoke
+from tests.test_viewer import _unused_display
 
 rr = pytest.importorskip("rerun")
 
@@ -315,7 +316,7 @@ def test_a_viewer_that_cannot_open_its_window_is_one_line():
     port = free_port()
     t0 = time.monotonic()
     r = invoke("view", "--rerun", "--port", str(port), "--address", "tcp://127.0.0.1:1",
-               env={"DISPLAY": ":99", "WAYLAND_DISPLAY": None})  # fmt: skip
+               env={"DISPLAY": _unused_display(), "WAYLAND_DISPLAY": None})  # fmt: skip
     err = _one_line_exit_2(r, "--rerun", "the Rerun viewer did not start", "X server", ".rrd")
     assert time.monotonic() - t0 < 15, err
     assert not _listening(port)

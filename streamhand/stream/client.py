@@ -262,15 +262,16 @@ class PoseSubscriber:
                         break
                     self._skip(protocol.MalformedMessage("; ".join(problems[:3])))
 
-    def latest(self, wait: float | None = 0.0) -> list[HandPose]:
+    def latest(self, wait: float | None = 0.0) -> list[HandPose] | None:
         """The hands of the newest whole frame of each camera among what has arrived since the last call, the queue
         drained: a consumer slower than the stream (a control loop at 10 Hz) gets the present, not a backlog that
         ZeroMQ's and the system's buffers keep for it (iterating reads every message in order, seconds late once it
         falls behind). A frame is whole when its ``hand.frame`` has come (it follows the frame's poses; a subscriber
         takes that topic for this in any case, and gives it out only where asked): so a frame is never half-read,
-        and a newest frame without hands gives none of that camera's (the hand has left). Waits up to ``wait``
-        seconds (None: for ever) for a first whole frame; an empty list when none came by then. ``gap`` counts every
-        message of the topic missed on the way, drained ones not included."""
+        and a newest frame without hands gives none of that camera's (the hand has left: an empty list where no
+        camera's newest frame has one). Waits up to ``wait`` seconds (None: for ever) for a first whole frame; None
+        when none came by then (nothing new: the last answer stands). ``gap`` counts every message of the topic
+        missed on the way, drained ones not included."""
         deadline = None if wait is None else time.monotonic() + wait
         whole: dict[str, list[Message]] = {}  # camera id -> the poses of its newest whole frame
         partial: dict[str, tuple[object, list[Message]]] = {}  # camera id -> (frame_id, its poses so far)
@@ -285,7 +286,7 @@ class PoseSubscriber:
                     if partial:  # its end never came (a publisher that stopped mid-frame): not a frame to give
                         partial.clear()
                         continue
-                    return []
+                    return None
                 continue
             m = self._decoded(self._sock.recv_multipart(), pass_frames=True)
             if m is None:

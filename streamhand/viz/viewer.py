@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from typing import Any
 
 import cv2
@@ -24,28 +25,50 @@ def _line_pairs():
     return list(BONES) + list(PALM_LINES)
 
 
-def draw_overlay(bgr: np.ndarray, hands: list[tuple[str, np.ndarray, float]], text: str = "") -> np.ndarray:
-    """Draw (handedness, joints_2d (21, 2), mean joint_std m) skeletons and a status line onto ``bgr``."""
+def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour: tuple) -> None:
+    """``text`` with a dark outline, readable on skin and on any background."""
+    width = max(1, round(2 * scale))
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3 * width, cv2.LINE_AA)
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, width, cv2.LINE_AA)
+
+
+def draw_overlay(bgr: np.ndarray, hands: list[tuple], text: str = "") -> np.ndarray:
+    """Draw (handedness, joints_2d (21, 2), mean joint_std m[, low_confidence]) skeletons and a status line onto
+    ``bgr``, their lines, dots and text in proportion to the image (a 640-pixel image: 2-pixel lines). A hand the run
+    flags as of low confidence is drawn thin, its label saying so."""
     img = bgr.copy()
-    for handed, uv, std in hands:
+    k = max(img.shape[:2]) / 640.0
+    line, dot, scale = max(1, round(2 * k)), max(1, round(3 * k)), min(max(0.5 * k, 0.25), 2.0)
+    for handed, uv, std, *flag in hands:
+        low = bool(flag and flag[0])
         c = COLORS.get(handed, (0, 255, 0))
         p = np.round(uv).astype(int)
         for a, b in _line_pairs():
-            cv2.line(img, tuple(p[a]), tuple(p[b]), c, 2, cv2.LINE_AA)
+            cv2.line(img, tuple(p[a]), tuple(p[b]), c, max(1, line // 2) if low else line, cv2.LINE_AA)
         for q in p:
-            cv2.circle(img, tuple(q), 3, (255, 255, 255), -1, cv2.LINE_AA)
-        cv2.putText(img, f"{handed} +-{1000 * std:.0f}mm", tuple(p[0] + [5, 15]), cv2.FONT_HERSHEY_SIMPLEX, 0.5, c, 1)
+            cv2.circle(img, tuple(q), dot, (160, 160, 160) if low else (255, 255, 255), -1, cv2.LINE_AA)
+        label = f"{handed} +-{1000 * std:.0f}mm" + (" low confidence" if low else "")
+        at = p[0] + np.round(np.array([5, 15]) * max(k, 0.5)).astype(int)
+        _text(img, label, (int(at[0]), int(at[1])), scale, c)
     if text:
-        cv2.putText(img, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(img, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+        _text(img, text, (8, round(20 * max(k, 0.6))), scale * 1.1, (255, 255, 255))
     return img
 
 
 def overlay_image(frame: Any, poses: list, text: str = "") -> np.ndarray:
     """A processed frame (BGR) with its placed hands (:class:`~streamhand.run.place_step.PlacedHand`) drawn on it: what
     ``run --show`` shows and ``run --save-video`` writes."""
-    hands = [(p.detection.handedness, p.detection.landmarks_px, float(np.mean(p.joint_std))) for p in poses]
+    hands = [(p.detection.handedness, p.detection.landmarks_px, float(np.mean(p.joint_std)),
+              bool(getattr(p, "low_confidence", False))) for p in poses]  # fmt: skip
     return draw_overlay(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), hands, text)
+
+
+def _closed(name: str) -> bool:
+    """Whether the window was closed by its close button (OpenCV would open it again at the next ``imshow``)."""
+    try:
+        return cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) < 1
+    except cv2.error:
+        return True
 
 
 def draw_skeleton_3d(hands: list[tuple[str, np.ndarray]], size: int = 480, yaw_deg: float = 30.0,
@@ -111,41 +134,53 @@ class PreviewWindow:
         self.name = name
 
     def show(self, frame, poses, lat: dict, fps: float = 0.0) -> bool:
+        """Draw a frame; False once the window is closed (``q``, Esc or its close button)."""
         cv2.imshow(self.name, overlay_image(frame, poses, f"{fps:.1f} fps  {lat.get('total', 0):.1f} ms"))
-        return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
+        return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27) and not _closed(self.name)
 
     def close(self) -> None:
         cv2.destroyWindow(self.name)
 
 
-def view_stream(sub: Any) -> None:
-    """``streamhand view``'s window: the latest pose of each live track, its 2D landmarks beside its 3D skeleton
-    (``a``/``d`` turn the view, ``q`` or Esc closes it). ``sub``: a raw
-    :class:`~streamhand.stream.client.PoseSubscriber` with a short timeout, so the window stays responsive between
-    messages."""
-    latest: dict[int, dict] = {}
-    yaw = 30.0
+#: seconds without a frame after which ``streamhand view`` says the stream has stopped and shows no hand
+STALE_S = 2.0
+#: the widest window ``streamhand view`` opens (a larger camera is drawn scaled down)
+MAX_VIEW_WIDTH = 1600
+
+
+def view_stream(sub: Any, where: str = "") -> None:
+    """``streamhand view``'s window: the newest frame's hands, their 2D landmarks beside their 3D skeleton (``a``/``d``
+    turn the view; ``q``, Esc or the close button close it), and a line that says when nothing has come yet or for
+    :data:`STALE_S` seconds. ``sub``: a :class:`~streamhand.stream.client.PoseSubscriber`; each redraw takes its
+    newest whole frame (:meth:`~streamhand.stream.client.PoseSubscriber.latest`), so a fast stream is never drawn
+    late. ``where``: the stream's address, for the waiting line."""
+    name, yaw = "streamhand view", 30.0
+    hands: list = []
+    cam = {"width": 640, "height": 480}
+    last: float | None = None
     try:
         while True:
-            try:
-                m = sub.recv()
-                if m.topic == "hand.frame":
-                    live = {h["track_id"] for h in m.data["hands"]}
-                    latest = {k: v for k, v in latest.items() if k in live}
-                else:
-                    latest[m.data["track_id"]] = m.data
-            except TimeoutError:
-                pass
-            cam = next(iter(latest.values()))["camera"] if latest else {"width": 640, "height": 480}
-            canvas = np.zeros((cam["height"], cam["width"], 3), np.uint8)
-            hands2 = [(d["handedness"], np.asarray(d["joints_2d"]), float(np.mean(d["joint_std"])))
-                      for d in latest.values()]  # fmt: skip
-            hands3 = [(d["handedness"], np.asarray(d["joints_cam"])) for d in latest.values()]
-            left = draw_overlay(canvas, hands2, "2D landmarks")
-            right = draw_skeleton_3d(hands3, size=cam["height"], yaw_deg=yaw)
-            cv2.imshow("streamhand view", np.concatenate([left, right], axis=1))
+            got = sub.latest(wait=0.03)
+            now = time.monotonic()
+            if got is not None:
+                hands, last = got, now
+                cam = hands[0].camera if hands else cam  # the size stays while no hand is in view
+            if last is None:
+                note = f"waiting for the stream{f' at {where}' if where else ''}"
+            elif now - last > STALE_S:
+                note, hands = f"nothing for {now - last:.0f} s: the run has stopped or paused", []
+            else:
+                note = "2D landmarks"
+            canvas = np.zeros((int(cam["height"]), int(cam["width"]), 3), np.uint8)
+            left = draw_overlay(canvas, [(h.handedness, h.joints_2d, float(np.mean(h.joint_std)), h.low_confidence)
+                                         for h in hands], note)  # fmt: skip
+            right = draw_skeleton_3d([(h.handedness, h.joints_cam) for h in hands], size=canvas.shape[0], yaw_deg=yaw)
+            img = np.concatenate([left, right], axis=1)
+            if img.shape[1] > MAX_VIEW_WIDTH:
+                img = cv2.resize(img, (MAX_VIEW_WIDTH, round(img.shape[0] * MAX_VIEW_WIDTH / img.shape[1])))
+            cv2.imshow(name, img)
             key = cv2.waitKey(1) & 0xFF
-            if key in (ord("q"), 27):
+            if key in (ord("q"), 27) or _closed(name):
                 break
             if key in (ord("a"), ord("d")):
                 yaw += 10 if key == ord("d") else -10
