@@ -62,7 +62,8 @@ def check_output(path: str | Path | None, option: str) -> Path | None:
         return None
     p = Path(path)
     if p.is_dir():
-        raise OutputError(f"{option} {p}: is a folder; give a file name, e.g. {p / 'out.json'}")
+        example = p / ("out" + (p.suffix if p.suffix else ".json"))  # a folder named like the file: its kind
+        raise OutputError(f"{option} {p}: is a folder; give a file name, e.g. {example}")
     _make_folder(p.parent, p, option)
     probe = p.with_name(f".{p.name}.{os.getpid()}.probe")  # per process: two commands checking at once
     try:
