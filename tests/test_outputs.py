@@ -25,7 +25,7 @@ def _file(folder):
     ("make", "message"),
     [
         (lambda t: t, "is a folder; give a file name"),
-        (lambda t: (t / "hands.rrd").mkdir() or t / "hands.rrd", r"is a folder; give a file name, e.g. .*hands.rrd/out.rrd"),
+        (lambda t: (t / "hands.rrd").mkdir() or t / "hands.rrd", r"give a file name, e.g. .*hands.rrd/out.rrd"),
         (lambda t: _file(t) / "r.json", "is a file, not a folder"),
         (lambda t: _file(t) / "deeper" / "r.json", "is a file, not a folder"),
         (lambda t: "/proc/streamhand-nope/r.json", "cannot write there"),
