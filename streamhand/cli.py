@@ -345,16 +345,17 @@ def view(
     count: Annotated[int | None, typer.Option(min=1, help="with --rerun/--foxglove: stop after N hand poses")] = None,
 ) -> None:
     """Live 3D skeleton (and the 2D landmarks) from the stream, in a window, Rerun or Foxglove (docs/viewers.md)."""
-    from streamhand.stream.client import PoseSubscriber
+    from streamhand.stream.client import PoseSubscriber, check_endpoint
     from streamhand.stream.security import SecurityError
     from streamhand.viz.viewer import DisplayError, _require_display, view_stream
 
     _view_options(rerun, foxglove, save, port, count)
     topics = ("hand.pose", "hand.frame", "status", "log.") if rerun or foxglove else ("hand.pose", "hand.frame")
-    if control is not None and not (rerun or foxglove):  # before a lookup that may wait for ever
+    if control is not None and not (rerun or foxglove):  # the display before a lookup that may wait for ever
         try:
+            check_endpoint(control, "--control")
             _require_display("use 'streamhand echo' to see the stream as text")
-        except DisplayError as e:
+        except (ValueError, DisplayError) as e:
             fail(str(e))
     try:  # the stream's options are checked first, then the display
         keys = {"curve_server_key": _opt(curve_server_key), "curve_client_key": _opt(curve_client_key)}

@@ -97,6 +97,15 @@ def _connect(sock: zmq.Socket, endpoint: str, what: str) -> None:
                          f"e.g. tcp://127.0.0.1:{protocol.DEFAULT_PUB_PORT}") from None  # fmt: skip
 
 
+def check_endpoint(endpoint: str, what: str) -> None:
+    """A ValueError in one line, naming ``what``, where ``endpoint`` is no ZeroMQ endpoint a socket can connect to
+    (nothing is sent: connecting is ZeroMQ's background work)."""
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    _connect(sock, endpoint, what)
+    sock.close(0)
+
+
 #: how long :meth:`PoseSubscriber.latest` waits for a frame's ``hand.frame`` once its poses have come (they are sent
 #: back to back)
 _FRAME_END_S = 0.1
