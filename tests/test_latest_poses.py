@@ -110,3 +110,60 @@ def test_a_frame_is_never_given_half():
         t.join(5)
         sub.close()
         pub.close()
+
+
+def _poses_only(pub: Publisher, frame: int, camera: str, tracks: tuple[int, ...] = (1, 2)) -> None:
+    """A frame's poses without its ``hand.frame`` (a recording of poses alone, an older publisher)."""
+    cam = msgspec.structs.replace(_pose().camera, id=camera)
+    for track, hand in zip(tracks, ("left", "right")):
+        m = _pose(topic=f"hand.pose.{hand}", handedness=hand, track_id=track, frame_id=frame, camera=cam)
+        pub.publish(m.topic, schema.body(m))
+
+
+def test_frames_without_an_end_a_camera_stopped_mid_frame_and_a_lost_pose():
+    """A camera that sends no ``hand.frame`` has its frames given once the next begins or 0.1 s has passed; one
+    stopped mid-frame does not hold up another camera's answer (it took as long as the other kept streaming); a
+    frame whose end lists a hand that never came is not given as whole."""
+    port = free_port()
+    pub = Publisher("127.0.0.1", port, None)
+    sub = PoseSubscriber(f"tcp://127.0.0.1:{port}")
+    stop = threading.Event()
+    try:
+        time.sleep(0.3)
+        for frame in range(3):
+            _poses_only(pub, frame, "poses-only")
+        got = _until(sub, "poses-only", 2)
+        assert _hands(got) == [("poses-only", 2, 1), ("poses-only", 2, 2)]
+        _send(pub, 0, camera="A")
+        _poses_only(pub, 1, "A", tracks=(1,))  # A stops mid-frame: its end never comes
+
+        def stream_b() -> None:
+            frame = 0
+            while not stop.is_set():
+                _send(pub, frame, camera="B")
+                frame += 1
+                time.sleep(0.01)
+
+        t = threading.Thread(target=stream_b, daemon=True)
+        t.start()
+        time.sleep(0.5)
+        begun = time.monotonic()
+        got = sub.latest(wait=0.0)
+        assert time.monotonic() - begun < 1.0 and got is not None and {p.camera["id"] for p in got} >= {"B"}
+        assert all(p.frame_id == 0 for p in got if p.camera["id"] == "A")  # A's half frame is not given
+        stop.set()
+        t.join(5)
+        sub.latest(wait=1.0)  # drained
+        lost = _pose(topic="hand.pose.left", handedness="left", track_id=1, frame_id=9,
+                     camera=msgspec.structs.replace(_pose().camera, id="C"))  # fmt: skip
+        pub.publish(lost.topic, schema.body(lost))
+        hands = [schema.HandSummary(track_id=1, handedness="left", score=0.9),
+                 schema.HandSummary(track_id=2, handedness="right", score=0.9)]  # the second pose was lost
+        f = schema.FrameMsg(topic="hand.frame", frame_id=9, t_capture=1.0, t_capture_unix=1.7e9, camera=lost.camera,
+                            hands=hands, latency_ms={})  # fmt: skip
+        pub.publish("hand.frame", schema.body(f))
+        assert sub.latest(wait=1.0) is None  # half a frame: nothing whole came
+    finally:
+        stop.set()
+        sub.close()
+        pub.close()

@@ -181,6 +181,8 @@ class PoseSubscriber:
         _connect(self._sock, address, "--address")
         self._last_seq: dict[tuple[str, str], int] = {}
         self.gaps = 0
+        #: the cameras that have sent a ``hand.frame`` (:meth:`latest` waits for their frames' ends)
+        self._framed: set[str] = set()
         self.malformed = 0
         self._last_warning = 0.0
 
@@ -275,42 +277,65 @@ class PoseSubscriber:
         """The hands of the newest whole frame of each camera among what has arrived since the last call, the queue
         drained: a consumer slower than the stream (a control loop at 10 Hz) gets the present, not a backlog that
         ZeroMQ's and the system's buffers keep for it (iterating reads every message in order, seconds late once it
-        falls behind). A frame is whole when its ``hand.frame`` has come (it follows the frame's poses; a subscriber
-        takes that topic for this in any case, and gives it out only where asked): so a frame is never half-read,
-        and a newest frame without hands gives none of that camera's (the hand has left: an empty list where no
-        camera's newest frame has one). Waits up to ``wait`` seconds (None: for ever) for a first whole frame; None
-        when none came by then (nothing new: the last answer stands). ``gap`` counts every message of the topic
-        missed on the way, drained ones not included."""
-        deadline = None if wait is None else time.monotonic() + wait
+        falls behind). A frame is whole when its ``hand.frame`` has come with every hand it lists (it follows the
+        frame's poses; a subscriber takes that topic for this in any case, and gives it out only where asked): so a
+        frame is never half-given, and a newest frame without hands gives none of that camera's (an empty list where
+        no camera's newest frame has one). A camera that has sent no ``hand.frame`` (a recording of poses alone, an
+        older publisher) has its frames taken as whole once a newer one begins or :data:`_FRAME_END_S` has passed.
+        Waits up to ``wait`` seconds (None: for ever) for a first whole frame, and at most :data:`_FRAME_END_S` more
+        for a frame's end; None when no whole frame came (nothing new: the last answer stands). ``gap`` counts every
+        message of the topic missed on the way, drained ones not included."""
+        start = time.monotonic()
+        deadline = None if wait is None else start + wait
         whole: dict[str, list[Message]] = {}  # camera id -> the poses of its newest whole frame
-        partial: dict[str, tuple[object, list[Message]]] = {}  # camera id -> (frame_id, its poses so far)
+        partial: dict[str, tuple[object, float, list[Message]]] = {}  # camera -> (frame_id, when begun, its poses)
+        settle_by: float | None = None  # once a frame is whole: the latest moment to stop for another's end
+
+        def close(key: str) -> None:  # a frame without its end, of a camera that sends none: taken as whole
+            got = partial.pop(key)
+            if key not in self._framed:
+                whole[key] = got[2]
+
         for _ in range(_MOST_DRAINED):
+            now = time.monotonic()
+            for key in [k for k, (_f, begun, _m) in partial.items() if now - begun > _FRAME_END_S]:
+                close(key)  # its end never came: a publisher that stopped mid-frame, or one that sends no ends
+            if whole and settle_by is None:
+                settle_by = now + _FRAME_END_S
+            if settle_by is not None and now > settle_by:
+                break
             if not self._sock.poll(0):  # the queue is drained
                 if whole and not partial:
                     break
-                # a frame's end follows its poses at once; else wait for a first whole frame as long as asked
-                until = time.monotonic() + _FRAME_END_S if partial else deadline
+                # a half frame's end follows its poses at once: wait for it a little, else as long as asked
+                until = min(begun for _f, begun, _m in partial.values()) + _FRAME_END_S if partial else deadline
                 left = None if until is None else until - time.monotonic()
                 if (left is not None and left <= 0) or not self._sock.poll(-1 if left is None else int(left * 1e3) + 1):
-                    if partial:  # its end never came (a publisher that stopped mid-frame): not a frame to give
-                        partial.clear()
-                        continue
-                    return None
+                    if partial:
+                        continue  # the stale half frames are closed above
+                    return None  # nothing whole by the deadline
                 continue
             m = self._decoded(self._sock.recv_multipart(), pass_frames=True)
             if m is None:
                 continue
             cam, frame = m.data.get("camera"), m.data.get("frame_id")
             key = str(cam.get("id", "")) if isinstance(cam, dict) else ""
-            if m.topic == protocol.TOPIC_FRAME:  # the frame is whole: messages come in order, so it is the newest
+            if m.topic == protocol.TOPIC_FRAME:  # the frame's end: messages come in order, so it is the newest
+                self._framed.add(key)
                 got = partial.pop(key, None)
-                whole[key] = got[1] if got is not None and got[0] == frame else []
+                poses = got[2] if got is not None and got[0] == frame else []
+                listed = m.data.get("hands")
+                if isinstance(listed, list) and len(listed) == len(poses):  # none of its poses lost on the way
+                    whole[key] = poses
             elif m.topic.startswith(protocol.TOPIC_POSE + "."):
                 got = partial.get(key)
-                if got is None or got[0] != frame:
-                    partial[key] = (frame, [m])
+                if got is not None and got[0] != frame:  # a newer frame begins: the last one had no end
+                    close(key)
+                    got = None
+                if got is None:
+                    partial[key] = (frame, time.monotonic(), [m])
                 else:
-                    got[1].append(m)
+                    got[2].append(m)
         out = []
         for messages in whole.values():
             for m in messages:
@@ -319,7 +344,7 @@ class PoseSubscriber:
                     out.append(HandPose.from_struct(msg, m.gap, raw=m.data))
                 else:
                     self._skip(protocol.MalformedMessage("; ".join(problems[:3])))
-        return out
+        return out if whole else None
 
     def close(self) -> None:
         self._sock.close(0)
