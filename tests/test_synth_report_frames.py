@@ -120,7 +120,7 @@ def test_real_frames_are_lifted_at_the_truths_scale_as_renders_are(frames_dir):
     assert any(s.startswith("MediaPipe handedness correct") and s.endswith("n/a (not labelled)") for s in lines)
     assert any(s.startswith("  2d, MediaPipe's handedness") and s.split()[-1] == f"{expected:.1f}" for s in lines)
     row = next(s for s in lines if s.startswith("MediaPipe world landmarks: depth slope"))
-    assert row.split()[-3:] == ["n/a", "1.00", "[1.00-1.00]"]  # no renders' figure given; the real frames'
+    assert row.split()[-3:] == ["n/a", "1.00", "[1.00..1.00]"]  # no renders' figure given; the real frames'
     assert next(s for s in lines if s.startswith("  mean error in depth")).split()[-3:] == ["0.0", "/", "0.0"]
 
 
@@ -211,7 +211,7 @@ def _depth(slope: float) -> dict:
 @pytest.mark.parametrize(
     ("pm", "found", "depth"),
     [({"rendered_n": 4, "detection_rate": 0.5, "handedness_accuracy": 1.0, "landmark_error_px_median": 8.0,
-       "world_depth": _depth(0.3)}, "0.500 (2 of 4)", "0.30 [0.20-0.40]"),
+       "world_depth": _depth(0.3)}, "0.500 (2 of 4)", "0.30 [0.20..0.40]"),
      ({"rendered_n": 0, "detection_rate": None, "handedness_accuracy": None, "landmark_error_px_median": None,
        "world_depth": None}, "n/a (none)", "n/a")],
     ids=["found", "none-drawn"],
@@ -230,7 +230,7 @@ def test_the_report_puts_the_renders_of_the_frames_poses_beside_the_photographs(
     assert lines[0].split() == ["figure", "renders", "real", "frames", "renders", "of", "their", "poses"]
     assert next(s for s in lines if s.startswith("MediaPipe detection rate")).endswith(found)
     slope = next(s for s in lines if s.startswith("MediaPipe world landmarks: depth slope"))
-    assert "0.60 [0.50-0.70]" in slope and "1.00 [0.90-1.10]" in slope and slope.endswith(depth)
+    assert "0.60 [0.50..0.70]" in slope and "1.00 [0.90..1.10]" in slope and slope.endswith(depth)
     palm = next(s for s in lines if s.startswith("  at the true hand: palm score"))
     assert palm.split()[-3:] == ["n/a", "n/a", "n/a"]  # no likeness figures in any column: said, not a KeyError
     lk = {"n": 4, "palm_found": 0.75, "palm_logit_mean": 1.234, "palm_logit_median": 2.0, "presence_mean": 0.9,

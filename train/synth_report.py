@@ -384,7 +384,7 @@ def _depth_rows(row: Any, *columns: dict | None) -> list[str]:
         if d is None:
             return "n/a", "n/a", "n/a"
         q = (f"{_num(d['depth_slope_median'], '.2f')} "
-             f"[{_num(d['depth_slope_q25'], '.2f')}-{_num(d['depth_slope_q75'], '.2f')}]")  # fmt: skip
+             f"[{_num(d['depth_slope_q25'], '.2f')}..{_num(d['depth_slope_q75'], '.2f')}]")  # fmt: skip
         return q, _num(d["across_slope_median"], ".2f"), f"{d['depth_error_mm']:.1f} / {d['across_error_mm']:.1f}"
 
     c = [cells(d) for d in columns]
