@@ -19,7 +19,13 @@ from streamhand import cli_record
 from streamhand.errors import Commands, check_distinct_or_fail, check_output_or_fail, fail, fail_without_torch
 from streamhand.options import with_options
 from streamhand.outputs import json_finite
-from streamhand.runtime_config import RunConfig, not_one_sample, source_kind_from_settings
+from streamhand.runtime_config import (
+    SOURCE_SETTINGS,
+    RunConfig,
+    not_one_sample,
+    other_source_setting,
+    source_kind_from_settings,
+)
 
 app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Real-time 3D hand pose from a camera to ZeroMQ topics.")  # fmt: skip
@@ -83,21 +89,19 @@ def _build_config(config: Path | None, overrides: dict) -> RunConfig:
 
 
 #: the options that pick a run's source (a file's source.kind beside another source's setting is theirs to settle)
-_SOURCE_PICKS = ("source.kind", "source.camera", "source.video", "source.images", "source.realsense_file",
-                 "source.realsense_serial")  # fmt: skip
+_SOURCE_PICKS = ("source.kind", *(f"source.{k}" for k in SOURCE_SETTINGS))
 
 
 def _check_source_kind(config: Path | None, source: object) -> None:
-    """A config file whose ``source.kind`` is one source while a setting of another is set (``kind: demo`` and
-    ``video: clip.mp4``, as an edited ``--print-config`` dump has it) is one line, not the other source's setting
-    ignored without a word (``camera: '0'``, every dump's, counts as unset)."""
+    """A config file whose ``source.kind`` is one source while a setting of another is set is one line, not the other
+    source's setting ignored without a word (:func:`~streamhand.runtime_config.other_source_setting`)."""
     if not isinstance(source, dict) or not source.get("kind"):
         return
-    for key in ("camera", "video", "images", "realsense_file", "realsense_serial"):
-        named, value = ("realsense" if key.startswith("realsense") else key), source.get(key)
-        if value is not None and named != source["kind"] and not (key == "camera" and str(value) == "0"):
-            fail(f"{config}: source.kind is {source['kind']}, but source.{key} (a {named} setting) is set too; set "
-                 f"kind: {named}, or remove {key}")
+    other = other_source_setting(source)
+    if other is not None:
+        key, named = other
+        fail(f"{config}: source.kind is {source['kind']}, but source.{key} (a {named} setting) is set too; set "
+             f"kind: {named}, or remove {key}")
 
 
 @app.command()
@@ -354,7 +358,7 @@ def view(
     if control is not None and not (rerun or foxglove):  # the display before a lookup that may wait for ever
         try:
             check_endpoint(control, "--control")
-            _require_display("use 'streamhand echo' to see the stream as text")
+            _require_display(_WINDOW_HINT)
         except (ValueError, DisplayError) as e:
             fail(str(e))
     try:  # the stream's options are checked first, then the display
@@ -369,7 +373,7 @@ def view(
         raise typer.Exit(_view_in(sub, rerun, save, port, count))
     try:
         if control is None:
-            _require_display("use 'streamhand echo' to see the stream as text")
+            _require_display(_WINDOW_HINT)
     except DisplayError as e:
         sub.close()
         fail(str(e))
@@ -379,6 +383,10 @@ def view(
         pass
     finally:
         sub.close()
+
+
+#: what ``view`` says to use instead of its window where no display can show one
+_WINDOW_HINT = "use 'streamhand echo' to see the stream as text"
 
 
 def _view_options(rerun: bool, foxglove: bool, save: Path | None, port: int | None, count: int | None) -> None:

@@ -62,17 +62,32 @@ class SourceConfig(_Strict):
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
+#: each source's own setting -> the source (``kind``) it names
+SOURCE_SETTINGS = {"camera": "camera", "video": "video", "images": "images", "realsense_file": "realsense",
+                   "realsense_serial": "realsense"}  # fmt: skip
+
+
 def source_kind_from_settings(source: dict) -> str | None:
     """The source that a config file's ``source`` settings name without a ``kind`` (``video: clip.mp4``: video), as
     its option would; None where they name none; a ValueError (one line) where they name two. The command line
     applies it once the file and its options are merged (an option's source then counts as given)."""
-    keys = ("camera", "video", "images", "realsense_file", "realsense_serial")
-    named = [k for k in keys if source.get(k) is not None]
-    kinds = sorted({"realsense" if k.startswith("realsense") else k for k in named})
+    named = [k for k in SOURCE_SETTINGS if source.get(k) is not None]
+    kinds = sorted({SOURCE_SETTINGS[k] for k in named})
     if len(kinds) > 1:
         raise ValueError(f"source: {', '.join(named)} set: the settings of {len(kinds)} sources; choose one source "
                          "(or set its kind)")  # fmt: skip
     return kinds[0] if kinds else None
+
+
+def other_source_setting(source: dict) -> tuple[str, str] | None:
+    """(setting, the source it names) of a setting set beside a ``kind`` that names another source (``kind: demo``
+    with ``video: clip.mp4``, as an edited ``--print-config`` dump has it); None where there is none. ``camera:
+    '0'``, every dump's, counts as unset."""
+    for key, named in SOURCE_SETTINGS.items():
+        value = source.get(key)
+        if value is not None and named != source.get("kind") and not (key == "camera" and str(value) == "0"):
+            return key, named
+    return None
 
 
 class DetectConfig(_Strict):

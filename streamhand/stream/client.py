@@ -267,11 +267,19 @@ class PoseSubscriber:
                     yield m
                     break
                 if m.topic.startswith(protocol.TOPIC_POSE + "."):
-                    msg, problems = protocol.parse(m.topic, m.data)  # into schema.HandPoseMsg, every type checked
-                    if isinstance(msg, HandPoseMsg):
-                        yield HandPose.from_struct(msg, m.gap, raw=m.data)
+                    pose = self._pose(m)
+                    if pose is not None:
+                        yield pose
                         break
-                    self._skip(protocol.MalformedMessage("; ".join(problems[:3])))
+
+    def _pose(self, m: Message) -> HandPose | None:
+        """A pose message as a :class:`HandPose`, every field's type and shape checked; None (logged, counted) where
+        one is wrong or missing."""
+        msg, problems = protocol.parse(m.topic, m.data)  # into schema.HandPoseMsg
+        if isinstance(msg, HandPoseMsg):
+            return HandPose.from_struct(msg, m.gap, raw=m.data)
+        self._skip(protocol.MalformedMessage("; ".join(problems[:3])))
+        return None
 
     def latest(self, wait: float | None = 0.0) -> list[HandPose] | None:
         """The hands of the newest whole frame of each camera among what has arrived since the last call, the queue
@@ -285,8 +293,7 @@ class PoseSubscriber:
         Waits up to ``wait`` seconds (None: for ever) for a first whole frame, and at most :data:`_FRAME_END_S` more
         for a frame's end; None when no whole frame came (nothing new: the last answer stands). ``gap`` counts every
         message of the topic missed on the way, drained ones not included."""
-        start = time.monotonic()
-        deadline = None if wait is None else start + wait
+        deadline = None if wait is None else time.monotonic() + wait
         whole: dict[str, list[Message]] = {}  # camera id -> the poses of its newest whole frame
         partial: dict[str, tuple[object, float, list[Message]]] = {}  # camera -> (frame_id, when begun, its poses)
         settle_by: float | None = None  # once a frame is whole: the latest moment to stop for another's end
@@ -336,15 +343,9 @@ class PoseSubscriber:
                     partial[key] = (frame, time.monotonic(), [m])
                 else:
                     got[2].append(m)
-        out = []
-        for messages in whole.values():
-            for m in messages:
-                msg, problems = protocol.parse(m.topic, m.data)
-                if isinstance(msg, HandPoseMsg):
-                    out.append(HandPose.from_struct(msg, m.gap, raw=m.data))
-                else:
-                    self._skip(protocol.MalformedMessage("; ".join(problems[:3])))
-        return out if whole else None
+        if not whole:
+            return None
+        return [pose for messages in whole.values() for m in messages if (pose := self._pose(m)) is not None]
 
     def close(self) -> None:
         self._sock.close(0)
