@@ -95,6 +95,39 @@ def test_mediapipe_alone_paced_times_the_wait_for_the_detector(detector_s, fps, 
     assert mediapipe_alone_paced(_Paced(0, fps), lambda rgb: None, 12) == {"frames": 0}
 
 
+class _SlowToRead(_Counted):
+    """``n`` frames, each taking ``read_s`` to read (a large video's decoding)."""
+
+    def __init__(self, n: int, read_s: float):
+        super().__init__(n)
+        self.read_s = read_s
+
+    def read(self):
+        time.sleep(self.read_s)
+        return super().read()
+
+
+@pytest.mark.parametrize(
+    ("read_s", "detector_s", "fps_range"),
+    [
+        (0.06, 0.02, (10, 20)),  # decoding is the slower: MediaPipe alone goes no faster than the frames come
+        (0.02, 0.06, (13, 19)),  # the detector is: the next frame is read while it works, not after
+    ],
+)
+def test_mediapipe_alone_reads_one_frame_ahead_as_a_run_does(read_s, detector_s, fps_range):
+    """The speed ratio's baseline reads the source as a run read as fast as it goes reads it: one frame ahead on a
+    thread of its own, its rate from the first frame's capture to the last answer, so a source slow to read (a 4K
+    video) weighs on MediaPipe alone as on the run; its calls are still timed on their own."""
+    from streamhand.run.report import mediapipe_alone
+
+    src = _SlowToRead(12, read_s)
+    got = mediapipe_alone(src, lambda rgb: time.sleep(detector_s), 12)
+    assert got["frames"] == 12 and src.reads == 12
+    assert fps_range[0] < got["fps"] < fps_range[1]  # serial: 12.5/s; the detector's calls alone: 50 or 17/s
+    assert got["ms_per_frame_p50"] == pytest.approx(1000 * detector_s, abs=15)
+    assert mediapipe_alone(_SlowToRead(0, 0.0), lambda rgb: None, 12) == {"frames": 0}
+
+
 @pytest.mark.parametrize("read_ahead", [False, True])
 def test_a_lossless_capture_reads_on_demand_or_one_frame_ahead(read_ahead):
     """On demand: nothing is read until the detector waits for a frame. Read ahead: the next frame is read (and
