@@ -238,8 +238,9 @@ def _saves(cfg: RunConfig, run: Run) -> None:
             run._closers.append(poses.close)
         if cfg.save_video is not None:
             fps = cfg.source.fps or getattr(run.source, "fps", None) or 30.0
-            video = OverlayVideo(cfg.save_video, float(fps))
+            video = OverlayVideo(cfg.save_video, float(fps), run.pipeline.stats)
             run.pipeline.emitter.frame_hooks.append(video.write)
+            run.pipeline.emitter.end_hooks.append(video.flush)
             run._closers.append(video.close)
     except (SaveError, OSError) as e:
         raise RunError(str(e)) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 
 import cv2
 import msgpack
@@ -42,6 +43,7 @@ def test_every_format_holds_every_pose(tmp_path):
     assert ok and img.shape == (480, 640, 3)
     cap.release()
     assert not list(tmp_path.glob(".*part*"))  # the temporary files were renamed
+    assert rep["latency_ms"]["save_video"]["n"] == FRAMES and rep["cpu_ms"]["save_video"]["p50"] > 0  # timed
 
     rep2 = _run(tmp_path, "--save", str(tmp_path / "p.csv"))
     rows = list(csv.reader((tmp_path / "p.csv").open()))
@@ -84,3 +86,64 @@ def test_a_picture_of_another_shape_is_letterboxed_into_the_video_not_stretched(
     cols = np.flatnonzero(out[75, :, 0] > 0)
     assert (cols.min(), cols.max()) == (112, 186)  # 75 wide (the aspect kept), centred
     assert (out[:, :100] == 0).all() and (out[:, 200:] == 0).all()
+
+
+def _frames(n: int, size: tuple[int, int] = (96, 128)) -> list:
+    from streamhand.capture.base import Frame
+    from streamhand.geometry import Intrinsics
+
+    h, w = size
+    k = Intrinsics(w, h, 100.0, 100.0, w / 2, h / 2)
+    return [Frame(i, float(i), float(i), np.full((h, w, 3), 40 * i % 255, np.uint8), k, "0") for i in range(n)]
+
+
+def test_the_overlay_video_is_drawn_and_encoded_beside_the_run_and_every_frame_is_kept(tmp_path, monkeypatch):
+    """The run hands each frame to the writer's own thread and goes on (a 4K frame's encoding takes longer than
+    MediaPipe's frame); a full queue makes it wait rather than leave frames out; closing writes what is queued and
+    the report's stages time the writer."""
+    from streamhand.run.save import OverlayVideo
+    from streamhand.run.stats import StageStats
+
+    stats = StageStats()
+    video = OverlayVideo(tmp_path / "o.mp4", 30.0, stats)
+    real = video._encode
+
+    def slow(*a):  # a writer slower than the run
+        time.sleep(0.05)
+        real(*a)
+
+    monkeypatch.setattr(video, "_encode", slow)
+    frames = _frames(OverlayVideo.QUEUE + 12)
+    t0 = time.perf_counter()
+    for f in frames[:4]:
+        video.write(f, [], {"total": 1.0})
+    assert time.perf_counter() - t0 < 0.1  # handed on, not encoded in the run's thread
+    for f in frames[4:]:
+        video.write(f, [], {"total": 1.0})
+    assert time.perf_counter() - t0 > 0.05 * 10  # the queue filled: the run waited for the writer
+    video.close()
+    cap = cv2.VideoCapture(str(tmp_path / "o.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == len(frames) == video.frames
+    cap.release()
+    assert stats.percentiles_ms("save_video")["n"] == len(frames) and stats.cpu_ms()["save_video"]["p50"] > 0
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_a_writer_that_fails_stops_the_run_at_its_next_frame(tmp_path, monkeypatch, caplog):
+    from streamhand.run.save import OverlayVideo, SaveError
+
+    video = OverlayVideo(tmp_path / "o.avi", 30.0)
+
+    def fails(*a):
+        raise SaveError("--save-video o.avi: OpenCV cannot write this kind of video here")
+
+    monkeypatch.setattr(video, "_encode", fails)
+    frames = _frames(3)
+    video.write(frames[0], [], {})
+    with pytest.raises(SaveError, match="cannot write"):
+        for f in frames[1:]:
+            time.sleep(0.2)  # the writer has met the first frame
+            video.write(f, [], {})
+    with caplog.at_level("WARNING"):
+        video.close()
+    assert [r.levelname for r in caplog.records] == ["ERROR"] and not (tmp_path / "o.avi").exists()

@@ -36,6 +36,9 @@ class Emitter:
         #: called with (frame, poses, latency) of every processed frame, after it is published (``--save-video``,
         #: ``run --rerun``)
         self.frame_hooks: list[Any] = []
+        #: called once the last frame has been emitted, before the run report: what works on beside the run finishes
+        #: its frames (``--save-video``'s writer), so the report counts them
+        self.end_hooks: list[Any] = []
         #: (frame, poses, latency) of each frame for the preview window, latest wins
         self.display: Slot = Slot(lossless=False)
         self.frames_processed = 0

@@ -182,6 +182,11 @@ class Pipeline:
             self.stop()
             for t in self._threads:
                 t.join(timeout=5)
+            for hook in self.emitter.end_hooks:
+                try:
+                    hook()
+                except Exception as e:  # told, and the run still reports
+                    log.error("finishing the run: %s: %s", type(e).__name__, e)
             self.span_s = (time.monotonic() - self._t_start, time.process_time() - cpu0)
             if viewer is not None:
                 viewer.close()

@@ -32,11 +32,11 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, width, cv2.LINE_AA)
 
 
-def draw_overlay(bgr: np.ndarray, hands: list[tuple], text: str = "") -> np.ndarray:
+def draw_overlay(bgr: np.ndarray, hands: list[tuple], text: str = "", copy: bool = True) -> np.ndarray:
     """Draw (handedness, joints_2d (21, 2), mean joint_std m[, low_confidence]) skeletons and a status line onto
-    ``bgr``, their lines, dots and text in proportion to the image (a 640-pixel image: 2-pixel lines). A hand the run
-    flags as of low confidence is drawn thin, its label saying so."""
-    img = bgr.copy()
+    ``bgr`` (a copy of it; ``copy=False``: into it), their lines, dots and text in proportion to the image (a 640-pixel
+    image: 2-pixel lines). A hand the run flags as of low confidence is drawn thin, its label saying so."""
+    img = bgr.copy() if copy else bgr
     k = max(img.shape[:2]) / 640.0
     line, dot, scale = max(1, round(2 * k)), max(1, round(3 * k)), min(max(0.5 * k, 0.25), 2.0)
     for handed, uv, std, *flag in hands:
@@ -60,7 +60,7 @@ def overlay_image(frame: Any, poses: list, text: str = "") -> np.ndarray:
     ``run --show`` shows and ``run --save-video`` writes."""
     hands = [(p.detection.handedness, p.detection.landmarks_px, float(np.mean(p.joint_std)),
               bool(getattr(p, "low_confidence", False))) for p in poses]  # fmt: skip
-    return draw_overlay(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), hands, text)
+    return draw_overlay(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), hands, text, copy=False)  # a new image already
 
 
 def _closed(name: str) -> bool:
