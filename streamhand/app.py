@@ -10,6 +10,7 @@ no display) raises :class:`RunError`, whose message is one line naming the optio
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +40,11 @@ class Run:
     tracking: bool = True
     hand_length_why: str = ""
     _closers: list[Callable[[], None]] = field(default_factory=list)
-    #: a ``stop`` that came (on the control socket) while the run was still loading: its pipeline stops at once
+    #: a ``stop`` that came (on the control socket, or a signal) while the run was still loading: its pipeline stops
+    #: at once
     stop_requested: bool = False
+    #: set by :meth:`stop`; one during ``--compare-mediapipe``'s timing of MediaPipe alone, after the run, ends it
+    stopped: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> Run:
         return self
@@ -61,6 +65,7 @@ class Run:
 
     def stop(self) -> None:
         self.stop_requested = True
+        self.stopped.set()
         if self.pipeline is not None:
             self.pipeline.stop()
 
@@ -72,13 +77,20 @@ class Run:
         from streamhand.capture.factory import make_source
         from streamhand.run.report import mediapipe_alone, mediapipe_alone_paced
 
+        n, stop = rep["frames_processed"], self.stopped
+        stop.clear()  # a stop that ended the run is not one for the comparison: the next one is
         with make_detector(self.cfg, self.tracking, "mediapipe") as det:
             source = make_source(self.cfg.source.model_copy(update={"realtime": False}))
-            alone = rep["mediapipe_alone"] = mediapipe_alone(source, det, rep["frames_processed"])
+            alone = mediapipe_alone(source, det, n, stop)
         paced = self.source.live or self.cfg.source.realtime
-        if paced:
+        if paced and not stop.is_set():
             with make_detector(self.cfg, self.tracking, "mediapipe") as det:  # a fresh detector: no tracking state
-                alone["paced"] = mediapipe_alone_paced(make_source(self.cfg.source), det, rep["frames_processed"])
+                alone["paced"] = mediapipe_alone_paced(make_source(self.cfg.source), det, n, stop)
+        if stop.is_set():  # a stop during the comparison: the run's own report, without half a baseline
+            log.warning("--compare-mediapipe: stopped before MediaPipe alone was timed on every frame; the report "
+                        "has no comparison")  # fmt: skip
+            return rep
+        rep["mediapipe_alone"] = alone
         if alone.get("fps") and rep["fps"] and not paced:  # a paced run's frame time is the source's period
             rep["ratio_to_mediapipe"] = alone["fps"] / rep["fps"]
         return rep

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +25,7 @@ from streamhand.runtime_config import (
     other_source_setting,
     source_kind_from_settings,
 )
+from streamhand.stop_signals import exit_on_stop_signals, on_stop_signals
 
 app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Real-time 3D hand pose from a camera to ZeroMQ topics.")  # fmt: skip
@@ -174,7 +174,7 @@ def _check_saves(cfg: RunConfig) -> None:
 
 
 def _write_at_end(path: Path | str, text: str, option: str) -> int:
-    """Write a result file after the work; a failure is one line (the work's summary is already out): exit 1."""
+    """Write a result file after the work; a failure is one line: exit 1."""
     from streamhand.outputs import OutputError, write_text_atomic
 
     try:
@@ -190,16 +190,16 @@ def _run(cfg) -> int:
     from streamhand.run import live_line
     from streamhand.stream.publish import ZmqLogHandler
 
+    exit_on_stop_signals()  # while loading: a stop signal ends the run at once (also as a container's PID 1)
     try:
         run = build_run(cfg)
     except RunError as e:
         fail(str(e))
     with run:
-        src, pipe = run.source, run.pipeline
+        src = run.source
         handler = ZmqLogHandler(run.publisher)
         logging.getLogger().addHandler(handler)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: pipe.stop())
+        on_stop_signals(run.stop)  # from here: finish the frame in hand, the outputs and the report, then end
         if cfg.publish.connect:
             log.info("publishing through the proxy at %s as camera %s", cfg.publish.connect,
                      cfg.publish.camera_id or src.name)  # fmt: skip
@@ -228,17 +228,18 @@ def _run(cfg) -> int:
             logging.getLogger().removeHandler(handler)
         run.detector.close()
         if cfg.compare_mediapipe and not src.live and rep["frames_processed"]:
-            log.info("--compare-mediapipe: timing MediaPipe alone on the same %d frames%s", rep["frames_processed"],
-                     ", back to back, then paced as the run was" if cfg.source.realtime else "")  # fmt: skip
+            log.info("--compare-mediapipe: timing MediaPipe alone on the same %d frames%s (Ctrl-C skips it)",
+                     rep["frames_processed"], ", back to back, then paced as the run was" if cfg.source.realtime
+                     else "")  # fmt: skip
             try:
                 run.compare_mediapipe(rep)
             except RunError as e:
                 fail(str(e))
-        typer.echo(_summary(rep, run.stop_requested), err=True)
         failed = 1 if rep["errors"] else 0
-        if cfg.report:
+        if cfg.report:  # before the summary line: a closed standard error must not cost the report
             text = json.dumps(json_finite(rep), indent=1, default=float, allow_nan=False)  # JSON has no NaN
             failed |= _write_at_end(cfg.report, text, "--report")
+        typer.echo(_summary(rep, run.stop_requested), err=True)
         return failed
 
 
@@ -259,7 +260,7 @@ def _opt(p: Path | None) -> str | None:
 
 def _summary(rep: dict, stopped: bool = False) -> str:
     if stopped and not rep["frames_in"]:
-        return "done: stopped before the first frame (a `stop` on the control socket)"
+        return "done: stopped before the first frame (a `stop` on the control socket, or a signal)"
     if not rep["frames_processed"]:  # nothing to time or score
         return (f"done: no frame processed ({rep['frames_in']} read, {rep.get('corrupt_frames', 0)} skipped as "
                 "unreadable or too small: see the log)")  # fmt: skip
@@ -417,9 +418,7 @@ def _view_in(sub, rerun: bool, save: Path | None, port: int | None, count: int |
     from streamhand.viz import foxglove_bridge, rerun_log
 
     stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+    on_stop_signals(stop.set)
     say = lambda text: typer.echo(text, err=True)  # noqa: E731
     try:
         if rerun:
@@ -738,8 +737,7 @@ def proxy(
     if frontend_port == backend_port:
         fail("--frontend-port and --backend-port must differ")
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    on_stop_signals(stop.set)
     said = (f"proxy: publishers connect to tcp://{bind}:{frontend_port}, subscribers to tcp://{bind}:{backend_port} "
             "(Ctrl-C stops)")  # fmt: skip
     try:

@@ -7,7 +7,6 @@ bad input, exit 0 on a clean stop, exit 1 where `record` gave up waiting).
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Annotated
 import typer
 
 from streamhand.errors import check_output_or_fail, fail
+from streamhand.stop_signals import on_stop_signals
 from streamhand.stream import protocol
 
 #: the longest wait a command's --timeout or --duration takes (about 11 days; 0 is "never" where it says so): a longer
@@ -25,11 +25,6 @@ MAX_WAIT_S = 1e6
 IdleTimeout = Annotated[
     float, typer.Option(min=0, max=MAX_WAIT_S, help="give up after this many idle seconds (0: never)")
 ]
-
-
-def _stop_on_signals(stop: threading.Event) -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
 
 
 def record(
@@ -65,7 +60,7 @@ def record(
     except (SecurityError, ValueError) as e:
         fail(str(e))
     stop = threading.Event()
-    _stop_on_signals(stop)
+    on_stop_signals(stop.set)
     rec = McapRecorder(out, source=sub.address)
     typer.echo(f"recording {', '.join(topic) if topic else 'all topics'} from {sub.address} to {out} "
                "(Ctrl-C stops)", err=True)  # fmt: skip
@@ -141,7 +136,7 @@ def replay(
                         clock=clock)  # fmt: skip
     except PortInUse as e:
         fail(str(e))
-    _stop_on_signals(stop)
+    on_stop_signals(stop.set)
     typer.echo(f"replaying {file}: {describe(info)}; on tcp://{bind}:{port} (control {control_port}) "
                f"at {'max speed' if factor is None else f'{factor:g}x'}{', looping' if loop else ''} (Ctrl-C stops)",
                err=True)  # fmt: skip

@@ -47,6 +47,9 @@ def native_stderr_filtered() -> Iterator[None]:
         yield
         return
     try:
+        if sys.stderr is None:  # started with standard error closed: descriptor 2, if any, is another file's now
+            yield
+            return
         try:
             sys.stderr.flush()
             saved = os.dup(2)

@@ -76,19 +76,22 @@ def test_demo_end_to_end_with_external_subscriber(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_cleanly_and_writes_report(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_stops_cleanly_and_writes_report(tmp_path, sig):
+    """SIGTERM (a service manager's stop) and SIGHUP (the terminal closed) end a run as Ctrl-C does: the report and
+    the saved poses written under their names, the ports freed, exit 0."""
     port, cport = free_port(), free_port()
     env = {**os.environ, "GLOG_minloglevel": "2"}
     p = subprocess.Popen([sys.executable, "-m", "streamhand.cli", "run", "--port", str(port), "--control-port",
-                          str(cport), "--report", str(tmp_path / "r.json")], cwd=str(ROOT), env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                          str(cport), "--report", str(tmp_path / "r.json"), "--save", str(tmp_path / "p.jsonl")],
+                         cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     ctx = zmq.Context.instance()
     s = ctx.socket(zmq.SUB)
     s.setsockopt(zmq.SUBSCRIBE, b"hand.frame")
     s.connect(f"tcp://127.0.0.1:{port}")
     try:
         assert s.poll(120_000), "no frames published"
-        p.send_signal(signal.SIGTERM)
+        p.send_signal(sig)
         _, err = p.communicate(timeout=60)
     finally:
         s.close(0)
@@ -96,6 +99,7 @@ def test_sigterm_stops_cleanly_and_writes_report(tmp_path):
             p.kill()
     assert p.returncode == 0, err[-2000:]
     assert json.loads((tmp_path / "r.json").read_text())["frames_processed"] > 0
+    assert (tmp_path / "p.jsonl").stat().st_size > 0 and not list(tmp_path.glob(".*part*"))
     # the ports are free again
     t = ctx.socket(zmq.PUB)
     t.bind(f"tcp://127.0.0.1:{port}")

@@ -67,11 +67,11 @@ def cpu_use(stats: StageStats, span_s: tuple[float, float] | None) -> dict:
 
 
 @contextmanager
-def _read_by_capture(source: FrameSource, frames: int, lossless: bool,
-                     read_ahead: bool) -> Iterator[tuple[Slot, StageStats]]:  # fmt: skip
+def _read_by_capture(source: FrameSource, frames: int, lossless: bool, read_ahead: bool,
+                     stop: threading.Event | None) -> Iterator[tuple[Slot, StageStats]]:  # fmt: skip
     """``source`` read on a thread of its own by the pipeline's capture stage into a hand-off, as a run reads it;
-    the frames come from the slot (None at the end)."""
-    stop, stats, slot = threading.Event(), StageStats(), Slot(lossless=lossless)
+    the frames come from the slot (None at the end, or soon after ``stop`` is set)."""
+    stop, stats, slot = stop or threading.Event(), StageStats(), Slot(lossless=lossless)
     capture = CaptureStage(source, frames, stop, stats, slot, read_ahead=read_ahead)
 
     def read() -> None:
@@ -92,13 +92,13 @@ def _read_by_capture(source: FrameSource, frames: int, lossless: bool,
         source.close()
 
 
-def mediapipe_alone_paced(source: FrameSource, detector: Any, frames: int) -> dict:
+def mediapipe_alone_paced(source: FrameSource, detector: Any, frames: int, stop: threading.Event | None = None) -> dict:
     """MediaPipe by itself on a paced source, read as a paced run reads it (the pipeline's capture stage and its
     hand-off: the latest frame wins, a still set's are all kept), each frame timed from its capture to MediaPipe's
     answer. A paced run's end-to-end latency includes the wait for a busy detector; this is the same figure without
     anything of ours, the reference that a back-to-back pass (:func:`mediapipe_alone`) cannot give."""
     latency: list[float] = []
-    with _read_by_capture(source, frames, lossless=source.stills, read_ahead=False) as (slot, stats):
+    with _read_by_capture(source, frames, source.stills, False, stop) as (slot, stats):
         while (f := slot.get()) is not None:
             detector(f.rgb)
             latency.append(time.monotonic() - f.t_capture)
@@ -109,14 +109,14 @@ def mediapipe_alone_paced(source: FrameSource, detector: Any, frames: int) -> di
             "end_to_end_ms_p50": float(np.median(v)), "end_to_end_ms_p95": float(np.percentile(v, 95))}  # fmt: skip
 
 
-def mediapipe_alone(source: FrameSource, detector: Any, frames: int) -> dict:
+def mediapipe_alone(source: FrameSource, detector: Any, frames: int, stop: threading.Event | None = None) -> dict:
     """MediaPipe by itself on the same frames, one after another, read one frame ahead on a thread of their own as a
     run read as fast as it goes reads them: ``fps`` (for the speed ratio) counts the frames over the time from the
     first frame's capture to the last answer, so that decoding a large video weighs on both sides alike;
-    ``ms_per_frame_*`` time MediaPipe's own calls."""
+    ``ms_per_frame_*`` time MediaPipe's own calls. Setting ``stop`` ends it after the frame in hand (either pass)."""
     times = []
     t_first = t_last = None
-    with _read_by_capture(source, frames, lossless=True, read_ahead=True) as (slot, _):
+    with _read_by_capture(source, frames, True, True, stop) as (slot, _):
         while (f := slot.get()) is not None:
             t_first = f.t_capture if t_first is None else t_first
             t0 = time.perf_counter()

@@ -188,8 +188,9 @@ class StatusMsg(FrameFields, kw_only=True):
     corrupt_frames: Annotated[int, _doc("frames skipped as unreadable or malformed")]
     hands_published: Annotated[int, _doc("`hand.pose.*` messages sent")]
     latency_ms: Annotated[dict[str, float], _doc(
-        "median milliseconds over the run: `capture`, `detect`, `infer`, `place_publish` and `end_to_end` (with "
-        "`--save-video` also `save_video`), each once measured (before the first frame at most `capture`)")]  # fmt: skip
+        "median milliseconds over the run: `capture`, `detect`, `infer`, `place_publish` and `end_to_end` "
+        "(with `--save-video` also `save_video`), each once measured (before the first frame at most "
+        "`capture`)")]  # fmt: skip
     backend: Annotated[str, _doc("the inference backend, model and modalities, in words")]
     backend_reason: Annotated[str, _doc("why that backend was chosen (empty when asked for by name)")]
     detector: Annotated[str, _doc("the hand detector")]
