@@ -147,3 +147,22 @@ def test_a_writer_that_fails_stops_the_run_at_its_next_frame(tmp_path, monkeypat
     with caplog.at_level("WARNING"):
         video.close()
     assert [r.levelname for r in caplog.records] == ["ERROR"] and not (tmp_path / "o.avi").exists()
+
+
+def test_a_video_name_that_is_not_utf8_is_written_and_a_folder_that_is_not_is_refused(tmp_path):
+    """Names read from bytes that are not UTF-8 (a Latin-1 shell): OpenCV's writer crashed the whole process on
+    them. The video is written under a plain name and renamed; a folder OpenCV cannot write into is one line."""
+    import os
+
+    from streamhand.run.save import OverlayVideo, SaveError
+
+    name = os.fsdecode(b"v\xe9.mp4")
+    video = OverlayVideo(tmp_path / name, 30.0)
+    for f in _frames(3):
+        video.write(f, [], {})
+    video.close()
+    assert os.listdir(os.fsencode(tmp_path)) == [b"v\xe9.mp4"] and video.frames == 3
+    folder = tmp_path / os.fsdecode(b"d\xe9")
+    folder.mkdir()
+    with pytest.raises(SaveError, match="not valid UTF-8"):
+        OverlayVideo(folder / "v.mp4", 30.0)
