@@ -16,4 +16,14 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("stopped: streamhand interrupted while starting\n")
         raise SystemExit(130) from None
-    command()
+    try:
+        command()
+    except OSError as e:  # writing the help or a usage error, before any command runs (`--help > /dev/full`)
+        from streamhand.errors import environment_failure
+
+        said = environment_failure(e) if not isinstance(e, BrokenPipeError) else ""
+        if said is None:
+            raise
+        if said:
+            sys.stderr.write(f"error: {said}\n")
+        raise SystemExit(1 if said else 0) from None

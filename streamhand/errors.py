@@ -11,6 +11,7 @@ and exits 1.
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import sys
 import traceback
@@ -98,6 +99,29 @@ def unexpected(exc: BaseException, command: str) -> str:
     return f"error: {command} failed unexpectedly: {type(exc).__name__}{': ' + what if what else ''} ({where})"
 
 
+def environment_failure(e: BaseException) -> str | None:
+    """What ``e`` says of the place the command runs in, where that is its cause, else None: its working folder was
+    removed (a relative path cannot be read any more), or what the command prints cannot be written (standard output
+    on a full disk or a closed descriptor: the failure comes from the printing libraries; standard output is then
+    pointed at nothing, so that the interpreter's final flush does not fail again)."""
+    if isinstance(e, FileNotFoundError):
+        try:
+            os.getcwd()
+        except FileNotFoundError:
+            return "the working folder no longer exists: give absolute paths, or run from a folder that exists"
+        return None
+    if not isinstance(e, OSError) or e.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF):
+        return None
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename.replace("\\", "/") if tb is not None else ""
+    if not any(f"/{lib}/" in where for lib in ("click", "_click", "rich", "typer")):  # not the command's printing
+        return None
+    _quiet_stdout()
+    return f"cannot write the output: {e.strerror or type(e).__name__}"
+
+
 def _quiet_stdout() -> None:
     """Point stdout at /dev/null, so that the interpreter's final flush does not fail on the closed pipe."""
     try:
@@ -130,6 +154,10 @@ class Commands(TyperGroup):
             if isinstance(e, BrokenPipeError):  # the reader went away (`streamhand info | head`): not a failure
                 _quiet_stdout()
                 raise typer.Exit(0) from None
+            said = environment_failure(e)
+            if said is not None:  # the place the command runs in, not the command: one line, no crash log
+                typer.echo(f"error: {said}", err=True)
+                raise typer.Exit(2 if isinstance(e, FileNotFoundError) else 1) from None
             typer.echo(unexpected(e, where), err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:  # Ctrl-C (or SIGTERM where a command turns it into one): said, exit 130

@@ -3,6 +3,10 @@ its traceback, exit 1, in both command lines; user errors stay one line and exit
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from tests.helpers import invoke, train_cli
@@ -104,3 +108,36 @@ def test_ctrl_c_is_one_line_and_exit_130(logs, monkeypatch):
     r = invoke("info")
     assert r.returncode == 130 and r.stderr.strip() == "stopped: streamhand info interrupted", r.stderr
     assert not logs.exists()  # no crash log: nothing failed
+
+
+def _entry(args: list[str], tmp_path, **kw):
+    env = {**os.environ, "STREAMHAND_CACHE": str(tmp_path / "cache")}
+    return subprocess.run([sys.executable, "-c", "from streamhand.entry import main; main()", *args], text=True,
+                          stderr=subprocess.PIPE, timeout=120, env=env, **kw)  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [["info"], ["--help"], ["run", "--help"], ["run", "--print-config"]])
+def test_output_that_cannot_be_written_is_one_line_not_a_defect(tmp_path, args):
+    """Standard output on a full disk (`> /dev/full`): one line saying so, exit 1, no crash log; the help, printed
+    before any command runs, was a traceback."""
+    with open("/dev/full", "w") as full:
+        r = _entry(args, tmp_path, stdout=full)
+    assert r.returncode == 1 and r.stderr == "error: cannot write the output: No space left on device\n", r.stderr
+    assert not (tmp_path / "cache" / "logs").exists()
+
+
+def test_a_working_folder_that_was_removed_is_one_line(tmp_path):
+    """A relative output path from a folder removed under the command: one line and exit 2, not a defect's."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+
+    def enter_and_remove():
+        os.chdir(gone)
+        os.rmdir(gone)
+
+    r = _entry(["run", "--source", "demo", "--frames", "1", "--report", "r.json"], tmp_path,
+               stdout=subprocess.DEVNULL, preexec_fn=enter_and_remove)  # fmt: skip
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: the working folder no longer exists: give absolute paths, or run from a folder that exists"
+    ], r.stderr
+    assert not (tmp_path / "cache" / "logs").exists()
