@@ -126,9 +126,12 @@ def json_finite(v: object) -> object:
 
 
 def part_path(path: Path) -> Path:
-    """The hidden name a file is written under before it is renamed to ``path``: per process (two writers each rename
-    a whole file), keeping the suffix (OpenCV and Rerun pick a container by it)."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
+    """The hidden name a file is written under before it is renamed to ``path`` (``.STEM.PID.part.SUFFIX``): per
+    process (two writers each rename a whole file), keeping the suffix (OpenCV and Rerun pick a container by it).
+    The part files of ``path`` that processes no longer alive left (killed, the machine switched off) are removed."""
+    tail = f".part{path.suffix}"
+    _remove_dead(path.parent.glob(f".{glob.escape(path.stem)}.*{glob.escape(tail)}"), tail)
+    return path.with_name(f".{path.stem}.{os.getpid()}{tail}")
 
 
 def remove_abandoned(path: Path) -> None:
@@ -142,9 +145,9 @@ def sweep_abandoned(folder: Path) -> None:
     _remove_dead(folder.glob("*.*.tmp"))
 
 
-def _remove_dead(parts: Iterable[Path]) -> None:
+def _remove_dead(parts: Iterable[Path], tail: str = ".tmp") -> None:
     for old in parts:
-        pid = old.name[: -len(".tmp")].rpartition(".")[2]
+        pid = old.name[: -len(tail)].rpartition(".")[2]
         if not pid.isdigit():
             continue
         try:

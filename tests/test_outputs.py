@@ -163,3 +163,24 @@ def test_part_files_of_dead_processes_are_swept_and_a_live_ones_kept(tmp_path):
     assert not (tmp_path / f"b[1].json.{dead_pid}.tmp").exists()
     sweep_abandoned(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"a.onnx.{live_pid}.tmp", "c.tmp"])
+
+
+def test_the_part_files_of_outputs_killed_runs_left_are_removed_by_the_next_writer_of_the_name(tmp_path):
+    """``--save``, ``--save-video``, ``--rerun`` and ``record`` write ``.STEM.PID.part.SUFFIX``: a run killed by
+    SIGKILL (or a hang-up) left them for good; the next writer of that name removes those whose process is gone,
+    not a live writer's, nor another name's."""
+    import os
+    import subprocess
+    import sys
+
+    from streamhand.outputs import part_path
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid, live_pid = gone.stdout.strip(), os.getppid()
+    left = [f".p.{dead_pid}.part.jsonl", f".p.{live_pid}.part.jsonl", f".p.{dead_pid}.part.csv",
+            f".q.{dead_pid}.part.jsonl", f".v[1].{dead_pid}.part.mp4"]  # fmt: skip
+    for name in left:
+        (tmp_path / name).write_text("part")
+    assert part_path(tmp_path / "p.jsonl").name == f".p.{os.getpid()}.part.jsonl"
+    part_path(tmp_path / "v[1].mp4")  # a name with glob characters
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(left[1:4])

@@ -55,7 +55,7 @@ def test_a_recording_reads_back_with_the_mcap_library(tmp_path):
     assert {e for *_, e, _ in got} == {"msgpack"} and {s for *_, s in got} == {"jsonschema"}
     info = check_recording(tmp_path / "a.mcap")
     assert info.messages == 10 and info.topics == {"hand.frame": 5, "hand.pose.left": 5} and info.source == "test"
-    assert not list(tmp_path.glob("a.mcap*.part"))
+    assert not list(tmp_path.glob(".a.*.part.mcap"))
 
 
 def _foreign(path: Path) -> None:

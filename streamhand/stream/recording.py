@@ -23,6 +23,7 @@ from pathlib import Path
 
 import msgspec
 
+from streamhand.outputs import part_path
 from streamhand.stream import protocol
 
 PROFILE = "streamhand"
@@ -50,7 +51,7 @@ class McapRecorder:
         from streamhand.version import __version__
 
         self.path = Path(path)
-        self._part = self.path.with_name(f"{self.path.name}.{os.getpid()}.part")  # two recorders: each a whole file
+        self._part = part_path(self.path)  # two recorders: each a whole file
         self._file = open(self._part, "wb")  # noqa: SIM115 (closed in close())
         self._writer = Writer(self._file, chunk_size=chunk_size)
         self._writer.start(profile=PROFILE, library=f"streamhand {__version__}")
