@@ -26,6 +26,7 @@ from streamhand.runtime_config import (
     source_kind_from_settings,
 )
 from streamhand.stop_signals import exit_on_stop_signals, on_stop_signals
+from streamhand.stream.protocol import tcp_endpoint
 
 app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Real-time 3D hand pose from a camera to ZeroMQ topics.")  # fmt: skip
@@ -208,7 +209,7 @@ def _run(cfg) -> int:
                         "machine that can reach this one, without authentication; bind 127.0.0.1 unless you need "
                         "that, on a network you trust", cfg.publish.bind)  # fmt: skip
         where = (f"through the proxy at {cfg.publish.connect}" if cfg.publish.connect
-                 else f"on tcp://{cfg.publish.bind}:{cfg.publish.port}")  # fmt: skip
+                 else f"on {tcp_endpoint(cfg.publish.bind, cfg.publish.port)}")  # fmt: skip
         if cfg.publish.connect and not cfg.publish.camera_id:
             log.warning("publishing through %s as camera %r, the source's name: give each run behind one proxy its "
                         "own --camera-id, or subscribers mix two cameras' messages (and count false gaps in their "
@@ -738,8 +739,8 @@ def proxy(
         fail("--frontend-port and --backend-port must differ")
     stop = threading.Event()
     on_stop_signals(stop.set)
-    said = (f"proxy: publishers connect to tcp://{bind}:{frontend_port}, subscribers to tcp://{bind}:{backend_port} "
-            "(Ctrl-C stops)")  # fmt: skip
+    said = (f"proxy: publishers connect to {tcp_endpoint(bind, frontend_port)}, subscribers to "
+            f"{tcp_endpoint(bind, backend_port)} (Ctrl-C stops)")  # fmt: skip
     try:
         run_proxy(bind, frontend_port, backend_port, stop, on_ready=lambda: typer.echo(said, err=True))
     except PortInUse as e:

@@ -137,7 +137,7 @@ def replay(
     except PortInUse as e:
         fail(str(e))
     on_stop_signals(stop.set)
-    typer.echo(f"replaying {file}: {describe(info)}; on tcp://{bind}:{port} (control {control_port}) "
+    typer.echo(f"replaying {file}: {describe(info)}; on {protocol.tcp_endpoint(bind, port)} (control {control_port}) "
                f"at {'max speed' if factor is None else f'{factor:g}x'}{', looping' if loop else ''} (Ctrl-C stops)",
                err=True)  # fmt: skip
     try:

@@ -158,3 +158,26 @@ def test_view_saving_nothing_leaves_the_file_there(tmp_path):
             v.communicate()
     assert v.returncode == 0 and "nothing arrived from" in err and "no recording was written" in err, err[-1500:]
     assert kept.read_bytes() == b"an earlier recording" and [p.name for p in tmp_path.iterdir()] == ["kept.rrd"]
+
+
+def test_a_publisher_bound_to_ipv6_is_reached_by_a_subscriber_over_ipv6():
+    """``--bind ::1`` failed (ZeroMQ's sockets speak IPv4 unless told, and the address needs brackets); a subscriber
+    finds the stream through the control socket at ``tcp://[::1]:PORT``."""
+    from streamhand.stream import schema
+    from tests.test_schema import _pose
+
+    port, control = free_port(), free_port()
+    pub = Publisher(bind="::1", port=port, control_port=control)
+    try:
+        sub = PoseSubscriber(control=f"tcp://[::1]:{control}", timeout=5)
+        assert sub.address == f"tcp://[::1]:{port}"
+        m = _pose()
+        deadline = time.monotonic() + 5
+        got = None
+        while got is None and time.monotonic() < deadline:  # a PUB drops what is sent before the subscriber joined
+            pub.publish(m.topic, schema.body(m))
+            got = sub.latest(wait=0.2)
+        assert got and got[0].handedness == m.handedness
+        sub.close()
+    finally:
+        pub.close()

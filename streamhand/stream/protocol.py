@@ -49,6 +49,11 @@ def struct_for(topic: str) -> type[msgspec.Struct] | None:
     return None
 
 
+def tcp_endpoint(host: str, port: int) -> str:
+    """``tcp://HOST:PORT``, an IPv6 address in brackets (``tcp://[::1]:5560``)."""
+    return f"tcp://[{host}]:{port}" if ":" in host and not host.startswith("[") else f"tcp://{host}:{port}"
+
+
 def out_of_range_port(endpoint: str) -> str | None:
     """Why ``endpoint`` cannot be connected to, where it is a TCP endpoint whose port lies outside 1-65535 (ZeroMQ
     connects to such a port without a word and waits for ever); None otherwise."""

@@ -33,12 +33,15 @@ class PortInUse(RuntimeError):
 
 
 def _bind(sock: zmq.Socket, bind: str, port: int, flag: str) -> None:
+    endpoint = protocol.tcp_endpoint(bind, port)
+    if ":" in bind:  # an IPv6 address (::1, ::): ZeroMQ's sockets speak IPv4 only unless told
+        sock.setsockopt(zmq.IPV6, 1)
     try:
-        sock.bind(f"tcp://{bind}:{port}")
+        sock.bind(endpoint)
     except zmq.ZMQError as e:
         if e.errno == errno.EADDRINUSE:
             raise PortInUse(f"port {port} on {bind} is in use; choose another with {flag}") from None
-        raise PortInUse(f"cannot bind tcp://{bind}:{port} ({e}); check --bind / {flag}") from None
+        raise PortInUse(f"cannot bind {endpoint} ({e}); check --bind / {flag}") from None
 
 
 #: how long a closing publisher keeps sending what it already queued for connected subscribers (milliseconds): the
