@@ -58,26 +58,34 @@ class Intrinsics:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Intrinsics:
-        """Read ``{"width", "height", "fx", "fy", "cx", "cy"}`` from JSON or YAML; a ValueError (one line) names
-        what is wrong: unreadable syntax, a missing field, a value that is not a number or out of range."""
+        """Read ``{"width", "height", "fx", "fy", "cx", "cy"}`` from JSON or YAML, or another tool's calibration file
+        (ROS, Kalibr, OpenCV: :mod:`streamhand.calibration_files`); a ValueError (one line) names what is wrong:
+        unreadable syntax, a missing field, a value that is not a number or out of range."""
         try:
             text = Path(path).read_text()
         except (OSError, UnicodeDecodeError) as e:
             raise ValueError(f"{path}: cannot read the intrinsics ({getattr(e, 'strerror', None) or type(e).__name__})"
                              ) from None  # fmt: skip
+        from streamhand.calibration_files import flat_intrinsics, is_opencv_storage, read_opencv_storage
+
         try:
-            if str(path).endswith((".yaml", ".yml")):
+            if is_opencv_storage(text):  # OpenCV's own YAML or XML, which plain YAML cannot read
+                kind = "OpenCV FileStorage"
+                data = read_opencv_storage(path)
+            elif str(path).endswith((".yaml", ".yml")):
                 import yaml
 
-                try:
-                    data = yaml.safe_load(text)
+                kind = "YAML"
+                try:  # the first document: `ros2 topic echo` ends each message with ---
+                    data = next((d for d in yaml.safe_load_all(text) if d is not None), None)
                 except yaml.YAMLError as e:
                     raise ValueError(str(e).replace("\n", " ")) from None
             else:
+                kind = "JSON"
                 data = json.loads(text)
         except ValueError as e:
-            kind = "YAML" if str(path).endswith((".yaml", ".yml")) else "JSON"
             raise ValueError(f"{path}: not valid {kind} ({e})") from None
+        data = flat_intrinsics(data, str(path))
         k = cls.from_mapping(data, str(path))
         lens = [name for name in DISTORTION_KEYS if name in data and _nonzero(data[name])]
         if lens:  # a file is read once a run: said once
@@ -87,9 +95,13 @@ class Intrinsics:
 
     @classmethod
     def from_mapping(cls, data: Any, where: str = "intrinsics") -> Intrinsics:
-        """``{"width", "height", "fx", "fy", "cx", "cy"}`` (what :meth:`from_file` reads, or a dict given in code);
+        """``{"width", "height", "fx", "fy", "cx", "cy"}`` (what :meth:`from_file` reads, or a dict given in code; also
+        ROS's and Kalibr's layouts, :func:`~streamhand.calibration_files.flat_intrinsics`);
         a ValueError (one line, starting with ``where``) names a missing field or a value that is not a number or
         out of range."""
+        from streamhand.calibration_files import flat_intrinsics
+
+        data = flat_intrinsics(data, where)  # another tool's layout (ROS, Kalibr) as the flat map
         if not isinstance(data, dict):
             raise ValueError(f"{where}: intrinsics need a map of width, height, fx, fy, cx, cy")
         missing = [k for k in ("width", "height", "fx", "fy", "cx", "cy") if k not in data]
