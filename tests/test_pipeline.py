@@ -128,6 +128,21 @@ def test_mediapipe_alone_reads_one_frame_ahead_as_a_run_does(read_s, detector_s,
     assert mediapipe_alone(_SlowToRead(0, 0.0), lambda rgb: None, 12) == {"frames": 0}
 
 
+def test_mediapipe_alone_ends_after_the_frame_in_hand_once_told_and_tells_no_one_else():
+    """A stop during ``--compare-mediapipe`` ends the timing at once; the stop event is the run's, only read here
+    (setting it at the end of the first pass skipped the paced one)."""
+    from streamhand.run.report import mediapipe_alone, mediapipe_alone_paced
+
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    got = mediapipe_alone(_SlowToRead(40, 0.0), lambda rgb: time.sleep(0.05), 40, stop)
+    assert 2 <= got["frames"] <= 10
+    untouched = threading.Event()
+    assert mediapipe_alone(_SlowToRead(3, 0.0), lambda rgb: None, 3, untouched)["frames"] == 3
+    assert mediapipe_alone_paced(_Paced(3, 50.0), lambda rgb: None, 3, untouched)["frames"] == 3
+    assert not untouched.is_set()
+
+
 @pytest.mark.parametrize("read_ahead", [False, True])
 def test_a_lossless_capture_reads_on_demand_or_one_frame_ahead(read_ahead):
     """On demand: nothing is read until the detector waits for a frame. Read ahead: the next frame is read (and

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -68,11 +68,11 @@ def cpu_use(stats: StageStats, span_s: tuple[float, float] | None) -> dict:
 
 @contextmanager
 def _read_by_capture(source: FrameSource, frames: int, lossless: bool, read_ahead: bool,
-                     stop: threading.Event | None) -> Iterator[tuple[Slot, StageStats]]:  # fmt: skip
+                     stop: threading.Event | None) -> Iterator[tuple[Callable[[], Any], StageStats]]:  # fmt: skip
     """``source`` read on a thread of its own by the pipeline's capture stage into a hand-off, as a run reads it;
-    the frames come from the slot (None at the end, or soon after ``stop`` is set)."""
-    stop, stats, slot = stop or threading.Event(), StageStats(), Slot(lossless=lossless)
-    capture = CaptureStage(source, frames, stop, stats, slot, read_ahead=read_ahead)
+    yields what gives the next frame (None at the end, or once ``stop`` is set) and the capture's counts."""
+    done, stats, slot = threading.Event(), StageStats(), Slot(lossless=lossless)
+    capture = CaptureStage(source, frames, done, stats, slot, read_ahead=read_ahead)
 
     def read() -> None:
         try:
@@ -80,13 +80,16 @@ def _read_by_capture(source: FrameSource, frames: int, lossless: bool, read_ahea
         finally:
             slot.close()
 
+    def next_frame() -> Any:
+        return None if stop is not None and stop.is_set() else slot.get()
+
     source.open()
     reader = threading.Thread(target=read, name="capture-alone", daemon=True)
     reader.start()
     try:
-        yield slot, stats
+        yield next_frame, stats
     finally:
-        stop.set()
+        done.set()
         slot.close()
         reader.join(timeout=5)
         source.close()
@@ -98,8 +101,8 @@ def mediapipe_alone_paced(source: FrameSource, detector: Any, frames: int, stop:
     answer. A paced run's end-to-end latency includes the wait for a busy detector; this is the same figure without
     anything of ours, the reference that a back-to-back pass (:func:`mediapipe_alone`) cannot give."""
     latency: list[float] = []
-    with _read_by_capture(source, frames, source.stills, False, stop) as (slot, stats):
-        while (f := slot.get()) is not None:
+    with _read_by_capture(source, frames, source.stills, False, stop) as (next_frame, stats):
+        while (f := next_frame()) is not None:
             detector(f.rgb)
             latency.append(time.monotonic() - f.t_capture)
     v = np.array(latency) * 1000.0
@@ -116,8 +119,8 @@ def mediapipe_alone(source: FrameSource, detector: Any, frames: int, stop: threa
     ``ms_per_frame_*`` time MediaPipe's own calls. Setting ``stop`` ends it after the frame in hand (either pass)."""
     times = []
     t_first = t_last = None
-    with _read_by_capture(source, frames, True, True, stop) as (slot, _):
-        while (f := slot.get()) is not None:
+    with _read_by_capture(source, frames, True, True, stop) as (next_frame, _):
+        while (f := next_frame()) is not None:
             t_first = f.t_capture if t_first is None else t_first
             t0 = time.perf_counter()
             detector(f.rgb)
