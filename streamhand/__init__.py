@@ -12,11 +12,11 @@ from typing import Any
 
 from streamhand.version import __version__
 
-__all__ = ["Hand", "HandPose", "HandTracker", "PoseSubscriber", "__version__"]
+__all__ = ["Hand", "HandPose", "HandTracker", "PoseSubscriber", "SubscriberClosed", "__version__"]
 
 
 def __getattr__(name: str) -> Any:  # each part's imports only when it is used
-    if name in ("HandPose", "PoseSubscriber"):  # the client: pyzmq, msgspec
+    if name in ("HandPose", "PoseSubscriber", "SubscriberClosed"):  # the client: pyzmq, msgspec
         from streamhand.stream import client
 
         return getattr(client, name)

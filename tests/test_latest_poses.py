@@ -8,6 +8,7 @@ import threading
 import time
 
 import msgspec
+import pytest
 
 from streamhand.stream import schema
 from streamhand.stream.client import PoseSubscriber
@@ -167,3 +168,71 @@ def test_frames_without_an_end_a_camera_stopped_mid_frame_and_a_lost_pose():
         stop.set()
         sub.close()
         pub.close()
+
+
+def test_closing_from_another_thread_ends_a_read_in_progress_cleanly():
+    """A node shutting down closes its subscriber from another thread while the reading thread waits: ZeroMQ's
+    sockets are one thread's, and this aborted the process (SIGABRT) or left the reader blocked for ever. The
+    reader's loop ends, `recv` and `latest` raise SubscriberClosed, and closing again does nothing."""
+    from streamhand.stream.client import SubscriberClosed
+
+    port = free_port()
+    pub = Publisher(port=port, control_port=None)
+    try:
+        for blocking in ("iterate", "recv", "latest"):
+            sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", timeout=None)
+            ended: list = []
+
+            def read(sub=sub, blocking=blocking, ended=ended) -> None:
+                try:
+                    if blocking == "iterate":
+                        ended.extend(list(sub))
+                        ended.append("loop ended")
+                    elif blocking == "recv":
+                        sub.recv()
+                    else:
+                        sub.latest(wait=None)
+                except SubscriberClosed as e:
+                    ended.append(type(e).__name__)
+
+            th = threading.Thread(target=read)
+            th.start()
+            time.sleep(0.3)  # the reader waits on the socket
+            t0 = time.monotonic()
+            sub.close()
+            th.join(5)
+            assert not th.is_alive() and time.monotonic() - t0 < 2
+            assert ended == (["loop ended"] if blocking == "iterate" else ["SubscriberClosed"])
+            sub.close()
+            with pytest.raises(SubscriberClosed, match="closed"):
+                sub.recv()
+            with pytest.raises(SubscriberClosed, match="closed"):
+                sub.latest()
+    finally:
+        pub.close()
+
+
+def test_a_subscriber_used_in_a_forked_child_says_so():
+    """A subscriber made before a fork hung in the child (its sockets are the parent's); it now says to make a new
+    one, and the child's close() leaves the parent's sockets alone."""
+    import multiprocessing as mp
+
+    sub = PoseSubscriber(f"tcp://127.0.0.1:{free_port()}", timeout=0.2)
+
+    def child(q) -> None:
+        try:
+            sub.recv()
+            q.put("read")
+        except RuntimeError as e:
+            sub.close()
+            q.put(str(e))
+
+    q = mp.get_context("fork").Queue()
+    p = mp.get_context("fork").Process(target=child, args=(q,))
+    p.start()
+    said = q.get(timeout=30)
+    p.join(30)
+    assert "made in another process" in said
+    with pytest.raises(TimeoutError):  # the parent's own still works
+        sub.recv()
+    sub.close()

@@ -10,8 +10,11 @@ Imports only numpy, pyzmq, msgpack and msgspec (through :mod:`streamhand.stream.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import msgspec
@@ -118,6 +121,10 @@ _MOST_DRAINED = 100_000
 _AS_TIMEOUT = object()
 
 
+class SubscriberClosed(RuntimeError):
+    """The :class:`PoseSubscriber` was closed (by another thread, while this one read: its read ends with this)."""
+
+
 class PoseSubscriber:
     """Iterate :class:`HandPose` objects (``raw=True``: every :class:`Message` of the subscribed topics).
 
@@ -181,6 +188,19 @@ class PoseSubscriber:
         if not self._frames_wanted:
             self._sock.setsockopt(zmq.SUBSCRIBE, _FRAME_TOPIC)
         _connect(self._sock, address, "--address")
+        # close() from another thread wakes a read in progress through this pair (a socket is one thread's at a time)
+        wake = f"inproc://streamhand-subscriber-{id(self):x}-{time.monotonic_ns():x}"
+        self._wake_in = self._ctx.socket(zmq.PAIR)
+        self._wake_in.bind(wake)
+        self._wake_out = self._ctx.socket(zmq.PAIR)
+        self._wake_out.connect(wake)
+        self._poller = zmq.Poller()
+        self._poller.register(self._sock, zmq.POLLIN)
+        self._poller.register(self._wake_in, zmq.POLLIN)
+        self._reading = threading.Lock()  # held while a thread reads the sockets; close() waits for it
+        self._closing = threading.Lock()
+        self._closed = False
+        self._pid = os.getpid()
         self._last_seq: dict[tuple[str, str], int] = {}
         self.gaps = 0
         #: the cameras that have sent a ``hand.frame`` (:meth:`latest` waits for their frames' ends)
@@ -216,14 +236,35 @@ class PoseSubscriber:
 
     def recv(self) -> Message:
         """The next well-formed message of the subscribed topics (malformed ones are skipped)."""
-        return self._recv_by(None if self.timeout is None else time.monotonic() + self.timeout)
+        with self._reader():
+            return self._recv_by(None if self.timeout is None else time.monotonic() + self.timeout)
+
+    @contextmanager
+    def _reader(self) -> Iterator[None]:
+        """This thread reads the sockets for the block; :class:`SubscriberClosed` once closed, a RuntimeError in a
+        process forked from the one that made the subscriber (its sockets are that process's)."""
+        if os.getpid() != self._pid:
+            raise RuntimeError("this PoseSubscriber was made in another process (before a fork); make a new one in "
+                               "this process")  # fmt: skip
+        with self._reading:
+            if self._closed:
+                raise SubscriberClosed("the PoseSubscriber is closed")
+            yield
+
+    def _ready(self, timeout_ms: int) -> bool:
+        """Whether a message waits, within ``timeout_ms`` (-1: for ever); :class:`SubscriberClosed` where
+        :meth:`close` came meanwhile."""
+        events = dict(self._poller.poll(timeout_ms))
+        if self._wake_in in events or self._closed:
+            raise SubscriberClosed("the PoseSubscriber was closed while reading")
+        return self._sock in events
 
     def _recv_by(self, deadline: float | None) -> Message:
         """:meth:`recv`, a ``TimeoutError`` where nothing well-formed arrived by ``deadline`` (``time.monotonic``)."""
         while True:
             # past the deadline it gives up even while messages still queue (a flood of ones it skips)
-            if deadline is not None and (time.monotonic() >= deadline
-                                         or not self._sock.poll(max(int((deadline - time.monotonic()) * 1000), 0))):
+            left = -1 if deadline is None else max(int((deadline - time.monotonic()) * 1000), 0)
+            if (deadline is not None and time.monotonic() >= deadline) or not self._ready(left):
                 raise TimeoutError(f"nothing received from {self.address} in {self.timeout} s")
             m = self._decoded(self._sock.recv_multipart())
             if m is not None:
@@ -264,7 +305,11 @@ class PoseSubscriber:
         while True:
             deadline = None if self.timeout is None else time.monotonic() + self.timeout
             while True:
-                m = self._recv_by(deadline)
+                try:
+                    with self._reader():  # not held while the caller works on what it was given
+                        m = self._recv_by(deadline)
+                except SubscriberClosed:
+                    return  # closed (by another thread): the loop over the poses ends
                 if self.raw:
                     yield m
                     break
@@ -295,6 +340,11 @@ class PoseSubscriber:
         Waits up to ``wait`` seconds (None: for ever) for a first whole frame, and at most :data:`_FRAME_END_S` more
         for a frame's end; None when no whole frame came (nothing new: the last answer stands). ``gap`` counts every
         message of the topic missed on the way, drained ones not included."""
+        with self._reader():
+            return self._latest(wait)
+
+    def _latest(self, wait: float | None) -> list[HandPose] | None:
+        """:meth:`latest`, this thread reading."""
         deadline = None if wait is None else time.monotonic() + wait
         whole: dict[str, list[Message]] = {}  # camera id -> the poses of its newest whole frame
         partial: dict[str, tuple[object, float, list[Message]]] = {}  # camera -> (frame_id, when begun, its poses)
@@ -313,13 +363,13 @@ class PoseSubscriber:
                 settle_by = now + _FRAME_END_S
             if settle_by is not None and now > settle_by:
                 break
-            if not self._sock.poll(0):  # the queue is drained
+            if not self._ready(0):  # the queue is drained
                 if whole and not partial:
                     break
                 # a half frame's end follows its poses at once: wait for it a little, else as long as asked
                 until = min(begun for _f, begun, _m in partial.values()) + _FRAME_END_S if partial else deadline
                 left = None if until is None else until - time.monotonic()
-                if (left is not None and left <= 0) or not self._sock.poll(-1 if left is None else int(left * 1e3) + 1):
+                if (left is not None and left <= 0) or not self._ready(-1 if left is None else int(left * 1e3) + 1):
                     if partial:
                         continue  # the stale half frames are closed above
                     return None  # nothing whole by the deadline
@@ -350,7 +400,21 @@ class PoseSubscriber:
         return [pose for messages in whole.values() for m in messages if (pose := self._pose(m)) is not None]
 
     def close(self) -> None:
-        self._sock.close(0)
+        """Close the sockets (once; again does nothing). From another thread while one reads: that read ends
+        (iterating stops; :meth:`recv` and :meth:`latest` raise :class:`SubscriberClosed`), then the sockets close."""
+        if os.getpid() != self._pid:  # a forked child's copy: the sockets are the parent's
+            return
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._wake_out.send(b"", zmq.NOBLOCK)  # a thread waiting on the sockets wakes and lets go
+            except zmq.ZMQError:
+                pass
+            with self._reading:
+                for sock in (self._sock, self._wake_in, self._wake_out):
+                    sock.close(0)
 
     def __enter__(self) -> PoseSubscriber:
         return self
