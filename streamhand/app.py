@@ -187,8 +187,11 @@ def build_parts(cfg: RunConfig, has_depth: bool, source_name: str, stills: bool,
     log.info("hand length %.3f m (%s)", lifter.hand_length_m, why)
     tracking = cfg.detect.tracking_for(stills)
     detector = make_detector(cfg, tracking)
-    # a frame can hold up to 2 * max_hands - 1 hands (new palms join the tracked hands, in MediaPipe's graph too)
-    lifter.backend.warm_up(tuple(modalities), range(1, 2 * cfg.detect.max_hands))
+    try:  # a frame can hold up to 2 * max_hands - 1 hands (new palms join the tracked hands, in MediaPipe's graph too)
+        lifter.backend.warm_up(tuple(modalities), range(1, 2 * cfg.detect.max_hands))
+    except BaseException:  # a Ctrl-C here must not leave MediaPipe's graph and its threads behind
+        detector.close()
+        raise
     return Parts(lifter, tuple(modalities), why, tracking, detector)
 
 

@@ -133,11 +133,15 @@ class HandTracker:
         parts = build_parts(self.cfg, with_depth, "frames", stills=not tracking)
         self.lifter, self.modalities, self.detector = parts.lifter, parts.modalities, parts.detector
         self.tracking = parts.tracking
-        d = self.cfg.detect  # tracks are linked as the detector reads: a sequence, or unrelated photos
-        self._detect = DetectStep(self.detector, TrackLinker(link=self.tracking), self.lifter, self.modalities,
-                                  d.max_hands, d.crop_margin)  # fmt: skip
-        self._infer = InferStep(self.lifter, self.modalities)
-        self._place = PlaceStep(self.cfg.smooth, self.lifter.backend.error_model, self.cfg.model.ray_pull)
+        try:
+            d = self.cfg.detect  # tracks are linked as the detector reads: a sequence, or unrelated photos
+            self._detect = DetectStep(self.detector, TrackLinker(link=self.tracking), self.lifter, self.modalities,
+                                      d.max_hands, d.crop_margin)  # fmt: skip
+            self._infer = InferStep(self.lifter, self.modalities)
+            self._place = PlaceStep(self.cfg.smooth, self.lifter.backend.error_model, self.cfg.model.ray_pull)
+        except BaseException:  # nothing of a tracker that was never made stays behind (MediaPipe's graph, threads)
+            self.detector.close()
+            raise
         self._index = 0
         self._t0 = time.monotonic()
         self._last_t: float | None = None

@@ -42,7 +42,8 @@ def configure(verbose: bool) -> None:
 @contextlib.contextmanager
 def native_stderr_filtered() -> Iterator[None]:
     """Catch file descriptor 2 for the block; afterwards write back every line that is not native noise (those
-    go to the DEBUG log). Re-entrant calls from other threads do nothing extra."""
+    go to the DEBUG log). Re-entrant calls from other threads do nothing extra. An exception anywhere in it (a
+    Ctrl-C) gives descriptor 2 back: standard error is never left pointing at the catch."""
     if not _lock.acquire(blocking=False):
         yield
         return
@@ -52,19 +53,25 @@ def native_stderr_filtered() -> Iterator[None]:
             return
         try:
             sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError):  # no usable descriptor 2 (embedded interpreters): nothing to filter
-            yield
-            return
+        except (OSError, ValueError):
+            pass
         with tempfile.TemporaryFile() as tmp:
-            os.dup2(tmp.fileno(), 2)
+            saved = None
             try:
+                try:
+                    saved = os.dup(2)
+                except OSError:  # no usable descriptor 2 (embedded interpreters): nothing to filter
+                    saved = None
+                if saved is not None:
+                    os.dup2(tmp.fileno(), 2)
                 yield
             finally:
-                with contextlib.suppress(Exception):
-                    sys.stderr.flush()
-                os.dup2(saved, 2)
-                os.close(saved)
+                if saved is not None:
+                    with contextlib.suppress(Exception):
+                        sys.stderr.flush()
+                    os.dup2(saved, 2)
+                    os.close(saved)
+            if saved is not None:
                 tmp.seek(0)
                 _replay(tmp.read().decode(errors="replace"))
     finally:

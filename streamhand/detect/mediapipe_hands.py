@@ -10,6 +10,9 @@ Each hand's ``score`` is the landmark network's presence score, read from MediaP
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,8 +36,48 @@ class Detection:
     score: float
 
 
+#: the process that first ran a MediaPipe graph: a process forked from it cannot run one (MediaPipe's threads and
+#: locks do not survive a fork; it aborts or hangs)
+_GRAPH_PID: int | None = None
+#: the calls whose native output is filtered at most, hands or none (a detector that never sees a hand stops then)
+NOISY_CALLS_AT_MOST = 30
+
+
+def _import_off_the_stack(module: str) -> None:
+    """Import ``module`` in a thread of its own. MediaPipe keeps an exception from its import (its audio module's
+    missing PortAudio) at module level, and that exception's frames would keep the importing caller's frames, and
+    everything they hold (a tracker, a demo clip's frames), alive for the life of the process."""
+    import importlib
+    import sys
+
+    if module in sys.modules:
+        return
+    failed: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            importlib.import_module(module)
+        except BaseException as e:  # given back to the caller's thread
+            failed.append(e)
+
+    th = threading.Thread(target=load, name="import-mediapipe")
+    th.start()
+    th.join()
+    if failed:
+        raise failed[0]
+
+
+def _check_process() -> None:
+    """A RuntimeError in a process forked from one that ran MediaPipe (which would abort or hang here)."""
+    if _GRAPH_PID is not None and os.getpid() != _GRAPH_PID:
+        raise RuntimeError("MediaPipe cannot run in a process forked from one that ran it: start the worker "
+                           "processes with multiprocessing's 'spawn' (or 'forkserver') start method")  # fmt: skip
+
+
 class MediaPipeHands:
-    """MediaPipe Hands; ``tracking=True`` uses its video mode (detection only when a hand is lost)."""
+    """MediaPipe Hands; ``tracking=True`` uses its video mode (detection only when a hand is lost). Its graph is
+    freed by :meth:`close`, or when the detector is garbage-collected (MediaPipe's own objects hold one another in a
+    cycle that Python cannot see: a detector dropped without closing kept about 80 MB and two threads for good)."""
 
     def __init__(
         self,
@@ -44,30 +87,48 @@ class MediaPipeHands:
         min_tracking_confidence: float = 0.5,
         model_complexity: int = 1,
     ):
+        global _GRAPH_PID
         quiet.configure(verbose=False)  # environment defaults only: a verbose CLI has set its own first
+        _check_process()
         self.max_hands = max_hands
-        self._noisy_calls = 0  # MediaPipe's native start-up lines come until its landmark model has run twice
+        self._hands = None
+        self._pid = os.getpid()
+        # MediaPipe's native start-up lines come until its landmark model has run twice: with hands
+        self._noisy_calls, self._calls = 0, 0
         with quiet.native_stderr_filtered():
-            from streamhand.detect.mediapipe_graph import hands_with_presence  # heavy import, only where used
+            _import_off_the_stack("mediapipe")  # heavy, only where used
+            from streamhand.detect.mediapipe_graph import hands_with_presence
 
             args = (not tracking, max_hands, model_complexity, min_detection_confidence, min_tracking_confidence)
             try:
-                self._hands = hands_with_presence(*args)
+                hands = hands_with_presence(*args)
             except RuntimeError as e:  # another MediaPipe release: its own graph, and no presence score
                 import mediapipe as mp
 
                 log.warning("%s: each hand's score repeats its handedness score", e)
-                self._hands = mp.solutions.hands.Hands(*args)
-            # the graph starts its inference engines on the first frame, in its own threads: one blank frame
-            # here, so that their start-up lines are caught now (no hand: no tracking state is left behind)
-            self._hands.process(np.zeros((64, 64, 3), np.uint8))
+                hands = mp.solutions.hands.Hands(*args)
+            _GRAPH_PID = os.getpid()
+            self._free = weakref.finalize(self, hands.close)  # closed once: by close() or when collected
+            self._hands = hands
+            try:  # the graph starts its inference engines on the first frame, in its own threads: one blank frame
+                # here, so that their start-up lines are caught now (no hand: no tracking state is left behind)
+                hands.process(np.zeros((64, 64, 3), np.uint8))
+            except BaseException:  # a Ctrl-C while it starts: nothing of it stays behind
+                self.close()
+                raise
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
         """Detect hands in an RGB uint8 image (H, W, 3)."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
+        if self._hands is None:
+            raise RuntimeError("this MediaPipe hand detector is closed")
+        if os.getpid() != self._pid:
+            raise RuntimeError("this MediaPipe hand detector was made in another process (before a fork); make a new "
+                               "one in a process started with multiprocessing's 'spawn' start method")  # fmt: skip
         h, w = rgb.shape[:2]
-        if self._noisy_calls < 2:
+        if self._noisy_calls < 2 and self._calls < NOISY_CALLS_AT_MOST:
+            self._calls += 1
             with quiet.native_stderr_filtered():
                 res = self._hands.process(np.ascontiguousarray(rgb))
             self._noisy_calls += bool(res.multi_hand_landmarks)
@@ -95,10 +156,11 @@ class MediaPipeHands:
         return merged
 
     def close(self) -> None:
-        """Free MediaPipe's graph (once; closing again does nothing)."""
-        hands, self._hands = self._hands, None
-        if hands is not None:
-            hands.close()
+        """Free MediaPipe's graph (once; closing again does nothing; in a forked child, nothing: the graph is the
+        parent's)."""
+        self._hands = None
+        if os.getpid() == self._pid and hasattr(self, "_free"):
+            self._free()
 
     def __enter__(self) -> MediaPipeHands:
         return self
