@@ -37,6 +37,32 @@ def configure(verbose: bool) -> None:
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     for name in ("matplotlib", "PIL", "absl"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    _matplotlib_config_folder()
+
+
+def _matplotlib_config_folder() -> None:
+    """MediaPipe's import pulls in matplotlib, which warns (two long lines, every run) where its config folder cannot
+    be written (a read-only home: a container, a service user); it is then given one in streamhand's cache (or a
+    temporary one, as matplotlib would make itself), without the warning."""
+    if "MPLCONFIGDIR" in os.environ:
+        return
+    home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    folder = os.path.join(home, "matplotlib")
+    made = next((p for p in (folder, home, os.path.dirname(home)) if os.path.exists(p)), "")
+    if os.path.isdir(made) and os.access(made, os.W_OK):  # there, or matplotlib can make it
+        return
+    from streamhand.cache import cache_dir
+
+    for place in (cache_dir("matplotlib"), None):  # ours where it can be made, else a new temporary one
+        try:
+            if place is None:
+                os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="streamhand-matplotlib-")
+            else:
+                place.mkdir(parents=True, exist_ok=True)
+                os.environ["MPLCONFIGDIR"] = str(place)
+            return
+        except OSError:
+            continue
 
 
 @contextlib.contextmanager

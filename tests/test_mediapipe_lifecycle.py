@@ -147,3 +147,18 @@ def test_the_first_detector_of_a_process_is_not_kept_alive_by_mediapipes_import(
         print(first() is None)
     """)
     assert out.strip() == "True"
+
+
+def test_a_home_that_cannot_be_written_gives_no_matplotlib_warnings(tmp_path):
+    """MediaPipe's import pulls in matplotlib, which printed two long warnings on every run where the home folder
+    cannot be written (a container, a service user); its config folder is then one in streamhand's cache."""
+    not_a_folder = tmp_path / "home"
+    not_a_folder.write_text("a file where the home folder should be")
+    env = {**os.environ, "HOME": str(not_a_folder), "STREAMHAND_CACHE": str(tmp_path / "cache")}
+    env.pop("MPLCONFIGDIR", None)
+    env.pop("XDG_CONFIG_HOME", None)
+    code = ("from streamhand import quiet; quiet.configure(False); import matplotlib.pyplot, os; "
+            "print(os.environ['MPLCONFIGDIR'])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0 and "matplotlib" not in r.stderr.lower(), r.stderr
+    assert r.stdout.strip() == str(tmp_path / "cache" / "matplotlib")
