@@ -122,6 +122,40 @@ def test_replay_loops_until_stopped(tmp_path):
     assert replay(tmp_path / "a.mcap", lambda t, p: out.append(t), None, loop=True, stop=lambda: len(out) >= 10) == 10
 
 
+def _with_status(path: Path, states: list[str], cameras: tuple[str, ...] = ("0",)) -> None:
+    rec = McapRecorder(path, source="test")
+    t0 = time.time_ns()
+    for i, state in enumerate(states):
+        for cam in cameras:
+            status = {"topic": "status", "seq": i, "source_state": state, "camera": {"id": cam}}
+            rec.write("status", msgpack.packb(status), i, t0 + i * 1000)
+            rec.write("hand.frame", msgpack.packb({"topic": "hand.frame", "seq": i, "camera": {"id": cam}}), i,
+                      t0 + i * 1000 + 1)  # fmt: skip
+    rec.close()
+
+
+@pytest.mark.parametrize(
+    ("states", "stop_after", "ends"),
+    [
+        (["ok", "ok"], None, ["ended"]),  # a recording cut from a longer run: the replay says it ends
+        (["ok", "ok"], 2, ["stopped"]),  # stopped midway
+        (["ok", "stopped"], None, []),  # the recorded run's own end: said once, not twice
+        (["ok", "lost: camera unplugged"], None, []),
+        ([], None, []),  # nothing to copy (a recording of poses alone)
+    ],
+)
+def test_a_replayed_stream_ends_with_a_status_saying_so(tmp_path, states, stop_after, ends):
+    """A consumer waiting for the run's last message (a status saying ended or stopped) saw a replay end without it."""
+    _with_status(tmp_path / "s.mcap", states, cameras=("a", "b"))
+    out: list[tuple[str, dict]] = []
+    replay(tmp_path / "s.mcap", lambda t, p: out.append((t, msgpack.unpackb(p))), None,
+           stop=lambda: stop_after is not None and len(out) >= stop_after)  # fmt: skip
+    extra = out[2 * 2 * len(states) if stop_after is None else stop_after :]
+    assert [m["source_state"] for _, m in extra] == ends * 2 if stop_after is None else ends * (1 if ends else 0)
+    for _, m in extra:  # each camera's own status, the next seq
+        assert m["camera"]["id"] in ("a", "b") and m["seq"] == (len(states) if stop_after is None else 1)
+
+
 def test_record_keeps_what_it_received_on_sigterm(tmp_path):
     port, out = free_port(), tmp_path / "r.mcap"
     pub = Publisher(port=port, control_port=None)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgpack
 import msgspec
 
 from streamhand.outputs import part_path
@@ -239,28 +240,67 @@ def replay(
 ) -> int:
     """Send every message of a checked recording through ``send(topic, payload)`` at the recorded pace divided by
     ``speed`` (None: no waiting); with ``loop``, again from the start until ``stop()``; ``clock`` follows what is
-    sent. The number sent."""
+    sent. Each camera's stream ends as a run's does: where its last ``status`` sent does not say so, one more says
+    ``ended`` (the recording ran out) or ``stopped``. The number sent."""
     sent = 0
+    last_status: dict[str, bytes] = {}  # camera id -> its last status sent
+
+    def end(state: str) -> int:
+        for payload in last_status.values():
+            closing = _closing_status(payload, state)
+            if closing is not None:
+                send(protocol.TOPIC_STATUS, closing)
+        return sent
+
     while True:
         t0_wall, t0_rec = time.monotonic(), None
         for topic, payload, t_ns in messages(path):
             if stop():
-                return sent
+                return end("stopped")
             if speed is not None:
                 t0_rec = t_ns if t0_rec is None else t0_rec
                 due = t0_wall + (t_ns - t0_rec) / 1e9 / speed
                 while (wait := due - time.monotonic()) > 0:
                     if stop():
-                        return sent
+                        return end("stopped")
                     time.sleep(min(wait, 0.05))
             send(topic, payload)
+            if topic == protocol.TOPIC_STATUS:
+                last_status[_camera_of(payload)] = payload
             if clock is not None:
                 clock.sent(topic, payload, t_ns)
             sent += 1
             if on_message is not None:
                 on_message(sent)
         if not loop or stop():
-            return sent
+            return end("stopped" if stop() else "ended")
+
+
+#: how a run's last ``status`` says why its stream ends
+_FINAL_STATES = ("ended", "stopped", "lost")
+
+
+def _camera_of(payload: bytes) -> str:
+    try:
+        cam = msgpack.unpackb(payload, raw=False).get("camera")
+    except Exception:  # a malformed message is replayed as it is; it ends no stream
+        return ""
+    return str(cam.get("id", "")) if isinstance(cam, dict) else ""
+
+
+def _closing_status(payload: bytes, state: str) -> bytes | None:
+    """A copy of a recorded ``status`` that says the stream ends (``source_state`` ``state``, the next ``seq``); None
+    where the recorded one says so already, or cannot be read."""
+    try:
+        msg = msgpack.unpackb(payload, raw=False)
+    except Exception:
+        return None
+    if not isinstance(msg, dict) or str(msg.get("source_state", "")).startswith(_FINAL_STATES):
+        return None
+    seq = msg.get("seq")
+    msg["source_state"] = state
+    msg["seq"] = seq + 1 if isinstance(seq, int) and not isinstance(seq, bool) else seq
+    return msgpack.packb(msg, use_bin_type=True)
 
 
 def describe(info: RecordingInfo) -> str:
