@@ -124,7 +124,7 @@ def test_every_layout_gives_the_same_camera(tmp_path, caplog, name, text, warns)
 
 
 def test_a_tracker_takes_a_ros_camera_info_given_as_a_dict():
-    assert Intrinsics.from_mapping({"width": 1280, "height": 720, "k": sum(K, [])}) == WANT
+    assert Intrinsics.from_mapping({"width": 1280, "height": 720, "k": [v for row in K for v in row]}) == WANT
 
 
 @pytest.mark.parametrize(
