@@ -14,6 +14,7 @@ import glob
 import math
 import numbers
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -64,6 +65,10 @@ def check_output(path: str | Path | None, option: str) -> Path | None:
     if p.is_dir():
         example = p / ("out" + (p.suffix if p.suffix else ".json"))  # a folder named like the file: its kind
         raise OutputError(f"{option} {p}: is a folder; give a file name, e.g. {example}")
+    if _special(p):  # /dev/stdout, a named pipe: written into as it is, never replaced
+        if not os.access(p, os.W_OK):
+            raise OutputError(f"{option} {p}: cannot write there (not writable)")
+        return p
     _make_folder(p.parent, p, option)
     probe = p.with_name(f".{p.name}.{os.getpid()}.probe")  # per process: two commands checking at once
     try:
@@ -128,9 +133,11 @@ def json_finite(v: object) -> object:
 def part_path(path: Path) -> Path:
     """The hidden name a file is written under before it is renamed to ``path`` (``.STEM.PID.part.SUFFIX``): per
     process (two writers each rename a whole file), keeping the suffix (OpenCV and Rerun pick a container by it).
-    The part files of ``path`` that processes no longer alive left (killed, the machine switched off) are removed."""
+    The part files of ``path`` that processes no longer alive left (killed, the machine switched off) are removed
+    once unchanged for :data:`PART_FILE_IDLE_S` (a process of that number may be another container's, writing on a
+    shared volume: a live writer keeps its file changing)."""
     tail = f".part{path.suffix}"
-    _remove_dead(path.parent.glob(f".{glob.escape(path.stem)}.*{glob.escape(tail)}"), tail)
+    _remove_dead(path.parent.glob(f".{glob.escape(path.stem)}.*{glob.escape(tail)}"), tail, PART_FILE_IDLE_S)
     return path.with_name(f".{path.stem}.{os.getpid()}{tail}")
 
 
@@ -145,8 +152,18 @@ def sweep_abandoned(folder: Path) -> None:
     _remove_dead(folder.glob("*.*.tmp"))
 
 
-def _remove_dead(parts: Iterable[Path], tail: str = ".tmp") -> None:
+#: how long a part file of a process that is not here must have been left unchanged before it is removed
+PART_FILE_IDLE_S = 3600.0
+
+
+def _remove_dead(parts: Iterable[Path], tail: str = ".tmp", idle_s: float = 0.0) -> None:
     for old in parts:
+        if idle_s > 0:
+            try:
+                if time.time() - old.stat().st_mtime < idle_s:
+                    continue
+            except OSError:
+                continue
         pid = old.name[: -len(tail)].rpartition(".")[2]
         if not pid.isdigit():
             continue
@@ -170,9 +187,23 @@ def private_folder(prefix: str) -> Path:
     return folder
 
 
+def _special(p: Path) -> bool:
+    """Whether ``p`` is there and neither a folder nor a regular file: a device (``/dev/stdout``), a named pipe."""
+    return p.exists() and not p.is_file() and not p.is_dir()
+
+
 def write_text_atomic(path: str | Path, text: str, option: str = "") -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename; :class:`OutputError` if it fails."""
+    """Write ``text`` to ``path`` through a temporary file and a rename (into a device or a named pipe, such as
+    ``/dev/stdout``, directly: a rename would replace it); :class:`OutputError` if it fails."""
     p = Path(path)
+    where = f"{option} {p}" if option else str(p)
+    if _special(p):
+        try:
+            with open(p, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as e:
+            raise OutputError(f"{where}: could not be written ({e.strerror or type(e).__name__})") from None
+        return p
     remove_abandoned(p)
     tmp = p.with_name(f"{p.name}.{os.getpid()}.tmp")  # per process: two writers at once each rename a whole file
     try:
@@ -184,6 +215,5 @@ def write_text_atomic(path: str | Path, text: str, option: str = "") -> Path:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
-        where = f"{option} {p}" if option else str(p)
         raise OutputError(f"{where}: could not be written ({e.strerror or type(e).__name__})") from None
     return p

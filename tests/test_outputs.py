@@ -167,8 +167,8 @@ def test_part_files_of_dead_processes_are_swept_and_a_live_ones_kept(tmp_path):
 
 def test_the_part_files_of_outputs_killed_runs_left_are_removed_by_the_next_writer_of_the_name(tmp_path):
     """``--save``, ``--save-video``, ``--rerun`` and ``record`` write ``.STEM.PID.part.SUFFIX``: a run killed by
-    SIGKILL (or a hang-up) left them for good; the next writer of that name removes those whose process is gone,
-    not a live writer's, nor another name's."""
+    SIGKILL (or a hang-up) left them for good; the next writer of that name removes those whose process is gone and
+    that have not changed for an hour, not a live writer's (here or another container's), nor another name's."""
     import os
     import subprocess
     import sys
@@ -181,6 +181,34 @@ def test_the_part_files_of_outputs_killed_runs_left_are_removed_by_the_next_writ
             f".q.{dead_pid}.part.jsonl", f".v[1].{dead_pid}.part.mp4"]  # fmt: skip
     for name in left:
         (tmp_path / name).write_text("part")
+        os.utime(tmp_path / name, (0, 0))  # long unchanged
+    fresh = tmp_path / f".p.{dead_pid}9.part.jsonl"  # another container's writer (its pid not here), at work
+    fresh.write_text("part")
     assert part_path(tmp_path / "p.jsonl").name == f".p.{os.getpid()}.part.jsonl"
+    assert fresh.exists()
+    fresh.unlink()
     part_path(tmp_path / "v[1].mp4")  # a name with glob characters
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(left[1:4])
+
+
+def test_a_result_into_a_device_or_named_pipe_is_written_into_it_never_replacing_it(tmp_path):
+    """``--report /dev/stdout``: the atomic rename replaced the device itself with a file (as root, ``/dev/full`` was
+    found replaced by a report); a device or named pipe is now written into, and a failure there is one line."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    assert check_output(fifo, "--report") == fifo
+    write_text_atomic(fifo, '{"fps": 30}', "--report")
+    reader.join(10)
+    assert got == ['{"fps": 30}'] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert not [p for p in tmp_path.iterdir() if p.name != "pipe"]  # no temporary file, no probe
+    if os.path.exists("/dev/full"):
+        with pytest.raises(OutputError, match=r"--report /dev/full: could not be written \(No space left on device\)"):
+            write_text_atomic("/dev/full", "x", "--report")
+        assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
