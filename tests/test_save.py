@@ -146,7 +146,28 @@ def test_a_writer_that_fails_stops_the_run_at_its_next_frame(tmp_path, monkeypat
             video.write(f, [], {})
     with caplog.at_level("WARNING"):
         video.close()
-    assert [r.levelname for r in caplog.records] == ["ERROR"] and not (tmp_path / "o.avi").exists()
+    assert not caplog.records and not (tmp_path / "o.avi").exists()  # the run said it; nothing written
+
+
+def test_a_writer_that_fails_on_the_last_frames_fails_the_run(tmp_path, monkeypatch):
+    """An error on a frame still queued when the stream ends (no next frame to raise it at) was only a log line after
+    the summary, the run exiting 0: the run's end waits for the writer and fails with it."""
+    from streamhand.run.save import OverlayVideo
+
+    video = OverlayVideo(tmp_path / "o.mp4", 30.0)
+    real = video._encode
+
+    def full_on_the_last(frame, poses, text):
+        if frame.index == 2:
+            raise OSError(28, "No space left on device")
+        real(frame, poses, text)
+
+    monkeypatch.setattr(video, "_encode", full_on_the_last)
+    for f in _frames(3):
+        video.write(f, [], {})
+    with pytest.raises(OSError, match="No space left"):
+        video.flush()
+    video.close()
 
 
 def test_a_video_name_that_is_not_utf8_is_written_and_a_folder_that_is_not_is_refused(tmp_path):
@@ -166,3 +187,23 @@ def test_a_video_name_that_is_not_utf8_is_written_and_a_folder_that_is_not_is_re
     folder.mkdir()
     with pytest.raises(SaveError, match="not valid UTF-8"):
         OverlayVideo(folder / "v.mp4", 30.0)
+
+
+def test_a_run_whose_video_writer_fails_at_the_end_exits_1_with_the_error_in_its_report(tmp_path, monkeypatch):
+    from streamhand.run.save import OverlayVideo
+
+    real = OverlayVideo._encode
+
+    def full_on_the_last(self, frame, poses, text):
+        if frame.index == FRAMES - 1:
+            raise OSError(28, "No space left on device")
+        real(self, frame, poses, text)
+
+    monkeypatch.setattr(OverlayVideo, "_encode", full_on_the_last)
+    rep = tmp_path / "r.json"
+    r = invoke("run", "--source", "demo", "--frames", str(FRAMES), "--no-realtime", "--port", str(free_port()),
+               "--control-port", str(free_port()), "--report", str(rep), "--save-video",
+               str(tmp_path / "o.mp4"))  # fmt: skip
+    assert r.returncode == 1, r.stderr[-1500:]
+    errors = json.loads(rep.read_text())["errors"]
+    assert errors == ["publish stage failed: OSError: [Errno 28] No space left on device"]

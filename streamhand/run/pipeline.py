@@ -185,8 +185,8 @@ class Pipeline:
             for hook in self.emitter.end_hooks:
                 try:
                     hook()
-                except Exception as e:  # told, and the run still reports
-                    log.error("finishing the run: %s: %s", type(e).__name__, e)
+                except Exception as e:  # a failure of the run, in its report and exit code, as a stage's is
+                    self._fail("publish", e)
             self.span_s = (time.monotonic() - self._t_start, time.process_time() - cpu0)
             if viewer is not None:
                 viewer.close()

@@ -153,6 +153,7 @@ class OverlayVideo:
         self._queue: queue.Queue = queue.Queue(maxsize=self.QUEUE)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._told = False  # the error was raised to the run (which reports it): close() need not say it again
         self.frames = 0
         self.closed = False
 
@@ -160,6 +161,7 @@ class OverlayVideo:
         """Hand one processed frame to the writer (waits while :data:`QUEUE` frames are waiting); raises what stopped
         the writer, if anything did."""
         if self._error is not None:
+            self._told = True
             raise self._error
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="save-video", daemon=True)
@@ -167,8 +169,11 @@ class OverlayVideo:
         self._queue.put((frame, list(poses), f"frame {frame.index}  {lat.get('total', 0):.1f} ms"))
 
     def flush(self) -> None:
-        """Wait until every frame handed on is drawn and encoded (or the writer has failed)."""
+        """Wait until every frame handed on is drawn and encoded; raises what stopped the writer, if anything did."""
         self._queue.join()
+        if self._error is not None:
+            self._told = True
+            raise self._error
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
@@ -208,7 +213,7 @@ class OverlayVideo:
             if self._thread is not None:
                 self._queue.put(None)
                 self._thread.join()
-            if self._error is not None:
+            if self._error is not None and not self._told:
                 log.error("--save-video: %s", self._error)
             if self._writer is not None:
                 self._writer.release()
