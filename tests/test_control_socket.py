@@ -181,3 +181,27 @@ def test_a_publisher_bound_to_ipv6_is_reached_by_a_subscriber_over_ipv6():
         sub.close()
     finally:
         pub.close()
+
+
+def test_a_run_connecting_to_a_proxy_over_ipv6_is_heard():
+    """``run --connect tcp://[::1]:PORT`` (a proxy bound to ::1) published nothing, without a word."""
+    from streamhand.stream import schema
+    from tests.test_schema import _pose
+
+    port = free_port()
+    front = zmq.Context.instance().socket(zmq.SUB)  # a proxy's frontend, as `proxy --bind ::1` binds it
+    front.setsockopt(zmq.IPV6, 1)
+    front.setsockopt(zmq.SUBSCRIBE, b"")
+    front.bind(f"tcp://[::1]:{port}")
+    pub = Publisher(port=free_port(), control_port=None, connect=f"tcp://[::1]:{port}")
+    try:
+        m = _pose()
+        heard = False
+        deadline = time.monotonic() + 5
+        while not heard and time.monotonic() < deadline:
+            pub.publish(m.topic, schema.body(m))
+            heard = bool(front.poll(200))
+        assert heard
+    finally:
+        pub.close()
+        front.close(0)

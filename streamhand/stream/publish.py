@@ -103,6 +103,8 @@ class Publisher:
                 why = protocol.out_of_range_port(connect)
                 if why is not None:
                     raise PortInUse(f"--connect {connect}: {why}")
+                if "[" in connect:  # an IPv6 address (tcp://[::1]:5570): as for binding
+                    self._pub.setsockopt(zmq.IPV6, 1)
                 try:
                     self._pub.connect(connect)
                 except zmq.ZMQError as e:
