@@ -16,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 #: the camera matrix's names: ROS 2, ROS 1, camera_calibration and OpenCV's sample, OpenCV's other spellings
 MATRIX_KEYS = ("k", "K", "camera_matrix", "cameraMatrix", "intrinsic_matrix")
 _WIDTH, _HEIGHT = ("width", "image_width"), ("height", "image_height")
@@ -33,15 +35,19 @@ def read_opencv_storage(path: str | Path) -> dict:
     ValueError, one line, where it holds no camera matrix)."""
     import cv2
 
-    fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
+    try:
+        fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
+    except (cv2.error, SystemError) as e:  # OpenCV's parser on a damaged file (its error inside a SystemError)
+        said = " ".join(str(e.__cause__ or e.__context__ or e).split())
+        raise ValueError(said.split("error: ", 1)[-1][:200] or "OpenCV cannot parse it") from None
     try:
         if not fs.isOpened():
             raise ValueError("OpenCV cannot read it as a FileStorage file")
         out: dict[str, Any] = {}
         for key in (*_WIDTH, *_HEIGHT):
             node = fs.getNode(key)
-            if not node.empty():
-                out[key] = node.real()
+            if not node.empty():  # a number; anything else is given on as text, which the reader names
+                out[key] = node.real() if node.isReal() or node.isInt() else node.string() or "?"
         for key in (*MATRIX_KEYS, *_DISTORTION):
             node = fs.getNode(key)
             if node.empty():
@@ -74,10 +80,13 @@ def flat_intrinsics(data: Any, where: str) -> Any:
         return data
     if isinstance(matrix, dict):  # camera_calibration's {rows: 3, cols: 3, data: [...]}
         matrix = matrix.get("data")
-    if isinstance(matrix, list) and len(matrix) == 3 and all(isinstance(r, list) for r in matrix):
-        matrix = [v for row in matrix for v in row]  # written as rows
-    if not isinstance(matrix, list) or len(matrix) != 9:
+    if isinstance(matrix, (list, tuple, np.ndarray)) and len(matrix) == 3 and all(
+        isinstance(r, (list, tuple, np.ndarray)) and len(r) == 3 for r in matrix
+    ):
+        matrix = [v for row in matrix for v in row]  # written as rows (or an array given in code)
+    if not isinstance(matrix, (list, tuple, np.ndarray)) or len(matrix) != 9 or np.ndim(matrix) != 1:
         raise ValueError(f"{where}: the camera matrix must be 3x3 (9 numbers: fx, 0, cx, 0, fy, cy, 0, 0, 1)")
+    matrix = [v.item() if isinstance(v, np.generic) else v for v in matrix]
     dist = next((data[k] for k in _DISTORTION if data.get(k) is not None), None)
     if isinstance(dist, dict):
         dist = dist.get("data")

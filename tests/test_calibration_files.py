@@ -123,8 +123,22 @@ def test_every_layout_gives_the_same_camera(tmp_path, caplog, name, text, warns)
     assert ("not applied" in caplog.text) == warns, caplog.text
 
 
-def test_a_tracker_takes_a_ros_camera_info_given_as_a_dict():
-    assert Intrinsics.from_mapping({"width": 1280, "height": 720, "k": [v for row in K for v in row]}) == WANT
+@pytest.mark.parametrize(
+    "matrix", [[v for row in K for v in row], np.array(K), tuple(map(tuple, K)), np.array(K).ravel()]
+)
+def test_a_tracker_takes_a_ros_camera_info_given_as_a_dict(matrix):
+    assert Intrinsics.from_mapping({"width": 1280, "height": 720, "k": matrix}) == WANT
+
+
+def test_an_opencv_file_whose_size_is_not_a_number_says_so(tmp_path):
+    path = tmp_path / "c.yaml"
+    fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_WRITE)
+    fs.write("image_width", "wide")
+    fs.write("image_height", 720)
+    fs.write("camera_matrix", np.array(K, float))
+    fs.release()
+    with pytest.raises(ValueError, match="width must be a number, got 'wide'"):
+        Intrinsics.from_file(path)
 
 
 @pytest.mark.parametrize(
@@ -136,6 +150,12 @@ def test_a_tracker_takes_a_ros_camera_info_given_as_a_dict():
         ("cam0:\n  intrinsics: [910.5, 911.0, 641.25]\n  resolution: [1280, 720]\n", "Kalibr's intrinsics are"),
         ("%YAML:1.0\n---\nimage_width: 1280\nimage_height: 720\n", "an OpenCV file without a camera matrix"),
         ("width: 1280\nheight: 720\nk: [-910.5, 0, 641.25, 0, 911.0, 362.5, 0, 0, 1]\n", "fx must be positive"),
+        ("%YAML:1.0\n---\ncamera_matrix: !!opencv-matrix\n   rows: 3\n   cols: 3\n   dt: d\n   data: [ 910.5, 0.,\n",
+         r"not valid OpenCV FileStorage \(.*Parsing error"),  # cut short: OpenCV's parser raised inside a SystemError
+        ('<?xml version="1.0"?>\n<opencv_storage><camera_matrix type_id="opencv-matrix"><rows>3</rows>',
+         "not valid OpenCV FileStorage"),
+        ("width: 1280\nheight: 720\nk: [[910.5, 0], [641.25, 0, 911.0, 362.5], [0, 0, 1]]\n",
+         "the camera matrix must be 3x3"),  # ragged rows that hold nine numbers
     ],
 )  # fmt: skip
 def test_broken_calibration_files_are_one_line(tmp_path, text, says):
