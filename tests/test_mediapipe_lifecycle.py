@@ -61,6 +61,7 @@ def test_a_forked_child_is_told_to_start_its_workers_by_spawn():
                 except RuntimeError as e:
                     said.append(str(e))
             d.close()  # the parent's graph: left alone
+            d._free()  # as when the child collects its copy or exits: left alone (it waited on the parent's threads)
             q.put(said)
 
         d = MediaPipeHands()
@@ -68,8 +69,12 @@ def test_a_forked_child_is_told_to_start_its_workers_by_spawn():
         q = ctx.Queue()
         p = ctx.Process(target=child, args=(q, d))
         p.start()
-        said = q.get(timeout=60)
-        p.join(60)
+        try:
+            said = q.get(timeout=60)
+        finally:
+            p.join(60)
+            if p.is_alive():
+                p.kill()
         print(said[0].split(";")[0])
         print(said[1].split(":")[0])
         print(len(d(np.zeros((64, 64, 3), np.uint8))))  # the parent's detector still works

@@ -14,6 +14,7 @@ import os
 import threading
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +68,13 @@ def _import_off_the_stack(module: str) -> None:
         raise failed[0]
 
 
+def _close_in(hands: Any, pid: int) -> None:
+    """Close MediaPipe's graph ``hands``, where this is the process ``pid`` that made it (a forked child that closed
+    or collected its copy would wait for ever on the parent's threads)."""
+    if os.getpid() == pid:
+        hands.close()
+
+
 def _check_process() -> None:
     """A RuntimeError in a process forked from one that ran MediaPipe (which would abort or hang here)."""
     if _GRAPH_PID is not None and os.getpid() != _GRAPH_PID:
@@ -108,7 +116,8 @@ class MediaPipeHands:
                 log.warning("%s: each hand's score repeats its handedness score", e)
                 hands = mp.solutions.hands.Hands(*args)
             _GRAPH_PID = os.getpid()
-            self._free = weakref.finalize(self, hands.close)  # closed once: by close() or when collected
+            # closed once: by close() or when collected; in a forked child never (the graph is the parent's)
+            self._free = weakref.finalize(self, _close_in, hands, os.getpid())
             self._hands = hands
             try:  # the graph starts its inference engines on the first frame, in its own threads: one blank frame
                 # here, so that their start-up lines are caught now (no hand: no tracking state is left behind)
@@ -159,7 +168,7 @@ class MediaPipeHands:
         """Free MediaPipe's graph (once; closing again does nothing; in a forked child, nothing: the graph is the
         parent's)."""
         self._hands = None
-        if os.getpid() == self._pid and hasattr(self, "_free"):
+        if hasattr(self, "_free"):
             self._free()
 
     def __enter__(self) -> MediaPipeHands:
