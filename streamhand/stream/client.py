@@ -117,6 +117,9 @@ _FRAME_END_S = 0.1
 _FRAME_TOPIC = protocol.TOPIC_FRAME.encode()
 #: the most messages one :meth:`PoseSubscriber.latest` reads (a stream that comes faster than it drains ends it)
 _MOST_DRAINED = 100_000
+#: how often a read waiting on the socket looks whether :meth:`PoseSubscriber.close` came from another thread
+#: (milliseconds; a ZeroMQ socket is one thread's at a time, so the closing thread waits for the reader to let go)
+_CLOSE_CHECK_MS = 100
 #: ``PoseSubscriber(control_timeout=...)`` left out: the control socket is waited for as long as ``timeout`` says
 _AS_TIMEOUT = object()
 
@@ -188,16 +191,7 @@ class PoseSubscriber:
         if not self._frames_wanted:
             self._sock.setsockopt(zmq.SUBSCRIBE, _FRAME_TOPIC)
         _connect(self._sock, address, "--address")
-        # close() from another thread wakes a read in progress through this pair (a socket is one thread's at a time)
-        wake = f"inproc://streamhand-subscriber-{id(self):x}-{time.monotonic_ns():x}"
-        self._wake_in = self._ctx.socket(zmq.PAIR)
-        self._wake_in.bind(wake)
-        self._wake_out = self._ctx.socket(zmq.PAIR)
-        self._wake_out.connect(wake)
-        self._poller = zmq.Poller()
-        self._poller.register(self._sock, zmq.POLLIN)
-        self._poller.register(self._wake_in, zmq.POLLIN)
-        self._reading = threading.Lock()  # held while a thread reads the sockets; close() waits for it
+        self._reading = threading.Lock()  # held while a thread reads the socket; close() waits for it
         self._closing = threading.Lock()
         self._closed = False
         self._pid = os.getpid()
@@ -253,11 +247,15 @@ class PoseSubscriber:
 
     def _ready(self, timeout_ms: int) -> bool:
         """Whether a message waits, within ``timeout_ms`` (-1: for ever); :class:`SubscriberClosed` where
-        :meth:`close` came meanwhile."""
-        events = dict(self._poller.poll(timeout_ms))
-        if self._wake_in in events or self._closed:
-            raise SubscriberClosed("the PoseSubscriber was closed while reading")
-        return self._sock in events
+        :meth:`close` came meanwhile (it is looked for every :data:`_CLOSE_CHECK_MS`)."""
+        end = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000.0
+        while True:
+            left = _CLOSE_CHECK_MS if end is None else min(_CLOSE_CHECK_MS, int((end - time.monotonic()) * 1000))
+            waiting = self._sock.poll(max(left, 0))
+            if self._closed:
+                raise SubscriberClosed("the PoseSubscriber was closed while reading")
+            if waiting or (end is not None and time.monotonic() >= end):
+                return bool(waiting)
 
     def _recv_by(self, deadline: float | None) -> Message:
         """:meth:`recv`, a ``TimeoutError`` where nothing well-formed arrived by ``deadline`` (``time.monotonic``)."""
@@ -400,21 +398,17 @@ class PoseSubscriber:
         return [pose for messages in whole.values() for m in messages if (pose := self._pose(m)) is not None]
 
     def close(self) -> None:
-        """Close the sockets (once; again does nothing). From another thread while one reads: that read ends
-        (iterating stops; :meth:`recv` and :meth:`latest` raise :class:`SubscriberClosed`), then the sockets close."""
+        """Close the socket (once; again does nothing). From another thread while one reads: that read ends within
+        :data:`_CLOSE_CHECK_MS` (iterating stops; :meth:`recv` and :meth:`latest` raise :class:`SubscriberClosed`),
+        then the socket closes."""
         if os.getpid() != self._pid:  # a forked child's copy: the sockets are the parent's
             return
         with self._closing:
             if self._closed:
                 return
-            self._closed = True
-            try:
-                self._wake_out.send(b"", zmq.NOBLOCK)  # a thread waiting on the sockets wakes and lets go
-            except zmq.ZMQError:
-                pass
+            self._closed = True  # a thread waiting on the socket sees it within _CLOSE_CHECK_MS and lets go
             with self._reading:
-                for sock in (self._sock, self._wake_in, self._wake_out):
-                    sock.close(0)
+                self._sock.close(0)
 
     def __enter__(self) -> PoseSubscriber:
         return self
