@@ -44,8 +44,8 @@ def invoke(*args: str, env: dict[str, str] | None = None, app=None) -> Ran:
     typer's CliRunner, from the repository root: no interpreter and no torch/MediaPipe import to pay for. An
     exception that escapes the command is appended to stderr as its traceback, as the process would print it.
     What a command may change for the whole process is put back afterwards: the environment (``quiet.configure``
-    sets native log levels), the working directory, the SIGINT/SIGTERM handlers (``run`` and ``proxy`` install
-    theirs), the root logger's handlers and level (``logging.basicConfig``), the levels of the loggers that
+    sets native log levels), the working directory, the stop signals' handlers (``run``, ``proxy`` and others
+    install theirs), the root logger's handlers and level (``logging.basicConfig``), the levels of the loggers that
     ``quiet`` turns down, and torch's and NumPy's global random state and torch's thread count (training seeds)."""
     import logging
     import signal
@@ -54,7 +54,9 @@ def invoke(*args: str, env: dict[str, str] | None = None, app=None) -> Ran:
     if app is None:
         from streamhand.cli import app
     saved_env, cwd = dict(os.environ), os.getcwd()
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    from streamhand.stop_signals import STOP_SIGNALS
+
+    handlers = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     root = logging.getLogger()
     root_handlers, root_level = root.handlers[:], root.level
     levels = {n: logging.getLogger(n).level for n in ("matplotlib", "PIL", "absl", "streamhand")}
