@@ -10,10 +10,12 @@ fails (the disk filled, the folder vanished), the temporary file is removed and 
 
 from __future__ import annotations
 
+import errno
 import glob
 import math
 import numbers
 import os
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -188,8 +190,21 @@ def private_folder(prefix: str) -> Path:
 
 
 def _special(p: Path) -> bool:
-    """Whether ``p`` is there and neither a folder nor a regular file: a device (``/dev/stdout``), a named pipe."""
-    return p.exists() and not p.is_file() and not p.is_dir()
+    """Whether ``p`` is there and neither a folder nor a regular file: a device, a named pipe, or a name for one of
+    the process's own streams (``/dev/stdout`` leads to ``/proc/self/fd/1``, a regular file where output is
+    redirected: it is still written into, never replaced)."""
+    if not p.exists() or p.is_dir():
+        return False
+    if not p.is_file():
+        return True
+    hop = p
+    for _ in range(16):  # the links on the way: one through /dev or /proc names a stream, not a file to replace
+        if str(hop).startswith(("/dev/", "/proc/")):
+            return True
+        if not hop.is_symlink():
+            return False
+        hop = Path(os.path.join(hop.parent, os.readlink(hop)))
+    return False
 
 
 def write_text_atomic(path: str | Path, text: str, option: str = "") -> Path:
@@ -198,11 +213,15 @@ def write_text_atomic(path: str | Path, text: str, option: str = "") -> Path:
     p = Path(path)
     where = f"{option} {p}" if option else str(p)
     if _special(p):
-        try:
-            with open(p, "w", encoding="utf-8") as f:
+        try:  # appended (a redirected standard output keeps what came before); a pipe nobody reads: said, not waited on
+            flags = os.O_WRONLY | os.O_APPEND | (os.O_NONBLOCK if stat.S_ISFIFO(os.stat(p).st_mode) else 0)
+            fd = os.open(p, flags)
+            os.set_blocking(fd, True)
+            with open(fd, "w", encoding="utf-8") as f:
                 f.write(text)
         except OSError as e:
-            raise OutputError(f"{where}: could not be written ({e.strerror or type(e).__name__})") from None
+            why = "no program reads the pipe" if e.errno == errno.ENXIO else e.strerror or type(e).__name__
+            raise OutputError(f"{where}: could not be written ({why})") from None
         return p
     remove_abandoned(p)
     tmp = p.with_name(f"{p.name}.{os.getpid()}.tmp")  # per process: two writers at once each rename a whole file

@@ -197,12 +197,14 @@ def test_a_result_into_a_device_or_named_pipe_is_written_into_it_never_replacing
     import os
     import stat
     import threading
+    import time
 
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     got: list[str] = []
     reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
     reader.start()
+    time.sleep(0.3)  # the reader waits on the pipe (one that nobody reads is refused: the next test)
     assert check_output(fifo, "--report") == fifo
     write_text_atomic(fifo, '{"fps": 30}', "--report")
     reader.join(10)
@@ -212,3 +214,22 @@ def test_a_result_into_a_device_or_named_pipe_is_written_into_it_never_replacing
         with pytest.raises(OutputError, match=r"--report /dev/full: could not be written \(No space left on device\)"):
             write_text_atomic("/dev/full", "x", "--report")
         assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_a_pipe_nobody_reads_is_one_line_and_a_link_to_the_process_stream_is_written_into(tmp_path):
+    """A named pipe without a reader hung the run for ever, deaf to signals; ``--report /dev/stdout`` with standard
+    output redirected to a file (the link leads to a regular file) replaced the link instead of writing into it."""
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match=r"--report .*pipe: could not be written \(no program reads the pipe\)"):
+        write_text_atomic(fifo, "{}", "--report")
+    out = tmp_path / "stdout.txt"
+    out.write_text("before\n")
+    with open(out, "a") as f:  # the process's standard output, redirected with >>
+        link = tmp_path / "stdout"
+        link.symlink_to(f"/proc/self/fd/{f.fileno()}")
+        assert check_output(link, "--report") == link
+        write_text_atomic(link, '{"fps": 30}\n', "--report")
+    assert link.is_symlink() and out.read_text() == 'before\n{"fps": 30}\n'

@@ -171,7 +171,7 @@ class OverlayVideo:
     def flush(self) -> None:
         """Wait until every frame handed on is drawn and encoded; raises what stopped the writer, if anything did."""
         self._queue.join()
-        if self._error is not None:
+        if self._error is not None and not self._told:  # once: a write that raised it has failed the run already
             self._told = True
             raise self._error
 
