@@ -66,7 +66,7 @@ class VideoSource(FrameSource):
             raise SourceError(f"video not found: {self.path}")
         if self.path.suffix.lower() in IMAGE_EXTENSIONS:
             raise SourceError(f"--video {self.path}: an image, not a video (use --images for pictures)")
-        if not _named_in_utf8(self.path):
+        if not named_in_utf8(self.path):
             raise SourceError(f"--video {self.path!r}: its name is not valid UTF-8 (OpenCV cannot open it); rename it")
         cap = cv2.VideoCapture(str(self.path))
         ok, first = cap.read() if cap.isOpened() else (False, None)
@@ -129,9 +129,9 @@ def _complete(path: Path) -> bool:
         return False
 
 
-def _named_in_utf8(path: Path) -> bool:
-    """Whether ``path``'s name is valid UTF-8 (OpenCV's readers crash on the bytes of another encoding, as an old zip
-    file may leave, which Python keeps as lone surrogates)."""
+def named_in_utf8(path: Path) -> bool:
+    """Whether ``path``'s name is valid UTF-8 (OpenCV's readers and writers crash on the bytes of another encoding,
+    as an old zip file may leave, which Python keeps as lone surrogates)."""
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
@@ -141,7 +141,7 @@ def _named_in_utf8(path: Path) -> bool:
 
 def _imread(path: Path, flags: int) -> np.ndarray | None:
     """``cv2.imread``; through ``cv2.imdecode`` of the file's bytes where the name is not valid UTF-8."""
-    if _named_in_utf8(path):
+    if named_in_utf8(path):
         return cv2.imread(str(path), flags)
     try:
         return cv2.imdecode(np.fromfile(path, np.uint8), flags)

@@ -21,6 +21,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from streamhand.capture.files import named_in_utf8
 from streamhand.outputs import part_path
 from streamhand.stream import protocol
 
@@ -112,15 +113,6 @@ class PoseFile:
         return self.path
 
 
-def _utf8(text: str) -> bool:
-    """Whether a path's text is valid UTF-8 (a name read from bytes that are not holds surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _csv_row(m: dict) -> list[Any]:
     row = [m["frame_id"], m["t_capture"], m["t_capture_unix"], m["track_id"], m["handedness"], m["handedness_score"],
            m["score"], m["root_source"]]  # fmt: skip
@@ -142,11 +134,11 @@ class OverlayVideo:
     def __init__(self, path: str | Path, fps: float, stats: Any = None):
         self.path = check_save_path(str(path), "--save-video", VIDEO_SUFFIXES)
         self.fps = fps if fps and np.isfinite(fps) and fps > 0 else 30.0
-        if not _utf8(str(self.path.parent)):  # OpenCV's writer crashes the process on such a path
+        if not named_in_utf8(self.path.parent):  # OpenCV's writer crashes the process on such a path
             raise SaveError(f"--save-video {os.fsdecode(bytes(self.path))!r}: OpenCV cannot write into a folder whose "
                             "name is not valid UTF-8; write the video elsewhere")  # fmt: skip
         self._tmp = part_path(self.path)
-        if not _utf8(str(self._tmp)):  # a name OpenCV cannot take is written under a plain one, then renamed
+        if not named_in_utf8(self._tmp):  # a name OpenCV cannot take is written under a plain one, then renamed
             self._tmp = self.path.with_name(f".save-video.{os.getpid()}.part{self.path.suffix}")
         self._writer = None
         self._stats = stats
