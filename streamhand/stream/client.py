@@ -92,7 +92,7 @@ def _connect(sock: zmq.Socket, endpoint: str, what: str) -> None:
     if why is not None:
         sock.close(0)
         raise ValueError(f"{what} {endpoint!r}: {why}")
-    if "[" in endpoint:  # an IPv6 address (tcp://[::1]:5560): ZeroMQ's sockets speak IPv4 only unless told
+    if protocol.is_ipv6(endpoint):
         sock.setsockopt(zmq.IPV6, 1)
     try:
         sock.connect(endpoint)

@@ -54,6 +54,12 @@ def tcp_endpoint(host: str, port: int) -> str:
     return f"tcp://[{host}]:{port}" if ":" in host and not host.startswith("[") else f"tcp://{host}:{port}"
 
 
+def is_ipv6(endpoint: str) -> bool:
+    """Whether ``endpoint`` names an IPv6 address (``tcp://[::1]:5560``): ZeroMQ's sockets speak IPv4 only unless
+    told (``zmq.IPV6``)."""
+    return endpoint.startswith("tcp://[")
+
+
 def out_of_range_port(endpoint: str) -> str | None:
     """Why ``endpoint`` cannot be connected to, where it is a TCP endpoint whose port lies outside 1-65535 (ZeroMQ
     connects to such a port without a word and waits for ever); None otherwise."""

@@ -34,7 +34,7 @@ class PortInUse(RuntimeError):
 
 def _bind(sock: zmq.Socket, bind: str, port: int, flag: str) -> None:
     endpoint = protocol.tcp_endpoint(bind, port)
-    if ":" in bind:  # an IPv6 address (::1, ::): ZeroMQ's sockets speak IPv4 only unless told
+    if protocol.is_ipv6(endpoint):
         sock.setsockopt(zmq.IPV6, 1)
     try:
         sock.bind(endpoint)
@@ -103,7 +103,7 @@ class Publisher:
                 why = protocol.out_of_range_port(connect)
                 if why is not None:
                     raise PortInUse(f"--connect {connect}: {why}")
-                if "[" in connect:  # an IPv6 address (tcp://[::1]:5570): as for binding
+                if protocol.is_ipv6(connect):
                     self._pub.setsockopt(zmq.IPV6, 1)
                 try:
                     self._pub.connect(connect)
