@@ -80,6 +80,8 @@ def flat_intrinsics(data: Any, where: str) -> Any:
         return data
     if isinstance(matrix, dict):  # camera_calibration's {rows: 3, cols: 3, data: [...]}
         matrix = matrix.get("data")
+    if isinstance(matrix, np.matrix):  # its rows are 1x3 matrices: as a plain array
+        matrix = np.asarray(matrix)
     if isinstance(matrix, (list, tuple, np.ndarray)) and len(matrix) == 3 and all(
         isinstance(r, (list, tuple, np.ndarray)) and len(r) == 3 for r in matrix
     ):

@@ -6,6 +6,7 @@ broken ones are one line."""
 from __future__ import annotations
 
 import logging
+import warnings
 
 import cv2
 import numpy as np
@@ -124,9 +125,14 @@ def test_every_layout_gives_the_same_camera(tmp_path, caplog, name, text, warns)
 
 
 @pytest.mark.parametrize(
-    "matrix", [[v for row in K for v in row], np.array(K), tuple(map(tuple, K)), np.array(K).ravel()]
+    "matrix",
+    [[v for row in K for v in row], np.array(K), tuple(map(tuple, K)), np.array(K).ravel(), "np.matrix"],
 )
 def test_a_tracker_takes_a_ros_camera_info_given_as_a_dict(matrix):
+    if isinstance(matrix, str):  # numpy's matrix class (rows of 1x3 matrices), made here where its warning is kept
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            matrix = np.asmatrix(K)
     assert Intrinsics.from_mapping({"width": 1280, "height": 720, "k": matrix}) == WANT
 
 
