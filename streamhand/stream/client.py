@@ -86,6 +86,15 @@ class Message:
     payload: bytes = field(default=b"", repr=False)  # the msgpack map as received (what a recording keeps)
 
 
+def _is_wait(seconds: object) -> bool:
+    """Whether ``seconds`` is a wait a subscriber takes: None (for ever) or a number from 0 to the longest."""
+    if seconds is None:
+        return True
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.integer, np.floating)):
+        return False
+    return 0 <= float(seconds) <= protocol.MAX_WAIT_S  # NaN fails both
+
+
 def _connect(sock: zmq.Socket, endpoint: str, what: str) -> None:
     """Connect, or a ValueError in one line naming the endpoint (ZeroMQ says only "Invalid argument", or nothing)."""
     why = protocol.out_of_range_port(endpoint)
@@ -170,6 +179,13 @@ class PoseSubscriber:
             )
         if curve_server_key is not None:
             self._curve = (curve_server_key, curve_client_key)
+        for name, wait in (("timeout", timeout), ("control_timeout", control_timeout)):
+            if wait is not _AS_TIMEOUT and not _is_wait(wait):
+                raise ValueError(f"{name} {wait!r}: give seconds (a number from 0 to {protocol.MAX_WAIT_S:.0f}) or "
+                                 "None to wait for ever")  # fmt: skip
+        if address is not None and control is not None:
+            raise ValueError(f"--address {address} and --control {control}: give one of them (--control asks the "
+                             "stream's control socket for the address)")  # fmt: skip
         if address is None:
             if control is None:
                 address = f"tcp://127.0.0.1:{protocol.DEFAULT_PUB_PORT}"

@@ -54,6 +54,11 @@ def tcp_endpoint(host: str, port: int) -> str:
     return f"tcp://[{host}]:{port}" if ":" in host and not host.startswith("[") else f"tcp://{host}:{port}"
 
 
+#: the longest wait a subscriber's timeout or a command's --timeout / --duration takes (about 11 days): a longer one
+#: is no wait the clock can hold
+MAX_WAIT_S = 1e6
+
+
 def is_ipv6(endpoint: str) -> bool:
     """Whether ``endpoint`` names an IPv6 address (``tcp://[::1]:5560``): ZeroMQ's sockets speak IPv4 only unless
     told (``zmq.IPV6``)."""
