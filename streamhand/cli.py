@@ -305,7 +305,7 @@ def echo(
         fail(f"{e}: {hint}", 1)
     except (SecurityError, ValueError) as e:
         fail(str(e))
-    topics = ", ".join(topic) if topic else "all topics"
+    topics = "all topics" if not topic or "" in topic else ", ".join(topic)  # "": every topic's prefix
     limit = f"; giving up after {timeout:g} s without a message" if timeout else ""
     typer.echo(f"waiting for {topics} on {sub.address}{limit} (Ctrl-C stops)", err=True)
     n = 0
@@ -541,7 +541,8 @@ def bench(
         "error model judges the experts, else 16)")] = None,
     image_size: Annotated[int, typer.Option(min=32, max=512, help="RGB crop side for the rgb path")] = 256,
     soak: Annotated[
-        float | None, typer.Option(min=0.1, help="instead: minutes of the whole pipeline, for leaks")
+        float | None, typer.Option(parser=cli_record.number_in(0.1, None, "minutes"),
+                                   help="instead: minutes of the whole pipeline, for leaks")
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
     model: Annotated[Path | None, typer.Option(help="checkpoint (.pt) or a shipped model's name (`info`)")] = None,

@@ -7,8 +7,10 @@ bad input, exit 0 on a clean stop, exit 1 where `record` gave up waiting).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -18,12 +20,33 @@ from streamhand.errors import check_output_or_fail, fail
 from streamhand.stop_signals import on_stop_signals
 from streamhand.stream import protocol
 
-#: the longest wait a command's --timeout or --duration takes (about 11 days; 0 is "never" where it says so): a longer
-#: one is no wait the clock can hold
-MAX_WAIT_S = 1e6
+MAX_WAIT_S = protocol.MAX_WAIT_S  # the longest --timeout or --duration (0 is "never" where it says so)
+
+
+def number_in(low: float, high: float | None, unit: str) -> Callable[[str], float]:
+    """An option's parser: a finite number from ``low`` to ``high`` (None: no upper bound), else one line naming the
+    range (a range check alone takes NaN for a number too large)."""
+    def num(v: float) -> str:
+        return f"{v:.0f}" if v == int(v) else f"{v:g}"
+
+    span = f"from {num(low)} to {num(high)}" if high is not None else f"{num(low)} or more"
+
+    def parse(text: str | float) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise typer.BadParameter(f"{text!r} is not a number") from None
+        if not (math.isfinite(value) and low <= value <= (math.inf if high is None else high)):
+            raise typer.BadParameter(f"{text} is not a number of {unit} {span}")
+        return value
+
+    return parse
+
+
 #: ``--timeout`` of the commands that wait for messages
 IdleTimeout = Annotated[
-    float, typer.Option(min=0, max=MAX_WAIT_S, help="give up after this many idle seconds (0: never)")
+    float, typer.Option(parser=number_in(0, MAX_WAIT_S, "seconds"),
+                        help="give up after this many idle seconds (0: never; at most 1000000)")
 ]
 
 
@@ -33,7 +56,7 @@ def record(
     control: Annotated[str | None, typer.Option(help="control endpoint: ask it for the PUB port")] = None,
     topic: Annotated[list[str] | None, typer.Option(help="topic prefix (repeatable); default: all")] = None,
     duration: Annotated[
-        float | None, typer.Option(min=0.001, max=MAX_WAIT_S, help="stop after this many seconds")
+        float | None, typer.Option(parser=number_in(0.001, MAX_WAIT_S, "seconds"), help="stop after this many seconds")
     ] = None,
     count: Annotated[int | None, typer.Option(min=1, help="stop after N messages")] = None,
     timeout: IdleTimeout = 30.0,
@@ -111,7 +134,8 @@ def replay(
     speed: Annotated[str, typer.Option(help="1: the recorded pace; N: N times faster; max: as fast as possible")] = "1",
     loop: Annotated[bool, typer.Option("--loop", help="start again at the end, until stopped")] = False,
     delay: Annotated[
-        float, typer.Option(min=0, max=3600, help="seconds before the first message (subscribers connect)")
+        float, typer.Option(parser=number_in(0, 3600, "seconds"),
+                            help="seconds before the first message (subscribers connect; at most 3600)")
     ] = 1.0,
 ) -> None:
     """Republish a recording: the same bytes on the same topics, at the recorded pace (or faster), with a control

@@ -78,6 +78,7 @@ def test_bench_that_measures_nothing_fails(tiny_checkpoint):
         (["--batch", "1,5000"], "--batch '1,5000': give batch sizes of 1 to 4096"),
         (["--samples", "1"], "--samples 1: one posterior sample has no spread"),
         (["--soak", "0.1", "--backends", "torch", "--batch", "4"], "--backends, --batch time the models alone"),
+        (["--soak", "nan"], "nan is not a number of minutes 0.1 or more"),
     ],
 )
 def test_bench_bad_options(tiny_checkpoint, args, message):

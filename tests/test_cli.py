@@ -156,7 +156,9 @@ def test_precompile_keeps_the_arithmetic_on_disk_or_says_why_not(monkeypatch):
         (["--model", "missing.pt"], "checkpoint not found"),
         (["--model", "exported.onnx"], "exported.onnx: an ONNX graph; --model takes the checkpoint (.pt)"),
         (["--hand-size", "3"], "error: --hand-size:"),
-        (["--fov", "0"], "error: --fov: Input should be greater than 1"),
+        (["--fov", "0"], "error: --fov: Input should be greater than or equal to 10"),
+        (["--fov", "2"], "error: --fov: Input should be greater than or equal to 10"),  # fx 18 000: z of metres
+        (["--fov", "175"], "error: --fov: Input should be less than or equal to 170"),
         (["--samples", "1"], "error: --samples: one posterior sample has no spread"),
         (["--modalities", "rgb"], "--modalities rgb: the model has no rgb expert (it reads 2d, world)"),
         (["--modalities", "cloud"], "--modalities cloud: the model has no cloud expert"),
@@ -220,6 +222,8 @@ def test_echo_says_what_it_waits_for_and_times_out_with_a_hint():
     assert lines[0] == f"waiting for hand.pose on {addr}; giving up after 0.3 s without a message (Ctrl-C stops)"
     assert lines[1].startswith(f"error: nothing received from {addr} in 0.3 s: is `streamhand run` running")
     assert len(lines) == 2
+    r = invoke("echo", "--address", addr, "--topic", "", "--timeout", "0.1")  # the empty prefix: every topic
+    assert r.stderr.startswith(f"waiting for all topics on {addr};"), r.stderr
 
 
 def test_echo_default_timeout_is_finite():

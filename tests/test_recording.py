@@ -198,10 +198,17 @@ def test_record_keeps_what_it_received_on_sigterm(tmp_path):
         (["replay", "{tmp}/good.mcap", "--speed", "zero"], "--speed"),
         (["replay", "{tmp}/good.mcap", "--port", "6100", "--control-port", "6100"], "must differ"),
         # a wait no clock can hold: one line, not OverflowError
-        (["echo", "--timeout", "inf"], "'--timeout': Input should be less than or equal to 1000000"),
+        (["echo", "--timeout", "inf"], "'--timeout': inf is not a number of seconds from 0 to 1000000"),
+        (["echo", "--timeout", "nan"], "'--timeout': nan is not a number of seconds from 0 to 1000000"),
+        (["echo", "--timeout", "soon"], "'--timeout': 'soon' is not a number"),
+        (["echo", "--address", "tcp://127.0.0.1:6101", "--control", "tcp://127.0.0.1:6102"], "give one of them"),
+        (["record", "{tmp}/out.mcap", "--address", "tcp://127.0.0.1:6101", "--control", "tcp://127.0.0.1:6102"],
+         "give one of them"),
         (["record", "{tmp}/out.mcap", "--timeout", "1e300"], "'--timeout'"),
         (["record", "{tmp}/out.mcap", "--duration", "1e300"], "'--duration'"),
-        (["replay", "{tmp}/good.mcap", "--delay", "inf"], "'--delay': Input should be less than or equal to 3600"),
+        (["replay", "{tmp}/good.mcap", "--delay", "inf"], "'--delay': inf is not a number of seconds from 0 to 3600"),
+        (["replay", "{tmp}/good.mcap", "--delay", "nan"], "'--delay': nan is not"),
+        (["record", "{tmp}/out.mcap", "--duration", "nan"], "'--duration': nan is not"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, says):
