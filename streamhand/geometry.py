@@ -51,8 +51,8 @@ class Intrinsics:
         """Square pixels, principal point at the centre, ``hfov_deg`` the field of view across the longer side: a
         webcam's horizontal one, and the same camera's for a picture taken upright (portrait), which is then as
         far away as the same picture turned (applied to a portrait picture's width, it placed hands 40 % nearer)."""
-        if not 1.0 < hfov_deg < 179.0:
-            raise ValueError(f"field of view must be between 1 and 179 degrees, got {hfov_deg}")
+        if not 10.0 <= hfov_deg <= 170.0:  # as check_plausible takes a camera's
+            raise ValueError(f"field of view must be between 10 and 170 degrees, got {hfov_deg}")
         f = 0.5 * max(width, height) / math.tan(math.radians(hfov_deg) / 2)
         return cls(width, height, f, f, (width - 1) / 2, (height - 1) / 2)
 

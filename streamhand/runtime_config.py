@@ -35,7 +35,7 @@ class _Strict(Settings):
 
 class SourceConfig(_Strict):
     kind: Annotated[Literal["demo", "camera", "video", "images", "realsense"], Flag("--source")] = "demo"
-    camera: Annotated[str, Flag("--camera", "camera index or device path")] = "0"
+    camera: Annotated[str, Flag("--camera", "camera index, device path or stream URL (http://, rtsp://)")] = "0"
     video: Annotated[str | None, Flag("--video", "video file")] = None
     images: Annotated[str | None, Flag("--images", "image folder or glob pattern")] = None
     realsense_serial: Annotated[str | None, Flag("--serial", "RealSense serial number")] = None
@@ -44,8 +44,8 @@ class SourceConfig(_Strict):
     height: Annotated[int | None, Flag("--height", "frame height (pixels)")] = Field(None, ge=16, le=8192)
     fps: Annotated[float | None, Flag("--fps", "camera fps / image sequence pace")] = Field(None, gt=0, le=1000)
     mirror: Annotated[bool, Flag("--mirror", "the camera delivers a selfie (mirrored) view", switch=True)] = False
-    fov_deg: Annotated[float, Flag("--fov", "assumed field of view across the longer side (degrees)")] = Field(
-        60.0, gt=1, lt=179
+    fov_deg: Annotated[float, Flag("--fov", "assumed field of view across the longer side (degrees, 10-170)")] = Field(
+        60.0, ge=10, le=170  # the fields of view --intrinsics takes for a camera's (Intrinsics.check_plausible)
     )
     intrinsics: Annotated[str | None, Flag("--intrinsics", "JSON/YAML with width, height, fx, fy, cx, cy")] = None
     realtime: Annotated[bool, Flag("--no-realtime", "read files/demo as fast as possible", switch=False)] = True
