@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import zmq
 
-from streamhand.capture.base import Frame, FrameSource
+from streamhand.capture.base import Frame, FrameSource, SourceLost
 from streamhand.capture.demo import DemoSource
 from streamhand.detect import MediaPipeHands, TrackLinker
 from streamhand.geometry import Intrinsics
@@ -346,6 +346,44 @@ def test_source_lost_and_recovered(tiny_checkpoint):
     assert rep["frames_in"] == 10
     assert pipe.stats.counters["source_lost"] == 1
     assert pipe.source_state == "ended"
+
+
+class ReopensSilently(FrameSource):
+    """A live source that, once lost, reopens at every try but gives no frame for three reads (a stream URL whose
+    server answers and sends nothing), then frames again."""
+
+    name = "silent"
+    live = True
+
+    def __init__(self, frame: Frame, total: int = 8):
+        super().__init__()
+        self.frame, self.total, self.delivered, self.reopens, self.silent = frame, total, 0, 0, 0
+
+    def read(self):
+        if self.delivered >= self.total:
+            return None
+        if self.delivered == 3 and self.silent < 4:
+            self.silent += 1
+            raise SourceLost("no frames")
+        self.delivered += 1
+        return Frame(self._next_index(), time.monotonic(), time.time(), self.frame.rgb, self.frame.intrinsics, "s")
+
+    def reopen(self):
+        self.reopens += 1
+
+
+def test_a_source_that_reopens_without_frames_is_not_called_recovered(tiny_checkpoint, caplog):
+    """"source recovered" was logged (and the state set to ok) at every reopen, frames or not, and each read that
+    found none again counted another loss: one loss, one recovery, said when frames come."""
+    img = np.zeros((120, 160, 3), np.uint8)
+    src = ReopensSilently(Frame(0, 0.0, 0.0, img, Intrinsics.from_fov(160, 120, 60), "s"))
+    with caplog.at_level("DEBUG", logger="streamhand.run.capture_stage"):
+        pipe, rep, states = _run_watching_status(RunConfig(), src, tiny_checkpoint, "source_state")
+    assert src.reopens == 4 and rep["frames_in"] == 8
+    assert pipe.stats.counters["source_lost"] == 1
+    assert caplog.text.count("source recovered") == 1 and caplog.text.count("source reopened") == 4
+    lost = [i for i, s in enumerate(states) if s.startswith("lost:")]
+    assert lost and "ok" not in states[lost[0]:lost[-1]]
 
 
 @pytest.mark.parametrize(("frames", "last"), [(None, "ended"), (3, "stopped")])

@@ -289,6 +289,74 @@ def test_camera_source_grabber_with_a_file_device(tmp_path, frames):
         cam.close()
 
 
+class _MjpegServer:
+    """A network camera as phones' webcam apps and IP cameras serve one: JPEG frames over HTTP
+    (``multipart/x-mixed-replace``), at 30 fps, on the loopback, to each client until it leaves or the server closes."""
+
+    def __init__(self, rgb_frames: list[np.ndarray]):
+        import http.server
+        import socketserver
+        import threading
+
+        jpegs = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes() for f in rgb_frames]
+        stop = self.stop = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                i = 0
+                try:
+                    while not stop.is_set() and i < 3000:  # bounded: at most 100 s of frames
+                        j = jpegs[i % len(jpegs)]
+                        head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(j)
+                        self.wfile.write(head + j + b"\r\n")
+                        i += 1
+                        stop.wait(1 / 30)
+                except OSError:
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/video.mjpg"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_camera_given_as_a_stream_url(frames):
+    """``--camera http://...`` (a network camera's MJPEG stream): opened as a camera, its newest frame each read,
+    and lost when the server goes."""
+    from streamhand.capture.camera import CameraSource
+
+    rgbs = frames[0][:4]
+    server = _MjpegServer(rgbs)
+    cam = CameraSource(server.url, lost_after_s=0.5)
+    try:
+        cam.open()
+        got = [cam.read() for _ in range(5)]
+        assert [f.index for f in got] == [0, 1, 2, 3, 4] and got[0].camera_id == f"camera:{server.url}"
+        assert got[0].rgb.shape == rgbs[0].shape
+        assert min(np.abs(got[0].rgb.astype(int) - f).mean() for f in rgbs) < 6  # one of them, JPEG's loss only
+        server.close()
+        with pytest.raises(SourceLost):
+            for _ in range(100):
+                cam.read()
+    finally:
+        cam.close()
+        server.close()
+
+
 def test_missing_camera_names_existing_ones():
     from streamhand.capture.camera import CameraSource, list_cameras
 

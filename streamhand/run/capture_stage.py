@@ -30,6 +30,7 @@ class CaptureStage:
         #: starting | ok | ended (the source ran out) | stopped (--frames, a stop) | lost: why | the guard's (frozen)
         self.state = "starting"
         self.frames_in = 0
+        self._lost = False  # the source was lost and has given no frame since (reopened or not)
 
     def run(self, hand_on: Callable[[Frame], Any]) -> None:
         """Read until the source ends, ``frames`` are read or the run stops; ``hand_on(frame)`` returns whether the
@@ -52,6 +53,9 @@ class CaptureStage:
             if frame is None:
                 continue
             self.state = self.guard.state or "ok"
+            if self._lost:  # back only once frames come again: a source can reopen and still give none
+                self._lost = False
+                log.warning("source recovered")
             self.frames_in += 1
             # capture latency: from the frame's capture to its hand-off (not the wait for the next frame)
             self.stats.add("capture", max(time.monotonic() - frame.t_capture, 0.0))
@@ -61,10 +65,13 @@ class CaptureStage:
             self.state = "stopped"  # the run's last status says why no more frames come
 
     def _reconnect(self, e: Exception) -> bool:
-        """Reopen a lost source with growing pauses until it answers (True) or the run stops (False)."""
+        """Reopen a lost source with growing pauses until it answers (True) or the run stops (False); its state stays
+        ``lost: ...`` until a frame comes (a loss is counted once, however many reopens it takes)."""
         self.state = f"lost: {e}"
         log_every_n_seconds(log, logging.WARNING, "source lost (%s); retrying", e, n=5.0)
-        self.stats.count("source_lost")
+        if not self._lost:
+            self._lost = True
+            self.stats.count("source_lost")
         backoff = 0.25
         while not self._stop.is_set():
             self._stop.wait(backoff)
@@ -74,7 +81,6 @@ class CaptureStage:
             except (SourceLost, SourceError) as e2:
                 self.state = f"lost: {e2}"
                 continue
-            self.state = "ok"
-            log.warning("source recovered")
+            log.debug("source reopened; waiting for its frames")
             return True
         return False
