@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -754,6 +755,7 @@ def precompile() -> None:
     (`.ci/setup.sh` does this after installing; for a container, point NUMBA_CACHE_DIR at a writable volume first)."""
     import time
 
+    check_output_or_fail(os.environ.get("NUMBA_CACHE_DIR") or None, "NUMBA_CACHE_DIR", folder=True)  # not a fallback
     from streamhand import jit
     from streamhand.run.place_step import precompile as compile_all
     from streamhand.tools.about import compiled_state

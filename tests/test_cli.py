@@ -131,6 +131,17 @@ def test_precompile_keeps_the_arithmetic_on_disk_or_says_why_not(monkeypatch):
     assert r.returncode == 0 and r.stdout.startswith("nothing to compile: the per-frame arithmetic runs as plain")
 
 
+def test_precompile_refuses_a_numba_cache_dir_it_cannot_use(tmp_path, monkeypatch):
+    """NUMBA_CACHE_DIR where no folder can be (under a file): numba kept the code in its own fallback folder and
+    precompile said all was well, where the folder a container's user named stays empty."""
+    (tmp_path / "file").write_text("x")
+    for where in (tmp_path / "file" / "cache", tmp_path / "file"):
+        monkeypatch.setenv("NUMBA_CACHE_DIR", str(where))
+        r = invoke("precompile")
+        assert r.returncode == 2 and r.stderr.startswith(f"error: NUMBA_CACHE_DIR {where}: "), r.stderr
+        assert r.stderr.count("\n") == 1 and not r.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
