@@ -40,6 +40,24 @@ def configure(verbose: bool) -> None:
     _matplotlib_config_folder()
 
 
+@contextlib.contextmanager
+def opencv_silenced() -> Iterator[None]:
+    """OpenCV's own log lines off for the block (a camera index that is not there prints two), where the environment
+    came too late for them (a program that imported cv2 before streamhand), unless streamhand logs at DEBUG (``-v``);
+    the level it had is put back."""
+    import cv2
+
+    if logging.getLogger("streamhand").isEnabledFor(logging.DEBUG) or not hasattr(cv2, "setLogLevel"):
+        yield
+        return
+    before = cv2.getLogLevel()
+    cv2.setLogLevel(0)  # LOG_LEVEL_SILENT
+    try:
+        yield
+    finally:
+        cv2.setLogLevel(before)
+
+
 def _matplotlib_config_folder() -> None:
     """MediaPipe's import pulls in matplotlib, which warns (two long lines, every run) where its config folder cannot
     be written (a read-only home: a container, a service user); it is then given one in streamhand's cache (or a

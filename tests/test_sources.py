@@ -357,6 +357,22 @@ def test_a_camera_given_as_a_stream_url(frames):
         server.close()
 
 
+def test_a_missing_camera_opened_from_python_prints_no_opencv_lines():
+    """``HandTracker.stream(7)`` and ``CameraSource(7)`` in a program that imported cv2 first: OpenCV's own two lines
+    (``[ WARN:0@...] ... can't open camera by index``, ``[ERROR:0@...] ... out of range``) came before our one, and
+    OpenCV's log level is the program's again afterwards."""
+    import subprocess
+    import sys
+
+    code = ("import cv2\nfrom streamhand.capture.camera import CameraSource\n"
+            "try:\n    CameraSource(7).open()\nexcept Exception as e:\n    print(type(e).__name__, e)\n"
+            "print('level', cv2.getLogLevel())\n")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.stdout.startswith("SourceError --camera 7: not available") and "level 3" in r.stdout, r.stdout + r.stderr
+    assert "WARN" not in r.stderr and "ERROR" not in r.stderr, r.stderr
+
+
 def test_missing_camera_names_existing_ones():
     from streamhand.capture.camera import CameraSource, list_cameras
 

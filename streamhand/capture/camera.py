@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streamhand import quiet
 from streamhand.capture.base import Frame, FrameSource, SourceError, SourceLost, now
 from streamhand.capture.files import default_intrinsics, to_rgb
 from streamhand.geometry import Intrinsics
@@ -25,7 +26,8 @@ def list_cameras() -> list[str]:
         return sorted(glob.glob("/dev/video*"))
     found = []
     for i in range(5):
-        cap = cv2.VideoCapture(i)
+        with quiet.opencv_silenced():
+            cap = cv2.VideoCapture(i)
         if cap.isOpened():
             found.append(str(i))
         cap.release()
@@ -59,7 +61,8 @@ class CameraSource(FrameSource):
 
     def open(self) -> None:
         dev = int(self.device) if isinstance(self.device, str) and self.device.isdigit() else self.device
-        cap = cv2.VideoCapture(dev)
+        with quiet.opencv_silenced():  # a camera that is not there: our one line says so, not OpenCV's two
+            cap = cv2.VideoCapture(dev)
         if not cap.isOpened():
             cap.release()
             cams = list_cameras()
