@@ -149,7 +149,7 @@ def test_fit_takes_another_seed_from_the_command_line(monkeypatch, tmp_path):
 
     seen = {}
 
-    def fake_fit(cfg, resume=None, progress=True):
+    def fake_fit(cfg, resume=None, progress=True, **_options):
         seen["cfg"] = cfg
         return tmp_path / "last.pt"
 

@@ -57,3 +57,14 @@ def test_gpu_check_keeps_each_part_as_it_ends(monkeypatch):
     parts = ["cuda_tests", "lifter_b1", "rgb_expert_256", "rgb_model", "hand_networks", "demo", "training"]
     assert seen == [["environment", *parts[: i + 1]] for i in range(len(parts))]
     assert res["hand_networks"]["error"] == "RuntimeError: no networks" and res["demo"]["fps"] == 300.0
+
+
+def test_gpu_check_help_says_its_whole_first_sentence(capsys):
+    """``--help``'s description is the docstring's first paragraph whole, not cut at its first line's end."""
+    from train.gpu_check import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert e.value.code == 0
+    assert "(from a checkout: it runs the tests and trains, so it lives with the offline tools)." in out, out

@@ -21,6 +21,8 @@ from train.fit import fit
 from train.losses import reconstruction
 
 SMOKE = ROOT / "configs" / "train" / "smoke.yaml"
+#: what a card says beside a fit whose options the checkpoint did not record
+UNRECORDED = "  # options not recorded (the defaults shown may not be what was run)"
 
 
 @pytest.mark.slow
@@ -211,19 +213,20 @@ def test_a_flag_does_not_hide_a_bad_value_in_the_recipe(tmp_path):
 
 
 def test_resuming_what_is_not_quite_the_run_says_so(tmp_path, caplog):
-    """A packaged model (no optimizer or random state) and a run of another recipe of the same model are resumed,
-    with a warning saying what will differ."""
+    """A run of another recipe of the same model is resumed, with a warning saying what will differ (a packaged
+    model, without a run's optimizer and random state, is refused: tests/test_fit_runs.py)."""
     from train.fit import _resume_state
 
     smoke = load_yaml(TrainConfig, SMOKE)
     then = {**smoke.model_dump(mode="json"), "lr": 1.0, "seed": 99, "steps": 5, "out_dir": "elsewhere"}
-    p = tmp_path / "packaged.pt"
-    torch.save({"state_dict": {}, "step": 1, "train_config": then}, p)
+    p = tmp_path / "other.pt"
+    torch.save({"state_dict": {}, "step": 1, "train_config": then, "optimizer": {}, "torch_rng": torch.get_rng_state()},
+               p)  # fmt: skip
     with caplog.at_level("WARNING", logger="train.fit"):
         _resume_state(p, smoke)
     said = [r.getMessage() for r in caplog.records]
-    assert len(said) == 2 and "no optimizer or random state in it" in said[0], said
-    assert said[1].endswith("differs from this one in lr, seed: it continues under this one"), said
+    assert len(said) == 1, said
+    assert said[0].endswith("differs from this one in lr, seed: it continues under this one"), said
 
 
 def test_fit_keeps_a_kept_run_unless_told_to_start_it_again(tmp_path):
@@ -250,7 +253,7 @@ def test_fit_keeps_a_kept_run_unless_told_to_start_it_again(tmp_path):
         ("jpg", "not a readable training checkpoint (UnpicklingError)"),
         ("weights", "not a training checkpoint (no state_dict and step)"),
         ("other_model", "its model differs from the recipe's (z_dim: 999 there, "),
-        ("finished", "that run already finished its 100000 steps"),
+        ("finished", "that run already finished its 100000 steps, past the 300 steps asked (the recipe)"),
         ("empty_recipe", "an empty recipe"),
     ],
 )
@@ -267,7 +270,8 @@ def test_fit_refuses_what_it_cannot_resume_in_one_line(tmp_path, tiny_checkpoint
     else:
         saved = {**model, "z_dim": 999} if make == "other_model" else model
         step = 100_000 if make == "finished" else 1
-        torch.save({"state_dict": {}, "step": step, "train_config": {"model": saved}}, p)
+        torch.save({"state_dict": {}, "step": step, "train_config": {"model": saved, "steps": step}, "optimizer": {},
+                    "torch_rng": torch.get_rng_state()}, p)  # a run's last.pt  # fmt: skip
     args = ["fit", "--config", str(SMOKE), "--resume", str(p), "--out-dir", str(tmp_path)]
     if make == "empty_recipe":
         (tmp_path / "empty.yaml").write_text("# nothing yet\n")
@@ -390,24 +394,28 @@ def test_a_cards_commands_remake_it_from_its_own_recipe():
         recipe = TrainConfig.model_validate(yaml.safe_load((ROOT / f"configs/train/{f}.yaml").read_text()))
         return recipe.model_dump(mode="json")  # as a checkpoint records it
 
-    assert reproduce(recipe("finetune_frames")) == [
+    fitted = {"std_calibration": {"2d": {}}, "error_model": {"2d": {}}}  # recorded before the options were
+    assert reproduce(recipe("finetune_frames")) == ["python -m train fit --config configs/train/finetune_frames.yaml"]
+    assert reproduce(recipe("finetune_frames"), meta=fitted) == [
         "python -m train fit --config configs/train/finetune_frames.yaml",
-        "python -m train calibrate-std --checkpoint runs/finetune/finetune/last.pt",
-        "python -m train fit-error-model --checkpoint runs/finetune/finetune/last.pt",
+        "python -m train calibrate-std --checkpoint runs/finetune/finetune/last.pt" + UNRECORDED,
+        "python -m train fit-error-model --checkpoint runs/finetune/finetune/last.pt" + UNRECORDED,
     ]
     default = recipe("default")["data"]
     made = reproduce(recipe("default"))[: default["mediapipe_shards"]]
     assert made[0].startswith(f"python -m train mediapipe-pairs --n {default['mediapipe_pairs'] // 2} --seed 4242")
     assert made[1].startswith("python -m train mediapipe-pairs --n 5000 --seed 4243")
-    elsewhere = reproduce({**recipe("default"), "out_dir": "exp", "steps": 7, "device": "cuda"})  # the flags' part
+    ran = {**fitted, "std_calibration_options": {"n": 20, "seed": 7, "world": "mediapipe"}}
+    elsewhere = reproduce({**recipe("default"), "out_dir": "exp", "steps": 7, "device": "cuda"}, meta=ran)  # flags
     assert elsewhere[2:4] == ["python -m train fit --config configs/train/default.yaml --steps 7 --out-dir exp",
-                              "python -m train calibrate-std --checkpoint exp/default/last.pt"]  # fmt: skip
+                              "python -m train calibrate-std --checkpoint exp/default/last.pt --n 20 --seed 7 "
+                              "--world mediapipe"]  # fmt: skip
     assert reproduce({**recipe("default"), "lr": 1.0})[0].startswith("# RECIPE.yaml")  # a published recipe changed
-    mine = reproduce({"name": "mine", "out_dir": "exp", "data": {"mediapipe_pairs": 300, "mediapipe_seed": 7}})
+    mine = reproduce({"name": "mine", "out_dir": "exp", "data": {"mediapipe_pairs": 300, "mediapipe_seed": 7}},
+                     meta={"std_calibration": {"2d": {}}, "std_calibration_options": {"n": 30}})  # fmt: skip
     assert mine == ["# RECIPE.yaml: this card's train_config, written out as YAML",
                     "python -m train mediapipe-pairs --n 300 --seed 7", "python -m train fit --config RECIPE.yaml",
-                    "python -m train calibrate-std --checkpoint exp/mine/last.pt",
-                    "python -m train fit-error-model --checkpoint exp/mine/last.pt"]  # fmt: skip
+                    "python -m train calibrate-std --checkpoint exp/mine/last.pt --n 30"]  # fmt: skip
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])

@@ -70,6 +70,14 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _json_kind(value: object) -> str:
+    """What a JSON document holds, in JSON's words (for a message)."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    kinds = {list: "an array", str: "a string", int: "a number", float: "a number"}
+    return kinds.get(type(value), "an object")
+
+
 def _png_or_fail(path: Path | None, option: str) -> None:
     """A figure's file: a ``.png`` that can be written (one line and exit 2 before any work, else)."""
     if path is not None and path.suffix.lower() != ".png" and not path.is_dir():
@@ -91,6 +99,7 @@ def fit(
 ) -> None:
     """Train a model from a YAML recipe."""
     from train.config import TrainConfig
+    from train.datasets.published import missing_data
     from train.fit import Diverged
     from train.fit import fit as run_fit
 
@@ -107,12 +116,19 @@ def fit(
     if kept.exists() and not (continues or overwrite):
         fail(f"{kept}: a run of this name is kept there; --resume {kept} continues it, --overwrite starts it again, "
              "or give another --out-dir")  # fmt: skip
+    if continues and overwrite:
+        fail(f"--resume {resume} --overwrite: --resume continues the run kept there, --overwrite discards it; "
+             "give one")  # fmt: skip
+    lacking = missing_data(cfg.data)
+    if lacking is not None:  # before anything is built or made
+        fail(f"{config}: {lacking}")
     check_output_or_fail(cfg.out_dir, "--out-dir" if out_dir is not None else f"{config}: out_dir", folder=True)
     if cfg.data.dataset == "frames" or cfg.data.mediapipe_pairs:  # labelled hands are cached there
         check_output_or_fail(cfg.data.mediapipe_cache, f"{config}: data.mediapipe_cache", folder=True)
     signal.signal(signal.SIGTERM, _stop_as_ctrl_c)  # a batch system's stop: the same clean stop as Ctrl-C
     try:
-        path = run_fit(cfg, resume=resume, progress=not no_progress)
+        path = run_fit(cfg, resume=resume, progress=not no_progress, overwrite=overwrite,
+                       steps_from="--steps" if steps is not None else None)  # fmt: skip
     except (ValueError, FileNotFoundError) as e:  # a device this machine lacks, a dataset file that is missing
         fail(str(e))
     except Diverged as e:  # the recipe ran, and went wrong: exit 1
@@ -475,7 +491,7 @@ def calibrate_std_cmd(
     if len(pairs["left"]) < 10:
         fail(f"only {len(pairs['left'])} of {n} renders were found by MediaPipe; use a larger --n")
     cal = calibrate(checkpoint, WORLDS[world](pairs, seed))
-    write_calibration(checkpoint, cal)
+    write_calibration(checkpoint, cal, {"n": n, "seed": seed, "world": world})  # not --cache: where, not what
     for key, c in cal.items():
         dis = f", c {np.mean(c['c'][1:]):.2f}" if "c" in c else ""
         b = np.mean(c["b"][1:])
@@ -541,7 +557,9 @@ def fit_error_model_cmd(
                                                          view=backend.crop_view)}  # fmt: skip
     models, report = fit_error_models(Lifter(backend), fit_pairs, held_pairs, expert_sets(backend.modalities),
                                       keep_misnamed, weigh_disagreement)  # fmt: skip
-    write_meta(checkpoint, error_model=models)
+    ran = {"n": n, "seed": seed, "shards": shards, "held_n": held_n, "held_seed": held_seed, "world": world,
+           "keep_misnamed": keep_misnamed, "weigh_disagreement": weigh_disagreement}  # fmt: skip (not --cache: where)
+    write_meta(checkpoint, error_model=models, error_model_options=ran)  # the options: for the model card
     for key, r in report.items():
         e, c = r["error_model"], r["checkpoint_std"]
         typer.echo(f"{key} ({r['hands']} held-out hands, error {e['error_mm']:.1f} mm): error model std_r "
@@ -585,6 +603,9 @@ def card(
         except (ValueError, OSError) as e:  # not JSON, not text, a folder, unreadable, NaN
             why = str(e) if "not a JSON number" in str(e) else type(e).__name__
             fail(f"--metrics {m}: not a readable JSON file ({why})")
+        if not isinstance(merged[m.stem], dict):  # a card keys each file's figures by name: an object of them
+            fail(f"--metrics {m}: a card embeds a JSON object of figures (such as {{\"epe_mm\": 12.3}}); this "
+                 f"file holds {_json_kind(merged[m.stem])}")  # fmt: skip
     pt, js = package(checkpoint, out, merged, summary, half)
     typer.echo(f"wrote {pt} ({pt.stat().st_size / 1e6:.1f} MB) and {js}")
 

@@ -142,6 +142,7 @@ def write_meta(checkpoint: str | Path, **entries: object) -> Path:
     return p
 
 
-def write_calibration(checkpoint: str | Path, calibration: dict) -> Path:
-    """Store ``calibration`` in ``checkpoint`` (atomically), keeping everything else."""
-    return write_meta(checkpoint, std_calibration=calibration)
+def write_calibration(checkpoint: str | Path, calibration: dict, options: dict | None = None) -> Path:
+    """Store ``calibration`` in ``checkpoint`` (atomically), keeping everything else; with ``options`` (those
+    ``calibrate-std`` ran with) recorded beside it, for the model card's commands (an older record is dropped)."""
+    return write_meta(checkpoint, std_calibration=calibration, std_calibration_options=options)

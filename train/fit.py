@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,41 @@ log = logging.getLogger(__name__)
 
 class Diverged(RuntimeError):
     """The loss stopped being a number: every later step would only spread it through the weights."""
+
+
+#: the files a run writes in its folder (``<out_dir>/<name>``): what ``--overwrite`` discards, and nothing else
+RUN_FILES = ("last.pt", "last.pt.tmp", "history.json")
+
+
+def discard_run(folder: Path) -> list[Path]:
+    """Delete the files an earlier run wrote in ``folder`` (:data:`RUN_FILES`; anything else there is kept), so that
+    a run started again over it leaves no part of the old one beside its own. Returns the files deleted."""
+    gone = [folder / f for f in RUN_FILES if (folder / f).is_file()]
+    for f in gone:
+        f.unlink()
+    return gone
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Make ``folder`` (and the folders above it that are missing); returns those this call made, deepest first."""
+    made = []
+    for p in (folder, *folder.parents):
+        if p.exists():
+            break
+        made.append(p)
+    folder.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def _remove_if_empty(made: list[Path]) -> None:
+    """Remove the folders a run made (``made``, deepest first) where it left them empty: a run that failed or was
+    stopped before its first checkpoint leaves no empty folder behind. A folder holding anything, and those above
+    it, are kept; a folder that was there before the run is never in ``made``."""
+    for d in made:
+        try:
+            d.rmdir()  # only an empty folder is removed
+        except OSError:
+            return
 
 
 def _lr_at(cfg: TrainConfig, step: int) -> float:
@@ -180,19 +216,33 @@ def _pool(stream, model: HandPoseModel, cfg: TrainConfig, start: int, where: Pla
     return out
 
 
-def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
-    """Train per ``cfg``; returns the path of the final checkpoint (``<out_dir>/<name>/last.pt``)."""
+def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = True, overwrite: bool = False,
+        steps_from: str | None = None) -> Path:  # fmt: skip
+    """Train per ``cfg``; returns the path of the final checkpoint (``<out_dir>/<name>/last.pt``). With
+    ``overwrite`` the files of a run kept in that folder are discarded as training starts (:func:`discard_run`);
+    ``steps_from`` says where ``cfg.steps`` came from for messages (``--steps``; None: the recipe)."""
     where = place(cfg.device)
     try:
-        return _fit(cfg, where, resume, progress and where.main)
+        return _fit(cfg, where, resume, progress and where.main, overwrite, steps_from)
     finally:
         leave()
 
 
-def _resume_state(path: str | Path, cfg: TrainConfig) -> dict:
+def _packaged_hint(path: str | Path) -> str:
+    """How to start a new run from the weights at ``path`` (a packaged or shipped model): the recipe's
+    ``init_from``, by the shipped model's name where it is one."""
+    from streamhand.checkpoint import shipped_models
+
+    here = Path(path).resolve()
+    name = next((n for n, p in shipped_models().items() if Path(p).resolve() == here), None)
+    return f"init_from: {name or path}"
+
+
+def _resume_state(path: str | Path, cfg: TrainConfig, steps_from: str | None = None) -> dict:
     """The training state saved in ``path``, checked against the recipe before any of it is used: a ValueError
-    (one line naming ``--resume``) for a file that is not a training checkpoint, one whose model differs from the
-    recipe's, or one whose run already reached the recipe's steps."""
+    (one line naming ``--resume``) for a file that is not a training checkpoint (a packaged or shipped model has
+    weights but no run's training state), one whose model differs from the recipe's, or one whose run already
+    reached the steps asked (``cfg.steps``, from ``steps_from``: ``--steps``, or None for the recipe)."""
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a file that is not its own
@@ -200,19 +250,25 @@ def _resume_state(path: str | Path, cfg: TrainConfig) -> dict:
     if not isinstance(raw, dict) or "state_dict" not in raw or "step" not in raw:
         raise ValueError(f"--resume {path}: not a training checkpoint (no state_dict and step); "
                          "resume from a run's last.pt")  # fmt: skip
+    if "optimizer" not in raw or "torch_rng" not in raw:
+        raise ValueError(f"--resume {path}: a packaged model (its weights without a run's optimizer and random "
+                         f"state), not a run's last.pt; to train from its weights, start a run with "
+                         f"`{_packaged_hint(path)}` in the recipe")  # fmt: skip
     saved = (raw.get("train_config") or {}).get("model") or raw.get("model_config") or {}
     want = cfg.model.model_dump(mode="json")
     differ = sorted(k for k in want if k in saved and saved[k] != want[k])
     if differ:
         shown = ", ".join(f"{k}: {saved[k]!r} there, {want[k]!r} here" for k in differ[:3])
         raise ValueError(f"--resume {path}: its model differs from the recipe's ({shown})")
-    if int(raw["step"]) >= cfg.steps:
-        raise ValueError(f"--resume {path}: that run already finished its {int(raw['step'])} steps (the recipe "
-                         f"has {cfg.steps}); give --steps N above {int(raw['step'])} to train it further")  # fmt: skip
-    if "optimizer" not in raw or "torch_rng" not in raw:
-        log.warning("--resume %s: no optimizer or random state in it (a packaged model, not a run's last.pt): it "
-                    "continues with a fresh optimizer, not as the run would have", path)  # fmt: skip
     then = raw.get("train_config") or {}
+    at = int(raw["step"])
+    if at >= cfg.steps:
+        asked = f"the {cfg.steps} steps asked ({steps_from or 'the recipe'})"
+        own = then.get("steps")
+        done = (f"that run already finished its {at} steps" if isinstance(own, int) and at >= own
+                else f"that run is already at step {at}" + (f" of its {own}" if isinstance(own, int) else ""))
+        raise ValueError(f"--resume {path}: {done}, {'past' if at > cfg.steps else 'at'} {asked}; give --steps N "
+                         f"above {at} to train it further")  # fmt: skip
     how = cfg.model_dump(mode="json")
     # what a run may change when it continues: how long, where, on what machine; the model is checked above; the
     # rest is the recipe
@@ -237,7 +293,9 @@ def precision_here(cfg: TrainConfig, device: torch.device, cpuinfo: Path = Path(
     return cfg.model_copy(update={"precision": "fp32"})
 
 
-def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress: bool) -> Path:
+def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress: bool, overwrite: bool = False,
+         steps_from: str | None = None) -> Path:  # fmt: skip
+    """:func:`fit` in this process (one of several under ``torchrun``)."""
     cfg = precision_here(cfg, where.device)
     out = Path(cfg.out_dir) / cfg.name  # made once everything before the first step has worked
     torch.manual_seed(cfg.seed)
@@ -260,14 +318,15 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
     own = {id(p) for p in disc.parameters} if disc is not None else set()
     trainable = [p for p in model.parameters() if p.requires_grad and id(p) not in own]
     opt = torch.optim.Adam(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start, history = 0, []
+    start, history, running = 0, [], None
     if resume is not None:
-        raw = _resume_state(resume, cfg)
+        raw = _resume_state(resume, cfg, steps_from)
         model.load_state_dict(raw["state_dict"])
         if "optimizer" in raw:
             opt.load_state_dict(raw["optimizer"])
         start = int(raw.get("step", 0))
         history = list(raw.get("history", []))
+        running = raw.get("running_loss")  # the smoothed loss as the run left it (None: a checkpoint from before)
         if "torch_rng" in raw:
             torch.set_rng_state(raw["torch_rng"])
         log.info("resumed from %s at step %d", resume, start)
@@ -295,7 +354,25 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
     if pool:
         data = _pool(data, model, cfg, start, where, progress)
     metrics: dict = history[-1] if history else {}
-    out.mkdir(parents=True, exist_ok=True)
+    made = _make_folder(out) if where.main else []
+    if overwrite and where.main:  # started again: nothing of the old run is kept beside this one's files
+        gone = discard_run(out)
+        if gone:
+            log.info("--overwrite: discarded the earlier run's %s", ", ".join(str(f) for f in gone))
+    try:
+        return _train(cfg, where, model, step_fn, disc, opt, data, out, resume, start, history, metrics, running,
+                      progress)  # fmt: skip
+    except BaseException:  # failed or stopped: a folder this run made and left empty goes
+        _remove_if_empty(made)
+        raise
+
+
+def _train(cfg: TrainConfig, where: Placement, model: HandPoseModel, step_fn: torch.nn.Module,
+           disc: DiscriminatorStep | None, opt: torch.optim.Optimizer, data: Iterator[PoseBatch], out: Path,
+           resume: str | Path | None, start: int, history: list, metrics: dict, running: float | None,
+           progress: bool) -> Path:  # fmt: skip
+    """The steps from ``start`` to ``cfg.steps``, with evaluation and checkpoints into ``out``; the smoothed loss
+    continues from ``running`` (a resumed run's, as it was saved)."""
     t0 = time.time()
     log.info("training on %s%s, %s, %d data worker(s)", where.device,
              f" x{where.world} processes" if where.world > 1 else "", cfg.precision, cfg.workers)  # fmt: skip
@@ -303,7 +380,7 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
     def save(path: Path, step: int) -> None:
         save_checkpoint(
             path, model, train_config=cfg.model_dump(mode="json"), metrics=metrics, step=step,
-            history=history, optimizer=opt.state_dict(), torch_rng=torch.get_rng_state(),
+            history=history, optimizer=opt.state_dict(), torch_rng=torch.get_rng_state(), running_loss=running,
             data={"kind": "synthetic", "seed": cfg.seed, "samples_seen": step * cfg.batch_size,
                   "labelled_hands": cfg.data.dataset, **({"root": cfg.data.root} if cfg.data.root else {})},
         )  # fmt: skip
@@ -313,7 +390,6 @@ def _fit(cfg: TrainConfig, where: Placement, resume: str | Path | None, progress
     with progress_bar(*cols, disable=not progress) as bar:
         task = bar.add_task(f"train {cfg.name}", total=cfg.steps, completed=start, info="")
         beat = Heartbeat(bar, f"train {cfg.name}", cfg.steps, unit="step ")
-        running = None
         train_s, rate = 0.0, 0.0  # seconds spent on batches and steps (not evaluation or saving)
         # the checkpoint this run's out folder keeps: the one it continues, until it saves its own
         saved = start if resume is not None and Path(resume).resolve() == (out / "last.pt").resolve() else 0

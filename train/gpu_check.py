@@ -226,8 +226,15 @@ def check(frames: int = 300, iters: int = 200, steps: int = 200, tests: bool = T
     return out
 
 
+def _description() -> str:
+    """The help's description: the module docstring's first paragraph, whole (one sentence over two lines), as
+    one line for argparse to wrap."""
+    return " ".join(__doc__.split("\n\n")[0].replace("``", "").split())
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m train.gpu_check", description=__doc__.split("\n")[0])
+    """Run the check (``argv``: the command line's arguments); 0 where every part ran, 1 where one failed."""
+    ap = argparse.ArgumentParser(prog="python -m train.gpu_check", description=_description())
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--frames", type=int, default=300, help="demo frames (default 300)")
     ap.add_argument("--iters", type=int, default=200, help="timed calls per model figure (default 200)")

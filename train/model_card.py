@@ -15,6 +15,7 @@ CARD_KEYS = ("model_id", "format_version", "model_config", "skeleton", "train_co
 
 
 def git_commit() -> str:
+    """The checkout's short commit (``unknown`` outside one)."""
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
         return out.stdout.strip() or "unknown"
@@ -61,10 +62,35 @@ def recipe_file(train_config: dict) -> tuple[str, list[str]] | None:
     return None
 
 
-def reproduce(train_config: dict | None, ensemble: dict | None = None) -> list[str]:
+#: where ``calibrate-std`` and ``fit-error-model`` record the options they ran with, beside what they store
+OPTIONS_KEYS = {"std_calibration": "std_calibration_options", "error_model": "error_model_options"}
+
+#: the commands that fit what a checkpoint stores after training, in the order the card lists them
+_AFTER_TRAINING = (("std_calibration", "calibrate-std"), ("error_model", "fit-error-model"))
+
+
+def _command_after(command: str, checkpoint: str, options: dict | None) -> str:
+    """``python -m train COMMAND --checkpoint CHECKPOINT`` with the options it ran with (``options``, as the command
+    recorded them: ``--flag value``, a switch by its name where on); None: not recorded (a checkpoint from before
+    the record), said beside the command, whose defaults may not be what was run."""
+    line = f"python -m train {command} --checkpoint {checkpoint}"
+    if options is None:
+        return line + "  # options not recorded (the defaults shown may not be what was run)"
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            line += f" {flag}" if value else ""
+        else:
+            line += f" {flag} {value}"
+    return line
+
+
+def reproduce(train_config: dict | None, ensemble: dict | None = None, meta: dict | None = None) -> list[str]:
     """The commands that remake a model from its recipe (for an ensemble: one run per member's seed, pooled): its
     labelled renders as the recipe makes them, its published recipe by name (or ``RECIPE.yaml``, the card's own
-    ``train_config`` written out), and the checkpoint where the recipe's ``out_dir`` keeps it."""
+    ``train_config`` written out), the checkpoint where the recipe's ``out_dir`` keeps it, and the fits stored in
+    the checkpoint after training (``meta``: the checkpoint's entries; ``calibrate-std``, ``fit-error-model``, each
+    with the options it recorded) — only those the checkpoint holds."""
     from train.datasets.mediapipe_pairs import shards_of
 
     tc = train_config or {}
@@ -90,8 +116,10 @@ def reproduce(train_config: dict | None, ensemble: dict | None = None) -> list[s
         last = f"runs/{name}/ensemble.pt"
         steps.append(f"python -m train ensemble {' '.join(f'runs/{name}_s{s}/{name}/last.pt' for s in seeds)} "
                      f"--out {last}")  # fmt: skip
-    return [*steps, f"python -m train calibrate-std --checkpoint {last}",
-            f"python -m train fit-error-model --checkpoint {last}"]  # fmt: skip
+    meta = meta or {}
+    steps += [_command_after(command, last, meta.get(OPTIONS_KEYS[key]))
+              for key, command in _AFTER_TRAINING if meta.get(key)]  # fmt: skip
+    return steps
 
 
 def package(
@@ -101,7 +129,8 @@ def package(
     .json (the model card)."""
     ck = load_checkpoint(checkpoint)
     raw = torch.load(ck.path or checkpoint, map_location="cpu", weights_only=True)  # a shipped model's name: its file
-    kept = ("train_config", "data", "history", "step", "std_calibration", "error_model", "ensemble")
+    kept = ("train_config", "data", "history", "step", "std_calibration", "error_model", "ensemble",
+            *OPTIONS_KEYS.values())  # fmt: skip
     keep = {k: raw[k] for k in kept if k in raw}
     model = ck.model.half() if half else ck.model
     pt = save_checkpoint(out, model, metrics=metrics, source_commit=git_commit(), weights="float16" if half
@@ -113,7 +142,7 @@ def package(
         "steps": keep.get("step"), "metrics": metrics, "source_commit": final.meta.get("source_commit"),
         "size_bytes": Path(pt).stat().st_size,
         "weights": final.meta.get("weights", "float32"),
-        "reproduce": reproduce(keep.get("train_config"), keep.get("ensemble")),
+        "reproduce": reproduce(keep.get("train_config"), keep.get("ensemble"), keep),
     })  # fmt: skip
     if keep.get("ensemble"):
         card["ensemble"] = keep["ensemble"]

@@ -37,3 +37,28 @@ def published_hands(cfg: DataConfig, split: str) -> HandSet:
     if key not in _CACHE:
         _CACHE[key] = concat_hands(split_parts(cfg, split, load_rhd, load_stb), cfg.kind)
     return _CACHE[key]
+
+
+#: what each published dataset's folder must hold for training (its train and test splits' labels)
+_NEEDED = {
+    "rhd": ("rhd_root", "RHD v2", [f"{s}/anno_{s}.pickle" for s in ("training", "evaluation")]),
+    "stb": ("stb_root", "STB", [f"labels/{seq}_SK.mat" for seq in (*STB_TRAIN, *STB_TEST)]),
+}
+
+
+def missing_data(cfg: DataConfig) -> str | None:
+    """What of ``cfg.kind``'s published datasets is missing (the first file expected, by its path), naming the
+    recipe's key that points at it (``data.rhd_root``, ``data.stb_root``); None where every split's labels are there
+    (or the data is synthetic)."""
+    from pathlib import Path
+
+    for part in ("rhd", "stb"):
+        if part not in cfg.kind:
+            continue
+        key, name, files = _NEEDED[part]
+        root = Path(getattr(cfg, key))
+        lacking = [root / f for f in files if not (root / f).is_file()]
+        if lacking:
+            more = f" (and {len(lacking) - 1} more of its files)" if len(lacking) > 1 else ""
+            return f"data.{key}: {lacking[0]} not found{more}; set data.{key} to your copy of {name}"
+    return None
