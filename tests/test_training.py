@@ -171,6 +171,8 @@ def test_eval_cli_writes_json(tmp_path, tiny_checkpoint):
         (["fit-error-model", "--checkpoint", "rgb"], "a shipped model's files belong to the package; copy it"),
         (["fit-error-model", "--checkpoint", "nope.pt"], "checkpoint not found (this command rewrites a checkpoint"),
         (["latent-walk", "--checkpoint", "{ckpt}", "--out", "walk.txt"], "--out walk.txt: the figure is a PNG"),
+        (["latent-walk", "--checkpoint", "{ckpt}", "--out", "{tmp}"],
+         "is a folder; give a file name, e.g. {tmp}/figure.png"),
         (["embed", "--checkpoint", "{ckpt}", "--out", "embedding"], "--out embedding: the figure is a PNG"),
         (["eval", "--checkpoint", "{ckpt}", "--pck-png", "pck.svg"], "--pck-png pck.svg: the figure is a PNG"),
         (["embed", "--checkpoint", "{ckpt}", "--seed", "-5"], "--seed"),
@@ -199,6 +201,7 @@ def test_train_cli_errors(tiny_checkpoint, tmp_path, args, message):
     if message.startswith("ONE LINE: "):  # refused before any work: nothing else was said (rendered, trained)
         message = message.removeprefix("ONE LINE: ")
         assert r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr
+    message = message.replace("{tmp}", str(tmp_path))
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 

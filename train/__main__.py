@@ -80,7 +80,9 @@ def _json_kind(value: object) -> str:
 
 def _png_or_fail(path: Path | None, option: str) -> None:
     """A figure's file: a ``.png`` that can be written (one line and exit 2 before any work, else)."""
-    if path is not None and path.suffix.lower() != ".png" and not path.is_dir():
+    if path is not None and path.is_dir():
+        fail(f"{option} {path}: is a folder; give a file name, e.g. {path / 'figure.png'}")
+    if path is not None and path.suffix.lower() != ".png":
         fail(f"{option} {path}: the figure is a PNG; name a .png file")
     check_output_or_fail(path, option)
 
