@@ -293,13 +293,17 @@ class _MjpegServer:
     """A network camera as phones' webcam apps and IP cameras serve one: JPEG frames over HTTP
     (``multipart/x-mixed-replace``), at 30 fps, on the loopback, to each client until it leaves or the server closes."""
 
-    def __init__(self, rgb_frames: list[np.ndarray]):
+    def __init__(self, rgb_frames: list[np.ndarray], stall_after: int | None = None, stall_s: float = 0.0,
+                 fps: float = 30.0):
+        """``stall_after``: the first client's stream stops after that many frames for ``stall_s`` seconds, the
+        connection held open (a network that stalls), then goes on; later clients are served without a stall."""
         import http.server
         import socketserver
         import threading
 
         jpegs = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes() for f in rgb_frames]
         stop = self.stop = threading.Event()
+        clients = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
@@ -307,13 +311,17 @@ class _MjpegServer:
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
                 i = 0
+                clients.append(self)
+                stalls = stall_after is not None and len(clients) == 1
                 try:
                     while not stop.is_set() and i < 3000:  # bounded: at most 100 s of frames
+                        if stalls and i == stall_after:
+                            stop.wait(stall_s)
                         j = jpegs[i % len(jpegs)]
                         head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(j)
                         self.wfile.write(head + j + b"\r\n")
                         i += 1
-                        stop.wait(1 / 30)
+                        stop.wait(1 / fps)
                 except OSError:
                     pass
 
@@ -355,6 +363,97 @@ def test_a_camera_given_as_a_stream_url(frames):
     finally:
         cam.close()
         server.close()
+
+
+@pytest.mark.slow
+def test_a_stream_that_stalls_is_reconnected_without_crashing(frames, tmp_path):
+    """A network camera whose stream stalls (the connection held open, nothing sent): the source is lost, reopened
+    and read again, and the stalled read, when its data comes, does not touch a released capture (it segfaulted
+    the process, or aborted it with a corrupted heap). In a child process, so that a crash fails only this test."""
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "rgbs.npy", np.stack(frames[0][:4]))
+    code = f"""
+import time, numpy as np
+from streamhand.capture.base import SourceLost
+from streamhand.capture.camera import CameraSource
+from tests.test_sources import _MjpegServer
+server = _MjpegServer(list(np.load({str(tmp_path / "rgbs.npy")!r})), stall_after=3, stall_s=6.0)
+cam = CameraSource(server.url, lost_after_s=0.5)
+cam.open()
+got = [cam.read().index for _ in range(3)]
+try:
+    for _ in range(50):
+        cam.read()
+    print("never lost")
+except SourceLost:
+    cam.reopen()
+    got += [cam.read().index for _ in range(3)]
+time.sleep(7.0)  # the stalled read's data arrives, and its read timeout passes
+got.append(cam.read().index)
+cam.close()
+server.close()
+print("ok", got)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("ok [0, 1, 2, 3, 4, 5, "), (r.returncode, r.stdout,
+                                                                               r.stderr[-2000:])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("device", "shown"),
+    [
+        ("rtsp://admin:s3cret@127.0.0.1:554/live?channel=1", "rtsp://admin:***@127.0.0.1:554/live?channel=1"),
+        ("http://user:p@ss:w@127.0.0.1:8080/video", "http://user:***@127.0.0.1:8080/video"),
+        ("http://user@127.0.0.1:8080/video", "http://user@127.0.0.1:8080/video"),  # no password to hide
+        ("http://127.0.0.1:8080/video", "http://127.0.0.1:8080/video"),
+        ("/dev/video2", "/dev/video2"),
+        (0, "0"),
+    ],
+)
+def test_a_stream_urls_password_is_never_shown(device, shown):
+    """The password in a camera's URL went out in every message's camera.id, in status and log messages, the saved
+    poses and the error line."""
+    from streamhand.capture.camera import CameraSource, without_password
+
+    assert without_password(device) == shown
+    assert CameraSource(device).camera_id == f"camera:{shown}"
+
+
+def test_a_stream_url_that_does_not_open_says_so_without_its_password():
+    """A URL that does not open (nothing listens there) is named as a stream, not as a missing local camera with
+    the list of /dev/video*, and without its password."""
+    from streamhand.capture.camera import CameraSource
+    from tests.conftest import free_port
+
+    url = f"http://viewer:hunter2@127.0.0.1:{free_port()}/video"
+    with pytest.raises(SourceError) as e:
+        CameraSource(url).open()
+    assert "hunter2" not in str(e.value) and "the stream did not open" in str(e.value)
+    assert "viewer:***@" in str(e.value) and "cameras:" not in str(e.value)
+
+
+def test_a_camera_slower_than_a_frame_a_second_is_not_lost_between_frames(frames):
+    """A stream at 0.7 frames a second was declared lost (and reconnected) between every two of its frames: the
+    time without a frame that counts as lost follows the stream's own interval."""
+    from streamhand.capture.camera import CameraSource
+
+    server = _MjpegServer(frames[0][:4], fps=2.5)
+    cam = CameraSource(server.url, lost_after_s=0.3)
+    try:
+        cam.open()
+        got = [cam.read().index for _ in range(5)]  # 2 s of frames, each 0.4 s after the last: past 0.3, not lost
+        assert got == [0, 1, 2, 3, 4]
+    finally:
+        cam.close()
+        server.close()
+
+
+def test_a_video_given_as_a_url_is_pointed_to_the_camera():
+    """``--video http://...`` said "video not found: http:/..." (the URL folded as a path)."""
+    with pytest.raises(SourceError, match=r"--video http://127.0.0.1:9/clip.mp4: a stream URL is read as a live "):
+        VideoSource("http://127.0.0.1:9/clip.mp4").open()
 
 
 def test_a_missing_camera_opened_from_python_prints_no_opencv_lines():

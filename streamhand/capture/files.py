@@ -49,6 +49,7 @@ class VideoSource(FrameSource):
     def __init__(self, path: str | Path, realtime: bool = True, fov_deg: float = 60.0,
                  intrinsics: Intrinsics | None = None, mirror: bool = False):  # fmt: skip
         super().__init__()
+        self.url = str(path) if "://" in str(path) else None  # Path() folds "http://" into "http:/"
         self.path = Path(path)
         self.realtime, self.fov, self.override, self.mirror = realtime, fov_deg, intrinsics, mirror
         self._cap: cv2.VideoCapture | None = None
@@ -60,6 +61,9 @@ class VideoSource(FrameSource):
         return f"video:{self.path.name}"
 
     def open(self) -> None:
+        if self.url is not None:
+            raise SourceError(f"--video {self.url}: a stream URL is read as a live camera (--camera URL); a video "
+                              "file on a server: download it first")  # fmt: skip
         if self.path.is_dir():
             raise SourceError(f"--video {self.path}: a folder, not a video (use --images for a folder of pictures)")
         if not self.path.is_file():
