@@ -203,8 +203,9 @@ class HandTracker:
 
     @classmethod
     def stream(cls, source: Any, **options: Any) -> Iterator[list[Hand]]:
-        """The hands of every frame of ``source``: ``"demo"``, a camera index (int), a video file, an image folder or
-        glob, or a :class:`streamhand.capture.base.FrameSource`; ``options`` as for :class:`HandTracker`. Frames
+        """The hands of every frame of ``source``: ``"demo"``, a camera index (int), a network camera's stream URL
+        (``http://...``, ``rtsp://...``), a video file, an image folder or glob, or a
+        :class:`streamhand.capture.base.FrameSource`; ``options`` as for :class:`HandTracker`. Frames
         are read as fast as they come (a file: as fast as possible)."""
         from streamhand.app import RunError
         from streamhand.capture.base import FrameSource, SourceError
@@ -222,7 +223,7 @@ class HandTracker:
             options.setdefault("tracking", not src.stills)
             options.setdefault("with_depth", src.has_depth)
             with cls(**options) as tracker:
-                while (frame := src.read()) is not None:
+                while (frame := _read_or_reconnect(src)) is not None:
                     yield tracker.process_frame(frame)
         finally:
             src.close()
@@ -278,6 +279,30 @@ def _settings(model: str | None, backend: str, hand_length_m: float | None, moda
                        "flip_average": flip_average}}  # fmt: skip
 
 
+def _read_or_reconnect(src: Any) -> Any:
+    """The source's next frame; a live source that is lost (a camera unplugged, a network stream dropped) is
+    reopened with growing pauses until frames come again, as ``streamhand run`` does (a lost file is a RunError)."""
+    from streamhand.app import RunError
+    from streamhand.capture.base import SourceError, SourceLost
+
+    pause = 0.25
+    while True:
+        try:
+            return src.read()
+        except SourceLost as e:
+            if not src.live:
+                raise RunError(str(e)) from None
+            log.warning("source lost (%s); retrying", e)
+        while True:
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+            try:
+                src.reopen()
+                break
+            except (SourceLost, SourceError):
+                continue
+
+
 def _source_config(source: Any, fov_deg: float) -> Any:
     """:meth:`HandTracker.stream`'s source as a run's source settings (a RunError in one line for what is none)."""
     from pydantic import ValidationError
@@ -288,11 +313,11 @@ def _source_config(source: Any, fov_deg: float) -> Any:
     from streamhand.runtime_config import SourceConfig
 
     if isinstance(source, bool) or not isinstance(source, (int, str, Path)):
-        raise RunError(f"stream(): the source is \"demo\", a camera index, a video file, an image folder or glob, "
-                       f"or a FrameSource, not {type(source).__name__}")  # fmt: skip
+        raise RunError(f"stream(): the source is \"demo\", a camera index or stream URL, a video file, an image folder "
+                       f"or glob, or a FrameSource, not {type(source).__name__}")  # fmt: skip
     try:
-        if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
-            return SourceConfig(kind="camera", camera=str(source), fov_deg=fov_deg)
+        if isinstance(source, int) or (isinstance(source, str) and (source.isdigit() or "://" in source)):
+            return SourceConfig(kind="camera", camera=str(source), fov_deg=fov_deg)  # a stream URL: a camera too
         text = str(source)
         if text == "demo":
             return SourceConfig(kind="demo", realtime=False, fov_deg=fov_deg)

@@ -14,6 +14,7 @@ import pytest
 
 from streamhand import Hand, HandTracker
 from streamhand.app import RunError
+from streamhand.capture.base import Frame
 from streamhand.geometry import Intrinsics
 from streamhand.stream.client import PoseSubscriber
 from tests.conftest import free_port
@@ -260,12 +261,28 @@ def test_one_tracker_shared_by_two_threads():
         (None, {}, "stream(): the source is \"demo\", a camera index"),
         ("demo", {"fov_deg": 0}, "HandTracker.stream: fov_deg"),
         ("no/such/clip.mp4", {}, "video not found: no/such/clip.mp4"),
+        # a stream URL is a camera (it was taken for a video whose path lost a slash: "video not found: http:/...")
+        ("http://u:pw@127.0.0.1:9/video", {}, "--camera 'http://u:***@127.0.0.1:9/video': the stream did not open"),
     ],
 )
 def test_stream_says_what_is_wrong_in_one_line(source, options, says):
     with pytest.raises(RunError) as e:
         next(HandTracker.stream(source, **options))
     assert says in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_stream_reconnects_a_lost_live_source_as_run_does():
+    """``HandTracker.stream`` over a camera that is unplugged and comes back: it raised SourceLost; it reopens the
+    source with growing pauses and goes on, as ``streamhand run`` does."""
+    from streamhand.hand_tracker import _read_or_reconnect
+    from tests.test_sources import FlakySource
+
+    img = np.zeros((120, 160, 3), np.uint8)
+    src = FlakySource(Frame(0, 0.0, 0.0, img, Intrinsics.from_fov(160, 120, 60), "x"), total=6)
+    got = []
+    while (f := _read_or_reconnect(src)) is not None:
+        got.append(f.index)
+    assert got == [0, 1, 2, 3, 4, 5] and src.reopens == 3
 
 
 def test_stream_over_one_picture(photos):
