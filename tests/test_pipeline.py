@@ -372,6 +372,40 @@ class ReopensSilently(FrameSource):
         self.reopens += 1
 
 
+class FrozenUntilReopened(FrameSource):
+    """A live source that repeats one picture (a network camera whose stream changed size under the decoder) until
+    it is reopened, and shows another picture after."""
+
+    name = "frozen"
+    live = True
+
+    def __init__(self, frame: Frame, total: int):
+        super().__init__()
+        self.frame, self.total, self.delivered, self.reopens = frame, total, 0, 0
+
+    def read(self):
+        if self.delivered >= self.total:
+            return None
+        time.sleep(1 / 30)
+        self.delivered += 1
+        rgb = self.frame.rgb if not self.reopens else np.roll(self.frame.rgb, self.delivered, axis=1)
+        return Frame(self._next_index(), time.monotonic(), time.time(), rgb, self.frame.intrinsics, "f")
+
+    def reopen(self):
+        self.reopens += 1
+
+
+def test_a_frozen_live_source_is_reopened_once(tiny_checkpoint):
+    """A camera repeating its last picture for good (a phone turned while streaming MJPEG) was served as live, the
+    same hands published on every frame with new times: it is reopened once when it freezes."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    src = FrozenUntilReopened(Frame(0, 0.0, 0.0, img, Intrinsics.from_fov(160, 120, 60), "f"), total=100)
+    _, rep, states = _run_watching_status(RunConfig(), src, tiny_checkpoint, "source_state")
+    assert src.reopens == 1, src.reopens
+    assert rep["frozen_episodes"] == 1 and states[-1] == "ended"
+
+
 def test_a_source_that_reopens_without_frames_is_not_called_recovered(tiny_checkpoint, caplog):
     """"source recovered" was logged (and the state set to ok) at every reopen, frames or not, and each read that
     found none again counted another loss: one loss, one recovery, said when frames come."""
@@ -380,7 +414,7 @@ def test_a_source_that_reopens_without_frames_is_not_called_recovered(tiny_check
     with caplog.at_level("DEBUG", logger="streamhand.run.capture_stage"):
         pipe, rep, states = _run_watching_status(RunConfig(), src, tiny_checkpoint, "source_state")
     assert src.reopens == 4 and rep["frames_in"] == 8
-    assert pipe.stats.counters["source_lost"] == 1
+    assert pipe.stats.counters["source_lost"] == 1 and rep["source_lost"] == 1
     assert caplog.text.count("source recovered") == 1 and caplog.text.count("source reopened") == 4
     lost = [i for i, s in enumerate(states) if s.startswith("lost:")]
     assert lost and "ok" not in states[lost[0]:lost[-1]]

@@ -31,6 +31,7 @@ class CaptureStage:
         self.state = "starting"
         self.frames_in = 0
         self._lost = False  # the source was lost and has given no frame since (reopened or not)
+        self._frozen_reopened = False  # this freeze of the picture has had its reopen
 
     def run(self, hand_on: Callable[[Frame], Any]) -> None:
         """Read until the source ends, ``frames`` are read or the run stops; ``hand_on(frame)`` returns whether the
@@ -52,6 +53,8 @@ class CaptureStage:
             frame = self.guard.check(frame)
             if frame is None:
                 continue
+            if self._reopen_frozen():
+                continue
             self.state = self.guard.state or "ok"
             if self._lost:  # back only once frames come again: a source can reopen and still give none
                 self._lost = False
@@ -63,6 +66,22 @@ class CaptureStage:
                 self.stats.count("drop_capture")
         if self.state != "ended" and not self.state.startswith("lost"):
             self.state = "stopped"  # the run's last status says why no more frames come
+
+    def _reopen_frozen(self) -> bool:
+        """A live source frozen on one image (a network camera whose stream changed size under OpenCV's decoder
+        repeats its last picture for good): reopened once each time it freezes, as if lost; True where it was, and
+        the frame in hand (that image again) is not used."""
+        frozen = self.guard.state.startswith("frozen")
+        if not frozen or not self.source.live or self._frozen_reopened:
+            self._frozen_reopened = self._frozen_reopened and frozen
+            return False
+        self._frozen_reopened = True
+        log.warning("source frozen: reopening it")
+        try:
+            self.source.reopen()
+        except (SourceLost, SourceError) as e:
+            self._reconnect(e)  # until it answers, or the run stops
+        return True
 
     def _reconnect(self, e: Exception) -> bool:
         """Reopen a lost source with growing pauses until it answers (True) or the run stops (False); its state stays

@@ -32,6 +32,7 @@ def run_report(pipe: Any) -> dict:
         "corrupt_frames": snap["corrupt_frames"], "hands_published": snap["hands_published"],
         "hands_withheld": counters.get("hands_withheld", 0),  # --min-confidence
         "frozen_episodes": guard.frozen_episodes, "resized_frames": guard.resized,
+        "source_lost": counters.get("source_lost", 0),  # a live source's losses (each ended by frames or the run)
         "backend": snap["backend"], "backend_reason": snap["backend_reason"], "modalities": list(pipe.modalities),
         "detector": snap["detector"], "detector_reason": getattr(pipe.detector, "reason", ""),
         "tracking": pipe.tracking, "errors": pipe.errors, "stalls": counters.get("stalls", 0),
