@@ -406,6 +406,35 @@ def test_a_frozen_live_source_is_reopened_once(tiny_checkpoint):
     assert rep["frozen_episodes"] == 1 and states[-1] == "ended"
 
 
+class PausingSource(FrameSource):
+    """A source of ``n`` frames at 30 a second with a pause of ``pause_s`` after the first ``before``."""
+
+    name = "pausing"
+
+    def __init__(self, frame: Frame, n: int, before: int, pause_s: float):
+        super().__init__()
+        self.frame, self.n, self.before, self.pause_s, self.i = frame, n, before, pause_s, 0
+
+    def read(self):
+        if self.i >= self.n:
+            return None
+        time.sleep(self.pause_s if self.i == self.before else 1 / 30)
+        self.i += 1
+        return Frame(self._next_index(), time.monotonic(), time.time(), self.frame.rgb, self.frame.intrinsics, "p")
+
+
+def test_status_fps_is_the_recent_rate_and_the_report_the_runs(tiny_checkpoint):
+    """``status``'s fps was the run's average, which moved slowly: a camera lost for seconds still read ~30 fps, and
+    back at 30 read 10. It is the last 2 s's rate now (0 in the pause); the report keeps the run's average."""
+    img = np.zeros((120, 160, 3), np.uint8)
+    src = PausingSource(Frame(0, 0.0, 0.0, img, Intrinsics.from_fov(160, 120, 60), "p"), n=70, before=60,
+                        pause_s=3.0)  # fmt: skip
+    _, rep, fps = _run_watching_status(RunConfig(), src, tiny_checkpoint, "fps")
+    fps = fps[next(i for i, v in enumerate(fps) if v > 0):]  # from the first frame on (0 before it)
+    assert min(fps) < 1.0 and max(fps) > 15, fps  # 0 late in the pause; ~30 before it
+    assert 10 < rep["fps"] < 20, rep["fps"]  # 70 frames over about 5.3 s
+
+
 def test_a_source_that_reopens_without_frames_is_not_called_recovered(tiny_checkpoint, caplog):
     """"source recovered" was logged (and the state set to ok) at every reopen, frames or not, and each read that
     found none again counted another loss: one loss, one recovery, said when frames come."""

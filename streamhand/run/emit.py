@@ -5,7 +5,9 @@ track, turned into ``hand.pose.*`` and ``hand.frame`` messages (:mod:`streamhand
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 from typing import Any
 
 from streamhand.run.handoff import Slot
@@ -18,6 +20,10 @@ from streamhand.stream import protocol
 from streamhand.stream import schema as sch
 
 log = logging.getLogger(__name__)
+
+#: the span over which ``status`` reports the frame rate (s), and the most frames kept to count it (10 000 frames/s)
+RECENT_FPS_WINDOW_S = 2.0
+RECENT_FRAMES_KEPT = 20_000
 
 
 class Emitter:
@@ -44,6 +50,9 @@ class Emitter:
         self.frames_processed = 0
         self.t_first: float | None = None
         self.t_last: float | None = None
+        #: when the recent frames were published (for :meth:`recent_fps`), under its lock (read by other threads)
+        self._done_times: deque[float] = deque(maxlen=RECENT_FRAMES_KEPT)
+        self._done_lock = threading.Lock()
         #: the common fields of the latest processed frame, which ``status`` maps carry too
         self._last_common: dict | None = None
         self._last_status = 0.0
@@ -53,6 +62,21 @@ class Emitter:
         counted between two publications alone made two frames of a pipelined run 0.5 ms apart read as 2 000/s)."""
         span = (self.t_last - self.t_first) if self.t_first is not None and self.t_last is not None else 0.0
         return self.frames_processed / span if span > 0 else 0.0
+
+    def recent_fps(self, now: float | None = None) -> float:
+        """Frames published per second over the last :data:`RECENT_FPS_WINDOW_S` (the run's own rate until it has
+        run that long): what ``status`` and the live line show, so that a camera lost for a while reads 0 then, and
+        its rate when it is back, where the run's average moved slowly either way."""
+        now = time.monotonic() if now is None else now
+        if self.t_first is None or now - self.t_first < RECENT_FPS_WINDOW_S:
+            return self.fps()
+        n, since = 0, now - RECENT_FPS_WINDOW_S
+        with self._done_lock:
+            for t in reversed(self._done_times):  # newest first: the window's frames only
+                if t <= since:
+                    break
+                n += 1
+        return n / RECENT_FPS_WINDOW_S
 
     def emit(self, w: Any) -> None:
         """One processed frame (``w``: the pipeline's work item with detections, track ids and the lift)."""
@@ -84,6 +108,8 @@ class Emitter:
         self.frames_processed += 1
         self.t_first = f.t_capture if self.t_first is None else self.t_first
         self.t_last = t_done
+        with self._done_lock:
+            self._done_times.append(t_done)
         for p in poses:
             self.still.add(p.track_id, f.index, p.detection.landmarks_px, p.joints_cam)
         if f.truth is not None:

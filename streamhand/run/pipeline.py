@@ -89,7 +89,7 @@ class Pipeline:
         return {
             "uptime_s": max(time.monotonic() - self._t_start, 1e-9), "source": self.source.name,
             "source_state": self.source_state, "frames_in": self.frames_in, "frames_processed": self.frames_processed,
-            "fps": self.emitter.fps(), "drops": {k[5:]: v for k, v in c.items() if k.startswith("drop_")},
+            "fps": self.emitter.recent_fps(), "drops": {k[5:]: v for k, v in c.items() if k.startswith("drop_")},
             "corrupt_frames": self.source.corrupt_frames + self.capture.guard.bad_frames,
             "hands_published": c.get("hands", 0),
             "latency_ms": {k: v["p50"] for k, v in self.stats.summary_ms().items()},

@@ -181,7 +181,8 @@ class StatusMsg(FrameFields, kw_only=True):
         "`stopped` (`--frames`, a `stop`, Ctrl-C) or, its camera lost then, `lost: ...`")]  # fmt: skip
     frames_in: Annotated[int, _doc("frames read from the source")]
     frames_processed: Annotated[int, _doc("frames through the whole pipeline")]
-    fps: Annotated[float, _doc("processed frames per second, frames/s")]
+    fps: Annotated[float, _doc("processed frames per second over the last 2 s (the run's own rate before; the "
+                               "report's fps is the whole run's), frames/s")]
     drops: Annotated[dict[str, int], _doc(
         "frames dropped at latest-wins hand-offs (live sources), by the stage that handed on a newer one: "
         "`capture`, `detect`, `infer` -> count; the `frame_id`s skipped, while `seq` has no gap")]  # fmt: skip
