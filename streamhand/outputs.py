@@ -16,6 +16,7 @@ import math
 import numbers
 import os
 import stat
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -167,14 +168,22 @@ def _remove_dead(parts: Iterable[Path], tail: str = ".tmp", idle_s: float = 0.0)
             except OSError:
                 continue
         pid = old.name[: -len(tail)].rpartition(".")[2]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)  # alive (or not ours to ask): leave it
-        except ProcessLookupError:
+        if pid.isdigit() and _process_gone(int(pid)):
             old.unlink(missing_ok=True)
-        except (OverflowError, OSError):  # not ours to ask (PermissionError), a pid past the system's range
-            continue
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs (signal 0 asks without touching it). Never on Windows: there ``os.kill``
+    with any signal but CTRL_C/CTRL_BREAK ends the process it names, so the question is not asked."""
+    if sys.platform == "win32":
+        return False
+    try:
+        os.kill(pid, 0)  # alive (or not ours to ask): leave it
+    except ProcessLookupError:
+        return True
+    except (OverflowError, OSError):  # not ours to ask (PermissionError), a pid past the system's range
+        return False
+    return False
 
 
 def private_folder(prefix: str) -> Path:

@@ -165,6 +165,20 @@ def test_part_files_of_dead_processes_are_swept_and_a_live_ones_kept(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"a.onnx.{live_pid}.tmp", "c.tmp"])
 
 
+def test_on_windows_no_process_is_asked_whether_it_lives(tmp_path, monkeypatch):
+    """On Windows ``os.kill(pid, 0)`` is no question: it ends the process (TerminateProcess), so sweeping a part
+    file left under an old PID would kill whatever process has that number now. Part files stay there."""
+    from streamhand import outputs
+
+    (tmp_path / "a.onnx.4242.tmp").write_text("part")
+    asked = []
+    monkeypatch.setattr(outputs.sys, "platform", "win32")
+    monkeypatch.setattr(outputs.os, "kill", lambda pid, sig: asked.append(pid))
+    outputs.sweep_abandoned(tmp_path)
+    outputs.remove_abandoned(tmp_path / "a.onnx")
+    assert not asked and (tmp_path / "a.onnx.4242.tmp").exists()
+
+
 def test_the_part_files_of_outputs_killed_runs_left_are_removed_by_the_next_writer_of_the_name(tmp_path):
     """``--save``, ``--save-video``, ``--rerun`` and ``record`` write ``.STEM.PID.part.SUFFIX``: a run killed by
     SIGKILL (or a hang-up) left them for good; the next writer of that name removes those whose process is gone and
