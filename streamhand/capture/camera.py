@@ -57,9 +57,9 @@ def without_password(device: object) -> str:
         return text
     scheme, rest = text.split("://", 1)
     netloc, slash, path = rest.partition("/")
-    if "@" in netloc:
-        user = netloc.rsplit("@", 1)[0].split(":", 1)[0]
-        netloc = f"{user}:***@{netloc.rsplit('@', 1)[1]}" if ":" in netloc.rsplit("@", 1)[0] else netloc
+    credentials, at, host = netloc.rpartition("@")
+    if at and ":" in credentials:
+        netloc = f"{credentials.split(':', 1)[0]}:***@{host}"
     return f"{scheme}://{netloc}{slash}{path}"
 
 
