@@ -474,6 +474,24 @@ def test_a_shipped_model_is_packaged_by_its_name(tmp_path):
     assert (tmp_path / "d.pt").is_file() and json.loads((tmp_path / "d.json").read_text())
 
 
+def test_compare_trains_each_model_afresh_over_a_kept_one(tmp_path, monkeypatch):
+    """``compare --overwrite`` trained over kept models without telling the fit, so a stop before the new
+    checkpoint left the old model's files (a new last.pt beside an old history.json): each fit discards them."""
+    import train.compare as cmp
+    import train.fit as fit_module
+
+    asked = []
+
+    def stopped(cfg, **options):
+        asked.append(options.get("overwrite"))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_module, "fit", stopped)
+    with pytest.raises(cmp.Interrupted):
+        cmp.compare(1, tmp_path, ["S1"])
+    assert asked == [True]
+
+
 def test_ctrl_c_during_compare_keeps_the_finished_models_rows(tmp_path, monkeypatch):
     """The models measured before Ctrl-C are printed and written; the run says which one was stopped (exit 130)."""
     import train.compare as cmp

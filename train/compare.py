@@ -86,7 +86,7 @@ def compare(steps: int, out_dir: str | Path, names: list[str] | None = None, ima
         cfg = recipe(name, steps, str(out_dir), image_size, batch_size, workers=workers)
         log.info("training %s (%d steps)", name, steps)
         try:
-            path = fit(cfg, progress=progress)
+            path = fit(cfg, progress=progress, overwrite=True)  # trained afresh: nothing of a kept one stays
         except KeyboardInterrupt:
             raise Interrupted(rows, name) from None
         model = load_checkpoint(path).model
