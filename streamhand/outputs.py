@@ -173,10 +173,10 @@ def _remove_dead(parts: Iterable[Path], tail: str = ".tmp", idle_s: float = 0.0)
 
 
 def _process_gone(pid: int) -> bool:
-    """Whether no process ``pid`` runs (signal 0 asks without touching it). Never on Windows: there ``os.kill``
-    with any signal but CTRL_C/CTRL_BREAK ends the process it names, so the question is not asked."""
+    """Whether no process ``pid`` runs: signal 0 asks without touching it; on Windows, where ``os.kill(pid, 0)``
+    sends a console Ctrl+C (0 is ``CTRL_C_EVENT``) to that process and all of its console, Windows is asked."""
     if sys.platform == "win32":
-        return False
+        return _windows_process_gone(pid)
     try:
         os.kill(pid, 0)  # alive (or not ours to ask): leave it
     except ProcessLookupError:
@@ -184,6 +184,22 @@ def _process_gone(pid: int) -> bool:
     except (OverflowError, OSError):  # not ours to ask (PermissionError), a pid past the system's range
         return False
     return False
+
+
+def _windows_process_gone(pid: int) -> bool:
+    """Windows: no process ``pid`` (``OpenProcess`` fails with ERROR_INVALID_PARAMETER), or one that has exited
+    (``GetExitCodeProcess`` other than STILL_ACTIVE). Anything else, or an error asking: not gone."""
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.get_last_error() == 87  # ERROR_INVALID_PARAMETER: no such process
+    try:
+        code = ctypes.c_ulong()
+        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value != 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def private_folder(prefix: str) -> Path:

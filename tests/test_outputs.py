@@ -165,18 +165,19 @@ def test_part_files_of_dead_processes_are_swept_and_a_live_ones_kept(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"a.onnx.{live_pid}.tmp", "c.tmp"])
 
 
-def test_on_windows_no_process_is_asked_whether_it_lives(tmp_path, monkeypatch):
-    """On Windows ``os.kill(pid, 0)`` is no question: it ends the process (TerminateProcess), so sweeping a part
-    file left under an old PID would kill whatever process has that number now. Part files stay there."""
+def test_on_windows_a_process_is_asked_without_os_kill(tmp_path, monkeypatch):
+    """On Windows ``os.kill(pid, 0)`` is no question: 0 is CTRL_C_EVENT, a console Ctrl+C to that process and every
+    other on its console (a run aborted at start as if interrupted). Windows is asked instead (OpenProcess)."""
     from streamhand import outputs
 
-    (tmp_path / "a.onnx.4242.tmp").write_text("part")
+    for pid in (4242, 4343):
+        (tmp_path / f"a.onnx.{pid}.tmp").write_text("part")
     asked = []
     monkeypatch.setattr(outputs.sys, "platform", "win32")
     monkeypatch.setattr(outputs.os, "kill", lambda pid, sig: asked.append(pid))
+    monkeypatch.setattr(outputs, "_windows_process_gone", lambda pid: pid == 4242)  # 4343 still runs
     outputs.sweep_abandoned(tmp_path)
-    outputs.remove_abandoned(tmp_path / "a.onnx")
-    assert not asked and (tmp_path / "a.onnx.4242.tmp").exists()
+    assert not asked and sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx.4343.tmp"]
 
 
 def test_the_part_files_of_outputs_killed_runs_left_are_removed_by_the_next_writer_of_the_name(tmp_path):
