@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from streamhand.model_files import CheckpointError
+from streamhand.outputs import OutputUnfinished
 from streamhand.runtime_config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ class Run:
     tracking: bool = True
     hand_length_why: str = ""
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    #: outputs that could not be finished when the run closed (a file held open by another program): the command fails
+    close_errors: list[str] = field(default_factory=list)
     #: a ``stop`` that came (on the control socket, or a signal) while the run was still loading: its pipeline stops
     #: at once
     stop_requested: bool = False
@@ -56,6 +59,8 @@ class Run:
         while self._closers:
             try:
                 self._closers.pop()()
+            except OutputUnfinished as e:  # an output that could not be finished: the command says so, and fails
+                self.close_errors.append(str(e))
             except Exception as e:  # a part that fails to close must not keep the others open
                 log.debug("closing: %s", e)
 

@@ -242,7 +242,9 @@ def _run(cfg) -> int:
             text = json.dumps(json_finite(rep), indent=1, default=float, allow_nan=False)  # JSON has no NaN
             failed |= _write_at_end(cfg.report, text, "--report")
         typer.echo(_summary(rep, run.stop_requested), err=True)
-        return failed
+    for e in run.close_errors:  # an output left unfinished as the run closed (a file held open by another program)
+        typer.echo(f"error: {e}", err=True)
+    return failed | (1 if run.close_errors else 0)
 
 
 def _modalities(text: str | None) -> list[str] | None:

@@ -26,6 +26,11 @@ class OutputError(ValueError):
     """A path a command cannot write (the message is one line, naming the option)."""
 
 
+class OutputUnfinished(OutputError):
+    """An output written to its end that could not be put under its name (the file held open by another program, as
+    Excel holds a .csv on Windows; the folder no longer writable): the message says where what was written stays."""
+
+
 _made: list[Path] = []  # folders this process made for its outputs, the deepest first
 
 

@@ -208,3 +208,27 @@ def test_a_run_whose_video_writer_fails_at_the_end_exits_1_with_the_error_in_its
     assert r.returncode == 1, r.stderr[-1500:]
     errors = json.loads(rep.read_text())["errors"]
     assert errors == ["publish stage failed: OSError: [Errno 28] No space left on device"]
+
+
+def test_a_pose_file_that_cannot_take_its_name_says_so_and_fails(tmp_path, monkeypatch):
+    """On Windows a file another program holds open (Excel and a .csv) cannot be replaced: the run said nothing
+    (the rename's error was logged at debug level), exited 0, and the poses lay in a hidden part file."""
+    import os
+
+    from streamhand.run import save
+
+    real = os.replace
+
+    def held_open(src, dst):
+        if str(dst).endswith("poses.csv"):
+            raise PermissionError(13, "Permission denied")
+        real(src, dst)
+
+    monkeypatch.setattr(save.os, "replace", held_open)
+    out = tmp_path / "poses.csv"
+    r = invoke("run", "--source", "demo", "--frames", "3", "--no-realtime", "--port", str(free_port()),
+               "--control-port", str(free_port()), "--save", str(out))  # fmt: skip
+    assert r.returncode == 1, r.stderr[-1500:]
+    part = next(tmp_path.glob(".poses.*.part.csv"))
+    assert f"--save {out}: could not be written (Permission denied); what was saved is in {part}" in r.stderr
+    assert "Traceback" not in r.stderr and len(part.read_text().splitlines()) > 1 and not out.exists()

@@ -22,7 +22,7 @@ import msgpack
 import numpy as np
 
 from streamhand.capture.files import named_in_utf8
-from streamhand.outputs import part_path
+from streamhand.outputs import OutputUnfinished, part_path
 from streamhand.stream import protocol
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,19 @@ class PoseFile:
                 self._rec.close()
             else:
                 self._file.close()
-                os.replace(self._tmp, self.path)
+                _rename(self._tmp, self.path, "--save")
             log.info("--save: %d hand poses written to %s", self.poses, self.path)
         return self.path
+
+
+def _rename(part: Path, path: Path, option: str) -> None:
+    """The finished part file under its name, or :class:`~streamhand.outputs.OutputUnfinished` saying where it
+    stayed (the name held open by another program, as Excel holds a .csv on Windows, or not writable any more)."""
+    try:
+        os.replace(part, path)
+    except OSError as e:
+        raise OutputUnfinished(f"{option} {path}: could not be written ({e.strerror or type(e).__name__}); what was "
+                               f"saved is in {part}") from None
 
 
 def _csv_row(m: dict) -> list[Any]:
@@ -209,7 +219,7 @@ class OverlayVideo:
                 log.error("--save-video: %s", self._error)
             if self._writer is not None:
                 self._writer.release()
-                os.replace(self._tmp, self.path)
+                _rename(self._tmp, self.path, "--save-video")
                 log.info("--save-video: %d frames written to %s", self.frames, self.path)
             elif self._error is None:
                 log.warning("--save-video: no frame was processed; %s not written", self.path)
