@@ -6,7 +6,21 @@ from __future__ import annotations
 import sys
 
 
+def tolerant_output() -> None:
+    """Standard output and error write what their encoding cannot hold as escapes instead of failing: a Windows
+    program's output redirected or piped is in its code page (cp1252), where a camera named "Küche-カメラ" or a
+    cache path under a Cyrillic user name ended ``echo`` and ``info`` with a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and (getattr(stream, "encoding", "") or "").lower().replace("-", "") != "utf8":
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream that cannot be changed now: left as it is
+                pass
+
+
 def main() -> None:
+    tolerant_output()
     try:
         import typer.main
 

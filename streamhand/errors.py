@@ -77,8 +77,8 @@ def crash_log(exc: BaseException, command: str) -> Path | None:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"crash-{stamp}-{os.getpid()}.log"
         text = f"command: {command}\nargv: {sys.argv!r}\n\n" + "".join(traceback.format_exception(exc))
-        path.write_text(text)
-    except OSError:
+        path.write_text(text, encoding="utf-8", errors="backslashreplace")  # not the code page: any name fits
+    except (OSError, ValueError):  # ValueError: a name the file system's encoding cannot hold
         return None
     return path
 

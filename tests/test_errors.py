@@ -141,3 +141,37 @@ def test_a_working_folder_that_was_removed_is_one_line(tmp_path):
         "error: the working folder no longer exists: give absolute paths, or run from a folder that exists"
     ], r.stderr
     assert not (tmp_path / "cache" / "logs").exists()
+
+
+def test_output_in_a_code_page_that_cannot_hold_a_name_is_escaped_not_a_crash(tmp_path):
+    """A Windows program's redirected output is in its code page (cp1252): `streamhand info` with numba's cache under
+    a Cyrillic user name ended with a UnicodeEncodeError (exit 1); the name is written escaped."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252", "NUMBA_CACHE_DIR": str(tmp_path / "Дмитрий" / "nb"),
+           "STREAMHAND_CONFIG": str(tmp_path / "config")}  # fmt: skip
+    code = "import sys; from streamhand.entry import main; sys.argv = ['streamhand', 'info']; main()"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr.decode("cp1252", "replace")[-1500:]
+    assert b"\\u0414\\u043c\\u0438\\u0442\\u0440\\u0438\\u0439" in r.stdout
+
+
+def test_a_crash_log_holds_any_name_whatever_the_locale(tmp_path, monkeypatch):
+    """The crash log was written in the locale's encoding (a Windows code page): a command line with a Cyrillic user
+    name raised UnicodeEncodeError inside the error handler itself. It is UTF-8 now."""
+    from pathlib import Path
+
+    from streamhand import errors
+
+    real = Path.write_text
+
+    def as_on_windows(self, data, encoding=None, errors=None, newline=None):  # the locale's code page by default
+        return real(self, data, encoding=encoding or "cp1252", errors=errors, newline=newline)
+
+    monkeypatch.setenv("STREAMHAND_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(Path, "write_text", as_on_windows)
+    monkeypatch.setattr(errors.sys, "argv", ["streamhand", "run", "--video", r"C:\Users\Дмитрий\clip.mp4"])
+    path = errors.crash_log(RuntimeError("boom"), "run")
+    assert path is not None and "Дмитрий" in path.read_text(encoding="utf-8")

@@ -746,6 +746,9 @@ def compare(
 
 
 def main() -> None:
+    from streamhand.entry import tolerant_output
+
+    tolerant_output()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     app()
 
