@@ -246,7 +246,8 @@ def write_text_atomic(path: str | Path, text: str, option: str = "") -> Path:
         try:  # appended (a redirected standard output keeps what came before); a pipe nobody reads: said, not waited on
             flags = os.O_WRONLY | os.O_APPEND | (os.O_NONBLOCK if stat.S_ISFIFO(os.stat(p).st_mode) else 0)
             fd = os.open(p, flags)
-            os.set_blocking(fd, True)
+            if hasattr(os, "set_blocking"):  # Windows before Python 3.12 has none (and no named pipes opened so)
+                os.set_blocking(fd, True)
             with open(fd, "w", encoding="utf-8") as f:
                 f.write(text)
         except OSError as e:

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 #: what stops a command: Ctrl-C, a service manager's stop and a hang-up (the last not on Windows)
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+#: SIGBREAK: Windows' Ctrl+Break and the closing of the console window (which has no SIGHUP)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
+                     if hasattr(signal, name))  # fmt: skip
 
 
 def _ignored_at_start(sig: int) -> bool:

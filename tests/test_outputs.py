@@ -231,6 +231,22 @@ def test_a_result_into_a_device_or_named_pipe_is_written_into_it_never_replacing
         assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
 
 
+def test_a_stream_is_written_into_where_python_has_no_set_blocking(tmp_path, monkeypatch):
+    """Windows before Python 3.12 has no ``os.set_blocking``: writing a report into a stream (``--report`` to the
+    process's redirected output) raised AttributeError, which no handler caught."""
+    import os
+
+    from streamhand import outputs
+
+    monkeypatch.delattr(outputs.os, "set_blocking")
+    out = tmp_path / "stdout.txt"
+    with open(out, "a") as f:
+        link = tmp_path / "stdout"
+        link.symlink_to(f"/proc/self/fd/{f.fileno()}")
+        write_text_atomic(link, '{"fps": 30}\n', "--report")
+    assert out.read_text() == '{"fps": 30}\n' and hasattr(os, "getpid")
+
+
 def test_a_pipe_nobody_reads_is_one_line_and_a_link_to_the_process_stream_is_written_into(tmp_path):
     """A named pipe without a reader hung the run for ever, deaf to signals; ``--report /dev/stdout`` with standard
     output redirected to a file (the link leads to a regular file) replaced the link instead of writing into it."""

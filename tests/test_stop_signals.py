@@ -114,3 +114,15 @@ def test_a_run_whose_standard_error_is_closed_or_broken_still_writes_its_report(
         p.stderr.close()  # the reader is gone before the run says anything
     assert p.wait(timeout=120) == 0
     assert json.loads((tmp_path / "r.json").read_text())["frames_processed"] == 5
+
+
+def test_windows_ctrl_break_and_a_closed_console_stop_a_run():
+    """Windows has no SIGHUP: the console window closed (or Ctrl+Break) sends SIGBREAK, which nothing handled, so
+    the process ended with its outputs unfinished. It is a stop signal where it exists."""
+    import subprocess
+    import sys
+
+    code = ("import signal; signal.SIGBREAK = 21\n"
+            "from streamhand.stop_signals import STOP_SIGNALS\nprint(21 in STOP_SIGNALS)")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "True", r.stdout + r.stderr
