@@ -282,14 +282,20 @@ def _resume_state(path: str | Path, cfg: TrainConfig, steps_from: str | None = N
 
 def precision_here(cfg: TrainConfig, device: torch.device, cpuinfo: Path = Path("/proc/cpuinfo")) -> TrainConfig:
     """The recipe as it trains on ``device``: ``precision: bf16`` on a CPU whose bfloat16 arithmetic takes PyTorch's
-    slow path (no AVX-512, AMX or ARM BF16: :func:`streamhand.cpu.bf16_at_speed`) trains in fp32 instead, said in a
-    warning and recorded in the checkpoints' recipe."""
+    slow path (no AVX-512, AMX or ARM BF16: :func:`streamhand.cpu.bf16_at_speed`), or one the system does not
+    describe (no /proc/cpuinfo: Windows, macOS), trains in fp32 instead, said in a warning and recorded in the
+    checkpoints' recipe."""
     from streamhand.cpu import bf16_at_speed
 
-    if cfg.precision != "bf16" or device.type != "cpu" or bf16_at_speed(cpuinfo) is not False:
+    if cfg.precision != "bf16" or device.type != "cpu":
         return cfg
-    log.warning("precision bf16: this CPU has no bfloat16 arithmetic at speed (no AVX-512, AMX or ARM BF16), where "
-                "a training step takes about 30 times as long as in fp32: training in fp32")  # fmt: skip
+    fast = bf16_at_speed(cpuinfo)
+    if fast:
+        return cfg
+    why = ("this CPU has no bfloat16 arithmetic at speed (no AVX-512, AMX or ARM BF16)" if fast is False else
+           "this system does not list the CPU's instruction sets (Windows, macOS), so bfloat16 at speed is not known")
+    log.warning("precision bf16: %s, where a training step takes about 30 times as long as in fp32 without it: "
+                "training in fp32", why)  # fmt: skip
     return cfg.model_copy(update={"precision": "fp32"})
 
 
