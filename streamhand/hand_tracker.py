@@ -283,9 +283,8 @@ def _read_or_reconnect(src: Any) -> Any:
     """The source's next frame; a live source that is lost (a camera unplugged, a network stream dropped) is
     reopened with growing pauses until frames come again, as ``streamhand run`` does (a lost file is a RunError)."""
     from streamhand.app import RunError
-    from streamhand.capture.base import SourceError, SourceLost
+    from streamhand.capture.base import SourceLost, reopen_until_back
 
-    pause = 0.25
     while True:
         try:
             return src.read()
@@ -293,14 +292,7 @@ def _read_or_reconnect(src: Any) -> Any:
             if not src.live:
                 raise RunError(str(e)) from None
             log.warning("source lost (%s); retrying", e)
-        while True:
-            time.sleep(pause)
-            pause = min(pause * 2, 5.0)
-            try:
-                src.reopen()
-                break
-            except (SourceLost, SourceError):
-                continue
+        reopen_until_back(src)
 
 
 def _source_config(source: Any, fov_deg: float) -> Any:

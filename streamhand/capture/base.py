@@ -1,9 +1,11 @@
-"""The frame type every source produces, and the source interface."""
+"""The frame type every source produces, the source interface, and reopening a lost live source."""
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -97,6 +99,24 @@ class FrameSource(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def reopen_until_back(source: FrameSource, stop: threading.Event | None = None,
+                      on_failure: Callable[[Exception], None] | None = None) -> bool:
+    """Reopen a lost live ``source`` with growing pauses (0.25 s, doubling, up to 5 s) until it answers (True) or
+    ``stop`` is set (False); ``on_failure`` hears why each try failed."""
+    stop = stop or threading.Event()
+    pause = 0.25
+    while not stop.is_set():
+        stop.wait(pause)
+        pause = min(pause * 2, 5.0)
+        try:
+            source.reopen()
+            return True
+        except (SourceLost, SourceError) as e:
+            if on_failure is not None:
+                on_failure(e)
+    return False
 
 
 class Pacer:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from streamhand.capture.base import Frame, FrameSource, SourceError, SourceLost
+from streamhand.capture.base import Frame, FrameSource, SourceError, SourceLost, reopen_until_back
 from streamhand.run.frame_guard import FrameGuard
 from streamhand.run.handoff import Slot
 from streamhand.run.stats import StageStats, log_every_n_seconds
@@ -91,15 +91,10 @@ class CaptureStage:
         if not self._lost:
             self._lost = True
             self.stats.count("source_lost")
-        backoff = 0.25
-        while not self._stop.is_set():
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, 5.0)
-            try:
-                self.source.reopen()
-            except (SourceLost, SourceError) as e2:
-                self.state = f"lost: {e2}"
-                continue
+        def still_lost(e2: Exception) -> None:
+            self.state = f"lost: {e2}"
+
+        back = reopen_until_back(self.source, self._stop, still_lost)
+        if back:
             log.debug("source reopened; waiting for its frames")
-            return True
-        return False
+        return back
