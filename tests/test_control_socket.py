@@ -205,3 +205,21 @@ def test_a_run_connecting_to_a_proxy_over_ipv6_is_heard():
     finally:
         pub.close()
         front.close(0)
+
+
+def test_a_port_in_use_is_named_so_where_pythons_errno_is_not_libzmqs(monkeypatch):
+    """On Windows Python's EADDRINUSE is the socket layer's 10048 while libzmq reports its own number: a busy port
+    read as "cannot bind ..., check --bind" instead of "port N ... is in use"."""
+    import zmq
+
+    from streamhand.stream import publish
+
+    monkeypatch.setattr(publish.errno, "EADDRINUSE", 10048)  # as on Windows
+    port = free_port()
+    busy = zmq.Context.instance().socket(zmq.PUB)
+    busy.bind(f"tcp://127.0.0.1:{port}")
+    try:
+        with pytest.raises(publish.PortInUse, match=rf"port {port} on 127.0.0.1 is in use; choose another"):
+            publish.Publisher("127.0.0.1", port, None)
+    finally:
+        busy.close(0)

@@ -39,7 +39,7 @@ def _bind(sock: zmq.Socket, bind: str, port: int, flag: str) -> None:
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as e:
-        if e.errno == errno.EADDRINUSE:
+        if e.errno in (errno.EADDRINUSE, zmq.EADDRINUSE):  # Python's and libzmq's numbers differ on Windows
             raise PortInUse(f"port {port} on {bind} is in use; choose another with {flag}") from None
         raise PortInUse(f"cannot bind {endpoint} ({e}); check --bind / {flag}") from None
 
