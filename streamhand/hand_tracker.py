@@ -300,6 +300,7 @@ def _source_config(source: Any, fov_deg: float) -> Any:
     from pydantic import ValidationError
 
     from streamhand.app import RunError
+    from streamhand.capture.base import is_stream_url
     from streamhand.capture.files import IMAGE_EXTENSIONS
     from streamhand.configio import format_validation_error
     from streamhand.runtime_config import SourceConfig
@@ -308,7 +309,7 @@ def _source_config(source: Any, fov_deg: float) -> Any:
         raise RunError(f"stream(): the source is \"demo\", a camera index or stream URL, a video file, an image folder "
                        f"or glob, or a FrameSource, not {type(source).__name__}")  # fmt: skip
     try:
-        if isinstance(source, int) or (isinstance(source, str) and (source.isdigit() or "://" in source)):
+        if isinstance(source, int) or (isinstance(source, str) and source.isdigit()) or is_stream_url(source):
             return SourceConfig(kind="camera", camera=str(source), fov_deg=fov_deg)  # a stream URL: a camera too
         text = str(source)
         if text == "demo":

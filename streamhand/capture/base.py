@@ -46,6 +46,12 @@ class Frame:
         return replace(self, t_capture=t, t_capture_unix=tu)
 
 
+def is_stream_url(device: object) -> bool:
+    """Whether ``device`` names a network camera's stream (``http://...``, ``rtsp://...``) rather than a local camera
+    or a file."""
+    return isinstance(device, str) and "://" in device
+
+
 def now() -> tuple[float, float]:
     return time.monotonic(), time.time()
 

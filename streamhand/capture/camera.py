@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from streamhand import quiet
-from streamhand.capture.base import Frame, FrameSource, SourceError, SourceLost, now
+from streamhand.capture.base import Frame, FrameSource, SourceError, SourceLost, is_stream_url, now
 from streamhand.capture.files import default_intrinsics, to_rgb
 from streamhand.geometry import Intrinsics
 
@@ -43,11 +43,6 @@ URL_READ_TIMEOUT_MS = 4000
 LOST_AFTER_FRAMES = 4
 #: until two frames have come and the interval is known, a live source is lost only after this long without one
 FIRST_FRAMES_GRACE_S = 5.0
-
-
-def is_stream_url(device: object) -> bool:
-    """Whether ``device`` names a network camera's stream (``http://...``, ``rtsp://...``) rather than a local one."""
-    return isinstance(device, str) and "://" in device
 
 
 def without_password(device: object) -> str:

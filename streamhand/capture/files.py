@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamhand.capture.base import MIN_SIDE, Frame, FrameSource, Pacer, SourceError, now
+from streamhand.capture.base import MIN_SIDE, Frame, FrameSource, Pacer, SourceError, is_stream_url, now
 from streamhand.geometry import Intrinsics
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class VideoSource(FrameSource):
     def __init__(self, path: str | Path, realtime: bool = True, fov_deg: float = 60.0,
                  intrinsics: Intrinsics | None = None, mirror: bool = False):  # fmt: skip
         super().__init__()
-        self.url = str(path) if "://" in str(path) else None  # Path() folds "http://" into "http:/"
+        self.url = str(path) if is_stream_url(str(path)) else None  # Path() folds "http://" into "http:/"
         self.path = Path(path)
         self.realtime, self.fov, self.override, self.mirror = realtime, fov_deg, intrinsics, mirror
         self._cap: cv2.VideoCapture | None = None

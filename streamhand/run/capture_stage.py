@@ -71,9 +71,10 @@ class CaptureStage:
         """A live source frozen on one image (a network camera whose stream changed size under OpenCV's decoder
         repeats its last picture for good): reopened once each time it freezes, as if lost; True where it was, and
         the frame in hand (that image again) is not used."""
-        frozen = self.guard.state.startswith("frozen")
-        if not frozen or not self.source.live or self._frozen_reopened:
-            self._frozen_reopened = self._frozen_reopened and frozen
+        if not self.guard.state.startswith("frozen"):
+            self._frozen_reopened = False  # moving again: the next freeze has its own reopen
+            return False
+        if not self.source.live or self._frozen_reopened:
             return False
         self._frozen_reopened = True
         log.warning("source frozen: reopening it")
@@ -91,6 +92,7 @@ class CaptureStage:
         if not self._lost:
             self._lost = True
             self.stats.count("source_lost")
+
         def still_lost(e2: Exception) -> None:
             self.state = f"lost: {e2}"
 
