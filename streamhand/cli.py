@@ -18,7 +18,7 @@ import typer
 from streamhand import cli_record
 from streamhand.errors import Commands, check_distinct_or_fail, check_output_or_fail, fail, fail_without_torch
 from streamhand.options import with_options
-from streamhand.outputs import json_finite
+from streamhand.outputs import OutputUnfinished, json_finite
 from streamhand.runtime_config import (
     SOURCE_SETTINGS,
     RunConfig,
@@ -431,6 +431,8 @@ def _view_in(sub, rerun: bool, save: Path | None, port: int | None, count: int |
             foxglove_bridge.view(sub, port, count, stop, say)
     except (rerun_log.RerunError, foxglove_bridge.FoxgloveError) as e:
         fail(str(e))
+    except OutputUnfinished as e:  # --save logged to its end, but the name cannot be taken: where it stays, and exit 1
+        fail(str(e), 1)
     finally:
         sub.close()
     return 0

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from streamhand.errors import check_output_or_fail, fail
+from streamhand.outputs import OutputUnfinished
 from streamhand.stop_signals import on_stop_signals
 from streamhand.stream import protocol
 
@@ -112,7 +113,10 @@ def record(
         idle = rec.count == 0  # nothing arrived: no recording (a file of that name is left as it was)
         if idle:
             rec.discard()
-        path = rec.close()
+        try:
+            path = rec.close()
+        except OutputUnfinished as e:  # recorded to its end, but the name cannot be taken: where it stays, and exit 1
+            fail(str(e), 1)
     if idle and why.startswith("nothing"):  # gave up waiting: a failure
         fail(f"nothing arrived from {sub.address} in {timeout:g} s, so no recording was written; is `streamhand run` "
              "publishing there?", 1)  # fmt: skip

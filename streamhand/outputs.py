@@ -6,6 +6,8 @@ meant, a parent that is missing, not a folder or not writable. Commands call it 
 folders it makes for an output are removed again where the command fails and they are still empty.
 :func:`write_text_atomic` writes through a temporary file beside the target and renames it; if the write still
 fails (the disk filled, the folder vanished), the temporary file is removed and :class:`OutputError` says why.
+A file written while a command runs (a recording, a video) goes to :func:`part_path` and is put under its name by
+:func:`finish_part`, which says where it stays where that fails (:class:`OutputUnfinished`).
 """
 
 from __future__ import annotations
@@ -147,6 +149,17 @@ def part_path(path: Path) -> Path:
     tail = f".part{path.suffix}"
     _remove_dead(path.parent.glob(f".{glob.escape(path.stem)}.*{glob.escape(tail)}"), tail, PART_FILE_IDLE_S)
     return path.with_name(f".{path.stem}.{os.getpid()}{tail}")
+
+
+def finish_part(part: Path, path: Path, option: str) -> None:
+    """The finished part file ``part`` (:func:`part_path`) under its name ``path``, or :class:`OutputUnfinished`
+    naming ``option`` and saying where what was written stays (the name held open by another program, as Excel holds
+    a .csv on Windows, or the folder not writable any more)."""
+    try:
+        os.replace(part, path)
+    except OSError as e:
+        raise OutputUnfinished(f"{option} {path}: could not be written ({e.strerror or type(e).__name__}); what was "
+                               f"saved is in {part}") from None
 
 
 def remove_abandoned(path: Path) -> None:

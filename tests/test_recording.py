@@ -386,3 +386,41 @@ def test_the_stream_recorded_in_process(tmp_path):
     got = [msgpack.unpackb(p)["msg"] for _, p, _ in messages(tmp_path / "x.mcap")]
     assert got == ["0", "1", "2", "3", "4"]
     assert io.BytesIO((tmp_path / "x.mcap").read_bytes()).read(8).startswith(b"\x89MCAP")
+
+
+def test_record_that_cannot_take_its_name_says_where_it_stays(tmp_path, monkeypatch):
+    """A recording made to its end whose name cannot be taken (held open by another program, as on Windows) was
+    renamed with a bare ``os.replace``: a traceback. Now one line saying where it stays, and exit 1."""
+    import os
+
+    real = os.replace
+
+    def held_open(src, dst):
+        if str(dst).endswith("held.mcap"):
+            raise PermissionError(13, "Permission denied")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", held_open)
+    port, out = free_port(), tmp_path / "held.mcap"
+    pub, done = Publisher(port=port, control_port=None), threading.Event()
+
+    def publish() -> None:
+        n = 0
+        while not done.is_set():
+            pub.publish(protocol.TOPIC_LOG + ".info", {"level": "info", "msg": f"m{n}"})
+            n += 1
+            time.sleep(0.02)
+
+    t = threading.Thread(target=publish, daemon=True)
+    t.start()
+    try:
+        r = invoke("record", str(out), "--address", f"tcp://127.0.0.1:{port}", "--count", "5", "--timeout", "20")
+    finally:
+        done.set()
+        t.join()
+        pub.close()
+    part = next(tmp_path.glob(".held.*.part.mcap"))
+    assert r.returncode == 1, r.stderr[-1500:]
+    assert r.stderr.strip().splitlines()[-1] == (f"error: OUT {out}: could not be written (Permission denied); what "
+                                                 f"was saved is in {part}")  # fmt: skip
+    assert check_recording(part).messages == 5 and not out.exists()

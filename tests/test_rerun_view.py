@@ -344,3 +344,24 @@ def test_streamhand_imports_without_the_viewer_sdks():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})  # fmt: skip
     assert r.returncode == 0, r.stderr[-1500:]
+
+
+def test_view_rerun_save_that_cannot_take_its_name_says_where_it_stays(tmp_path, monkeypatch):
+    """A recording logged to its end whose name cannot be taken (held open by another program, as on Windows): one
+    line saying where it stays, and exit 1 (it was a traceback)."""
+    real = os.replace
+
+    def held_open(src, dst):
+        if str(dst).endswith("held.rrd"):
+            raise PermissionError(13, "Permission denied")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", held_open)
+    out = tmp_path / "held.rrd"
+    with SyntheticStream(free_port()) as stream:
+        r = invoke("view", "--rerun", "--save", str(out), "--count", "5", "--address", stream.address)
+    part = next(tmp_path.glob(".held.*.part.rrd"))
+    assert r.returncode == 1, r.stderr[-1500:]
+    assert r.stderr.strip().splitlines()[-1] == (f"error: --save {out}: could not be written (Permission denied); "
+                                                 f"what was saved is in {part}")  # fmt: skip
+    assert len(joint_rows(part)) >= 1 and not out.exists()

@@ -232,3 +232,32 @@ def test_a_pose_file_that_cannot_take_its_name_says_so_and_fails(tmp_path, monke
     part = next(tmp_path.glob(".poses.*.part.csv"))
     assert f"--save {out}: could not be written (Permission denied); what was saved is in {part}" in r.stderr
     assert "Traceback" not in r.stderr and len(part.read_text().splitlines()) > 1 and not out.exists()
+
+
+def test_every_run_output_that_cannot_take_its_name_says_where_it_stays(tmp_path, monkeypatch):
+    """The MCAP recording of ``--save X.mcap`` and the Rerun recording of ``--rerun X.rrd`` were renamed with a bare
+    ``os.replace`` whose failure the run logged at debug level: exit 0, and the recording lay in a hidden part file.
+    Each output now says where it stays, and the run fails."""
+    import os
+
+    pytest.importorskip("rerun")
+    real = os.replace
+    names = ("poses.mcap", "overlay.mp4", "hands.rrd")
+
+    def held_open(src, dst):
+        if str(dst).endswith(names):
+            raise PermissionError(13, "Permission denied")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", held_open)
+    mcap, video, rrd = (tmp_path / n for n in names)
+    r = invoke("run", "--source", "demo", "--frames", "3", "--no-realtime", "--port", str(free_port()),
+               "--control-port", str(free_port()), "--save", str(mcap), "--save-video", str(video), "--rerun",
+               str(rrd))  # fmt: skip
+    assert r.returncode == 1, r.stderr[-1500:]
+    assert "Traceback" not in r.stderr
+    for option, out in (("--save", mcap), ("--save-video", video), ("--rerun", rrd)):
+        part = next(tmp_path.glob(f".{out.stem}.*.part{out.suffix}"))
+        assert f"error: {option} {out}: could not be written (Permission denied); what was saved is in {part}" in (
+            r.stderr), r.stderr[-1500:]
+        assert part.stat().st_size > 0 and not out.exists()

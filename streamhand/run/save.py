@@ -22,7 +22,7 @@ import msgpack
 import numpy as np
 
 from streamhand.capture.files import named_in_utf8
-from streamhand.outputs import OutputUnfinished, part_path
+from streamhand.outputs import finish_part, part_path
 from streamhand.stream import protocol
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class PoseFile:
         if self.kind == ".mcap":
             from streamhand.stream.recording import McapRecorder
 
-            self._rec = McapRecorder(self.path, source=source)
+            self._rec = McapRecorder(self.path, source=source, option="--save")
         else:
             self._tmp = part_path(self.path)
             self._file = open(self._tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed in close())
@@ -108,19 +108,9 @@ class PoseFile:
                 self._rec.close()
             else:
                 self._file.close()
-                _rename(self._tmp, self.path, "--save")
+                finish_part(self._tmp, self.path, "--save")
             log.info("--save: %d hand poses written to %s", self.poses, self.path)
         return self.path
-
-
-def _rename(part: Path, path: Path, option: str) -> None:
-    """The finished part file under its name, or :class:`~streamhand.outputs.OutputUnfinished` saying where it
-    stayed (the name held open by another program, as Excel holds a .csv on Windows, or not writable any more)."""
-    try:
-        os.replace(part, path)
-    except OSError as e:
-        raise OutputUnfinished(f"{option} {path}: could not be written ({e.strerror or type(e).__name__}); what was "
-                               f"saved is in {part}") from None
 
 
 def _csv_row(m: dict) -> list[Any]:
@@ -219,7 +209,7 @@ class OverlayVideo:
                 log.error("--save-video: %s", self._error)
             if self._writer is not None:
                 self._writer.release()
-                _rename(self._tmp, self.path, "--save-video")
+                finish_part(self._tmp, self.path, "--save-video")
                 log.info("--save-video: %d frames written to %s", self.frames, self.path)
             elif self._error is None:
                 log.warning("--save-video: no frame was processed; %s not written", self.path)

@@ -14,7 +14,6 @@ pace, N times faster or as fast as possible.
 
 from __future__ import annotations
 
-import os
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from pathlib import Path
 import msgpack
 import msgspec
 
-from streamhand.outputs import part_path
+from streamhand.outputs import finish_part, part_path
 from streamhand.stream import protocol
 
 PROFILE = "streamhand"
@@ -46,12 +45,13 @@ def _schema_for(topic: str) -> tuple[str, bytes]:
 class McapRecorder:
     """Appends raw messages to an MCAP file; :meth:`close` finishes it (summary, index) and puts it in place."""
 
-    def __init__(self, path: str | Path, source: str = "", chunk_size: int = 256 * 1024):
+    def __init__(self, path: str | Path, source: str = "", chunk_size: int = 256 * 1024, option: str = "OUT"):
         from mcap.writer import Writer
 
         from streamhand.version import __version__
 
         self.path = Path(path)
+        self.option = option  # what the path was given as, for the message where it cannot be finished
         self._part = part_path(self.path)  # two recorders: each a whole file
         self._file = open(self._part, "wb")  # noqa: SIM115 (closed in close())
         self._writer = Writer(self._file, chunk_size=chunk_size)
@@ -88,7 +88,7 @@ class McapRecorder:
                 self._writer.finish()
             finally:
                 self._file.close()
-            os.replace(self._part, self.path)
+            finish_part(self._part, self.path, self.option)
         return self.path
 
     def discard(self) -> None:

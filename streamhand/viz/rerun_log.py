@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from streamhand.outputs import part_path
+from streamhand.outputs import finish_part, part_path
 from streamhand.skeleton import FINGER_CHAINS
 from streamhand.stream import protocol
 from streamhand.stream.schema import FrameFields, FrameMsg, HandPoseMsg, LogMsg, StatusMsg
@@ -186,9 +186,10 @@ class RerunLog(StreamSink):
     (:meth:`frame`); thread-safe. Open with :meth:`open`, finish with :meth:`close` (a file is renamed into place
     then, so a file under its final name is complete)."""
 
-    def __init__(self, rr: Any, rec: Any, where: str, part: Path | None = None, final: Path | None = None) -> None:
+    def __init__(self, rr: Any, rec: Any, where: str, part: Path | None = None, final: Path | None = None,
+                 option: str = "--rerun") -> None:  # fmt: skip
         super().__init__()
-        self.rr, self.rec, self.where = rr, rec, where
+        self.rr, self.rec, self.where, self.option = rr, rec, where, option
         self._part, self._final = part, final
         self._camera: tuple | None = None
         self._shown: set[int] = set()
@@ -209,7 +210,7 @@ class RerunLog(StreamSink):
             final = Path(save)
             part = part_path(final)
             rec.save(part, default_blueprint=bp)
-            out = cls(rr, rec, str(final), part, final)
+            out = cls(rr, rec, str(final), part, final, option)
         else:
             spawned = not _listening(port)
             if spawned:
@@ -326,7 +327,7 @@ class RerunLog(StreamSink):
                 self._part.unlink()
                 log.info("rerun: nothing was logged, so %s was not written", self._final)
             else:
-                os.replace(self._part, self._final)
+                finish_part(self._part, self._final, self.option)
 
     @property
     def empty(self) -> bool:
