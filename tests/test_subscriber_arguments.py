@@ -39,3 +39,41 @@ def test_waits_it_takes(timeout):
         assert sub.timeout == timeout
     finally:
         sub.close()
+
+
+def test_a_timeout_of_0_takes_what_is_queued():
+    """``timeout=0`` (do not wait): the messages already queued, then ``TimeoutError``. It raised at once, queued
+    messages or not (the deadline had passed before the queue was looked at)."""
+    import time
+
+    from streamhand.stream import protocol
+    from streamhand.stream.publish import Publisher
+
+    port = free_port()
+    pub = Publisher(port=port, control_port=None)
+    sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", topics=("",), raw=True, timeout=0)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # until the subscription has reached the publisher
+            pub.publish(protocol.TOPIC_LOG + ".info", {"level": "info", "msg": "warm-up"})
+            time.sleep(0.05)
+            try:
+                sub.recv()
+                break
+            except TimeoutError:
+                continue
+        time.sleep(0.2)
+        while True:  # the warm-up's last messages
+            try:
+                sub.recv()
+            except TimeoutError:
+                break
+        for i in range(3):
+            pub.publish(protocol.TOPIC_LOG + ".info", {"level": "info", "msg": f"m{i}"})
+        time.sleep(0.3)
+        assert [sub.recv().data["msg"] for _ in range(3)] == ["m0", "m1", "m2"]
+        with pytest.raises(TimeoutError):
+            sub.recv()
+    finally:
+        sub.close()
+        pub.close()

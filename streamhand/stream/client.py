@@ -129,6 +129,8 @@ _MOST_DRAINED = 100_000
 #: how often a read waiting on the socket looks whether :meth:`PoseSubscriber.close` came from another thread
 #: (milliseconds; a ZeroMQ socket is one thread's at a time, so the closing thread waits for the reader to let go)
 _CLOSE_CHECK_MS = 100
+#: past a read's deadline, the messages already queued are still read for this long (seconds) at most
+_DRAIN_S = 0.05
 #: ``PoseSubscriber(control_timeout=...)`` left out: the control socket is waited for as long as ``timeout`` says
 _AS_TIMEOUT = object()
 
@@ -276,9 +278,13 @@ class PoseSubscriber:
     def _recv_by(self, deadline: float | None) -> Message:
         """:meth:`recv`, a ``TimeoutError`` where nothing well-formed arrived by ``deadline`` (``time.monotonic``)."""
         while True:
-            # past the deadline it gives up even while messages still queue (a flood of ones it skips)
-            left = -1 if deadline is None else max(int((deadline - time.monotonic()) * 1000), 0)
-            if (deadline is not None and time.monotonic() >= deadline) or not self._ready(left):
+            # past the deadline only what is queued already is read (``timeout=0``: what came before the call), and
+            # for :data:`_DRAIN_S` at most: it gives up even while messages still queue (a flood of ones it skips)
+            now = time.monotonic()
+            if deadline is not None and now >= deadline + _DRAIN_S:
+                raise TimeoutError(f"nothing received from {self.address} in {self.timeout} s")
+            left = -1 if deadline is None else max(int((deadline - now) * 1000), 0)
+            if not self._ready(left):
                 raise TimeoutError(f"nothing received from {self.address} in {self.timeout} s")
             m = self._decoded(self._sock.recv_multipart())
             if m is not None:
