@@ -146,9 +146,16 @@ def part_path(path: Path) -> Path:
     The part files of ``path`` that processes no longer alive left (killed, the machine switched off) are removed
     once unchanged for :data:`PART_FILE_IDLE_S` (a process of that number may be another container's, writing on a
     shared volume: a live writer keeps its file changing)."""
+    path = _through_link(path)
     tail = f".part{path.suffix}"
     _remove_dead(path.parent.glob(f".{glob.escape(path.stem)}.*{glob.escape(tail)}"), tail, PART_FILE_IDLE_S)
     return path.with_name(f".{path.stem}.{os.getpid()}{tail}")
+
+
+def _through_link(path: Path) -> Path:
+    """Where a file written to ``path`` goes: a symbolic link's target (``latest.json`` pointing at today's report is
+    written through, as a shell's ``>`` does, not replaced by a file), else ``path``."""
+    return Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
 
 
 def finish_part(part: Path, path: Path, option: str) -> None:
@@ -156,7 +163,7 @@ def finish_part(part: Path, path: Path, option: str) -> None:
     naming ``option`` and saying where what was written stays (the name held open by another program, as Excel holds
     a .csv on Windows, or the folder not writable any more)."""
     try:
-        os.replace(part, path)
+        os.replace(part, _through_link(path))
     except OSError as e:
         raise OutputUnfinished(f"{option} {path}: could not be written ({e.strerror or type(e).__name__}); what was "
                                f"saved is in {part}") from None
@@ -267,6 +274,7 @@ def write_text_atomic(path: str | Path, text: str, option: str = "") -> Path:
             why = "no program reads the pipe" if e.errno == errno.ENXIO else e.strerror or type(e).__name__
             raise OutputError(f"{where}: could not be written ({why})") from None
         return p
+    p = _through_link(p)
     remove_abandoned(p)
     tmp = p.with_name(f"{p.name}.{os.getpid()}.tmp")  # per process: two writers at once each rename a whole file
     try:

@@ -264,3 +264,22 @@ def test_a_pipe_nobody_reads_is_one_line_and_a_link_to_the_process_stream_is_wri
         assert check_output(link, "--report") == link
         write_text_atomic(link, '{"fps": 30}\n', "--report")
     assert link.is_symlink() and out.read_text() == 'before\n{"fps": 30}\n'
+
+
+def test_an_output_given_as_a_symbolic_link_is_written_through_it(tmp_path):
+    """``--report latest.json`` pointing at today's report: the report goes to the link's target and the link stays
+    (it was replaced by a file, the target left as it was); the same for a file written under a part name (a video,
+    a recording), and for a link whose target is not there yet."""
+    from streamhand.outputs import finish_part, part_path
+
+    (tmp_path / "reports").mkdir()
+    for name, write in (("report", lambda p: write_text_atomic(p, "new")),
+                        ("video", lambda p: (part_path(p).write_text("new"), finish_part(part_path(p), p, "--x")))):
+        for exists in (True, False):
+            target, link = tmp_path / "reports" / f"{name}{exists}.txt", tmp_path / f"latest-{name}{exists}.txt"
+            if exists:
+                target.write_text("old")
+            link.symlink_to(target)
+            write(link)
+            assert link.is_symlink() and target.read_text() == "new", (name, exists)
+            assert not list(tmp_path.glob(".*part*")) and not list((tmp_path / "reports").glob(".*part*"))
