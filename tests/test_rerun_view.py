@@ -365,3 +365,25 @@ def test_view_rerun_save_that_cannot_take_its_name_says_where_it_stays(tmp_path,
     assert r.stderr.strip().splitlines()[-1] == (f"error: --save {out}: could not be written (Permission denied); "
                                                  f"what was saved is in {part}")  # fmt: skip
     assert len(joint_rows(part)) >= 1 and not out.exists()
+
+
+@pytest.mark.parametrize(("platform", "flags"), [("linux", None), ("win32", 0x200)])
+def test_a_spawned_viewer_is_out_of_reach_of_the_ctrl_c_that_stops_streamhand(platform, flags, monkeypatch):
+    """The viewer ``--rerun`` starts is left open when streamhand stops: its own session on POSIX, its own process
+    group on Windows (where ``start_new_session`` is ignored: the console's Ctrl+C closed the viewer too)."""
+    import subprocess
+
+    from streamhand.viz import rerun_log
+
+    seen: dict = {}
+
+    def popen(args, **kwargs):
+        seen.update(kwargs)
+        raise OSError("stop here")
+
+    monkeypatch.setattr(rerun_log, "_executable", lambda: "rerun")
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setattr(rerun_log.sys, "platform", platform)
+    with pytest.raises(OSError, match="stop here"):
+        rerun_log._spawn(free_port(), "--rerun")
+    assert seen["start_new_session"] is True and seen.get("creationflags") == flags

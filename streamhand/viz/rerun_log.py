@@ -141,9 +141,13 @@ def _spawn(port: int, option: str, settle_s: float = 2.0, timeout_s: float = 20.
     log_path = logs / f"rerun-viewer-{port}.log"
     args = [exe, "--bind", "127.0.0.1", "--port", str(port), "--memory-limit", "75%", "--hide-welcome-screen",
             "--expect-data-soon"]  # fmt: skip
+    # its own session (POSIX) or process group (Windows, where start_new_session means nothing): the Ctrl-C that
+    # stops streamhand does not close the viewer the user is looking at
+    windows = sys.platform == "win32"
+    own_group = {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)} if windows else {}
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-                                env={**os.environ, "RERUN_APP_ONLY": "true"})  # fmt: skip
+                                env={**os.environ, "RERUN_APP_ONLY": "true"}, **own_group)  # fmt: skip
     t_end, t_listening = time.monotonic() + timeout_s, None
     while time.monotonic() < t_end:
         if proc.poll() is not None:
