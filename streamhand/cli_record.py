@@ -104,7 +104,10 @@ def record(
             except TimeoutError:
                 continue
             t_last = time.monotonic()
-            rec.write(m.topic, m.payload, m.data.get("seq", 0))
+            try:
+                rec.write(m.topic, m.payload, m.data.get("seq", 0))
+            except OutputUnfinished as e:  # the disk full: where what was recorded stays, and exit 1
+                fail(str(e), 1)
             if count is not None and rec.count >= count:
                 why = f"{count} messages"
                 break
@@ -115,7 +118,7 @@ def record(
             rec.discard()
         try:
             path = rec.close()
-        except OutputUnfinished as e:  # recorded to its end, but the name cannot be taken: where it stays, and exit 1
+        except OutputUnfinished as e:  # its end not written, or its name not taken: where it stays, and exit 1
             fail(str(e), 1)
     if idle and why.startswith("nothing"):  # gave up waiting: a failure
         fail(f"nothing arrived from {sub.address} in {timeout:g} s, so no recording was written; is `streamhand run` "

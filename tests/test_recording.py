@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import signal
 import subprocess
@@ -424,3 +425,36 @@ def test_record_that_cannot_take_its_name_says_where_it_stays(tmp_path, monkeypa
     assert r.stderr.strip().splitlines()[-1] == (f"error: OUT {out}: could not be written (Permission denied); what "
                                                  f"was saved is in {part}")  # fmt: skip
     assert check_recording(part).messages == 5 and not out.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a file-size limit (RLIMIT_FSIZE) stands in for a full disk")
+def test_record_on_a_full_disk_says_where_what_was_recorded_stays(tmp_path):
+    """A disk that fills while recording (here a file-size limit, which fails a write the same way) ended `record`
+    with a traceback; now one line naming where the messages recorded stay, and exit 1."""
+    import resource
+
+    port, out = free_port(), tmp_path / "full.mcap"
+    pub, done = Publisher(port=port, control_port=None), threading.Event()
+
+    def publish() -> None:
+        while not done.is_set():
+            pub.publish(protocol.TOPIC_LOG + ".info", {"level": "info", "msg": os.urandom(1500).hex()})
+            time.sleep(0.002)
+
+    t = threading.Thread(target=publish, daemon=True)
+    t.start()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, hard))  # this process's files only, put back below
+    try:
+        r = invoke("record", str(out), "--address", f"tcp://127.0.0.1:{port}", "--count", "5000", "--timeout", "20")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        done.set()
+        t.join()
+        pub.close()
+    part = next(tmp_path.glob(".full.*.part.mcap"))
+    assert r.returncode == 1, r.stderr[-1500:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: OUT {out}: could not be written (File too large); the ") and last.endswith(
+        f"messages recorded are in {part}, its end cut short"), last
+    assert not out.exists() and part.stat().st_size == 300_000

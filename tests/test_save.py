@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import time
 
 import cv2
@@ -261,3 +262,37 @@ def test_every_run_output_that_cannot_take_its_name_says_where_it_stays(tmp_path
         assert f"error: {option} {out}: could not be written (Permission denied); what was saved is in {part}" in (
             r.stderr), r.stderr[-1500:]
         assert part.stat().st_size > 0 and not out.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a file-size limit (RLIMIT_FSIZE) stands in for a full disk")
+@pytest.mark.parametrize(
+    ("option", "name", "says"),
+    [
+        ("--save", "p.jsonl", "hand poses written are in {part}, its last line perhaps cut short"),
+        ("--save", "p.csv", "hand poses written are in {part}, its last line perhaps cut short"),
+        ("--save", "p.mcap", "messages recorded are in {part}, its end cut short"),
+        ("--save-video", "v.mp4", "could not be written to its end (the disk full, or a file-size limit reached); "
+                                  "what was written is in {part}"),
+        ("--save-video", "v.avi", "could not be written to its end (the disk full, or a file-size limit reached); "
+                                  "what was written is in {part}"),
+    ],
+)
+def test_an_output_the_disk_cannot_hold_says_where_what_was_written_stays(option, name, says, tmp_path):
+    """A full disk (here a file-size limit, which fails a write the same way): the pose files failed the run with
+    ``OSError: [Errno 28]``, naming neither the option nor the file, their lines hidden in a part file; the video was
+    reported written (exit 0) and put under its name, unreadable. Each now names the option and where what was
+    written stays, nothing under the final name, and the run fails."""
+    import resource
+
+    out = tmp_path / name
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, hard))  # this process's files only, put back below
+    try:
+        r = invoke("run", "--source", "demo", "--frames", "40", "--no-realtime", "--port", str(free_port()),
+                   "--control-port", str(free_port()), option, str(out))  # fmt: skip
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert r.returncode == 1, r.stderr[-1500:]
+    part = next(tmp_path.glob(f".{out.stem}.*.part{out.suffix}"))
+    assert f"{option} {out}: " in r.stderr and says.format(part=part) in r.stderr, r.stderr[-1500:]
+    assert "Traceback" not in r.stderr and not out.exists() and part.stat().st_size == 60_000

@@ -22,7 +22,7 @@ import msgpack
 import numpy as np
 
 from streamhand.capture.files import named_in_utf8
-from streamhand.outputs import finish_part, part_path
+from streamhand.outputs import OutputUnfinished, finish_part, part_path
 from streamhand.stream import protocol
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ class PoseFile:
         self.closed = False
         self._rec = None
         self._file = None
+        self._failure: OutputUnfinished | None = None  # the file could not take more: where what was written stays
         if self.kind == ".mcap":
             from streamhand.stream.recording import McapRecorder
 
@@ -87,27 +88,55 @@ class PoseFile:
                 self._csv.writerow(csv_header())
 
     def __call__(self, topic: str, payload: bytes) -> None:
-        """One published message (the publisher's tap)."""
+        """One published message (the publisher's tap); :class:`~streamhand.outputs.OutputUnfinished` where the file
+        cannot take it (the disk full, a file-size limit), saying where what was written stays."""
         if self.closed:
             return
         is_pose = topic.startswith(protocol.TOPIC_POSE + ".")
-        if self._rec is not None:  # every message with its own seq, as `streamhand record` writes it
-            self._rec.write(topic, payload, msgpack.unpackb(payload, raw=False).get("seq", 0))
-        elif is_pose or (self.kind == ".jsonl" and topic == protocol.TOPIC_FRAME):
-            msg = msgpack.unpackb(payload, raw=False)
-            if self.kind == ".jsonl":
-                self._file.write(json.dumps(msg, separators=(",", ":")) + "\n")
-            else:
-                self._csv.writerow(_csv_row(msg))
+        try:
+            if self._rec is not None:  # every message with its own seq, as `streamhand record` writes it
+                self._rec.write(topic, payload, msgpack.unpackb(payload, raw=False).get("seq", 0))
+            elif is_pose or (self.kind == ".jsonl" and topic == protocol.TOPIC_FRAME):
+                msg = msgpack.unpackb(payload, raw=False)
+                if self.kind == ".jsonl":
+                    self._file.write(json.dumps(msg, separators=(",", ":")) + "\n")
+                else:
+                    self._csv.writerow(_csv_row(msg))
+        except (OSError, OutputUnfinished) as e:
+            raise self._cut_short(e) from None
         self.poses += is_pose
 
+    def _cut_short(self, e: OSError | OutputUnfinished) -> OutputUnfinished:
+        """The file could not take more (the disk full, a file-size limit): closed as it is, under its part name (its
+        last line may be cut short), and the error says where (the MCAP recorder's own error says it for it)."""
+        self.closed = True
+        if isinstance(e, OutputUnfinished):
+            self._failure = e
+            return e
+        try:
+            self._file.close()
+        except OSError:  # what the buffer still held cannot be written either
+            pass
+        self._failure = OutputUnfinished(f"--save {self.path}: could not be written ({e.strerror or type(e).__name__});"
+                                         f" the {self.poses} hand poses written are in {self._tmp}, its last line "
+                                         "perhaps cut short")  # fmt: skip
+        return self._failure
+
     def close(self) -> Path:
+        """Finish the file under its name; where it was cut short, what :meth:`__call__` raised, again (the run
+        stopped on it; the command ends saying it)."""
+        if self._failure is not None:
+            raise self._failure
         if not self.closed:
+            try:
+                if self._rec is not None:
+                    self._rec.close()
+                else:
+                    self._file.close()
+            except (OSError, OutputUnfinished) as e:  # the end of the file could not be written (the disk full)
+                raise self._cut_short(e) from None
             self.closed = True
-            if self._rec is not None:
-                self._rec.close()
-            else:
-                self._file.close()
+            if self._rec is None:
                 finish_part(self._tmp, self.path, "--save")
             log.info("--save: %d hand poses written to %s", self.poses, self.path)
         return self.path
@@ -189,10 +218,13 @@ class OverlayVideo:
         if self._writer is None:
             h, w = img.shape[:2]
             fourcc = cv2.VideoWriter_fourcc(*VIDEO_SUFFIXES[self.path.suffix.lower()])
-            self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (w, h))
-            if not self._writer.isOpened():
-                raise SaveError(f"--save-video {self.path}: OpenCV cannot write this kind of video here")
-            self._size = (w, h)
+            writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (w, h))
+            if not writer.isOpened():  # nothing was written: nothing to finish at the end
+                writer.release()
+                self._tmp.unlink(missing_ok=True)
+                raise SaveError(f"--save-video {self.path}: OpenCV could not start a {w}x{h} video there (its kind "
+                                "not written by this OpenCV, or the memory or disk ran out)")  # fmt: skip
+            self._writer, self._size = writer, (w, h)
         if img.shape[1::-1] != self._size:  # a source that changed size: the first size, the picture not stretched
             img = letterbox(img, self._size)
         self._writer.write(img)
@@ -209,8 +241,27 @@ class OverlayVideo:
                 log.error("--save-video: %s", self._error)
             if self._writer is not None:
                 self._writer.release()
+                if not _whole_video(self._tmp, self.frames):  # OpenCV's writer says nothing of a write that failed
+                    raise OutputUnfinished(f"--save-video {self.path}: the video could not be written to its end (the "
+                                           "disk full, or a file-size limit reached); what was written is in "
+                                           f"{self._tmp}")  # fmt: skip
                 finish_part(self._tmp, self.path, "--save-video")
                 log.info("--save-video: %d frames written to %s", self.frames, self.path)
             elif self._error is None:
                 log.warning("--save-video: no frame was processed; %s not written", self.path)
         return self.path
+
+
+def _whole_video(path: Path, frames: int) -> bool:
+    """Whether the video at ``path`` holds ``frames`` frames to its last (a write cut short by a full disk leaves an
+    MP4 without its index, or an AVI or MKV whose last frames are missing, with no error from OpenCV's writer)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened() or int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) < frames:
+            return False
+        cap.set(cv2.CAP_PROP_POS_FRAMES, frames - 1)
+        return bool(cap.read()[0])
+    finally:
+        cap.release()

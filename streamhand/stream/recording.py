@@ -23,7 +23,7 @@ from pathlib import Path
 import msgpack
 import msgspec
 
-from streamhand.outputs import finish_part, part_path
+from streamhand.outputs import OutputUnfinished, finish_part, part_path
 from streamhand.stream import protocol
 
 PROFILE = "streamhand"
@@ -74,22 +74,40 @@ class McapRecorder:
         return cid
 
     def write(self, topic: str, payload: bytes, seq: int = 0, t_ns: int | None = None) -> None:
-        """One message as received (``t_ns``: the receive time, now if not given)."""
+        """One message as received (``t_ns``: the receive time, now if not given); :class:`OutputUnfinished` where
+        the file cannot take it (the disk full, a file-size limit), saying where what was written stays."""
+        if self.closed:
+            raise OutputUnfinished(f"{self.option} {self.path}: the recording is closed")
         t = time.time_ns() if t_ns is None else t_ns
-        self._writer.add_message(self._channel(topic), log_time=t, data=bytes(payload), publish_time=t,
-                                 sequence=max(int(seq), 0) & 0xFFFFFFFF)  # fmt: skip
+        try:
+            self._writer.add_message(self._channel(topic), log_time=t, data=bytes(payload), publish_time=t,
+                                     sequence=max(int(seq), 0) & 0xFFFFFFFF)  # fmt: skip
+        except OSError as e:
+            raise self._cut_short(e) from None
         self.count += 1
 
     def close(self) -> Path:
         """Finish the file and move it to its name; safe to call twice."""
         if not self.closed:
-            self.closed = True
             try:
                 self._writer.finish()
-            finally:
-                self._file.close()
+            except OSError as e:
+                raise self._cut_short(e) from None
+            self.closed = True
+            self._file.close()
             finish_part(self._part, self.path, self.option)
         return self.path
+
+    def _cut_short(self, e: OSError) -> OutputUnfinished:
+        """The file could not take more: closed as it is under its part name (without the index and summary
+        :meth:`close` writes), and the error says where."""
+        self.closed = True
+        try:
+            self._file.close()
+        except OSError:  # what the buffer still held cannot be written either
+            pass
+        return OutputUnfinished(f"{self.option} {self.path}: could not be written ({e.strerror or type(e).__name__}); "
+                                f"the {self.count} messages recorded are in {self._part}, its end cut short")
 
     def discard(self) -> None:
         """Close without keeping anything: no file at the name (one already there stays as it was)."""
