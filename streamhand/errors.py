@@ -100,10 +100,14 @@ def unexpected(exc: BaseException, command: str) -> str:
 
 
 def environment_failure(e: BaseException) -> str | None:
-    """What ``e`` says of the place the command runs in, where that is its cause, else None: its working folder was
-    removed (a relative path cannot be read any more), or what the command prints cannot be written (standard output
-    on a full disk or a closed descriptor: the failure comes from the printing libraries; standard output is then
-    pointed at nothing, so that the interpreter's final flush does not fail again)."""
+    """What ``e`` says of the place the command runs in, where that is its cause, else None: memory ran out, its
+    working folder was removed (a relative path cannot be read any more), or what the command prints cannot be
+    written (standard output on a full disk or a closed descriptor: the failure comes from the printing libraries;
+    standard output is then pointed at nothing, so that the interpreter's final flush does not fail again)."""
+    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "can't start new thread" in str(e)):
+        what = "memory ran out" if isinstance(e, MemoryError) else "no thread could be started (memory ran out)"
+        return (f"{what}: close other programs, give a smaller input, or raise the limit put on this process "
+                "(`ulimit -v`, a container's memory)")  # fmt: skip
     if isinstance(e, FileNotFoundError):
         try:
             os.getcwd()

@@ -175,3 +175,25 @@ def test_a_crash_log_holds_any_name_whatever_the_locale(tmp_path, monkeypatch):
     monkeypatch.setattr(errors.sys, "argv", ["streamhand", "run", "--video", r"C:\Users\Дмитрий\clip.mp4"])
     path = errors.crash_log(RuntimeError("boom"), "run")
     assert path is not None and "Дмитрий" in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("exc", "says"),
+    [
+        (MemoryError(), "error: memory ran out: close other programs, give a smaller input, or raise the limit"),
+        (RuntimeError("can't start new thread"), "error: no thread could be started (memory ran out): close other"),
+    ],
+)
+def test_memory_running_out_is_said_so_without_a_crash_log(exc, says, logs, monkeypatch):
+    """Memory running out (a small machine, `ulimit -v`, a container's limit) is the place the command runs in, not
+    a fault in it: one line saying so, exit 1, and no crash log (it was "failed unexpectedly" and a traceback)."""
+    import streamhand.tools.about as about
+
+    def no_memory(*_a, **_k):
+        raise exc
+
+    monkeypatch.setattr(about, "describe", no_memory)
+    r = invoke("info")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith(says), r.stderr
+    assert not logs.exists() or not list(logs.glob("crash-*.log"))
