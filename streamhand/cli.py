@@ -263,6 +263,9 @@ def _opt(p: Path | None) -> str | None:
 
 
 def _summary(rep: dict, stopped: bool = False) -> str:
+    """The closing ``done:`` line: frames, rate, frames dropped (where some were), latency, detection, comparisons."""
+    from streamhand.run.live_line import dropped
+
     if stopped and not rep["frames_in"]:
         return "done: stopped before the first frame (a `stop` on the control socket, or a signal)"
     if not rep["frames_processed"]:  # nothing to time or score
@@ -270,15 +273,18 @@ def _summary(rep: dict, stopped: bool = False) -> str:
                 "unreadable or too small: see the log)")  # fmt: skip
     e2e = rep["latency_ms"].get("end_to_end", {})
     fps = f"{rep['fps']:.1f} fps" if rep["fps"] is not None else "no frame rate (one frame)"
-    parts = [f"{rep['frames_processed']}/{rep['frames_in']} frames", fps,
-             f"e2e p50 {e2e.get('p50', float('nan')):.1f} ms", f"detection {rep['detection_rate']:.2f}"]  # fmt: skip
+    parts = [f"{rep['frames_processed']}/{rep['frames_in']} frames", fps]
+    if lost := dropped(rep.get("drops")):  # latest-wins hand-offs of a paced run: frames read but never processed
+        parts.append(lost)
+    parts += [f"e2e p50 {e2e.get('p50', float('nan')):.1f} ms", f"detection {rep['detection_rate']:.2f}"]
     if "epe_mean_mm" in rep:
         parts.append(f"EPE {rep['epe_mean_mm']:.1f} mm")
     if "ratio_to_mediapipe" in rep:
         parts.append(f"x{rep['ratio_to_mediapipe']:.2f} of MediaPipe alone")
     paced = rep.get("mediapipe_alone", {}).get("paced", {})
     if paced.get("frames") and e2e:
-        parts.append(f"e2e p95 {e2e['p95'] - paced['end_to_end_ms_p95']:+.1f} ms on MediaPipe alone paced")
+        gap = e2e["p95"] - paced["end_to_end_ms_p95"]
+        parts.append(f"e2e p95 {abs(gap):.1f} ms {'below' if gap < 0 else 'above'} MediaPipe alone (paced)")
     return "done: " + ", ".join(parts)
 
 
@@ -572,7 +578,7 @@ def bench(
 
     try:
         from streamhand.checkpoint import CheckpointError
-        from streamhand.tools.bench import as_dicts, bench_detectors, bench_models, table
+        from streamhand.tools.bench import bench_detectors, bench_models, document, table
     except ImportError as e:  # it times the models from their checkpoints; a run's report times every stage
         fail_without_torch("bench (it times the models from their checkpoints; `run --report` times a run's "
                            "stages without it)", e)  # fmt: skip
@@ -590,8 +596,7 @@ def bench(
              "why)", 1)  # fmt: skip
     Console(width=max(120, Console().width)).print(table(rows, threads))
     if json_out is not None:
-        doc = {"rows": as_dicts(rows), "threads": threads}  # each row says its posterior samples
-        raise typer.Exit(_write_at_end(json_out, json.dumps(doc, indent=1), "--json"))
+        raise typer.Exit(_write_at_end(json_out, json.dumps(document(rows, threads), indent=1), "--json"))
 
 
 def _bench_plan(backends: str, modalities: str, batch: str, detectors: str) -> tuple[list, list, list, list]:

@@ -62,11 +62,23 @@ def cpu_facts(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
 
 
 def usable_cores() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on: its CPU affinity where the system has one (Linux), else every core."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
         return os.cpu_count() or 1
+
+
+def too_many_threads(threads: int, setting: str = "model.threads", cores: int | None = None) -> str | None:
+    """What to say where ``threads`` (the inference backend's CPU threads, from ``setting``) is more than the cores
+    this process may use (``cores``: default :func:`usable_cores`), else None: the backend's threads then spin against
+    MediaPipe's for the same cores (on one core ``threads: 4`` ran at about half the frame rate of ``threads: 1``)."""
+    cores = usable_cores() if cores is None else cores
+    if threads <= cores:
+        return None
+    return (f"{setting} {threads} is more than the {cores} CPU core{'s' if cores != 1 else ''} this process may use: "
+            f"the backend's threads spin against MediaPipe's for {'them' if cores != 1 else 'it'} (about half the "
+            f"frame rate on one core); set {setting} to {cores}{' or fewer' if cores > 1 else ''}")  # fmt: skip
 
 
 def describe_cpu(facts: dict | None = None) -> str:

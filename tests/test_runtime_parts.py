@@ -379,6 +379,9 @@ def test_native_filter_keeps_a_live_line_that_runs_into_a_native_one(capfd):
         ({"frames_processed": 7, "source_state": "lost: unplugged"}, None, "7 frames  0.0 fps  0 hands  e2e -  lost: "
                                                                            "unplugged"),
         ({"frames_processed": 90}, 60, "[########################] 90/60 frames  0.0 fps  0 hands  e2e -"),
+        ({"frames_processed": 9, "drops": {"capture": 4, "detect": 1}, "source_state": "lost: unplugged"}, None,
+         "9 frames  0.0 fps  0 hands  e2e -  5 dropped  lost: unplugged"),
+        ({"frames_processed": 9, "drops": {"capture": 0}}, None, "9 frames  0.0 fps  0 hands  e2e -"),
     ],
 )  # fmt: skip
 def test_live_status_text(snap, total, text):

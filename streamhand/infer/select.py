@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from streamhand.cpu import too_many_threads
 from streamhand.error_model import default_samples
 from streamhand.infer.base import Backend
 from streamhand.modalities import ModalityError, ordered
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 PRECISION_PREFERENCE = ("fp16", "int8", "fp32")
+#: the thread-count warnings already given in this process (:func:`warn_threads`): each is said once
+_THREADS_WARNED: set[str] = set()
 
 
 @dataclass
@@ -183,10 +186,12 @@ def make_backend(
     engine_dir: Path | None = None,
     prepare: Prepare | None = None,
     precision: str = "fp32",
+    threads_setting: str = "model.threads",
 ) -> Backend:
     """Make the backend ``name`` (or ``auto``'s choice) for the run's ``modalities``; ``backend.reason`` says why.
     ``prepare``: the build step that makes an ONNX graph not prepared yet; ``precision``: ONNX Runtime's graphs'
-    (``auto``: int8 on a CPU; :mod:`streamhand.infer.int8`)."""
+    (``auto``: int8 on a CPU; :mod:`streamhand.infer.int8`). ``threads`` above the cores this process may use is
+    warned once (:func:`warn_threads`), naming ``threads_setting``, and kept."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     model = checkpoint if isinstance(checkpoint, ModelEncoders) else None
@@ -198,6 +203,7 @@ def make_backend(
     runtime = [m for e in model.encoders for m in e.split("+") if m in INPUT_NAMES]
     mods = ordered(modalities or runtime)
     choice = choose(name, installed(engine_dir, model.model_id, mods, n_samples))
+    warn_threads(threads, threads_setting)  # MediaPipe's graph runs on the CPU whatever the backend's device
     backend = _make(choice, model.handle, n_samples, threads, mods, prepare, precision)
     if precision == "int8" and backend.name != "onnxruntime":
         log.warning("--precision int8 applies to ONNX Runtime's graphs; the %s backend runs the model as it was "
@@ -205,6 +211,15 @@ def make_backend(
     backend.reason = backend.reason or choice.reason  # a fallback at load keeps its own
     log.info("backend: %s (%s: %s)", backend.describe(), name, backend.reason)
     return backend
+
+
+def warn_threads(threads: int, setting: str = "model.threads") -> None:
+    """One warning, once per process, where ``threads`` (the backend's CPU threads) is more than the cores this
+    process may use (:func:`streamhand.cpu.too_many_threads`); the setting is kept as given."""
+    note = too_many_threads(threads, setting)
+    if note is not None and note not in _THREADS_WARNED:
+        _THREADS_WARNED.add(note)
+        log.warning("%s", note)
 
 
 def _make(c: Choice, handle: str | Path | Checkpoint | None, n_samples: int, threads: int, mods: tuple[str, ...],

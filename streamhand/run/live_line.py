@@ -30,8 +30,14 @@ def wanted(stream: IO[str] | None = None) -> bool:
         return False
 
 
+def dropped(drops: dict[str, int] | None) -> str | None:
+    """``N dropped``: the frames dropped at the latest-wins hand-offs, all stages together (None: none were)."""
+    n = sum((drops or {}).values())
+    return f"{n} dropped" if n else None
+
+
 def status_text(snap: dict[str, Any], total: int | None) -> str:
-    """``snap``: :meth:`streamhand.run.pipeline.Pipeline.snapshot`."""
+    """``snap``: :meth:`streamhand.run.pipeline.Pipeline.snapshot`; frames dropped are said where there are some."""
     done = int(snap.get("frames_processed", 0))
     e2e = snap.get("latency_ms", {}).get("end_to_end")
     parts = [
@@ -40,6 +46,8 @@ def status_text(snap: dict[str, Any], total: int | None) -> str:
         f"{snap.get('hands_published', 0)} hands",
         f"e2e {e2e:.0f} ms" if e2e is not None else "e2e -",
     ]
+    if lost := dropped(snap.get("drops")):
+        parts.append(lost)
     state = snap.get("source_state", "ok")
     if state not in ("ok", "starting", "ended", "stopped"):
         parts.append(str(state))

@@ -62,6 +62,9 @@ class Pipeline:
         self._t_start = time.monotonic()
         #: the run's wall time and the process's CPU time over it (every thread: MediaPipe's graph's too), seconds
         self.span_s: tuple[float, float] | None = None
+        #: seconds from :meth:`run`'s start (the source open, the model and the detector loaded and warmed up) to the
+        #: first frame's publication (its ``hand.frame``), its hands placed; None until then
+        self.first_frame_s: float | None = None
 
     @property
     def frames_in(self) -> int:
@@ -115,6 +118,8 @@ class Pipeline:
                 self.watchdog.busy(name)
                 work(w)
                 self.watchdog.idle(name)
+                if last and self.first_frame_s is None:  # the first frame through the whole pipeline
+                    self.first_frame_s = time.monotonic() - self._t_start
                 if not last:
                     w.times[name] = time.perf_counter() - t0
                     self.stats.add(name, w.times[name], time.thread_time() - c0)
@@ -142,6 +147,7 @@ class Pipeline:
         """Run until the source ends, ``frames`` are done, or :meth:`stop`; returns the report. ``on_tick`` gets a
         :meth:`snapshot` every ``tick_s`` seconds (a live status line)."""
         self._t_start = time.monotonic()
+        self.first_frame_s = None
         cpu0 = time.process_time()
         last_tick = self._t_start
         s = self._slots

@@ -28,6 +28,8 @@ def run_report(pipe: Any) -> dict:
         "source": pipe.source.name, "frames_in": pipe.frames_in, "frames_processed": pipe.frames_processed,
         # a rate needs two frames: null for a run of one (one image), not 0.0
         "fps": pipe.emitter.fps() if pipe.frames_processed >= 2 else None,  # the run's (status: the last 2 s)
+        # start-up: the pipeline's start to its first frame published (None: no frame was)
+        "first_frame_s": pipe.first_frame_s,
         "latency_ms": pipe.stats.summary_ms(), "drops": snap["drops"],
         "corrupt_frames": snap["corrupt_frames"], "hands_published": snap["hands_published"],
         "hands_withheld": counters.get("hands_withheld", 0),  # --min-confidence

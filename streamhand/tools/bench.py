@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from streamhand.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from streamhand.cpu import cpu_facts
 from streamhand.export.onnx_export import prepare_graph
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class Row:
     p50_ms: float
     p95_ms: float
     p99_ms: float
-    per_s: float  # hands (model) or frames (detector) per second
+    per_s: float  # hands (model) or frames (detector) per second, from the median call (p50_ms)
     n: int
     samples: int = 0  # posterior samples in the model's graph (0 for a detector)
 
@@ -49,8 +50,10 @@ def _time(fn: Callable[[], object], iters: int, warmup: int) -> np.ndarray:
 
 
 def _row(what: str, backend: str, mods: str, batch: int, ms: np.ndarray, samples: int = 0) -> Row:
+    """One row; ``per_s`` from the median call, as ``p50_ms`` (a mean let a few calls slowed by other work make it
+    contradict the percentiles beside it)."""
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
-    return Row(what, backend, mods, batch, float(p50), float(p95), float(p99), float(batch * 1e3 / ms.mean()), len(ms),
+    return Row(what, backend, mods, batch, float(p50), float(p95), float(p99), float(batch * 1e3 / p50), len(ms),
                samples)  # fmt: skip
 
 
@@ -112,7 +115,8 @@ def bench_models(
                         _warn_once(warned, f"bench: backend tensorrt unavailable: {missing}")
                         continue
                 try:
-                    be = make_backend(name, ck, k, threads, mods, tmp / "engines", prepare_graph, precision)
+                    be = make_backend(name, ck, k, threads, mods, tmp / "engines", prepare_graph, precision,
+                                      threads_setting="--threads")  # fmt: skip
                 except (ValueError, ImportError) as e:
                     _warn_once(warned, f"bench: backend {name} unavailable: {e}")
                     continue
@@ -217,12 +221,18 @@ def as_dicts(rows: list[Row]) -> list[dict]:
     return [asdict(r) for r in rows]
 
 
+def document(rows: list[Row], threads: int) -> dict:
+    """What ``--json`` writes: the rows, the CPU threads per backend and the machine they were timed on (``cpu``, as
+    the run report carries it: :func:`streamhand.cpu.cpu_facts`)."""
+    return {"rows": as_dicts(rows), "threads": threads, "cpu": cpu_facts()}  # each row says its posterior samples
+
+
 def table(rows: list[Row], threads: int) -> Any:
-    """The rows as one rich table (latency percentiles and calls per second)."""
+    """The rows as one rich table (latency percentiles, and hands or frames per second at the median call)."""
     from rich.table import Table
 
     t = Table(title=f"streamhand bench ({threads} CPU thread(s); latency per call)")
-    for col in ("what", "backend", "modalities", "batch", "samples", "p50 ms", "p95 ms", "p99 ms", "per s"):
+    for col in ("what", "backend", "modalities", "batch", "samples", "p50 ms", "p95 ms", "p99 ms", "per s (p50)"):
         t.add_column(col, justify="right" if col not in ("what", "backend", "modalities") else "left")
     for r in rows:
         t.add_row(r.what, r.backend, r.modalities, str(r.batch), str(r.samples) if r.what == "model" else "-",
