@@ -199,7 +199,7 @@ def _run(cfg) -> int:
         fail(str(e))
     with run:
         src = run.source
-        handler = ZmqLogHandler(run.publisher)
+        handler = ZmqLogHandler(run.publisher, camera_id=cfg.publish.camera_id or src.camera_id)
         logging.getLogger().addHandler(handler)
         on_stop_signals(run.stop)  # from here: finish the frame in hand, the outputs and the report, then end
         if cfg.publish.connect:

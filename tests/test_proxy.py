@@ -158,3 +158,58 @@ def test_a_stopped_proxy_forwards_what_had_reached_it():
         for sock in (pub, sub, xsub, xpub):
             sock.close(0)
         ctx.term()
+
+
+def test_each_cameras_log_messages_name_it_and_count_their_seq_apart():
+    """Two runs behind one proxy: their ``log.*`` messages carried no camera, so they could not be told apart and a
+    subscriber counted false gaps in their ``seq`` (one topic, one key). Each now names its camera, as frames do."""
+    import logging
+    import threading
+
+    from streamhand.stream import protocol
+    from streamhand.stream.publish import Publisher, ZmqLogHandler, run_proxy
+
+    front, back, stop, ready = free_port(), free_port(), threading.Event(), threading.Event()
+    t = threading.Thread(target=run_proxy, args=("127.0.0.1", front, back, stop, ready.set), daemon=True)
+    t.start()
+    assert ready.wait(10)
+    pubs = {cam: Publisher(port=0, control_port=None, connect=f"tcp://127.0.0.1:{front}") for cam in ("a", "b")}
+    loggers = {cam: logging.getLogger(f"streamhand.test_proxy.{cam}") for cam in pubs}
+    handlers = {cam: ZmqLogHandler(pubs[cam], camera_id=f"cam-{cam}") for cam in pubs}
+    for cam in pubs:
+        loggers[cam].addHandler(handlers[cam])
+    sub = PoseSubscriber(f"tcp://127.0.0.1:{back}", topics=("log.",), raw=True, timeout=0.2)
+    got: list = []
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and {m.data["message"] for m in got} != {"a ready", "b ready"}:
+            for cam in pubs:  # until both publishers reach the subscriber through the proxy
+                loggers[cam].warning("%s ready", cam)
+            got = []
+            try:
+                while True:
+                    got.append(sub.recv())
+            except TimeoutError:
+                pass
+        gaps0 = sub.gaps
+        for i in range(5):
+            for cam in pubs:
+                loggers[cam].warning("%s %d", cam, i)
+        got = []
+        try:
+            while True:
+                got.append(sub.recv())
+        except TimeoutError:
+            pass
+    finally:
+        for cam in pubs:
+            loggers[cam].removeHandler(handlers[cam])
+            pubs[cam].close()
+        sub.close()
+        stop.set()
+        t.join(10)
+    assert len(got) == 10 and sub.gaps == gaps0 == 0, (len(got), sub.gaps)
+    for m in got:
+        assert m.data["camera"]["id"] == f"cam-{m.data['message'][0]}"
+        _, problems = protocol.parse(m.topic, m.data)
+        assert not problems, problems

@@ -251,7 +251,7 @@ def published(tmp_path_factory) -> list[tuple[str, dict]]:
     sock, sent = pub._pub, _Sent()
     pub._pub = sent
     logger = logging.getLogger("streamhand.test_schema")
-    handler = ZmqLogHandler(pub)
+    handler = ZmqLogHandler(pub, camera_id=src.camera_id)  # as a run names its camera
     logger.addHandler(handler)
     try:
         pipe = Pipeline(cfg, src, MediaPipeHands(max_hands=2), Lifter(TorchBackend(ckpt, n_samples=4)), pub)

@@ -262,16 +262,21 @@ def _drain(xsub: zmq.Socket, xpub: zmq.Socket, most: int = 100_000) -> None:
 
 
 class ZmqLogHandler(logging.Handler):
-    """Forwards log records (WARNING and up by default) to ``log.<level>`` topics."""
+    """Forwards log records (WARNING and up by default) to ``log.<level>`` topics, each naming ``camera_id`` (the
+    run's camera, as its frames do) where one is given."""
 
-    def __init__(self, publisher: Publisher, level: int = logging.WARNING):
+    def __init__(self, publisher: Publisher, level: int = logging.WARNING, camera_id: str = ""):
         super().__init__(level)
         self.publisher = publisher
+        # only the id is known of the camera here (as on a status before the first frame): the rest 0
+        self.camera = {"id": camera_id, "width": 0, "height": 0, "fx": 0.0, "fy": 0.0, "cx": 0.0, "cy": 0.0} if (
+            camera_id) else None  # fmt: skip
 
     def emit(self, record: logging.LogRecord) -> None:
+        msg = {"level": record.levelname.lower(), "message": record.getMessage(), "logger": record.name}
+        if self.camera is not None:
+            msg["camera"] = self.camera
         try:
-            self.publisher.publish(protocol.log_topic(record.levelname),
-                                   {"level": record.levelname.lower(), "message": record.getMessage(),
-                                    "logger": record.name})  # fmt: skip
+            self.publisher.publish(protocol.log_topic(record.levelname), msg)
         except Exception:  # logging must never raise
             pass

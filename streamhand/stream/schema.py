@@ -205,6 +205,10 @@ class LogMsg(Envelope, kw_only=True):
     level: Annotated[str, _doc("the record's level, lower case (`warning`, `error`, ...), as in the topic")]
     message: Annotated[str, _doc("the formatted log message")]
     logger: Annotated[str, _doc("name of the logger that emitted it")]
+    camera: Annotated[Camera | None, _doc(
+        "the publisher's camera: its `id` as on its frames (the other fields 0), so that the logs of several "
+        "cameras behind one address are told apart (and their `seq` counted apart); absent from older senders")] = (
+        None)  # fmt: skip
 
 
 #: every message type, in the docs' order
