@@ -187,6 +187,14 @@ def _write_at_end(path: Path | str, text: str, option: str) -> int:
     return 0
 
 
+def _warn_if_open(bind: str, what: str) -> None:
+    """One warning where ``bind`` reaches beyond this machine: ``what`` (``... are``) is then open to the network
+    without authentication (``run`` without CurveZMQ, ``proxy``)."""
+    if bind not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("--bind %s: %s open to every machine that can reach this one, without authentication; bind "
+                    "127.0.0.1 unless you need that, on a network you trust", bind, what)  # fmt: skip
+
+
 def _run(cfg) -> int:
     from streamhand.app import RunError, build_run
     from streamhand.run import live_line
@@ -205,10 +213,8 @@ def _run(cfg) -> int:
         if cfg.publish.connect:
             log.info("publishing through the proxy at %s as camera %s", cfg.publish.connect,
                      cfg.publish.camera_id or src.name)  # fmt: skip
-        if cfg.publish.bind not in ("127.0.0.1", "localhost", "::1") and cfg.publish.curve() is None:
-            log.warning("--bind %s: the stream and the control socket (which can stop this run) are open to every "
-                        "machine that can reach this one, without authentication; bind 127.0.0.1 unless you need "
-                        "that, on a network you trust", cfg.publish.bind)  # fmt: skip
+        if cfg.publish.curve() is None:
+            _warn_if_open(cfg.publish.bind, "the stream and the control socket (which can stop this run) are")
         where = (f"through the proxy at {cfg.publish.connect}" if cfg.publish.connect
                  else f"on {tcp_endpoint(cfg.publish.bind, cfg.publish.port)}")  # fmt: skip
         if cfg.publish.connect and not cfg.publish.camera_id:
@@ -318,8 +324,15 @@ def echo(
     limit = f"; giving up after {timeout:g} s without a message" if timeout else ""
     typer.echo(f"waiting for {topics} on {sub.address}{limit} (Ctrl-C stops)", err=True)
     n = 0
+    states: dict[str, object] = {}  # camera id -> the source_state of its last status (None: none yet)
     try:
         for m in sub:
+            camera = m.data.get("camera")
+            cam_id = str(camera.get("id")) if isinstance(camera, dict) else None
+            if m.topic == "status":
+                states[str(cam_id)] = m.data.get("source_state")
+            elif cam_id is not None:
+                states.setdefault(cam_id, None)
             if as_json:
                 typer.echo(json.dumps({"topic": m.topic, **m.data}))
             else:
@@ -337,6 +350,10 @@ def echo(
             if count is not None and n >= count:
                 break
     except TimeoutError as e:
+        if states and all(v in ("ended", "stopped") for v in states.values()):  # each camera said it ended: not a fault
+            typer.echo(f"the stream ended ({', '.join(sorted({str(v) for v in states.values()}))}) after {n} "
+                       f"messages; nothing since for {timeout:g} s", err=True)  # fmt: skip
+            return
         fail(f"{e}: {hint}" if n == 0 else f"{e} (after {n} messages)", 1)
     except KeyboardInterrupt:
         pass
@@ -752,8 +769,13 @@ def proxy(
     on_stop_signals(stop.set)
     said = (f"proxy: publishers connect to {tcp_endpoint(bind, frontend_port)}, subscribers to "
             f"{tcp_endpoint(bind, backend_port)} (Ctrl-C stops)")  # fmt: skip
+
+    def ready() -> None:  # both ports bound: where they are, and whether the network reaches them
+        typer.echo(said, err=True)
+        _warn_if_open(bind, "both ports (any publisher may send through the proxy, any subscriber receive) are")
+
     try:
-        run_proxy(bind, frontend_port, backend_port, stop, on_ready=lambda: typer.echo(said, err=True))
+        run_proxy(bind, frontend_port, backend_port, stop, on_ready=ready)
     except PortInUse as e:
         fail(str(e))
 

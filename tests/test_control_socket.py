@@ -5,6 +5,7 @@ several cameras behind one proxy (real sockets, the real commands)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -223,3 +224,33 @@ def test_a_port_in_use_is_named_so_where_pythons_errno_is_not_libzmqs(monkeypatc
             publish.Publisher("127.0.0.1", port, None)
     finally:
         busy.close(0)
+
+
+@pytest.mark.parametrize(("last_state", "code"), [("stopped", 0), ("ok", 1)])
+def test_echo_after_the_stream_said_it_ended_is_no_failure(last_state, code):
+    """A run's last message is a status whose source_state is ``ended`` or ``stopped``: echo then timing out is the
+    stream's end, exit 0 saying so (it was ``error: nothing received ... (after N messages)``, exit 1, for a clean
+    end); a stream that goes quiet without saying so is still a failure."""
+    port = free_port()
+    pub = Publisher(port=port, control_port=None)
+    cam = {"id": "desk", "width": 0, "height": 0, "fx": 0.0, "fy": 0.0, "cx": 0.0, "cy": 0.0}
+    stop = threading.Event()
+
+    def publish() -> None:
+        for i in range(60):  # 3 s of frames: echo (which waits --timeout for the first) has joined for some
+            pub.publish("hand.frame", {"frame_id": i, "camera": cam, "hands": []})
+            time.sleep(0.05)
+        pub.publish("status", {"frame_id": 59, "camera": cam, "source_state": last_state})
+
+    th = threading.Thread(target=publish, daemon=True)
+    th.start()
+    try:
+        r = invoke("echo", "--address", f"tcp://127.0.0.1:{port}", "--timeout", "1.5")
+    finally:
+        stop.set()
+        th.join(5)
+        pub.close()
+    assert r.returncode == code, r.stderr
+    said = rf"the stream ended \({last_state}\) after \d+ messages; nothing since for 1.5 s" if code == 0 else (
+        r"nothing received from .* in 1.5 s \(after \d+ messages\)")  # fmt: skip
+    assert re.search(said, r.stderr), r.stderr
