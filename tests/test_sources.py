@@ -51,6 +51,62 @@ def test_video_source_reads_all_frames_paced(tmp_path, frames):
     assert [f.t_media for f in got] == [i / 20.0 for i in range(len(rgbs))]  # the file's own clock
 
 
+def test_a_video_decoded_slower_than_its_rate_skips_frames_on_its_own_clock(tmp_path, frames, monkeypatch):
+    """A machine that decodes a video slower than its frame rate (a 4K clip on one core) played it in slow motion
+    (8 s took 24 s) with no frame counted as dropped: frames whose time has passed are now skipped (grabbed, not
+    converted) and counted, so the video keeps its own clock."""
+    import streamhand.capture.files as files
+
+    rgbs = frames[0] * 5  # 30 frames
+    p = tmp_path / "clip.mp4"
+    _write_mp4(p, rgbs, fps=30.0)
+
+    real = cv2.VideoCapture
+
+    class SlowDecoder:  # each converted frame takes two and a half frames' time (OpenCV's class itself: a wrapper,
+        def __init__(self, *a):  # as a subclass of it crashes the garbage collector)
+            self._cap = real(*a)
+
+        def read(self, *a):
+            time.sleep(2.5 / 30)
+            return self._cap.read(*a)
+
+        def __getattr__(self, name):
+            return getattr(self._cap, name)
+
+    monkeypatch.setattr(files.cv2, "VideoCapture", SlowDecoder)
+    src = VideoSource(p, realtime=True)
+    src.open()
+    t0 = time.monotonic()
+    got = []
+    while (f := src.read()) is not None:
+        got.append(f)
+    elapsed = time.monotonic() - t0
+    src.close()
+    assert elapsed < 1.6, elapsed  # about the video's second (2.5 s in slow motion)
+    assert src.skipped_frames >= 10 and len(got) + src.skipped_frames == 30, (len(got), src.skipped_frames)
+    assert [f.t_media for f in got] == [f.index / 30.0 for f in got] and got[-1].index >= 25  # the file's clock
+    fast = VideoSource(p, realtime=False)  # read as fast as it goes: never skipped
+    fast.open()
+    n = sum(1 for _ in iter(fast.read, None))
+    fast.close()
+    assert n == 30 and fast.skipped_frames == 0
+    # a run: the skipped frames are read and dropped by the source (the report's frames_in and drops agree)
+    import json
+
+    from tests.conftest import free_port
+    from tests.helpers import invoke
+
+    rep = tmp_path / "r.json"
+    r = invoke("run", "--video", str(p), "--port", str(free_port()), "--control-port", str(free_port()), "--report",
+               str(rep))  # fmt: skip
+    assert r.returncode == 0, r.stderr[-1500:]
+    report = json.loads(rep.read_text())
+    drops = report["drops"]
+    assert drops.get("source", 0) >= 10 and report["frames_in"] == 30, report
+    assert report["frames_processed"] + sum(drops.values()) == 30 and f"{sum(drops.values())} dropped" in r.stderr
+
+
 @pytest.mark.parametrize(("written", "timed", "warned"), [(0.5, 0.5, False), (240.0, 240.0, False),
                                                         (1000.0, 30.0, True)])  # fmt: skip
 def test_a_videos_clock_is_its_header_rate_within_reason(tmp_path, frames, caplog, written, timed, warned):

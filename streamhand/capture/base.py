@@ -67,6 +67,9 @@ class FrameSource(ABC):
 
     def __init__(self) -> None:
         self.corrupt_frames = 0
+        #: frames a source read in real time passed over because it fell behind its own clock (a video decoded slower
+        #: than its rate): the run counts them as dropped by the source
+        self.skipped_frames = 0
         self._index = 0
 
     def open(self) -> None:  # noqa: B027 - optional hook

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import logging
 import math
+import time
 from pathlib import Path
 
 import cv2
@@ -82,7 +83,7 @@ class VideoSource(FrameSource):
         self.fps = fps if math.isfinite(fps) and 0.01 <= fps <= MAX_VIDEO_FPS else 30.0
         if self.fps != fps:
             log.warning("%s: its frame rate reads %s; timed as 30 frames a second", self.path.name, f"{fps:g}")
-        self._pacer = Pacer(self.fps if self.realtime else None)
+        self._t0: float | None = None  # read in real time: when the video's first frame was due (monotonic s)
         h, w = first.shape[:2]
         self._k = default_intrinsics(w, h, self.fov, self.override)
         n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
@@ -94,7 +95,12 @@ class VideoSource(FrameSource):
         return getattr(self, "_length", None)
 
     def read(self) -> Frame | None:
+        """The next frame; read in real time, on the video's own clock: a frame not due yet is waited for, and a
+        machine that decodes slower than the video's rate skips frames (grabbed, not converted; counted in
+        :attr:`skipped_frames`) rather than playing it in slow motion."""
         assert self._cap is not None, "open() first"
+        if self.realtime:
+            self._skip_late()
         while True:
             ok, bgr = (True, self._first) if self._first is not None else self._cap.read()
             self._first = None
@@ -104,11 +110,24 @@ class VideoSource(FrameSource):
                 self.corrupt_frames += 1
                 continue
             break
-        self._pacer.wait()
+        if self.realtime:
+            time.sleep(max(self._due() - time.monotonic(), 0.0))
         t, tu = now()
         i = self._next_index()
         return Frame(i, t, tu, to_rgb(bgr, self.mirror), self._k, self.camera_id,
                      t_media=i / self.fps)  # fmt: skip
+
+    def _due(self) -> float:
+        """When the next frame is due on the video's clock (its first frame: now)."""
+        if self._t0 is None:
+            self._t0 = time.monotonic() - self._index / self.fps
+        return self._t0 + self._index / self.fps
+
+    def _skip_late(self) -> None:
+        """Skip the frames whose time has passed by more than a frame's (decoded but not converted: ``grab``)."""
+        while self._first is None and time.monotonic() - self._due() > 1.0 / self.fps and self._cap.grab():
+            self._index += 1
+            self.skipped_frames += 1
 
     def close(self) -> None:
         if self._cap is not None:

@@ -32,6 +32,7 @@ class CaptureStage:
         self.frames_in = 0
         self._lost = False  # the source was lost and has given no frame since (reopened or not)
         self._frozen_reopened = False  # this freeze of the picture has had its reopen
+        self._skipped = 0  # the source's skipped_frames counted so far
 
     def run(self, hand_on: Callable[[Frame], Any]) -> None:
         """Read until the source ends, ``frames`` are read or the run stops; ``hand_on(frame)`` returns whether the
@@ -47,6 +48,10 @@ class CaptureStage:
                 if not self._reconnect(e):
                     break
                 continue
+            if self.source.skipped_frames > self._skipped:  # passed over by the source itself: read, and dropped
+                n, self._skipped = self.source.skipped_frames - self._skipped, self.source.skipped_frames
+                self.frames_in += n
+                self.stats.count("drop_source", n)
             if frame is None:
                 self.state = "ended"
                 break
