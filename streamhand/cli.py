@@ -269,13 +269,15 @@ def _opt(p: Path | None) -> str | None:
 
 
 def _summary(rep: dict, stopped: bool = False) -> str:
-    """The closing ``done:`` line: frames, rate, frames dropped (where some were), latency, detection, comparisons."""
+    """The closing ``done:`` line (``failed:`` where a stage failed, the error logged above it): frames, rate, frames
+    dropped (where some were), latency, detection, comparisons."""
     from streamhand.run.live_line import dropped
 
+    lead = "failed" if rep.get("errors") else "done"
     if stopped and not rep["frames_in"]:
-        return "done: stopped before the first frame (a `stop` on the control socket, or a signal)"
+        return f"{lead}: stopped before the first frame (a `stop` on the control socket, or a signal)"
     if not rep["frames_processed"]:  # nothing to time or score
-        return (f"done: no frame processed ({rep['frames_in']} read, {rep.get('corrupt_frames', 0)} skipped as "
+        return (f"{lead}: no frame processed ({rep['frames_in']} read, {rep.get('corrupt_frames', 0)} skipped as "
                 "unreadable or too small: see the log)")  # fmt: skip
     e2e = rep["latency_ms"].get("end_to_end", {})
     fps = f"{rep['fps']:.1f} fps" if rep["fps"] is not None else "no frame rate (one frame)"
@@ -291,7 +293,7 @@ def _summary(rep: dict, stopped: bool = False) -> str:
     if paced.get("frames") and e2e:
         gap = e2e["p95"] - paced["end_to_end_ms_p95"]
         parts.append(f"e2e p95 {abs(gap):.1f} ms {'below' if gap < 0 else 'above'} MediaPipe alone (paced)")
-    return "done: " + ", ".join(parts)
+    return f"{lead}: " + ", ".join(parts)
 
 
 @app.command()
