@@ -28,6 +28,7 @@ from streamhand.runtime_config import (
 )
 from streamhand.stop_signals import exit_on_stop_signals, on_stop_signals
 from streamhand.stream.protocol import tcp_endpoint
+from streamhand.stream.security import warn_if_open
 
 app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Real-time 3D hand pose from a camera to ZeroMQ topics.")  # fmt: skip
@@ -187,14 +188,6 @@ def _write_at_end(path: Path | str, text: str, option: str) -> int:
     return 0
 
 
-def _warn_if_open(bind: str, what: str) -> None:
-    """One warning where ``bind`` reaches beyond this machine: ``what`` (``... are``) is then open to the network
-    without authentication (``run`` without CurveZMQ, ``proxy``)."""
-    if bind not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("--bind %s: %s open to every machine that can reach this one, without authentication; bind "
-                    "127.0.0.1 unless you need that, on a network you trust", bind, what)  # fmt: skip
-
-
 def _run(cfg) -> int:
     from streamhand.app import RunError, build_run
     from streamhand.run import live_line
@@ -214,7 +207,7 @@ def _run(cfg) -> int:
             log.info("publishing through the proxy at %s as camera %s", cfg.publish.connect,
                      cfg.publish.camera_id or src.name)  # fmt: skip
         if cfg.publish.curve() is None:
-            _warn_if_open(cfg.publish.bind, "the stream and the control socket (which can stop this run) are")
+            warn_if_open(cfg.publish.bind, "the stream and the control socket (which can stop this run) are")
         where = (f"through the proxy at {cfg.publish.connect}" if cfg.publish.connect
                  else f"on {tcp_endpoint(cfg.publish.bind, cfg.publish.port)}")  # fmt: skip
         if cfg.publish.connect and not cfg.publish.camera_id:
@@ -774,7 +767,7 @@ def proxy(
 
     def ready() -> None:  # both ports bound: where they are, and whether the network reaches them
         typer.echo(said, err=True)
-        _warn_if_open(bind, "both ports (any publisher may send through the proxy, any subscriber receive) are")
+        warn_if_open(bind, "both ports (any publisher may send through the proxy, any subscriber receive) are")
 
     try:
         run_proxy(bind, frontend_port, backend_port, stop, on_ready=ready)

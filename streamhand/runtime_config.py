@@ -256,6 +256,17 @@ class PublishConfig(_Strict):
             raise ValueError("--curve-server-key and --curve-allowed go together")
         return self
 
+    @model_validator(mode="after")
+    def _curve_not_through_proxy(self) -> PublishConfig:
+        """CurveZMQ with ``--connect``: the proxy has none, so the run's encrypted handshake would never complete and
+        nothing would get through it; refused before any work."""
+        if self.connect is not None and (self.curve_server_key is not None or self.curve_allowed is not None):
+            raise ValueError("--curve-server-key/--curve-allowed cannot go with --connect: a `streamhand proxy` has no "
+                             "CurveZMQ and forwards in the clear, so nothing would get through it; publish directly "
+                             "with the keys (--bind, without --connect), or keep the proxy and its subscribers on a "
+                             "network you trust (an SSH tunnel or VPN to its --backend-port)")  # fmt: skip
+        return self
+
     def curve(self) -> tuple[str, str] | None:
         return (self.curve_server_key, self.curve_allowed) if self.curve_server_key and self.curve_allowed else None
 

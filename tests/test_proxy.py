@@ -213,3 +213,39 @@ def test_each_cameras_log_messages_name_it_and_count_their_seq_apart():
         assert m.data["camera"]["id"] == f"cam-{m.data['message'][0]}"
         _, problems = protocol.parse(m.topic, m.data)
         assert not problems, problems
+
+
+def test_run_connect_with_curve_keys_is_refused_before_any_work(tmp_path):
+    """A proxy has no CurveZMQ: a run connecting to one with --curve-server-key/--curve-allowed was accepted and got
+    nothing through (its encrypted handshake never completes). It is one line saying why, exit 2."""
+    from streamhand.stream.security import make_keys
+
+    _public, secret = make_keys(tmp_path / "server", "server")
+    make_keys(tmp_path / "allowed", "alice")
+    r = invoke("run", "--source", "demo", "--frames", "2", "--no-realtime", "--connect",
+               f"tcp://127.0.0.1:{free_port()}", "--control-port", str(free_port()), "--curve-server-key", str(secret),
+               "--curve-allowed", str(tmp_path / "allowed"))  # fmt: skip
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr  # the one error: no run, no `done:`
+    assert lines[0].startswith("error: ") and "--connect" in lines[0] and "in the clear" in lines[0], lines[0]
+
+
+def test_proxy_bound_beyond_this_machine_warns_as_a_run_does():
+    """`proxy --bind 0.0.0.0` opened both ports to the network without a word (`run` warns so); bound to
+    127.0.0.1 it says nothing of the kind."""
+    procs = {bind: _start("proxy", "--bind", bind, "--frontend-port", str(free_port()), "--backend-port",
+                          str(free_port())) for bind in ("0.0.0.0", "127.0.0.1")}  # fmt: skip
+    said = {}
+    try:
+        for p in procs.values():
+            assert p.stderr.readline().startswith("proxy: publishers connect to ")  # both ports bound
+    finally:
+        for bind, p in procs.items():  # read on through the same reader: what it holds past the line counts too
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=10)
+            said[bind] = p.stderr.read()
+            p.stdout.close()
+            p.stderr.close()
+    assert "--bind 0.0.0.0: both ports" in said["0.0.0.0"] and "without authentication" in said["0.0.0.0"]
+    assert "without authentication" not in said["127.0.0.1"], said["127.0.0.1"]
+    assert all(p.returncode == 0 for p in procs.values())

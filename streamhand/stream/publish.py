@@ -19,6 +19,7 @@ import msgpack
 import zmq
 
 from streamhand.stream import protocol
+from streamhand.stream.connect_watch import watch_connect
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class Publisher:
                     raise PortInUse(f"--connect {connect}: {why}")
                 if protocol.is_ipv6(connect):
                     self._pub.setsockopt(zmq.IPV6, 1)
+                watch_connect(self._pub, connect)  # no proxy there, or not its frontend: warned, not silent
                 try:
                     self._pub.connect(connect)
                 except zmq.ZMQError as e:

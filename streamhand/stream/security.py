@@ -19,6 +19,14 @@ import zmq
 
 log = logging.getLogger(__name__)
 
+
+def warn_if_open(bind: str, what: str) -> None:
+    """One warning where ``bind`` reaches beyond this machine: ``what`` (``... are``) is then open to the network
+    without authentication (``run`` without CurveZMQ, ``proxy``, ``replay``)."""
+    if bind not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("--bind %s: %s open to every machine that can reach this one, without authentication; bind "
+                    "127.0.0.1 unless you need that, on a network you trust", bind, what)  # fmt: skip
+
 _MAX_KEY_FILE = 64 * 1024  # a certificate is under 1 KiB; anything this big is something else
 _Z85 = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#")
 _PUBLIC_BANNER = (
