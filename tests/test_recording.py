@@ -59,13 +59,25 @@ def test_a_recording_reads_back_with_the_mcap_library(tmp_path):
     assert not list(tmp_path.glob(".a.*.part.mcap"))
 
 
-def _foreign(path: Path) -> None:
+def _foreign(path: Path, message: bool = False) -> None:
+    """Another program's MCAP file (profile ``ros2``); with ``message``, one message on a ``cdr`` channel."""
     from mcap.writer import Writer
 
     with open(path, "wb") as f:
         w = Writer(f)
         w.start(profile="ros2", library="x")
+        if message:
+            sid = w.register_schema("std_msgs/String", "ros2msg", b"string data")
+            cid = w.register_channel("/chatter", "cdr", sid)
+            w.add_message(cid, log_time=1, data=b"\x00\x01\x00\x00\x03\x00\x00\x00hi\x00", publish_time=1)
         w.finish()
+
+
+def _damaged(p: Path) -> bytes:
+    """A recording whose first chunk's bytes were overwritten (not cut short: they are there, and wrong)."""
+    data = bytearray(_bytes_of_recording(p))
+    data[1000:1200] = b"\xff" * 200
+    return bytes(data)
 
 
 @pytest.mark.parametrize(
@@ -73,12 +85,14 @@ def _foreign(path: Path) -> None:
     [
         (lambda p: None, "no such file"),
         (lambda p: p.write_text("not a recording at all, just text " * 20), "not an MCAP file .it does not start as"),
-        (lambda p: p.write_bytes(b""), "not an MCAP file"),
-        (lambda p: p.write_bytes(_bytes_of_recording(p)[:3000]), "truncated"),
-        (lambda p: p.write_bytes(_bytes_of_recording(p)[:-40]), "truncated"),
+        (lambda p: p.write_bytes(b""), "an empty file .0 bytes., not a recording"),
+        (lambda p: p.write_bytes(_damaged(p)), "damaged after 0 messages"),
+        (lambda p: p.write_bytes(_bytes_of_recording(p)[:3000]), "cut short before its first message"),
         (lambda p: p.write_bytes(b"\x89MCAP0\r\n"), "truncated before its first record"),
         (lambda p: p.mkdir(), "a folder, not a recording"),
-        (_foreign, "not a streamhand recording"),
+        (_foreign, "not a streamhand recording .profile 'ros2'."),
+        # a message of another program's: said by the profile, not as a channel that is not ours
+        (lambda p: _foreign(p, message=True), "not a streamhand recording .profile 'ros2'."),
     ],
 )
 def test_files_that_cannot_be_replayed_say_why_in_one_line(tmp_path, make, says):

@@ -67,13 +67,15 @@ class Publisher:
         connect: str | None = None,
         curve: tuple[str, str] | None = None,
         clock: Callable[[], float | None] = time.monotonic,
+        context: zmq.Context | None = None,
     ):
         """Bind the PUB socket on ``bind:port``, or with ``connect`` (``tcp://host:port``) connect it to a
         :func:`run_proxy` instead (the control socket still binds locally). ``curve``: (the server's
         ``.key_secret`` file, the folder of allowed clients' ``.key`` files) encrypts both sockets and admits
         only those clients (:mod:`streamhand.stream.security`); raises
         :class:`~streamhand.stream.security.SecurityError`. ``clock``: what ``t`` answers (the clock of the
-        messages' ``t_capture``; a replay's is the recording's, None before it has one)."""
+        messages' ``t_capture``; a replay's is the recording's, None before it has one). ``context``: the ZeroMQ
+        context of the sockets (the process's shared one where not given; with ``curve`` its own)."""
         self.bind, self.port, self.control_port, self.connect = bind, port, control_port, connect
         self._clock = clock
         self._curve = None
@@ -83,7 +85,7 @@ class Publisher:
             self._ctx = zmq.Context()  # its own: one authenticator per context
             self._curve = CurveServer(curve[0], curve[1], self._ctx)
         else:
-            self._ctx = zmq.Context.instance()
+            self._ctx = context if context is not None else zmq.Context.instance()
         self._pub = self._ctx.socket(zmq.PUB)
         if self._curve is not None:
             self._curve.apply(self._pub)
@@ -95,8 +97,7 @@ class Publisher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stats, self._config, self._on_stop = stats, config, on_stop
-        self.sent = 0
-        self.dropped = 0
+        self.sent = 0  # a PUB socket never refuses one: a subscriber whose queue is full misses it, unsaid
         #: called with (topic, payload) of every message :meth:`publish` sends (``run --save``)
         self.taps: list[Callable[[str, bytes], None]] = []
         try:
@@ -143,21 +144,15 @@ class Publisher:
             parts = protocol.encode(topic, full)
             for tap in self.taps:
                 tap(topic, parts[1])
-            try:
-                self._pub.send_multipart(parts, flags=zmq.NOBLOCK)
-                self.sent += 1
-            except zmq.Again:
-                self.dropped += 1
+            self._pub.send_multipart(parts, flags=zmq.NOBLOCK)
+            self.sent += 1
 
     def send_raw(self, topic: str, payload: bytes) -> None:
         """Send a message as it is (a replayed recording: its own ``seq`` and times, the same bytes)."""
         with self._lock:
             self._let_subscribers_join()
-            try:
-                self._pub.send_multipart([topic.encode(), payload], flags=zmq.NOBLOCK)
-                self.sent += 1
-            except zmq.Again:
-                self.dropped += 1
+            self._pub.send_multipart([topic.encode(), payload], flags=zmq.NOBLOCK)
+            self.sent += 1
 
     def _serve(self) -> None:
         assert self._rep is not None
@@ -208,13 +203,15 @@ class Publisher:
             return b"ok"
         return f"error: unknown command {cmd[:40]!r} ({_COMMANDS})".encode()
 
-    def close(self) -> None:
+    def close(self, flush_ms: int = FLUSH_MS) -> None:
+        """Close both sockets; what is queued for connected subscribers still goes out for ``flush_ms`` at most (while
+        the context lives: one's own, ended after, waits for it)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
             self._thread = None
         if not self._pub.closed:  # what is queued for connected subscribers still goes out, for a bounded time
-            self._pub.close(linger=FLUSH_MS)
+            self._pub.close(linger=flush_ms)
         if self._rep is not None and not self._rep.closed:
             self._rep.close(0)
         if self._curve is not None:

@@ -6,10 +6,12 @@ own ``seq`` as MCAP's sequence number, and per channel our JSON Schema of that t
 ``jsonschema``, from :mod:`streamhand.stream.schema`). The header's profile is ``streamhand``; a metadata record
 ``streamhand`` says where it was recorded from. Rerun, Foxglove and the ``mcap`` CLI open it as it is.
 
-:class:`McapRecorder` writes (to ``OUT.mcap.PID.part``, renamed when it finishes, so a file at the final name is
-always complete); :func:`check_recording` reads a file through once and names, in one line, what is wrong with
-it (not MCAP, truncated, not ours); :func:`replay` republishes the same bytes on the same topics at the recorded
-pace, N times faster or as fast as possible.
+:class:`McapRecorder` writes (``NAME.mcap`` to the hidden ``.NAME.PID.part.mcap``, renamed when it finishes, so a
+file at the final name is always complete; its chunks go to the file at least every :data:`FLUSH_EVERY_S`, so a
+writer killed outright loses about that much); :func:`check_recording` reads a file through once and names, in one
+line, what is wrong with it (not MCAP, damaged, not ours), or that it was cut short (its readable messages still
+play); :func:`replay` republishes the same bytes on the same topics at the recorded pace, N times faster or as fast
+as possible.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from streamhand.stream import protocol
 
 PROFILE = "streamhand"
 MESSAGE_ENCODING = "msgpack"
+#: the longest a recorded message waits in memory (the chunk being built) before it is written to the file, seconds:
+#: what a recorder killed outright (SIGKILL, the power cut) loses at most, besides what the system had not written
+FLUSH_EVERY_S = 1.0
 
 
 class RecordingError(ValueError):
@@ -45,7 +50,9 @@ def _schema_for(topic: str) -> tuple[str, bytes]:
 class McapRecorder:
     """Appends raw messages to an MCAP file; :meth:`close` finishes it (summary, index) and puts it in place."""
 
-    def __init__(self, path: str | Path, source: str = "", chunk_size: int = 256 * 1024, option: str = "OUT"):
+    def __init__(self, path: str | Path, source: str = "", chunk_size: int = 256 * 1024, option: str = "OUT",
+                 flush_s: float = FLUSH_EVERY_S):  # fmt: skip
+        """``flush_s``: how long a message may wait in the chunk being built before the chunk is written out."""
         from mcap.writer import Writer
 
         from streamhand.version import __version__
@@ -62,6 +69,8 @@ class McapRecorder:
         self._channels: dict[str, int] = {}
         self.count = 0
         self.closed = False
+        self.flush_s = flush_s
+        self._unwritten_since: float | None = None  # when the oldest message not yet written to the file came
 
     def _channel(self, topic: str) -> int:
         cid = self._channels.get(topic)
@@ -85,6 +94,21 @@ class McapRecorder:
         except OSError as e:
             raise self._cut_short(e) from None
         self.count += 1
+        if self._unwritten_since is None:
+            self._unwritten_since = time.monotonic()
+        self.keep_up()
+
+    def keep_up(self) -> None:
+        """Write the chunk being built to the file where its oldest message has waited :attr:`flush_s` (call it also
+        while no message comes, so that the last ones do not wait for the next); :class:`OutputUnfinished` as
+        :meth:`write`."""
+        if self.closed or self._unwritten_since is None or time.monotonic() - self._unwritten_since < self.flush_s:
+            return
+        try:
+            self._writer.flush()  # the chunk being built finished and written, the file flushed
+        except OSError as e:
+            raise self._cut_short(e) from None
+        self._unwritten_since = None
 
     def close(self) -> Path:
         """Finish the file and move it to its name; safe to call twice."""
@@ -126,6 +150,8 @@ class RecordingInfo:
     start_ns: int = 0
     end_ns: int = 0
     source: str = ""
+    #: the file ends early (its writer killed, the disk full): ``messages`` are those it holds whole, and they play
+    cut_short: bool = False
 
     @property
     def seconds(self) -> float:
@@ -136,12 +162,29 @@ def _records(path: Path) -> Iterator:
     from mcap.stream_reader import StreamReader
 
     with open(path, "rb") as f:
-        yield from StreamReader(f, record_size_limit=1 << 28).records
+        yield from StreamReader(f, record_size_limit=1 << 28, validate_crcs=True).records  # damage said, not played
+
+
+def _whole_records(path: Path) -> Iterator:
+    """:func:`_records` up to where the file is cut short (a record whose end is missing): those before it."""
+    try:
+        yield from _records(path)
+    except Exception as e:  # mcap's EndOfFile, or what struct says of bytes missing
+        if not _end_missing(e):
+            raise
+
+
+def _end_missing(e: BaseException) -> bool:
+    """Whether reading the file failed because it ends within a record: cut short there (anything else is bytes that
+    are not what they claim)."""
+    from mcap.exceptions import EndOfFile
+
+    return isinstance(e, (EndOfFile, EOFError, struct.error))
 
 
 def check_recording(path: str | Path) -> RecordingInfo:
-    """Read the whole file once: a :class:`RecordingInfo`, or :class:`RecordingError` in one line."""
-    from mcap.exceptions import McapError
+    """Read the whole file once: a :class:`RecordingInfo` (``cut_short`` where the file ends early: its readable
+    messages counted), or :class:`RecordingError` in one line."""
     from mcap.records import Channel, Footer, Header, Message, Metadata
 
     p = Path(path)
@@ -149,11 +192,19 @@ def check_recording(path: str | Path) -> RecordingInfo:
         raise RecordingError(f"{p}: a folder, not a recording (.mcap)")
     if not p.is_file():
         raise RecordingError(f"{p}: no such file")
+    try:
+        if p.stat().st_size == 0:
+            raise RecordingError(f"{p}: an empty file (0 bytes), not a recording")
+    except OSError as e:
+        raise RecordingError(f"{p}: cannot read it ({e.strerror or e})") from None
     info, channels, header, footer = RecordingInfo(), {}, None, False
     try:
         for rec in _records(p):
             if isinstance(rec, Header):
                 header = rec
+                if header.profile != PROFILE:  # said before any of its messages, which are not ours to read
+                    raise RecordingError(f"{p}: an MCAP file, but not a streamhand recording (profile "
+                                         f"{header.profile!r})")  # fmt: skip
             elif isinstance(rec, Channel):
                 channels[rec.id] = rec
             elif isinstance(rec, Message):
@@ -170,7 +221,9 @@ def check_recording(path: str | Path) -> RecordingInfo:
                 footer = True
     except RecordingError:
         raise
-    except (McapError, EOFError, struct.error, ValueError, KeyError) as e:
+    except OSError as e:
+        raise RecordingError(f"{p}: cannot read it ({e.strerror or e})") from None
+    except Exception as e:  # bytes that do not read as MCAP records (mcap's errors, struct's, a length past any size)
         if header is None:
             from mcap.writer import MCAP0_MAGIC
 
@@ -178,24 +231,25 @@ def check_recording(path: str | Path) -> RecordingInfo:
                 starts = f.read(len(MCAP0_MAGIC)) == MCAP0_MAGIC
             raise RecordingError(f"{p}: truncated before its first record" if starts else
                                  f"{p}: not an MCAP file (it does not start as one)") from None  # fmt: skip
-        raise RecordingError(f"{p}: truncated or damaged after {info.messages} messages ({type(e).__name__})") from None
-    except OSError as e:
-        raise RecordingError(f"{p}: cannot read it ({e.strerror or e})") from None
+        if not _end_missing(e):
+            raise RecordingError(f"{p}: damaged after {info.messages} messages ({type(e).__name__})") from None
+        info.cut_short = True
     if header is None:
         raise RecordingError(f"{p}: not an MCAP file")
-    if header.profile != PROFILE:
-        raise RecordingError(f"{p}: an MCAP file, but not a streamhand recording (profile {header.profile!r})")
     if not footer:
-        raise RecordingError(f"{p}: truncated after {info.messages} messages (no footer)")
+        info.cut_short = True  # it ends between two records, before the summary its writer adds last
+    if info.cut_short and not info.messages:
+        raise RecordingError(f"{p}: cut short before its first message (its writer stopped before writing any)")
     return info
 
 
 def messages(path: str | Path) -> Iterator[tuple[str, bytes, int]]:
-    """(topic, payload, log_time ns) of every message, in file order (check the file first)."""
+    """(topic, payload, log_time ns) of every message, in file order (check the file first); a file cut short gives
+    those it holds whole."""
     from mcap.records import Channel, Message
 
     topics: dict[int, str] = {}
-    for rec in _records(Path(path)):
+    for rec in _whole_records(Path(path)):
         if isinstance(rec, Channel):
             topics[rec.id] = rec.topic
         elif isinstance(rec, Message):
@@ -259,13 +313,14 @@ def replay(
     """Send every message of a checked recording through ``send(topic, payload)`` at the recorded pace divided by
     ``speed`` (None: no waiting); with ``loop``, again from the start until ``stop()``; ``clock`` follows what is
     sent. Each camera's stream ends as a run's does: where its last ``status`` sent does not say so, one more says
-    ``ended`` (the recording ran out) or ``stopped``. The number sent."""
+    ``ended`` (the recording ran out) or ``stopped`` (:class:`_Ending` says what it holds). The number sent (the
+    closing statuses not counted)."""
     sent = 0
-    last_status: dict[str, bytes] = {}  # camera id -> its last status sent
+    endings: dict[str, _Ending] = {}  # camera id -> what its closing status is made of
 
     def end(state: str) -> int:
-        for payload in last_status.values():
-            closing = _closing_status(payload, state)
+        for ending in endings.values():
+            closing = ending.closing(state)
             if closing is not None:
                 send(protocol.TOPIC_STATUS, closing)
         return sent
@@ -283,8 +338,7 @@ def replay(
                         return end("stopped")
                     time.sleep(min(wait, 0.05))
             send(topic, payload)
-            if topic == protocol.TOPIC_STATUS:
-                last_status[_camera_of(payload)] = payload
+            _follow(endings, topic, payload)
             if clock is not None:
                 clock.sent(topic, payload, t_ns)
             sent += 1
@@ -298,27 +352,90 @@ def replay(
 _FINAL_STATES = ("ended", "stopped", "lost")
 
 
-def _camera_of(payload: bytes) -> str:
-    try:
-        cam = msgpack.unpackb(payload, raw=False).get("camera")
-    except Exception:  # a malformed message is replayed as it is; it ends no stream
-        return ""
-    return str(cam.get("id", "")) if isinstance(cam, dict) else ""
+class _Frame(msgspec.Struct):
+    """The fields of a replayed message that a closing status takes (the rest of the map is skipped unread)."""
+
+    frame_id: int | None = None
+    t_capture: float | None = None
+    t_capture_unix: float | None = None
+    t_publish: float | None = None
+    camera: dict | None = None
 
 
-def _closing_status(payload: bytes, state: str) -> bytes | None:
-    """A copy of a recorded ``status`` that says the stream ends (``source_state`` ``state``, the next ``seq``); None
-    where the recorded one says so already, or cannot be read."""
+_frame_fields = msgspec.msgpack.Decoder(_Frame)
+
+
+@dataclass
+class _Ending:
+    """One camera's closing status, as its replayed stream goes: a copy of its last ``status`` whose common fields
+    (``frame_id``, ``t_capture``, ``t_capture_unix``, ``camera``) are those of the last message of that camera sent
+    (a ``status`` carries its latest frame's), ``t_publish`` the latest sent, ``uptime_s`` on by as much,
+    ``frames_processed`` and ``hands_published`` on by the ``hand.frame`` and ``hand.pose.*`` messages sent after it
+    (``frames_in`` at least ``frames_processed``); its other figures (``fps``, ``drops``, ``latency_ms``, ...) as
+    that status said. ``seq`` is the next, ``source_state`` says why the stream ends."""
+
+    status: dict | None = None
+    last: _Frame | None = None  # the last message of this camera with the frame fields
+    t_publish: float | None = None  # the latest sent
+    frames: int = 0  # hand.frame messages sent since the last status
+    hands: int = 0  # hand.pose.* messages sent since the last status
+
+    def closing(self, state: str) -> bytes | None:
+        """The closing status; None where the last status says the stream ends already, or none was sent."""
+        msg = self.status
+        if msg is None or str(msg.get("source_state", "")).startswith(_FINAL_STATES):
+            return None
+        msg = dict(msg)
+        seq = msg.get("seq")
+        msg["source_state"] = state
+        msg["seq"] = seq + 1 if _is_int(seq) else seq
+        last = self.last
+        if last is not None:
+            msg.update(frame_id=last.frame_id, t_capture=last.t_capture, t_capture_unix=last.t_capture_unix,
+                       camera=last.camera)  # fmt: skip
+        was = msg.get("t_publish")
+        if self.t_publish is not None and _is_number(was) and self.t_publish > was:
+            msg["t_publish"] = self.t_publish
+            if _is_number(msg.get("uptime_s")):
+                msg["uptime_s"] += self.t_publish - was
+        for key, more in (("frames_processed", self.frames), ("hands_published", self.hands)):
+            if _is_int(msg.get(key)):
+                msg[key] += more
+        if _is_int(msg.get("frames_in")) and _is_int(msg.get("frames_processed")):
+            msg["frames_in"] = max(msg["frames_in"], msg["frames_processed"])
+        return msgpack.packb(msg, use_bin_type=True)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _follow(endings: dict[str, _Ending], topic: str, payload: bytes) -> None:
+    """Note a message sent for its camera's closing status (one that cannot be read is replayed as it is, and counts
+    for nothing)."""
     try:
-        msg = msgpack.unpackb(payload, raw=False)
-    except Exception:
-        return None
-    if not isinstance(msg, dict) or str(msg.get("source_state", "")).startswith(_FINAL_STATES):
-        return None
-    seq = msg.get("seq")
-    msg["source_state"] = state
-    msg["seq"] = seq + 1 if isinstance(seq, int) and not isinstance(seq, bool) else seq
-    return msgpack.packb(msg, use_bin_type=True)
+        m = _frame_fields.decode(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return
+    ending = endings.setdefault(str(m.camera.get("id", "")) if m.camera is not None else "", _Ending())
+    if topic == protocol.TOPIC_STATUS:
+        try:
+            status = msgpack.unpackb(payload, raw=False)
+        except Exception:  # msgspec read it: only a key that is not a string (not one of ours) ends here
+            return
+        ending.status, ending.frames, ending.hands = status, 0, 0
+    elif topic == protocol.TOPIC_FRAME:
+        ending.frames += 1
+    elif topic.startswith(protocol.TOPIC_POSE + "."):
+        ending.hands += 1
+    if m.frame_id is not None:  # a message about a frame (not a log record's camera, which names its id alone)
+        ending.last = m
+    if m.t_publish is not None:
+        ending.t_publish = m.t_publish if ending.t_publish is None else max(ending.t_publish, m.t_publish)
 
 
 def describe(info: RecordingInfo) -> str:
