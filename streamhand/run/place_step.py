@@ -111,7 +111,8 @@ def warm_up() -> None:
     per-frame arithmetic (:mod:`streamhand.jit`) is compiled, or loaded from its cache, before the first frame rather
     than on it. The first time on a machine it compiles (tens of seconds on a 2-core CPU; said in the log);
     ``.ci/setup.sh`` compiles it, and the rest, once after installing (:func:`precompile`)."""
-    said = "preparing the per-frame arithmetic (compiled the first time on a machine, then loaded from disk)"
+    said = ("preparing the per-frame arithmetic (compiled the first time on a machine: about 30 s on a 2-core CPU, "
+            "longer on one core; then loaded from disk in a second; `streamhand precompile` does it ahead)")
     slow = threading.Timer(1.0, log.info, (said,))  # a slow load from the disk cache says so too, and truly
     slow.daemon = True
     slow.start()
