@@ -146,6 +146,7 @@ def make_lifter(cfg: RunConfig, has_depth: bool, source_name: str, n_samples: in
                 model: Any = None):  # fmt: skip
     """The model's backend and lifter for this source: (lifter, modalities, why the hand length); ``model``: the
     run's model as :func:`read_model` gave it (read here if not given)."""
+    from streamhand.error_model import check_error_models
     from streamhand.infer.lifter import Lifter
     from streamhand.infer.select import make_backend, model_encoders
     from streamhand.modalities import ModalityError, settle
@@ -159,6 +160,10 @@ def make_lifter(cfg: RunConfig, has_depth: bool, source_name: str, n_samples: in
             n_samples = cfg.model.n_samples if cfg.model.n_samples is not None else model.default_samples(mods)
         backend = make_backend(cfg.model.backend, model, n_samples, cfg.model.threads, mods,
                                Path(cfg.model.engine_dir), prepare_graph, cfg.model.precision)  # fmt: skip
+        try:
+            check_error_models(backend.error_model, str(cfg.model.path or "default"))
+        except ValueError as e:
+            raise ValueError(f"--model {cfg.model.path or 'default'}: {e}") from None
         hand_length, why = resolve_hand_length(cfg.model.hand_length_m)
     except (CheckpointError, ModalityError, CalibrationError, ValueError) as e:
         raise RunError(str(e)) from None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from streamhand.codec import WORLD_NORM
 from streamhand.model_files import (
@@ -67,6 +68,12 @@ def save_checkpoint(path: str | Path, model: HandPoseModel, **meta: Any) -> Path
     return p
 
 
+def _written_by(data: dict) -> str:
+    """`` (written by streamhand X)`` where the checkpoint says which version wrote it."""
+    v = data.get("code_version")
+    return f" (written by streamhand {v})" if isinstance(v, str) and v else ""
+
+
 def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -> Checkpoint:
     """Load a checkpoint — a path, or a shipped model's name (default: ``default``) — and rebuild its
     :class:`HandPoseModel` in eval mode."""
@@ -85,16 +92,29 @@ def load_checkpoint(path: str | Path | None = None, map_location: str = "cpu") -
         raise CheckpointError(f"{p}: not a readable streamhand checkpoint ({type(e).__name__})") from None
     if not isinstance(data, dict) or "state_dict" not in data or "model_config" not in data:
         raise CheckpointError(f"{p}: not a streamhand checkpoint (missing state_dict/model_config)")
+    by = _written_by(data)
     if data.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{p}: checkpoint format {data.get('format_version')} != {FORMAT_VERSION}")
+        raise CheckpointError(f"{p}: checkpoint format {data.get('format_version')!r}{by}, and this streamhand "
+                              f"({__version__}) reads format {FORMAT_VERSION}: use the streamhand that wrote it, or "
+                              "retrain with this one")  # fmt: skip
     skel = data.get("skeleton", {})
     if any(skel.get(k) != v for k, v in SKELETON_INFO.items()):
         raise CheckpointError(f"{p}: skeleton conventions {skel} differ from this streamhand's")
-    mcfg = ModelConfig.model_validate(data["model_config"])
+    try:
+        mcfg = ModelConfig.model_validate(data["model_config"])
+    except ValidationError as e:  # settings another version has (or lacks): named, not pydantic's dump
+        what = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'model_config'}: {err['msg']}" for err in e.errors()[:3])
+        raise CheckpointError(f"{p}: model settings this streamhand ({__version__}) does not read{by}: {what}") from (
+            None)  # fmt: skip
     if "world" in mcfg.encoders and skel.get("world") != WORLD_NORM:
         raise CheckpointError(f"{p}: world-landmark normalisation {skel.get('world')!r} differs from {WORLD_NORM!r}")
     model = build_model(mcfg)
-    model.load_state_dict(data["state_dict"])
+    try:
+        model.load_state_dict(data["state_dict"])
+    except RuntimeError as e:  # weights of another network: missing, unexpected or differently shaped tensors
+        lines = str(e).splitlines()
+        first = (lines[1] if len(lines) > 1 else str(e)).strip()[:200]
+        raise CheckpointError(f"{p}: its weights do not fit the network its settings describe{by} ({first})") from None
     model.eval()
     meta = {k: v for k, v in data.items() if k not in ("state_dict", "optimizer")}
     return Checkpoint(model, meta, p)

@@ -245,8 +245,11 @@ class ErrorModel:
         if missing:
             raise ValueError(f"error model lacks {', '.join(sorted(missing))}")
         names = list(spec["features"])
-        if len(set(names)) < len(names) or any(f not in FEATURES for f in names):
-            raise ValueError(f"error model features {names} are not among this version's {list(FEATURES)}")
+        unknown = [f for f in names if f not in FEATURES]
+        if unknown:
+            raise ValueError(f"error model features {unknown} are not among this version's")
+        if len(set(names)) < len(names):
+            raise ValueError(f"error model features {names} repeat")
         mean, std, weights = (np.asarray(spec[q], float) for q in ("mean", "std", "weights"))
         if not len(weights) == len(mean) == len(std) == len(names):
             raise ValueError(f"error model's weights, mean and std do not match its {len(names)} features")
@@ -298,6 +301,19 @@ def default_samples(judged: Iterable[str], modalities: Iterable[str]) -> int:
     not judge, in a checkpoint fitted before the fits covered every set, would otherwise publish a joint_std of 0)."""
     mods = {m for e in modalities for m in e.split("+")} & set(INPUTS)
     return 0 if modality_key(mods) in set(judged) else 16
+
+
+def check_error_models(models: dict | None, checkpoint: str = "CKPT") -> None:
+    """Every fitted model of a model's ``error_model`` metadata readable by this version, or a one-line ValueError
+    naming the set of experts and what to do (else a run fails on the first frame that set judges, perhaps hours in);
+    ``checkpoint``: the model's file, for the command that refits it."""
+    for key, spec in (models or {}).items():
+        if spec:
+            try:
+                ErrorModel(spec)
+            except (ValueError, TypeError, KeyError) as e:
+                raise ValueError(f"its error model for {key} cannot be read by this streamhand ({e}); refit it with "
+                                 f"`python -m train fit-error-model --checkpoint {checkpoint}`") from None
 
 
 def error_model_for(models: dict | None, key: str) -> ErrorModel | None:

@@ -147,7 +147,7 @@ def test_evidence_a_model_gives_no_weight_is_not_computed_and_changes_nothing():
     [
         ({"kappa": None}, "lacks kappa"),
         ({"features": [*FEATURES[:-1], "sharpness"]}, "are not among this version's"),
-        ({"features": [*FEATURES[:-1], "log_size_px"]}, "are not among this version's"),
+        ({"features": [*FEATURES[:-1], "log_size_px"]}, "repeat"),
         ({"features": ["log_size_px"]}, "weights, mean and std do not match its 1 features"),
         ({"weights": [0.0, 1.0]}, "weights, mean and std do not match its"),
         ({"profile": [1.0] * 20}, "profile has 20 joints"),
