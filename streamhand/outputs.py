@@ -194,7 +194,10 @@ def _remove_dead(parts: Iterable[Path], tail: str = ".tmp", idle_s: float = 0.0)
                 continue
         pid = old.name[: -len(tail)].rpartition(".")[2]
         if pid.isdigit() and _process_gone(int(pid)):
-            old.unlink(missing_ok=True)
+            try:
+                old.unlink(missing_ok=True)
+            except OSError:  # a read-only folder, or another user's file: left for one who may remove it
+                pass
 
 
 def _process_gone(pid: int) -> bool:

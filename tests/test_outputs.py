@@ -283,3 +283,24 @@ def test_an_output_given_as_a_symbolic_link_is_written_through_it(tmp_path):
             write(link)
             assert link.is_symlink() and target.read_text() == "new", (name, exists)
             assert not list(tmp_path.glob(".*part*")) and not list((tmp_path / "reports").glob(".*part*"))
+
+
+def test_a_dead_part_file_that_cannot_be_removed_is_left_without_a_word(tmp_path, monkeypatch):
+    """A read-only cache (or one another user owns) holding a killed process's part file failed every run that
+    looked into it, though it needed nothing written ("failed unexpectedly: OSError: [Errno 30]")."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from streamhand.outputs import sweep_abandoned
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    part = tmp_path / f"k0.onnx.{gone.stdout.strip()}.tmp"
+    part.write_text("part")
+
+    def read_only(self, missing_ok=False):
+        raise OSError(30, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    sweep_abandoned(tmp_path)  # no error
+    assert part.exists()
