@@ -3,6 +3,8 @@ deep inside its first read."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -77,3 +79,39 @@ def test_a_timeout_of_0_takes_what_is_queued():
     finally:
         sub.close()
         pub.close()
+
+
+def test_a_publisher_of_another_schema_is_named_and_the_timeout_says_what_came(caplog):
+    """Poses of another schema version were skipped as malformed and the subscriber then raised "nothing received
+    from ... in N s" though hundreds had come: one warning names the versions, the timeout says what was skipped."""
+    import logging
+    import threading
+    import time
+
+    from streamhand.stream import protocol
+    from streamhand.stream.publish import Publisher
+
+    port = free_port()
+    pub, stop = Publisher(port=port, control_port=None), threading.Event()
+    pose = {"frame_id": 1, "track_id": 1, "handedness": "right", "joints_cam": [[0.0, 0.0, 0.5]] * 21}
+
+    def publish() -> None:
+        while not stop.is_set():
+            pub.publish("hand.pose.right", {**pose, "schema": protocol.SCHEMA + 1})
+            time.sleep(0.02)
+
+    t = threading.Thread(target=publish, daemon=True)
+    t.start()
+    sub = PoseSubscriber(f"tcp://127.0.0.1:{port}", timeout=1.5)
+    try:
+        with caplog.at_level(logging.WARNING), pytest.raises(TimeoutError) as e:
+            next(iter(sub))
+    finally:
+        stop.set()
+        t.join(5)
+        sub.close()
+        pub.close()
+    said = [r.getMessage() for r in caplog.records if "sends schema" in r.getMessage()]
+    assert len(said) == 1 and f"sends schema {protocol.SCHEMA + 1}, and this streamhand" in said[0], said
+    assert f"reads schema {protocol.SCHEMA}: its poses are skipped" in said[0]
+    assert re.search(r"no readable pose from .* in 1.5 s: \d+ skipped as malformed \(the last: .*schema", str(e.value))

@@ -23,6 +23,7 @@ import zmq
 
 from streamhand.stream import protocol
 from streamhand.stream.schema import HandPoseMsg
+from streamhand.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,8 @@ class PoseSubscriber:
         self._framed: set[str] = set()
         self.malformed = 0
         self._last_warning = 0.0
+        self._last_skipped = ""  # why the last message skipped was
+        self._other_schema_said = False  # the one warning that the publisher speaks another schema version
 
     def _secure(self, sock: zmq.Socket) -> None:
         if self._curve is not None:
@@ -314,6 +317,7 @@ class PoseSubscriber:
 
     def _skip(self, why: Exception) -> None:
         self.malformed += 1
+        self._last_skipped = str(why)[:200]
         now = time.monotonic()
         if now - self._last_warning > 5.0:  # a flood of garbage must not flood the log
             self._last_warning = now
@@ -324,12 +328,19 @@ class PoseSubscriber:
         between (malformed, or not poses) do not hold it off."""
         while True:
             deadline = None if self.timeout is None else time.monotonic() + self.timeout
+            skipped = self.malformed
             while True:
                 try:
                     with self._reader():  # not held while the caller works on what it was given
                         m = self._recv_by(deadline)
                 except SubscriberClosed:
                     return  # closed (by another thread): the loop over the poses ends
+                except TimeoutError as e:  # messages came, but none it could give: said, not "nothing received"
+                    if self.malformed > skipped:
+                        raise TimeoutError(f"no readable {'message' if self.raw else 'pose'} from {self.address} in "
+                                           f"{self.timeout} s: {self.malformed - skipped} skipped as malformed (the "
+                                           f"last: {self._last_skipped})") from None  # fmt: skip
+                    raise e from None
                 if self.raw:
                     yield m
                     break
@@ -345,6 +356,12 @@ class PoseSubscriber:
         msg, problems = protocol.parse(m.topic, m.data)  # into schema.HandPoseMsg
         if isinstance(msg, HandPoseMsg):
             return HandPose.from_struct(msg, m.gap, raw=m.data)
+        other = m.data.get("schema")
+        if other != protocol.SCHEMA and not self._other_schema_said:  # not damage: another version speaking
+            self._other_schema_said = True
+            log.warning("%s sends schema %s, and this streamhand (%s) reads schema %d: its poses are skipped; run the "
+                        "same streamhand version on both sides", self.address, str(other)[:20], __version__,
+                        protocol.SCHEMA)  # fmt: skip
         self._skip(protocol.MalformedMessage("; ".join(problems[:3])))
         return None
 

@@ -152,14 +152,14 @@ def parse(topic: str, msg: dict) -> tuple[msgspec.Struct | None, list[str]]:
     does not follow the schema (``(None, [])`` for a well-formed map of a topic without a Struct)."""
     cls = struct_for(topic)
     problems = []
+    if msg.get("schema") != SCHEMA:  # another version's message: the rest follows from it, so it comes first
+        problems.append(f"schema {str(msg.get('schema'))[:20]} != {SCHEMA}")
     need = schema.required(cls) if cls is not None else COMMON_FIELDS
     for f in need:
         if f not in msg:
             problems.append(f"missing {f}")
     if msg.get("topic") != topic:
         problems.append(f"topic field {str(msg.get('topic'))[:40]!r} != {topic[:40]!r}")
-    if msg.get("schema") != SCHEMA:
-        problems.append(f"schema {str(msg.get('schema'))[:20]} != {SCHEMA}")
     if "camera" in msg and isinstance(msg["camera"], dict):
         problems += [f"camera missing {f}" for f in CAMERA_FIELDS if f not in msg["camera"]]
     for f, shape in _SHAPES.items():
