@@ -387,3 +387,30 @@ def test_int8_asked_of_a_backend_without_it_is_said(tiny_checkpoint, caplog):
     be = make_backend("torch", str(tiny_checkpoint), 4, 1, ("2d",), None, None, "int8")
     assert be.name == "torch"
     assert any("--precision int8 applies to ONNX Runtime's graphs; the torch backend" in m for m in caplog.messages)
+
+
+@pytest.mark.parametrize(
+    ("made_from", "same_onnx", "converted", "problem"),
+    [
+        ("0.10.9", True, True, "built from mediapipe 0.10.9's hand networks, this is mediapipe 0.10.21: rebuild"),
+        (None, False, True, "built from another conversion of palm.onnx than the one in"),
+        ("0.10.21", False, True, "built from another conversion of palm.onnx"),
+        ("0.10.21", True, True, None),
+        (None, True, False, None),  # no conversion here to compare with (a cache cleared): the machine's checks only
+    ],
+)
+def test_a_hand_network_engine_built_from_other_networks_is_refused(made_from, same_onnx, converted, problem,
+                                                                     tmp_path):  # fmt: skip
+    """The hand networks' engines were checked against the GPU and TensorRT only: after a mediapipe upgrade (new
+    networks, converted afresh) the old networks' engines ran without a word."""
+    from streamhand.detect.gpu_hands import engine_source_problems
+    from streamhand.model_files import file_sha256
+
+    onnx = tmp_path / "palm.onnx"
+    onnx.write_bytes(b"this install's conversion")
+    side = _sidecar(onnx_sha256=file_sha256(onnx) if same_onnx else "0" * 64,
+                    **({"mediapipe": made_from} if made_from else {}))  # fmt: skip
+    if not converted:
+        onnx.unlink()
+    got = engine_source_problems(side, onnx, "0.10.21")
+    assert (got == []) if problem is None else (len(got) == 1 and problem in got[0]), got

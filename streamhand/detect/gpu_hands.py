@@ -43,13 +43,7 @@ _MP_FIRST_LABEL_IS_PERSON = "right"
 def default_models_dir() -> Path:
     """Where converted hand networks are cached: the cache folder's ``hand_networks/<mediapipe version>``
     (:func:`streamhand.cache.cache_dir`), so that another mediapipe release is converted afresh."""
-    from importlib import metadata
-
-    try:
-        version = metadata.version("mediapipe")
-    except metadata.PackageNotFoundError:
-        version = "unknown"
-    return cache_dir("hand_networks", f"mediapipe-{version}")
+    return cache_dir("hand_networks", f"mediapipe-{mediapipe_version()}")
 
 
 class HandNetworksMissing(ValueError):
@@ -110,10 +104,37 @@ class _TorchRunner:
             self(np.zeros((b, h, w, c), np.float32))
 
 
-class _TrtRunner:
-    """A TensorRT engine of one network (``streamhand build-engine --hand-networks``), checked against its sidecar."""
+def mediapipe_version() -> str:
+    """The installed mediapipe's version ("unknown" where it is not installed)."""
+    from importlib import metadata
 
-    def __init__(self, path: Path, device: str, threads: int | None):
+    try:
+        return metadata.version("mediapipe")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def engine_source_problems(sidecar: dict, converted: Path, mediapipe: str) -> list[str]:
+    """Why a hand network's engine was not built from the networks this install runs (empty: it was): its sidecar
+    names another mediapipe release, or its ONNX differs from the conversion in ``converted`` (where there is one).
+    Without this an upgraded mediapipe would run the old networks' engines without a word."""
+    from streamhand.model_files import file_sha256
+
+    built_from = sidecar.get("mediapipe")
+    if built_from and built_from != mediapipe:
+        return [f"built from mediapipe {built_from}'s hand networks, this is mediapipe {mediapipe}: rebuild it "
+                "(`streamhand build-engine --hand-networks`)"]  # fmt: skip
+    if converted.is_file() and file_sha256(converted) != sidecar.get("onnx_sha256"):
+        return [f"built from another conversion of {converted.name} than the one in {converted.parent}: rebuild it "
+                "(`streamhand build-engine --hand-networks`)"]  # fmt: skip
+    return []
+
+
+class _TrtRunner:
+    """A TensorRT engine of one network (``streamhand build-engine --hand-networks``), checked against its sidecar:
+    this machine, and the networks it was built from (``converted``: this install's conversion of that network)."""
+
+    def __init__(self, path: Path, device: str, threads: int | None, converted: Path):
         from streamhand.gpu.tensorrt_runner import TensorRTRunner
         from streamhand.sidecar import SidecarError, compatibility_problems, read_sidecar, this_machine
 
@@ -123,7 +144,8 @@ class _TrtRunner:
             side = read_sidecar(path)
         except SidecarError as e:
             raise ValueError(f"{e} (build it with `streamhand build-engine --hand-networks`)") from None
-        problems = compatibility_problems(side, this_machine())
+        problems = engine_source_problems(side, converted, mediapipe_version()) + compatibility_problems(
+            side, this_machine())  # fmt: skip
         if problems:
             raise ValueError(f"{path.name}: {'; '.join(problems)}")
         shapes = {t["name"]: t["shape"] for t in side["inputs"] + side["outputs"]}
@@ -225,8 +247,10 @@ class NetworkHands:
         self.runtime, self.device = runtime, device
         self.flip_average = bool(flip_average)
         if runtime == "tensorrt":
-            self._palm = _TrtRunner(_engine(engines_dir, PALM_MODEL), device, threads)
-            self._landmark = _TrtRunner(_engine(engines_dir, LANDMARK_MODEL), device, threads)
+            d = Path(models_dir) if models_dir is not None else default_models_dir()
+            self._palm = _TrtRunner(_engine(engines_dir, PALM_MODEL), device, threads, d / f"{PALM_MODEL}.onnx")
+            self._landmark = _TrtRunner(_engine(engines_dir, LANDMARK_MODEL), device, threads,
+                                        d / f"{LANDMARK_MODEL}.onnx")  # fmt: skip
         else:
             d = require_models(models_dir)
             runner = _TorchRunner if runtime == "torch" else _OrtRunner

@@ -130,7 +130,7 @@ def hand_engine_name(network: str, precision: str) -> str:
 def build_hand_networks(opts: EngineOptions, out_dir: Path, max_hands: int = 4) -> BuildResult:
     """MediaPipe's palm detector and hand landmark network: converted (cached), then TensorRT engines in
     ``out_dir`` where TensorRT and a GPU are present (palm at batch 1; landmarks at 1..``max_hands``)."""
-    from streamhand.detect.gpu_hands import LANDMARK_MODEL, PALM_MODEL
+    from streamhand.detect.gpu_hands import LANDMARK_MODEL, PALM_MODEL, mediapipe_version
     from streamhand.export.hand_networks import prepare_hand_networks
 
     models = prepare_hand_networks()
@@ -154,7 +154,7 @@ def build_hand_networks(opts: EngineOptions, out_dir: Path, max_hands: int = 4) 
         write_sidecar(engine, {
             **facts, **_machine_facts(here), "model_id": net, "modalities": ["image"], "precision": precision,
             "batch": list(batch), "onnx": onnx_path.name, "onnx_sha256": file_sha256(onnx_path),
-            "options": {"workspace_mb": opts.workspace_mb},
+            "mediapipe": mediapipe_version(), "options": {"workspace_mb": opts.workspace_mb},
         })  # fmt: skip
         res.engine = res.engine or engine
     return res

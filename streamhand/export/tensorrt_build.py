@@ -98,7 +98,10 @@ def build_engine(
         config.set_calibration_profile(profile)
     cache_bytes = opts.timing_cache.read_bytes() if opts.timing_cache and opts.timing_cache.is_file() else b""
     cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if not config.set_timing_cache(cache, ignore_mismatch=False) and cache_bytes:  # another GPU's or TensorRT's
+        log.warning("--timing-cache %s was made on another GPU or by another TensorRT: not used; a new one is made "
+                    "and replaces it", opts.timing_cache)  # fmt: skip
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     t0 = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     build_s = time.perf_counter() - t0
