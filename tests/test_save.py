@@ -299,3 +299,27 @@ def test_an_output_the_disk_cannot_hold_says_where_what_was_written_stays(option
     assert "Traceback" not in r.stderr and not out.exists() and part.stat().st_size == 60_000
     if out.suffix in (".jsonl", ".csv"):  # the run stopped on it: its closing line does not read as a success
         assert re.search(r"^failed: \d+/\d+ frames", r.stderr, flags=re.M) and "\ndone: " not in r.stderr, r.stderr
+
+
+def test_an_output_that_fails_on_a_status_message_fails_the_run_in_one_line(tmp_path, monkeypatch):
+    """`--save X.mcap` records every topic, `status` too, which the run's own thread publishes: a full disk met on a
+    status escaped as "failed unexpectedly" with a crash log and no report. Now as on any other message."""
+    from streamhand.outputs import OutputUnfinished
+    from streamhand.run.save import PoseFile
+
+    real = PoseFile.__call__
+
+    def full_on_a_status(self, topic, payload):
+        if topic == "status" and self.poses:
+            self.closed = True
+            raise OutputUnfinished(f"--save {self.path}: could not be written (No space left on device)")
+        real(self, topic, payload)
+
+    monkeypatch.setattr(PoseFile, "__call__", full_on_a_status)
+    rep = tmp_path / "r.json"
+    r = invoke("run", "--source", "demo", "--frames", "60", "--port", str(free_port()), "--control-port",
+               str(free_port()), "--save", str(tmp_path / "p.mcap"), "--report", str(rep))  # fmt: skip
+    assert r.returncode == 1, r.stderr[-1500:]
+    assert "failed unexpectedly" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-1500:]
+    errors = json.loads(rep.read_text())["errors"]
+    assert errors and "--save" in errors[0] and "No space left on device" in errors[0], errors

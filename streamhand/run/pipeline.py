@@ -140,7 +140,10 @@ class Pipeline:
             slot.close()
 
     def _maybe_status(self, force: bool = False) -> None:
-        self.emitter.status(self.snapshot(), force)
+        try:
+            self.emitter.status(self.snapshot(), force)
+        except Exception as e:  # an output fed by every message (--save X.mcap) failing on a status: as a stage's
+            self._fail("publish", e)
 
     # ------------------------------------------------------------------ running
     def run(self, on_tick: Callable[[dict], None] | None = None, tick_s: float = 0.5) -> dict:
