@@ -107,6 +107,45 @@ def test_a_video_decoded_slower_than_its_rate_skips_frames_on_its_own_clock(tmp_
     assert report["frames_processed"] + sum(drops.values()) == 30 and f"{sum(drops.values())} dropped" in r.stderr
 
 
+def test_a_video_whose_frames_cannot_even_be_skipped_in_time_plays_slower_not_empty(tmp_path, frames, monkeypatch,
+                                                                                      caplog):  # fmt: skip
+    """Where skipping a frame takes longer than a frame's time (a 120 fps 4K clip), skipping to catch up passed over
+    the whole file (1 of 240 frames processed): it stops skipping, says so once, and plays at the rate it decodes."""
+    import logging
+
+    import streamhand.capture.files as files
+
+    rgbs = frames[0] * 4  # 24 frames
+    p = tmp_path / "clip.mp4"
+    _write_mp4(p, rgbs, fps=60.0)
+    real = cv2.VideoCapture
+
+    class SlowDecoder:  # decoding a frame, converted or not, takes two frames' time
+        def __init__(self, *a):
+            self._cap = real(*a)
+
+        def read(self, *a):
+            time.sleep(2 / 60)
+            return self._cap.read(*a)
+
+        def grab(self):
+            time.sleep(2 / 60)
+            return self._cap.grab()
+
+        def __getattr__(self, name):
+            return getattr(self._cap, name)
+
+    monkeypatch.setattr(files.cv2, "VideoCapture", SlowDecoder)
+    src = VideoSource(p, realtime=True)
+    src.open()
+    with caplog.at_level(logging.WARNING):
+        got = list(iter(src.read, None))
+    src.close()
+    assert len(got) >= 18 and len(got) + src.skipped_frames == 24, (len(got), src.skipped_frames)
+    said = [r.getMessage() for r in caplog.records if "plays slower than real time" in r.getMessage()]
+    assert len(said) == 1 and "at 60 frames a second" in said[0], said
+
+
 @pytest.mark.parametrize(("written", "timed", "warned"), [(0.5, 0.5, False), (240.0, 240.0, False),
                                                         (1000.0, 30.0, True)])  # fmt: skip
 def test_a_videos_clock_is_its_header_rate_within_reason(tmp_path, frames, caplog, written, timed, warned):

@@ -84,6 +84,7 @@ class VideoSource(FrameSource):
         if self.fps != fps:
             log.warning("%s: its frame rate reads %s; timed as 30 frames a second", self.path.name, f"{fps:g}")
         self._t0: float | None = None  # read in real time: when the video's first frame was due (monotonic s)
+        self._cannot_skip = False  # skipping was seen to lose ground: the clock moves on instead
         h, w = first.shape[:2]
         self._k = default_intrinsics(w, h, self.fov, self.override)
         n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
@@ -124,10 +125,30 @@ class VideoSource(FrameSource):
         return self._t0 + self._index / self.fps
 
     def _skip_late(self) -> None:
-        """Skip the frames whose time has passed by more than a frame's (decoded but not converted: ``grab``)."""
-        while self._first is None and time.monotonic() - self._due() > 1.0 / self.fps and self._cap.grab():
+        """Skip the frames whose time has passed by more than a frame's (decoded but not converted: ``grab``). Where
+        skipping clearly loses ground (three skips or more taking half as long again as the frames they pass over: a
+        120 fps 4K clip), it would pass over the rest of the file: it stops for good, and the video plays slower than
+        real time at the rate it decodes, said once."""
+        period = 1.0 / self.fps
+        late = time.monotonic() - self._due()
+        if self._first is not None or late <= period:
+            return
+        if self._cannot_skip:
+            self._t0 = (self._t0 or 0.0) + late  # what is due now is the next frame
+            return
+        t0 = time.perf_counter()
+        for n in range(1, int(late / period) + 1):  # the frames whose time has passed, as it was when this began
+            if not self._cap.grab():
+                return
             self._index += 1
             self.skipped_frames += 1
+            spent = time.perf_counter() - t0
+            if n >= 3 and spent >= 1.5 * n * period:
+                self._cannot_skip = True
+                log.warning("%s: skipping a frame takes %.0f ms, longer than its %.0f ms at %g frames a second: "
+                            "it plays slower than real time", self.path.name, 1e3 * spent / n, 1e3 * period,
+                            self.fps)  # fmt: skip
+                return
 
     def close(self) -> None:
         if self._cap is not None:
