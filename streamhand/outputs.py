@@ -79,8 +79,9 @@ def check_output(path: str | Path | None, option: str) -> Path | None:
         if not os.access(p, os.W_OK):
             raise OutputError(f"{option} {p}: cannot write there (not writable)")
         return p
-    _make_folder(p.parent, p, option)
-    probe = p.with_name(f".{p.name}.{os.getpid()}.probe")  # per process: two commands checking at once
+    target = _through_link(p)  # a link is written through: its target's folder is the one that must take files
+    _make_folder(target.parent, p, option)
+    probe = target.with_name(f".{target.name}.{os.getpid()}.probe")  # per process: two commands checking at once
     try:
         probe.touch()
         probe.unlink()

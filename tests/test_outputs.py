@@ -279,7 +279,10 @@ def test_an_output_given_as_a_symbolic_link_is_written_through_it(tmp_path):
             target, link = tmp_path / "reports" / f"{name}{exists}.txt", tmp_path / f"latest-{name}{exists}.txt"
             if exists:
                 target.write_text("old")
+            else:  # a link to a folder not made yet: made when the output is checked, as any output's folder
+                target = tmp_path / "reports" / f"new-{name}" / f"{name}.txt"
             link.symlink_to(target)
+            check_output(link, "--x")
             write(link)
             assert link.is_symlink() and target.read_text() == "new", (name, exists)
             assert not list(tmp_path.glob(".*part*")) and not list((tmp_path / "reports").glob(".*part*"))
