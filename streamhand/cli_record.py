@@ -219,10 +219,13 @@ def replay(
         flush_s = None if stop.is_set() else REPLAY_FLUSH_S  # stopped: the usual short wait
     finally:
         flushed = _close_waiting(pub, ctx, flush_s)
+        # a stop (Ctrl-C) during that wait cuts it short: the end of the queue is then not known to have gone
+        cut = flush_s is not None and stop.is_set()
     ending = "" if sent or not stop.is_set() else " (stopped before the first)"
     typer.echo(f"replayed {sent} messages{progress.passes(sent)}{ending}" + (
-        "" if flushed else f"; a subscriber had not taken the last of them {flush_s:g} s after they were sent "
-        "(it stopped reading?), so they may not all have reached it"), err=True)  # fmt: skip
+        "; stopped while its subscribers were still taking the last of them, so they may not all have reached them"
+        if cut else "" if flushed else f"; a subscriber had not taken the last of them {flush_s:g} s after they "
+        "were sent (it stopped reading?), so they may not all have reached it"), err=True)  # fmt: skip
 
 
 class _Progress:

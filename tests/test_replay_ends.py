@@ -294,3 +294,33 @@ def test_a_replay_bound_beyond_this_machine_warns_as_run_does(tmp_path, caplog):
     said = caplog.text + r.stderr
     assert "--bind 0.0.0.0: the stream and the control socket (whose `stop` ends this replay) are open to every " \
            "machine that can reach this one, without authentication" in said, said
+
+
+def test_a_stop_during_the_wait_for_the_end_is_not_called_delivered(tmp_path, monkeypatch):
+    """Ctrl-C (here SIGTERM) while the replay waits for a subscriber to take its end cut the wait short, and the last
+    line said plainly "replayed N messages", as if all had gone."""
+    import os
+    import signal
+
+    from streamhand import cli_record
+
+    real = cli_record._close_waiting
+
+    def stopped_while_waiting(*a):
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        return real(*a)
+
+    monkeypatch.setattr(cli_record, "_close_waiting", stopped_while_waiting)
+    path, port = tmp_path / "big.mcap", free_port()
+    _big(path, 10_000, size=4000)
+    sock = _sub(port, rcvhwm=10)
+    try:
+        t0 = time.monotonic()
+        r = invoke("replay", str(path), "--port", str(port), "--control-port", str(free_port()), "--speed", "max",
+                   "--delay", "0.5")  # fmt: skip
+        took = time.monotonic() - t0
+    finally:
+        sock.close(0)
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("replayed 10000 messages; stopped while its subscribers were still taking the last"), last
+    assert took < 9, took
