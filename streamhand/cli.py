@@ -301,6 +301,7 @@ def echo(
     curve_client_key: Annotated[Path | None, typer.Option(help="CurveZMQ: this client's .key_secret")] = None,
 ) -> None:
     """Print what arrives on the stream."""
+    from streamhand.stream import protocol
     from streamhand.stream.client import PoseSubscriber
     from streamhand.stream.security import SecurityError
 
@@ -309,8 +310,11 @@ def echo(
             + "--timeout 0 waits forever")  # fmt: skip
     try:
         keys = {"curve_server_key": _opt(curve_server_key), "curve_client_key": _opt(curve_client_key)}
-        sub = PoseSubscriber(address, topics=tuple(topic or [""]), timeout=timeout or None, control=control, raw=True,
-                             **keys)  # fmt: skip
+        wanted = tuple(topic or [""])
+        # `status` read too (not printed unless asked): its last one says whether the stream ended or went quiet
+        quiet_status = not any(protocol.TOPIC_STATUS.startswith(t) for t in wanted)
+        sub = PoseSubscriber(address, topics=wanted + ((protocol.TOPIC_STATUS,) if quiet_status else ()),
+                             timeout=timeout or None, control=control, raw=True, **keys)  # fmt: skip
     except TimeoutError as e:
         fail(f"{e}: {hint}", 1)
     except (SecurityError, ValueError) as e:
@@ -328,6 +332,8 @@ def echo(
                 states[str(cam_id)] = m.data.get("source_state")
             elif cam_id is not None:
                 states.setdefault(cam_id, None)
+            if quiet_status and m.topic == protocol.TOPIC_STATUS:
+                continue
             if as_json:
                 typer.echo(json.dumps({"topic": m.topic, **m.data}))
             else:
