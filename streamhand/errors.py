@@ -104,8 +104,9 @@ def environment_failure(e: BaseException) -> str | None:
     working folder was removed (a relative path cannot be read any more), or what the command prints cannot be
     written (standard output on a full disk or a closed descriptor: the failure comes from the printing libraries;
     standard output is then pointed at nothing, so that the interpreter's final flush does not fail again)."""
-    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "can't start new thread" in str(e)):
-        what = "memory ran out" if isinstance(e, MemoryError) else "no thread could be started (memory ran out)"
+    if (isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "can't start new thread" in str(e))
+            or (type(e).__module__.startswith("cv2") and "Insufficient memory" in str(e))):  # OpenCV's own
+        what = "no thread could be started (memory ran out)" if isinstance(e, RuntimeError) else "memory ran out"
         return (f"{what}: close other programs, give a smaller input, or raise the limit put on this process "
                 "(`ulimit -v`, a container's memory)")  # fmt: skip
     if isinstance(e, FileNotFoundError):

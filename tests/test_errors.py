@@ -182,6 +182,7 @@ def test_a_crash_log_holds_any_name_whatever_the_locale(tmp_path, monkeypatch):
     [
         (MemoryError(), "error: memory ran out: close other programs, give a smaller input, or raise the limit"),
         (RuntimeError("can't start new thread"), "error: no thread could be started (memory ran out): close other"),
+        ("cv2", "error: memory ran out: close other programs"),
     ],
 )
 def test_memory_running_out_is_said_so_without_a_crash_log(exc, says, logs, monkeypatch):
@@ -190,6 +191,11 @@ def test_memory_running_out_is_said_so_without_a_crash_log(exc, says, logs, monk
     import streamhand.tools.about as about
 
     def no_memory(*_a, **_k):
+        if exc == "cv2":  # OpenCV's own error for it
+            import cv2
+
+            raise cv2.error("OpenCV(4.11.0) alloc.cpp:73: error: (-4:Insufficient memory) Failed to allocate 24883200 "
+                            "bytes in function 'OutOfMemoryError'")  # fmt: skip
         raise exc
 
     monkeypatch.setattr(about, "describe", no_memory)
