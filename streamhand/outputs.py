@@ -155,7 +155,7 @@ def part_path(path: Path) -> Path:
 
 def _through_link(path: Path) -> Path:
     """Where a file written to ``path`` goes: a symbolic link's target (``latest.json`` pointing at today's report is
-    written through, as a shell's ``>`` does, not replaced by a file), else ``path``."""
+    written through, the link kept, not replaced by a file), else ``path``."""
     return Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
 
 
