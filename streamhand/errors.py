@@ -68,9 +68,13 @@ def check_distinct_or_fail(outputs: list[tuple[str | Path | None, str]],
         fail(str(e))
 
 
+#: how many crash logs are kept: writing one removes the oldest beyond these (they grew without bound)
+CRASH_LOGS_KEPT = 50
+
+
 def crash_log(exc: BaseException, command: str) -> Path | None:
-    """Write ``exc``'s traceback (with the command line) to ``<cache>/logs/``; the file, or None if it could not be
-    written."""
+    """Write ``exc``'s traceback (with the command line) to ``<cache>/logs/``, keeping the newest
+    :data:`CRASH_LOGS_KEPT` there; the file, or None if it could not be written."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     try:
         folder = cache_dir("logs")
@@ -80,6 +84,11 @@ def crash_log(exc: BaseException, command: str) -> Path | None:
         path.write_text(text, encoding="utf-8", errors="backslashreplace")  # not the code page: any name fits
     except (OSError, ValueError):  # ValueError: a name the file system's encoding cannot hold
         return None
+    try:  # the names sort by their time stamp: the oldest first
+        for old in sorted(folder.glob("crash-*.log"))[:-CRASH_LOGS_KEPT]:
+            old.unlink(missing_ok=True)
+    except OSError:  # a log that cannot be removed is no reason to lose this one
+        pass
     return path
 
 

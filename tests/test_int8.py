@@ -178,3 +178,55 @@ def test_a_quantization_that_cannot_be_saved_leaves_no_part_file(tiny_checkpoint
     with pytest.raises(OSError, match="No space left"):
         quantize_graph(art.path, tmp_path / "q" / "a.int8.onnx")
     assert list((tmp_path / "q").iterdir()) == []
+
+
+def test_runs_quantizing_the_same_graph_at_once_do_not_trip_over_each_other(tiny_checkpoint, tmp_path):
+    """The quantizer wrote its shape-inferred copy (``<graph>-inferred.onnx``) beside the graph it read and removed
+    it after: two runs quantizing the same cached graph at once raced on that one file (FileNotFoundError: one ran in
+    fp32, or was refused under ``--precision int8``). Each quantizes a copy in its own private folder now. Beside the
+    three threads here, another run is half-way through its own quantization: its side file must stay as it is."""
+    import threading
+
+    art = export_onnx(str(tiny_checkpoint), ("2d",), tmp_path / "src" / "a.onnx", n_samples=0)
+    theirs = art.path.with_name("a-inferred.onnx")
+    theirs.write_bytes(b"another run's shape-inferred copy, being read")
+    before = sorted(p.name for p in art.path.parent.iterdir())
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def quantize(i: int) -> None:
+        start.wait()
+        for j in range(8):
+            try:
+                quantize_graph(art.path, tmp_path / "out" / f"{i}_{j}.int8.onnx")
+            except Exception as e:  # every failure is the finding
+                errors.append(e)
+
+    threads = [threading.Thread(target=quantize, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(p.name for p in art.path.parent.iterdir()) == before  # nothing written beside the source
+    assert theirs.read_bytes() == b"another run's shape-inferred copy, being read"
+    assert len(list((tmp_path / "out").glob("*.int8.onnx"))) == 24
+
+
+def test_a_graph_in_a_read_only_folder_is_quantized(tiny_checkpoint, tmp_path):
+    """A read-only install (the package's weights folder mounted read-only): the quantizer could not write its
+    shape-inferred copy beside the graph, and every run fell back to fp32 (or was refused under ``--precision
+    int8``) with a cause that named the quantizer. The folder is made read-only, and, since root writes into such a
+    folder anyway, the side file's name is taken by a folder, which no one can write as a file."""
+    art = export_onnx(str(tiny_checkpoint), ("2d",), tmp_path / "ro" / "a.onnx", n_samples=0)
+    (art.path.parent / f"{art.path.stem}-inferred.onnx").mkdir()
+    art.path.parent.chmod(0o555)
+    try:
+        meta = quantize_graph(art.path, tmp_path / "cache" / "a.int8.onnx")
+    finally:
+        art.path.parent.chmod(0o755)
+    assert meta["precision"] == "int8" and read_onnx_metadata(tmp_path / "cache" / "a.int8.onnx") == meta
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["a.int8.onnx"]
+    x = {INPUT_NAMES["2d"]: _keypoint_inputs(4)["2d"]}
+    want, got = (_session(p).run(None, x)[0] for p in (art.path, tmp_path / "cache" / "a.int8.onnx"))
+    assert np.abs(got - want).max() < 0.1 * np.abs(want).max()

@@ -154,3 +154,57 @@ def test_a_second_hand_compiles_nothing_after_the_warm_up():
                           timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "", f"compiled again after the warm-up:\n{done.stdout}"
+
+
+# a compiled function of its own module (numba caches only functions in files), called once; what it answered on
+# stdout, and which of its functions were not kept on disk on stderr (after any warning)
+_TINY = "from streamhand.jit import njit\n\n\n@njit\ndef twice_plus_one(x):\n    return 2.0 * x + 1.0\n"
+_CALL = ("import sys\nsys.path.insert(0, sys.argv[1])\nimport tiny_jit\nfrom streamhand import jit\n"
+         "print(tiny_jit.twice_plus_one(20.5))\n"
+         "print(sorted(getattr(jit, 'NOT_KEPT', {})), file=sys.stderr)")  # fmt: skip
+
+
+def _call_tiny(tmp_path: Path, **popen) -> subprocess.CompletedProcess:
+    (tmp_path / "mod").mkdir(exist_ok=True)
+    (tmp_path / "mod" / "tiny_jit.py").write_text(_TINY)
+    env = {key: v for key, v in os.environ.items() if not key.startswith("NUMBA_")}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "numba")
+    return subprocess.run([sys.executable, "-c", _CALL, str(tmp_path / "mod")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, **popen)  # fmt: skip
+
+
+def test_a_damaged_cache_is_compiled_around_and_its_folder_named(tmp_path):
+    """A truncated ``.nbi``/``.nbc`` file (a disk that filled, a copy cut short) raised numba's ``UnpicklingError:
+    pickle data was truncated`` from the first compiled call of every run and every `streamhand precompile` ("failed
+    unexpectedly", a crash log). Now the function is compiled in memory, and one warning names the folder to delete."""
+    first = _call_tiny(tmp_path)
+    assert first.returncode == 0 and first.stdout.split() == ["42.0"], first.stderr[-2000:]
+    cached = sorted((tmp_path / "numba").rglob("*.nb[ic]"))
+    assert {p.suffix for p in cached} == {".nbi", ".nbc"}
+    for p in cached:
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    for _ in range(2):  # until the folder is deleted: every process, each with its warning
+        done = _call_tiny(tmp_path)
+        assert done.returncode == 0 and done.stdout.split() == ["42.0"], done.stderr[-2000:]
+        said = [line for line in done.stderr.splitlines() if "is damaged" in line]
+        assert len(said) == 1 and "pickle data was truncated" in said[0], done.stderr
+        assert f"rm -rf '{cached[0].parent}'" in said[0]
+        assert done.stderr.splitlines()[-1] == "['twice_plus_one']"
+
+
+def test_a_full_disk_is_compiled_around_and_said_once(tmp_path):
+    """A full disk under numba's cache raised ``OSError: [Errno 28] No space left on device`` when it saved the
+    machine code, failing the run it was compiled for. Now the run goes on compiled in memory, with one warning, and
+    leaves no part file. A full disk is simulated by a file-size limit of 0 bytes (writes fail with ``EFBIG``: an
+    ``OSError`` as ``ENOSPC`` is, raised where it is)."""
+    import resource
+
+    done = _call_tiny(tmp_path, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0)))
+    assert done.returncode == 0 and done.stdout.split() == ["42.0"], done.stderr[-2000:]
+    said = [line for line in done.stderr.splitlines() if "cannot be written" in line]
+    assert len(said) == 1 and "File too large" in said[0] and "until there is room" in said[0], done.stderr
+    assert done.stderr.splitlines()[-1] == "['twice_plus_one']"
+    assert [p for p in (tmp_path / "numba").rglob("*") if p.is_file()] == []  # no part file left
+    again = _call_tiny(tmp_path)  # room again: kept on disk as ever
+    assert again.returncode == 0 and again.stderr.splitlines() == ["[]"], again.stderr
+    assert len(list((tmp_path / "numba").rglob("*.nbc"))) == 1

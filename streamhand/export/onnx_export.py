@@ -47,6 +47,10 @@ MIN_OPSET = 17
 PRECISIONS = ("fp32", "fp16")
 
 
+class Unwritable(ExportError):
+    """The graph's folder cannot be made or the graph written there (read-only, full, a file in the way)."""
+
+
 @dataclass
 class OnnxArtifact:
     path: Path
@@ -98,7 +102,7 @@ def export_onnx(
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ExportError(f"{out.parent}: cannot make the folder ({e.strerror or type(e).__name__})") from None
+        raise Unwritable(f"{out.parent}: cannot make the folder ({e.strerror or type(e).__name__})") from None
     remove_abandoned(out)  # the part files of exports killed before they could remove their own
     tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")  # two processes exporting the same graph do not share it
     meta = _metadata(ckpt, mods, n_samples, seed, max_batch, precision, opset)
@@ -118,7 +122,7 @@ def export_onnx(
         onnx.save(proto, str(tmp))
         tmp.replace(out)
     except OSError as e:  # a full disk, a read-only folder, a folder in the way
-        raise ExportError(f"{out}: cannot write the ONNX graph ({e.strerror or type(e).__name__})") from None
+        raise Unwritable(f"{out}: cannot write the ONNX graph ({e.strerror or type(e).__name__})") from None
     finally:
         tmp.unlink(missing_ok=True)  # a failure or an interrupt (KeyboardInterrupt is raised on) leaves no part file
     log.info("exported %s (%s, %s) in %.1f s", out, modality_tag(mods), precision, time.perf_counter() - t0)
@@ -181,5 +185,11 @@ def prepare_graph(ckpt: Checkpoint, mods: tuple[str, ...], sha: str | None, n_sa
             raise ExportError(f"no temporary folder for the ONNX graph ({e.strerror or type(e).__name__})") from None
     log.info("preparing the ONNX graph of %s for %s (first use; cached in %s)", ckpt.model_id, modality_tag(mods),
              path.parent)  # fmt: skip
-    art = export_onnx(ckpt, mods, path, n_samples=n_samples)
+    try:
+        art = export_onnx(ckpt, mods, path, n_samples=n_samples)
+    except Unwritable as e:  # the cache read-only or full: where it can be moved (as for the hand networks)
+        if folder is not None or sha is None:
+            raise
+        raise ExportError(f"{e}; point STREAMHAND_CACHE at a writable folder (the ONNX graphs are cached there)"
+                          ) from None  # fmt: skip
     return art.path, art.metadata

@@ -68,11 +68,16 @@ def quantize_graph(src: Path, dst: Path) -> dict:
         raise ExportError(f"{src}: only an fp32 graph can be quantized (this one is {meta.get('precision')})")
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="streamhand-int8-") as tmp:
-        out = Path(tmp) / "int8.onnx"
+        # the quantizer writes its shape-inferred copy (``<graph>-inferred.onnx``) beside the graph it is given, and
+        # removes it: beside ``src`` runs quantizing the same graph raced on that file, and a read-only install or a
+        # full disk failed every run (leaving a partial copy in the cache). So it is given a copy in this private
+        # folder (external weights read into it), removed with everything the quantizer left here
+        copy, out = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         previous = logging.root.manager.disable
         logging.disable(logging.WARNING)  # the quantizer's advice to pre-process (shape inference) on the root logger
         try:
-            quantize_dynamic(str(src), str(out), per_channel=True, weight_type=QuantType.QUInt8,
+            copy.write_bytes(onnx.load(str(src)).SerializeToString())  # a few MB: no external weights needed
+            quantize_dynamic(str(copy), str(out), per_channel=True, weight_type=QuantType.QUInt8,
                              op_types_to_quantize=list(QUANTIZED_OPS))  # fmt: skip
         except Exception as e:  # the tool raises what onnx raises: one line for the caller
             raise ExportError(f"{src}: int8 quantization failed ({type(e).__name__}: {e})") from None

@@ -1,5 +1,5 @@
-"""What ``streamhand info`` prints: the CPU, versions of what the runtime uses, the backend ``auto`` picks here and why,
-and each shipped model's card (its summary and headline figures). Needs no PyTorch."""
+"""What ``streamhand info`` prints: the CPU, versions of what the runtime uses, where the caches are, the backend
+``auto`` picks here and why, and each shipped model's card (its summary and headline figures). Needs no PyTorch."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def describe() -> Iterator[str]:
     for pkg in PACKAGES:
         yield f"  {pkg:24s} {_version(pkg)}"
     yield f"  compiled arithmetic      {compiled_state()}"
+    yield f"  streamhand cache         {cache_state()}"
     yield f"  CUDA GPU                 {this_machine().gpu or 'none'}"
     try:
         import onnxruntime as ort
@@ -71,13 +72,43 @@ def compiled_state() -> str:
         return "no: plain Python (numba missing or NUMBA_DISABLE_JIT set)"
     if jit.UNCACHED:
         return "numba; not kept on disk (no writable folder: set NUMBA_CACHE_DIR), compiled in every process"
+    if jit.NOT_KEPT:  # a damaged cache file or a full disk met in this process
+        return f"numba; not kept on disk ({next(iter(jit.NOT_KEPT.values()))}), compiled in every process"
     folder = jit.cache_folder(codec._encode_2d)
     where = f" (the codec's in {folder})" if folder else ""  # numba's own record of it, where it keeps one
     return f"numba; machine code kept on disk{where}"
 
 
+def _size(n: float) -> str:
+    """``n`` bytes for a person: ``512 B``, ``3.4 MB``."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" or n >= 100 else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def cache_state(shown: int = 4) -> str:
+    """streamhand's cache folder, what it holds in all, and its ``shown`` largest parts (all may be deleted)."""
+    from streamhand.cache import cache_dir, cache_usage
+
+    folder = cache_dir()
+    parts = cache_usage()
+    if not parts:
+        return f"{folder} ({'empty' if folder.is_dir() else 'not made yet'})"
+    listed = ", ".join(f"{name} {_size(n)}" for name, n in list(parts.items())[:shown])
+    more = f", {len(parts) - shown} more" if len(parts) > shown else ""
+    return f"{folder} ({_size(sum(parts.values()))}: {listed}{more}; any of it may be deleted, it is made again)"
+
+
 def _card(name: str, path: Path) -> Iterator[str]:
-    card = json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        card = json.loads(path.read_text()) if path.is_file() else {}
+        if not isinstance(card, dict):
+            raise ValueError(f"a JSON {type(card).__name__}, not an object")
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
+        yield f"model {name!r}: its model card {path} cannot be read ({type(e).__name__}: {e})"
+        return
     yield f"model {name!r} ({card.get('model_id', '?')}): {card.get('summary', 'no model card')}"
     for key, m in (card.get("metrics") or {}).items():
         if not isinstance(m, dict):
