@@ -124,3 +124,26 @@ def placed_hand(landmarks_px, joints_rel, joints_cam=None, track_id: int = 1, le
     cam = rel if joints_cam is None else np.asarray(joints_cam, float)
     std = np.full(21, 0.01) if joint_std is None else np.asarray(joint_std, float)
     return PlacedHand(det, track_id, cam, rel, std, "estimate", quality, None)
+
+
+def hold_open(monkeypatch, *names: str) -> None:
+    """Files whose names end with one of ``names`` cannot take their name (``os.replace`` onto them fails), as on
+    Windows where another program holds them open (Excel and a .csv)."""
+    real = os.replace
+
+    def held_open(src, dst):
+        if str(dst).endswith(names):
+            raise PermissionError(13, "Permission denied")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", held_open)
+
+
+def drain(sub) -> list:
+    """What has come to the subscriber ``sub`` until it waits its timeout for more."""
+    got = []
+    try:
+        while True:
+            got.append(sub.recv())
+    except TimeoutError:
+        return got

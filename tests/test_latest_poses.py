@@ -14,6 +14,7 @@ from streamhand.stream import schema
 from streamhand.stream.client import PoseSubscriber
 from streamhand.stream.publish import Publisher
 from tests.conftest import free_port
+from tests.helpers import drain
 from tests.test_schema import _pose
 
 
@@ -78,12 +79,7 @@ def test_a_slow_consumer_gets_the_newest_whole_frame_not_the_backlog():
 def _drain_raw(pub: Publisher, sub: PoseSubscriber) -> list:
     _send(pub, 9, camera="other")
     sub.timeout = 1.0
-    got = []
-    try:
-        while True:
-            got.append(sub.recv())
-    except TimeoutError:
-        return got
+    return drain(sub)
 
 
 def test_a_frame_is_never_given_half():

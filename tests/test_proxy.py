@@ -14,7 +14,7 @@ import pytest
 
 from streamhand.stream.client import PoseSubscriber
 from tests.conftest import free_port
-from tests.helpers import ROOT, invoke
+from tests.helpers import ROOT, drain, invoke
 
 ENV = {**os.environ, "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -185,22 +185,12 @@ def test_each_cameras_log_messages_name_it_and_count_their_seq_apart():
         while time.monotonic() < deadline and {m.data["message"] for m in got} != {"a ready", "b ready"}:
             for cam in pubs:  # until both publishers reach the subscriber through the proxy
                 loggers[cam].warning("%s ready", cam)
-            got = []
-            try:
-                while True:
-                    got.append(sub.recv())
-            except TimeoutError:
-                pass
+            got = drain(sub)
         gaps0 = sub.gaps
         for i in range(5):
             for cam in pubs:
                 loggers[cam].warning("%s %d", cam, i)
-        got = []
-        try:
-            while True:
-                got.append(sub.recv())
-        except TimeoutError:
-            pass
+        got = drain(sub)
     finally:
         for cam in pubs:
             loggers[cam].removeHandler(handlers[cam])

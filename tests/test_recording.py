@@ -28,7 +28,7 @@ from streamhand.stream.recording import (
     replay,
 )
 from tests.conftest import free_port
-from tests.helpers import ROOT, cli, invoke
+from tests.helpers import ROOT, cli, hold_open, invoke
 
 
 def _write(path: Path, n: int = 10, span_s: float = 0.5) -> list[tuple[str, bytes]]:
@@ -406,16 +406,8 @@ def test_the_stream_recorded_in_process(tmp_path):
 def test_record_that_cannot_take_its_name_says_where_it_stays(tmp_path, monkeypatch):
     """A recording made to its end whose name cannot be taken (held open by another program, as on Windows) was
     renamed with a bare ``os.replace``: a traceback. Now one line saying where it stays, and exit 1."""
-    import os
 
-    real = os.replace
-
-    def held_open(src, dst):
-        if str(dst).endswith("held.mcap"):
-            raise PermissionError(13, "Permission denied")
-        real(src, dst)
-
-    monkeypatch.setattr(os, "replace", held_open)
+    hold_open(monkeypatch, "held.mcap")
     port, out = free_port(), tmp_path / "held.mcap"
     pub, done = Publisher(port=port, control_port=None), threading.Event()
 

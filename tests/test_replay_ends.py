@@ -67,21 +67,27 @@ def test_replay_at_max_speed_waits_for_a_slow_subscriber_to_take_the_end(tmp_pat
     assert got == list(range(n)), (len(got), got[-3:])
 
 
-def test_replay_says_so_where_a_subscriber_never_took_the_end(tmp_path, monkeypatch):
-    """A subscriber that never reads holds the replay's end no longer than its bound, and the last line says so."""
-    from streamhand import cli_record
-
-    monkeypatch.setattr(cli_record, "REPLAY_FLUSH_S", 1.0)
+def _replay_to_a_subscriber_that_never_reads(tmp_path) -> tuple:
+    """``replay --speed max`` of 10 000 messages of 4 kB (40 MB: more than the system's socket buffers hold) to a
+    subscriber that never reads: what the command did, and how long it took (s)."""
     path, port = tmp_path / "big.mcap", free_port()
-    _big(path, 10_000, size=4000)  # 40 MB: more than the system's socket buffers hold for it
+    _big(path, 10_000, size=4000)
     sock = _sub(port, rcvhwm=10)
     try:
         t0 = time.monotonic()
         r = invoke("replay", str(path), "--port", str(port), "--control-port", str(free_port()), "--speed", "max",
                    "--delay", "0.5")  # fmt: skip
-        took = time.monotonic() - t0
+        return r, time.monotonic() - t0
     finally:
         sock.close(0)
+
+
+def test_replay_says_so_where_a_subscriber_never_took_the_end(tmp_path, monkeypatch):
+    """A subscriber that never reads holds the replay's end no longer than its bound, and the last line says so."""
+    from streamhand import cli_record
+
+    monkeypatch.setattr(cli_record, "REPLAY_FLUSH_S", 1.0)
+    r, took = _replay_to_a_subscriber_that_never_reads(tmp_path)
     assert r.returncode == 0, r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("replayed 10000 messages; a subscriber had not taken the last of them 1 s after"), last
@@ -311,16 +317,7 @@ def test_a_stop_during_the_wait_for_the_end_is_not_called_delivered(tmp_path, mo
         return real(*a)
 
     monkeypatch.setattr(cli_record, "_close_waiting", stopped_while_waiting)
-    path, port = tmp_path / "big.mcap", free_port()
-    _big(path, 10_000, size=4000)
-    sock = _sub(port, rcvhwm=10)
-    try:
-        t0 = time.monotonic()
-        r = invoke("replay", str(path), "--port", str(port), "--control-port", str(free_port()), "--speed", "max",
-                   "--delay", "0.5")  # fmt: skip
-        took = time.monotonic() - t0
-    finally:
-        sock.close(0)
+    r, took = _replay_to_a_subscriber_that_never_reads(tmp_path)
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("replayed 10000 messages; stopped while its subscribers were still taking the last"), last
     assert took < 9, took

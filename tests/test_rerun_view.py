@@ -20,7 +20,7 @@ import pytest
 from streamhand.stream import protocol
 from streamhand.stream import schema as sch
 from tests.conftest import free_port
-from tests.helpers import invoke
+from tests.helpers import hold_open, invoke
 from tests.test_viewer import _unused_display
 
 rr = pytest.importorskip("rerun")
@@ -349,14 +349,7 @@ def test_streamhand_imports_without_the_viewer_sdks():
 def test_view_rerun_save_that_cannot_take_its_name_says_where_it_stays(tmp_path, monkeypatch):
     """A recording logged to its end whose name cannot be taken (held open by another program, as on Windows): one
     line saying where it stays, and exit 1 (it was a traceback)."""
-    real = os.replace
-
-    def held_open(src, dst):
-        if str(dst).endswith("held.rrd"):
-            raise PermissionError(13, "Permission denied")
-        real(src, dst)
-
-    monkeypatch.setattr(os, "replace", held_open)
+    hold_open(monkeypatch, "held.rrd")
     out = tmp_path / "held.rrd"
     with SyntheticStream(free_port()) as stream:
         r = invoke("view", "--rerun", "--save", str(out), "--count", "5", "--address", stream.address)

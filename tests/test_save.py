@@ -17,7 +17,7 @@ import pytest
 from streamhand.run.save import csv_header
 from streamhand.stream.recording import check_recording
 from tests.conftest import free_port
-from tests.helpers import invoke
+from tests.helpers import hold_open, invoke
 
 FRAMES = 24
 
@@ -215,18 +215,9 @@ def test_a_run_whose_video_writer_fails_at_the_end_exits_1_with_the_error_in_its
 def test_a_pose_file_that_cannot_take_its_name_says_so_and_fails(tmp_path, monkeypatch):
     """On Windows a file another program holds open (Excel and a .csv) cannot be replaced: the run said nothing
     (the rename's error was logged at debug level), exited 0, and the poses lay in a hidden part file."""
-    import os
 
-    from streamhand.run import save
 
-    real = os.replace
-
-    def held_open(src, dst):
-        if str(dst).endswith("poses.csv"):
-            raise PermissionError(13, "Permission denied")
-        real(src, dst)
-
-    monkeypatch.setattr(save.os, "replace", held_open)
+    hold_open(monkeypatch, "poses.csv")
     out = tmp_path / "poses.csv"
     r = invoke("run", "--source", "demo", "--frames", "3", "--no-realtime", "--port", str(free_port()),
                "--control-port", str(free_port()), "--save", str(out))  # fmt: skip
@@ -240,18 +231,10 @@ def test_every_run_output_that_cannot_take_its_name_says_where_it_stays(tmp_path
     """The MCAP recording of ``--save X.mcap`` and the Rerun recording of ``--rerun X.rrd`` were renamed with a bare
     ``os.replace`` whose failure the run logged at debug level: exit 0, and the recording lay in a hidden part file.
     Each output now says where it stays, and the run fails."""
-    import os
 
     pytest.importorskip("rerun")
-    real = os.replace
     names = ("poses.mcap", "overlay.mp4", "hands.rrd")
-
-    def held_open(src, dst):
-        if str(dst).endswith(names):
-            raise PermissionError(13, "Permission denied")
-        real(src, dst)
-
-    monkeypatch.setattr(os, "replace", held_open)
+    hold_open(monkeypatch, *names)
     mcap, video, rrd = (tmp_path / n for n in names)
     r = invoke("run", "--source", "demo", "--frames", "3", "--no-realtime", "--port", str(free_port()),
                "--control-port", str(free_port()), "--save", str(mcap), "--save-video", str(video), "--rerun",

@@ -30,18 +30,45 @@ def _write_mp4(path, rgbs, fps=20.0):
     w.release()
 
 
+def _read_all(src) -> tuple[list, float]:
+    """Every frame of ``src`` (opened here, closed after), and the seconds the reading took."""
+    src.open()
+    t0 = time.monotonic()
+    got = list(iter(src.read, None))
+    elapsed = time.monotonic() - t0
+    src.close()
+    return got, elapsed
+
+
+def _slow_decoder(monkeypatch, files, read_s: float, grab_s: float = 0.0) -> None:
+    """OpenCV's video reader in ``files`` made slow: each ``read`` (decoded and converted) takes ``read_s``, each
+    ``grab`` (decoded only) ``grab_s`` more. A wrapper: a subclass of OpenCV's class crashes the garbage collector."""
+    real = cv2.VideoCapture
+
+    class SlowDecoder:
+        def __init__(self, *a):
+            self._cap = real(*a)
+
+        def read(self, *a):
+            time.sleep(read_s)
+            return self._cap.read(*a)
+
+        def grab(self):
+            time.sleep(grab_s)
+            return self._cap.grab()
+
+        def __getattr__(self, name):
+            return getattr(self._cap, name)
+
+    monkeypatch.setattr(files.cv2, "VideoCapture", SlowDecoder)
+
+
 def test_video_source_reads_all_frames_paced(tmp_path, frames):
     rgbs = frames[0]
     p = tmp_path / "clip.mp4"
     _write_mp4(p, rgbs, fps=20.0)
     src = VideoSource(p, realtime=True, fov_deg=70)
-    src.open()
-    t0 = time.monotonic()
-    got = []
-    while (f := src.read()) is not None:
-        got.append(f)
-    elapsed = time.monotonic() - t0
-    src.close()
+    got, elapsed = _read_all(src)
     assert len(got) == len(rgbs)
     assert [f.index for f in got] == list(range(len(rgbs)))
     assert elapsed >= (len(rgbs) - 1) / 20.0 * 0.8  # paced at the file's rate
@@ -61,28 +88,9 @@ def test_a_video_decoded_slower_than_its_rate_skips_frames_on_its_own_clock(tmp_
     p = tmp_path / "clip.mp4"
     _write_mp4(p, rgbs, fps=30.0)
 
-    real = cv2.VideoCapture
-
-    class SlowDecoder:  # each converted frame takes two and a half frames' time (OpenCV's class itself: a wrapper,
-        def __init__(self, *a):  # as a subclass of it crashes the garbage collector)
-            self._cap = real(*a)
-
-        def read(self, *a):
-            time.sleep(2.5 / 30)
-            return self._cap.read(*a)
-
-        def __getattr__(self, name):
-            return getattr(self._cap, name)
-
-    monkeypatch.setattr(files.cv2, "VideoCapture", SlowDecoder)
+    _slow_decoder(monkeypatch, files, read_s=2.5 / 30)  # each converted frame takes two and a half frames' time
     src = VideoSource(p, realtime=True)
-    src.open()
-    t0 = time.monotonic()
-    got = []
-    while (f := src.read()) is not None:
-        got.append(f)
-    elapsed = time.monotonic() - t0
-    src.close()
+    got, elapsed = _read_all(src)
     assert elapsed < 1.6, elapsed  # about the video's second (2.5 s in slow motion)
     assert src.skipped_frames >= 10 and len(got) + src.skipped_frames == 30, (len(got), src.skipped_frames)
     assert [f.t_media for f in got] == [f.index / 30.0 for f in got] and got[-1].index >= 25  # the file's clock
@@ -118,24 +126,7 @@ def test_a_video_whose_frames_cannot_even_be_skipped_in_time_plays_slower_not_em
     rgbs = frames[0] * 4  # 24 frames
     p = tmp_path / "clip.mp4"
     _write_mp4(p, rgbs, fps=60.0)
-    real = cv2.VideoCapture
-
-    class SlowDecoder:  # decoding a frame, converted or not, takes two frames' time
-        def __init__(self, *a):
-            self._cap = real(*a)
-
-        def read(self, *a):
-            time.sleep(2 / 60)
-            return self._cap.read(*a)
-
-        def grab(self):
-            time.sleep(2 / 60)
-            return self._cap.grab()
-
-        def __getattr__(self, name):
-            return getattr(self._cap, name)
-
-    monkeypatch.setattr(files.cv2, "VideoCapture", SlowDecoder)
+    _slow_decoder(monkeypatch, files, read_s=2 / 60, grab_s=2 / 60)  # a frame, converted or not, takes two frames'
     src = VideoSource(p, realtime=True)
     src.open()
     with caplog.at_level(logging.WARNING):
