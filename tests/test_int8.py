@@ -211,6 +211,9 @@ def test_runs_quantizing_the_same_graph_at_once_do_not_trip_over_each_other(tiny
     assert sorted(p.name for p in art.path.parent.iterdir()) == before  # nothing written beside the source
     assert theirs.read_bytes() == b"another run's shape-inferred copy, being read"
     assert len(list((tmp_path / "out").glob("*.int8.onnx"))) == 24
+    import logging
+
+    assert logging.root.manager.disable == logging.NOTSET  # logging back as it was (each thread put back the other's)
 
 
 def test_a_graph_in_a_read_only_folder_is_quantized(tiny_checkpoint, tmp_path):

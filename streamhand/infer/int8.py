@@ -24,10 +24,13 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 from streamhand.model_files import ExportError
 from streamhand.outputs import private_folder, remove_abandoned
+
+_QUIET = threading.Lock()  # held while logging is turned down around the quantizer
 
 log = logging.getLogger(__name__)
 QUANTIZED_OPS = ("Gemm", "MatMul")
@@ -73,16 +76,20 @@ def quantize_graph(src: Path, dst: Path) -> dict:
         # full disk failed every run (leaving a partial copy in the cache). So it is given a copy in this private
         # folder (external weights read into it), removed with everything the quantizer left here
         copy, out = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        previous = logging.root.manager.disable
-        logging.disable(logging.WARNING)  # the quantizer's advice to pre-process (shape inference) on the root logger
-        try:
-            copy.write_bytes(onnx.load(str(src)).SerializeToString())  # a few MB: no external weights needed
-            quantize_dynamic(str(copy), str(out), per_channel=True, weight_type=QuantType.QUInt8,
-                             op_types_to_quantize=list(QUANTIZED_OPS))  # fmt: skip
-        except Exception as e:  # the tool raises what onnx raises: one line for the caller
-            raise ExportError(f"{src}: int8 quantization failed ({type(e).__name__}: {e})") from None
-        finally:
-            logging.disable(previous)
+        # the quantizer's advice to pre-process (shape inference) goes to the root logger: logging is turned down
+        # meanwhile, one quantization at a time (two threads each putting back what the other had set left the
+        # process's logging off for good)
+        with _QUIET:
+            previous = logging.root.manager.disable
+            logging.disable(logging.WARNING)
+            try:
+                copy.write_bytes(onnx.load(str(src)).SerializeToString())  # a few MB: no external weights needed
+                quantize_dynamic(str(copy), str(out), per_channel=True, weight_type=QuantType.QUInt8,
+                                 op_types_to_quantize=list(QUANTIZED_OPS))  # fmt: skip
+            except Exception as e:  # the tool raises what onnx raises: one line for the caller
+                raise ExportError(f"{src}: int8 quantization failed ({type(e).__name__}: {e})") from None
+            finally:
+                logging.disable(previous)
         proto = onnx.load(str(out))
     meta = int8_metadata(meta)
     write_onnx_metadata(proto, meta)
