@@ -226,6 +226,7 @@ def test_a_port_in_use_is_named_so_where_pythons_errno_is_not_libzmqs(monkeypatc
         busy.close(0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("last_state", "code", "topics"), [("stopped", 0, []), ("ok", 1, []),
                                                           ("ended", 0, ["--topic", "hand.frame"])])  # fmt: skip
 def test_echo_after_the_stream_said_it_ended_is_no_failure(last_state, code, topics):

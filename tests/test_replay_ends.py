@@ -82,6 +82,7 @@ def _replay_to_a_subscriber_that_never_reads(tmp_path) -> tuple:
         sock.close(0)
 
 
+@pytest.mark.slow
 def test_replay_says_so_where_a_subscriber_never_took_the_end(tmp_path, monkeypatch):
     """A subscriber that never reads holds the replay's end no longer than its bound, and the last line says so."""
     from streamhand import cli_record
@@ -302,6 +303,7 @@ def test_a_replay_bound_beyond_this_machine_warns_as_run_does(tmp_path, caplog):
            "machine that can reach this one, without authentication" in said, said
 
 
+@pytest.mark.slow
 def test_a_stop_during_the_wait_for_the_end_is_not_called_delivered(tmp_path, monkeypatch):
     """Ctrl-C (here SIGTERM) while the replay waits for a subscriber to take its end cut the wait short, and the last
     line said plainly "replayed N messages", as if all had gone."""

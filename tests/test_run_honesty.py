@@ -32,6 +32,7 @@ def _warnings(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and text in r.getMessage()]
 
 
+@pytest.mark.slow
 def test_model_threads_above_the_usable_cores_is_warned_once(tmp_path, monkeypatch, caplog):
     _one_core(monkeypatch)
     cfg = tmp_path / "threads.yaml"

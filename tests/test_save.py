@@ -227,6 +227,7 @@ def test_a_pose_file_that_cannot_take_its_name_says_so_and_fails(tmp_path, monke
     assert "Traceback" not in r.stderr and len(part.read_text().splitlines()) > 1 and not out.exists()
 
 
+@pytest.mark.slow
 def test_every_run_output_that_cannot_take_its_name_says_where_it_stays(tmp_path, monkeypatch):
     """The MCAP recording of ``--save X.mcap`` and the Rerun recording of ``--rerun X.rrd`` were renamed with a bare
     ``os.replace`` whose failure the run logged at debug level: exit 0, and the recording lay in a hidden part file.
@@ -248,6 +249,7 @@ def test_every_run_output_that_cannot_take_its_name_says_where_it_stays(tmp_path
         assert part.stat().st_size > 0 and not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="a file-size limit (RLIMIT_FSIZE) stands in for a full disk")
 @pytest.mark.parametrize(
     ("option", "name", "says"),
@@ -284,6 +286,7 @@ def test_an_output_the_disk_cannot_hold_says_where_what_was_written_stays(option
         assert re.search(r"^failed: \d+/\d+ frames", r.stderr, flags=re.M) and "\ndone: " not in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_an_output_that_fails_on_a_status_message_fails_the_run_in_one_line(tmp_path, monkeypatch):
     """`--save X.mcap` records every topic, `status` too, which the run's own thread publishes: a full disk met on a
     status escaped as "failed unexpectedly" with a crash log and no report. Now as on any other message."""

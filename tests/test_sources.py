@@ -78,6 +78,7 @@ def test_video_source_reads_all_frames_paced(tmp_path, frames):
     assert [f.t_media for f in got] == [i / 20.0 for i in range(len(rgbs))]  # the file's own clock
 
 
+@pytest.mark.slow
 def test_a_video_decoded_slower_than_its_rate_skips_frames_on_its_own_clock(tmp_path, frames, monkeypatch):
     """A machine that decodes a video slower than its frame rate (a 4K clip on one core) played it in slow motion
     (8 s took 24 s) with no frame counted as dropped: frames whose time has passed are now skipped (grabbed, not
