@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
 
 class OutputError(ValueError):
@@ -166,8 +167,23 @@ def finish_part(part: Path, path: Path, option: str) -> None:
     try:
         os.replace(part, _through_link(path))
     except OSError as e:
-        raise OutputUnfinished(f"{option} {path}: could not be written ({e.strerror or type(e).__name__}); what was "
-                               f"saved is in {part}") from None
+        raise unfinished(option, path, e, f"what was saved is in {part}") from None
+
+
+def unfinished(option: str, path: Path, e: OSError, kept: str) -> OutputUnfinished:
+    """:class:`OutputUnfinished` for the output ``path`` given as ``option`` that ``e`` stopped; ``kept`` says where
+    what was written stays."""
+    return OutputUnfinished(f"{option} {path}: could not be written ({e.strerror or type(e).__name__}); {kept}")
+
+
+def cut_short(file: IO, option: str, path: Path, e: OSError, kept: str) -> OutputUnfinished:
+    """An output whose ``file`` (its part file) could not take more (the disk full, a file-size limit): closed as it
+    is, what its buffer still held given up, and :func:`unfinished` saying where what was written stays."""
+    try:
+        file.close()
+    except OSError:  # what the buffer still held cannot be written either
+        pass
+    return unfinished(option, path, e, kept)
 
 
 def remove_abandoned(path: Path) -> None:

@@ -22,7 +22,7 @@ import msgpack
 import numpy as np
 
 from streamhand.capture.files import named_in_utf8
-from streamhand.outputs import OutputUnfinished, finish_part, part_path
+from streamhand.outputs import OutputUnfinished, cut_short, finish_part, part_path
 from streamhand.stream import protocol
 
 log = logging.getLogger(__name__)
@@ -113,13 +113,8 @@ class PoseFile:
         if isinstance(e, OutputUnfinished):
             self._failure = e
             return e
-        try:
-            self._file.close()
-        except OSError:  # what the buffer still held cannot be written either
-            pass
-        self._failure = OutputUnfinished(f"--save {self.path}: could not be written ({e.strerror or type(e).__name__});"
-                                         f" the {self.poses} hand poses written are in {self._tmp}, its last line "
-                                         "perhaps cut short")  # fmt: skip
+        self._failure = cut_short(self._file, "--save", self.path, e, f"the {self.poses} hand poses written are in "
+                                  f"{self._tmp}, its last line perhaps cut short")  # fmt: skip
         return self._failure
 
     def close(self) -> Path:

@@ -25,7 +25,7 @@ from pathlib import Path
 import msgpack
 import msgspec
 
-from streamhand.outputs import OutputUnfinished, finish_part, part_path
+from streamhand.outputs import OutputUnfinished, cut_short, finish_part, part_path
 from streamhand.stream import protocol
 
 PROFILE = "streamhand"
@@ -126,12 +126,8 @@ class McapRecorder:
         """The file could not take more: closed as it is under its part name (without the index and summary
         :meth:`close` writes), and the error says where."""
         self.closed = True
-        try:
-            self._file.close()
-        except OSError:  # what the buffer still held cannot be written either
-            pass
-        return OutputUnfinished(f"{self.option} {self.path}: could not be written ({e.strerror or type(e).__name__}); "
-                                f"the {self.count} messages recorded are in {self._part}, its end cut short")
+        return cut_short(self._file, self.option, self.path, e,
+                         f"the {self.count} messages recorded are in {self._part}, its end cut short")
 
     def discard(self) -> None:
         """Close without keeping anything: no file at the name (one already there stays as it was)."""
